@@ -1,0 +1,379 @@
+"""SequenceModel: input encoding, stacked LSTM/RNN layers, dropout, output head and loss.
+
+    x_t  --(one-hot token or dense vector)-->  layer 0 --dropout--> layer 1 ... layer L-1
+    y_t  =  h^{L-1}_t W + b                    (head "softmax": probabilities over V tokens,
+                                                 "linear": values, "tanh": values in (-1, 1))
+
+Losses: softmax head -> mean cross-entropy in nats per position; linear/tanh heads -> mean
+squared error per element (PyTorch's ``CrossEntropyLoss`` / ``MSELoss`` with mean reduction).
+Parameters live in one flat dict: ``"l{k}.Wx" (D_k, G)``, ``"l{k}.Wh" (H, G)``, ``"l{k}.b" (G,)``,
+``"head.W" (H, O)``, ``"head.b" (O,)``. The optimizer may update them in place; call
+``params_changed()`` afterwards so the stepping path drops its prepared copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .cells import CELL_TYPES, check_finite, make_cell
+from .trace import Trace
+
+INPUT_KINDS = ("onehot", "dense")
+HEADS = ("softmax", "linear", "tanh")
+DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a SequenceModel (saved in every checkpoint)."""
+
+    input_size: int  # V tokens (one-hot) or D features (dense), >= 1
+    output_size: int  # V tokens (softmax head) or O values, >= 1
+    cell: str = "lstm"  # "lstm" or "rnn"
+    hidden_size: int = 128  # H units per layer, >= 1
+    num_layers: int = 1  # stacked layers, >= 1
+    input_kind: str = "onehot"  # "onehot" (token ids) or "dense" (float vectors)
+    head: str = "softmax"  # "softmax" (cross-entropy), "linear" or "tanh" (mean squared error)
+    dropout: float = 0.0  # inverted dropout between layers while training, in [0, 1)
+    forget_bias: float = 1.0  # added to the LSTM forget-gate bias at initialisation
+    dtype: str = "float32"  # compute dtype: "float32" or "float64"
+
+    def __post_init__(self):
+        def positive_int(name):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+        for name in ("input_size", "output_size", "hidden_size", "num_layers"):
+            positive_int(name)
+        choices = (("cell", CELL_TYPES), ("input_kind", INPUT_KINDS), ("head", HEADS), ("dtype", DTYPES))
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not np.isfinite(self.forget_bias):
+            raise ValueError(f"forget_bias must be finite, got {self.forget_bias!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class ForwardResult:
+    """What ``SequenceModel.forward`` returns.
+
+    ``outputs (B, T, O)``: probabilities (softmax head) or predictions; ``loss``: mean loss or
+    None without targets; ``state``: final state per layer; ``cache``: for ``backward``.
+    """
+
+    outputs: np.ndarray
+    loss: float | None
+    state: list
+    cache: dict
+
+
+class SequenceModel:
+    """Stacked recurrent model with an output head. See the module docstring."""
+
+    def __init__(self, config: ModelConfig, params: dict | None = None, rng: np.random.Generator | None = None):
+        self.config = config
+        self.dtype = np.dtype(config.dtype)
+        H = config.hidden_size
+        self.cells = [
+            make_cell(config.cell, config.input_size if k == 0 else H, H) for k in range(config.num_layers)
+        ]
+        if params is None:
+            if rng is None:
+                raise ValueError("pass params or an np.random.Generator to initialise them")
+            params = self.init_params(rng)
+        self.params = self._checked_params(params)
+        self._prepared = None
+
+    # --- parameters ---------------------------------------------------------------------------
+    def init_params(self, rng: np.random.Generator) -> dict:
+        """Fresh parameters: each cell's init, and a uniform(+-1/sqrt(H)) head."""
+        params = {}
+        for k, cell in enumerate(self.cells):
+            for name, value in cell.init_params(rng, self.dtype, self.config.forget_bias).items():
+                params[f"l{k}.{name}"] = value
+        k = 1.0 / np.sqrt(self.config.hidden_size)
+        H, O = self.config.hidden_size, self.config.output_size
+        params["head.W"] = rng.uniform(-k, k, size=(H, O)).astype(self.dtype)  # (H, O)
+        params["head.b"] = rng.uniform(-k, k, size=(O,)).astype(self.dtype)  # (O,)
+        return params
+
+    def param_shapes(self) -> dict:
+        """Expected shape of every parameter, by name."""
+        shapes = {}
+        for k, cell in enumerate(self.cells):
+            D, H, G = cell.input_size, cell.hidden_size, cell.width
+            shapes.update({f"l{k}.Wx": (D, G), f"l{k}.Wh": (H, G), f"l{k}.b": (G,)})
+        shapes["head.W"] = (self.config.hidden_size, self.config.output_size)
+        shapes["head.b"] = (self.config.output_size,)
+        return shapes
+
+    def _checked_params(self, params: dict) -> dict:
+        shapes = self.param_shapes()
+        if set(params) != set(shapes):
+            missing, extra = sorted(set(shapes) - set(params)), sorted(set(params) - set(shapes))
+            raise ValueError(f"parameters do not match the config: missing {missing}, unexpected {extra}")
+        out = {}
+        for name, shape in shapes.items():
+            value = np.asarray(params[name])
+            if value.shape != shape:
+                raise ValueError(f"parameter {name} must have shape {shape}, got {value.shape}")
+            check_finite(f"parameter {name}", value)
+            out[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        return out
+
+    def layer_params(self, k: int) -> dict:
+        """Layer ``k``'s parameters under the cell's names ``Wx``, ``Wh``, ``b`` (views)."""
+        return {name: self.params[f"l{k}.{name}"] for name in ("Wx", "Wh", "b")}
+
+    def set_params(self, params: dict) -> None:
+        """Replace all parameters (validated, copied to the model's dtype)."""
+        self.params = self._checked_params(params)
+        self.params_changed()
+
+    def params_changed(self) -> None:
+        """Call after editing ``params`` in place: drops cached prepared weights."""
+        self._prepared = None
+
+    def prepared(self) -> list:
+        """Prepared weights per layer (cached until ``params_changed``)."""
+        if self._prepared is None:
+            self._prepared = [cell.prepare(self.layer_params(k)) for k, cell in enumerate(self.cells)]
+        return self._prepared
+
+    # --- state and inputs ---------------------------------------------------------------------
+    def zero_state(self, batch: int = 1) -> list:
+        """Per layer, a tuple of ``(B, H)`` zero arrays."""
+        return [cell.zero_state(batch, self.dtype) for cell in self.cells]
+
+    def _check_state(self, state, batch: int) -> list:
+        if state is None:
+            return self.zero_state(batch)
+        if len(state) != len(self.cells):
+            raise ValueError(f"state must hold one entry per layer ({len(self.cells)}), got {len(state)}")
+        return [cell.check_state(s, batch, self.dtype) for cell, s in zip(self.cells, state)]
+
+    def check_inputs(self, inputs: np.ndarray, ndim_batch: int) -> np.ndarray:
+        """Validate token ids ``(B, T)``/``(B,)`` or dense values ``(B, T, D)``/``(B, D)``."""
+        inputs = np.asarray(inputs)
+        if self.config.input_kind == "onehot":
+            if inputs.ndim != ndim_batch or not np.issubdtype(inputs.dtype, np.integer):
+                shape = "(B, T)" if ndim_batch == 2 else "(B,)"
+                raise ValueError(f"token inputs must be an integer array of shape {shape}, got {inputs.dtype} {inputs.shape}")
+            V = self.config.input_size
+            if inputs.size and (inputs.min() < 0 or inputs.max() >= V):
+                raise ValueError(f"token ids must be in [0, {V - 1}]")
+            return inputs
+        D = self.config.input_size
+        if inputs.ndim != ndim_batch + 1 or inputs.shape[-1] != D:
+            shape = "(B, T, D)" if ndim_batch == 2 else "(B, D)"
+            raise ValueError(f"dense inputs must have shape {shape} with D={D}, got {inputs.shape}")
+        inputs = np.asarray(inputs, dtype=self.dtype)
+        check_finite("inputs", inputs)
+        return inputs
+
+    def _check_targets(self, targets: np.ndarray, B: int, T: int) -> np.ndarray:
+        targets = np.asarray(targets)
+        if self.config.head == "softmax":
+            if targets.shape != (B, T) or not np.issubdtype(targets.dtype, np.integer):
+                raise ValueError(f"targets must be integer token ids of shape ({B}, {T}), got {targets.dtype} {targets.shape}")
+            V = self.config.output_size
+            if targets.size and (targets.min() < 0 or targets.max() >= V):
+                raise ValueError(f"target ids must be in [0, {V - 1}]")
+            return targets
+        O = self.config.output_size
+        if targets.shape != (B, T, O):
+            raise ValueError(f"targets must have shape ({B}, {T}, {O}), got {targets.shape}")
+        targets = np.asarray(targets, dtype=self.dtype)
+        check_finite("targets", targets)
+        return targets
+
+    def _project(self, k: int, prep, x_tm: np.ndarray) -> np.ndarray:
+        """Layer ``k``'s input projection for all timesteps at once -> ``(T, B, G)``."""
+        if k == 0 and self.config.input_kind == "onehot":
+            xp = prep.Wx_s[x_tm]  # (T, B, G) row gather = one-hot @ Wx
+        else:
+            xp = x_tm @ prep.Wx_s  # (T, B, G)
+        xp += prep.b_s  # (T, B, G)
+        return xp
+
+    # --- forward / backward -------------------------------------------------------------------
+    def forward(self, inputs, state=None, targets=None, *, train: bool = False,
+                rng: np.random.Generator | None = None, keep_pre: bool = False) -> ForwardResult:
+        """Run ``inputs`` (token ids ``(B, T)`` or values ``(B, T, D)``) through the model.
+
+        ``train=True`` applies inverted dropout between layers using ``rng`` (required then).
+        """
+        inputs = self.check_inputs(inputs, 2)
+        B, T = inputs.shape[:2]
+        if T < 1:
+            raise ValueError("inputs must have at least one timestep (T >= 1)")
+        state = self._check_state(state, B)
+        if targets is not None:
+            targets = self._check_targets(targets, B, T)
+        p = self.config.dropout if train else 0.0
+        if p > 0 and rng is None:
+            raise ValueError("dropout while training needs an np.random.Generator (rng)")
+        preps = [cell.prepare(self.layer_params(k)) for k, cell in enumerate(self.cells)]  # fresh: params may have changed
+        x_tm = np.ascontiguousarray(np.swapaxes(inputs, 0, 1))  # (T, B) or (T, B, D)
+        layer_in, caches, masks, final = x_tm, [], [], []
+        for k, (cell, prep) in enumerate(zip(self.cells, preps)):
+            if k > 0 and p > 0:
+                mask = (rng.random(layer_in.shape) >= p).astype(self.dtype) / self.dtype.type(1 - p)  # (T, B, H)
+                layer_in = layer_in * mask  # (T, B, H)
+                masks.append(mask)
+            else:
+                masks.append(None)
+            xp = self._project(k, prep, layer_in)  # (T, B, G)
+            hs, last, cache = cell.forward_tm(prep, xp, state[k], keep_pre=keep_pre)  # (T, B, H)
+            cache["input"] = layer_in  # (T, B) ids or (T, B, D_k)
+            caches.append(cache)
+            final.append(last)
+            layer_in = hs
+        top = layer_in.reshape(T * B, -1)  # (T*B, H)
+        scores = top @ self.params["head.W"] + self.params["head.b"]  # (T*B, O)
+        outputs, loss, dscores = self._head(scores, targets, B, T)
+        cache = {"caches": caches, "masks": masks, "preps": preps, "top": top, "dscores": dscores, "B": B, "T": T}
+        outputs_bt = np.ascontiguousarray(np.swapaxes(outputs.reshape(T, B, -1), 0, 1))  # (B, T, O)
+        return ForwardResult(outputs=outputs_bt, loss=loss, state=final, cache=cache)
+
+    def _head(self, scores: np.ndarray, targets, B: int, T: int):
+        """Outputs ``(T*B, O)``, mean loss and dLoss/dscores ``(T*B, O)`` (None without targets)."""
+        head = self.config.head
+        if head == "softmax":
+            shifted = scores - scores.max(axis=1, keepdims=True)  # (T*B, V)
+            exp = np.exp(shifted)  # (T*B, V)
+            total = exp.sum(axis=1, keepdims=True)  # (T*B, 1)
+            probs = exp / total  # (T*B, V)
+            if targets is None:
+                return probs, None, None
+            tgt = np.swapaxes(targets, 0, 1).reshape(-1)  # (T*B,)
+            rows = np.arange(tgt.size)  # (T*B,)
+            nll = np.log(total[:, 0]) - shifted[rows, tgt]  # (T*B,)
+            dscores = probs.copy()  # (T*B, V)
+            dscores[rows, tgt] -= 1.0
+            dscores /= tgt.size
+            return probs, float(nll.mean()), dscores
+        outputs = np.tanh(scores) if head == "tanh" else scores  # (T*B, O)
+        if targets is None:
+            return outputs, None, None
+        tgt = np.swapaxes(targets, 0, 1).reshape(outputs.shape)  # (T*B, O)
+        diff = outputs - tgt  # (T*B, O)
+        dscores = diff * (2.0 / diff.size)  # (T*B, O)
+        if head == "tanh":
+            dscores *= 1.0 - outputs * outputs  # (T*B, O)
+        return outputs, float(np.mean(diff * diff)), dscores
+
+    def backward(self, result: ForwardResult, dstate=None, doutputs=None):
+        """Gradients of the loss (targets given to ``forward``) plus, optionally, of
+        ``sum(doutputs * scores)`` for ``doutputs (B, T, O)`` (for testing) and of the final
+        state (``dstate``, per layer). Returns ``(grads, dinputs, dstate0)``; ``dinputs`` is
+        ``(B, T, D)`` for dense inputs and None for token ids.
+        """
+        cache = result.cache
+        B, T = cache["B"], cache["T"]
+        dscores = cache["dscores"]
+        if doutputs is not None:
+            extra = np.swapaxes(np.asarray(doutputs, self.dtype), 0, 1).reshape(T * B, -1)  # (T*B, O)
+            dscores = extra if dscores is None else dscores + extra
+        if dscores is None:
+            raise ValueError("backward needs targets in forward or doutputs")
+        grads = {
+            "head.W": cache["top"].T @ dscores,  # (H, O)
+            "head.b": dscores.sum(axis=0),  # (O,)
+        }
+        dhs = (dscores @ self.params["head.W"].T).reshape(T, B, -1)  # (T, B, H)
+        dstate0 = [None] * len(self.cells)
+        dinputs = None
+        for k in range(len(self.cells) - 1, -1, -1):
+            cell, prep, c = self.cells[k], cache["preps"][k], cache["caches"][k]
+            dz, dWh, dstate0[k] = cell.backward_tm(prep, c, dhs, None if dstate is None else dstate[k])
+            dz2 = dz.reshape(T * B, cell.width)  # (T*B, G)
+            layer_in = c["input"]
+            if k == 0 and self.config.input_kind == "onehot":
+                onehot = np.zeros((T * B, cell.input_size), self.dtype)  # (T*B, V)
+                onehot[np.arange(T * B), layer_in.reshape(-1)] = 1.0
+                dWx = onehot.T @ dz2  # (V, G)
+            else:
+                dWx = layer_in.reshape(T * B, -1).T @ dz2  # (D, G)
+            grads[f"l{k}.Wx"] = cell.to_public(dWx)  # (D, G)
+            grads[f"l{k}.Wh"] = dWh  # (H, G)
+            grads[f"l{k}.b"] = cell.to_public(dz2.sum(axis=0))  # (G,)
+            if k > 0 or self.config.input_kind == "dense":
+                dx = (dz2 @ prep.Wx_u.T).reshape(T, B, -1)  # (T, B, D_k)
+                if cache["masks"][k] is not None:
+                    dx *= cache["masks"][k]  # (T, B, H)
+                if k > 0:
+                    dhs = dx
+                else:
+                    dinputs = np.ascontiguousarray(np.swapaxes(dx, 0, 1))  # (B, T, D)
+        return grads, dinputs, dstate0
+
+    def loss_and_grads(self, inputs, targets, state=None, *, rng=None, train: bool = True):
+        """Forward + backward. Returns ``(loss, grads, final_state)``; final state for
+        carrying into the next truncated-BPTT chunk (no gradient flows across chunks)."""
+        result = self.forward(inputs, state, targets, train=train, rng=rng)
+        grads, _, _ = self.backward(result)
+        return result.loss, grads, result.state
+
+    # --- stepping -----------------------------------------------------------------------------
+    def step(self, x_t, state=None):
+        """One timestep for the whole stack. ``x_t``: token ids ``(B,)`` or values ``(B, D)``.
+
+        Returns ``(output (B, O), new_state, records)``: probabilities or predictions, the
+        state per layer, and per layer the cell's record (i, f, g, o, c, h, pre).
+        """
+        x_t = self.check_inputs(x_t, 1)
+        B = x_t.shape[0]
+        state = self._check_state(state, B)
+        layer_in, records, new_state = x_t, [], []
+        for k, (cell, prep) in enumerate(zip(self.cells, self.prepared())):
+            if k == 0 and self.config.input_kind == "onehot":
+                xp = prep.Wx_s[layer_in] + prep.b_s  # (B, G)
+            else:
+                xp = layer_in @ prep.Wx_s + prep.b_s  # (B, G)
+            s, record = cell.step_projected(prep, xp, state[k])
+            new_state.append(s)
+            records.append(record)
+            layer_in = record["h"]  # (B, H)
+        scores = layer_in @ self.params["head.W"] + self.params["head.b"]  # (B, O)
+        output, _, _ = self._head(scores, None, B, 1)
+        return output, new_state, records
+
+    def trace(self, inputs, state=None, text: str | None = None) -> Trace:
+        """Forward one sequence (token ids ``(T,)`` or values ``(T, D)``) and record everything."""
+        inputs = np.asarray(inputs)
+        result = self.forward(inputs[None], None if state is None else state, keep_pre=True)
+        layers = []
+        for cell, c in zip(self.cells, result.cache["caches"]):
+            record = {"h": c["hs"][1:, 0].copy(), "pre": cell.pre_activations(c["pre"][:, 0])}  # (T, H), (T, G)
+            if cell.kind == "lstm":
+                H = cell.hidden_size
+                acts = c["acts"][:, 0]  # (T, G) internal i, f, o, g
+                record.update(i=acts[:, :H].copy(), f=acts[:, H : 2 * H].copy(), o=acts[:, 2 * H : 3 * H].copy(),
+                              g=acts[:, 3 * H :].copy(), c=c["cs"][1:, 0].copy())  # (T, H) each
+            layers.append(record)
+        start = self._check_state(state, 1)
+        return Trace(
+            cell=self.config.cell,
+            layers=layers,
+            inputs=inputs.copy(),
+            outputs=result.outputs[0],
+            initial_state=[tuple(s[0].copy() for s in layer) for layer in start],
+            text=text,
+        )
