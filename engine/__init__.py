@@ -13,10 +13,18 @@ Never imports Qt, pyqtgraph or lstmviz (a test enforces it).
 """
 
 from .cells import CELL_TYPES, GATES, LSTMCell, RNNCell, make_cell, sigmoid
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data import CharVocab, TextCorpus, decode_text, load_text
+from .errors import CheckpointError, DataError
 from .model import ForwardResult, ModelConfig, SequenceModel
+from .sample import SampleResult, sample
 from .trace import Trace
 
 __all__ = [
     "CELL_TYPES", "GATES", "LSTMCell", "RNNCell", "make_cell", "sigmoid",
-    "ForwardResult", "ModelConfig", "SequenceModel", "Trace",
+    "Checkpoint", "load_checkpoint", "save_checkpoint",
+    "CharVocab", "TextCorpus", "decode_text", "load_text",
+    "CheckpointError", "DataError",
+    "ForwardResult", "ModelConfig", "SequenceModel",
+    "SampleResult", "sample", "Trace",
 ]

@@ -82,7 +82,7 @@ class _Cell:
 
     def __init__(self, input_size: int, hidden_size: int):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.input_size = int(input_size)  # D
         self.hidden_size = int(hidden_size)  # H
@@ -121,14 +121,14 @@ class _Cell:
         """All-zero state: one ``(B, H)`` array per name in ``state_names``."""
         return tuple(np.zeros((batch, self.hidden_size), dtype) for _ in self.state_names)
 
-    def check_state(self, state, batch: int, dtype) -> tuple:
+    def check_state(self, state, batch: int, dtype, label: str = "state") -> tuple:
         if state is None:
             return self.zero_state(batch, dtype)
         state = tuple(state)
         if len(state) != len(self.state_names):
-            raise ValueError(f"state must be a tuple {self.state_names} of (B, H) arrays")
+            raise ValueError(f"{label} must be a tuple {self.state_names} of (B, H) arrays")
         for name, s in zip(self.state_names, state):
-            _check_array(f"state {name}0", s, (batch, self.hidden_size), dtype)
+            _check_array(f"{label} {name}0", s, (batch, self.hidden_size), dtype)
         return state
 
     # --- public one-step API ------------------------------------------------------------------
@@ -173,6 +173,9 @@ class _Cell:
         prep = cache["prep"]
         x_tm = cache["x_tm"]  # (T, B, D)
         T, B, D = x_tm.shape
+        _check_array("dhs", dhs, (B, T, self.hidden_size), x_tm.dtype)
+        if dstate is not None:
+            self.check_state(dstate, B, x_tm.dtype, label="dstate")
         dhs_tm = np.ascontiguousarray(dhs.transpose(1, 0, 2))  # (T, B, H)
         dz, dWh, dstate0 = self.backward_tm(prep, cache, dhs_tm, dstate)
         dz2 = dz.reshape(T * B, self.width)  # (T*B, G)
@@ -277,9 +280,12 @@ class LSTMCell(_Cell):
         cache = {"acts": acts, "hs": hs, "cs": cs, "tc": tc, "pre": pre}
         return hs[1:], (hs[T].copy(), cs[T].copy()), cache
 
-    def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None):
+    def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None, record: dict | None = None):
         """Time-major BPTT. ``dhs (T, B, H)``; returns ``(dz (T, B, G), dWh (H, G) public,
-        (dh0, dc0))`` where ``dz`` is dLoss/d(pre-activation) in the internal order."""
+        (dh0, dc0))`` where ``dz`` is dLoss/d(pre-activation) in the internal order.
+
+        If ``record`` is a dict, it receives ``"dh" (T, B, H)``, the total dLoss/dh_t, and
+        ``"dc" (T, B, H)``, the total dLoss/dc_t (before the product with f_t)."""
         acts, hs, cs, tc = cache["acts"], cache["hs"], cache["cs"], cache["tc"]
         T, B, G = acts.shape
         H = self.hidden_size
@@ -301,6 +307,9 @@ class LSTMCell(_Cell):
         dh = np.empty((B, H), dtype)  # (B, H)
         tmp = np.empty((B, H), dtype)  # (B, H)
         WhT = prep.Wh_u.T  # (G, H) view
+        if record is not None:
+            rec_dh = record["dh"] = np.empty((T, B, H), dtype)  # (T, B, H)
+            rec_dc = record["dc"] = np.empty((T, B, H), dtype)  # (T, B, H)
         for t in range(T - 1, -1, -1):
             a = acts[t]  # (B, G)
             d = dz[t]  # (B, G)
@@ -309,6 +318,9 @@ class LSTMCell(_Cell):
             np.multiply(dh, a[:, 2 * H : 3 * H], out=tmp)  # (B, H) dL/dtanh(c)
             tmp *= dtc[t]  # (B, H)
             dc += tmp  # (B, H) dL/dc_t
+            if record is not None:
+                rec_dh[t] = dh  # (B, H)
+                rec_dc[t] = dc  # (B, H)
             np.multiply(dc, a[:, 3 * H :], out=d[:, :H])  # (B, H) dL/di = dc * g
             np.multiply(dc, cs[t], out=d[:, H : 2 * H])  # (B, H) dL/df = dc * c_prev
             np.multiply(dc, a[:, :H], out=d[:, 3 * H :])  # (B, H) dL/dg = dc * i
@@ -360,7 +372,8 @@ class RNNCell(_Cell):
         cache = {"hs": hs, "pre": pre}
         return hs[1:], (hs[T].copy(),), cache
 
-    def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None):
+    def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None, record: dict | None = None):
+        """Time-major BPTT; see ``LSTMCell.backward_tm`` (``record`` receives ``"dh"`` only)."""
         hs = cache["hs"]  # (T+1, B, H)
         T, B, H = dhs.shape
         deriv = np.multiply(hs[1:], hs[1:])  # (T, B, H)
@@ -368,8 +381,12 @@ class RNNCell(_Cell):
         dz = np.empty((T, B, H), dhs.dtype)  # (T, B, H)
         dh_rec = np.zeros((B, H), dhs.dtype) if dstate is None else np.array(dstate[0], dtype=dhs.dtype)  # (B, H)
         WhT = prep.Wh_u.T  # (H, H) view
+        if record is not None:
+            rec_dh = record["dh"] = np.empty((T, B, H), dhs.dtype)  # (T, B, H)
         for t in range(T - 1, -1, -1):
             np.add(dhs[t], dh_rec, out=dz[t])  # (B, H)
+            if record is not None:
+                rec_dh[t] = dz[t]  # (B, H) total dL/dh_t
             dz[t] *= deriv[t]  # (B, H)
             np.matmul(dz[t], WhT, out=dh_rec)  # (B, H)
         dWh = hs[:-1].reshape(T * B, H).T @ dz.reshape(T * B, H)  # (H, H)

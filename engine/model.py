@@ -52,6 +52,10 @@ class ModelConfig:
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
+        for name in ("dropout", "forget_bias"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ValueError(f"{name} must be a real number, got {value!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not np.isfinite(self.forget_bias):
@@ -183,6 +187,8 @@ class SequenceModel:
         if inputs.ndim != ndim_batch + 1 or inputs.shape[-1] != D:
             shape = "(B, T, D)" if ndim_batch == 2 else "(B, D)"
             raise ValueError(f"dense inputs must have shape {shape} with D={D}, got {inputs.shape}")
+        if inputs.dtype.kind not in "iuf":
+            raise ValueError(f"dense inputs must be real numbers (float or int), got {inputs.dtype}")
         inputs = np.asarray(inputs, dtype=self.dtype)
         check_finite("inputs", inputs)
         return inputs

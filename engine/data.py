@@ -1,0 +1,313 @@
+"""Text data: reading a user's file safely, the character vocabulary, and training batches.
+
+``load_text`` / ``decode_text`` turn a file into a clean ``str`` (UTF-8 with or without BOM, or
+UTF-16 with BOM; CRLF normalised to LF) and refuse, with a one-line ``DataError`` naming the
+file, anything that is missing, a directory, too big, binary, badly encoded or empty.
+
+``CharVocab`` maps characters to token ids ``0 .. V-1`` in sorted (code point) order, so the
+same text always gives the same vocabulary.
+
+``TextCorpus`` splits the encoded text into a training part and a validation part (the last
+``val_fraction`` of the text) and cuts the training part into batches of next-character
+prediction windows: ``x (B, T)`` ids and ``y (B, T)`` the ids one position later.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from typing import Iterator, NamedTuple
+
+import numpy as np
+
+from .errors import DataError
+
+DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # refuse text files larger than 100 MiB
+MAX_SHOWN_UNKNOWN = 20  # unknown characters listed in an error message
+BINARY_CONTROL_SHARE = 0.10  # more than this share of control characters means "binary"
+BATCH_MODES = ("sequential", "random")
+
+_TEXT_CONTROLS = (9, 10, 11, 12, 13)  # \t \n \v \f \r: control characters that plain text uses
+_UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
+_UTF8_BOM = b"\xef\xbb\xbf"
+_ENCODE_CHUNK = 1 << 20  # characters encoded per chunk
+
+
+def _format_size(n: int) -> str:
+    """Bytes as a short human-readable size, e.g. ``"12.5 MiB"``."""
+    if n < 1024:
+        return f"{n} bytes"
+    exponent = min(int(np.log2(n)) // 10, 3)  # 1 KiB, 2 MiB, 3 GiB
+    return f"{n / 1024 ** exponent:.1f} {('KiB', 'MiB', 'GiB')[exponent - 1]}"
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+# --- vocabulary -------------------------------------------------------------------------------
+class CharVocab:
+    """Characters <-> token ids. ``chars`` is a sorted tuple of unique single characters;
+    ``chars[i]`` is token id ``i`` (ids are in ``[0, len(vocab) - 1]``)."""
+
+    def __init__(self, chars):
+        if isinstance(chars, str):
+            raise DataError("CharVocab takes a sequence of characters; use CharVocab.from_text(text) for a string")
+        chars = tuple(chars)
+        if not chars:
+            raise DataError("the vocabulary is empty; it needs at least one character")
+        bad = [c for c in chars if not isinstance(c, str) or len(c) != 1]
+        if bad:
+            raise DataError(f"vocabulary entries must be single characters, got {bad[:MAX_SHOWN_UNKNOWN]!r}")
+        if len(set(chars)) != len(chars):
+            dupes = sorted({c for c in chars if chars.count(c) > 1})
+            raise DataError(f"vocabulary characters must be unique; repeated: {_show_chars(dupes)}")
+        if list(chars) != sorted(chars):
+            raise DataError("vocabulary characters must be in sorted (code point) order")
+        self.chars: tuple[str, ...] = chars
+        self._codes = np.array([ord(c) for c in chars], dtype=np.uint32)  # (V,) sorted code points
+        self._ids = {c: i for i, c in enumerate(chars)}
+
+    @classmethod
+    def from_text(cls, text: str) -> "CharVocab":
+        """The sorted set of characters in ``text`` (deterministic)."""
+        if not isinstance(text, str) or not text:
+            raise DataError("cannot build a vocabulary from an empty text")
+        return cls(sorted(set(text)))
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, CharVocab) and self.chars == other.chars
+
+    def __hash__(self) -> int:
+        return hash(self.chars)
+
+    def __repr__(self) -> str:
+        return f"CharVocab({len(self)} chars: {''.join(self.chars)[:40]!r})"
+
+    def _lookup(self, text: str):
+        """``(codes (T,), ids (T,) int64, known (T,) bool)``: ids only meaningful where known."""
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")  # (T,) code points
+        ids = np.searchsorted(self._codes, codes).astype(np.int64, copy=False)  # (T,) insertion points
+        np.minimum(ids, len(self.chars) - 1, out=ids)  # (T,)
+        known = self._codes[ids] == codes  # (T,)
+        return codes, ids, known
+
+    def unknown(self, text: str) -> list[str]:
+        """Sorted unique characters of ``text`` that are not in the vocabulary."""
+        codes, _, known = self._lookup(text)  # (T,), _, (T,)
+        return [chr(c) for c in np.unique(codes[~known])]
+
+    def encode(self, text: str, source: str = "text") -> np.ndarray:
+        """Token ids ``(T,) int64`` of ``text``; ``DataError`` listing any unknown characters
+        (``source`` names the text in that message)."""
+        if not isinstance(text, str):
+            raise DataError(f"{source} must be a str, got {type(text).__name__}")
+        ids = np.empty(len(text), dtype=np.int64)  # (T,)
+        for start in range(0, len(text), _ENCODE_CHUNK):  # chunks bound the temporary memory
+            _, chunk, known = self._lookup(text[start : start + _ENCODE_CHUNK])  # _, (C,), (C,)
+            if not known.all():
+                raise DataError(f"{source} has characters not in the vocabulary: {_show_chars(self.unknown(text))}")
+            ids[start : start + len(chunk)] = chunk
+        return ids
+
+    def decode(self, ids) -> str:
+        """The text of token ids ``(T,)``."""
+        ids = np.asarray(ids)  # (T,)
+        if ids.ndim != 1 or not (ids.size == 0 or np.issubdtype(ids.dtype, np.integer)):
+            raise DataError(f"token ids must be a 1-D integer array, got {ids.dtype} {ids.shape}")
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.chars)):
+            raise DataError(f"token ids must be in [0, {len(self.chars) - 1}]")
+        return "".join(self.chars[i] for i in ids.tolist())
+
+    def index(self, ch: str) -> int:
+        """Token id of the character ``ch``."""
+        if ch not in self._ids:
+            raise DataError(f"character {ch!r} is not in the vocabulary")
+        return self._ids[ch]
+
+    def to_list(self) -> list[str]:
+        """The characters as a JSON-friendly list (``CharVocab(v.to_list()) == v``)."""
+        return list(self.chars)
+
+
+def _show_chars(chars: list[str]) -> str:
+    """``'a', 'é', '\\t'`` (repr'd; at most MAX_SHOWN_UNKNOWN, then how many more)."""
+    shown = ", ".join(repr(c) for c in chars[:MAX_SHOWN_UNKNOWN])
+    more = len(chars) - MAX_SHOWN_UNKNOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+# --- reading files ----------------------------------------------------------------------------
+def _looks_binary(codes: np.ndarray) -> bool:
+    """True if code units ``(N,)`` hold a NUL or more than BINARY_CONTROL_SHARE control chars."""
+    if codes.size == 0:
+        return False
+    control = (codes < 32) | (codes == 127)  # (N,)
+    control &= ~np.isin(codes, _TEXT_CONTROLS)  # (N,)
+    return bool((codes == 0).any() or control.mean() > BINARY_CONTROL_SHARE)
+
+
+def decode_text(data: bytes, source: str = "<text>") -> str:
+    """Decode a text file's bytes: UTF-8 (optional BOM) or UTF-16 with BOM; CRLF -> LF.
+
+    Raises ``DataError`` (naming ``source``) for binary data, invalid encoding (with the byte
+    offset of the first bad byte), and empty or whitespace-only text.
+    """
+    binary = f"{source} looks like a binary file, not text; choose a plain-text (UTF-8) file"
+    encoding, label, bom = "utf-8", "UTF-8", b""
+    for mark, name in _UTF16_BOMS.items():
+        if data.startswith(mark):
+            encoding, label, bom = name, "UTF-16", mark
+    if encoding == "utf-8":
+        bom = _UTF8_BOM if data.startswith(_UTF8_BOM) else b""
+        if _looks_binary(np.frombuffer(data, dtype=np.uint8)):  # (N,) bytes
+            raise DataError(binary)
+    body = data[len(bom):]
+    try:
+        text = body.decode(encoding)
+    except UnicodeDecodeError as e:
+        offset = e.start + len(bom)
+        raise DataError(
+            f"{source} is not valid {label}: first bad byte 0x{data[offset]:02x} at byte offset "
+            f"{offset} ({e.reason}); save it as UTF-8 and try again"
+        ) from None
+    if encoding != "utf-8" and _looks_binary(np.frombuffer(text.encode("utf-32-le"), dtype="<u4")):  # (N,)
+        raise DataError(binary)
+    if not text.strip():
+        raise DataError(f"{source} is empty (no text other than whitespace)")
+    return text.replace("\r\n", "\n")
+
+
+def load_text(path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+    """Read and decode the text file at ``path`` (see ``decode_text``).
+
+    The size is checked before reading, so a file over ``max_bytes`` is never loaded.
+    Missing files, directories, special files and unreadable files raise ``DataError``.
+    """
+    max_bytes = _positive_int("max_bytes", max_bytes)
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+        if stat.S_ISDIR(info.st_mode):
+            raise DataError(f"{name} is a folder, not a text file")
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{name} is not a regular file")
+        if info.st_size > max_bytes:
+            raise DataError(
+                f"{name} is too big ({_format_size(info.st_size)}); the limit is {_format_size(max_bytes)}"
+            )
+        with open(name, "rb") as f:
+            data = f.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise DataError(f"{name}: no such file") from None
+    except PermissionError:
+        raise DataError(f"{name}: permission denied (cannot read the file)") from None
+    except OSError as e:
+        raise DataError(f"{name}: cannot read the file ({e.strerror or e})") from None
+    if len(data) > max_bytes:  # the file grew after stat
+        raise DataError(f"{name} is too big (over {_format_size(max_bytes)})")
+    return decode_text(data, source=name)
+
+
+# --- corpus and batches -----------------------------------------------------------------------
+class Batch(NamedTuple):
+    """One training batch: inputs ``x (B, T)`` and targets ``y (B, T)`` (int64 token ids,
+    ``y[:, t]`` is the character after ``x[:, t]``); ``reset``: start from a zero state."""
+
+    x: np.ndarray
+    y: np.ndarray
+    reset: bool
+
+
+class TextCorpus:
+    """A text encoded with a vocabulary and split into training and validation ids.
+
+    ``val_fraction`` in [0, 0.5]: the *last* ``floor(N * val_fraction)`` characters are the
+    validation part (0 = no validation). ``vocab`` None builds one from the whole text.
+    """
+
+    def __init__(self, text: str, vocab: CharVocab | None = None, val_fraction: float = 0.1):
+        if not isinstance(text, str) or not text:
+            raise DataError("the text is empty")
+        val_fraction = float(val_fraction)
+        if not 0.0 <= val_fraction <= 0.5:
+            raise ValueError(f"val_fraction must be in [0, 0.5], got {val_fraction!r}")
+        self.text = text
+        self.vocab = CharVocab.from_text(text) if vocab is None else vocab
+        self.val_fraction = val_fraction
+        ids = self.vocab.encode(text)  # (N,)
+        n_val = int(len(ids) * val_fraction)
+        self.train_ids = ids[: len(ids) - n_val]  # (N - M,)
+        self.val_ids = ids[len(ids) - n_val:]  # (M,)
+
+    def check_trainable(self, seq_len: int, batch_size: int) -> None:
+        """Raise ``DataError`` unless the training part holds one batch of ``batch_size``
+        back-to-back windows of ``seq_len + 1`` characters (``batch_size * seq_len + 1``) and
+        the validation part (when ``val_fraction > 0``) has at least 2 characters."""
+        T = _positive_int("seq_len", seq_len)
+        B = _positive_int("batch_size", batch_size)
+        need, have = B * T + 1, len(self.train_ids)
+        if have < need:
+            raise DataError(
+                f"the training text has {have} characters but batch_size {B} x seq_len {T} needs at least "
+                f"{need}; use a longer text or a smaller batch_size, seq_len or val_fraction"
+            )
+        if self.val_fraction > 0 and len(self.val_ids) < 2:
+            raise DataError(
+                f"the validation part has {len(self.val_ids)} characters but needs at least 2; "
+                f"use a longer text, a larger val_fraction, or val_fraction 0"
+            )
+
+    def batches_per_epoch(self, batch_size: int, seq_len: int) -> int:
+        """Sequential batches before the streams wrap around."""
+        self.check_trainable(seq_len, batch_size)
+        return (len(self.train_ids) - 1) // batch_size // seq_len
+
+    def batches(self, batch_size: int, seq_len: int, rng: np.random.Generator | None = None,
+                mode: str = "sequential", start: int = 0) -> Iterator[Batch]:
+        """Infinite iterator of ``Batch`` from the training ids (checked first).
+
+        ``"sequential"`` (char-rnn): the ids are cut into ``batch_size`` contiguous streams of
+        ``L = (N - 1) // batch_size`` positions; batch ``k`` holds window
+        ``k mod batches_per_epoch`` of every stream, so row ``b`` of batch ``k + 1`` continues
+        row ``b`` of batch ``k`` and the caller may carry the hidden state. ``reset`` is True on
+        the first window of every epoch. ``start=k`` begins at batch ``k``, exactly as if ``k``
+        batches had been taken. ``rng`` is not used.
+
+        ``"random"``: every row is a window at an offset drawn uniformly from ``rng`` (required);
+        ``reset`` is always True. The draws depend only on ``rng``'s state, so to resume, restore
+        the rng state; ``start`` has no effect in this mode.
+        """
+        if mode not in BATCH_MODES:
+            raise ValueError(f"unknown batch mode {mode!r}; expected one of {BATCH_MODES}")
+        if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+            raise ValueError(f"start must be a non-negative integer, got {start!r}")
+        self.check_trainable(seq_len, batch_size)
+        if mode == "random":
+            if not isinstance(rng, np.random.Generator):
+                raise ValueError("random batches need an np.random.Generator (rng)")
+            return self._random_batches(batch_size, seq_len, rng)
+        return self._sequential_batches(batch_size, seq_len, int(start))
+
+    def _sequential_batches(self, B: int, T: int, start: int) -> Iterator[Batch]:
+        per_epoch = self.batches_per_epoch(B, T)
+        L = (len(self.train_ids) - 1) // B
+        xs = self.train_ids[: B * L].reshape(B, L)  # (B, L) one stream per row
+        ys = self.train_ids[1 : B * L + 1].reshape(B, L)  # (B, L) the next character
+        k = start
+        while True:
+            j = (k % per_epoch) * T
+            yield Batch(x=xs[:, j : j + T].copy(), y=ys[:, j : j + T].copy(), reset=j == 0)  # (B, T) each
+            k += 1
+
+    def _random_batches(self, B: int, T: int, rng: np.random.Generator) -> Iterator[Batch]:
+        span = np.arange(T)  # (T,)
+        while True:
+            offsets = rng.integers(0, len(self.train_ids) - T, size=B)  # (B,) window starts
+            idx = offsets[:, None] + span  # (B, T)
+            yield Batch(x=self.train_ids[idx], y=self.train_ids[idx + 1], reset=True)  # (B, T) each

@@ -1,0 +1,130 @@
+"""Sampling text from a character model, one timestep at a time, keeping the full trace.
+
+The model is stepped with ``SequenceModel.step`` (a batch of one): first over the prime, then
+over its own samples. At every step the next character is drawn from the model's distribution
+``p`` sharpened or flattened by the temperature ``tau`` (``q ~ p ** (1 / tau)``, computed in log
+space), optionally restricted to the ``top_k`` most likely characters; ``greedy`` takes the most
+likely character instead. The returned ``Trace`` covers the whole text (prime + generated) and
+its ``outputs`` are the model's own probabilities (temperature 1), so it equals
+``model.trace(vocab.encode(text))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cells import make_cell
+from .data import CharVocab
+from .model import SequenceModel
+from .trace import Trace
+
+MAX_SAMPLE_LENGTH = 100_000  # characters generated per call, at most
+START_CHAR = "\n"  # fed first when the prime is empty (the vocabulary's first char if absent)
+
+
+@dataclass
+class SampleResult:
+    """``text`` = prime (or the start character) + ``generated``; ``trace`` covers ``text``."""
+
+    text: str
+    generated: str
+    trace: Trace
+
+
+def start_char(vocab: CharVocab) -> str:
+    """The character fed when the prime is empty: ``START_CHAR`` if in ``vocab``, else its first."""
+    return START_CHAR if START_CHAR in vocab.chars else vocab.chars[0]
+
+
+def trace_from_records(cell_kind: str, records_per_step: list, outputs, inputs, text: str | None,
+                       initial_state: list | None = None) -> Trace:
+    """Assemble a ``Trace`` from ``SequenceModel.step`` results on a batch of one.
+
+    ``records_per_step[t][k]`` is layer ``k``'s record at step ``t`` (name -> ``(1, H)`` or
+    ``(1, G)``); ``outputs``: per step ``(1, O)`` (or an array ``(T, O)``); ``inputs``: ``(T,)``
+    ids or ``(T, D)`` values. ``initial_state`` per layer, a tuple of ``(H,)`` arrays; None =
+    zeros. Needs at least one step.
+    """
+    if not records_per_step:
+        raise ValueError("a trace needs at least one step")
+    first = records_per_step[0]
+    layers = [
+        {name: np.stack([step[k][name][0] for step in records_per_step]) for name in first[k]}  # (T, H) / (T, G)
+        for k in range(len(first))
+    ]
+    if initial_state is None:
+        n_state = len(make_cell(cell_kind, 1, 1).state_names)  # (h, c) or (h,)
+        initial_state = [tuple(np.zeros_like(layer["h"][0]) for _ in range(n_state)) for layer in layers]  # (H,) each
+    return Trace(
+        cell=cell_kind,
+        layers=layers,
+        inputs=np.asarray(inputs).copy(),  # (T,) or (T, D)
+        outputs=np.stack([np.asarray(o).reshape(-1) for o in outputs]),  # (T, O)
+        initial_state=initial_state,
+        text=text,
+    )
+
+
+def next_distribution(probs: np.ndarray, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+    """Sampling distribution ``(V,)`` float64 from the model's probabilities ``probs (V,)``:
+    ``softmax(log(probs) / temperature)`` over the ``top_k`` most likely ids (ties: lower id)."""
+    with np.errstate(divide="ignore"):
+        logits = np.log(probs.astype(np.float64)) / temperature  # (V,) log p / tau, -inf where p == 0
+    if top_k is not None and top_k < logits.size:
+        order = np.argsort(-logits, kind="stable")  # (V,) most likely first
+        logits[order[top_k:]] = -np.inf  # (V,)
+    logits -= logits.max()  # (V,) the best is 0: no overflow
+    q = np.exp(logits)  # (V,)
+    return q / q.sum()  # (V,)
+
+
+def _check_options(model: SequenceModel, vocab: CharVocab, length, temperature, top_k, greedy, rng) -> None:
+    config = model.config
+    if config.input_kind != "onehot" or config.head != "softmax":
+        raise ValueError("sampling needs a character model (one-hot input, softmax head)")
+    if not (config.input_size == config.output_size == len(vocab)):
+        raise ValueError(
+            f"the vocabulary has {len(vocab)} characters but the model has input_size {config.input_size} "
+            f"and output_size {config.output_size}"
+        )
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or not 0 <= length <= MAX_SAMPLE_LENGTH:
+        raise ValueError(f"length must be an integer in [0, {MAX_SAMPLE_LENGTH}], got {length!r}")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.floating, np.integer)) \
+            or not np.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
+                              or not 1 <= top_k <= len(vocab)):
+        raise ValueError(f"top_k must be None or an integer in [1, {len(vocab)}], got {top_k!r}")
+    if not greedy and not isinstance(rng, np.random.Generator):
+        raise ValueError("sampling needs an np.random.Generator (rng) unless greedy=True")
+
+
+def sample(model: SequenceModel, vocab: CharVocab, prime: str = "", length: int = 200,
+           temperature: float = 1.0, top_k: int | None = None, greedy: bool = False,
+           rng: np.random.Generator | None = None) -> SampleResult:
+    """Feed ``prime`` (or ``start_char(vocab)`` when empty), then generate ``length`` characters.
+
+    ``temperature`` > 0 (below 1 concentrates, above 1 flattens), ``top_k`` in [1, V] or None,
+    ``greedy`` = always the most likely character (no ``rng`` needed). Prime characters outside
+    the vocabulary raise ``DataError``. The trace starts from the zero state.
+    """
+    _check_options(model, vocab, length, temperature, top_k, greedy, rng)
+    prime = prime or start_char(vocab)
+    ids = vocab.encode(prime, source="the prime").tolist()
+    n_prime = len(ids)
+    records, outputs, state = [], [], None
+    for t in range(n_prime + length):
+        if t >= n_prime:  # generate from the distribution after the previous character
+            probs = outputs[-1][0]  # (V,)
+            if greedy:
+                ids.append(int(np.argmax(probs)))
+            else:
+                ids.append(int(rng.choice(probs.size, p=next_distribution(probs, temperature, top_k))))
+        out, state, rec = model.step(np.array(ids[t : t + 1], dtype=np.int64), state)  # (1, V)
+        outputs.append(out)
+        records.append(rec)
+    text = vocab.decode(np.array(ids, dtype=np.int64))
+    trace = trace_from_records(model.config.cell, records, outputs, np.array(ids, dtype=np.int64), text)
+    return SampleResult(text=text, generated=text[len(prime):], trace=trace)

@@ -1,0 +1,309 @@
+"""engine.checkpoint (exact round trip, every corruption refused) and engine.atomic (atomic writes)."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from engine import ModelConfig, SequenceModel
+from engine.atomic import atomic_write_bytes, atomic_writer
+from engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from engine.data import CharVocab
+from engine.errors import CheckpointError
+
+VOCAB = CharVocab.from_text("hello, world!\n")
+
+
+def make_model(cell="lstm", dtype="float32", layers=2, seed=0):
+    config = ModelConfig(input_size=len(VOCAB), output_size=len(VOCAB), cell=cell, hidden_size=6,
+                         num_layers=layers, dtype=dtype)
+    return SequenceModel(config, rng=np.random.default_rng(seed))
+
+
+def optimizer_state(model, rng):
+    return {
+        "name": "adam",
+        "hyper": {"lr": 0.002, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        "t": 41,
+        "slots": {slot: {k: rng.standard_normal(a.shape).astype(a.dtype) for k, a in model.params.items()}
+                  for slot in ("m", "v")},
+    }
+
+
+def train_state(model, rng):
+    gen = np.random.Generator(np.random.PCG64(12345))
+    gen.random(3)
+    return {
+        "rng": gen.bit_generator.state,  # PCG64 state: ints > 2**63
+        "batches_taken": 17,
+        "smooth_loss": 2.25,
+        "elapsed_s": 1.5,
+        "carry": rng.standard_normal((2, 2, 3, 6)).astype(model.dtype),  # (L, S, B, H)
+        "nested": {"per_layer": [(np.arange(3), np.ones(2)), None]},
+    }
+
+
+def _files(folder):
+    return sorted(os.listdir(folder))
+
+
+# --- round trip -------------------------------------------------------------------------------
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_round_trip_is_exact(tmp_path, cell, dtype):
+    model = make_model(cell, dtype)
+    rng = np.random.default_rng(1)
+    opt, ts = optimizer_state(model, rng), train_state(model, rng)
+    path = tmp_path / "run.npz"
+    save_checkpoint(path, model, vocab=VOCAB, step=41, optimizer_state=opt, train_state=ts,
+                    train_config={"lr": 0.002, "seq_len": 25}, extra={"note": "ünïcode"})
+    ckpt = load_checkpoint(path)
+    assert _files(tmp_path) == ["run.npz"]
+    assert ckpt.model.config == model.config and ckpt.vocab == VOCAB and ckpt.step == 41
+    assert ckpt.path == str(path)
+    for name, value in model.params.items():
+        got = ckpt.model.params[name]
+        assert got.dtype == value.dtype and got.tobytes() == value.tobytes()  # bitwise
+    assert ckpt.optimizer_state["name"] == "adam" and ckpt.optimizer_state["t"] == 41
+    assert ckpt.optimizer_state["hyper"] == opt["hyper"]
+    for slot in ("m", "v"):
+        for name, value in opt["slots"][slot].items():
+            assert ckpt.optimizer_state["slots"][slot][name].tobytes() == value.tobytes()
+    got = ckpt.train_state
+    assert got["rng"] == ts["rng"] and got["batches_taken"] == 17 and got["smooth_loss"] == 2.25
+    assert got["carry"].dtype == model.dtype and got["carry"].tobytes() == ts["carry"].tobytes()
+    pair = got["nested"]["per_layer"][0]
+    assert isinstance(pair, tuple) and np.array_equal(pair[0], np.arange(3)) and got["nested"]["per_layer"][1] is None
+    restored = np.random.Generator(np.random.PCG64())
+    restored.bit_generator.state = got["rng"]
+    original = np.random.Generator(np.random.PCG64())
+    original.bit_generator.state = ts["rng"]
+    assert restored.random() == original.random()
+    assert ckpt.train_config == {"lr": 0.002, "seq_len": 25} and ckpt.extra == {"note": "ünïcode"}
+    x = VOCAB.encode("hello")
+    np.testing.assert_array_equal(ckpt.model.trace(x).outputs, model.trace(x).outputs)
+
+
+def test_minimal_checkpoint_and_layout(tmp_path):
+    model = make_model(layers=1)
+    path = tmp_path / "m.npz"
+    save_checkpoint(path, model)
+    ckpt = load_checkpoint(path)
+    assert ckpt.vocab is None and ckpt.step == 0 and ckpt.optimizer_state is None
+    assert ckpt.train_state is None and ckpt.train_config is None and ckpt.extra == {}
+    with np.load(path, allow_pickle=False) as npz:  # the documented layout, readable without pickle
+        assert set(npz.files) == {"meta", "param/l0.Wx", "param/l0.Wh", "param/l0.b", "param/head.W", "param/head.b"}
+        meta = json.loads(str(npz["meta"]))
+    assert meta["format_version"] == FORMAT_VERSION == 1
+    assert meta["model"] == model.config.to_dict()
+
+
+def test_save_refuses_unsavable_values(tmp_path):
+    model = make_model(layers=1)
+    with pytest.raises(ValueError, match="cannot save object"):
+        save_checkpoint(tmp_path / "x.npz", model, train_state={"bad": object()})
+    with pytest.raises(ValueError, match="step"):
+        save_checkpoint(tmp_path / "x.npz", model, step=-1)
+    with pytest.raises(ValueError, match="unknown parameters"):
+        save_checkpoint(tmp_path / "x.npz", model, optimizer_state={"name": "sgd", "hyper": {}, "t": 0,
+                                                                   "slots": {"m": {"nope": np.zeros(2)}}})
+    assert _files(tmp_path) == []
+
+
+# --- atomic writes ----------------------------------------------------------------------------
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "good.npz"
+    save_checkpoint(path, make_model(seed=1), step=5)
+    before = path.read_bytes()
+
+    def disk_full(f, **arrays):
+        f.write(b"PK partial garbage")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(path, make_model(seed=2), step=6)
+    assert path.read_bytes() == before
+    assert _files(tmp_path) == ["good.npz"]
+    monkeypatch.undo()
+    assert load_checkpoint(path).step == 5
+
+
+def test_write_into_missing_folder_fails_cleanly(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        save_checkpoint(tmp_path / "missing" / "c.npz", make_model(layers=1))
+    assert _files(tmp_path) == []
+
+
+def test_atomic_writer_success_replaces_and_keeps_mode(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("old")
+    path.chmod(0o640)
+    with atomic_writer(path, "w") as f:
+        f.write("new ünicode\n")
+        assert path.read_text() == "old"  # nothing visible until the block ends
+    assert path.read_bytes() == "new ünicode\n".encode()
+    assert path.stat().st_mode & 0o777 == 0o640
+    atomic_write_bytes(tmp_path / "fresh.bin", b"\x00\x01")
+    assert (tmp_path / "fresh.bin").read_bytes() == b"\x00\x01"
+    assert _files(tmp_path) == ["fresh.bin", "out.txt"]
+
+
+def test_atomic_writer_exception_removes_temp_and_keeps_original(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"original")
+    with pytest.raises(KeyError):
+        with atomic_writer(path) as f:
+            f.write(b"half")
+            raise KeyError("boom")  # the original exception propagates unchanged
+    assert path.read_bytes() == b"original"
+    assert _files(tmp_path) == ["out.bin"]
+    with pytest.raises(ValueError, match="mode"):
+        with atomic_writer(path, "a"):
+            pass
+
+
+# --- corruption -------------------------------------------------------------------------------
+@pytest.fixture
+def good(tmp_path):
+    model = make_model()
+    path = tmp_path / "good.npz"
+    save_checkpoint(path, model, vocab=VOCAB, step=3, optimizer_state=optimizer_state(model, np.random.default_rng(0)),
+                    train_state={"batches_taken": 3})
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    return path, arrays
+
+
+def _rewrite(path, arrays, changes):
+    """Write ``arrays`` with ``changes`` (key -> array; None deletes the key) as an .npz at ``path``."""
+    arrays = dict(arrays)
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def _meta_with(arrays, **updates):
+    meta = json.loads(str(arrays["meta"]))
+    meta.update(updates)
+    return np.array(json.dumps(meta))
+
+
+def _assert_refused(path, pattern):
+    with pytest.raises(CheckpointError, match=pattern) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+
+
+def test_missing_file_and_folder(tmp_path):
+    _assert_refused(tmp_path / "none.npz", "no such checkpoint file")
+    with pytest.raises(CheckpointError, match="is a folder"):
+        load_checkpoint(tmp_path)
+
+
+def test_not_a_zip_and_truncated(good, tmp_path):
+    path, _ = good
+    junk = tmp_path / "junk.npz"
+    junk.write_text("just some text, not a checkpoint")
+    _assert_refused(junk, "not a readable lstmviz checkpoint")
+    data = path.read_bytes()
+    for cut in (len(data) // 2, len(data) - 30, 100):
+        truncated = tmp_path / f"cut{cut}.npz"
+        truncated.write_bytes(data[:cut])
+        _assert_refused(truncated, "not a readable lstmviz checkpoint")
+
+
+def test_pickled_and_npy_files_are_refused(tmp_path):
+    pickled = tmp_path / "p.npy"
+    np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    _assert_refused(pickled, "not a readable lstmviz checkpoint")
+    plain = tmp_path / "a.npy"
+    np.save(plain, np.zeros(3))
+    _assert_refused(plain, r"single \.npy array")
+    zipped = tmp_path / "other.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("readme.txt", "hello")
+    _assert_refused(zipped, "no 'meta' entry: not an lstmviz checkpoint")
+
+
+def test_meta_problems(good, tmp_path):
+    path, arrays = good
+    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"meta": None}), "no 'meta' entry")
+    _assert_refused(_rewrite(tmp_path / "b.npz", arrays, {"meta": np.array("{not json")}), "not valid JSON")
+    _assert_refused(_rewrite(tmp_path / "c.npz", arrays, {"meta": np.array("[1, 2]")}), "must be a JSON object")
+    _assert_refused(_rewrite(tmp_path / "d.npz", arrays, {"meta": np.zeros(3)}), "must be a JSON string")
+
+
+def test_wrong_format_version_names_both(good, tmp_path):
+    path, arrays = good
+    bad = _rewrite(tmp_path / "v2.npz", arrays, {"meta": _meta_with(arrays, format_version=2)})
+    _assert_refused(bad, r"format version 2; this version of lstmviz reads version 1")
+
+
+def test_invalid_config(good, tmp_path):
+    path, arrays = good
+    meta = json.loads(str(arrays["meta"]))
+    meta["model"]["cell"] = "gru"
+    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"meta": np.array(json.dumps(meta))}), "invalid model config.*gru")
+    meta["model"] = {"input_size": 3}
+    _assert_refused(_rewrite(tmp_path / "b.npz", arrays, {"meta": np.array(json.dumps(meta))}), "invalid model config")
+
+
+def test_parameter_problems(good, tmp_path):
+    path, arrays = good
+    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"param/l1.Wh": np.zeros((6, 25), np.float32)}), "l1.Wh.*shape")
+    _assert_refused(_rewrite(tmp_path / "b.npz", arrays, {"param/head.b": None}), r"missing \['head.b'\]")
+    nan = arrays["param/l0.b"].copy()
+    nan[3] = np.nan
+    _assert_refused(_rewrite(tmp_path / "c.npz", arrays, {"param/l0.b": nan}), "l0.b contains NaN")
+    _assert_refused(_rewrite(tmp_path / "d.npz", arrays, {"param/l0.b": arrays["param/l0.b"].astype(np.float64)}),
+                    "l0.b is float64 but the config says float32")
+    _assert_refused(_rewrite(tmp_path / "e.npz", arrays, {"param/l2.b": np.zeros(24, np.float32)}), r"unexpected \['l2.b'\]")
+
+
+def test_vocab_size_mismatch(good, tmp_path):
+    path, arrays = good
+    bad = _rewrite(tmp_path / "a.npz", arrays, {"meta": _meta_with(arrays, vocab=list("abc"))})
+    _assert_refused(bad, "vocabulary has 3 characters but the model's input_size is 11")
+    bad = _rewrite(tmp_path / "b.npz", arrays, {"meta": _meta_with(arrays, vocab=["a", "a"])})
+    _assert_refused(bad, "invalid vocabulary")
+
+
+def test_optimizer_and_train_state_problems(good, tmp_path):
+    path, arrays = good
+    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"opt/m/l0.Wx": None}), "opt/m/l0.Wx is missing")
+    _assert_refused(_rewrite(tmp_path / "b.npz", arrays, {"opt/v/head.b": np.zeros(3, np.float32)}),
+                    "opt/v/head.b does not match")
+    _assert_refused(_rewrite(tmp_path / "c.npz", arrays, {"meta": _meta_with(arrays, optimizer={"name": "adam"})}),
+                    "malformed optimizer state")
+    _assert_refused(_rewrite(tmp_path / "d.npz", arrays, {"meta": _meta_with(arrays, train_state={"x": {"$array": "train/x"}})}),
+                    "missing array")
+    _assert_refused(_rewrite(tmp_path / "e.npz", arrays, {"meta": _meta_with(arrays, step=-4)}), "step must be")
+
+
+def test_flipped_bytes_never_crash_the_loader(good, tmp_path):
+    path, arrays = good
+    data = path.read_bytes()
+    bad = tmp_path / "flipped.npz"
+    refused = 0
+    for offset in range(0, len(data), max(1, len(data) // 150)):
+        corrupt = bytearray(data)
+        corrupt[offset] ^= 0xFF
+        bad.write_bytes(bytes(corrupt))
+        try:
+            ckpt = load_checkpoint(bad)
+        except CheckpointError as e:
+            refused += 1
+            assert "\n" not in str(e) and str(bad) in str(e)
+        else:  # only bytes the zip format ignores (e.g. timestamps) may change without harm
+            for name, value in ckpt.model.params.items():
+                assert value.tobytes() == arrays[f"param/{name}"].tobytes()
+    assert refused > 100  # CRC checks catch flips inside the array data
