@@ -1,0 +1,278 @@
+"""Training loop: learning, determinism, exact resume, NaN safety, pause/stop, evaluation."""
+
+import math
+import threading
+
+import numpy as np
+import pytest
+
+from engine.checkpoint import load_checkpoint
+from engine.data import TextCorpus
+from engine.errors import DataError
+from engine.model import ModelConfig, SequenceModel
+from engine.train import Progress, TrainConfig, Trainer, TrainingDiverged, evaluate
+
+
+def pattern_text(n_words=300, seed=0):
+    """A repeating pattern with a little randomness: words drawn from a small set."""
+    rng = np.random.default_rng(seed)
+    return "".join(rng.choice(["abcd ", "abce ", "xyz "], size=n_words))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return TextCorpus(pattern_text(), val_fraction=0.1)
+
+
+def make_model(corpus, hidden=16, layers=1, dropout=0.0, seed=1, dtype="float32"):
+    V = len(corpus.vocab)
+    config = ModelConfig(V, V, hidden_size=hidden, num_layers=layers, dropout=dropout, dtype=dtype)
+    return SequenceModel(config, rng=np.random.default_rng(seed))
+
+
+def unigram_entropy(ids):
+    p = np.bincount(ids) / len(ids)
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def losses(progress):
+    return [p.train_loss for p in progress if not p.done]
+
+
+def test_loss_falls_well_below_unigram_entropy(corpus):
+    config = TrainConfig(seq_len=16, batch_size=8, steps=300, lr=1e-2, eval_every=100)
+    trainer = Trainer(make_model(corpus), corpus, config)
+    progress = list(trainer.run())
+    assert [p.step for p in progress] == list(range(1, 301)) + [300]
+    assert progress[-1].done and not any(p.done for p in progress[:-1])
+    evaluated = [p.step for p in progress[:-1] if p.val_loss is not None]
+    assert evaluated == [100, 200, 300]
+    final = progress[-1]
+    h0 = unigram_entropy(corpus.train_ids)
+    assert final.val_loss < 0.35 * h0, (final.val_loss, h0)
+    assert final.val_bpc == pytest.approx(final.val_loss / math.log(2))
+    assert final.smooth_loss < 0.5 * h0
+    assert final.val_loss == pytest.approx(evaluate(trainer.model, corpus.val_ids, 8), rel=1e-12)
+
+
+def test_same_seed_same_losses_other_seed_differs(corpus):
+    def run(seed):
+        config = TrainConfig(seq_len=8, batch_size=4, steps=20, batching="random", seed=seed)
+        return losses(Trainer(make_model(corpus, layers=2, dropout=0.2), corpus, config).run())
+
+    first = run(3)
+    assert first == run(3)
+    assert first != run(4)
+
+
+@pytest.mark.parametrize("batching, layers, dropout", [
+    ("sequential", 1, 0.0),
+    ("random", 1, 0.0),
+    ("sequential", 2, 0.3),
+])
+def test_resume_from_checkpoint_is_bitwise_exact(corpus, tmp_path, batching, layers, dropout):
+    N = 12
+    config = TrainConfig(seq_len=8, batch_size=4, steps=2 * N, batching=batching, eval_every=5, seed=7)
+    straight = Trainer(make_model(corpus, layers=layers, dropout=dropout), corpus, config)
+    expected = losses(straight.run())
+
+    half = Trainer(make_model(corpus, layers=layers, dropout=dropout), corpus,
+                   TrainConfig.from_dict({**config.to_dict(), "steps": N}))
+    first = losses(half.run())
+    path = tmp_path / "ckpt.npz"
+    half.save(path)
+    resumed = Trainer.from_checkpoint(load_checkpoint(path), corpus, steps=2 * N)
+    assert resumed.step == N and resumed.config == config
+    second = losses(resumed.run())
+    assert first + second == expected  # bitwise: float equality
+    for name, p in straight.model.params.items():
+        np.testing.assert_array_equal(resumed.model.params[name], p)
+
+
+def test_injected_inf_restores_last_good_weights(corpus):
+    config = TrainConfig(seq_len=8, batch_size=4, steps=50)
+    trainer = Trainer(make_model(corpus), corpus, config)
+    run = trainer.run()
+    for _ in range(5):
+        next(run)
+    good = {n: p.copy() for n, p in trainer.model.params.items()}
+    good_opt = trainer.optimizer.state_dict()
+    trainer.model.params["l0.Wh"][0, 0] = np.inf
+    with pytest.raises(TrainingDiverged, match="step 6") as info:
+        next(run)
+    assert "non-finite" in str(info.value) or "nan" in str(info.value)
+    assert trainer.step == 5 and trainer.optimizer.t == 5
+    for n, p in trainer.model.params.items():
+        np.testing.assert_array_equal(p, good[n])
+    for slot, held in good_opt["slots"].items():
+        for n, a in held.items():
+            np.testing.assert_array_equal(trainer.optimizer.slots[slot][n], a)
+
+
+def test_huge_learning_rate_stops_with_finite_weights(corpus):
+    config = TrainConfig(seq_len=8, batch_size=4, steps=50, optimizer="sgd", lr=1e38, clip_norm=None)
+    model = make_model(corpus)
+    initial = {n: p.copy() for n, p in model.params.items()}
+    trainer = Trainer(model, corpus, config)
+    steps = []
+    with pytest.raises(TrainingDiverged, match="training diverged at step") as info:
+        for p in trainer.run():
+            steps.append(p.step)
+    last_good = trainer.step
+    assert steps == list(range(1, last_good + 1))
+    assert str(last_good + 1) in str(info.value)
+    assert all(np.all(np.isfinite(p)) for p in model.params.values())
+    if last_good == 0:
+        for n, p in model.params.items():
+            np.testing.assert_array_equal(p, initial[n])
+    # the restored trainer can be asked for the same step again and fails the same way
+    with pytest.raises(TrainingDiverged, match=f"step {last_good + 1}"):
+        trainer.train_step()
+
+
+def test_update_that_overflows_is_rolled_back(corpus, monkeypatch):
+    trainer = Trainer(make_model(corpus), corpus, TrainConfig(seq_len=8, batch_size=4, steps=50))
+    for _ in range(3):
+        trainer.train_step()
+    good = {n: p.copy() for n, p in trainer.model.params.items()}
+    real_step = trainer.optimizer.step
+
+    def overflowing_step(params, grads):
+        real_step(params, grads)  # advances t and the slots like a real update...
+        params["head.b"][0] = np.inf  # ...that overflowed
+
+    monkeypatch.setattr(trainer.optimizer, "step", overflowing_step)
+    with pytest.raises(TrainingDiverged, match=r"step 4: the update made parameter\(s\) head.b non-finite"):
+        trainer.train_step()
+    assert trainer.step == 3 and trainer.optimizer.t == 3 and trainer.batches_taken == 3
+    for n, p in trainer.model.params.items():
+        np.testing.assert_array_equal(p, good[n])
+
+
+def run_in_thread(trainer, stop, pause, pause_at):
+    """Consume ``trainer.run`` in a worker thread; at step ``pause_at`` hand control to the test."""
+    seen, reached, go, after = [], threading.Event(), threading.Event(), threading.Event()
+
+    def work():
+        for p in trainer.run(stop=stop, pause=pause):
+            seen.append(p)
+            if p.step == pause_at and not p.done:
+                reached.set()
+                go.wait(10)
+            elif p.step > pause_at:
+                after.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread, seen, reached, go, after
+
+
+def test_pause_blocks_until_cleared(corpus):
+    trainer = Trainer(make_model(corpus), corpus, TrainConfig(seq_len=8, batch_size=4, steps=6))
+    stop, pause = threading.Event(), threading.Event()
+    thread, seen, reached, go, after = run_in_thread(trainer, stop, pause, pause_at=3)
+    try:
+        assert reached.wait(10)
+        pause.set()
+        go.set()
+        assert not after.wait(0.3)  # paused: no step happens
+        assert trainer.step == 3
+        pause.clear()
+        assert after.wait(10)
+    finally:
+        stop.set()
+        go.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert [p.step for p in seen] == [1, 2, 3, 4, 5, 6, 6] and seen[-1].done
+
+
+def test_stop_while_paused_ends_with_done(corpus):
+    trainer = Trainer(make_model(corpus), corpus, TrainConfig(seq_len=8, batch_size=4, steps=100))
+    stop, pause = threading.Event(), threading.Event()
+    thread, seen, reached, go, after = run_in_thread(trainer, stop, pause, pause_at=2)
+    try:
+        assert reached.wait(10)
+        pause.set()
+        go.set()
+        stop.set()
+    finally:
+        go.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert [p.step for p in seen] == [1, 2, 2] and seen[-1].done
+    assert seen[-1].val_loss is None and trainer.step == 2
+
+
+def brute_force_loss(model, ids, batch_size):
+    """Single-stream, one step at a time: the documented streams, each from a zero state."""
+    N = len(ids) - 1
+    S = min(batch_size, N)
+    L = N // S
+    bounds = [(b * L, (b + 1) * L) for b in range(S - 1)] + [((S - 1) * L, N)]
+    total = 0.0
+    for lo, hi in bounds:
+        state = model.zero_state(1)
+        for t in range(lo, hi):
+            probs, state, _ = model.step(ids[t : t + 1], state)  # (1, V)
+            total -= math.log(probs[0, ids[t + 1]])
+    return total / N
+
+
+@pytest.mark.parametrize("M, batch_size, chunk", [(103, 4, 7), (50, 1, 16), (9, 32, 256), (40, 5, 3)])
+def test_evaluate_matches_brute_force(corpus, M, batch_size, chunk):
+    model = make_model(corpus, hidden=8, layers=2, dtype="float64")
+    ids = corpus.train_ids[:M]
+    expected = brute_force_loss(model, ids, batch_size)
+    assert evaluate(model, ids, batch_size, chunk=chunk) == pytest.approx(expected, rel=1e-12)
+
+
+def test_evaluate_refuses_too_short():
+    corpus = TextCorpus(pattern_text(), val_fraction=0.1)
+    with pytest.raises(ValueError, match="at least 2"):
+        evaluate(make_model(corpus), corpus.val_ids[:1])
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seq_len": 0}, "seq_len"),
+    ({"batch_size": 2.5}, "batch_size"),
+    ({"steps": True}, "steps"),
+    ({"lr": -1.0}, "lr"),
+    ({"lr": float("nan")}, "lr"),
+    ({"optimizer": "lbfgs"}, "optimizer"),
+    ({"momentum": 0.9}, "momentum applies only"),
+    ({"optimizer": "sgd", "momentum": 1.0}, "momentum"),
+    ({"clip_norm": 0.0}, "clip_norm"),
+    ({"clip_value": float("inf")}, "clip_value"),
+    ({"val_fraction": 0.9}, "val_fraction"),
+    ({"batching": "shuffled"}, "batching"),
+    ({"smoothing": 1.0}, "smoothing"),
+    ({"seed": -1}, "seed"),
+])
+def test_config_validation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)
+
+
+def test_config_round_trip_and_unknown_keys():
+    config = TrainConfig(optimizer="sgd", momentum=0.5, clip_norm=None, batching="random")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="unknown train config keys"):
+        TrainConfig.from_dict({"learning_rate": 1.0})
+
+
+def test_trainer_refuses_mismatched_model_and_short_text(corpus):
+    other = TextCorpus("abc " * 200)
+    with pytest.raises(ValueError, match="vocabulary"):
+        Trainer(make_model(corpus), other, TrainConfig())
+    with pytest.raises(DataError, match="needs at least"):
+        Trainer(make_model(corpus), corpus, TrainConfig(seq_len=64, batch_size=32))
+
+
+def test_progress_fields_at_end_when_nothing_to_do(corpus):
+    trainer = Trainer(make_model(corpus), corpus, TrainConfig(seq_len=8, batch_size=4, steps=2))
+    list(trainer.run())
+    (final,) = list(trainer.run())  # already at total steps: just the final snapshot
+    assert isinstance(final, Progress) and final.done and final.step == 2
+    assert final.val_loss == pytest.approx(trainer.evaluate())
