@@ -1,0 +1,199 @@
+"""Vanilla RNN vs LSTM: train both, same size, same data, same seed, and compare.
+
+"Train both" builds an Elman RNN and an LSTM with the chosen hidden size on the viewer's text
+(or, when that is too short for one batch, the bundled demo corpus), and trains them at the same
+time, each through its own ``learn.controller.TrainingController`` (a worker thread each). Their
+smoothed training losses are overlaid (``learn.loss_plot.LossHistory`` keeps and decimates the
+points); validation losses are drawn as dots. When a model finishes, ``models_changed`` carries
+the trained pair to the gradient-flow plot, and "Step through" swaps either into the viewer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from engine.data import CharVocab, TextCorpus
+from engine.errors import DataError
+from engine.model import ModelConfig, SequenceModel
+from engine.train import TrainConfig, Trainer
+
+from .. import dialogs
+from ..app import asset_path
+from ..learn.controller import TrainingController
+from ..learn.loss_plot import LossHistory
+from .controls import spin_box as _spin
+
+CELLS = {"rnn": ("vanilla RNN", "#D55E00"), "lstm": ("LSTM", "#0072B2")}  # label, colour
+DEMO_CORPUS = "demo.txt"
+
+
+class ComparePanel(QtWidgets.QWidget):
+    """Trains an RNN and an LSTM side by side (see the module docstring).
+
+    ``models`` maps "rnn"/"lstm" to the latest trained ``SequenceModel``; ``vocab`` is their
+    shared vocabulary; ``histories[cell]`` the smoothed-loss ``LossHistory`` as plotted.
+    """
+
+    models_changed = QtCore.Signal(object)  # {label: (model, vocab)} of the finished models
+
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.models: dict = {}
+        self.vocab: CharVocab | None = None
+        self.controllers = {cell: TrainingController(self) for cell in CELLS}
+        self.histories = {cell: LossHistory() for cell in CELLS}
+        self.val_histories = {cell: LossHistory() for cell in CELLS}
+
+        self.hidden = _spin(4, 512, 64, "Hidden units of both models")
+        self.steps = _spin(10, 100_000, 600, "Optimizer steps for each model")
+        self.seq_len = _spin(2, 400, 64, "Characters per truncated-BPTT chunk")
+        self.train_button = QtWidgets.QPushButton("Train both")
+        self.train_button.setToolTip("Train a vanilla RNN and an LSTM of this size on the same text, side by side")
+        self.train_button.clicked.connect(self.train)
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.clicked.connect(self.stop)
+        self.step_box = QtWidgets.QComboBox()
+        self.step_box.setToolTip("Which trained model the gate heatmaps step through")
+        self.step_button = QtWidgets.QPushButton("Step through")
+        self.step_button.clicked.connect(self.show_in_viewer)
+        self.status = QtWidgets.QLabel("Train both to compare how fast they learn and how far back their gradients reach.")
+        self.status.setWordWrap(True)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "smoothed loss", units="nats/char")
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.addLegend(offset=(-10, 10))
+        self.curves, self.val_curves = {}, {}
+        for cell, (label, colour) in CELLS.items():
+            self.curves[cell] = self.plot.plot(pen=pg.mkPen(colour, width=2), name=label)
+            self.val_curves[cell] = self.plot.plot(pen=None, symbol="o", symbolSize=6, symbolBrush=colour,
+                                                   name=f"{label} validation")
+
+        form = QtWidgets.QHBoxLayout()
+        for text, widget in (("hidden", self.hidden), ("steps", self.steps), ("seq len", self.seq_len)):
+            form.addWidget(QtWidgets.QLabel(text))
+            form.addWidget(widget)
+        form.addWidget(self.train_button)
+        form.addWidget(self.stop_button)
+        form.addStretch(1)
+        form.addWidget(self.step_box)
+        form.addWidget(self.step_button)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(form)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.status)
+
+        for cell, controller in self.controllers.items():
+            controller.progressed.connect(lambda update, cell=cell: self._on_progress(cell, update))
+            controller.finished_training.connect(lambda _update, cell=cell: self._on_finished(cell))
+            controller.failed.connect(lambda message, cell=cell: self._on_failed(cell, message))
+            controller.state_changed.connect(self._update_buttons)
+        self._update_buttons()
+
+    # --- commands -----------------------------------------------------------------------------
+    def training_text(self, seq_len: int, batch_size: int) -> tuple[str, str]:
+        """``(text, where it came from)``: the viewer's text if one batch fits, else the demo corpus."""
+        text = self.session.text
+        if text:
+            try:
+                TextCorpus(text).check_trainable(seq_len, batch_size)
+                return text, "the viewer's text"
+            except DataError:
+                pass
+        path = asset_path(DEMO_CORPUS)
+        if path is None:
+            raise DataError("the viewer's text is too short to train on and the demo corpus is missing; "
+                            "open a longer text first")
+        return path.read_text(encoding="utf-8"), "the demo corpus (the viewer's text is too short)"
+
+    def train(self) -> None:
+        """Start both runs (refused with an error dialog if a run is active or the data is unusable)."""
+        if self.is_active():
+            return
+        config = TrainConfig(seq_len=self.seq_len.value(), batch_size=16, steps=self.steps.value(), lr=3e-3,
+                             eval_every=max(1, self.steps.value() // 10), seed=0)
+        try:
+            text, source = self.training_text(config.seq_len, config.batch_size)
+            corpus = TextCorpus(text, val_fraction=config.val_fraction)
+            trainers = {cell: self._trainer(cell, corpus, config) for cell in CELLS}
+        except (ValueError, OSError) as e:
+            dialogs.show_error(self, "Cannot train the comparison", str(e))
+            return
+        self.vocab, self.models = corpus.vocab, {}
+        for cell in CELLS:
+            self.histories[cell].clear()
+            self.val_histories[cell].clear()
+            self._redraw(cell)
+        self.step_box.clear()
+        self.status.setText(f"Training on {source} ({len(text):,} characters)…")
+        for cell, trainer in trainers.items():
+            self.controllers[cell].start(trainer)
+
+    def _trainer(self, cell: str, corpus: TextCorpus, config: TrainConfig) -> Trainer:
+        V = len(corpus.vocab)
+        model_config = ModelConfig(input_size=V, output_size=V, cell=cell, hidden_size=self.hidden.value())
+        model = SequenceModel(model_config, rng=np.random.default_rng(config.seed))  # same seed for both
+        return Trainer(model, corpus, config)
+
+    def stop(self) -> None:
+        for controller in self.controllers.values():
+            controller.stop()
+
+    def shutdown(self) -> None:
+        """Stop both runs and wait for their threads (call before the window goes away)."""
+        for controller in self.controllers.values():
+            controller.shutdown()
+
+    def is_active(self) -> bool:
+        return any(c.is_active() for c in self.controllers.values())
+
+    def show_in_viewer(self) -> None:
+        """Swap the chosen trained model into the viewer (the heatmaps then step through it)."""
+        cell = self.step_box.currentData()
+        if cell in self.models:
+            self.session.set_model(self.models[cell], self.vocab)
+
+    # --- controller relays (GUI thread) -------------------------------------------------------
+    def _on_progress(self, cell: str, update) -> None:
+        self.histories[cell].extend(update.steps, update.smooth_loss)
+        self.val_histories[cell].extend(update.val_steps, update.val_loss)
+        self._redraw(cell)
+
+    def _redraw(self, cell: str) -> None:
+        self.curves[cell].setData(*self.histories[cell].decimated())
+        self.val_curves[cell].setData(*self.val_histories[cell].decimated())
+
+    def _on_finished(self, cell: str) -> None:
+        trainer = self.controllers[cell].trainer
+        params = {name: value.copy() for name, value in trainer.model.params.items()}  # the worker has ended
+        self.models[cell] = SequenceModel(trainer.model.config, params=params)
+        self.step_box.clear()
+        for name in CELLS:
+            if name in self.models:
+                self.step_box.addItem(CELLS[name][0], name)
+        self.models_changed.emit({CELLS[c][0]: (m, self.vocab) for c, m in self.models.items()})
+        if not self.is_active():
+            self.status.setText(self._summary())
+        self._update_buttons()
+
+    def _summary(self) -> str:
+        parts = []
+        for cell in CELLS:
+            steps, values = self.val_histories[cell].data()
+            if len(values):
+                parts.append(f"{CELLS[cell][0]}: validation loss {values[-1]:.3f} nats/char after {steps[-1]} steps")
+        return "Done. " + "; ".join(parts) if parts else "Done."
+
+    def _on_failed(self, cell: str, message: str) -> None:
+        dialogs.show_error(self, f"Training the {CELLS[cell][0]} stopped", message)
+
+    def _update_buttons(self, *_) -> None:
+        active = self.is_active()
+        self.train_button.setEnabled(not active)
+        self.stop_button.setEnabled(active)
+        self.step_button.setEnabled(self.step_box.count() > 0)

@@ -1,0 +1,229 @@
+"""The classic LSTM cell diagram (Olah, "Understanding LSTM Networks"), drawn with QPainter,
+with the focused unit's live values on every wire.
+
+Top: the cell-state line c_{t-1} -> × (forget) -> + (write) -> c_t. Bottom: h_{t-1} joins x_t
+and feeds four layers — σ (f), σ (i), tanh (g), σ (o). i·g is added to the cell state; tanh(c_t)
+times o gives h_t. A vanilla RNN is drawn as one tanh layer. Values come from
+``engine.equations.diagram_values`` (read from the trace); ``labels`` keeps each wire's shown text
+(key -> str) for tests. Drawing happens in a fixed 760 x 420 logical canvas scaled to the widget.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.equations import diagram_values
+
+from .focus import LessonFocus
+from .style import GATE_ACCENT, fmt, heat_colour
+
+CANVAS = QtCore.QRectF(0, 0, 760, 420)  # logical drawing area
+C_Y, H_Y, LAYER_Y, MID_Y = 80.0, 330.0, 250.0, 165.0  # rows: cell line, hidden line, layers, pointwise ops
+LAYER_FILL = QtGui.QColor("#F6D55C")  # the neural-network layers (yellow boxes, as in the classic figure)
+OP_FILL = QtGui.QColor("#F4B6C2")  # pointwise operations (pink circles)
+C_COLOUR, H_COLOUR = QtGui.QColor(GATE_ACCENT["c"]), QtGui.QColor(GATE_ACCENT["h"])
+
+# Where each value label sits (centre of its box) and which heatmap colours it (None: no swatch).
+LSTM_LABELS = {
+    "c_prev": (QtCore.QPointF(82, C_Y - 20), "c"), "h_prev": (QtCore.QPointF(82, H_Y - 20), "h"),
+    "x_t": (QtCore.QPointF(180, 398), None),
+    "f": (QtCore.QPointF(240, 165), "f"), "i": (QtCore.QPointF(320, 190), "i"),
+    "g": (QtCore.QPointF(400, 217), "g"), "o": (QtCore.QPointF(530, LAYER_Y + 25), "o"),
+    "f*c_prev": (QtCore.QPointF(320, C_Y - 20), None), "i*g": (QtCore.QPointF(400, 122), None),
+    "tanh(c_t)": (QtCore.QPointF(600, 208), "h"), "c_t": (QtCore.QPointF(690, C_Y - 20), "c"),
+    "h_t": (QtCore.QPointF(690, H_Y - 20), "h"),
+}
+RNN_LABELS = {
+    "h_prev": (QtCore.QPointF(82, H_Y - 20), "h"), "x_t": (QtCore.QPointF(180, 398), None),
+    "pre": (QtCore.QPointF(400, 295), None), "h_t": (QtCore.QPointF(690, H_Y - 20), "h"),
+}
+TEXT_NAMES = {"c_prev": "cₜ₋₁", "h_prev": "hₜ₋₁", "x_t": "xₜ", "f": "f", "i": "i", "g": "g", "o": "o",
+              "f*c_prev": "f·cₜ₋₁", "i*g": "i·g", "tanh(c_t)": "tanh(cₜ)", "c_t": "cₜ", "h_t": "hₜ",
+              "pre": "z"}  # wire names as drawn (Unicode subscripts)
+
+
+class CellDiagram(QtWidgets.QWidget):
+    """QPainter drawing of one LSTM (or RNN) unit with live wire values (module docstring)."""
+
+    def __init__(self, session, focus: LessonFocus, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.focus = focus
+        self.labels: dict = {}  # wire key -> shown text
+        self.colours: dict = {}  # wire key -> heatmap colour of its value
+        self.title = ""
+        self.setMinimumSize(380, 220)
+        self.setToolTip("The selected unit as the classic LSTM diagram, with its values at the focused step.")
+        focus.changed.connect(self.refresh)
+        self.refresh()
+
+    def sizeHint(self) -> QtCore.QSize:
+        return QtCore.QSize(760, 420)
+
+    @property
+    def cell(self) -> str:
+        model = self.session.model
+        return "lstm" if model is None else model.config.cell
+
+    def refresh(self) -> None:
+        position = self.focus.position()
+        self.labels, self.colours = {}, {}
+        if position is None:
+            self.title = "click a heatmap cell to choose a unit"
+        else:
+            layer, unit, step = position
+            s = self.session
+            values = diagram_values(s.trace(), layer, step, unit)
+            placement = LSTM_LABELS if self.cell == "lstm" else RNN_LABELS
+            for key, (_, colour_as) in placement.items():
+                value = values[key]
+                self.labels[key] = value if isinstance(value, str) else fmt(value)
+                if colour_as is not None:
+                    self.colours[key] = heat_colour(colour_as, value, s.levels(colour_as, layer), s.colorblind)
+            self.title = f"layer {layer} · unit {unit} · step {step}"
+        self.update()
+
+    # --- painting -----------------------------------------------------------------------------
+    def paintEvent(self, _event) -> None:
+        painter = QtGui.QPainter(self)
+        try:
+            painter.setRenderHint(QtGui.QPainter.Antialiasing)
+            painter.fillRect(self.rect(), self.palette().color(QtGui.QPalette.Base))
+            scale = min(self.width() / CANVAS.width(), self.height() / CANVAS.height())
+            painter.translate((self.width() - CANVAS.width() * scale) / 2,
+                              (self.height() - CANVAS.height() * scale) / 2)
+            painter.scale(scale, scale)
+            self._draw_frame(painter)
+            if self.cell == "lstm":
+                self._draw_lstm(painter)
+            else:
+                self._draw_rnn(painter)
+            self._draw_labels(painter)
+        finally:
+            painter.end()
+
+    def _foreground(self) -> QtGui.QColor:
+        return self.palette().color(QtGui.QPalette.Text)
+
+    def _draw_frame(self, p: QtGui.QPainter) -> None:
+        fg = self._foreground()
+        box = QtCore.QRectF(140, 30, 500, 345)
+        fill = QtGui.QColor(fg)
+        fill.setAlpha(18)
+        p.setPen(QtGui.QPen(fg, 1.5))
+        p.setBrush(fill)
+        p.drawRoundedRect(box, 18, 18)
+        p.setFont(_font(13, bold=True))
+        p.drawText(QtCore.QRectF(150, 8, 480, 20), QtCore.Qt.AlignCenter,
+                   f"{self.cell.upper()} unit — {self.title}")
+
+    def _draw_lstm(self, p: QtGui.QPainter) -> None:
+        pt = QtCore.QPointF
+        # cell-state line and the hidden line
+        _wire(p, [pt(20, C_Y), pt(740, C_Y)], C_COLOUR, arrow=True, width=3)
+        _wire(p, [pt(20, H_Y), pt(180, H_Y), pt(480, H_Y)], H_COLOUR, width=2)
+        _wire(p, [pt(180, 410), pt(180, H_Y)], self._foreground(), arrow=False, width=2)
+        layers = {"f": 240.0, "i": 320.0, "g": 400.0, "o": 480.0}
+        for name, x in layers.items():  # bus -> each layer
+            _wire(p, [pt(x, H_Y), pt(x, LAYER_Y + 17)], H_COLOUR, arrow=True, width=2)
+        # gate outputs
+        _wire(p, [pt(240, LAYER_Y - 17), pt(240, C_Y + 14)], QtGui.QColor(GATE_ACCENT["f"]), arrow=True)
+        _wire(p, [pt(320, LAYER_Y - 17), pt(320, MID_Y), pt(386, MID_Y)], QtGui.QColor(GATE_ACCENT["i"]), arrow=True)
+        _wire(p, [pt(400, LAYER_Y - 17), pt(400, MID_Y + 14)], QtGui.QColor(GATE_ACCENT["g"]), arrow=True)
+        _wire(p, [pt(400, MID_Y - 14), pt(400, C_Y + 14)], self._foreground(), arrow=True)
+        _wire(p, [pt(497, LAYER_Y), pt(586, LAYER_Y)], QtGui.QColor(GATE_ACCENT["o"]), arrow=True)
+        _wire(p, [pt(600, C_Y), pt(600, MID_Y - 14)], C_COLOUR, arrow=True, width=2)
+        _wire(p, [pt(600, MID_Y + 14), pt(600, LAYER_Y - 14)], self._foreground(), arrow=True)
+        _wire(p, [pt(600, LAYER_Y + 14), pt(600, H_Y), pt(740, H_Y)], H_COLOUR, arrow=True, width=3)
+        for name, x in layers.items():
+            _layer_box(p, pt(x, LAYER_Y), "tanh" if name == "g" else "σ", name)
+        for centre, symbol in ((pt(240, C_Y), "×"), (pt(400, C_Y), "+"), (pt(400, MID_Y), "×"),
+                               (pt(600, MID_Y), "tanh"), (pt(600, LAYER_Y), "×")):
+            _op(p, centre, symbol)
+
+    def _draw_rnn(self, p: QtGui.QPainter) -> None:
+        pt = QtCore.QPointF
+        _wire(p, [pt(20, H_Y), pt(180, H_Y), pt(400, H_Y), pt(400, LAYER_Y + 17)], H_COLOUR, arrow=True, width=2)
+        _wire(p, [pt(180, 410), pt(180, H_Y)], self._foreground(), width=2)
+        _wire(p, [pt(400, LAYER_Y - 17), pt(400, 150), pt(600, 150), pt(600, H_Y), pt(740, H_Y)], H_COLOUR,
+              arrow=True, width=3)
+        _layer_box(p, pt(400, LAYER_Y), "tanh", None)
+
+    def _draw_labels(self, p: QtGui.QPainter) -> None:
+        placement = LSTM_LABELS if self.cell == "lstm" else RNN_LABELS
+        fg = self._foreground()
+        for key, (centre, _) in placement.items():
+            name = TEXT_NAMES[key]
+            text = self.labels.get(key, "")
+            _value_box(p, centre, name, text, self.colours.get(key), fg, self.palette().color(QtGui.QPalette.Base))
+
+
+def _font(pixel_size: int, bold: bool = False, mono: bool = False) -> QtGui.QFont:
+    font = QtGui.QFont("DejaVu Sans Mono" if mono else "DejaVu Sans")
+    if mono:
+        font.setStyleHint(QtGui.QFont.Monospace)
+    font.setPixelSize(pixel_size)
+    font.setBold(bold)
+    return font
+
+
+def _wire(p: QtGui.QPainter, points: list, colour: QtGui.QColor, arrow: bool = False, width: float = 2) -> None:
+    """A polyline, with an arrowhead at its last point when ``arrow``."""
+    p.setPen(QtGui.QPen(colour, width, QtCore.Qt.SolidLine, QtCore.Qt.RoundCap, QtCore.Qt.RoundJoin))
+    p.setBrush(QtCore.Qt.NoBrush)
+    p.drawPolyline(QtGui.QPolygonF(points))
+    if arrow:
+        tip, before = points[-1], points[-2]
+        d = tip - before
+        length = (d.x() ** 2 + d.y() ** 2) ** 0.5 or 1.0
+        u = QtCore.QPointF(d.x() / length, d.y() / length)
+        n = QtCore.QPointF(-u.y(), u.x())
+        head = QtGui.QPolygonF([tip, tip - u * 9 + n * 4.5, tip - u * 9 - n * 4.5])
+        p.setPen(QtCore.Qt.NoPen)
+        p.setBrush(colour)
+        p.drawPolygon(head)
+
+
+def _layer_box(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str, gate: str | None) -> None:
+    rect = QtCore.QRectF(centre.x() - 17 - (8 if symbol == "tanh" else 0), centre.y() - 17,
+                         34 + (16 if symbol == "tanh" else 0), 34)
+    p.setPen(QtGui.QPen(QtGui.QColor(GATE_ACCENT[gate]) if gate else QtGui.QColor("#333333"), 2.5))
+    p.setBrush(LAYER_FILL)
+    p.drawRect(rect)
+    p.setPen(QtGui.QColor("#111111"))
+    p.setFont(_font(15 if symbol == "σ" else 12, bold=True))
+    p.drawText(rect, QtCore.Qt.AlignCenter, symbol)
+
+
+def _op(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str) -> None:
+    wide = symbol == "tanh"
+    rx, ry = (22, 14) if wide else (14, 14)
+    p.setPen(QtGui.QPen(QtGui.QColor("#333333"), 1.5))
+    p.setBrush(OP_FILL)
+    p.drawEllipse(centre, rx, ry)
+    p.setPen(QtGui.QColor("#111111"))
+    p.setFont(_font(11 if wide else 17, bold=True))
+    p.drawText(QtCore.QRectF(centre.x() - rx, centre.y() - ry, 2 * rx, 2 * ry), QtCore.Qt.AlignCenter, symbol)
+
+
+def _value_box(p: QtGui.QPainter, centre: QtCore.QPointF, name: str, text: str, swatch: QtGui.QColor | None,
+               fg: QtGui.QColor, bg: QtGui.QColor) -> None:
+    """``name = value`` in a small rounded box, with a swatch in the value's heatmap colour."""
+    label = f"{name} = {text}" if text else name
+    font = _font(12, mono=True)
+    width = QtGui.QFontMetricsF(font).horizontalAdvance(label) + (20 if swatch is not None else 10)
+    rect = QtCore.QRectF(centre.x() - width / 2, centre.y() - 10, width, 20)
+    fill = QtGui.QColor(bg)
+    fill.setAlpha(230)
+    p.setPen(QtGui.QPen(QtGui.QColor(fg.red(), fg.green(), fg.blue(), 90), 1))
+    p.setBrush(fill)
+    p.drawRoundedRect(rect, 5, 5)
+    text_rect = rect.adjusted(5, 0, -5, 0)
+    if swatch is not None:
+        p.setPen(QtCore.Qt.NoPen)
+        p.setBrush(swatch)
+        p.drawRect(QtCore.QRectF(rect.right() - 14, rect.top() + 4, 10, 12))
+        text_rect = rect.adjusted(5, 0, -16, 0)
+    p.setPen(fg)
+    p.setFont(font)
+    p.drawText(text_rect, QtCore.Qt.AlignCenter, label)

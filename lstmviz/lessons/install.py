@@ -1,0 +1,95 @@
+"""Install the lesson docks (equations, cell diagram, gradient flow, RNN vs LSTM, series).
+
+``install_lessons(main_window, session, settings)`` creates the panels around one shared
+``LessonFocus``, adds one dock each (object names set, so ``restoreState`` matches them; their
+toggle actions go into ``main_window.view_menu`` when the window exposes one), connects the
+comparison's trained pair to the gradient-flow plot, restores the panels' size settings from
+``settings`` (a ``QSettings``, or None) and writes them back when the window closes. Closing the
+window or quitting the application stops the lessons' training threads and waits for them.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+
+from .compare_panel import ComparePanel
+from .diagram import CellDiagram
+from .focus import LessonFocus
+from .gradflow_panel import GradientFlowPanel
+from .inspector import EquationInspector
+from .series_panel import SeriesPanel
+
+
+class Lessons(QObject):
+    """The installed lesson panels and their docks (``docks``: object name -> QDockWidget)."""
+
+    def __init__(self, main_window: QMainWindow, session, settings: QSettings | None):
+        super().__init__(main_window)
+        self.window = main_window
+        self.settings = settings
+        self.focus = LessonFocus(session, self)
+        self.inspector = EquationInspector(session, self.focus)
+        self.diagram = CellDiagram(session, self.focus)
+        self.gradflow = GradientFlowPanel(session)
+        self.compare = ComparePanel(session)
+        self.series = SeriesPanel()
+        self.docks: dict = {}
+        self._add_dock("lessonInspectorDock", "Equations", self.inspector, Qt.RightDockWidgetArea)
+        self._add_dock("lessonDiagramDock", "Cell diagram", self.diagram, Qt.RightDockWidgetArea)
+        self._add_dock("lessonGradflowDock", "Gradient flow", self.gradflow, Qt.BottomDockWidgetArea)
+        self._add_dock("lessonCompareDock", "RNN vs LSTM", self.compare, Qt.BottomDockWidgetArea)
+        self._add_dock("lessonSeriesDock", "Series", self.series, Qt.BottomDockWidgetArea)
+        main_window.tabifyDockWidget(self.docks["lessonInspectorDock"], self.docks["lessonDiagramDock"])
+        main_window.tabifyDockWidget(self.docks["lessonGradflowDock"], self.docks["lessonCompareDock"])
+        main_window.tabifyDockWidget(self.docks["lessonCompareDock"], self.docks["lessonSeriesDock"])
+        self.docks["lessonInspectorDock"].raise_()
+        self.docks["lessonGradflowDock"].raise_()
+        self.compare.models_changed.connect(self.gradflow.set_comparison)
+        self.spin_boxes = {
+            "lessons/compare_hidden": self.compare.hidden, "lessons/compare_steps": self.compare.steps,
+            "lessons/compare_seq_len": self.compare.seq_len, "lessons/series_window": self.series.window_size,
+            "lessons/series_horizon": self.series.horizon, "lessons/series_hidden": self.series.hidden,
+            "lessons/series_steps": self.series.steps,
+        }
+        self._restore_settings()
+        main_window.installEventFilter(self)
+        QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
+
+    def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
+        dock = QDockWidget(title, self.window)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.window.addDockWidget(area, dock)
+        view_menu = getattr(self.window, "view_menu", None)
+        if view_menu is not None:
+            view_menu.addAction(dock.toggleViewAction())
+        self.docks[name] = dock
+
+    def _restore_settings(self) -> None:
+        if self.settings is None:
+            return
+        for key, box in self.spin_boxes.items():
+            box.setValue(self.settings.value(key, box.value(), type=int))
+
+    def save_settings(self) -> None:
+        if self.settings is None:
+            return
+        for key, box in self.spin_boxes.items():
+            self.settings.setValue(key, box.value())
+
+    def shutdown(self) -> None:
+        """Stop the lessons' training runs and wait for their threads."""
+        self.compare.shutdown()
+        self.series.shutdown()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window and event.type() == QEvent.Close:
+            self.save_settings()
+            self.shutdown()
+        return False
+
+
+def install_lessons(main_window: QMainWindow, session, settings: QSettings | None = None) -> Lessons:
+    """Create and wire the lesson docks in ``main_window``; see the module docstring."""
+    return Lessons(main_window, session, settings)

@@ -1,0 +1,260 @@
+"""Numeric series mode: a series from a CSV column or a generator, scaled to (-1, 1), a small
+forecaster trained on it (in a worker, through ``learn.controller.TrainingController``), and its
+forecasts in the series' original units.
+
+Sources: the tutorial's ramp -3 … 8, a sine, a noisy sine, a random-walk "price" (all from
+``engine.series``), or a numeric column of a CSV file (the column is chosen in a combo after the
+header is read; an unusable file or column shows an error and changes nothing). The values plot
+shows the original series next to its scaled version (``MinMaxScaler`` fitted on the training
+part). Train builds ``SequenceModel(dense input of W values, K outputs, linear head)`` and an
+``engine.train.Trainer`` on the ``SeriesDataset``; while it learns, the forecast plot shows
+``predict_all`` (one-step-ahead) and a forecast rolled forward from the picked origin.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from engine.data import load_text
+from engine.errors import DataError
+from engine.model import ModelConfig, SequenceModel
+from engine.series import SeriesDataset, forecast, load_csv_column, noisy_sine, predict_all, ramp, random_walk, sine
+from engine.train import TrainConfig, Trainer
+
+from .. import dialogs
+from ..learn.controller import TrainingController
+from .controls import spin_box as _spin
+from .forecast_plot import ForecastPlot
+
+CSV_FILTER = "CSV files (*.csv *.txt);;All files (*)"
+GENERATORS = ("ramp -3 … 8", "sine", "noisy sine", "random-walk price")
+SEED = 0  # generators' and the model's random seed (reproducible lessons)
+
+
+def generate(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` values of one of ``GENERATORS`` (the ramp always has the tutorial's 12 values)."""
+    if kind == "ramp -3 … 8":
+        return ramp()
+    if kind == "sine":
+        return sine(n, period=25.0)
+    if kind == "noisy sine":
+        return noisy_sine(n, period=25.0, noise=0.1, rng=rng)
+    if kind == "random-walk price":
+        return random_walk(n, rng)
+    raise ValueError(f"unknown generator {kind!r}; expected one of {GENERATORS}")
+
+
+def csv_header(path) -> list[str]:
+    """The cells of the first row of a CSV file (delimiter sniffed as ``load_csv_column`` does)."""
+    text = load_text(path)
+    first = text.lstrip("\r\n").splitlines()[0] if text.strip() else ""
+    if not first:
+        raise DataError(f"{path}: no values (every row is blank)")
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    return [cell.strip() for cell in next(csv.reader([first], dialect))]
+
+
+class SeriesPanel(QtWidgets.QWidget):
+    """The series lesson (module docstring). ``values`` (N,) original units; ``dataset`` and
+    ``model`` are the last trained (or shown) pair; ``score`` its ``SeriesScore``."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.values: np.ndarray | None = None
+        self.dataset: SeriesDataset | None = None
+        self.model: SequenceModel | None = None
+        self.score = None
+        self.csv_path: str | None = None
+        self.controller = TrainingController(self)
+
+        self.generator_box = QtWidgets.QComboBox()
+        self.generator_box.addItems(GENERATORS)
+        self.length = _spin(20, 100_000, 400, "Number of values to generate")
+        generate_button = QtWidgets.QPushButton("Generate")
+        generate_button.clicked.connect(self.generate)
+        open_button = QtWidgets.QPushButton("Open CSV…")
+        open_button.clicked.connect(self.ask_open_csv)
+        self.column_box = QtWidgets.QComboBox()
+        self.column_box.setToolTip("The numeric column to load (from the file's first row)")
+        self.column_box.setEnabled(False)
+        self.load_column_button = QtWidgets.QPushButton("Load column")
+        self.load_column_button.setEnabled(False)
+        self.load_column_button.clicked.connect(self.load_column)
+
+        self.window_size = _spin(1, 200, 8, "W: past values the model reads at each position")
+        self.horizon = _spin(1, 50, 1, "K: future values the model predicts at each position")
+        self.hidden = _spin(1, 256, 16, "Hidden units")
+        self.steps = _spin(10, 100_000, 300, "Optimizer steps")
+        self.train_button = QtWidgets.QPushButton("Train")
+        self.train_button.clicked.connect(self.train)
+        self.stop_button = QtWidgets.QPushButton("Stop")
+        self.stop_button.clicked.connect(self.controller.stop)
+        self.origin = _spin(0, 0, 0, "Roll a forecast forward from this index (or click the forecast plot)")
+        self.ahead = _spin(1, 1000, 30, "How many values to forecast")
+        self.origin.valueChanged.connect(self.update_forecast)
+        self.ahead.valueChanged.connect(self.update_forecast)
+        self.status = QtWidgets.QLabel("Generate a series or open a CSV file.")
+        self.status.setWordWrap(True)
+
+        self.values_view = pg.GraphicsLayoutWidget()
+        self.original_plot = self.values_view.addPlot(row=0, col=0, title="original")
+        self.scaled_plot = self.values_view.addPlot(row=0, col=1, title="scaled to (-1, 1)")
+        self.original_curve = self.original_plot.plot(pen=pg.mkPen((150, 150, 150), width=1.5))
+        self.scaled_curve = self.scaled_plot.plot(pen=pg.mkPen("#0072B2", width=1.5))
+        self.values_view.setMaximumHeight(170)
+        self.forecast_plot = ForecastPlot()
+        self.forecast_plot.origin_picked.connect(self.origin.setValue)
+
+        source = _row([self.generator_box, QtWidgets.QLabel("N"), self.length, generate_button, open_button,
+                       self.column_box, self.load_column_button])
+        params = _row([QtWidgets.QLabel("window"), self.window_size, QtWidgets.QLabel("horizon"), self.horizon,
+                       QtWidgets.QLabel("hidden"), self.hidden, QtWidgets.QLabel("steps"), self.steps,
+                       self.train_button, self.stop_button, QtWidgets.QLabel("forecast from"), self.origin,
+                       QtWidgets.QLabel("ahead"), self.ahead])
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(source)
+        layout.addWidget(self.values_view)
+        layout.addLayout(params)
+        layout.addWidget(self.forecast_plot, 1)
+        layout.addWidget(self.status)
+
+        self.controller.weights_updated.connect(self.show_model)
+        self.controller.progressed.connect(self._on_progress)
+        self.controller.failed.connect(lambda message: dialogs.show_error(self, "Training stopped", message))
+        self.controller.state_changed.connect(self._update_buttons)
+        self._update_buttons()
+
+    # --- data ---------------------------------------------------------------------------------
+    def generate(self) -> None:
+        kind = self.generator_box.currentText()
+        self.set_values(generate(kind, self.length.value(), np.random.default_rng(SEED)), kind)
+
+    def ask_open_csv(self) -> None:
+        path = dialogs.ask_open_path(self, "Open a CSV file", CSV_FILTER)
+        if path:
+            self.open_csv(path)
+
+    def open_csv(self, path) -> bool:
+        """Read the header of ``path`` into the column combo; on error show it and change nothing."""
+        try:
+            names = csv_header(path)
+        except (ValueError, OSError) as e:
+            dialogs.show_error(self, "Cannot open this CSV file", str(e))
+            return False
+        self.csv_path = str(path)
+        self.column_box.clear()
+        for k, name in enumerate(names):
+            self.column_box.addItem(f"{k}: {name}" if name else f"column {k}", k)
+        self.column_box.setEnabled(True)
+        self.load_column_button.setEnabled(True)
+        return True
+
+    def load_column(self) -> bool:
+        """Load the chosen column; on error show it and change nothing."""
+        column = self.column_box.currentData()
+        if self.csv_path is None or column is None:
+            return False
+        try:
+            values = load_csv_column(self.csv_path, int(column))
+        except (ValueError, OSError) as e:
+            dialogs.show_error(self, "Cannot use this column", str(e))
+            return False
+        self.set_values(values, f"{self.column_box.currentText()} of {self.csv_path}")
+        return True
+
+    def set_values(self, values: np.ndarray, description: str) -> None:
+        """Show a new series (scaled as the dataset will scale it); forget the trained model."""
+        dataset = self._dataset(values)
+        self.values, self.dataset, self.model, self.score = values, dataset, None, None
+        x = np.arange(len(values))  # (N,)
+        self.original_curve.setData(x, values)
+        self.scaled_curve.setData(x, dataset.scaled if dataset is not None else np.zeros(0))
+        self.forecast_plot.set_series(values, len(values) - (dataset.n_val if dataset is not None else 0))
+        self.origin.setMaximum(len(values) - 1)
+        self.origin.setValue(max(self.window_size.value() - 1, int(len(values) * 0.8) - 1))
+        note = "" if dataset is not None else " (too short for this window: the scaled view needs a longer series)"
+        self.status.setText(f"{len(values)} values: {description}{note}")
+
+    def _dataset(self, values: np.ndarray) -> SeriesDataset | None:
+        try:
+            return SeriesDataset(values, self.window_size.value(), self.horizon.value(), val_fraction=0.2)
+        except DataError:
+            return None
+
+    # --- training -----------------------------------------------------------------------------
+    def train_config(self) -> TrainConfig:
+        """Batches of 4 runs of at most 32 positions (fewer for a short series), Adam 1e-2."""
+        positions = self.dataset.train_positions
+        batch = 4 if positions >= 8 else 1
+        seq_len = max(1, min(32, positions // batch))
+        return TrainConfig(seq_len=seq_len, batch_size=batch, steps=self.steps.value(), lr=1e-2,
+                           eval_every=max(1, self.steps.value() // 20), val_fraction=0.2, seed=SEED)
+
+    def train(self) -> None:
+        if self.values is None or self.controller.is_active():
+            return
+        try:
+            dataset = SeriesDataset(self.values, self.window_size.value(), self.horizon.value(), val_fraction=0.2)
+            self.dataset = dataset
+            config = ModelConfig(input_size=dataset.window, output_size=dataset.horizon, hidden_size=self.hidden.value(),
+                                 input_kind="dense", head="linear")
+            model = SequenceModel(config, rng=np.random.default_rng(SEED))
+            trainer = Trainer(model, dataset, self.train_config())
+        except (ValueError, OSError) as e:
+            dialogs.show_error(self, "Cannot train on this series", str(e))
+            return
+        self.controller.start(trainer)
+
+    def show_model(self, model: SequenceModel) -> None:
+        """Show ``model``'s predictions for the current dataset (live weights, or a model trained elsewhere)."""
+        if self.dataset is None:
+            raise ValueError("load or generate a series first")
+        self.dataset.check_model(model)
+        self.model = model
+        prediction = predict_all(model, self.dataset)
+        self.forecast_plot.set_prediction(prediction.index, prediction.predicted)
+        self.score = self.dataset.evaluate(model) if self.dataset.has_validation else None
+        if self.score is not None:
+            self.status.setText(f"validation MSE {self.score.mse:.4g} (scaled units), "
+                                f"{self.score.mse_original:.4g} (original units²)")
+        self.update_forecast()
+
+    def update_forecast(self, *_) -> None:
+        """Roll the forecast forward from the origin (it needs at least W values of history)."""
+        if self.model is None or self.dataset is None:
+            return
+        origin = self.origin.value()
+        if origin + 1 < self.dataset.window:
+            self.forecast_plot.clear_forecast()
+            return
+        scaled = forecast(self.model, self.dataset.scaled[: origin + 1], self.ahead.value())  # (S,)
+        self.forecast_plot.set_forecast(origin, self.dataset.scaler.inverse_transform(scaled))
+
+    def _on_progress(self, update) -> None:
+        p = update.progress
+        self.status.setText(f"step {p.step} / {p.total_steps}: smoothed loss {p.smooth_loss:.4g} (MSE, scaled)")
+
+    def _update_buttons(self, *_) -> None:
+        active = self.controller.is_active()
+        self.train_button.setEnabled(not active)
+        self.stop_button.setEnabled(active)
+
+    def shutdown(self) -> None:
+        """Stop training and wait for the thread."""
+        self.controller.shutdown()
+
+
+def _row(widgets: list) -> QtWidgets.QHBoxLayout:
+    row = QtWidgets.QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    row.addStretch(1)
+    return row

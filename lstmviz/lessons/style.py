@@ -1,0 +1,35 @@
+"""Shared look of the lesson panels: one accent colour per gate, number formatting, and the
+heatmap colour of a value (so a number in the inspector or the diagram carries the same colour
+as its cell in the gate heatmaps)."""
+
+from __future__ import annotations
+
+from PySide6 import QtGui
+
+from ..plots import colormap_for
+
+SIGNIFICANT_DIGITS = 5  # digits shown for every number in the lessons
+# Accent colours of the gates' names and wires (distinct under the common colour-vision deficiencies:
+# Okabe-Ito palette).
+GATE_ACCENT = {
+    "f": "#D55E00",  # forget gate: vermillion
+    "i": "#009E73",  # input gate: bluish green
+    "g": "#0072B2",  # candidate: blue
+    "o": "#CC79A7",  # output gate: reddish purple
+    "c": "#E69F00",  # cell state: orange
+    "h": "#56B4E9",  # hidden state: sky blue
+}
+GATE_TITLE = {"i": "input gate", "f": "forget gate", "g": "candidate", "o": "output gate",
+              "h": "hidden state", "c": "cell state"}
+
+
+def fmt(value: float) -> str:
+    """A number with ``SIGNIFICANT_DIGITS`` significant digits and an explicit sign (monospace-friendly)."""
+    return f"{value:+#.{SIGNIFICANT_DIGITS}g}"
+
+
+def heat_colour(name: str, value: float, levels: tuple, colorblind: bool = False) -> QtGui.QColor:
+    """The colour the heatmap of ``name`` gives ``value`` with colour levels ``(lo, hi)``."""
+    lo, hi = levels
+    x = min(max((value - lo) / (hi - lo), 0.0), 1.0)
+    return colormap_for(name, colorblind).mapToQColor(x)
