@@ -1,0 +1,198 @@
+"""``lstmviz export``: gate plots and their data from a terminal, with no window and no display.
+
+    lstmviz export MODEL.npz (--text TEXT | --text-file FILE) --out DIR
+                   [--format png,svg,csv,npz] [--panels f,i,o,g,c,h] [--layer N]
+                   [--width PX] [--colormap NAME]
+
+Writes ``DIR/layer{N}_{gate}.{png,svg,csv}`` for every chosen layer, panel and format, and
+``DIR/trace.npz`` once (all layers), creates ``DIR`` if needed and prints each written path.
+Pictures come from ``lstmviz.export.export_panel_image``, the same code the app's export uses.
+
+Exit codes: 0 done; 2 bad arguments or unusable model/text (one line ``lstmviz: error: ...`` on
+stderr); 1 a file could not be written. Qt is imported only when ``run_export`` runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+PROG = "lstmviz"
+
+
+class _UsageError(Exception):
+    """A bad argument: reported as one line and exit code 2."""
+
+
+def add_export_parser(subparsers) -> None:
+    """Register the ``export`` sub-command on an argparse ``subparsers`` object.
+
+    Lists, numbers and names are checked by ``run_export`` (one-line errors), not by argparse.
+    """
+    p = subparsers.add_parser(
+        "export",
+        help="export gate plots (PNG/SVG) and their data (CSV/NPZ) without opening a window",
+        description="Run TEXT through the model and write one file per layer, panel and format: "
+                    "DIR/layer{N}_{gate}.{png,svg,csv}, plus DIR/trace.npz (every layer) for npz.",
+    )
+    p.add_argument("model", metavar="MODEL.npz", help="checkpoint of a character model")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="the text to run through the model")
+    source.add_argument("--text-file", metavar="FILE", help="read the text from FILE (UTF-8 or UTF-16)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--format", default="png", metavar="LIST",
+                   help="comma-separated formats among png, svg, csv, npz (default: png)")
+    p.add_argument("--panels", default=None, metavar="LIST",
+                   help="comma-separated quantities among f, i, o, g, c, h (default: all the model "
+                        "records: f,i,o,g,c,h for an LSTM, h for a vanilla RNN)")
+    p.add_argument("--layer", default=None, metavar="N", help="only layer N, counted from 0 (default: every layer)")
+    p.add_argument("--width", default=None, metavar="PX", help="PNG width in pixels, 16..20000 (default: 800)")
+    p.add_argument("--colormap", default=None, metavar="NAME",
+                   help="'colorblind' for the colour-blind-safe defaults, or any pyqtgraph colormap "
+                        "name (e.g. viridis, CET-D1) for every panel (default: the app's maps)")
+
+
+def _split(value: str, allowed: tuple, what: str) -> list:
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if not items:
+        raise _UsageError(f"--{what} is empty; choose from {','.join(allowed)}")
+    unknown = [item for item in items if item not in allowed]
+    if unknown:
+        raise _UsageError(f"unknown {what} {', '.join(map(repr, unknown))}; choose from {','.join(allowed)}")
+    return list(dict.fromkeys(items))  # drop repeats, keep order
+
+
+def _whole_number(value: str, option: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise _UsageError(f"{option} must be a whole number, got {value!r}") from None
+
+
+def _use_offscreen_qt() -> None:
+    """Draw without a display on Linux/BSD unless the user chose a Qt platform.
+
+    The export never shows a window, so it never needs the display: offscreen works over SSH, in
+    CI and with a stale DISPLAY (where Qt would abort), and gives the same pixels everywhere.
+    """
+    if not os.environ.get("QT_QPA_PLATFORM") and sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+_APP = None  # the QApplication this module created, kept alive for the rest of the process
+
+
+def _ensure_qt_application() -> None:
+    """Make sure a QApplication exists (a new one draws offscreen when there is no display)."""
+    global _APP
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance()
+    if app is None:
+        _use_offscreen_qt()
+        _APP = QtWidgets.QApplication([PROG])
+    elif not isinstance(app, QtWidgets.QApplication):
+        raise _UsageError("export needs a QApplication, but a non-widget Qt application is running")
+
+
+def _prepare(args):
+    """Validate everything and compute the trace: ``(plan, trace, vocab)``; raises _UsageError."""
+    from engine.checkpoint import load_checkpoint
+    from engine.data import load_text
+    from engine.errors import CheckpointError, DataError
+
+    from . import export
+
+    formats = _split(args.format, export.FORMATS, "format")
+    width = export.DEFAULT_FIGURE_WIDTH if args.width is None else _whole_number(args.width, "--width")
+    try:
+        export.check_width(width)
+        colorblind, colormap = export.resolve_colormap(args.colormap)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
+    try:
+        text = args.text if args.text is not None else load_text(args.text_file)
+        checkpoint = load_checkpoint(args.model)
+    except (DataError, CheckpointError) as error:
+        raise _UsageError(str(error)) from None
+    model, vocab = checkpoint.model, checkpoint.vocab
+    if vocab is None or model.config.input_kind != "onehot":
+        raise _UsageError(f"{args.model}: not a character model (export runs text through a model "
+                          "with a character vocabulary)")
+    names = export.PANEL_ORDER if model.config.cell == "lstm" else ("h",)
+    if args.panels is None:
+        panels = list(names)
+    else:
+        panels = _split(args.panels, export.PANEL_ORDER, "panels")
+        missing = [p for p in panels if p not in names]
+        if missing:
+            raise _UsageError(f"a {model.config.cell} model has no {', '.join(missing)}; "
+                              f"it records only {','.join(names)}")
+    L = model.config.num_layers
+    if args.layer is None:
+        layers = list(range(L))
+    else:
+        layer = _whole_number(args.layer, "--layer")
+        if not 0 <= layer < L:
+            raise _UsageError(f"--layer must be in 0..{L - 1} (the model has {L} layer{'s' * (L > 1)}), got {layer}")
+        layers = [layer]
+    if not text:
+        raise _UsageError("the text is empty")
+    try:
+        ids = vocab.encode(text, "--text" if args.text is not None else args.text_file)  # (T,)
+    except DataError as error:
+        raise _UsageError(str(error)) from None
+    trace = model.trace(ids, text=text)
+    plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
+            "colorblind": colorblind, "colormap": colormap}
+    return plan, trace, vocab
+
+
+def _write_all(out: str, plan: dict, trace, vocab) -> list:
+    """Write every requested file; returns the written paths in order."""
+    from . import export
+
+    written = []
+    for layer in plan["layers"]:
+        for gate in plan["panels"]:
+            for fmt in plan["formats"]:
+                path = export.panel_path(out, layer, gate, fmt)
+                if fmt in ("png", "svg"):
+                    export.export_panel_image(path, trace, gate, layer, fmt, plan["width"],
+                                              plan["colorblind"], plan["colormap"])
+                elif fmt == "csv":
+                    export.export_gate_csv(path, trace, gate, layer)
+                else:
+                    continue
+                print(path, flush=True)
+                written.append(path)
+    if "npz" in plan["formats"]:
+        path = os.path.join(out, "trace.npz")
+        export.export_trace_npz(path, trace, vocab)
+        print(path, flush=True)
+        written.append(path)
+    return written
+
+
+def run_export(args) -> int:
+    """Run ``lstmviz export`` with parsed ``args``; returns the exit code (module docstring)."""
+    try:
+        plan, trace, vocab = _prepare(args)
+        if {"png", "svg"} & set(plan["formats"]):
+            _ensure_qt_application()
+    except _UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    from .export import ExportError
+
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as error:
+        print(f"{PROG}: error: cannot create folder {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    try:
+        _write_all(args.out, plan, trace, vocab)
+    except ExportError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
+    return 0

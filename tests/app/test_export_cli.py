@@ -1,0 +1,140 @@
+"""``lstmviz export``: argument checking (exit 2, one line), predictable files, headless run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6 import QtGui
+
+from engine.checkpoint import save_checkpoint
+from lstmviz.cli import main
+from tests.app.test_export import TEXT, make_char_model, read_image
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_export(argv) -> int:
+    """``lstmviz export ARGV...`` in this process (through the real command line)."""
+    return main(["export", *argv])
+
+
+@pytest.fixture(scope="module")
+def saved_models(tmp_path_factory):
+    """An LSTM (2 layers) and a vanilla RNN checkpoint: ``{"lstm": (path, model, vocab), ...}``."""
+    folder = tmp_path_factory.mktemp("models")
+    models = {}
+    for cell in ("lstm", "rnn"):
+        model, vocab = make_char_model(cell=cell, seed=1)
+        path = folder / f"{cell}.npz"
+        save_checkpoint(path, model, vocab=vocab)
+        models[cell] = (path, model, vocab)
+    return models
+
+
+def test_export_writes_the_predictable_files(qapp, tmp_path, saved_models, capsys):
+    path, model, vocab = saved_models["lstm"]
+    out = tmp_path / "new" / "folder"  # created by the command
+    code = run_export([str(path), "--text", TEXT, "--out", str(out), "--format", "png,csv,svg,npz",
+                       "--panels", "f,c", "--layer", "1", "--width", "400"])
+    assert code == 0
+    expected = [out / f"layer1_{g}.{ext}" for g in ("f", "c") for ext in ("png", "csv", "svg")] + [out / "trace.npz"]
+    assert sorted(os.listdir(out)) == sorted(p.name for p in expected)
+    assert capsys.readouterr().out.splitlines() == [str(p) for p in expected]
+    assert read_image(out / "layer1_f.png").width() == 400
+    reference = model.trace(vocab.encode(TEXT), text=TEXT)
+    with open(out / "layer1_c.csv", newline="", encoding="utf-8") as f:
+        values = np.array([[float(x) for x in row[2:]] for row in list(csv.reader(f))[1:]])  # (T, H)
+    assert np.array_equal(values.astype(np.float32), reference.gate("c", 1))
+    with np.load(out / "trace.npz", allow_pickle=False) as npz:
+        assert np.array_equal(npz["layer0_h"], reference.gate("h", 0))
+
+
+def test_defaults_are_every_layer_and_every_panel_as_png(qapp, tmp_path, saved_models, capsys):
+    for cell, names in (("lstm", "fiogch"), ("rnn", "h")):
+        path = saved_models[cell][0]
+        out = tmp_path / cell
+        assert run_export([str(path), "--text", "the cat", "--out", str(out)]) == 0
+        assert sorted(os.listdir(out)) == sorted(f"layer{k}_{g}.png" for k in (0, 1) for g in names)
+        assert read_image(out / "layer0_h.png").width() == 800
+
+
+def test_text_file_is_read(qapp, tmp_path, saved_models):
+    source = tmp_path / "text.txt"
+    source.write_text("the dog\nran", encoding="utf-8")
+    out = tmp_path / "out"
+    code = run_export([str(saved_models["lstm"][0]), "--text-file", str(source), "--out", str(out),
+                       "--format", "csv", "--panels", "h", "--layer", "0"])
+    assert code == 0
+    with open(out / "layer0_h.csv", newline="", encoding="utf-8") as f:
+        assert [row[1] for row in list(csv.reader(f))[1:]] == list("the dog") + ["\\n"] + list("ran")
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--panels", "f,x"], "unknown panels 'x'"),
+    (["--panels", ""], "--panels is empty"),
+    (["--format", "png,gif"], "unknown format 'gif'"),
+    (["--colormap", "jet"], "unknown colormap 'jet'"),
+    (["--layer", "2"], "--layer must be in 0..1"),
+    (["--layer", "-1"], "--layer must be in 0..1"),
+    (["--layer", "one"], "--layer must be a whole number"),
+    (["--width", "15"], "between 16 and 20000"),
+    (["--width", "20001"], "between 16 and 20000"),
+    (["--width", "wide"], "--width must be a whole number"),
+    (["--text", "the cat 🐈"], "not in the vocabulary"),
+    (["--text", ""], "the text is empty"),
+    (["--text-file", "/nonexistent/text.txt"], "no such file"),
+    (["--model", "/nonexistent/model.npz"], "no such checkpoint"),
+    (["--model", "rnn", "--panels", "f,h"], "rnn model has no f"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, saved_models, capsys, argv, fragment):
+    argv = list(argv)
+    model = str(saved_models["lstm"][0])
+    if "--model" in argv:
+        at = argv.index("--model")
+        model = argv[at + 1] if argv[at + 1] != "rnn" else str(saved_models["rnn"][0])
+        del argv[at:at + 2]
+    if "--text" not in argv and "--text-file" not in argv:
+        argv += ["--text", "the cat"]
+    out = tmp_path / "out"
+    code = run_export([model, "--out", str(out), *argv])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("lstmviz: error: ") and fragment in err, err
+    assert not out.exists()  # nothing written, not even the folder
+
+
+def test_unwritable_output_exits_1_with_one_line(tmp_path, saved_models, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = run_export([str(saved_models["lstm"][0]), "--text", "the cat", "--out", str(blocker / "out"),
+                       "--format", "csv"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and err.startswith("lstmviz: error: cannot create folder"), err
+
+
+def test_headless_subprocess_without_display(tmp_path, saved_models):
+    """No DISPLAY, no WAYLAND_DISPLAY, no QT_QPA_PLATFORM: the command picks offscreen itself."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "lstmviz", "export", str(saved_models["lstm"][0]),
+                             "--text", TEXT, "--out", str(out), "--format", "png,svg", "--panels", "g",
+                             "--layer", "0", "--width", "500"],
+                            env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(out / "layer0_g.png"), str(out / "layer0_g.svg")]
+    image = QtGui.QImage(str(out / "layer0_g.png"))
+    assert image.width() == 500
+
+
+def test_missing_required_argument_exits_2_with_one_line(saved_models, capsys):
+    code = run_export([str(saved_models["lstm"][0]), "--text", "the cat"])  # no --out
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("lstmviz: error: ") and "--out" in err
