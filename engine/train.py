@@ -230,7 +230,7 @@ class Trainer:
             else:
                 self.optimizer.step(self.model.params, grads)
                 self.model.params_changed()
-                bad = [n for n, p in self.model.params.items() if not math.isfinite(float(np.sum(p)))]
+                bad = [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
                 if bad:
                     problem = f"the update made parameter(s) {', '.join(bad)} non-finite"
         if problem is not None:

@@ -179,12 +179,14 @@ def test_pause_blocks_until_cleared(corpus):
         assert not after.wait(0.3)  # paused: no step happens
         assert trainer.step == 3
         pause.clear()
-        assert after.wait(10)
+        thread.join(10)  # runs on to the end
     finally:
-        stop.set()
-        go.set()
-        thread.join(10)
+        if thread.is_alive():  # only when an assertion above failed
+            stop.set()
+            go.set()
+            thread.join(10)
     assert not thread.is_alive()
+    assert after.is_set()
     assert [p.step for p in seen] == [1, 2, 3, 4, 5, 6, 6] and seen[-1].done
 
 

@@ -1,0 +1,384 @@
+"""Command line: ``lstmviz [gui|train|sample|trace|export] ...`` (``python -m lstmviz``).
+
+    lstmviz [MODEL.npz [TEXT]]                 open the viewer (the default command)
+    lstmviz train CORPUS --out MODEL.npz ...   train a character model, headless
+    lstmviz sample MODEL.npz [--prime TEXT]    print generated text
+    lstmviz trace MODEL.npz --text TEXT --out TRACE.npz
+    lstmviz export MODEL.npz --text TEXT --out DIR   (when lstmviz.export_cli is installed)
+
+Only ``gui`` (and ``export`` when it draws pictures) imports Qt, lazily. Exit codes: 0 done;
+2 bad arguments or unusable files (one line ``lstmviz: error: ...`` on stderr, never a
+traceback); 1 training diverged or the GUI could not start; 130 interrupted (Ctrl+C; ``train``
+saves its checkpoint first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import threading
+
+import numpy as np
+
+from engine.checkpoint import load_checkpoint
+from engine.data import BATCH_MODES, DEFAULT_MAX_BYTES, TextCorpus, load_text
+from engine.errors import CheckpointError, DataError
+from engine.model import DTYPES, ModelConfig, SequenceModel
+from engine.cells import CELL_TYPES
+from engine.optim import OPTIMIZERS
+from engine.sample import sample
+from engine.trace_io import save_trace_npz
+from engine.train import TrainConfig, Trainer, TrainingDiverged
+
+from . import __version__
+from .progress import ProgressBar
+
+PROG = "lstmviz"
+COMMANDS = ("gui", "train", "sample", "trace", "export")
+INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+# options that would change a resumed run; with --resume the checkpoint's values are used
+RESUME_FIXED = ("cell", "hidden", "layers", "dropout", "forget_bias", "dtype", "seq_len", "batch", "lr",
+                "optimizer", "momentum", "clip", "clip_value", "seed", "val_fraction", "eval_every", "batching")
+
+
+class UsageError(Exception):
+    """A bad argument found after parsing: one line on stderr, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``lstmviz: error: MESSAGE (see 'lstmviz CMD --help')``."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+
+# --- argument types: each raises ArgumentTypeError with a readable message ----------------------
+def _number(kind, text):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}")
+
+
+def positive_int(text: str) -> int:
+    value = _number(int, text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(float, text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    value = _number(float, text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """A number in [0, 1) (dropout, momentum)."""
+    value = _number(float, text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def val_fraction(text: str) -> float:
+    value = _number(float, text)
+    if not 0.0 <= value <= 0.5:
+        raise argparse.ArgumentTypeError(f"must be in [0, 0.5], got {text!r}")
+    return value
+
+
+# --- the parser ------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Step an LSTM one timestep at a time and watch its gates.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="open the viewer (default)", description="Open the viewer.")
+    gui.add_argument("model", nargs="?", metavar="MODEL.npz", help="checkpoint to open (default: the demo)")
+    gui.add_argument("text", nargs="?", metavar="TEXT", help="text file to run through the model")
+
+    t = sub.add_parser("train", help="train a character model without a window",
+                       description="Train a character-level model on CORPUS and save it to --out.")
+    t.add_argument("corpus", metavar="CORPUS", help="UTF-8 (or UTF-16 with BOM) text file")
+    t.add_argument("--out", required=True, metavar="MODEL.npz", help="checkpoint to write (atomically)")
+    t.add_argument("--resume", metavar="MODEL.npz",
+                   help="continue this checkpoint exactly (its settings; up to --steps steps in total)")
+    t.add_argument("--json", action="store_true", help="print one JSON object per evaluation on stdout")
+    t.add_argument("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, help="refuse larger corpora")
+    m = t.add_argument_group("model (ignored with --resume)")
+    m.add_argument("--cell", choices=CELL_TYPES, help="recurrent cell (default: lstm)")
+    m.add_argument("--hidden", type=positive_int, help="hidden units per layer (default: 128)")
+    m.add_argument("--layers", type=positive_int, help="stacked layers (default: 1)")
+    m.add_argument("--dropout", type=unit_interval, help="dropout between layers, in [0, 1) (default: 0)")
+    m.add_argument("--forget-bias", type=finite_float, help="initial LSTM forget-gate bias (default: 1)")
+    m.add_argument("--dtype", choices=DTYPES, help="compute precision (default: float32)")
+    o = t.add_argument_group("training")
+    o.add_argument("--steps", type=positive_int, help="total optimizer steps (default: 2000)")
+    o.add_argument("--seq-len", type=positive_int, help="characters per BPTT chunk (default: 64)")
+    o.add_argument("--batch", type=positive_int, help="streams per batch (default: 32)")
+    o.add_argument("--lr", type=positive_float, help="learning rate (default: 0.002)")
+    o.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default: adam)")
+    o.add_argument("--momentum", type=unit_interval, help="SGD momentum in [0, 1) (default: 0)")
+    o.add_argument("--clip", type=non_negative_float, help="clip the gradient norm to C; 0 = off (default: 5)")
+    o.add_argument("--clip-value", type=non_negative_float, help="clamp gradient elements to +-V; 0 = off")
+    o.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
+    o.add_argument("--val-fraction", type=val_fraction, help="share of the text held out, in [0, 0.5] (default: 0.1)")
+    o.add_argument("--eval-every", type=positive_int, help="evaluate and save every K steps (default: 100)")
+    o.add_argument("--batching", choices=BATCH_MODES, help="sequential (carried state) or random windows")
+
+    s = sub.add_parser("sample", help="print text generated by a model",
+                       description="Generate text from a character model and print it (prime included).")
+    s.add_argument("model", metavar="MODEL.npz")
+    prime = s.add_mutually_exclusive_group()
+    prime.add_argument("--prime", default="", metavar="TEXT", help="text to start from")
+    prime.add_argument("--prime-file", metavar="FILE", help="read the prime from FILE")
+    s.add_argument("--length", type=non_negative_int, default=200, help="characters to generate (default: 200)")
+    s.add_argument("--temperature", type=positive_float, default=1.0, help="> 1 flattens, < 1 sharpens")
+    s.add_argument("--top-k", type=positive_int, help="sample only from the K most likely characters")
+    s.add_argument("--greedy", action="store_true", help="always take the most likely character")
+    s.add_argument("--seed", type=non_negative_int, help="random seed (default: fresh randomness)")
+
+    tr = sub.add_parser("trace", help="write every gate of a forward pass to an .npz",
+                        description="Run a text through the model; write layer{k}_{i,f,g,o,c,h} (T, H), "
+                                    "chars, probs (T, V) and vocab to --out.")
+    tr.add_argument("model", metavar="MODEL.npz")
+    text = tr.add_mutually_exclusive_group(required=True)
+    text.add_argument("--text", metavar="TEXT")
+    text.add_argument("--text-file", metavar="FILE")
+    tr.add_argument("--out", required=True, metavar="TRACE.npz")
+
+    try:
+        from .export_cli import add_export_parser, run_export
+    except ImportError:  # the export command is optional
+        pass
+    else:
+        add_export_parser(sub)
+        sub.choices["export"].set_defaults(handler=run_export)
+    gui.set_defaults(handler=run_gui)
+    t.set_defaults(handler=run_train)
+    s.set_defaults(handler=run_sample)
+    tr.set_defaults(handler=run_trace)
+    return parser
+
+
+def _with_default_command(argv: list) -> list:
+    """``lstmviz`` and ``lstmviz MODEL.npz [TEXT]`` mean ``lstmviz gui ...``."""
+    if not argv:
+        return ["gui"]
+    first = argv[0]
+    if first in COMMANDS or first in ("-h", "--help", "--version"):
+        return argv
+    looks_like_path = os.path.exists(first) or os.sep in first or os.path.splitext(first)[1] != ""
+    return ["gui", *argv] if looks_like_path else argv
+
+
+# --- commands --------------------------------------------------------------------------------
+def run_gui(args) -> int:
+    for path in (args.model, args.text):
+        if path is not None and not os.path.isfile(path):
+            raise UsageError(f"{path}: no such file")
+    try:
+        from .app import run_app
+    except ImportError as e:
+        print(f"{PROG}: error: the viewer cannot start: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return run_app(model_path=args.model, text_path=args.text)
+
+
+def _new_trainer(args, text: str) -> Trainer:
+    def pick(value, default):
+        return default if value is None else value
+
+    config = TrainConfig(
+        seq_len=pick(args.seq_len, 64), batch_size=pick(args.batch, 32), steps=pick(args.steps, 2000),
+        lr=pick(args.lr, 2e-3), optimizer=pick(args.optimizer, "adam"), momentum=pick(args.momentum, 0.0),
+        clip_norm=pick(args.clip, 5.0) or None, clip_value=args.clip_value or None, seed=pick(args.seed, 0),
+        val_fraction=pick(args.val_fraction, 0.1), eval_every=pick(args.eval_every, 100),
+        batching=pick(args.batching, "sequential"),
+    )
+    corpus = TextCorpus(text, val_fraction=config.val_fraction)
+    V = len(corpus.vocab)
+    model_config = ModelConfig(V, V, cell=pick(args.cell, "lstm"), hidden_size=pick(args.hidden, 128),
+                               num_layers=pick(args.layers, 1), dropout=pick(args.dropout, 0.0),
+                               forget_bias=pick(args.forget_bias, 1.0), dtype=pick(args.dtype, "float32"))
+    model = SequenceModel(model_config, rng=np.random.default_rng([INIT_STREAM, config.seed]))
+    return Trainer(model, corpus, config)
+
+
+def _resumed_trainer(args, text: str) -> Trainer:
+    fixed = [name for name in RESUME_FIXED if getattr(args, name) is not None]
+    if fixed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        raise UsageError(f"{flags} cannot be changed with --resume (the checkpoint's settings are used)")
+    ckpt = load_checkpoint(args.resume)
+    if ckpt.vocab is None or ckpt.train_config is None or ckpt.train_state is None:
+        raise CheckpointError(f"{args.resume} holds no training state to resume (not saved by lstmviz train)")
+    saved = TrainConfig.from_dict(ckpt.train_config)
+    unknown = ckpt.vocab.unknown(text)
+    if unknown:
+        raise DataError(f"{args.corpus} has characters the checkpoint's vocabulary lacks ({''.join(unknown[:10])!r}); "
+                        f"resume on the text it was trained on")
+    corpus = TextCorpus(text, vocab=ckpt.vocab, val_fraction=saved.val_fraction)
+    return Trainer.from_checkpoint(ckpt, corpus, steps=args.steps)
+
+
+def _progress_json(p) -> str:
+    record = {
+        "step": p.step, "total_steps": p.total_steps, "train_loss": p.train_loss, "smooth_loss": p.smooth_loss,
+        "val_loss": p.val_loss, "val_bpc": p.val_bpc, "grad_norm": p.grad_norm,
+        "steps_per_s": p.steps_per_s, "elapsed_s": p.elapsed_s, "done": p.done,
+    }
+    return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()})
+
+
+class _StopOnSigint:
+    """While active, the first Ctrl+C sets ``stop`` (the loop ends after the current step and
+    the checkpoint is saved); a second one interrupts at once. No-op outside the main thread."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        self.stop.set()
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def run_train(args) -> int:
+    out_dir = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_dir):
+        raise UsageError(f"cannot write {args.out}: folder {out_dir} does not exist")
+    text = load_text(args.corpus, max_bytes=args.max_bytes)
+    trainer = _resumed_trainer(args, text) if args.resume else _new_trainer(args, text)
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    human = sys.stderr if args.json else sys.stdout
+    stop = threading.Event()
+    final, saved_step = None, None
+    try:
+        with _StopOnSigint(stop):
+            for p in trainer.run(stop=stop):
+                if bar is not None:
+                    bar.update(p)
+                if p.val_loss is not None and not p.done:
+                    trainer.save(args.out)
+                    saved_step = p.step
+                    if args.json:
+                        print(_progress_json(p), flush=True)
+                    elif bar is None:
+                        print(f"step {p.step}/{p.total_steps}: train loss {p.smooth_loss:.4f}, "
+                              f"val loss {p.val_loss:.4f} nats/char", file=sys.stderr, flush=True)
+                final = p
+    except TrainingDiverged as e:
+        if bar is not None:
+            bar.finish()
+        trainer.save(args.out)
+        print(f"{PROG}: error: {e}; saved the last good weights (step {trainer.step}) to {args.out}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if bar is not None:
+        bar.finish()
+    if saved_step != trainer.step:
+        trainer.save(args.out)
+    if stop.is_set():
+        print(f"{PROG}: interrupted at step {trainer.step}; saved {args.out} "
+              f"(continue with --resume {args.out})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if final.val_loss is not None:
+        print(f"step {final.step}: validation loss {final.val_loss:.4f} nats/char "
+              f"({final.val_bpc:.4f} bits/char); saved {args.out}", file=human)
+    else:
+        print(f"step {final.step}: no validation split (--val-fraction 0); saved {args.out}", file=human)
+    return 0
+
+
+def _checkpoint_with_vocab(path):
+    ckpt = load_checkpoint(path)
+    if ckpt.vocab is None:
+        raise CheckpointError(f"{path} has no character vocabulary (not a text model)")
+    return ckpt
+
+
+def run_sample(args) -> int:
+    ckpt = _checkpoint_with_vocab(args.model)
+    prime = load_text(args.prime_file) if args.prime_file else args.prime
+    rng = np.random.default_rng(args.seed)
+    result = sample(ckpt.model, ckpt.vocab, prime=prime, length=args.length, temperature=args.temperature,
+                    top_k=args.top_k, greedy=args.greedy, rng=rng)
+    text = prime + result.generated
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def run_trace(args) -> int:
+    ckpt = _checkpoint_with_vocab(args.model)
+    text = load_text(args.text_file) if args.text_file else args.text
+    if not text:
+        raise UsageError("--text is empty; give at least one character")
+    ids = ckpt.vocab.encode(text, source="the text")  # (T,)
+    trace = ckpt.model.trace(ids, text=text)
+    save_trace_npz(args.out, trace, vocab=ckpt.vocab)
+    print(f"wrote {args.out}: {trace.steps} steps, {trace.num_layers} layer(s) of {trace.hidden_size} units")
+    return 0
+
+
+# --- entry point -----------------------------------------------------------------------------
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def main(argv: list | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(_with_default_command(argv))
+    except SystemExit as e:  # --help (0) or a usage error (2, already reported)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    try:
+        return args.handler(args)
+    except (UsageError, DataError, CheckpointError, ValueError, OSError) as e:
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,254 @@
+"""The command line, in-process through ``main([...])`` plus a few real subprocesses."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.checkpoint import load_checkpoint
+from engine.sample import sample
+from lstmviz.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--hidden", "8", "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--lr", "0.01"]
+JSON_KEYS = {"step", "train_loss", "val_loss", "elapsed_s", "val_bpc", "smooth_loss", "grad_norm"}
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("data") / "corpus.txt"
+    path.write_text("".join(rng.choice(["abcd ", "abce ", "xyz\n"], size=200)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(corpus_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "model.npz"
+    assert main(["train", str(corpus_file), "--out", str(out), "--steps", "30", *TINY]) == 0
+    return out
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_refused(capsys, *argv, message=None):
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstmviz: error: "), err
+    assert "Traceback" not in err
+    if message is not None:
+        assert message in lines[0], lines[0]
+
+
+def test_train_writes_checkpoint_and_json_lines(capsys, corpus_file, tmp_path):
+    out = tmp_path / "m.npz"
+    code, stdout, err = run(capsys, "train", corpus_file, "--out", out, "--steps", "20", "--json", *TINY)
+    assert code == 0, err
+    records = [json.loads(line) for line in stdout.splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20]
+    for r in records:
+        assert JSON_KEYS <= set(r)
+        assert r["val_loss"] > 0 and r["elapsed_s"] >= 0
+        assert r["val_bpc"] == pytest.approx(r["val_loss"] / np.log(2))
+    ckpt = load_checkpoint(out)
+    assert ckpt.step == 20 and ckpt.model.config.hidden_size == 8
+    assert ckpt.vocab.chars == tuple(sorted(set(corpus_file.read_text(encoding="utf-8"))))
+    assert "validation loss" in err and "bits/char" in err  # the final line goes to stderr with --json
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp files left behind
+
+
+def test_resume_continues_exactly(capsys, corpus_file, tmp_path):
+    full, half = tmp_path / "full.npz", tmp_path / "half.npz"
+    common = ["--steps", "20", "--batching", "random", "--layers", "2", "--dropout", "0.2", *TINY]
+    code, expected, _ = run(capsys, "train", corpus_file, "--out", full, "--json", *common)
+    assert code == 0
+    first_half = [a if a != "20" else "10" for a in common]
+    code, first, _ = run(capsys, "train", corpus_file, "--out", half, "--json", *first_half)
+    assert code == 0
+    code, second, err = run(capsys, "train", corpus_file, "--out", half, "--resume", half, "--steps", 20, "--json")
+    assert code == 0, err
+    timing = ("elapsed_s", "steps_per_s", "total_steps")
+
+    def losses(lines):
+        return [{k: v for k, v in json.loads(line).items() if k not in timing} for line in lines.splitlines()]
+
+    assert [r["step"] for r in losses(first + second)] == [5, 10, 15, 20]
+    assert losses(first + second) == losses(expected)  # bitwise: the floats are printed exactly
+    a, b = load_checkpoint(full), load_checkpoint(half)
+    assert b.step == 20
+    for name, p in a.model.params.items():
+        np.testing.assert_array_equal(b.model.params[name], p)
+
+
+def test_sample_greedy_is_deterministic_and_matches_the_engine(capsys, model_file):
+    code, first, _ = run(capsys, "sample", model_file, "--greedy", "--prime", "ab", "--length", "30")
+    assert code == 0
+    assert run(capsys, "sample", model_file, "--greedy", "--prime", "ab", "--length", "30")[1] == first
+    ckpt = load_checkpoint(model_file)
+    expected = sample(ckpt.model, ckpt.vocab, prime="ab", length=30, greedy=True)
+    assert first == expected.text + "\n"
+    seeded = [run(capsys, "sample", model_file, "--seed", "5", "--length", "40")[1] for _ in range(2)]
+    assert seeded[0] == seeded[1] and len(seeded[0]) >= 40
+
+
+def test_sample_prime_file(capsys, model_file, tmp_path):
+    prime = tmp_path / "prime.txt"
+    prime.write_text("xyz\n", encoding="utf-8")
+    code, out, _ = run(capsys, "sample", model_file, "--prime-file", prime, "--greedy", "--length", "5")
+    assert code == 0 and out.startswith("xyz\n") and len(out) == len("xyz\n") + 5 + 1
+
+
+def test_trace_file_equals_engine_trace(capsys, model_file, tmp_path):
+    out = tmp_path / "trace.npz"
+    text = "abcd xyz\nabce"
+    code, _, err = run(capsys, "trace", model_file, "--text", text, "--out", out)
+    assert code == 0, err
+    ckpt = load_checkpoint(model_file)
+    trace = ckpt.model.trace(ckpt.vocab.encode(text), text=text)
+    with np.load(out, allow_pickle=False) as npz:
+        data = {k: npz[k] for k in npz.files}
+    for name in ("i", "f", "g", "o", "c", "h"):
+        np.testing.assert_array_equal(data[f"layer0_{name}"], trace.gate(name, 0))
+        assert data[f"layer0_{name}"].shape == (len(text), 8)
+    np.testing.assert_array_equal(data["probs"], trace.outputs)
+    assert "".join(data["chars"].tolist()) == text
+    assert tuple(data["vocab"].tolist()) == ckpt.vocab.chars
+
+
+def test_trace_of_rnn_has_only_h(capsys, corpus_file, tmp_path):
+    model = tmp_path / "rnn.npz"
+    assert run(capsys, "train", corpus_file, "--out", model, "--steps", "3", "--cell", "rnn", *TINY)[0] == 0
+    out = tmp_path / "t.npz"
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("abc", encoding="utf-8")
+    assert run(capsys, "trace", model, "--text-file", text_file, "--out", out)[0] == 0
+    with np.load(out, allow_pickle=False) as npz:
+        assert sorted(k for k in npz.files if k.startswith("layer")) == ["layer0_h"]
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, model_file):
+    d = tmp_path_factory.mktemp("bad")
+    (d / "empty.txt").write_text("", encoding="utf-8")
+    (d / "binary.bin").write_bytes(bytes(range(256)) * 4)
+    (d / "garbage.npz").write_bytes(b"PK\x03\x04 this is not a zip")
+    (d / "truncated.npz").write_bytes(model_file.read_bytes()[:300])
+    (d / "short.txt").write_text("abc", encoding="utf-8")
+    (d / "other.txt").write_text("QRST " * 100, encoding="utf-8")
+    return d
+
+
+REFUSALS = [
+    (["train", "{d}/missing.txt", "--out", "{d}/o.npz"], "no such file"),
+    (["train", "{d}/empty.txt", "--out", "{d}/o.npz"], "empty"),
+    (["train", "{d}/binary.bin", "--out", "{d}/o.npz"], "binary"),
+    (["train", "{d}/short.txt", "--out", "{d}/o.npz"], "needs at least"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--hidden", "0"], "--hidden"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--lr", "-1"], "--lr"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--lr", "nan"], "--lr"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--dropout", "1.5"], "--dropout"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--steps", "ten"], "--steps"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--optimizer", "lbfgs"], "--optimizer"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--momentum", "0.9"], "momentum"),
+    (["train", "{corpus}", "--out", "{d}/no/such/dir/o.npz"], "does not exist"),
+    (["train", "{corpus}"], "--out"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--resume", "{d}/garbage.npz"], "garbage.npz"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--resume", "{model}", "--hidden", "4"], "--hidden"),
+    (["train", "{d}/other.txt", "--out", "{d}/o.npz", "--resume", "{model}"], "vocabulary"),
+    (["sample", "{d}/garbage.npz"], "garbage.npz"),
+    (["sample", "{d}/truncated.npz"], "truncated.npz"),
+    (["sample", "{d}/missing.npz"], "missing.npz"),
+    (["sample", "{model}", "--prime", "QZ"], "not in the vocabulary"),
+    (["sample", "{model}", "--temperature", "0"], "--temperature"),
+    (["sample", "{model}", "--top-k", "1000"], "top_k"),
+    (["sample", "{model}", "--prime-file", "{d}/binary.bin"], "binary"),
+    (["trace", "{model}", "--text", "", "--out", "{d}/t.npz"], "empty"),
+    (["trace", "{model}", "--text", "QQ", "--out", "{d}/t.npz"], "not in the vocabulary"),
+    (["trace", "{model}", "--out", "{d}/t.npz"], "--text"),
+    (["trace", "{d}/empty.txt", "--text", "ab", "--out", "{d}/t.npz"], "empty.txt"),
+    (["trace", "{model}", "--text", "ab", "--out", "{d}/no/dir/t.npz"], "No such file"),
+    (["gui", "{d}/missing.npz"], "no such file"),
+    (["trian"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, message", REFUSALS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in REFUSALS])
+def test_refusals_exit_2_with_one_line(capsys, bad_files, corpus_file, model_file, argv, message):
+    fill = {"d": bad_files, "corpus": corpus_file, "model": model_file}
+    assert_refused(capsys, *[a.format(**fill) for a in argv], message=message)
+    assert not (bad_files / "o.npz").exists()
+
+
+def test_help_exits_0(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "train" in out and "sample" in out
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("lstmviz ")
+
+
+def test_default_command_is_gui(monkeypatch, model_file, corpus_file):
+    calls = []
+    fake = types.ModuleType("lstmviz.app")
+    fake.run_app = lambda model_path=None, text_path=None: calls.append((model_path, text_path)) or 0
+    monkeypatch.setitem(sys.modules, "lstmviz.app", fake)
+    assert main([]) == 0
+    assert main([str(model_file), str(corpus_file)]) == 0
+    assert main(["gui", str(model_file)]) == 0
+    assert calls == [(None, None), (str(model_file), str(corpus_file)), (str(model_file), None)]
+
+
+def _env():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("QT_QPA_PLATFORM", None)
+    return env
+
+
+def test_python_m_lstmviz_train_without_qt(corpus_file, tmp_path):
+    out = tmp_path / "m.npz"
+    cmd = [sys.executable, "-m", "lstmviz", "train", str(corpus_file), "--out", str(out), "--steps", "5", *TINY]
+    done = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "validation loss" in done.stdout and load_checkpoint(out).step == 5
+    script = (
+        "import sys; from lstmviz.cli import main\n"
+        f"codes = [main(['train', {str(corpus_file)!r}, '--out', {str(out)!r}, '--steps', '2', *{TINY!r}]),\n"
+        f"         main(['sample', {str(out)!r}, '--length', '5', '--seed', '1']),\n"
+        f"         main(['trace', {str(out)!r}, '--text', 'ab', '--out', {str(tmp_path / 't.npz')!r}])]\n"
+        "qt = sorted(m for m in sys.modules if m.startswith(('PySide6', 'pyqtgraph', 'shiboken6')))\n"
+        "print('RESULT', codes, qt)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "RESULT [0, 0, 0] []" in done.stdout
+
+
+def test_ctrl_c_saves_and_exits_130(corpus_file, tmp_path):
+    out = tmp_path / "m.npz"
+    cmd = [sys.executable, "-m", "lstmviz", "train", str(corpus_file), "--out", str(out), "--steps", "100000",
+           "--json", *TINY[:-4], "--eval-every", "1"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = json.loads(proc.stdout.readline())  # blocks until the first evaluation is out
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    last_step = json.loads(rest.splitlines()[-1])["step"] if rest.strip() else first["step"]
+    ckpt = load_checkpoint(out)
+    assert ckpt.step >= last_step >= 1 and ckpt.train_state["step"] == ckpt.step
