@@ -253,6 +253,11 @@ class SeriesDataset:
         self.targets = sliding_windows(self.scaled[W:], K).astype(self.dtype)  # (M, K)
         self.val_first_position = self.positions - self.n_val + K - 1  # targets all in the val part
 
+    def describe(self) -> dict:
+        """What a checkpoint needs to map the model's outputs back to original units."""
+        return {"window": self.window, "horizon": self.horizon, "val_fraction": self.val_fraction,
+                "scaler": self.scaler.to_dict()}
+
     @property
     def has_validation(self) -> bool:
         """True if at least one position has all its targets in the validation part."""
@@ -327,7 +332,6 @@ class SeriesDataset:
         mse = float(np.mean((outputs - targets) ** 2))
         original = self.scaler.inverse_transform(outputs) - self.scaler.inverse_transform(targets)  # (M_val, K)
         return SeriesScore(mse=mse, mse_original=float(np.mean(original ** 2)))
-
 
     def validation_loss(self, model, batch_size: int | None = None) -> float | None:
         """``evaluate(model).mse`` (scaled units, the training loss's), or None without validation

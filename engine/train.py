@@ -35,6 +35,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
+from .series import SeriesDataset
 
 LN2 = math.log(2.0)
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
@@ -172,18 +173,25 @@ def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk:
 class Trainer:
     """Trains ``model`` on ``corpus`` with ``config``; see the module docstring.
 
-    ``rng`` defaults to ``np.random.Generator(np.random.PCG64(config.seed))``; it draws the
-    random batch offsets and the dropout masks. ``corpus.vocab`` must match the model's size.
+    ``corpus`` is a ``TextCorpus`` (one-hot inputs, softmax head; losses in nats per character)
+    or an ``engine.series.SeriesDataset`` (dense windows, linear/tanh head; losses are mean
+    squared errors in scaled units and ``val_bpc`` is None). ``rng`` defaults to
+    ``np.random.Generator(np.random.PCG64(config.seed))``; it draws the random batch offsets
+    and the dropout masks.
     """
 
-    def __init__(self, model: SequenceModel, corpus: TextCorpus, config: TrainConfig,
+    def __init__(self, model: SequenceModel, corpus: TextCorpus | SeriesDataset, config: TrainConfig,
                  rng: np.random.Generator | None = None):
-        cfg = model.config
-        if cfg.input_kind != "onehot" or cfg.head != "softmax":
-            raise ValueError("the text trainer needs a model with one-hot inputs and a softmax head")
-        V = len(corpus.vocab)
-        if cfg.input_size != V or cfg.output_size != V:
-            raise ValueError(f"the model is for {cfg.input_size} characters but the text's vocabulary has {V}")
+        self.is_text = isinstance(corpus, TextCorpus)
+        if self.is_text:
+            cfg = model.config
+            if cfg.input_kind != "onehot" or cfg.head != "softmax":
+                raise ValueError("the text trainer needs a model with one-hot inputs and a softmax head")
+            V = len(corpus.vocab)
+            if cfg.input_size != V or cfg.output_size != V:
+                raise ValueError(f"the model is for {cfg.input_size} characters but the text's vocabulary has {V}")
+        else:
+            corpus.check_model(model)
         corpus.check_trainable(config.seq_len, config.batch_size)
         self.model = model
         self.corpus = corpus
@@ -279,7 +287,10 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------------
     def evaluate(self) -> float | None:
-        """Validation loss (nats/char) over the whole validation split; None without one."""
+        """Validation loss over the whole validation split (nats/char for text, mean squared
+        error in scaled units for a series); None without a validation split."""
+        if not self.is_text:
+            return self.corpus.validation_loss(self.model, self.config.batch_size)
         if len(self.corpus.val_ids) < 2:
             return None
         return evaluate(self.model, self.corpus.val_ids, self.config.batch_size)
@@ -300,7 +311,7 @@ class Trainer:
             self.elapsed_s = elapsed_before + ran
             rate = (self.step - start_step) / ran if ran > 0 else 0.0
             return Progress(step=self.step, total_steps=total, train_loss=loss, smooth_loss=self.smooth_loss,
-                            val_loss=val, val_bpc=None if val is None else val / LN2, grad_norm=norm,
+                            val_loss=val, val_bpc=None if val is None or not self.is_text else val / LN2, grad_norm=norm,
                             steps_per_s=rate, elapsed_s=self.elapsed_s, done=done)
 
         while self.step < total and not (stop is not None and stop.is_set()):
@@ -333,7 +344,9 @@ class Trainer:
 
     def save(self, path, extra: dict | None = None) -> None:
         """Write a checkpoint (model, vocab, optimizer, train state and config) atomically."""
-        save_checkpoint(path, self.model, vocab=self.corpus.vocab, step=self.step,
+        if not self.is_text:
+            extra = {**(extra or {}), "series": self.corpus.describe()}
+        save_checkpoint(path, self.model, vocab=getattr(self.corpus, "vocab", None), step=self.step,
                         optimizer_state=self.optimizer.state_dict(), train_state=self.train_state(),
                         train_config=self.config.to_dict(), extra=extra)
 
@@ -344,7 +357,7 @@ class Trainer:
         Raises ValueError if the checkpoint has no training state or does not fit the corpus."""
         if ckpt.train_config is None or ckpt.train_state is None or ckpt.optimizer_state is None:
             raise ValueError(f"{ckpt.path or 'the checkpoint'} holds a model only, no training state to resume")
-        if ckpt.vocab is not None and ckpt.vocab != corpus.vocab:
+        if ckpt.vocab is not None and ckpt.vocab != getattr(corpus, "vocab", None):
             raise ValueError("the text's vocabulary differs from the checkpoint's")
         config = TrainConfig.from_dict(ckpt.train_config)
         if steps is not None:

@@ -278,3 +278,23 @@ def test_progress_fields_at_end_when_nothing_to_do(corpus):
     (final,) = list(trainer.run())  # already at total steps: just the final snapshot
     assert isinstance(final, Progress) and final.done and final.step == 2
     assert final.val_loss == pytest.approx(trainer.evaluate())
+
+
+def test_trainer_learns_a_sine_series_and_checkpoints_its_scaler(tmp_path):
+    """The same Trainer drives a numeric forecaster: MSE falls, val_bpc stays None, and the
+    checkpoint records what maps predictions back to original units."""
+    from engine.series import SeriesDataset, sine
+
+    dataset = SeriesDataset(sine(400, period=25.0) * 3.0 + 10.0, window=4, val_fraction=0.2)
+    model = SequenceModel(ModelConfig(input_size=4, output_size=1, hidden_size=16, input_kind="dense", head="linear"),
+                          rng=np.random.default_rng(0))
+    config = TrainConfig(seq_len=20, batch_size=8, steps=300, lr=1e-2, eval_every=100, val_fraction=0.2)
+    trainer = Trainer(model, dataset, config)
+    before = trainer.evaluate()
+    progress = list(trainer.run())
+    assert progress[-1].done and progress[-1].val_bpc is None
+    assert progress[-1].val_loss < 0.01 < before
+    path = tmp_path / "series.npz"
+    trainer.save(path)
+    saved = load_checkpoint(path).extra["series"]
+    assert saved["window"] == 4 and saved["scaler"] == dataset.scaler.to_dict()
