@@ -1,0 +1,81 @@
+"""Benchmark: time to update every panel per playback step (2-layer H=256, 200-step window).
+
+    python bench/gui_frame.py [--steps 200] [--hidden 256] [--layers 2]
+
+Runs offscreen. For each step it times ``Session.step()`` (the engine step plus every panel's
+update slot, all synchronous) and, separately, painting the window (``repaint``, which paints every dock).
+Prints the median and 95th percentile of both, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PySide6 import QtCore, QtWidgets  # noqa: E402
+
+from engine import ModelConfig, SequenceModel  # noqa: E402
+from engine.data import CharVocab  # noqa: E402
+from lstmviz.main_window import MainWindow  # noqa: E402
+from lstmviz.panels.gates import WINDOW  # noqa: E402
+from lstmviz.session import Session  # noqa: E402
+
+
+def percentiles(ms: list) -> str:
+    a = np.asarray(ms)
+    return f"median {np.median(a):6.2f} ms   p95 {np.percentile(a, 95):6.2f} ms"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    text = (Path(__file__).resolve().parent.parent / "assets" / "demo.txt").read_text(encoding="utf-8")
+    text = text[: WINDOW + args.steps + 10]
+    vocab = CharVocab.from_text(text)
+    cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=args.hidden, num_layers=args.layers)
+    model = SequenceModel(cfg, rng=np.random.default_rng(0))
+    with tempfile.TemporaryDirectory() as folder:
+        settings = QtCore.QSettings(str(Path(folder) / "bench.ini"), QtCore.QSettings.IniFormat)
+        session = Session()
+        window = MainWindow(session, settings)
+        window.resize(1400, 880)
+        window.show()
+        session.set_model(model, vocab)
+        session.set_text(text)
+        session.seek(WINDOW)  # the heatmap window is full from here on
+        session.select(args.layers - 1, 3, -1)  # text colouring on: the slowest path
+        app.processEvents()
+        update_ms, paint_ms = [], []
+        for _ in range(args.steps):
+            t0 = time.perf_counter()
+            session.step()
+            t1 = time.perf_counter()
+            window.repaint()  # paints every visible child now
+            app.processEvents()
+            t2 = time.perf_counter()
+            update_ms.append((t1 - t0) * 1e3)
+            paint_ms.append((t2 - t1) * 1e3)
+        window.close()
+    print(f"gui_frame: {args.layers} layers x H={args.hidden}, {WINDOW}-step window, {args.steps} steps, "
+          f"{QtWidgets.QApplication.platformName()}")
+    print(f"  update every panel (Session.step): {percentiles(update_ms)}")
+    print(f"  paint the window                 : {percentiles(paint_ms)}")
+    print(f"  total per frame                  : {percentiles([a + b for a, b in zip(update_ms, paint_ms)])}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""Every modal dialog the app opens goes through these three functions (tests monkeypatch them)."""
+
+from __future__ import annotations
+
+from PySide6 import QtWidgets
+
+
+def ask_open_path(parent, title: str, file_filter: str) -> str | None:
+    """A file to open, or None if the user cancelled."""
+    path, _ = QtWidgets.QFileDialog.getOpenFileName(parent, title, "", file_filter)
+    return path or None
+
+
+def ask_save_path(parent, title: str, file_filter: str) -> str | None:
+    """A file to write, or None if the user cancelled (the dialog asks before overwriting)."""
+    path, _ = QtWidgets.QFileDialog.getSaveFileName(parent, title, "", file_filter)
+    return path or None
+
+
+def show_error(parent, title: str, message: str) -> None:
+    """A modal error box."""
+    QtWidgets.QMessageBox.critical(parent, title, message)
+
+
+def show_about(parent, title: str, rich_text: str) -> None:
+    """The modal About box."""
+    QtWidgets.QMessageBox.about(parent, title, rich_text)

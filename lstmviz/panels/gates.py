@@ -1,0 +1,151 @@
+"""Gate heatmaps panel: f, i, o, g, c, h of one layer as units x time, around the cursor.
+
+Only the last ``WINDOW`` steps before the cursor are drawn, so a step costs the same however
+long the text is. The six views share their time axis (wheel on the x axis zooms, drag pans);
+the view follows the cursor until the user zooms or pans, and "Follow" brings it back.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from ..plots import GATE_STYLE, HeatmapView
+from ..session import Session
+
+WINDOW = 200  # steps drawn, ending at the cursor
+
+
+class GatesPanel(QtWidgets.QWidget):
+    """Six heatmaps plus a layer selector. Hover readouts go out through ``status``."""
+
+    status = QtCore.Signal(str)
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.views: dict[str, HeatmapView] = {}
+        self._follow = True
+        self._shown_layer = 0
+        self._x_start = None  # first step of the followed x range (None: not set yet)
+        self._units = None  # H the y ranges are set for
+
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        self.layer_box = QtWidgets.QComboBox()
+        self.layer_box.setToolTip("Which layer of a stacked model the heatmaps show")
+        self.layer_box.activated.connect(self._on_layer_chosen)
+        bar.addWidget(self.layer_box)
+        self.follow_button = QtWidgets.QPushButton("Follow cursor")
+        self.follow_button.setCheckable(True)
+        self.follow_button.setChecked(True)
+        self.follow_button.setToolTip("Keep the last steps before the cursor in view "
+                                      "(turns off when you zoom or pan the time axis)")
+        self.follow_button.toggled.connect(self._on_follow_toggled)
+        bar.addWidget(self.follow_button)
+        self.hint = QtWidgets.QLabel("wheel: zoom time · drag: pan · click a cell: select unit")
+        self.hint.setStyleSheet("color: gray")
+        bar.addWidget(self.hint)
+        bar.addStretch(1)
+
+        grid = QtWidgets.QGridLayout()
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(2)
+        for k, name in enumerate(("f", "i", "o", "g", "c", "h")):
+            view = HeatmapView(name, colorblind=session.colorblind)
+            view.setToolTip(f"{GATE_STYLE[name].label}: units (rows) by step (columns); "
+                            "hover for values, click to select a unit")
+            view.setMinimumSize(160, 120)
+            view.hovered.connect(lambda u, s, v, name=name: self._on_hovered(name, u, s, v))
+            view.clicked.connect(self._on_clicked)
+            view.plot.vb.sigRangeChangedManually.connect(self._on_user_zoomed)
+            if self.views:
+                view.plot.setXLink(self.views["f"].plot)
+            self.views[name] = view
+            grid.addWidget(view, k // 3, k % 3)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addLayout(grid, 1)
+
+        session.model_changed.connect(self._on_model_changed)
+        session.text_changed.connect(self.refresh)
+        session.stepped.connect(self.refresh)
+        session.selection_changed.connect(self._on_selection_changed)
+        session.colormap_changed.connect(self._on_colormap_changed)
+        self._on_model_changed()
+
+    # --- session -> views ---------------------------------------------------------------------
+    def _on_model_changed(self):
+        s = self.session
+        self.layer_box.clear()
+        self.layer_box.addItems([f"layer {k}" for k in range(s.num_layers)])
+        self.layer_box.setEnabled(s.num_layers > 1)
+        self.layer_box.setCurrentIndex(s.layer)
+        names = s.names
+        for name, view in self.views.items():
+            view.setVisible(name in names or not names)
+        self.refresh()
+
+    def window_start(self, t: int) -> int:
+        """First step drawn when the cursor is at ``t`` steps taken."""
+        return max(0, t - WINDOW)
+
+    def refresh(self, *_):
+        """Redraw the window of steps ending at the cursor."""
+        s = self.session
+        if not s.ready:
+            return
+        t = s.t
+        lo = self.window_start(t)
+        trace = s.trace()
+        H = s.hidden_size
+        self._shown_layer = s.layer
+        for name in s.names:
+            view = self.views[name]
+            view.set_data(trace.gate(name, s.layer)[lo:t], s.levels(name, s.layer), t0=lo)
+            view.set_cursor(t - 1 if t else None)
+        if self._follow and self._x_start != lo:
+            self._x_start = lo
+            self.views["f"].plot.setXRange(lo - 0.5, lo + WINDOW - 0.5, padding=0)
+        if self._units != H:
+            self._units = H
+            for view in self.views.values():
+                view.plot.setYRange(-0.5, H - 0.5, padding=0)
+        self._on_selection_changed(s.layer, s.unit, s.selected_step)
+
+    def _on_selection_changed(self, layer, unit, step):
+        self.layer_box.setCurrentIndex(layer)
+        if layer != self._shown_layer:
+            self.refresh()
+            return
+        for view in self.views.values():
+            view.set_unit_marker(unit if unit >= 0 else None)
+
+    def _on_colormap_changed(self, colorblind: bool):
+        for view in self.views.values():
+            view.set_colorblind(colorblind)
+
+    # --- user -> session ----------------------------------------------------------------------
+    def _on_layer_chosen(self, index: int):
+        s = self.session
+        if index >= 0 and index != s.layer:
+            s.select(index, s.unit, s.selected_step)
+
+    def _on_hovered(self, name: str, unit: int, step: int, value: float):
+        text = self.session.text
+        ch = repr(text[step]) if 0 <= step < len(text) else "?"
+        self.status.emit(f"{GATE_STYLE[name].label} · unit {unit} · step {step} · char {ch} · value {value:+.4f}")
+
+    def _on_clicked(self, unit: int, step: int):
+        self.session.select(self.session.layer, unit, step)
+
+    def _on_user_zoomed(self, *_):
+        self.follow_button.setChecked(False)
+        self._x_start = None
+
+    def _on_follow_toggled(self, on: bool):
+        self._follow = on
+        if on:
+            self.refresh()

@@ -1,0 +1,145 @@
+"""Current step panel: the six vectors of the selected layer at the current step, side by side
+as colour strips (unit 0 at the top), and the model's top-k next-character predictions as a bar
+chart, the true next character's bar in red."""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from ..plots import colormap_for
+from ..session import Session
+
+TOP_K = 10
+STRIP_NAMES = ("f", "i", "o", "g", "c", "h")
+PREDICTED = (90, 140, 220)
+TRUE_NEXT = (220, 60, 60)
+
+
+def char_label(ch: str) -> str:
+    """Readable label of one character (whitespace spelled out)."""
+    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
+
+
+class CurrentStepPanel(QtWidgets.QWidget):
+    """Colour strips of the current step's vectors and the top-k predictions."""
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.vectors_title = QtWidgets.QLabel()
+        self.predictions_title = QtWidgets.QLabel()
+        titles = QtWidgets.QHBoxLayout()
+        titles.setContentsMargins(6, 2, 6, 0)
+        titles.addWidget(self.vectors_title, 3)
+        titles.addWidget(self.predictions_title, 2)
+        self.plots = pg.GraphicsLayoutWidget()
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(titles)
+        layout.addWidget(self.plots, 1)
+        self.setToolTip("Left: the selected layer's vectors at the current step (one column each, "
+                        "unit 0 at the top). Right: the most likely next characters; the red bar is "
+                        "the character that actually comes next.")
+        self.setMinimumSize(260, 200)
+        self.plots.ci.setContentsMargins(2, 2, 2, 2)
+
+        self.vectors = self.plots.addPlot(row=0, col=0)
+        self.vectors.invertY(True)
+        self.vectors.setMouseEnabled(x=False, y=False)
+        self.vectors.hideButtons()
+        self.vectors.setMenuEnabled(False)
+        self.vectors.getAxis("bottom").setTicks([[(k, n) for k, n in enumerate(STRIP_NAMES)]])
+        self.vectors.setLabel("left", "unit")
+        self.strips = {}
+        for k, name in enumerate(STRIP_NAMES):
+            item = pg.ImageItem(axisOrder="row-major")
+            self.vectors.addItem(item)
+            self.strips[name] = item
+        self.unit_marker = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 80, 80), width=1.5))
+        self.vectors.addItem(self.unit_marker, ignoreBounds=True)
+        self.vectors.setXRange(-0.5, len(STRIP_NAMES) - 0.5, padding=0)
+
+        self.predictions = self.plots.addPlot(row=0, col=1)
+        self.predictions.invertY(True)
+        self.predictions.setMouseEnabled(x=False, y=False)
+        self.predictions.hideButtons()
+        self.predictions.setMenuEnabled(False)
+        self.predictions.setXRange(0, 1, padding=0.02)
+        self.predictions.setYRange(-0.5, TOP_K - 0.5, padding=0)
+        self.predictions.setLabel("bottom", "probability")
+        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.75, width=[])
+        self.predictions.addItem(self.bars)
+        self.plots.ci.layout.setColumnStretchFactor(0, 3)
+        self.plots.ci.layout.setColumnStretchFactor(1, 2)
+        self.top: list = []  # [(char, probability)] of the current step, most likely first
+
+        session.model_changed.connect(self._on_model_changed)
+        session.stepped.connect(self.refresh)
+        session.text_changed.connect(self.refresh)
+        session.selection_changed.connect(self.refresh)
+        session.colormap_changed.connect(self._on_colormap_changed)
+        self._on_model_changed()
+
+    def _on_model_changed(self):
+        s = self.session
+        H = max(s.hidden_size, 1)
+        for name, item in self.strips.items():
+            item.setVisible(name in s.names)
+        self.vectors.setYRange(-0.5, H - 0.5, padding=0)
+        self._on_colormap_changed(s.colorblind)
+
+    def _on_colormap_changed(self, colorblind: bool):
+        for name, item in self.strips.items():
+            item.setColorMap(colormap_for(name, colorblind))
+        self.refresh()
+
+    def refresh(self, *_):
+        """Show step ``t - 1`` (the character just read) and the prediction for step ``t``."""
+        s = self.session
+        t = s.t
+        if not s.ready or t == 0:
+            for item in self.strips.values():
+                item.clear()
+            self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+            self.predictions.getAxis("left").setTicks([[]])
+            self.top = []
+            self.vectors_title.setText("before the first step")
+            self.predictions_title.setText("next character")
+            return
+        trace = s.trace()
+        for name in s.names:
+            column = trace.gate(name, s.layer)[t - 1]  # (H,)
+            item = self.strips[name]
+            item.setImage(np.ascontiguousarray(column[:, None], dtype=np.float32),
+                          autoLevels=False, levels=s.levels(name, s.layer))
+            k = STRIP_NAMES.index(name)
+            item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
+        ch = s.text[t - 1] if t - 1 < len(s.text) else "?"
+        self.vectors_title.setText(f"step {t - 1}: <b>{html.escape(char_label(ch))}</b> &nbsp; layer {s.layer}")
+        if s.unit >= 0:
+            self.unit_marker.setValue(s.unit)
+            self.unit_marker.show()
+        else:
+            self.unit_marker.hide()
+
+        probs = trace.outputs[t - 1]  # (V,)
+        k = min(TOP_K, probs.shape[0])
+        best = np.argsort(-probs, kind="stable")[:k]  # (k,)
+        true_next = s.vocab.index(s.text[t]) if t < len(s.text) else -1
+        self.top = [(s.vocab.chars[i], float(probs[i])) for i in best]
+        brushes = [pg.mkBrush(TRUE_NEXT if i == true_next else PREDICTED) for i in best]
+        self.bars.setOpts(x0=np.zeros(k), y=np.arange(k), width=probs[best].astype(float), brushes=brushes)
+        labels = [(j, f"{char_label(ch)}  {p:.2f}") for j, (ch, p) in enumerate(self.top)]
+        self.predictions.getAxis("left").setTicks([labels])
+        if true_next >= 0 and true_next not in best:
+            title = f"next: <b>{html.escape(char_label(s.text[t]))}</b> (p={probs[true_next]:.3f}, not in top {k})"
+        elif true_next >= 0:
+            title = f"next character: <b style='color:#dc3c3c'>{html.escape(char_label(s.text[t]))}</b>"
+        else:
+            title = "next character (end of text)"
+        self.predictions_title.setText(title)

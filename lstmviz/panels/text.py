@@ -1,0 +1,239 @@
+"""Text panel: the sequence being stepped, editable, with the current character highlighted.
+
+When a unit is selected, each stepped character's background shows that unit's value of the
+chosen quantity (h by default; c on its symmetric levels, or any gate), drawn with the same
+colormap as its heatmap: the classic "quote-tracking cell" view. Colours are extra selections,
+so they never touch the document or its undo history.
+
+Edits are applied after a short pause (``EDIT_DEBOUNCE_MS``) and re-run the model from the first
+changed character. Characters outside the model's vocabulary are removed again and named in the
+status bar. Clicking a character moves the cursor to just after it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from ..plots import GATE_STYLE, colormap_for
+from ..session import Session
+
+EDIT_DEBOUNCE_MS = 400
+COLOURED_MAX = 3000  # characters coloured before the cursor (older ones stay plain)
+
+
+class TextPanel(QtWidgets.QWidget):
+    """Editable text with per-character activation colours."""
+
+    status = QtCore.Signal(str)
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.quantity = "h"
+        self._luts: dict = {}
+        self._cached = None  # (start, [ExtraSelection per character from start])
+
+        bar = QtWidgets.QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        self.info = QtWidgets.QLabel()
+        self.info.setToolTip("The selected unit whose values colour the characters")
+        bar.addWidget(self.info, 1)
+        bar.addWidget(QtWidgets.QLabel("Colour by"))
+        self.quantity_box = QtWidgets.QComboBox()
+        for name in ("h", "c", "f", "i", "o", "g"):
+            self.quantity_box.addItem(GATE_STYLE[name].label, name)
+        self.quantity_box.setToolTip("Which value of the selected unit colours each character")
+        self.quantity_box.currentIndexChanged.connect(self._on_quantity_chosen)
+        bar.addWidget(self.quantity_box)
+        self.clear_button = QtWidgets.QPushButton("Clear selection")
+        self.clear_button.setToolTip("Stop colouring the text by a unit")
+        self.clear_button.clicked.connect(lambda: session.select(session.layer, -1, -1))
+        bar.addWidget(self.clear_button)
+
+        self.editor = QtWidgets.QPlainTextEdit()
+        self.editor.setToolTip("The text stepped through the model. Click a character to move the "
+                               "cursor there; edit it to re-run from the first changed character.")
+        font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.FixedFont)
+        font.setPointSize(11)
+        self.editor.setFont(font)
+        self.editor.setLineWrapMode(QtWidgets.QPlainTextEdit.WidgetWidth)
+        self.editor.viewport().installEventFilter(self)
+        self.editor.textChanged.connect(self._on_text_edited)
+        self._debounce = QtCore.QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(EDIT_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.apply_edit)
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(bar)
+        layout.addWidget(self.editor, 1)
+
+        session.text_changed.connect(self._on_session_text)
+        session.model_changed.connect(self.invalidate)
+        session.stepped.connect(self.recolour)
+        session.selection_changed.connect(self.invalidate)
+        session.colormap_changed.connect(self._on_colormap_changed)
+        self._on_session_text()
+
+    # --- text in and out ----------------------------------------------------------------------
+    def _on_session_text(self):
+        if self.editor.toPlainText() != self.session.text:
+            blocker = QtCore.QSignalBlocker(self.editor)
+            self.editor.setPlainText(self.session.text)
+            del blocker
+        self.invalidate()
+
+    def _on_text_edited(self):
+        self._debounce.start()
+
+    def apply_edit(self):
+        """Send the editor's text to the session now (normally after the debounce)."""
+        self._debounce.stop()
+        typed = self.editor.toPlainText()
+        if typed == self.session.text:
+            return
+        accepted = self.session.set_text(typed)
+        if accepted != typed:
+            cursor = self.editor.textCursor()
+            position = min(cursor.position(), len(accepted))
+            blocker = QtCore.QSignalBlocker(self.editor)
+            self.editor.setPlainText(accepted)
+            del blocker
+            cursor = self.editor.textCursor()
+            cursor.setPosition(position)
+            self.editor.setTextCursor(cursor)
+            self.invalidate()
+
+    def eventFilter(self, obj, event):
+        if obj is self.editor.viewport() and event.type() == QtCore.QEvent.MouseButtonRelease \
+                and event.button() == QtCore.Qt.LeftButton and not self.editor.textCursor().hasSelection():
+            self.jump_to_char(self.char_at(event.position().toPoint()))
+        return super().eventFilter(obj, event)
+
+    def char_at(self, point: QtCore.QPoint) -> int:
+        """Index of the character under a viewport point."""
+        cursor = self.editor.cursorForPosition(point)
+        p = cursor.position()
+        if p > 0 and point.x() < self.editor.cursorRect(cursor).x():
+            p -= 1
+        return p
+
+    def jump_to_char(self, index: int):
+        """Make character ``index`` the current one (the last one stepped)."""
+        s = self.session
+        if s.ready and 0 <= index < s.steps:
+            if self._debounce.isActive():
+                self.apply_edit()
+            s.seek(index + 1)
+
+    # --- colours ------------------------------------------------------------------------------
+    def _on_quantity_chosen(self, _index):
+        self.quantity = self.quantity_box.currentData()
+        self.invalidate()
+
+    def set_quantity(self, name: str):
+        index = self.quantity_box.findData(name)
+        if index < 0:
+            raise ValueError(f"cannot colour the text by {name!r}")
+        self.quantity_box.setCurrentIndex(index)
+
+    def _on_colormap_changed(self, _colorblind):
+        self._luts.clear()
+        self.invalidate()
+
+    def _lut(self, name: str) -> np.ndarray:
+        key = (name, self.session.colorblind)
+        if key not in self._luts:
+            self._luts[key] = colormap_for(name, self.session.colorblind).getLookupTable(nPts=256, alpha=False)
+        return self._luts[key]  # (256, 3) uint8
+
+    def char_colours(self) -> tuple:
+        """``(start, colours (n, 3) uint8)``: background colours of characters start..t-1, or
+        ``(t, empty)`` when no unit is selected."""
+        t = self.session.t
+        if not self._colouring():
+            return t, np.zeros((0, 3), np.uint8)
+        start = max(0, t - COLOURED_MAX)
+        return start, self._colours(start, t)
+
+    def _colouring(self) -> bool:
+        s = self.session
+        return s.ready and s.unit >= 0 and self.quantity in s.names
+
+    def _colours(self, lo: int, hi: int) -> np.ndarray:
+        """Colours ``(hi - lo, 3) uint8`` of characters lo..hi-1 for the selected unit."""
+        s = self.session
+        values = s.trace().gate(self.quantity, s.layer)[lo:hi, s.unit]  # (n,)
+        low, high = s.levels(self.quantity, s.layer)
+        index = np.clip((values - low) / (high - low) * 255.0, 0, 255).astype(np.intp)  # (n,)
+        return self._lut(self.quantity)[index]
+
+    def _char_selection(self, doc, position: int, rgb) -> QtWidgets.QTextEdit.ExtraSelection:
+        r, g, b = rgb
+        sel = QtWidgets.QTextEdit.ExtraSelection()
+        sel.cursor = QtGui.QTextCursor(doc)
+        sel.cursor.setPosition(position)
+        sel.cursor.setPosition(position + 1, QtGui.QTextCursor.KeepAnchor)
+        sel.format.setBackground(QtGui.QColor(r, g, b))
+        light = 299 * r + 587 * g + 114 * b > 140_000  # bright background: dark text
+        sel.format.setForeground(QtGui.QColor("black" if light else "white"))
+        return sel
+
+    def invalidate(self, *_):
+        """Forget the cached character colours (selection, quantity, colours or text changed)."""
+        self._cached = None
+        self.recolour()
+
+    def _coloured_selections(self) -> list:
+        """Extra selections colouring characters [start, t), extended incrementally while
+        stepping forward and truncated while stepping back."""
+        t = self.session.t
+        if not self._colouring():
+            self._cached = None
+            return []
+        start = max(0, t - COLOURED_MAX)
+        if self._cached is None or self._cached[0] != start:
+            self._cached = (start, [])
+        sels = self._cached[1]
+        end = start + len(sels)
+        if end > t:
+            del sels[t - start:]
+        elif end < t:
+            doc = self.editor.document()
+            sels.extend(self._char_selection(doc, end + k, rgb)
+                        for k, rgb in enumerate(self._colours(end, t).tolist()))
+        return sels
+
+    def recolour(self, *_):
+        """Rebuild the highlight of the current character and the activation colours."""
+        s = self.session
+        doc = self.editor.document()
+        coloured = self._coloured_selections()
+        selections = list(coloured)
+        if s.t > 0:
+            sel = QtWidgets.QTextEdit.ExtraSelection()
+            sel.cursor = QtGui.QTextCursor(doc)
+            sel.cursor.setPosition(s.t - 1)
+            sel.cursor.setPosition(s.t, QtGui.QTextCursor.KeepAnchor)
+            if not coloured:
+                sel.format.setBackground(QtGui.QColor(255, 214, 10))
+                sel.format.setForeground(QtGui.QColor("black"))
+            sel.format.setFontWeight(QtGui.QFont.Bold)
+            sel.format.setUnderlineStyle(QtGui.QTextCharFormat.SingleUnderline)
+            sel.format.setUnderlineColor(QtGui.QColor(220, 30, 30))
+            selections.append(sel)
+            if not self.editor.hasFocus():
+                cursor = QtGui.QTextCursor(doc)
+                cursor.setPosition(s.t)
+                self.editor.setTextCursor(cursor)
+                self.editor.ensureCursorVisible()
+        self.editor.setExtraSelections(selections)
+        if s.unit >= 0:
+            self.info.setText(f"Colouring by layer {s.layer}, unit {s.unit}, "
+                              f"{GATE_STYLE[self.quantity].label}")
+        else:
+            self.info.setText("Click a heatmap cell to colour the text by that unit")
+        self.clear_button.setEnabled(s.unit >= 0)

@@ -1,0 +1,127 @@
+"""Transport: start, back, play/pause, forward, end, a speed slider (steps/s) and a time slider.
+
+Playback is a QTimer on the GUI thread that calls ``Session.step`` and stops at the end.
+"""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtWidgets
+
+from ..session import Session
+
+SPEED_RANGE = (1, 60)  # steps per second
+DEFAULT_SPEED = 12
+
+
+class TransportPanel(QtWidgets.QWidget):
+    """Buttons and sliders that move the Session's cursor."""
+
+    def __init__(self, session: Session, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.timer = QtCore.QTimer(self)
+        self.timer.timeout.connect(self._tick)
+
+        style = self.style()
+
+        def button(icon, tip, slot):
+            b = QtWidgets.QToolButton()
+            b.setIcon(style.standardIcon(icon))
+            b.setToolTip(tip)
+            b.setAutoRaise(True)
+            b.clicked.connect(slot)
+            layout.addWidget(b)
+            return b
+
+        self.setSizePolicy(QtWidgets.QSizePolicy.Preferred, QtWidgets.QSizePolicy.Fixed)
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 2)
+        SP = QtWidgets.QStyle.StandardPixmap
+        self._play_icon = style.standardIcon(SP.SP_MediaPlay)
+        self._pause_icon = style.standardIcon(SP.SP_MediaPause)
+        button(SP.SP_MediaSkipBackward, "Jump to the start (Home)", self.to_start)
+        button(SP.SP_MediaSeekBackward, "Step back one character (Left)", session.back)
+        self.play_button = button(SP.SP_MediaPlay, "Play / pause (Space)", self.toggle_play)
+        button(SP.SP_MediaSeekForward, "Step forward one character (Right)", session.step)
+        button(SP.SP_MediaSkipForward, "Jump to the end (End)", self.to_end)
+
+        self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.slider.setToolTip("Time: drag to move the cursor to any step")
+        self.slider.valueChanged.connect(self._on_slider)
+        layout.addWidget(self.slider, 1)
+        self.position = QtWidgets.QLabel()
+        self.position.setToolTip("Steps taken / length of the text")
+        self.position.setMinimumWidth(110)
+        layout.addWidget(self.position)
+
+        layout.addWidget(QtWidgets.QLabel("Speed"))
+        self.speed = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.speed.setRange(*SPEED_RANGE)
+        self.speed.setValue(DEFAULT_SPEED)
+        self.speed.setFixedWidth(110)
+        self.speed.setToolTip("Playback speed in steps per second")
+        self.speed.valueChanged.connect(self._on_speed)
+        layout.addWidget(self.speed)
+        self.speed_label = QtWidgets.QLabel()
+        self.speed_label.setMinimumWidth(56)
+        layout.addWidget(self.speed_label)
+        self._on_speed(self.speed.value())
+
+        session.stepped.connect(self._on_stepped)
+        session.text_changed.connect(self._on_stepped)
+        session.model_changed.connect(self._on_stepped)
+        self._on_stepped()
+
+    @property
+    def playing(self) -> bool:
+        return self.timer.isActive()
+
+    def toggle_play(self):
+        if self.playing:
+            self.pause()
+        else:
+            self.play()
+
+    def play(self):
+        s = self.session
+        if not s.ready:
+            return
+        if s.t >= s.steps:
+            s.seek(0)
+        self.timer.start()
+        self.play_button.setIcon(self._pause_icon)
+
+    def pause(self):
+        self.timer.stop()
+        self.play_button.setIcon(self._play_icon)
+
+    def to_start(self):
+        self.pause()
+        self.session.seek(0)
+
+    def to_end(self):
+        self.pause()
+        self.session.seek(self.session.steps)
+
+    def set_speed(self, steps_per_s: int):
+        self.speed.setValue(int(steps_per_s))
+
+    def _tick(self):
+        if not self.session.step():
+            self.pause()
+
+    def _on_speed(self, value: int):
+        self.timer.setInterval(int(round(1000 / value)))
+        self.speed_label.setText(f"{value} /s")
+
+    def _on_slider(self, value: int):
+        if value != self.session.t:
+            self.session.seek(value)
+
+    def _on_stepped(self, *_):
+        s = self.session
+        blocker = QtCore.QSignalBlocker(self.slider)
+        self.slider.setRange(0, s.steps)
+        self.slider.setValue(s.t)
+        del blocker
+        self.position.setText(f"step {s.t} / {s.steps}")

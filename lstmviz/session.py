@@ -1,0 +1,247 @@
+"""Session: the viewer's state (model, vocabulary, text, stepper, selection) and its signals.
+
+Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
+engine or to each other. Every signal is emitted on the GUI thread. Loading refuses bad files
+with the engine's error (``DataError`` / ``CheckpointError``) *before* any state changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6 import QtCore
+
+from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.data import CharVocab, load_text
+from engine.errors import CheckpointError, DataError
+from engine.model import SequenceModel
+from engine.stepper import Stepper
+from engine.trace import Trace
+
+from .plots import gate_levels
+
+LEVEL_STEPS_MAX = 20_000  # cell-state colour levels come from at most this many steps
+CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
+SYNC_STEPS = 300  # seeks that compute at most this many new steps finish before returning
+
+
+class Session(QtCore.QObject):
+    """State of one viewer window. See the module docstring."""
+
+    model_changed = QtCore.Signal()
+    text_changed = QtCore.Signal()
+    stepped = QtCore.Signal(int)
+    selection_changed = QtCore.Signal(int, int, int)  # layer, unit, step (-1: none)
+    colormap_changed = QtCore.Signal(bool)  # colour-blind maps on/off
+    message = QtCore.Signal(str)  # information for the status bar
+    error = QtCore.Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model: SequenceModel | None = None
+        self.vocab: CharVocab | None = None
+        self.text = ""
+        self.stepper: Stepper | None = None
+        self.model_path: str | None = None
+        self.text_path: str | None = None
+        self.model_step = 0  # training step stored with the model
+        self.layer, self.unit, self.selected_step = 0, -1, -1
+        self.colorblind = False
+        self.cell_levels: list = []  # per layer: symmetric (lo, hi) for the raw cell state
+        self._target: int | None = None
+        self._catchup = QtCore.QTimer(self)
+        self._catchup.setInterval(0)
+        self._catchup.timeout.connect(self._continue_seek)
+
+    # --- reading ------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        return self.stepper is not None
+
+    @property
+    def t(self) -> int:
+        """Steps taken (0..T)."""
+        return 0 if self.stepper is None else self.stepper.t
+
+    @property
+    def steps(self) -> int:
+        return 0 if self.stepper is None else self.stepper.steps
+
+    @property
+    def num_layers(self) -> int:
+        return 0 if self.model is None else self.model.config.num_layers
+
+    @property
+    def hidden_size(self) -> int:
+        return 0 if self.model is None else self.model.config.hidden_size
+
+    @property
+    def names(self) -> tuple:
+        """Quantities each layer records, in display order."""
+        if self.model is None:
+            return ()
+        return ("f", "i", "o", "g", "c", "h") if self.model.config.cell == "lstm" else ("h",)
+
+    @property
+    def seeking(self) -> bool:
+        """True while a long seek is being caught up in chunks."""
+        return self._target is not None
+
+    def trace(self) -> Trace:
+        """The first ``t`` steps (views: copy before keeping)."""
+        if self.stepper is None:
+            raise ValueError("no model loaded")
+        return self.stepper.trace()
+
+    def levels(self, name: str, layer: int) -> tuple:
+        """Colour levels of ``name`` in ``layer`` (the cell state's come from the whole text)."""
+        return self.cell_levels[layer] if name == "c" else gate_levels(name)
+
+    # --- loading ------------------------------------------------------------------------------
+    def load_model(self, path) -> None:
+        """Open a checkpoint. Raises ``CheckpointError`` (nothing changes) if it is unusable."""
+        ckpt = load_checkpoint(path)
+        if ckpt.vocab is None or ckpt.model.config.input_kind != "onehot" or ckpt.model.config.head != "softmax":
+            raise CheckpointError(f"{path}: not a character model (the viewer steps text through a "
+                                  "model with a character vocabulary and a softmax head)")
+        self.model_path = str(path)
+        self.model_step = int(ckpt.step)
+        self.set_model(ckpt.model, ckpt.vocab)
+
+    def save_model(self, path) -> None:
+        """Save the current model (and vocabulary) as a checkpoint, atomically."""
+        if self.model is None:
+            raise ValueError("no model to save")
+        save_checkpoint(path, self.model, vocab=self.vocab, step=self.model_step)
+        self.model_path = str(path)
+
+    def load_text(self, path) -> None:
+        """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
+        text = load_text(path)
+        if self.vocab is not None and not self._known(text, self.vocab):
+            raise DataError(f"{path}: none of its characters are in the model's vocabulary")
+        self.text_path = str(path)
+        self.set_text(text)
+
+    def set_model(self, model: SequenceModel, vocab: CharVocab) -> None:
+        """Swap in a model (e.g. new weights from training): re-run the current text up to the
+        current step. Characters of the text outside the new vocabulary are dropped."""
+        t = self.t
+        text = self._known(self.text, vocab)
+        stepper = Stepper(model, vocab.encode(text, "the text"), text)
+        levels = self._cell_levels(model, stepper.inputs)
+        self._stop_seek()
+        self.model, self.vocab, self.stepper, self.text, self.cell_levels = model, vocab, stepper, text, levels
+        if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
+            self.layer, self.unit, self.selected_step = 0, -1, -1
+        self.model_changed.emit()
+        self.text_changed.emit()
+        self._report_dropped(self.text, text)
+        self.seek(min(t, stepper.steps))
+
+    def set_text(self, text: str) -> str:
+        """Step through ``text`` instead; keeps results before the first changed character.
+
+        Characters outside the vocabulary are not accepted: they are removed, reported through
+        ``message``, and the accepted text is returned.
+        """
+        if not isinstance(text, str):
+            raise DataError(f"text must be a str, got {type(text).__name__}")
+        if self.vocab is None:
+            self.text = text
+            self.text_changed.emit()
+            return text
+        kept = self._known(text, self.vocab)
+        ids = self.vocab.encode(kept, "the text")
+        self._stop_seek()
+        levels = self._cell_levels(self.model, ids)
+        self.stepper.edit(ids, kept)
+        self.text, self.cell_levels = kept, levels
+        if self.selected_step >= len(kept):
+            self.selected_step = -1
+        self.text_changed.emit()
+        self._report_dropped(text, kept)
+        self.stepped.emit(self.stepper.t)
+        return kept
+
+    def _known(self, text: str, vocab: CharVocab) -> str:
+        unknown = set(vocab.unknown(text))
+        return "".join(ch for ch in text if ch not in unknown) if unknown else text
+
+    def _report_dropped(self, before: str, after: str) -> None:
+        if before != after and self.vocab is not None:
+            shown = ", ".join(repr(c) for c in self.vocab.unknown(before)[:10])
+            self.message.emit(f"Not in the model's vocabulary, left out: {shown}")
+
+    @staticmethod
+    def _cell_levels(model: SequenceModel, ids: np.ndarray) -> list:
+        """Per layer, symmetric cell-state levels from the whole text (first LEVEL_STEPS_MAX)."""
+        if model.config.cell != "lstm":
+            return [(-1.0, 1.0)] * model.config.num_layers
+        if ids.size == 0:
+            return [gate_levels("c")] * model.config.num_layers
+        trace = model.trace(ids[:LEVEL_STEPS_MAX])
+        return [gate_levels("c", trace.gate("c", k)) for k in range(model.config.num_layers)]
+
+    # --- moving -------------------------------------------------------------------------------
+    def step(self) -> bool:
+        """One step forward; False at the end (or without a model)."""
+        self._stop_seek()
+        if self.stepper is None or not self.stepper.step():
+            return False
+        self.stepped.emit(self.stepper.t)
+        return True
+
+    def back(self) -> bool:
+        """One step back; False at the start."""
+        self._stop_seek()
+        if self.stepper is None or not self.stepper.back():
+            return False
+        self.stepped.emit(self.stepper.t)
+        return True
+
+    def seek(self, t: int) -> None:
+        """Move to ``t`` steps taken. Forward runs of more than ``SYNC_STEPS`` new steps continue
+        in timer-driven chunks (the GUI stays responsive; ``stepped`` is emitted after each chunk; ``seeking`` is True meanwhile)."""
+        if self.stepper is None:
+            return
+        self._stop_seek()
+        budget = None if t - self.stepper.computed <= SYNC_STEPS else CATCHUP_BUDGET_S
+        if self.stepper.run_to(t, budget_s=budget):
+            self.stepped.emit(self.stepper.t)
+            return
+        self._target = int(t)
+        self.stepped.emit(self.stepper.t)
+        self._catchup.start()
+
+    def _continue_seek(self) -> None:
+        done = self.stepper.run_to(self._target, budget_s=CATCHUP_BUDGET_S)
+        if done:
+            self._stop_seek()
+        self.stepped.emit(self.stepper.t)
+
+    def _stop_seek(self) -> None:
+        self._catchup.stop()
+        self._target = None
+
+    # --- selection and display ----------------------------------------------------------------
+    def select(self, layer: int, unit: int, step: int = -1) -> None:
+        """Select ``unit`` of ``layer`` (unit -1: none) and optionally a step (-1: none)."""
+        if self.model is None:
+            return
+        if not 0 <= layer < self.num_layers or not -1 <= unit < self.hidden_size or not -1 <= step < max(self.steps, 1):
+            raise ValueError(f"no unit {unit} / step {step} in layer {layer}")
+        self.layer, self.unit, self.selected_step = int(layer), int(unit), int(step)
+        self.selection_changed.emit(self.layer, self.unit, self.selected_step)
+
+    def set_colorblind(self, on: bool) -> None:
+        if bool(on) != self.colorblind:
+            self.colorblind = bool(on)
+            self.colormap_changed.emit(self.colorblind)
+
+    def display_name(self) -> str:
+        """Window-title text: the model and text file names."""
+        model = Path(self.model_path).name if self.model_path else "no model"
+        text = Path(self.text_path).name if self.text_path else "typed text"
+        return f"{model} — {text}"

@@ -1,0 +1,75 @@
+"""GUI test fixtures: a small float64 character model saved as a checkpoint, a text file, and
+a main window (held by a yield fixture that closes it) with an injected INI settings file and
+a recording replacement for the error dialog."""
+
+import numpy as np
+import pytest
+
+from engine import ModelConfig, SequenceModel
+from engine.checkpoint import save_checkpoint
+from engine.data import CharVocab
+
+TEXT = 'He said "one (two [three] four) five". Then 1 2 3 4.\nShe said "six".\n'
+
+
+@pytest.fixture
+def vocab():
+    return CharVocab.from_text(TEXT + "xyz")
+
+
+@pytest.fixture
+def model(vocab):
+    cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=12, num_layers=2, dtype="float64")
+    return SequenceModel(cfg, rng=np.random.default_rng(3))
+
+
+@pytest.fixture
+def model_path(tmp_path, model, vocab):
+    path = tmp_path / "model.npz"
+    save_checkpoint(path, model, vocab=vocab, step=5)
+    return path
+
+
+@pytest.fixture
+def text_path(tmp_path):
+    path = tmp_path / "text.txt"
+    path.write_text(TEXT, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Error dialogs recorded as (title, message) instead of shown."""
+    from lstmviz import dialogs
+
+    shown = []
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, message: shown.append((title, message)))
+    return shown
+
+
+@pytest.fixture
+def settings_path(tmp_path):
+    return tmp_path / "settings.ini"
+
+
+def make_window(settings_path):
+    from PySide6 import QtCore
+
+    from lstmviz.main_window import MainWindow
+    from lstmviz.session import Session
+
+    settings = QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat)
+    return MainWindow(Session(), settings)
+
+
+@pytest.fixture
+def window(qtbot, settings_path, model_path, text_path, errors):
+    win = make_window(settings_path)
+    win.session.load_model(model_path)
+    win.session.load_text(text_path)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.close()
+    win.deleteLater()

@@ -1,0 +1,165 @@
+"""Mouse readouts and selection, settings persistence, and refusing bad files."""
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from lstmviz.plots import colormap_for
+
+from .conftest import TEXT, make_window
+
+
+def view_point(view, unit, step):
+    """Widget coordinates of the centre of heatmap cell (unit, step)."""
+    return view.mapFromScene(view.scene_pos_of(unit, step))
+
+
+def test_hover_readout_names_unit_step_char_and_value(window, qtbot):
+    s = window.session
+    s.seek(20)
+    view = window.gates_panel.views["c"]
+    reference = s.model.trace(s.vocab.encode(TEXT)).gate("c", 0)
+    point = QtCore.QPointF(view_point(view, 7, 13))
+    move = QtGui.QMouseEvent(QtCore.QEvent.MouseMove, point, view.viewport().mapToGlobal(point),
+                             QtCore.Qt.NoButton, QtCore.Qt.NoButton, QtCore.Qt.NoModifier)
+    with qtbot.waitSignal(view.hovered, timeout=2000) as blocker:
+        QtWidgets.QApplication.sendEvent(view.viewport(), move)
+    unit, step, value = blocker.args
+    assert (unit, step) == (7, 13)
+    assert value == np.float32(reference[13, 7])
+    message = window.statusBar().currentMessage()
+    assert "cell state c" in message and "unit 7" in message and "step 13" in message
+    assert repr(TEXT[13]) in message and f"{reference[13, 7]:+.4f}" in message
+
+
+def test_click_selects_unit_and_colours_text(window, qtbot):
+    s = window.session
+    s.seek(30)
+    view = window.gates_panel.views["h"]
+    with qtbot.waitSignal(s.selection_changed, timeout=2000) as blocker:
+        qtbot.mouseClick(view.viewport(), QtCore.Qt.LeftButton, pos=view_point(view, 5, 12))
+    assert blocker.args == [0, 5, 12]
+    assert (s.layer, s.unit, s.selected_step) == (0, 5, 12)
+
+    h = s.model.trace(s.vocab.encode(TEXT)).gate("h", 0)[:30, 5]  # (30,)
+    lut = colormap_for("h").getLookupTable(nPts=256, alpha=False)
+    selections = window.text_panel.editor.extraSelections()
+    coloured = {sel.cursor.selectionStart(): sel.format.background().color() for sel in selections
+                if sel.format.background().style() != QtCore.Qt.NoBrush}
+    assert sorted(coloured) == list(range(30))
+    for k in (0, 11, 29):
+        r, g, b = lut[int(np.clip((h[k] + 1) / 2 * 255, 0, 255))]
+        assert coloured[k].getRgb()[:3] == (r, g, b)
+    bold = [sel for sel in selections if sel.format.fontWeight() == QtGui.QFont.Bold]
+    assert [sel.cursor.selectionStart() for sel in bold] == [29]
+
+
+def test_clicking_a_character_moves_the_cursor_there(window, qtbot):
+    s = window.session
+    editor = window.text_panel.editor
+    cursor = editor.textCursor()
+    cursor.setPosition(10)
+    rect = editor.cursorRect(cursor)
+    qtbot.mouseClick(editor.viewport(), QtCore.Qt.LeftButton, pos=QtCore.QPoint(rect.x() + 3, rect.center().y()))
+    assert s.t == 11  # character 10 is the one just stepped
+
+
+def test_text_coloured_by_chosen_quantity(window):
+    s = window.session
+    s.seek(8)
+    s.select(1, 2, -1)
+    window.text_panel.set_quantity("c")
+    start, colours = window.text_panel.char_colours()
+    c = s.model.trace(s.vocab.encode(TEXT)).gate("c", 1)[:8, 2]
+    lo, hi = s.levels("c", 1)
+    lut = colormap_for("c").getLookupTable(nPts=256, alpha=False)
+    expected = lut[np.clip((c - lo) / (hi - lo) * 255, 0, 255).astype(int)]
+    assert start == 0 and np.array_equal(colours, expected)
+
+
+def test_settings_round_trip_through_ini(window, qtbot, settings_path):
+    window.session.set_colorblind(True)
+    window.transport.set_speed(33)
+    window.text_panel.set_quantity("f")
+    window.docks["step"].hide()
+    window.resize(760, 560)  # inside the offscreen screen (800 x 600)
+    window._remember(str(settings_path.parent / "model.npz"))
+    size = window.size()
+    window.close()
+    ini = QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat)
+    assert ini.value("play/speed", type=int) == 33
+
+    second = make_window(settings_path)
+    try:
+        second.show()
+        assert second.session.colorblind and second.colorblind_action.isChecked()
+        assert second.gates_panel.views["h"].colorblind
+        assert second.transport.speed.value() == 33
+        assert second.text_panel.quantity == "f"
+        assert not second.docks["step"].isVisible() and second.docks["gates"].isVisible()
+        assert second.size() == size and size.height() == 560
+        assert second.recent_files() == [str((settings_path.parent / "model.npz").resolve())]
+        assert [a.toolTip() for a in second.recent_menu.actions()] == second.recent_files()
+        second.reset_layout()
+        assert second.docks["step"].isVisible()
+    finally:
+        second.close()
+        second.deleteLater()
+
+
+def snapshot(session):
+    return session.model, session.vocab, session.text, session.t, session.stepper
+
+
+def test_corrupt_model_file_shows_error_and_changes_nothing(window, tmp_path, errors):
+    s = window.session
+    s.seek(12)
+    before = snapshot(s)
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"PK\x03\x04 this is not a real zip archive")
+    assert not window.open_path(str(bad))
+    assert snapshot(s) == before
+    assert len(errors) == 1 and "model" in errors[0][0] and "broken.npz" in errors[0][1]
+    assert window.recent_files() == []
+
+
+def test_binary_text_file_shows_error_and_changes_nothing(window, tmp_path, errors, monkeypatch):
+    from lstmviz import dialogs
+
+    s = window.session
+    s.seek(5)
+    before = snapshot(s)
+    bad = tmp_path / "image.txt"
+    bad.write_bytes(bytes(range(256)) * 4)
+    monkeypatch.setattr(dialogs, "ask_open_path", lambda parent, title, file_filter: str(bad))
+    window.ask_open_text()
+    assert snapshot(s) == before
+    assert len(errors) == 1 and "binary" in errors[0][1]
+
+
+def test_open_model_and_text_through_menu_and_drop(window, tmp_path, model_path, monkeypatch):
+    from lstmviz import dialogs
+
+    other = tmp_path / "other.txt"
+    other.write_text("She said \"xyz\".", encoding="utf-8")
+    monkeypatch.setattr(dialogs, "ask_open_path", lambda parent, title, file_filter: str(other))
+    window.ask_open_text()
+    assert window.session.text == "She said \"xyz\"."
+    mime = QtCore.QMimeData()
+    mime.setUrls([QtCore.QUrl.fromLocalFile(str(model_path))])
+    event = QtGui.QDropEvent(QtCore.QPointF(10, 10), QtCore.Qt.CopyAction, mime, QtCore.Qt.LeftButton,
+                             QtCore.Qt.NoModifier)
+    window.dropEvent(event)
+    assert window.session.model_path == str(model_path)
+    assert window.recent_files()[0] == str(model_path.resolve())
+
+
+def test_menus_and_about(window):
+    titles = [a.text() for a in window.menuBar().actions()]
+    assert titles == ["&File", "&View", "&Help"]
+    assert isinstance(window.export_menu, QtWidgets.QMenu)
+    assert window.quit_action.shortcut() == QtGui.QKeySequence("Ctrl+Q")
+    about = window.about_text()
+    for name in ("lstmviz", "Qt", "PySide6", "pyqtgraph", "NumPy"):
+        assert name in about
+    for dock in window.docks.values():
+        assert dock.objectName() and dock.toggleViewAction().text()

@@ -1,0 +1,140 @@
+"""The main window's panels show exactly what the engine computes, while stepping and editing."""
+
+import numpy as np
+import pytest
+from PySide6 import QtCore
+
+from lstmviz.panels.gates import WINDOW
+from lstmviz.plots import GATE_STYLE
+
+from .conftest import TEXT
+
+NAMES = ("f", "i", "o", "g", "c", "h")
+
+
+def assert_heatmaps_match(window, text, layer=0):
+    """Every heatmap equals the engine's whole-sequence trace over the drawn window."""
+    s = window.session
+    reference = s.model.trace(s.vocab.encode(text))
+    t = s.t
+    lo = max(0, t - WINDOW)
+    for name in NAMES:
+        view = window.gates_panel.views[name]
+        expected = reference.gate(name, layer)[lo:t].T  # (H, t - lo)
+        shown = view.displayed_image()
+        assert shown.shape == expected.shape, name
+        np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-6, err_msg=name)
+        assert view.t0 == lo
+
+
+def test_after_n_steps_heatmaps_equal_engine_trace(window, qtbot):
+    s = window.session
+    for _ in range(17):
+        assert s.step()
+    assert s.t == 17
+    assert_heatmaps_match(window, TEXT)
+    window.gates_panel.layer_box.setCurrentIndex(1)
+    window.gates_panel.layer_box.activated.emit(1)
+    assert s.layer == 1
+    assert_heatmaps_match(window, TEXT, layer=1)
+
+
+def test_cell_state_levels_are_symmetric_over_whole_text(window):
+    s = window.session
+    s.seek(3)
+    c = s.model.trace(s.vocab.encode(TEXT)).gate("c", 0)
+    lo, hi = window.gates_panel.views["c"].colorbar.levels()
+    assert lo == -hi and hi >= np.abs(c).max()
+    assert window.gates_panel.views["f"].colorbar.levels() == GATE_STYLE["f"].levels
+    s.seek(40)
+    assert window.gates_panel.views["c"].colorbar.levels() == (lo, hi)
+
+
+def test_back_then_forward_shows_identical_images(window):
+    s = window.session
+    s.seek(30)
+    before = {n: window.gates_panel.views[n].displayed_image().copy() for n in NAMES}
+    for _ in range(6):
+        assert s.back()
+    assert window.gates_panel.views["h"].displayed_image().shape[1] == 24
+    for _ in range(6):
+        assert s.step()
+    for n in NAMES:
+        assert np.array_equal(window.gates_panel.views[n].displayed_image(), before[n]), n
+
+
+def test_keyboard_shortcuts_step_when_not_editing(window, qtbot):
+    s = window.session
+    window.gates_panel.views["h"].setFocus()
+    qtbot.keyClick(window, QtCore.Qt.Key_Right)
+    qtbot.keyClick(window, QtCore.Qt.Key_Right)
+    assert s.t == 2
+    qtbot.keyClick(window, QtCore.Qt.Key_Left)
+    assert s.t == 1
+    qtbot.keyClick(window, QtCore.Qt.Key_End)
+    assert s.t == len(TEXT)
+    qtbot.keyClick(window, QtCore.Qt.Key_Home)
+    assert s.t == 0
+
+
+def test_editing_text_recomputes_from_edit_point(window, qtbot):
+    s = window.session
+    s.seek(40)
+    kept = window.gates_panel.views["c"].displayed_image()[:, :8].copy()
+    edited = TEXT[:8] + "xyz" + TEXT[8:]
+    window.text_panel.editor.setPlainText(edited)
+    qtbot.waitUntil(lambda: s.text == edited, timeout=3000)
+    assert s.t == 40
+    assert np.array_equal(window.gates_panel.views["c"].displayed_image()[:, :8], kept)
+    assert_heatmaps_match(window, edited)
+
+
+def test_characters_outside_vocab_are_refused_and_reported(window, qtbot):
+    s = window.session
+    window.text_panel.editor.setPlainText("Q" + TEXT + "€")
+    window.text_panel.apply_edit()
+    assert s.text == TEXT
+    assert window.text_panel.editor.toPlainText() == TEXT
+    assert "'Q'" in window.statusBar().currentMessage() and "'€'" in window.statusBar().currentMessage()
+
+
+def test_current_step_panel_shows_vectors_and_top_predictions(window):
+    s = window.session
+    s.seek(10)
+    reference = s.model.trace(s.vocab.encode(TEXT))
+    panel = window.step_panel
+    np.testing.assert_allclose(panel.strips["f"].image[:, 0], reference.gate("f", 0)[9], atol=1e-6)
+    probs = reference.outputs[9]
+    best = np.argsort(-probs)[: len(panel.top)]
+    assert [c for c, _ in panel.top] == [s.vocab.chars[i] for i in best]
+    assert panel.top[0][1] == pytest.approx(probs.max())
+
+
+def test_set_model_reruns_current_text_to_current_step(window, model):
+    s = window.session
+    s.seek(25)
+    from engine import ModelConfig, SequenceModel
+
+    other = SequenceModel(ModelConfig(**model.config.to_dict()), rng=np.random.default_rng(11))
+    s.set_model(other, s.vocab)
+    assert s.t == 25 and s.model is other
+    assert_heatmaps_match(window, TEXT)
+
+
+def test_long_seek_catches_up_in_chunks(window, qtbot, monkeypatch):
+    import lstmviz.session as session_module
+
+    monkeypatch.setattr(session_module, "CATCHUP_BUDGET_S", 0.005)
+    monkeypatch.setattr(session_module, "SYNC_STEPS", 0)
+    s = window.session
+    long_text = TEXT * 4
+    s.set_text(long_text)
+    s.seek(0)
+    seen = []
+    s.stepped.connect(seen.append)
+    s.seek(len(long_text))
+    assert s.seeking and s.t < len(long_text)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    assert s.t == len(long_text) and len(seen) > 2
+    assert_heatmaps_match(window, long_text)
+    assert window.gates_panel.views["h"].displayed_image().shape[1] == WINDOW
