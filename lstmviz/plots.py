@@ -44,6 +44,7 @@ GATE_STYLE = {
 }
 
 MIN_CELL_LEVEL = 1e-6  # smallest half-range of the cell-state levels
+CELL_LEVEL_PERCENTILE = 90.0  # |c| percentile that sets the cell-state half-range (see gate_levels)
 
 
 def nice_ceil(x: float) -> float:
@@ -59,16 +60,19 @@ def nice_ceil(x: float) -> float:
 def gate_levels(name: str, data: np.ndarray | None = None) -> tuple:
     """Colour levels ``(lo, hi)`` for ``name``.
 
-    Fixed for i, f, o, g, h and probs. For c: symmetric ``(-m, m)`` with ``m`` = max|c| over
-    ``data`` (pass the whole sequence's trace so the levels stay put while stepping), at least
-    ``MIN_CELL_LEVEL``, rounded up to a nice number.
+    Fixed for i, f, o, g, h and probs. For c: symmetric ``(-m, m)`` with ``m`` the
+    ``CELL_LEVEL_PERCENTILE``-th percentile of |c| over ``data`` (pass the whole sequence's trace
+    so the levels stay put while stepping), at least ``MIN_CELL_LEVEL``, rounded up to a nice
+    number. A percentile rather than the maximum: a few saturated "counter" units reach |c| of
+    50 or more and would wash every other unit out to white; the colour bar's ends then mean
+    "this much or more".
     """
     if name not in GATE_STYLE:
         raise ValueError(f"unknown quantity {name!r}; expected one of {tuple(GATE_STYLE)}")
     fixed = GATE_STYLE[name].levels
     if fixed is not None:
         return fixed
-    peak = float(np.max(np.abs(data))) if data is not None and np.size(data) else 0.0
+    peak = float(np.percentile(np.abs(data), CELL_LEVEL_PERCENTILE)) if data is not None and np.size(data) else 0.0
     if not np.isfinite(peak):
         raise ValueError(f"{name} holds non-finite values")
     m = nice_ceil(max(peak, MIN_CELL_LEVEL))

@@ -5,9 +5,10 @@ Playback is a QTimer on the GUI thread that calls ``Session.step`` and stops at 
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..session import Session
+from .icons import media_icon
 
 SPEED_RANGE = (1, 60)  # steps per second
 DEFAULT_SPEED = 12
@@ -22,11 +23,11 @@ class TransportPanel(QtWidgets.QWidget):
         self.timer = QtCore.QTimer(self)
         self.timer.timeout.connect(self._tick)
 
-        style = self.style()
+        colour = self.palette().color(QtGui.QPalette.ButtonText)
 
-        def button(icon, tip, slot):
+        def button(kind, tip, slot):
             b = QtWidgets.QToolButton()
-            b.setIcon(style.standardIcon(icon))
+            b.setIcon(media_icon(kind, colour))
             b.setToolTip(tip)
             b.setAutoRaise(True)
             b.clicked.connect(slot)
@@ -36,14 +37,13 @@ class TransportPanel(QtWidgets.QWidget):
         self.setSizePolicy(QtWidgets.QSizePolicy.Preferred, QtWidgets.QSizePolicy.Fixed)
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
-        SP = QtWidgets.QStyle.StandardPixmap
-        self._play_icon = style.standardIcon(SP.SP_MediaPlay)
-        self._pause_icon = style.standardIcon(SP.SP_MediaPause)
-        button(SP.SP_MediaSkipBackward, "Jump to the start (Home)", self.to_start)
-        button(SP.SP_MediaSeekBackward, "Step back one character (Left)", session.back)
-        self.play_button = button(SP.SP_MediaPlay, "Play / pause (Space)", self.toggle_play)
-        button(SP.SP_MediaSeekForward, "Step forward one character (Right)", session.step)
-        button(SP.SP_MediaSkipForward, "Jump to the end (End)", self.to_end)
+        self._play_icon = media_icon("play", colour)
+        self._pause_icon = media_icon("pause", colour)
+        button("start", "Jump to the start (Home)", self.to_start)
+        button("back", "Step back one character (Left)", session.back)
+        self.play_button = button("play", "Play / pause (Space)", self.toggle_play)
+        button("forward", "Step forward one character (Right)", session.step)
+        button("end", "Jump to the end (End)", self.to_end)
 
         self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
         self.slider.setToolTip("Time: drag to move the cursor to any step")
