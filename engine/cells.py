@@ -18,10 +18,14 @@ Public parameter layout (one fused matrix per input, PyTorch's gate order i, f, 
 PyTorch mapping: ``Wx = weight_ih_l0.T``, ``Wh = weight_hh_l0.T``, ``b = bias_ih_l0 + bias_hh_l0``.
 
 Speed: the hot loops work on *prepared* weights (``Prepared``): LSTM columns reordered to
-i, f, o, g so the three sigmoid gates form one contiguous slice, and the sigmoid columns
+g, i, f, o so the three sigmoid gates form one contiguous slice, and the sigmoid columns
 pre-scaled by 0.5 so that a single ``tanh`` over all 4H columns computes every gate
-(``sigmoid(z) = 0.5 + 0.5 * tanh(0.5 z)``). Gradients come back in the public layout.
-Sequence internals are time-major ``(T, B, ...)``; the public wrappers take ``(B, T, ...)``.
+(``sigmoid(z) = 0.5 + 0.5 * tanh(0.5 z)``). The same order puts the three gates whose
+gradient is ``dc * coefficient`` (g, i, f) side by side, so the BPTT loop does six ufunc calls
+and one product per step; the coefficients (local derivatives) are computed beforehand in
+cache-sized blocks of steps.
+Gradients come back in the public layout. Sequence internals are time-major ``(T, B, ...)``;
+the public wrappers take ``(B, T, ...)``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import numpy as np
 
 GATES = ("i", "f", "g", "o")
 CELL_TYPES = ("lstm", "rnn")
+_CACHE_BLOCK = 1 << 17  # elements (512 KiB in float32) of per-block scratch in the BPTT loop
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -41,7 +46,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 
 def check_finite(name: str, a: np.ndarray) -> None:
     """Raise ValueError if ``a`` holds NaN or infinity."""
-    if not np.all(np.isfinite(a)):
+    if not np.isfinite(a).all():
         raise ValueError(f"{name} contains NaN or infinity; expected finite values")
 
 
@@ -196,39 +201,51 @@ class LSTMCell(_Cell):
     record_names = ("i", "f", "g", "o", "c", "h")
     gate_count = 4
 
+    internal_gates = ("g", "i", "f", "o")  # column blocks of the prepared weights, acts and dz
+
     def __init__(self, input_size: int, hidden_size: int):
         super().__init__(input_size, hidden_size)
+
+    def gate_views(self, a: np.ndarray) -> dict:
+        """Views ``{"g", "i", "f", "o"} -> (..., H)`` of an internal-order array ``(..., G)``."""
         H = self.hidden_size
-        # internal order i, f, o, g: internal column j holds public column _perm[j]
-        self._perm = np.concatenate([np.arange(0, 2 * H), np.arange(3 * H, 4 * H), np.arange(2 * H, 3 * H)])  # (G,)
-        self._inv = np.argsort(self._perm)  # (G,)
-        self._scale = np.concatenate([np.full(3 * H, 0.5), np.ones(H)])  # (G,) internal order
+        return {name: a[..., k * H : (k + 1) * H] for k, name in enumerate(self.internal_gates)}
 
     def _add_forget_bias(self, b: np.ndarray, forget_bias: float) -> None:
         H = self.hidden_size
         b[H : 2 * H] += forget_bias  # (H,) the f block
 
+    def _reorder(self, a: np.ndarray, source: tuple, target: tuple) -> np.ndarray:
+        """Copy of ``a (..., G)`` with its H-column gate blocks moved from ``source`` order to
+        ``target`` order (block copies: several times faster than a column gather)."""
+        H = self.hidden_size
+        start = {name: k * H for k, name in enumerate(source)}
+        return np.concatenate([a[..., start[name] : start[name] + H] for name in target], axis=-1)  # (..., G)
+
+    def _scaled(self, a: np.ndarray) -> np.ndarray:
+        """Copy of an internal-order ``a (..., G)`` with the sigmoid blocks (i, f, o) x0.5."""
+        scaled = a.copy()  # (..., G)
+        scaled[..., self.hidden_size :] *= 0.5  # (..., 3H) exact: a power of two
+        return scaled
+
     def prepare(self, params: dict) -> Prepared:
-        """Reorder to internal i, f, o, g and pre-scale the sigmoid columns by 0.5."""
-        dtype = params["Wh"].dtype
-        scale = self._scale.astype(dtype)  # (G,)
-        Wx_u = np.ascontiguousarray(params["Wx"][:, self._perm])  # (D, G)
-        Wh_u = np.ascontiguousarray(params["Wh"][:, self._perm])  # (H, G)
-        return Prepared(
-            Wx_s=Wx_u * scale,  # (D, G)
-            Wh_s=Wh_u * scale,  # (H, G)
-            b_s=params["b"][self._perm] * scale,  # (G,)
-            Wx_u=Wx_u,
-            Wh_u=Wh_u,
-        )
+        """Reorder to internal g, i, f, o and pre-scale the sigmoid columns by 0.5."""
+        Wx_u = self._reorder(params["Wx"], GATES, self.internal_gates)  # (D, G)
+        Wh_u = self._reorder(params["Wh"], GATES, self.internal_gates)  # (H, G)
+        b_u = self._reorder(params["b"], GATES, self.internal_gates)  # (G,)
+        return Prepared(Wx_s=self._scaled(Wx_u), Wh_s=self._scaled(Wh_u), b_s=self._scaled(b_u), Wx_u=Wx_u, Wh_u=Wh_u)
 
     def to_public(self, a: np.ndarray) -> np.ndarray:
-        """Reorder the last axis from internal (i, f, o, g) to public (i, f, g, o) columns."""
-        return np.ascontiguousarray(a[..., self._inv])  # (..., G)
+        """Reorder the last axis from internal (g, i, f, o) to public (i, f, g, o) columns."""
+        return self._reorder(a, self.internal_gates, GATES)  # (..., G)
 
     def pre_activations(self, zs: np.ndarray) -> np.ndarray:
         """True pre-activations in public order from the scaled internal ones."""
-        return self.to_public(zs / self._scale.astype(zs.dtype))  # (..., G)
+        H = self.hidden_size
+        pre = self.to_public(zs)  # (..., G) public order i, f, g, o
+        pre[..., : 2 * H] *= 2  # (..., 2H) i, f: undo the 0.5 pre-scale (exact)
+        pre[..., 3 * H :] *= 2  # (..., H) o
+        return pre
 
     def step_projected(self, prep: Prepared, xp: np.ndarray, state: tuple):
         """One step from the projected input ``xp = x Wx_s + b_s (B, G)``; see ``step``."""
@@ -237,12 +254,12 @@ class LSTMCell(_Cell):
         zs = h_prev @ prep.Wh_s  # (B, G)
         zs += xp  # (B, G) scaled pre-activations
         a = np.tanh(zs)  # (B, G)
-        a[:, : 3 * H] *= 0.5  # (B, 3H)
-        a[:, : 3 * H] += 0.5  # (B, 3H) i, f, o now sigmoids
-        i, f, o, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]  # (B, H) each
-        c = f * c_prev + i * g  # (B, H)
-        h = o * np.tanh(c)  # (B, H)
-        record = {"i": i, "f": f, "g": g, "o": o, "c": c, "h": h, "pre": self.pre_activations(zs)}
+        a[:, H:] *= 0.5  # (B, 3H)
+        a[:, H:] += 0.5  # (B, 3H) i, f, o now sigmoids
+        gates = self.gate_views(a)  # (B, H) each
+        c = gates["f"] * c_prev + gates["i"] * gates["g"]  # (B, H)
+        h = gates["o"] * np.tanh(c)  # (B, H)
+        record = {**gates, "c": c, "h": h, "pre": self.pre_activations(zs)}
         return (h, c), record
 
     def forward_tm(self, prep: Prepared, xp: np.ndarray, state: tuple, keep_pre: bool = False):
@@ -254,7 +271,7 @@ class LSTMCell(_Cell):
         T, B, G = xp.shape
         H = self.hidden_size
         dtype = xp.dtype
-        acts = np.empty((T, B, G), dtype)  # (T, B, G) i, f, o, g after activation
+        acts = np.empty((T, B, G), dtype)  # (T, B, G) g, i, f, o after activation
         hs = np.empty((T + 1, B, H), dtype)  # (T+1, B, H) hs[0] = h0
         cs = np.empty((T + 1, B, H), dtype)  # (T+1, B, H) cs[0] = c0
         tc = np.empty((T, B, H), dtype)  # (T, B, H) tanh(c_t)
@@ -262,6 +279,8 @@ class LSTMCell(_Cell):
         hs[0], cs[0] = state
         Wh_s = prep.Wh_s
         pre = np.empty((T, B, G), dtype) if keep_pre else None  # (T, B, G)
+        gates = self.gate_views(acts)  # (T, B, H) views
+        g, i, f, o = gates["g"], gates["i"], gates["f"], gates["o"]  # (T, B, H) each
         for t in range(T):
             a = acts[t]  # (B, G)
             np.matmul(hs[t], Wh_s, out=a)  # (B, G)
@@ -269,66 +288,92 @@ class LSTMCell(_Cell):
             if keep_pre:
                 pre[t] = a  # (B, G)
             np.tanh(a, out=a)  # (B, G)
-            s = a[:, : 3 * H]  # (B, 3H) view
+            s = a[:, H:]  # (B, 3H) view
             s *= 0.5
             s += 0.5  # (B, 3H) i, f, o
-            np.multiply(a[:, H : 2 * H], cs[t], out=cs[t + 1])  # (B, H) f * c_prev
-            np.multiply(a[:, :H], a[:, 3 * H :], out=ig)  # (B, H) i * g
+            np.multiply(f[t], cs[t], out=cs[t + 1])  # (B, H) f * c_prev
+            np.multiply(i[t], g[t], out=ig)  # (B, H) i * g
             cs[t + 1] += ig  # (B, H)
             np.tanh(cs[t + 1], out=tc[t])  # (B, H)
-            np.multiply(a[:, 2 * H : 3 * H], tc[t], out=hs[t + 1])  # (B, H) o * tanh(c)
+            np.multiply(o[t], tc[t], out=hs[t + 1])  # (B, H) o * tanh(c)
         cache = {"acts": acts, "hs": hs, "cs": cs, "tc": tc, "pre": pre}
         return hs[1:], (hs[T].copy(), cs[T].copy()), cache
+
+    def _local_derivatives(self, acts: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, out: np.ndarray) -> None:
+        """For ``n`` steps, write into ``out (n, B, 5, H)`` the factors that turn dc into
+        dz_g, dz_i, dz_f (blocks 0-2) and dh into dz_o and dc's dh part (blocks 3-4).
+
+        ``acts (n, B, G)`` internal order, ``c_prev (n, B, H)`` = c_{t-1}, ``tc (n, B, H)`` = tanh(c_t).
+        """
+        n, B, G = acts.shape
+        H = self.hidden_size
+        gates = self.gate_views(acts)  # (n, B, H) views
+        g, i, o = gates["g"], gates["i"], gates["o"]  # (n, B, H) each
+        s = acts[..., H:].reshape(n, B, 3, H)  # (n, B, 3, H) i, f, o view
+        ds = out[:, :, 1:4]  # (n, B, 3, H) view
+        np.subtract(1.0, s, out=ds)  # 1 - s
+        ds *= s  # s (1 - s), sigmoid'
+        ds[:, :, 0] *= g  # (n, B, H) dz_i / dc = g i (1 - i)
+        ds[:, :, 1] *= c_prev  # (n, B, H) dz_f / dc = c_{t-1} f (1 - f)
+        ds[:, :, 2] *= tc  # (n, B, H) dz_o / dh = tanh(c) o (1 - o)
+        np.multiply(g, g, out=out[:, :, 0])  # (n, B, H) g^2
+        np.subtract(1.0, out[:, :, 0], out=out[:, :, 0])  # (n, B, H) tanh'
+        out[:, :, 0] *= i  # (n, B, H) dz_g / dc = i (1 - g^2)
+        np.multiply(tc, tc, out=out[:, :, 4])  # (n, B, H) tanh(c)^2
+        np.subtract(1.0, out[:, :, 4], out=out[:, :, 4])  # (n, B, H)
+        out[:, :, 4] *= o  # (n, B, H) dc / dh = o (1 - tanh(c)^2)
 
     def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None, record: dict | None = None):
         """Time-major BPTT. ``dhs (T, B, H)``; returns ``(dz (T, B, G), dWh (H, G) public,
         (dh0, dc0))`` where ``dz`` is dLoss/d(pre-activation) in the internal order.
 
         If ``record`` is a dict, it receives ``"dh" (T, B, H)``, the total dLoss/dh_t, and
-        ``"dc" (T, B, H)``, the total dLoss/dc_t (before the product with f_t)."""
+        ``"dc" (T, B, H)``, the total dLoss/dc_t (before the product with f_t).
+
+        The local derivatives are computed in blocks of ``chunk`` steps small enough to stay
+        in cache (few ufunc calls, no trip to main memory), then the loop runs over the block.
+        """
         acts, hs, cs, tc = cache["acts"], cache["hs"], cache["cs"], cache["tc"]
         T, B, G = acts.shape
         H = self.hidden_size
         dtype = acts.dtype
-        deriv = np.empty_like(acts)  # (T, B, G) d(activation)/d(pre-activation)
-        np.subtract(1.0, acts, out=deriv)  # (T, B, G)
-        deriv[..., : 3 * H] *= acts[..., : 3 * H]  # (T, B, 3H) s (1 - s)
-        np.multiply(acts[..., 3 * H :], acts[..., 3 * H :], out=deriv[..., 3 * H :])  # (T, B, H) g^2
-        np.subtract(1.0, deriv[..., 3 * H :], out=deriv[..., 3 * H :])  # (T, B, H) 1 - g^2
-        dtc = np.multiply(tc, tc)  # (T, B, H)
-        np.subtract(1.0, dtc, out=dtc)  # (T, B, H) 1 - tanh(c)^2
+        f = self.gate_views(acts)["f"]  # (T, B, H) view
+        chunk = max(1, min(T, _CACHE_BLOCK // (5 * B * H)))  # steps per block of local derivatives
+        local = np.empty((chunk, B, 5, H), dtype)  # (chunk, B, 5, H) see _local_derivatives
         dz = np.empty((T, B, G), dtype)  # (T, B, G)
+        dz4 = dz.reshape(T, B, 4, H)  # (T, B, 4, H) view: blocks g, i, f, o
+        # dL/dh_{t-1} is computed transposed, Wh_u (H, G) @ dz_t.T (G, B): BLAS reads both
+        # operands in place (no transposed copy of Wh) and this is its fastest form here.
+        dh_rec_t = np.zeros((H, B), dtype)  # (H, B)
         if dstate is None:
-            dh_rec = np.zeros((B, H), dtype)  # (B, H)
             dc = np.zeros((B, H), dtype)  # (B, H)
         else:
-            dh_rec = np.array(dstate[0], dtype=dtype)  # (B, H) copy: never mutate inputs
-            dc = np.array(dstate[1], dtype=dtype)  # (B, H)
-        dh = np.empty((B, H), dtype)  # (B, H)
+            dh_rec_t[...] = np.asarray(dstate[0]).T  # (H, B)
+            dc = np.array(dstate[1], dtype=dtype)  # (B, H) copy: never mutate inputs
+        dh_rec = dh_rec_t.T  # (B, H) view
+        dh_buf = np.empty((B, H), dtype)  # (B, H)
         tmp = np.empty((B, H), dtype)  # (B, H)
-        WhT = prep.Wh_u.T  # (G, H) view
+        Wh = prep.Wh_u  # (H, G)
         if record is not None:
             rec_dh = record["dh"] = np.empty((T, B, H), dtype)  # (T, B, H)
             rec_dc = record["dc"] = np.empty((T, B, H), dtype)  # (T, B, H)
-        for t in range(T - 1, -1, -1):
-            a = acts[t]  # (B, G)
-            d = dz[t]  # (B, G)
-            np.add(dhs[t], dh_rec, out=dh)  # (B, H)
-            np.multiply(dh, tc[t], out=d[:, 2 * H : 3 * H])  # (B, H) dL/do
-            np.multiply(dh, a[:, 2 * H : 3 * H], out=tmp)  # (B, H) dL/dtanh(c)
-            tmp *= dtc[t]  # (B, H)
-            dc += tmp  # (B, H) dL/dc_t
-            if record is not None:
-                rec_dh[t] = dh  # (B, H)
-                rec_dc[t] = dc  # (B, H)
-            np.multiply(dc, a[:, 3 * H :], out=d[:, :H])  # (B, H) dL/di = dc * g
-            np.multiply(dc, cs[t], out=d[:, H : 2 * H])  # (B, H) dL/df = dc * c_prev
-            np.multiply(dc, a[:, :H], out=d[:, 3 * H :])  # (B, H) dL/dg = dc * i
-            dc *= a[:, H : 2 * H]  # (B, H) dL/dc_{t-1}
-            d *= deriv[t]  # (B, G) dL/dz
-            np.matmul(d, WhT, out=dh_rec)  # (B, H) dL/dh_{t-1}
+        for stop in range(T, 0, -chunk):
+            start = max(0, stop - chunk)
+            self._local_derivatives(acts[start:stop], cs[start:stop], tc[start:stop], local[: stop - start])
+            for t in range(stop - 1, start - 1, -1):
+                k = local[t - start]  # (B, 5, H)
+                dh = dh_buf if record is None else rec_dh[t]  # (B, H)
+                np.add(dhs[t], dh_rec, out=dh)  # (B, H) dL/dh_t
+                np.multiply(dh, k[:, 3], out=dz4[t, :, 3])  # (B, H) dz_o
+                np.multiply(dh, k[:, 4], out=tmp)  # (B, H)
+                dc += tmp  # (B, H) dL/dc_t
+                if record is not None:
+                    rec_dc[t] = dc  # (B, H)
+                np.multiply(dc[:, None, :], k[:, :3], out=dz4[t, :, :3])  # (B, 3, H) dz_g, dz_i, dz_f
+                dc *= f[t]  # (B, H) dL/dc_{t-1} through the cell path
+                np.matmul(Wh, dz[t].T, out=dh_rec_t)  # (H, B) dL/dh_{t-1} through the gates
         dWh = hs[:-1].reshape(T * B, H).T @ dz.reshape(T * B, G)  # (H, G)
-        return dz, self.to_public(dWh), (dh_rec, dc)
+        return dz, self.to_public(dWh), (np.ascontiguousarray(dh_rec), dc)
 
 
 class RNNCell(_Cell):
@@ -379,8 +424,10 @@ class RNNCell(_Cell):
         deriv = np.multiply(hs[1:], hs[1:])  # (T, B, H)
         np.subtract(1.0, deriv, out=deriv)  # (T, B, H) 1 - h^2
         dz = np.empty((T, B, H), dhs.dtype)  # (T, B, H)
-        dh_rec = np.zeros((B, H), dhs.dtype) if dstate is None else np.array(dstate[0], dtype=dhs.dtype)  # (B, H)
-        WhT = prep.Wh_u.T  # (H, H) view
+        dh_rec_t = np.zeros((H, B), dhs.dtype)  # (H, B) transposed, as in LSTMCell.backward_tm
+        if dstate is not None:
+            dh_rec_t[...] = np.asarray(dstate[0]).T  # (H, B)
+        dh_rec = dh_rec_t.T  # (B, H) view
         if record is not None:
             rec_dh = record["dh"] = np.empty((T, B, H), dhs.dtype)  # (T, B, H)
         for t in range(T - 1, -1, -1):
@@ -388,9 +435,9 @@ class RNNCell(_Cell):
             if record is not None:
                 rec_dh[t] = dz[t]  # (B, H) total dL/dh_t
             dz[t] *= deriv[t]  # (B, H)
-            np.matmul(dz[t], WhT, out=dh_rec)  # (B, H)
+            np.matmul(prep.Wh_u, dz[t].T, out=dh_rec_t)  # (H, B)
         dWh = hs[:-1].reshape(T * B, H).T @ dz.reshape(T * B, H)  # (H, H)
-        return dz, dWh, (dh_rec,)
+        return dz, dWh, (np.ascontiguousarray(dh_rec),)
 
 
 def make_cell(kind: str, input_size: int, hidden_size: int) -> _Cell:

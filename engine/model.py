@@ -165,18 +165,18 @@ class SequenceModel:
         """Per layer, a tuple of ``(B, H)`` zero arrays."""
         return [cell.zero_state(batch, self.dtype) for cell in self.cells]
 
-    def _check_state(self, state, batch: int) -> list:
+    def _check_state(self, state, batch: int, label: str = "state") -> list:
         if state is None:
             return self.zero_state(batch)
         if len(state) != len(self.cells):
-            raise ValueError(f"state must hold one entry per layer ({len(self.cells)}), got {len(state)}")
-        return [cell.check_state(s, batch, self.dtype) for cell, s in zip(self.cells, state)]
+            raise ValueError(f"{label} must hold one entry per layer ({len(self.cells)}), got {len(state)}")
+        return [cell.check_state(s, batch, self.dtype, label) for cell, s in zip(self.cells, state)]
 
     def check_inputs(self, inputs: np.ndarray, ndim_batch: int) -> np.ndarray:
         """Validate token ids ``(B, T)``/``(B,)`` or dense values ``(B, T, D)``/``(B, D)``."""
         inputs = np.asarray(inputs)
         if self.config.input_kind == "onehot":
-            if inputs.ndim != ndim_batch or not np.issubdtype(inputs.dtype, np.integer):
+            if inputs.ndim != ndim_batch or inputs.dtype.kind not in "iu":  # signed or unsigned ints
                 shape = "(B, T)" if ndim_batch == 2 else "(B,)"
                 raise ValueError(f"token inputs must be an integer array of shape {shape}, got {inputs.dtype} {inputs.shape}")
             V = self.config.input_size
@@ -294,7 +294,11 @@ class SequenceModel:
         cache = result.cache
         B, T = cache["B"], cache["T"]
         dscores = cache["dscores"]
+        if dstate is not None:
+            dstate = self._check_state(dstate, B, "dstate")
         if doutputs is not None:
+            if np.shape(doutputs) != result.outputs.shape:
+                raise ValueError(f"doutputs must have shape {result.outputs.shape}, got {np.shape(doutputs)}")
             extra = np.swapaxes(np.asarray(doutputs, self.dtype), 0, 1).reshape(T * B, -1)  # (T*B, O)
             dscores = extra if dscores is None else dscores + extra
         if dscores is None:
@@ -312,14 +316,16 @@ class SequenceModel:
             dz2 = dz.reshape(T * B, cell.width)  # (T*B, G)
             layer_in = c["input"]
             if k == 0 and self.config.input_kind == "onehot":
-                onehot = np.zeros((T * B, cell.input_size), self.dtype)  # (T*B, V)
-                onehot[np.arange(T * B), layer_in.reshape(-1)] = 1.0
-                dWx = onehot.T @ dz2  # (V, G)
+                onehot_t = np.zeros((cell.input_size, T * B), self.dtype)  # (V, T*B) one-hot columns
+                onehot_t[layer_in.reshape(-1), np.arange(T * B)] = 1.0
+                dWx = onehot_t @ dz2  # (V, G) row v = sum of dz over the positions holding token v
+                db = dWx.sum(axis=0)  # (G,) every position holds exactly one token: V rows, not T*B
             else:
                 dWx = layer_in.reshape(T * B, -1).T @ dz2  # (D, G)
+                db = dz2.sum(axis=0)  # (G,)
             grads[f"l{k}.Wx"] = cell.to_public(dWx)  # (D, G)
             grads[f"l{k}.Wh"] = dWh  # (H, G)
-            grads[f"l{k}.b"] = cell.to_public(dz2.sum(axis=0))  # (G,)
+            grads[f"l{k}.b"] = cell.to_public(db)  # (G,)
             if k > 0 or self.config.input_kind == "dense":
                 dx = (dz2 @ prep.Wx_u.T).reshape(T, B, -1)  # (T, B, D_k)
                 if cache["masks"][k] is not None:
@@ -369,10 +375,8 @@ class SequenceModel:
         for cell, c in zip(self.cells, result.cache["caches"]):
             record = {"h": c["hs"][1:, 0].copy(), "pre": cell.pre_activations(c["pre"][:, 0])}  # (T, H), (T, G)
             if cell.kind == "lstm":
-                H = cell.hidden_size
-                acts = c["acts"][:, 0]  # (T, G) internal i, f, o, g
-                record.update(i=acts[:, :H].copy(), f=acts[:, H : 2 * H].copy(), o=acts[:, 2 * H : 3 * H].copy(),
-                              g=acts[:, 3 * H :].copy(), c=c["cs"][1:, 0].copy())  # (T, H) each
+                gates = cell.gate_views(c["acts"][:, 0])  # (T, H) views of the internal (T, G)
+                record.update({name: gate.copy() for name, gate in gates.items()}, c=c["cs"][1:, 0].copy())  # (T, H) each
             layers.append(record)
         start = self._check_state(state, 1)
         return Trace(

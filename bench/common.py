@@ -1,0 +1,59 @@
+"""Shared helpers for the benchmark scripts: alternating timing, percentiles, machine facts.
+
+Timings use ``time.perf_counter`` (seconds). Competing implementations are run *alternately*
+(A, B, A, B, ...) after a warm-up, so a busy neighbour on a shared machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+
+def time_call(fn) -> float:
+    """Wall time of one call of ``fn()`` in seconds."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def alternate(fns: dict, reps: int, warmup: int = 2) -> dict:
+    """Time each callable of ``fns`` ``reps`` times, interleaved; return name -> seconds array."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {name: np.empty(reps) for name in fns}  # name -> (reps,) seconds
+    for r in range(reps):
+        for name, fn in fns.items():
+            times[name][r] = time_call(fn)
+    return times
+
+
+def quartiles(seconds: np.ndarray) -> tuple[float, float, float]:
+    """(p25, median, p75) of a sample of times, in the sample's unit."""
+    p25, p50, p75 = np.percentile(seconds, [25, 50, 75])
+    return float(p25), float(p50), float(p75)
+
+
+def numpy_blas() -> str:
+    """NumPy's BLAS as ``name version (config)`` from ``np.show_config(mode="dicts")``."""
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except (TypeError, KeyError):  # NumPy < 1.26 has no dict mode
+        return "unknown (NumPy < 1.26)"
+    config = " ".join(str(info.get("openblas configuration", "")).split())
+    return f"{info.get('name', '?')} {info.get('version', '?')} {config}".strip()
+
+
+def machine_lines() -> list[str]:
+    """Human-readable facts about the machine and the numerical libraries."""
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "n/a"
+    blas_env = {k: os.environ[k] for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+                if k in os.environ}
+    return [
+        f"cores: os.cpu_count()={os.cpu_count()}, usable (sched_getaffinity)={affinity}",
+        f"numpy {np.__version__}, BLAS: {numpy_blas()}",
+        f"thread env vars: {blas_env or 'none set'}",
+    ]

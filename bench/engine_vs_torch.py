@@ -1,0 +1,227 @@
+"""Training-step speed of the NumPy engine next to PyTorch, measured side by side in one process.
+
+One training step = forward + BPTT backward + gradient clipping (global norm 5) + Adam update,
+for a one-layer LSTM on one-hot characters (vocabulary 65) with a softmax head and mean
+cross-entropy, float32. The engine uses ``SequenceModel.loss_and_grads``, ``engine.optim``'s
+``clip_grads`` and ``make_optimizer("adam")``; PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
+``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at its default thread count, with
+the one-hot input tensor built once outside the timed step (PyTorch's best case).
+The two run alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``.
+
+Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with its full gate
+record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
+
+Run from the repository root:  ``python bench/engine_vs_torch.py [--reps 9] [--quick]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import alternate, machine_lines, quartiles  # noqa: E402
+from engine import ModelConfig, SequenceModel  # noqa: E402
+from engine.optim import clip_grads, make_optimizer  # noqa: E402
+
+VOCAB = 65  # one-hot input size = softmax output size
+LR = 2e-3  # Adam learning rate
+CLIP = 5.0  # global gradient-norm limit
+CONFIGS = {"small": (128, 32, 64), "medium": (256, 64, 100), "large": (512, 32, 64)}  # name -> (H, B, T)
+MEMORY_CONFIG = (512, 64, 100)  # (H, B, T) of the peak-memory measurement
+LATENCY_H = 512  # hidden size of the single-step latency measurement
+
+
+def engine_trainer(H: int, B: int, T: int, seed: int = 0):
+    """A closure running one engine training step on fixed random ids."""
+    rng = np.random.default_rng(seed)
+    model = SequenceModel(ModelConfig(input_size=VOCAB, output_size=VOCAB, hidden_size=H), rng=rng)
+    optimizer = make_optimizer("adam", LR)
+    x = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
+    y = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
+
+    def step():
+        _, grads, _ = model.loss_and_grads(x, y, rng=rng)
+        clip_grads(grads, max_norm=CLIP)
+        optimizer.step(model.params, grads)
+        model.params_changed()
+
+    return step
+
+
+def torch_trainer(H: int, B: int, T: int, seed: int = 0):
+    """A closure running one PyTorch training step on fixed random ids."""
+    import torch
+
+    torch.manual_seed(seed)
+    lstm, head = torch.nn.LSTM(VOCAB, H, batch_first=True), torch.nn.Linear(H, VOCAB)
+    params = list(lstm.parameters()) + list(head.parameters())
+    optimizer = torch.optim.Adam(params, lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    ids = torch.randint(0, VOCAB, (B, T))
+    x = torch.nn.functional.one_hot(ids, VOCAB).float()  # (B, T, V)
+    y = torch.randint(0, VOCAB, (B * T,))  # (B*T,)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        out, _ = lstm(x)  # (B, T, H)
+        loss = loss_fn(head(out).reshape(B * T, VOCAB), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        optimizer.step()
+
+    return step
+
+
+def training_table(configs: list[str], reps: int, with_torch: bool) -> None:
+    print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}:")
+    print(f"{'H':>5} {'B':>4} {'T':>4} | {'engine ms/step':>22} {'chars/s':>8} | "
+          f"{'torch ms/step':>22} {'chars/s':>8} | {'engine/torch':>12}")
+    for name in configs:
+        H, B, T = CONFIGS[name]
+        fns = {"engine": engine_trainer(H, B, T)}
+        if with_torch:
+            fns["torch"] = torch_trainer(H, B, T)
+        times = alternate(fns, reps)
+        cells, medians = [], {}
+        for who in ("engine", "torch"):
+            if who not in times:
+                cells.append(f"{'-':>22} {'-':>8}")
+                continue
+            p25, p50, p75 = quartiles(times[who] * 1e3)
+            medians[who] = p50
+            cells.append(f"{p50:8.1f} ({p25:6.1f}-{p75:6.1f}) {B * T / p50 * 1e3:8.0f}")
+        ratio = f"{medians['engine'] / medians['torch']:12.2f}" if with_torch else f"{'-':>12}"
+        print(f"{H:5d} {B:4d} {T:4d} | {cells[0]} | {cells[1]} | {ratio}")
+
+
+def latency(calls: int, with_torch: bool) -> None:
+    """Median time of one B=1 timestep: engine (with full record) vs torch.nn.LSTMCell."""
+    H = LATENCY_H
+    model = SequenceModel(ModelConfig(input_size=VOCAB, output_size=VOCAB, hidden_size=H),
+                          rng=np.random.default_rng(0))
+    ids = np.random.default_rng(1).integers(0, VOCAB, calls + 1)  # (calls+1,)
+    state = model.zero_state(1)
+    tokens = [ids[t : t + 1] for t in range(len(ids))]  # (1,) each
+
+    def engine_steps():
+        nonlocal state
+        times = np.empty(calls)
+        for t in range(calls):
+            start = time.perf_counter()
+            _, state, _ = model.step(tokens[t], state)
+            times[t] = time.perf_counter() - start
+        return times
+
+    fns = {"engine": engine_steps}
+    if with_torch:
+        import torch
+
+        cell = torch.nn.LSTMCell(VOCAB, H)
+        hc = (torch.zeros(1, H), torch.zeros(1, H))
+        onehots = torch.nn.functional.one_hot(torch.from_numpy(ids), VOCAB).float()  # (calls+1, V)
+
+        def torch_steps():
+            nonlocal hc
+            times = np.empty(calls)
+            with torch.no_grad():
+                for t in range(calls):
+                    start = time.perf_counter()
+                    hc = cell(onehots[t : t + 1], hc)
+                    times[t] = time.perf_counter() - start
+            return times
+
+        fns["torch"] = torch_steps
+    engine_steps(), *(f() for f in list(fns.values())[1:])  # warm-up
+    print(f"\nSingle timestep, B=1, H={H}, one-hot input, median (p25-p75) of {calls} calls:")
+    for who, fn in fns.items():
+        p25, p50, p75 = quartiles(fn() * 1e6)
+        what = "SequenceModel.step (probs + full gate record)" if who == "engine" else "torch.nn.LSTMCell (h, c only)"
+        print(f"  {who:6s} {p50:7.1f} us ({p25:.1f}-{p75:.1f})  {what}")
+
+
+def memory_probe(who: str) -> None:
+    """(Run in a fresh subprocess.) Print the peak memory of one training step in MiB:
+    the rise of the process's peak RSS (VmHWM, after resetting it) and, for the engine, the
+    tracemalloc peak (NumPy's array buffers and Python objects allocated during the step)."""
+    H, B, T = MEMORY_CONFIG
+    step = engine_trainer(H, B, T) if who == "engine" else torch_trainer(H, B, T)
+    step()  # warm-up: optimizer slots and allocator pools exist before measuring
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM (peak RSS) to the current RSS
+    rss_before = _status_kib("VmRSS")
+    tracemalloc.start()
+    step()
+    _, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_rise = _status_kib("VmHWM") - rss_before
+    print(f"{rss_rise / 1024:.1f} {traced_peak / 2**20:.1f}")
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def memory_table(with_torch: bool) -> None:
+    if not os.path.exists("/proc/self/clear_refs"):
+        print("\nPeak memory: skipped (needs Linux /proc/self/clear_refs)")
+        return
+    H, B, T = MEMORY_CONFIG
+    print(f"\nPeak memory of one training step, H={H} B={B} T={T} (fresh process each, after one warm-up step):")
+    for who in ("engine", "torch") if with_torch else ("engine",):
+        out = subprocess.run([sys.executable, __file__, "--memory-probe", who], capture_output=True, text=True,
+                             check=True).stdout.split()
+        traced = f", tracemalloc peak {float(out[1]):.1f} MiB" if who == "engine" else ""
+        print(f"  {who:6s} peak RSS rise {float(out[0]):7.1f} MiB{traced}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=9, help="timed repetitions per configuration (default 9)")
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help=f"comma-separated subset of {', '.join(CONFIGS)} (default all)")
+    parser.add_argument("--quick", action="store_true", help="3 reps, fewer latency calls, no memory table")
+    parser.add_argument("--no-torch", action="store_true", help="engine only")
+    parser.add_argument("--memory-probe", choices=("engine", "torch"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_probe:
+        memory_probe(args.memory_probe)
+        return
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown or args.reps < 1:
+        parser.error(f"unknown configs {unknown}; expected some of {list(CONFIGS)}" if unknown else "--reps must be >= 1")
+    reps = 3 if args.quick else args.reps
+    with_torch = not args.no_torch
+    if with_torch:
+        try:
+            import torch
+        except ImportError:
+            print("torch not installed: engine only")
+            with_torch = False
+    for line in machine_lines():
+        print(line)
+    if with_torch:
+        print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    training_table(configs, reps, with_torch)
+    latency(300 if args.quick else 3000, with_torch)
+    if not args.quick:
+        memory_table(with_torch)
+
+
+if __name__ == "__main__":
+    main()
