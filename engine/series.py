@@ -155,8 +155,12 @@ class MinMaxScaler:
         values = np.asarray(values, dtype=np.float64)  # (N,)
         if values.size == 0 or not np.all(np.isfinite(values)):
             raise DataError("cannot fit a scaler: the values are empty or not all finite")
-        if values.min() == values.max():
-            raise DataError(f"cannot fit a scaler to constant values ({values.min():g}); they need a range")
+        span = float(values.max() - values.min())
+        with np.errstate(over="ignore", divide="ignore"):
+            scale = (self.hi - self.lo) / span if span > 0 else np.inf
+        if not np.isfinite(scale):
+            raise DataError(f"cannot fit a scaler to constant values ({values.min():g}, range {span:g}); "
+                            "they need a range")
         self.data_min, self.data_max = float(values.min()), float(values.max())
         return self
 
