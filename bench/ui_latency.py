@@ -1,0 +1,156 @@
+"""Benchmark: does training inside the app keep the window responsive, and how fast does it train?
+
+While the app trains at full speed (offscreen, the real MainWindow with the learning docks, the
+gate heatmaps following the weights), a 16 ms QTimer measures how late it fires (event-loop
+stall: p50/p95/p99/max of lateness, ms). The same Trainer configuration is run headless in the
+same process, interleaved with the in-app runs.
+Targets: p99 stall <= 30 ms; in-app throughput >= 90 % of headless.
+
+    python bench/ui_latency.py [--steps 100] [--repeats 3] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
+
+Runs alternate (headless, in app, headless, ...) so both see the same background load; the
+best and median rates of each are compared (this machine is shared and noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `python -m lstmviz` sets it
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from engine.data import load_text  # noqa: E402
+from engine.model import SequenceModel  # noqa: E402
+from engine.train import Trainer  # noqa: E402
+from lstmviz.app import asset_path, build_window  # noqa: E402
+from lstmviz.learn import install_learning_panels  # noqa: E402
+
+TICK_MS = 16
+
+
+def training_text(chars: int) -> str:
+    demo = asset_path("demo.txt")
+    if demo is not None:
+        return load_text(demo)[:chars]
+    stdlib = Path(os.__file__).parent  # fallback: Python sources, deterministic order
+    return "".join(p.read_text(encoding="utf-8", errors="ignore") for p in sorted(stdlib.glob("*.py")))[:chars]
+
+
+def headless_rate(model_config, corpus, train_config) -> float:
+    """Steps per second of a fresh Trainer run in this thread (the trainer's own measure)."""
+    model = SequenceModel(model_config, rng=np.random.Generator(np.random.PCG64(train_config.seed)))
+    last = None
+    for last in Trainer(model, corpus, train_config).run():
+        pass
+    return last.steps_per_s
+
+
+def lateness_while(loop_done, timeout_s: float) -> np.ndarray:
+    """Run the event loop until ``loop_done()`` (checked every tick); lateness of each tick, ms."""
+    loop, timer = QEventLoop(), QTimer()
+    timer.setInterval(TICK_MS)
+    late, last = [], [time.perf_counter()]
+    deadline = time.perf_counter() + timeout_s
+
+    def tick():
+        now = time.perf_counter()
+        late.append((now - last[0]) * 1e3 - TICK_MS)
+        last[0] = now
+        if loop_done() or now > deadline:
+            loop.quit()
+
+    timer.timeout.connect(tick)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    return np.maximum(np.array(late), 0.0)
+
+
+def describe(name: str, late: np.ndarray) -> str:
+    p50, p95, p99 = np.percentile(late, [50, 95, 99])
+    return (f"{name:<22} ticks {late.size:5d}  lateness ms: p50 {p50:6.1f}  p95 {p95:6.1f}  "
+            f"p99 {p99:6.1f}  max {late.max():6.1f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--chars", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved headless / in-app runs")
+    args = parser.parse_args(argv)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = QSettings(str(Path(tmp) / "bench.ini"), QSettings.IniFormat)
+        window = build_window(settings=settings)
+        panels = getattr(window, "learning", None) or install_learning_panels(window, window.session, settings)
+        window.resize(1400, 900)
+        window.show()
+        panels.model_panel.set_values(dict(cell="lstm", hidden_size=args.hidden, num_layers=args.layers,
+                                           dropout=0.0, seq_len=args.seq_len, batch_size=args.batch,
+                                           optimizer="adam", lr=2e-3, momentum=0.0, clip_norm=5.0,
+                                           clip_value=None, seed=0, steps=args.steps, eval_every=args.steps,
+                                           batching="sequential"))
+        text = training_text(args.chars)
+        panels.data_panel.val_fraction.setValue(0.0)  # time training steps only, no evaluation
+        if not panels.data_panel.use_text(text, "benchmark text"):
+            print("the benchmark text was refused", file=sys.stderr)
+            return 1
+        corpus = panels.data_panel.corpus
+        model_config, train_config = panels.model_panel.build(corpus)
+        print(f"model: {args.layers} x {model_config.cell} H={args.hidden}, V={len(corpus.vocab)}; "
+              f"batch {args.batch} x seq {args.seq_len}; {args.steps} steps; {len(text):,} chars")
+
+        idle = lateness_while(lambda: False, timeout_s=1.5)
+        done = []
+        panels.controller.finished_training.connect(done.append)
+        panels.controller.failed.connect(lambda message: print("training failed:", message, file=sys.stderr))
+        headless, in_app, busy, refresh, gui_share = [], [], [], [], []
+        for _ in range(args.repeats):  # interleaved, so both see the same background load
+            headless.append(headless_rate(model_config, corpus, train_config))
+            done.clear()
+            cpu, wall = time.thread_time(), time.perf_counter()
+            panels.training_panel.train()
+            busy.append(lateness_while(lambda: bool(done), timeout_s=3600))
+            gui_share.append((time.thread_time() - cpu) / (time.perf_counter() - wall))
+            in_app.append(done[0].progress.steps_per_s if done[0] is not None else float("nan"))
+            refresh.append(panels.viewer_sync.last_cost_s)
+        headless.append(headless_rate(model_config, corpus, train_config))
+        busy = np.concatenate(busy)
+        print(describe("idle window", idle))
+        print(describe("while training", busy))
+        print(f"viewer: {window.session.steps} characters shown, at step {window.session.t}; last refresh "
+              f"cost {1e3 * max(refresh):.0f} ms (max over runs); OPENBLAS_NUM_THREADS="
+              f"{os.environ.get('OPENBLAS_NUM_THREADS')}")
+        print("GUI thread CPU while training: " + ", ".join(f"{100 * g:.0f} %" for g in gui_share))
+        print("throughput steps/s: headless " + ", ".join(f"{r:.1f}" for r in headless)
+              + "; in app " + ", ".join(f"{r:.1f}" for r in in_app))
+        ratio_best = max(in_app) / max(headless)
+        ratio_median = float(np.median(in_app) / np.median(headless))
+        print(f"in app / headless: best {100 * ratio_best:.1f} %, median {100 * ratio_median:.1f} %")
+        p99 = np.percentile(busy, 99)
+        print(f"targets: p99 stall {p99:.1f} ms <= 30 ms: {'OK' if p99 <= 30 else 'MISSED'}; "
+              f"throughput >= 90 % (best vs best): {'OK' if ratio_best >= 0.9 else 'MISSED'}")
+        panels.shutdown()
+        window.close()
+        window.deleteLater()
+        app.processEvents()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

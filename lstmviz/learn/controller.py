@@ -1,0 +1,286 @@
+"""Training off the GUI thread: a ``TrainingWorker`` in a ``QThread``, owned by a GUI-thread
+``TrainingController`` (DESIGN.md §3).
+
+The worker iterates ``engine.train.Trainer.run`` and hands back :class:`TrainingUpdate` payloads
+at most every ``progress_interval`` seconds (default 0.05 s, i.e. <= 20 per second) and always
+the final state. A payload carries the latest ``Progress``, the loss history of every step since
+the previous payload, and - at most every ``weights_interval`` seconds (default 0.25 s) and
+always in the final payload - a copy of the parameters. Nothing in a payload is shared with the
+trainer, which keeps mutating its model in the worker thread.
+
+The worker's signals are connected only to ``@Slot`` methods of the controller, so they run on
+the GUI thread; the controller re-emits them as GUI-thread relay signals:
+
+``progressed(TrainingUpdate)``, ``weights_updated(SequenceModel)`` (a fresh model built from the
+copied parameters), ``finished_training(TrainingUpdate | None)`` (the last payload),
+``failed(str)`` (an exception in the loop, or divergence after the last finite weights were
+restored and relayed) and ``state_changed(str)`` with one of :data:`STATES`.
+
+Stop and pause are ``threading.Event`` objects checked between steps: the trainer checks
+stop; the worker itself waits while paused (after sending a ``paused`` payload with the latest
+step and weights, so the GUI shows exactly where the run is held).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+from engine.model import SequenceModel
+from engine.train import PAUSE_POLL_S, TrainingDiverged
+
+STATES = ("idle", "running", "paused", "stopping")
+
+
+@dataclass(frozen=True)
+class TrainingUpdate:
+    """One payload from the worker; every array is owned by the payload.
+
+    ``steps (n,)`` int64 and ``train_loss``/``smooth_loss (n,)`` float64 (nats per character)
+    cover every step since the previous payload; ``val_steps (m,)``/``val_loss (m,)`` the
+    evaluations among them. ``params`` is a copy of the model's parameters, or None when this
+    payload carries none. ``final`` marks the last payload of a run; ``paused`` the payload sent
+    when the worker has stopped between two steps because of a pause (it carries the weights).
+    """
+
+    run_id: int
+    progress: object
+    steps: np.ndarray
+    train_loss: np.ndarray
+    smooth_loss: np.ndarray
+    val_steps: np.ndarray
+    val_loss: np.ndarray
+    params: dict | None
+    final: bool
+    paused: bool = False
+
+
+class _History:
+    """Per-step losses gathered in the worker between two payloads."""
+
+    def __init__(self):
+        self._clear()
+
+    def _clear(self) -> None:
+        self.steps, self.train, self.smooth, self.val_steps, self.val = [], [], [], [], []
+
+    def add(self, progress) -> None:
+        self.steps.append(progress.step)
+        self.train.append(progress.train_loss)
+        self.smooth.append(progress.smooth_loss)
+        if progress.val_loss is not None:
+            self.val_steps.append(progress.step)
+            self.val.append(progress.val_loss)
+
+    def take(self) -> tuple:
+        """The gathered arrays (steps, train, smooth, val_steps, val); empties the buffer."""
+        out = (
+            np.asarray(self.steps, np.int64),  # (n,)
+            np.asarray(self.train, np.float64),  # (n,)
+            np.asarray(self.smooth, np.float64),  # (n,)
+            np.asarray(self.val_steps, np.int64),  # (m,)
+            np.asarray(self.val, np.float64),  # (m,)
+        )
+        self._clear()
+        return out
+
+
+class TrainingWorker(QObject):
+    """Runs one ``Trainer`` to completion in its thread (see module docstring)."""
+
+    update = Signal(object)
+    failed = Signal(int, str)
+    finished = Signal(int)
+
+    def __init__(self, run_id: int, trainer, stop: threading.Event, pause: threading.Event,
+                 progress_interval: float, weights_interval: float):
+        super().__init__()
+        self._run_id = run_id
+        self._trainer = trainer
+        self._stop = stop
+        self._pause = pause
+        self._progress_interval = progress_interval
+        self._weights_interval = weights_interval
+
+    @Slot()
+    def run(self) -> None:
+        history = _History()
+        last_progress = None
+        last_emit = last_weights = float("-inf")
+        pending = False
+        try:
+            for progress in self._trainer.run(stop=self._stop):
+                last_progress = progress
+                if not progress.done:  # the closing snapshot repeats the last step
+                    history.add(progress)
+                pending = True
+                now = time.monotonic()
+                pausing = self._pause.is_set() and not progress.done
+                if progress.done or pausing or now - last_emit >= self._progress_interval:
+                    with_weights = progress.done or pausing or now - last_weights >= self._weights_interval
+                    self._emit(history, progress, with_weights, final=progress.done, paused=pausing)
+                    last_emit, pending = now, False
+                    if with_weights:
+                        last_weights = now
+                if pausing:
+                    self._wait_while_paused()
+            if pending:
+                self._emit(history, last_progress, True, final=True)
+        except TrainingDiverged as exc:
+            # The trainer restored the last finite weights: hand them back before the error.
+            if last_progress is not None:
+                self._emit(history, last_progress, True, final=True)
+            self.failed.emit(self._run_id, str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, not kill the thread
+            self.failed.emit(self._run_id, f"{type(exc).__name__}: {exc}")
+        finally:
+            # Hand the worker back to the GUI thread so it is destroyed there once released.
+            self.moveToThread(QCoreApplication.instance().thread())
+            self.finished.emit(self._run_id)
+
+    def _wait_while_paused(self) -> None:
+        """Block between two steps while paused (the trainer's generator is suspended)."""
+        while self._pause.is_set() and not self._stop.is_set():
+            self._stop.wait(PAUSE_POLL_S)
+
+    def _emit(self, history: _History, progress, with_weights: bool, final: bool, paused: bool = False) -> None:
+        steps, train, smooth, val_steps, val = history.take()
+        params = None
+        if with_weights:
+            params = {name: value.copy() for name, value in self._trainer.model.params.items()}
+        self.update.emit(TrainingUpdate(self._run_id, copy.copy(progress), steps, train, smooth,
+                                        val_steps, val, params, final, paused))
+
+
+class TrainingController(QObject):
+    """GUI-thread owner of the training thread. See the module docstring for the signals."""
+
+    progressed = Signal(object)
+    weights_updated = Signal(object)
+    finished_training = Signal(object)
+    failed = Signal(str)
+    state_changed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None, progress_interval: float = 0.05,
+                 weights_interval: float = 0.25):
+        super().__init__(parent)
+        self._progress_interval = progress_interval
+        self._weights_interval = weights_interval
+        self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._trainer = None
+        self._run_id = 0
+        self._last_update: TrainingUpdate | None = None
+        self._state = "idle"
+
+    # --- queries ----------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        """One of :data:`STATES`."""
+        return self._state
+
+    @property
+    def trainer(self):
+        """The trainer of the current or last run (None before the first run). Only touch its
+        model and optimizer while :attr:`state` is ``"idle"``."""
+        return self._trainer
+
+    @property
+    def thread(self) -> QThread | None:
+        """The running QThread, or None when idle."""
+        return self._thread
+
+    def is_active(self) -> bool:
+        """True while a worker thread exists (running, paused or stopping)."""
+        return self._thread is not None
+
+    # --- commands ---------------------------------------------------------------------------
+    def start(self, trainer) -> None:
+        """Train ``trainer`` in a new thread. RuntimeError if a run is still active."""
+        if self.is_active():
+            raise RuntimeError("training is already running; stop it first")
+        self._run_id += 1
+        self._stop.clear()
+        self._pause.clear()
+        self._trainer = trainer
+        self._last_update = None
+        thread = QThread()
+        thread.setObjectName(f"lstmviz-training-{self._run_id}")
+        worker = TrainingWorker(self._run_id, trainer, self._stop, self._pause,
+                                self._progress_interval, self._weights_interval)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.update.connect(self._on_update)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(thread.quit, Qt.DirectConnection)
+        worker.finished.connect(self._on_worker_finished)
+        self._thread, self._worker = thread, worker
+        self._set_state("running")
+        thread.start()
+
+    def pause(self) -> None:
+        if self._state == "running":
+            self._pause.set()
+            self._set_state("paused")
+
+    def resume(self) -> None:
+        if self._state == "paused":
+            self._pause.clear()
+            self._set_state("running")
+
+    def stop(self) -> None:
+        """Ask the worker to stop after the current step; returns at once."""
+        if self.is_active() and self._state != "stopping":
+            self._stop.set()
+            self._pause.clear()
+            self._set_state("stopping")
+
+    def shutdown(self) -> None:
+        """Stop, and block until the thread has finished; its last payloads are delivered
+        before this returns (so the final weights have been relayed). Never terminates."""
+        if not self.is_active():
+            return
+        self.stop()
+        self._thread.quit()
+        self._thread.wait()
+        QCoreApplication.sendPostedEvents(self)  # deliver the worker's queued updates now
+        if self.is_active():  # finished signal was consumed elsewhere; clean up ourselves
+            self._finish()
+
+    # --- worker slots (GUI thread) ----------------------------------------------------------
+    @Slot(object)
+    def _on_update(self, update: TrainingUpdate) -> None:
+        if update.run_id != self._run_id:
+            return
+        self._last_update = update
+        self.progressed.emit(update)
+        if update.params is not None:
+            self.weights_updated.emit(SequenceModel(self._trainer.model.config, params=update.params))
+
+    @Slot(int, str)
+    def _on_failed(self, run_id: int, message: str) -> None:
+        if run_id == self._run_id:
+            self.failed.emit(message)
+
+    @Slot(int)
+    def _on_worker_finished(self, run_id: int) -> None:
+        if run_id == self._run_id and self.is_active():
+            self._finish()
+
+    def _finish(self) -> None:
+        self._thread.wait()  # run() has returned and quit() was called: returns promptly
+        self._thread = self._worker = None
+        self._set_state("idle")
+        self.finished_training.emit(self._last_update)
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(state)

@@ -1,0 +1,163 @@
+"""Install the learning docks (data, model, training, loss, sampling) into a main window.
+
+``install_learning_panels(main_window, session, settings)`` creates the panels and a
+``TrainingController``, adds one dock per panel (object names set, so ``restoreState`` matches
+them; listed in ``main_window.view_menu`` when the window has one) and wires them:
+
+* the controller's ``weights_updated`` relay (<= 4 per second, see ``controller``) swaps the new
+  weights into the session through ``ViewerSync`` (which also keeps that re-run under a small
+  share of the GUI thread's time); the session re-runs the current text up to the current
+  step, so the gate heatmaps show the model as it learns; a run's final weights are applied
+  as soon as it ends;
+* ``failed`` (an error, or divergence after the last finite weights were restored) shows an
+  error dialog;
+* closing the window while training asks Save / Discard / Cancel (``ask_save_discard_cancel``,
+  monkeypatched in tests) through an event filter, then stops the worker and waits for it;
+  the sampling thread is waited for too; the application's ``aboutToQuit`` does the same
+  (``shutdown``), so a QThread is never destroyed while running.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, Slot
+from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QScrollArea, QWidget
+
+from engine.model import SequenceModel
+
+from .. import dialogs
+from .controller import TrainingController
+from .data_panel import DataPanel
+from .loss_plot import LossPlot
+from .model_panel import ModelPanel
+from .sampling_panel import SamplingPanel
+from .training_panel import TrainingPanel
+from .viewer_sync import ViewerSync
+
+PREVIEW_CHARS = 400  # characters of the training text shown when the viewer's text does not fit
+STATE_MESSAGES = {"running": "Training…", "paused": "Training paused.", "stopping": "Stopping training…",
+                  "idle": "Training stopped."}
+
+
+def ask_save_discard_cancel(parent: QWidget) -> str:
+    """Ask whether to save the model being trained before closing: "save", "discard" or "cancel"."""
+    box = QMessageBox(QMessageBox.Question, "Training in progress",
+                      "A model is being trained. Save it before closing?",
+                      QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, parent)
+    box.setDefaultButton(QMessageBox.Save)
+    answer = box.exec()
+    return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
+
+
+class LearningPanels(QObject):
+    """The installed panels, their docks and the controller; also the close guard."""
+
+    def __init__(self, main_window: QMainWindow, session, settings: QSettings | None):
+        super().__init__(main_window)
+        self.window = main_window
+        self.session = session
+        self.controller = TrainingController(self)
+        self.model_panel = ModelPanel(settings)
+        self.data_panel = DataPanel(check=self.model_panel.check_corpus)
+        self.training_panel = TrainingPanel(self.controller, self.model_panel, self.data_panel)
+        self.loss_plot = LossPlot()
+        self.sampling_panel = SamplingPanel(session)
+        self.viewer_sync = ViewerSync(session, self)
+        self._plotted_trainer = None
+        self.docks = {}
+        self._add_dock("learnTrainingDock", "Training", self.training_panel, Qt.RightDockWidgetArea)
+        self._add_dock("learnDataDock", "Training data", self.data_panel, Qt.RightDockWidgetArea)
+        self._add_dock("learnModelDock", "Model", _scrolled(self.model_panel), Qt.RightDockWidgetArea)
+        self._add_dock("learnSamplingDock", "Sampling", self.sampling_panel, Qt.RightDockWidgetArea)
+        self._add_dock("learnLossDock", "Loss", self.loss_plot, Qt.BottomDockWidgetArea)
+        main_window.tabifyDockWidget(self.docks["learnDataDock"], self.docks["learnModelDock"])
+        main_window.tabifyDockWidget(self.docks["learnModelDock"], self.docks["learnSamplingDock"])
+        self.docks["learnDataDock"].raise_()
+
+        self.data_panel.corpus_changed.connect(self.model_panel.set_corpus)
+        self.training_panel.trainer_started.connect(self._on_trainer_started)
+        self.controller.progressed.connect(self.loss_plot.add_update)
+        self.controller.weights_updated.connect(self._on_weights)
+        self.controller.failed.connect(self._on_failed)
+        self.controller.finished_training.connect(self._on_finished)
+        self.controller.state_changed.connect(self._on_state)
+        main_window.installEventFilter(self)
+        QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
+
+    def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
+        dock = QDockWidget(title, self.window)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.window.addDockWidget(area, dock)
+        view_menu = getattr(self.window, "view_menu", None)
+        if view_menu is not None:
+            view_menu.addAction(dock.toggleViewAction())
+        self.docks[name] = dock
+
+    # --- wiring (GUI thread) ----------------------------------------------------------------
+    @Slot(object)
+    def _on_trainer_started(self, trainer) -> None:
+        if trainer is not self._plotted_trainer:  # a new run; continuing a stopped one keeps the curve
+            self.loss_plot.reset()
+            self._plotted_trainer = trainer
+        vocab = trainer.corpus.vocab
+        text = self.session.text
+        params = {name: value.copy() for name, value in trainer.model.params.items()}  # worker not started yet
+        self.session.set_model(SequenceModel(trainer.model.config, params=params), vocab)
+        if not text or vocab.unknown(text):  # show some training text instead of a mangled one
+            self.session.set_text(trainer.corpus.text[:PREVIEW_CHARS])
+
+    @Slot(object)
+    def _on_weights(self, model: SequenceModel) -> None:
+        self.viewer_sync.offer(model, self.controller.trainer.corpus.vocab)
+
+    @Slot(object)
+    def _on_finished(self, _update) -> None:
+        self.viewer_sync.flush()
+        self.session.model_step = self.controller.trainer.step
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.viewer_sync.flush()  # e.g. the last finite weights after a divergence
+        dialogs.show_error(self.window, "Training stopped", message)
+
+    @Slot(str)
+    def _on_state(self, state: str) -> None:
+        self.window.statusBar().showMessage(STATE_MESSAGES[state], 5000)
+
+    @Slot()
+    def shutdown(self) -> None:
+        """Stop training and wait for the training and sampling threads (no dialog)."""
+        self.controller.shutdown()
+        self.sampling_panel.shutdown()
+
+    # --- close guard ------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.window and event.type() == QEvent.Close:
+            if self.controller.is_active() and not self.confirm_close():
+                event.ignore()
+                return True
+            self.sampling_panel.shutdown()
+        return False
+
+    def confirm_close(self) -> bool:
+        """Called when the window is about to close while training: ask Save / Discard /
+        Cancel, stop the worker and wait for it. True if the window may close."""
+        choice = ask_save_discard_cancel(self.window)
+        if choice == "cancel":
+            return False
+        self.controller.shutdown()
+        if choice == "save":
+            return self.training_panel.save()  # a cancelled save dialog keeps the window open
+        return True
+
+
+def install_learning_panels(main_window: QMainWindow, session, settings: QSettings | None = None) -> LearningPanels:
+    """Create and wire the learning docks in ``main_window``; see the module docstring."""
+    return LearningPanels(main_window, session, settings)
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setWidget(widget)
+    return area

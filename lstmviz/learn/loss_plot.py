@@ -1,0 +1,150 @@
+"""The live loss curve: raw and smoothed training loss, validation points, log-scale toggle.
+
+Every step's loss is kept (``LossHistory``, amortised growth), but the curves are drawn from a
+min/max decimation into at most ``max_bins`` bins (two points per bin), so the number of
+plotted points stays bounded however long training runs (100k steps draw <= 2 * max_bins
+points) while spikes stay visible. Payloads arrive at up to 20 per second; the plot is redrawn
+at most every ``REDRAW_MS`` (a redraw of 2000-point curves costs ~10 ms of GUI time), and
+validation points get symbols only while there are few of them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+DEFAULT_MAX_BINS = 1000  # curves draw at most 2 * DEFAULT_MAX_BINS points
+REDRAW_MS = 400  # at most 2.5 redraws per second
+MAX_VAL_SYMBOLS = 200  # above this many validation points, draw them as a line only
+
+
+class LossHistory:
+    """Growing ``(steps, values)`` series with amortised O(1) appends."""
+
+    def __init__(self):
+        self._steps = np.empty(1024, np.int64)  # (capacity,)
+        self._values = np.empty(1024, np.float64)  # (capacity,)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def clear(self) -> None:
+        self._n = 0
+
+    def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
+        """Append ``steps (k,)`` and their ``values (k,)``."""
+        k = len(steps)
+        if len(values) != k:
+            raise ValueError(f"steps and values must have the same length, got {k} and {len(values)}")
+        if self._n + k > len(self._steps):
+            capacity = max(2 * len(self._steps), self._n + k)
+            self._steps = np.resize(self._steps, capacity)  # (capacity,)
+            self._values = np.resize(self._values, capacity)  # (capacity,)
+        self._steps[self._n : self._n + k] = steps
+        self._values[self._n : self._n + k] = values
+        self._n += k
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        """Views of all ``(steps (n,), values (n,))``."""
+        return self._steps[: self._n], self._values[: self._n]
+
+    def decimated(self, max_bins: int = DEFAULT_MAX_BINS) -> tuple[np.ndarray, np.ndarray]:
+        """At most ``2 * max_bins`` points: all of them when few enough, else per bin of
+        consecutive steps its minimum (at the bin's first step) and maximum (at its last)."""
+        steps, values = self.data()  # (n,), (n,)
+        n = len(steps)
+        if n <= 2 * max_bins:
+            return steps.copy(), values.copy()
+        edges = np.linspace(0, n, max_bins + 1).astype(np.int64)  # (bins + 1,) bin boundaries
+        lows = np.minimum.reduceat(values, edges[:-1])  # (bins,)
+        highs = np.maximum.reduceat(values, edges[:-1])  # (bins,)
+        x = np.column_stack([steps[edges[:-1]], steps[edges[1:] - 1]]).ravel()  # (2 * bins,)
+        y = np.column_stack([lows, highs]).ravel()  # (2 * bins,)
+        return x, y
+
+
+class LossPlot(QWidget):
+    """pyqtgraph plot of a training run's losses; feed it ``TrainingUpdate`` payloads."""
+
+    def __init__(self, parent: QWidget | None = None, max_bins: int = DEFAULT_MAX_BINS):
+        super().__init__(parent)
+        self._max_bins = max_bins
+        self._raw, self._smooth, self._val = LossHistory(), LossHistory(), LossHistory()
+        self._latest = None  # Progress of the newest payload
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self.redraw)
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(160)
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "loss", units="nats/char")
+        self.plot.showGrid(x=True, y=True, alpha=0.2)
+        self.plot.addLegend(offset=(-10, 10))
+        self.raw_curve = self.plot.plot(pen=pg.mkPen((120, 160, 220, 140), width=1), name="training loss")
+        self.smooth_curve = self.plot.plot(pen=pg.mkPen((30, 90, 200), width=2), name="smoothed")
+        self.val_curve = self.plot.plot(pen=pg.mkPen((220, 110, 20), width=1), symbol="o", symbolSize=6,
+                                        symbolPen=None,
+                                        symbolBrush=(220, 110, 20), name="validation")
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.setToolTip("Show the loss axis on a logarithmic scale (useful once the loss flattens).")
+        self.log_scale.toggled.connect(self._on_log_toggled)
+        self.readout = QLabel("No training yet.")
+        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # text changes never re-layout the window
+        self.readout.setToolTip("Latest smoothed training loss and validation loss (nats per character; "
+                                "bits per character in brackets).")
+        bar = QHBoxLayout()
+        bar.addWidget(self.readout, 1)
+        bar.addWidget(self.log_scale)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.plot, 1)
+        layout.addLayout(bar)
+        self.setToolTip("Training loss per step (light), its moving average (dark) and the "
+                        "validation loss at each evaluation (dots).")
+
+    def reset(self) -> None:
+        """Forget the current run's curves."""
+        for history in (self._raw, self._smooth, self._val):
+            history.clear()
+        self._latest = None
+        self.redraw()
+
+    def add_update(self, update) -> None:
+        """Append a ``TrainingUpdate``'s losses; the plot is redrawn within ``REDRAW_MS`` (at once
+        for a run's final payload)."""
+        self._raw.extend(update.steps, update.train_loss)
+        self._smooth.extend(update.steps, update.smooth_loss)
+        self._val.extend(update.val_steps, update.val_loss)
+        self._latest = update.progress
+        if update.final:
+            self.redraw()  # a run's end is shown at once
+        elif not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+
+    def plotted_point_count(self) -> int:
+        """How many points the three curves hold right now."""
+        return sum(0 if c.getData()[0] is None else len(c.getData()[0])
+                   for c in (self.raw_curve, self.smooth_curve, self.val_curve))
+
+    def redraw(self) -> None:
+        """Draw the decimated curves and the readout now."""
+        self._redraw_timer.stop()
+        self.raw_curve.setData(*self._raw.decimated(self._max_bins))
+        self.smooth_curve.setData(*self._smooth.decimated(self._max_bins))
+        self.val_curve.setSymbol("o" if len(self._val) <= MAX_VAL_SYMBOLS else None)
+        self.val_curve.setData(*self._val.decimated(self._max_bins))
+        if self._latest is None:
+            self.readout.setText("No training yet.")
+            return
+        text = f"step {self._latest.step}: smoothed loss {self._latest.smooth_loss:.4f}"
+        if len(self._val):
+            last_val = self._val.data()[1][-1]
+            text += f", validation {last_val:.4f} ({last_val / np.log(2):.3f} bits/char)"
+        self.readout.setText(text)
+
+    def _on_log_toggled(self, on: bool) -> None:
+        self.plot.setLogMode(x=False, y=on)

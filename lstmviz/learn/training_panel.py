@@ -1,0 +1,188 @@
+"""Training panel: Train / Pause / Resume / Stop, progress, saving and resuming checkpoints.
+
+Train builds a fresh model from the model panel's settings (weights drawn from the seed) on the
+data panel's corpus and hands an ``engine.train.Trainer`` to the ``TrainingController``.
+Resume continues a paused run, or a stopped run exactly where it stopped (same trainer:
+weights, optimizer state, data position, RNG). "Save model…" writes a checkpoint with the
+optimizer and training state; "Resume from checkpoint…" continues such a checkpoint on the
+current training text, bit for bit, up to the Steps value of the model panel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QGridLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+                               QVBoxLayout, QWidget)
+
+from engine.checkpoint import load_checkpoint
+from engine.data import TextCorpus
+from engine.model import SequenceModel
+from engine.train import Trainer
+
+from .. import dialogs
+from .controller import TrainingController
+
+CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
+
+
+def format_duration(seconds: float) -> str:
+    """``h:mm:ss`` or ``m:ss`` for a non-negative number of seconds; ``"—"`` if unknown."""
+    if not np.isfinite(seconds) or seconds < 0:
+        return "—"
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+
+
+class TrainingPanel(QWidget):
+    """Buttons, progress bar and rate/ETA readout for one ``TrainingController``.
+
+    ``trainer_started(Trainer)`` is emitted (GUI thread) right before a run starts.
+    """
+
+    trainer_started = Signal(object)
+
+    def __init__(self, controller: TrainingController, model_panel, data_panel, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.model_panel = model_panel
+        self.data_panel = data_panel
+        self.train_button = _button("Train", "Train a new model from the model panel's settings on the training text.")
+        self.pause_button = _button("Pause", "Pause after the current step (the run can be resumed).")
+        self.resume_button = _button("Resume", "Continue the paused or stopped run exactly where it left off.")
+        self.stop_button = _button("Stop", "Stop after the current step; the weights learned so far are kept.")
+        self.save_button = _button("Save model…", "Save the trained model with its optimizer and training "
+                                                   "state, so training can later resume exactly.")
+        self.load_button = _button("Resume from checkpoint…", "Continue training a saved checkpoint on the current "
+                                                               "training text, up to the Steps value.")
+        self.progress = QProgressBar()
+        self.progress.setToolTip("Optimizer steps done out of the total.")
+        self.progress.setFormat("%v / %m steps")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.rate_label = QLabel("Idle.")
+        self.rate_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # text changes never re-layout the window
+        self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
+        grid = QGridLayout()
+        for k, button in enumerate((self.train_button, self.pause_button, self.resume_button, self.stop_button)):
+            grid.addWidget(button, 0, k)
+        grid.addWidget(self.save_button, 1, 0, 1, 2)
+        grid.addWidget(self.load_button, 1, 2, 1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.rate_label)
+        layout.addStretch(1)
+        self.train_button.clicked.connect(self.train)
+        self.pause_button.clicked.connect(controller.pause)
+        self.resume_button.clicked.connect(self.resume)
+        self.stop_button.clicked.connect(controller.stop)
+        self.save_button.clicked.connect(self.save)
+        self.load_button.clicked.connect(self.resume_from_checkpoint)
+        controller.state_changed.connect(self._update_buttons)
+        controller.progressed.connect(self._on_progress)
+        model_panel.validity_changed.connect(self._update_buttons)
+        self._update_buttons()
+
+    # --- commands ---------------------------------------------------------------------------
+    def train(self) -> bool:
+        """Start a fresh run from the form; errors are shown in a dialog. True if started."""
+        try:
+            corpus = self.data_panel.corpus
+            model_config, train_config = self.model_panel.build(corpus)
+            rng = np.random.Generator(np.random.PCG64(train_config.seed))
+            trainer = Trainer(SequenceModel(model_config, rng=rng), corpus, train_config)
+        except ValueError as exc:
+            dialogs.show_error(self, "Cannot train", str(exc))
+            return False
+        self._start(trainer)
+        return True
+
+    def resume(self) -> None:
+        """Un-pause, or continue the stopped run with the same trainer."""
+        if self.controller.state == "paused":
+            self.controller.resume()
+        elif self._can_continue():
+            self._start(self.controller.trainer)
+
+    def save(self) -> bool:
+        """Save the last run's model with its training state (only while idle)."""
+        trainer = self.controller.trainer
+        if trainer is None or self.controller.is_active():
+            return False
+        path = dialogs.ask_save_path(self, "Save model", CHECKPOINT_FILTER)
+        if not path:
+            return False
+        try:
+            trainer.save(path)
+        except (OSError, ValueError) as exc:
+            dialogs.show_error(self, "Cannot save the model", f"{path}: {exc}")
+            return False
+        return True
+
+    def resume_from_checkpoint(self) -> bool:
+        """Ask for a checkpoint and continue training it on the current text."""
+        if self.controller.is_active():
+            return False
+        path = dialogs.ask_open_path(self, "Resume training from checkpoint", CHECKPOINT_FILTER)
+        if not path:
+            return False
+        try:
+            if self.data_panel.corpus is None:
+                raise ValueError("open or paste the training text the checkpoint was trained on first")
+            ckpt = load_checkpoint(path)
+            if ckpt.train_config is None or ckpt.vocab is None:
+                raise ValueError(f"{path} holds a model only, no training state to resume")
+            corpus = TextCorpus(self.data_panel.corpus.text, vocab=ckpt.vocab,
+                                val_fraction=ckpt.train_config.get("val_fraction", 0.1))
+            steps = self.model_panel.values()["steps"]
+            if steps <= ckpt.step:
+                raise ValueError(f"the checkpoint is already at step {ckpt.step}; set Steps higher to continue")
+            trainer = Trainer.from_checkpoint(ckpt, corpus, steps=steps)
+        except ValueError as exc:
+            dialogs.show_error(self, "Cannot resume training", str(exc))
+            return False
+        self._start(trainer)
+        return True
+
+    # --- display ----------------------------------------------------------------------------
+    def _start(self, trainer: Trainer) -> None:
+        self.progress.setRange(0, trainer.config.steps)
+        self.progress.setValue(trainer.step)
+        self.trainer_started.emit(trainer)
+        self.controller.start(trainer)
+
+    def _can_continue(self) -> bool:
+        trainer = self.controller.trainer
+        return (not self.controller.is_active() and trainer is not None
+                and trainer.step < trainer.config.steps)
+
+    def _on_progress(self, update) -> None:
+        p = update.progress
+        self.progress.setRange(0, p.total_steps)
+        self.progress.setValue(p.step)
+        remaining = (p.total_steps - p.step) / p.steps_per_s if p.steps_per_s > 0 else float("nan")
+        self.rate_label.setText(f"{p.steps_per_s:.1f} steps/s — elapsed {format_duration(p.elapsed_s)}"
+                                f" — remaining {format_duration(remaining)}")
+
+    def _update_buttons(self, *_args) -> None:
+        state = self.controller.state
+        idle = state == "idle"
+        self.train_button.setEnabled(idle and self.model_panel.valid)
+        self.pause_button.setEnabled(state == "running")
+        self.resume_button.setEnabled(state == "paused" or (idle and self._can_continue()))
+        self.stop_button.setEnabled(state in ("running", "paused"))
+        self.save_button.setEnabled(idle and self.controller.trainer is not None)
+        self.load_button.setEnabled(idle)
+        trainer = self.controller.trainer
+        if idle and trainer is not None:
+            self.rate_label.setText(f"Idle at step {trainer.step} of {trainer.config.steps}.")
+        elif state != "running":
+            self.rate_label.setText({"idle": "Idle.", "paused": "Paused.", "stopping": "Stopping…"}[state])
+
+
+def _button(text: str, tooltip: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setToolTip(tooltip)
+    return button

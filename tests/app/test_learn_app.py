@@ -1,0 +1,226 @@
+"""The learning docks installed in the real main window: training updates the viewer, closing
+while training, divergence, checkpoint save/resume, sampling and "Step through".
+
+Uses tests/app/conftest.py's ``window`` (closed by its fixture) and ``errors`` (recorded error
+dialogs). Waits only on GUI-thread signals (controller relays, panel signals) or waitUntil.
+"""
+
+import numpy as np
+import pytest
+
+from engine.checkpoint import load_checkpoint
+from engine.data import TextCorpus
+from engine.model import SequenceModel
+from engine.train import TrainConfig, Trainer
+from lstmviz import dialogs
+from lstmviz.learn import install as learn_install
+from lstmviz.learn import install_learning_panels
+
+WORDS = ["the ", "cat ", "sat ", "on ", "a ", "mat. "]
+SMALL = dict(cell="lstm", hidden_size=16, num_layers=1, dropout=0.0, seq_len=16, batch_size=4, optimizer="adam",
+             lr=0.01, momentum=0.0, clip_norm=5.0, clip_value=None, seed=3, steps=300, eval_every=50,
+             batching="sequential")
+
+
+@pytest.fixture
+def training_text():
+    rng = np.random.Generator(np.random.PCG64(7))
+    return "".join(rng.choice(WORDS) for _ in range(400))
+
+
+@pytest.fixture
+def learn(window, training_text):
+    panels = install_learning_panels(window, window.session, window.settings)
+    panels.model_panel.set_values(SMALL)
+    assert panels.data_panel.use_text(training_text, "test corpus")
+    assert panels.model_panel.valid, panels.model_panel.message.text()
+    yield panels
+    threads = [panels.controller.thread, panels.sampling_panel._thread]
+    panels.shutdown()
+    assert panels.controller.thread is None and not panels.sampling_panel.busy
+    assert all(t is None or t.isFinished() for t in threads)
+
+
+def test_docks_are_named_and_added(window, learn):
+    from PySide6.QtWidgets import QDockWidget
+
+    names = {d.objectName() for d in window.findChildren(QDockWidget)}
+    assert {"learnTrainingDock", "learnDataDock", "learnModelDock", "learnSamplingDock", "learnLossDock"} <= names
+
+
+def test_training_updates_the_viewer(qtbot, window, learn, errors):
+    session = window.session
+    models = []
+    learn.controller.weights_updated.connect(models.append)
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        learn.training_panel.train_button.click()
+    trainer = learn.controller.trainer
+    assert trainer.step == 300 and errors == []
+    assert session.vocab == trainer.corpus.vocab and session.text  # the viewer shows training text
+    for name, value in trainer.model.params.items():  # the final weights are in the viewer
+        assert np.array_equal(session.model.params[name], value)
+        assert not np.shares_memory(session.model.params[name], value)
+    assert models and models[-1] is session.model
+    session.seek(session.steps)
+    qtbot.waitUntil(lambda: session.t == len(session.text), timeout=30_000)
+    expected = session.model.trace(session.vocab.encode(session.text))
+    np.testing.assert_allclose(session.trace().gate("f"), expected.gate("f"), atol=1e-6)
+    qtbot.waitUntil(lambda: learn.loss_plot.plotted_point_count() == 300 + 300 + 6, timeout=5000)
+    assert learn.training_panel.progress.value() == 300
+    assert session.model_step == 300
+
+
+def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypatch):
+    answers = iter(["cancel", "discard"])
+    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: next(answers))
+    learn.model_panel.set_values({"steps": 1_000_000})
+    learn.training_panel.train()
+    qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
+    thread = learn.controller.thread
+    assert not window.close()  # cancelled: the window stays and training goes on
+    assert window.isVisible() and learn.controller.state == "running" and thread.isRunning()
+    assert window.close()  # discarded: training stops and the thread is joined
+    assert thread.isFinished() and learn.controller.thread is None and learn.controller.state == "idle"
+    assert not window.isVisible()
+
+
+def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, tmp_path, training_text, errors):
+    path = tmp_path / "trained.npz"
+    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: "save")
+    monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(path))
+    learn.model_panel.set_values({"steps": 1_000_000})
+    learn.training_panel.train()
+    qtbot.waitUntil(lambda: learn.controller.trainer.step >= 20, timeout=30_000)
+    assert window.close()
+    stopped = learn.controller.trainer.step
+    ckpt = load_checkpoint(path)
+    assert ckpt.step == stopped and ckpt.optimizer_state["name"] == "adam" and ckpt.train_state is not None
+
+    learn.model_panel.set_values({"steps": stopped + 40})
+    monkeypatch.setattr(dialogs, "ask_open_path", lambda parent, title, file_filter: str(path))
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        assert learn.training_panel.resume_from_checkpoint()
+    resumed = learn.controller.trainer
+    assert resumed.step == stopped + 40 and errors == []
+
+    # reference: the same settings trained without interruption, headless
+    corpus = TextCorpus(training_text, val_fraction=0.1)
+    config = TrainConfig(**{k: SMALL[k] for k in ("seq_len", "batch_size", "lr", "optimizer", "clip_norm", "seed",
+                                                  "eval_every", "batching")}, steps=stopped + 40)
+    model_config, _ = learn.model_panel.build(corpus)
+    reference = Trainer(SequenceModel(model_config, rng=np.random.Generator(np.random.PCG64(SMALL["seed"]))),
+                        corpus, config)
+    for _ in reference.run():
+        pass
+    for name, value in reference.model.params.items():
+        assert np.array_equal(resumed.model.params[name], value), name
+
+
+def test_divergence_stops_with_finite_weights_in_the_viewer(qtbot, window, learn, monkeypatch, errors):
+    real = SequenceModel.loss_and_grads
+    calls = {"n": 0}
+
+    def nan_at_30(self, *args, **kwargs):
+        calls["n"] += 1
+        loss, grads, state = real(self, *args, **kwargs)
+        return (float("nan") if calls["n"] == 30 else loss), grads, state
+
+    monkeypatch.setattr(SequenceModel, "loss_and_grads", nan_at_30)
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        learn.training_panel.train()
+    trainer = learn.controller.trainer
+    assert trainer.step == 29
+    assert len(errors) == 1 and errors[0][0] == "Training stopped" and "diverged at step 30" in errors[0][1]
+    for name, value in trainer.model.params.items():
+        assert np.all(np.isfinite(value))
+        assert np.array_equal(window.session.model.params[name], value)
+
+
+def generate(qtbot, panel):
+    with qtbot.waitSignal(panel.generated, timeout=60_000) as blocker:
+        assert panel.generate()
+    return blocker.args[0]
+
+
+def test_sampling_is_reproducible_and_steps_through(qtbot, window, learn, errors):
+    panel = learn.sampling_panel
+    session = window.session
+    panel.prime.setText("He said")
+    panel.length.setValue(60)
+    panel.seed.setValue(11)
+    first = generate(qtbot, panel)
+    second = generate(qtbot, panel)
+    assert first.text == second.text and first.text.startswith("He said") and len(first.generated) == 60
+    assert panel.output.toPlainText() == first.text
+    panel.seed.setValue(12)
+    assert generate(qtbot, panel).text != first.text
+    panel.greedy.setChecked(True)
+    assert generate(qtbot, panel).text == generate(qtbot, panel).text
+
+    panel.step_button.click()
+    result = panel.result
+    assert session.text == result.text and session.t == 0
+    session.seek(session.steps)
+    qtbot.waitUntil(lambda: session.t == len(result.text), timeout=30_000)
+    expected = session.model.trace(session.vocab.encode(result.text))
+    shown = session.trace()
+    for name in ("i", "f", "g", "o", "c", "h"):
+        np.testing.assert_allclose(shown.gate(name, 1), expected.gate(name, 1), atol=1e-10)
+        np.testing.assert_allclose(result.trace.gate(name, 1), expected.gate(name, 1), atol=1e-10)
+    assert errors == []
+
+
+def test_sampling_refuses_unknown_prime(qtbot, window, learn, errors):
+    panel = learn.sampling_panel
+    panel.prime.setText("\u00e9\u00e9")
+    with qtbot.waitSignal(panel.generation_failed, timeout=30_000):
+        assert panel.generate()
+    assert errors and "not in the vocabulary" in errors[-1][1]
+    assert panel.result is None and not panel.step_button.isEnabled()
+
+
+CLOSE_WHILE_TRAINING = r"""
+import sys
+import numpy as np
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+from lstmviz.learn import install as learn_install
+from lstmviz.learn import install_learning_panels
+from lstmviz.main_window import MainWindow
+from lstmviz.session import Session
+
+app = QApplication(sys.argv[:1])
+window = MainWindow(Session(), QSettings(sys.argv[1], QSettings.IniFormat))
+panels = install_learning_panels(window, window.session, window.settings)
+learn_install.ask_save_discard_cancel = lambda parent: "discard"
+panels.model_panel.set_values(dict(hidden_size=16, num_layers=1, seq_len=16, batch_size=4, steps=1_000_000))
+text = "".join(np.random.Generator(np.random.PCG64(0)).choice(["the ", "cat ", "sat "], 300))
+assert panels.data_panel.use_text(text, "test")
+window.show()
+
+def after_some_steps(update):
+    if update.progress.step >= 10 and window.isVisible():
+        window.close()
+        QTimer.singleShot(0, app.quit)
+
+panels.controller.progressed.connect(after_some_steps)
+panels.training_panel.train()
+code = app.exec()
+assert panels.controller.thread is None and panels.controller.state == "idle"
+print("closed at step", panels.controller.trainer.step)
+sys.exit(code)
+"""
+
+
+def test_closing_the_app_while_training_exits_cleanly(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    done = subprocess.run([sys.executable, "-c", CLOSE_WHILE_TRAINING, str(tmp_path / "s.ini")], env=env,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "closed at step" in done.stdout
+    assert "QThread" not in done.stderr and "Destroyed while thread" not in done.stderr

@@ -1,0 +1,256 @@
+"""Learning panels on their own: presets, model-form validation and settings, data refusals,
+and the loss plot's bounded point count."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from engine.data import TextCorpus
+from engine.model import ModelConfig
+from engine.train import Progress, TrainConfig
+from lstmviz import dialogs
+from lstmviz.learn.controller import TrainingUpdate
+from lstmviz.learn.data_panel import DataPanel, escape_chars
+from lstmviz.learn.loss_plot import LossHistory, LossPlot
+from lstmviz.learn.model_panel import ModelPanel
+from lstmviz.learn.presets import PRESETS
+
+# The issue's presets, written out by hand (not read from presets.py).
+EXPECTED_PRESETS = {
+    "Keras text generator": dict(cell="lstm", num_layers=2, hidden_size=300, dropout=0.2, seq_len=50, optimizer="adam"),
+    "NumPy from scratch": dict(cell="lstm", num_layers=1, hidden_size=64, optimizer="sgd", lr=0.01, clip_norm=5.0),
+    "char-rnn": dict(cell="lstm", num_layers=2, hidden_size=128, optimizer="rmsprop", lr=2e-3, seq_len=50, clip_norm=5.0),
+    "min-char-rnn": dict(cell="rnn", num_layers=1, hidden_size=100, seq_len=25, optimizer="adagrad", lr=0.1,
+                         clip_value=5.0),
+}
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, message: shown.append((title, message)))
+    return shown
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return QSettings(str(tmp_path / "learn.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def panel(qtbot, settings):
+    widget = ModelPanel(settings)
+    qtbot.addWidget(widget)
+    return widget
+
+
+def corpus_of(n_chars, val_fraction=0.1):
+    rng = np.random.Generator(np.random.PCG64(1))
+    return TextCorpus("".join(rng.choice(list("abcde \n"), size=n_chars)), val_fraction=val_fraction)
+
+
+# --- presets and model panel --------------------------------------------------------------------
+def test_every_issue_preset_exists_and_fills_the_form(panel):
+    assert [p.name for p in PRESETS] == list(EXPECTED_PRESETS)
+    panel.set_values({"seed": 1234})
+    for name, expected in EXPECTED_PRESETS.items():
+        panel.preset.setCurrentText(name)  # choosing in the combo applies it
+        values = panel.values()
+        for field, value in expected.items():
+            assert values[field] == pytest.approx(value), (name, field)
+        assert values["seed"] == 1234  # presets keep the user's seed
+        assert panel.preset.currentText() == name
+    panel.set_values({"hidden_size": 77})  # an edit makes it a custom configuration
+    assert panel.preset.currentText() == "Custom"
+
+
+def test_inline_validation_explains_before_train(panel):
+    changes = []
+    panel.validity_changed.connect(changes.append)
+    assert not panel.valid and "training text" in panel.message.text()
+    panel.set_corpus(corpus_of(3000))
+    panel.set_values({"seq_len": 50, "batch_size": 10, "lr": 0.01, "optimizer": "adam", "momentum": 0.0})
+    assert panel.valid and not panel.message.isVisibleTo(panel) and changes[-1] is True
+    model_config, train_config = panel.build()
+    assert isinstance(model_config, ModelConfig) and isinstance(train_config, TrainConfig)
+    assert model_config.input_size == 7 and train_config.val_fraction == pytest.approx(0.1)
+
+    panel.set_values({"batch_size": 100})  # 100 x 50 + 1 > 2700 training characters
+    assert not panel.valid and changes[-1] is False
+    assert "needs at least 5001" in panel.message.text()
+    assert "#c62828" in panel.message.styleSheet()  # shown in red
+    panel.set_values({"batch_size": 10, "lr": 0.0})
+    assert not panel.valid and "lr must be" in panel.message.text()
+    panel.set_values({"lr": 0.01, "momentum": 0.9})  # momentum with Adam
+    assert not panel.valid and "momentum applies only to the sgd" in panel.message.text()
+    panel.set_values({"optimizer": "sgd"})
+    assert panel.valid
+    with pytest.raises(ValueError):
+        panel.set_values({"optimizer": "lbfgs"})
+
+
+def test_model_panel_remembers_values_in_settings(qtbot, settings):
+    first = ModelPanel(settings)
+    qtbot.addWidget(first)
+    first.set_values({"cell": "rnn", "hidden_size": 33, "lr": 0.05, "clip_norm": None, "clip_value": 2.5,
+                      "seed": 99, "batching": "random"})
+    settings.sync()
+    reread = QSettings(settings.fileName(), QSettings.IniFormat)
+    second = ModelPanel(reread)
+    qtbot.addWidget(second)
+    values = second.values()
+    assert (values["cell"], values["hidden_size"], values["seed"], values["batching"]) == ("rnn", 33, 99, "random")
+    assert values["lr"] == pytest.approx(0.05) and values["clip_norm"] is None and values["clip_value"] == 2.5
+
+
+def test_tooltips_on_every_control(panel, qtbot):
+    data = DataPanel()
+    qtbot.addWidget(data)
+    for widget in [*panel.controls.values(), panel.preset, data.open_button, data.use_paste_button,
+                   data.val_fraction, data.paste]:
+        assert widget.toolTip()
+
+
+# --- data panel ---------------------------------------------------------------------------------
+@pytest.fixture
+def data_panel(qtbot, panel):
+    widget = DataPanel(check=panel.check_corpus, max_bytes=5000)
+    qtbot.addWidget(widget)
+    panel.set_values({"seq_len": 20, "batch_size": 4})
+    return widget
+
+
+def open_file(data_panel, monkeypatch, path):
+    monkeypatch.setattr(dialogs, "ask_open_path", lambda parent, title, file_filter: str(path))
+    return data_panel.open_file()
+
+
+def test_data_panel_shows_the_text(data_panel, monkeypatch, tmp_path, errors):
+    text = "hello world\n\tab" * 20
+    path = tmp_path / "good.txt"
+    path.write_text(text, encoding="utf-8")
+    seen = []
+    data_panel.corpus_changed.connect(seen.append)
+    assert open_file(data_panel, monkeypatch, path)
+    assert errors == []
+    assert seen == [data_panel.corpus] and data_panel.corpus.text == text
+    n_val = int(len(text) * 0.1)
+    assert data_panel.size_label.text() == f"{len(text):,} characters"
+    assert data_panel.vocab_label.text() == "12 characters: \\t\\n\u2423abdehlorw"
+    assert data_panel.split_label.text() == f"{len(text) - n_val:,} training, {n_val:,} validation"
+    data_panel.val_fraction.setValue(0.5)
+    assert len(data_panel.corpus.val_ids) == len(text) // 2 and len(seen) == 2
+    assert escape_chars(["\x07", "é"]) == "\\u0007é"
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "empty"),
+    (b"   \n\n  ", "empty"),
+    (b"\x00\x01\x02binary\x00" * 10, "binary"),
+    (b"caf\xe9 au lait " * 10, "not valid UTF-8"),
+    (b"x" * 6000, "too big"),
+    (b"short text", "needs at least 81"),  # 4 x 20 + 1 training characters
+])
+def test_data_panel_refusals_change_nothing(data_panel, monkeypatch, tmp_path, errors, content, expected):
+    good = tmp_path / "good.txt"
+    good.write_text("abc def\n" * 40, encoding="utf-8")
+    assert open_file(data_panel, monkeypatch, good)
+    before = (data_panel.corpus, data_panel.source_label.text(), data_panel.vocab_label.text())
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    assert not open_file(data_panel, monkeypatch, bad)
+    assert len(errors) == 1 and expected in errors[0][1]
+    assert (data_panel.corpus, data_panel.source_label.text(), data_panel.vocab_label.text()) == before
+
+
+def test_pasted_text_is_used_or_refused(data_panel, errors):
+    data_panel.paste.setPlainText("   ")
+    data_panel.use_paste_button.click()
+    assert data_panel.corpus is None and "empty" in errors[-1][1]
+    data_panel.paste.setPlainText("pasted words here " * 10)
+    data_panel.use_paste_button.click()
+    assert data_panel.corpus.text == "pasted words here " * 10 and data_panel.source_label.text() == "the pasted text"
+
+
+# --- loss plot ----------------------------------------------------------------------------------
+def fake_update(start, n, rng):
+    steps = np.arange(start, start + n, dtype=np.int64)
+    loss = 3.0 * np.exp(-steps / 20_000) + rng.random(n) * 0.1
+    val_steps = steps[steps % 100 == 0]
+    progress = Progress(step=int(steps[-1]), total_steps=100_000, train_loss=float(loss[-1]),
+                        smooth_loss=float(loss[-1]), val_loss=None, val_bpc=None, grad_norm=1.0,
+                        steps_per_s=1000.0, elapsed_s=1.0)
+    return TrainingUpdate(1, progress, steps, loss, loss.copy(), val_steps, 3.0 * np.exp(-val_steps / 20_000),
+                          None, False)
+
+
+def test_loss_plot_point_count_stays_bounded_over_100k_steps(qtbot):
+    plot = LossPlot(max_bins=1000)
+    qtbot.addWidget(plot)
+    rng = np.random.Generator(np.random.PCG64(0))
+    raw_max = 0.0
+    for start in range(1, 100_001, 5000):
+        update = fake_update(start, 5000, rng)
+        raw_max = max(raw_max, update.train_loss.max())
+        plot.add_update(update)
+    qtbot.waitUntil(lambda: plot.plotted_point_count() > 0, timeout=5000)  # the throttled redraw
+    x, y = plot.raw_curve.getData()
+    assert len(x) == 2000 and len(plot.smooth_curve.getData()[0]) == 2000
+    assert plot.plotted_point_count() <= 2000 + 2000 + 1000
+    assert y.max() == raw_max and x[0] == 1 and x[-1] == 100_000  # spikes and ends survive decimation
+    assert plot.readout.text().startswith("step 100000: smoothed loss")
+    plot.log_scale.setChecked(True)
+    assert plot.plot.getPlotItem().ctrl.logYCheck.isChecked()
+    plot.reset()
+    assert plot.plotted_point_count() == 0
+
+
+def test_loss_history_decimation_keeps_min_and_max():
+    history = LossHistory()
+    values = np.sin(np.arange(10_000) / 50.0)
+    history.extend(np.arange(10_000), values)
+    x, y = history.decimated(100)
+    assert len(x) == len(y) == 200 and np.all(np.diff(x) >= 0)
+    assert y.min() == values.min() and y.max() == values.max()
+    small = LossHistory()
+    small.extend(np.arange(5), values[:5])
+    assert np.array_equal(small.decimated(100)[1], values[:5])
+    with pytest.raises(ValueError):
+        small.extend(np.arange(3), values[:2])
+
+
+# --- viewer sync --------------------------------------------------------------------------------
+class RecordingSession:
+    """Stands in for Session.set_model: records the models and advances a fake clock."""
+
+    def __init__(self, clock, cost_s):
+        self.clock, self.cost_s, self.models = clock, cost_s, []
+
+    def set_model(self, model, vocab):
+        self.models.append(model)
+        self.clock[0] += self.cost_s
+
+
+def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
+    from lstmviz.learn import viewer_sync
+
+    clock = [100.0]
+    monkeypatch.setattr(viewer_sync.time, "monotonic", lambda: clock[0])
+    session = RecordingSession(clock, cost_s=0.4)
+    sync = viewer_sync.ViewerSync(session, min_interval_s=0.25, gui_share=0.08)
+    sync.offer("m1", "v")
+    sync.offer("m2", "v")  # replaces m1 before it was shown
+    qtbot.waitUntil(lambda: session.models == ["m2"], timeout=2000)
+    assert sync.last_cost_s == pytest.approx(0.4)
+    sync.offer("m3", "v")
+    assert session.models == ["m2"]
+    assert sync._timer.isActive() and sync._timer.interval() == 5000  # 0.4 s / 0.08 after the refresh
+    sync.flush()  # e.g. a run's final weights: at once
+    assert session.models == ["m2", "m3"] and not sync._timer.isActive()
+    sync.flush()  # nothing pending: nothing happens
+    assert session.models == ["m2", "m3"]
+    cheap = viewer_sync.ViewerSync(RecordingSession(clock, cost_s=0.001), min_interval_s=0.25, gui_share=0.08)
+    cheap.offer("a", "v")
+    cheap.flush()
+    cheap.offer("b", "v")
+    assert cheap._timer.interval() == 250  # cheap refreshes: at most four per second
