@@ -1,10 +1,10 @@
 """Stepper: the one-timestep-at-a-time cursor over one sequence, with exact history.
 
 ``t`` is the number of steps taken (0..T). ``step()`` runs ``SequenceModel.step`` on the state
-after ``t`` steps and writes the cell's record into preallocated per-layer ``(T, H)`` arrays
+after ``t`` steps (the engine's one-step API) and writes the cell's record into preallocated per-layer ``(T, H)`` arrays
 (``pre`` is ``(T, G)``, outputs ``(T, O)``). The state after ``t`` steps is read back from those
 arrays (``h[t-1]``, ``c[t-1]``; the zero state at ``t = 0``), so ``back()`` restores it exactly
-and stepping forward again reproduces the same bits. Rows ``[0, computed)`` stay valid while the
+and stepping forward again replays the same bits. Rows ``[0, computed)`` stay valid while the
 inputs and weights do: ``seek`` forward through them is free. ``edit`` keeps the rows before the
 first changed input and recomputes from there.
 
@@ -70,12 +70,29 @@ class Stepper:
             return [tuple(s.copy() for s in layer) for layer in self._zero_state]
         return [tuple(layer[name][t - 1 : t].copy() for name in self._state_names) for layer in self.layers]  # (1, H)
 
+    def adopt(self, trace: Trace) -> None:
+        """Take rows ``[0, trace.steps)`` from a whole-sequence forward (``model.trace``) over
+        the same inputs and weights from the zero state, so a fresh cursor (e.g. after a weight
+        update) need not re-step them one at a time. Raises ValueError on other inputs."""
+        n = trace.steps
+        if n > self.steps or not np.array_equal(trace.inputs, self.inputs[:n]):
+            raise ValueError("the trace was not computed on this cursor's inputs")
+        for stored, recorded in zip(self.layers, trace.layers):
+            for name, a in stored.items():
+                a[:n] = recorded[name]  # (n, H) or (n, G)
+        self.outputs[:n] = trace.outputs  # (n, O)
+        self.computed = max(self.computed, n)
+
     # --- moving -------------------------------------------------------------------------------
     def step(self) -> bool:
-        """Take one step (recomputed from the stored state). False if already at the end."""
+        """Take one step: replayed from the history if row ``t`` is already valid, else computed
+        by ``SequenceModel.step`` from the stored state. False if already at the end."""
         t = self.t
         if t >= self.steps:
             return False
+        if t < self.computed:
+            self.t = t + 1
+            return True
         output, _, records = self.model.step(self.inputs[t : t + 1], self.state(t))  # (1, O)
         for stored, rec in zip(self.layers, records):
             for name, a in rec.items():

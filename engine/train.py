@@ -63,7 +63,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # last share of the text held out for validation, in [0, 0.5]
     eval_every: int = 100  # evaluate on the whole validation split every this many steps, >= 1
     batching: str = "sequential"  # "sequential" (carried state) or "random" windows
-    smoothing: float = 0.99  # EMA factor of the smoothed training loss, in [0, 1)
+    smoothing: float = 0.99  # EMA factor of the smoothed training loss, in [0, 1) (a mean until step 1/(1-s))
 
     def __post_init__(self):
         for name in ("seq_len", "batch_size", "steps", "eval_every"):
@@ -251,7 +251,8 @@ class Trainer:
         self._save_good()
         self.carry = final if self.config.batching == "sequential" else None
         self.step += 1
-        s = self.config.smoothing
+        # A running mean over the first steps, then an EMA: no long memory of the first losses.
+        s = min(self.config.smoothing, 1.0 - 1.0 / self.step)
         self.smooth_loss = loss if math.isnan(self.smooth_loss) else s * self.smooth_loss + (1.0 - s) * loss
         return loss, norm
 

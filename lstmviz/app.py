@@ -14,12 +14,15 @@ import os
 import sys
 from pathlib import Path
 
+from engine.data import load_text
+
 from . import xcb_check
 
 ORGANIZATION = "lstmviz"
 APPLICATION = "lstmviz"
 DEMO_MODEL = "demo.npz"
 DEMO_TEXT = "demo_view.txt"
+DEMO_CORPUS = "demo.txt"  # what the demo model was trained on; preloaded in the Training data panel
 DEMO_START_STEP = 150  # the demo opens this many characters in
 DEMO_UNIT = (0, 50)  # (layer, unit) of the demo model that tracks bracket depth (see the README)
 
@@ -68,10 +71,42 @@ def open_demo(window) -> None:
         return
     session.load_model(model)
     session.load_text(text)
+    corpus = asset_path(DEMO_CORPUS)
+    if corpus is not None and hasattr(window, "learning"):  # ready to train on the demo corpus
+        window.learning.data_panel.use_text(load_text(corpus), f"the demo corpus ({DEMO_CORPUS})")
     session.seek(min(DEMO_START_STEP, session.steps))
     layer, unit = DEMO_UNIT
     if layer < session.num_layers and unit < session.hidden_size:
         session.select(layer, unit, -1)
+
+
+# Docks that share a place as tabs (the first of each group is shown on top): two groups in
+# the right column, and the large lesson plots behind the gate heatmaps.
+RIGHT_GROUPS = (("step", "loss", "equations", "diagram"), ("training", "data", "model", "sampling"))
+TAB_GROUPS = RIGHT_GROUPS + (("gates", "gradflow", "compare", "series"),)
+
+
+def install_panels(window) -> None:
+    """Add the export actions, the training docks and the lesson docks to ``window``, group
+    them as tabs and restore the saved layout (which can name any of them)."""
+    from PySide6 import QtCore
+
+    from .export_actions import install_export_actions
+    from .learn import install_learning_panels
+    from .lessons import install_lessons
+
+    session, settings = window.session, window.settings
+    window.export_actions = install_export_actions(window, session, settings)
+    window.learning = install_learning_panels(window, session, settings)
+    window.lessons = install_lessons(window, session, settings)
+    for group in RIGHT_GROUPS:  # the transport spans the bottom alone
+        window.addDockWidget(QtCore.Qt.RightDockWidgetArea, window.docks[group[0]], QtCore.Qt.Vertical)
+    for group in TAB_GROUPS:
+        docks = [window.docks[name] for name in group]
+        for first, second in zip(docks, docks[1:]):
+            window.tabifyDockWidget(first, second)
+        docks[0].raise_()
+    window.finish_layout()
 
 
 def build_window(model_path: str | None = None, text_path: str | None = None, settings=None):
@@ -85,6 +120,7 @@ def build_window(model_path: str | None = None, text_path: str | None = None, se
 
     session = Session()
     window = MainWindow(session, settings if settings is not None else QtCore.QSettings())
+    install_panels(window)
     if model_path is None and text_path is None:
         open_demo(window)
         return window

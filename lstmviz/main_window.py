@@ -84,6 +84,24 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
+    def add_panel(self, name: str, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+        """Add a dock for ``widget`` (object name ``dock_<name>``, so the saved layout finds it),
+        listed in the View menu and in ``docks[name]``. For panels installed after the window
+        is built (training, lessons); call ``finish_layout`` once they are all in."""
+        dock = self._dock(name, title, widget, area)
+        toggle = dock.toggleViewAction()
+        toggle.setStatusTip(f"Show or hide the {title} panel")
+        self.view_menu.insertAction(self._view_separator, toggle)
+        self.docks[name] = dock
+        return dock
+
+    def finish_layout(self) -> None:
+        """Take the current arrangement as the "Reset layout" default, then restore the saved
+        one (it can name docks added after ``__init__``)."""
+        self._default_state = self.saveState()
+        state = self.settings.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
+        self._sizes_pending = state.isEmpty() or not self.restoreState(state)
+
     # --- menus --------------------------------------------------------------------------------
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
         action = QtGui.QAction(text, self)
@@ -109,12 +127,12 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu.addSeparator()
         self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Close lstmviz")
 
-        view_menu = bar.addMenu("&View")
+        view_menu = self.view_menu = bar.addMenu("&View")
         for dock in self.docks.values():
             toggle = dock.toggleViewAction()
             toggle.setStatusTip(f"Show or hide the {dock.windowTitle()} panel")
             view_menu.addAction(toggle)
-        view_menu.addSeparator()
+        self._view_separator = view_menu.addSeparator()
         self.colorblind_action = self._action(view_menu, "&Colour-blind-safe colormaps",
                                               self.session.set_colorblind, None,
                                               "Use cividis and CET-CBD1 instead of viridis and CET-D1")
@@ -277,6 +295,9 @@ class MainWindow(QtWidgets.QMainWindow):
                          QtCore.Qt.Horizontal)
         self.resizeDocks([self.docks["text"], self.docks["gates"]], [int(height * 0.27), int(height * 0.63)],
                          QtCore.Qt.Vertical)
+        if "training" in self.docks:  # the right column: current step above the training controls
+            self.resizeDocks([self.docks["step"], self.docks["training"]], [int(height * 0.55), int(height * 0.35)],
+                             QtCore.Qt.Vertical)
 
     def showEvent(self, event: QtGui.QShowEvent):
         super().showEvent(event)

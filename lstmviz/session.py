@@ -130,7 +130,10 @@ class Session(QtCore.QObject):
         t = self.t
         text = self._known(self.text, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text)
-        levels = self._cell_levels(model, stepper.inputs)
+        whole = self._whole_trace(model, stepper.inputs)
+        levels = self._cell_levels(model, whole)
+        if whole is not None:
+            stepper.adopt(whole)  # one vectorised forward instead of re-stepping t characters
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.text, self.cell_levels = model, vocab, stepper, text, levels
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
@@ -155,7 +158,7 @@ class Session(QtCore.QObject):
         kept = self._known(text, self.vocab)
         ids = self.vocab.encode(kept, "the text")
         self._stop_seek()
-        levels = self._cell_levels(self.model, ids)
+        levels = self._cell_levels(self.model, self._whole_trace(self.model, ids))
         self.stepper.edit(ids, kept)
         self.text, self.cell_levels = kept, levels
         if self.selected_step >= len(kept):
@@ -175,14 +178,18 @@ class Session(QtCore.QObject):
             self.message.emit(f"Not in the model's vocabulary, left out: {shown}")
 
     @staticmethod
-    def _cell_levels(model: SequenceModel, ids: np.ndarray) -> list:
-        """Per layer, symmetric cell-state levels from the whole text (first LEVEL_STEPS_MAX)."""
+    def _whole_trace(model: SequenceModel, ids: np.ndarray) -> Trace | None:
+        """The text's first LEVEL_STEPS_MAX steps in one sequence forward (None if empty)."""
+        return model.trace(ids[:LEVEL_STEPS_MAX]) if ids.size else None
+
+    @staticmethod
+    def _cell_levels(model: SequenceModel, whole: Trace | None) -> list:
+        """Per layer, symmetric cell-state levels from the whole text's trace."""
         if model.config.cell != "lstm":
             return [(-1.0, 1.0)] * model.config.num_layers
-        if ids.size == 0:
+        if whole is None:
             return [gate_levels("c")] * model.config.num_layers
-        trace = model.trace(ids[:LEVEL_STEPS_MAX])
-        return [gate_levels("c", trace.gate("c", k)) for k in range(model.config.num_layers)]
+        return [gate_levels("c", whole.gate("c", k)) for k in range(model.config.num_layers)]
 
     # --- moving -------------------------------------------------------------------------------
     def step(self) -> bool:

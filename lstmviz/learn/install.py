@@ -20,7 +20,7 @@ them; listed in ``main_window.view_menu`` when the window has one) and wires the
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, Slot
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMessageBox, QScrollArea, QWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from engine.model import SequenceModel
 
@@ -64,14 +64,14 @@ class LearningPanels(QObject):
         self.viewer_sync = ViewerSync(session, self)
         self._plotted_trainer = None
         self.docks = {}
-        self._add_dock("learnTrainingDock", "Training", self.training_panel, Qt.RightDockWidgetArea)
-        self._add_dock("learnDataDock", "Training data", self.data_panel, Qt.RightDockWidgetArea)
-        self._add_dock("learnModelDock", "Model", _scrolled(self.model_panel), Qt.RightDockWidgetArea)
-        self._add_dock("learnSamplingDock", "Sampling", self.sampling_panel, Qt.RightDockWidgetArea)
-        self._add_dock("learnLossDock", "Loss", self.loss_plot, Qt.BottomDockWidgetArea)
-        main_window.tabifyDockWidget(self.docks["learnDataDock"], self.docks["learnModelDock"])
-        main_window.tabifyDockWidget(self.docks["learnModelDock"], self.docks["learnSamplingDock"])
-        self.docks["learnDataDock"].raise_()
+        self._add_dock("training", "Training", self.training_panel, Qt.RightDockWidgetArea)
+        self._add_dock("data", "Training data", self.data_panel, Qt.RightDockWidgetArea)
+        self._add_dock("model", "Model", _scrolled(self.model_panel), Qt.RightDockWidgetArea)
+        self._add_dock("sampling", "Sampling", self.sampling_panel, Qt.RightDockWidgetArea)
+        self._add_dock("loss", "Loss", self.loss_plot, Qt.BottomDockWidgetArea)
+        main_window.tabifyDockWidget(self.docks["data"], self.docks["model"])
+        main_window.tabifyDockWidget(self.docks["model"], self.docks["sampling"])
+        self.docks["data"].raise_()
 
         self.data_panel.corpus_changed.connect(self.model_panel.set_corpus)
         self.training_panel.trainer_started.connect(self._on_trainer_started)
@@ -84,14 +84,7 @@ class LearningPanels(QObject):
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
-        dock = QDockWidget(title, self.window)
-        dock.setObjectName(name)
-        dock.setWidget(widget)
-        self.window.addDockWidget(area, dock)
-        view_menu = getattr(self.window, "view_menu", None)
-        if view_menu is not None:
-            view_menu.addAction(dock.toggleViewAction())
-        self.docks[name] = dock
+        self.docks[name] = self.window.add_panel(name, title, widget, area)
 
     # --- wiring (GUI thread) ----------------------------------------------------------------
     @Slot(object)
@@ -123,6 +116,8 @@ class LearningPanels(QObject):
     @Slot(str)
     def _on_state(self, state: str) -> None:
         self.window.statusBar().showMessage(STATE_MESSAGES[state], 5000)
+        if state == "running":
+            self.docks["loss"].raise_()  # show the curve (it may sit behind another tab)
 
     @Slot()
     def shutdown(self) -> None:

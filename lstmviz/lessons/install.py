@@ -11,7 +11,7 @@ window or quitting the application stops the lessons' training threads and waits
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
+from PySide6.QtWidgets import QMainWindow, QWidget
 
 from .compare_panel import ComparePanel
 from .diagram import CellDiagram
@@ -35,16 +35,16 @@ class Lessons(QObject):
         self.compare = ComparePanel(session)
         self.series = SeriesPanel()
         self.docks: dict = {}
-        self._add_dock("lessonInspectorDock", "Equations", self.inspector, Qt.RightDockWidgetArea)
-        self._add_dock("lessonDiagramDock", "Cell diagram", self.diagram, Qt.RightDockWidgetArea)
-        self._add_dock("lessonGradflowDock", "Gradient flow", self.gradflow, Qt.BottomDockWidgetArea)
-        self._add_dock("lessonCompareDock", "RNN vs LSTM", self.compare, Qt.BottomDockWidgetArea)
-        self._add_dock("lessonSeriesDock", "Series", self.series, Qt.BottomDockWidgetArea)
-        main_window.tabifyDockWidget(self.docks["lessonInspectorDock"], self.docks["lessonDiagramDock"])
-        main_window.tabifyDockWidget(self.docks["lessonGradflowDock"], self.docks["lessonCompareDock"])
-        main_window.tabifyDockWidget(self.docks["lessonCompareDock"], self.docks["lessonSeriesDock"])
-        self.docks["lessonInspectorDock"].raise_()
-        self.docks["lessonGradflowDock"].raise_()
+        self._add_dock("equations", "Equations", self.inspector, Qt.RightDockWidgetArea)
+        self._add_dock("diagram", "Cell diagram", self.diagram, Qt.RightDockWidgetArea)
+        self._add_dock("gradflow", "Gradient flow", self.gradflow, Qt.BottomDockWidgetArea)
+        self._add_dock("compare", "RNN vs LSTM", self.compare, Qt.BottomDockWidgetArea)
+        self._add_dock("series", "Series", self.series, Qt.BottomDockWidgetArea)
+        main_window.tabifyDockWidget(self.docks["equations"], self.docks["diagram"])
+        main_window.tabifyDockWidget(self.docks["gradflow"], self.docks["compare"])
+        main_window.tabifyDockWidget(self.docks["compare"], self.docks["series"])
+        self.docks["equations"].raise_()
+        self.docks["gradflow"].raise_()
         self.compare.models_changed.connect(self.gradflow.set_comparison)
         self.spin_boxes = {
             "lessons/compare_hidden": self.compare.hidden, "lessons/compare_steps": self.compare.steps,
@@ -57,14 +57,7 @@ class Lessons(QObject):
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
-        dock = QDockWidget(title, self.window)
-        dock.setObjectName(name)
-        dock.setWidget(widget)
-        self.window.addDockWidget(area, dock)
-        view_menu = getattr(self.window, "view_menu", None)
-        if view_menu is not None:
-            view_menu.addAction(dock.toggleViewAction())
-        self.docks[name] = dock
+        self.docks[name] = self.window.add_panel(name, title, widget, area)
 
     def _restore_settings(self) -> None:
         if self.settings is None:

@@ -45,7 +45,7 @@ def test_docks_are_named_and_added(window, learn):
     from PySide6.QtWidgets import QDockWidget
 
     names = {d.objectName() for d in window.findChildren(QDockWidget)}
-    assert {"learnTrainingDock", "learnDataDock", "learnModelDock", "learnSamplingDock", "learnLossDock"} <= names
+    assert {"dock_training", "dock_data", "dock_model", "dock_sampling", "dock_loss"} <= names
 
 
 def test_training_updates_the_viewer(qtbot, window, learn, errors):

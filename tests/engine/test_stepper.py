@@ -153,3 +153,24 @@ def test_edit_from_and_to_an_empty_sequence():
     assert_matches_trace(s, model.trace(x), 10, 1e-12)
     s.edit(np.zeros((0,), np.int64))
     assert s.t == 0 and s.trace().steps == 0
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_adopted_trace_rows_equal_stepped_rows_and_stepping_continues(cell):
+    """A fresh cursor that adopts a sequence forward (the GUI's weight refresh) holds what
+    stepping would have computed: the gate rows bit for bit in float32, and stepping on past
+    the adopted rows continues from the adopted state."""
+    model = make_model(dtype="float32", cell=cell)
+    x = ids(60)
+    stepped = Stepper(model, x)
+    stepped.seek(60)
+    adopted = Stepper(model, x)
+    adopted.adopt(model.trace(x[:40]))
+    assert adopted.computed == 40 and adopted.t == 0
+    adopted.seek(60)
+    for k, layer in enumerate(stepped.layers):
+        for name, values in layer.items():
+            assert np.array_equal(adopted.layers[k][name], values), f"layer {k} {name}"
+    np.testing.assert_allclose(adopted.outputs, stepped.outputs, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="inputs"):
+        Stepper(model, ids(60, seed=9)).adopt(model.trace(x[:10]))

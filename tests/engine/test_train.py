@@ -298,3 +298,17 @@ def test_trainer_learns_a_sine_series_and_checkpoints_its_scaler(tmp_path):
     trainer.save(path)
     saved = load_checkpoint(path).extra["series"]
     assert saved["window"] == 4 and saved["scaler"] == dataset.scaler.to_dict()
+
+
+def test_smoothed_loss_is_a_running_mean_before_the_ema_horizon(corpus):
+    """Early on the smoothed loss is the plain mean of the losses so far (no long memory of the
+    first, high losses); after 1/(1 - smoothing) steps it is an exponential moving average."""
+    config = TrainConfig(seq_len=16, batch_size=4, steps=30, eval_every=100, smoothing=0.9)
+    progress = list(Trainer(make_model(corpus), corpus, config).run())[:-1]
+    raw = [p.train_loss for p in progress]
+    for k in range(10):
+        assert progress[k].smooth_loss == pytest.approx(np.mean(raw[: k + 1]), rel=1e-12)
+    expected = progress[9].smooth_loss
+    for k in range(10, 30):
+        expected = 0.9 * expected + 0.1 * raw[k]
+        assert progress[k].smooth_loss == pytest.approx(expected, rel=1e-12)
