@@ -11,6 +11,10 @@ import time
 
 import numpy as np
 
+from engine.runtime import keep_freed_memory
+
+KEEP_FREED = keep_freed_memory()  # every benchmark runs the engine as the app and the CLI do
+
 
 def time_call(fn) -> float:
     """Wall time of one call of ``fn()`` in seconds."""
@@ -56,4 +60,5 @@ def machine_lines() -> list[str]:
         f"cores: os.cpu_count()={os.cpu_count()}, usable (sched_getaffinity)={affinity}",
         f"numpy {np.__version__}, BLAS: {numpy_blas()}",
         f"thread env vars: {blas_env or 'none set'}",
+        f"freed memory kept for reuse (engine.runtime.keep_freed_memory, as the app and CLI run): {KEEP_FREED}",
     ]

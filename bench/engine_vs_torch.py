@@ -196,6 +196,8 @@ def main(argv=None) -> None:
                         help=f"comma-separated subset of {', '.join(CONFIGS)} (default all)")
     parser.add_argument("--quick", action="store_true", help="3 reps, fewer latency calls, no memory table")
     parser.add_argument("--no-torch", action="store_true", help="engine only")
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch's thread count (default: torch's own; set OPENBLAS_NUM_THREADS for the engine)")
     parser.add_argument("--memory-probe", choices=("engine", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -216,6 +218,8 @@ def main(argv=None) -> None:
     for line in machine_lines():
         print(line)
     if with_torch:
+        if args.torch_threads is not None:
+            torch.set_num_threads(args.torch_threads)
         print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     training_table(configs, reps, with_torch)
     latency(300 if args.quick else 3000, with_torch)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.gradflow import gradient_flow
 
@@ -60,6 +60,7 @@ class GradientFlowPanel(QtWidgets.QWidget):
         layout.addWidget(self.info)
         self.setToolTip("How much the loss at the last step depends on the hidden state h (solid) and the "
                         "cell state c (dashed) of every earlier step: the vanishing-gradient picture.")
+        self._stale = False  # a change arrived while hidden
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
@@ -71,9 +72,19 @@ class GradientFlowPanel(QtWidgets.QWidget):
         self.recompute()
 
     def schedule(self) -> None:
-        """Recompute within COALESCE_MS (a pending recomputation absorbs this change)."""
+        """Recompute within COALESCE_MS (a pending recomputation absorbs this change); while
+        the panel is hidden (e.g. behind another tab during training) only once it is shown."""
+        if not self.isVisible():
+            self._stale = True
+            return
         if not self._timer.isActive():
             self._timer.start()
+
+    def showEvent(self, event: QtGui.QShowEvent) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self.schedule()
 
     def _on_selection(self, layer: int, _unit: int, _step: int) -> None:
         if layer != self._layer:

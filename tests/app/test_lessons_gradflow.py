@@ -64,3 +64,19 @@ def test_compare_trains_both_and_feeds_the_gradient_flow(window, lessons, qtbot,
     compare.step_box.setCurrentIndex(compare.step_box.findData("rnn"))
     compare.show_in_viewer()
     assert window.session.model is compare.models["rnn"]
+
+
+def test_hidden_plot_waits_until_shown(window, lessons, qtbot):
+    """Behind another tab (e.g. while training refreshes the weights) the plot is not
+    recomputed; showing it brings it up to date."""
+    s, panel = window.session, lessons.gradflow
+    qtbot.waitUntil(lambda: not panel._timer.isActive(), timeout=5000)
+    lessons.docks["gradflow"].hide()
+    before = panel.curves["viewer ||dL/dh||"][1].copy()
+    s.set_text(s.text[: len(s.text) // 2])
+    assert not panel._timer.isActive()
+    np.testing.assert_array_equal(panel.curves["viewer ||dL/dh||"][1], before)
+    lessons.docks["gradflow"].show()
+    qtbot.waitUntil(lambda: len(panel.curves["viewer ||dL/dh||"][1]) != len(before), timeout=5000)
+    np.testing.assert_array_equal(panel.curves["viewer ||dL/dh||"][1],
+                                  expected_flow(s.model, s.vocab, s.text).h_norms[s.layer])
