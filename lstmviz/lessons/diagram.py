@@ -16,6 +16,7 @@ from engine.equations import diagram_values
 
 from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
+from .shown import RefreshWhenShown
 
 CANVAS = QtCore.QRectF(0, 0, 760, 420)  # logical drawing area
 C_Y, H_Y, LAYER_Y, MID_Y = 80.0, 330.0, 250.0, 165.0  # rows: cell line, hidden line, layers, pointwise ops
@@ -42,7 +43,7 @@ TEXT_NAMES = {"c_prev": "cₜ₋₁", "h_prev": "hₜ₋₁", "x_t": "xₜ", "f"
               "pre": "z"}  # wire names as drawn (Unicode subscripts)
 
 
-class CellDiagram(QtWidgets.QWidget):
+class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
     """QPainter drawing of one LSTM (or RNN) unit with live wire values (module docstring)."""
 
     def __init__(self, session, focus: LessonFocus, parent=None):
@@ -54,7 +55,7 @@ class CellDiagram(QtWidgets.QWidget):
         self.title = ""
         self.setMinimumSize(380, 220)
         self.setToolTip("The selected unit as the classic LSTM diagram, with its values at the focused step.")
-        focus.changed.connect(self.refresh)
+        focus.changed.connect(self.refresh_soon)
         self.refresh()
 
     def sizeHint(self) -> QtCore.QSize:

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from engine.gradflow import gradient_flow
+
+from .shown import RefreshWhenShown
 
 MAX_STEPS = 200  # inputs of the analysed sequence (the text's last MAX_STEPS + 1 characters)
 COALESCE_MS = 500  # the longest a change waits before the plot follows it
@@ -32,7 +34,7 @@ def sequence_for(text: str, vocab) -> np.ndarray | None:
     return vocab.encode(known, "the text") if len(known) >= 2 else None
 
 
-class GradientFlowPanel(QtWidgets.QWidget):
+class GradientFlowPanel(RefreshWhenShown, QtWidgets.QWidget):
     """Log-scale plot of per-step gradient norms (see the module docstring).
 
     ``flows`` maps each shown model's label to its ``GradientFlow``; ``curves`` maps a curve's
@@ -60,35 +62,24 @@ class GradientFlowPanel(QtWidgets.QWidget):
         layout.addWidget(self.info)
         self.setToolTip("How much the loss at the last step depends on the hidden state h (solid) and the "
                         "cell state c (dashed) of every earlier step: the vanishing-gradient picture.")
-        self._stale = False  # a change arrived while hidden
         self._timer = QtCore.QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(COALESCE_MS)
         self._timer.timeout.connect(self.recompute)
-        session.model_changed.connect(self.schedule)
-        session.text_changed.connect(self.schedule)
+        session.model_changed.connect(self.refresh_soon)
+        session.text_changed.connect(self.refresh_soon)
         session.selection_changed.connect(self._on_selection)
         self._layer = session.layer  # the layer whose norms are plotted
         self.recompute()
 
-    def schedule(self) -> None:
-        """Recompute within COALESCE_MS (a pending recomputation absorbs this change); while
-        the panel is hidden (e.g. behind another tab during training) only once it is shown."""
-        if not self.isVisible():
-            self._stale = True
-            return
+    def refresh(self) -> None:
+        """Recompute within COALESCE_MS (a pending recomputation absorbs this change)."""
         if not self._timer.isActive():
             self._timer.start()
 
-    def showEvent(self, event: QtGui.QShowEvent) -> None:
-        super().showEvent(event)
-        if self._stale:
-            self._stale = False
-            self.schedule()
-
     def _on_selection(self, layer: int, _unit: int, _step: int) -> None:
         if layer != self._layer:
-            self.schedule()
+            self.refresh_soon()
 
     def set_comparison(self, models: dict) -> None:
         """Show these models (label -> (model, vocab)) instead of the viewer's; {} shows the viewer's."""
@@ -100,7 +91,7 @@ class GradientFlowPanel(QtWidgets.QWidget):
         if self.comparison:
             return self.comparison
         s = self.session
-        return {} if s.model is None else {"viewer": (s.model, s.vocab)}
+        return {} if s.model is None or s.vocab is None else {"viewer": (s.model, s.vocab)}
 
     def recompute(self) -> None:
         self._timer.stop()

@@ -20,13 +20,14 @@ from engine.equations import decompose, diagram_values
 
 from .focus import LessonFocus
 from .style import GATE_ACCENT, GATE_TITLE, fmt, heat_colour
+from .shown import RefreshWhenShown
 
 ACTIVATION_SYMBOL = {"sigmoid": "σ", "tanh": "tanh"}
 HINT = ("<p style='color:gray'>Click a cell in a gate heatmap to choose a unit (and step); "
         "the inspector then shows its equations with every number filled in.</p>")
 
 
-class EquationInspector(QtWidgets.QTextBrowser):
+class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
     """Rich-text view of one unit's equations (see the module docstring)."""
 
     def __init__(self, session, focus: LessonFocus, parent=None):
@@ -38,7 +39,7 @@ class EquationInspector(QtWidgets.QTextBrowser):
         self.setMinimumSize(360, 260)
         self.setToolTip("The selected unit's equations at the focused step. Numbers are coloured "
                         "as in the heatmaps; the step follows the cursor until you click a heatmap cell.")
-        focus.changed.connect(self.refresh)
+        focus.changed.connect(self.refresh_soon)
         self.refresh()
 
     def refresh(self) -> None:
