@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,11 +125,10 @@ def _read_arrays(name: str) -> dict:
         raise CheckpointError(f"{name}: no such checkpoint file")
     if os.path.isdir(name):
         raise CheckpointError(f"{name} is a folder, not a checkpoint file")
+    if not zipfile.is_zipfile(name):  # before np.load, whose message for other files is about pickles
+        raise CheckpointError(f"{name} is not an lstmviz checkpoint: not an .npz (zip) archive")
     try:
-        loaded = np.load(name, allow_pickle=False)
-        if not isinstance(loaded, np.lib.npyio.NpzFile):
-            raise CheckpointError(f"{name} is a single .npy array, not an lstmviz checkpoint (.npz)")
-        with loaded:
+        with np.load(name, allow_pickle=False) as loaded:
             return {key: loaded[key] for key in loaded.files}
     except CheckpointError:
         raise

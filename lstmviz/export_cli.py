@@ -189,10 +189,10 @@ def run_export(args) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as error:
         print(f"{PROG}: error: cannot create folder {args.out}: {error.strerror or error}", file=sys.stderr)
-        return 1
+        return 2
     try:
         _write_all(args.out, plan, trace, vocab)
     except ExportError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     return 0

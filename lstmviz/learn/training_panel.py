@@ -58,7 +58,7 @@ class TrainingPanel(QWidget):
                                                                "training text, up to the Steps value.")
         self.progress = QProgressBar()
         self.progress.setToolTip("Optimizer steps done out of the total.")
-        self.progress.setFormat("%v / %m steps")
+        self.progress.setFormat("no training run yet")  # "%v / %m steps" once a run starts
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.rate_label = QLabel("Idle.")
@@ -148,6 +148,7 @@ class TrainingPanel(QWidget):
 
     # --- display ----------------------------------------------------------------------------
     def _start(self, trainer: Trainer) -> None:
+        self.progress.setFormat("%v / %m steps")
         self.progress.setRange(0, trainer.config.steps)
         self.progress.setValue(trainer.step)
         self.trainer_started.emit(trainer)

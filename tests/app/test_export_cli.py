@@ -110,13 +110,13 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path, saved_models, capsys, argv
     assert not out.exists()  # nothing written, not even the folder
 
 
-def test_unwritable_output_exits_1_with_one_line(tmp_path, saved_models, capsys):
+def test_unwritable_output_exits_2_with_one_line(tmp_path, saved_models, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     code = run_export([str(saved_models["lstm"][0]), "--text", "the cat", "--out", str(blocker / "out"),
                        "--format", "csv"])
     err = capsys.readouterr().err
-    assert code == 1 and err.count("\n") == 1 and err.startswith("lstmviz: error: cannot create folder"), err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("lstmviz: error: cannot create folder"), err
 
 
 def test_headless_subprocess_without_display(tmp_path, saved_models):
