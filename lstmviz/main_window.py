@@ -238,9 +238,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_position(self, *_):
         s = self.session
-        ch = ""
-        if 0 < s.t <= len(s.text):
-            ch = f" · char {s.text[s.t - 1]!r}"
+        ch = f" · {s.caption(s.t - 1)}" if 0 < s.t <= s.steps else ""
         seeking = " · catching up…" if s.seeking else ""
         self.position_label.setText(f"step {s.t} / {s.steps}{ch}{seeking}")
 

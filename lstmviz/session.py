@@ -1,5 +1,10 @@
 """Session: the viewer's state (model, vocabulary, text, stepper, selection) and its signals.
 
+Two kinds of sequence are stepped: text through a character model (``set_model`` /
+``set_text`` / ``load_text``: one-hot input, softmax head, a ``CharVocab``), or a numeric
+series through a forecaster (``set_series``: dense input windows ``(T, W)``, linear/tanh head,
+no vocabulary). Panels show step ``t`` through ``label(t)`` / ``caption(t)`` whichever it is.
+
 Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
 engine or to each other. Every signal is emitted on the GUI thread. Loading refuses bad files
 with the engine's error (``DataError`` / ``CheckpointError``) *before* any state changes.
@@ -8,6 +13,7 @@ with the engine's error (``DataError`` / ``CheckpointError``) *before* any state
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PySide6 import QtCore
@@ -49,6 +55,10 @@ class Session(QtCore.QObject):
         self.layer, self.unit, self.selected_step = 0, -1, -1
         self.colorblind = False
         self.cell_levels: list = []  # per layer: symmetric (lo, hi) for the raw cell state
+        self.series_labels: list[str] | None = None  # per step of a series (None: text mode)
+        self.series_targets: np.ndarray | None = None  # (T, K) actual next values, scaled, or None
+        self.inverse: Callable | None = None  # scaled -> original units, or None (shown scaled)
+        self._parked_text = ""  # the text put aside while a series is stepped
         self._target: int | None = None
         self._catchup = QtCore.QTimer(self)
         self._catchup.setInterval(0)
@@ -82,6 +92,27 @@ class Session(QtCore.QObject):
         if self.model is None:
             return ()
         return ("f", "i", "o", "g", "c", "h") if self.model.config.cell == "lstm" else ("h",)
+
+    @property
+    def is_series(self) -> bool:
+        """True while a numeric series (not text) is stepped."""
+        return self.series_labels is not None
+
+    def label(self, t: int) -> str:
+        """What step ``t`` (0-based) shows: its character, or the series label given to
+        ``set_series``. Raises IndexError outside ``[0, steps)``."""
+        if not 0 <= t < self.steps:
+            raise IndexError(f"no step {t}: the sequence has {self.steps} steps")
+        return self.series_labels[t] if self.is_series else self.text[t]
+
+    def caption(self, t: int) -> str:
+        """``label(t)`` named for a status line: ``char 'a'`` or ``next 12.35``."""
+        return f"next {self.label(t)}" if self.is_series else f"char {self.label(t)!r}"
+
+    def original(self, scaled: np.ndarray) -> np.ndarray:
+        """Series values in original units (unchanged when no inverse scaling is known)."""
+        scaled = np.asarray(scaled, np.float64)  # (..., K)
+        return scaled if self.inverse is None else np.asarray(self.inverse(scaled), np.float64)
 
     @property
     def seeking(self) -> bool:
@@ -118,6 +149,7 @@ class Session(QtCore.QObject):
 
     def load_text(self, path) -> None:
         """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
+        self._refuse_text_for_series()
         text = load_text(path)
         if self.vocab is not None and not self._known(text, self.vocab):
             raise DataError(f"{path}: none of its characters are in the model's vocabulary")
@@ -126,9 +158,10 @@ class Session(QtCore.QObject):
 
     def set_model(self, model: SequenceModel, vocab: CharVocab) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
-        current step. Characters of the text outside the new vocabulary are dropped."""
-        t = self.t
-        text = self._known(self.text, vocab)
+        current step. Characters of the text outside the new vocabulary are dropped. After a
+        series, the text stepped before it comes back, from the start."""
+        t = 0 if self.is_series else self.t
+        text = self._known(self._parked_text if self.is_series else self.text, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text)
         whole = self._whole_trace(model, stepper.inputs)
         levels = self._cell_levels(model, whole)
@@ -136,12 +169,61 @@ class Session(QtCore.QObject):
             stepper.adopt(whole)  # one vectorised forward instead of re-stepping t characters
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.text, self.cell_levels = model, vocab, stepper, text, levels
+        self.series_labels = self.series_targets = self.inverse = None
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
             self.layer, self.unit, self.selected_step = 0, -1, -1
         self.model_changed.emit()
         self.text_changed.emit()
         self._report_dropped(self.text, text)
         self.seek(min(t, stepper.steps))
+
+    def set_series(self, model: SequenceModel, values: np.ndarray, labels: list,
+                   inverse: Callable | None = None, targets: np.ndarray | None = None) -> None:
+        """Step a numeric series through a forecaster instead of text.
+
+        ``model``: dense input (``input_kind="dense"``), ``input_size`` W, ``output_size`` K.
+        ``values (T, W)``: the scaled input window of every step (e.g. ``SeriesDataset.inputs``).
+        ``labels``: T strings, what step t shows (e.g. the value it forecasts, original units).
+        ``inverse``: maps scaled values to original units (e.g. ``scaler.inverse_transform``);
+        None shows predictions scaled. ``targets (T, K)``: the actual next values, scaled, shown
+        against the predictions (None: predictions only). Raises ValueError (nothing changes) on
+        a character model or mismatched shapes. Keeps the step when replacing a series (e.g.
+        retrained weights), else starts at step 0; the text stepped before is put aside.
+        """
+        if model.config.input_kind != "dense":
+            raise ValueError("set_series needs a model with dense (numeric) input; "
+                             "step text through a character model with set_model")
+        stepper = Stepper(model, values)  # (T, W) checked against the model
+        T = stepper.steps
+        labels = [str(label) for label in labels]
+        if len(labels) != T:
+            raise ValueError(f"labels has {len(labels)} entries but the series has {T} steps")
+        if targets is not None:
+            targets = np.asarray(targets, np.float64)  # (T, K)
+            if targets.shape != (T, model.config.output_size):
+                raise ValueError(f"targets must have shape ({T}, {model.config.output_size}), got {targets.shape}")
+        if inverse is not None and not callable(inverse):
+            raise ValueError(f"inverse must be callable (scaled -> original units), got {type(inverse).__name__}")
+        t = self.t if self.is_series else 0
+        whole = self._whole_trace(model, stepper.inputs)
+        levels = self._cell_levels(model, whole)
+        if whole is not None:
+            stepper.adopt(whole)
+        self._stop_seek()
+        if not self.is_series:
+            self._parked_text = self.text
+        self.model, self.vocab, self.stepper, self.text, self.cell_levels = model, None, stepper, "", levels
+        self.series_labels, self.series_targets, self.inverse = labels, targets, inverse
+        self.model_path, self.text_path = None, None
+        if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size or self.selected_step >= T:
+            self.layer, self.unit, self.selected_step = 0, -1, -1
+        self.model_changed.emit()
+        self.text_changed.emit()
+        self.seek(min(t, T))
+
+    def _refuse_text_for_series(self) -> None:
+        if self.is_series:
+            raise DataError("a numeric series is being stepped: open or train a character model to step text")
 
     def set_text(self, text: str) -> str:
         """Step through ``text`` instead; keeps results before the first changed character.
@@ -151,6 +233,7 @@ class Session(QtCore.QObject):
         """
         if not isinstance(text, str):
             raise DataError(f"text must be a str, got {type(text).__name__}")
+        self._refuse_text_for_series()
         if self.vocab is None:
             self.text = text
             self.text_changed.emit()
@@ -249,6 +332,8 @@ class Session(QtCore.QObject):
 
     def display_name(self) -> str:
         """Window-title text: the model and text file names."""
+        if self.is_series:
+            return f"numeric series ({self.steps} steps)"
         model = Path(self.model_path).name if self.model_path else "no model"
         text = Path(self.text_path).name if self.text_path else "typed text"
         return f"{model} — {text}"

@@ -33,7 +33,7 @@ class Lessons(QObject):
         self.diagram = CellDiagram(session, self.focus)
         self.gradflow = GradientFlowPanel(session)
         self.compare = ComparePanel(session)
-        self.series = SeriesPanel()
+        self.series = SeriesPanel(session)
         self.docks: dict = {}
         self._add_dock("equations", "Equations", self.inspector, Qt.RightDockWidgetArea)
         self._add_dock("diagram", "Cell diagram", self.diagram, Qt.RightDockWidgetArea)
@@ -46,6 +46,7 @@ class Lessons(QObject):
         self.docks["equations"].raise_()
         self.docks["gradflow"].raise_()
         self.compare.models_changed.connect(self.gradflow.set_comparison)
+        self.series.step_button.clicked.connect(self._show_heatmaps)
         self.spin_boxes = {
             "lessons/compare_hidden": self.compare.hidden, "lessons/compare_steps": self.compare.steps,
             "lessons/compare_seq_len": self.compare.seq_len, "lessons/series_window": self.series.window_size,
@@ -58,6 +59,12 @@ class Lessons(QObject):
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
         self.docks[name] = self.window.add_panel(name, title, widget, area)
+
+    def _show_heatmaps(self) -> None:
+        """After "Step through" the heatmaps (behind the Series tab by default) come forward."""
+        gates = getattr(self.window, "docks", {}).get("gates")
+        if gates is not None:
+            gates.raise_()
 
     def _restore_settings(self) -> None:
         if self.settings is None:

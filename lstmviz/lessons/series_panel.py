@@ -9,6 +9,9 @@ shows the original series next to its scaled version (``MinMaxScaler`` fitted on
 part). Train builds ``SequenceModel(dense input of W values, K outputs, linear head)`` and an
 ``engine.train.Trainer`` on the ``SeriesDataset``; while it learns, the forecast plot shows
 ``predict_all`` (one-step-ahead) and a forecast rolled forward from the picked origin.
+"Step through" hands the model and the dataset's input windows to the viewer's ``Session``
+(``set_series``), so the gate heatmaps, text and current-step panels step the forecaster; step
+``p`` is labelled with the value it forecasts (``step_labels``), in original units.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ from .forecast_plot import ForecastPlot
 CSV_FILTER = "CSV files (*.csv *.txt);;All files (*)"
 GENERATORS = ("ramp -3 … 8", "sine", "noisy sine", "random-walk price")
 SEED = 0  # generators' and the model's random seed (reproducible lessons)
+
+
+def step_labels(dataset: SeriesDataset) -> list[str]:
+    """Per position p, the value it forecasts first (``values[p + W]``, original units), as "12.35"."""
+    first = dataset.values[dataset.window : dataset.window + dataset.positions]  # (M,)
+    return [f"{v:.4g}" for v in first]
 
 
 def generate(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -65,8 +74,10 @@ class SeriesPanel(QtWidgets.QWidget):
     """The series lesson (module docstring). ``values`` (N,) original units; ``dataset`` and
     ``model`` are the last trained (or shown) pair; ``score`` its ``SeriesScore``."""
 
-    def __init__(self, parent=None):
+    def __init__(self, session=None, parent=None):
+        """``session``: the viewer's ``Session`` that "Step through" loads into (None: no button)."""
         super().__init__(parent)
+        self.session = session
         self.values: np.ndarray | None = None
         self.dataset: SeriesDataset | None = None
         self.model: SequenceModel | None = None
@@ -96,6 +107,11 @@ class SeriesPanel(QtWidgets.QWidget):
         self.train_button.clicked.connect(self.train)
         self.stop_button = QtWidgets.QPushButton("Stop")
         self.stop_button.clicked.connect(self.controller.stop)
+        self.step_button = QtWidgets.QPushButton("Step through")
+        self.step_button.setToolTip("Step the trained model through the series in the viewer "
+                                    "(gate heatmaps, values, predicted vs actual)")
+        self.step_button.clicked.connect(self.step_through)
+        self.step_button.setVisible(session is not None)
         self.origin = _spin(0, 0, 0, "Roll a forecast forward from this index (or click the forecast plot)")
         self.ahead = _spin(1, 1000, 30, "How many values to forecast")
         self.origin.valueChanged.connect(self.update_forecast)
@@ -116,7 +132,7 @@ class SeriesPanel(QtWidgets.QWidget):
                        self.column_box, self.load_column_button])
         params = _row([QtWidgets.QLabel("window"), self.window_size, QtWidgets.QLabel("horizon"), self.horizon,
                        QtWidgets.QLabel("hidden"), self.hidden, QtWidgets.QLabel("steps"), self.steps,
-                       self.train_button, self.stop_button, QtWidgets.QLabel("forecast from"), self.origin,
+                       self.train_button, self.stop_button, self.step_button, QtWidgets.QLabel("forecast from"), self.origin,
                        QtWidgets.QLabel("ahead"), self.ahead])
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -174,6 +190,7 @@ class SeriesPanel(QtWidgets.QWidget):
         """Show a new series (scaled as the dataset will scale it); forget the trained model."""
         dataset = self._dataset(values)
         self.values, self.dataset, self.model, self.score = values, dataset, None, None
+        self._update_buttons()
         x = np.arange(len(values))  # (N,)
         self.original_curve.setData(x, values)
         self.scaled_curve.setData(x, dataset.scaled if dataset is not None else np.zeros(0))
@@ -219,6 +236,7 @@ class SeriesPanel(QtWidgets.QWidget):
             raise ValueError("load or generate a series first")
         self.dataset.check_model(model)
         self.model = model
+        self._update_buttons()
         prediction = predict_all(model, self.dataset)
         self.forecast_plot.set_prediction(prediction.index, prediction.predicted)
         self.score = self.dataset.evaluate(model) if self.dataset.has_validation else None
@@ -238,6 +256,16 @@ class SeriesPanel(QtWidgets.QWidget):
         scaled = forecast(self.model, self.dataset.scaled[: origin + 1], self.ahead.value())  # (S,)
         self.forecast_plot.set_forecast(origin, self.dataset.scaler.inverse_transform(scaled))
 
+    def step_through(self) -> bool:
+        """Load the model and every position's scaled input window into the session (labels:
+        the value each position forecasts). False (nothing changes) without a session or model."""
+        if self.session is None or self.model is None or self.dataset is None:
+            return False
+        d = self.dataset
+        self.session.set_series(self.model, d.inputs, step_labels(d), inverse=d.scaler.inverse_transform,
+                                targets=d.targets)
+        return True
+
     def _on_progress(self, update) -> None:
         p = update.progress
         self.status.setText(f"step {p.step} / {p.total_steps}: smoothed loss {p.smooth_loss:.4g} (MSE, scaled)")
@@ -245,6 +273,7 @@ class SeriesPanel(QtWidgets.QWidget):
     def _update_buttons(self, *_) -> None:
         active = self.controller.is_active()
         self.train_button.setEnabled(not active)
+        self.step_button.setEnabled(self.model is not None)
         self.stop_button.setEnabled(active)
 
     def shutdown(self) -> None:

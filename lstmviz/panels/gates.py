@@ -134,9 +134,9 @@ class GatesPanel(QtWidgets.QWidget):
             s.select(index, s.unit, s.selected_step)
 
     def _on_hovered(self, name: str, unit: int, step: int, value: float):
-        text = self.session.text
-        ch = repr(text[step]) if 0 <= step < len(text) else "?"
-        self.status.emit(f"{GATE_STYLE[name].label} · unit {unit} · step {step} · char {ch} · value {value:+.4f}")
+        s = self.session
+        what = s.caption(step) if 0 <= step < s.steps else "?"
+        self.status.emit(f"{GATE_STYLE[name].label} · unit {unit} · step {step} · {what} · value {value:+.4f}")
 
     def _on_clicked(self, unit: int, step: int):
         self.session.select(self.session.layer, unit, step)

@@ -1,6 +1,8 @@
 """Current step panel: the six vectors of the selected layer at the current step, side by side
 as colour strips (unit 0 at the top), and the model's top-k next-character predictions as a bar
-chart, the true next character's bar in red."""
+chart, the true next character's bar in red. For a numeric series the right-hand plot shows the
+predicted next value(s) against the actual ones, in original units when the session knows the
+scaling (``Session.original``), else scaled."""
 
 from __future__ import annotations
 
@@ -42,9 +44,6 @@ class CurrentStepPanel(QtWidgets.QWidget):
         layout.setSpacing(0)
         layout.addLayout(titles)
         layout.addWidget(self.plots, 1)
-        self.setToolTip("Left: the selected layer's vectors at the current step (one column each, "
-                        "unit 0 at the top). Right: the most likely next characters; the red bar is "
-                        "the character that actually comes next.")
         self.setMinimumSize(260, 200)
         self.plots.ci.setContentsMargins(2, 2, 2, 2)
 
@@ -74,9 +73,15 @@ class CurrentStepPanel(QtWidgets.QWidget):
         self.predictions.setLabel("bottom", "probability")
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.75, width=[])
         self.predictions.addItem(self.bars)
+        symbol = dict(symbol="o", symbolSize=9, pen=None)
+        self.predicted_points = pg.PlotDataItem(symbolBrush=PREDICTED, symbolPen=None, **symbol)
+        self.actual_points = pg.PlotDataItem(symbolBrush=TRUE_NEXT, symbolPen=None, **symbol)
+        for item in (self.predicted_points, self.actual_points):
+            self.predictions.addItem(item)
         self.plots.ci.layout.setColumnStretchFactor(0, 3)
         self.plots.ci.layout.setColumnStretchFactor(1, 2)
         self.top: list = []  # [(char, probability)] of the current step, most likely first
+        self.forecast: tuple | None = None  # series: (predicted (K,), actual (K,) or None), shown units
 
         session.model_changed.connect(self._on_model_changed)
         session.stepped.connect(self.refresh)
@@ -91,7 +96,35 @@ class CurrentStepPanel(QtWidgets.QWidget):
         for name, item in self.strips.items():
             item.setVisible(name in s.names)
         self.vectors.setYRange(-0.5, H - 0.5, padding=0)
+        self._set_prediction_axes(s)
         self._on_colormap_changed(s.colorblind)
+
+    def _set_prediction_axes(self, s: Session):
+        """Top-k bars for text; for a series, values by horizon step, y fixed to the actual values' range."""
+        plot = self.predictions
+        plot.invertY(not s.is_series)
+        predicted = ("the predicted next values (blue) against the actual ones (red), by steps ahead"
+                     if s.is_series else "the most likely next characters; the red bar is the character "
+                     "that actually comes next")
+        self.setToolTip("Left: the selected layer's vectors at the current step (one column each, "
+                        f"unit 0 at the top). Right: {predicted}.")
+        plot.getAxis("left").setTicks(None if s.is_series else [[]])
+        if not s.is_series:
+            plot.setLabel("bottom", "probability")
+            plot.getAxis("bottom").setTicks(None)
+            plot.setXRange(0, 1, padding=0.02)
+            plot.setYRange(-0.5, TOP_K - 0.5, padding=0)
+            return
+        K = s.model.config.output_size
+        plot.setLabel("bottom", "steps ahead")
+        plot.getAxis("bottom").setTicks([[(k, str(k)) for k in range(1, K + 1)]])
+        plot.setXRange(0.5, K + 0.5, padding=0)
+        if s.series_targets is not None and s.series_targets.size:
+            actual = s.original(s.series_targets)  # (T, K)
+            lo, hi = float(actual.min()), float(actual.max())
+            plot.setYRange(lo, hi if hi > lo else lo + 1.0, padding=0.1)
+        else:
+            plot.enableAutoRange(axis="y")
 
     def _on_colormap_changed(self, colorblind: bool):
         for name, item in self.strips.items():
@@ -106,10 +139,13 @@ class CurrentStepPanel(QtWidgets.QWidget):
             for item in self.strips.values():
                 item.clear()
             self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
-            self.predictions.getAxis("left").setTicks([[]])
-            self.top = []
+            self.predicted_points.setData([], [])
+            self.actual_points.setData([], [])
+            if not s.is_series:
+                self.predictions.getAxis("left").setTicks([[]])
+            self.top, self.forecast = [], None
             self.vectors_title.setText("before the first step")
-            self.predictions_title.setText("next character")
+            self.predictions_title.setText("next value" if s.is_series else "next character")
             return
         trace = s.trace()
         for name in s.names:
@@ -119,15 +155,39 @@ class CurrentStepPanel(QtWidgets.QWidget):
                           autoLevels=False, levels=s.levels(name, s.layer))
             k = STRIP_NAMES.index(name)
             item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
-        ch = s.text[t - 1] if t - 1 < len(s.text) else "?"
-        self.vectors_title.setText(f"step {t - 1}: <b>{html.escape(char_label(ch))}</b> &nbsp; layer {s.layer}")
+        shown = s.label(t - 1) if s.is_series else char_label(s.label(t - 1))
+        self.vectors_title.setText(f"step {t - 1}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
         if s.unit >= 0:
             self.unit_marker.setValue(s.unit)
             self.unit_marker.show()
         else:
             self.unit_marker.hide()
+        if s.is_series:
+            self._show_forecast(s, trace.outputs[t - 1])  # (K,)
+        else:
+            self._show_top_k(s, trace.outputs[t - 1], t)  # (V,)
 
-        probs = trace.outputs[t - 1]  # (V,)
+    def _show_forecast(self, s: Session, output: np.ndarray):
+        """The prediction made at the current step against the actual next value(s)."""
+        predicted = s.original(output)  # (K,)
+        actual = None if s.series_targets is None else s.original(s.series_targets[s.t - 1])  # (K,)
+        self.forecast = (predicted, actual)
+        self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+        self.top = []
+        ahead = np.arange(1, predicted.shape[0] + 1)  # (K,)
+        self.predicted_points.setData(ahead - 0.08, predicted)
+        self.actual_points.setData([] if actual is None else ahead + 0.08, [] if actual is None else actual)
+        units = "" if s.inverse is not None else " (scaled)"
+        title = f"next{units}: <b style='color:#5a8cdc'>predicted {predicted[0]:.4g}</b>"
+        if actual is not None:
+            title += f" &nbsp; <b style='color:#dc3c3c'>actual {actual[0]:.4g}</b>"
+        self.predictions_title.setText(title)
+
+    def _show_top_k(self, s: Session, probs: np.ndarray, t: int):
+        """The ``TOP_K`` most likely next characters, the true next one's bar in red."""
+        self.predicted_points.setData([], [])
+        self.actual_points.setData([], [])
+        self.forecast = None
         k = min(TOP_K, probs.shape[0])
         best = np.argsort(-probs, kind="stable")[:k]  # (k,)
         true_next = s.vocab.index(s.text[t]) if t < len(s.text) else -1

@@ -8,9 +8,15 @@ so they never touch the document or its undo history.
 Edits are applied after a short pause (``EDIT_DEBOUNCE_MS``) and re-run the model from the first
 changed character. Characters outside the model's vocabulary are removed again and named in the
 status bar. Clicking a character moves the cursor to just after it.
+
+For a numeric series (``session.is_series``) the panel shows the steps' labels instead, read-only,
+separated by ``SERIES_SEPARATOR``; each label is one step's span (highlighted, coloured and
+clickable as a character is for text).
 """
 
 from __future__ import annotations
+
+import bisect
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -20,6 +26,7 @@ from ..session import Session
 
 EDIT_DEBOUNCE_MS = 400
 COLOURED_MAX = 3000  # characters coloured before the cursor (older ones stay plain)
+SERIES_SEPARATOR = "  "  # between two steps' labels of a series
 
 
 class TextPanel(QtWidgets.QWidget):
@@ -32,7 +39,8 @@ class TextPanel(QtWidgets.QWidget):
         self.session = session
         self.quantity = "h"
         self._luts: dict = {}
-        self._cached = None  # (start, [ExtraSelection per character from start])
+        self._cached = None  # (start, [ExtraSelection per step from start])
+        self._starts: list | None = None  # series: document position of each step's label
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
@@ -80,14 +88,30 @@ class TextPanel(QtWidgets.QWidget):
 
     # --- text in and out ----------------------------------------------------------------------
     def _on_session_text(self):
-        if self.editor.toPlainText() != self.session.text:
+        s = self.session
+        shown = s.text
+        self._starts = None
+        if s.is_series:
+            labels = [s.label(t) for t in range(s.steps)]
+            lengths = np.array([len(label) + len(SERIES_SEPARATOR) for label in labels], np.int64)  # (T,)
+            self._starts = (np.cumsum(lengths) - lengths).tolist()
+            shown = SERIES_SEPARATOR.join(labels)
+        self.editor.setReadOnly(s.is_series)
+        if self.editor.toPlainText() != shown:
             blocker = QtCore.QSignalBlocker(self.editor)
-            self.editor.setPlainText(self.session.text)
+            self.editor.setPlainText(shown)
             del blocker
         self.invalidate()
 
+    def span(self, step: int) -> tuple:
+        """``(start, end)`` document positions of step ``step`` (a character, or a series label)."""
+        if self._starts is None:
+            return step, step + 1
+        return self._starts[step], self._starts[step] + len(self.session.label(step))
+
     def _on_text_edited(self):
-        self._debounce.start()
+        if not self.session.is_series:
+            self._debounce.start()
 
     def apply_edit(self):
         """Send the editor's text to the session now (normally after the debounce)."""
@@ -110,7 +134,7 @@ class TextPanel(QtWidgets.QWidget):
     def eventFilter(self, obj, event):
         if obj is self.editor.viewport() and event.type() == QtCore.QEvent.MouseButtonRelease \
                 and event.button() == QtCore.Qt.LeftButton and not self.editor.textCursor().hasSelection():
-            self.jump_to_char(self.char_at(event.position().toPoint()))
+            self.jump_to_char(self.step_at(event.position().toPoint()))
         return super().eventFilter(obj, event)
 
     def char_at(self, point: QtCore.QPoint) -> int:
@@ -121,8 +145,13 @@ class TextPanel(QtWidgets.QWidget):
             p -= 1
         return p
 
+    def step_at(self, point: QtCore.QPoint) -> int:
+        """Index of the step under a viewport point (for a series: the label at or before it)."""
+        p = self.char_at(point)
+        return p if self._starts is None else bisect.bisect_right(self._starts, p) - 1
+
     def jump_to_char(self, index: int):
-        """Make character ``index`` the current one (the last one stepped)."""
+        """Make step ``index`` (a character, or a series label) the current one (the last one stepped)."""
         s = self.session
         if s.ready and 0 <= index < s.steps:
             if self._debounce.isActive():
@@ -171,12 +200,18 @@ class TextPanel(QtWidgets.QWidget):
         index = np.clip((values - low) / (high - low) * 255.0, 0, 255).astype(np.intp)  # (n,)
         return self._lut(self.quantity)[index]
 
-    def _char_selection(self, doc, position: int, rgb) -> QtWidgets.QTextEdit.ExtraSelection:
+    def _step_cursor(self, doc, step: int) -> QtGui.QTextCursor:
+        """A cursor selecting step ``step``'s span."""
+        start, end = self.span(step)
+        cursor = QtGui.QTextCursor(doc)
+        cursor.setPosition(start)
+        cursor.setPosition(end, QtGui.QTextCursor.KeepAnchor)
+        return cursor
+
+    def _char_selection(self, doc, step: int, rgb) -> QtWidgets.QTextEdit.ExtraSelection:
         r, g, b = rgb
         sel = QtWidgets.QTextEdit.ExtraSelection()
-        sel.cursor = QtGui.QTextCursor(doc)
-        sel.cursor.setPosition(position)
-        sel.cursor.setPosition(position + 1, QtGui.QTextCursor.KeepAnchor)
+        sel.cursor = self._step_cursor(doc, step)
         sel.format.setBackground(QtGui.QColor(r, g, b))
         light = 299 * r + 587 * g + 114 * b > 140_000  # bright background: dark text
         sel.format.setForeground(QtGui.QColor("black" if light else "white"))
@@ -215,9 +250,7 @@ class TextPanel(QtWidgets.QWidget):
         selections = list(coloured)
         if s.t > 0:
             sel = QtWidgets.QTextEdit.ExtraSelection()
-            sel.cursor = QtGui.QTextCursor(doc)
-            sel.cursor.setPosition(s.t - 1)
-            sel.cursor.setPosition(s.t, QtGui.QTextCursor.KeepAnchor)
+            sel.cursor = self._step_cursor(doc, s.t - 1)
             if not coloured:
                 sel.format.setBackground(QtGui.QColor(255, 214, 10))
                 sel.format.setForeground(QtGui.QColor("black"))
@@ -227,7 +260,7 @@ class TextPanel(QtWidgets.QWidget):
             selections.append(sel)
             if not self.editor.hasFocus():
                 cursor = QtGui.QTextCursor(doc)
-                cursor.setPosition(s.t)
+                cursor.setPosition(self.span(s.t - 1)[1])
                 self.editor.setTextCursor(cursor)
                 self.editor.ensureCursorVisible()
         self.editor.setExtraSelections(selections)

@@ -40,9 +40,9 @@ class TransportPanel(QtWidgets.QWidget):
         self._play_icon = media_icon("play", colour)
         self._pause_icon = media_icon("pause", colour)
         button("start", "Jump to the start (Home)", self.to_start)
-        button("back", "Step back one character (Left)", session.back)
+        button("back", "Step back one step (Left)", session.back)
         self.play_button = button("play", "Play / pause (Space)", self.toggle_play)
-        button("forward", "Step forward one character (Right)", session.step)
+        button("forward", "Step forward one step (Right)", session.step)
         button("end", "Jump to the end (End)", self.to_end)
 
         self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
