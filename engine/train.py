@@ -63,7 +63,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # last share of the text held out for validation, in [0, 0.5]
     eval_every: int = 100  # evaluate on the whole validation split every this many steps, >= 1
     batching: str = "sequential"  # "sequential" (carried state) or "random" windows
-    smoothing: float = 0.99  # EMA factor of the smoothed training loss, in [0, 1) (a mean until step 1/(1-s))
+    smoothing: float = 0.95  # EMA factor of the smoothed loss, in [0, 1): a mean until step 1/(1-s), ~20-step memory
 
     def __post_init__(self):
         for name in ("seq_len", "batch_size", "steps", "eval_every"):
