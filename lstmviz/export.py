@@ -47,7 +47,9 @@ from engine.trace_io import save_trace_npz
 from .plots import GATE_STYLE, HeatmapView, gate_levels
 
 PANEL_ORDER = ("f", "i", "o", "g", "c", "h")  # gates first, then the states they produce
-FORMATS = ("png", "svg", "csv", "npz")
+FORMATS = ("png", "svg", "csv", "npz", "gif")
+MAX_GIF_FRAMES = 200  # an animated export shows at most this many steps, evenly spaced
+GIF_FRAME_MS = 80  # display time of one GIF frame, milliseconds
 MIN_WIDTH_PX = 16  # narrowest PNG export
 MAX_WIDTH_PX = 20000  # widest PNG export
 DEFAULT_FIGURE_WIDTH = 800  # logical width of a panel figure when none is asked for (px)
@@ -148,6 +150,11 @@ def _render(widget: QtWidgets.QWidget, painter: QtGui.QPainter, target: QtCore.Q
 
 def render_png_bytes(widget: QtWidgets.QWidget, width_px: int | None = None) -> bytes:
     """PNG bytes of ``widget`` ``width_px`` pixels wide (default: its logical width)."""
+    return _encode(render_image(widget, width_px), "PNG")
+
+
+def render_image(widget: QtWidgets.QWidget, width_px: int | None = None) -> QtGui.QImage:
+    """``widget`` drawn ``width_px`` pixels wide (default: its logical width), height by aspect."""
     size = _logical_size(widget)
     width = size.width() if width_px is None else check_width(width_px)
     height = max(1, round(size.height() * width / size.width()))
@@ -161,7 +168,7 @@ def render_png_bytes(widget: QtWidgets.QWidget, width_px: int | None = None) -> 
         _render(widget, painter, QtCore.QSize(width, height))
     finally:
         painter.end()
-    return _encode(image, "PNG")
+    return image
 
 
 def _encode(image: QtGui.QImage, fmt: str) -> bytes:
@@ -266,6 +273,65 @@ def export_panel_image(path, trace, gate: str, layer: int, fmt: str, width_px: i
     finally:
         figure.close()
         figure.deleteLater()
+
+
+def gif_support() -> str | None:
+    """None if animated GIF export works here, else why not (Pillow, an optional extra, is missing)."""
+    try:
+        import PIL.Image  # noqa: F401
+    except ImportError:
+        return "GIF export needs Pillow: pip install 'lstmviz[gif]'"
+    return None
+
+
+def stepping_frames(trace, gate: str, layer: int, width_px: int | None = None, colorblind: bool = False,
+                    colormap: pg.ColorMap | None = None, max_frames: int = MAX_GIF_FRAMES) -> list:
+    """Frames (QImages ``width_px`` wide) of stepping through the trace: frame k shows the panel's
+    heatmap up to step t_k with the cursor there, at the whole trace's levels and time axis.
+    At most ``max_frames`` frames, evenly spaced over the T steps (the last one always shows all)."""
+    width_px = DEFAULT_FIGURE_WIDTH if width_px is None else check_width(width_px)
+    data = trace.gate(gate, layer)  # (T, H)
+    T = data.shape[0]
+    if T < 1:
+        raise ValueError("the text is empty: nothing to animate")
+    levels = gate_levels(gate, data)
+    figure = build_panel_figure(trace, gate, layer, colorblind, figure_width_for(width_px), colormap, levels)
+    try:
+        figure.plot.setXRange(-0.5, T - 0.5, padding=0)
+        figure.plot.disableAutoRange()
+        frames = []
+        for t in np.unique(np.linspace(1, T, min(T, max_frames)).round().astype(int)):  # steps shown
+            figure.set_data(data[:t], levels=levels)
+            figure.set_cursor(t - 1)
+            frames.append(render_image(figure, width_px))
+        return frames
+    finally:
+        figure.close()
+        figure.deleteLater()
+
+
+def gif_bytes(frames: list, frame_ms: int = GIF_FRAME_MS) -> bytes:
+    """An endlessly looping GIF of QImage ``frames``, ``frame_ms`` milliseconds each."""
+    reason = gif_support()
+    if reason is not None:
+        raise ValueError(reason)
+    from PIL import Image
+
+    pictures = []
+    for frame in frames:
+        rgb = frame.convertToFormat(QtGui.QImage.Format_RGB888)
+        raw = bytes(rgb.constBits())[: rgb.bytesPerLine() * rgb.height()]
+        picture = Image.frombuffer("RGB", (rgb.width(), rgb.height()), raw, "raw", "RGB", rgb.bytesPerLine(), 1)
+        pictures.append(picture.convert("P", palette=Image.Palette.ADAPTIVE, colors=256))
+    out = io.BytesIO()
+    pictures[0].save(out, format="GIF", save_all=True, append_images=pictures[1:], duration=frame_ms, loop=0)
+    return out.getvalue()
+
+
+def export_panel_gif(path, trace, gate: str, layer: int, width_px: int | None = None, colorblind: bool = False,
+                     colormap: pg.ColorMap | None = None) -> None:
+    """Write the animated GIF of stepping through one panel (``stepping_frames``) to ``path``."""
+    _write_bytes(path, gif_bytes(stepping_frames(trace, gate, layer, width_px, colorblind, colormap)))
 
 
 def escape_char(ch: str) -> str:

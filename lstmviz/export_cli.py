@@ -33,7 +33,7 @@ def add_export_parser(subparsers) -> None:
         "export",
         help="export gate plots (PNG/SVG) and their data (CSV/NPZ) without opening a window",
         description="Run TEXT through the model and write one file per layer, panel and format: "
-                    "DIR/layer{N}_{gate}.{png,svg,csv}, plus DIR/trace.npz (every layer) for npz.",
+                    "DIR/layer{N}_{gate}.{png,svg,csv,gif}, plus DIR/trace.npz (every layer) for npz.",
     )
     p.add_argument("model", metavar="MODEL.npz", help="checkpoint of a character model")
     source = p.add_mutually_exclusive_group(required=True)
@@ -41,7 +41,8 @@ def add_export_parser(subparsers) -> None:
     source.add_argument("--text-file", metavar="FILE", help="read the text from FILE (UTF-8 or UTF-16)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     p.add_argument("--format", default="png", metavar="LIST",
-                   help="comma-separated formats among png, svg, csv, npz (default: png)")
+                   help="comma-separated formats among png, svg, csv, npz, gif (gif: an animation of "
+                        "stepping through the text, at most 200 frames; needs Pillow) (default: png)")
     p.add_argument("--panels", default=None, metavar="LIST",
                    help="comma-separated quantities among f, i, o, g, c, h (default: all the model "
                         "records: f,i,o,g,c,h for an LSTM, h for a vanilla RNN)")
@@ -104,6 +105,8 @@ def _prepare(args):
     from . import export
 
     formats = _split(args.format, export.FORMATS, "format")
+    if "gif" in formats and export.gif_support() is not None:
+        raise _UsageError(export.gif_support())
     width = export.DEFAULT_FIGURE_WIDTH if args.width is None else _whole_number(args.width, "--width")
     try:
         export.check_width(width)
@@ -160,6 +163,9 @@ def _write_all(out: str, plan: dict, trace, vocab) -> list:
                 if fmt in ("png", "svg"):
                     export.export_panel_image(path, trace, gate, layer, fmt, plan["width"],
                                               plan["colorblind"], plan["colormap"])
+                elif fmt == "gif":
+                    export.export_panel_gif(path, trace, gate, layer, plan["width"], plan["colorblind"],
+                                            plan["colormap"])
                 elif fmt == "csv":
                     export.export_gate_csv(path, trace, gate, layer)
                 else:
@@ -178,7 +184,7 @@ def run_export(args) -> int:
     """Run ``lstmviz export`` with parsed ``args``; returns the exit code (module docstring)."""
     try:
         plan, trace, vocab = _prepare(args)
-        if {"png", "svg"} & set(plan["formats"]):
+        if {"png", "svg", "gif"} & set(plan["formats"]):
             _ensure_qt_application()
     except _UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

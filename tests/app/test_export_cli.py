@@ -78,7 +78,7 @@ def test_text_file_is_read(qapp, tmp_path, saved_models):
 @pytest.mark.parametrize("argv, fragment", [
     (["--panels", "f,x"], "unknown panels 'x'"),
     (["--panels", ""], "--panels is empty"),
-    (["--format", "png,gif"], "unknown format 'gif'"),
+    (["--format", "png,mp4"], "unknown format 'mp4'"),
     (["--colormap", "jet"], "unknown colormap 'jet'"),
     (["--layer", "2"], "--layer must be in 0..1"),
     (["--layer", "-1"], "--layer must be in 0..1"),
@@ -138,3 +138,38 @@ def test_missing_required_argument_exits_2_with_one_line(saved_models, capsys):
     code = run_export([str(saved_models["lstm"][0]), "--text", "the cat"])  # no --out
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("lstmviz: error: ") and "--out" in err
+
+
+def test_gif_animates_stepping_through_the_text(qapp, tmp_path, saved_models):
+    """``--format gif``: one frame per step (T <= the frame cap), the requested width and the
+    still image's size, an endless loop, a heatmap that grows; with a lower cap, that many frames."""
+    Image = pytest.importorskip("PIL.Image")
+    from lstmviz import export
+
+    path, model, vocab = saved_models["lstm"]
+    assert run_export([str(path), "--text", TEXT, "--out", str(tmp_path), "--format", "gif,png",
+                       "--panels", "h", "--layer", "1", "--width", "320"]) == 0
+    gif = Image.open(tmp_path / "layer1_h.gif")
+    assert gif.size[0] == 320 and gif.n_frames == len(TEXT) and gif.info["loop"] == 0
+    frames = []
+    for k in (0, gif.n_frames - 1):
+        gif.seek(k)
+        frames.append(np.asarray(gif.convert("RGB"), dtype=np.int16))
+    assert np.abs(frames[0] - frames[1]).mean() > 1  # the heatmap grows from step to step
+    png = np.asarray(Image.open(tmp_path / "layer1_h.png").convert("RGB"), dtype=np.int16)
+    assert png.shape == frames[1].shape
+    trace = model.trace(vocab.encode(TEXT), text=TEXT)
+    few = export.stepping_frames(trace, "h", 1, 320, max_frames=5)
+    assert len(few) == 5 and few[-1] != few[-2]
+
+
+def test_gif_without_pillow_is_a_clear_usage_error(tmp_path, saved_models, capsys, monkeypatch):
+    """Pillow is an optional extra: without it, asking for a GIF is refused before anything is written."""
+    from lstmviz import export
+
+    monkeypatch.setattr(export, "gif_support", lambda: "GIF export needs Pillow: pip install 'lstmviz[gif]'")
+    path = saved_models["lstm"][0]
+    assert run_export([str(path), "--text", TEXT, "--out", str(tmp_path), "--format", "gif"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs Pillow" in err
+    assert not any(tmp_path.iterdir())
