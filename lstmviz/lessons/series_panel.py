@@ -20,7 +20,7 @@ import csv
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from engine.data import load_text
 from engine.errors import DataError

@@ -8,23 +8,15 @@ from lstmviz.panels.gates import WINDOW
 from lstmviz.plots import CELL_LEVEL_PERCENTILE, GATE_STYLE
 
 from .conftest import TEXT
+from .helpers import assert_heatmaps_equal_trace
 
 NAMES = ("f", "i", "o", "g", "c", "h")
 
 
 def assert_heatmaps_match(window, text, layer=0):
-    """Every heatmap equals the engine's whole-sequence trace over the drawn window."""
+    """Every heatmap equals the engine's whole-sequence trace of ``text`` over the drawn window."""
     s = window.session
-    reference = s.model.trace(s.vocab.encode(text))
-    t = s.t
-    lo = max(0, t - WINDOW)
-    for name in NAMES:
-        view = window.gates_panel.views[name]
-        expected = reference.gate(name, layer)[lo:t].T  # (H, t - lo)
-        shown = view.displayed_image()
-        assert shown.shape == expected.shape, name
-        np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-6, err_msg=name)
-        assert view.t0 == lo
+    assert_heatmaps_equal_trace(window, s.model.trace(s.vocab.encode(text)), NAMES, layer)
 
 
 def test_after_n_steps_heatmaps_equal_engine_trace(window, qtbot):

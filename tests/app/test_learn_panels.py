@@ -26,13 +26,6 @@ EXPECTED_PRESETS = {
 
 
 @pytest.fixture
-def errors(monkeypatch):
-    shown = []
-    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, message: shown.append((title, message)))
-    return shown
-
-
-@pytest.fixture
 def settings(tmp_path):
     return QSettings(str(tmp_path / "learn.ini"), QSettings.IniFormat)
 

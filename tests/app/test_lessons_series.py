@@ -5,7 +5,7 @@ import pytest
 
 from engine.model import ModelConfig, SequenceModel
 from engine.optim import clip_grads, make_optimizer
-from engine.series import SeriesDataset, forecast, predict_all, sine
+from engine.series import forecast, predict_all, sine
 from engine.train import TrainConfig, Trainer
 from lstmviz.lessons.series_panel import SeriesPanel
 

@@ -9,10 +9,10 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine.model import ModelConfig, SequenceModel
 from engine.series import SeriesDataset, sine
 from lstmviz.lessons.series_panel import SeriesPanel
-from lstmviz.panels.gates import WINDOW
 from lstmviz.panels.text import SERIES_SEPARATOR
 
 from .conftest import TEXT
+from .helpers import assert_heatmaps_equal_trace
 
 NAMES = ("f", "i", "o", "g", "c", "h")
 W, K = 5, 2
@@ -43,16 +43,7 @@ def series_window(window, dataset, series_model):
 
 
 def assert_heatmaps_match(window, model, values, layer=0):
-    s = window.session
-    reference = model.trace(values)
-    t = s.t
-    lo = max(0, t - WINDOW)
-    for name in NAMES:
-        view = window.gates_panel.views[name]
-        expected = reference.gate(name, layer)[lo:t].T  # (H, t - lo)
-        shown = view.displayed_image()
-        assert shown.shape == expected.shape, name
-        np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-6, err_msg=name)
+    assert_heatmaps_equal_trace(window, model.trace(values), NAMES, layer)
 
 
 def test_heatmaps_equal_engine_trace_after_steps(series_window, series_model, dataset):
