@@ -132,9 +132,11 @@ def build_window(model_path: str | None = None, text_path: str | None = None, se
             (session.load_model if kind == "model" else session.load_text)(path)
         except (ValueError, OSError) as e:
             failures.append((kind, str(e)))
-    if model_path is None and not session.ready:
+    if not session.ready:  # no usable model given: the demo's, on the given text if it opened
         demo = asset_path(DEMO_MODEL)
-        if demo is not None:
+        if not session.text:
+            open_demo(window)
+        elif demo is not None:
             text = session.text
             session.load_model(demo)
             session.set_text(text)

@@ -163,3 +163,23 @@ def test_menus_and_about(window):
         assert name in about
     for dock in window.docks.values():
         assert dock.objectName() and dock.toggleViewAction().text()
+
+
+def test_bad_files_on_the_command_line_open_the_demo_and_say_why(qtbot, tmp_path, settings_path, errors):
+    """``lstmviz BAD.npz BINARY.txt``: both refusals are shown once the event loop runs, and
+    the window opens on the demo rather than empty."""
+    from lstmviz import app
+
+    bad_model, binary = tmp_path / "bad.npz", tmp_path / "bin.txt"
+    bad_model.write_text("garbage")
+    binary.write_bytes(bytes(range(256)) * 8)
+    window = app.build_window(str(bad_model), str(binary), QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat))
+    try:
+        qtbot.waitUntil(lambda: len(errors) == 2, timeout=5000)
+        assert {title for title, _ in errors} == {"Cannot open this model", "Cannot open this text"}
+        assert any("not an .npz" in message for _, message in errors)
+        assert any("binary" in message for _, message in errors)
+        s = window.session
+        assert s.ready and s.model_path == str(app.asset_path(app.DEMO_MODEL)) and s.text
+    finally:
+        window.close()
