@@ -71,17 +71,21 @@ class Stepper:
         return [tuple(layer[name][t - 1 : t].copy() for name in self._state_names) for layer in self.layers]  # (1, H)
 
     def adopt(self, trace: Trace) -> None:
-        """Take rows ``[0, trace.steps)`` from a whole-sequence forward (``model.trace``) over
-        the same inputs and weights from the zero state, so a fresh cursor (e.g. after a weight
-        update) need not re-step them one at a time. Raises ValueError on other inputs."""
+        """Fill the rows not yet valid, ``[computed, trace.steps)``, from a whole-sequence forward
+        (``model.trace``) over the same inputs and weights from the zero state, so a fresh or
+        edited cursor need not re-step them one at a time; valid rows are kept as they are.
+        Raises ValueError on other inputs."""
         n = trace.steps
         if n > self.steps or not np.array_equal(trace.inputs, self.inputs[:n]):
             raise ValueError("the trace was not computed on this cursor's inputs")
+        lo = self.computed
+        if lo >= n:
+            return
         for stored, recorded in zip(self.layers, trace.layers):
             for name, a in stored.items():
-                a[:n] = recorded[name]  # (n, H) or (n, G)
-        self.outputs[:n] = trace.outputs  # (n, O)
-        self.computed = max(self.computed, n)
+                a[lo:n] = recorded[name][lo:n]  # (n - lo, H) or (n - lo, G)
+        self.outputs[lo:n] = trace.outputs[lo:n]  # (n - lo, O)
+        self.computed = n
 
     # --- moving -------------------------------------------------------------------------------
     def step(self) -> bool:
@@ -130,9 +134,11 @@ class Stepper:
                 return False
         return True
 
-    def edit(self, new_inputs: np.ndarray, new_text: str | None = None) -> int:
-        """Replace the sequence; keep results before the first changed position, recompute
-        from there up to the previous ``t`` (clamped to the new length). Returns that position."""
+    def edit(self, new_inputs: np.ndarray, new_text: str | None = None, run: bool = True) -> int:
+        """Replace the sequence; keep results before the first changed position and, if ``run``,
+        recompute from there up to the previous ``t`` (clamped to the new length; without
+        ``run`` the cursor stays at the first changed position, for the caller to move on, e.g.
+        after ``adopt``). Returns that position."""
         new_inputs = self._checked(new_inputs, new_text)
         old_t = self.t
         n = min(self.steps, new_inputs.shape[0])
@@ -151,7 +157,8 @@ class Stepper:
         self.inputs, self.text = new_inputs, new_text
         self.computed = keep
         self.t = min(self.t, keep)
-        self.run_to(min(old_t, self.steps))
+        if run:
+            self.run_to(min(old_t, self.steps))
         return first
 
     # --- reading ------------------------------------------------------------------------------

@@ -241,14 +241,18 @@ class Session(QtCore.QObject):
         kept = self._known(text, self.vocab)
         ids = self.vocab.encode(kept, "the text")
         self._stop_seek()
-        levels = self._cell_levels(self.model, self._whole_trace(self.model, ids))
-        self.stepper.edit(ids, kept)
+        old_t = self.stepper.t
+        whole = self._whole_trace(self.model, ids)
+        levels = self._cell_levels(self.model, whole)
+        self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
+        if whole is not None:
+            self.stepper.adopt(whole)  # the rest from the pass the colour levels needed anyway
         self.text, self.cell_levels = kept, levels
         if self.selected_step >= len(kept):
             self.selected_step = -1
         self.text_changed.emit()
         self._report_dropped(text, kept)
-        self.stepped.emit(self.stepper.t)
+        self.seek(min(old_t, self.stepper.steps))  # chunked beyond the adopted rows: never freezes
         return kept
 
     def _known(self, text: str, vocab: CharVocab) -> str:

@@ -118,6 +118,7 @@ def test_long_seek_catches_up_in_chunks(window, qtbot, monkeypatch):
 
     monkeypatch.setattr(session_module, "CATCHUP_BUDGET_S", 0.005)
     monkeypatch.setattr(session_module, "SYNC_STEPS", 0)
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)  # the vectorised pass covers 10 steps
     s = window.session
     long_text = TEXT * 4
     s.set_text(long_text)

@@ -174,3 +174,22 @@ def test_adopted_trace_rows_equal_stepped_rows_and_stepping_continues(cell):
     np.testing.assert_allclose(adopted.outputs, stepped.outputs, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="inputs"):
         Stepper(model, ids(60, seed=9)).adopt(model.trace(x[:10]))
+
+
+def test_edit_without_running_then_adopt_keeps_rows_before_the_change():
+    """The viewer's edit path: rows before the first change are kept bit for bit, the rest
+    come from a whole-sequence pass, and the result equals a fresh run."""
+    model = make_model(dtype="float64")
+    x = ids(50)
+    s = Stepper(model, x)
+    s.seek(50)
+    before = {name: a[:20].copy() for name, a in s.layers[0].items()}
+    y = x.copy()
+    y[20] = (y[20] + 1) % 7
+    assert s.edit(y, run=False) == 20 and s.t == 20 and s.computed == 20
+    s.adopt(model.trace(y))
+    assert s.computed == 50
+    for name, a in s.layers[0].items():
+        assert np.array_equal(a[:20], before[name]), name
+    s.seek(50)
+    assert_matches_trace(s, model.trace(y), 50, 1e-12)
