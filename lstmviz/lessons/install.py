@@ -19,6 +19,7 @@ from .focus import LessonFocus
 from .gradflow_panel import GradientFlowPanel
 from .inspector import EquationInspector
 from .series_panel import SeriesPanel
+from .shown import RefreshWhenShown
 
 
 class Lessons(QObject):
@@ -58,7 +59,9 @@ class Lessons(QObject):
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
-        self.docks[name] = self.window.add_panel(name, title, widget, area)
+        dock = self.docks[name] = self.window.add_panel(name, title, widget, area)
+        if isinstance(widget, RefreshWhenShown):  # a tab brought to the front gets no showEvent
+            dock.visibilityChanged.connect(widget.catch_up)
 
     def _show_heatmaps(self) -> None:
         """After "Step through" the heatmaps (behind the Series tab by default) come forward."""

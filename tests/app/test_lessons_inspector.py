@@ -84,12 +84,14 @@ def test_inspector_and_diagram_for_a_vanilla_rnn(window, lessons):
     assert shown["h.pre"] == trace.layers[0]["pre"][8, 2]
     assert shown["h.input"] + shown["h.recurrent"] + shown["h.bias"] == pytest.approx(shown["h.pre"], abs=1e-12)
     assert np.tanh(shown["h.pre"]) == pytest.approx(shown["h"], abs=1e-12)
+    lessons.docks["diagram"].raise_()  # its tab to the front: it catches up
     assert lessons.diagram.labels == {"h_prev": fmt(trace.layers[0]["h"][7, 2]), "x_t": s.text[8],
                                       "pre": fmt(trace.layers[0]["pre"][8, 2]), "h_t": fmt(trace.layers[0]["h"][8, 2])}
 
 
 def test_diagram_labels_follow_the_trace_as_the_user_steps(window, lessons, qtbot):
     s = window.session
+    lessons.docks["diagram"].raise_()  # the diagram's tab in front (it shares one with the equations)
     s.seek(15)
     s.select(1, 4, -1)
     diagram = lessons.diagram
@@ -104,3 +106,22 @@ def test_diagram_labels_follow_the_trace_as_the_user_steps(window, lessons, qtbo
         s.step()
     image = diagram.grab().toImage()  # it paints (offscreen) without errors, at its size
     assert image.width() == diagram.width() and image.height() == diagram.height()
+
+
+def test_inspector_behind_a_tab_waits_and_catches_up_when_its_tab_comes_forward(window, lessons, qtbot):
+    """Behind another tab the inspector is not rebuilt on every step (it is "visible" to Qt,
+    but not on screen); bringing its tab forward shows the current step's numbers."""
+    s = window.session
+    window.show()
+    window.tabifyDockWidget(window.docks["step"], lessons.docks["equations"])
+    window.docks["step"].raise_()
+    qtbot.waitUntil(lambda: lessons.inspector.visibleRegion().isEmpty())
+    s.select(0, 3, -1)
+    s.seek(5)
+    shown_before = dict(lessons.inspector.values)
+    s.seek(9)
+    assert lessons.inspector.values == shown_before  # stale while hidden
+    lessons.docks["equations"].raise_()
+    expected = expected_lstm(s.trace(), 0, 8, 3)
+    qtbot.waitUntil(lambda: lessons.inspector.values.get("h_t") == expected["h_t"])
+    assert lessons.inspector.values["c_t"] == expected["c_t"]
