@@ -137,9 +137,7 @@ def build_window(model_path: str | None = None, text_path: str | None = None, se
         if not session.text:
             open_demo(window)
         elif demo is not None:
-            text = session.text
-            session.load_model(demo)
-            session.set_text(text)
+            session.load_model(demo)  # keeps the text (characters the demo does not know are reported)
     for kind, message in failures:
         QtCore.QTimer.singleShot(0, lambda k=kind, m=message: dialogs.show_error(window, f"Cannot open this {k}", m))
     return window

@@ -161,7 +161,8 @@ class Session(QtCore.QObject):
         current step. Characters of the text outside the new vocabulary are dropped. After a
         series, the text stepped before it comes back, from the start."""
         t = 0 if self.is_series else self.t
-        text = self._known(self._parked_text if self.is_series else self.text, vocab)
+        before = self._parked_text if self.is_series else self.text
+        text = self._known(before, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text)
         whole = self._whole_trace(model, stepper.inputs)
         levels = self._cell_levels(model, whole)
@@ -174,7 +175,7 @@ class Session(QtCore.QObject):
             self.layer, self.unit, self.selected_step = 0, -1, -1
         self.model_changed.emit()
         self.text_changed.emit()
-        self._report_dropped(self.text, text)
+        self._report_dropped(before, text)
         self.seek(min(t, stepper.steps))
 
     def set_series(self, model: SequenceModel, values: np.ndarray, labels: list,

@@ -183,3 +183,19 @@ def test_bad_files_on_the_command_line_open_the_demo_and_say_why(qtbot, tmp_path
         assert s.ready and s.model_path == str(app.asset_path(app.DEMO_MODEL)) and s.text
     finally:
         window.close()
+
+
+def test_swapping_in_a_model_reports_the_characters_it_drops(window):
+    """The text stays, less the characters the new model does not know, and the status says which."""
+    from engine import CharVocab, ModelConfig, SequenceModel
+
+    s = window.session
+    messages = []
+    s.message.connect(messages.append)
+    vocab = CharVocab.from_text("".join(sorted(set(s.text) - {"e"})))
+    model = SequenceModel(ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=4),
+                          rng=np.random.default_rng(0))
+    before = s.text
+    s.set_model(model, vocab)
+    assert s.text == before.replace("e", "")
+    assert messages and "'e'" in messages[-1]
