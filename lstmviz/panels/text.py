@@ -119,17 +119,13 @@ class TextPanel(QtWidgets.QWidget):
         typed = self.editor.toPlainText()
         if typed == self.session.text:
             return
-        accepted = self.session.set_text(typed)
-        if accepted != typed:
+        caret = self.editor.textCursor().position()
+        accepted = self.session.set_text(typed)  # text_changed has put ``accepted`` in the editor
+        if accepted != typed:  # characters were refused: the caret stays after what the user typed
+            known = set(accepted)
             cursor = self.editor.textCursor()
-            position = min(cursor.position(), len(accepted))
-            blocker = QtCore.QSignalBlocker(self.editor)
-            self.editor.setPlainText(accepted)
-            del blocker
-            cursor = self.editor.textCursor()
-            cursor.setPosition(position)
+            cursor.setPosition(sum(ch in known for ch in typed[:caret]))
             self.editor.setTextCursor(cursor)
-            self.invalidate()
 
     def eventFilter(self, obj, event):
         if obj is self.editor.viewport() and event.type() == QtCore.QEvent.MouseButtonRelease \

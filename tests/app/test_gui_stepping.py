@@ -131,3 +131,16 @@ def test_long_seek_catches_up_in_chunks(window, qtbot, monkeypatch):
     assert s.t == len(long_text) and len(seen) > 2
     assert_heatmaps_match(window, long_text)
     assert window.gates_panel.views["h"].displayed_image().shape[1] == WINDOW
+
+
+def test_refused_character_leaves_the_caret_where_the_user_was_typing(window, qtbot):
+    """Typing an unknown character in the middle: it is removed and the caret stays after the
+    last accepted character instead of jumping to the start."""
+    editor = window.text_panel.editor
+    cursor = editor.textCursor()
+    cursor.setPosition(12)
+    editor.setTextCursor(cursor)
+    editor.insertPlainText("€")  # typed at position 12 (QTest.keyClicks aborts on non-Latin-1 text)
+    window.text_panel.apply_edit()
+    assert window.session.text == TEXT and editor.toPlainText() == TEXT
+    assert editor.textCursor().position() == 12
