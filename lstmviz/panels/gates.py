@@ -70,8 +70,7 @@ class GatesPanel(QtWidgets.QWidget):
         layout.addLayout(grid, 1)
 
         session.model_changed.connect(self._on_model_changed)
-        session.text_changed.connect(self.refresh)
-        session.stepped.connect(self.refresh)
+        session.stepped.connect(self.refresh)  # also follows every model or text change
         session.selection_changed.connect(self._on_selection_changed)
         session.colormap_changed.connect(self._on_colormap_changed)
         self._on_model_changed()
@@ -86,7 +85,6 @@ class GatesPanel(QtWidgets.QWidget):
         names = s.names
         for name, view in self.views.items():
             view.setVisible(name in names or not names)
-        self.refresh()
 
     def window_start(self, t: int) -> int:
         """First step drawn when the cursor is at ``t`` steps taken."""

@@ -84,8 +84,7 @@ class CurrentStepPanel(QtWidgets.QWidget):
         self.forecast: tuple | None = None  # series: (predicted (K,), actual (K,) or None), shown units
 
         session.model_changed.connect(self._on_model_changed)
-        session.stepped.connect(self.refresh)
-        session.text_changed.connect(self.refresh)
+        session.stepped.connect(self.refresh)  # also follows every model or text change
         session.selection_changed.connect(self.refresh)
         session.colormap_changed.connect(self._on_colormap_changed)
         self._on_model_changed()
@@ -97,7 +96,7 @@ class CurrentStepPanel(QtWidgets.QWidget):
             item.setVisible(name in s.names)
         self.vectors.setYRange(-0.5, H - 0.5, padding=0)
         self._set_prediction_axes(s)
-        self._on_colormap_changed(s.colorblind)
+        self._apply_colormaps(s.colorblind)
 
     def _set_prediction_axes(self, s: Session):
         """Top-k bars for text; for a series, values by horizon step, y fixed to the actual values' range."""
@@ -126,9 +125,12 @@ class CurrentStepPanel(QtWidgets.QWidget):
         else:
             plot.enableAutoRange(axis="y")
 
-    def _on_colormap_changed(self, colorblind: bool):
+    def _apply_colormaps(self, colorblind: bool):
         for name, item in self.strips.items():
             item.setColorMap(colormap_for(name, colorblind))
+
+    def _on_colormap_changed(self, colorblind: bool):
+        self._apply_colormaps(colorblind)
         self.refresh()
 
     def refresh(self, *_):

@@ -80,7 +80,7 @@ class TextPanel(QtWidgets.QWidget):
         layout.addWidget(self.editor, 1)
 
         session.text_changed.connect(self._on_session_text)
-        session.model_changed.connect(self.invalidate)
+        session.model_changed.connect(self._forget_colours)  # text_changed and stepped follow
         session.stepped.connect(self.recolour)
         session.selection_changed.connect(self.invalidate)
         session.colormap_changed.connect(self._on_colormap_changed)
@@ -213,9 +213,12 @@ class TextPanel(QtWidgets.QWidget):
         sel.format.setForeground(QtGui.QColor("black" if light else "white"))
         return sel
 
+    def _forget_colours(self, *_):
+        self._cached = None
+
     def invalidate(self, *_):
         """Forget the cached character colours (selection, quantity, colours or text changed)."""
-        self._cached = None
+        self._forget_colours()
         self.recolour()
 
     def _coloured_selections(self) -> list:
