@@ -258,3 +258,15 @@ def load_checkpoint(path) -> Checkpoint:
         raise CheckpointError(f"{name}: 'extra' and 'train_config' must be JSON objects")
     return Checkpoint(model=model, vocab=vocab, step=step, optimizer_state=optimizer_state,
                       train_state=train_state, train_config=train_config, extra=extra, path=name)
+
+
+def load_char_checkpoint(path) -> Checkpoint:
+    """``load_checkpoint``, refusing with ``CheckpointError`` anything but a character model:
+    a vocabulary, one-hot inputs and a softmax head (what the viewer, ``sample``, ``trace``
+    and ``export`` run text through)."""
+    ckpt = load_checkpoint(path)
+    config = ckpt.model.config
+    if ckpt.vocab is None or config.input_kind != "onehot" or config.head != "softmax":
+        raise CheckpointError(f"{path}: not a character model (text needs a model with a character "
+                              "vocabulary, one-hot inputs and a softmax head)")
+    return ckpt

@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-from engine.checkpoint import load_checkpoint
+from engine.checkpoint import load_char_checkpoint, load_checkpoint
 from engine.data import BATCH_MODES, DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError
 from engine.model import DTYPES, ModelConfig, SequenceModel
@@ -328,15 +328,8 @@ def run_train(args) -> int:
     return 0
 
 
-def _checkpoint_with_vocab(path):
-    ckpt = load_checkpoint(path)
-    if ckpt.vocab is None:
-        raise CheckpointError(f"{path} has no character vocabulary (not a text model)")
-    return ckpt
-
-
 def run_sample(args) -> int:
-    ckpt = _checkpoint_with_vocab(args.model)
+    ckpt = load_char_checkpoint(args.model)
     prime = load_text(args.prime_file) if args.prime_file else args.prime
     rng = np.random.default_rng(args.seed)
     result = sample(ckpt.model, ckpt.vocab, prime=prime, length=args.length, temperature=args.temperature,
@@ -347,7 +340,7 @@ def run_sample(args) -> int:
 
 
 def run_trace(args) -> int:
-    ckpt = _checkpoint_with_vocab(args.model)
+    ckpt = load_char_checkpoint(args.model)
     text = load_text(args.text_file) if args.text_file else args.text
     if not text:
         raise UsageError("--text is empty; give at least one character")

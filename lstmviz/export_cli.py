@@ -98,7 +98,7 @@ def _ensure_qt_application() -> None:
 
 def _prepare(args):
     """Validate everything and compute the trace: ``(plan, trace, vocab)``; raises _UsageError."""
-    from engine.checkpoint import load_checkpoint
+    from engine.checkpoint import load_char_checkpoint
     from engine.data import load_text
     from engine.errors import CheckpointError, DataError
 
@@ -115,13 +115,10 @@ def _prepare(args):
         raise _UsageError(str(error)) from None
     try:
         text = args.text if args.text is not None else load_text(args.text_file)
-        checkpoint = load_checkpoint(args.model)
+        checkpoint = load_char_checkpoint(args.model)
     except (DataError, CheckpointError) as error:
         raise _UsageError(str(error)) from None
     model, vocab = checkpoint.model, checkpoint.vocab
-    if vocab is None or model.config.input_kind != "onehot":
-        raise _UsageError(f"{args.model}: not a character model (export runs text through a model "
-                          "with a character vocabulary)")
     names = export.PANEL_ORDER if model.config.cell == "lstm" else ("h",)
     if args.panels is None:
         panels = list(names)

@@ -18,9 +18,9 @@ from typing import Callable
 import numpy as np
 from PySide6 import QtCore
 
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
-from engine.errors import CheckpointError, DataError
+from engine.errors import DataError
 from engine.model import SequenceModel
 from engine.stepper import Stepper
 from engine.trace import Trace
@@ -132,10 +132,7 @@ class Session(QtCore.QObject):
     # --- loading ------------------------------------------------------------------------------
     def load_model(self, path) -> None:
         """Open a checkpoint. Raises ``CheckpointError`` (nothing changes) if it is unusable."""
-        ckpt = load_checkpoint(path)
-        if ckpt.vocab is None or ckpt.model.config.input_kind != "onehot" or ckpt.model.config.head != "softmax":
-            raise CheckpointError(f"{path}: not a character model (the viewer steps text through a "
-                                  "model with a character vocabulary and a softmax head)")
+        ckpt = load_char_checkpoint(path)
         self.model_path = str(path)
         self.model_step = int(ckpt.step)
         self.set_model(ckpt.model, ckpt.vocab)

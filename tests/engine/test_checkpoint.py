@@ -9,7 +9,7 @@ import pytest
 
 from engine import ModelConfig, SequenceModel
 from engine.atomic import atomic_write_bytes, atomic_writer
-from engine.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
+from engine.checkpoint import FORMAT_VERSION, load_char_checkpoint, load_checkpoint, save_checkpoint
 from engine.data import CharVocab
 from engine.errors import CheckpointError
 
@@ -310,3 +310,21 @@ def test_flipped_bytes_never_crash_the_loader(good, tmp_path):
             for name, value in ckpt.model.params.items():
                 assert value.tobytes() == arrays[f"param/{name}"].tobytes()
     assert refused > 100  # CRC checks catch flips inside the array data
+
+
+def test_only_character_models_load_as_character_checkpoints(tmp_path):
+    """The viewer, sample, trace and export share one rule: vocabulary, one-hot input, softmax head."""
+    vocab = CharVocab.from_text("abc")
+    rng = np.random.default_rng(0)
+    char = SequenceModel(ModelConfig(input_size=3, output_size=3, hidden_size=2), rng=rng)
+    save_checkpoint(tmp_path / "char.npz", char, vocab=vocab)
+    assert load_char_checkpoint(tmp_path / "char.npz").vocab == vocab
+    save_checkpoint(tmp_path / "novocab.npz", char)
+    linear = SequenceModel(ModelConfig(input_size=3, output_size=3, hidden_size=2, head="linear"), rng=rng)
+    save_checkpoint(tmp_path / "linear.npz", linear, vocab=vocab)
+    series = SequenceModel(ModelConfig(input_size=4, output_size=1, hidden_size=2, input_kind="dense",
+                                       head="linear"), rng=rng)
+    save_checkpoint(tmp_path / "series.npz", series)
+    for name in ("novocab", "linear", "series"):
+        with pytest.raises(CheckpointError, match="not a character model"):
+            load_char_checkpoint(tmp_path / f"{name}.npz")
