@@ -16,11 +16,13 @@ BAR_WIDTH = 30  # characters between the brackets
 
 
 def format_duration(seconds: float) -> str:
-    """``H:MM:SS`` for a non-negative number of seconds; ``?`` if unknown."""
+    """``h:mm:ss``, or ``m:ss`` under an hour, for a non-negative number of seconds; ``?`` if
+    unknown (the terminal's progress bar and the app's training panel both show it)."""
     if not math.isfinite(seconds) or seconds < 0:
         return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    s = int(round(seconds))
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
 
 
 def progress_line(step: int, total: int, steps_per_s: float, loss: float, val_loss: float | None) -> str:

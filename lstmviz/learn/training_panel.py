@@ -21,18 +21,10 @@ from engine.model import SequenceModel
 from engine.train import Trainer
 
 from .. import dialogs
+from ..progress import format_duration
 from .controller import TrainingController
 
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
-
-
-def format_duration(seconds: float) -> str:
-    """``h:mm:ss`` or ``m:ss`` for a non-negative number of seconds; ``"—"`` if unknown."""
-    if not np.isfinite(seconds) or seconds < 0:
-        return "—"
-    s = int(round(seconds))
-    h, m = divmod(s // 60, 60)
-    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
 
 
 class TrainingPanel(QWidget):
