@@ -46,7 +46,6 @@ from engine.trace_io import save_trace_npz
 
 from .plots import GATE_STYLE, HeatmapView, gate_levels
 
-PANEL_ORDER = ("f", "i", "o", "g", "c", "h")  # gates first, then the states they produce
 FORMATS = ("png", "svg", "csv", "npz", "gif")
 MAX_GIF_FRAMES = 200  # an animated export shows at most this many steps, evenly spaced
 GIF_FRAME_MS = 80  # display time of one GIF frame, milliseconds

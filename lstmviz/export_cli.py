@@ -103,6 +103,7 @@ def _prepare(args):
     from engine.errors import CheckpointError, DataError
 
     from . import export
+    from .plots import PANEL_ORDER, panel_names
 
     formats = _split(args.format, export.FORMATS, "format")
     if "gif" in formats and export.gif_support() is not None:
@@ -119,11 +120,11 @@ def _prepare(args):
     except (DataError, CheckpointError) as error:
         raise _UsageError(str(error)) from None
     model, vocab = checkpoint.model, checkpoint.vocab
-    names = export.PANEL_ORDER if model.config.cell == "lstm" else ("h",)
+    names = panel_names(model.config.cell)
     if args.panels is None:
         panels = list(names)
     else:
-        panels = _split(args.panels, export.PANEL_ORDER, "panels")
+        panels = _split(args.panels, PANEL_ORDER, "panels")
         missing = [p for p in panels if p not in names]
         if missing:
             raise _UsageError(f"a {model.config.cell} model has no {', '.join(missing)}; "

@@ -57,6 +57,14 @@ def nice_ceil(x: float) -> float:
     return 10.0 ** (exponent + 1)
 
 
+PANEL_ORDER = ("f", "i", "o", "g", "c", "h")  # how panels list an LSTM's quantities: gates, then states
+
+
+def panel_names(cell: str) -> tuple:
+    """The quantities a layer of this cell type records, in display order (RNN: h only)."""
+    return PANEL_ORDER if cell == "lstm" else ("h",)
+
+
 def gate_levels(name: str, data: np.ndarray | None = None) -> tuple:
     """Colour levels ``(lo, hi)`` for ``name``.
 

@@ -25,7 +25,7 @@ from engine.model import SequenceModel
 from engine.stepper import Stepper
 from engine.trace import Trace
 
-from .plots import gate_levels
+from .plots import gate_levels, panel_names
 
 LEVEL_STEPS_MAX = 20_000  # cell-state colour levels come from at most this many steps
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
@@ -91,7 +91,7 @@ class Session(QtCore.QObject):
         """Quantities each layer records, in display order."""
         if self.model is None:
             return ()
-        return ("f", "i", "o", "g", "c", "h") if self.model.config.cell == "lstm" else ("h",)
+        return panel_names(self.model.config.cell)
 
     @property
     def is_series(self) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from ..plots import GATE_STYLE, HeatmapView
+from ..plots import GATE_STYLE, PANEL_ORDER, HeatmapView
 from ..session import Session
 
 WINDOW = 200  # steps drawn, ending at the cursor
@@ -50,7 +50,7 @@ class GatesPanel(QtWidgets.QWidget):
         grid = QtWidgets.QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
-        for k, name in enumerate(("f", "i", "o", "g", "c", "h")):
+        for k, name in enumerate(PANEL_ORDER):
             view = HeatmapView(name, colorblind=session.colorblind)
             view.setToolTip(f"{GATE_STYLE[name].label}: units (rows) by step (columns); "
                             "hover for values, click to select a unit")

@@ -12,11 +12,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ..plots import colormap_for
+from ..plots import PANEL_ORDER, colormap_for
 from ..session import Session
 
 TOP_K = 10
-STRIP_NAMES = ("f", "i", "o", "g", "c", "h")
 PREDICTED = (90, 140, 220)
 TRUE_NEXT = (220, 60, 60)
 
@@ -52,16 +51,16 @@ class CurrentStepPanel(QtWidgets.QWidget):
         self.vectors.setMouseEnabled(x=False, y=False)
         self.vectors.hideButtons()
         self.vectors.setMenuEnabled(False)
-        self.vectors.getAxis("bottom").setTicks([[(k, n) for k, n in enumerate(STRIP_NAMES)]])
+        self.vectors.getAxis("bottom").setTicks([[(k, n) for k, n in enumerate(PANEL_ORDER)]])
         self.vectors.setLabel("left", "unit")
         self.strips = {}
-        for k, name in enumerate(STRIP_NAMES):
+        for k, name in enumerate(PANEL_ORDER):
             item = pg.ImageItem(axisOrder="row-major")
             self.vectors.addItem(item)
             self.strips[name] = item
         self.unit_marker = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 80, 80), width=1.5))
         self.vectors.addItem(self.unit_marker, ignoreBounds=True)
-        self.vectors.setXRange(-0.5, len(STRIP_NAMES) - 0.5, padding=0)
+        self.vectors.setXRange(-0.5, len(PANEL_ORDER) - 0.5, padding=0)
 
         self.predictions = self.plots.addPlot(row=0, col=1)
         self.predictions.invertY(True)
@@ -155,7 +154,7 @@ class CurrentStepPanel(QtWidgets.QWidget):
             item = self.strips[name]
             item.setImage(np.ascontiguousarray(column[:, None], dtype=np.float32),
                           autoLevels=False, levels=s.levels(name, s.layer))
-            k = STRIP_NAMES.index(name)
+            k = PANEL_ORDER.index(name)
             item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
         shown = s.label(t - 1) if s.is_series else char_label(s.label(t - 1))
         self.vectors_title.setText(f"step {t - 1}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
