@@ -51,7 +51,8 @@ def gradient_flow(model, inputs, targets) -> GradientFlow:
         raise ValueError(f"inputs must hold at least one timestep, got shape {inputs.shape}")
     T = len(inputs)
     full = model.forward(inputs[None], targets=targets[None])  # the caches of every layer
-    before_last = None if T == 1 else model.forward(inputs[None, : T - 1]).state
+    # The state after T - 1 steps is in those caches: hs/cs[t] hold h_t/c_t after t steps.
+    before_last = [tuple(c[key][T - 1] for key in ("hs", "cs") if key in c) for c in full.cache["caches"]]
     last = model.forward(inputs[None, T - 1:], before_last, targets[None, T - 1:])  # Loss_T and its dscores
     dscores = last.cache["dscores"]  # (1, O) dLoss_T/dscores_T
     cache = full.cache
