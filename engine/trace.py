@@ -62,15 +62,3 @@ class Trace:
             index = 0 if name == "h" else 1
             return self.initial_state[layer][index]
         return self.layers[layer][name][t - 1]
-
-    def head(self, t: int) -> "Trace":
-        """The first ``t`` steps (views, no copy)."""
-        return Trace(
-            cell=self.cell,
-            layers=[{k: v[:t] for k, v in layer.items()} for layer in self.layers],
-            inputs=self.inputs[:t],
-            outputs=self.outputs[:t],
-            initial_state=self.initial_state,
-            text=None if self.text is None else self.text[:t],
-            names=self.names,
-        )

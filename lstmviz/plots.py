@@ -93,6 +93,21 @@ def colormap_for(name: str, colorblind: bool = False) -> pg.ColorMap:
     return pg.colormap.get(style.cmap_colorblind if colorblind else style.cmap)
 
 
+_LOOKUP_TABLES: dict = {}  # (name, colorblind) -> (256, 3) uint8
+
+
+def value_colours(name: str, values, levels: tuple, colorblind: bool = False) -> np.ndarray:
+    """RGB ``(n, 3) uint8`` that the heatmap of ``name`` gives ``values (n,)`` at colour levels
+    ``(lo, hi)``: the ImageItem's own mapping (256-entry table; [lo, hi] cut into 256 equal bins),
+    so text backgrounds and swatches match the heatmap cells exactly."""
+    key = (name, bool(colorblind))
+    if key not in _LOOKUP_TABLES:
+        _LOOKUP_TABLES[key] = colormap_for(name, colorblind).getLookupTable(nPts=256, alpha=False)
+    lo, hi = levels
+    scaled = (np.asarray(values, np.float64) - lo) * (256.0 / (hi - lo))  # (n,)
+    return _LOOKUP_TABLES[key][np.clip(np.floor(scaled), 0, 255).astype(np.intp)]  # (n, 3)
+
+
 class HeatmapView(pg.GraphicsLayoutWidget):
     """Units (rows) x time (columns) heatmap of one quantity, with colour bar and cursor.
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6 import QtGui
 
-from ..plots import colormap_for
+from ..plots import value_colours
 
 SIGNIFICANT_DIGITS = 5  # digits shown for every number in the lessons
 # Accent colours of the gates' names and wires (distinct under the common colour-vision deficiencies:
@@ -30,6 +30,5 @@ def fmt(value: float) -> str:
 
 def heat_colour(name: str, value: float, levels: tuple, colorblind: bool = False) -> QtGui.QColor:
     """The colour the heatmap of ``name`` gives ``value`` with colour levels ``(lo, hi)``."""
-    lo, hi = levels
-    x = min(max((value - lo) / (hi - lo), 0.0), 1.0)
-    return colormap_for(name, colorblind).mapToQColor(x)
+    r, g, b = value_colours(name, [value], levels, colorblind)[0]
+    return QtGui.QColor(int(r), int(g), int(b))

@@ -21,7 +21,7 @@ import bisect
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from ..plots import GATE_STYLE, colormap_for
+from ..plots import GATE_STYLE, value_colours
 from ..session import Session
 
 EDIT_DEBOUNCE_MS = 400
@@ -38,7 +38,6 @@ class TextPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.session = session
         self.quantity = "h"
-        self._luts: dict = {}
         self._cached = None  # (start, [ExtraSelection per step from start])
         self._starts: list | None = None  # series: document position of each step's label
 
@@ -166,23 +165,7 @@ class TextPanel(QtWidgets.QWidget):
         self.quantity_box.setCurrentIndex(index)
 
     def _on_colormap_changed(self, _colorblind):
-        self._luts.clear()
         self.invalidate()
-
-    def _lut(self, name: str) -> np.ndarray:
-        key = (name, self.session.colorblind)
-        if key not in self._luts:
-            self._luts[key] = colormap_for(name, self.session.colorblind).getLookupTable(nPts=256, alpha=False)
-        return self._luts[key]  # (256, 3) uint8
-
-    def char_colours(self) -> tuple:
-        """``(start, colours (n, 3) uint8)``: background colours of characters start..t-1, or
-        ``(t, empty)`` when no unit is selected."""
-        t = self.session.t
-        if not self._colouring():
-            return t, np.zeros((0, 3), np.uint8)
-        start = max(0, t - COLOURED_MAX)
-        return start, self._colours(start, t)
 
     def _colouring(self) -> bool:
         s = self.session
@@ -192,9 +175,7 @@ class TextPanel(QtWidgets.QWidget):
         """Colours ``(hi - lo, 3) uint8`` of characters lo..hi-1 for the selected unit."""
         s = self.session
         values = s.trace().gate(self.quantity, s.layer)[lo:hi, s.unit]  # (n,)
-        low, high = s.levels(self.quantity, s.layer)
-        index = np.clip((values - low) / (high - low) * 255.0, 0, 255).astype(np.intp)  # (n,)
-        return self._lut(self.quantity)[index]
+        return value_colours(self.quantity, values, s.levels(self.quantity, s.layer), s.colorblind)
 
     def _step_cursor(self, doc, step: int) -> QtGui.QTextCursor:
         """A cursor selecting step ``step``'s span."""
