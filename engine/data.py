@@ -48,6 +48,15 @@ def _positive_int(name: str, value) -> int:
 
 
 # --- vocabulary -------------------------------------------------------------------------------
+VISIBLE_NAMES = {" ": "\u2423", "\n": "\\n", "\t": "\\t", "\r": "\\r"}  # how invisible characters are shown
+
+
+def display_char(ch: str) -> str:
+    """One character as the app shows it: a space as ``␣``, newline, tab and carriage return as
+    ``\\n``, ``\\t``, ``\\r``, other non-printable characters as ``\\uXXXX``."""
+    return VISIBLE_NAMES.get(ch, ch if ch.isprintable() else f"\\u{ord(ch):04x}")
+
+
 class CharVocab:
     """Characters <-> token ids. ``chars`` is a sorted tuple of unique single characters;
     ``chars[i]`` is token id ``i`` (ids are in ``[0, len(vocab) - 1]``)."""

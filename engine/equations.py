@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .cells import GATES, sigmoid
+from .data import display_char
 from .trace import Trace
 
 ACTIVATIONS = {"i": "sigmoid", "f": "sigmoid", "g": "tanh", "o": "sigmoid", "h": "tanh"}
@@ -118,14 +119,11 @@ def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBrea
 
 def input_label(trace: Trace, layer: int, step: int, max_values: int = 3) -> str:
     """A short label for the layer input at ``step``: the character for one-hot input with
-    text (``␣`` for a space, ``repr``-escaped when not printable, e.g. ``\\n``), ``#id`` without text, else the
+    text (as ``engine.data.display_char`` shows it), ``#id`` without text, else the
     first ``max_values`` numbers of the vector (the layer below's h_t for layer > 0)."""
     if layer == 0 and trace.inputs.ndim == 1:
         if trace.text is not None and step < len(trace.text):
-            char = trace.text[step]
-            if char == " ":
-                return "␣"
-            return char if char.isprintable() else repr(char)[1:-1]
+            return display_char(trace.text[step])
         return f"#{int(trace.inputs[step])}"
     x = trace.inputs[step] if layer == 0 else trace.layers[layer - 1]["h"][step]  # (D,)
     shown = ", ".join(f"{v:.3g}" for v in x[:max_values])

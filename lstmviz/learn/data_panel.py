@@ -14,19 +14,15 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit,
                                QPushButton, QVBoxLayout, QWidget)
 
-from engine.data import DEFAULT_MAX_BYTES, TextCorpus, decode_text, load_text
+from engine.data import DEFAULT_MAX_BYTES, TextCorpus, decode_text, display_char, load_text
 from engine.errors import DataError
 
 from .. import dialogs
 
 TEXT_FILTER = "Text files (*.txt *.md *.py *.csv *.tsv *.json *.xml *.html);;All files (*)"
-SPECIAL_CHARS = {"\n": "\\n", "\t": "\\t", "\r": "\\r", " ": "\u2423"}  # shown for invisible characters
-
-
 def escape_chars(chars) -> str:
-    """The characters as one visible string: newline as ``\\n``, space as ``␣``, other
-    non-printable characters as ``\\uXXXX``."""
-    return "".join(SPECIAL_CHARS.get(c, c if c.isprintable() else f"\\u{ord(c):04x}") for c in chars)
+    """The characters as one visible string (each as ``engine.data.display_char`` shows it)."""
+    return "".join(display_char(c) for c in chars)
 
 
 class DataPanel(QWidget):

@@ -12,17 +12,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
+from engine.data import display_char
+
 from ..plots import PANEL_ORDER, colormap_for
 from ..session import Session
 
 TOP_K = 10
 PREDICTED = (90, 140, 220)
 TRUE_NEXT = (220, 60, 60)
-
-
-def char_label(ch: str) -> str:
-    """Readable label of one character (whitespace spelled out)."""
-    return {" ": "␣", "\n": "⏎", "\t": "⇥"}.get(ch, ch)
 
 
 class CurrentStepPanel(QtWidgets.QWidget):
@@ -156,7 +153,7 @@ class CurrentStepPanel(QtWidgets.QWidget):
                           autoLevels=False, levels=s.levels(name, s.layer))
             k = PANEL_ORDER.index(name)
             item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
-        shown = s.label(t - 1) if s.is_series else char_label(s.label(t - 1))
+        shown = s.label(t - 1) if s.is_series else display_char(s.label(t - 1))
         self.vectors_title.setText(f"step {t - 1}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
         if s.unit >= 0:
             self.unit_marker.setValue(s.unit)
@@ -195,12 +192,12 @@ class CurrentStepPanel(QtWidgets.QWidget):
         self.top = [(s.vocab.chars[i], float(probs[i])) for i in best]
         brushes = [pg.mkBrush(TRUE_NEXT if i == true_next else PREDICTED) for i in best]
         self.bars.setOpts(x0=np.zeros(k), y=np.arange(k), width=probs[best].astype(float), brushes=brushes)
-        labels = [(j, f"{char_label(ch)}  {p:.2f}") for j, (ch, p) in enumerate(self.top)]
+        labels = [(j, f"{display_char(ch)}  {p:.2f}") for j, (ch, p) in enumerate(self.top)]
         self.predictions.getAxis("left").setTicks([labels])
         if true_next >= 0 and true_next not in best:
-            title = f"next: <b>{html.escape(char_label(s.text[t]))}</b> (p={probs[true_next]:.3f}, not in top {k})"
+            title = f"next: <b>{html.escape(display_char(s.text[t]))}</b> (p={probs[true_next]:.3f}, not in top {k})"
         elif true_next >= 0:
-            title = f"next character: <b style='color:#dc3c3c'>{html.escape(char_label(s.text[t]))}</b>"
+            title = f"next character: <b style='color:#dc3c3c'>{html.escape(display_char(s.text[t]))}</b>"
         else:
             title = "next character (end of text)"
         self.predictions_title.setText(title)

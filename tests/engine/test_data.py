@@ -250,3 +250,9 @@ def test_encode_across_chunks(monkeypatch):
     assert vocab.encode(text).tolist() == expected
     with pytest.raises(DataError, match=r"'!'"):
         vocab.encode(text + "!")  # the unknown character sits in the last chunk
+
+
+def test_display_char_makes_invisible_characters_visible():
+    from engine.data import display_char
+
+    assert [display_char(c) for c in " \n\t\r\x07a€"] == ["\u2423", "\\n", "\\t", "\\r", "\\u0007", "a", "€"]
