@@ -88,18 +88,20 @@ def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBrea
     """
     _check_model_matches(model, trace)
     _check_position(trace, layer, step, unit)
-    params = {name: np.asarray(a, np.float64) for name, a in model.layer_params(layer).items()}
     H = trace.hidden_size
-    h_prev = np.asarray(trace.previous("h", layer, step), np.float64)  # (H,)
     names = GATES if trace.cell == "lstm" else ("h",)
     cols = np.arange(len(names)) * H + unit  # (n_gates,) public columns of this unit
+    # Only this unit's columns, in float64: (D, n_gates), (H, n_gates), (n_gates,)
+    Wx, Wh, b = (np.asarray(a[..., cols], np.float64) for a in
+                 (model.params[f"l{layer}.Wx"], model.params[f"l{layer}.Wh"], model.params[f"l{layer}.b"]))
+    h_prev = np.asarray(trace.previous("h", layer, step), np.float64)  # (H,)
     if layer == 0 and model.config.input_kind == "onehot":
-        input_parts = params["Wx"][int(trace.inputs[step]), cols]  # (n_gates,) one-hot row
+        input_parts = Wx[int(trace.inputs[step])]  # (n_gates,) one-hot row
     else:
         x = trace.inputs[step] if layer == 0 else trace.layers[layer - 1]["h"][step]  # (D,)
-        input_parts = np.asarray(x, np.float64) @ params["Wx"][:, cols]  # (n_gates,)
-    recurrent_parts = h_prev @ params["Wh"][:, cols]  # (n_gates,)
-    biases = params["b"][cols]  # (n_gates,)
+        input_parts = np.asarray(x, np.float64) @ Wx  # (n_gates,)
+    recurrent_parts = h_prev @ Wh  # (n_gates,)
+    biases = b  # (n_gates,)
     gates = {}
     for k, name in enumerate(names):
         pre = input_parts[k] + recurrent_parts[k] + biases[k]

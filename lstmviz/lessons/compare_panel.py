@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from engine.data import CharVocab, TextCorpus
+from engine.data import CharVocab, TextCorpus, load_text
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.train import TrainConfig, Trainer
@@ -109,7 +109,7 @@ class ComparePanel(QtWidgets.QWidget):
         if path is None:
             raise DataError("the viewer's text is too short to train on and the demo corpus is missing; "
                             "open a longer text first")
-        return path.read_text(encoding="utf-8"), "the demo corpus (the viewer's text is too short)"
+        return load_text(path), "the demo corpus (the viewer's text is too short)"
 
     def train(self) -> None:
         """Start both runs (refused with an error dialog if a run is active or the data is unusable)."""
