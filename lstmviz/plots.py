@@ -132,6 +132,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.setLabel("left", "unit")
+        for side in ("left", "bottom"):  # integer steps and units: no "x1e3" prefixes, and no label
+            self.plot.getAxis(side).enableAutoSIPrefix(False)  # rebuilt on every range shift
         self.plot.hideButtons()
         self.plot.getAxis("bottom").setHeight(18)
         self.image = pg.ImageItem(axisOrder="row-major")
