@@ -153,15 +153,21 @@ class Session(QtCore.QObject):
         self.text_path = str(path)
         self.set_text(text)
 
-    def set_model(self, model: SequenceModel, vocab: CharVocab) -> None:
+    def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
         current step. Characters of the text outside the new vocabulary are dropped. After a
-        series, the text stepped before it comes back, from the start."""
+        series, the text stepped before it comes back, from the start.
+
+        ``whole``: the trace of ``trace_inputs()`` under ``model``, already computed (e.g. by the
+        training thread); used when its inputs are the text's, else the text is traced here.
+        """
         t = 0 if self.is_series else self.t
         before = self._parked_text if self.is_series else self.text
         text = self._known(before, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text)
-        whole = self._whole_trace(model, stepper.inputs)
+        wanted = stepper.inputs[:LEVEL_STEPS_MAX]  # (T',)
+        if whole is None or not np.array_equal(whole.inputs, wanted):
+            whole = self._whole_trace(model, stepper.inputs)
         levels = self._cell_levels(model, whole)
         if whole is not None:
             stepper.adopt(whole)  # one vectorised forward instead of re-stepping t characters
@@ -261,6 +267,11 @@ class Session(QtCore.QObject):
         if before != after and self.vocab is not None:
             shown = ", ".join(repr(c) for c in self.vocab.unknown(before)[:10])
             self.message.emit(f"Not in the model's vocabulary, left out: {shown}")
+
+    def trace_inputs(self) -> np.ndarray | None:
+        """What ``set_model``'s ``whole`` must be a trace of: the first LEVEL_STEPS_MAX token ids
+        (or series inputs) being stepped, ``(T',)`` or ``(T', D)``; None without a model."""
+        return None if self.stepper is None else self.stepper.inputs[:LEVEL_STEPS_MAX]
 
     @staticmethod
     def _whole_trace(model: SequenceModel, ids: np.ndarray) -> Trace | None:

@@ -8,11 +8,18 @@ the previous payload, and - at most every ``weights_interval`` seconds (default 
 always in the final payload - a copy of the parameters. Nothing in a payload is shared with the
 trainer, which keeps mutating its model in the worker thread.
 
+The viewer's trace is computed here too, not on the GUI thread: when the GUI has set the viewer's
+inputs (``set_viewer_inputs``: the token ids the gate heatmaps show), every payload with weights
+also carries ``model.trace(ids)`` under exactly those weights, so the GUI only draws. A trace
+costs worker time (~21 ms for 562 characters at H=128), so after a trace that took ``c``
+seconds the next weights payload comes no sooner than ``c / TRACE_SHARE`` (at most
+``TRACE_SHARE`` of the worker's time; the final and paused payloads always carry both).
+
 The worker's signals are connected only to ``@Slot`` methods of the controller, so they run on
 the GUI thread; the controller re-emits them as GUI-thread relay signals:
 
-``progressed(TrainingUpdate)``, ``weights_updated(SequenceModel)`` (a fresh model built from the
-copied parameters), ``finished_training(TrainingUpdate | None)`` (the last payload),
+``progressed(TrainingUpdate)``, ``weights_updated(SequenceModel, Trace | None)`` (a fresh model
+built from the copied parameters, and the viewer's trace under it, or None), ``finished_training(TrainingUpdate | None)`` (the last payload),
 ``failed(str)`` (an exception in the loop, or divergence after the last finite weights were
 restored and relayed) and ``state_changed(str)`` with one of :data:`STATES`.
 
@@ -35,6 +42,27 @@ from engine.model import SequenceModel
 from engine.train import PAUSE_POLL_S, TrainingDiverged
 
 STATES = ("idle", "running", "paused", "stopping")
+TRACE_SHARE = 0.05  # the viewer's trace may take at most this share of the worker's time
+
+
+class ViewerInputs:
+    """The viewer's inputs, set on the GUI thread and read by the worker (thread-safe)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._inputs = None  # read-only (T,) token ids or (T, D) values, or None
+
+    def set(self, inputs: np.ndarray | None) -> None:
+        """Trace ``inputs`` from now on (a private read-only copy is kept); None: trace nothing."""
+        if inputs is not None:
+            inputs = np.array(inputs)  # (T,) or (T, D) private copy
+            inputs.flags.writeable = False
+        with self._lock:
+            self._inputs = inputs
+
+    def get(self) -> np.ndarray | None:
+        with self._lock:
+            return self._inputs
 
 
 @dataclass(frozen=True)
@@ -44,8 +72,10 @@ class TrainingUpdate:
     ``steps (n,)`` int64 and ``train_loss``/``smooth_loss (n,)`` float64 (nats per character)
     cover every step since the previous payload; ``val_steps (m,)``/``val_loss (m,)`` the
     evaluations among them. ``params`` is a copy of the model's parameters, or None when this
-    payload carries none. ``final`` marks the last payload of a run; ``paused`` the payload sent
-    when the worker has stopped between two steps because of a pause (it carries the weights).
+    payload carries none; ``viewer_trace`` the ``Trace`` of the viewer's inputs under those
+    parameters (None without params or without viewer inputs). ``final`` marks the last payload
+    of a run; ``paused`` the payload sent when the worker has stopped between two steps because
+    of a pause (it carries the weights).
     """
 
     run_id: int
@@ -58,6 +88,7 @@ class TrainingUpdate:
     params: dict | None
     final: bool
     paused: bool = False
+    viewer_trace: object = None
 
 
 class _History:
@@ -98,14 +129,16 @@ class TrainingWorker(QObject):
     finished = Signal(int)
 
     def __init__(self, run_id: int, trainer, stop: threading.Event, pause: threading.Event,
-                 progress_interval: float, weights_interval: float):
+                 progress_interval: float, weights_interval: float, viewer: ViewerInputs | None = None):
         super().__init__()
         self._run_id = run_id
         self._trainer = trainer
         self._stop = stop
         self._pause = pause
         self._progress_interval = progress_interval
-        self._weights_interval = weights_interval
+        self._weights_interval = weights_interval  # seconds; stretched after costly traces
+        self._viewer = viewer if viewer is not None else ViewerInputs()
+        self._weights_gap = weights_interval  # seconds until the next weights payload is due
 
     @Slot()
     def run(self) -> None:
@@ -122,11 +155,11 @@ class TrainingWorker(QObject):
                 now = time.monotonic()
                 pausing = self._pause.is_set() and not progress.done
                 if progress.done or pausing or now - last_emit >= self._progress_interval:
-                    with_weights = progress.done or pausing or now - last_weights >= self._weights_interval
+                    with_weights = progress.done or pausing or now - last_weights >= self._weights_gap
                     self._emit(history, progress, with_weights, final=progress.done, paused=pausing)
                     last_emit, pending = now, False
                     if with_weights:
-                        last_weights = now
+                        last_weights = time.monotonic()
                 if pausing:
                     self._wait_while_paused()
             if pending:
@@ -150,18 +183,23 @@ class TrainingWorker(QObject):
 
     def _emit(self, history: _History, progress, with_weights: bool, final: bool, paused: bool = False) -> None:
         steps, train, smooth, val_steps, val = history.take()
-        params = None
+        params = trace = None
         if with_weights:
-            params = {name: value.copy() for name, value in self._trainer.model.params.items()}
+            model = self._trainer.model
+            params = {name: value.copy() for name, value in model.params.items()}
+            inputs = self._viewer.get()
+            started = time.monotonic()
+            trace = model.trace(inputs) if inputs is not None and len(inputs) else None
+            self._weights_gap = max(self._weights_interval, (time.monotonic() - started) / TRACE_SHARE)
         self.update.emit(TrainingUpdate(self._run_id, copy.copy(progress), steps, train, smooth,
-                                        val_steps, val, params, final, paused))
+                                        val_steps, val, params, final, paused, trace))
 
 
 class TrainingController(QObject):
     """GUI-thread owner of the training thread. See the module docstring for the signals."""
 
     progressed = Signal(object)
-    weights_updated = Signal(object)
+    weights_updated = Signal(object, object)
     finished_training = Signal(object)
     failed = Signal(str)
     state_changed = Signal(str)
@@ -179,6 +217,7 @@ class TrainingController(QObject):
         self._run_id = 0
         self._last_update: TrainingUpdate | None = None
         self._state = "idle"
+        self._viewer = ViewerInputs()
 
     # --- queries ----------------------------------------------------------------------------
     @property
@@ -202,6 +241,11 @@ class TrainingController(QObject):
         return self._thread is not None
 
     # --- commands ---------------------------------------------------------------------------
+    def set_viewer_inputs(self, inputs: np.ndarray | None) -> None:
+        """What the viewer shows: token ids ``(T,)`` (or values ``(T, D)``) that the worker
+        traces with every weights payload from now on (also during a run); None: no trace."""
+        self._viewer.set(inputs)
+
     def start(self, trainer) -> None:
         """Train ``trainer`` in a new thread. RuntimeError if a run is still active."""
         if self.is_active():
@@ -214,7 +258,7 @@ class TrainingController(QObject):
         thread = QThread()
         thread.setObjectName(f"lstmviz-training-{self._run_id}")
         worker = TrainingWorker(self._run_id, trainer, self._stop, self._pause,
-                                self._progress_interval, self._weights_interval)
+                                self._progress_interval, self._weights_interval, self._viewer)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.update.connect(self._on_update)
@@ -262,7 +306,8 @@ class TrainingController(QObject):
         self._last_update = update
         self.progressed.emit(update)
         if update.params is not None:
-            self.weights_updated.emit(SequenceModel(self._trainer.model.config, params=update.params))
+            self.weights_updated.emit(SequenceModel(self._trainer.model.config, params=update.params),
+                                      update.viewer_trace)
 
     @Slot(int, str)
     def _on_failed(self, run_id: int, message: str) -> None:

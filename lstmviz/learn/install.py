@@ -5,10 +5,11 @@
 them; listed in ``main_window.view_menu`` when the window has one) and wires them:
 
 * the controller's ``weights_updated`` relay (<= 4 per second, see ``controller``) swaps the new
-  weights into the session through ``ViewerSync`` (which also keeps that re-run under a small
-  share of the GUI thread's time); the session re-runs the current text up to the current
-  step, so the gate heatmaps show the model as it learns; a run's final weights are applied
-  as soon as it ends;
+  weights into the session through ``ViewerSync`` (which also keeps that swap under a small
+  share of the GUI thread's time), with the trace of the viewer's text that the training thread
+  computed under them (the viewer's token ids are handed to the controller whenever the text
+  changes), so the gate heatmaps show the model as it learns and the GUI thread only draws; a
+  run's final weights are applied as soon as it ends;
 * ``failed`` (an error, or divergence after the last finite weights were restored) shows an
   error dialog;
 * closing the window while training asks Save / Discard / Cancel (``ask_save_discard_cancel``,
@@ -77,6 +78,7 @@ class LearningPanels(QObject):
         self.training_panel.trainer_started.connect(self._on_trainer_started)
         self.controller.progressed.connect(self.loss_plot.add_update)
         self.controller.weights_updated.connect(self._on_weights)
+        session.text_changed.connect(self._hand_viewer_inputs)
         self.controller.failed.connect(self._on_failed)
         self.controller.finished_training.connect(self._on_finished)
         self.controller.state_changed.connect(self._on_state)
@@ -98,10 +100,16 @@ class LearningPanels(QObject):
         self.session.set_model(SequenceModel(trainer.model.config, params=params), vocab)
         if not text or vocab.unknown(text):  # show some training text instead of a mangled one
             self.session.set_text(trainer.corpus.text[:PREVIEW_CHARS])
+        self._hand_viewer_inputs()
 
-    @Slot(object)
-    def _on_weights(self, model: SequenceModel) -> None:
-        self.viewer_sync.offer(model, self.controller.trainer.corpus.vocab)
+    @Slot()
+    def _hand_viewer_inputs(self) -> None:
+        """Tell the training thread which token ids the viewer shows (it traces them)."""
+        self.controller.set_viewer_inputs(None if self.session.is_series else self.session.trace_inputs())
+
+    @Slot(object, object)
+    def _on_weights(self, model: SequenceModel, trace) -> None:
+        self.viewer_sync.offer(model, self.controller.trainer.corpus.vocab, trace)
 
     @Slot(object)
     def _on_finished(self, _update) -> None:

@@ -10,6 +10,8 @@ current training text, bit for bit, up to the Steps value of the model panel.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QGridLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
@@ -25,6 +27,7 @@ from ..progress import format_duration
 from .controller import TrainingController
 
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
+READOUT_INTERVAL_S = 0.2  # the progress bar and rate readout change at most 5 times per second
 
 
 class TrainingPanel(QWidget):
@@ -53,6 +56,7 @@ class TrainingPanel(QWidget):
         self.progress.setFormat("no training run yet")  # "%v / %m steps" once a run starts
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
+        self._readout_at = float("-inf")  # time.monotonic() of the last readout change
         self.rate_label = QLabel("Idle.")
         self.rate_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # text changes never re-layout the window
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
@@ -152,6 +156,13 @@ class TrainingPanel(QWidget):
                 and trainer.step < trainer.config.steps)
 
     def _on_progress(self, update) -> None:
+        """Show the payload's step, rate and time remaining; at most every READOUT_INTERVAL_S
+        (each change of a progress bar repaints it at once), always a run's last payload and
+        the one it pauses at."""
+        now = time.monotonic()
+        if not (update.final or update.paused or now - self._readout_at >= READOUT_INTERVAL_S):
+            return
+        self._readout_at = now
         p = update.progress
         self.progress.setRange(0, p.total_steps)
         self.progress.setValue(p.step)

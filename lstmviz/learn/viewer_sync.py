@@ -1,10 +1,14 @@
 """Swap the learning weights into the viewer without starving the training thread.
 
-``Session.set_model`` re-runs the viewer's text up to the current step on the GUI thread; while
-it runs, the GUI holds the GIL and the training thread mostly waits. ``ViewerSync`` applies the
+``Session.set_model`` swaps in the weights and, when the training thread has not already traced
+the viewer's text under them, re-runs it on the GUI thread; then every panel redraws. While that
+runs, the GUI holds the GIL and the training thread mostly waits. ``ViewerSync`` applies the
 newest offered model at most every ``min_interval_s`` (0.25 s: <= 4 refreshes per second) and,
 when refreshes are expensive, spaces them so that they take at most ``gui_share`` of the time:
-after a refresh that cost ``c`` seconds, the next comes no sooner than ``c / gui_share``.
+after a refresh that cost ``c`` seconds, the next comes no sooner than ``c / gui_share``. The
+cost counts the repaint the swap causes, not only the swap: it runs until a zero-delay timer
+started right after the swap fires, which Qt delivers after the paint events the swap posted
+(the repaint is usually the larger part).
 Models offered in between replace each other (only the newest is applied); ``flush()``
 applies the pending one at once (used for a run's final weights).
 """
@@ -16,7 +20,7 @@ import time
 from PySide6.QtCore import QObject, QTimer, Slot
 
 MIN_INTERVAL_S = 0.25  # at most four refreshes per second
-GUI_SHARE = 0.05  # refreshes may use at most this share of the GUI thread's time
+GUI_SHARE = 0.08  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
 
 
 class ViewerSync(QObject):
@@ -29,18 +33,25 @@ class ViewerSync(QObject):
         self.min_interval_s = min_interval_s
         self.gui_share = gui_share
         self.last_cost_s = 0.0  # duration of the last refresh, seconds
-        self._pending = None  # (model, vocab) waiting to be applied
+        self._pending = None  # (model, vocab, trace or None) waiting to be applied
         self._next_allowed = 0.0  # time.monotonic() before which no refresh starts
+        self._started = None  # time.monotonic() when the refresh being painted started, else None
+        self._settles_due = 0  # swaps whose repaint has not been waited for yet
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
 
-    def offer(self, model, vocab) -> None:
-        """Show ``model`` (with ``vocab``) in the viewer as soon as the rate limit allows."""
-        self._pending = (model, vocab)
-        if not self._timer.isActive():
-            delay = max(0.0, self._next_allowed - time.monotonic())
-            self._timer.start(int(round(delay * 1000)))
+    def offer(self, model, vocab, trace=None) -> None:
+        """Show ``model`` (with ``vocab``; ``trace``: the viewer's trace under it, or None) in the
+        viewer as soon as the rate limit allows."""
+        self._pending = (model, vocab, trace)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._timer.isActive() or self._started is not None:  # due, or the last one still painting
+            return
+        delay = max(0.0, self._next_allowed - time.monotonic())
+        self._timer.start(int(round(delay * 1000)))
 
     @Slot()
     def flush(self) -> None:
@@ -48,10 +59,23 @@ class ViewerSync(QObject):
         self._timer.stop()
         if self._pending is None:
             return
-        model, vocab = self._pending
+        model, vocab, trace = self._pending
         self._pending = None
-        started = time.monotonic()
-        self.session.set_model(model, vocab)
+        if self._started is None:  # else a refresh is still being painted: count both together
+            self._started = time.monotonic()
+        self.session.set_model(model, vocab, trace)
+        self._settles_due += 1
+        QTimer.singleShot(0, self._settled)  # after the paint events the swap posted
+
+    @Slot()
+    def _settled(self) -> None:
+        """The swap and its repaint are done: space the next refresh by their cost."""
+        self._settles_due -= 1
+        if self._settles_due:
+            return  # a later swap is still being painted
         finished = time.monotonic()
-        self.last_cost_s = finished - started
+        self.last_cost_s = finished - self._started
+        self._started = None
         self._next_allowed = finished + max(self.min_interval_s, self.last_cost_s / self.gui_share)
+        if self._pending is not None:
+            self._schedule()

@@ -20,7 +20,7 @@ import csv
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from engine.data import load_text
 from engine.errors import DataError
@@ -142,7 +142,7 @@ class SeriesPanel(QtWidgets.QWidget):
         layout.addWidget(self.forecast_plot, 1)
         layout.addWidget(self.status)
 
-        self.controller.weights_updated.connect(self.show_model)
+        self.controller.weights_updated.connect(self._on_weights)
         self.controller.progressed.connect(self._on_progress)
         self.controller.failed.connect(lambda message: dialogs.show_error(self, "Training stopped", message))
         self.controller.state_changed.connect(self._update_buttons)
@@ -229,6 +229,10 @@ class SeriesPanel(QtWidgets.QWidget):
             dialogs.show_error(self, "Cannot train on this series", str(e))
             return
         self.controller.start(trainer)
+
+    @QtCore.Slot(object, object)
+    def _on_weights(self, model: SequenceModel, _viewer_trace) -> None:
+        self.show_model(model)
 
     def show_model(self, model: SequenceModel) -> None:
         """Show ``model``'s predictions for the current dataset (live weights, or a model trained elsewhere)."""

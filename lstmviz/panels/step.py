@@ -78,6 +78,7 @@ class CurrentStepPanel(QtWidgets.QWidget):
         self.plots.ci.layout.setColumnStretchFactor(1, 2)
         self.top: list = []  # [(char, probability)] of the current step, most likely first
         self.forecast: tuple | None = None  # series: (predicted (K,), actual (K,) or None), shown units
+        self._layout = None  # (names, H, colorblind) the axes and colormaps were set up for (text)
 
         session.model_changed.connect(self._on_model_changed)
         session.stepped.connect(self.refresh)  # also follows every model or text change
@@ -87,6 +88,10 @@ class CurrentStepPanel(QtWidgets.QWidget):
 
     def _on_model_changed(self):
         s = self.session
+        layout = None if s.is_series else (s.names, s.hidden_size, s.colorblind)
+        if layout is not None and layout == self._layout:
+            return  # new weights for the same text model (e.g. while training): nothing to rebuild
+        self._layout = layout
         H = max(s.hidden_size, 1)
         for name, item in self.strips.items():
             item.setVisible(name in s.names)
@@ -126,6 +131,7 @@ class CurrentStepPanel(QtWidgets.QWidget):
             item.setColorMap(colormap_for(name, colorblind))
 
     def _on_colormap_changed(self, colorblind: bool):
+        self._layout = None
         self._apply_colormaps(colorblind)
         self.refresh()
 

@@ -51,7 +51,7 @@ def test_docks_are_named_and_added(window, learn):
 def test_training_updates_the_viewer(qtbot, window, learn, errors):
     session = window.session
     models = []
-    learn.controller.weights_updated.connect(models.append)
+    learn.controller.weights_updated.connect(lambda model, _trace: models.append(model))
     with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
         learn.training_panel.train_button.click()
     trainer = learn.controller.trainer

@@ -50,7 +50,7 @@ def controller(qtbot):
 
     ctrl.progressed.connect(on_update)
     ctrl.state_changed.connect(record["states"].append)
-    ctrl.weights_updated.connect(record["models"].append)
+    ctrl.weights_updated.connect(lambda model, _trace: record["models"].append(model))
     ctrl.failed.connect(record["failed"].append)
     ctrl.finished_training.connect(record["finished"].append)
     ctrl.record = record

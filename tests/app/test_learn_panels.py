@@ -3,7 +3,7 @@ and the loss plot's bounded point count."""
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 
 from engine.data import TextCorpus
 from engine.model import ModelConfig
@@ -214,14 +214,19 @@ def test_loss_history_decimation_keeps_min_and_max():
 
 # --- viewer sync --------------------------------------------------------------------------------
 class RecordingSession:
-    """Stands in for Session.set_model: records the models and advances a fake clock."""
+    """Stands in for Session.set_model: records the models and advances a fake clock by
+    ``cost_s`` at once and by ``repaint_s`` in an event posted by the swap (as a repaint is)."""
 
-    def __init__(self, clock, cost_s):
-        self.clock, self.cost_s, self.models = clock, cost_s, []
+    def __init__(self, clock, cost_s, repaint_s=0.0):
+        self.clock, self.cost_s, self.repaint_s, self.models = clock, cost_s, repaint_s, []
 
-    def set_model(self, model, vocab):
+    def set_model(self, model, vocab, whole=None):
         self.models.append(model)
         self.clock[0] += self.cost_s
+        QTimer.singleShot(0, self._repaint)
+
+    def _repaint(self):
+        self.clock[0] += self.repaint_s
 
 
 def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
@@ -229,12 +234,12 @@ def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
 
     clock = [100.0]
     monkeypatch.setattr(viewer_sync.time, "monotonic", lambda: clock[0])
-    session = RecordingSession(clock, cost_s=0.4)
+    session = RecordingSession(clock, cost_s=0.1, repaint_s=0.3)
     sync = viewer_sync.ViewerSync(session, min_interval_s=0.25, gui_share=0.08)
     sync.offer("m1", "v")
     sync.offer("m2", "v")  # replaces m1 before it was shown
-    qtbot.waitUntil(lambda: session.models == ["m2"], timeout=2000)
-    assert sync.last_cost_s == pytest.approx(0.4)
+    qtbot.waitUntil(lambda: session.models == ["m2"] and sync.last_cost_s > 0, timeout=2000)
+    assert sync.last_cost_s == pytest.approx(0.4)  # the swap and the repaint it posted
     sync.offer("m3", "v")
     assert session.models == ["m2"]
     assert sync._timer.isActive() and sync._timer.interval() == 5000  # 0.4 s / 0.08 after the refresh
@@ -242,8 +247,15 @@ def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
     assert session.models == ["m2", "m3"] and not sync._timer.isActive()
     sync.flush()  # nothing pending: nothing happens
     assert session.models == ["m2", "m3"]
-    cheap = viewer_sync.ViewerSync(RecordingSession(clock, cost_s=0.001), min_interval_s=0.25, gui_share=0.08)
+    sync.offer("m4", "v")  # while m3 is still being painted: waits for it, then for the spacing
+    assert not sync._timer.isActive()
+    qtbot.waitUntil(sync._timer.isActive, timeout=2000)
+    assert sync._timer.interval() == 5000 and session.models == ["m2", "m3"]
+    sync._timer.stop()
+    cheap_session = RecordingSession(clock, cost_s=0.001)
+    cheap = viewer_sync.ViewerSync(cheap_session, min_interval_s=0.25, gui_share=0.08)
     cheap.offer("a", "v")
     cheap.flush()
     cheap.offer("b", "v")
+    qtbot.waitUntil(cheap._timer.isActive, timeout=2000)
     assert cheap._timer.interval() == 250  # cheap refreshes: at most four per second
