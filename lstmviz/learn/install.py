@@ -62,7 +62,7 @@ class LearningPanels(QObject):
         self.training_panel = TrainingPanel(self.controller, self.model_panel, self.data_panel)
         self.loss_plot = LossPlot()
         self.sampling_panel = SamplingPanel(session)
-        self.viewer_sync = ViewerSync(session, self)
+        self.viewer_sync = ViewerSync(session, self, paint_later=(main_window.gates_panel,))
         self._plotted_trainer = None
         self.docks = {}
         self._add_dock("training", "Training", self.training_panel, Qt.RightDockWidgetArea)

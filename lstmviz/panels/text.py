@@ -40,6 +40,7 @@ class TextPanel(QtWidgets.QWidget):
         self.quantity = "h"
         self._cached = None  # (start, document revision, [ExtraSelection per step from start])
         self._stale = False  # True: the cached selections' colours are out of date
+        self._fresh = 0  # the first this many cached selections have up-to-date colours
         self._starts: list | None = None  # series: document position of each step's label
 
         bar = QtWidgets.QHBoxLayout()
@@ -208,8 +209,9 @@ class TextPanel(QtWidgets.QWidget):
         self.recolour()
 
     def _coloured_selections(self) -> list:
-        """Extra selections colouring characters [start, t), extended incrementally while
-        stepping forward and truncated while stepping back."""
+        """Extra selections colouring characters [start, t). They are kept when stepping back
+        (and reused stepping forward again) and recoloured in place when only the colours are
+        out of date (new weights, unit, quantity or colormap); rebuilt when the text changes."""
         t = self.session.t
         if not self._colouring():
             self._cached = None
@@ -217,28 +219,29 @@ class TextPanel(QtWidgets.QWidget):
         start = max(0, t - COLOURED_MAX)
         revision = self.editor.document().revision()  # typing moves the selections' cursors
         if self._cached is None or self._cached[:2] != (start, revision):
-            self._cached = (start, revision, [])
-        sels = self._cached[2]
-        end = start + len(sels)
-        if end > t:
-            del sels[t - start:]
-            end = t
+            self._cached, self._fresh = (start, revision, []), 0
+        sels = self._cached[2]  # one per step from ``start``, possibly beyond t
         if self._stale:
-            for sel, rgb in zip(sels, self._colours(start, end).tolist()):
+            self._fresh, self._stale = 0, False
+        n = t - start
+        kept = min(len(sels), n)
+        if self._fresh < kept:  # recolour the out-of-date ones among those shown
+            colours = self._colours(start + self._fresh, start + kept).tolist()
+            for sel, rgb in zip(sels[self._fresh:kept], colours):
                 _set_colour(sel, rgb)
-            self._stale = False
-        if end < t:
+        if len(sels) < n:
             doc = self.editor.document()
-            sels.extend(self._char_selection(doc, end + k, rgb)
-                        for k, rgb in enumerate(self._colours(end, t).tolist()))
-        return sels
+            sels.extend(self._char_selection(doc, start + k, rgb)
+                        for k, rgb in enumerate(self._colours(start + len(sels), t).tolist(), len(sels)))
+        self._fresh = max(self._fresh, n)
+        return sels[:n]
 
     def recolour(self, *_):
         """Rebuild the highlight of the current character and the activation colours."""
         s = self.session
         doc = self.editor.document()
-        coloured = self._coloured_selections()
-        selections = list(coloured)
+        selections = self._coloured_selections()  # a new list: the current step's highlight is added
+        coloured = bool(selections)
         if s.t > 0:
             sel = QtWidgets.QTextEdit.ExtraSelection()
             sel.cursor = self._step_cursor(doc, s.t - 1)

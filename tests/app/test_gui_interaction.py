@@ -3,7 +3,7 @@
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.plots import colormap_for
+from lstmviz.plots import colormap_for, value_colours
 
 from .conftest import TEXT, make_window
 
@@ -75,6 +75,45 @@ def test_text_coloured_by_chosen_quantity(window):
     lut = colormap_for("c").getLookupTable(nPts=256, alpha=False)
     expected = lut[np.clip(np.floor((c - lo) * 256 / (hi - lo)), 0, 255).astype(int)]  # the heatmap's bins
     assert np.array_equal(drawn, expected)
+
+
+def drawn_text_colours(window) -> dict:
+    """{character index: (r, g, b)} of the editor's coloured characters."""
+    return {sel.cursor.selectionStart(): sel.format.background().color().getRgb()[:3]
+            for sel in window.text_panel.editor.extraSelections()
+            if sel.format.background().style() != QtCore.Qt.NoBrush}
+
+
+def expected_text_colours(session, quantity: str, unit: int, t: int) -> dict:
+    """The heatmap colours of ``quantity`` for ``unit`` at steps 0..t-1, from a fresh trace."""
+    values = session.model.trace(session.vocab.encode(session.text)).gate(quantity, 0)[:t, unit]  # (t,)
+    return {k: tuple(int(v) for v in rgb)
+            for k, rgb in enumerate(value_colours(quantity, values, session.levels(quantity, 0)))}
+
+
+def test_text_colours_follow_new_weights_steps_back_and_typing(window, qtbot):
+    from engine.model import SequenceModel
+
+    s = window.session
+    s.seek(40)
+    s.select(0, 3, -1)
+    window.text_panel.set_quantity("h")
+    assert drawn_text_colours(window) == expected_text_colours(s, "h", 3, 40)
+    config = s.model.config
+    s.set_model(SequenceModel(config, rng=np.random.default_rng(7)), s.vocab)  # new weights, same text
+    assert drawn_text_colours(window) == expected_text_colours(s, "h", 3, 40)
+    s.seek(25)
+    s.set_model(SequenceModel(config, rng=np.random.default_rng(8)), s.vocab)  # new weights while stepped back
+    s.seek(45)
+    assert drawn_text_colours(window) == expected_text_colours(s, "h", 3, 45)
+    editor = window.text_panel.editor
+    cursor = editor.textCursor()
+    cursor.setPosition(0)
+    editor.setTextCursor(cursor)
+    editor.insertPlainText(TEXT[5])  # every character after it moves one place
+    window.text_panel.apply_edit()
+    assert s.text == TEXT[5] + TEXT
+    assert drawn_text_colours(window) == expected_text_colours(s, "h", 3, s.t)
 
 
 def test_settings_round_trip_through_ini(window, qtbot, settings_path):

@@ -259,3 +259,26 @@ def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
     cheap.offer("b", "v")
     qtbot.waitUntil(cheap._timer.isActive, timeout=2000)
     assert cheap._timer.interval() == 250  # cheap refreshes: at most four per second
+
+
+def test_viewer_sync_repaints_paint_later_widgets_in_a_later_turn(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from lstmviz.learn import viewer_sync
+
+    heatmaps = QWidget()
+    qtbot.addWidget(heatmaps)
+    heatmaps.show()
+    seen = []
+
+    class Session:
+        def set_model(self, model, vocab, whole=None):
+            seen.append((model, whole, heatmaps.updatesEnabled()))
+
+    sync = viewer_sync.ViewerSync(Session(), paint_later=(heatmaps,))
+    sync.offer("m", "v", "trace")
+    sync.flush()
+    assert seen == [("m", "trace", False)]  # swapped while the heatmaps do not repaint
+    assert not heatmaps.updatesEnabled()
+    qtbot.waitUntil(heatmaps.updatesEnabled, timeout=2000)  # repainted in a later turn
+    qtbot.waitUntil(lambda: sync._started is None, timeout=2000)  # and only then counted as done
