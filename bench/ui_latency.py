@@ -120,22 +120,29 @@ def main(argv=None) -> int:
         done = []
         panels.controller.finished_training.connect(done.append)
         panels.controller.failed.connect(lambda message: print("training failed:", message, file=sys.stderr))
-        headless, in_app, busy, refresh, gui_share = [], [], [], [], []
+        refreshes = []
+        window.session.model_changed.connect(lambda: refreshes.append(time.perf_counter()))
+        headless, in_app, busy, refresh, gui_share, rates = [], [], [], [], [], []
         for _ in range(args.repeats):  # interleaved, so both see the same background load
             headless.append(headless_rate(model_config, corpus, train_config))
             done.clear()
             cpu, wall = time.thread_time(), time.perf_counter()
             panels.training_panel.train()
+            refreshes.clear()
             busy.append(lateness_while(lambda: bool(done), timeout_s=3600))
-            gui_share.append((time.thread_time() - cpu) / (time.perf_counter() - wall))
+            elapsed = time.perf_counter() - wall
+            gui_share.append((time.thread_time() - cpu) / elapsed)
+            rates.append(len(refreshes) / elapsed)
             in_app.append(done[0].progress.steps_per_s if done[0] is not None else float("nan"))
+            lateness_while(lambda: not panels.viewer_sync.painting, timeout_s=5)  # the last refresh's repaint
             refresh.append(panels.viewer_sync.last_cost_s)
         headless.append(headless_rate(model_config, corpus, train_config))
         busy = np.concatenate(busy)
         print(describe("idle window", idle))
         print(describe("while training", busy))
-        print(f"viewer: {window.session.steps} characters shown, at step {window.session.t}; last refresh "
-              f"cost {1e3 * max(refresh):.0f} ms (max over runs); OPENBLAS_NUM_THREADS="
+        print(f"viewer: {window.session.steps} characters shown, at step {window.session.t}; heatmaps "
+              "refreshed " + ", ".join(f"{r:.1f}" for r in rates) + " times per second; last refresh "
+              f"cost (swap + repaint) {1e3 * max(refresh):.0f} ms (max over runs); OPENBLAS_NUM_THREADS="
               f"{os.environ.get('OPENBLAS_NUM_THREADS')}")
         print("GUI thread CPU while training: " + ", ".join(f"{100 * g:.0f} %" for g in gui_share))
         print("throughput steps/s: headless " + ", ".join(f"{r:.1f}" for r in headless)

@@ -5,7 +5,9 @@ the viewer's text under them, re-runs it on the GUI thread; then every panel red
 runs, the GUI holds the GIL and the training thread mostly waits. ``ViewerSync`` applies the
 newest offered model at most every ``min_interval_s`` (0.25 s: <= 4 refreshes per second) and,
 when refreshes are expensive, spaces them so that they take at most ``gui_share`` of the time:
-after a refresh that cost ``c`` seconds, the next comes no sooner than ``c / gui_share``. The
+after a refresh that cost ``c`` seconds, the next comes no sooner than ``c / gui_share`` (but
+within ``MAX_INTERVAL_S``: a refresh that seemed to cost seconds because something else held the
+event loop must not stop the viewer for minutes). The
 cost counts the repaint the swap causes, not only the swap (the repaint is usually the larger
 part): it runs until zero-delay timers started after the swap have fired, which Qt delivers
 after the paint events posted before them.
@@ -28,6 +30,7 @@ import time
 from PySide6.QtCore import QObject, QTimer, Slot
 
 MIN_INTERVAL_S = 0.25  # at most four refreshes per second
+MAX_INTERVAL_S = 2.0  # and at least one every two seconds while models keep coming
 GUI_SHARE = 0.05  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
 
 
@@ -50,6 +53,11 @@ class ViewerSync(QObject):
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
 
+    @property
+    def painting(self) -> bool:
+        """True from a swap until its repaint is done (see the module docstring)."""
+        return self._started is not None
+
     def offer(self, model, vocab, trace=None) -> None:
         """Show ``model`` (with ``vocab``; ``trace``: the viewer's trace under it, or None) in the
         viewer as soon as the rate limit allows."""
@@ -57,7 +65,7 @@ class ViewerSync(QObject):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._timer.isActive() or self._started is not None:  # due, or the last one still painting
+        if self._timer.isActive() or self.painting:  # due, or the last one still painting
             return
         delay = max(0.0, self._next_allowed - time.monotonic())
         self._timer.start(int(round(delay * 1000)))
@@ -93,6 +101,7 @@ class ViewerSync(QObject):
         finished = time.monotonic()
         self.last_cost_s = finished - self._started
         self._started = None
-        self._next_allowed = finished + max(self.min_interval_s, self.last_cost_s / self.gui_share)
+        spacing = min(max(self.min_interval_s, self.last_cost_s / self.gui_share), MAX_INTERVAL_S)
+        self._next_allowed = finished + spacing
         if self._pending is not None:
             self._schedule()
