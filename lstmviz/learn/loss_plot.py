@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBox
 from ..plots import nice_ceil
 
 DEFAULT_MAX_BINS = 1000  # curves draw at most 2 * DEFAULT_MAX_BINS points
-REDRAW_MS = 400  # at most 2.5 redraws per second
+REDRAW_MS = 500  # at most 2 redraws per second
 MAX_VAL_SYMBOLS = 200  # above this many validation points, draw them as a line only
 
 

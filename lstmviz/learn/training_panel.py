@@ -27,7 +27,7 @@ from ..progress import format_duration
 from .controller import TrainingController
 
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
-READOUT_INTERVAL_S = 0.2  # the progress bar and rate readout change at most 5 times per second
+READOUT_INTERVAL_S = 0.25  # the progress bar and rate readout change at most 4 times per second
 
 
 class TrainingPanel(QWidget):

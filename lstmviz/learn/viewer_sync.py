@@ -9,8 +9,8 @@ after a refresh that cost ``c`` seconds, the next comes no sooner than ``c / gui
 within ``MAX_INTERVAL_S``: a refresh that seemed to cost seconds because something else held the
 event loop must not stop the viewer for minutes). The
 cost counts the repaint the swap causes, not only the swap (the repaint is usually the larger
-part): it runs until zero-delay timers started after the swap have fired, which Qt delivers
-after the paint events posted before them.
+part): it runs until an event posted at low priority after the swap is delivered, which Qt does
+after the repaint events (also low priority) posted before it.
 
 A refresh is cut into event-loop turns so that no single turn keeps the window busy for long:
 the swap, then the paint events it posted, then the repaint of the ``paint_later`` widgets
@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
 
+SETTLED = QEvent.Type(QEvent.registerEventType())  # posted after a refresh's repaint
 MIN_INTERVAL_S = 0.25  # at most four refreshes per second
 MAX_INTERVAL_S = 2.0  # and at least one every two seconds while models keep coming
-GUI_SHARE = 0.05  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
+GUI_SHARE = 0.08  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
 
 
 class ViewerSync(QObject):
@@ -82,17 +83,25 @@ class ViewerSync(QObject):
             self._started = time.monotonic()
         for widget in self.paint_later:
             widget.setUpdatesEnabled(False)
-        self.session.set_model(model, vocab, trace)
-        self._settles_due += 1
-        QTimer.singleShot(0, self._paint_rest)  # after the paint events the swap posted
+        try:
+            self.session.set_model(model, vocab, trace)
+        finally:  # even if the swap failed, the heatmaps repaint and the refresh is settled
+            self._settles_due += 1
+            QTimer.singleShot(0, self._paint_rest)  # after the paint events the swap posted
 
     @Slot()
     def _paint_rest(self) -> None:
         for widget in self.paint_later:
             widget.setUpdatesEnabled(True)  # posts their repaint, painted in the next turn
-        QTimer.singleShot(0, self._settled)  # after that repaint
+        # Qt posts repaints (UpdateRequest) at low priority, after all normal events: so must this
+        QCoreApplication.postEvent(self, QEvent(SETTLED), Qt.LowEventPriority.value)
 
-    @Slot()
+    def event(self, event: QEvent) -> bool:
+        if event.type() == SETTLED:
+            self._settled()
+            return True
+        return super().event(event)
+
     def _settled(self) -> None:
         """The swap and its repaint are done: space the next refresh by their cost."""
         self._settles_due -= 1
