@@ -6,7 +6,7 @@ stall: p50/p95/p99/max of lateness, ms). The same Trainer configuration is run h
 same process, interleaved with the in-app runs.
 Targets: p99 stall <= 30 ms; in-app throughput >= 90 % of headless.
 
-    python bench/ui_latency.py [--steps 100] [--repeats 3] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
+    python bench/ui_latency.py [--steps 300] [--repeats 3] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
 
 Runs alternate (headless, in app, headless, ...) so both see the same background load; the
 best and median rates of each are compared (this machine is shared and noisy).
@@ -85,7 +85,7 @@ def describe(name: str, late: np.ndarray) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=1)
     parser.add_argument("--seq-len", type=int, default=64)

@@ -7,9 +7,9 @@ points) while spikes stay visible. Payloads arrive at up to 20 per second; the p
 at most every ``REDRAW_MS``, and validation points get symbols only while there are few of them.
 
 Painting is what costs GUI time, so the axes are kept still: the view follows the data in
-steady steps (x from the run's first step to its last planned step; y rounded out to a nice
-step, see ``steady_range``) instead of auto-ranging to every new point, which would rebuild
-both axes on every redraw. No grid: its translucent lines cost more to paint than the curves
+steady steps (both ranges rounded out to a nice step, see ``steady_range``; x never past the
+run's last planned step) instead of auto-ranging to every new point, which would rebuild both
+axes on every redraw. No grid: its translucent lines cost more to paint than the curves
 (with a grid a redraw painted in ~27 ms, without it and with still axes in ~2.5 ms; 1400 x 250
 px, offscreen). Zooming or panning by hand stops the following until the "A" button is pressed.
 """
@@ -28,17 +28,17 @@ REDRAW_MS = 500  # at most 2 redraws per second
 MAX_VAL_SYMBOLS = 200  # above this many validation points, draw them as a line only
 
 
-Y_TICKS = 5  # the y range is rounded out to a multiple of about (range / Y_TICKS)
+TICKS = 5  # ranges are rounded out to a multiple of about (range / TICKS)
 
 
 def steady_range(lo: float, hi: float) -> tuple[float, float]:
-    """``(lo, hi)`` rounded outward to multiples of a nice step near ``(hi - lo) / Y_TICKS``, so
+    """``(lo, hi)`` rounded outward to multiples of a nice step near ``(hi - lo) / TICKS``, so
     it changes only when the data cross a rounded bound. Any units; a flat series gets a unit
     wide range around its value."""
     span = hi - lo
     if not span > 0:
         return lo - 0.5, hi + 0.5
-    step = nice_ceil(span / Y_TICKS)
+    step = nice_ceil(span / TICKS)
     return float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step)
 
 
@@ -191,8 +191,10 @@ class LossPlot(QWidget):
             values = np.log10(values[values > 0])  # (k',) the view's units in log mode
         if not len(values):
             return
-        last = max(int(steps[-1]), self._latest.total_steps if self._latest is not None else 0)
-        x_range = (float(steps[0]), float(max(last, steps[0] + 1)))
+        x_lo, x_hi = steady_range(float(steps[0]), float(steps[-1]))
+        if self._latest is not None:  # never past the run's last planned step
+            x_hi = max(min(x_hi, float(self._latest.total_steps)), float(steps[-1]))
+        x_range = (max(x_lo, 0.0), x_hi)
         y_range = steady_range(float(values.min()), float(values.max()))
         if self.shown_range() != (x_range, y_range):
             view.setRange(xRange=x_range, yRange=y_range, padding=0)

@@ -1,6 +1,8 @@
 """Learning panels on their own: presets, model-form validation and settings, data refusals,
 and the loss plot's bounded point count."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QTimer
@@ -196,6 +198,49 @@ def test_loss_plot_point_count_stays_bounded_over_100k_steps(qtbot):
     assert plot.plot.getPlotItem().ctrl.logYCheck.isChecked()
     plot.reset()
     assert plot.plotted_point_count() == 0
+
+
+def test_steady_range_rounds_out_to_nice_steps():
+    from lstmviz.learn.loss_plot import steady_range
+
+    assert steady_range(1.37, 3.92) == (1.0, 4.0)  # span 2.55 -> step 1 (nice_ceil of 0.51)
+    assert steady_range(0.0, 1234.0) == (0.0, 1250.0)  # step 250
+    assert steady_range(2.0, 2.0) == (1.5, 2.5)  # flat: a unit-wide range
+
+
+def test_loss_plot_view_holds_the_data_and_keeps_still(qtbot):
+    plot = LossPlot(max_bins=1000)
+    qtbot.addWidget(plot)
+    rng = np.random.Generator(np.random.PCG64(1))
+    plot.add_update(fake_update(1, 1100, rng))
+    plot.redraw()
+    (x0, x1), (y0, y1) = plot.shown_range()
+    steps, values = plot.raw_curve.getData()
+    assert x0 <= steps.min() and steps.max() <= x1 <= 100_000  # never past the planned last step
+    assert y0 <= values.min() and values.max() <= y1
+    ranges = []
+    plot.plot.getViewBox().sigRangeChanged.connect(lambda *_: ranges.append(plot.shown_range()))
+    for start in range(1101, 1201, 10):  # new points inside the rounded range: the axes stay put
+        inside = fake_update(start, 10, rng)
+        plot.add_update(replace(inside, train_loss=np.full(10, (y0 + y1) / 2), smooth_loss=np.full(10, (y0 + y1) / 2),
+                                val_steps=inside.val_steps[:0], val_loss=inside.val_loss[:0]))
+        plot.redraw()
+    assert x1 >= 1200 and ranges == []
+    plot.add_update(fake_update(1201, 2000, rng))  # beyond it: the view follows
+    plot.redraw()
+    assert plot.shown_range()[0][1] >= 3200 and len(ranges) == 1
+    plot.log_scale.setChecked(True)  # log mode: the view's y is log10 of the loss
+    (_, _), (y0, y1) = plot.shown_range()
+    values = plot.raw_curve.getData()[1]  # as drawn: log10 of the loss
+    assert y0 <= values.min() and values.max() <= y1 <= 1.0
+    plot.plot.getViewBox().setXRange(10, 20)
+    plot.plot.getViewBox().sigRangeChangedManually.emit([True, False])  # as a mouse zoom does
+    plot.add_update(fake_update(3201, 5000, rng))
+    plot.redraw()
+    assert plot.shown_range()[0] == pytest.approx((10, 20), abs=1)  # a hand-set view is left alone
+    plot.plot.getPlotItem().autoBtnClicked()  # the "A" button hands it back
+    plot.redraw()
+    assert plot.shown_range()[0][1] >= 8200
 
 
 def test_loss_history_decimation_keeps_min_and_max():
