@@ -19,8 +19,8 @@ The worker's signals are connected only to ``@Slot`` methods of the controller, 
 the GUI thread; the controller re-emits them as GUI-thread relay signals:
 
 ``progressed(TrainingUpdate)``, ``weights_updated(SequenceModel, Trace | None)`` (a fresh model
-built from the copied parameters, and the viewer's trace under it, or None), ``finished_training(TrainingUpdate | None)`` (the last payload),
-``failed(str)`` (an exception in the loop, or divergence after the last finite weights were
+built from the copied parameters, and the viewer's trace under it or None),
+``finished_training(TrainingUpdate | None)`` (the last payload), ``failed(str)`` (an exception in the loop, or divergence after the last finite weights were
 restored and relayed) and ``state_changed(str)`` with one of :data:`STATES`.
 
 Stop and pause are ``threading.Event`` objects checked between steps: the trainer checks
@@ -136,9 +136,9 @@ class TrainingWorker(QObject):
         self._stop = stop
         self._pause = pause
         self._progress_interval = progress_interval
-        self._weights_interval = weights_interval  # seconds; stretched after costly traces
+        self._weights_interval = weights_interval  # shortest gap between weights payloads, seconds
         self._viewer = viewer if viewer is not None else ViewerInputs()
-        self._weights_gap = weights_interval  # seconds until the next weights payload is due
+        self._weights_gap = weights_interval  # the current gap, seconds: stretched after costly traces
 
     @Slot()
     def run(self) -> None:

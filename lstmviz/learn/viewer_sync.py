@@ -7,10 +7,10 @@ newest offered model at most every ``min_interval_s`` (0.25 s: <= 4 refreshes pe
 when refreshes are expensive, spaces them so that they take at most ``gui_share`` of the time:
 after a refresh that cost ``c`` seconds, the next comes no sooner than ``c / gui_share`` (but
 within ``MAX_INTERVAL_S``: a refresh that seemed to cost seconds because something else held the
-event loop must not stop the viewer for minutes). The
-cost counts the repaint the swap causes, not only the swap (the repaint is usually the larger
-part): it runs until an event posted at low priority after the swap is delivered, which Qt does
-after the repaint events (also low priority) posted before it.
+event loop must not stop the viewer for minutes). The cost counts the repaint the swap causes,
+not only the swap (the repaint is usually the larger part): it runs until an event posted at low
+priority after the swap is delivered, which Qt does after the repaint events (also low
+priority) posted before it.
 
 A refresh is cut into event-loop turns so that no single turn keeps the window busy for long:
 the swap, then the paint events it posted, then the repaint of the ``paint_later`` widgets

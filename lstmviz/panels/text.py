@@ -196,7 +196,7 @@ class TextPanel(QtWidgets.QWidget):
 
     def _forget_colours(self, *_):
         """The colours are out of date (new weights, unit, quantity or colormap); the characters'
-        selections are kept and recoloured in place (half the cost of rebuilding them)."""
+        selections are kept and recoloured in place (cheaper than rebuilding them)."""
         self._stale = True
 
     def _forget_selections(self):
