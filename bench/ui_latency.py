@@ -7,6 +7,7 @@ same process, interleaved with the in-app runs.
 Targets: p99 stall <= 30 ms; in-app throughput >= 90 % of headless.
 
     python bench/ui_latency.py [--steps 300] [--repeats 3] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
+                               [--no-live-heatmaps]
 
 Runs alternate (headless, in app, headless, ...) so both see the same background load; the
 best and median rates of each are compared (this machine is shared and noisy).
@@ -92,6 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--chars", type=int, default=200_000)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved headless / in-app runs")
+    parser.add_argument("--no-live-heatmaps", action="store_true",
+                        help="uncheck the training panel's Live heatmaps (the viewer catches up at the end)")
     args = parser.parse_args(argv)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -108,6 +111,7 @@ def main(argv=None) -> int:
                                            batching="sequential"))
         text = training_text(args.chars)
         panels.data_panel.val_fraction.setValue(0.0)  # time training steps only, no evaluation
+        panels.training_panel.live_view.setChecked(not args.no_live_heatmaps)
         if not panels.data_panel.use_text(text, "benchmark text"):
             print("the benchmark text was refused", file=sys.stderr)
             return 1

@@ -9,7 +9,9 @@ them; listed in ``main_window.view_menu`` when the window has one) and wires the
   share of the GUI thread's time), with the trace of the viewer's text that the training thread
   computed under them (the viewer's token ids are handed to the controller whenever the text
   changes), so the gate heatmaps show the model as it learns and the GUI thread only draws; a
-  run's final weights are applied as soon as it ends;
+  run's final weights are applied as soon as it ends, and a pause's at once; with the training
+  panel's "Live heatmaps" unchecked, the worker traces nothing and the viewer only catches up
+  at pauses and at the end;
 * ``failed`` (an error, or divergence after the last finite weights were restored) shows an
   error dialog;
 * closing the window while training asks Save / Discard / Cancel (``ask_save_discard_cancel``,
@@ -59,10 +61,11 @@ class LearningPanels(QObject):
         self.controller = TrainingController(self)
         self.model_panel = ModelPanel(settings)
         self.data_panel = DataPanel(check=self.model_panel.check_corpus)
-        self.training_panel = TrainingPanel(self.controller, self.model_panel, self.data_panel)
+        self.training_panel = TrainingPanel(self.controller, self.model_panel, self.data_panel, settings=settings)
         self.loss_plot = LossPlot()
         self.sampling_panel = SamplingPanel(session)
         self.viewer_sync = ViewerSync(session, self, paint_later=(main_window.gates_panel,))
+        self.viewer_sync.live = self.training_panel.live_view.isChecked()
         self._plotted_trainer = None
         self.docks = {}
         self._add_dock("training", "Training", self.training_panel, Qt.RightDockWidgetArea)
@@ -79,6 +82,7 @@ class LearningPanels(QObject):
         self.controller.progressed.connect(self.loss_plot.add_update)
         self.controller.weights_updated.connect(self._on_weights)
         session.text_changed.connect(self._hand_viewer_inputs)
+        self.training_panel.live_view.toggled.connect(self._on_live_view)
         self.controller.failed.connect(self._on_failed)
         self.controller.finished_training.connect(self._on_finished)
         self.controller.state_changed.connect(self._on_state)
@@ -104,12 +108,23 @@ class LearningPanels(QObject):
 
     @Slot()
     def _hand_viewer_inputs(self) -> None:
-        """Tell the training thread which token ids the viewer shows (it traces them)."""
-        self.controller.set_viewer_inputs(None if self.session.is_series else self.session.trace_inputs())
+        """Tell the training thread which token ids the viewer shows (it traces them), or
+        nothing when the heatmaps do not follow training live."""
+        live = self.viewer_sync.live and not self.session.is_series
+        self.controller.set_viewer_inputs(self.session.trace_inputs() if live else None)
+
+    @Slot(bool)
+    def _on_live_view(self, on: bool) -> None:
+        self.viewer_sync.live = bool(on)
+        self._hand_viewer_inputs()
+        if on:
+            self.viewer_sync.flush()  # catch up at once
 
     @Slot(object, object)
     def _on_weights(self, model: SequenceModel, trace) -> None:
         self.viewer_sync.offer(model, self.controller.trainer.corpus.vocab, trace)
+        if self.controller.state == "paused":  # the weights a pause holds are shown, live or not
+            self.viewer_sync.flush()
 
     @Slot(object)
     def _on_finished(self, _update) -> None:

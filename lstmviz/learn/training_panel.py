@@ -5,7 +5,8 @@ data panel's corpus and hands an ``engine.train.Trainer`` to the ``TrainingContr
 Resume continues a paused run, or a stopped run exactly where it stopped (same trainer:
 weights, optimizer state, data position, RNG). "Save model…" writes a checkpoint with the
 optimizer and training state; "Resume from checkpoint…" continues such a checkpoint on the
-current training text, bit for bit, up to the Steps value of the model panel.
+current training text, bit for bit, up to the Steps value of the model panel. "Live heatmaps"
+(remembered) chooses whether the viewer follows the weights while training.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QGridLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+from PySide6.QtCore import QSettings, Signal
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
                                QVBoxLayout, QWidget)
 
 from engine.checkpoint import load_checkpoint
@@ -28,6 +29,7 @@ from .controller import TrainingController
 
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
 READOUT_INTERVAL_S = 0.25  # the progress bar and rate readout change at most 4 times per second
+LIVE_VIEW_KEY = "training/live_heatmaps"  # QSettings key of the "Live heatmaps" check box
 
 
 class TrainingPanel(QWidget):
@@ -38,7 +40,8 @@ class TrainingPanel(QWidget):
 
     trainer_started = Signal(object)
 
-    def __init__(self, controller: TrainingController, model_panel, data_panel, parent: QWidget | None = None):
+    def __init__(self, controller: TrainingController, model_panel, data_panel, parent: QWidget | None = None,
+                 settings: QSettings | None = None):
         super().__init__(parent)
         self.controller = controller
         self.model_panel = model_panel
@@ -60,6 +63,13 @@ class TrainingPanel(QWidget):
         self.rate_label = QLabel("Idle.")
         self.rate_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # text changes never re-layout the window
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
+        self.live_view = QCheckBox("Live heatmaps")
+        self.live_view.setToolTip("Redraw the gate heatmaps and the text colours with the latest weights while "
+                                  "training (about once or twice a second). Off: the window does about half "
+                                  "the work while training, and the views catch up when it pauses or stops.")
+        self._settings = settings
+        self.live_view.setChecked(True if settings is None else settings.value(LIVE_VIEW_KEY, True, type=bool))
+        self.live_view.toggled.connect(self._remember_live_view)
         grid = QGridLayout()
         for k, button in enumerate((self.train_button, self.pause_button, self.resume_button, self.stop_button)):
             grid.addWidget(button, 0, k)
@@ -69,6 +79,7 @@ class TrainingPanel(QWidget):
         layout.addLayout(grid)
         layout.addWidget(self.progress)
         layout.addWidget(self.rate_label)
+        layout.addWidget(self.live_view)
         layout.addStretch(1)
         self.train_button.clicked.connect(self.train)
         self.pause_button.clicked.connect(controller.pause)
@@ -141,6 +152,10 @@ class TrainingPanel(QWidget):
             return False
         self._start(trainer)
         return True
+
+    def _remember_live_view(self, on: bool) -> None:
+        if self._settings is not None:
+            self._settings.setValue(LIVE_VIEW_KEY, bool(on))
 
     # --- display ----------------------------------------------------------------------------
     def _start(self, trainer: Trainer) -> None:

@@ -20,7 +20,8 @@ running, 34 + 20 ms against 48 ms in one turn), but no turn is long: measured wi
 ``bench/ui_latency.py`` while training, the p99 event-loop stall fell from ~55 ms to ~25 ms.
 
 Models offered in between replace each other (only the newest is applied); ``flush()``
-applies the pending one at once (used for a run's final weights).
+applies the pending one at once (used for a run's final weights). With ``live`` off, offered
+models are only kept until ``flush()`` (the "Live heatmaps" check box of the training panel).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class ViewerSync(QObject):
         super().__init__(parent)
         self.session = session
         self.paint_later = tuple(paint_later)  # widgets repainted in a later event-loop turn
+        self.live = True  # False: offered models wait for flush()
         self.min_interval_s = min_interval_s
         self.gui_share = gui_share
         self.last_cost_s = 0.0  # duration of the last refresh, seconds
@@ -66,7 +68,7 @@ class ViewerSync(QObject):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._timer.isActive() or self.painting:  # due, or the last one still painting
+        if not self.live or self._timer.isActive() or self.painting:  # held, due, or still painting
             return
         delay = max(0.0, self._next_allowed - time.monotonic())
         self._timer.start(int(round(delay * 1000)))

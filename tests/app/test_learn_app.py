@@ -48,12 +48,22 @@ def test_docks_are_named_and_added(window, learn):
     assert {"dock_training", "dock_data", "dock_model", "dock_sampling", "dock_loss"} <= names
 
 
-def test_training_updates_the_viewer(qtbot, window, learn, errors):
+def test_training_updates_the_viewer(qtbot, window, learn, errors, monkeypatch):
     session = window.session
-    models = []
-    learn.controller.weights_updated.connect(lambda model, _trace: models.append(model))
+    models, traces, gui_traces = [], [], []
+    learn.controller.weights_updated.connect(lambda model, trace: (models.append(model), traces.append(trace)))
+    whole_trace = session._whole_trace
+    monkeypatch.setattr(session, "_whole_trace", lambda *args: gui_traces.append(args) or whole_trace(*args))
+    at_start = []  # GUI-thread traces once the run's fresh model and preview text are shown
+    learn.training_panel.trainer_started.connect(lambda _trainer: at_start.append(len(gui_traces)))
     with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
         learn.training_panel.train_button.click()
+    assert len(gui_traces) == at_start[0]  # every refresh during the run used the worker's trace
+    assert traces and all(trace is not None for trace in traces)
+    assert np.array_equal(traces[-1].inputs, session.trace_inputs())
+    worker_trace, fresh = traces[-1], models[-1].trace(session.trace_inputs())
+    for name in ("f", "i", "o", "g", "c", "h"):  # the worker traced under exactly those weights
+        assert np.array_equal(worker_trace.gate(name), fresh.gate(name))
     trainer = learn.controller.trainer
     assert trainer.step == 300 and errors == []
     assert session.vocab == trainer.corpus.vocab and session.text  # the viewer shows training text
@@ -68,6 +78,23 @@ def test_training_updates_the_viewer(qtbot, window, learn, errors):
     qtbot.waitUntil(lambda: learn.loss_plot.plotted_point_count() == 300 + 300 + 6, timeout=5000)
     assert learn.training_panel.progress.value() == 300
     assert session.model_step == 300
+
+
+def test_without_live_heatmaps_the_viewer_catches_up_at_the_end(qtbot, window, learn, errors):
+    session = window.session
+    learn.training_panel.live_view.setChecked(False)
+    assert window.settings.value("training/live_heatmaps", type=bool) is False  # remembered
+    changes = []
+    session.model_changed.connect(lambda: changes.append(session.model))
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        learn.training_panel.train_button.click()
+    trainer = learn.controller.trainer
+    assert trainer.step == 300 and errors == []
+    assert len(changes) == 2  # the fresh model when the run started, the final weights at its end
+    for name, value in trainer.model.params.items():
+        assert np.array_equal(session.model.params[name], value)
+    learn.training_panel.live_view.setChecked(True)
+    assert learn.viewer_sync.live
 
 
 def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypatch):
