@@ -16,6 +16,7 @@ from .panels import CurrentStepPanel, GatesPanel, TextPanel, TransportPanel
 from .panels.transport import DEFAULT_SPEED
 from .session import Session
 
+DEFAULT_SIZE = (1400, 880)  # first-run window size, logical pixels
 RECENT_MAX = 8
 MODEL_FILTER = "lstmviz models (*.npz);;All files (*)"
 TEXT_FILTER = "Text files (*.txt);;All files (*)"
@@ -84,10 +85,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(area, dock)
         return dock
 
-    def add_panel(self, name: str, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+    def add_panel(self, name: str, title: str, widget: QtWidgets.QWidget, area,
+                  scrolled: bool = False) -> QtWidgets.QDockWidget:
         """Add a dock for ``widget`` (object name ``dock_<name>``, so the saved layout finds it),
         listed in the View menu and in ``docks[name]``. For panels installed after the window
-        is built (training, lessons); call ``finish_layout`` once they are all in."""
+        is built (training, lessons); call ``finish_layout`` once they are all in. ``scrolled``:
+        inside a scroll area, so a tall or wide form does not set the window's minimum size."""
+        if scrolled:
+            area_widget = QtWidgets.QScrollArea()
+            area_widget.setWidgetResizable(True)
+            area_widget.setWidget(widget)
+            widget = area_widget
         dock = self._dock(name, title, widget, area)
         toggle = dock.toggleViewAction()
         toggle.setStatusTip(f"Show or hide the {title} panel")
@@ -101,6 +109,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self._default_state = self.saveState()
         state = self.settings.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
         self._sizes_pending = state.isEmpty() or not self.restoreState(state)
+        if not self._geometry_restored:  # docks added since __init__ have grown the window
+            self._resize_to_default()
+
+    def _resize_to_default(self) -> None:
+        """The first-run size: DEFAULT_SIZE, or the screen's free area if that is smaller (the
+        docks' minimum sizes still apply)."""
+        free = self.screen().availableGeometry()
+        self.resize(min(DEFAULT_SIZE[0], free.width()), min(DEFAULT_SIZE[1], free.height()))
 
     # --- menus --------------------------------------------------------------------------------
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QtGui.QAction:
@@ -263,10 +279,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def _restore_settings(self):
         s = self.settings
         geometry = s.value("window/geometry", QtCore.QByteArray(), type=QtCore.QByteArray)
-        if not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 880)
+        self._geometry_restored = not geometry.isEmpty() and self.restoreGeometry(geometry)
+        if not self._geometry_restored:
+            self._resize_to_default()
         state = s.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
         self._sizes_pending = state.isEmpty() or not self.restoreState(state)
         self.session.set_colorblind(s.value("view/colorblind", False, type=bool))

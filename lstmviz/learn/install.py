@@ -23,7 +23,7 @@ them; listed in ``main_window.view_menu`` when the window has one) and wires the
 from __future__ import annotations
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, Slot
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QScrollArea, QWidget
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from engine.model import SequenceModel
 
@@ -69,9 +69,9 @@ class LearningPanels(QObject):
         self._plotted_trainer = None
         self.docks = {}
         self._add_dock("training", "Training", self.training_panel, Qt.RightDockWidgetArea)
-        self._add_dock("data", "Training data", self.data_panel, Qt.RightDockWidgetArea)
-        self._add_dock("model", "Model", _scrolled(self.model_panel), Qt.RightDockWidgetArea)
-        self._add_dock("sampling", "Sampling", self.sampling_panel, Qt.RightDockWidgetArea)
+        self._add_dock("data", "Training data", self.data_panel, Qt.RightDockWidgetArea, scrolled=True)
+        self._add_dock("model", "Model", self.model_panel, Qt.RightDockWidgetArea, scrolled=True)
+        self._add_dock("sampling", "Sampling", self.sampling_panel, Qt.RightDockWidgetArea, scrolled=True)
         self._add_dock("loss", "Loss", self.loss_plot, Qt.BottomDockWidgetArea)
         main_window.tabifyDockWidget(self.docks["data"], self.docks["model"])
         main_window.tabifyDockWidget(self.docks["model"], self.docks["sampling"])
@@ -89,8 +89,8 @@ class LearningPanels(QObject):
         main_window.installEventFilter(self)
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
-    def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
-        self.docks[name] = self.window.add_panel(name, title, widget, area)
+    def _add_dock(self, name: str, title: str, widget: QWidget, area, scrolled: bool = False) -> None:
+        self.docks[name] = self.window.add_panel(name, title, widget, area, scrolled)
 
     # --- wiring (GUI thread) ----------------------------------------------------------------
     @Slot(object)
@@ -172,10 +172,3 @@ class LearningPanels(QObject):
 def install_learning_panels(main_window: QMainWindow, session, settings: QSettings | None = None) -> LearningPanels:
     """Create and wire the learning docks in ``main_window``; see the module docstring."""
     return LearningPanels(main_window, session, settings)
-
-
-def _scrolled(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidgetResizable(True)
-    area.setWidget(widget)
-    return area

@@ -40,7 +40,8 @@ class Lessons(QObject):
         self._add_dock("diagram", "Cell diagram", self.diagram, Qt.RightDockWidgetArea)
         self._add_dock("gradflow", "Gradient flow", self.gradflow, Qt.BottomDockWidgetArea)
         self._add_dock("compare", "RNN vs LSTM", self.compare, Qt.BottomDockWidgetArea)
-        self._add_dock("series", "Series", self.series, Qt.BottomDockWidgetArea)
+        self._add_dock("series", "Series", self.series, Qt.BottomDockWidgetArea)  # forms in scroll areas: a
+        # small screen still fits the window (the docks' minimum sizes add up)
         main_window.tabifyDockWidget(self.docks["equations"], self.docks["diagram"])
         main_window.tabifyDockWidget(self.docks["gradflow"], self.docks["compare"])
         main_window.tabifyDockWidget(self.docks["compare"], self.docks["series"])
@@ -59,7 +60,7 @@ class Lessons(QObject):
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
-        dock = self.docks[name] = self.window.add_panel(name, title, widget, area)
+        dock = self.docks[name] = self.window.add_panel(name, title, widget, area, scrolled=True)
         if isinstance(widget, RefreshWhenShown):  # a tab brought to the front gets no showEvent
             dock.visibilityChanged.connect(widget.catch_up)
 

@@ -239,3 +239,22 @@ def test_swapping_in_a_model_reports_the_characters_it_drops(window):
     s.set_model(model, vocab)
     assert s.text == before.replace("e", "")
     assert messages and "'e'" in messages[-1]
+
+
+def test_first_run_window_fits_a_small_screen(qtbot, settings_path):
+    """With every dock installed, the first window is the default size at most, and the docks'
+    minimum sizes add up to less than a 1024 x 768 screen (long forms scroll instead)."""
+    from lstmviz import app
+    from lstmviz.main_window import DEFAULT_SIZE
+
+    window = app.build_window(settings=QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat))
+    try:
+        window.show()
+        qtbot.waitExposed(window)
+        minimum = window.minimumSizeHint()
+        assert minimum.width() <= 1024 and minimum.height() <= 700
+        free = window.screen().availableGeometry()
+        assert window.width() <= max(min(DEFAULT_SIZE[0], free.width()), minimum.width())
+        assert window.height() <= max(min(DEFAULT_SIZE[1], free.height()), minimum.height())
+    finally:
+        window.close()
