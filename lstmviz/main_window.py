@@ -106,11 +106,19 @@ class MainWindow(QtWidgets.QMainWindow):
     def finish_layout(self) -> None:
         """Take the current arrangement as the "Reset layout" default, then restore the saved
         one (it can name docks added after ``__init__``)."""
-        self._default_state = self.saveState()
-        state = self.settings.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
-        self._sizes_pending = state.isEmpty() or not self.restoreState(state)
         if not self._geometry_restored:  # docks added since __init__ have grown the window
             self._resize_to_default()
+        self._default_state = self.saveState()
+        # Each tabifyDockWidget that extends a tab group leaves the group's previous tab bar
+        # visible where the group was (seen with Qt 6 on xcb and offscreen: "Gradient flow |
+        # RNN vs LSTM" drawn over the status bar). Hide every dock tab bar; laying the state
+        # out again shows the ones in use.
+        for tab_bar in self.findChildren(QtWidgets.QTabBar, options=QtCore.Qt.FindDirectChildrenOnly):
+            tab_bar.hide()
+        state = self.settings.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
+        self._sizes_pending = state.isEmpty() or not self.restoreState(state)
+        if self._sizes_pending:
+            self.restoreState(self._default_state)
 
     def _resize_to_default(self) -> None:
         """The first-run size: DEFAULT_SIZE, or the screen's free area if that is smaller (the

@@ -242,8 +242,9 @@ def test_swapping_in_a_model_reports_the_characters_it_drops(window):
 
 
 def test_first_run_window_fits_a_small_screen(qtbot, settings_path):
-    """With every dock installed, the first window is the default size at most, and the docks'
-    minimum sizes add up to less than a 1024 x 768 screen (long forms scroll instead)."""
+    """With every dock installed, the first window is the default size at most, the docks'
+    minimum sizes add up to less than a 1024 x 768 screen (long forms scroll instead), and no
+    stale tab bar is left on show (each dock's tab appears once)."""
     from lstmviz import app
     from lstmviz.main_window import DEFAULT_SIZE
 
@@ -256,5 +257,8 @@ def test_first_run_window_fits_a_small_screen(qtbot, settings_path):
         free = window.screen().availableGeometry()
         assert window.width() <= max(min(DEFAULT_SIZE[0], free.width()), minimum.width())
         assert window.height() <= max(min(DEFAULT_SIZE[1], free.height()), minimum.height())
+        tab_bars = window.findChildren(QtWidgets.QTabBar, options=QtCore.Qt.FindDirectChildrenOnly)
+        tabs = [bar.tabText(k) for bar in tab_bars if bar.isVisible() for k in range(bar.count())]
+        assert "Series" in tabs and len(tabs) == len(set(tabs))
     finally:
         window.close()
