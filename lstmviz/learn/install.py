@@ -64,7 +64,8 @@ class LearningPanels(QObject):
         self.training_panel = TrainingPanel(self.controller, self.model_panel, self.data_panel, settings=settings)
         self.loss_plot = LossPlot()
         self.sampling_panel = SamplingPanel(session)
-        self.viewer_sync = ViewerSync(session, self, paint_later=(main_window.gates_panel,))
+        repaint_one_by_one = (*main_window.gates_panel.views.values(), main_window.step_panel.plots)
+        self.viewer_sync = ViewerSync(session, self, paint_later=repaint_one_by_one)
         self.viewer_sync.live = self.training_panel.live_view.isChecked()
         self._plotted_trainer = None
         self.docks = {}

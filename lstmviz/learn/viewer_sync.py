@@ -13,11 +13,13 @@ priority after the swap is delivered, which Qt does after the repaint events (al
 priority) posted before it.
 
 A refresh is cut into event-loop turns so that no single turn keeps the window busy for long:
-the swap, then the paint events it posted, then the repaint of the ``paint_later`` widgets
-(the six gate heatmaps), whose updates are switched off during the swap. In total this costs
-a little more (the whole heatmap panel is repainted: offscreen, 1400 x 900, no training
-running, 34 + 20 ms against 48 ms in one turn), but no turn is long: measured with
-``bench/ui_latency.py`` while training, the p99 event-loop stall fell from ~55 ms to ~25 ms.
+the swap, then the paint events it posted, then the ``paint_later`` widgets (the six gate
+heatmap views and the current-step plots), one per turn: their updates are switched off during the swap and switched
+back on one at a time. In total this costs more than painting everything at once (each turn
+repaints and flushes the window; offscreen, 1400 x 900, no training running: 60-100 ms against
+~48 ms), but no turn is long (the longest, the swap and the current-step plots, take 15-18 ms
+each); measured with ``bench/ui_latency.py`` while training, the p99 event-loop stall fell from
+~55 ms (all in one turn) to about 20 ms.
 
 Models offered in between replace each other (only the newest is applied); ``flush()``
 applies the pending one at once (used for a run's final weights). With ``live`` off, offered
@@ -30,7 +32,7 @@ import time
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
 
-SETTLED = QEvent.Type(QEvent.registerEventType())  # posted after a refresh's repaint
+PAINT_NEXT = QEvent.Type(QEvent.registerEventType())  # posted to repaint the next paint_later widget
 MIN_INTERVAL_S = 0.25  # at most four refreshes per second
 MAX_INTERVAL_S = 2.0  # and at least one every two seconds while models keep coming
 GUI_SHARE = 0.08  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
@@ -43,7 +45,7 @@ class ViewerSync(QObject):
                  gui_share: float = GUI_SHARE, paint_later: tuple = ()):
         super().__init__(parent)
         self.session = session
-        self.paint_later = tuple(paint_later)  # widgets repainted in a later event-loop turn
+        self.paint_later = tuple(paint_later)  # widgets repainted in later event-loop turns, one each
         self.live = True  # False: offered models wait for flush()
         self.min_interval_s = min_interval_s
         self.gui_share = gui_share
@@ -51,7 +53,7 @@ class ViewerSync(QObject):
         self._pending = None  # (model, vocab, trace or None) waiting to be applied
         self._next_allowed = 0.0  # time.monotonic() before which no refresh starts
         self._started = None  # time.monotonic() when the refresh being painted started, else None
-        self._settles_due = 0  # swaps whose repaint has not been waited for yet
+        self._unpainted = []  # paint_later widgets still to repaint, one per event-loop turn
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
@@ -81,34 +83,35 @@ class ViewerSync(QObject):
             return
         model, vocab, trace = self._pending
         self._pending = None
-        if self._started is None:  # else a refresh is still being painted: count both together
-            self._started = time.monotonic()
         for widget in self.paint_later:
             widget.setUpdatesEnabled(False)
+        self._unpainted = list(self.paint_later)  # a refresh still being painted starts over
+        chain = self._started is None  # else the chain of turns below is already under way
+        if chain:
+            self._started = time.monotonic()
         try:
             self.session.set_model(model, vocab, trace)
         finally:  # even if the swap failed, the heatmaps repaint and the refresh is settled
-            self._settles_due += 1
-            QTimer.singleShot(0, self._paint_rest)  # after the paint events the swap posted
+            if chain:
+                self._post(PAINT_NEXT)
 
-    @Slot()
-    def _paint_rest(self) -> None:
-        for widget in self.paint_later:
-            widget.setUpdatesEnabled(True)  # posts their repaint, painted in the next turn
-        # Qt posts repaints (UpdateRequest) at low priority, after all normal events: so must this
-        QCoreApplication.postEvent(self, QEvent(SETTLED), Qt.LowEventPriority.value)
+    def _post(self, kind: QEvent.Type) -> None:
+        """Deliver ``kind`` to ``event`` after the repaints posted so far: Qt posts repaints
+        (UpdateRequest) at low priority, after all normal events, so this is posted so too."""
+        QCoreApplication.postEvent(self, QEvent(kind), Qt.LowEventPriority.value)
 
     def event(self, event: QEvent) -> bool:
-        if event.type() == SETTLED:
-            self._settled()
+        if event.type() == PAINT_NEXT:
+            self._paint_next()
             return True
         return super().event(event)
 
-    def _settled(self) -> None:
-        """The swap and its repaint are done: space the next refresh by their cost."""
-        self._settles_due -= 1
-        if self._settles_due:
-            return  # a later swap is still being painted
+    def _paint_next(self) -> None:
+        """One ``paint_later`` widget repaints per event-loop turn; then the refresh is done."""
+        if self._unpainted:
+            self._unpainted.pop(0).setUpdatesEnabled(True)  # its repaint comes in the next turn
+            self._post(PAINT_NEXT)
+            return
         finished = time.monotonic()
         self.last_cost_s = finished - self._started
         self._started = None
