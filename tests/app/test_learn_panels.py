@@ -313,24 +313,31 @@ def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
     assert stalled._timer.interval() == 1000 * viewer_sync.MAX_INTERVAL_S  # not 125 s
 
 
-def test_viewer_sync_repaints_paint_later_widgets_in_a_later_turn(qtbot):
+def test_viewer_sync_repaints_paint_later_widgets_one_per_turn(qtbot):
+    from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QWidget
 
     from lstmviz.learn import viewer_sync
 
-    heatmaps = QWidget()
-    qtbot.addWidget(heatmaps)
-    heatmaps.show()
+    heatmaps = [QWidget(), QWidget()]
+    for widget in heatmaps:
+        qtbot.addWidget(widget)
+        widget.show()
     seen = []
 
     class Session:
         def set_model(self, model, vocab, whole=None):
-            seen.append((model, whole, heatmaps.updatesEnabled()))
+            seen.append((model, whole, [w.updatesEnabled() for w in heatmaps]))
 
-    sync = viewer_sync.ViewerSync(Session(), paint_later=(heatmaps,))
+    sync = viewer_sync.ViewerSync(Session(), paint_later=heatmaps)
     sync.offer("m", "v", "trace")
     sync.flush()
-    assert seen == [("m", "trace", False)]  # swapped while the heatmaps do not repaint
-    assert not heatmaps.updatesEnabled() and sync.painting
-    qtbot.waitUntil(heatmaps.updatesEnabled, timeout=2000)  # repainted in a later turn
-    qtbot.waitUntil(lambda: not sync.painting, timeout=2000)  # and only then counted as done
+    assert seen == [("m", "trace", [False, False])]  # swapped while the heatmaps do not repaint
+    assert sync.painting
+    turn = viewer_sync.PAINT_NEXT
+    QCoreApplication.sendPostedEvents(sync, turn)
+    assert [w.updatesEnabled() for w in heatmaps] == [True, False]  # the first repaints this turn
+    QCoreApplication.sendPostedEvents(sync, turn)
+    assert [w.updatesEnabled() for w in heatmaps] == [True, True] and sync.painting
+    QCoreApplication.sendPostedEvents(sync, turn)
+    assert not sync.painting  # counted as done only after the last one
