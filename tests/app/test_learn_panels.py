@@ -341,3 +341,24 @@ def test_viewer_sync_repaints_paint_later_widgets_one_per_turn(qtbot):
     assert [w.updatesEnabled() for w in heatmaps] == [True, True] and sync.painting
     QCoreApplication.sendPostedEvents(sync, turn)
     assert not sync.painting  # counted as done only after the last one
+
+
+def test_viewer_sync_settles_after_a_failed_swap(qtbot):
+    from PySide6.QtWidgets import QWidget
+
+    from lstmviz.learn import viewer_sync
+
+    heatmap = QWidget()
+    qtbot.addWidget(heatmap)
+
+    class FailingSession:
+        def set_model(self, model, vocab, whole=None):
+            raise ValueError("bad weights")
+
+    sync = viewer_sync.ViewerSync(FailingSession(), paint_later=(heatmap,))
+    sync.offer("m", "v")
+    with pytest.raises(ValueError):
+        sync.flush()
+    qtbot.waitUntil(lambda: not sync.painting and heatmap.updatesEnabled(), timeout=2000)
+    sync.offer("n", "v")  # and the next refresh is scheduled as usual
+    assert sync._timer.isActive()
