@@ -187,12 +187,25 @@ class TrainingWorker(QObject):
         if with_weights:
             model = self._trainer.model
             params = {name: value.copy() for name, value in model.params.items()}
-            inputs = self._viewer.get()
-            started = time.monotonic()
-            trace = model.trace(inputs) if inputs is not None and len(inputs) else None
-            self._weights_gap = max(self._weights_interval, (time.monotonic() - started) / TRACE_SHARE)
+            trace = self._viewer_trace(model)
         self.update.emit(TrainingUpdate(self._run_id, copy.copy(progress), steps, train, smooth,
                                         val_steps, val, params, final, paused, trace))
+
+
+    def _viewer_trace(self, model):
+        """The viewer's inputs traced under ``model`` now (None without inputs, or when they do
+        not fit the model: the viewer then traces for itself; a display aid never stops
+        training); stretches the gap to the next weights payload by the trace's cost."""
+        inputs = self._viewer.get()
+        if inputs is None or not len(inputs):
+            return None
+        started = time.monotonic()
+        try:
+            trace = model.trace(inputs)
+        except ValueError:  # e.g. ids of another vocabulary, set while the viewer showed another model
+            trace = None
+        self._weights_gap = max(self._weights_interval, (time.monotonic() - started) / TRACE_SHARE)
+        return trace
 
 
 class TrainingController(QObject):

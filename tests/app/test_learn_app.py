@@ -97,6 +97,22 @@ def test_without_live_heatmaps_the_viewer_catches_up_at_the_end(qtbot, window, l
     assert learn.viewer_sync.live
 
 
+def test_opening_another_model_while_training_keeps_training(qtbot, window, learn, errors, model_path):
+    """The viewer's ids then belong to another vocabulary: the worker cannot trace them, and the
+    run goes on (the next weights bring the viewer back to the model being trained)."""
+    session = window.session
+    learn.model_panel.set_values({**SMALL, "steps": 400})
+    learn.training_panel.train_button.click()
+    qtbot.waitUntil(lambda: learn.controller.trainer.step >= 20, timeout=30_000)
+    session.load_model(model_path)  # a different model (and vocabulary) in the viewer, mid-run
+    learn.controller.set_viewer_inputs(np.array([0, 10_000]))  # ids no model of the run can read
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        pass
+    assert learn.controller.trainer.step == 400 and errors == []
+    for name, value in learn.controller.trainer.model.params.items():
+        assert np.array_equal(session.model.params[name], value)
+
+
 def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypatch):
     answers = iter(["cancel", "discard"])
     monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: next(answers))

@@ -176,3 +176,22 @@ def test_shutdown_while_running_joins_the_thread(qtbot, controller, corpus):
     assert controller.state == "idle" and controller.record["states"][-1] == "idle"
     assert controller.record["updates"][-1].final  # the final state was delivered by shutdown
     assert set(controller.record["states"]) <= set(STATES)
+
+
+def test_viewer_trace_is_sent_with_weights_and_bad_viewer_inputs_never_stop_training(qtbot, controller, corpus):
+    V = len(corpus.vocab)
+    trainer = make_trainer(corpus, steps=60)
+    controller.set_viewer_inputs(corpus.train_ids[:30])
+    with qtbot.waitSignal(controller.finished_training, timeout=60_000) as blocker:
+        controller.start(trainer)
+    final = blocker.args[0]
+    assert final.viewer_trace is not None and np.array_equal(final.viewer_trace.inputs, corpus.train_ids[:30])
+    expected = SequenceModel(trainer.model.config, params=final.params).trace(corpus.train_ids[:30])
+    assert np.array_equal(final.viewer_trace.gate("h"), expected.gate("h"))
+    # e.g. the viewer switched to another model's text while this one trains: ids past V
+    controller.set_viewer_inputs(np.array([0, V + 3, 1]))
+    trainer = make_trainer(corpus, steps=60)
+    with qtbot.waitSignal(controller.finished_training, timeout=60_000) as blocker:
+        controller.start(trainer)
+    assert trainer.step == 60 and controller.record["failed"] == []
+    assert blocker.args[0].viewer_trace is None and blocker.args[0].params is not None
