@@ -182,13 +182,12 @@ class LossPlot(QWidget):
         if any(view.state["autoRange"]):
             view.disableAutoRange()
             self._following = True
-        steps, values = self._raw.data()  # (n,), (n,)
-        if not self._following or not len(steps):
+        steps, values = self.raw_curve.getData()  # (p,), (p,) as drawn: decimated (min and max
+        if not self._following or steps is None or not len(steps):  # kept), log10 in log mode
             return
-        values = np.concatenate([values, self._val.data()[1]])  # (n + m,)
-        values = values[np.isfinite(values)]  # (k,)
-        if self.log_scale.isChecked():
-            values = np.log10(values[values > 0])  # (k',) the view's units in log mode
+        drawn_val = self.val_curve.getData()[1]  # (q,) or None
+        values = values if drawn_val is None else np.concatenate([values, drawn_val])  # (p + q,)
+        values = values[np.isfinite(values)]  # (k,) log10 of a loss <= 0 is not drawn
         if not len(values):
             return
         x_lo, x_hi = steady_range(float(steps[0]), float(steps[-1]))
