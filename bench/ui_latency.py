@@ -6,11 +6,14 @@ stall: p50/p95/p99/max of lateness, ms). The same Trainer configuration is run h
 same process, interleaved with the in-app runs.
 Targets: p99 stall <= 30 ms; in-app throughput >= 90 % of headless.
 
-    python bench/ui_latency.py [--steps 300] [--repeats 3] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
+    python bench/ui_latency.py [--steps 300] [--repeats 5] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
                                [--no-live-heatmaps]
 
-Runs alternate (headless, in app, headless, ...) so both see the same background load; the
-best and median rates of each are compared (this machine is shared and noisy).
+Runs alternate (headless, in app, headless, ..., headless) so both see the same background load.
+This machine is shared and its speed drifts by 10-20 % within minutes, so three ratios are
+printed: each in-app run against the mean of the headless runs just before and after it
+("paired", the median over runs; the target is judged on it, since it cancels slow drift), the
+best in-app run against the best headless one, and median against median.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--chars", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved headless / in-app runs")
+    parser.add_argument("--repeats", type=int, default=5, help="in-app runs (each between two headless runs)")
     parser.add_argument("--no-live-heatmaps", action="store_true",
                         help="uncheck the training panel's Live heatmaps (the viewer catches up at the end)")
     args = parser.parse_args(argv)
@@ -151,12 +154,16 @@ def main(argv=None) -> int:
         print("GUI thread CPU while training: " + ", ".join(f"{100 * g:.0f} %" for g in gui_share))
         print("throughput steps/s: headless " + ", ".join(f"{r:.1f}" for r in headless)
               + "; in app " + ", ".join(f"{r:.1f}" for r in in_app))
+        paired = np.array(in_app) / ((np.array(headless[:-1]) + np.array(headless[1:])) / 2)  # (repeats,)
+        ratio_paired = float(np.median(paired))
         ratio_best = max(in_app) / max(headless)
         ratio_median = float(np.median(in_app) / np.median(headless))
-        print(f"in app / headless: best {100 * ratio_best:.1f} %, median {100 * ratio_median:.1f} %")
+        print(f"in app / headless: paired {100 * ratio_paired:.1f} % (median; runs "
+              + ", ".join(f"{100 * r:.0f}" for r in paired) + f" %), best vs best {100 * ratio_best:.1f} %, "
+              f"median vs median {100 * ratio_median:.1f} %")
         p99 = np.percentile(busy, 99)
         print(f"targets: p99 stall {p99:.1f} ms <= 30 ms: {'OK' if p99 <= 30 else 'MISSED'}; "
-              f"throughput >= 90 % (best vs best): {'OK' if ratio_best >= 0.9 else 'MISSED'}")
+              f"throughput >= 90 % (paired): {'OK' if ratio_paired >= 0.9 else 'MISSED'}")
         panels.shutdown()
         window.close()
         window.deleteLater()

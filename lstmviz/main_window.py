@@ -13,6 +13,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import dialogs
 from .panels import CurrentStepPanel, GatesPanel, TextPanel, TransportPanel
+from .panels.readout import Readout
+from .panels.shown import RefreshWhenShown
 from .panels.transport import DEFAULT_SPEED
 from .session import Session
 
@@ -59,7 +61,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "transport": self._dock("transport", "Transport", self.transport, QtCore.Qt.BottomDockWidgetArea),
         }
 
-        self.position_label = QtWidgets.QLabel()
+        self.position_label = Readout()  # changes with every step: must not re-layout the window
         self.statusBar().addPermanentWidget(self.position_label)
         self._build_menus()
         self._build_shortcuts()
@@ -76,10 +78,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_title()
         self._update_position()
 
-    def _dock(self, name: str, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
+    def _dock(self, name: str, title: str, widget: QtWidgets.QWidget, area,
+              panel: QtWidgets.QWidget | None = None) -> QtWidgets.QDockWidget:
+        """A dock showing ``widget``; ``panel`` is the panel inside it when ``widget`` wraps it."""
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(f"dock_{name}")
         dock.setWidget(widget)
+        panel = widget if panel is None else panel
+        if isinstance(panel, RefreshWhenShown):  # a tab brought to the front gets no showEvent
+            dock.visibilityChanged.connect(panel.catch_up)
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable | QtWidgets.QDockWidget.DockWidgetClosable
                          | QtWidgets.QDockWidget.DockWidgetFloatable)
         self.addDockWidget(area, dock)
@@ -91,12 +98,12 @@ class MainWindow(QtWidgets.QMainWindow):
         listed in the View menu and in ``docks[name]``. For panels installed after the window
         is built (training, lessons); call ``finish_layout`` once they are all in. ``scrolled``:
         inside a scroll area, so a tall or wide form does not set the window's minimum size."""
+        shown = widget
         if scrolled:
-            area_widget = QtWidgets.QScrollArea()
-            area_widget.setWidgetResizable(True)
-            area_widget.setWidget(widget)
-            widget = area_widget
-        dock = self._dock(name, title, widget, area)
+            shown = QtWidgets.QScrollArea()
+            shown.setWidgetResizable(True)
+            shown.setWidget(widget)
+        dock = self._dock(name, title, shown, area, panel=widget)
         toggle = dock.toggleViewAction()
         toggle.setStatusTip(f"Show or hide the {title} panel")
         self.view_menu.insertAction(self._view_separator, toggle)

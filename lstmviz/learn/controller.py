@@ -42,7 +42,7 @@ from engine.model import SequenceModel
 from engine.train import PAUSE_POLL_S, TrainingDiverged
 
 STATES = ("idle", "running", "paused", "stopping")
-TRACE_SHARE = 0.03  # the viewer's trace may take at most this share of the worker's time
+TRACE_SHARE = 0.02  # the viewer's trace may take at most this share of the worker's time
 
 
 class ViewerInputs:

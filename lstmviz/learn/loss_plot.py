@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
+from ..panels.readout import Readout
 from ..plots import nice_ceil
 
 DEFAULT_MAX_BINS = 1000  # curves draw at most 2 * DEFAULT_MAX_BINS points
@@ -115,8 +116,7 @@ class LossPlot(QWidget):
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.setToolTip("Show the loss axis on a logarithmic scale (useful once the loss flattens).")
         self.log_scale.toggled.connect(self._on_log_toggled)
-        self.readout = QLabel("No training yet.")
-        self.readout.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # text changes never re-layout the window
+        self.readout = Readout("No training yet.")  # changes with every redraw: must not re-layout the window
         self.readout.setToolTip("Latest smoothed training loss and validation loss (nats per character; "
                                 "bits per character in brackets).")
         bar = QHBoxLayout()

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QLabel, QProgressBar, QPushButton, QSizePolicy,
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
 from engine.checkpoint import load_checkpoint
@@ -24,6 +24,7 @@ from engine.model import SequenceModel
 from engine.train import Trainer
 
 from .. import dialogs
+from ..panels.readout import Readout
 from ..progress import format_duration
 from .controller import TrainingController
 
@@ -60,12 +61,11 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self._readout_at = float("-inf")  # time.monotonic() of the last readout change
-        self.rate_label = QLabel("Idle.")
-        self.rate_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # text changes never re-layout the window
+        self.rate_label = Readout("Idle.")  # changes 4 times a second: must not re-layout the window
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
         self.live_view = QCheckBox("Live heatmaps")
         self.live_view.setToolTip("Redraw the gate heatmaps and the text colours with the latest weights while "
-                                  "training (about once or twice a second). Off: the window does about half "
+                                  "training (about once a second). Off: the window does about half "
                                   "the work while training, and the views catch up when it pauses or stops.")
         self._settings = settings
         self.live_view.setChecked(True if settings is None else settings.value(LIVE_VIEW_KEY, True, type=bool))

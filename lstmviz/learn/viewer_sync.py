@@ -35,7 +35,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
 PAINT_NEXT = QEvent.Type(QEvent.registerEventType())  # posted to repaint the next paint_later widget
 MIN_INTERVAL_S = 0.25  # at most four refreshes per second
 MAX_INTERVAL_S = 2.0  # and at least one every two seconds while models keep coming
-GUI_SHARE = 0.08  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
+GUI_SHARE = 0.05  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
 
 
 class ViewerSync(QObject):

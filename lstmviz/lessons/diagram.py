@@ -16,7 +16,7 @@ from engine.equations import diagram_values
 
 from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
-from .shown import RefreshWhenShown
+from ..panels.shown import RefreshWhenShown
 
 CANVAS = QtCore.QRectF(0, 0, 760, 420)  # logical drawing area
 C_Y, H_Y, LAYER_Y, MID_Y = 80.0, 330.0, 250.0, 165.0  # rows: cell line, hidden line, layers, pointwise ops

@@ -18,7 +18,7 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.gradflow import gradient_flow
 
-from .shown import RefreshWhenShown
+from ..panels.shown import RefreshWhenShown
 
 MAX_STEPS = 200  # inputs of the analysed sequence (the text's last MAX_STEPS + 1 characters)
 COALESCE_MS = 500  # the longest a change waits before the plot follows it

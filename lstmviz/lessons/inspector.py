@@ -20,7 +20,7 @@ from engine.equations import decompose, diagram_values
 
 from .focus import LessonFocus
 from .style import GATE_ACCENT, GATE_TITLE, fmt, heat_colour
-from .shown import RefreshWhenShown
+from ..panels.shown import RefreshWhenShown
 
 ACTIVATION_SYMBOL = {"sigmoid": "σ", "tanh": "tanh"}
 HINT = ("<p style='color:gray'>Click a cell in a gate heatmap to choose a unit (and step); "

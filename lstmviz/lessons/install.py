@@ -19,7 +19,6 @@ from .focus import LessonFocus
 from .gradflow_panel import GradientFlowPanel
 from .inspector import EquationInspector
 from .series_panel import SeriesPanel
-from .shown import RefreshWhenShown
 
 
 class Lessons(QObject):
@@ -60,9 +59,7 @@ class Lessons(QObject):
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
-        dock = self.docks[name] = self.window.add_panel(name, title, widget, area, scrolled=True)
-        if isinstance(widget, RefreshWhenShown):  # a tab brought to the front gets no showEvent
-            dock.visibilityChanged.connect(widget.catch_up)
+        self.docks[name] = self.window.add_panel(name, title, widget, area, scrolled=True)
 
     def _show_heatmaps(self) -> None:
         """After "Step through" the heatmaps (behind the Series tab by default) come forward."""

@@ -16,14 +16,16 @@ from engine.data import display_char
 
 from ..plots import PANEL_ORDER, colormap_for
 from ..session import Session
+from .shown import RefreshWhenShown
 
 TOP_K = 10
 PREDICTED = (90, 140, 220)
 TRUE_NEXT = (220, 60, 60)
 
 
-class CurrentStepPanel(QtWidgets.QWidget):
-    """Colour strips of the current step's vectors and the top-k predictions."""
+class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
+    """Colour strips of the current step's vectors and the top-k predictions. Behind another
+    tab (e.g. the loss curve while training) it skips updates and catches up when shown."""
 
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
@@ -81,8 +83,8 @@ class CurrentStepPanel(QtWidgets.QWidget):
         self._layout = None  # (names, H, colorblind) the axes and colormaps were set up for (text)
 
         session.model_changed.connect(self._on_model_changed)
-        session.stepped.connect(self.refresh)  # also follows every model or text change
-        session.selection_changed.connect(self.refresh)
+        session.stepped.connect(self.refresh_soon)  # also follows every model or text change
+        session.selection_changed.connect(self.refresh_soon)
         session.colormap_changed.connect(self._on_colormap_changed)
         self._on_model_changed()
 
@@ -133,7 +135,7 @@ class CurrentStepPanel(QtWidgets.QWidget):
     def _on_colormap_changed(self, colorblind: bool):
         self._layout = None
         self._apply_colormaps(colorblind)
-        self.refresh()
+        self.refresh_soon()
 
     def refresh(self, *_):
         """Show step ``t - 1`` (the character just read) and the prediction for step ``t``."""

@@ -9,6 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..session import Session
 from .icons import media_icon
+from .readout import Readout
 
 SPEED_RANGE = (1, 60)  # steps per second
 DEFAULT_SPEED = 12
@@ -49,7 +50,7 @@ class TransportPanel(QtWidgets.QWidget):
         self.slider.setToolTip("Time: drag to move the cursor to any step")
         self.slider.valueChanged.connect(self._on_slider)
         layout.addWidget(self.slider, 1)
-        self.position = QtWidgets.QLabel()
+        self.position = Readout()  # changes with every step: must not re-layout the window
         self.position.setToolTip("Steps taken / length of the text")
         self.position.setMinimumWidth(110)
         layout.addWidget(self.position)

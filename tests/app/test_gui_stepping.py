@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from lstmviz.panels.gates import WINDOW
 from lstmviz.plots import CELL_LEVEL_PERCENTILE, GATE_STYLE
@@ -100,6 +100,32 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     best = np.argsort(-probs)[: len(panel.top)]
     assert [c for c, _ in panel.top] == [s.vocab.chars[i] for i in best]
     assert panel.top[0][1] == pytest.approx(probs.max())
+
+
+def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(window, qtbot):
+    """Behind another tab (the loss curve takes its place while training) the panel skips
+    updates; when its tab comes forward it shows the current step's vectors and predictions."""
+    s = window.session
+    other = QtWidgets.QDockWidget("Other", window)
+    other.setObjectName("dock_other")
+    other.setWidget(QtWidgets.QLabel("in front"))
+    window.addDockWidget(QtCore.Qt.RightDockWidgetArea, other)
+    window.tabifyDockWidget(window.docks["step"], other)
+    qtbot.waitUntil(lambda: window.tabifiedDockWidgets(other) == [window.docks["step"]])
+    QtWidgets.QApplication.processEvents()  # the new tab group is laid out before it can switch
+    other.raise_()
+    panel = window.step_panel
+    qtbot.waitUntil(lambda: panel.visibleRegion().isEmpty())
+    s.seek(4)
+    top_before = list(panel.top)
+    s.seek(12)
+    assert panel.top == top_before  # not recomputed while hidden
+    window.docks["step"].raise_()
+    reference = s.model.trace(s.vocab.encode(TEXT))
+    qtbot.waitUntil(lambda: not panel.visibleRegion().isEmpty())
+    np.testing.assert_allclose(panel.strips["f"].image[:, 0], reference.gate("f", 0)[11], atol=1e-6)
+    best = np.argsort(-reference.outputs[11])[: len(panel.top)]
+    assert [c for c, _ in panel.top] == [s.vocab.chars[i] for i in best]
 
 
 def test_set_model_reruns_current_text_to_current_step(window, model):

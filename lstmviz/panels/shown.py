@@ -3,8 +3,9 @@
 During training the weights change a few times per second; a panel behind another tab (or
 closed) that rebuilt its HTML, drawing or gradient norms each time would stall the GUI thread
 for nothing. Connect changes to ``refresh_soon``: it calls ``refresh`` at once when the panel is
-on screen, and otherwise marks the panel stale; ``catch_up`` (called from ``showEvent`` and by
-the dock when its tab comes to the front) then refreshes it. A dock behind another tab still
+on screen, and otherwise marks the panel stale; ``catch_up`` (called from ``showEvent``, and by
+the dock when its tab comes to the front: ``MainWindow`` connects every dock's
+``visibilityChanged`` to the panel's ``catch_up``) then refreshes it. A dock behind another tab still
 reports ``isVisible()``; its empty ``visibleRegion()`` is what says it is not on screen.
 """
 
@@ -25,9 +26,11 @@ class RefreshWhenShown:
         else:
             self._stale = True
 
-    def catch_up(self, *_args) -> None:
-        """Refresh now if a change arrived while hidden."""
-        if self._stale:
+    def catch_up(self, visible: bool = True) -> None:
+        """Refresh now if a change arrived while hidden (``visible``: the dock's
+        ``visibilityChanged`` argument; nothing happens when it goes out of sight, e.g. while
+        the window closes)."""
+        if self._stale and visible:
             self._stale = False
             self.refresh()
 

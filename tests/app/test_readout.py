@@ -1,0 +1,75 @@
+"""Readouts: labels that change many times a second must not make the main window lay out
+all its docks again on every change (what a plain QLabel does)."""
+
+from PySide6 import QtCore, QtWidgets
+
+from lstmviz.panels.readout import Readout
+
+TEXTS = [f"{k * 1.37:.1f} steps/s — elapsed 0:{k:02d}" for k in range(12)]
+
+
+class LayoutRequests(QtCore.QObject):
+    """Counts the LayoutRequest events a widget receives."""
+
+    def __init__(self, widget):
+        super().__init__()
+        self.count = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, _watched, event):
+        if event.type() == QtCore.QEvent.LayoutRequest:
+            self.count += 1
+        return False
+
+
+def settle() -> None:
+    """Deliver posted events until none are left (a layout request climbs one level per pass)."""
+    for _ in range(10):
+        QtWidgets.QApplication.sendPostedEvents()
+        QtWidgets.QApplication.processEvents()
+
+
+def requests_while_showing(window, label, texts) -> int:
+    """LayoutRequests at the main window while ``label`` shows ``texts`` one by one."""
+    widest = max(texts, key=len)
+    label.setText(widest + "  ")  # a readout is then wide enough for all of them
+    settle()
+    counter = LayoutRequests(window)
+    for text in texts:
+        label.setText(text)
+        settle()
+    window.removeEventFilter(counter)
+    return counter.count
+
+
+def test_readouts_in_the_window_do_not_relayout_it_but_a_plain_label_does(window):
+    plain = QtWidgets.QLabel()
+    window.transport.layout().addWidget(plain)
+    assert requests_while_showing(window, plain, TEXTS) > 0  # what the readouts avoid
+    for readout in (window.transport.position, window.position_label):
+        assert isinstance(readout, Readout)
+        assert requests_while_showing(window, readout, TEXTS) == 0
+
+
+def test_a_readout_grows_to_fit_its_text_and_never_shrinks(qtbot):
+    readout = Readout("short")
+    qtbot.addWidget(readout)
+    short_width = readout.width()
+    assert readout.minimumSize() == readout.maximumSize() == readout.sizeHint()
+    readout.setText("a much longer text than before")
+    wide = readout.size()
+    assert wide.width() > short_width
+    assert wide.width() >= readout.sizeHint().width()
+    readout.setText("short")
+    assert readout.size() == wide and readout.minimumSize() == readout.maximumSize() == wide
+
+
+def test_a_readout_refits_when_its_font_grows(qtbot):
+    readout = Readout("12.3 steps/s")
+    qtbot.addWidget(readout)
+    before = readout.width()
+    font = readout.font()
+    font.setPointSizeF(font.pointSizeF() * 2)
+    readout.setFont(font)
+    assert readout.width() > before
+    assert readout.width() >= readout.sizeHint().width()
