@@ -6,7 +6,7 @@ stall: p50/p95/p99/max of lateness, ms). The same Trainer configuration is run h
 same process, interleaved with the in-app runs.
 Targets: p99 stall <= 30 ms; in-app throughput >= 90 % of headless.
 
-    python bench/ui_latency.py [--steps 300] [--repeats 5] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
+    python bench/ui_latency.py [--steps 300] [--repeats 7] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
                                [--no-live-heatmaps]
 
 Runs alternate (headless, in app, headless, ..., headless) so both see the same background load.
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--chars", type=int, default=200_000)
-    parser.add_argument("--repeats", type=int, default=5, help="in-app runs (each between two headless runs)")
+    parser.add_argument("--repeats", type=int, default=7, help="in-app runs (each between two headless runs)")
     parser.add_argument("--no-live-heatmaps", action="store_true",
                         help="uncheck the training panel's Live heatmaps (the viewer catches up at the end)")
     args = parser.parse_args(argv)

@@ -3,7 +3,7 @@
 Every step's loss is kept (``LossHistory``, amortised growth), but the curves are drawn from a
 min/max decimation into at most ``max_bins`` bins (two points per bin), so the number of
 plotted points stays bounded however long training runs (100k steps draw <= 2 * max_bins
-points) while spikes stay visible. Payloads arrive at up to 20 per second; the plot is redrawn
+points) while spikes stay visible. Payloads arrive at up to 5 per second; the plot is redrawn
 at most every ``REDRAW_MS``, and validation points get symbols only while there are few of them.
 
 Painting is what costs GUI time, so the axes are kept still: the view follows the data in
@@ -25,7 +25,7 @@ from ..panels.readout import Readout
 from ..plots import nice_ceil
 
 DEFAULT_MAX_BINS = 1000  # curves draw at most 2 * DEFAULT_MAX_BINS points
-REDRAW_MS = 500  # at most 2 redraws per second
+REDRAW_MS = 1000  # at most one redraw per second (each costs the GUI thread, and the GIL, ~10 ms)
 MAX_VAL_SYMBOLS = 200  # above this many validation points, draw them as a line only
 
 

@@ -29,7 +29,7 @@ from ..progress import format_duration
 from .controller import TrainingController
 
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
-READOUT_INTERVAL_S = 0.25  # the progress bar and rate readout change at most 4 times per second
+READOUT_INTERVAL_S = 0.5  # the progress bar and rate readout change at most twice a second
 LIVE_VIEW_KEY = "training/live_heatmaps"  # QSettings key of the "Live heatmaps" check box
 
 
@@ -61,7 +61,7 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self._readout_at = float("-inf")  # time.monotonic() of the last readout change
-        self.rate_label = Readout("Idle.")  # changes 4 times a second: must not re-layout the window
+        self.rate_label = Readout("Idle.")  # changes twice a second: must not re-layout the window
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
         self.live_view = QCheckBox("Live heatmaps")
         self.live_view.setToolTip("Redraw the gate heatmaps and the text colours with the latest weights while "
