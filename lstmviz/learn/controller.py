@@ -3,9 +3,9 @@
 
 The worker iterates ``engine.train.Trainer.run`` and hands back :class:`TrainingUpdate` payloads
 at most every ``progress_interval`` seconds (default ``PROGRESS_INTERVAL_S``, 0.2 s: <= 5 per
-second; each costs the GUI thread ~0.8 ms, and the GIL with it) and always
-the final state. A payload carries the latest ``Progress``, the loss history of every step since
-the previous payload, and - at most every ``weights_interval`` seconds (default ``WEIGHTS_INTERVAL_S``) and
+second; each costs the GUI thread ~0.8 ms, and the GIL with it) and always the final state. A
+payload carries the latest ``Progress``, the loss history of every step since the previous
+payload, and - at most every ``weights_interval`` seconds (default ``WEIGHTS_INTERVAL_S``) and
 always in the final payload - a copy of the parameters. Nothing in a payload is shared with the
 trainer, which keeps mutating its model in the worker thread.
 

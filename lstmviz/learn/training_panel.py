@@ -65,8 +65,8 @@ class TrainingPanel(QWidget):
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
         self.live_view = QCheckBox("Live heatmaps")
         self.live_view.setToolTip("Redraw the gate heatmaps and the text colours with the latest weights while "
-                                  "training (about once a second). Off: the window does about half "
-                                  "the work while training, and the views catch up when it pauses or stops.")
+                                  "training (about once a second). Off: training runs at about its full "
+                                  "speed, and the views catch up when it pauses or stops.")
         self._settings = settings
         self.live_view.setChecked(True if settings is None else settings.value(LIVE_VIEW_KEY, True, type=bool))
         self.live_view.toggled.connect(self._remember_live_view)

@@ -14,9 +14,9 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.equations import diagram_values
 
+from ..panels.shown import RefreshWhenShown
 from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
-from ..panels.shown import RefreshWhenShown
 
 CANVAS = QtCore.QRectF(0, 0, 760, 420)  # logical drawing area
 C_Y, H_Y, LAYER_Y, MID_Y = 80.0, 330.0, 250.0, 165.0  # rows: cell line, hidden line, layers, pointwise ops

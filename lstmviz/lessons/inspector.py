@@ -18,9 +18,9 @@ from PySide6 import QtWidgets
 from engine.cells import GATES
 from engine.equations import decompose, diagram_values
 
+from ..panels.shown import RefreshWhenShown
 from .focus import LessonFocus
 from .style import GATE_ACCENT, GATE_TITLE, fmt, heat_colour
-from ..panels.shown import RefreshWhenShown
 
 ACTIVATION_SYMBOL = {"sigmoid": "σ", "tanh": "tanh"}
 HINT = ("<p style='color:gray'>Click a cell in a gate heatmap to choose a unit (and step); "

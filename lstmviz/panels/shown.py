@@ -5,8 +5,8 @@ closed) that rebuilt its HTML, drawing or gradient norms each time would stall t
 for nothing. Connect changes to ``refresh_soon``: it calls ``refresh`` at once when the panel is
 on screen, and otherwise marks the panel stale; ``catch_up`` (called from ``showEvent``, and by
 the dock when its tab comes to the front: ``MainWindow`` connects every dock's
-``visibilityChanged`` to the panel's ``catch_up``) then refreshes it. A dock behind another tab still
-reports ``isVisible()``; its empty ``visibleRegion()`` is what says it is not on screen.
+``visibilityChanged`` to its panel's ``catch_up``) then refreshes it. A dock behind another tab
+still reports ``isVisible()``; its empty ``visibleRegion()`` is what says it is not on screen.
 """
 
 from __future__ import annotations
