@@ -165,8 +165,7 @@ class Session(QtCore.QObject):
         before = self._parked_text if self.is_series else self.text
         text = self._known(before, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text)
-        wanted = stepper.inputs[:LEVEL_STEPS_MAX]  # (T',)
-        if whole is None or not np.array_equal(whole.inputs, wanted):
+        if whole is None or not np.array_equal(whole.inputs, self._traced(stepper.inputs)):
             whole = self._whole_trace(model, stepper.inputs)
         levels = self._cell_levels(model, whole)
         if whole is not None:
@@ -271,12 +270,18 @@ class Session(QtCore.QObject):
     def trace_inputs(self) -> np.ndarray | None:
         """What ``set_model``'s ``whole`` must be a trace of: the first LEVEL_STEPS_MAX token ids
         (or series inputs) being stepped, ``(T',)`` or ``(T', D)``; None without a model."""
-        return None if self.stepper is None else self.stepper.inputs[:LEVEL_STEPS_MAX]
+        return None if self.stepper is None else self._traced(self.stepper.inputs)
 
     @staticmethod
-    def _whole_trace(model: SequenceModel, ids: np.ndarray) -> Trace | None:
+    def _traced(inputs: np.ndarray) -> np.ndarray:
+        """The part of the stepped inputs that the whole-text trace covers: the first
+        LEVEL_STEPS_MAX, ``(T',)`` or ``(T', D)`` (a view)."""
+        return inputs[:LEVEL_STEPS_MAX]
+
+    @classmethod
+    def _whole_trace(cls, model: SequenceModel, ids: np.ndarray) -> Trace | None:
         """The text's first LEVEL_STEPS_MAX steps in one sequence forward (None if empty)."""
-        return model.trace(ids[:LEVEL_STEPS_MAX]) if ids.size else None
+        return model.trace(cls._traced(ids)) if ids.size else None
 
     @staticmethod
     def _cell_levels(model: SequenceModel, whole: Trace | None) -> list:

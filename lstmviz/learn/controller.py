@@ -21,8 +21,9 @@ the GUI thread; the controller re-emits them as GUI-thread relay signals:
 
 ``progressed(TrainingUpdate)``, ``weights_updated(SequenceModel, Trace | None)`` (a fresh model
 built from the copied parameters, and the viewer's trace under it or None),
-``finished_training(TrainingUpdate | None)`` (the last payload), ``failed(str)`` (an exception in the loop, or divergence after the last finite weights were
-restored and relayed) and ``state_changed(str)`` with one of :data:`STATES`.
+``finished_training(TrainingUpdate | None)`` (the last payload), ``failed(str)`` (an exception
+in the loop, or divergence after the last finite weights were restored and relayed) and
+``state_changed(str)`` with one of :data:`STATES`.
 
 Stop and pause are ``threading.Event`` objects checked between steps: the trainer checks
 stop; the worker itself waits while paused (after sending a ``paused`` payload with the latest
@@ -193,7 +194,6 @@ class TrainingWorker(QObject):
             trace = self._viewer_trace(model)
         self.update.emit(TrainingUpdate(self._run_id, copy.copy(progress), steps, train, smooth,
                                         val_steps, val, params, final, paused, trace))
-
 
     def _viewer_trace(self, model):
         """The viewer's inputs traced under ``model`` now (None without inputs, or when they do
