@@ -45,6 +45,7 @@ from engine.atomic import atomic_write_bytes, atomic_writer
 from engine.trace_io import save_trace_npz
 
 from .plots import GATE_STYLE, HeatmapView, gate_levels
+from .still_parts import uncached
 
 FORMATS = ("png", "svg", "csv", "npz", "gif")
 MAX_GIF_FRAMES = 200  # an animated export shows at most this many steps, evenly spaced
@@ -134,7 +135,13 @@ def _logical_size(widget: QtWidgets.QWidget) -> QtCore.QSize:
 
 
 def _render(widget: QtWidgets.QWidget, painter: QtGui.QPainter, target: QtCore.QSize) -> None:
-    """Draw ``widget`` scaled into ``(0, 0, target)`` on an active ``painter``."""
+    """Draw ``widget`` scaled into ``(0, 0, target)`` on an active ``painter``, every plot part
+    drawn afresh (not from the screen's pixmap caches, see ``still_parts``)."""
+    with uncached(widget):
+        _render_now(widget, painter, target)
+
+
+def _render_now(widget: QtWidgets.QWidget, painter: QtGui.QPainter, target: QtCore.QSize) -> None:
     if isinstance(widget, QtWidgets.QGraphicsView):
         # Renders the scene itself at the target resolution: text and lines stay sharp.
         source = widget.viewport().rect()

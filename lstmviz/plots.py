@@ -19,6 +19,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
+from .still_parts import cache_still_parts
+
 
 @dataclass(frozen=True)
 class GateStyle:
@@ -156,6 +158,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         scene.contextMenu = [a for a in scene.contextMenu if a.text() != "Export..."]
         scene.sigMouseMoved.connect(self._on_mouse_moved)
         scene.sigMouseClicked.connect(self._on_mouse_clicked)
+        cache_still_parts(self)
 
     # --- data ---------------------------------------------------------------------------------
     def set_data(self, data: np.ndarray, levels: tuple | None = None, t0: int = 0) -> None:

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from ..panels.readout import Readout
 from ..plots import nice_ceil
+from ..still_parts import cache_still_parts
 
 DEFAULT_MAX_BINS = 1000  # curves draw at most 2 * DEFAULT_MAX_BINS points
 REDRAW_MS = 1000  # at most one redraw per second (each costs the GUI thread, and the GIL, ~10 ms)
@@ -113,6 +114,7 @@ class LossPlot(QWidget):
         self.val_curve = self.plot.plot(pen=pg.mkPen((220, 110, 20), width=1), symbol="o", symbolSize=6,
                                         symbolPen=None,
                                         symbolBrush=(220, 110, 20), name="validation")
+        cache_still_parts(self.plot)
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.setToolTip("Show the loss axis on a logarithmic scale (useful once the loss flattens).")
         self.log_scale.toggled.connect(self._on_log_toggled)

@@ -16,6 +16,7 @@ from engine.data import display_char
 
 from ..plots import PANEL_ORDER, colormap_for
 from ..session import Session
+from ..still_parts import cache_still_parts
 from .shown import RefreshWhenShown
 
 TOP_K = 10
@@ -78,6 +79,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.predictions.addItem(item)
         self.plots.ci.layout.setColumnStretchFactor(0, 3)
         self.plots.ci.layout.setColumnStretchFactor(1, 2)
+        cache_still_parts(self.plots)
         self.top: list = []  # [(char, probability)] of the current step, most likely first
         self.forecast: tuple | None = None  # series: (predicted (K,), actual (K,) or None), shown units
         self._layout = None  # (names, H, colorblind) the axes and colormaps were set up for (text)

@@ -1,0 +1,95 @@
+"""Still plot parts (axes, titles, legends) are painted from pixmap caches on screen, so that
+redrawing the data beside them does not call back into Python; exports draw them afresh."""
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtWidgets
+
+from lstmviz.export import render_png_bytes, render_svg_bytes
+from lstmviz.plots import HeatmapView
+
+CACHED = QtWidgets.QGraphicsItem.DeviceCoordinateCache
+
+
+class AxisPaints:
+    """Counts calls of ``AxisItem.paint`` (the Python paint of every axis). Install it before
+    the view is made: shiboken remembers which Python method overrides a virtual."""
+
+    def __init__(self, monkeypatch):
+        self.count = 0
+        original = pg.AxisItem.paint
+
+        def counted(axis, *args):
+            self.count += 1
+            return original(axis, *args)
+
+        monkeypatch.setattr(pg.AxisItem, "paint", counted)
+
+
+def shown_heatmap(qtbot, data) -> HeatmapView:
+    view = HeatmapView("f")
+    qtbot.addWidget(view)
+    view.resize(420, 320)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_data(data, t0=0)
+    view.plot.setXRange(-0.5, data.shape[0] - 0.5, padding=0)
+    view.plot.setYRange(-0.5, data.shape[1] - 0.5, padding=0)
+    view.viewport().repaint()
+    return view
+
+
+def test_new_data_repaints_without_painting_the_axes_again(qtbot, monkeypatch):
+    rng = np.random.default_rng(0)
+    paints = AxisPaints(monkeypatch)
+    view = shown_heatmap(qtbot, rng.random((40, 16)))
+    before = view.grab().toImage()
+    assert paints.count > 0  # the first paint filled the caches
+    paints.count = 0
+
+    view.set_data(rng.random((40, 16)), t0=0)
+    view.viewport().repaint()
+
+    assert view.grab().toImage() != before  # the new image is on screen
+    assert paints.count == 0  # the axes came from their caches
+
+    view.plot.setXRange(9.5, 29.5, padding=0)  # new ticks: the bottom axis draws itself again
+    QtWidgets.QApplication.processEvents()
+    view.grab()
+    assert paints.count > 0
+
+
+def differing_pixels(a, b) -> int:
+    """How many pixels differ between two same-size RGB32 QImages."""
+    pixels = [np.frombuffer(image.constBits(), np.uint32, image.width() * image.height()) for image in (a, b)]
+    return int(np.count_nonzero(pixels[0] != pixels[1]))
+
+
+def test_cached_axes_look_like_uncached_ones(qtbot):
+    """A cache clips to the item's bounding box: tick labels reaching past it would be cut."""
+    view = shown_heatmap(qtbot, np.random.default_rng(1).random((40, 16)))
+    cached = view.grab().toImage()
+    axes = [view.plot.getAxis(side) for side in ("left", "bottom")]
+    assert all(axis.cacheMode() == CACHED for axis in axes)
+    for axis in axes:
+        axis.setCacheMode(QtWidgets.QGraphicsItem.NoCache)
+    view.viewport().repaint()
+    uncached = view.grab().toImage()
+    assert differing_pixels(cached, uncached) <= 8  # the end of an axis line may move by a pixel
+
+
+def test_exports_draw_the_axes_afresh_and_keep_the_caches(qtbot, monkeypatch):
+    paints = AxisPaints(monkeypatch)
+    view = shown_heatmap(qtbot, np.random.default_rng(2).random((40, 16)))
+    view.grab()
+    paints.count = 0
+
+    svg = render_svg_bytes(view)
+    assert paints.count > 0  # the axes painted into the SVG, not their screen pixmaps
+    assert b">10</text>" in svg and b">35</text>" in svg  # tick labels are text
+    assert svg.count(b"<image") == 2  # the heatmap and the colour bar; no bitmaps of axes
+    svg_paints = paints.count
+    render_png_bytes(view, width_px=1600)
+    assert paints.count > svg_paints
+
+    assert all(view.plot.getAxis(side).cacheMode() == CACHED for side in ("left", "bottom"))
