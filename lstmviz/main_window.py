@@ -3,6 +3,8 @@ drop, and settings persistence (geometry, dock layout, recent files, colormaps, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import importlib.metadata
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class MainWindow(QtWidgets.QMainWindow):
         super().__init__(parent)
         self.session = session
         self.settings = settings
+        self._close_guards = []  # callables asked in turn when the window is asked to close
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
@@ -333,7 +336,17 @@ class MainWindow(QtWidgets.QMainWindow):
             self._sizes_pending = False
             QtCore.QTimer.singleShot(0, self._apply_default_sizes)
 
+    def add_close_guard(self, may_close: Callable[[], bool]) -> None:
+        """Ask ``may_close()`` when the window is asked to close, after the guards added before
+        it; the first that returns False keeps the window open, and later guards are not asked.
+        (Not an event filter on the window: that runs Python, and so takes the GIL from the
+        training thread, for every one of the ~16 events a second the window gets while training.)"""
+        self._close_guards.append(may_close)
+
     def closeEvent(self, event: QtGui.QCloseEvent):
+        if not all(may_close() for may_close in self._close_guards):  # stops at the first False
+            event.ignore()
+            return
         self.transport.pause()
         self.save_settings()
         super().closeEvent(event)

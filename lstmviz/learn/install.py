@@ -22,7 +22,7 @@ them; listed in ``main_window.view_menu`` when the window has one) and wires the
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, Slot
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
 
 from engine.model import SequenceModel
@@ -87,7 +87,7 @@ class LearningPanels(QObject):
         self.controller.failed.connect(self._on_failed)
         self.controller.finished_training.connect(self._on_finished)
         self.controller.state_changed.connect(self._on_state)
-        main_window.installEventFilter(self)
+        main_window.add_close_guard(self.may_close)
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area, scrolled: bool = False) -> None:
@@ -150,13 +150,13 @@ class LearningPanels(QObject):
         self.sampling_panel.shutdown()
 
     # --- close guard ------------------------------------------------------------------------
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.window and event.type() == QEvent.Close:
-            if self.controller.is_active() and not self.confirm_close():
-                event.ignore()
-                return True
-            self.sampling_panel.shutdown()
-        return False
+    def may_close(self) -> bool:
+        """The window's close guard: while training, ask whether to save first (Cancel keeps the
+        window open); then stop sampling."""
+        if self.controller.is_active() and not self.confirm_close():
+            return False
+        self.sampling_panel.shutdown()
+        return True
 
     def confirm_close(self) -> bool:
         """Called when the window is about to close while training: ask Save / Discard /

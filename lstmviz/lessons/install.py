@@ -10,7 +10,7 @@ window or quitting the application stops the lessons' training threads and waits
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSettings, Qt
+from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt
 from PySide6.QtWidgets import QMainWindow, QWidget
 
 from .compare_panel import ComparePanel
@@ -55,7 +55,7 @@ class Lessons(QObject):
             "lessons/series_steps": self.series.steps,
         }
         self._restore_settings()
-        main_window.installEventFilter(self)
+        main_window.add_close_guard(self._on_close)
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
 
     def _add_dock(self, name: str, title: str, widget: QWidget, area) -> None:
@@ -84,11 +84,12 @@ class Lessons(QObject):
         self.compare.shutdown()
         self.series.shutdown()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.window and event.type() == QEvent.Close:
-            self.save_settings()
-            self.shutdown()
-        return False
+    def _on_close(self) -> bool:
+        """The window's close guard (asked after the learning panels', which may keep the
+        window open): keep the lessons' settings, stop their runs, let the window close."""
+        self.save_settings()
+        self.shutdown()
+        return True
 
 
 def install_lessons(main_window: QMainWindow, session, settings: QSettings | None = None) -> Lessons:

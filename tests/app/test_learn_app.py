@@ -15,6 +15,7 @@ from engine.train import TrainConfig, Trainer
 from lstmviz import dialogs
 from lstmviz.learn import install as learn_install
 from lstmviz.learn import install_learning_panels
+from lstmviz.lessons import install_lessons
 
 WORDS = ["the ", "cat ", "sat ", "on ", "a ", "mat. "]
 SMALL = dict(cell="lstm", hidden_size=16, num_layers=1, dropout=0.0, seq_len=16, batch_size=4, optimizer="adam",
@@ -125,6 +126,23 @@ def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypa
     assert window.close()  # discarded: training stops and the thread is joined
     assert thread.isFinished() and learn.controller.thread is None and learn.controller.state == "idle"
     assert not window.isVisible()
+
+
+def test_a_cancelled_close_leaves_the_lessons_running(qtbot, window, learn, monkeypatch):
+    """The learning panels' guard is asked first; the lessons only stop and save their settings
+    once the window really closes."""
+    lessons = install_lessons(window, window.session, window.settings)  # after learning, as the app does
+    stopped = []
+    monkeypatch.setattr(lessons, "shutdown", lambda: stopped.append("lessons"))
+    answers = iter(["cancel", "discard"])
+    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: next(answers))
+    learn.model_panel.set_values({"steps": 1_000_000})
+    learn.training_panel.train()
+    qtbot.waitUntil(lambda: learn.controller.trainer.step >= 2, timeout=30_000)
+    assert not window.close()
+    assert stopped == [] and learn.controller.state == "running"
+    assert window.close()
+    assert stopped == ["lessons"] and learn.controller.state == "idle"
 
 
 def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, tmp_path, training_text, errors):
