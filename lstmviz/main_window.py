@@ -3,9 +3,8 @@ drop, and settings persistence (geometry, dock layout, recent files, colormaps, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import importlib.metadata
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np

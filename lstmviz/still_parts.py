@@ -20,9 +20,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import pyqtgraph as pg
+from pyqtgraph.graphicsItems.LegendItem import ItemSample
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QWidget
 
-STILL_PARTS = (pg.AxisItem, pg.LabelItem, pg.LegendItem, pg.graphicsItems.LegendItem.ItemSample)
+STILL_PARTS = (pg.AxisItem, pg.LabelItem, pg.LegendItem, ItemSample)  # axes, titles, legends
 
 
 def cache_still_parts(view: QGraphicsView) -> None:
