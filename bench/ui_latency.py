@@ -6,8 +6,8 @@ stall: p50/p95/p99/max of lateness, ms). The same Trainer configuration is run h
 same process, interleaved with the in-app runs.
 Targets: p99 stall <= 30 ms; in-app throughput >= 90 % of headless.
 
-    python bench/ui_latency.py [--steps 300] [--repeats 7] [--hidden 128] [--layers 1] [--seq-len 64] [--batch 32]
-                               [--no-live-heatmaps]
+    python bench/ui_latency.py [--steps 300] [--repeats 7] [--hidden 128] [--layers 1] [--seq-len 64]
+                               [--batch 32] [--no-live-heatmaps]
 
 Runs alternate (headless, in app, headless, ..., headless) so both see the same background load.
 This machine is shared and its speed drifts by 10-20 % within minutes, so three ratios are

@@ -145,6 +145,23 @@ def test_a_cancelled_close_leaves_the_lessons_running(qtbot, window, learn, monk
     assert stopped == ["lessons"] and learn.controller.state == "idle"
 
 
+def test_close_with_a_failed_save_keeps_the_window_and_the_model(qtbot, window, learn, monkeypatch, tmp_path,
+                                                                  errors):
+    """Saving into a folder that does not exist: an error dialog, the window stays open, and the
+    stopped run's model can still be saved elsewhere."""
+    paths = iter([tmp_path / "missing" / "trained.npz", tmp_path / "trained.npz"])
+    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: "save")
+    monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(next(paths)))
+    learn.model_panel.set_values({"steps": 1_000_000})
+    learn.training_panel.train()
+    qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
+    assert not window.close()
+    assert window.isVisible() and len(errors) == 1 and "missing" in errors[0][1]
+    stopped = learn.controller.trainer.step
+    assert learn.training_panel.save()
+    assert load_checkpoint(tmp_path / "trained.npz").step == stopped
+
+
 def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, tmp_path, training_text, errors):
     path = tmp_path / "trained.npz"
     monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: "save")
