@@ -21,16 +21,16 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import MISSING
 
 import numpy as np
 
 from engine.checkpoint import load_char_checkpoint, load_checkpoint
-from engine.data import BATCH_MODES, DEFAULT_MAX_BYTES, TextCorpus, load_text
+from engine.data import DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError
-from engine.model import DTYPES, ModelConfig, SequenceModel
-from engine.cells import CELL_TYPES
-from engine.optim import OPTIMIZERS
+from engine.model import ModelConfig, SequenceModel
 from engine.sample import sample
+from engine.settings import Setting, settings_of
 from engine.trace_io import save_trace_npz
 from engine.train import TrainConfig, Trainer, TrainingDiverged
 
@@ -41,9 +41,14 @@ PROG = "lstmviz"
 COMMANDS = ("gui", "train", "sample", "trace", "export")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+# config fields offered as `train` options -> their flag names (without "--")
+MODEL_OPTIONS = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
+                 "forget_bias": "forget-bias", "dtype": "dtype"}
+TRAIN_OPTIONS = {"steps": "steps", "seq_len": "seq-len", "batch_size": "batch", "lr": "lr", "optimizer": "optimizer",
+                 "momentum": "momentum", "clip_norm": "clip", "clip_value": "clip-value", "seed": "seed",
+                 "val_fraction": "val-fraction", "eval_every": "eval-every", "batching": "batching"}
 # options that would change a resumed run; with --resume the checkpoint's values are used
-RESUME_FIXED = ("cell", "hidden", "layers", "dropout", "forget_bias", "dtype", "seq_len", "batch", "lr",
-                "optimizer", "momentum", "clip", "clip_value", "seed", "val_fraction", "eval_every", "batching")
+RESUME_FIXED = tuple(name for name in (*MODEL_OPTIONS, *TRAIN_OPTIONS) if name != "steps")
 
 
 class UsageError(Exception):
@@ -58,61 +63,48 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- argument types: each raises ArgumentTypeError with a readable message ----------------------
-def _number(kind, text):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}")
+def setting_type(spec: Setting):
+    """An argparse ``type`` parsing with ``spec.parse``: "must be a positive integer, got '0'"."""
+    def parse(text: str):
+        try:
+            return spec.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = spec.kind.__name__
+    return parse
 
 
-def positive_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return value
+positive_int = setting_type(Setting(MISSING, int, low=1))
+non_negative_int = setting_type(Setting(MISSING, int, low=0))
+positive_float = setting_type(Setting(MISSING, float, low=0.0, low_inclusive=False))
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+def _default_text(spec: Setting) -> str:
+    value = spec.form_value(spec.default)
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{text} (off)" if spec.off and value == 0 else text
 
 
-def positive_float(text: str) -> float:
-    value = _number(float, text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+def add_setting_options(group, config_class, options: dict) -> None:
+    """Add one option per config field: ``options`` maps field names to flag names (without
+    "--"). Type, choices and help (with the range and default) come from the field's
+    ``Setting``; an option not given is absent from the parsed namespace."""
+    specs = settings_of(config_class)
+    for name, flag in options.items():
+        spec = specs[name]
+        if spec.choices is not None:
+            group.add_argument(f"--{flag}", dest=name, choices=spec.choices, default=argparse.SUPPRESS,
+                               help=f"{spec.help} (default: {spec.default})")
+        else:
+            group.add_argument(f"--{flag}", dest=name, type=setting_type(spec), default=argparse.SUPPRESS,
+                               metavar=flag.upper().replace("-", "_"),
+                               help=f"{spec.help} ({spec.requirement(off_as='0')}; default: {_default_text(spec)})")
 
 
-def finite_float(text: str) -> float:
-    value = _number(float, text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A number in [0, 1) (dropout, momentum)."""
-    value = _number(float, text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
-
-
-def val_fraction(text: str) -> float:
-    value = _number(float, text)
-    if not 0.0 <= value <= 0.5:
-        raise argparse.ArgumentTypeError(f"must be in [0, 0.5], got {text!r}")
-    return value
+def given_settings(args, options: dict) -> dict:
+    """``{field: value}`` of the ``options`` given on the command line."""
+    return {name: value for name, value in vars(args).items() if name in options}
 
 
 # --- the parser ------------------------------------------------------------------------------
@@ -128,31 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a character model without a window",
                        description="Train a character-level model on CORPUS and save it to --out.")
     t.add_argument("corpus", metavar="CORPUS", help="UTF-8 (or UTF-16 with BOM) text file")
-    t.add_argument("--out", required=True, metavar="MODEL.npz", help="checkpoint to write (atomically)")
+    t.add_argument("--out", required=True, metavar="MODEL.npz", help="checkpoint to write (atomically) at every evaluation and at the end")
     t.add_argument("--resume", metavar="MODEL.npz",
                    help="continue this checkpoint exactly (its settings; up to --steps steps in total)")
     t.add_argument("--json", action="store_true", help="print one JSON object per evaluation on stdout")
     t.add_argument("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, help="refuse larger corpora")
-    m = t.add_argument_group("model (ignored with --resume)")
-    m.add_argument("--cell", choices=CELL_TYPES, help="recurrent cell (default: lstm)")
-    m.add_argument("--hidden", type=positive_int, help="hidden units per layer (default: 128)")
-    m.add_argument("--layers", type=positive_int, help="stacked layers (default: 1)")
-    m.add_argument("--dropout", type=unit_interval, help="dropout between layers, in [0, 1) (default: 0)")
-    m.add_argument("--forget-bias", type=finite_float, help="initial LSTM forget-gate bias (default: 1)")
-    m.add_argument("--dtype", choices=DTYPES, help="compute precision (default: float32)")
-    o = t.add_argument_group("training")
-    o.add_argument("--steps", type=positive_int, help="total optimizer steps (default: 2000)")
-    o.add_argument("--seq-len", type=positive_int, help="characters per BPTT chunk (default: 64)")
-    o.add_argument("--batch", type=positive_int, help="streams per batch (default: 32)")
-    o.add_argument("--lr", type=positive_float, help="learning rate (default: 0.002)")
-    o.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default: adam)")
-    o.add_argument("--momentum", type=unit_interval, help="SGD momentum in [0, 1) (default: 0)")
-    o.add_argument("--clip", type=non_negative_float, help="clip the gradient norm to C; 0 = off (default: 5)")
-    o.add_argument("--clip-value", type=non_negative_float, help="clamp gradient elements to +-V; 0 = off")
-    o.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
-    o.add_argument("--val-fraction", type=val_fraction, help="share of the text held out, in [0, 0.5] (default: 0.1)")
-    o.add_argument("--eval-every", type=positive_int, help="evaluate and save every K steps (default: 100)")
-    o.add_argument("--batching", choices=BATCH_MODES, help="sequential (carried state) or random windows")
+    add_setting_options(t.add_argument_group("model (ignored with --resume)"), ModelConfig, MODEL_OPTIONS)
+    add_setting_options(t.add_argument_group("training"), TrainConfig, TRAIN_OPTIONS)
 
     s = sub.add_parser("sample", help="print text generated by a model",
                        description="Generate text from a character model and print it (prime included).")
@@ -214,29 +188,18 @@ def run_gui(args) -> int:
 
 
 def _new_trainer(args, text: str) -> Trainer:
-    def pick(value, default):
-        return default if value is None else value
-
-    config = TrainConfig(
-        seq_len=pick(args.seq_len, 64), batch_size=pick(args.batch, 32), steps=pick(args.steps, 2000),
-        lr=pick(args.lr, 2e-3), optimizer=pick(args.optimizer, "adam"), momentum=pick(args.momentum, 0.0),
-        clip_norm=pick(args.clip, 5.0) or None, clip_value=args.clip_value or None, seed=pick(args.seed, 0),
-        val_fraction=pick(args.val_fraction, 0.1), eval_every=pick(args.eval_every, 100),
-        batching=pick(args.batching, "sequential"),
-    )
+    config = TrainConfig(**given_settings(args, TRAIN_OPTIONS))
     corpus = TextCorpus(text, val_fraction=config.val_fraction)
     V = len(corpus.vocab)
-    model_config = ModelConfig(V, V, cell=pick(args.cell, "lstm"), hidden_size=pick(args.hidden, 128),
-                               num_layers=pick(args.layers, 1), dropout=pick(args.dropout, 0.0),
-                               forget_bias=pick(args.forget_bias, 1.0), dtype=pick(args.dtype, "float32"))
+    model_config = ModelConfig(V, V, **given_settings(args, MODEL_OPTIONS))
     model = SequenceModel(model_config, rng=np.random.default_rng([INIT_STREAM, config.seed]))
     return Trainer(model, corpus, config)
 
 
 def _resumed_trainer(args, text: str) -> Trainer:
-    fixed = [name for name in RESUME_FIXED if getattr(args, name) is not None]
+    fixed = [name for name in RESUME_FIXED if name in vars(args)]
     if fixed:
-        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        flags = ", ".join(f"--{MODEL_OPTIONS.get(name) or TRAIN_OPTIONS[name]}" for name in fixed)
         raise UsageError(f"{flags} cannot be changed with --resume (the checkpoint's settings are used)")
     ckpt = load_checkpoint(args.resume)
     if ckpt.vocab is None or ckpt.train_config is None or ckpt.train_state is None:
@@ -247,7 +210,7 @@ def _resumed_trainer(args, text: str) -> Trainer:
         raise DataError(f"{args.corpus} has characters the checkpoint's vocabulary lacks ({''.join(unknown[:10])!r}); "
                         f"resume on the text it was trained on")
     corpus = TextCorpus(text, vocab=ckpt.vocab, val_fraction=saved.val_fraction)
-    return Trainer.from_checkpoint(ckpt, corpus, steps=args.steps)
+    return Trainer.from_checkpoint(ckpt, corpus, steps=getattr(args, "steps", None))
 
 
 def _progress_json(p) -> str:
