@@ -162,7 +162,7 @@ class Setting:
 
     def form_value(self, value):
         """``value`` as a form shows it: 0 for None (off)."""
-        return 0 if value is None else value
+        return self.kind(0) if value is None else value
 
     def from_form(self, value):
         """A form's value as the config takes it: None for 0 of an ``off`` setting."""
