@@ -42,15 +42,16 @@ class ModelConfig:
     num_layers: int = setting(1, low=1, form_high=8, label="Layers",
                               help="Stacked recurrent layers; each feeds its hidden state to the next.")
     input_kind: str = setting("onehot", choices=INPUT_KINDS, label="Input",
-                              help="onehot: token ids; dense: vectors of real numbers.")
+                              help="How inputs are given: token ids (onehot) or vectors of real numbers (dense).")
     head: str = setting("softmax", choices=HEADS, label="Head",
-                        help="softmax: probabilities, cross-entropy loss; linear or tanh: values, "
-                             "mean squared error.")
+                        help="Output head: probabilities with a cross-entropy loss (softmax), or values with a "
+                             "mean squared error (linear; tanh: in (-1, 1)).")
     dropout: float = setting(0.0, low=0.0, high=1.0, high_inclusive=False, step=0.05, decimals=2, label="Dropout",
                              help="Inverted dropout between stacked layers while training (probability of "
                                   "zeroing a unit). Has no effect with one layer.")
     forget_bias: float = setting(1.0, label="Forget bias", help="Added to the LSTM forget-gate bias at initialisation.")
-    dtype: str = setting("float32", choices=DTYPES, label="Precision", help="Compute dtype.")
+    dtype: str = setting("float32", choices=DTYPES, label="Precision",
+                        help="Compute dtype of the parameters and activations.")
 
     def __post_init__(self):
         check_fields(self)
