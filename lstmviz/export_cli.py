@@ -28,7 +28,8 @@ class _UsageError(Exception):
 
 
 def add_export_parser(subparsers) -> None:
-    """Register the ``export`` sub-command on an argparse ``subparsers`` object.
+    """Register the ``export`` sub-command (parser and handler ``run_export``) on an argparse
+    ``subparsers`` object.
 
     Lists, numbers and names are checked by ``run_export`` (one-line errors), not by argparse.
     """
@@ -54,6 +55,7 @@ def add_export_parser(subparsers) -> None:
     p.add_argument("--colormap", default=None, metavar="NAME",
                    help="'colorblind' for the colour-blind-safe defaults, or any pyqtgraph colormap "
                         "name (e.g. viridis, CET-D1) for every panel (default: the app's maps)")
+    p.set_defaults(handler=run_export)
 
 
 def _split(value: str, allowed: tuple, what: str) -> list:

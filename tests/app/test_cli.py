@@ -19,7 +19,7 @@ from engine.model import ModelConfig
 from engine.sample import sample
 from engine.settings import settings_of
 from engine.train import TrainConfig
-from lstmviz.cli import MODEL_OPTIONS, TRAIN_OPTIONS, _new_trainer, build_parser, main
+from lstmviz.cli import COMMANDS, MODEL_OPTIONS, TRAIN_OPTIONS, _new_trainer, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "8", "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--lr", "0.01"]
@@ -288,6 +288,7 @@ def test_export_exits_2_when_a_file_cannot_be_written(capsys, model_file, tmp_pa
 def test_help_exits_0(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "train" in out and "sample" in out
+    assert tuple(build_parser()._subparsers._group_actions[0].choices) == COMMANDS
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("lstmviz ")
 
