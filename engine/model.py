@@ -40,7 +40,7 @@ class ModelConfig:
     hidden_size: int = setting(128, low=1, form_high=4096, label="Hidden size",
                                help="Hidden units per layer (H). Cost grows roughly with H squared.")
     num_layers: int = setting(1, low=1, form_high=8, label="Layers",
-                              help="Stacked recurrent layers; each feeds its hidden state to the next.")
+                              help="Stacked recurrent layers (L); each feeds its hidden state to the next.")
     input_kind: str = setting("onehot", choices=INPUT_KINDS, label="Input",
                               help="How inputs are given: token ids (onehot) or vectors of real numbers (dense).")
     head: str = setting("softmax", choices=HEADS, label="Head",

@@ -53,9 +53,10 @@ class TrainConfig:
     """Training hyperparameters (saved in checkpoints as ``to_dict()``)."""
 
     seq_len: int = setting(64, low=1, form_high=100_000, label="Sequence length",
-                           help="Timesteps per training window (characters of a text): gradients flow back "
+                           help="Timesteps per training window (T; characters of a text): gradients flow back "
                                 "through this many steps (truncated backpropagation through time).")
-    batch_size: int = setting(32, low=1, form_high=4096, label="Batch size", help="Windows trained in parallel per step.")
+    batch_size: int = setting(32, low=1, form_high=4096, label="Batch size",
+                              help="Windows trained in parallel per step (B).")
     steps: int = setting(2000, low=1, label="Steps",
                          help="Total optimizer steps to train for (a resumed run continues up to this).")
     lr: float = setting(2e-3, low=0.0, low_inclusive=False, step=1e-4, decimals=6, label="Learning rate",

@@ -30,8 +30,8 @@ EXPECTED_PRESETS = {
 }
 
 # The form's first values (the char-rnn preset, seed 0, sequential batches), written out by hand.
-START = dict(cell="lstm", hidden_size=128, num_layers=2, dropout=0.0, seq_len=50, batch_size=50, optimizer="rmsprop",
-             lr=2e-3, momentum=0.0, clip_norm=5.0, clip_value=None, seed=0, steps=5000, eval_every=200,
+START = dict(cell="lstm", hidden_size=128, num_layers=2, dropout=0.0, seq_len=50, batch_size=50,
+             optimizer="rmsprop", lr=2e-3, momentum=0.0, clip_norm=5.0, clip_value=None, seed=0, steps=5000, eval_every=200,
              batching="sequential")
 SETTINGS = {**settings_of(ModelConfig), **settings_of(TrainConfig)}
 
