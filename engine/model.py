@@ -28,7 +28,11 @@ DTYPES = ("float32", "float64")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of a SequenceModel (saved in every checkpoint)."""
+    """Architecture of a SequenceModel (saved in every checkpoint).
+
+    Each field's default, range, label and help are its ``Setting`` (``engine.settings``); a
+    value out of range raises ValueError naming the field, its range and the value.
+    """
 
     input_size: int = setting(kind=int, low=1, label="Input size",
                               help="Inputs per timestep: V tokens (one-hot) or D features (dense).")

@@ -50,7 +50,12 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training hyperparameters (saved in checkpoints as ``to_dict()``)."""
+    """Training hyperparameters (saved in checkpoints as ``to_dict()``).
+
+    Each field's default, range, label and help are its ``Setting`` (``engine.settings``); a
+    value out of range raises ValueError naming the field, its range and the value, and a
+    momentum with another optimizer than sgd is refused.
+    """
 
     seq_len: int = setting(64, low=1, form_high=100_000, label="Sequence length",
                            help="Timesteps per training window (T; characters of a text): gradients flow back "
