@@ -212,6 +212,11 @@ def split_values(values: dict, *classes) -> tuple:
     return parts
 
 
+# ranges that are not one config's field: arguments checked the same way (command line, datasets)
+POSITIVE_INT = Setting(MISSING, int, low=1)
+NON_NEGATIVE_INT = Setting(MISSING, int, low=0)
+POSITIVE_REAL = Setting(MISSING, float, low=0.0, low_inclusive=False)
+# the validation share: a TrainConfig field, also checked by the datasets
 VAL_FRACTION = Setting(
     0.1, float, "Validation share",
     "Share of the data held out at its end for validation (0: no validation).",

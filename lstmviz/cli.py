@@ -22,7 +22,6 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import MISSING
 
 import numpy as np
 
@@ -31,7 +30,7 @@ from engine.data import DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.sample import sample
-from engine.settings import Setting, settings_of
+from engine.settings import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, Setting, settings_of
 from engine.trace_io import save_trace_npz
 from engine.train import TrainConfig, Trainer, TrainingDiverged
 
@@ -77,9 +76,9 @@ def setting_type(spec: Setting):
     return parse
 
 
-positive_int = setting_type(Setting(MISSING, int, low=1))
-non_negative_int = setting_type(Setting(MISSING, int, low=0))
-positive_float = setting_type(Setting(MISSING, float, low=0.0, low_inclusive=False))
+positive_int = setting_type(POSITIVE_INT)
+non_negative_int = setting_type(NON_NEGATIVE_INT)
+positive_float = setting_type(POSITIVE_REAL)
 
 
 def _default_text(spec: Setting) -> str:

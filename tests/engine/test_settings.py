@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings as hyp_settings, strategies as st
 
 from engine.model import ModelConfig
-from engine.settings import (FLOAT_FORM_MAX, INT_FORM_MAX, VAL_FRACTION, Setting, check_fields, is_integer,
-                             is_real, setting, settings_of, split_values)
+from engine.settings import (FLOAT_FORM_MAX, INT_FORM_MAX, NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL,
+                             VAL_FRACTION, Setting, check_fields, is_integer, is_real, setting, settings_of,
+                             split_values)
 from engine.train import TrainConfig
 
 # The valid values of every bounded numeric field, written out by hand from the documented
@@ -200,3 +201,13 @@ def test_split_values_over_configs():
     assert model == {"hidden_size": 8, "cell": "rnn"} and train == {"lr": 0.1}
     with pytest.raises(ValueError, match=r"unknown settings: \['learning_rate'\]"):
         split_values({"learning_rate": 0.1}, ModelConfig, TrainConfig)
+
+
+def test_shared_argument_ranges():
+    with pytest.raises(ValueError, match="^window must be a positive integer, got 0$"):
+        POSITIVE_INT.check("window", 0)
+    with pytest.raises(ValueError, match="^start must be a non-negative integer, got -1$"):
+        NON_NEGATIVE_INT.check("start", -1)
+    with pytest.raises(ValueError, match="^temperature must be a finite number > 0, got inf$"):
+        POSITIVE_REAL.check("temperature", math.inf)
+    assert POSITIVE_INT.parse("3") == 3 and NON_NEGATIVE_INT.parse("0") == 0 and POSITIVE_REAL.parse("0.5") == 0.5
