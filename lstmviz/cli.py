@@ -164,6 +164,7 @@ SUBCOMMANDS = (_add_gui_parser, _add_train_parser, _add_sample_parser, _add_trac
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``lstmviz`` parser with every sub-command of ``SUBCOMMANDS`` (each sets ``handler``)."""
     parser = _Parser(prog=PROG, description="Step an LSTM one timestep at a time and watch its gates.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
