@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .cells import CELL_TYPES, check_finite, make_cell
+from .settings import check_fields, setting
 from .trace import Trace
 
 INPUT_KINDS = ("onehot", "dense")
@@ -27,39 +28,37 @@ DTYPES = ("float32", "float64")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of a SequenceModel (saved in every checkpoint)."""
+    """Architecture of a SequenceModel (saved in every checkpoint).
 
-    input_size: int  # V tokens (one-hot) or D features (dense), >= 1
-    output_size: int  # V tokens (softmax head) or O values, >= 1
-    cell: str = "lstm"  # "lstm" or "rnn"
-    hidden_size: int = 128  # H units per layer, >= 1
-    num_layers: int = 1  # stacked layers, >= 1
-    input_kind: str = "onehot"  # "onehot" (token ids) or "dense" (float vectors)
-    head: str = "softmax"  # "softmax" (cross-entropy), "linear" or "tanh" (mean squared error)
-    dropout: float = 0.0  # inverted dropout between layers while training, in [0, 1)
-    forget_bias: float = 1.0  # added to the LSTM forget-gate bias at initialisation
-    dtype: str = "float32"  # compute dtype: "float32" or "float64"
+    Each field's default, range, label and help are its ``Setting`` (``engine.settings``); a
+    value out of range raises ValueError naming the field, its range and the value.
+    """
+
+    input_size: int = setting(kind=int, low=1, label="Input size",
+                              help="Inputs per timestep: V tokens (one-hot) or D features (dense).")
+    output_size: int = setting(kind=int, low=1, label="Output size",
+                               help="Outputs per timestep: V tokens (softmax head) or O values.")
+    cell: str = setting("lstm", choices=CELL_TYPES, label="Cell", choice_labels={"lstm": "LSTM", "rnn": "Vanilla RNN"},
+                        help="LSTM: gated cell with input, forget and output gates (i, f, g, o). "
+                             "Vanilla RNN: h = tanh(x Wx + h Wh + b), no gates.")
+    hidden_size: int = setting(128, low=1, form_high=4096, label="Hidden size",
+                               help="Hidden units per layer (H). Cost grows roughly with H squared.")
+    num_layers: int = setting(1, low=1, form_high=8, label="Layers",
+                              help="Stacked recurrent layers (L); each feeds its hidden state to the next.")
+    input_kind: str = setting("onehot", choices=INPUT_KINDS, label="Input",
+                              help="How inputs are given: token ids (onehot) or vectors of real numbers (dense).")
+    head: str = setting("softmax", choices=HEADS, label="Head",
+                        help="Output head: probabilities with a cross-entropy loss (softmax), or values with a "
+                             "mean squared error (linear; tanh: in (-1, 1)).")
+    dropout: float = setting(0.0, low=0.0, high=1.0, high_inclusive=False, step=0.05, decimals=2, label="Dropout",
+                             help="Inverted dropout between stacked layers while training (probability of "
+                                  "zeroing a unit). Has no effect with one layer.")
+    forget_bias: float = setting(1.0, label="Forget bias", help="Added to the LSTM forget-gate bias at initialisation.")
+    dtype: str = setting("float32", choices=DTYPES, label="Precision",
+                        help="Compute dtype of the parameters and activations.")
 
     def __post_init__(self):
-        def positive_int(name):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-        for name in ("input_size", "output_size", "hidden_size", "num_layers"):
-            positive_int(name)
-        choices = (("cell", CELL_TYPES), ("input_kind", INPUT_KINDS), ("head", HEADS), ("dtype", DTYPES))
-        for name, allowed in choices:
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; expected one of {allowed}")
-        for name in ("dropout", "forget_bias"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-                raise ValueError(f"{name} must be a real number, got {value!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if not np.isfinite(self.forget_bias):
-            raise ValueError(f"forget_bias must be finite, got {self.forget_bias!r}")
+        check_fields(self)
 
     def to_dict(self) -> dict:
         return asdict(self)

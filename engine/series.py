@@ -26,6 +26,7 @@ import numpy as np
 
 from .data import BATCH_MODES, DEFAULT_MAX_BYTES, Batch, _positive_int, load_text
 from .errors import DataError
+from .settings import VAL_FRACTION
 
 MIN_VALUES = 10  # a CSV column needs at least this many values
 
@@ -236,9 +237,8 @@ class SeriesDataset:
             raise DataError(f"a series must be a 1-D array of finite values, got shape {values.shape}")
         self.window = _positive_int("window", window)
         self.horizon = _positive_int("horizon", horizon)
+        VAL_FRACTION.check("val_fraction", val_fraction)
         val_fraction = float(val_fraction)
-        if not 0.0 <= val_fraction <= 0.5:
-            raise ValueError(f"val_fraction must be in [0, 0.5], got {val_fraction!r}")
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         N, W, K = len(values), self.window, self.horizon

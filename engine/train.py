@@ -36,6 +36,7 @@ from .data import BATCH_MODES, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
 from .series import SeriesDataset
+from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
 LN2 = math.log(2.0)
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
@@ -49,47 +50,52 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training hyperparameters (saved in checkpoints as ``to_dict()``)."""
+    """Training hyperparameters (saved in checkpoints as ``to_dict()``).
 
-    seq_len: int = 64  # T, characters per truncated-BPTT chunk, >= 1
-    batch_size: int = 32  # B, streams per batch, >= 1
-    steps: int = 2000  # total optimizer steps (a resumed run continues up to this), >= 1
-    lr: float = 2e-3  # learning rate, > 0 and finite
-    optimizer: str = "adam"  # one of OPTIMIZERS
-    momentum: float = 0.0  # SGD momentum in [0, 1) (sgd only)
-    clip_norm: float | None = 5.0  # clip the global gradient norm to this (> 0); None = off
-    clip_value: float | None = None  # clamp every gradient element to +-this (> 0); None = off
-    seed: int = 0  # seeds the trainer's RNG (batch offsets, dropout masks), >= 0
-    val_fraction: float = 0.1  # last share of the text held out for validation, in [0, 0.5]
-    eval_every: int = 100  # evaluate on the whole validation split every this many steps, >= 1
-    batching: str = "sequential"  # "sequential" (carried state) or "random" windows
-    smoothing: float = 0.95  # EMA factor of the smoothed loss, in [0, 1): a mean until step 1/(1-s), ~20-step memory
+    Each field's default, range, label and help are its ``Setting`` (``engine.settings``); a
+    value out of range raises ValueError naming the field, its range and the value, and a
+    momentum with another optimizer than sgd is refused.
+    """
+
+    seq_len: int = setting(64, low=1, form_high=100_000, label="Sequence length",
+                           help="Timesteps per training window (T; characters of a text): gradients flow back "
+                                "through this many steps (truncated backpropagation through time).")
+    batch_size: int = setting(32, low=1, form_high=4096, label="Batch size",
+                              help="Windows trained in parallel per step (B).")
+    steps: int = setting(2000, low=1, label="Steps",
+                         help="Total optimizer steps to train for (a resumed run continues up to this).")
+    lr: float = setting(2e-3, low=0.0, low_inclusive=False, step=1e-4, decimals=6, label="Learning rate",
+                        help="The step size of each update.")
+    optimizer: str = setting("adam", choices=OPTIMIZERS, label="Optimizer",
+                             choice_labels={"adam": "Adam", "rmsprop": "RMSprop", "adagrad": "Adagrad", "sgd": "SGD"},
+                             help="Update rule: SGD (with optional momentum), Adagrad, RMSprop or Adam.")
+    momentum: float = setting(0.0, low=0.0, high=1.0, high_inclusive=False, step=0.05, decimals=2, label="Momentum",
+                              help="SGD momentum (sgd only).")
+    clip_norm: float | None = setting(5.0, low=0.0, low_inclusive=False, off=True, step=0.5, decimals=2,
+                                      label="Clip gradient norm",
+                                      help="Rescale the gradients when their global L2 norm exceeds this value.")
+    clip_value: float | None = setting(None, kind=float, low=0.0, low_inclusive=False, off=True, step=0.5, decimals=2,
+                                       label="Clip gradient value",
+                                       help="Clip every gradient element to [-value, value].")
+    seed: int = setting(0, low=0, label="Seed",
+                        help="Random seed for the initial weights, batch order and dropout: the same seed and "
+                             "settings train the same model.")
+    val_fraction: float = setting_field(VAL_FRACTION)
+    eval_every: int = setting(100, low=1, label="Evaluate every",
+                              help="Compute the validation loss every this many steps.")
+    batching: str = setting("sequential", choices=BATCH_MODES, label="Batching",
+                            choice_labels={"sequential": "Sequential (carry state)", "random": "Random windows"},
+                            help="Sequential: each batch row continues the previous batch's data and the hidden "
+                                 "state is carried over (char-rnn). Random: windows at random offsets, state "
+                                 "reset every step.")
+    smoothing: float = setting(0.95, low=0.0, high=1.0, high_inclusive=False, label="Loss smoothing",
+                               help="EMA factor of the smoothed loss: a mean until step 1/(1-s), then about "
+                                    "1/(1-s) steps of memory.")
 
     def __post_init__(self):
-        for name in ("seq_len", "batch_size", "steps", "eval_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not _is_real(self.lr) or not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; expected one of {OPTIMIZERS}")
-        if not _is_real(self.momentum) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum!r}")
+        check_fields(self)
         if self.momentum and self.optimizer != "sgd":
             raise ValueError(f"momentum applies only to the sgd optimizer, not {self.optimizer!r}")
-        for name in ("clip_norm", "clip_value"):
-            value = getattr(self, name)
-            if value is not None and (not _is_real(value) or not (math.isfinite(value) and value > 0)):
-                raise ValueError(f"{name} must be a finite number > 0 or None (off), got {value!r}")
-        if not _is_real(self.val_fraction) or not 0.0 <= self.val_fraction <= 0.5:
-            raise ValueError(f"val_fraction must be in [0, 0.5], got {self.val_fraction!r}")
-        if self.batching not in BATCH_MODES:
-            raise ValueError(f"unknown batching {self.batching!r}; expected one of {BATCH_MODES}")
-        if not _is_real(self.smoothing) or not 0.0 <= self.smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing!r}")
 
     def optimizer_hyper(self) -> dict:
         """Keyword arguments for ``make_optimizer`` beyond the learning rate."""
@@ -106,10 +112,6 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown train config keys: {sorted(unknown)}")
         return cls(**data)
-
-
-def _is_real(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
 
 
 @dataclass(frozen=True)

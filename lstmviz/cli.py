@@ -4,12 +4,13 @@
     lstmviz train CORPUS --out MODEL.npz ...   train a character model, headless
     lstmviz sample MODEL.npz [--prime TEXT]    print generated text
     lstmviz trace MODEL.npz --text TEXT --out TRACE.npz
-    lstmviz export MODEL.npz --text TEXT --out DIR   (when lstmviz.export_cli is installed)
+    lstmviz export MODEL.npz --text TEXT --out DIR   (lstmviz.export_cli)
 
-Only ``gui`` (and ``export`` when it draws pictures) imports Qt, lazily. Exit codes: 0 done;
-2 bad arguments or unusable files (one line ``lstmviz: error: ...`` on stderr, never a
-traceback); 1 training diverged or the GUI could not start; 130 interrupted (Ctrl+C; ``train``
-saves its checkpoint first).
+``train``'s model and training options are built from the fields of ``ModelConfig`` and
+``TrainConfig`` (``engine.settings``: type, range, default, help). Only ``gui`` (and ``export``
+when it draws pictures) imports Qt, lazily. Exit codes: 0 done; 2 bad arguments or unusable
+files (one line ``lstmviz: error: ...`` on stderr, never a traceback); 1 training diverged or
+the GUI could not start; 130 interrupted (Ctrl+C; ``train`` saves its checkpoint first).
 """
 
 from __future__ import annotations
@@ -25,25 +26,30 @@ import threading
 import numpy as np
 
 from engine.checkpoint import load_char_checkpoint, load_checkpoint
-from engine.data import BATCH_MODES, DEFAULT_MAX_BYTES, TextCorpus, load_text
+from engine.data import DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError
-from engine.model import DTYPES, ModelConfig, SequenceModel
-from engine.cells import CELL_TYPES
-from engine.optim import OPTIMIZERS
+from engine.model import ModelConfig, SequenceModel
 from engine.sample import sample
+from engine.settings import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, Setting, settings_of
 from engine.trace_io import save_trace_npz
 from engine.train import TrainConfig, Trainer, TrainingDiverged
 
 from . import __version__
+from .export_cli import add_export_parser
 from .progress import ProgressBar
 
 PROG = "lstmviz"
 COMMANDS = ("gui", "train", "sample", "trace", "export")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+# config fields offered as `train` options -> their flag names (without "--")
+MODEL_OPTIONS = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
+                 "forget_bias": "forget-bias", "dtype": "dtype"}
+TRAIN_OPTIONS = {"steps": "steps", "seq_len": "seq-len", "batch_size": "batch", "lr": "lr", "optimizer": "optimizer",
+                 "momentum": "momentum", "clip_norm": "clip", "clip_value": "clip-value", "seed": "seed",
+                 "val_fraction": "val-fraction", "eval_every": "eval-every", "batching": "batching"}
 # options that would change a resumed run; with --resume the checkpoint's values are used
-RESUME_FIXED = ("cell", "hidden", "layers", "dropout", "forget_bias", "dtype", "seq_len", "batch", "lr",
-                "optimizer", "momentum", "clip", "clip_value", "seed", "val_fraction", "eval_every", "batching")
+RESUME_FIXED = tuple(name for name in (*MODEL_OPTIONS, *TRAIN_OPTIONS) if name != "steps")
 
 
 class UsageError(Exception):
@@ -58,102 +64,74 @@ class _Parser(argparse.ArgumentParser):
 
 
 # --- argument types: each raises ArgumentTypeError with a readable message ----------------------
-def _number(kind, text):
-    try:
-        return kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, got {text!r}")
+def setting_type(spec: Setting):
+    """An argparse ``type`` parsing with ``spec.parse``: "must be a positive integer, got '0'"."""
+    def parse(text: str):
+        try:
+            return spec.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = spec.kind.__name__
+    return parse
 
 
-def positive_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text!r}")
-    return value
+positive_int = setting_type(POSITIVE_INT)
+non_negative_int = setting_type(NON_NEGATIVE_INT)
+positive_float = setting_type(POSITIVE_REAL)
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(int, text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+def _default_text(spec: Setting) -> str:
+    value = spec.form_value(spec.default)
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{text} (off)" if spec.off and value == 0 else text
 
 
-def positive_float(text: str) -> float:
-    value = _number(float, text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+def add_setting_options(group, config_class, options: dict) -> None:
+    """Add one option per config field: ``options`` maps field names to flag names (without
+    "--"). Type, choices and help (with the range and default) come from the field's
+    ``Setting``; an option not given is absent from the parsed namespace."""
+    specs = settings_of(config_class)
+    for name, flag in options.items():
+        spec = specs[name]
+        if spec.choices is not None:
+            group.add_argument(f"--{flag}", dest=name, choices=spec.choices, default=argparse.SUPPRESS,
+                               help=f"{spec.help} (default: {spec.default})")
+        else:
+            group.add_argument(f"--{flag}", dest=name, type=setting_type(spec), default=argparse.SUPPRESS,
+                               metavar=flag.upper().replace("-", "_"),
+                               help=f"{spec.help} ({spec.requirement(off_as='0')}; default: {_default_text(spec)})")
 
 
-def finite_float(text: str) -> float:
-    value = _number(float, text)
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-    return value
+def given_settings(args, options: dict) -> dict:
+    """``{field: value}`` of the ``options`` given on the command line."""
+    return {name: value for name, value in vars(args).items() if name in options}
 
 
-def non_negative_float(text: str) -> float:
-    value = finite_float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """A number in [0, 1) (dropout, momentum)."""
-    value = _number(float, text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
-
-
-def val_fraction(text: str) -> float:
-    value = _number(float, text)
-    if not 0.0 <= value <= 0.5:
-        raise argparse.ArgumentTypeError(f"must be in [0, 0.5], got {text!r}")
-    return value
-
-
-# --- the parser ------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Step an LSTM one timestep at a time and watch its gates.")
-    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
+# --- the parser: one function per sub-command registers its parser and handler -----------------
+def _add_gui_parser(sub) -> None:
     gui = sub.add_parser("gui", help="open the viewer (default)", description="Open the viewer.")
     gui.add_argument("model", nargs="?", metavar="MODEL.npz", help="checkpoint to open (default: the demo)")
     gui.add_argument("text", nargs="?", metavar="TEXT", help="text file to run through the model")
+    gui.set_defaults(handler=run_gui)
 
+
+def _add_train_parser(sub) -> None:
     t = sub.add_parser("train", help="train a character model without a window",
                        description="Train a character-level model on CORPUS and save it to --out.")
     t.add_argument("corpus", metavar="CORPUS", help="UTF-8 (or UTF-16 with BOM) text file")
-    t.add_argument("--out", required=True, metavar="MODEL.npz", help="checkpoint to write (atomically)")
+    t.add_argument("--out", required=True, metavar="MODEL.npz",
+                   help="checkpoint to write (atomically) at every evaluation and at the end")
     t.add_argument("--resume", metavar="MODEL.npz",
                    help="continue this checkpoint exactly (its settings; up to --steps steps in total)")
     t.add_argument("--json", action="store_true", help="print one JSON object per evaluation on stdout")
     t.add_argument("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, help="refuse larger corpora")
-    m = t.add_argument_group("model (ignored with --resume)")
-    m.add_argument("--cell", choices=CELL_TYPES, help="recurrent cell (default: lstm)")
-    m.add_argument("--hidden", type=positive_int, help="hidden units per layer (default: 128)")
-    m.add_argument("--layers", type=positive_int, help="stacked layers (default: 1)")
-    m.add_argument("--dropout", type=unit_interval, help="dropout between layers, in [0, 1) (default: 0)")
-    m.add_argument("--forget-bias", type=finite_float, help="initial LSTM forget-gate bias (default: 1)")
-    m.add_argument("--dtype", choices=DTYPES, help="compute precision (default: float32)")
-    o = t.add_argument_group("training")
-    o.add_argument("--steps", type=positive_int, help="total optimizer steps (default: 2000)")
-    o.add_argument("--seq-len", type=positive_int, help="characters per BPTT chunk (default: 64)")
-    o.add_argument("--batch", type=positive_int, help="streams per batch (default: 32)")
-    o.add_argument("--lr", type=positive_float, help="learning rate (default: 0.002)")
-    o.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer (default: adam)")
-    o.add_argument("--momentum", type=unit_interval, help="SGD momentum in [0, 1) (default: 0)")
-    o.add_argument("--clip", type=non_negative_float, help="clip the gradient norm to C; 0 = off (default: 5)")
-    o.add_argument("--clip-value", type=non_negative_float, help="clamp gradient elements to +-V; 0 = off")
-    o.add_argument("--seed", type=non_negative_int, help="random seed (default: 0)")
-    o.add_argument("--val-fraction", type=val_fraction, help="share of the text held out, in [0, 0.5] (default: 0.1)")
-    o.add_argument("--eval-every", type=positive_int, help="evaluate and save every K steps (default: 100)")
-    o.add_argument("--batching", choices=BATCH_MODES, help="sequential (carried state) or random windows")
+    add_setting_options(t.add_argument_group("model (ignored with --resume)"), ModelConfig, MODEL_OPTIONS)
+    add_setting_options(t.add_argument_group("training"), TrainConfig, TRAIN_OPTIONS)
+    t.set_defaults(handler=run_train)
 
+
+def _add_sample_parser(sub) -> None:
     s = sub.add_parser("sample", help="print text generated by a model",
                        description="Generate text from a character model and print it (prime included).")
     s.add_argument("model", metavar="MODEL.npz")
@@ -165,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-k", type=positive_int, help="sample only from the K most likely characters")
     s.add_argument("--greedy", action="store_true", help="always take the most likely character")
     s.add_argument("--seed", type=non_negative_int, help="random seed (default: fresh randomness)")
+    s.set_defaults(handler=run_sample)
 
+
+def _add_trace_parser(sub) -> None:
     tr = sub.add_parser("trace", help="write every gate of a forward pass to an .npz",
                         description="Run a text through the model; write layer{k}_{i,f,g,o,c,h} (T, H), "
                                     "chars, probs (T, V) and vocab to --out.")
@@ -174,18 +155,21 @@ def build_parser() -> argparse.ArgumentParser:
     text.add_argument("--text", metavar="TEXT")
     text.add_argument("--text-file", metavar="FILE")
     tr.add_argument("--out", required=True, metavar="TRACE.npz")
-
-    try:
-        from .export_cli import add_export_parser, run_export
-    except ImportError:  # the export command is optional
-        pass
-    else:
-        add_export_parser(sub)
-        sub.choices["export"].set_defaults(handler=run_export)
-    gui.set_defaults(handler=run_gui)
-    t.set_defaults(handler=run_train)
-    s.set_defaults(handler=run_sample)
     tr.set_defaults(handler=run_trace)
+
+
+# every sub-command, in help order: a function taking argparse's subparsers (a new command: one entry
+# here, its name in COMMANDS)
+SUBCOMMANDS = (_add_gui_parser, _add_train_parser, _add_sample_parser, _add_trace_parser, add_export_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``lstmviz`` parser with every sub-command of ``SUBCOMMANDS`` (each sets ``handler``)."""
+    parser = _Parser(prog=PROG, description="Step an LSTM one timestep at a time and watch its gates.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_parser in SUBCOMMANDS:
+        add_parser(sub)
     return parser
 
 
@@ -214,29 +198,18 @@ def run_gui(args) -> int:
 
 
 def _new_trainer(args, text: str) -> Trainer:
-    def pick(value, default):
-        return default if value is None else value
-
-    config = TrainConfig(
-        seq_len=pick(args.seq_len, 64), batch_size=pick(args.batch, 32), steps=pick(args.steps, 2000),
-        lr=pick(args.lr, 2e-3), optimizer=pick(args.optimizer, "adam"), momentum=pick(args.momentum, 0.0),
-        clip_norm=pick(args.clip, 5.0) or None, clip_value=args.clip_value or None, seed=pick(args.seed, 0),
-        val_fraction=pick(args.val_fraction, 0.1), eval_every=pick(args.eval_every, 100),
-        batching=pick(args.batching, "sequential"),
-    )
+    config = TrainConfig(**given_settings(args, TRAIN_OPTIONS))
     corpus = TextCorpus(text, val_fraction=config.val_fraction)
     V = len(corpus.vocab)
-    model_config = ModelConfig(V, V, cell=pick(args.cell, "lstm"), hidden_size=pick(args.hidden, 128),
-                               num_layers=pick(args.layers, 1), dropout=pick(args.dropout, 0.0),
-                               forget_bias=pick(args.forget_bias, 1.0), dtype=pick(args.dtype, "float32"))
+    model_config = ModelConfig(V, V, **given_settings(args, MODEL_OPTIONS))
     model = SequenceModel(model_config, rng=np.random.default_rng([INIT_STREAM, config.seed]))
     return Trainer(model, corpus, config)
 
 
 def _resumed_trainer(args, text: str) -> Trainer:
-    fixed = [name for name in RESUME_FIXED if getattr(args, name) is not None]
+    fixed = [name for name in RESUME_FIXED if name in vars(args)]
     if fixed:
-        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        flags = ", ".join(f"--{MODEL_OPTIONS.get(name) or TRAIN_OPTIONS[name]}" for name in fixed)
         raise UsageError(f"{flags} cannot be changed with --resume (the checkpoint's settings are used)")
     ckpt = load_checkpoint(args.resume)
     if ckpt.vocab is None or ckpt.train_config is None or ckpt.train_state is None:
@@ -247,7 +220,7 @@ def _resumed_trainer(args, text: str) -> Trainer:
         raise DataError(f"{args.corpus} has characters the checkpoint's vocabulary lacks ({''.join(unknown[:10])!r}); "
                         f"resume on the text it was trained on")
     corpus = TextCorpus(text, vocab=ckpt.vocab, val_fraction=saved.val_fraction)
-    return Trainer.from_checkpoint(ckpt, corpus, steps=args.steps)
+    return Trainer.from_checkpoint(ckpt, corpus, steps=getattr(args, "steps", None))
 
 
 def _progress_json(p) -> str:

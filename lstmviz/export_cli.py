@@ -8,8 +8,10 @@ Writes ``DIR/layer{N}_{gate}.{png,svg,csv}`` for every chosen layer, panel and f
 ``DIR/trace.npz`` once (all layers), creates ``DIR`` if needed and prints each written path.
 Pictures come from ``lstmviz.export.export_panel_image``, the same code the app's export uses.
 
-Exit codes: 0 done; 2 bad arguments or unusable model/text (one line ``lstmviz: error: ...`` on
-stderr); 1 a file could not be written. Qt is imported only when ``run_export`` runs.
+Exit codes: 0 done; 2 bad arguments, an unusable model or text, or an output that cannot be
+written (the folder cannot be created or a file in it cannot be written): one line
+``lstmviz: error: ...`` on stderr, files already written stay. Qt is imported only when
+``run_export`` runs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import sys
 
 PROG = "lstmviz"
+EXIT_USAGE = 2  # the exit code of every refusal (module docstring)
 
 
 class _UsageError(Exception):
@@ -25,7 +28,8 @@ class _UsageError(Exception):
 
 
 def add_export_parser(subparsers) -> None:
-    """Register the ``export`` sub-command on an argparse ``subparsers`` object.
+    """Register the ``export`` sub-command (parser and handler ``run_export``) on an argparse
+    ``subparsers`` object.
 
     Lists, numbers and names are checked by ``run_export`` (one-line errors), not by argparse.
     """
@@ -51,6 +55,7 @@ def add_export_parser(subparsers) -> None:
     p.add_argument("--colormap", default=None, metavar="NAME",
                    help="'colorblind' for the colour-blind-safe defaults, or any pyqtgraph colormap "
                         "name (e.g. viridis, CET-D1) for every panel (default: the app's maps)")
+    p.set_defaults(handler=run_export)
 
 
 def _split(value: str, allowed: tuple, what: str) -> list:
@@ -186,17 +191,17 @@ def run_export(args) -> int:
             _ensure_qt_application()
     except _UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     from .export import ExportError
 
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as error:
         print(f"{PROG}: error: cannot create folder {args.out}: {error.strerror or error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         _write_all(args.out, plan, trace, vocab)
     except ExportError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     return 0

@@ -3,21 +3,33 @@
 Each preset fills every architecture and optimisation field of the form (the seed is left as
 the user set it); the user can edit any value afterwards. Field names are those of
 ``engine.model.ModelConfig`` and ``engine.train.TrainConfig``; ``clip_norm``/``clip_value`` of
-``None`` mean "no clipping".
+``None`` mean "no clipping". A preset is checked by those configs when it is made.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.model import ModelConfig
+from engine.settings import split_values
+from engine.train import TrainConfig
+
 
 @dataclass(frozen=True)
 class Preset:
-    """A named set of form values and a one-line note on where it comes from."""
+    """A named set of form values and a one-line note on where it comes from.
+
+    Raises ValueError (the configs' message) if ``values`` names an unknown field or is not a
+    valid ``ModelConfig`` + ``TrainConfig`` (for any vocabulary size)."""
 
     name: str
     source: str
     values: dict
+
+    def __post_init__(self):
+        model_values, train_values = split_values(self.values, ModelConfig, TrainConfig)
+        ModelConfig(input_size=1, output_size=1, **model_values)
+        TrainConfig(**train_values)
 
 
 PRESETS = (

@@ -31,6 +31,7 @@ from .controller import TrainingController
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
 READOUT_INTERVAL_S = 0.5  # the progress bar and rate readout change at most twice a second
 LIVE_VIEW_KEY = "training/live_heatmaps"  # QSettings key of the "Live heatmaps" check box
+TRAIN_TIP = "Train a new model from the model panel's settings on the training text."
 
 
 class TrainingPanel(QWidget):
@@ -47,7 +48,7 @@ class TrainingPanel(QWidget):
         self.controller = controller
         self.model_panel = model_panel
         self.data_panel = data_panel
-        self.train_button = _button("Train", "Train a new model from the model panel's settings on the training text.")
+        self.train_button = _button("Train", TRAIN_TIP)
         self.pause_button = _button("Pause", "Pause after the current step (the run can be resumed).")
         self.resume_button = _button("Resume", "Continue the paused or stopped run exactly where it left off.")
         self.stop_button = _button("Stop", "Stop after the current step; the weights learned so far are kept.")
@@ -90,6 +91,7 @@ class TrainingPanel(QWidget):
         controller.state_changed.connect(self._update_buttons)
         controller.progressed.connect(self._on_progress)
         model_panel.validity_changed.connect(self._update_buttons)
+        model_panel.reason_changed.connect(self._update_buttons)
         self._update_buttons()
 
     # --- commands ---------------------------------------------------------------------------
@@ -189,6 +191,8 @@ class TrainingPanel(QWidget):
         state = self.controller.state
         idle = state == "idle"
         self.train_button.setEnabled(idle and self.model_panel.valid)
+        reason = self.model_panel.reason
+        self.train_button.setToolTip(f"{TRAIN_TIP}\nCannot train now: {reason}" if reason else TRAIN_TIP)
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused" or (idle and self._can_continue()))
         self.stop_button.setEnabled(state in ("running", "paused"))

@@ -17,16 +17,18 @@ from PySide6 import QtCore, QtWidgets
 from engine.data import CharVocab, TextCorpus, load_text
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
+from engine.settings import settings_of
 from engine.train import TrainConfig, Trainer
 
 from .. import dialogs
 from ..app import asset_path
+from ..forms import setting_widget
 from ..learn.controller import TrainingController
 from ..learn.loss_plot import LossHistory
-from .controls import spin_box as _spin
 
 CELLS = {"rnn": ("vanilla RNN", "#D55E00"), "lstm": ("LSTM", "#0072B2")}  # label, colour
 DEMO_CORPUS = "demo.txt"
+MODEL_SETTINGS, TRAIN_SETTINGS = settings_of(ModelConfig), settings_of(TrainConfig)
 
 
 class ComparePanel(QtWidgets.QWidget):
@@ -47,9 +49,12 @@ class ComparePanel(QtWidgets.QWidget):
         self.histories = {cell: LossHistory() for cell in CELLS}
         self.val_histories = {cell: LossHistory() for cell in CELLS}
 
-        self.hidden = _spin(4, 512, 64, "Hidden units of both models")
-        self.steps = _spin(10, 100_000, 600, "Optimizer steps for each model")
-        self.seq_len = _spin(2, 400, 64, "Characters per truncated-BPTT chunk")
+        self.hidden = setting_widget(MODEL_SETTINGS["hidden_size"], value=64, low=4, high=512,
+                                     tip="Hidden units of both models")
+        self.steps = setting_widget(TRAIN_SETTINGS["steps"], value=600, low=10, high=100_000,
+                                    tip="Optimizer steps for each model")
+        self.seq_len = setting_widget(TRAIN_SETTINGS["seq_len"], value=64, low=2, high=400,
+                                      tip="Characters per truncated-BPTT chunk")
         self.train_button = QtWidgets.QPushButton("Train both")
         self.train_button.setToolTip("Train a vanilla RNN and an LSTM of this size on the same text, side by side")
         self.train_button.clicked.connect(self.train)

@@ -26,9 +26,11 @@ from engine.data import load_text
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.series import SeriesDataset, forecast, load_csv_column, noisy_sine, predict_all, ramp, random_walk, sine
+from engine.settings import settings_of
 from engine.train import TrainConfig, Trainer
 
 from .. import dialogs
+from ..forms import setting_widget
 from ..learn.controller import TrainingController
 from .controls import spin_box as _spin
 from .forecast_plot import ForecastPlot
@@ -36,6 +38,7 @@ from .forecast_plot import ForecastPlot
 CSV_FILTER = "CSV files (*.csv *.txt);;All files (*)"
 GENERATORS = ("ramp -3 … 8", "sine", "noisy sine", "random-walk price")
 SEED = 0  # generators' and the model's random seed (reproducible lessons)
+MODEL_SETTINGS, TRAIN_SETTINGS = settings_of(ModelConfig), settings_of(TrainConfig)
 
 
 def step_labels(dataset: SeriesDataset) -> list[str]:
@@ -101,8 +104,8 @@ class SeriesPanel(QtWidgets.QWidget):
 
         self.window_size = _spin(1, 200, 8, "W: past values the model reads at each position")
         self.horizon = _spin(1, 50, 1, "K: future values the model predicts at each position")
-        self.hidden = _spin(1, 256, 16, "Hidden units")
-        self.steps = _spin(10, 100_000, 300, "Optimizer steps")
+        self.hidden = setting_widget(MODEL_SETTINGS["hidden_size"], value=16, high=256, tip="Hidden units")
+        self.steps = setting_widget(TRAIN_SETTINGS["steps"], value=300, low=10, high=100_000, tip="Optimizer steps")
         self.train_button = QtWidgets.QPushButton("Train")
         self.train_button.clicked.connect(self.train)
         self.stop_button = QtWidgets.QPushButton("Stop")

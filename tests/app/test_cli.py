@@ -1,19 +1,25 @@
 """The command line, in-process through ``main([...])`` plus a few real subprocesses."""
 
+import argparse
 import json
 import os
 import signal
 import subprocess
 import sys
 import types
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.checkpoint import load_checkpoint
+from engine.data import TextCorpus
+from engine.model import ModelConfig
 from engine.sample import sample
-from lstmviz.cli import main
+from engine.settings import settings_of
+from engine.train import TrainConfig
+from lstmviz.cli import COMMANDS, MODEL_OPTIONS, TRAIN_OPTIONS, _new_trainer, build_parser, main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "8", "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--lr", "0.01"]
@@ -161,6 +167,11 @@ REFUSALS = [
     (["train", "{corpus}", "--out", "{d}/o.npz", "--steps", "ten"], "--steps"),
     (["train", "{corpus}", "--out", "{d}/o.npz", "--optimizer", "lbfgs"], "--optimizer"),
     (["train", "{corpus}", "--out", "{d}/o.npz", "--momentum", "0.9"], "momentum"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--dropout", "1"], "argument --dropout: must be in [0, 1), got '1'"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--clip", "-1"], "--clip: must be a finite number > 0 or 0 (off)"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--val-fraction", "0.6"], "--val-fraction: must be in [0, 0.5]"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--seed", "-1"], "--seed: must be a non-negative integer"),
+    (["train", "{corpus}", "--out", "{d}/o.npz", "--resume", "{model}", "--clip", "0"], "--clip cannot be changed"),
     (["train", "{corpus}", "--out", "{d}/no/such/dir/o.npz"], "does not exist"),
     (["train", "{corpus}"], "--out"),
     (["train", "{corpus}", "--out", "{d}/o.npz", "--resume", "{d}/garbage.npz"], "garbage.npz"),
@@ -190,9 +201,94 @@ def test_refusals_exit_2_with_one_line(capsys, bad_files, corpus_file, model_fil
     assert not (bad_files / "o.npz").exists()
 
 
+# The train options' flag names, written out by hand (the command line keeps these names).
+FLAGS = {"cell": "--cell", "hidden_size": "--hidden", "num_layers": "--layers", "dropout": "--dropout",
+         "forget_bias": "--forget-bias", "dtype": "--dtype", "steps": "--steps", "seq_len": "--seq-len",
+         "batch_size": "--batch", "lr": "--lr", "optimizer": "--optimizer", "momentum": "--momentum",
+         "clip_norm": "--clip", "clip_value": "--clip-value", "seed": "--seed", "val_fraction": "--val-fraction",
+         "eval_every": "--eval-every", "batching": "--batching"}
+PROBES = ["-1", "0", "0.0", "0.5", "1", "1.0", "2", "64", "1e9", "nan", "inf", "-inf", "x", "lstm", "adam", "random"]
+
+
+def train_options():
+    parser = build_parser()
+    train = parser._subparsers._group_actions[0].choices["train"]
+    return {action.dest: action for action in train._actions if action.dest in {**MODEL_OPTIONS, **TRAIN_OPTIONS}}
+
+
+def config_accepts(cls, name, value) -> bool:
+    needed = {"input_size": 3, "output_size": 3} if cls is ModelConfig else {}
+    if name == "momentum":
+        needed["optimizer"] = "sgd"  # momentum applies to sgd only
+    try:
+        cls(**{**needed, name: value})
+    except ValueError:
+        return False
+    return True
+
+
+def from_text(name, text):
+    """What the option's text means for the config, derived by hand: 0 is "off" for the clip
+    options; otherwise an int if it reads as one, else a float, else the text."""
+    for kind in (int, float):
+        try:
+            value = kind(text)
+        except ValueError:
+            continue
+        return None if name in ("clip_norm", "clip_value") and value == 0 else value
+    return text
+
+
+def test_every_train_option_is_a_config_field_with_its_default_and_range():
+    options = train_options()
+    assert {name: action.option_strings for name, action in options.items()} == {
+        name: [flag] for name, flag in FLAGS.items()}
+    for name, action in options.items():
+        cls = ModelConfig if name in MODEL_OPTIONS else TrainConfig
+        default = {f.name: f.default for f in fields(cls)}[name]
+        shown = "0 (off)" if default is None else (f"{default:g}" if isinstance(default, float) else str(default))
+        assert action.help.startswith(settings_of(cls)[name].help)
+        assert action.help.endswith(f"default: {shown})"), (name, action.help)
+        if action.choices is not None:
+            assert tuple(action.choices) == settings_of(cls)[name].choices
+            continue
+        for text in PROBES:  # the option takes exactly the values the config takes
+            try:
+                action.type(text)
+            except argparse.ArgumentTypeError as error:
+                parsed = False
+                assert str(error).endswith(f", got {text!r}") and "must be" in str(error)
+            else:
+                parsed = True
+            assert parsed == config_accepts(cls, name, from_text(name, text)), (name, text)
+
+
+def test_train_without_options_uses_the_config_defaults():
+    args = build_parser().parse_args(["train", "corpus.txt", "--out", "m.npz"])
+    text = "abcd efgh\n" * 400
+    trainer = _new_trainer(args, text)
+    V = len(TextCorpus(text).vocab)
+    assert trainer.config == TrainConfig()
+    assert trainer.model.config == ModelConfig(V, V)
+    args = build_parser().parse_args(["train", "c.txt", "--out", "m.npz", "--clip", "0", "--clip-value", "0.5",
+                                      "--hidden", "8", "--seq-len", "8", "--batch", "2"])
+    trainer = _new_trainer(args, text)
+    assert (trainer.config.clip_norm, trainer.config.clip_value, trainer.model.config.hidden_size) == (None, 0.5, 8)
+
+
+def test_export_exits_2_when_a_file_cannot_be_written(capsys, model_file, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for gate in "ifgoch":
+        (out / f"layer0_{gate}.csv").mkdir()  # a folder where the file should go: os.replace fails
+    assert_refused(capsys, "export", model_file, "--text", "ab", "--out", out, "--format", "csv",
+                   message="cannot write")
+
+
 def test_help_exits_0(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "train" in out and "sample" in out
+    assert tuple(build_parser()._subparsers._group_actions[0].choices) == COMMANDS
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("lstmviz ")
 

@@ -6,16 +6,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QComboBox, QFormLayout, QSpinBox
 
 from engine.data import TextCorpus
 from engine.model import ModelConfig
+from engine.settings import settings_of
 from engine.train import Progress, TrainConfig
 from lstmviz import dialogs
-from lstmviz.learn.controller import TrainingUpdate
+from lstmviz.learn.controller import TrainingController, TrainingUpdate
 from lstmviz.learn.data_panel import DataPanel, escape_chars
 from lstmviz.learn.loss_plot import LossHistory, LossPlot
 from lstmviz.learn.model_panel import ModelPanel
-from lstmviz.learn.presets import PRESETS
+from lstmviz.learn.presets import PRESETS, Preset
+from lstmviz.learn.training_panel import TrainingPanel
 
 # The issue's presets, written out by hand (not read from presets.py).
 EXPECTED_PRESETS = {
@@ -25,6 +28,12 @@ EXPECTED_PRESETS = {
     "min-char-rnn": dict(cell="rnn", num_layers=1, hidden_size=100, seq_len=25, optimizer="adagrad", lr=0.1,
                          clip_value=5.0),
 }
+
+# The form's first values (the char-rnn preset, seed 0, sequential batches), written out by hand.
+START = dict(cell="lstm", hidden_size=128, num_layers=2, dropout=0.0, seq_len=50, batch_size=50,
+             optimizer="rmsprop", lr=2e-3, momentum=0.0, clip_norm=5.0, clip_value=None, seed=0, steps=5000, eval_every=200,
+             batching="sequential")
+SETTINGS = {**settings_of(ModelConfig), **settings_of(TrainConfig)}
 
 
 @pytest.fixture
@@ -57,6 +66,62 @@ def test_every_issue_preset_exists_and_fills_the_form(panel):
         assert panel.preset.currentText() == name
     panel.set_values({"hidden_size": 77})  # an edit makes it a custom configuration
     assert panel.preset.currentText() == "Custom"
+
+
+def test_presets_are_checked_by_the_configs():
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.5"):
+        Preset("bad", "", dict(dropout=1.5))
+    with pytest.raises(ValueError, match="momentum applies only to the sgd optimizer"):
+        Preset("bad", "", dict(optimizer="adam", momentum=0.5))
+    with pytest.raises(ValueError, match="unknown settings"):
+        Preset("bad", "", dict(hidden=8))
+
+
+def test_form_is_built_from_the_config_fields(panel):
+    assert panel.values() == START
+    form = panel.layout().itemAt(0).layout()
+    assert isinstance(form, QFormLayout)
+    for name, widget in panel.controls.items():
+        spec = SETTINGS[name]
+        assert form.labelForField(widget).text() == spec.label
+        assert widget.toolTip().startswith(spec.help)
+        if spec.choices is not None:
+            assert isinstance(widget, QComboBox)
+            assert [widget.itemData(k) for k in range(widget.count())] == list(spec.choices)
+            continue
+        assert isinstance(widget, QSpinBox) == (spec.kind is int)
+        assert spec.requirement(off_as="0") in widget.toolTip()
+        low = 0 if spec.off else spec.low  # "off" is 0
+        assert widget.minimum() == low, name
+        assert widget.maximum() == (spec.high if spec.high is not None else spec.form_range()[1]), name
+
+
+@pytest.fixture
+def training_panel(qtbot, panel):
+    controller = TrainingController()
+    data = DataPanel(check=panel.check_corpus)
+    widget = TrainingPanel(controller, panel, data)
+    for w in (data, widget):
+        qtbot.addWidget(w)
+    yield widget
+    controller.shutdown()
+
+
+def test_out_of_range_value_disables_train_with_the_fields_message(panel, training_panel):
+    panel.set_corpus(corpus_of(3000))
+    panel.set_values({"seq_len": 20, "batch_size": 4})
+    assert panel.valid and training_panel.train_button.isEnabled()
+    assert "Cannot train" not in training_panel.train_button.toolTip()
+    panel.set_values({"dropout": 1.0})  # the spin box reaches the excluded bound; the config refuses it
+    message = "dropout must be in [0, 1), got 1.0"
+    assert not panel.valid and panel.message.text() == message
+    assert not training_panel.train_button.isEnabled()
+    assert training_panel.train_button.toolTip().endswith(f"Cannot train now: {message}")
+    panel.set_values({"dropout": 0.5, "lr": 0.0})  # still invalid, for another reason
+    assert training_panel.train_button.toolTip().endswith("Cannot train now: lr must be a finite number > 0, got 0.0")
+    panel.set_values({"lr": 0.01})
+    assert panel.valid and training_panel.train_button.isEnabled()
+    assert "Cannot train" not in training_panel.train_button.toolTip()
 
 
 def test_inline_validation_explains_before_train(panel):

@@ -2,13 +2,16 @@
 
 import itertools
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from engine import ModelConfig, SequenceModel
+from engine import ModelConfig, SequenceModel, load_checkpoint
 
 from .helpers import make_problem
+
+ROOT = Path(__file__).resolve().parents[2]
 
 STACKS = list(itertools.product(("lstm", "rnn"), (1, 2), ("onehot", "dense")))
 
@@ -211,6 +214,14 @@ def test_dropout_needs_an_rng_when_training():
 def test_bad_config_raises(changes, match):
     with pytest.raises(ValueError, match=match):
         config(**changes)
+
+
+def test_config_saved_by_earlier_versions_loads_unchanged():
+    saved = {"input_size": 51, "output_size": 51, "cell": "lstm", "hidden_size": 64, "num_layers": 1,
+             "input_kind": "onehot", "head": "softmax", "dropout": 0.0, "forget_bias": 1.0,
+             "dtype": "float32"}  # assets/demo.npz's model config
+    assert ModelConfig.from_dict(saved).to_dict() == saved
+    assert load_checkpoint(ROOT / "assets" / "demo.npz").model.config == ModelConfig.from_dict(saved)
 
 
 def test_bad_params_raise():

@@ -264,6 +264,13 @@ def test_config_round_trip_and_unknown_keys():
         TrainConfig.from_dict({"learning_rate": 1.0})
 
 
+def test_train_config_saved_by_earlier_versions_loads_unchanged():
+    saved = {"seq_len": 64, "batch_size": 32, "steps": 2000, "lr": 0.005, "optimizer": "adam", "momentum": 0.0,
+             "clip_norm": 5.0, "clip_value": None, "seed": 0, "val_fraction": 0.1, "eval_every": 100,
+             "batching": "sequential", "smoothing": 0.99}  # assets/demo.npz's train config
+    assert TrainConfig.from_dict(saved).to_dict() == saved
+
+
 def test_trainer_refuses_mismatched_model_and_short_text(corpus):
     other = TextCorpus("abc " * 200)
     with pytest.raises(ValueError, match="vocabulary"):
