@@ -38,7 +38,7 @@ from . import __version__
 from .progress import ProgressBar
 
 PROG = "lstmviz"
-COMMANDS = ("gui", "train", "sample", "trace", "export")
+COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 # options that would change a resumed run; with --resume the checkpoint's values are used
@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_export_parser(sub)
         sub.choices["export"].set_defaults(handler=run_export)
+    from .cli_analysis import add_parsers as add_analysis_parsers
+    add_analysis_parsers(sub)
     gui.set_defaults(handler=run_gui)
     t.set_defaults(handler=run_train)
     s.set_defaults(handler=run_sample)
