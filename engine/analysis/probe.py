@@ -173,13 +173,24 @@ def probe(model: SequenceModel, inputs: np.ndarray, feature: Feature, layers=Non
           chunk: int = DEFAULT_CHUNK) -> list[UnitScore]:
     """Score every unit of ``layers`` (default all) and ``quantities`` (default every quantity the
     cell records: h, c, i, f, g, o for an LSTM, h for an RNN) for ``feature`` over ``inputs``
-    (``(T,)`` ids), strongest first (module docstring). Memory: one chunk plus the accumulators.
-    Raises ValueError for a bad layer or quantity, a feature of another length or a constant one.
+    (``(T,)`` ids) run through ``model`` in chunks, strongest first (module docstring). Memory:
+    one chunk plus the accumulators. Raises what ``probe_chunks`` raises.
     """
     inputs = np.asarray(inputs)
-    y = _check_feature(feature, inputs.shape[0])  # (T,)
-    L, H = model.config.num_layers, model.config.hidden_size
-    recorded = QUANTITIES if model.config.cell == "lstm" else ("h",)
+    _check_feature(feature, inputs.shape[0])
+    return probe_chunks(iter_chunks(model, inputs, chunk=chunk), feature, model.config.cell,
+                        model.config.num_layers, model.config.hidden_size, layers, quantities)
+
+
+def probe_chunks(chunks, feature: Feature, cell: str, num_layers: int, hidden_size: int, layers=None,
+                 quantities=None) -> list[UnitScore]:
+    """``probe`` over ``(t0, trace)`` chunks of a ``cell`` model (``stream.iter_chunks``; a whole
+    ``Trace`` is ``[(0, trace)]``) that together cover ``feature.values``. Raises ValueError
+    for a bad layer or quantity, chunks that do not cover the feature, or a constant feature.
+    """
+    y = _check_feature(feature, len(feature.values))  # (T,)
+    L, H = num_layers, hidden_size
+    recorded = QUANTITIES if cell == "lstm" else ("h",)
     layers = tuple(range(L)) if layers is None else tuple(layers)
     quantities = recorded if quantities is None else tuple(quantities)
     for k in layers:
@@ -187,7 +198,7 @@ def probe(model: SequenceModel, inputs: np.ndarray, feature: Feature, layers=Non
             raise ValueError(f"layer must be in [0, {L - 1}], got {k!r}")
     for name in quantities:
         if name not in recorded:
-            raise ValueError(f"unknown quantity {name!r} for a {model.config.cell} model; expected one of {', '.join(recorded)}")
+            raise ValueError(f"unknown quantity {name!r} for a {cell} model; expected one of {', '.join(recorded)}")
     columns = [(k, name) for k in layers for name in quantities]  # each H units
     if feature.binary:
         lo = np.repeat([RANGES[name][0] for _, name in columns], H)  # (U,)
@@ -195,11 +206,17 @@ def probe(model: SequenceModel, inputs: np.ndarray, feature: Feature, layers=Non
         acc = AUCAccumulator(lo, hi)
     else:
         acc = PearsonAccumulator(len(columns) * H)
-    for t0, tr in iter_chunks(model, inputs, chunk=chunk):
+    covered = 0
+    for t0, tr in chunks:
+        if t0 != covered or t0 + tr.steps > y.size:
+            raise ValueError(f"the chunks must cover the feature's {y.size} steps in order")
         parts = [quantity(tr, name, k) for k, name in columns]  # (n, H) each
         if feature.binary:
             parts = [_auc_values(name, p) for (_, name), p in zip(columns, parts)]
         acc.feed(np.concatenate(parts, axis=1), y[t0 : t0 + tr.steps])  # (n, U)
+        covered += tr.steps
+    if covered != y.size:
+        raise ValueError(f"the chunks cover {covered} steps but the feature has {y.size}")
     if feature.binary:
         scores, bounds = acc.result()  # (U,), (U,)
     else:

@@ -39,21 +39,33 @@ def saturation_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.count_nonzero(a < LEFT, axis=0), np.count_nonzero(a > RIGHT, axis=0)  # (H,), (H,)
 
 
-def saturation(model: SequenceModel, inputs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> list[Saturation]:
-    """Saturation fractions of every sigmoid gate (i, f, o) of every layer over ``inputs`` (``(T,)``
-    ids), in layer then gate order. Raises ValueError for a model without gates (vanilla RNN)."""
-    if model.config.cell != "lstm":
-        raise ValueError(f"saturation needs gates; a {model.config.cell} model has none")
-    L, H = model.config.num_layers, model.config.hidden_size
-    left = np.zeros((L, len(SIGMOID_GATES), H), np.int64)  # (L, 3, H)
-    right = np.zeros((L, len(SIGMOID_GATES), H), np.int64)  # (L, 3, H)
+def trace_saturation(traces) -> list[Saturation]:
+    """Saturation fractions of every sigmoid gate (i, f, o) of every layer over consecutive
+    LSTM ``Trace`` chunks (an iterable; one whole ``Trace`` works too), in layer then gate
+    order. Raises ValueError for a trace without gates (vanilla RNN) or no steps."""
+    left = right = None
     T = 0
-    for _, tr in iter_chunks(model, inputs, chunk=chunk):
+    for tr in traces:
+        if tr.cell != "lstm":
+            raise ValueError(f"saturation needs gates; a {tr.cell} model has none")
+        if left is None:
+            left = np.zeros((tr.num_layers, len(SIGMOID_GATES), tr.hidden_size), np.int64)  # (L, 3, H)
+            right = np.zeros_like(left)  # (L, 3, H)
         T += tr.steps
-        for k in range(L):
+        for k in range(tr.num_layers):
             for j, gate in enumerate(SIGMOID_GATES):
                 lo, hi = saturation_counts(tr.gate(gate, k))  # (H,), (H,)
                 left[k, j] += lo
                 right[k, j] += hi
+    if not T:
+        raise ValueError("saturation needs at least one step")
     return [Saturation(k, gate, T, left[k, j] / T, right[k, j] / T)
-            for k in range(L) for j, gate in enumerate(SIGMOID_GATES)]
+            for k in range(left.shape[0]) for j, gate in enumerate(SIGMOID_GATES)]
+
+
+def saturation(model: SequenceModel, inputs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> list[Saturation]:
+    """``trace_saturation`` over ``inputs`` (``(T,)`` ids) run through ``model`` in chunks.
+    Raises ValueError for a model without gates (vanilla RNN)."""
+    if model.config.cell != "lstm":
+        raise ValueError(f"saturation needs gates; a {model.config.cell} model has none")
+    return trace_saturation(tr for _, tr in iter_chunks(model, inputs, chunk=chunk))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from engine.analysis.features import BUILTIN_FEATURES, Feature, builtin_feature, feature, span_feature
-from engine.analysis.probe import AUCAccumulator, PearsonAccumulator, pearson, probe, roc_auc
+from engine.analysis.probe import AUCAccumulator, PearsonAccumulator, pearson, probe, probe_chunks, roc_auc
 from engine.analysis.stream import quantity
 from engine.checkpoint import load_char_checkpoint
 
@@ -107,6 +107,19 @@ def test_probe_on_a_model_equals_direct_scores_on_the_whole_trace():
     for s in ranked:
         exact = exact_auc(quantity(tr, s.quantity, 1)[:, s.unit], labels)
         assert s.kind == "auc" and abs(s.score - exact) <= s.bound + 1e-15 and s.bound < 0.02
+
+
+def test_probe_of_one_whole_trace_equals_the_streamed_probe():
+    model, ids = tiny_model(), tiny_inputs(90)
+    feat = Feature("ramp", False, np.arange(90.0) % 13)
+    whole = probe_chunks([(0, model.trace(ids))], feat, "lstm", 2, 6)
+    streamed = probe(model, ids, feat, chunk=8)
+    assert [(s.layer, s.quantity, s.unit) for s in whole] == [(s.layer, s.quantity, s.unit) for s in streamed]
+    np.testing.assert_allclose([s.score for s in whole], [s.score for s in streamed], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="cover"):
+        probe_chunks([(0, model.trace(ids[:50]))], feat, "lstm", 2, 6)
+    with pytest.raises(ValueError, match="in order"):
+        probe_chunks([(5, model.trace(ids))], feat, "lstm", 2, 6)
 
 
 @pytest.mark.parametrize("kwargs, message", [(dict(layers=[2]), "layer"), (dict(quantities=["x"]), "quantity")])

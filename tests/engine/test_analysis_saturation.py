@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.analysis.saturation import saturation
+from engine.analysis.saturation import saturation, trace_saturation
 
 from .analysis_helpers import tiny_inputs, tiny_model
 
@@ -26,8 +26,14 @@ def test_fractions_equal_a_direct_count():
         assert np.array_equal(s.left, left) and np.array_equal(s.right, right)
         saturated += int((left > 0.5).sum() + (right > 0.5).sum())
     assert saturated > 0
+    for whole, streamed in zip(trace_saturation([tr]), result):
+        assert np.array_equal(whole.left, streamed.left) and np.array_equal(whole.right, streamed.right)
 
 
 def test_rnn_has_no_gates():
     with pytest.raises(ValueError, match="gates"):
         saturation(tiny_model("rnn"), tiny_inputs(10))
+    with pytest.raises(ValueError, match="gates"):
+        trace_saturation([tiny_model("rnn").trace(tiny_inputs(10))])
+    with pytest.raises(ValueError, match="at least one step"):
+        trace_saturation([])
