@@ -30,18 +30,19 @@ from engine.data import DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.sample import sample
-from engine.settings import NON_NEGATIVE_INT, POSITIVE_INT, POSITIVE_REAL, Setting, settings_of
+from engine.settings import Setting, settings_of
 from engine.trace_io import save_trace_npz
 from engine.train import TrainConfig, Trainer, TrainingDiverged
 
 from . import __version__
+from .cli_analysis import add_parsers as add_analysis_parsers
+from .cli_args import EXIT_USAGE, PROG, UsageError, _Parser, non_negative_int, positive_float, positive_int, setting_type
 from .export_cli import add_export_parser
 from .progress import ProgressBar
 
-PROG = "lstmviz"
-COMMANDS = ("gui", "train", "sample", "trace", "export")
+COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
-EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 # config fields offered as `train` options -> their flag names (without "--")
 MODEL_OPTIONS = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
                  "forget_bias": "forget-bias", "dtype": "dtype"}
@@ -50,35 +51,6 @@ TRAIN_OPTIONS = {"steps": "steps", "seq_len": "seq-len", "batch_size": "batch", 
                  "val_fraction": "val-fraction", "eval_every": "eval-every", "batching": "batching"}
 # options that would change a resumed run; with --resume the checkpoint's values are used
 RESUME_FIXED = tuple(name for name in (*MODEL_OPTIONS, *TRAIN_OPTIONS) if name != "steps")
-
-
-class UsageError(Exception):
-    """A bad argument found after parsing: one line on stderr, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``lstmviz: error: MESSAGE (see 'lstmviz CMD --help')``."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
-
-
-# --- argument types: each raises ArgumentTypeError with a readable message ----------------------
-def setting_type(spec: Setting):
-    """An argparse ``type`` parsing with ``spec.parse``: "must be a positive integer, got '0'"."""
-    def parse(text: str):
-        try:
-            return spec.parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    parse.__name__ = spec.kind.__name__
-    return parse
-
-
-positive_int = setting_type(POSITIVE_INT)
-non_negative_int = setting_type(NON_NEGATIVE_INT)
-positive_float = setting_type(POSITIVE_REAL)
 
 
 def _default_text(spec: Setting) -> str:
@@ -160,7 +132,8 @@ def _add_trace_parser(sub) -> None:
 
 # every sub-command, in help order: a function taking argparse's subparsers (a new command: one entry
 # here, its name in COMMANDS)
-SUBCOMMANDS = (_add_gui_parser, _add_train_parser, _add_sample_parser, _add_trace_parser, add_export_parser)
+SUBCOMMANDS = (_add_gui_parser, _add_train_parser, _add_sample_parser, _add_trace_parser, add_export_parser,
+               add_analysis_parsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,76 @@
+"""Streaming a long sequence through a model in chunks, carrying the recurrent state.
+
+Every analysis that must work on a long text (1 MB and more) reads it through ``iter_chunks``:
+the model's sequence forward (``SequenceModel.trace``) runs on ``chunk`` steps at a time from
+the state the previous chunk ended in, so only one chunk's records are ever alive. The result
+is bit for bit the whole-sequence trace (the forward is the same per-step recurrence; chunking
+only changes where it pauses).
+
+Memory bound: one chunk's ``Trace`` holds ``chunk * L * (6H + 4H) + chunk * O`` numbers of the
+model's dtype (LSTM; ``2H`` per layer for an RNN) plus the forward's cache of similar size:
+for ``chunk = 4096``, ``H = 128``, ``L = 1``, ``O = 100`` in float32 about 2 x 22 MB, whatever the
+text length.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..model import SequenceModel
+from ..trace import Trace
+
+DEFAULT_CHUNK = 4096  # steps per chunk
+QUANTITIES = ("h", "c", "i", "f", "g", "o")  # per-unit quantities of an LSTM layer (an RNN has h only)
+
+
+def final_state(trace: Trace) -> list:
+    """The state after the trace's last step, per layer a tuple of ``(1, H)`` arrays in the
+    cell's state order (``(h, c)`` for an LSTM, ``(h,)`` for an RNN), ready for ``model.trace``."""
+    names = ("h", "c") if trace.cell == "lstm" else ("h",)
+    return [tuple(layer[name][-1:].copy() for name in names) for layer in trace.layers]  # (1, H) each
+
+
+def check_range(T: int, start: int, end: int | None) -> tuple[int, int]:
+    """Validate ``0 <= start < end <= T`` (``end`` None = ``T``); returns ``(start, end)``.
+    Raises ValueError naming the bad bound."""
+    end = T if end is None else end
+    for name, value in (("start", start), ("end", end)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer step, got {value!r}")
+    if not 0 <= start < end <= T:
+        raise ValueError(f"need 0 <= start < end <= {T} steps, got start {start}, end {end}")
+    return int(start), int(end)
+
+
+def iter_chunks(model: SequenceModel, inputs: np.ndarray, start: int = 0, end: int | None = None,
+                chunk: int = DEFAULT_CHUNK, state=None) -> Iterator[tuple[int, Trace]]:
+    """Yield ``(t0, trace)`` for consecutive chunks covering steps ``[start, end)`` of ``inputs``
+    (token ids ``(T,)`` or values ``(T, D)``): ``trace`` holds steps ``[t0, t0 + trace.steps)``,
+    at most ``chunk`` of them, each computed from the true state at ``t0`` (steps before
+    ``start`` are run, in chunks, but not yielded). ``state``: per-layer state before step 0
+    (None = zeros). Memory: one chunk (module docstring). Raises ValueError on a bad range or
+    a chunk < 1.
+    """
+    inputs = np.asarray(inputs)
+    start, end = check_range(inputs.shape[0], start, end)
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    t = 0
+    while t < end:
+        stop = min(end, t + chunk, start if t < start else end)  # never straddle ``start``
+        trace = model.trace(inputs[t:stop], state)  # (stop - t) steps
+        state = final_state(trace)
+        if t >= start:
+            yield t, trace
+        t = stop
+
+
+def quantity(trace: Trace, name: str, layer: int = 0) -> np.ndarray:
+    """``(T, H)`` values of ``name`` in ``layer``: a record name (``h``, ``c``, ``i``, ``f``,
+    ``g``, ``o``) or ``"tanh_c"`` (tanh of the cell state, in (-1, 1), LSTMVis's view of c).
+    Raises ValueError for a name the cell does not record or a bad layer."""
+    if name == "tanh_c":
+        return np.tanh(trace.gate("c", layer))  # (T, H)
+    return trace.gate(name, layer)  # (T, H)

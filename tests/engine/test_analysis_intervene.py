@@ -1,0 +1,144 @@
+"""engine.analysis.intervene: identity edits change nothing bit for bit; an edit changes exactly
+what the LSTM equations say; the demo's bracket unit matters for closing brackets."""
+
+import numpy as np
+import pytest
+
+from engine.analysis.intervene import Intervention, intervene, intervened_step, sample_pair
+from engine.analysis.strip import strip
+from engine.cells import sigmoid
+from engine.checkpoint import load_char_checkpoint
+from engine.sample import sample
+
+from .analysis_helpers import DEMO_CHARS, DEMO_MODEL, DEMO_TEXT, tiny_inputs, tiny_model
+
+NAMES = ("i", "f", "g", "o", "c", "h")
+
+
+def test_no_active_intervention_is_model_step_bit_for_bit():
+    model, ids = tiny_model(dtype="float32"), tiny_inputs(12)
+    state_a = state_b = None
+    late = (Intervention(1, "c", 2, "zero", start=100),)  # never active in these steps
+    for t in range(12):
+        out_a, state_a, rec_a = model.step(ids[t : t + 1], state_a)
+        out_b, state_b, rec_b = intervened_step(model, ids[t : t + 1], state_b, t, late)
+        assert np.array_equal(out_a, out_b)
+        for ra, rb in zip(rec_a, rec_b):
+            assert all(np.array_equal(ra[name], rb[name]) for name in ra)
+
+
+@pytest.mark.parametrize("iv", [Intervention(0, "h", 3, "scale", 1.0), Intervention(1, "f", 0, "scale", 1.0, 5, 30),
+                                Intervention(0, "c", 5, "scale", 1.0, 2)])
+def test_scaling_by_one_changes_nothing_bit_for_bit(iv):
+    model, ids = tiny_model(dtype="float32"), tiny_inputs(80)
+    r = intervene(model, ids, [iv], window=40, chunk=16)
+    assert np.array_equal(r.nll_before, r.nll_after, equal_nan=True)
+    assert r.delta == 0.0
+    assert np.array_equal(r.original.outputs, r.changed.outputs)
+    for k in range(2):
+        assert all(np.array_equal(r.original.gate(n, k), r.changed.gate(n, k)) for n in NAMES)
+
+
+def test_nll_before_is_the_models_per_character_loss():
+    model, ids = tiny_model(), tiny_inputs(80)
+    r = intervene(model, ids, [Intervention(0, "h", 1, start=30, end=35)], chunk=16)
+    np.testing.assert_allclose(r.nll_before, strip(model, ids, k=0).loss, rtol=1e-12)
+    assert r.loss_before == pytest.approx(np.nanmean(r.nll_before), rel=1e-15)
+
+
+def test_zeroing_h_at_one_step_changes_exactly_what_the_equations_say():
+    model, ids = tiny_model(), tiny_inputs(30)
+    t, j = 10, 4
+    r = intervene(model, ids, [Intervention(0, "h", j, "zero", start=t, end=t + 1)], window=30)
+    assert r.window_start == t
+    whole = model.trace(ids)
+    o, c = r.original, r.changed  # both cover steps [t, 30)
+    for name in NAMES:  # the window's original is the unedited run
+        np.testing.assert_allclose(o.gate(name, 1), whole.gate(name, 1)[t:], rtol=0, atol=1e-14)
+    assert np.array_equal(r.nll_before[:t], r.nll_after[:t])  # steps before t: identical
+    # step t, layer 0: only h[j] changes, to 0; the gates and c are as before
+    assert all(np.array_equal(o.gate(n, 0)[0], c.gate(n, 0)[0]) for n in "ifgoc")
+    expected_h = o.gate("h", 0)[0].copy()
+    expected_h[j] = 0.0
+    assert np.array_equal(c.gate("h", 0)[0], expected_h)
+    # step t, layer 1 reads the edited h: recompute its step from the equations
+    p = model.layer_params(1)
+    z = expected_h @ p["Wx"] + o.previous("h", 1, 0) @ p["Wh"] + p["b"]  # (4H,) i, f, g, o
+    H = 6
+    i, f, g, og = sigmoid(z[:H]), sigmoid(z[H : 2 * H]), np.tanh(z[2 * H : 3 * H]), sigmoid(z[3 * H :])
+    c1 = f * o.previous("c", 1, 0) + i * g
+    np.testing.assert_allclose(c.gate("c", 1)[0], c1, rtol=1e-12)
+    h1 = og * np.tanh(c1)
+    np.testing.assert_allclose(c.gate("h", 1)[0], h1, rtol=1e-12)
+    scores = h1 @ model.params["head.W"] + model.params["head.b"]
+    np.testing.assert_allclose(c.outputs[0], np.exp(scores) / np.exp(scores).sum(), rtol=1e-12)
+    assert r.nll_after[t] != r.nll_before[t]
+    # step t + 1: layer 0's gates read the edited h_t
+    assert not np.array_equal(o.gate("i", 0)[1], c.gate("i", 0)[1])
+
+
+def test_gate_and_cell_edits_follow_the_cell_equations():
+    model, ids = tiny_model(), tiny_inputs(20)
+    t, j = 5, 2
+    r = intervene(model, ids, [Intervention(1, "i", j, "zero", start=t)], window=15)
+    c, o = r.changed, r.original
+    assert np.all(c.gate("i", 1)[:, j] == 0)
+    np.testing.assert_allclose(c.gate("c", 1)[0, j], o.gate("f", 1)[0, j] * o.previous("c", 1, 0)[j], rtol=1e-15)
+    np.testing.assert_allclose(c.gate("h", 1)[:, j], c.gate("o", 1)[:, j] * np.tanh(c.gate("c", 1)[:, j]), rtol=1e-15)
+    r = intervene(model, ids, [Intervention(0, "c", j, "clamp", 0.7, start=t, end=t + 3)], window=15)
+    assert np.all(r.changed.gate("c", 0)[:3, j] == 0.7)
+    np.testing.assert_allclose(r.changed.gate("h", 0)[:3, j], r.changed.gate("o", 0)[:3, j] * np.tanh(0.7), rtol=1e-15)
+    assert r.changed.gate("c", 0)[3, j] != 0.7  # the span ended
+
+
+def test_rnn_interventions_on_h_only():
+    model, ids = tiny_model("rnn"), tiny_inputs(20)
+    r = intervene(model, ids, [Intervention(0, "h", 1, "scale", 2.0, start=3)])
+    np.testing.assert_allclose(r.changed.gate("h", 0)[0, 1], 2 * r.original.gate("h", 0)[0, 1], rtol=1e-15)
+    with pytest.raises(ValueError, match="only h"):
+        intervene(model, ids, [Intervention(0, "c", 1)])
+
+
+@pytest.mark.parametrize("kwargs", [dict(quantity="x"), dict(mode="double"), dict(unit=-1), dict(start=4, end=4),
+                                    dict(value=float("inf"))])
+def test_bad_interventions_raise(kwargs):
+    with pytest.raises(ValueError):
+        Intervention(**(dict(layer=0, quantity="h", unit=0) | kwargs))
+
+
+def test_interventions_outside_the_model_or_text_raise():
+    model, ids = tiny_model(), tiny_inputs(20)
+    for iv in (Intervention(2, "h", 0), Intervention(0, "h", 6), Intervention(0, "h", 0, start=20)):
+        with pytest.raises(ValueError):
+            intervene(model, ids, [iv])
+    with pytest.raises(ValueError):
+        intervene(model, ids, [])
+
+
+@pytest.fixture(scope="module")
+def demo():
+    ckpt = load_char_checkpoint(DEMO_MODEL)
+    text = DEMO_TEXT.read_text(encoding="utf-8")[:DEMO_CHARS]
+    return ckpt, text, ckpt.vocab.encode(text)
+
+
+def test_demo_zeroing_the_bracket_unit_raises_the_loss_on_closing_brackets(demo):
+    """Measured: over the first 20k characters, zeroing h unit 50 raises the mean loss on steps
+    whose next character is ')' or ']' from 1.65 to 3.89 nats (+2.24), the overall mean by 0.27."""
+    ckpt, text, ids = demo
+    closing = np.zeros(len(text), bool)  # (T,) the next character closes a bracket
+    closing[:-1] = [ch in ")]" for ch in text[1:]]
+    r = intervene(ckpt.model, ids, [Intervention(0, "h", 50, "zero")])
+    assert r.delta_where(closing) > 1.5
+    assert r.delta_where(closing) > 3 * r.delta_where(~closing)
+
+
+def test_demo_paired_samples_share_the_seed(demo):
+    ckpt, _, _ = demo
+    plain, edited = sample_pair(ckpt.model, ckpt.vocab, [Intervention(0, "h", 50, "zero")], prime="Ka is [",
+                                length=60, seed=3)
+    assert plain == sample(ckpt.model, ckpt.vocab, "Ka is [", 60, rng=np.random.default_rng(3)).text
+    assert edited != plain and edited.startswith("Ka is [") and len(edited) == len(plain)
+    same, also_same = sample_pair(ckpt.model, ckpt.vocab, [Intervention(0, "h", 50, "scale", 1.0)], prime="Ka",
+                                  length=60, seed=3)
+    assert same == also_same
