@@ -22,7 +22,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from ..panels.readout import Readout
-from ..plots import nice_ceil
+from ..core.levels import nice_ceil
 from ..still_parts import cache_still_parts
 
 DEFAULT_MAX_BINS = 1000  # curves draw at most 2 * DEFAULT_MAX_BINS points
