@@ -257,6 +257,17 @@ class SeriesDataset:
         self.targets = sliding_windows(self.scaled[W:], K).astype(self.dtype)  # (M, K)
         self.val_first_position = self.positions - self.n_val + K - 1  # targets all in the val part
 
+    loss_unit = "MSE (scaled units)"
+
+    @staticmethod
+    def loss_bits(loss: float | None) -> None:
+        """Mean squared errors have no bits-per-symbol form: always None."""
+        return None
+
+    def checkpoint_extra(self) -> dict:
+        """``{"series": describe()}``: what a checkpoint needs to map outputs back to original units."""
+        return {"series": self.describe()}
+
     def describe(self) -> dict:
         """What a checkpoint needs to map the model's outputs back to original units."""
         return {"window": self.window, "horizon": self.horizon, "val_fraction": self.val_fraction,
