@@ -41,7 +41,8 @@ def gate_levels(name: str, data: np.ndarray | None = None) -> tuple:
     fixed = quantity(name).range
     if fixed is not None:
         return fixed
-    peak = float(np.percentile(np.abs(data), CELL_LEVEL_PERCENTILE)) if data is not None and np.size(data) else 0.0
+    with np.errstate(invalid="ignore"):  # inf - inf while interpolating: refused just below
+        peak = float(np.percentile(np.abs(data), CELL_LEVEL_PERCENTILE)) if data is not None and np.size(data) else 0.0
     if not np.isfinite(peak):
         raise ValueError(f"{name} holds non-finite values")
     m = nice_ceil(max(peak, MIN_CELL_LEVEL))
