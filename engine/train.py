@@ -33,7 +33,6 @@ import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, TextCorpus
-from .evaluation import EVAL_CHUNK, evaluate  # noqa: F401 - the trainer's evaluation, importable from here
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
 from .series import SeriesDataset

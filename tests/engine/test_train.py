@@ -10,7 +10,8 @@ from engine.checkpoint import load_checkpoint
 from engine.data import TextCorpus
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
-from engine.train import Progress, TrainConfig, Trainer, TrainingDiverged, evaluate
+from engine.evaluation import evaluate
+from engine.train import Progress, TrainConfig, Trainer, TrainingDiverged
 
 
 def pattern_text(n_words=300, seed=0):
