@@ -3,6 +3,7 @@ unknown characters, original units, switching back to text, and the engine work 
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -137,5 +138,6 @@ def test_gradient_flow_of_the_last_known_characters(session, model, vocab):
 
 def test_the_session_module_does_not_import_pyqtgraph():
     code = "import sys, lstmviz.session; print('pyqtgraph' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip() == "False"

@@ -1,5 +1,7 @@
 """The two sequence types: labels, captions, document spans, original units, what is parked."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -57,3 +59,15 @@ def test_known_text_drops_unknown_characters_and_names_them():
     assert known_text("abc", vocab) == "abc"
     assert known_text("xyz", vocab) == ""
     assert dropped_message("a-b!", vocab) == "Not in the model's vocabulary, left out: '!', '-'"
+
+
+def test_the_core_package_imports_no_qt():
+    """``lstmviz.core`` is Qt-free: importing every module loads neither PySide6 nor pyqtgraph."""
+    import subprocess
+    import sys
+
+    code = ("import sys, lstmviz.core.history, lstmviz.core.levels, lstmviz.core.recipes, lstmviz.core.sequence; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph')))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip() == "[]"
