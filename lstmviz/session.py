@@ -8,7 +8,8 @@ ask it (labels, captions, targets, original units, editable or not) instead of t
 apart.
 
 Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
-engine or to each other. Every signal is emitted on the GUI thread. Loading refuses bad files
+engine or to each other: the engine work they show goes through named methods
+(``equation_breakdown``, ``gradient_flow``). Every signal is emitted on the GUI thread. Loading refuses bad files
 with the engine's error (``DataError`` / ``CheckpointError``) *before* any state changes.
 """
 
@@ -21,10 +22,10 @@ from PySide6 import QtCore
 
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
-from engine.errors import DataError
-from engine.model import SequenceModel
 from engine.equations import GateBreakdown, decompose
+from engine.errors import DataError
 from engine.gradflow import GradientFlow, gradient_flow
+from engine.model import SequenceModel
 from engine.quantities import display_order
 from engine.stepper import Stepper
 from engine.trace import Trace

@@ -3,7 +3,7 @@ as colour strips (unit 0 at the top), and the model's top-k next-character predi
 chart, the true next character's bar in red. For a numeric series the right-hand plot shows the
 predicted next value(s) against the actual ones, in original units when the sequence knows the
 scaling (``SeriesSequence.original``), else scaled. ``PREDICTION_VIEWS`` picks the right-hand
-plot's kind by ``session.sequence.kind``."""
+plot by ``session.sequence.predicts_characters``."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
 
     def _on_model_changed(self):
         s = self.session
-        self._predicted = PREDICTION_VIEWS[s.sequence.kind]
+        self._predicted = PREDICTION_VIEWS[s.sequence.predicts_characters]
         layout = self._predicted.layout(s)
         if layout == self._layout:
             return  # new weights for the same text model (e.g. while training): nothing to rebuild
@@ -252,4 +252,4 @@ class ValuePredictions:
         panel.predictions_title.setText(title)
 
 
-PREDICTION_VIEWS = {"text": CharacterPredictions, "series": ValuePredictions}  # by ``sequence.kind``
+PREDICTION_VIEWS = {True: CharacterPredictions, False: ValuePredictions}  # by ``sequence.predicts_characters``
