@@ -9,10 +9,8 @@ same text always gives the same vocabulary.
 
 ``TextCorpus`` splits the encoded text into a training part and a validation part (the last
 ``val_fraction`` of the text) and cuts the training part into batches of next-character
-prediction windows: ``x (B, T)`` ids and ``y (B, T)`` the ids one position later. It has the
-dataset interface the trainer uses (``engine.series.SeriesDataset`` has the same):
-``check_model``, ``check_trainable``, ``batches``, ``validation_loss``, ``loss_unit``,
-``loss_bits`` and ``checkpoint_extra``.
+prediction windows: ``x (B, T)`` ids and ``y (B, T)`` the ids one position later. It
+implements ``Dataset``, the interface the trainer uses (as ``engine.series.SeriesDataset`` does).
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ from __future__ import annotations
 import math
 import os
 import stat
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Protocol
 
 import numpy as np
 
@@ -238,12 +236,37 @@ class Batch(NamedTuple):
     reset: bool
 
 
+class Dataset(Protocol):
+    """What ``engine.train.Trainer`` needs of a dataset (``TextCorpus``, ``engine.series.SeriesDataset``)."""
+
+    loss_unit: str  # the unit of the model's loss on this data, e.g. "nats/char"
+
+    def check_model(self, model) -> None:
+        """Raise ValueError unless ``model`` fits the data (inputs, outputs, head)."""
+
+    def check_trainable(self, seq_len: int, batch_size: int) -> None:
+        """Raise ``DataError`` unless the training part holds one batch of ``batch_size`` x ``seq_len``."""
+
+    def batches(self, batch_size: int, seq_len: int, rng: np.random.Generator | None = None,
+                mode: str = "sequential", start: int = 0) -> Iterator[Batch]:
+        """Infinite iterator of training batches (see ``TextCorpus.batches``)."""
+
+    def validation_loss(self, model, batch_size: int) -> float | None:
+        """The loss over the whole validation part in ``loss_unit``; None without one."""
+
+    def loss_bits(self, loss: float | None) -> float | None:
+        """``loss`` in bits per symbol, or None (no such form, or ``loss`` None)."""
+
+    def checkpoint_extra(self) -> dict:
+        """Metadata a checkpoint of a model trained on this data needs (JSON-serialisable)."""
+
+
 class TextCorpus:
     """A text encoded with a vocabulary and split into training and validation ids.
 
     ``val_fraction`` in [0, 0.5]: the *last* ``floor(N * val_fraction)`` characters are the
     validation part (0 = no validation). ``vocab`` None builds one from the whole text.
-    Losses are mean cross-entropies in nats per character (``loss_unit``).
+    Implements ``Dataset``; losses are mean cross-entropies in nats per character (``loss_unit``).
     """
 
     loss_unit = "nats/char"

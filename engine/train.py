@@ -32,10 +32,9 @@ from typing import Iterator
 import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
-from .data import BATCH_MODES, TextCorpus
+from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
-from .series import SeriesDataset
 
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
 
@@ -137,17 +136,15 @@ class Progress:
 class Trainer:
     """Trains ``model`` on ``corpus`` with ``config``; see the module docstring.
 
-    ``corpus`` is any dataset with the interface of ``TextCorpus`` and ``SeriesDataset``
-    (``check_model``, ``check_trainable``, ``batches``, ``validation_loss``, ``loss_unit``,
-    ``loss_bits``, ``checkpoint_extra``): a ``TextCorpus`` (one-hot inputs, softmax head; losses
-    in nats per character) or a ``SeriesDataset`` (dense windows, linear/tanh head; mean squared
+    ``corpus`` is an ``engine.data.Dataset``: a ``TextCorpus`` (one-hot inputs, softmax head;
+    losses in nats per character) or a ``SeriesDataset`` (dense windows, linear/tanh head; mean squared
     errors in scaled units, ``val_bpc`` None). ValueError if the model does not fit the
     dataset, ``DataError`` if the dataset is too small for one batch. ``rng`` defaults to
     ``np.random.Generator(np.random.PCG64(config.seed))``; it draws the random batch offsets
     and the dropout masks.
     """
 
-    def __init__(self, model: SequenceModel, corpus: TextCorpus | SeriesDataset, config: TrainConfig,
+    def __init__(self, model: SequenceModel, corpus: Dataset, config: TrainConfig,
                  rng: np.random.Generator | None = None):
         corpus.check_model(model)
         corpus.check_trainable(config.seq_len, config.batch_size)

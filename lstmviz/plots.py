@@ -19,7 +19,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from engine.quantities import QUANTITIES
+from engine.quantities import QUANTITIES, quantity
 
 from .core.levels import gate_levels
 from .still_parts import cache_still_parts
@@ -73,8 +73,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def __init__(self, name: str, colorblind: bool = False, parent=None):
         super().__init__(parent)
-        if name not in GATE_STYLE:
-            raise ValueError(f"unknown quantity {name!r}; expected one of {tuple(GATE_STYLE)}")
+        quantity(name)  # ValueError for an unknown name
         self.name = name
         self._colorblind = bool(colorblind)
         self._t0 = 0
