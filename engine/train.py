@@ -116,8 +116,9 @@ class Progress:
     Losses are in ``loss_unit``, the dataset's: mean cross-entropies in nats per character for
     a text (``val_bpc`` is then ``val_loss`` in bits per character), mean squared errors in
     scaled units for a series (``val_bpc`` None). ``val_loss``/``val_bpc`` are None unless the
-    validation split was evaluated at this step. ``grad_norm`` is the global L2 norm before clipping. ``steps_per_s`` is the
-    average rate of this ``run`` call; ``elapsed_s`` the training time summed over resumes.
+    validation split was evaluated at this step. ``grad_norm`` is the global L2 norm before
+    clipping. ``steps_per_s`` is the average rate of this ``run`` call; ``elapsed_s`` the
+    training time summed over resumes.
     """
 
     step: int
@@ -264,7 +265,7 @@ class Trainer:
             self.elapsed_s = elapsed_before + ran
             rate = (self.step - start_step) / ran if ran > 0 else 0.0
             return Progress(step=self.step, total_steps=total, train_loss=loss, smooth_loss=self.smooth_loss,
-                            val_loss=val, val_bpc=self.corpus.loss_bits(val), loss_unit=self.corpus.loss_unit, grad_norm=norm,
+                            val_loss=val, val_bpc=self.corpus.loss_bits(val), grad_norm=norm, loss_unit=self.corpus.loss_unit,
                             steps_per_s=rate, elapsed_s=self.elapsed_s, done=done)
 
         while self.step < total and not (stop is not None and stop.is_set()):

@@ -76,11 +76,11 @@ class TrainingUpdate:
     """One payload from the worker; every array is owned by the payload.
 
     ``steps (n,)`` int64 and ``train_loss``/``smooth_loss (n,)`` float64 (in the dataset's
-    loss unit, ``progress.loss_unit``) cover every step since the previous payload; ``val_steps (m,)``/``val_loss (m,)`` the
-    evaluations among them. ``params`` is a copy of the model's parameters, or None when this
-    payload carries none; ``viewer_trace`` the ``Trace`` of the viewer's inputs under those
-    parameters (None without params or without viewer inputs). ``final`` marks the last payload
-    of a run; ``paused`` the payload sent when the worker has stopped between two steps because
+    loss unit, ``progress.loss_unit``) cover every step since the previous payload;
+    ``val_steps (m,)``/``val_loss (m,)`` the evaluations among them. ``params`` is a copy of the
+    model's parameters, or None when this payload carries none; ``viewer_trace`` the ``Trace``
+    of the viewer's inputs under those parameters (None without params or without viewer
+    inputs). ``final`` marks the last payload of a run; ``paused`` the payload sent when the worker has stopped between two steps because
     of a pause (it carries the weights).
     """
 
