@@ -6,7 +6,7 @@ the same on every run. Both sides train a 1-layer LSTM (H=128) + linear head wit
 seq-len 64, Adam lr 2e-3, global-norm clip 5 for ``--steps`` steps (default 2000), float32,
 from the *same* initial weights, on the *same* batches in the same order (sequential streams,
 truncated BPTT with the state carried between batches). Validation: mean cross-entropy in nats
-per character over the whole validation split (last 10%), both with ``engine.train.evaluate``'s
+per character over the whole validation split (last 10%), both with ``engine.evaluation.evaluate``'s
 scheme (32 contiguous streams + the remainder), the PyTorch side in PyTorch.
 
     python bench/learning_parity.py [--steps 2000] [--chars 1000000] [--eval-every 500]
@@ -32,7 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from engine.data import TextCorpus  # noqa: E402
 from engine.model import ModelConfig, SequenceModel  # noqa: E402
-from engine.train import EVAL_CHUNK, TrainConfig, Trainer, evaluate  # noqa: E402
+from engine.evaluation import EVAL_CHUNK, evaluate  # noqa: E402
+from engine.train import TrainConfig, Trainer  # noqa: E402
 
 HIDDEN, BATCH, SEQ_LEN, LR, CLIP = 128, 32, 64, 2e-3, 5.0
 TARGET_NATS = 0.03
@@ -92,7 +93,7 @@ def torch_loss_sum(lstm, head, x, y, state):
 
 
 def torch_evaluate(lstm, head, ids: np.ndarray, batch_size: int = BATCH) -> float:
-    """``engine.train.evaluate``'s scheme in PyTorch: S streams + the remainder on the last one."""
+    """``engine.evaluation.evaluate``'s scheme in PyTorch: S streams + the remainder on the last one."""
     import torch
 
     N = ids.size - 1

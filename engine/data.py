@@ -9,18 +9,21 @@ same text always gives the same vocabulary.
 
 ``TextCorpus`` splits the encoded text into a training part and a validation part (the last
 ``val_fraction`` of the text) and cuts the training part into batches of next-character
-prediction windows: ``x (B, T)`` ids and ``y (B, T)`` the ids one position later.
+prediction windows: ``x (B, T)`` ids and ``y (B, T)`` the ids one position later. It
+implements ``Dataset``, the interface the trainer uses (as ``engine.series.SeriesDataset`` does).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import stat
-from typing import Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Protocol
 
 import numpy as np
 
 from .errors import DataError
+from .evaluation import evaluate
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # refuse text files larger than 100 MiB
 MAX_SHOWN_UNKNOWN = 20  # unknown characters listed in an error message
@@ -233,12 +236,40 @@ class Batch(NamedTuple):
     reset: bool
 
 
+class Dataset(Protocol):
+    """What ``engine.train.Trainer`` needs of a dataset (``TextCorpus``, ``engine.series.SeriesDataset``)."""
+
+    loss_unit: str  # the unit of the model's loss on this data, e.g. "nats/char"
+
+    def check_model(self, model) -> None:
+        """Raise ValueError unless ``model`` fits the data (inputs, outputs, head)."""
+
+    def check_trainable(self, seq_len: int, batch_size: int) -> None:
+        """Raise ``DataError`` unless the training part holds one batch of ``batch_size`` x ``seq_len``."""
+
+    def batches(self, batch_size: int, seq_len: int, rng: np.random.Generator | None = None,
+                mode: str = "sequential", start: int = 0) -> Iterator[Batch]:
+        """Infinite iterator of training batches (see ``TextCorpus.batches``)."""
+
+    def validation_loss(self, model, batch_size: int) -> float | None:
+        """The loss over the whole validation part in ``loss_unit``; None without one."""
+
+    def loss_bits(self, loss: float | None) -> float | None:
+        """``loss`` in bits per symbol, or None (no such form, or ``loss`` None)."""
+
+    def checkpoint_extra(self) -> dict:
+        """Metadata a checkpoint of a model trained on this data needs (JSON-serialisable)."""
+
+
 class TextCorpus:
     """A text encoded with a vocabulary and split into training and validation ids.
 
     ``val_fraction`` in [0, 0.5]: the *last* ``floor(N * val_fraction)`` characters are the
     validation part (0 = no validation). ``vocab`` None builds one from the whole text.
+    Implements ``Dataset``; losses are mean cross-entropies in nats per character (``loss_unit``).
     """
+
+    loss_unit = "nats/char"
 
     def __init__(self, text: str, vocab: CharVocab | None = None, val_fraction: float = 0.1):
         if not isinstance(text, str) or not text:
@@ -271,6 +302,33 @@ class TextCorpus:
                 f"the validation part has {len(self.val_ids)} characters but needs at least 2; "
                 f"use a longer text, a larger val_fraction, or val_fraction 0"
             )
+
+    def check_model(self, model) -> None:
+        """Raise ValueError unless ``model`` reads one-hot characters of this vocabulary and
+        predicts them with a softmax head."""
+        cfg = model.config
+        if cfg.input_kind != "onehot" or cfg.head != "softmax":
+            raise ValueError("the text trainer needs a model with one-hot inputs and a softmax head")
+        V = len(self.vocab)
+        if cfg.input_size != V or cfg.output_size != V:
+            raise ValueError(f"the model is for {cfg.input_size} characters but the text's vocabulary has {V}")
+
+    def validation_loss(self, model, batch_size: int) -> float | None:
+        """Mean cross-entropy (nats/char) over the whole validation part
+        (``engine.evaluation.evaluate`` with ``batch_size`` streams), or None with fewer than 2
+        validation characters."""
+        if len(self.val_ids) < 2:
+            return None
+        return evaluate(model, self.val_ids, batch_size)
+
+    @staticmethod
+    def loss_bits(loss: float | None) -> float | None:
+        """``loss`` in bits per character (``loss / ln 2``); None for None."""
+        return None if loss is None else loss / math.log(2.0)
+
+    def checkpoint_extra(self) -> dict:
+        """Metadata a checkpoint of a model trained on this corpus needs beyond the vocabulary: none."""
+        return {}
 
     def batches_per_epoch(self, batch_size: int, seq_len: int) -> int:
         """Sequential batches before the streams wrap around."""

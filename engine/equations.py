@@ -23,9 +23,10 @@ import numpy as np
 
 from .cells import GATES, sigmoid
 from .data import display_char
+from .quantities import QUANTITIES
 from .trace import Trace
 
-ACTIVATIONS = {"i": "sigmoid", "f": "sigmoid", "g": "tanh", "o": "sigmoid", "h": "tanh"}
+ACTIVATIONS = {name: QUANTITIES[name].activation for name in (*GATES, "h")}  # gate -> "sigmoid" | "tanh"
 _ACTIVATION_FUNCTIONS = {"sigmoid": sigmoid, "tanh": np.tanh}
 
 

@@ -227,8 +227,11 @@ class SeriesDataset:
     an unfitted ``MinMaxScaler`` to fit on the training values (default ``MinMaxScaler(-1, 1)``);
     ``dtype`` of the batches ("float32" or "float64", the model's).
     The matching model: ``ModelConfig(input_size=W, output_size=K, input_kind="dense",
-    head="linear" or "tanh")``.
+    head="linear" or "tanh")``. Implements ``engine.data.Dataset``; losses are mean squared
+    errors in scaled units (``loss_unit``).
     """
+
+    loss_unit = "MSE (scaled units)"
 
     def __init__(self, values, window: int, horizon: int = 1, val_fraction: float = 0.2,
                  scaler: MinMaxScaler | None = None, dtype: str = "float32"):
@@ -256,6 +259,15 @@ class SeriesDataset:
         self.inputs = sliding_windows(self.scaled[: N - K], W).astype(self.dtype)  # (M, W)
         self.targets = sliding_windows(self.scaled[W:], K).astype(self.dtype)  # (M, K)
         self.val_first_position = self.positions - self.n_val + K - 1  # targets all in the val part
+
+    @staticmethod
+    def loss_bits(loss: float | None) -> None:
+        """Mean squared errors have no bits-per-symbol form: always None."""
+        return None
+
+    def checkpoint_extra(self) -> dict:
+        """``{"series": describe()}``: what a checkpoint needs to map outputs back to original units."""
+        return {"series": self.describe()}
 
     def describe(self) -> dict:
         """What a checkpoint needs to map the model's outputs back to original units."""

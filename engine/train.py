@@ -7,7 +7,7 @@ One step (truncated BPTT, Williams & Peng 1990)::
     batch  = next window of every stream (sequential) or random windows (random)
     state  = zeros if batch.reset else the final state of the previous batch   (no gradient
              flows across chunks: the carried state is a constant input)
-    loss, grads = model.loss_and_grads(x, y, state)     mean cross-entropy, nats per character
+    loss, grads = model.loss_and_grads(x, y, state)     in the dataset's loss_unit
     norm   = clip_grads(grads, clip_norm, clip_value)   global L2 norm before clipping
     optimizer.step(params, grads); model.params_changed()
 
@@ -32,15 +32,12 @@ from typing import Iterator
 import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
-from .data import BATCH_MODES, TextCorpus
+from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
-from .series import SeriesDataset
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
-LN2 = math.log(2.0)
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
-EVAL_CHUNK = 256  # timesteps per forward call when evaluating (bounds memory)
 
 
 class TrainingDiverged(RuntimeError):
@@ -118,10 +115,12 @@ class TrainConfig:
 class Progress:
     """A snapshot after one optimizer step (or the final one, ``done=True``).
 
-    Losses are mean cross-entropies in nats per character; ``val_bpc`` is ``val_loss`` in bits
-    per character. ``val_loss``/``val_bpc`` are None unless the validation split was evaluated
-    at this step. ``grad_norm`` is the global L2 norm before clipping. ``steps_per_s`` is the
-    average rate of this ``run`` call; ``elapsed_s`` the training time summed over resumes.
+    Losses are in ``loss_unit``, the dataset's: mean cross-entropies in nats per character for
+    a text (``val_bpc`` is then ``val_loss`` in bits per character), mean squared errors in
+    scaled units for a series (``val_bpc`` None). ``val_loss``/``val_bpc`` are None unless the
+    validation split was evaluated at this step. ``grad_norm`` is the global L2 norm before
+    clipping. ``steps_per_s`` is the average rate of this ``run`` call; ``elapsed_s`` the
+    training time summed over resumes.
     """
 
     step: int
@@ -134,66 +133,23 @@ class Progress:
     steps_per_s: float
     elapsed_s: float
     done: bool = False
-
-
-def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk: int = EVAL_CHUNK) -> float:
-    """Mean cross-entropy, nats per character, of predicting ``ids[1:]`` from ``ids[:-1]``.
-
-    Every character after the first is predicted exactly once. The ``N = M - 1`` predictions
-    are cut into ``S = min(batch_size, N)`` contiguous streams of ``L = N // S`` positions, run
-    side by side from a zero state in chunks of ``chunk`` timesteps with the state carried
-    between chunks; the ``N - S * L`` leftover positions continue the last stream's state.
-    ``ids (M,)`` int token ids, M >= 2. Streams start from a zero state, so the result depends
-    (slightly) on ``batch_size``; ``batch_size=1`` is the exact single-stream loss.
-    """
-    ids = np.asarray(ids)  # (M,)
-    if ids.ndim != 1 or ids.size < 2:
-        raise ValueError(f"evaluation needs a 1-D array of at least 2 token ids, got shape {ids.shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    N = ids.size - 1
-    S = min(int(batch_size), N)
-    L = N // S
-    x = ids[: S * L].reshape(S, L)  # (S, L) inputs, one stream per row
-    y = ids[1 : S * L + 1].reshape(S, L)  # (S, L) targets
-    total, state = 0.0, None
-    for j in range(0, L, chunk):
-        result = model.forward(x[:, j : j + chunk], state, y[:, j : j + chunk])
-        total += result.loss * result.outputs.shape[0] * result.outputs.shape[1]  # mean -> sum
-        state = result.state
-    rest = N - S * L
-    if rest:
-        last = [tuple(s[S - 1 : S] for s in layer) for layer in state]  # per layer (1, H)
-        for j in range(S * L, N, chunk):
-            stop = min(j + chunk, N)
-            result = model.forward(ids[None, j:stop], last, ids[None, j + 1 : stop + 1])
-            total += result.loss * (stop - j)
-            last = result.state
-    return total / N
+    loss_unit: str = "nats/char"
 
 
 class Trainer:
     """Trains ``model`` on ``corpus`` with ``config``; see the module docstring.
 
-    ``corpus`` is a ``TextCorpus`` (one-hot inputs, softmax head; losses in nats per character)
-    or an ``engine.series.SeriesDataset`` (dense windows, linear/tanh head; losses are mean
-    squared errors in scaled units and ``val_bpc`` is None). ``rng`` defaults to
+    ``corpus`` is an ``engine.data.Dataset``: a ``TextCorpus`` (one-hot inputs, softmax head;
+    losses in nats per character) or a ``SeriesDataset`` (dense windows, linear/tanh head; mean squared
+    errors in scaled units, ``val_bpc`` None). ValueError if the model does not fit the
+    dataset, ``DataError`` if the dataset is too small for one batch. ``rng`` defaults to
     ``np.random.Generator(np.random.PCG64(config.seed))``; it draws the random batch offsets
     and the dropout masks.
     """
 
-    def __init__(self, model: SequenceModel, corpus: TextCorpus | SeriesDataset, config: TrainConfig,
+    def __init__(self, model: SequenceModel, corpus: Dataset, config: TrainConfig,
                  rng: np.random.Generator | None = None):
-        self.is_text = isinstance(corpus, TextCorpus)
-        if self.is_text:
-            cfg = model.config
-            if cfg.input_kind != "onehot" or cfg.head != "softmax":
-                raise ValueError("the text trainer needs a model with one-hot inputs and a softmax head")
-            V = len(corpus.vocab)
-            if cfg.input_size != V or cfg.output_size != V:
-                raise ValueError(f"the model is for {cfg.input_size} characters but the text's vocabulary has {V}")
-        else:
-            corpus.check_model(model)
+        corpus.check_model(model)
         corpus.check_trainable(config.seq_len, config.batch_size)
         self.model = model
         self.corpus = corpus
@@ -218,7 +174,7 @@ class Trainer:
         return batch
 
     def train_step(self) -> tuple[float, float]:
-        """One optimizer step; returns ``(loss nats/char, grad_norm before clipping)``.
+        """One optimizer step; returns ``(loss in the dataset's loss_unit, grad_norm before clipping)``.
 
         Raises ``TrainingDiverged`` (after restoring the last good state) on a non-finite
         loss, gradient norm or parameter.
@@ -290,13 +246,10 @@ class Trainer:
 
     # --- the loop -----------------------------------------------------------------------------
     def evaluate(self) -> float | None:
-        """Validation loss over the whole validation split (nats/char for text, mean squared
-        error in scaled units for a series); None without a validation split."""
-        if not self.is_text:
-            return self.corpus.validation_loss(self.model, self.config.batch_size)
-        if len(self.corpus.val_ids) < 2:
-            return None
-        return evaluate(self.model, self.corpus.val_ids, self.config.batch_size)
+        """Validation loss over the whole validation split, in the dataset's ``loss_unit``
+        (nats/char for text, mean squared error in scaled units for a series); None without a
+        validation split."""
+        return self.corpus.validation_loss(self.model, self.config.batch_size)
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
@@ -314,7 +267,7 @@ class Trainer:
             self.elapsed_s = elapsed_before + ran
             rate = (self.step - start_step) / ran if ran > 0 else 0.0
             return Progress(step=self.step, total_steps=total, train_loss=loss, smooth_loss=self.smooth_loss,
-                            val_loss=val, val_bpc=None if val is None or not self.is_text else val / LN2, grad_norm=norm,
+                            val_loss=val, val_bpc=self.corpus.loss_bits(val), grad_norm=norm, loss_unit=self.corpus.loss_unit,
                             steps_per_s=rate, elapsed_s=self.elapsed_s, done=done)
 
         while self.step < total and not (stop is not None and stop.is_set()):
@@ -347,8 +300,7 @@ class Trainer:
 
     def save(self, path, extra: dict | None = None) -> None:
         """Write a checkpoint (model, vocab, optimizer, train state and config) atomically."""
-        if not self.is_text:
-            extra = {**(extra or {}), "series": self.corpus.describe()}
+        extra = {**(extra or {}), **self.corpus.checkpoint_extra()}
         save_checkpoint(path, self.model, vocab=getattr(self.corpus, "vocab", None), step=self.step,
                         optimizer_state=self.optimizer.state_dict(), train_state=self.train_state(),
                         train_config=self.config.to_dict(), extra=extra)

@@ -44,7 +44,8 @@ from PySide6 import QtCore, QtGui, QtSvg, QtWidgets
 from engine.atomic import atomic_write_bytes, atomic_writer
 from engine.trace_io import save_trace_npz
 
-from .plots import GATE_STYLE, HeatmapView, gate_levels
+from .core.levels import gate_levels
+from .plots import GATE_STYLE, HeatmapView
 from .still_parts import uncached
 
 FORMATS = ("png", "svg", "csv", "npz", "gif")

@@ -106,9 +106,9 @@ def _prepare(args):
     from engine.checkpoint import load_char_checkpoint
     from engine.data import load_text
     from engine.errors import CheckpointError, DataError
+    from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER, display_order as panel_names
 
     from . import export
-    from .plots import PANEL_ORDER, panel_names
 
     formats = _split(args.format, export.FORMATS, "format")
     if "gif" in formats and export.gif_support() is not None:

@@ -1,10 +1,10 @@
 """The shared heatmap widget and the colormap policy (DESIGN.md §3).
 
-Policy: gates i, f, o and probabilities live in [0, 1] and use a sequential map (``viridis``,
-colour-blind ``cividis``) with fixed levels (0, 1). g and h live in [-1, 1] and use a diverging
-map (``CET-D1``, colour-blind ``CET-CBD1``) with levels (-1, 1) so zero is neutral. The raw cell
-state c is unbounded: diverging, with symmetric levels taken from the whole sequence so they stay
-put while stepping. No rainbow maps.
+Policy: quantities in [0, 1] (gates i, f, o and probabilities) use a sequential map
+(``viridis``, colour-blind ``cividis``); quantities around zero (g, h and the cell state c) a
+diverging map (``CET-D1``, colour-blind ``CET-CBD1``). The colormap kind and the range of each
+quantity come from ``engine.quantities``; the levels from ``core.levels.gate_levels`` (fixed for
+bounded quantities, from the whole sequence for c). No rainbow maps.
 
 ``HeatmapView`` draws one ``(T, H)`` array as units (rows, unit 0 at the top) by time (columns),
 cells centred on integer coordinates, with a non-interactive colour bar.
@@ -19,6 +19,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
+from engine.quantities import QUANTITIES, quantity
+
+from .core.levels import gate_levels
 from .still_parts import cache_still_parts
 
 
@@ -32,61 +35,9 @@ class GateStyle:
     levels: tuple | None
 
 
-_SEQUENTIAL = ("viridis", "cividis")
-_DIVERGING = ("CET-D1", "CET-CBD1")
+COLORMAPS = {"sequential": ("viridis", "cividis"), "diverging": ("CET-D1", "CET-CBD1")}  # default, colour-blind
 
-GATE_STYLE = {
-    "i": GateStyle("input gate i", *_SEQUENTIAL, (0.0, 1.0)),
-    "f": GateStyle("forget gate f", *_SEQUENTIAL, (0.0, 1.0)),
-    "o": GateStyle("output gate o", *_SEQUENTIAL, (0.0, 1.0)),
-    "g": GateStyle("candidate g", *_DIVERGING, (-1.0, 1.0)),
-    "h": GateStyle("hidden state h", *_DIVERGING, (-1.0, 1.0)),
-    "c": GateStyle("cell state c", *_DIVERGING, None),
-    "probs": GateStyle("probabilities", *_SEQUENTIAL, (0.0, 1.0)),
-}
-
-MIN_CELL_LEVEL = 1e-6  # smallest half-range of the cell-state levels
-CELL_LEVEL_PERCENTILE = 90.0  # |c| percentile that sets the cell-state half-range (see gate_levels)
-
-
-def nice_ceil(x: float) -> float:
-    """Smallest number of the form {1, 2, 2.5, 5} x 10^k that is >= ``x`` (``x`` > 0)."""
-    exponent = math.floor(math.log10(x))
-    for mantissa in (1.0, 2.0, 2.5, 5.0, 10.0):
-        value = mantissa * 10.0**exponent
-        if value >= x * (1 - 1e-12):
-            return value
-    return 10.0 ** (exponent + 1)
-
-
-PANEL_ORDER = ("f", "i", "o", "g", "c", "h")  # how panels list an LSTM's quantities: gates, then states
-
-
-def panel_names(cell: str) -> tuple:
-    """The quantities a layer of this cell type records, in display order (RNN: h only)."""
-    return PANEL_ORDER if cell == "lstm" else ("h",)
-
-
-def gate_levels(name: str, data: np.ndarray | None = None) -> tuple:
-    """Colour levels ``(lo, hi)`` for ``name``.
-
-    Fixed for i, f, o, g, h and probs. For c: symmetric ``(-m, m)`` with ``m`` the
-    ``CELL_LEVEL_PERCENTILE``-th percentile of |c| over ``data`` (pass the whole sequence's trace
-    so the levels stay put while stepping), at least ``MIN_CELL_LEVEL``, rounded up to a nice
-    number. A percentile rather than the maximum: a few saturated "counter" units reach |c| of
-    50 or more and would wash every other unit out to white; the colour bar's ends then mean
-    "this much or more".
-    """
-    if name not in GATE_STYLE:
-        raise ValueError(f"unknown quantity {name!r}; expected one of {tuple(GATE_STYLE)}")
-    fixed = GATE_STYLE[name].levels
-    if fixed is not None:
-        return fixed
-    peak = float(np.percentile(np.abs(data), CELL_LEVEL_PERCENTILE)) if data is not None and np.size(data) else 0.0
-    if not np.isfinite(peak):
-        raise ValueError(f"{name} holds non-finite values")
-    m = nice_ceil(max(peak, MIN_CELL_LEVEL))
-    return (-m, m)
+GATE_STYLE = {name: GateStyle(q.label, *COLORMAPS[q.colormap], q.range) for name, q in QUANTITIES.items()}
 
 
 def colormap_for(name: str, colorblind: bool = False) -> pg.ColorMap:
@@ -122,8 +73,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def __init__(self, name: str, colorblind: bool = False, parent=None):
         super().__init__(parent)
-        if name not in GATE_STYLE:
-            raise ValueError(f"unknown quantity {name!r}; expected one of {tuple(GATE_STYLE)}")
+        quantity(name)  # ValueError for an unknown name
         self.name = name
         self._colorblind = bool(colorblind)
         self._t0 = 0

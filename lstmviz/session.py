@@ -1,18 +1,20 @@
-"""Session: the viewer's state (model, vocabulary, text, stepper, selection) and its signals.
+"""Session: the viewer's state (model, vocabulary, sequence, stepper, selection) and its signals.
 
 Two kinds of sequence are stepped: text through a character model (``set_model`` /
 ``set_text`` / ``load_text``: one-hot input, softmax head, a ``CharVocab``), or a numeric
 series through a forecaster (``set_series``: dense input windows ``(T, W)``, linear/tanh head,
-no vocabulary). Panels show step ``t`` through ``label(t)`` / ``caption(t)`` whichever it is.
+no vocabulary). ``sequence`` is a ``core.sequence.TextSequence`` or ``SeriesSequence``: panels
+ask it (labels, captions, targets, original units, editable or not) instead of telling the two
+apart.
 
 Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
-engine or to each other. Every signal is emitted on the GUI thread. Loading refuses bad files
+engine or to each other: the engine work they show goes through named methods
+(``equation_breakdown``, ``gradient_flow``). Every signal is emitted on the GUI thread. Loading refuses bad files
 with the engine's error (``DataError`` / ``CheckpointError``) *before* any state changes.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -20,16 +22,21 @@ from PySide6 import QtCore
 
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
+from engine.equations import GateBreakdown, decompose
 from engine.errors import DataError
+from engine.gradflow import GradientFlow, gradient_flow
 from engine.model import SequenceModel
+from engine.quantities import display_order
 from engine.stepper import Stepper
 from engine.trace import Trace
 
-from .plots import gate_levels, panel_names
+from .core.levels import gate_levels
+from .core.sequence import SeriesSequence, TextSequence, dropped_message, known_text
 
 LEVEL_STEPS_MAX = 20_000  # cell-state colour levels come from at most this many steps
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
 SYNC_STEPS = 300  # seeks that compute at most this many new steps finish before returning
+GRADFLOW_STEPS = 200  # inputs of the sequence ``gradient_flow`` analyses (the text's last ones + 1)
 
 
 class Session(QtCore.QObject):
@@ -47,7 +54,7 @@ class Session(QtCore.QObject):
         super().__init__(parent)
         self.model: SequenceModel | None = None
         self.vocab: CharVocab | None = None
-        self.text = ""
+        self.sequence: TextSequence | SeriesSequence = TextSequence()
         self.stepper: Stepper | None = None
         self.model_path: str | None = None
         self.text_path: str | None = None
@@ -55,10 +62,6 @@ class Session(QtCore.QObject):
         self.layer, self.unit, self.selected_step = 0, -1, -1
         self.colorblind = False
         self.cell_levels: list = []  # per layer: symmetric (lo, hi) for the raw cell state
-        self.series_labels: list[str] | None = None  # per step of a series (None: text mode)
-        self.series_targets: np.ndarray | None = None  # (T, K) actual next values, scaled, or None
-        self.inverse: Callable | None = None  # scaled -> original units, or None (shown scaled)
-        self._parked_text = ""  # the text put aside while a series is stepped
         self._target: int | None = None
         self._catchup = QtCore.QTimer(self)
         self._catchup.setInterval(0)
@@ -91,28 +94,32 @@ class Session(QtCore.QObject):
         """Quantities each layer records, in display order."""
         if self.model is None:
             return ()
-        return panel_names(self.model.config.cell)
+        return display_order(self.model.config.cell)
+
+    @property
+    def text(self) -> str:
+        """The text being stepped ("" while a series is)."""
+        return self.sequence.text
 
     @property
     def is_series(self) -> bool:
-        """True while a numeric series (not text) is stepped."""
-        return self.series_labels is not None
+        """True while a numeric series (not text) is stepped: ``sequence.kind == "series"``
+        (read-only; panels ask ``sequence`` for what differs)."""
+        return self.sequence.kind == "series"
 
     def label(self, t: int) -> str:
         """What step ``t`` (0-based) shows: its character, or the series label given to
         ``set_series``. Raises IndexError outside ``[0, steps)``."""
-        if not 0 <= t < self.steps:
-            raise IndexError(f"no step {t}: the sequence has {self.steps} steps")
-        return self.series_labels[t] if self.is_series else self.text[t]
+        return self.sequence.label(self._step(t))
 
     def caption(self, t: int) -> str:
         """``label(t)`` named for a status line: ``char 'a'`` or ``next 12.35``."""
-        return f"next {self.label(t)}" if self.is_series else f"char {self.label(t)!r}"
+        return self.sequence.caption(self._step(t))
 
-    def original(self, scaled: np.ndarray) -> np.ndarray:
-        """Series values in original units (unchanged when no inverse scaling is known)."""
-        scaled = np.asarray(scaled, np.float64)  # (..., K)
-        return scaled if self.inverse is None else np.asarray(self.inverse(scaled), np.float64)
+    def _step(self, t: int) -> int:
+        if not 0 <= t < self.steps:
+            raise IndexError(f"no step {t}: the sequence has {self.steps} steps")
+        return t
 
     @property
     def seeking(self) -> bool:
@@ -128,6 +135,30 @@ class Session(QtCore.QObject):
     def levels(self, name: str, layer: int) -> tuple:
         """Colour levels of ``name`` in ``layer`` (the cell state's come from the whole text)."""
         return self.cell_levels[layer] if name == "c" else gate_levels(name)
+
+    # --- engine work for the panels -----------------------------------------------------------
+    def equation_breakdown(self, layer: int, step: int, unit: int) -> GateBreakdown:
+        """Every term of ``unit``'s update in ``layer`` at ``step`` under the viewed model
+        (``engine.equations.decompose`` of the current trace). Raises ValueError outside the
+        steps taken, the layers or the units."""
+        if self.model is None:
+            raise ValueError("no model loaded")
+        return decompose(self.model, self.trace(), layer, step, unit)
+
+    def gradient_flow(self, model: SequenceModel | None = None, vocab: CharVocab | None = None,
+                      max_steps: int = GRADFLOW_STEPS) -> GradientFlow | None:
+        """``engine.gradflow.gradient_flow`` of the loss at the last of the text's last
+        ``max_steps + 1`` known characters (each predicting the next) under ``model`` / ``vocab``
+        (default: the viewed ones). None without a character model or with fewer than two
+        known characters."""
+        model, vocab = (self.model, self.vocab) if model is None else (model, vocab)
+        if model is None or vocab is None:
+            return None
+        known = known_text(self.text, vocab)[-(max_steps + 1):]
+        if len(known) < 2:
+            return None
+        ids = vocab.encode(known, "the text")  # (T + 1,)
+        return gradient_flow(model, ids[:-1], ids[1:])
 
     # --- loading ------------------------------------------------------------------------------
     def load_model(self, path) -> None:
@@ -148,7 +179,7 @@ class Session(QtCore.QObject):
         """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
         self._refuse_text_for_series()
         text = load_text(path)
-        if self.vocab is not None and not self._known(text, self.vocab):
+        if self.vocab is not None and not known_text(text, self.vocab):
             raise DataError(f"{path}: none of its characters are in the model's vocabulary")
         self.text_path = str(path)
         self.set_text(text)
@@ -161,9 +192,9 @@ class Session(QtCore.QObject):
         ``whole``: the trace of ``trace_inputs()`` under ``model``, already computed (e.g. by the
         training thread); used when its inputs are the text's, else the text is traced here.
         """
-        t = 0 if self.is_series else self.t
-        before = self._parked_text if self.is_series else self.text
-        text = self._known(before, vocab)
+        t = self.t if self.sequence.kind == TextSequence.kind else 0
+        before = self.sequence.parked_text
+        text = known_text(before, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text)
         if whole is None or not np.array_equal(whole.inputs, self._traced(stepper.inputs)):
             whole = self._whole_trace(model, stepper.inputs)
@@ -171,8 +202,8 @@ class Session(QtCore.QObject):
         if whole is not None:
             stepper.adopt(whole)  # one vectorised forward instead of re-stepping t characters
         self._stop_seek()
-        self.model, self.vocab, self.stepper, self.text, self.cell_levels = model, vocab, stepper, text, levels
-        self.series_labels = self.series_targets = self.inverse = None
+        self.model, self.vocab, self.stepper, self.cell_levels = model, vocab, stepper, levels
+        self.sequence = TextSequence(text)
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
             self.layer, self.unit, self.selected_step = 0, -1, -1
         self.model_changed.emit()
@@ -198,25 +229,19 @@ class Session(QtCore.QObject):
                              "step text through a character model with set_model")
         stepper = Stepper(model, values)  # (T, W) checked against the model
         T = stepper.steps
-        labels = [str(label) for label in labels]
         if len(labels) != T:
             raise ValueError(f"labels has {len(labels)} entries but the series has {T} steps")
-        if targets is not None:
-            targets = np.asarray(targets, np.float64)  # (T, K)
-            if targets.shape != (T, model.config.output_size):
-                raise ValueError(f"targets must have shape ({T}, {model.config.output_size}), got {targets.shape}")
-        if inverse is not None and not callable(inverse):
-            raise ValueError(f"inverse must be callable (scaled -> original units), got {type(inverse).__name__}")
-        t = self.t if self.is_series else 0
+        if targets is not None and np.shape(targets) != (T, model.config.output_size):
+            raise ValueError(f"targets must have shape ({T}, {model.config.output_size}), got {np.shape(targets)}")
+        sequence = SeriesSequence(labels, targets, inverse, parked_text=self.sequence.parked_text)
+        t = self.t if self.sequence.kind == sequence.kind else 0
         whole = self._whole_trace(model, stepper.inputs)
         levels = self._cell_levels(model, whole)
         if whole is not None:
             stepper.adopt(whole)
         self._stop_seek()
-        if not self.is_series:
-            self._parked_text = self.text
-        self.model, self.vocab, self.stepper, self.text, self.cell_levels = model, None, stepper, "", levels
-        self.series_labels, self.series_targets, self.inverse = labels, targets, inverse
+        self.model, self.vocab, self.stepper, self.cell_levels = model, None, stepper, levels
+        self.sequence = sequence
         self.model_path, self.text_path = None, None
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size or self.selected_step >= T:
             self.layer, self.unit, self.selected_step = 0, -1, -1
@@ -225,7 +250,7 @@ class Session(QtCore.QObject):
         self.seek(min(t, T))
 
     def _refuse_text_for_series(self) -> None:
-        if self.is_series:
+        if not self.sequence.editable:
             raise DataError("a numeric series is being stepped: open or train a character model to step text")
 
     def set_text(self, text: str) -> str:
@@ -238,10 +263,10 @@ class Session(QtCore.QObject):
             raise DataError(f"text must be a str, got {type(text).__name__}")
         self._refuse_text_for_series()
         if self.vocab is None:
-            self.text = text
+            self.sequence = TextSequence(text)
             self.text_changed.emit()
             return text
-        kept = self._known(text, self.vocab)
+        kept = known_text(text, self.vocab)
         ids = self.vocab.encode(kept, "the text")
         self._stop_seek()
         old_t = self.stepper.t
@@ -250,7 +275,7 @@ class Session(QtCore.QObject):
         self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
         if whole is not None:
             self.stepper.adopt(whole)  # the rest from the pass the colour levels needed anyway
-        self.text, self.cell_levels = kept, levels
+        self.sequence, self.cell_levels = TextSequence(kept), levels
         if self.selected_step >= len(kept):
             self.selected_step = -1
         self.text_changed.emit()
@@ -258,14 +283,9 @@ class Session(QtCore.QObject):
         self.seek(min(old_t, self.stepper.steps))  # chunked beyond the adopted rows: never freezes
         return kept
 
-    def _known(self, text: str, vocab: CharVocab) -> str:
-        unknown = set(vocab.unknown(text))
-        return "".join(ch for ch in text if ch not in unknown) if unknown else text
-
     def _report_dropped(self, before: str, after: str) -> None:
         if before != after and self.vocab is not None:
-            shown = ", ".join(repr(c) for c in self.vocab.unknown(before)[:10])
-            self.message.emit(f"Not in the model's vocabulary, left out: {shown}")
+            self.message.emit(dropped_message(before, self.vocab))
 
     def trace_inputs(self) -> np.ndarray | None:
         """What ``set_model``'s ``whole`` must be a trace of: the first LEVEL_STEPS_MAX token ids
@@ -349,9 +369,5 @@ class Session(QtCore.QObject):
             self.colormap_changed.emit(self.colorblind)
 
     def display_name(self) -> str:
-        """Window-title text: the model and text file names."""
-        if self.is_series:
-            return f"numeric series ({self.steps} steps)"
-        model = Path(self.model_path).name if self.model_path else "no model"
-        text = Path(self.text_path).name if self.text_path else "typed text"
-        return f"{model} — {text}"
+        """Window-title text: the model and text file names, or the series' length."""
+        return self.sequence.display_name(self.model_path, self.text_path)

@@ -43,6 +43,8 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 from engine.model import SequenceModel
 from engine.train import PAUSE_POLL_S, TrainingDiverged
 
+from ..core.history import StepLosses as _History
+
 STATES = ("idle", "running", "paused", "stopping")
 PROGRESS_INTERVAL_S = 0.2  # shortest gap between two payloads, seconds
 WEIGHTS_INTERVAL_S = 0.25  # shortest gap between two payloads with weights, seconds
@@ -73,12 +75,12 @@ class ViewerInputs:
 class TrainingUpdate:
     """One payload from the worker; every array is owned by the payload.
 
-    ``steps (n,)`` int64 and ``train_loss``/``smooth_loss (n,)`` float64 (nats per character)
-    cover every step since the previous payload; ``val_steps (m,)``/``val_loss (m,)`` the
-    evaluations among them. ``params`` is a copy of the model's parameters, or None when this
-    payload carries none; ``viewer_trace`` the ``Trace`` of the viewer's inputs under those
-    parameters (None without params or without viewer inputs). ``final`` marks the last payload
-    of a run; ``paused`` the payload sent when the worker has stopped between two steps because
+    ``steps (n,)`` int64 and ``train_loss``/``smooth_loss (n,)`` float64 (in the dataset's
+    loss unit, ``progress.loss_unit``) cover every step since the previous payload;
+    ``val_steps (m,)``/``val_loss (m,)`` the evaluations among them. ``params`` is a copy of the
+    model's parameters, or None when this payload carries none; ``viewer_trace`` the ``Trace``
+    of the viewer's inputs under those parameters (None without params or without viewer
+    inputs). ``final`` marks the last payload of a run; ``paused`` the payload sent when the worker has stopped between two steps because
     of a pause (it carries the weights).
     """
 
@@ -93,36 +95,6 @@ class TrainingUpdate:
     final: bool
     paused: bool = False
     viewer_trace: object = None
-
-
-class _History:
-    """Per-step losses gathered in the worker between two payloads."""
-
-    def __init__(self):
-        self._clear()
-
-    def _clear(self) -> None:
-        self.steps, self.train, self.smooth, self.val_steps, self.val = [], [], [], [], []
-
-    def add(self, progress) -> None:
-        self.steps.append(progress.step)
-        self.train.append(progress.train_loss)
-        self.smooth.append(progress.smooth_loss)
-        if progress.val_loss is not None:
-            self.val_steps.append(progress.step)
-            self.val.append(progress.val_loss)
-
-    def take(self) -> tuple:
-        """The gathered arrays (steps, train, smooth, val_steps, val); empties the buffer."""
-        out = (
-            np.asarray(self.steps, np.int64),  # (n,)
-            np.asarray(self.train, np.float64),  # (n,)
-            np.asarray(self.smooth, np.float64),  # (n,)
-            np.asarray(self.val_steps, np.int64),  # (m,)
-            np.asarray(self.val, np.float64),  # (m,)
-        )
-        self._clear()
-        return out
 
 
 class TrainingWorker(QObject):

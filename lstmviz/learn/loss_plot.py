@@ -1,4 +1,5 @@
 """The live loss curve: raw and smoothed training loss, validation points, log-scale toggle.
+The loss axis carries the unit of the payloads' ``Progress.loss_unit`` (the dataset's).
 
 Every step's loss is kept (``LossHistory``, amortised growth), but the curves are drawn from a
 min/max decimation into at most ``max_bins`` bins (two points per bin), so the number of
@@ -9,9 +10,8 @@ at most every ``REDRAW_MS``, and validation points get symbols only while there 
 Painting is what costs GUI time, so the axes are kept still: the view follows the data in
 steady steps (both ranges rounded out to a nice step, see ``steady_range``; x never past the
 run's last planned step) instead of auto-ranging to every new point, which would rebuild both
-axes on every redraw. No grid: its translucent lines cost more to paint than the curves
-(with a grid a redraw painted in ~27 ms, without it and with still axes in ~2.5 ms; 1400 x 250
-px, offscreen). Zooming or panning by hand stops the following until the "A" button is pressed.
+axes on every redraw. No grid: its translucent lines cost more to paint than the curves.
+Zooming or panning by hand stops the following until the "A" button is pressed.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
+from ..core.history import DEFAULT_MAX_BINS, LossHistory, loss_readout
+from ..core.levels import nice_ceil
 from ..panels.readout import Readout
-from ..plots import nice_ceil
 from ..still_parts import cache_still_parts
 
-DEFAULT_MAX_BINS = 1000  # curves draw at most 2 * DEFAULT_MAX_BINS points
 REDRAW_MS = 1000  # at most one redraw per second (each costs the GUI thread, and the GIL, ~10 ms)
 MAX_VAL_SYMBOLS = 200  # above this many validation points, draw them as a line only
 
@@ -44,52 +44,6 @@ def steady_range(lo: float, hi: float) -> tuple[float, float]:
     return float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step)
 
 
-class LossHistory:
-    """Growing ``(steps, values)`` series with amortised O(1) appends."""
-
-    def __init__(self):
-        self._steps = np.empty(1024, np.int64)  # (capacity,)
-        self._values = np.empty(1024, np.float64)  # (capacity,)
-        self._n = 0
-
-    def __len__(self) -> int:
-        return self._n
-
-    def clear(self) -> None:
-        self._n = 0
-
-    def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
-        """Append ``steps (k,)`` and their ``values (k,)``."""
-        k = len(steps)
-        if len(values) != k:
-            raise ValueError(f"steps and values must have the same length, got {k} and {len(values)}")
-        if self._n + k > len(self._steps):
-            capacity = max(2 * len(self._steps), self._n + k)
-            self._steps = np.resize(self._steps, capacity)  # (capacity,)
-            self._values = np.resize(self._values, capacity)  # (capacity,)
-        self._steps[self._n : self._n + k] = steps
-        self._values[self._n : self._n + k] = values
-        self._n += k
-
-    def data(self) -> tuple[np.ndarray, np.ndarray]:
-        """Views of all ``(steps (n,), values (n,))``."""
-        return self._steps[: self._n], self._values[: self._n]
-
-    def decimated(self, max_bins: int = DEFAULT_MAX_BINS) -> tuple[np.ndarray, np.ndarray]:
-        """At most ``2 * max_bins`` points: all of them when few enough, else per bin of
-        consecutive steps its minimum (at the bin's first step) and maximum (at its last)."""
-        steps, values = self.data()  # (n,), (n,)
-        n = len(steps)
-        if n <= 2 * max_bins:
-            return steps.copy(), values.copy()
-        edges = np.linspace(0, n, max_bins + 1).astype(np.int64)  # (bins + 1,) bin boundaries
-        lows = np.minimum.reduceat(values, edges[:-1])  # (bins,)
-        highs = np.maximum.reduceat(values, edges[:-1])  # (bins,)
-        x = np.column_stack([steps[edges[:-1]], steps[edges[1:] - 1]]).ravel()  # (2 * bins,)
-        y = np.column_stack([lows, highs]).ravel()  # (2 * bins,)
-        return x, y
-
-
 class LossPlot(QWidget):
     """pyqtgraph plot of a training run's losses; feed it ``TrainingUpdate`` payloads."""
 
@@ -98,6 +52,7 @@ class LossPlot(QWidget):
         self._max_bins = max_bins
         self._raw, self._smooth, self._val = LossHistory(), LossHistory(), LossHistory()
         self._latest = None  # Progress of the newest payload
+        self._unit = "nats/char"  # the loss unit on the axis: the newest payload's
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
@@ -105,7 +60,7 @@ class LossPlot(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(160)
         self.plot.setLabel("bottom", "step")
-        self.plot.setLabel("left", "loss", units="nats/char")
+        self.plot.setLabel("left", "loss", units=self._unit)
         self.plot.addLegend(offset=(-10, 10))
         self._following = True  # the view follows the data (False once zoomed or panned by hand)
         self.plot.getViewBox().sigRangeChangedManually.connect(self._stop_following)
@@ -119,8 +74,8 @@ class LossPlot(QWidget):
         self.log_scale.setToolTip("Show the loss axis on a logarithmic scale (useful once the loss flattens).")
         self.log_scale.toggled.connect(self._on_log_toggled)
         self.readout = Readout("No training yet.")  # changes with every redraw: must not re-layout the window
-        self.readout.setToolTip("Latest smoothed training loss and validation loss (nats per character; "
-                                "bits per character in brackets).")
+        self.readout.setToolTip("Latest smoothed training loss and validation loss (in the axis's unit; "
+                                "a loss in nats per character also in bits per character, in brackets).")
         bar = QHBoxLayout()
         bar.addWidget(self.readout, 1)
         bar.addWidget(self.log_scale)
@@ -145,6 +100,9 @@ class LossPlot(QWidget):
         self._smooth.extend(update.steps, update.smooth_loss)
         self._val.extend(update.val_steps, update.val_loss)
         self._latest = update.progress
+        if update.progress.loss_unit != self._unit:
+            self._unit = update.progress.loss_unit
+            self.plot.setLabel("left", "loss", units=self._unit)
         if update.final:
             self.redraw()  # a run's end is shown at once
         elif not self._redraw_timer.isActive():
@@ -166,11 +124,8 @@ class LossPlot(QWidget):
         if self._latest is None:
             self.readout.setText("No training yet.")
             return
-        text = f"step {self._latest.step}: smoothed loss {self._latest.smooth_loss:.4f}"
-        if len(self._val):
-            last_val = self._val.data()[1][-1]
-            text += f", validation {last_val:.4f} ({last_val / np.log(2):.3f} bits/char)"
-        self.readout.setText(text)
+        last_val = float(self._val.data()[1][-1]) if len(self._val) else None
+        self.readout.setText(loss_readout(self._latest.step, self._latest.smooth_loss, last_val, self._unit))
 
     def shown_range(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """The view's ``((x0, x1), (y0, y1))``; y in log10 units when the log scale is on."""

@@ -1,7 +1,8 @@
 """Training panel: Train / Pause / Resume / Stop, progress, saving and resuming checkpoints.
 
 Train builds a fresh model from the model panel's settings (weights drawn from the seed) on the
-data panel's corpus and hands an ``engine.train.Trainer`` to the ``TrainingController``.
+data panel's corpus (``core.recipes.new_trainer``) and hands the ``engine.train.Trainer`` to the
+``TrainingController``; resuming a checkpoint is ``core.recipes.resume_trainer``.
 Resume continues a paused run, or a stopped run exactly where it stopped (same trainer:
 weights, optimizer state, data position, RNG). "Save model…" writes a checkpoint with the
 optimizer and training state; "Resume from checkpoint…" continues such a checkpoint on the
@@ -13,17 +14,14 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (QCheckBox, QGridLayout, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
-from engine.checkpoint import load_checkpoint
-from engine.data import TextCorpus
-from engine.model import SequenceModel
 from engine.train import Trainer
 
 from .. import dialogs
+from ..core.recipes import new_trainer, resume_trainer
 from ..panels.readout import Readout
 from ..progress import format_duration
 from .controller import TrainingController
@@ -100,8 +98,7 @@ class TrainingPanel(QWidget):
         try:
             corpus = self.data_panel.corpus
             model_config, train_config = self.model_panel.build(corpus)
-            rng = np.random.Generator(np.random.PCG64(train_config.seed))
-            trainer = Trainer(SequenceModel(model_config, rng=rng), corpus, train_config)
+            trainer = new_trainer(model_config, corpus, train_config)
         except ValueError as exc:
             dialogs.show_error(self, "Cannot train", str(exc))
             return False
@@ -140,15 +137,7 @@ class TrainingPanel(QWidget):
         try:
             if self.data_panel.corpus is None:
                 raise ValueError("open or paste the training text the checkpoint was trained on first")
-            ckpt = load_checkpoint(path)
-            if ckpt.train_config is None or ckpt.vocab is None:
-                raise ValueError(f"{path} holds a model only, no training state to resume")
-            corpus = TextCorpus(self.data_panel.corpus.text, vocab=ckpt.vocab,
-                                val_fraction=ckpt.train_config.get("val_fraction", 0.1))
-            steps = self.model_panel.values()["steps"]
-            if steps <= ckpt.step:
-                raise ValueError(f"the checkpoint is already at step {ckpt.step}; set Steps higher to continue")
-            trainer = Trainer.from_checkpoint(ckpt, corpus, steps=steps)
+            trainer = resume_trainer(path, self.data_panel.corpus.text, self.model_panel.values()["steps"])
         except ValueError as exc:
             dialogs.show_error(self, "Cannot resume training", str(exc))
             return False

@@ -2,29 +2,30 @@
 
 "Train both" builds an Elman RNN and an LSTM with the chosen hidden size on the viewer's text
 (or, when that is too short for one batch, the bundled demo corpus), and trains them at the same
-time, each through its own ``learn.controller.TrainingController`` (a worker thread each). Their
-smoothed training losses are overlaid (``learn.loss_plot.LossHistory`` keeps and decimates the
+time, each through its own ``learn.controller.TrainingController`` (a worker thread each); the
+pair and its training are ``core.recipes.compare_trainers`` / ``compare_config``. Their
+smoothed training losses are overlaid (``core.history.LossHistory`` keeps and decimates the
 points); validation losses are drawn as dots. When a model finishes, ``models_changed`` carries
 the trained pair to the gradient-flow plot, and "Step through" swaps either into the viewer.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine.data import CharVocab, TextCorpus, load_text
 from engine.errors import DataError
-from engine.model import ModelConfig, SequenceModel
+from engine.model import ModelConfig
 from engine.settings import settings_of
-from engine.train import TrainConfig, Trainer
+from engine.train import TrainConfig
 
 from .. import dialogs
 from ..app import asset_path
+from ..core.history import LossHistory
+from ..core.recipes import compare_config, compare_trainers, copy_model
 from ..forms import setting_widget
 from ..learn.controller import TrainingController
-from ..learn.loss_plot import LossHistory
 
 CELLS = {"rnn": ("vanilla RNN", "#D55E00"), "lstm": ("LSTM", "#0072B2")}  # label, colour
 DEMO_CORPUS = "demo.txt"
@@ -120,12 +121,10 @@ class ComparePanel(QtWidgets.QWidget):
         """Start both runs (refused with an error dialog if a run is active or the data is unusable)."""
         if self.is_active():
             return
-        config = TrainConfig(seq_len=self.seq_len.value(), batch_size=16, steps=self.steps.value(), lr=3e-3,
-                             eval_every=max(1, self.steps.value() // 10), seed=0)
+        config = compare_config(self.seq_len.value(), self.steps.value())
         try:
             text, source = self.training_text(config.seq_len, config.batch_size)
-            corpus = TextCorpus(text, val_fraction=config.val_fraction)
-            trainers = {cell: self._trainer(cell, corpus, config) for cell in CELLS}
+            corpus, trainers = compare_trainers(text, self.hidden.value(), config)
         except (ValueError, OSError) as e:
             dialogs.show_error(self, "Cannot train the comparison", str(e))
             return
@@ -138,12 +137,6 @@ class ComparePanel(QtWidgets.QWidget):
         self.status.setText(f"Training on {source} ({len(text):,} characters)…")
         for cell, trainer in trainers.items():
             self.controllers[cell].start(trainer)
-
-    def _trainer(self, cell: str, corpus: TextCorpus, config: TrainConfig) -> Trainer:
-        V = len(corpus.vocab)
-        model_config = ModelConfig(input_size=V, output_size=V, cell=cell, hidden_size=self.hidden.value())
-        model = SequenceModel(model_config, rng=np.random.default_rng(config.seed))  # same seed for both
-        return Trainer(model, corpus, config)
 
     def stop(self) -> None:
         for controller in self.controllers.values():
@@ -174,9 +167,7 @@ class ComparePanel(QtWidgets.QWidget):
         self.val_curves[cell].setData(*self.val_histories[cell].decimated())
 
     def _on_finished(self, cell: str) -> None:
-        trainer = self.controllers[cell].trainer
-        params = {name: value.copy() for name, value in trainer.model.params.items()}  # the worker has ended
-        self.models[cell] = SequenceModel(trainer.model.config, params=params)
+        self.models[cell] = copy_model(self.controllers[cell].trainer.model)  # the worker has ended
         self.step_box.clear()
         for name in CELLS:
             if name in self.models:

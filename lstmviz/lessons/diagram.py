@@ -56,7 +56,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         self.setMinimumSize(380, 220)
         self.setToolTip("The selected unit as the classic LSTM diagram, with its values at the focused step.")
         focus.changed.connect(self.refresh_soon)
-        self.refresh()
+        self.refresh_soon()  # drawn when first on screen
 
     def sizeHint(self) -> QtCore.QSize:
         return QtCore.QSize(760, 420)

@@ -1,13 +1,16 @@
 """Gradient flow through time: how strongly the loss at the last character reaches back.
 
-For the session's text (its last ``MAX_STEPS + 1`` characters: ``MAX_STEPS`` inputs, each
+For the session's text (its last ``MAX_STEPS + 1`` known characters: ``MAX_STEPS`` inputs, each
 predicting the next) the panel plots, on a log scale, ``||dLoss_T/dh_t||`` (and for an LSTM
-``||dLoss_T/dc_t||``) against the step t, from ``engine.gradflow.gradient_flow``. Without a
+``||dLoss_T/dc_t||``) against the step t, from ``Session.gradient_flow``
+(``engine.gradflow.gradient_flow``). Without a
 comparison it shows the viewer's model; once the "RNN vs LSTM" panel has trained its pair, it
 shows both (a vanilla RNN's curve falls off geometrically; the LSTM's cell path keeps it up).
 Recomputed on the GUI thread when the model or the text changes, at most once per
 ``COALESCE_MS`` (changes in between are gathered into one recomputation, so live training
 updates do not pile up): a few forward passes and one backward pass over at most 200 steps.
+Nothing is computed while the panel is off screen (also not when it is built): it catches up
+when shown.
 """
 
 from __future__ import annotations
@@ -16,22 +19,14 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from engine.gradflow import gradient_flow
-
 from ..panels.shown import RefreshWhenShown
+from ..session import GRADFLOW_STEPS
 
-MAX_STEPS = 200  # inputs of the analysed sequence (the text's last MAX_STEPS + 1 characters)
+MAX_STEPS = GRADFLOW_STEPS  # inputs of the analysed sequence (the text's last MAX_STEPS + 1 characters)
 COALESCE_MS = 500  # the longest a change waits before the plot follows it
 PENS = {  # (colour, dashed) per curve kind
     "rnn h": ("#D55E00", False), "lstm h": ("#0072B2", False), "lstm c": ("#0072B2", True),
 }
-
-
-def sequence_for(text: str, vocab) -> np.ndarray | None:
-    """Token ids of the last ``MAX_STEPS + 1`` known characters of ``text``, or None if fewer than 2."""
-    unknown = set(vocab.unknown(text))
-    known = "".join(ch for ch in text if ch not in unknown)[-(MAX_STEPS + 1):]
-    return vocab.encode(known, "the text") if len(known) >= 2 else None
 
 
 class GradientFlowPanel(RefreshWhenShown, QtWidgets.QWidget):
@@ -70,7 +65,7 @@ class GradientFlowPanel(RefreshWhenShown, QtWidgets.QWidget):
         session.text_changed.connect(self.refresh_soon)
         session.selection_changed.connect(self._on_selection)
         self._layer = session.layer  # the layer whose norms are plotted
-        self.recompute()
+        self.refresh_soon()  # computed when first shown
 
     def refresh(self) -> None:
         """Recompute within COALESCE_MS (a pending recomputation absorbs this change)."""
@@ -82,9 +77,13 @@ class GradientFlowPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.refresh_soon()
 
     def set_comparison(self, models: dict) -> None:
-        """Show these models (label -> (model, vocab)) instead of the viewer's; {} shows the viewer's."""
+        """Show these models (label -> (model, vocab)) instead of the viewer's; {} shows the viewer's.
+        Recomputed at once when on screen, else when shown."""
         self.comparison = dict(models)
-        self.recompute()
+        if self.on_screen():
+            self.recompute()
+        else:
+            self._stale = True
 
     def models(self) -> dict:
         """label -> (model, vocab) of the models plotted."""
@@ -100,10 +99,9 @@ class GradientFlowPanel(RefreshWhenShown, QtWidgets.QWidget):
         layer_note = ""
         self._layer = self.session.layer
         for label, (model, vocab) in self.models().items():
-            ids = sequence_for(self.session.text, vocab)
-            if ids is None:
+            flow = self.session.gradient_flow(model, vocab, MAX_STEPS)
+            if flow is None:
                 continue
-            flow = gradient_flow(model, ids[:-1], ids[1:])
             self.flows[label] = flow
             layer = min(self.session.layer, model.config.num_layers - 1)
             layer_note = f" · layer {layer}"

@@ -3,7 +3,8 @@
 For the focused (layer, unit, step) (see ``focus``) each gate's pre-activation is shown as its
 three summands — input part ``x_t·Wx``, recurrent part ``h_{t-1}·Wh`` and bias ``b`` — their sum,
 the activation and the result; then ``c_t = f·c_{t-1} + i·g`` and ``h_t = o·tanh(c_t)`` (a
-vanilla RNN: ``h_t = tanh(x·Wx + h·Wh + b)``). The summands come from ``engine.equations.decompose``;
+vanilla RNN: ``h_t = tanh(x·Wx + h·Wh + b)``). The summands come from ``Session.equation_breakdown``
+(``engine.equations.decompose``); names and activations from ``engine.quantities``;
 every value that also appears in a heatmap (gates, pre-activations, c, h) is read from the trace
 itself, so the inspector and the heatmaps always agree digit for digit. ``values`` keeps the
 shown numbers (name -> float) for tests and exports.
@@ -15,12 +16,12 @@ import html
 
 from PySide6 import QtWidgets
 
-from engine.cells import GATES
-from engine.equations import decompose, diagram_values
+from engine.equations import diagram_values
+from engine.quantities import quantity
 
 from ..panels.shown import RefreshWhenShown
 from .focus import LessonFocus
-from .style import GATE_ACCENT, GATE_TITLE, fmt, heat_colour
+from .style import GATE_ACCENT, fmt, heat_colour
 
 ACTIVATION_SYMBOL = {"sigmoid": "σ", "tanh": "tanh"}
 HINT = ("<p style='color:gray'>Click a cell in a gate heatmap to choose a unit (and step); "
@@ -40,7 +41,7 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
         self.setToolTip("The selected unit's equations at the focused step. Numbers are coloured "
                         "as in the heatmaps; the step follows the cursor until you click a heatmap cell.")
         focus.changed.connect(self.refresh_soon)
-        self.refresh()
+        self.refresh_soon()  # shown when first on screen
 
     def refresh(self) -> None:
         position = self.focus.position()
@@ -51,14 +52,12 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
         layer, unit, step = position
         s = self.session
         trace = s.trace()
-        breakdown = decompose(s.model, trace, layer, step, unit)
+        breakdown = s.equation_breakdown(layer, step, unit)
         wires = diagram_values(trace, layer, step, unit)
         pre = trace.gate("pre", layer)[step]  # (G,) public order, as recorded
         H = trace.hidden_size
-        names = GATES if trace.cell == "lstm" else ("h",)
         values = {"h_prev": wires["h_prev"]}
-        for k, name in enumerate(names):
-            term = breakdown.gates[name]
+        for k, (name, term) in enumerate(breakdown.gates.items()):
             values.update({f"{name}.input": term.input_part, f"{name}.recurrent": term.recurrent_part,
                            f"{name}.bias": term.bias, f"{name}.pre": float(pre[k * H + unit])})
             values[name] = wires["h_t" if name == "h" else name]
@@ -83,8 +82,9 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
     def _name(name: str, sub: str = "t") -> str:
         return f"<b style='color:{GATE_ACCENT[name]}'>{name}<sub>{sub}</sub></b>"
 
-    def _gate_row(self, name: str, activation: str) -> str:
-        cells = [f"{self._name(name)} <small>{GATE_TITLE[name]}</small>",
+    def _gate_row(self, name: str) -> str:
+        activation = quantity(name).activation
+        cells = [f"{self._name(name)} <small>{quantity(name).title}</small>",
                  self._num(f"{name}.input"), "+", self._num(f"{name}.recurrent"), "+", self._num(f"{name}.bias"),
                  "=", self._num(f"{name}.pre"), f"→ {ACTIVATION_SYMBOL[activation]} →",
                  self._num(name, colour_as=name)]
@@ -99,11 +99,11 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
         table = ("<table cellspacing='0' cellpadding='3'><tr>"
                  + "".join(f"<th align='right'><small>{h}</small></th>" for h in heads) + "</tr>")
         if cell == "rnn":
-            table += self._gate_row("h", "tanh") + "</table>"
+            table += self._gate_row("h") + "</table>"
             formula = ("<p>h<sub>t</sub> = tanh(x<sub>t</sub>·W<sub>x</sub> + h<sub>t-1</sub>·W<sub>h</sub> + b) = "
                        f"tanh({self._num('h.pre')}) = {self._num('h', colour_as='h')}</p>")
             return header + table + formula
-        table += "".join(self._gate_row(name, "tanh" if name == "g" else "sigmoid") for name in ("f", "i", "g", "o"))
+        table += "".join(self._gate_row(name) for name in ("f", "i", "g", "o"))
         table += "</table>"
         f, i, g, o = (self._name(n) for n in ("f", "i", "g", "o"))
         c, h = self._name("c"), self._name("h")

@@ -11,7 +11,8 @@ part). Train builds ``SequenceModel(dense input of W values, K outputs, linear h
 ``predict_all`` (one-step-ahead) and a forecast rolled forward from the picked origin.
 "Step through" hands the model and the dataset's input windows to the viewer's ``Session``
 (``set_series``), so the gate heatmaps, text and current-step panels step the forecaster; step
-``p`` is labelled with the value it forecasts (``step_labels``), in original units.
+``p`` is labelled with the value it forecasts (``core.recipes.step_labels``), in original units.
+The sources and the training recipe are in ``core.recipes`` (``generate``, ``series_trainer``).
 """
 
 from __future__ import annotations
@@ -25,39 +26,19 @@ from PySide6 import QtCore, QtWidgets
 from engine.data import load_text
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
-from engine.series import SeriesDataset, forecast, load_csv_column, noisy_sine, predict_all, ramp, random_walk, sine
+from engine.series import SeriesDataset, forecast, load_csv_column, predict_all
 from engine.settings import settings_of
-from engine.train import TrainConfig, Trainer
+from engine.train import TrainConfig
 
 from .. import dialogs
+from ..core.recipes import SERIES_GENERATORS, SERIES_SEED, generate, series_dataset, series_trainer, step_labels
 from ..forms import setting_widget
 from ..learn.controller import TrainingController
 from .controls import spin_box as _spin
 from .forecast_plot import ForecastPlot
 
 CSV_FILTER = "CSV files (*.csv *.txt);;All files (*)"
-GENERATORS = ("ramp -3 … 8", "sine", "noisy sine", "random-walk price")
-SEED = 0  # generators' and the model's random seed (reproducible lessons)
 MODEL_SETTINGS, TRAIN_SETTINGS = settings_of(ModelConfig), settings_of(TrainConfig)
-
-
-def step_labels(dataset: SeriesDataset) -> list[str]:
-    """Per position p, the value it forecasts first (``values[p + W]``, original units), as "12.35"."""
-    first = dataset.values[dataset.window : dataset.window + dataset.positions]  # (M,)
-    return [f"{v:.4g}" for v in first]
-
-
-def generate(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` values of one of ``GENERATORS`` (the ramp always has the tutorial's 12 values)."""
-    if kind == "ramp -3 … 8":
-        return ramp()
-    if kind == "sine":
-        return sine(n, period=25.0)
-    if kind == "noisy sine":
-        return noisy_sine(n, period=25.0, noise=0.1, rng=rng)
-    if kind == "random-walk price":
-        return random_walk(n, rng)
-    raise ValueError(f"unknown generator {kind!r}; expected one of {GENERATORS}")
 
 
 def csv_header(path) -> list[str]:
@@ -89,7 +70,7 @@ class SeriesPanel(QtWidgets.QWidget):
         self.controller = TrainingController(self)
 
         self.generator_box = QtWidgets.QComboBox()
-        self.generator_box.addItems(GENERATORS)
+        self.generator_box.addItems(SERIES_GENERATORS)
         self.length = _spin(20, 100_000, 400, "Number of values to generate")
         generate_button = QtWidgets.QPushButton("Generate")
         generate_button.clicked.connect(self.generate)
@@ -154,7 +135,7 @@ class SeriesPanel(QtWidgets.QWidget):
     # --- data ---------------------------------------------------------------------------------
     def generate(self) -> None:
         kind = self.generator_box.currentText()
-        self.set_values(generate(kind, self.length.value(), np.random.default_rng(SEED)), kind)
+        self.set_values(generate(kind, self.length.value(), np.random.default_rng(SERIES_SEED)), kind)
 
     def ask_open_csv(self) -> None:
         path = dialogs.ask_open_path(self, "Open a CSV file", CSV_FILTER)
@@ -205,29 +186,17 @@ class SeriesPanel(QtWidgets.QWidget):
 
     def _dataset(self, values: np.ndarray) -> SeriesDataset | None:
         try:
-            return SeriesDataset(values, self.window_size.value(), self.horizon.value(), val_fraction=0.2)
+            return series_dataset(values, self.window_size.value(), self.horizon.value())
         except DataError:
             return None
 
     # --- training -----------------------------------------------------------------------------
-    def train_config(self) -> TrainConfig:
-        """Batches of 4 runs of at most 32 positions (fewer for a short series), Adam 1e-2."""
-        positions = self.dataset.train_positions
-        batch = 4 if positions >= 8 else 1
-        seq_len = max(1, min(32, positions // batch))
-        return TrainConfig(seq_len=seq_len, batch_size=batch, steps=self.steps.value(), lr=1e-2,
-                           eval_every=max(1, self.steps.value() // 20), val_fraction=0.2, seed=SEED)
-
     def train(self) -> None:
         if self.values is None or self.controller.is_active():
             return
         try:
-            dataset = SeriesDataset(self.values, self.window_size.value(), self.horizon.value(), val_fraction=0.2)
-            self.dataset = dataset
-            config = ModelConfig(input_size=dataset.window, output_size=dataset.horizon, hidden_size=self.hidden.value(),
-                                 input_kind="dense", head="linear")
-            model = SequenceModel(config, rng=np.random.default_rng(SEED))
-            trainer = Trainer(model, dataset, self.train_config())
+            self.dataset, trainer = series_trainer(self.values, self.window_size.value(), self.horizon.value(),
+                                                   self.hidden.value(), self.steps.value())
         except (ValueError, OSError) as e:
             dialogs.show_error(self, "Cannot train on this series", str(e))
             return
@@ -275,7 +244,7 @@ class SeriesPanel(QtWidgets.QWidget):
 
     def _on_progress(self, update) -> None:
         p = update.progress
-        self.status.setText(f"step {p.step} / {p.total_steps}: smoothed loss {p.smooth_loss:.4g} (MSE, scaled)")
+        self.status.setText(f"step {p.step} / {p.total_steps}: smoothed loss {p.smooth_loss:.4g} ({p.loss_unit})")
 
     def _update_buttons(self, *_) -> None:
         active = self.controller.is_active()

@@ -19,8 +19,6 @@ GATE_ACCENT = {
     "c": "#E69F00",  # cell state: orange
     "h": "#56B4E9",  # hidden state: sky blue
 }
-GATE_TITLE = {"i": "input gate", "f": "forget gate", "g": "candidate", "o": "output gate",
-              "h": "hidden state", "c": "cell state"}
 
 
 def fmt(value: float) -> str:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from ..plots import GATE_STYLE, PANEL_ORDER, HeatmapView
+from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
+
+from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
 
 WINDOW = 200  # steps drawn, ending at the cursor

@@ -1,8 +1,9 @@
 """Current step panel: the six vectors of the selected layer at the current step, side by side
 as colour strips (unit 0 at the top), and the model's top-k next-character predictions as a bar
 chart, the true next character's bar in red. For a numeric series the right-hand plot shows the
-predicted next value(s) against the actual ones, in original units when the session knows the
-scaling (``Session.original``), else scaled."""
+predicted next value(s) against the actual ones, in original units when the sequence knows the
+scaling (``SeriesSequence.original``), else scaled. ``PREDICTION_VIEWS`` picks the right-hand
+plot by ``session.sequence.predicts_characters``."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine.data import display_char
+from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
 
-from ..plots import PANEL_ORDER, colormap_for
+from ..plots import colormap_for
 from ..session import Session
 from ..still_parts import cache_still_parts
 from .shown import RefreshWhenShown
@@ -82,7 +84,8 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         cache_still_parts(self.plots)
         self.top: list = []  # [(char, probability)] of the current step, most likely first
         self.forecast: tuple | None = None  # series: (predicted (K,), actual (K,) or None), shown units
-        self._layout = None  # (names, H, colorblind) the axes and colormaps were set up for (text)
+        self._layout = None  # what the axes and colormaps were set up for (see ``layout`` below)
+        self._predicted = CharacterPredictions  # the right-hand plot's kind, by ``session.sequence``
 
         session.model_changed.connect(self._on_model_changed)
         session.stepped.connect(self.refresh_soon)  # also follows every model or text change
@@ -92,43 +95,19 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
 
     def _on_model_changed(self):
         s = self.session
-        layout = None if s.is_series else (s.names, s.hidden_size, s.colorblind)
-        if layout is not None and layout == self._layout:
+        self._predicted = PREDICTION_VIEWS[s.sequence.predicts_characters]
+        layout = self._predicted.layout(s)
+        if layout == self._layout:
             return  # new weights for the same text model (e.g. while training): nothing to rebuild
         self._layout = layout
         H = max(s.hidden_size, 1)
         for name, item in self.strips.items():
             item.setVisible(name in s.names)
         self.vectors.setYRange(-0.5, H - 0.5, padding=0)
-        self._set_prediction_axes(s)
-        self._apply_colormaps(s.colorblind)
-
-    def _set_prediction_axes(self, s: Session):
-        """Top-k bars for text; for a series, values by horizon step, y fixed to the actual values' range."""
-        plot = self.predictions
-        plot.invertY(not s.is_series)
-        predicted = ("the predicted next values (blue) against the actual ones (red), by steps ahead"
-                     if s.is_series else "the most likely next characters; the red bar is the character "
-                     "that actually comes next")
         self.setToolTip("Left: the selected layer's vectors at the current step (one column each, "
-                        f"unit 0 at the top). Right: {predicted}.")
-        plot.getAxis("left").setTicks(None if s.is_series else [[]])
-        if not s.is_series:
-            plot.setLabel("bottom", "probability")
-            plot.getAxis("bottom").setTicks(None)
-            plot.setXRange(0, 1, padding=0.02)
-            plot.setYRange(-0.5, TOP_K - 0.5, padding=0)
-            return
-        K = s.model.config.output_size
-        plot.setLabel("bottom", "steps ahead")
-        plot.getAxis("bottom").setTicks([[(k, str(k)) for k in range(1, K + 1)]])
-        plot.setXRange(0.5, K + 0.5, padding=0)
-        if s.series_targets is not None and s.series_targets.size:
-            actual = s.original(s.series_targets)  # (T, K)
-            lo, hi = float(actual.min()), float(actual.max())
-            plot.setYRange(lo, hi if hi > lo else lo + 1.0, padding=0.1)
-        else:
-            plot.enableAutoRange(axis="y")
+                        f"unit 0 at the top). Right: {self._predicted.TOOLTIP}.")
+        self._predicted.set_axes(self, s)
+        self._apply_colormaps(s.colorblind)
 
     def _apply_colormaps(self, colorblind: bool):
         for name, item in self.strips.items():
@@ -140,7 +119,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.refresh_soon()
 
     def refresh(self, *_):
-        """Show step ``t - 1`` (the character just read) and the prediction for step ``t``."""
+        """Show step ``t - 1`` (the character or value just read) and the prediction made there."""
         s = self.session
         t = s.t
         if not s.ready or t == 0:
@@ -149,11 +128,10 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
             self.predicted_points.setData([], [])
             self.actual_points.setData([], [])
-            if not s.is_series:
-                self.predictions.getAxis("left").setTicks([[]])
+            self._predicted.clear(self)
             self.top, self.forecast = [], None
             self.vectors_title.setText("before the first step")
-            self.predictions_title.setText("next value" if s.is_series else "next character")
+            self.predictions_title.setText(self._predicted.EMPTY_TITLE)
             return
         trace = s.trace()
         for name in s.names:
@@ -163,51 +141,115 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
                           autoLevels=False, levels=s.levels(name, s.layer))
             k = PANEL_ORDER.index(name)
             item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
-        shown = s.label(t - 1) if s.is_series else display_char(s.label(t - 1))
+        shown = s.sequence.shown(t - 1)
         self.vectors_title.setText(f"step {t - 1}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
         if s.unit >= 0:
             self.unit_marker.setValue(s.unit)
             self.unit_marker.show()
         else:
             self.unit_marker.hide()
-        if s.is_series:
-            self._show_forecast(s, trace.outputs[t - 1])  # (K,)
-        else:
-            self._show_top_k(s, trace.outputs[t - 1], t)  # (V,)
+        self._predicted.show(self, s, trace.outputs[t - 1], t)  # (V,) or (K,)
 
-    def _show_forecast(self, s: Session, output: np.ndarray):
-        """The prediction made at the current step against the actual next value(s)."""
-        predicted = s.original(output)  # (K,)
-        actual = None if s.series_targets is None else s.original(s.series_targets[s.t - 1])  # (K,)
-        self.forecast = (predicted, actual)
-        self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
-        self.top = []
-        ahead = np.arange(1, predicted.shape[0] + 1)  # (K,)
-        self.predicted_points.setData(ahead - 0.08, predicted)
-        self.actual_points.setData([] if actual is None else ahead + 0.08, [] if actual is None else actual)
-        units = "" if s.inverse is not None else " (scaled)"
-        title = f"next{units}: <b style='color:#5a8cdc'>predicted {predicted[0]:.4g}</b>"
-        if actual is not None:
-            title += f" &nbsp; <b style='color:#dc3c3c'>actual {actual[0]:.4g}</b>"
-        self.predictions_title.setText(title)
 
-    def _show_top_k(self, s: Session, probs: np.ndarray, t: int):
-        """The ``TOP_K`` most likely next characters, the true next one's bar in red."""
-        self.predicted_points.setData([], [])
-        self.actual_points.setData([], [])
-        self.forecast = None
+class CharacterPredictions:
+    """Text: the ``TOP_K`` most likely next characters as bars, the true next one's in red."""
+
+    TOOLTIP = "the most likely next characters; the red bar is the character that actually comes next"
+    EMPTY_TITLE = "next character"
+
+    @staticmethod
+    def layout(s: Session) -> tuple:
+        """What the axes depend on: new weights for the same model keep them."""
+        return (s.sequence.kind, s.names, s.hidden_size, s.colorblind)
+
+    @staticmethod
+    def set_axes(panel: CurrentStepPanel, s: Session) -> None:
+        plot = panel.predictions
+        plot.invertY(True)
+        plot.getAxis("left").setTicks([[]])
+        plot.setLabel("bottom", "probability")
+        plot.getAxis("bottom").setTicks(None)
+        plot.setXRange(0, 1, padding=0.02)
+        plot.setYRange(-0.5, TOP_K - 0.5, padding=0)
+
+    @staticmethod
+    def clear(panel: CurrentStepPanel) -> None:
+        panel.predictions.getAxis("left").setTicks([[]])
+
+    @staticmethod
+    def show(panel: CurrentStepPanel, s: Session, probs: np.ndarray, t: int) -> None:
+        """The ``TOP_K`` most likely next characters after step ``t - 1``, the true next one's bar in red."""
+        panel.predicted_points.setData([], [])
+        panel.actual_points.setData([], [])
+        panel.forecast = None
         k = min(TOP_K, probs.shape[0])
         best = np.argsort(-probs, kind="stable")[:k]  # (k,)
         true_next = s.vocab.index(s.text[t]) if t < len(s.text) else -1
-        self.top = [(s.vocab.chars[i], float(probs[i])) for i in best]
+        panel.top = [(s.vocab.chars[i], float(probs[i])) for i in best]
         brushes = [pg.mkBrush(TRUE_NEXT if i == true_next else PREDICTED) for i in best]
-        self.bars.setOpts(x0=np.zeros(k), y=np.arange(k), width=probs[best].astype(float), brushes=brushes)
-        labels = [(j, f"{display_char(ch)}  {p:.2f}") for j, (ch, p) in enumerate(self.top)]
-        self.predictions.getAxis("left").setTicks([labels])
+        panel.bars.setOpts(x0=np.zeros(k), y=np.arange(k), width=probs[best].astype(float), brushes=brushes)
+        labels = [(j, f"{display_char(ch)}  {p:.2f}") for j, (ch, p) in enumerate(panel.top)]
+        panel.predictions.getAxis("left").setTicks([labels])
         if true_next >= 0 and true_next not in best:
             title = f"next: <b>{html.escape(display_char(s.text[t]))}</b> (p={probs[true_next]:.3f}, not in top {k})"
         elif true_next >= 0:
             title = f"next character: <b style='color:#dc3c3c'>{html.escape(display_char(s.text[t]))}</b>"
         else:
             title = "next character (end of text)"
-        self.predictions_title.setText(title)
+        panel.predictions_title.setText(title)
+
+
+class ValuePredictions:
+    """A series: the predicted next value(s) against the actual ones, by steps ahead, in
+    original units when the sequence knows them (``sequence.original``)."""
+
+    TOOLTIP = "the predicted next values (blue) against the actual ones (red), by steps ahead"
+    EMPTY_TITLE = "next value"
+
+    @staticmethod
+    def layout(s: Session) -> tuple:
+        """Every series has its own y range (that of its actual values)."""
+        return (s.sequence, s.names, s.hidden_size, s.colorblind)
+
+    @staticmethod
+    def set_axes(panel: CurrentStepPanel, s: Session) -> None:
+        """Values by horizon step, y fixed to the actual values' range."""
+        plot = panel.predictions
+        plot.invertY(False)
+        plot.getAxis("left").setTicks(None)
+        K = s.model.config.output_size
+        plot.setLabel("bottom", "steps ahead")
+        plot.getAxis("bottom").setTicks([[(k, str(k)) for k in range(1, K + 1)]])
+        plot.setXRange(0.5, K + 0.5, padding=0)
+        targets = s.sequence.targets
+        if targets is not None and targets.size:
+            actual = s.sequence.original(targets)  # (T, K)
+            lo, hi = float(actual.min()), float(actual.max())
+            plot.setYRange(lo, hi if hi > lo else lo + 1.0, padding=0.1)
+        else:
+            plot.enableAutoRange(axis="y")
+
+    @staticmethod
+    def clear(panel: CurrentStepPanel) -> None:
+        pass
+
+    @staticmethod
+    def show(panel: CurrentStepPanel, s: Session, output: np.ndarray, t: int) -> None:
+        """The prediction made at step ``t - 1`` against the actual next value(s)."""
+        sequence = s.sequence
+        predicted = sequence.original(output)  # (K,)
+        actual = None if sequence.targets is None else sequence.original(sequence.targets[t - 1])  # (K,)
+        panel.forecast = (predicted, actual)
+        panel.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+        panel.top = []
+        ahead = np.arange(1, predicted.shape[0] + 1)  # (K,)
+        panel.predicted_points.setData(ahead - 0.08, predicted)
+        panel.actual_points.setData([] if actual is None else ahead + 0.08, [] if actual is None else actual)
+        units = "" if sequence.has_original_units else " (scaled)"
+        title = f"next{units}: <b style='color:#5a8cdc'>predicted {predicted[0]:.4g}</b>"
+        if actual is not None:
+            title += f" &nbsp; <b style='color:#dc3c3c'>actual {actual[0]:.4g}</b>"
+        panel.predictions_title.setText(title)
+
+
+PREDICTION_VIEWS = {True: CharacterPredictions, False: ValuePredictions}  # by ``sequence.predicts_characters``

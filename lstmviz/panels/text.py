@@ -9,14 +9,13 @@ Edits are applied after a short pause (``EDIT_DEBOUNCE_MS``) and re-run the mode
 changed character. Characters outside the model's vocabulary are removed again and named in the
 status bar. Clicking a character moves the cursor to just after it.
 
-For a numeric series (``session.is_series``) the panel shows the steps' labels instead, read-only,
-separated by ``SERIES_SEPARATOR``; each label is one step's span (highlighted, coloured and
-clickable as a character is for text).
+The panel shows ``session.sequence.document()`` and reads each step's span from the sequence:
+for text, the characters (editable); for a numeric series, the steps' labels, read-only and
+separated by ``core.sequence.SERIES_SEPARATOR``, each label highlighted, coloured and clickable
+as a character is for text.
 """
 
 from __future__ import annotations
-
-import bisect
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -26,7 +25,6 @@ from ..session import Session
 
 EDIT_DEBOUNCE_MS = 400
 COLOURED_MAX = 3000  # characters coloured before the cursor (older ones stay plain)
-SERIES_SEPARATOR = "  "  # between two steps' labels of a series
 
 
 class TextPanel(QtWidgets.QWidget):
@@ -41,7 +39,6 @@ class TextPanel(QtWidgets.QWidget):
         self._cached = None  # (start, document revision, [ExtraSelection per step from start])
         self._stale = False  # True: the cached selections' colours are out of date
         self._fresh = 0  # the first this many cached selections have up-to-date colours
-        self._starts: list | None = None  # series: document position of each step's label
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
@@ -89,15 +86,9 @@ class TextPanel(QtWidgets.QWidget):
 
     # --- text in and out ----------------------------------------------------------------------
     def _on_session_text(self):
-        s = self.session
-        shown = s.text
-        self._starts = None
-        if s.is_series:
-            labels = [s.label(t) for t in range(s.steps)]
-            lengths = np.array([len(label) + len(SERIES_SEPARATOR) for label in labels], np.int64)  # (T,)
-            self._starts = (np.cumsum(lengths) - lengths).tolist()
-            shown = SERIES_SEPARATOR.join(labels)
-        self.editor.setReadOnly(s.is_series)
+        sequence = self.session.sequence
+        shown = sequence.document()
+        self.editor.setReadOnly(not sequence.editable)
         if self.editor.toPlainText() != shown:
             blocker = QtCore.QSignalBlocker(self.editor)
             self.editor.setPlainText(shown)
@@ -107,12 +98,10 @@ class TextPanel(QtWidgets.QWidget):
 
     def span(self, step: int) -> tuple:
         """``(start, end)`` document positions of step ``step`` (a character, or a series label)."""
-        if self._starts is None:
-            return step, step + 1
-        return self._starts[step], self._starts[step] + len(self.session.label(step))
+        return self.session.sequence.span(step)
 
     def _on_text_edited(self):
-        if not self.session.is_series:
+        if self.session.sequence.editable:
             self._debounce.start()
 
     def apply_edit(self):
@@ -145,8 +134,7 @@ class TextPanel(QtWidgets.QWidget):
 
     def step_at(self, point: QtCore.QPoint) -> int:
         """Index of the step under a viewport point (for a series: the label at or before it)."""
-        p = self.char_at(point)
-        return p if self._starts is None else bisect.bisect_right(self._starts, p) - 1
+        return self.session.sequence.step_at(self.char_at(point))
 
     def jump_to_char(self, index: int):
         """Make step ``index`` (a character, or a series label) the current one (the last one stepped)."""

@@ -5,7 +5,8 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 
 from lstmviz.panels.gates import WINDOW
-from lstmviz.plots import CELL_LEVEL_PERCENTILE, GATE_STYLE
+from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
+from lstmviz.plots import GATE_STYLE
 
 from .conftest import TEXT
 from .helpers import assert_heatmaps_equal_trace

@@ -80,3 +80,22 @@ def test_hidden_plot_waits_until_shown(window, lessons, qtbot):
     qtbot.waitUntil(lambda: len(panel.curves["viewer ||dL/dh||"][1]) != len(before), timeout=5000)
     np.testing.assert_array_equal(panel.curves["viewer ||dL/dh||"][1],
                                   expected_flow(s.model, s.vocab, s.text).h_norms[s.layer])
+
+
+def test_a_hidden_panel_computes_nothing_until_first_shown(window, qtbot):
+    """Built off screen (as every dock behind a tab is), the panel computes no gradient flow;
+    the first time it is shown it does."""
+    from lstmviz.lessons.gradflow_panel import GradientFlowPanel
+
+    s = window.session
+    panel = GradientFlowPanel(s)
+    try:
+        assert panel.flows == {} and not panel._timer.isActive()
+        s.set_text(s.text[:30])  # changes while hidden only mark it out of date
+        assert panel.flows == {} and not panel._timer.isActive()
+        panel.show()
+        qtbot.waitUntil(lambda: "viewer" in panel.flows, timeout=5000)
+        np.testing.assert_array_equal(panel.flows["viewer"].dh, expected_flow(s.model, s.vocab, s.text).dh)
+    finally:
+        panel.close()
+        panel.deleteLater()

@@ -125,3 +125,29 @@ def test_inspector_behind_a_tab_waits_and_catches_up_when_its_tab_comes_forward(
     expected = expected_lstm(s.trace(), 0, 8, 3)
     qtbot.waitUntil(lambda: lessons.inspector.values.get("h_t") == expected["h_t"])
     assert lessons.inspector.values["c_t"] == expected["c_t"]
+
+
+def test_hidden_inspector_and_diagram_build_nothing_until_first_shown(window, qtbot):
+    """Built off screen, the inspector and the diagram read no trace; shown, they show the
+    selected unit at the cursor."""
+    from lstmviz.lessons.diagram import CellDiagram
+    from lstmviz.lessons.focus import LessonFocus
+    from lstmviz.lessons.inspector import EquationInspector
+
+    s = window.session
+    s.seek(6)
+    s.select(0, 2, -1)
+    focus = LessonFocus(s)
+    inspector, diagram = EquationInspector(s, focus), CellDiagram(s, focus)
+    try:
+        assert inspector.values == {} and diagram.labels == {}
+        for widget in (inspector, diagram):
+            widget.show()
+        expected = expected_lstm(s.trace(), 0, 5, 2)
+        qtbot.waitUntil(lambda: inspector.values.get("h_t") == expected["h_t"], timeout=5000)
+        assert diagram.labels["c_t"] == fmt(float(expected["c_t"]))
+    finally:
+        for widget in (inspector, diagram):
+            widget.close()
+            widget.deleteLater()
+        focus.deleteLater()

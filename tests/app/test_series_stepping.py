@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine.model import ModelConfig, SequenceModel
 from engine.series import SeriesDataset, sine
 from lstmviz.lessons.series_panel import SeriesPanel
-from lstmviz.panels.text import SERIES_SEPARATOR
+from lstmviz.core.sequence import SERIES_SEPARATOR
 
 from .conftest import TEXT
 from .helpers import assert_heatmaps_equal_trace

@@ -268,3 +268,17 @@ def test_lstm_learns_a_sine():
     split = len(values) - ds.n_val
     rolled = ds.scaler.inverse_transform(forecast(model, ds.scaled[:split], 20))
     assert np.max(np.abs(rolled - values[split:split + 20])) < 0.1
+
+
+def test_text_and_series_datasets_have_the_trainer_interface():
+    """Every member of ``engine.data.Dataset`` exists on both datasets, with their own loss units."""
+    from engine.data import Dataset, TextCorpus
+
+    members = {n for n in vars(Dataset) if not n.startswith("_")} | set(Dataset.__annotations__)
+    assert {"batches", "validation_loss", "loss_unit", "loss_bits", "check_model", "checkpoint_extra"} <= members
+    for cls in (TextCorpus, SeriesDataset):
+        assert all(hasattr(cls, n) for n in members), cls
+    assert TextCorpus.loss_unit == "nats/char" and SeriesDataset.loss_unit == "MSE (scaled units)"
+    dataset = SeriesDataset(sine(50), window=3, val_fraction=0.2)
+    assert dataset.loss_bits(0.25) is None
+    assert dataset.checkpoint_extra() == {"series": dataset.describe()}

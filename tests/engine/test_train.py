@@ -10,7 +10,8 @@ from engine.checkpoint import load_checkpoint
 from engine.data import TextCorpus
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
-from engine.train import Progress, TrainConfig, Trainer, TrainingDiverged, evaluate
+from engine.evaluation import evaluate
+from engine.train import Progress, TrainConfig, Trainer, TrainingDiverged
 
 
 def pattern_text(n_words=300, seed=0):
@@ -52,6 +53,7 @@ def test_loss_falls_well_below_unigram_entropy(corpus):
     h0 = unigram_entropy(corpus.train_ids)
     assert final.val_loss < 0.35 * h0, (final.val_loss, h0)
     assert final.val_bpc == pytest.approx(final.val_loss / math.log(2))
+    assert {p.loss_unit for p in progress} == {"nats/char"}
     assert final.smooth_loss < 0.5 * h0
     assert final.val_loss == pytest.approx(evaluate(trainer.model, corpus.val_ids, 8), rel=1e-12)
 
@@ -300,6 +302,7 @@ def test_trainer_learns_a_sine_series_and_checkpoints_its_scaler(tmp_path):
     before = trainer.evaluate()
     progress = list(trainer.run())
     assert progress[-1].done and progress[-1].val_bpc is None
+    assert {p.loss_unit for p in progress} == {"MSE (scaled units)"}
     assert progress[-1].val_loss < 0.01 < before
     path = tmp_path / "series.npz"
     trainer.save(path)
@@ -319,3 +322,24 @@ def test_smoothed_loss_is_a_running_mean_before_the_ema_horizon(corpus):
     for k in range(10, 30):
         expected = 0.9 * expected + 0.1 * raw[k]
         assert progress[k].smooth_loss == pytest.approx(expected, rel=1e-12)
+
+
+def test_text_corpus_has_the_dataset_interface_of_a_series(corpus):
+    """What the Trainer asks every dataset: the model check, the validation loss (the mean
+    cross-entropy of the validation ids, computed here by hand with one stream), the loss unit
+    and its bits form, and the checkpoint metadata."""
+    model = make_model(corpus, dtype="float64")
+    corpus.check_model(model)
+    rng = np.random.default_rng(0)
+    V = len(corpus.vocab)
+    with pytest.raises(ValueError, match="one-hot"):
+        corpus.check_model(SequenceModel(ModelConfig(V, V, input_kind="dense", head="linear"), rng=rng))
+    with pytest.raises(ValueError, match="vocabulary has"):
+        corpus.check_model(SequenceModel(ModelConfig(3, 3), rng=rng))
+    ids = corpus.val_ids
+    probs = model.trace(ids[:-1]).outputs  # (M - 1, V) one stream from a zero state
+    by_hand = -np.mean(np.log(probs[np.arange(len(ids) - 1), ids[1:]]))
+    assert corpus.validation_loss(model, batch_size=1) == pytest.approx(by_hand, rel=1e-10)
+    assert corpus.loss_unit == "nats/char" and corpus.checkpoint_extra() == {}
+    assert corpus.loss_bits(math.log(4.0)) == pytest.approx(2.0) and corpus.loss_bits(None) is None
+    assert TextCorpus(pattern_text(), val_fraction=0.0).validation_loss(model, 4) is None

@@ -1,0 +1,182 @@
+"""The sequence being viewed: a text or a numeric series, two types with one interface.
+
+``Session`` holds one of them (``session.sequence``) and panels ask it what to show instead of
+telling the two apart:
+
+==================  ===============================  ======================================
+                    ``TextSequence``                 ``SeriesSequence``
+==================  ===============================  ======================================
+``label(t)``        the character ``text[t]``        the label given for step t ("12.35")
+``shown(t)``        ``display_char`` of it (``␣``)   the label
+``caption(t)``      ``char 'a'``                     ``next 12.35``
+``document()``      the text                         the labels joined by SERIES_SEPARATOR
+``span(t)``         ``(t, t + 1)``                   the label's place in ``document()``
+``targets``         None (the next character)        ``(T, K)`` actual next values, scaled
+``original(x)``     ``x``                            ``inverse(x)``: original units
+``editable``        True                             False
+``parked_text``     the text                         the text put aside while it is viewed
+==================  ===============================  ======================================
+
+``parked_text`` is what a character model steps when it comes back. ``predicts_characters``
+says whether the model's outputs are next-character probabilities (True) or next values.
+``traced_live``: whether the training thread traces this sequence for the live heatmaps (the
+trainers of the app train text models; a series is traced by the viewer itself).
+
+Also here: ``known_text`` (a text without the characters a vocabulary does not know).
+"""
+
+from __future__ import annotations
+
+import bisect
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.data import CharVocab, display_char
+
+SERIES_SEPARATOR = "  "  # between two steps' labels of a series in ``document()``
+SHOWN_UNKNOWN = 10  # unknown characters named in ``dropped_message``
+
+
+def known_text(text: str, vocab: CharVocab) -> str:
+    """``text`` without the characters ``vocab`` does not know (order kept)."""
+    unknown = set(vocab.unknown(text))
+    return "".join(ch for ch in text if ch not in unknown) if unknown else text
+
+
+def dropped_message(text: str, vocab: CharVocab) -> str:
+    """Status-bar line naming (at most SHOWN_UNKNOWN of) the characters of ``text`` that
+    ``known_text`` drops."""
+    shown = ", ".join(repr(c) for c in vocab.unknown(text)[:SHOWN_UNKNOWN])
+    return f"Not in the model's vocabulary, left out: {shown}"
+
+
+class TextSequence:
+    """Characters of a text, stepped through a character model (one-hot input, softmax head)."""
+
+    kind = "text"
+    editable = True
+    predicts_characters = True
+    traced_live = True
+    targets = None
+    has_original_units = True  # nothing is scaled
+
+    def __init__(self, text: str = ""):
+        self.text = text
+
+    @property
+    def parked_text(self) -> str:
+        return self.text
+
+    @property
+    def steps(self) -> int:
+        return len(self.text)
+
+    def label(self, t: int) -> str:
+        """The character at step ``t``; IndexError outside ``[0, steps)``."""
+        return self.text[_index(t, self.steps)]
+
+    def shown(self, t: int) -> str:
+        """``label(t)`` as the app shows a character (``engine.data.display_char``)."""
+        return display_char(self.label(t))
+
+    def caption(self, t: int) -> str:
+        return f"char {self.label(t)!r}"
+
+    def document(self) -> str:
+        return self.text
+
+    def span(self, t: int) -> tuple:
+        """``(start, end)`` of step ``t`` in ``document()``."""
+        return t, t + 1
+
+    def step_at(self, position: int) -> int:
+        """The step whose span holds document position ``position``."""
+        return position
+
+    def original(self, scaled) -> np.ndarray:
+        return np.asarray(scaled, np.float64)  # (..., K)
+
+    def display_name(self, model_path: str | None, text_path: str | None) -> str:
+        """Window-title text: the model's and the text's file names."""
+        model = Path(model_path).name if model_path else "no model"
+        text = Path(text_path).name if text_path else "typed text"
+        return f"{model} — {text}"
+
+
+class SeriesSequence:
+    """A numeric series stepped through a forecaster (dense input windows, linear/tanh head).
+
+    ``labels``: T strings, what step t shows (e.g. the value it forecasts, original units).
+    ``targets (T, K)``: the actual next values, scaled, or None. ``inverse``: scaled -> original
+    units (e.g. ``MinMaxScaler.inverse_transform``), or None (values are shown scaled).
+    ``parked_text``: the text put aside while the series is viewed. Raises ValueError when
+    ``targets`` has another number of rows than ``labels`` or ``inverse`` is not callable.
+    """
+
+    kind = "series"
+    editable = False
+    predicts_characters = False
+    traced_live = False
+    text = ""  # nothing typed is stepped
+
+    def __init__(self, labels: list, targets: np.ndarray | None = None, inverse: Callable | None = None,
+                 parked_text: str = ""):
+        self.labels = [str(label) for label in labels]
+        T = len(self.labels)
+        if targets is not None:
+            targets = np.asarray(targets, np.float64)  # (T, K)
+            if targets.ndim != 2 or targets.shape[0] != T:
+                raise ValueError(f"targets must have shape ({T}, K), got {targets.shape}")
+        if inverse is not None and not callable(inverse):
+            raise ValueError(f"inverse must be callable (scaled -> original units), got {type(inverse).__name__}")
+        self.targets = targets
+        self.inverse = inverse
+        self.parked_text = parked_text
+        lengths = np.array([len(label) + len(SERIES_SEPARATOR) for label in self.labels], np.int64)  # (T,)
+        self._starts = (np.cumsum(lengths) - lengths).tolist()  # document position of each label
+
+    @property
+    def steps(self) -> int:
+        return len(self.labels)
+
+    @property
+    def has_original_units(self) -> bool:
+        """True when ``original`` maps to the series' own units (an inverse is known)."""
+        return self.inverse is not None
+
+    def label(self, t: int) -> str:
+        """The label of step ``t``; IndexError outside ``[0, steps)``."""
+        return self.labels[_index(t, self.steps)]
+
+    shown = label
+
+    def caption(self, t: int) -> str:
+        return f"next {self.label(t)}"
+
+    def document(self) -> str:
+        return SERIES_SEPARATOR.join(self.labels)
+
+    def span(self, t: int) -> tuple:
+        """``(start, end)`` of step ``t``'s label in ``document()``."""
+        start = self._starts[t]
+        return start, start + len(self.labels[t])
+
+    def step_at(self, position: int) -> int:
+        """The step whose label starts at or before document position ``position``."""
+        return bisect.bisect_right(self._starts, position) - 1
+
+    def original(self, scaled) -> np.ndarray:
+        """Values ``(..., K)`` in original units (unchanged without an inverse), float64."""
+        scaled = np.asarray(scaled, np.float64)  # (..., K)
+        return scaled if self.inverse is None else np.asarray(self.inverse(scaled), np.float64)
+
+    def display_name(self, model_path: str | None, text_path: str | None) -> str:
+        return f"numeric series ({self.steps} steps)"
+
+
+def _index(t: int, steps: int) -> int:
+    if not 0 <= t < steps:
+        raise IndexError(f"no step {t}: the sequence has {steps} steps")
+    return t

@@ -1,0 +1,143 @@
+"""The Session without a window: text and series sequences, labels and captions, dropping
+unknown characters, original units, switching back to text, and the engine work it offers."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import DataError
+from engine.gradflow import gradient_flow
+from engine.model import ModelConfig, SequenceModel
+from engine.series import SeriesDataset, sine
+from lstmviz.core.levels import gate_levels
+from lstmviz.session import Session
+
+from .conftest import TEXT
+
+W, K = 4, 2
+
+
+@pytest.fixture
+def session(qapp, model, vocab):
+    s = Session()
+    s.set_model(model, vocab)
+    s.set_text(TEXT)
+    return s
+
+
+@pytest.fixture
+def dataset():
+    return SeriesDataset(10.0 + 5.0 * sine(60, period=11.0), W, K, val_fraction=0.2, dtype="float64")
+
+
+@pytest.fixture
+def forecaster():
+    cfg = ModelConfig(input_size=W, output_size=K, hidden_size=5, input_kind="dense", head="linear", dtype="float64")
+    return SequenceModel(cfg, rng=np.random.default_rng(7))
+
+
+def show_series(s, forecaster, dataset):
+    labels = [f"{v:.4g}" for v in dataset.values[W:W + dataset.positions]]
+    s.set_series(forecaster, dataset.inputs, labels, inverse=dataset.scaler.inverse_transform,
+                 targets=dataset.targets)
+    return labels
+
+
+def test_text_labels_captions_and_names(session, model_path, text_path, vocab):
+    s = session
+    assert s.sequence.kind == "text" and not s.is_series and s.sequence.editable
+    assert s.steps == len(TEXT) and s.text == TEXT
+    assert s.label(3) == TEXT[3] and s.caption(2) == f"char {TEXT[2]!r}"
+    with pytest.raises(IndexError):
+        s.label(len(TEXT))
+    assert s.display_name() == "no model — typed text"
+    s.load_model(model_path)
+    s.load_text(text_path)
+    assert s.display_name() == "model.npz — text.txt"
+    assert s.names == ("f", "i", "o", "g", "c", "h")
+
+
+def test_unknown_characters_are_dropped_and_named(session, vocab):
+    s = session
+    messages = []
+    s.message.connect(messages.append)
+    typed = "He said ~one~ #two"
+    kept = s.set_text(typed)
+    assert kept == "He said one two"  # '~' and '#' are not in the vocabulary
+    assert s.text == kept and s.steps == len(kept)
+    assert messages and "'~'" in messages[-1] and "'#'" in messages[-1]
+    np.testing.assert_array_equal(s.stepper.inputs, [vocab.index(ch) for ch in kept])
+
+
+def test_series_labels_original_units_and_refusals(session, forecaster, dataset):
+    s = session
+    s.seek(9)
+    labels = show_series(s, forecaster, dataset)
+    assert s.is_series and s.sequence.kind == "series" and not s.sequence.editable
+    assert s.t == 0 and s.vocab is None and s.text == ""  # a new kind starts at step 0
+    assert s.label(5) == labels[5] == f"{dataset.values[5 + W]:.4g}"
+    assert s.caption(5) == f"next {labels[5]}"
+    actual = s.sequence.original(s.sequence.targets)  # (T, K)
+    np.testing.assert_allclose(actual[:, 0], dataset.values[W:W + dataset.positions], rtol=0, atol=1e-9)
+    assert s.display_name() == f"numeric series ({dataset.positions} steps)"
+    with pytest.raises(DataError, match="series"):
+        s.set_text("abc")
+    s.seek(12)
+    show_series(s, forecaster, dataset)  # the same kind again (e.g. retrained weights): the step is kept
+    assert s.t == 12
+
+
+def test_leaving_a_series_restores_the_parked_text(session, model, vocab, forecaster, dataset):
+    s = session
+    show_series(s, forecaster, dataset)
+    s.seek(7)
+    s.set_model(model, vocab)
+    assert not s.is_series and s.text == TEXT and s.t == 0
+    s.seek(len(TEXT))
+    reference = model.trace(vocab.encode(TEXT))
+    np.testing.assert_allclose(s.trace().gate("h", 1), reference.gate("h", 1), rtol=0, atol=1e-12)
+
+
+def test_cell_levels_come_from_the_whole_text(session, model, vocab):
+    whole = model.trace(vocab.encode(TEXT))
+    for layer in range(2):
+        assert session.levels("c", layer) == gate_levels("c", whole.gate("c", layer))
+    assert session.levels("f", 0) == (0.0, 1.0)
+
+
+def test_equation_breakdown_adds_up_the_weights(session, model, vocab):
+    s = session
+    s.seek(10)
+    layer, step, unit = 0, 6, 4
+    H = model.config.hidden_size
+    breakdown = s.equation_breakdown(layer, step, unit)
+    h_prev = s.trace().gate("h", 0)[step - 1]  # (H,)
+    token = vocab.index(TEXT[step])
+    for k, name in enumerate(("i", "f", "g", "o")):  # PyTorch's gate order in the parameters
+        col = k * H + unit
+        by_hand = model.params["l0.Wx"][token, col] + h_prev @ model.params["l0.Wh"][:, col] + model.params["l0.b"][col]
+        assert breakdown.gates[name].pre == pytest.approx(by_hand, abs=1e-12)
+    assert breakdown.c == pytest.approx(s.trace().gate("c", 0)[step, unit], abs=1e-12)
+    with pytest.raises(ValueError):
+        s.equation_breakdown(0, 10, unit)  # step 10 is not taken yet
+
+
+def test_gradient_flow_of_the_last_known_characters(session, model, vocab):
+    s = session
+    flow = s.gradient_flow(max_steps=20)
+    ids = np.array([vocab.index(ch) for ch in TEXT[-21:]])
+    expected = gradient_flow(model, ids[:-1], ids[1:])
+    np.testing.assert_array_equal(flow.dh, expected.dh)
+    assert flow.dh.shape == (2, 20, model.config.hidden_size)
+    s.set_text(TEXT[:1])
+    assert s.gradient_flow() is None  # fewer than two characters
+
+
+def test_the_session_module_does_not_import_pyqtgraph():
+    code = "import sys, lstmviz.session; print('pyqtgraph' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
+    assert out.strip() == "False"
