@@ -81,6 +81,13 @@ def _check_model_matches(model, trace: Trace) -> None:
             f"({config.cell}, {config.num_layers} layer(s), H={config.hidden_size})")
 
 
+def _refuse_gru(trace: Trace) -> None:
+    """Raise ValueError for a GRU trace: the breakdown and the diagram cover LSTM and RNN cells."""
+    if trace.cell == "gru":
+        raise ValueError("the equation breakdown and cell diagram cover LSTM and RNN cells, not GRU; "
+                         "read r, z, n and h from the trace")
+
+
 def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBreakdown:
     """Break unit ``unit`` of ``layer`` at step ``step`` into its terms (module docstring).
 
@@ -88,6 +95,7 @@ def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBrea
     """
     _check_model_matches(model, trace)
     _check_position(trace, layer, step, unit)
+    _refuse_gru(trace)
     H = trace.hidden_size
     names = GATES if trace.cell == "lstm" else ("h",)
     cols = np.arange(len(names)) * H + unit  # (n_gates,) public columns of this unit
@@ -141,6 +149,7 @@ def diagram_values(trace: Trace, layer: int, step: int, unit: int) -> dict:
     in ``decompose``; c unbounded).
     """
     _check_position(trace, layer, step, unit)
+    _refuse_gru(trace)
     values = {"x_t": input_label(trace, layer, step),
               "h_prev": float(trace.previous("h", layer, step)[unit])}
     record = trace.layers[layer]

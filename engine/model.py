@@ -1,4 +1,4 @@
-"""SequenceModel: input encoding, stacked LSTM/RNN layers, dropout, output head and loss.
+"""SequenceModel: input encoding, stacked LSTM/GRU/RNN layers, dropout, output head and loss.
 
     x_t  --(one-hot token or dense vector)-->  layer 0 --dropout--> layer 1 ... layer L-1
     y_t  =  h^{L-1}_t W + b                    (head "softmax": probabilities over V tokens,
@@ -6,7 +6,8 @@
 
 Losses: softmax head -> mean cross-entropy in nats per position; linear/tanh heads -> mean
 squared error per element (PyTorch's ``CrossEntropyLoss`` / ``MSELoss`` with mean reduction).
-Parameters live in one flat dict: ``"l{k}.Wx" (D_k, G)``, ``"l{k}.Wh" (H, G)``, ``"l{k}.b" (G,)``,
+Parameters live in one flat dict: ``"l{k}.Wx" (D_k, G)``, ``"l{k}.Wh" (H, G)``, ``"l{k}.b" (G,)``
+(a GRU layer adds ``"l{k}.bhn" (H,)``, see ``engine.cells``),
 ``"head.W" (H, O)``, ``"head.b" (O,)``. The optimizer may update them in place; call
 ``params_changed()`` afterwards so the stepping path drops its prepared copies.
 """
@@ -31,7 +32,7 @@ class ModelConfig:
 
     input_size: int  # V tokens (one-hot) or D features (dense), >= 1
     output_size: int  # V tokens (softmax head) or O values, >= 1
-    cell: str = "lstm"  # "lstm" or "rnn"
+    cell: str = "lstm"  # "lstm", "rnn" or "gru"
     hidden_size: int = 128  # H units per layer, >= 1
     num_layers: int = 1  # stacked layers, >= 1
     input_kind: str = "onehot"  # "onehot" (token ids) or "dense" (float vectors)
@@ -121,8 +122,7 @@ class SequenceModel:
         """Expected shape of every parameter, by name."""
         shapes = {}
         for k, cell in enumerate(self.cells):
-            D, H, G = cell.input_size, cell.hidden_size, cell.width
-            shapes.update({f"l{k}.Wx": (D, G), f"l{k}.Wh": (H, G), f"l{k}.b": (G,)})
+            shapes.update({f"l{k}.{name}": shape for name, shape in cell.param_shapes().items()})
         shapes["head.W"] = (self.config.hidden_size, self.config.output_size)
         shapes["head.b"] = (self.config.output_size,)
         return shapes
@@ -142,8 +142,8 @@ class SequenceModel:
         return out
 
     def layer_params(self, k: int) -> dict:
-        """Layer ``k``'s parameters under the cell's names ``Wx``, ``Wh``, ``b`` (views)."""
-        return {name: self.params[f"l{k}.{name}"] for name in ("Wx", "Wh", "b")}
+        """Layer ``k``'s parameters under the cell's names (``Wx``, ``Wh``, ``b``; GRU ``bhn``), views."""
+        return {name: self.params[f"l{k}.{name}"] for name in self.cells[k].param_shapes()}
 
     def set_params(self, params: dict) -> None:
         """Replace all parameters (validated, copied to the model's dtype)."""
@@ -312,7 +312,7 @@ class SequenceModel:
         dinputs = None
         for k in range(len(self.cells) - 1, -1, -1):
             cell, prep, c = self.cells[k], cache["preps"][k], cache["caches"][k]
-            dz, dWh, dstate0[k] = cell.backward_tm(prep, c, dhs, None if dstate is None else dstate[k])
+            dz, drec, dstate0[k] = cell.backward_tm(prep, c, dhs, None if dstate is None else dstate[k])
             dz2 = dz.reshape(T * B, cell.width)  # (T*B, G)
             layer_in = c["input"]
             if k == 0 and self.config.input_kind == "onehot":
@@ -324,7 +324,7 @@ class SequenceModel:
                 dWx = layer_in.reshape(T * B, -1).T @ dz2  # (D, G)
                 db = dz2.sum(axis=0)  # (G,)
             grads[f"l{k}.Wx"] = cell.to_public(dWx)  # (D, G)
-            grads[f"l{k}.Wh"] = dWh  # (H, G)
+            grads.update({f"l{k}.{name}": g for name, g in cell.recurrent_grads(drec).items()})  # Wh (H, G), GRU bhn (H,)
             grads[f"l{k}.b"] = cell.to_public(db)  # (G,)
             if k > 0 or self.config.input_kind == "dense":
                 dx = (dz2 @ prep.Wx_u.T).reshape(T, B, -1)  # (T, B, D_k)
@@ -348,7 +348,7 @@ class SequenceModel:
         """One timestep for the whole stack. ``x_t``: token ids ``(B,)`` or values ``(B, D)``.
 
         Returns ``(output (B, O), new_state, records)``: probabilities or predictions, the
-        state per layer, and per layer the cell's record (i, f, g, o, c, h, pre).
+        state per layer, and per layer the cell's record (i, f, g, o, c, h or r, z, n, h; and pre).
         """
         x_t = self.check_inputs(x_t, 1)
         B = x_t.shape[0]
@@ -374,13 +374,16 @@ class SequenceModel:
         layers = []
         for cell, c in zip(self.cells, result.cache["caches"]):
             record = {"h": c["hs"][1:, 0].copy(), "pre": cell.pre_activations(c["pre"][:, 0])}  # (T, H), (T, G)
+            if cell.kind != "rnn":
+                gates = cell.gate_views(c["acts"][:, 0])  # (T, H) views of the (T, G) gate activations
+                record.update({name: gate.copy() for name, gate in gates.items()})  # (T, H) each
             if cell.kind == "lstm":
-                gates = cell.gate_views(c["acts"][:, 0])  # (T, H) views of the internal (T, G)
-                record.update({name: gate.copy() for name, gate in gates.items()}, c=c["cs"][1:, 0].copy())  # (T, H) each
+                record["c"] = c["cs"][1:, 0].copy()  # (T, H)
             layers.append(record)
         start = self._check_state(state, 1)
         return Trace(
             cell=self.config.cell,
+            names=self.cells[0].record_names,
             layers=layers,
             inputs=inputs.copy(),
             outputs=result.outputs[0],

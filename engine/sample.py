@@ -54,11 +54,13 @@ def trace_from_records(cell_kind: str, records_per_step: list, outputs, inputs, 
         {name: np.stack([step[k][name][0] for step in records_per_step]) for name in first[k]}  # (T, H) / (T, G)
         for k in range(len(first))
     ]
+    cell = make_cell(cell_kind, 1, 1)
     if initial_state is None:
-        n_state = len(make_cell(cell_kind, 1, 1).state_names)  # (h, c) or (h,)
+        n_state = len(cell.state_names)  # (h, c) or (h,)
         initial_state = [tuple(np.zeros_like(layer["h"][0]) for _ in range(n_state)) for layer in layers]  # (H,) each
     return Trace(
         cell=cell_kind,
+        names=cell.record_names,
         layers=layers,
         inputs=np.asarray(inputs).copy(),  # (T,) or (T, D)
         outputs=np.stack([np.asarray(o).reshape(-1) for o in outputs]),  # (T, O)

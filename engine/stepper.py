@@ -167,6 +167,7 @@ class Stepper:
         t = self.t
         return Trace(
             cell=self.model.config.cell,
+            names=self.model.cells[0].record_names,
             layers=[{name: a[:t] for name, a in layer.items()} for layer in self.layers],
             inputs=self.inputs[:t],
             outputs=self.outputs[:t],
