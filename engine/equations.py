@@ -106,7 +106,12 @@ def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBrea
     if layer == 0 and model.config.input_kind == "onehot":
         input_parts = Wx[int(trace.inputs[step])]  # (n_gates,) one-hot row
     else:
-        x = trace.inputs[step] if layer == 0 else trace.layers[layer - 1]["h"][step]  # (D,)
+        if layer > 0:
+            x = trace.layers[layer - 1]["h"][step]  # (H,)
+        elif model.config.input_kind == "dense":
+            x = trace.inputs[step]  # (D,)
+        else:
+            x = model.encode_tokens(trace.inputs[step])  # (E,) embedding row or (1,) scaled index
         input_parts = np.asarray(x, np.float64) @ Wx  # (n_gates,)
     recurrent_parts = h_prev @ Wh  # (n_gates,)
     biases = b  # (n_gates,)

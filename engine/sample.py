@@ -17,7 +17,7 @@ import numpy as np
 
 from .cells import make_cell
 from .data import CharVocab
-from .model import SequenceModel
+from .model import TOKEN_INPUTS, SequenceModel
 from .trace import Trace
 
 MAX_SAMPLE_LENGTH = 100_000  # characters generated per call, at most
@@ -84,8 +84,10 @@ def next_distribution(probs: np.ndarray, temperature: float = 1.0, top_k: int | 
 
 def _check_options(model: SequenceModel, vocab: CharVocab, length, temperature, top_k, greedy, rng) -> None:
     config = model.config
-    if config.input_kind != "onehot" or config.head != "softmax":
-        raise ValueError("sampling needs a character model (one-hot input, softmax head)")
+    if config.head == "none":
+        raise ValueError("this model has no output layer (head 'none'): there is no distribution to sample from")
+    if config.input_kind not in TOKEN_INPUTS or config.head != "softmax":
+        raise ValueError("sampling needs a character model (token input, softmax head)")
     if not (config.input_size == config.output_size == len(vocab)):
         raise ValueError(
             f"the vocabulary has {len(vocab)} characters but the model has input_size {config.input_size} "
