@@ -35,6 +35,7 @@ from engine.trace_io import save_trace_npz
 from engine.train import TrainConfig, Trainer, TrainingDiverged
 
 from . import __version__
+from .cli_interop import add_parsers as add_interop_parsers
 from .progress import ProgressBar
 
 PROG = "lstmviz"
@@ -186,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(handler=run_train)
     s.set_defaults(handler=run_sample)
     tr.set_defaults(handler=run_trace)
+    add_interop_parsers(sub)
     return parser
 
 
