@@ -145,8 +145,8 @@ class Recognised:
     ``cell`` "lstm" or "gru"; ``layers`` per layer ``{"Wx", "Wh", "b"[, "bhn"]}``; ``embed`` the
     ``(V, E)`` table or None; ``head`` ``(W (H, O), b (O,))`` or None; ``head_activation``
     "softmax", "linear", "tanh" or None (decide from the input: tokens -> softmax);
-    ``scaled_index`` True when the first layer reads one number per step, ``id / V``, and
-    ``index_scale`` that V when the source states it;
+    ``scaled_index`` True when the first layer may read one number per step, ``id / V`` (it
+    does when a vocabulary is given, or always when the source states V as ``index_scale``);
     ``names`` what each part was called in the source (for the report).
     """
 
@@ -174,8 +174,8 @@ def build_model(found: Recognised, vocab_size: int | None, source: str, dtype: s
     vocabulary's size (None: no vocabulary) does not fit the embedding, the one-hot or scaled-index input or the
     softmax head, or when the layers do not chain.
 
-    Input kind: an embedding table -> "embedding"; ``scaled_index`` -> "scaled_index" (needs a
-    vocabulary for V); else "onehot" when a vocabulary of the input width is given, "dense"
+    Input kind: an embedding table -> "embedding"; ``scaled_index`` with a vocabulary ->
+    "scaled_index"; else "onehot" when a vocabulary of the input width is given, "dense"
     without one.
     """
     D0 = found.layers[0]["Wx"].shape[0]
@@ -193,7 +193,7 @@ def build_model(found: Recognised, vocab_size: int | None, source: str, dtype: s
                                f"layer takes {D0} inputs")
         if V is not None and V != input_size:
             raise InteropError(f"{source}: the vocabulary has {V} characters but the embedding has {input_size} rows")
-    elif found.scaled_index:
+    elif found.scaled_index and (V is not None or found.index_scale is not None):
         if V is None:
             raise InteropError(f"{source}: the input is one scaled index per step (id / V): give the vocabulary "
                                "with --vocab or --vocab-chars")
