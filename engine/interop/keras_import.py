@@ -15,6 +15,7 @@ vocabulary given is the character tutorial's scaled index (``id / V``); see ``la
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -179,12 +180,16 @@ def _check_recurrent(cfg: dict, kind: str, label: str, source: str) -> None:
 
 
 def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.random.Generator) -> str:
-    """Run the Keras model (any installed backend) and ``model`` on the same random input; one line."""
+    """Run the Keras model (any installed backend; torch when ``KERAS_BACKEND`` is unset and
+    TensorFlow, Keras' default, is absent) and ``model`` on the same random input; one line."""
+    if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None \
+            and importlib.util.find_spec("torch") is not None:
+        os.environ["KERAS_BACKEND"] = "torch"
     try:
         import keras
     except ImportError:
-        return ("parity: keras is not installed, so the source was not run; checked instead: every layer's "
-                "class, attributes and weight shapes")
+        return ("parity: keras (with a backend) is not installed, so the source was not run; checked instead: "
+                "every layer's class, attributes and weight shapes")
     try:
         reference = keras.saving.load_model(source, compile=False)
     except Exception as e:  # Keras raises many types for files it cannot rebuild
