@@ -20,10 +20,10 @@ import numpy as np
 
 from ..data import CharVocab
 from ..model import SequenceModel
-from .layout import InteropError, Recognised, build_model
+from .layout import InteropError, Loaded, Recognised, build_model
 from .vocab import check_chars, chars_from_file, sort_ids
 
-__all__ = ["ImportResult", "InteropError", "import_model", "source_kind"]
+__all__ = ["ImportResult", "InteropError", "import_model", "import_state_dict", "source_kind"]
 
 PARITY_SEED = 1234
 
@@ -70,7 +70,22 @@ def import_model(path, *, vocab_file=None, vocab_chars: str | None = None, prefi
         from . import keras_import as reader
     else:
         from . import onnx_import as reader
-    loaded = reader.load(source, prefixes)
+    return finish_import(reader.load(source, prefixes), source, chars, check_parity)
+
+
+def import_state_dict(tensors: dict, *, vocab_chars: str | None = None, prefixes=(), source: str = "state_dict",
+                      check_parity: bool = True) -> ImportResult:
+    """``import_model`` for a PyTorch state_dict already in memory (``{name: ndarray}``), e.g.
+    ``{k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}``."""
+    chars = None if vocab_chars is None else check_chars(list(vocab_chars), "the vocabulary")
+    from .torch_import import load_tensors
+
+    return finish_import(load_tensors(tensors, source, prefixes), source, chars, check_parity)
+
+
+def finish_import(loaded: Loaded, source: str, chars: list | None, check_parity: bool) -> ImportResult:
+    """Build the model from a reader's result, run its parity check, renumber ids to the sorted
+    vocabulary (``vocab.sort_ids``) and collect the report."""
     found: Recognised = loaded.found
     V = None if chars is None else len(chars)
     raw = build_model(found, V, source)

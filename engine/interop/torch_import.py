@@ -30,12 +30,16 @@ from .layout import InteropError, Loaded, Recognised, from_torch
 
 RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)"
                      r"(?P<reverse>_reverse)?$")
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 
 
 def load(source: str, prefixes=()) -> Loaded:
     """Read and recognise ``source``; the parity check runs torch's own modules when installed."""
-    tensors = read_tensors(source)
+    return load_tensors(read_tensors(source), source, prefixes)
+
+
+def load_tensors(tensors: dict, source: str, prefixes=()) -> Loaded:
+    """Recognise a state_dict already in memory (``{name: ndarray}``); ``source`` names it in
+    messages."""
     found = recognise(tensors, source, prefixes)
 
     def check(model, rng) -> str:
