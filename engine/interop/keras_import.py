@@ -66,7 +66,7 @@ def read_keras(source: str) -> tuple:
 
 def _layers(config: dict, source: str) -> list:
     inner = config.get("config", {})
-    layers = inner.get("layers") if isinstance(inner, dict) else None
+    layers = inner.get("layers") if isinstance(inner, dict) else inner  # Keras 2.2 Sequential: a bare list
     if not isinstance(layers, list):
         raise InteropError(f"{source}: the Keras config has no layer list (only Sequential and chain-shaped "
                            "functional models import)")

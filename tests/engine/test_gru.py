@@ -174,3 +174,16 @@ def test_cli_trains_and_traces_a_gru(tmp_path, capsys):
     capsys.readouterr()
     with np.load(out, allow_pickle=False) as npz:
         assert sorted(k for k in npz.files if k.startswith("layer")) == ["layer0_h", "layer0_n", "layer0_r", "layer0_z"]
+
+
+def test_gradient_flow_runs_on_a_gru(char_gru):
+    """dLoss_T/dh at the last step is the head's gradient alone (no later step feeds back)."""
+    from engine.gradflow import gradient_flow
+
+    model, vocab = char_gru
+    ids = vocab.encode("abcab")
+    flow = gradient_flow(model, ids, np.roll(ids, -1))
+    assert flow.dc is None and flow.dh.shape == (2, 5, 6)
+    probs = model.trace(ids).outputs[-1].astype(np.float64)  # (V,)
+    dscores = probs - np.eye(len(vocab))[np.roll(ids, -1)[-1]]  # (V,) softmax cross-entropy gradient
+    np.testing.assert_allclose(flow.dh[1, -1], dscores @ model.params["head.W"].T, atol=1e-5)

@@ -182,3 +182,27 @@ def test_without_keras_the_report_says_what_was_checked(tmp_path, monkeypatch):
     result = import_model(path, vocab_chars=CHARS)
     assert result.model.config.input_kind == "scaled_index"
     assert any(line.startswith("parity: keras (with a backend) is not installed") for line in result.report)
+
+
+def test_legacy_h5_written_by_keras_2(tmp_path):
+    """A Keras 2.2-style ``.h5``: a bare layer list as the Sequential config, weights listed by
+    ``weight_names`` with TensorFlow's ``:0`` suffixes."""
+    rng = np.random.default_rng(4)
+    (kernel, rk, bias), _ = lstm_weights(1, 3, rng)
+    W, b = rng.standard_normal((3, V)), rng.standard_normal(V)
+    config = {"class_name": "Sequential", "config": [layer("LSTM", "lstm_1", **LSTM_OK),
+                                                     layer("Dropout", "dropout_1"),
+                                                     layer("Dense", "dense_1", activation="softmax")]}
+    with h5py.File(tmp_path / "old.h5", "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        for name, arrays in (("lstm_1", {"kernel:0": kernel, "recurrent_kernel:0": rk, "bias:0": bias}),
+                             ("dropout_1", {}), ("dense_1", {"kernel:0": W, "bias:0": b})):
+            group = f.create_group(f"model_weights/{name}")
+            group.attrs["weight_names"] = [f"{name}/{k}".encode() for k in arrays]
+            for k, a in arrays.items():
+                group[f"{name}/{k}"] = a
+    result = import_model(tmp_path / "old.h5", vocab_chars=CHARS, check_parity=False)
+    cfg = result.model.config
+    assert (cfg.input_kind, cfg.head, cfg.hidden_size) == ("scaled_index", "softmax", 3)
+    np.testing.assert_array_equal(result.model.params["l0.Wx"], kernel.astype(np.float32))
+    np.testing.assert_array_equal(result.model.params["head.W"], W.astype(np.float32))
