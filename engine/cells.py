@@ -1,4 +1,4 @@
-"""LSTM and vanilla-RNN cells: parameters, one step, sequence forward and BPTT backward.
+"""LSTM, GRU and vanilla-RNN cells: parameters, one step, sequence forward and BPTT backward.
 
 LSTM (Hochreiter & Schmidhuber 1997, with forget gate; PyTorch's ``nn.LSTM`` equations)::
 
@@ -9,6 +9,14 @@ LSTM (Hochreiter & Schmidhuber 1997, with forget gate; PyTorch's ``nn.LSTM`` equ
     c_t = f_t * c_{t-1} + i_t * g_t                   cell state,      unbounded
     h_t = o_t * tanh(c_t)                             hidden state,    in (-1, 1)
 
+GRU (Cho et al. 2014; PyTorch's ``nn.GRU`` equations, the reset gate multiplying the whole
+recurrent term of n including its bias ``bhn``)::
+
+    r_t = sigmoid(x_t Wx_r + h_{t-1} Wh_r + b_r)      reset gate,      in (0, 1)
+    z_t = sigmoid(x_t Wx_z + h_{t-1} Wh_z + b_z)      update gate,     in (0, 1)
+    n_t = tanh(x_t Wx_n + b_n + r_t * (h_{t-1} Wh_n + bhn))   candidate, in (-1, 1)
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}             hidden state,    in (-1, 1)
+
 Vanilla RNN (Elman)::
 
     h_t = tanh(x_t Wx + h_{t-1} Wh + b)
@@ -16,6 +24,10 @@ Vanilla RNN (Elman)::
 Public parameter layout (one fused matrix per input, PyTorch's gate order i, f, g, o):
 ``Wx (D, 4H)``, ``Wh (H, 4H)``, ``b (4H,)``; batches are rows, ``x (B, D) @ Wx``.
 PyTorch mapping: ``Wx = weight_ih_l0.T``, ``Wh = weight_hh_l0.T``, ``b = bias_ih_l0 + bias_hh_l0``.
+GRU layout (PyTorch's gate order r, z, n): ``Wx (D, 3H)``, ``Wh (H, 3H)``, ``b (3H,)`` the input-side
+bias with the recurrent r and z biases folded in, ``bhn (H,)`` the recurrent bias of n (it sits
+inside the product with r, so it cannot be folded). PyTorch mapping: ``Wx = weight_ih_l0.T``,
+``Wh = weight_hh_l0.T``, ``b = bias_ih_l0 + [bias_hh_l0[:2H], 0]``, ``bhn = bias_hh_l0[2H:]``.
 
 Speed: the hot loops work on *prepared* weights (``Prepared``): LSTM columns reordered to
 g, i, f, o so the three sigmoid gates form one contiguous slice, and the sigmoid columns
@@ -35,7 +47,8 @@ from dataclasses import dataclass
 import numpy as np
 
 GATES = ("i", "f", "g", "o")
-CELL_TYPES = ("lstm", "rnn")
+GRU_GATES = ("r", "z", "n")
+CELL_TYPES = ("lstm", "rnn", "gru")
 _CACHE_BLOCK = 1 << 17  # elements (512 KiB in float32) of per-block scratch in the BPTT loop
 
 
@@ -68,6 +81,7 @@ class Prepared:
 
     ``Wx_s (D, G)``, ``Wh_s (H, G)``, ``b_s (G,)``: internal column order, sigmoid columns x0.5.
     ``Wx_u (D, G)``, ``Wh_u (H, G)``: internal order, unscaled (for the backward products).
+    ``bhn (H,)``: the GRU's recurrent bias of n (None for the other cells).
     """
 
     Wx_s: np.ndarray  # (D, G)
@@ -75,6 +89,7 @@ class Prepared:
     b_s: np.ndarray  # (G,)
     Wx_u: np.ndarray  # (D, G)
     Wh_u: np.ndarray  # (H, G)
+    bhn: np.ndarray | None = None  # (H,)
 
 
 class _Cell:
@@ -94,16 +109,16 @@ class _Cell:
         self.width = self.gate_count * self.hidden_size  # G
 
     # --- parameters -------------------------------------------------------------------------
+    def param_shapes(self) -> dict:
+        """Shape of each parameter by name: ``Wx (D, G)``, ``Wh (H, G)``, ``b (G,)``."""
+        D, H, G = self.input_size, self.hidden_size, self.width
+        return {"Wx": (D, G), "Wh": (H, G), "b": (G,)}
+
     def init_params(self, rng: np.random.Generator, dtype=np.float32, forget_bias: float = 1.0) -> dict:
         """Uniform(-1/sqrt(H), 1/sqrt(H)) weights and biases (PyTorch's default), plus
         ``forget_bias`` added to the LSTM forget-gate bias (0 to switch it off)."""
         k = 1.0 / np.sqrt(self.hidden_size)
-        D, H, G = self.input_size, self.hidden_size, self.width
-        params = {
-            "Wx": rng.uniform(-k, k, size=(D, G)).astype(dtype),  # (D, G)
-            "Wh": rng.uniform(-k, k, size=(H, G)).astype(dtype),  # (H, G)
-            "b": rng.uniform(-k, k, size=(G,)).astype(dtype),  # (G,)
-        }
+        params = {name: rng.uniform(-k, k, size=shape).astype(dtype) for name, shape in self.param_shapes().items()}
         self._add_forget_bias(params["b"], forget_bias)
         return params
 
@@ -115,12 +130,15 @@ class _Cell:
         dtype = np.asarray(params.get("Wh")).dtype
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"parameters must be float32 or float64, got {dtype}")
-        D, H, G = self.input_size, self.hidden_size, self.width
-        for name, shape in (("Wx", (D, G)), ("Wh", (H, G)), ("b", (G,))):
+        for name, shape in self.param_shapes().items():
             if name not in params:
                 raise ValueError(f"missing parameter {name!r} of shape {shape}")
             _check_array(name, params[name], shape, dtype)
         return dtype
+
+    def recurrent_grads(self, drec) -> dict:
+        """Name the recurrent-side gradients ``backward_tm`` returns: ``{"Wh": (H, G)}``."""
+        return {"Wh": drec}
 
     def zero_state(self, batch: int, dtype=np.float32) -> tuple:
         """All-zero state: one ``(B, H)`` array per name in ``state_names``."""
@@ -173,7 +191,7 @@ class _Cell:
 
         ``dhs (B, T, H)`` is dLoss/dh_t from above; ``dstate`` the gradient w.r.t. the final
         state (None = zeros, use it to carry truncated-BPTT gradients). Returns
-        ``(grads {"Wx", "Wh", "b"}, dx (B, T, D), dstate0)``.
+        ``(grads {name: array} for every parameter, dx (B, T, D), dstate0)``.
         """
         prep = cache["prep"]
         x_tm = cache["x_tm"]  # (T, B, D)
@@ -182,12 +200,12 @@ class _Cell:
         if dstate is not None:
             self.check_state(dstate, B, x_tm.dtype, label="dstate")
         dhs_tm = np.ascontiguousarray(dhs.transpose(1, 0, 2))  # (T, B, H)
-        dz, dWh, dstate0 = self.backward_tm(prep, cache, dhs_tm, dstate)
+        dz, drec, dstate0 = self.backward_tm(prep, cache, dhs_tm, dstate)
         dz2 = dz.reshape(T * B, self.width)  # (T*B, G)
         grads = {
             "Wx": self.to_public(x_tm.reshape(T * B, D).T @ dz2),  # (D, G)
-            "Wh": dWh,  # (H, G)
             "b": self.to_public(dz2.sum(axis=0)),  # (G,)
+            **self.recurrent_grads(drec),
         }
         dx = (dz2 @ prep.Wx_u.T).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
         return grads, np.ascontiguousarray(dx), dstate0
@@ -440,10 +458,139 @@ class RNNCell(_Cell):
         return dz, dWh, (np.ascontiguousarray(dh_rec),)
 
 
+class GRUCell(_Cell):
+    """Gated recurrent unit (PyTorch's ``nn.GRU``); state ``(h,)``; records r, z, n, h.
+
+    Parameters ``Wx (D, 3H)``, ``Wh (H, 3H)``, ``b (3H,)``, ``bhn (H,)`` in gate order r, z, n
+    (module docstring). The prepared weights are the public ones (no reordering or scaling).
+    """
+
+    kind = "gru"
+    state_names = ("h",)
+    record_names = ("r", "z", "n", "h")
+    gate_count = 3
+
+    def param_shapes(self) -> dict:
+        """``Wx (D, 3H)``, ``Wh (H, 3H)``, ``b (3H,)`` and the recurrent bias of n, ``bhn (H,)``."""
+        return {**super().param_shapes(), "bhn": (self.hidden_size,)}
+
+    def gate_views(self, a: np.ndarray) -> dict:
+        """Views ``{"r", "z", "n"} -> (..., H)`` of an array ``(..., 3H)``."""
+        H = self.hidden_size
+        return {name: a[..., k * H : (k + 1) * H] for k, name in enumerate(GRU_GATES)}
+
+    def prepare(self, params: dict) -> Prepared:
+        Wx = np.ascontiguousarray(params["Wx"])  # (D, 3H)
+        Wh = np.ascontiguousarray(params["Wh"])  # (H, 3H)
+        return Prepared(Wx_s=Wx, Wh_s=Wh, b_s=params["b"], Wx_u=Wx, Wh_u=Wh, bhn=params["bhn"])
+
+    def to_public(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def pre_activations(self, zs: np.ndarray) -> np.ndarray:
+        """The recorded pre-activations are already the true ones (r, z, and n's tanh argument)."""
+        return zs.copy()  # (..., 3H)
+
+    def recurrent_grads(self, drec) -> dict:
+        """``{"Wh": (H, 3H), "bhn": (H,)}`` from ``backward_tm``'s ``(dWh, dbhn)``."""
+        dWh, dbhn = drec
+        return {"Wh": dWh, "bhn": dbhn}
+
+    def _gates(self, prep: Prepared, xp: np.ndarray, h_prev: np.ndarray, a: np.ndarray, hn: np.ndarray,
+               pre: np.ndarray | None) -> None:
+        """Write r, z, n into ``a (B, 3H)`` and ``h_prev Wh_n + bhn`` into ``hn (B, H)``
+        (and the pre-activations into ``pre (B, 3H)`` if given) for the projected input ``xp (B, 3H)``."""
+        H = self.hidden_size
+        hp = h_prev @ prep.Wh_s  # (B, 3H)
+        np.add(xp[:, : 2 * H], hp[:, : 2 * H], out=a[:, : 2 * H])  # (B, 2H) r, z pre-activations
+        np.add(hp[:, 2 * H :], prep.bhn, out=hn)  # (B, H) h_{t-1} Wh_n + bhn
+        if pre is not None:
+            pre[:, : 2 * H] = a[:, : 2 * H]  # (B, 2H)
+        a[:, : 2 * H] = sigmoid(a[:, : 2 * H])  # (B, 2H) r, z
+        n = a[:, 2 * H :]  # (B, H) view
+        np.multiply(a[:, :H], hn, out=n)  # (B, H) r * (h Wh_n + bhn)
+        n += xp[:, 2 * H :]  # (B, H) + x Wx_n + b_n
+        if pre is not None:
+            pre[:, 2 * H :] = n  # (B, H)
+        np.tanh(n, out=n)  # (B, H)
+
+    def step_projected(self, prep: Prepared, xp: np.ndarray, state: tuple):
+        """One step from the projected input ``xp = x Wx + b (B, 3H)``; see ``step``."""
+        (h_prev,) = state  # (B, H)
+        B = xp.shape[0]
+        a = np.empty((B, self.width), xp.dtype)  # (B, 3H)
+        hn = np.empty((B, self.hidden_size), xp.dtype)  # (B, H)
+        pre = np.empty((B, self.width), xp.dtype)  # (B, 3H)
+        self._gates(prep, xp, h_prev, a, hn, pre)
+        gates = self.gate_views(a)  # (B, H) each
+        h = gates["n"] + gates["z"] * (h_prev - gates["n"])  # (B, H) = (1 - z) n + z h_prev
+        return (h,), {**gates, "h": h, "pre": pre}
+
+    def forward_tm(self, prep: Prepared, xp: np.ndarray, state: tuple, keep_pre: bool = False):
+        """Time-major forward. ``xp (T, B, 3H)`` projected inputs. Returns ``(hs (T, B, H),
+        (h_T,), cache)``; the cache holds the gates (``acts``), ``hn`` = h_{t-1} Wh_n + bhn and
+        the hidden states that ``backward_tm`` consumes (and ``pre`` if ``keep_pre``)."""
+        T, B, G = xp.shape
+        H = self.hidden_size
+        dtype = xp.dtype
+        acts = np.empty((T, B, G), dtype)  # (T, B, 3H) r, z, n
+        hn = np.empty((T, B, H), dtype)  # (T, B, H)
+        hs = np.empty((T + 1, B, H), dtype)  # (T+1, B, H) hs[0] = h0
+        hs[0] = state[0]
+        pre = np.empty((T, B, G), dtype) if keep_pre else None  # (T, B, 3H)
+        gates = self.gate_views(acts)  # (T, B, H) views
+        z, n = gates["z"], gates["n"]  # (T, B, H) each
+        for t in range(T):
+            self._gates(prep, xp[t], hs[t], acts[t], hn[t], None if pre is None else pre[t])
+            np.subtract(hs[t], n[t], out=hs[t + 1])  # (B, H) h_prev - n
+            hs[t + 1] *= z[t]  # (B, H)
+            hs[t + 1] += n[t]  # (B, H) (1 - z) n + z h_prev
+        cache = {"acts": acts, "hn": hn, "hs": hs, "pre": pre}
+        return hs[1:], (hs[T].copy(),), cache
+
+    def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None, record: dict | None = None):
+        """Time-major BPTT. ``dhs (T, B, H)``; returns ``(dz (T, B, 3H), (dWh (H, 3H), dbhn (H,)),
+        (dh0,))`` where ``dz`` is dLoss/d(x Wx + b) per gate block r, z, n. ``record``: as in
+        ``LSTMCell.backward_tm`` (``"dh"`` only).
+
+        With ``a_n`` the tanh argument of n and ``hn = h_{t-1} Wh_n + bhn``:
+        ``da_n = dh (1 - z)(1 - n^2)``, ``da_z = dh (h_{t-1} - n) z (1 - z)``,
+        ``da_r = da_n hn r (1 - r)``; the recurrent side sees ``(da_r, da_z, da_n r)``.
+        """
+        acts, hn, hs = cache["acts"], cache["hn"], cache["hs"]
+        T, B, G = acts.shape
+        H = self.hidden_size
+        dtype = acts.dtype
+        gates = self.gate_views(acts)  # (T, B, H) views
+        r, z, n = gates["r"], gates["z"], gates["n"]  # (T, B, H) each
+        dz = np.empty((T, B, G), dtype)  # (T, B, 3H) input side
+        dzh = np.empty((T, B, G), dtype)  # (T, B, 3H) recurrent side
+        dh_rec = np.zeros((B, H), dtype) if dstate is None else np.array(dstate[0], dtype=dtype)  # (B, H)
+        if record is not None:
+            rec_dh = record["dh"] = np.empty((T, B, H), dtype)  # (T, B, H)
+        Wh = prep.Wh_u  # (H, 3H)
+        for t in range(T - 1, -1, -1):
+            dh = dhs[t] + dh_rec  # (B, H) total dL/dh_t
+            if record is not None:
+                rec_dh[t] = dh  # (B, H)
+            da_n = dh * (1.0 - z[t]) * (1.0 - n[t] * n[t])  # (B, H)
+            da_z = dh * (hs[t] - n[t]) * z[t] * (1.0 - z[t])  # (B, H)
+            da_r = da_n * hn[t] * r[t] * (1.0 - r[t])  # (B, H)
+            dz[t, :, :H], dz[t, :, H : 2 * H], dz[t, :, 2 * H :] = da_r, da_z, da_n  # (B, H) each
+            dzh[t, :, : 2 * H] = dz[t, :, : 2 * H]  # (B, 2H)
+            np.multiply(da_n, r[t], out=dzh[t, :, 2 * H :])  # (B, H)
+            dh_rec = dh * z[t] + dzh[t] @ Wh.T  # (B, H) dL/dh_{t-1}
+        dWh = hs[:-1].reshape(T * B, H).T @ dzh.reshape(T * B, G)  # (H, 3H)
+        dbhn = dzh[..., 2 * H :].sum(axis=(0, 1))  # (H,)
+        return dz, (dWh, dbhn), (dh_rec,)
+
+
 def make_cell(kind: str, input_size: int, hidden_size: int) -> _Cell:
-    """Build a cell by name: ``"lstm"`` or ``"rnn"``."""
+    """Build a cell by name: ``"lstm"``, ``"rnn"`` or ``"gru"``."""
     if kind == "lstm":
         return LSTMCell(input_size, hidden_size)
     if kind == "rnn":
         return RNNCell(input_size, hidden_size)
+    if kind == "gru":
+        return GRUCell(input_size, hidden_size)
     raise ValueError(f"unknown cell type {kind!r}; expected one of {CELL_TYPES}")

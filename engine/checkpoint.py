@@ -26,7 +26,7 @@ import numpy as np
 from .atomic import atomic_writer
 from .data import CharVocab
 from .errors import CheckpointError
-from .model import ModelConfig, SequenceModel
+from .model import TOKEN_INPUTS, ModelConfig, SequenceModel
 
 FORMAT_VERSION = 1
 _ARRAY = "$array"
@@ -198,7 +198,7 @@ def _load_vocab(name: str, meta: dict, config: ModelConfig) -> CharVocab | None:
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{name}: invalid vocabulary ({e})") from None
     sizes = []
-    if config.input_kind == "onehot":
+    if config.input_kind in TOKEN_INPUTS:
         sizes.append(("input_size", config.input_size))
     if config.head == "softmax":
         sizes.append(("output_size", config.output_size))
@@ -262,11 +262,11 @@ def load_checkpoint(path) -> Checkpoint:
 
 def load_char_checkpoint(path) -> Checkpoint:
     """``load_checkpoint``, refusing with ``CheckpointError`` anything but a character model:
-    a vocabulary, one-hot inputs and a softmax head (what the viewer, ``sample``, ``trace``
-    and ``export`` run text through)."""
+    a vocabulary, token inputs (one-hot, embedding or scaled index) and a softmax head (what
+    the viewer, ``sample``, ``trace`` and ``export`` run text through)."""
     ckpt = load_checkpoint(path)
     config = ckpt.model.config
-    if ckpt.vocab is None or config.input_kind != "onehot" or config.head != "softmax":
+    if ckpt.vocab is None or config.input_kind not in TOKEN_INPUTS or config.head != "softmax":
         raise CheckpointError(f"{path}: not a character model (text needs a model with a character "
-                              "vocabulary, one-hot inputs and a softmax head)")
+                              "vocabulary, token inputs and a softmax head)")
     return ckpt

@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import DataError
 from .evaluation import evaluate
+from .model import TOKEN_INPUTS
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # refuse text files larger than 100 MiB
 MAX_SHOWN_UNKNOWN = 20  # unknown characters listed in an error message
@@ -304,11 +305,12 @@ class TextCorpus:
             )
 
     def check_model(self, model) -> None:
-        """Raise ValueError unless ``model`` reads one-hot characters of this vocabulary and
-        predicts them with a softmax head."""
+        """Raise ValueError unless ``model`` reads characters of this vocabulary as token ids
+        (one-hot, embedding or scaled index) and predicts them with a softmax head."""
         cfg = model.config
-        if cfg.input_kind != "onehot" or cfg.head != "softmax":
-            raise ValueError("the text trainer needs a model with one-hot inputs and a softmax head")
+        if cfg.input_kind not in TOKEN_INPUTS or cfg.head != "softmax":
+            raise ValueError(f"the text trainer needs a model with token inputs ({', '.join(TOKEN_INPUTS)}) "
+                             "and a softmax head")
         V = len(self.vocab)
         if cfg.input_size != V or cfg.output_size != V:
             raise ValueError(f"the model is for {cfg.input_size} characters but the text's vocabulary has {V}")

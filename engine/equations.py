@@ -82,6 +82,13 @@ def _check_model_matches(model, trace: Trace) -> None:
             f"({config.cell}, {config.num_layers} layer(s), H={config.hidden_size})")
 
 
+def _refuse_gru(trace: Trace) -> None:
+    """Raise ValueError for a GRU trace: the breakdown and the diagram cover LSTM and RNN cells."""
+    if trace.cell == "gru":
+        raise ValueError("the equation breakdown and cell diagram cover LSTM and RNN cells, not GRU; "
+                         "read r, z, n and h from the trace")
+
+
 def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBreakdown:
     """Break unit ``unit`` of ``layer`` at step ``step`` into its terms (module docstring).
 
@@ -89,6 +96,7 @@ def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBrea
     """
     _check_model_matches(model, trace)
     _check_position(trace, layer, step, unit)
+    _refuse_gru(trace)
     H = trace.hidden_size
     names = GATES if trace.cell == "lstm" else ("h",)
     cols = np.arange(len(names)) * H + unit  # (n_gates,) public columns of this unit
@@ -99,7 +107,12 @@ def decompose(model, trace: Trace, layer: int, step: int, unit: int) -> GateBrea
     if layer == 0 and model.config.input_kind == "onehot":
         input_parts = Wx[int(trace.inputs[step])]  # (n_gates,) one-hot row
     else:
-        x = trace.inputs[step] if layer == 0 else trace.layers[layer - 1]["h"][step]  # (D,)
+        if layer > 0:
+            x = trace.layers[layer - 1]["h"][step]  # (H,)
+        elif model.config.input_kind == "dense":
+            x = trace.inputs[step]  # (D,)
+        else:
+            x = model.encode_tokens(trace.inputs[step])  # (E,) embedding row or (1,) scaled index
         input_parts = np.asarray(x, np.float64) @ Wx  # (n_gates,)
     recurrent_parts = h_prev @ Wh  # (n_gates,)
     biases = b  # (n_gates,)
@@ -142,6 +155,7 @@ def diagram_values(trace: Trace, layer: int, step: int, unit: int) -> dict:
     in ``decompose``; c unbounded).
     """
     _check_position(trace, layer, step, unit)
+    _refuse_gru(trace)
     values = {"x_t": input_label(trace, layer, step),
               "h_prev": float(trace.previous("h", layer, step)[unit])}
     record = trace.layers[layer]

@@ -1,13 +1,20 @@
-"""SequenceModel: input encoding, stacked LSTM/RNN layers, dropout, output head and loss.
+"""SequenceModel: input encoding, stacked LSTM/GRU/RNN layers, dropout, output head and loss.
 
-    x_t  --(one-hot token or dense vector)-->  layer 0 --dropout--> layer 1 ... layer L-1
-    y_t  =  h^{L-1}_t W + b                    (head "softmax": probabilities over V tokens,
-                                                 "linear": values, "tanh": values in (-1, 1))
+    x_t  --(input encoding)-->  layer 0 --dropout--> layer 1 ... layer L-1
+    y_t  =  h^{L-1}_t W + b     (head "softmax": probabilities over V tokens, "linear": values,
+                                 "tanh": values in (-1, 1); "none": y_t = h^{L-1}_t, no loss)
+
+Input encodings (``input_kind``): token ids ``v`` in [0, V) as "onehot" (x = e_v, D = V),
+"embedding" (x = E[v], a row of the trained ``(V, E)`` table ``"embed.E"``, as ``nn.Embedding``),
+or "scaled_index" (x = [v / V], one number per step, D = 1, as the Keras character tutorial
+feeds them); or "dense" float vectors ``(D,)``.
 
 Losses: softmax head -> mean cross-entropy in nats per position; linear/tanh heads -> mean
 squared error per element (PyTorch's ``CrossEntropyLoss`` / ``MSELoss`` with mean reduction).
-Parameters live in one flat dict: ``"l{k}.Wx" (D_k, G)``, ``"l{k}.Wh" (H, G)``, ``"l{k}.b" (G,)``,
-``"head.W" (H, O)``, ``"head.b" (O,)``. The optimizer may update them in place; call
+Parameters live in one flat dict: ``"l{k}.Wx" (D_k, G)``, ``"l{k}.Wh" (H, G)``, ``"l{k}.b" (G,)``
+(a GRU layer adds ``"l{k}.bhn" (H,)``, see ``engine.cells``),
+``"head.W" (H, O)``, ``"head.b" (O,)`` (none for head "none"), ``"embed.E" (V, E)`` (embedding
+input only). The optimizer may update them in place; call
 ``params_changed()`` afterwards so the stepping path drops its prepared copies.
 """
 
@@ -21,8 +28,9 @@ from .cells import CELL_TYPES, check_finite, make_cell
 from .settings import check_fields, setting
 from .trace import Trace
 
-INPUT_KINDS = ("onehot", "dense")
-HEADS = ("softmax", "linear", "tanh")
+INPUT_KINDS = ("onehot", "dense", "embedding", "scaled_index")
+TOKEN_INPUTS = ("onehot", "embedding", "scaled_index")  # input kinds that read token ids
+HEADS = ("softmax", "linear", "tanh", "none")
 DTYPES = ("float32", "float64")
 
 
@@ -38,18 +46,22 @@ class ModelConfig:
                               help="Inputs per timestep: V tokens (one-hot) or D features (dense).")
     output_size: int = setting(kind=int, low=1, label="Output size",
                                help="Outputs per timestep: V tokens (softmax head) or O values.")
-    cell: str = setting("lstm", choices=CELL_TYPES, label="Cell", choice_labels={"lstm": "LSTM", "rnn": "Vanilla RNN"},
+    cell: str = setting("lstm", choices=CELL_TYPES, label="Cell", choice_labels={"lstm": "LSTM", "rnn": "Vanilla RNN", "gru": "GRU"},
                         help="LSTM: gated cell with input, forget and output gates (i, f, g, o). "
+                             "GRU: reset and update gates (r, z) and candidate n, as PyTorch's nn.GRU. "
                              "Vanilla RNN: h = tanh(x Wx + h Wh + b), no gates.")
     hidden_size: int = setting(128, low=1, form_high=4096, label="Hidden size",
                                help="Hidden units per layer (H). Cost grows roughly with H squared.")
     num_layers: int = setting(1, low=1, form_high=8, label="Layers",
                               help="Stacked recurrent layers (L); each feeds its hidden state to the next.")
     input_kind: str = setting("onehot", choices=INPUT_KINDS, label="Input",
-                              help="How inputs are given: token ids (onehot) or vectors of real numbers (dense).")
+                              help="How inputs are given: token ids as one-hot vectors (onehot), through a learned (V, E) "
+                                   "lookup table (embedding) or as one number id / V per step (scaled_index, "
+                                   "as Keras tutorials feed characters); or vectors of real numbers (dense).")
     head: str = setting("softmax", choices=HEADS, label="Head",
                         help="Output head: probabilities with a cross-entropy loss (softmax), or values with a "
-                             "mean squared error (linear; tanh: in (-1, 1)).")
+                             "mean squared error (linear; tanh: in (-1, 1)); none: the recurrent stack alone, "
+                             "whose output is the top layer's h.")
     dropout: float = setting(0.0, low=0.0, high=1.0, high_inclusive=False, step=0.05, decimals=2, label="Dropout",
                              help="Inverted dropout between stacked layers while training (probability of "
                                   "zeroing a unit). Has no effect with one layer.")
@@ -57,8 +69,23 @@ class ModelConfig:
     dtype: str = setting("float32", choices=DTYPES, label="Precision",
                         help="Compute dtype of the parameters and activations.")
 
+    embed_size: int = setting(0, low=0, form_high=4096, label="Embedding size",
+                              help="Columns E of the (V, E) embedding table (input embedding); 0 otherwise.")
+
     def __post_init__(self):
         check_fields(self)
+        if self.input_kind == "embedding" and self.embed_size < 1:
+            raise ValueError(f"embed_size must be a positive integer for input_kind 'embedding', got {self.embed_size!r}")
+        if self.input_kind != "embedding" and self.embed_size != 0:
+            raise ValueError(f"embed_size is for input_kind 'embedding' only; expected 0, got {self.embed_size!r}")
+        if self.head == "none" and self.output_size != self.hidden_size:
+            raise ValueError(f"a model without a head outputs h: output_size must equal hidden_size "
+                             f"({self.hidden_size}), got {self.output_size}")
+
+    @property
+    def layer0_size(self) -> int:
+        """Width D of layer 0's input vectors: V (one-hot), E (embedding), 1 (scaled index) or D."""
+        return {"embedding": self.embed_size, "scaled_index": 1}.get(self.input_kind, self.input_size)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,7 +121,7 @@ class SequenceModel:
         self.dtype = np.dtype(config.dtype)
         H = config.hidden_size
         self.cells = [
-            make_cell(config.cell, config.input_size if k == 0 else H, H) for k in range(config.num_layers)
+            make_cell(config.cell, config.layer0_size if k == 0 else H, H) for k in range(config.num_layers)
         ]
         if params is None:
             if rng is None:
@@ -105,25 +132,31 @@ class SequenceModel:
 
     # --- parameters ---------------------------------------------------------------------------
     def init_params(self, rng: np.random.Generator) -> dict:
-        """Fresh parameters: each cell's init, and a uniform(+-1/sqrt(H)) head."""
+        """Fresh parameters: each cell's init, a uniform(+-1/sqrt(H)) head and a standard-normal
+        embedding table (PyTorch's ``nn.Linear`` / ``nn.Embedding`` defaults)."""
         params = {}
         for k, cell in enumerate(self.cells):
             for name, value in cell.init_params(rng, self.dtype, self.config.forget_bias).items():
                 params[f"l{k}.{name}"] = value
         k = 1.0 / np.sqrt(self.config.hidden_size)
         H, O = self.config.hidden_size, self.config.output_size
-        params["head.W"] = rng.uniform(-k, k, size=(H, O)).astype(self.dtype)  # (H, O)
-        params["head.b"] = rng.uniform(-k, k, size=(O,)).astype(self.dtype)  # (O,)
+        if self.config.head != "none":
+            params["head.W"] = rng.uniform(-k, k, size=(H, O)).astype(self.dtype)  # (H, O)
+            params["head.b"] = rng.uniform(-k, k, size=(O,)).astype(self.dtype)  # (O,)
+        if self.config.input_kind == "embedding":
+            params["embed.E"] = rng.standard_normal((self.config.input_size, self.config.embed_size)).astype(self.dtype)  # (V, E)
         return params
 
     def param_shapes(self) -> dict:
         """Expected shape of every parameter, by name."""
         shapes = {}
         for k, cell in enumerate(self.cells):
-            D, H, G = cell.input_size, cell.hidden_size, cell.width
-            shapes.update({f"l{k}.Wx": (D, G), f"l{k}.Wh": (H, G), f"l{k}.b": (G,)})
-        shapes["head.W"] = (self.config.hidden_size, self.config.output_size)
-        shapes["head.b"] = (self.config.output_size,)
+            shapes.update({f"l{k}.{name}": shape for name, shape in cell.param_shapes().items()})
+        if self.config.head != "none":
+            shapes["head.W"] = (self.config.hidden_size, self.config.output_size)
+            shapes["head.b"] = (self.config.output_size,)
+        if self.config.input_kind == "embedding":
+            shapes["embed.E"] = (self.config.input_size, self.config.embed_size)
         return shapes
 
     def _checked_params(self, params: dict) -> dict:
@@ -141,8 +174,8 @@ class SequenceModel:
         return out
 
     def layer_params(self, k: int) -> dict:
-        """Layer ``k``'s parameters under the cell's names ``Wx``, ``Wh``, ``b`` (views)."""
-        return {name: self.params[f"l{k}.{name}"] for name in ("Wx", "Wh", "b")}
+        """Layer ``k``'s parameters under the cell's names (``Wx``, ``Wh``, ``b``; GRU ``bhn``), views."""
+        return {name: self.params[f"l{k}.{name}"] for name in self.cells[k].param_shapes()}
 
     def set_params(self, params: dict) -> None:
         """Replace all parameters (validated, copied to the model's dtype)."""
@@ -174,7 +207,7 @@ class SequenceModel:
     def check_inputs(self, inputs: np.ndarray, ndim_batch: int) -> np.ndarray:
         """Validate token ids ``(B, T)``/``(B,)`` or dense values ``(B, T, D)``/``(B, D)``."""
         inputs = np.asarray(inputs)
-        if self.config.input_kind == "onehot":
+        if self.config.input_kind in TOKEN_INPUTS:
             if inputs.ndim != ndim_batch or inputs.dtype.kind not in "iu":  # signed or unsigned ints
                 shape = "(B, T)" if ndim_batch == 2 else "(B,)"
                 raise ValueError(f"token inputs must be an integer array of shape {shape}, got {inputs.dtype} {inputs.shape}")
@@ -192,8 +225,17 @@ class SequenceModel:
         check_finite("inputs", inputs)
         return inputs
 
+    def encode_tokens(self, ids: np.ndarray) -> np.ndarray:
+        """Layer 0's input vectors ``(..., E)`` or ``(..., 1)`` for token ids ``(...)`` of an
+        "embedding" (rows of ``embed.E``) or "scaled_index" (``id / V``) model."""
+        if self.config.input_kind == "embedding":
+            return self.params["embed.E"][ids]  # (..., E)
+        return (ids / self.config.input_size).astype(self.dtype)[..., None]  # (..., 1) float64 quotient, then rounded
+
     def _check_targets(self, targets: np.ndarray, B: int, T: int) -> np.ndarray:
         targets = np.asarray(targets)
+        if self.config.head == "none":
+            raise ValueError("this model has no output layer (head 'none'): it has no loss to compute")
         if self.config.head == "softmax":
             if targets.shape != (B, T) or not np.issubdtype(targets.dtype, np.integer):
                 raise ValueError(f"targets must be integer token ids of shape ({B}, {T}), got {targets.dtype} {targets.shape}")
@@ -237,6 +279,8 @@ class SequenceModel:
         preps = [cell.prepare(self.layer_params(k)) for k, cell in enumerate(self.cells)]  # fresh: params may have changed
         x_tm = np.ascontiguousarray(np.swapaxes(inputs, 0, 1))  # (T, B) or (T, B, D)
         layer_in, caches, masks, final = x_tm, [], [], []
+        if self.config.input_kind in ("embedding", "scaled_index"):
+            layer_in = self.encode_tokens(x_tm)  # (T, B, E) or (T, B, 1)
         for k, (cell, prep) in enumerate(zip(self.cells, preps)):
             if k > 0 and p > 0:
                 mask = (rng.random(layer_in.shape) >= p).astype(self.dtype) / self.dtype.type(1 - p)  # (T, B, H)
@@ -251,11 +295,18 @@ class SequenceModel:
             final.append(last)
             layer_in = hs
         top = layer_in.reshape(T * B, -1)  # (T*B, H)
-        scores = top @ self.params["head.W"] + self.params["head.b"]  # (T*B, O)
-        outputs, loss, dscores = self._head(scores, targets, B, T)
-        cache = {"caches": caches, "masks": masks, "preps": preps, "top": top, "dscores": dscores, "B": B, "T": T}
+        outputs, loss, dscores = self._head(self._scores(top), targets, B, T)
+        cache = {"caches": caches, "masks": masks, "preps": preps, "top": top, "dscores": dscores, "B": B, "T": T,
+                 "ids": x_tm}
         outputs_bt = np.ascontiguousarray(np.swapaxes(outputs.reshape(T, B, -1), 0, 1))  # (B, T, O)
         return ForwardResult(outputs=outputs_bt, loss=loss, state=final, cache=cache)
+
+    def _scores(self, top: np.ndarray) -> np.ndarray:
+        """Head scores ``(N, O)`` from the top layer's ``h (N, H)``: ``h W + b``, or h itself
+        without a head."""
+        if self.config.head == "none":
+            return top.copy()  # (N, H)
+        return top @ self.params["head.W"] + self.params["head.b"]  # (N, O)
 
     def _head(self, scores: np.ndarray, targets, B: int, T: int):
         """Outputs ``(T*B, O)``, mean loss and dLoss/dscores ``(T*B, O)`` (None without targets)."""
@@ -286,9 +337,10 @@ class SequenceModel:
 
     def backward(self, result: ForwardResult, dstate=None, doutputs=None):
         """Gradients of the loss (targets given to ``forward``) plus, optionally, of
-        ``sum(doutputs * scores)`` for ``doutputs (B, T, O)`` (for testing) and of the final
-        state (``dstate``, per layer). Returns ``(grads, dinputs, dstate0)``; ``dinputs`` is
-        ``(B, T, D)`` for dense inputs and None for token ids.
+        ``sum(doutputs * scores)`` for ``doutputs (B, T, O)`` (for testing; the scores are h
+        without a head) and of the final state (``dstate``, per layer). Returns ``(grads,
+        dinputs, dstate0)``; ``dinputs`` is ``(B, T, D)`` for dense inputs and None for token ids
+        (an embedding's gradient is ``grads["embed.E"]``).
         """
         cache = result.cache
         B, T = cache["B"], cache["T"]
@@ -302,16 +354,20 @@ class SequenceModel:
             dscores = extra if dscores is None else dscores + extra
         if dscores is None:
             raise ValueError("backward needs targets in forward or doutputs")
-        grads = {
-            "head.W": cache["top"].T @ dscores,  # (H, O)
-            "head.b": dscores.sum(axis=0),  # (O,)
-        }
-        dhs = (dscores @ self.params["head.W"].T).reshape(T, B, -1)  # (T, B, H)
+        if self.config.head == "none":
+            grads = {}
+            dhs = dscores.reshape(T, B, -1)  # (T, B, H) the outputs are h itself
+        else:
+            grads = {
+                "head.W": cache["top"].T @ dscores,  # (H, O)
+                "head.b": dscores.sum(axis=0),  # (O,)
+            }
+            dhs = (dscores @ self.params["head.W"].T).reshape(T, B, -1)  # (T, B, H)
         dstate0 = [None] * len(self.cells)
         dinputs = None
         for k in range(len(self.cells) - 1, -1, -1):
             cell, prep, c = self.cells[k], cache["preps"][k], cache["caches"][k]
-            dz, dWh, dstate0[k] = cell.backward_tm(prep, c, dhs, None if dstate is None else dstate[k])
+            dz, drec, dstate0[k] = cell.backward_tm(prep, c, dhs, None if dstate is None else dstate[k])
             dz2 = dz.reshape(T * B, cell.width)  # (T*B, G)
             layer_in = c["input"]
             if k == 0 and self.config.input_kind == "onehot":
@@ -323,14 +379,18 @@ class SequenceModel:
                 dWx = layer_in.reshape(T * B, -1).T @ dz2  # (D, G)
                 db = dz2.sum(axis=0)  # (G,)
             grads[f"l{k}.Wx"] = cell.to_public(dWx)  # (D, G)
-            grads[f"l{k}.Wh"] = dWh  # (H, G)
+            grads.update({f"l{k}.{name}": g for name, g in cell.recurrent_grads(drec).items()})  # Wh (H, G), GRU bhn (H,)
             grads[f"l{k}.b"] = cell.to_public(db)  # (G,)
-            if k > 0 or self.config.input_kind == "dense":
+            if k > 0 or self.config.input_kind in ("dense", "embedding"):
                 dx = (dz2 @ prep.Wx_u.T).reshape(T, B, -1)  # (T, B, D_k)
                 if cache["masks"][k] is not None:
                     dx *= cache["masks"][k]  # (T, B, H)
                 if k > 0:
                     dhs = dx
+                elif self.config.input_kind == "embedding":
+                    dE = np.zeros_like(self.params["embed.E"])  # (V, E)
+                    np.add.at(dE, cache["ids"].reshape(-1), dx.reshape(T * B, -1))  # row v sums dx where id = v
+                    grads["embed.E"] = dE  # (V, E)
                 else:
                     dinputs = np.ascontiguousarray(np.swapaxes(dx, 0, 1))  # (B, T, D)
         return grads, dinputs, dstate0
@@ -346,13 +406,15 @@ class SequenceModel:
     def step(self, x_t, state=None):
         """One timestep for the whole stack. ``x_t``: token ids ``(B,)`` or values ``(B, D)``.
 
-        Returns ``(output (B, O), new_state, records)``: probabilities or predictions, the
-        state per layer, and per layer the cell's record (i, f, g, o, c, h, pre).
+        Returns ``(output (B, O), new_state, records)``: probabilities, predictions or h, the
+        state per layer, and per layer the cell's record (i, f, g, o, c, h or r, z, n, h; and pre).
         """
         x_t = self.check_inputs(x_t, 1)
         B = x_t.shape[0]
         state = self._check_state(state, B)
         layer_in, records, new_state = x_t, [], []
+        if self.config.input_kind in ("embedding", "scaled_index"):
+            layer_in = self.encode_tokens(x_t)  # (B, E) or (B, 1)
         for k, (cell, prep) in enumerate(zip(self.cells, self.prepared())):
             if k == 0 and self.config.input_kind == "onehot":
                 xp = prep.Wx_s[layer_in] + prep.b_s  # (B, G)
@@ -362,8 +424,7 @@ class SequenceModel:
             new_state.append(s)
             records.append(record)
             layer_in = record["h"]  # (B, H)
-        scores = layer_in @ self.params["head.W"] + self.params["head.b"]  # (B, O)
-        output, _, _ = self._head(scores, None, B, 1)
+        output, _, _ = self._head(self._scores(layer_in), None, B, 1)  # (B, O)
         return output, new_state, records
 
     def trace(self, inputs, state=None, text: str | None = None) -> Trace:
@@ -373,13 +434,16 @@ class SequenceModel:
         layers = []
         for cell, c in zip(self.cells, result.cache["caches"]):
             record = {"h": c["hs"][1:, 0].copy(), "pre": cell.pre_activations(c["pre"][:, 0])}  # (T, H), (T, G)
+            if cell.kind != "rnn":
+                gates = cell.gate_views(c["acts"][:, 0])  # (T, H) views of the (T, G) gate activations
+                record.update({name: gate.copy() for name, gate in gates.items()})  # (T, H) each
             if cell.kind == "lstm":
-                gates = cell.gate_views(c["acts"][:, 0])  # (T, H) views of the internal (T, G)
-                record.update({name: gate.copy() for name, gate in gates.items()}, c=c["cs"][1:, 0].copy())  # (T, H) each
+                record["c"] = c["cs"][1:, 0].copy()  # (T, H)
             layers.append(record)
         start = self._check_state(state, 1)
         return Trace(
             cell=self.config.cell,
+            names=self.cells[0].record_names,
             layers=layers,
             inputs=inputs.copy(),
             outputs=result.outputs[0],

@@ -17,7 +17,7 @@ import numpy as np
 
 from .cells import make_cell
 from .data import CharVocab
-from .model import SequenceModel
+from .model import TOKEN_INPUTS, SequenceModel
 from .trace import Trace
 
 MAX_SAMPLE_LENGTH = 100_000  # characters generated per call, at most
@@ -54,11 +54,13 @@ def trace_from_records(cell_kind: str, records_per_step: list, outputs, inputs, 
         {name: np.stack([step[k][name][0] for step in records_per_step]) for name in first[k]}  # (T, H) / (T, G)
         for k in range(len(first))
     ]
+    cell = make_cell(cell_kind, 1, 1)
     if initial_state is None:
-        n_state = len(make_cell(cell_kind, 1, 1).state_names)  # (h, c) or (h,)
+        n_state = len(cell.state_names)  # (h, c) or (h,)
         initial_state = [tuple(np.zeros_like(layer["h"][0]) for _ in range(n_state)) for layer in layers]  # (H,) each
     return Trace(
         cell=cell_kind,
+        names=cell.record_names,
         layers=layers,
         inputs=np.asarray(inputs).copy(),  # (T,) or (T, D)
         outputs=np.stack([np.asarray(o).reshape(-1) for o in outputs]),  # (T, O)
@@ -82,8 +84,10 @@ def next_distribution(probs: np.ndarray, temperature: float = 1.0, top_k: int | 
 
 def _check_options(model: SequenceModel, vocab: CharVocab, length, temperature, top_k, greedy, rng) -> None:
     config = model.config
-    if config.input_kind != "onehot" or config.head != "softmax":
-        raise ValueError("sampling needs a character model (one-hot input, softmax head)")
+    if config.head == "none":
+        raise ValueError("this model has no output layer (head 'none'): there is no distribution to sample from")
+    if config.input_kind not in TOKEN_INPUTS or config.head != "softmax":
+        raise ValueError("sampling needs a character model (token input, softmax head)")
     if not (config.input_size == config.output_size == len(vocab)):
         raise ValueError(
             f"the vocabulary has {len(vocab)} characters but the model has input_size {config.input_size} "

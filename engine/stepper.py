@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from .model import SequenceModel
+from .model import TOKEN_INPUTS, SequenceModel
 from .trace import Trace
 
 
@@ -52,7 +52,7 @@ class Stepper:
 
     def _input_at_or_zero(self) -> np.ndarray:
         """A valid one-step input, used only to learn the record shapes."""
-        if self.model.config.input_kind == "onehot":
+        if self.model.config.input_kind in TOKEN_INPUTS:
             return np.zeros((1,), np.int64)  # (1,)
         return np.zeros((1, self.model.config.input_size), self.model.dtype)  # (1, D)
 
@@ -167,6 +167,7 @@ class Stepper:
         t = self.t
         return Trace(
             cell=self.model.config.cell,
+            names=self.model.cells[0].record_names,
             layers=[{name: a[:t] for name, a in layer.items()} for layer in self.layers],
             inputs=self.inputs[:t],
             outputs=self.outputs[:t],

@@ -37,10 +37,11 @@ from engine.train import TrainConfig, Trainer, TrainingDiverged
 from . import __version__
 from .cli_analysis import add_parsers as add_analysis_parsers
 from .cli_args import EXIT_USAGE, PROG, UsageError, _Parser, non_negative_int, positive_float, positive_int, setting_type
+from .cli_interop import add_parsers as add_interop_parsers
 from .export_cli import add_export_parser
 from .progress import ProgressBar
 
-COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation")
+COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation", "import", "export-weights")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 # config fields offered as `train` options -> their flag names (without "--")
@@ -133,7 +134,7 @@ def _add_trace_parser(sub) -> None:
 # every sub-command, in help order: a function taking argparse's subparsers (a new command: one entry
 # here, its name in COMMANDS)
 SUBCOMMANDS = (_add_gui_parser, _add_train_parser, _add_sample_parser, _add_trace_parser, add_export_parser,
-               add_analysis_parsers)
+               add_analysis_parsers, add_interop_parsers)
 
 
 def build_parser() -> argparse.ArgumentParser:

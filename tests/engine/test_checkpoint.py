@@ -254,8 +254,8 @@ def test_wrong_format_version_names_both(good, tmp_path):
 def test_invalid_config(good, tmp_path):
     path, arrays = good
     meta = json.loads(str(arrays["meta"]))
-    meta["model"]["cell"] = "gru"
-    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"meta": np.array(json.dumps(meta))}), "invalid model config.*gru")
+    meta["model"]["cell"] = "mgu"
+    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"meta": np.array(json.dumps(meta))}), "invalid model config.*mgu")
     meta["model"] = {"input_size": 3}
     _assert_refused(_rewrite(tmp_path / "b.npz", arrays, {"meta": np.array(json.dumps(meta))}), "invalid model config")
 

@@ -200,7 +200,7 @@ def test_dropout_needs_an_rng_when_training():
     (dict(hidden_size=2.5), "hidden_size must be a positive integer"),
     (dict(num_layers=0), "num_layers must be a positive integer"),
     (dict(input_size=True), "input_size must be a positive integer"),
-    (dict(cell="gru"), r"unknown cell 'gru'; expected one of \('lstm', 'rnn'\)"),
+    (dict(cell="mgu"), r"unknown cell 'mgu'; expected one of \('lstm', 'rnn', 'gru'\)"),
     (dict(head="sigmoid"), "unknown head 'sigmoid'"),
     (dict(input_kind="sparse"), "unknown input_kind"),
     (dict(dtype="float16"), "unknown dtype 'float16'"),

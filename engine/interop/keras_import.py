@@ -1,0 +1,220 @@
+"""Keras import with ``h5py`` (no TensorFlow): ``.keras`` (Keras 3: a zip holding
+``config.json`` and ``model.weights.h5``) and legacy ``.h5`` (``model_config`` attribute plus
+``model_weights/<layer>/...``) files of a chain of layers.
+
+Layers: ``InputLayer``; ``Embedding`` (first; ``mask_zero`` refused: masked steps are skipped,
+not stepped); ``LSTM`` / ``CuDNNLSTM`` (``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``, bias
+``(4H,)`` or CuDNN ``(8H,)``, gates i, f, c, o); ``GRU`` with ``reset_after=True`` / ``CuDNNGRU``
+(gates z, r, h, bias ``(2, 3H)``); ``Dropout`` and ``SpatialDropout1D`` (identity at inference);
+``Dense`` last, with activation softmax, linear or tanh. Refused with the layer and attribute
+named: ``Bidirectional``, ``go_backwards``, activations other than tanh / sigmoid (Keras 2's
+``hard_sigmoid``), ``reset_after=False``, ``return_sequences=False`` before another recurrent
+layer, and any other layer. A first recurrent layer reading one number per step with a
+vocabulary given is the character tutorial's scaled index (``id / V``); see ``layout``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from .layout import InteropError, Loaded, Recognised, from_keras
+
+IGNORED = ("InputLayer", "Dropout", "SpatialDropout1D")
+RECURRENT = {"LSTM": "lstm", "CuDNNLSTM": "lstm", "GRU": "gru", "CuDNNGRU": "gru"}
+HEAD_ACTIVATIONS = {"softmax": "softmax", "linear": "linear", None: "linear", "tanh": "tanh"}
+
+
+def _h5py(source: str):
+    try:
+        import h5py
+    except ImportError:
+        raise InteropError(f"{source}: reading Keras files needs the 'h5py' package "
+                           "(pip install 'lstmviz[import]')") from None
+    return h5py
+
+
+def read_keras(source: str) -> tuple:
+    """``(layer configs [{"class_name", "config"}], {layer name: [arrays in Keras order]})``."""
+    h5py = _h5py(source)
+    if not os.path.isfile(source):
+        raise InteropError(f"{source}: no such file")
+    try:
+        if zipfile.is_zipfile(source):
+            with zipfile.ZipFile(source) as z:
+                config = json.loads(z.read("config.json"))
+                weights = io.BytesIO(z.read("model.weights.h5"))
+            with h5py.File(weights, "r") as f:
+                return _layers(config, source), _keras3_weights(f)
+        with h5py.File(source, "r") as f:
+            if "model_config" not in f.attrs:
+                raise InteropError(f"{source}: an HDF5 file without 'model_config': save the whole model "
+                                   "(model.save), not only its weights")
+            config = json.loads(f.attrs["model_config"])
+            return _layers(config, source), _legacy_weights(f["model_weights"] if "model_weights" in f else f)
+    except InteropError:
+        raise
+    except Exception as e:  # zipfile, json, h5py (OSError) and KeyError for missing members
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InteropError(f"{source}: not a readable Keras model file ({reason})") from None
+
+
+def _layers(config: dict, source: str) -> list:
+    inner = config.get("config", {})
+    layers = inner.get("layers") if isinstance(inner, dict) else inner  # Keras 2.2 Sequential: a bare list
+    if not isinstance(layers, list):
+        raise InteropError(f"{source}: the Keras config has no layer list (only Sequential and chain-shaped "
+                           "functional models import)")
+    return layers
+
+
+def _keras3_weights(f) -> dict:
+    """Keras 3 ``model.weights.h5``: ``layers/<path>/vars/<i>`` (or ``cell/vars``); keyed by the
+    layer name stored in ``vars``' ``name`` attribute."""
+    out = {}
+    for path, group in f["layers"].items():
+        vars_group = group["cell"]["vars"] if "cell" in group else group["vars"]
+        name = group["vars"].attrs.get("name", path)
+        out[name.decode() if isinstance(name, bytes) else str(name)] = [
+            np.asarray(vars_group[str(i)]) for i in range(len(vars_group))]
+    return out
+
+
+def _legacy_weights(f) -> dict:
+    """Legacy ``.h5``: ``<layer>/`` with a ``weight_names`` attribute listing datasets in order."""
+    out = {}
+    for name, group in f.items():
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+        out[name] = [np.asarray(group[n]) for n in names]
+    return out
+
+
+def load(source: str, prefixes=()) -> Loaded:
+    """Read and recognise ``source``; parity runs Keras (any backend) when installed."""
+    layers, weights = read_keras(source)
+    found, last_sequences = recognise(layers, weights, source)
+
+    def check(model, rng) -> str:
+        return parity(source, found, last_sequences, model, rng)
+
+    return Loaded(found, check)
+
+
+def recognise(layers: list, weights: dict, source: str) -> tuple:
+    """``(Recognised, last recurrent layer returns sequences)`` from the layer chain."""
+    found, embed, head, activation = None, None, None, None
+    last_sequences = True
+    for layer in layers:
+        kind, cfg = layer.get("class_name"), layer.get("config", {})
+        name = cfg.get("name", kind)
+        label = f"layer {name!r} ({kind})"
+        if kind in IGNORED:
+            continue
+        if head is not None:
+            raise InteropError(f"{source}: {label} after the Dense output layer is not supported")
+        arrays = weights.get(name)
+        if arrays is None:
+            raise InteropError(f"{source}: {label} has no weights in the file")
+        if kind == "Embedding":
+            if found is not None:
+                raise InteropError(f"{source}: {label} after a recurrent layer is not supported")
+            if cfg.get("mask_zero"):
+                raise InteropError(f"{source}: {label}: mask_zero=True (masked steps are skipped) is not supported")
+            embed = arrays[0]  # (V, E)
+        elif kind in RECURRENT:
+            cell = RECURRENT[kind]
+            _check_recurrent(cfg, kind, label, source)
+            if found is not None and not last_sequences:
+                raise InteropError(f"{source}: {label} follows a recurrent layer with return_sequences=False")
+            if found is not None and found.cell != cell:
+                raise InteropError(f"{source}: {label}: mixed LSTM and GRU layers are not supported")
+            kernel, recurrent_kernel = arrays[0], arrays[1]
+            bias = arrays[2] if len(arrays) > 2 else None
+            if cell == "gru" and bias is not None and bias.ndim == 1:
+                bias = bias.reshape(2, -1)  # CuDNNGRU: (6H,) input then recurrent biases
+            found = found or Recognised(cell=cell, layers=[], names={"recurrent": []})
+            found.layers.append(from_keras(cell, kernel, recurrent_kernel, bias))
+            found.names["recurrent"].append(name)
+            last_sequences = bool(cfg.get("return_sequences", False))
+        elif kind == "Dense":
+            if found is None:
+                raise InteropError(f"{source}: {label} before the recurrent layers is not supported")
+            act = cfg.get("activation")
+            if act not in HEAD_ACTIVATIONS:
+                raise InteropError(f"{source}: {label}: activation={act!r} is not supported (softmax, linear or tanh)")
+            W = arrays[0]  # (H, O)
+            b = arrays[1] if len(arrays) > 1 else np.zeros(W.shape[1], W.dtype)  # (O,)
+            head, activation = (W.copy(), b.copy()), HEAD_ACTIVATIONS[act]
+            found.names["head"] = name
+        elif kind == "Bidirectional":
+            raise InteropError(f"{source}: {label}: bidirectional layers are not supported")
+        else:
+            raise InteropError(f"{source}: {label} is not supported; only Embedding, LSTM, GRU, Dropout and a "
+                               "final Dense layer can be stepped exactly")
+    if found is None:
+        raise InteropError(f"{source}: no LSTM or GRU layer found")
+    found.embed, found.head, found.head_activation = embed, head, activation
+    found.scaled_index = embed is None and found.layers[0]["Wx"].shape[0] == 1
+    if embed is not None:
+        found.names["embedding"] = next(l["config"]["name"] for l in layers if l.get("class_name") == "Embedding")
+    return found, last_sequences
+
+
+def _check_recurrent(cfg: dict, kind: str, label: str, source: str) -> None:
+    if kind.startswith("CuDNN"):
+        return  # fixed tanh / sigmoid, reset_after-style GRU
+    for attr, expected in (("activation", "tanh"), ("recurrent_activation", "sigmoid")):
+        if cfg.get(attr, expected) != expected:
+            raise InteropError(f"{source}: {label}: {attr}={cfg[attr]!r} is not supported (only {expected!r} "
+                               "can be stepped exactly)")
+    if cfg.get("go_backwards"):
+        raise InteropError(f"{source}: {label}: go_backwards=True is not supported")
+    if kind == "GRU" and not cfg.get("reset_after", False):
+        raise InteropError(f"{source}: {label}: reset_after=False is not supported (only the PyTorch/CuDNN form, "
+                           "reset_after=True, can be stepped exactly)")
+
+
+def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.random.Generator) -> str:
+    """Run the Keras model (any installed backend; torch when ``KERAS_BACKEND`` is unset and
+    TensorFlow, Keras' default, is absent) and ``model`` on the same random input; one line."""
+    if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None \
+            and importlib.util.find_spec("torch") is not None:
+        os.environ["KERAS_BACKEND"] = "torch"
+    try:
+        import keras
+    except ImportError:
+        return ("parity: keras (with a backend) is not installed, so the source was not run; checked instead: "
+                "every layer's class, attributes and weight shapes")
+    try:
+        reference = keras.saving.load_model(source, compile=False)
+    except Exception as e:  # Keras raises many types for files it cannot rebuild
+        return f"parity: keras {keras.__version__} could not load the file ({type(e).__name__}); not compared"
+    cfg = model.config
+    B, T = 2, reference.inputs[0].shape[1] or 7
+    if cfg.input_kind == "dense":
+        inputs = rng.standard_normal((B, T, cfg.input_size)).astype(np.float32)  # (B, T, D)
+        feed = inputs
+    else:
+        inputs = rng.integers(0, cfg.input_size, (B, T))  # (B, T)
+        feed = {"embedding": inputs,
+                "scaled_index": (inputs / cfg.input_size).astype(np.float32)[..., None],  # (B, T, 1)
+                "onehot": np.eye(cfg.input_size, dtype=np.float32)[inputs]}[cfg.input_kind]  # (B, T, V)
+    try:
+        recurrent = [reference.get_layer(name) for name in found.names["recurrent"]]
+        probe = keras.Model(reference.inputs, [reference.outputs[0]] + [layer.output for layer in recurrent])
+        outs = [keras.ops.convert_to_numpy(o) for o in probe([feed], training=False)]
+    except Exception as e:  # a model Keras cannot run on this input
+        return f"parity: keras {keras.__version__} could not run the model ({type(e).__name__}); not compared"
+    ours = model.forward(inputs)
+    expected = ours.outputs if last_sequences else ours.outputs[:, -1]  # (B, T, O) or (B, O)
+    d_out = float(np.abs(expected - outs[0]).max())
+    d_state = max(float(np.abs(ours.state[k][0] - (h[:, -1] if h.ndim == 3 else h)).max())
+                  for k, h in enumerate(outs[1:]))
+    where = "" if last_sequences else " (the source predicts at the last step only)"
+    return (f"parity with keras {keras.__version__} ({keras.backend.backend()} backend, float32, {B}x{T} random "
+            f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}")

@@ -1,0 +1,80 @@
+"""``lstmviz import`` and ``lstmviz export-weights`` through ``main([...])``: the report and
+checkpoint on success; one line, exit 2 and nothing written on bad input."""
+
+import numpy as np
+import pytest
+
+from engine import ModelConfig, SequenceModel
+from engine.checkpoint import load_char_checkpoint, save_checkpoint
+from engine.data import CharVocab
+from lstmviz.cli import main
+
+torch = pytest.importorskip("torch")
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def state_dict_file(tmp_path):
+    torch.manual_seed(0)
+    modules = {"embed": torch.nn.Embedding(4, 3), "rnn": torch.nn.GRU(3, 5, 2, batch_first=True),
+               "head": torch.nn.Linear(5, 4)}
+    state = {f"{m}.{k}": v for m, module in modules.items() for k, v in module.state_dict().items()}
+    torch.save(state, tmp_path / "m.pt")
+    return tmp_path / "m.pt"
+
+
+def test_import_prints_the_parity_line_and_writes_a_viewable_checkpoint(capsys, tmp_path, state_dict_file):
+    (tmp_path / "vocab.json").write_text('{"b": 0, "a": 1, "d": 2, "c": 3}', encoding="utf-8")
+    code, out, err = run(capsys, "import", state_dict_file, "--out", tmp_path / "m.npz", "--vocab", tmp_path / "vocab.json")
+    assert (code, err) == (0, "")
+    assert "2 x GRU(5), input embedding 4x3, softmax head of 4" in out
+    assert "parity with torch" in out and f"wrote {tmp_path / 'm.npz'}" in out
+    ckpt = load_char_checkpoint(tmp_path / "m.npz")
+    assert ckpt.vocab.chars == ("a", "b", "c", "d")
+    assert run(capsys, "trace", tmp_path / "m.npz", "--text", "abcd", "--out", tmp_path / "t.npz")[0] == 0
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--vocab-chars", "abc"], "vocabulary has 3 characters but the embedding has 4 rows"),
+    (["--vocab-chars", "aabc"], "repeated"),
+])
+def test_import_refusals_are_one_line_exit_2_and_write_nothing(capsys, tmp_path, state_dict_file, extra, message):
+    code, out, err = run(capsys, "import", state_dict_file, "--out", tmp_path / "m.npz", *extra)
+    assert code == 2 and err.startswith("lstmviz: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_import_of_a_missing_or_foreign_file(capsys, tmp_path):
+    code, _, err = run(capsys, "import", tmp_path / "none.pt", "--out", tmp_path / "m.npz")
+    assert code == 2 and "no such file" in err
+    (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
+    code, _, err = run(capsys, "import", tmp_path / "notes.txt", "--out", tmp_path / "m.npz")
+    assert code == 2 and "unknown model file type '.txt'" in err
+
+
+@pytest.mark.parametrize("fmt", ("torch", "safetensors", "onnx"))
+def test_export_weights_writes_each_format(capsys, tmp_path, fmt):
+    vocab = CharVocab.from_text("abcd")
+    model = SequenceModel(ModelConfig(4, 4, cell="lstm", hidden_size=5), rng=np.random.default_rng(0))
+    save_checkpoint(tmp_path / "m.npz", model, vocab=vocab)
+    out = tmp_path / ("w.pt" if fmt == "torch" else f"w.{fmt}")
+    code, stdout, err = run(capsys, "export-weights", tmp_path / "m.npz", "--format", fmt, "--out", out)
+    assert (code, err) == (0, "") and out.stat().st_size > 0
+    code, _, err = run(capsys, "import", out, "--out", tmp_path / "back.npz", "--vocab-chars", "abcd")
+    assert code == 0, err
+    back = load_char_checkpoint(tmp_path / "back.npz").model
+    ids = np.array([[0, 1, 2, 3, 1]])  # (B, T)
+    np.testing.assert_allclose(back.forward(ids).outputs, model.forward(ids).outputs, atol=1e-6)
+
+
+def test_export_weights_refuses_a_bad_checkpoint_and_a_bad_format(capsys, tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    code, _, err = run(capsys, "export-weights", tmp_path / "bad.npz", "--format", "onnx", "--out", tmp_path / "w.onnx")
+    assert code == 2 and "not an lstmviz checkpoint" in err and not (tmp_path / "w.onnx").exists()
+    code, _, err = run(capsys, "export-weights", tmp_path / "bad.npz", "--format", "tflite", "--out", tmp_path / "w")
+    assert code == 2 and "invalid choice: 'tflite'" in err

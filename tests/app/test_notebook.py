@@ -1,0 +1,57 @@
+"""``lstmviz.notebook.trace``: gates as NumPy from a SequenceModel, a checkpoint, a model file of
+another framework, or a PyTorch module (converted exactly)."""
+
+import numpy as np
+import pytest
+
+from engine import CharVocab, ModelConfig, SequenceModel
+from engine.checkpoint import save_checkpoint
+from lstmviz.notebook import trace
+
+
+@pytest.fixture
+def model_and_vocab():
+    vocab = CharVocab.from_text("abc ")
+    return SequenceModel(ModelConfig(4, 4, cell="gru", hidden_size=5), rng=np.random.default_rng(0)), vocab
+
+
+def test_trace_of_a_model_and_of_its_checkpoint(tmp_path, model_and_vocab):
+    model, vocab = model_and_vocab
+    direct = trace(model, "abc a", vocab="abc ")
+    np.testing.assert_array_equal(direct.gate("z"), model.trace(vocab.encode("abc a")).gate("z"))
+    save_checkpoint(tmp_path / "m.npz", model, vocab=vocab)
+    from_file = trace(tmp_path / "m.npz", "abc a")
+    np.testing.assert_array_equal(from_file.gate("n"), direct.gate("n"))
+    assert from_file.names == ("r", "z", "n", "h") and from_file.gate("h").shape == (5, 5)
+
+
+def test_trace_of_a_torch_module_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(4, 3)
+            self.lstm = torch.nn.LSTM(3, 6, 2, batch_first=True)
+            self.out = torch.nn.Linear(6, 4)
+
+    net = Net().eval()
+    t = trace(net, "cab a", vocab="abc ")  # ids in the module: a=0, b=1, c=2, ' '=3
+    ids = torch.tensor([[2, 0, 1, 3, 0]])
+    with torch.no_grad():
+        hs, _ = net.lstm(net.embed(ids))
+        probs = torch.softmax(net.out(hs), -1)[0].numpy()
+    np.testing.assert_allclose(t.gate("h", 1), hs[0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(t.outputs, probs[:, [3, 0, 1, 2]], atol=1e-6)
+
+
+def test_trace_refusals(model_and_vocab):
+    model, _ = model_and_vocab
+    with pytest.raises(ValueError, match="needs the model's vocabulary"):
+        trace(model, "abc")
+    with pytest.raises(ValueError, match="exactly one of text or inputs"):
+        trace(model)
+    with pytest.raises(TypeError, match="expected a SequenceModel"):
+        trace(42, inputs=[0, 1])
+    assert trace(model, inputs=np.array([0, 1, 2])).steps == 3

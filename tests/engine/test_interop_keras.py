@@ -1,0 +1,208 @@
+"""Keras import read with h5py: models built and saved by Keras 3 (``.keras`` and legacy ``.h5``;
+LSTM and GRU; the character tutorial's 2 x LSTM + Dropout + Dense with a scaled-index input),
+compared with Keras' own predictions, and every refusal on files written by hand in the
+Keras 3 layout (so the refusals are tested without Keras)."""
+
+import io
+import json
+import os
+import re
+import zipfile
+
+import numpy as np
+import pytest
+
+from engine.interop import InteropError, import_model
+
+h5py = pytest.importorskip("h5py")
+
+V = 6
+CHARS = "\n abcd"  # sorted, as the tutorial builds it: sorted(set(text))
+
+
+def keras_or_skip():
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    return pytest.importorskip("keras")
+
+
+def parity_numbers(report) -> list:
+    line = next(line for line in report if line.startswith("parity with keras"))
+    return [float(x) for x in re.findall(r"= ([0-9.e+-]+)", line)]
+
+
+@pytest.mark.parametrize("suffix", (".keras", ".h5"))
+def test_the_tutorial_model_with_scaled_index_input(tmp_path, suffix):
+    keras = keras_or_skip()
+    keras.utils.set_random_seed(0)
+    T = 10
+    model = keras.Sequential([keras.Input((T, 1)), keras.layers.LSTM(8, return_sequences=True),
+                              keras.layers.Dropout(0.2), keras.layers.LSTM(8), keras.layers.Dropout(0.2),
+                              keras.layers.Dense(V, activation="softmax")])
+    path = tmp_path / f"tutorial{suffix}"
+    model.save(path)
+    result = import_model(path, vocab_chars=CHARS)
+    cfg = result.model.config
+    assert (cfg.cell, cfg.num_layers, cfg.input_kind, cfg.input_size, cfg.head) == ("lstm", 2, "scaled_index", V,
+                                                                                     "softmax")
+    assert max(parity_numbers(result.report)) <= 1e-5
+    ids = np.random.default_rng(1).integers(0, V, (3, T))  # (B, T)
+    x = (ids / float(V)).reshape(3, T, 1)  # the tutorial's X = X / float(n_vocab)
+    expected = model.predict(x, verbose=0)  # (B, V) at the last step
+    np.testing.assert_allclose(result.model.forward(ids).outputs[:, -1], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer", ("LSTM", "GRU"))
+def test_embedding_recurrent_dense(tmp_path, layer):
+    keras = keras_or_skip()
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(V, 4),
+                              getattr(keras.layers, layer)(5, return_sequences=True),
+                              getattr(keras.layers, layer)(5, return_sequences=True), keras.layers.Dense(V)])
+    model.save(tmp_path / "m.keras")
+    result = import_model(tmp_path / "m.keras", vocab_chars=CHARS)
+    cfg = result.model.config
+    assert (cfg.cell, cfg.input_kind, cfg.head) == (layer.lower(), "embedding", "linear")
+    assert max(parity_numbers(result.report)) <= 1e-5
+    ids = np.random.default_rng(2).integers(0, V, (2, 9))  # (B, T)
+    np.testing.assert_allclose(result.model.forward(ids).outputs, model.predict(ids, verbose=0), atol=1e-5)
+
+
+# --- files written by hand in the Keras 3 layout --------------------------------------------------
+def layer(kind, name, **config):
+    return {"class_name": kind, "config": {"name": name, **config}}
+
+
+def write_keras(path, layers, weights):
+    """A ``.keras`` zip: ``config.json`` and ``model.weights.h5`` with ``layers/<name>/[cell/]vars/<i>``."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        for name, (arrays, has_cell) in weights.items():
+            group = f.create_group(f"layers/{name}")
+            group.create_group("vars").attrs["name"] = name
+            target = group.create_group("cell/vars") if has_cell else group["vars"]
+            for i, a in enumerate(arrays):
+                target[str(i)] = a
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"layers": layers}}))
+        z.writestr("model.weights.h5", buffer.getvalue())
+    return path
+
+
+def lstm_weights(D, H, rng):
+    return ([rng.standard_normal((D, 4 * H)), rng.standard_normal((H, 4 * H)), rng.standard_normal(4 * H)], True)
+
+
+def gru_weights(D, H, rng):
+    return ([rng.standard_normal((D, 3 * H)), rng.standard_normal((H, 3 * H)), rng.standard_normal((2, 3 * H))], True)
+
+
+LSTM_OK = dict(activation="tanh", recurrent_activation="sigmoid", return_sequences=True)
+
+
+def test_hand_written_file_maps_keras_gate_orders_exactly(tmp_path):
+    """Against the Keras equations written out here: LSTM gates i, f, c, o; GRU z, r, h with
+    reset_after (``h~ = tanh(x W_h + b_h + r * (h U_h + b_rh))``, ``h' = z h + (1 - z) h~``)."""
+    rng = np.random.default_rng(3)
+    w = gru_weights(2, 3, rng)
+    path = write_keras(tmp_path / "g.keras", [layer("InputLayer", "in"), layer("GRU", "gru", reset_after=True,
+                                                                              **LSTM_OK)], {"gru": w})
+    model = import_model(path).model
+    kernel, rk, bias = w[0]
+    x = rng.standard_normal((1, 4, 2))  # (B, T, D)
+    h = np.zeros(3)
+    sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    for t in range(4):
+        xz, xr, xh = np.split(x[0, t] @ kernel + bias[0], 3)
+        hz, hr, hh = np.split(h @ rk + bias[1], 3)
+        z, r = sig(xz + hz), sig(xr + hr)
+        h = z * h + (1 - z) * np.tanh(xh + r * hh)
+    np.testing.assert_allclose(model.forward(x.astype(np.float32)).outputs[0, -1], h, atol=1e-5)
+
+    w = lstm_weights(2, 3, rng)
+    w[0][2] = np.concatenate([w[0][2], rng.standard_normal(12)])  # CuDNN-style doubled bias (8H,)
+    path = write_keras(tmp_path / "l.keras", [layer("CuDNNLSTM", "lstm", return_sequences=True)], {"lstm": w})
+    model = import_model(path).model
+    kernel, rk, bias = w[0]
+    h, c = np.zeros(3), np.zeros(3)
+    for t in range(4):
+        i, f, g, o = np.split(x[0, t] @ kernel + h @ rk + bias[:12] + bias[12:], 4)
+        c = sig(f) * c + sig(i) * np.tanh(g)
+        h = sig(o) * np.tanh(c)
+    np.testing.assert_allclose(model.forward(x.astype(np.float32)).outputs[0, -1], h, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers,weights,message", [
+    ([layer("LSTM", "lstm", activation="tanh", recurrent_activation="hard_sigmoid")], {"lstm": "lstm"},
+     r"layer 'lstm' \(LSTM\): recurrent_activation='hard_sigmoid'"),
+    ([layer("GRU", "gru", reset_after=False)], {"gru": "gru"}, r"layer 'gru' \(GRU\): reset_after=False"),
+    ([layer("LSTM", "lstm", go_backwards=True)], {"lstm": "lstm"}, "go_backwards=True"),
+    ([layer("Bidirectional", "bidi")], {"bidi": "lstm"}, r"layer 'bidi' \(Bidirectional\): bidirectional"),
+    ([layer("Embedding", "emb", mask_zero=True), layer("LSTM", "lstm")], {"emb": "emb", "lstm": "lstm"},
+     "mask_zero=True"),
+    ([layer("LSTM", "a", **LSTM_OK), layer("LayerNormalization", "norm"), layer("LSTM", "b")],
+     {"a": "lstm", "norm": "emb", "b": "lstm"}, r"layer 'norm' \(LayerNormalization\) is not supported"),
+    ([layer("LSTM", "a", return_sequences=False), layer("LSTM", "b")], {"a": "lstm", "b": "lstm"},
+     "follows a recurrent layer with return_sequences=False"),
+    ([layer("LSTM", "a", **LSTM_OK), layer("Dense", "out", activation="relu")], {"a": "lstm", "out": "dense"},
+     r"layer 'out' \(Dense\): activation='relu'"),
+])
+def test_refusals_name_the_layer_and_attribute(tmp_path, layers, weights, message):
+    rng = np.random.default_rng(0)
+    makers = {"lstm": lambda: lstm_weights(4, 4, rng), "gru": lambda: gru_weights(4, 4, rng),
+              "emb": lambda: ([rng.standard_normal((5, 4))], False),
+              "dense": lambda: ([rng.standard_normal((4, 5)), np.zeros(5)], False)}
+    path = write_keras(tmp_path / "bad.keras", layers, {name: makers[kind]() for name, kind in weights.items()})
+    with pytest.raises(InteropError, match=message):
+        import_model(path, check_parity=False)
+
+
+def test_unreadable_files_are_refused(tmp_path):
+    (tmp_path / "junk.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(InteropError, match="junk.keras: not a readable Keras model file"):
+        import_model(tmp_path / "junk.keras")
+    with h5py.File(tmp_path / "weights.h5", "w") as f:
+        f["kernel"] = np.zeros(3)
+    with pytest.raises(InteropError, match="without 'model_config'"):
+        import_model(tmp_path / "weights.h5")
+
+
+def test_without_keras_the_report_says_what_was_checked(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_keras(name, *args, **kwargs):
+        if name == "keras" or name.startswith("keras."):
+            raise ImportError("no keras here")
+        return real_import(name, *args, **kwargs)
+
+    rng = np.random.default_rng(0)
+    path = write_keras(tmp_path / "m.keras", [layer("LSTM", "lstm", **LSTM_OK)], {"lstm": lstm_weights(1, 3, rng)})
+    monkeypatch.setattr(builtins, "__import__", no_keras)
+    result = import_model(path, vocab_chars=CHARS)
+    assert result.model.config.input_kind == "scaled_index"
+    assert any(line.startswith("parity: keras (with a backend) is not installed") for line in result.report)
+
+
+def test_legacy_h5_written_by_keras_2(tmp_path):
+    """A Keras 2.2-style ``.h5``: a bare layer list as the Sequential config, weights listed by
+    ``weight_names`` with TensorFlow's ``:0`` suffixes."""
+    rng = np.random.default_rng(4)
+    (kernel, rk, bias), _ = lstm_weights(1, 3, rng)
+    W, b = rng.standard_normal((3, V)), rng.standard_normal(V)
+    config = {"class_name": "Sequential", "config": [layer("LSTM", "lstm_1", **LSTM_OK),
+                                                     layer("Dropout", "dropout_1"),
+                                                     layer("Dense", "dense_1", activation="softmax")]}
+    with h5py.File(tmp_path / "old.h5", "w") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        for name, arrays in (("lstm_1", {"kernel:0": kernel, "recurrent_kernel:0": rk, "bias:0": bias}),
+                             ("dropout_1", {}), ("dense_1", {"kernel:0": W, "bias:0": b})):
+            group = f.create_group(f"model_weights/{name}")
+            group.attrs["weight_names"] = [f"{name}/{k}".encode() for k in arrays]
+            for k, a in arrays.items():
+                group[f"{name}/{k}"] = a
+    result = import_model(tmp_path / "old.h5", vocab_chars=CHARS, check_parity=False)
+    cfg = result.model.config
+    assert (cfg.input_kind, cfg.head, cfg.hidden_size) == ("scaled_index", "softmax", 3)
+    np.testing.assert_array_equal(result.model.params["l0.Wx"], kernel.astype(np.float32))
+    np.testing.assert_array_equal(result.model.params["head.W"], W.astype(np.float32))
