@@ -309,8 +309,8 @@ class TextCorpus:
         (one-hot, embedding or scaled index) and predicts them with a softmax head."""
         cfg = model.config
         if cfg.input_kind not in TOKEN_INPUTS or cfg.head != "softmax":
-            raise ValueError(f"the text trainer needs a model with token inputs ({', '.join(TOKEN_INPUTS)}) "
-                             "and a softmax head")
+            raise ValueError("the text trainer needs a model that reads token ids (one-hot, embedding or "
+                             "scaled index) and has a softmax head")
         V = len(self.vocab)
         if cfg.input_size != V or cfg.output_size != V:
             raise ValueError(f"the model is for {cfg.input_size} characters but the text's vocabulary has {V}")
