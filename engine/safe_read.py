@@ -69,6 +69,16 @@ def _os_error_message(name: str, e: OSError, what: str) -> str:
     return f"{name}: cannot read the file ({e.strerror or e})"
 
 
+def _check_stat(name: str, info: os.stat_result, max_bytes: int, what: str, error: type) -> None:
+    kind = _kind_of(info.st_mode)
+    if kind == "a folder":
+        raise error(f"{name} is a folder, not a {what}")
+    if kind is not None:
+        raise error(f"{name} is {kind}, not a regular file; give a {what} saved on disk")
+    if info.st_size > max_bytes:
+        raise error(f"{name} is too big ({format_size(info.st_size)}); the limit is {format_size(max_bytes)}")
+
+
 @contextlib.contextmanager
 def open_regular(path, max_bytes: int, what: str = "file", error: type = DataError):
     """Context manager yielding ``(binary file object, size in bytes)`` for the regular file
@@ -79,19 +89,14 @@ def open_regular(path, max_bytes: int, what: str = "file", error: type = DataErr
     the expected kind in messages, e.g. ``"checkpoint"``.
     """
     name = os.fspath(path)
-    try:
+    try:  # stat first: opening some devices has side effects
+        _check_stat(name, os.stat(name), max_bytes, what, error)
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         raise error(_os_error_message(name, e, what)) from None
     try:
-        info = os.fstat(fd)
-        kind = _kind_of(info.st_mode)
-        if kind == "a folder":
-            raise error(f"{name} is a folder, not a {what}")
-        if kind is not None:
-            raise error(f"{name} is {kind}, not a regular file; give a {what} saved on disk")
-        if info.st_size > max_bytes:
-            raise error(f"{name} is too big ({format_size(info.st_size)}); the limit is {format_size(max_bytes)}")
+        info = os.fstat(fd)  # again on the open file: the path may have been swapped meanwhile
+        _check_stat(name, info, max_bytes, what, error)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)
         f = os.fdopen(fd, "rb")

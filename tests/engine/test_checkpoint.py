@@ -1,8 +1,10 @@
 """engine.checkpoint (exact round trip, every corruption refused) and engine.atomic (atomic writes)."""
 
+import io
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -328,3 +330,162 @@ def test_only_character_models_load_as_character_checkpoints(tmp_path):
     for name in ("novocab", "linear", "series"):
         with pytest.raises(CheckpointError, match="not a character model"):
             load_char_checkpoint(tmp_path / f"{name}.npz")
+
+
+# --- untrusted archives ---------------------------------------------------------------------------
+ZERO_CHUNK = 1 << 24  # 16 MiB
+
+
+class _RepeatingDeflate:
+    """A deflate compressor for zipfile that compresses each 16 MiB zero chunk once: after a full
+    flush deflate forgets its history, so every such chunk becomes the same bytes. Other data is
+    compressed normally. Keeps a 2 GiB member's test file at ~2 MB and its writing at ~1 s."""
+
+    def __init__(self):
+        self._deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        fresh = zlib.compressobj(9, zlib.DEFLATED, -15)
+        self._zero_block = fresh.compress(bytes(ZERO_CHUNK)) + fresh.flush(zlib.Z_FULL_FLUSH)
+
+    def compress(self, data):
+        if len(data) == ZERO_CHUNK and not any(data[:: 1 << 16]) and data == bytes(ZERO_CHUNK):
+            return self._zero_block
+        return self._deflate.compress(data) + self._deflate.flush(zlib.Z_FULL_FLUSH)
+
+    def flush(self):
+        return self._deflate.flush()
+
+
+def _append_member(path, name, head: bytes, zero_chunks: int, monkeypatch):
+    """Append member ``name`` = ``head`` + ``zero_chunks`` x 16 MiB of zeros, deflated and
+    streamed through ``zipfile`` (a real zip64 member; its CRC covers all the data)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(zipfile, "_get_compressor", lambda *args: _RepeatingDeflate())
+        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+            with z.open(name, "w", force_zip64=True) as f:
+                f.write(head)
+                zeros = bytes(ZERO_CHUNK)
+                for _ in range(zero_chunks):
+                    f.write(zeros)
+
+
+def _opened_members(monkeypatch) -> list:
+    """Record the name of every zip member opened from now on."""
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def recording_open(self, name, *args, **kwargs):
+        opened.append(name.filename if isinstance(name, zipfile.ZipInfo) else name)
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", recording_open)
+    return opened
+
+
+def test_unused_member_of_gigabytes_is_never_read(good, monkeypatch):
+    path, arrays = good
+    _append_member(path, "junk.npy", b"", 128, monkeypatch)  # 2 GiB of zeros
+    assert path.stat().st_size < 4 * 1024 ** 2
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("junk.npy").file_size == 2 * 1024 ** 3
+    opened = _opened_members(monkeypatch)
+    ckpt = load_checkpoint(path)
+    assert "junk.npy" not in opened and "meta.npy" in opened
+    np.testing.assert_array_equal(ckpt.model.params["l0.Wx"], arrays["param/l0.Wx"])
+
+
+def test_needed_member_of_gigabytes_is_refused_from_its_header(good, tmp_path, monkeypatch):
+    path, arrays = good
+    del arrays["param/l0.Wh"]
+    bomb = _rewrite(tmp_path / "bomb.npz", arrays, {})
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (128 * ZERO_CHUNK // 4,)})
+    _append_member(bomb, "param/l0.Wh.npy", header.getvalue(), 128, monkeypatch)
+    opened = _opened_members(monkeypatch)
+    _assert_refused(bomb, r"entry 'param/l0\.Wh' must have shape \(6, 24\), got \(536870912,\)")
+    assert opened.count("param/l0.Wh.npy") == 1  # the header only: refused before the data
+
+
+@pytest.mark.parametrize("key", ["meta", "param/l0.b", "opt/m/head.W"])
+def test_plain_zip_members_are_refused(good, tmp_path, key):
+    path, arrays = good
+    plain = tmp_path / "plain.npz"
+    with zipfile.ZipFile(plain, "w") as z:
+        for k, value in arrays.items():
+            if k == key:
+                z.writestr(k, str(value) if k == "meta" else value.tobytes())  # no .npy header
+            else:
+                buffer = io.BytesIO()
+                np.save(buffer, value)
+                z.writestr(k + ".npy", buffer.getvalue())
+    _assert_refused(plain, rf"entry '{key}' is stored as a plain zip member, not a \.npy array")
+
+
+def test_object_member_is_refused_without_unpickling(good, tmp_path):
+    path, arrays = good
+    evil = np.array([{"payload": 1}], dtype=object)
+    bad = tmp_path / "obj.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        for k, value in {**arrays, "param/l0.b": evil}.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value, allow_pickle=True)
+            z.writestr(k + ".npy", buffer.getvalue())
+    _assert_refused(bad, r"entry 'param/l0\.b' has dtype object")
+
+
+WRONG_VALUES = [None, 0, -1, 2.5, True, "x", [], ["a"], {}, {"x": 1}]
+
+
+def _meta(arrays):
+    return json.loads(str(arrays["meta"]))
+
+
+def _mutations(meta):
+    """Every top-level and optimizer entry of ``meta`` replaced by each wrong JSON value."""
+    for key in meta:
+        for value in WRONG_VALUES:
+            yield f"{key}={value!r}", {**meta, key: value}
+    for key in meta["optimizer"]:
+        for value in WRONG_VALUES:
+            yield f"optimizer.{key}={value!r}", {**meta, "optimizer": {**meta["optimizer"], key: value}}
+    for key in list(meta):
+        yield f"without {key}", {k: v for k, v in meta.items() if k != key}
+    yield "train_state tuple of int", {**meta, "train_state": {"x": {"$tuple": 3}}}
+    yield "train_state array ref int", {**meta, "train_state": {"x": {"$array": 3}}}
+    yield "train_state ref to a parameter", {**meta, "train_state": {"x": {"$array": "param/l0.b"}}}
+
+
+def test_malformed_meta_structure_is_a_clear_refusal(good, tmp_path):
+    """Wrong JSON types or missing keys anywhere in 'meta': a CheckpointError or a checkpoint
+    whose fields have the documented types, never another exception."""
+    path, arrays = good
+    meta = _meta(arrays)
+    for label, changed in _mutations(meta):
+        bad = _rewrite(tmp_path / "m.npz", arrays, {"meta": np.array(json.dumps(changed))})
+        try:
+            ckpt = load_checkpoint(bad)
+        except CheckpointError as e:
+            assert "\n" not in str(e) and str(bad) in str(e), label
+            continue
+        assert isinstance(ckpt.step, int) and isinstance(ckpt.extra, dict), label
+        assert ckpt.train_config is None or isinstance(ckpt.train_config, dict), label
+        assert ckpt.vocab is None or isinstance(ckpt.vocab, CharVocab), label
+        if ckpt.optimizer_state is not None:
+            assert isinstance(ckpt.optimizer_state["hyper"], dict) and isinstance(ckpt.optimizer_state["t"], int)
+
+
+def test_fifo_checkpoint_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "m.npz"
+    os.mkfifo(fifo)
+    _assert_refused(fifo, r"is a named pipe \(FIFO\), not a regular file; give a checkpoint file saved on disk")
+
+
+def test_unreadable_checkpoint_says_permission_denied(good):
+    path, _ = good
+    path.chmod(0)
+    from tests.engine.test_safe_read import _run_without_file_privileges
+
+    result = _run_without_file_privileges(
+        "from engine.checkpoint import load_checkpoint\nfrom engine.errors import CheckpointError\n"
+        f"try:\n    load_checkpoint({str(path)!r})\nexcept CheckpointError as e:\n    print(e)\n")
+    assert result.stdout.strip() == f"{path}: permission denied (cannot read the file; check its permissions)"
