@@ -1,20 +1,29 @@
 """engine.checkpoint (exact round trip, every corruption refused) and engine.atomic (atomic writes)."""
 
+import errno
+import fcntl
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine import ModelConfig, SequenceModel
-from engine.atomic import atomic_write_bytes, atomic_writer
+from engine.atomic import FileWriteError, atomic_write_bytes, atomic_writer, check_writable
 from engine.checkpoint import FORMAT_VERSION, load_char_checkpoint, load_checkpoint, save_checkpoint
 from engine.data import CharVocab
 from engine.errors import CheckpointError
 
+ROOT = Path(__file__).resolve().parents[2]
 VOCAB = CharVocab.from_text("hello, world!\n")
 
 
@@ -134,9 +143,94 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
 
 
 def test_write_into_missing_folder_fails_cleanly(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        save_checkpoint(tmp_path / "missing" / "c.npz", make_model(layers=1))
+    target = tmp_path / "missing" / "c.npz"
+    with pytest.raises(FileWriteError, match=rf"^cannot write {target}: folder {target.parent} does not exist$"):
+        save_checkpoint(target, make_model(layers=1))
     assert _files(tmp_path) == []
+
+
+def test_disk_full_names_the_target_and_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+
+    def full(f, **arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(FileWriteError, match=rf"^cannot write {path}: the disk is full \(No space left on device\)"):
+        save_checkpoint(path, make_model(layers=1))
+    assert _files(tmp_path) == []
+
+
+def test_read_only_folder_names_the_target_not_the_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+
+    def read_only(dir, prefix, suffix):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, prefix + "qum3v2u6" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for attempt in (lambda: save_checkpoint(path, make_model(layers=1)), lambda: check_writable(path)):
+        with pytest.raises(FileWriteError) as info:
+            attempt()
+        assert str(info.value) == f"cannot write {path}: Read-only file system (folder {tmp_path}); choose another folder"
+        assert info.value.errno == errno.EROFS
+
+
+def test_check_writable(tmp_path):
+    check_writable(tmp_path / "new.npz")
+    assert _files(tmp_path) == []  # the probe leaves nothing behind
+    with pytest.raises(FileWriteError, match=r"does not exist"):
+        check_writable(tmp_path / "no" / "new.npz")
+    with pytest.raises(FileWriteError, match=r"it is a folder; give a file name"):
+        check_writable(tmp_path)
+
+
+def test_unwritable_folder_without_privileges(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    from tests.engine.test_safe_read import _run_without_file_privileges
+
+    result = _run_without_file_privileges(
+        "from engine.atomic import check_writable\n"
+        f"try:\n    check_writable({str(folder / 'm.npz')!r})\nexcept OSError as e:\n    print(e)\n")
+    assert result.stdout.strip() == f"cannot write {folder / 'm.npz'}: Permission denied (folder {folder}); choose another folder"
+
+
+def _stale_temp(path, name, age_s):
+    tmp = path.parent / name
+    tmp.write_bytes(b"half a checkpoint")
+    os.utime(tmp, (time.time() - age_s, time.time() - age_s))
+    return tmp
+
+
+def test_stale_temp_files_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "m.npz"
+    stale = _stale_temp(path, ".m.npz.qum3v2u6.tmp", 60)
+    fresh = _stale_temp(path, ".m.npz.abcd1234.tmp", 0)  # may belong to a save starting right now
+    other = _stale_temp(path, ".other.npz.qum3v2u6.tmp", 60)  # another file's
+    unlike = _stale_temp(path, ".m.npz.notours.tmp", 60)  # not our pattern
+    locked = _stale_temp(path, ".m.npz.zzzz9999.tmp", 60)  # a save in progress holds its lock
+    with open(locked, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        save_checkpoint(path, make_model(layers=1))
+    assert not stale.exists()
+    assert fresh.exists() and other.exists() and unlike.exists() and locked.exists()
+    assert load_checkpoint(path).step == 0
+
+
+def test_a_killed_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
+    """A real kill (SIGKILL in the middle of a save), then a normal save of the same file."""
+    path = tmp_path / "m.npz"
+    code = ("import os, signal\nfrom engine.atomic import atomic_writer\n"
+            f"with atomic_writer({str(path)!r}) as f:\n    f.write(b'partial')\n    f.flush()\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
+    assert result.returncode == -signal.SIGKILL
+    (leftover,) = [p for p in tmp_path.iterdir()]
+    assert leftover.name.startswith(".m.npz.") and leftover.name.endswith(".tmp")
+    os.utime(leftover, (time.time() - 60, time.time() - 60))
+    save_checkpoint(path, make_model(layers=1))
+    assert _files(tmp_path) == ["m.npz"]
 
 
 def test_atomic_writer_success_replaces_and_keeps_mode(tmp_path):
