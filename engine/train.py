@@ -40,6 +40,7 @@ from .series import SeriesDataset
 LN2 = math.log(2.0)
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
 EVAL_CHUNK = 256  # timesteps per forward call when evaluating (bounds memory)
+EVAL_CHUNK_WORK = 5 * 10 ** 8  # multiply-adds per evaluation chunk at most (~0.1 s here: bounds the wait for stop)
 
 
 class TrainingDiverged(RuntimeError):
@@ -134,15 +135,20 @@ class Progress:
     done: bool = False
 
 
-def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk: int = EVAL_CHUNK) -> float:
+def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk: int = EVAL_CHUNK,
+             stop: threading.Event | None = None) -> float | None:
     """Mean cross-entropy, nats per character, of predicting ``ids[1:]`` from ``ids[:-1]``.
 
     Every character after the first is predicted exactly once. The ``N = M - 1`` predictions
     are cut into ``S = min(batch_size, N)`` contiguous streams of ``L = N // S`` positions, run
-    side by side from a zero state in chunks of ``chunk`` timesteps with the state carried
-    between chunks; the ``N - S * L`` leftover positions continue the last stream's state.
-    ``ids (M,)`` int token ids, M >= 2. Streams start from a zero state, so the result depends
-    (slightly) on ``batch_size``; ``batch_size=1`` is the exact single-stream loss.
+    side by side from a zero state in chunks of at most ``chunk`` timesteps (fewer for a large
+    model, so that a chunk costs at most about EVAL_CHUNK_WORK multiply-adds) with the state
+    carried between chunks; the ``N - S * L`` leftover positions continue the last stream's
+    state. ``ids (M,)`` int token ids, M >= 2. Streams start from a zero state, so the result
+    depends (slightly) on ``batch_size``; ``batch_size=1`` is the exact single-stream loss.
+
+    ``stop``: checked before every chunk; once it is set the evaluation ends and returns None
+    (so closing the app or stopping training never waits for a whole validation pass).
     """
     ids = np.asarray(ids)  # (M,)
     if ids.ndim != 1 or ids.size < 2:
@@ -152,10 +158,15 @@ def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk:
     N = ids.size - 1
     S = min(int(batch_size), N)
     L = N // S
+    c = model.config
+    per_step = S * c.num_layers * (c.hidden_size + c.input_size) * c.hidden_size * 4 + S * c.hidden_size * c.output_size
+    chunk = max(1, min(int(chunk), EVAL_CHUNK_WORK // max(1, per_step)))
     x = ids[: S * L].reshape(S, L)  # (S, L) inputs, one stream per row
     y = ids[1 : S * L + 1].reshape(S, L)  # (S, L) targets
     total, state = 0.0, None
     for j in range(0, L, chunk):
+        if stop is not None and stop.is_set():
+            return None
         result = model.forward(x[:, j : j + chunk], state, y[:, j : j + chunk])
         total += result.loss * result.outputs.shape[0] * result.outputs.shape[1]  # mean -> sum
         state = result.state
@@ -163,9 +174,11 @@ def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk:
     if rest:
         last = [tuple(s[S - 1 : S] for s in layer) for layer in state]  # per layer (1, H)
         for j in range(S * L, N, chunk):
-            stop = min(j + chunk, N)
-            result = model.forward(ids[None, j:stop], last, ids[None, j + 1 : stop + 1])
-            total += result.loss * (stop - j)
+            if stop is not None and stop.is_set():
+                return None
+            end = min(j + chunk, N)
+            result = model.forward(ids[None, j:end], last, ids[None, j + 1 : end + 1])
+            total += result.loss * (end - j)
             last = result.state
     return total / N
 
@@ -287,14 +300,15 @@ class Trainer:
         self.model.params_changed()
 
     # --- the loop -----------------------------------------------------------------------------
-    def evaluate(self) -> float | None:
+    def evaluate(self, stop: threading.Event | None = None) -> float | None:
         """Validation loss over the whole validation split (nats/char for text, mean squared
-        error in scaled units for a series); None without a validation split."""
+        error in scaled units for a series); None without a validation split or when ``stop``
+        was set during a text evaluation (module-level ``evaluate``)."""
         if not self.is_text:
             return self.corpus.validation_loss(self.model, self.config.batch_size)
         if len(self.corpus.val_ids) < 2:
             return None
-        return evaluate(self.model, self.corpus.val_ids, self.config.batch_size)
+        return evaluate(self.model, self.corpus.val_ids, self.config.batch_size, stop=stop)
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
@@ -321,11 +335,11 @@ class Trainer:
             if stop is not None and stop.is_set():
                 break
             loss, norm = self.train_step()
-            val = self.evaluate() if self.step % self.config.eval_every == 0 or self.step == total else None
+            val = self.evaluate(stop) if self.step % self.config.eval_every == 0 or self.step == total else None
             last = snapshot(loss, norm, val)
             yield last
         if last is None:  # nothing to do (already at total steps) or stopped at once
-            yield snapshot(math.nan, math.nan, self.evaluate() if self.step >= total else None, done=True)
+            yield snapshot(math.nan, math.nan, self.evaluate(stop) if self.step >= total else None, done=True)
         else:
             yield Progress(**{**asdict(last), "done": True, "elapsed_s": self.elapsed_s})
 
