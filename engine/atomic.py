@@ -113,6 +113,26 @@ def check_writable(path) -> None:
     os.unlink(tmp)
 
 
+def check_folder_writable(folder) -> None:
+    """Raise ``FileWriteError`` (naming ``folder``) unless files can be saved in ``folder``:
+    it is a folder that accepts a new file, or it does not exist yet and its nearest existing
+    parent is a folder that accepts one (so it can be created). Nothing is created."""
+    folder = os.path.abspath(os.fspath(folder))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    action = "write into" if existing == folder else "create"
+    if not os.path.isdir(existing):
+        raise FileWriteError(f"cannot {action} folder {folder}: {existing} is a file, not a folder", errno.ENOTDIR)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=existing, prefix=".lstmviz-probe.", suffix=".tmp")
+    except OSError as e:
+        raise FileWriteError(f"cannot {action} folder {folder}: {e.strerror} (in {existing}); choose another folder",
+                             e.errno) from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_writer(path, mode: str = "wb"):
     """Context manager yielding a file object open on a temp file next to ``path``.

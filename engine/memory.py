@@ -48,13 +48,14 @@ def available_bytes() -> int | None:
         return None
 
 
-def check_fits(what: str, need: int, available: int | None = None) -> None:
+def check_fits(what: str, need: int, available: int | None = None, detail: str = "") -> None:
     """Raise ``NotEnoughMemory`` if ``need`` bytes exceed the available memory (``available``,
-    default ``available_bytes()``; unknown = no check). ``what`` starts the message:
-    ``"{what} needs about {need}; this machine has {available} available"``."""
+    default ``available_bytes()``; unknown = no check). The message is
+    ``"{what} needs about {need} ({detail}); this machine has {available} available"``."""
     available = available_bytes() if available is None else available
     if available is not None and need > available:
-        raise NotEnoughMemory(f"{what} needs about {format_size(need)}; this machine has "
+        detail = f" ({detail})" if detail else ""
+        raise NotEnoughMemory(f"{what} needs about {format_size(need)}{detail}; this machine has "
                               f"{format_size(available)} available")
 
 
