@@ -79,6 +79,17 @@ def _check_stat(name: str, info: os.stat_result, max_bytes: int, what: str, erro
         raise error(f"{name} is too big ({format_size(info.st_size)}); the limit is {format_size(max_bytes)}")
 
 
+def check_regular_file(path, max_bytes: int, what: str = "file", error: type = DataError) -> None:
+    """Raise ``error`` unless ``path`` is, right now, a regular file of at most ``max_bytes``
+    that exists (by ``os.stat``, without opening it); see ``open_regular``."""
+    name = os.fspath(path)
+    try:
+        info = os.stat(name)
+    except OSError as e:
+        raise error(_os_error_message(name, e, what)) from None
+    _check_stat(name, info, max_bytes, what, error)
+
+
 @contextlib.contextmanager
 def open_regular(path, max_bytes: int, what: str = "file", error: type = DataError):
     """Context manager yielding ``(binary file object, size in bytes)`` for the regular file
@@ -89,8 +100,8 @@ def open_regular(path, max_bytes: int, what: str = "file", error: type = DataErr
     the expected kind in messages, e.g. ``"checkpoint"``.
     """
     name = os.fspath(path)
-    try:  # stat first: opening some devices has side effects
-        _check_stat(name, os.stat(name), max_bytes, what, error)
+    check_regular_file(name, max_bytes, what, error)  # before opening: opening some devices has side effects
+    try:
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         raise error(_os_error_message(name, e, what)) from None

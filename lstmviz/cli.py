@@ -29,12 +29,13 @@ import numpy as np
 
 from engine import memory
 from engine.atomic import check_writable
-from engine.checkpoint import load_char_checkpoint, load_checkpoint
+from engine.checkpoint import MAX_CHECKPOINT_BYTES, load_char_checkpoint, load_checkpoint
 from engine.data import BATCH_MODES, DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError
 from engine.model import DTYPES, ModelConfig, SequenceModel
 from engine.cells import CELL_TYPES
 from engine.optim import OPTIMIZERS, make_optimizer
+from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.trace_io import save_trace_npz
 from engine.train import TrainConfig, Trainer, TrainingDiverged
@@ -207,9 +208,9 @@ def _with_default_command(argv: list) -> list:
 
 # --- commands --------------------------------------------------------------------------------
 def run_gui(args) -> int:
-    for path in (args.model, args.text):
-        if path is not None and not os.path.isfile(path):
-            raise UsageError(f"{path}: no such file")
+    for path, limit in ((args.model, MAX_CHECKPOINT_BYTES), (args.text, DEFAULT_MAX_BYTES)):
+        if path is not None:
+            check_regular_file(path, limit)
     try:
         from .app import run_app
     except ImportError as e:
