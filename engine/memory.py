@@ -89,23 +89,39 @@ def training_state_bytes(config, slots: int = 2) -> int:
     return model_bytes(config) * (3 + 2 * slots) + largest * 8
 
 
-def forward_bytes(config, batch: int, steps: int, backward: bool = False) -> int:
-    """One forward pass of ``batch`` streams over ``steps`` timesteps: per layer the projected
-    inputs and activations ``(T, B, G)``, h, c and tanh(c) ``(T, B, H)``; the head's scores,
-    exponentials and probabilities ``(T, B, O)``; twice as much with ``backward``."""
-    H, O = config.hidden_size, config.output_size
+def _cache_per_step(config) -> int:
+    """Values one layer's forward keeps per stream and timestep (``engine.cells`` caches):
+    the projected inputs ``G`` plus, for an RNN, h; for an LSTM (and any other gated cell)
+    the gate activations ``G`` and h, c, tanh(c)."""
+    H = config.hidden_size
     G = make_cell(config.cell, H, H).width
-    cells = config.num_layers * (2 * G + 3 * H)
-    head = 5 * O
+    return G + H if config.cell == "rnn" else 2 * G + 3 * H
+
+
+def _recorded_per_step(config) -> int:
+    """Values one layer records per timestep in a ``Trace``: the pre-activations ``G`` and h,
+    plus i, f, g, o and c for an LSTM (``SequenceModel.trace``, ``engine.sample``)."""
+    H = config.hidden_size
+    G = make_cell(config.cell, H, H).width
+    return G + H if config.cell == "rnn" else G + 6 * H
+
+
+def forward_bytes(config, batch: int, steps: int, backward: bool = False) -> int:
+    """One forward pass of ``batch`` streams over ``steps`` timesteps: per layer the forward
+    caches (``_cache_per_step``); the head's scores, exponentials, probabilities and their
+    gradient ``(T, B, O)``; twice as much with ``backward``."""
+    cells = config.num_layers * _cache_per_step(config)
+    head = 5 * config.output_size
     total = batch * steps * (cells + head) * _itemsize(config)
     return 2 * total if backward else total
 
 
 def training_bytes(config, batch: int, seq_len: int, corpus_chars: int = 0, slots: int = 2,
-                   eval_chunk: int = 256) -> int:
+                   eval_chunk: int = 1) -> int:
     """Peak of training: the training state (``training_state_bytes``), the larger of one
     training step (forward + backward of ``batch x seq_len``) and one evaluation chunk
-    (``batch x eval_chunk``, forward only), and the corpus as int64 token ids."""
+    (``batch x eval_chunk``, forward only; ``engine.train.eval_chunk_length``), and the corpus
+    as int64 token ids."""
     step = forward_bytes(config, batch, seq_len, backward=True)
     evaluation = forward_bytes(config, batch, eval_chunk)
     return training_state_bytes(config, slots) + max(step, evaluation) + 8 * corpus_chars
@@ -115,18 +131,17 @@ def trace_bytes(config, steps: int) -> int:
     """Recording a ``Trace`` of ``steps`` timesteps (``SequenceModel.trace``): the forward
     caches with pre-activations, then per layer copies of every gate, c, h ``(T, H)`` and the
     pre-activations ``(T, G)``, and the outputs ``(T, O)``."""
-    H, O = config.hidden_size, config.output_size
-    G = make_cell(config.cell, H, H).width
-    per_step = config.num_layers * (3 * G + 9 * H) + 6 * O
+    G = make_cell(config.cell, config.hidden_size, config.hidden_size).width
+    per_step = config.num_layers * (_cache_per_step(config) + G + _recorded_per_step(config)) + 6 * config.output_size
     return steps * per_step * _itemsize(config)
 
 
 def sample_bytes(config, length: int) -> int:
     """Sampling ``length`` characters (``engine.sample``): one small record per layer and step
     (gates, c, h, pre-activations as separate arrays), the outputs, then the stacked trace."""
-    H, O = config.hidden_size, config.output_size
-    G = make_cell(config.cell, H, H).width
-    per_step = config.num_layers * (SAMPLE_STEP_OVERHEAD + (G + 6 * H) * _itemsize(config)) + O * _itemsize(config) + ARRAY_OVERHEAD
+    size = _itemsize(config)
+    per_step = (config.num_layers * (SAMPLE_STEP_OVERHEAD + _recorded_per_step(config) * size)
+                + config.output_size * size + ARRAY_OVERHEAD)
     return length * per_step + trace_bytes(config, length)
 
 

@@ -135,6 +135,15 @@ class Progress:
     done: bool = False
 
 
+def eval_chunk_length(config, streams: int, chunk: int = EVAL_CHUNK) -> int:
+    """Timesteps per forward call of ``evaluate`` for ``streams`` side-by-side streams: at most
+    ``chunk``, and at most what costs about EVAL_CHUNK_WORK multiply-adds (the recurrent and
+    input matrix products of every layer and the head), at least 1."""
+    H = config.hidden_size
+    per_step = streams * (config.num_layers * (H + config.input_size) * 4 * H + H * config.output_size)
+    return max(1, min(int(chunk), EVAL_CHUNK_WORK // max(1, per_step)))
+
+
 def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk: int = EVAL_CHUNK,
              stop: threading.Event | None = None) -> float | None:
     """Mean cross-entropy, nats per character, of predicting ``ids[1:]`` from ``ids[:-1]``.
@@ -158,9 +167,7 @@ def evaluate(model: SequenceModel, ids: np.ndarray, batch_size: int = 32, chunk:
     N = ids.size - 1
     S = min(int(batch_size), N)
     L = N // S
-    c = model.config
-    per_step = S * c.num_layers * (c.hidden_size + c.input_size) * c.hidden_size * 4 + S * c.hidden_size * c.output_size
-    chunk = max(1, min(int(chunk), EVAL_CHUNK_WORK // max(1, per_step)))
+    chunk = eval_chunk_length(model.config, S, chunk)
     x = ids[: S * L].reshape(S, L)  # (S, L) inputs, one stream per row
     y = ids[1 : S * L + 1].reshape(S, L)  # (S, L) targets
     total, state = 0.0, None

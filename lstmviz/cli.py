@@ -38,7 +38,7 @@ from engine.optim import OPTIMIZERS, make_optimizer
 from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.trace_io import save_trace_npz
-from engine.train import TrainConfig, Trainer, TrainingDiverged
+from engine.train import TrainConfig, Trainer, TrainingDiverged, eval_chunk_length
 
 from . import __version__
 from .progress import ProgressBar
@@ -249,7 +249,8 @@ def _check_training_memory(model_config: ModelConfig, config: TrainConfig, corpu
     model = f"a model with hidden size {H}" + (f" and {L} layers" if L > 1 else "")
     memory.check_fits(model, memory.training_state_bytes(model_config, slots) - loaded,
                       detail=f"parameters and {config.optimizer} state")
-    need = memory.training_bytes(model_config, config.batch_size, config.seq_len, corpus_chars, slots) - loaded
+    eval_chunk = eval_chunk_length(model_config, config.batch_size)
+    need = memory.training_bytes(model_config, config.batch_size, config.seq_len, corpus_chars, slots, eval_chunk) - loaded
     memory.check_fits(f"training {model} on {corpus_chars} characters in batches of {config.batch_size} x "
                       f"{config.seq_len}", need, detail="model, optimizer, activations and the encoded text")
 
