@@ -204,9 +204,10 @@ def decode_text(data: bytes, source: str = "<text>") -> str:
         text = body.decode(encoding)
     except UnicodeDecodeError as e:
         offset = e.start + len(bom)
+        other = " (from UTF-16, for instance: iconv -f UTF-16LE -t UTF-8 FILE > FILE.txt)" if not bom else ""
         raise DataError(
             f"{source} is not valid {label}: first bad byte 0x{data[offset]:02x} at byte offset "
-            f"{offset} ({e.reason}); save it as UTF-8 and try again"
+            f"{offset} ({e.reason}); save it as UTF-8{other} and try again"
         ) from None
     if encoding != "utf-8" and _looks_binary(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")):  # (N,)
         raise DataError(binary)
