@@ -218,9 +218,10 @@ def _needed(name: str, meta: dict, config: ModelConfig, entries: dict) -> dict:
     return shapes
 
 
-def _read_archive(name: str) -> tuple[dict, dict]:
-    """``(meta, arrays)``: the meta, then only the arrays it calls for, each checked against its
-    expected shape and the total against the memory available before anything is read."""
+def _read_archive(name: str) -> tuple[dict, ModelConfig, dict]:
+    """``(meta, model config, arrays)``: the meta, then only the arrays it calls for, each
+    checked against its expected shape and the total against the memory available before
+    anything is read."""
     with open_npz(name, MAX_CHECKPOINT_BYTES, "checkpoint file", CheckpointError) as (z, entries):
         meta = _read_meta(name, z, entries)
         config = _model_config(name, meta)
@@ -231,7 +232,7 @@ def _read_archive(name: str) -> tuple[dict, dict]:
         except NotEnoughMemory as e:
             raise CheckpointError(str(e)) from None
         arrays = read_entries(z, entries, shapes, name, MAX_ARRAY_BYTES, CheckpointError, shapes)
-    return meta, arrays
+    return meta, config, arrays
 
 
 def _unpack(value, arrays: dict):
@@ -306,8 +307,7 @@ def load_checkpoint(path) -> Checkpoint:
     raises ``CheckpointError`` with one line naming the file.
     """
     name = os.fspath(path)
-    meta, arrays = _read_archive(name)
-    config = _model_config(name, meta)
+    meta, config, arrays = _read_archive(name)
     model = _load_model(name, config, arrays)
     vocab = _load_vocab(name, meta, config)
     step = meta.get("step", 0)

@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 
 from engine import memory
-from engine.checkpoint import save_checkpoint
 from engine.data import TextCorpus, decode_text, load_text
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
@@ -296,7 +295,6 @@ def test_unreadable_checkpoint_says_permission_denied_in_a_real_process(base, tm
     model = tmp_path / "m.npz"
     shutil.copy(base / "model.npz", model)
     model.chmod(0)
-    prefix = ()
     if os.geteuid() == 0:
         if shutil.which("capsh") is None:
             pytest.skip("running as root without capsh: cannot drop the right to read any file")
