@@ -21,6 +21,8 @@ import re
 import tempfile
 import time
 
+from .errors import FileWriteError
+
 try:
     import fcntl
 except ImportError:  # not on Windows: stale temporary files are then only removed by age
@@ -29,18 +31,6 @@ except ImportError:  # not on Windows: stale temporary files are then only remov
 STALE_AGE_S = 5.0  # an unlocked temporary file older than this belongs to a killed save
 STALE_AGE_UNLOCKED_S = 3600.0  # without flock: only files this old are taken as stale
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
-
-
-class FileWriteError(OSError):
-    """A file could not be written; the message is one line naming the file the caller asked
-    for and the cause (``errno`` is kept)."""
-
-    def __init__(self, message: str, code: int | None = None):
-        super().__init__(message)
-        self.errno = code
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 def _write_error(path: str, e: OSError) -> FileWriteError:

@@ -24,8 +24,8 @@ import numpy as np
 
 from .atomic import atomic_writer
 from .data import CharVocab
-from .errors import CheckpointError
-from .memory import NotEnoughMemory, check_fits, param_shapes
+from .errors import CheckpointError, NotEnoughMemory
+from .memory import check_fits, param_shapes
 from .model import ModelConfig, SequenceModel
 from .safe_read import open_npz, read_entries
 

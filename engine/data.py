@@ -1,8 +1,9 @@
 """Text data: reading a user's file safely, the character vocabulary, and training batches.
 
-``load_text`` / ``decode_text`` turn a file into a clean ``str`` (UTF-8 with or without BOM, or
-UTF-16 with BOM; CRLF normalised to LF) and refuse, with a one-line ``DataError`` naming the
-file, anything that is missing, a directory, too big, binary, badly encoded or empty.
+``load_text`` / ``decode_text`` turn a file into a clean ``str`` (UTF-8 with or without BOM,
+UTF-16 or UTF-32 with BOM, UTF-16 without BOM; CRLF and lone CR normalised to LF) and refuse,
+with a one-line ``DataError`` naming the file, anything that is missing, unreadable, a folder
+or special file (``engine.safe_read``), too big, binary, badly encoded or empty.
 
 ``CharVocab`` maps characters to token ids ``0 .. V-1`` in sorted (code point) order, so the
 same text always gives the same vocabulary.

@@ -19,16 +19,12 @@ from types import SimpleNamespace
 import numpy as np
 
 from .cells import make_cell
-from .errors import DataError
+from .errors import NotEnoughMemory
 from .model import SequenceModel
 from .safe_read import format_size
 
 SAMPLE_STEP_OVERHEAD = 600  # bytes of Python objects (dicts, array headers) per layer and sampled step
 ARRAY_OVERHEAD = 112  # bytes of one small ndarray object
-
-
-class NotEnoughMemory(DataError):
-    """The work would need more memory than this machine has available."""
 
 
 def available_bytes() -> int | None:
