@@ -22,6 +22,7 @@ import tempfile
 import time
 
 from .errors import FileWriteError
+from .safe_read import format_size
 
 try:
     import fcntl
@@ -87,10 +88,11 @@ def remove_stale_temps(path) -> list:
     return removed
 
 
-def check_writable(path) -> None:
-    """Raise ``FileWriteError`` (naming ``path``) unless a file can be saved at ``path`` now:
-    its folder exists and accepts a new file (tested by creating and removing a temporary file
-    there, which also catches read-only file systems), and ``path`` is not a folder."""
+def check_writable(path, size: int = 0) -> None:
+    """Raise ``FileWriteError`` (naming ``path``) unless a file of about ``size`` bytes can be
+    saved at ``path`` now: its folder exists and accepts a new file (tested by creating and
+    removing a temporary file there, which also catches read-only file systems), ``path`` is
+    not a folder, and the disk has ``size`` bytes free for an unprivileged user (``statvfs``)."""
     path = os.fspath(path)
     if os.path.isdir(path):
         raise FileWriteError(f"cannot write {path}: it is a folder; give a file name", errno.EISDIR)
@@ -101,6 +103,13 @@ def check_writable(path) -> None:
         raise _write_error(path, e) from None
     os.close(fd)
     os.unlink(tmp)
+    if size > 0 and hasattr(os, "statvfs"):
+        disk = os.statvfs(folder)
+        free = disk.f_bavail * disk.f_frsize
+        if free < size:
+            raise FileWriteError(f"cannot write {path}: the disk is full (it needs about {format_size(size)}, "
+                                 f"{format_size(free)} are free); free some space or choose another folder",
+                                 errno.ENOSPC)
 
 
 def check_folder_writable(folder) -> None:

@@ -311,6 +311,7 @@ def run_train(args) -> int:
     check_writable(args.out)
     text = load_text(args.corpus, max_bytes=args.max_bytes)
     trainer = _resumed_trainer(args, text) if args.resume else _new_trainer(args, text)
+    check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     human = sys.stderr if args.json else sys.stdout
     stop = threading.Event()

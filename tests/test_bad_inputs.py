@@ -258,6 +258,22 @@ def test_full_disk_names_the_target(base, tmp_path, capsys, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+def test_too_little_disk_space_is_refused_before_training(base, tmp_path, capsys, monkeypatch):
+    real_statvfs = os.statvfs
+
+    def nearly_full(path):
+        disk = real_statvfs(path)
+        return os.statvfs_result((disk.f_bsize, 1, disk.f_blocks, disk.f_bfree, 100, *tuple(disk)[5:]))
+
+    monkeypatch.setattr(os, "statvfs", nearly_full)
+    monkeypatch.setattr(Trainer, "run", lambda *a, **k: pytest.fail("training started"))
+    out = tmp_path / "m.npz"
+    assert main(["train", str(base / "corpus.txt"), "--out", str(out), *TRAIN]) == 2
+    assert re.fullmatch(rf"lstmviz: error: cannot write {re.escape(str(out))}: the disk is full \(it needs about "
+                        r"[\d.]+ (bytes|KiB), 100 bytes are free\); free some space or choose another folder\n",
+                        capsys.readouterr().err)
+
+
 def test_malformed_saved_training_state_never_crashes_resume(base, tmp_path, capsys):
     """Every wrong JSON type in what --resume uses: a refusal (exit 2) or a resumed run (exit 0)."""
     meta = json.loads(str(_arrays(base / "model.npz")["meta"]))
