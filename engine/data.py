@@ -21,6 +21,7 @@ from typing import Iterator, NamedTuple
 import numpy as np
 
 from .errors import DataError
+from .memory import check_fits
 from .safe_read import read_bytes
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # refuse text files larger than 100 MiB
@@ -35,6 +36,8 @@ _BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32"), (b"\x00\x00\xfe\xff", "ut
 UTF16_NUL_SHARE = 0.3  # UTF-16 without a BOM: at least this share of high bytes NUL (and no low byte NUL)
 _UTF16_HINT_BYTES = 4096  # a NUL in the first bytes of a "binary" file suggests UTF-16/32
 _ENCODE_CHUNK = 1 << 20  # characters encoded per chunk
+TEXT_BYTES_PER_BYTE = 6  # peak memory of decoding, per byte of file: the bytes, up to 4 per decoded
+# character for the str, and its copy with line endings normalised (ASCII text needs far less)
 
 
 def _positive_int(name: str, value) -> int:
@@ -221,12 +224,17 @@ def load_text(path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """Read and decode the text file at ``path`` (see ``decode_text``).
 
     The file is read by ``engine.safe_read.read_bytes``: the size is checked before reading, so
-    a file over ``max_bytes`` is never loaded, and missing files, folders, special files
-    (FIFOs, devices: refused without blocking) and unreadable files raise ``DataError``.
+    a file over ``max_bytes`` (or one whose decoding would not fit in the memory available:
+    ``engine.memory.NotEnoughMemory``) is never loaded, and missing files, folders, special
+    files (FIFOs, devices: refused without blocking) and unreadable files raise ``DataError``.
     """
     max_bytes = _positive_int("max_bytes", max_bytes)
     name = os.fspath(path)
-    return decode_text(read_bytes(name, max_bytes), source=name)
+
+    def fits(size: int) -> None:
+        check_fits(f"reading {name}", TEXT_BYTES_PER_BYTE * size, detail="the file's bytes and the decoded text")
+
+    return decode_text(read_bytes(name, max_bytes, before_read=fits), source=name)
 
 
 # --- corpus and batches -----------------------------------------------------------------------

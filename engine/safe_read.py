@@ -118,12 +118,15 @@ def open_regular(path, max_bytes: int, what: str = "file", error: type = DataErr
         yield f, info.st_size
 
 
-def read_bytes(path, max_bytes: int, what: str = "file", error: type = DataError) -> bytes:
+def read_bytes(path, max_bytes: int, what: str = "file", error: type = DataError, before_read=None) -> bytes:
     """The whole content of the regular file at ``path`` (at most ``max_bytes``; see
     ``open_regular`` for what is refused). A file that grew past the bound while being read
-    is refused too."""
+    is refused too. ``before_read(size)``, if given, runs once the size is known and before
+    anything is read (e.g. a memory check that raises)."""
     name = os.fspath(path)
-    with open_regular(name, max_bytes, what, error) as (f, _):
+    with open_regular(name, max_bytes, what, error) as (f, size):
+        if before_read is not None:
+            before_read(size)
         try:
             data = f.read(max_bytes + 1)
         except OSError as e:
