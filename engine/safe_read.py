@@ -151,8 +151,10 @@ def _npy_header(f, name: str, member: str, declared: int, error: type):
         shape, fortran, dtype = read_header(f, max_header_size=MAX_NPY_HEADER)
     except (ValueError, OSError, EOFError, SyntaxError, TypeError, zipfile.BadZipFile) as e:
         raise error(f"{name}: entry {member!r} is not a valid .npy array ({_first_line(e)})") from None
-    if dtype.hasobject or dtype.kind not in ALLOWED_KINDS or dtype.fields is not None:
+    if dtype.hasobject or dtype.kind not in ALLOWED_KINDS or dtype.fields is not None or dtype.itemsize == 0:
         raise error(f"{name}: entry {member!r} has dtype {dtype}; only plain numbers and text are accepted")
+    if any(n < 0 for n in shape):
+        raise error(f"{name}: entry {member!r} has a negative dimension in its shape {shape}")
     count = math.prod(shape)
     header_bytes = f.tell()
     if header_bytes + count * dtype.itemsize != declared:

@@ -134,6 +134,24 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path):
         read_npz(path, 10 ** 6, 10 ** 6)
 
 
+def _header(descr, shape) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("data, message", [
+    (_header("<U0", (10 ** 12,)), r"has dtype <U0; only plain numbers"),  # numpy would allocate it as <U1: 3.6 TiB
+    (_header("<f4", (-1,)) + bytes(4), r"has a negative dimension in its shape \(-1,\)"),
+    (_header("<M8[s]", (1,)) + bytes(8), r"has dtype datetime64\[s\]"),
+    (_header("|S3", (1,)) + b"abc", r"has dtype \|S3"),
+])
+def test_odd_headers_are_refused_before_allocating(tmp_path, data, message):
+    path = _npz(tmp_path / "o.npz", {"x.npy": data})
+    with pytest.raises(DataError, match=message):
+        read_npz(path, 10 ** 6, 10 ** 6)
+
+
 def test_header_must_account_for_the_data(tmp_path):
     data = _npy(np.zeros(4, np.float64))
     lying = data.replace(b"(4,)", b"(9,)")  # same header length, shape says 72 bytes, data has 32
