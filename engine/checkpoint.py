@@ -134,6 +134,8 @@ def _read_meta(name: str, z, entries: dict) -> dict:
         meta = json.loads(str(raw))
     except ValueError as e:
         raise CheckpointError(f"{name}: 'meta' is not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{name}: 'meta' is nested too deeply to be lstmviz metadata") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{name}: 'meta' must be a JSON object")
     version = meta.get("format_version")
@@ -210,7 +212,10 @@ def _needed(name: str, meta: dict, config: ModelConfig, entries: dict) -> dict:
                 raise CheckpointError(f"{name}: optimizer array {key} does not match the model's parameters")
             shapes[key] = shapes[f"param/{pname}"]
     refs = []
-    _array_refs(meta.get("train_state"), refs)
+    try:
+        _array_refs(meta.get("train_state"), refs)
+    except RecursionError:
+        raise CheckpointError(f"{name}: the train state is nested too deeply") from None
     for ref in refs:
         if not isinstance(ref, str) or not ref.startswith("train/") or ref not in entries:
             raise CheckpointError(f"{name}: train state refers to a missing array {ref!r}")
@@ -318,6 +323,8 @@ def load_checkpoint(path) -> Checkpoint:
         train_state = None if meta.get("train_state") is None else _unpack(meta["train_state"], arrays)
     except (KeyError, TypeError) as e:
         raise CheckpointError(f"{name}: malformed train state ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{name}: the train state is nested too deeply") from None
     extra = meta.get("extra") or {}
     return Checkpoint(model=model, vocab=vocab, step=step, optimizer_state=optimizer_state,
                       train_state=train_state, train_config=meta.get("train_config"), extra=extra, path=name)

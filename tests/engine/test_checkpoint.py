@@ -583,3 +583,18 @@ def test_unreadable_checkpoint_says_permission_denied(good):
         "from engine.checkpoint import load_checkpoint\nfrom engine.errors import CheckpointError\n"
         f"try:\n    load_checkpoint({str(path)!r})\nexcept CheckpointError as e:\n    print(e)\n")
     assert result.stdout.strip() == f"{path}: permission denied (cannot read the file; check its permissions)"
+
+
+def test_deeply_nested_meta_is_a_clear_refusal(good, tmp_path):
+    path, arrays = good
+    deep = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError, not ValueError
+    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"meta": np.array(deep)}), "'meta' is nested too deeply")
+    for depth in (400, 800, 990):  # near the recursion limit: either read or refused, never a crash
+        text = str(arrays["meta"]).replace('"train_state": {', '"train_state": {"deep": ' + "[" * depth + "]" * depth
+                                           + ", ", 1)
+        try:
+            ckpt = load_checkpoint(_rewrite(tmp_path / "b.npz", arrays, {"meta": np.array(text)}))
+        except CheckpointError as e:
+            assert "nested too deeply" in str(e)
+        else:
+            assert "deep" in ckpt.train_state
