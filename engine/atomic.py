@@ -37,16 +37,16 @@ _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 def _write_error(path: str, e: OSError) -> FileWriteError:
     """``e`` (from writing ``path`` or its temporary file) as a message naming ``path``."""
     if e.errno in _DISK_FULL:
-        return FileWriteError(f"cannot write {path}: the disk is full ({e.strerror}); free some space "
-                              f"or choose another folder", e.errno)
+        return FileWriteError(path, f"the disk is full ({e.strerror}); free some space or choose another folder",
+                              e.errno)
     folder = os.path.dirname(os.path.abspath(path))
     if e.errno == errno.ENOENT and not os.path.isdir(folder):
-        return FileWriteError(f"cannot write {path}: folder {folder} does not exist", e.errno)
+        return FileWriteError(path, f"folder {folder} does not exist", e.errno)
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return FileWriteError(f"cannot write {path}: {e.strerror} (folder {folder}); choose another folder", e.errno)
+        return FileWriteError(path, f"{e.strerror} (folder {folder}); choose another folder", e.errno)
     if e.errno == errno.EISDIR or os.path.isdir(path):
-        return FileWriteError(f"cannot write {path}: it is a folder; give a file name", e.errno)
-    return FileWriteError(f"cannot write {path}: {e.strerror or e}", e.errno)
+        return FileWriteError(path, "it is a folder; give a file name", e.errno)
+    return FileWriteError(path, str(e.strerror or e), e.errno)
 
 
 def _temp_pattern(path: str) -> re.Pattern:
@@ -95,7 +95,7 @@ def check_writable(path, size: int = 0) -> None:
     not a folder, and the disk has ``size`` bytes free for an unprivileged user (``statvfs``)."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise FileWriteError(f"cannot write {path}: it is a folder; give a file name", errno.EISDIR)
+        raise FileWriteError(path, "it is a folder; give a file name", errno.EISDIR)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -107,9 +107,8 @@ def check_writable(path, size: int = 0) -> None:
         disk = os.statvfs(folder)
         free = disk.f_bavail * disk.f_frsize
         if free < size:
-            raise FileWriteError(f"cannot write {path}: the disk is full (it needs about {format_size(size)}, "
-                                 f"{format_size(free)} are free); free some space or choose another folder",
-                                 errno.ENOSPC)
+            raise FileWriteError(path, f"the disk is full (it needs about {format_size(size)}, {format_size(free)} "
+                                       "are free); free some space or choose another folder", errno.ENOSPC)
 
 
 def check_folder_writable(folder) -> None:
@@ -122,12 +121,12 @@ def check_folder_writable(folder) -> None:
         existing = os.path.dirname(existing)
     action = "write into" if existing == folder else "create"
     if not os.path.isdir(existing):
-        raise FileWriteError(f"cannot {action} folder {folder}: {existing} is a file, not a folder", errno.ENOTDIR)
+        raise FileWriteError(folder, f"{existing} is a file, not a folder", errno.ENOTDIR, action=f"{action} folder")
     try:
         fd, tmp = tempfile.mkstemp(dir=existing, prefix=".lstmviz-probe.", suffix=".tmp")
     except OSError as e:
-        raise FileWriteError(f"cannot {action} folder {folder}: {e.strerror} (in {existing}); choose another folder",
-                             e.errno) from None
+        raise FileWriteError(folder, f"{e.strerror} (in {existing}); choose another folder", e.errno,
+                             action=f"{action} folder") from None
     os.close(fd)
     os.unlink(tmp)
 

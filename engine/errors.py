@@ -18,12 +18,14 @@ class NotEnoughMemory(DataError):
 
 
 class FileWriteError(OSError):
-    """A file could not be written (``engine.atomic``); the message names the file the caller
-    asked for and the cause (``errno`` is kept)."""
+    """A file could not be written (``engine.atomic``): ``filename`` is the file (or folder) the
+    caller asked for, never a temporary file; ``strerror`` the cause and what to do; ``errno``
+    the system's code. ``str()`` is the one-line message ``cannot {action} {filename}: {strerror}``."""
 
-    def __init__(self, message: str, code: int | None = None):
-        super().__init__(message)
-        self.errno = code
+    def __init__(self, path: str, reason: str, code: int | None = None, action: str = "write"):
+        super().__init__(code, reason)
+        self.filename = path
+        self.action = action
 
     def __str__(self) -> str:
-        return self.args[0]
+        return f"cannot {self.action} {self.filename}: {self.strerror}"

@@ -31,7 +31,7 @@ from engine import memory
 from engine.atomic import check_writable
 from engine.checkpoint import MAX_CHECKPOINT_BYTES, load_char_checkpoint, load_checkpoint
 from engine.data import BATCH_MODES, DEFAULT_MAX_BYTES, TextCorpus, load_text
-from engine.errors import CheckpointError, DataError
+from engine.errors import CheckpointError, DataError, FileWriteError
 from engine.model import DTYPES, ModelConfig, SequenceModel
 from engine.cells import CELL_TYPES
 from engine.optim import OPTIMIZERS, make_optimizer
@@ -383,7 +383,7 @@ def run_trace(args) -> int:
 
 # --- entry point -----------------------------------------------------------------------------
 def _one_line(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, FileWriteError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror}"
     return " ".join(str(error).split()) or type(error).__name__

@@ -172,7 +172,8 @@ def test_read_only_folder_names_the_target_not_the_temp_file(tmp_path, monkeypat
         with pytest.raises(FileWriteError) as info:
             attempt()
         assert str(info.value) == f"cannot write {path}: Read-only file system (folder {tmp_path}); choose another folder"
-        assert info.value.errno == errno.EROFS
+        assert info.value.errno == errno.EROFS and info.value.filename == str(path)
+        assert info.value.strerror == f"Read-only file system (folder {tmp_path}); choose another folder"
 
 
 def test_check_writable(tmp_path):
