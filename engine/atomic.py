@@ -1,16 +1,134 @@
 """Atomic file writes: every file the project writes goes through here.
 
-The data is written to a temporary file in the destination's folder (same file system, so the
-final ``os.replace`` is atomic), flushed and fsync'ed, then moved over the destination. On any
-exception the temporary file is removed, the destination is left exactly as it was, and the
-original exception propagates unchanged (turning it into a friendly message is the caller's job).
+The data is written to a temporary file ``.<name>.<8 random characters>.tmp`` in the
+destination's folder (same file system, so the final ``os.replace`` is atomic), flushed and
+fsync'ed, then moved over the destination. On any exception the temporary file is removed and
+the destination is left exactly as it was. An ``OSError`` of the file system (full disk,
+read-only folder, permission denied) is raised as ``FileWriteError`` naming the file the caller
+asked for, never the hidden temporary file; any other exception propagates unchanged.
+
+While a save runs its temporary file is locked (``flock``); a save that starts removes the
+unlocked temporary files of earlier saves of the same file that were killed before cleaning up.
+``check_writable`` lets a command refuse an unusable destination before doing any work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import tempfile
+import time
+
+from .errors import FileWriteError
+from .safe_read import format_size
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: stale temporary files are then only removed by age
+    fcntl = None
+
+STALE_AGE_S = 5.0  # an unlocked temporary file older than this belongs to a killed save
+STALE_AGE_UNLOCKED_S = 3600.0  # without flock: only files this old are taken as stale
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+
+
+def _write_error(path: str, e: OSError) -> FileWriteError:
+    """``e`` (from writing ``path`` or its temporary file) as a message naming ``path``."""
+    if e.errno in _DISK_FULL:
+        return FileWriteError(path, f"the disk is full ({e.strerror}); free some space or choose another folder",
+                              e.errno)
+    folder = os.path.dirname(os.path.abspath(path))
+    if e.errno == errno.ENOENT and not os.path.isdir(folder):
+        return FileWriteError(path, f"folder {folder} does not exist", e.errno)
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return FileWriteError(path, f"{e.strerror} (folder {folder}); choose another folder", e.errno)
+    if e.errno == errno.EISDIR or os.path.isdir(path):
+        return FileWriteError(path, "it is a folder; give a file name", e.errno)
+    return FileWriteError(path, str(e.strerror or e), e.errno)
+
+
+def _temp_pattern(path: str) -> re.Pattern:
+    """The names ``tempfile.mkstemp`` gives the temporary files of ``path`` (``atomic_writer``)."""
+    return re.compile(re.escape("." + os.path.basename(path) + ".") + r"[a-z0-9_]{8}" + re.escape(".tmp"))
+
+
+def remove_stale_temps(path) -> list:
+    """Remove the temporary files of earlier saves of ``path`` that were killed before they
+    could clean up: those matching ``_temp_pattern`` that no running save holds locked and
+    that were not modified in the last STALE_AGE_S seconds. Returns the removed paths."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = _temp_pattern(path)
+    removed = []
+    try:
+        names = [n for n in os.listdir(folder) if pattern.fullmatch(n)]
+    except OSError:
+        return removed
+    now = time.time()
+    for n in names:
+        tmp = os.path.join(folder, n)
+        with contextlib.suppress(OSError):
+            age = now - os.lstat(tmp).st_mtime
+            if fcntl is None:
+                if age > STALE_AGE_UNLOCKED_S:
+                    os.unlink(tmp)
+                    removed.append(tmp)
+                continue
+            if age <= STALE_AGE_S:
+                continue
+            fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while a save holds it
+                os.unlink(tmp)
+                removed.append(tmp)
+            finally:
+                os.close(fd)
+    return removed
+
+
+def check_writable(path, size: int = 0) -> None:
+    """Raise ``FileWriteError`` (naming ``path``) unless a file of about ``size`` bytes can be
+    saved at ``path`` now: its folder exists and accepts a new file (tested by creating and
+    removing a temporary file there, which also catches read-only file systems), ``path`` is
+    not a folder, and the disk has ``size`` bytes free for an unprivileged user (``statvfs``)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise FileWriteError(path, "it is a folder; give a file name", errno.EISDIR)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as e:
+        raise _write_error(path, e) from None
+    os.close(fd)
+    os.unlink(tmp)
+    if size > 0 and hasattr(os, "statvfs"):
+        disk = os.statvfs(folder)
+        free = disk.f_bavail * disk.f_frsize
+        if free < size:
+            raise FileWriteError(path, f"the disk is full (it needs about {format_size(size)}, {format_size(free)} "
+                                       "are free); free some space or choose another folder", errno.ENOSPC)
+
+
+def check_folder_writable(folder) -> None:
+    """Raise ``FileWriteError`` (naming ``folder``) unless files can be saved in ``folder``:
+    it is a folder that accepts a new file, or it does not exist yet and its nearest existing
+    parent is a folder that accepts one (so it can be created). Nothing is created."""
+    folder = os.path.abspath(os.fspath(folder))
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    action = "write into" if existing == folder else "create"
+    if not os.path.isdir(existing):
+        raise FileWriteError(folder, f"{existing} is a file, not a folder", errno.ENOTDIR, action=f"{action} folder")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=existing, prefix=".lstmviz-probe.", suffix=".tmp")
+    except OSError as e:
+        raise FileWriteError(folder, f"{e.strerror} (in {existing}); choose another folder", e.errno,
+                             action=f"{action} folder") from None
+    os.close(fd)
+    os.unlink(tmp)
 
 
 @contextlib.contextmanager
@@ -19,14 +137,21 @@ def atomic_writer(path, mode: str = "wb"):
 
     ``mode`` is ``"wb"`` (bytes) or ``"w"`` (text, UTF-8, ``\\n`` newlines). When the block
     exits normally the file is flushed, fsync'ed and renamed over ``path``; when it raises, the
-    temp file is deleted and ``path`` is untouched.
+    temp file is deleted and ``path`` is untouched. File-system errors are raised as
+    ``FileWriteError`` naming ``path`` (see the module docstring).
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    remove_stale_temps(path)
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as e:
+        raise _write_error(path, e) from None
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # marks the temp file as in use (remove_stale_temps)
         if mode == "wb":
             f = os.fdopen(fd, "wb")
         else:
@@ -40,8 +165,14 @@ def atomic_writer(path, mode: str = "wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
-        _keep_mode(path, tmp)
-        os.replace(tmp, path)
+            _keep_mode(path, tmp)
+            os.replace(tmp, path)  # before the lock is released with the file's closing
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if e.filename not in (None, tmp, path) or isinstance(e, FileWriteError):
+            raise  # another file's problem (e.g. one the block reads): not ours to rename
+        raise _write_error(path, e) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

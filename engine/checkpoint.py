@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .atomic import atomic_writer
 from .data import CharVocab
-from .errors import CheckpointError
+from .errors import CheckpointError, NotEnoughMemory
+from .memory import check_fits, param_shapes
 from .model import TOKEN_INPUTS, ModelConfig, SequenceModel
+from .safe_read import open_npz, read_entries
 
 FORMAT_VERSION = 1
+MAX_CHECKPOINT_BYTES = 64 * 1024 ** 3  # refuse checkpoint files larger than this on disk
+MAX_META_BYTES = 64 * 1024 ** 2  # uncompressed size of the 'meta' entry (a JSON string, 4 bytes a character)
+MAX_ARRAY_BYTES = 64 * 1024 ** 3  # uncompressed size of all the arrays read (also bounded by free memory)
 _ARRAY = "$array"
 _TUPLE = "$tuple"
 
@@ -119,35 +123,19 @@ def save_checkpoint(path, model: SequenceModel, *, vocab: CharVocab | None = Non
 
 
 # --- loading ----------------------------------------------------------------------------------
-def _read_arrays(name: str) -> dict:
-    """Every array in the ``.npz`` at ``name``, read eagerly (so truncation shows up here)."""
-    if not os.path.exists(name):
-        raise CheckpointError(f"{name}: no such checkpoint file")
-    if os.path.isdir(name):
-        raise CheckpointError(f"{name} is a folder, not a checkpoint file")
-    if not zipfile.is_zipfile(name):  # before np.load, whose message for other files is about pickles
-        raise CheckpointError(f"{name} is not an lstmviz checkpoint: not an .npz (zip) archive")
-    try:
-        with np.load(name, allow_pickle=False) as loaded:
-            return {key: loaded[key] for key in loaded.files}
-    except CheckpointError:
-        raise
-    except Exception as e:  # an untrusted file: zipfile/numpy raise many types (BadZipFile,
-        # NotImplementedError for odd flag bits, struct.error, EOFError, ...); all mean "corrupt"
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{name} is not a readable lstmviz checkpoint (.npz): {reason}") from None
-
-
-def _read_meta(name: str, arrays: dict) -> dict:
-    if "meta" not in arrays:
+def _read_meta(name: str, z, entries: dict) -> dict:
+    """The ``meta`` JSON object, read alone first (bounded by MAX_META_BYTES)."""
+    if "meta" not in entries:
         raise CheckpointError(f"{name} has no 'meta' entry: not an lstmviz checkpoint")
-    raw = arrays["meta"]
+    raw = read_entries(z, entries, ["meta"], name, MAX_META_BYTES, CheckpointError)["meta"]
     if raw.shape != () or raw.dtype.kind != "U":
         raise CheckpointError(f"{name}: 'meta' must be a JSON string, got {raw.dtype} {raw.shape}")
     try:
         meta = json.loads(str(raw))
     except ValueError as e:
         raise CheckpointError(f"{name}: 'meta' is not valid JSON ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{name}: 'meta' is nested too deeply to be lstmviz metadata") from None
     if not isinstance(meta, dict):
         raise CheckpointError(f"{name}: 'meta' must be a JSON object")
     version = meta.get("format_version")
@@ -155,7 +143,101 @@ def _read_meta(name: str, arrays: dict) -> dict:
         raise CheckpointError(
             f"{name} has checkpoint format version {version!r}; this version of lstmviz reads version {FORMAT_VERSION}"
         )
+    for key, kinds, label in _META_TYPES:
+        if key in meta and not isinstance(meta[key], kinds):
+            raise CheckpointError(f"{name}: 'meta' entry {key!r} must be {label}, got {type(meta[key]).__name__}")
     return meta
+
+
+_META_TYPES = (  # (key, accepted JSON types, in words); None is accepted where the value is optional
+    ("model", dict, "a JSON object"),
+    ("vocab", (list, type(None)), "a list of characters or null"),
+    ("optimizer", (dict, type(None)), "a JSON object or null"),
+    ("train_state", (dict, type(None)), "a JSON object or null"),
+    ("train_config", (dict, type(None)), "a JSON object or null"),
+    ("extra", (dict, type(None)), "a JSON object or null"),
+)
+
+
+def _model_config(name: str, meta: dict) -> ModelConfig:
+    try:
+        return ModelConfig.from_dict(meta["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{name}: invalid model config ({e})") from None
+
+
+def _optimizer_listing(name: str, meta: dict) -> dict | None:
+    """``{slot: [parameter names]}`` of the optimizer state, its structure checked."""
+    opt = meta.get("optimizer")
+    if opt is None:
+        return None
+    slots = opt.get("slots")
+    ok = (isinstance(slots, dict) and isinstance(opt.get("hyper"), dict) and isinstance(opt.get("name"), str)
+          and isinstance(opt.get("t"), int) and not isinstance(opt.get("t"), bool)
+          and all(isinstance(p, list) and all(isinstance(n, str) for n in p) for p in slots.values()))
+    if not ok:
+        raise CheckpointError(f"{name}: malformed optimizer state (it needs a name, hyper, t and a slots "
+                              "object listing parameter names)")
+    return slots
+
+
+def _array_refs(value, refs: list) -> None:
+    """Collect the ``{"$array": key}`` references inside a packed train state."""
+    if isinstance(value, dict):
+        if set(value) == {_ARRAY}:
+            refs.append(value[_ARRAY])
+        else:
+            for v in value.values():
+                _array_refs(v, refs)
+    elif isinstance(value, list):
+        for v in value:
+            _array_refs(v, refs)
+
+
+def _needed(name: str, meta: dict, config: ModelConfig, entries: dict) -> dict:
+    """``{entry: expected shape or None}`` of every array the checkpoint uses; unexpected or
+    missing parameters are refused here, before any array is read."""
+    shapes = {f"param/{p}": shape for p, shape in param_shapes(config).items()}
+    present = {k[len("param/"):] for k in entries if k.startswith("param/")}
+    expected = {k[len("param/"):] for k in shapes}
+    if present != expected:
+        raise CheckpointError(f"{name}: parameters do not match the config: missing {sorted(expected - present)}, "
+                              f"unexpected {sorted(present - expected)}")
+    for slot, pnames in (_optimizer_listing(name, meta) or {}).items():
+        for pname in pnames:
+            key = f"opt/{slot}/{pname}"
+            if key not in entries:
+                raise CheckpointError(f"{name}: optimizer array {key} is missing")
+            if pname not in expected:
+                raise CheckpointError(f"{name}: optimizer array {key} does not match the model's parameters")
+            shapes[key] = shapes[f"param/{pname}"]
+    refs = []
+    try:
+        _array_refs(meta.get("train_state"), refs)
+    except RecursionError:
+        raise CheckpointError(f"{name}: the train state is nested too deeply") from None
+    for ref in refs:
+        if not isinstance(ref, str) or not ref.startswith("train/") or ref not in entries:
+            raise CheckpointError(f"{name}: train state refers to a missing array {ref!r}")
+        shapes.setdefault(ref, None)
+    return shapes
+
+
+def _read_archive(name: str) -> tuple[dict, ModelConfig, dict]:
+    """``(meta, model config, arrays)``: the meta, then only the arrays it calls for, each
+    checked against its expected shape and the total against the memory available before
+    anything is read."""
+    with open_npz(name, MAX_CHECKPOINT_BYTES, "checkpoint file", CheckpointError) as (z, entries):
+        meta = _read_meta(name, z, entries)
+        config = _model_config(name, meta)
+        shapes = _needed(name, meta, config, entries)
+        total = sum(entries[key].file_size for key in shapes)
+        try:
+            check_fits(f"loading {name}", total)
+        except NotEnoughMemory as e:
+            raise CheckpointError(str(e)) from None
+        arrays = read_entries(z, entries, shapes, name, MAX_ARRAY_BYTES, CheckpointError, shapes)
+    return meta, config, arrays
 
 
 def _unpack(value, arrays: dict):
@@ -164,6 +246,8 @@ def _unpack(value, arrays: dict):
         if set(value) == {_ARRAY}:
             return arrays[value[_ARRAY]]
         if set(value) == {_TUPLE}:
+            if not isinstance(value[_TUPLE], list):
+                raise TypeError(f"{_TUPLE} must hold a list")
             return tuple(_unpack(v, arrays) for v in value[_TUPLE])
         return {k: _unpack(v, arrays) for k, v in value.items()}
     if isinstance(value, list):
@@ -171,13 +255,9 @@ def _unpack(value, arrays: dict):
     return value
 
 
-def _load_model(name: str, meta: dict, arrays: dict) -> SequenceModel:
-    """The model from ``meta["model"]`` and the ``param/...`` arrays, with every check the
-    model makes (names, shapes, finite values) plus an exact dtype match."""
-    try:
-        config = ModelConfig.from_dict(meta["model"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{name}: invalid model config ({e})") from None
+def _load_model(name: str, config: ModelConfig, arrays: dict) -> SequenceModel:
+    """The model from ``config`` and the ``param/...`` arrays, with every check the model makes
+    (names, shapes, finite values) plus an exact dtype match."""
     params = {key[len("param/"):]: value for key, value in arrays.items() if key.startswith("param/")}
     for pname, value in params.items():
         if value.dtype != np.dtype(config.dtype):
@@ -209,41 +289,32 @@ def _load_vocab(name: str, meta: dict, config: ModelConfig) -> CharVocab | None:
 
 
 def _load_optimizer(name: str, meta: dict, arrays: dict, model: SequenceModel) -> dict | None:
-    """The optimizer state with its slot arrays, each checked against its parameter's shape."""
-    opt = meta.get("optimizer")
-    if opt is None:
+    """The optimizer state with its slot arrays (names and shapes checked by ``_needed``)."""
+    listing = _optimizer_listing(name, meta)
+    if listing is None:
         return None
-    try:
-        listing = {slot: [str(p) for p in pnames] for slot, pnames in opt["slots"].items()}
-        state = {"name": str(opt["name"]), "hyper": dict(opt["hyper"]), "t": int(opt["t"])}
-    except (KeyError, TypeError, AttributeError, ValueError) as e:
-        raise CheckpointError(f"{name}: malformed optimizer state ({type(e).__name__}: {e})") from None
-    slots = {}
-    for slot, pnames in listing.items():
-        slots[slot] = {}
-        for pname in pnames:
-            key = f"opt/{slot}/{pname}"
-            if key not in arrays:
-                raise CheckpointError(f"{name}: optimizer array {key} is missing")
-            if pname not in model.params or arrays[key].shape != model.params[pname].shape:
-                raise CheckpointError(f"{name}: optimizer array {key} does not match the model's parameters")
-            slots[slot][pname] = arrays[key]
-    state["slots"] = slots
-    return state
+    opt = meta["optimizer"]
+    slots = {slot: {pname: arrays[f"opt/{slot}/{pname}"] for pname in pnames} for slot, pnames in listing.items()}
+    return {"name": opt["name"], "hyper": dict(opt["hyper"]), "t": opt["t"], "slots": slots}
 
 
 def load_checkpoint(path) -> Checkpoint:
     """Read a checkpoint written by ``save_checkpoint``; every array comes back bit for bit.
 
-    Any problem (missing, not a zip, truncated, no or bad meta, other format version, invalid
-    config, parameter shape/dtype mismatch, NaN parameters, vocabulary size mismatch, broken
-    optimizer or train state) raises ``CheckpointError`` with one line naming the file.
+    The file is opened as an untrusted archive (``engine.safe_read``): it must be a regular
+    file (a FIFO or device is refused without blocking); the ``meta`` entry is read first and
+    its JSON structure checked; then only the arrays it calls for are read, each a ``.npy``
+    member whose header gives a plain dtype and the expected shape, their total checked against
+    the memory available before anything is decompressed. Any problem (missing, permission
+    denied, special file, not a zip, plain zip members, truncated, no or bad meta, wrong JSON
+    types, other format version, invalid config, parameter shape/dtype mismatch, NaN
+    parameters, vocabulary size mismatch, broken optimizer or train state, too big for memory)
+    raises ``CheckpointError`` with one line naming the file.
     """
     name = os.fspath(path)
-    arrays = _read_arrays(name)
-    meta = _read_meta(name, arrays)
-    model = _load_model(name, meta, arrays)
-    vocab = _load_vocab(name, meta, model.config)
+    meta, config, arrays = _read_archive(name)
+    model = _load_model(name, config, arrays)
+    vocab = _load_vocab(name, meta, config)
     step = meta.get("step", 0)
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"{name}: step must be a non-negative integer, got {step!r}")
@@ -251,13 +322,12 @@ def load_checkpoint(path) -> Checkpoint:
     try:
         train_state = None if meta.get("train_state") is None else _unpack(meta["train_state"], arrays)
     except (KeyError, TypeError) as e:
-        raise CheckpointError(f"{name}: train state refers to a missing array {e}") from None
+        raise CheckpointError(f"{name}: malformed train state ({e})") from None
+    except RecursionError:
+        raise CheckpointError(f"{name}: the train state is nested too deeply") from None
     extra = meta.get("extra") or {}
-    train_config = meta.get("train_config")
-    if not isinstance(extra, dict) or not (train_config is None or isinstance(train_config, dict)):
-        raise CheckpointError(f"{name}: 'extra' and 'train_config' must be JSON objects")
     return Checkpoint(model=model, vocab=vocab, step=step, optimizer_state=optimizer_state,
-                      train_state=train_state, train_config=train_config, extra=extra, path=name)
+                      train_state=train_state, train_config=meta.get("train_config"), extra=extra, path=name)
 
 
 def load_char_checkpoint(path) -> Checkpoint:

@@ -1,8 +1,9 @@
 """Text data: reading a user's file safely, the character vocabulary, and training batches.
 
-``load_text`` / ``decode_text`` turn a file into a clean ``str`` (UTF-8 with or without BOM, or
-UTF-16 with BOM; CRLF normalised to LF) and refuse, with a one-line ``DataError`` naming the
-file, anything that is missing, a directory, too big, binary, badly encoded or empty.
+``load_text`` / ``decode_text`` turn a file into a clean ``str`` (UTF-8 with or without BOM,
+UTF-16 or UTF-32 with BOM, UTF-16 without BOM; CRLF and lone CR normalised to LF) and refuse,
+with a one-line ``DataError`` naming the file, anything that is missing, unreadable, a folder
+or special file (``engine.safe_read``), too big, binary, badly encoded or empty.
 
 ``CharVocab`` maps characters to token ids ``0 .. V-1`` in sorted (code point) order, so the
 same text always gives the same vocabulary.
@@ -17,14 +18,15 @@ from __future__ import annotations
 
 import math
 import os
-import stat
 from typing import Iterator, NamedTuple, Protocol
 
 import numpy as np
 
 from .errors import DataError
 from .evaluation import evaluate
+from .memory import check_fits
 from .model import TOKEN_INPUTS
+from .safe_read import read_bytes
 
 DEFAULT_MAX_BYTES = 100 * 1024 * 1024  # refuse text files larger than 100 MiB
 MAX_SHOWN_UNKNOWN = 20  # unknown characters listed in an error message
@@ -32,17 +34,14 @@ BINARY_CONTROL_SHARE = 0.10  # more than this share of control characters means 
 BATCH_MODES = ("sequential", "random")
 
 _TEXT_CONTROLS = (9, 10, 11, 12, 13)  # \t \n \v \f \r: control characters that plain text uses
-_UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
-_UTF8_BOM = b"\xef\xbb\xbf"
+# byte-order marks, longest first (the UTF-32-LE mark begins with the UTF-16-LE one)
+_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32"), (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32"),
+         (b"\xef\xbb\xbf", "utf-8", "UTF-8"), (b"\xff\xfe", "utf-16-le", "UTF-16"), (b"\xfe\xff", "utf-16-be", "UTF-16"))
+UTF16_NUL_SHARE = 0.3  # UTF-16 without a BOM: at least this share of high bytes NUL (and no low byte NUL)
+_UTF16_HINT_BYTES = 4096  # a NUL in the first bytes of a "binary" file suggests UTF-16/32
 _ENCODE_CHUNK = 1 << 20  # characters encoded per chunk
-
-
-def _format_size(n: int) -> str:
-    """Bytes as a short human-readable size, e.g. ``"12.5 MiB"``."""
-    if n < 1024:
-        return f"{n} bytes"
-    exponent = min(int(np.log2(n)) // 10, 3)  # 1 KiB, 2 MiB, 3 GiB
-    return f"{n / 1024 ** exponent:.1f} {('KiB', 'MiB', 'GiB')[exponent - 1]}"
+TEXT_BYTES_PER_BYTE = 6  # peak memory of decoding, per byte of file: the bytes, up to 4 per decoded
+# character for the str, and its copy with line endings normalised (ASCII text needs far less)
 
 
 def _positive_int(name: str, value) -> int:
@@ -165,66 +164,81 @@ def _looks_binary(codes: np.ndarray) -> bool:
     return bool((codes == 0).any() or control.mean() > BINARY_CONTROL_SHARE)
 
 
-def decode_text(data: bytes, source: str = "<text>") -> str:
-    """Decode a text file's bytes: UTF-8 (optional BOM) or UTF-16 with BOM; CRLF -> LF.
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``"utf-16-le"`` or ``"utf-16-be"`` when ``data`` has the NUL pattern of UTF-16 text
+    without a byte-order mark: an even length, most code units' high byte NUL (text in the
+    Latin range) and no code unit NUL as a whole; else None."""
+    if len(data) < 2 or len(data) % 2:
+        return None
+    pairs = np.frombuffer(data, dtype=np.uint8).reshape(-1, 2)  # (N, 2) bytes of each code unit
+    zero = pairs == 0  # (N, 2)
+    if zero.all(axis=1).any():  # a NUL character: binary, not text
+        return None
+    share = zero.mean(axis=0)  # (2,) share of NUL bytes at even and odd offsets
+    if share[1] >= UTF16_NUL_SHARE and share[0] == 0:
+        return "utf-16-le"
+    if share[0] >= UTF16_NUL_SHARE and share[1] == 0:
+        return "utf-16-be"
+    return None
 
-    Raises ``DataError`` (naming ``source``) for binary data, invalid encoding (with the byte
-    offset of the first bad byte), and empty or whitespace-only text.
+
+def decode_text(data: bytes, source: str = "<text>") -> str:
+    """Decode a text file's bytes: UTF-8 (optional BOM), UTF-16 or UTF-32 with a BOM, or
+    UTF-16 without a BOM recognised by its NUL bytes (``_utf16_without_bom``); line endings
+    ``\\r\\n`` and lone ``\\r`` become ``\\n`` (Python's universal newlines).
+
+    Raises ``DataError`` (naming ``source``) for binary data (saying how to convert it if it
+    may be UTF-16 or UTF-32 text), invalid encoding (with the byte offset of the first bad
+    byte), and empty or whitespace-only text.
     """
     binary = f"{source} looks like a binary file, not text; choose a plain-text (UTF-8) file"
     encoding, label, bom = "utf-8", "UTF-8", b""
-    for mark, name in _UTF16_BOMS.items():
+    for mark, codec, name in _BOMS:
         if data.startswith(mark):
-            encoding, label, bom = name, "UTF-16", mark
+            encoding, label, bom = codec, name, mark
+            break
+    if not bom:
+        guessed = _utf16_without_bom(data)
+        if guessed is not None:
+            encoding, label = guessed, "UTF-16"
     if encoding == "utf-8":
-        bom = _UTF8_BOM if data.startswith(_UTF8_BOM) else b""
         if _looks_binary(np.frombuffer(data, dtype=np.uint8)):  # (N,) bytes
+            if b"\x00" in data[:_UTF16_HINT_BYTES]:
+                raise DataError(f"{binary} (if it is UTF-16 or UTF-32 text without a byte-order mark, convert it "
+                                f"first, e.g. iconv -f UTF-16LE -t UTF-8 FILE > FILE.txt)")
             raise DataError(binary)
     body = data[len(bom):]
     try:
         text = body.decode(encoding)
     except UnicodeDecodeError as e:
         offset = e.start + len(bom)
+        other = " (from UTF-16, for instance: iconv -f UTF-16LE -t UTF-8 FILE > FILE.txt)" if not bom else ""
         raise DataError(
             f"{source} is not valid {label}: first bad byte 0x{data[offset]:02x} at byte offset "
-            f"{offset} ({e.reason}); save it as UTF-8 and try again"
+            f"{offset} ({e.reason}); save it as UTF-8{other} and try again"
         ) from None
-    if encoding != "utf-8" and _looks_binary(np.frombuffer(text.encode("utf-32-le"), dtype="<u4")):  # (N,)
+    if encoding != "utf-8" and _looks_binary(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")):  # (N,)
         raise DataError(binary)
     if not text.strip():
         raise DataError(f"{source} is empty (no text other than whitespace)")
-    return text.replace("\r\n", "\n")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def load_text(path, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
     """Read and decode the text file at ``path`` (see ``decode_text``).
 
-    The size is checked before reading, so a file over ``max_bytes`` is never loaded.
-    Missing files, directories, special files and unreadable files raise ``DataError``.
+    The file is read by ``engine.safe_read.read_bytes``: the size is checked before reading, so
+    a file over ``max_bytes`` (or one whose decoding would not fit in the memory available:
+    ``engine.memory.NotEnoughMemory``) is never loaded, and missing files, folders, special
+    files (FIFOs, devices: refused without blocking) and unreadable files raise ``DataError``.
     """
     max_bytes = _positive_int("max_bytes", max_bytes)
     name = os.fspath(path)
-    try:
-        info = os.stat(name)
-        if stat.S_ISDIR(info.st_mode):
-            raise DataError(f"{name} is a folder, not a text file")
-        if not stat.S_ISREG(info.st_mode):
-            raise DataError(f"{name} is not a regular file")
-        if info.st_size > max_bytes:
-            raise DataError(
-                f"{name} is too big ({_format_size(info.st_size)}); the limit is {_format_size(max_bytes)}"
-            )
-        with open(name, "rb") as f:
-            data = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such file") from None
-    except PermissionError:
-        raise DataError(f"{name}: permission denied (cannot read the file)") from None
-    except OSError as e:
-        raise DataError(f"{name}: cannot read the file ({e.strerror or e})") from None
-    if len(data) > max_bytes:  # the file grew after stat
-        raise DataError(f"{name} is too big (over {_format_size(max_bytes)})")
-    return decode_text(data, source=name)
+
+    def fits(size: int) -> None:
+        check_fits(f"reading {name}", TEXT_BYTES_PER_BYTE * size, detail="the file's bytes and the decoded text")
+
+    return decode_text(read_bytes(name, max_bytes, before_read=fits), source=name)
 
 
 # --- corpus and batches -----------------------------------------------------------------------
@@ -252,8 +266,9 @@ class Dataset(Protocol):
                 mode: str = "sequential", start: int = 0) -> Iterator[Batch]:
         """Infinite iterator of training batches (see ``TextCorpus.batches``)."""
 
-    def validation_loss(self, model, batch_size: int) -> float | None:
-        """The loss over the whole validation part in ``loss_unit``; None without one."""
+    def validation_loss(self, model, batch_size: int, stop=None) -> float | None:
+        """The loss over the whole validation part in ``loss_unit``; None without one, or when
+        ``stop`` (a ``threading.Event``) is set before it is done."""
 
     def loss_bits(self, loss: float | None) -> float | None:
         """``loss`` in bits per symbol, or None (no such form, or ``loss`` None)."""
@@ -315,13 +330,13 @@ class TextCorpus:
         if cfg.input_size != V or cfg.output_size != V:
             raise ValueError(f"the model is for {cfg.input_size} characters but the text's vocabulary has {V}")
 
-    def validation_loss(self, model, batch_size: int) -> float | None:
+    def validation_loss(self, model, batch_size: int, stop=None) -> float | None:
         """Mean cross-entropy (nats/char) over the whole validation part
         (``engine.evaluation.evaluate`` with ``batch_size`` streams), or None with fewer than 2
-        validation characters."""
+        validation characters or once ``stop`` (a ``threading.Event``) is set."""
         if len(self.val_ids) < 2:
             return None
-        return evaluate(model, self.val_ids, batch_size)
+        return evaluate(model, self.val_ids, batch_size, stop=stop)
 
     @staticmethod
     def loss_bits(loss: float | None) -> float | None:

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import numpy as np
 
@@ -29,68 +30,192 @@ from .errors import DataError
 from .settings import VAL_FRACTION
 
 MIN_VALUES = 10  # a CSV column needs at least this many values
+CSV_DELIMITERS = (",", ";", "\t", "|")  # tried in this order when the delimiter is not given
+DECIMAL_SEPARATORS = (".", ",")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # ASCII digits, "." decimal point
 
 
 # --- reading a CSV column ---------------------------------------------------------------------
-def _parse_number(cell: str) -> float | None:
-    """The cell as a finite float, or None if it is not one."""
-    try:
-        value = float(cell)
-    except ValueError:
+class CsvTable(NamedTuple):
+    """A parsed CSV file: ``delimiter`` used, and its non-blank ``rows`` as ``(line, cells)``
+    with ``line`` the 1-based line where the row starts (as an editor or spreadsheet shows it).
+    Every row has as many cells as the first."""
+
+    delimiter: str
+    rows: list
+
+
+def _parse_number(cell: str, decimal: str = ".") -> float | None:
+    """The cell as a finite float (plain ASCII digits, optional sign, ``decimal`` separator and
+    exponent), or None if it is not one. Thousands separators, ``nan``/``inf``, underscores and
+    non-ASCII digits (all of which ``float()`` would accept or misread) are not numbers."""
+    cell = cell.strip()
+    if decimal == ",":
+        if "." in cell:
+            return None
+        cell = cell.replace(",", ".")
+    if not _NUMBER.fullmatch(cell):
         return None
+    value = float(cell)
     return value if np.isfinite(value) else None
 
 
-def _column_index(path: str, first_row: list, column: str | int) -> tuple[int, str, bool]:
+def _check_csv_options(delimiter, decimal) -> None:
+    if decimal not in DECIMAL_SEPARATORS:
+        raise ValueError(f"decimal must be one of {DECIMAL_SEPARATORS}, got {decimal!r}")
+    if delimiter is None:
+        return
+    if not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in "\"\r\n":
+        raise ValueError(f"delimiter must be one character other than a quote or a line break, got {delimiter!r}")
+    if delimiter == decimal:
+        raise ValueError(f"the delimiter and the decimal separator must differ (both {delimiter!r})")
+
+
+def _parse_rows(name: str, text: str, delimiter: str) -> list:
+    """``[(line, cells)]`` of the non-blank rows of ``text`` read with ``delimiter`` and double
+    quotes (``csv`` module, strict: a stray quote is an error naming its line)."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
+    rows, line = [], 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return rows
+        except csv.Error as e:
+            raise DataError(f"{name}: row {line} is not readable CSV ({e}); check its quotes") from None
+        if any(cell.strip() for cell in cells):
+            rows.append((line, cells))
+        line = reader.line_num + 1
+
+
+def _mismatch(name: str, rows: list, delimiter: str) -> str | None:
+    """The message for the first row whose field count differs from the first row's, or None."""
+    header_line, header = rows[0]
+    for line, cells in rows[1:]:
+        if len(cells) != len(header):
+            if len(cells) < len(header):
+                hint = "fill in its missing fields (an empty field still needs its delimiter)"
+            elif delimiter == ",":
+                hint = ('a "," inside a number (thousands separator or decimal comma) must be quoted ("10,012.6"), '
+                        "or the file saved with another delimiter (';' or tab), or the delimiter chosen explicitly")
+            else:
+                hint = f"quote fields that contain {delimiter!r}"
+            fields = f"{len(cells)} field{'s' * (len(cells) != 1)}"
+            return (f"{name}: row {line} has {fields} but the first row (row {header_line}) has "
+                    f"{len(header)} (delimiter {delimiter!r}); {hint}")
+    return None
+
+
+def read_csv(path, max_bytes: int = DEFAULT_MAX_BYTES, *, delimiter: str | None = None,
+             decimal: str = ".") -> CsvTable:
+    """Parse the CSV file at ``path`` (Python's ``csv`` module; double quotes respected).
+
+    ``delimiter`` None detects it: among ``CSV_DELIMITERS`` (minus ``decimal``) that occur in
+    the first row, the one giving every row the first row's field count, the most fields
+    winning; a file whose first row has none of them is one column. ``decimal`` is the decimal
+    separator of the numbers ("." or ","; only used to exclude it as a delimiter here).
+
+    Raises ``DataError`` naming the file and the row for a row whose field count differs from
+    the header's (so unquoted thousands separators such as ``10,012.6`` never load as wrong
+    numbers), bad quoting, or no rows; ``ValueError`` for bad options; file problems (missing,
+    special, too big, binary, bad encoding, empty) as ``engine.data.load_text`` reports them.
+    """
+    _check_csv_options(delimiter, decimal)
+    name = str(path)
+    text = load_text(path, max_bytes=max_bytes)
+    candidates = [delimiter] if delimiter is not None else [d for d in CSV_DELIMITERS if d != decimal]
+    first_line = next((line for line in text.split("\n") if line.strip()), "")
+    parsed, first_error = {}, None
+    for d in candidates:
+        try:
+            parsed[d] = _parse_rows(name, text, d)
+        except DataError as e:  # bad quoting: fatal for a delimiter the first row uses
+            if d in first_line:
+                raise
+            first_error = first_error or e
+    if not parsed:
+        raise first_error
+    rows = next(iter(parsed.values()))
+    if not rows:
+        raise DataError(f"{name}: no values (every row is blank)")
+    if delimiter is None:
+        in_header = [d for d, r in parsed.items() if len(r[0][1]) > 1]
+        if not in_header:  # no candidate splits the first row: one column
+            single = [d for d, r in parsed.items() if all(len(cells) == 1 for _, cells in r)]
+            chosen = (single or list(parsed))[0]
+        else:
+            consistent = [d for d in in_header if _mismatch(name, parsed[d], d) is None]
+            pool = consistent or in_header
+            chosen = max(pool, key=lambda d: len(parsed[d][0][1]))  # most fields; ties: CSV_DELIMITERS order
+        delimiter, rows = chosen, parsed[chosen]
+    problem = _mismatch(name, rows, delimiter)
+    if problem is not None:
+        raise DataError(problem)
+    return CsvTable(delimiter, rows)
+
+
+def csv_columns(path, max_bytes: int = DEFAULT_MAX_BYTES, *, delimiter: str | None = None,
+                decimal: str = ".") -> list[str]:
+    """The cells of the first row of the CSV file at ``path``, stripped (column names, or the
+    first values of a file without a header), parsed exactly as ``load_csv_column`` does."""
+    return [cell.strip() for cell in read_csv(path, max_bytes, delimiter=delimiter, decimal=decimal).rows[0][1]]
+
+
+def _column_index(path: str, first_row: list, column: str | int, decimal: str) -> tuple[int, str, bool]:
     """``(index, name for messages, first row is a header)`` of ``column``."""
     if isinstance(column, str):
         names = [cell.strip() for cell in first_row]
-        if column.strip() not in names:
+        wanted = column.strip()
+        if wanted not in names:
             raise DataError(f"{path}: no column named {column!r}; the first row has: {', '.join(map(repr, names))}")
-        return names.index(column.strip()), f"column {column.strip()!r}", True
+        found = [i for i, n in enumerate(names) if n == wanted]
+        if len(found) > 1:
+            raise DataError(f"{path}: {len(found)} columns are named {wanted!r} (indices "
+                            f"{', '.join(map(str, found))}); choose one by its index")
+        return found[0], f"column {wanted!r}", True
     if isinstance(column, bool) or not isinstance(column, (int, np.integer)):
         raise ValueError(f"column must be a name (str) or a 0-based index (int), got {column!r}")
     if not 0 <= column < len(first_row):
         raise DataError(f"{path}: column index {column} is out of range; the first row has "
                         f"{len(first_row)} column(s) (indices from 0)")
-    is_header = _parse_number(first_row[column].strip()) is None and first_row[column].strip() != ""
-    label = f"column {first_row[column].strip()!r}" if is_header else f"column {column}"
+    cell = first_row[column].strip()
+    is_header = _parse_number(cell, decimal) is None and cell != ""
+    label = f"column {cell!r}" if is_header else f"column {column}"
     return int(column), label, is_header
 
 
+def _not_a_number(name: str, line: int, label: str, cell: str, decimal: str) -> DataError:
+    other = "," if decimal == "." else "."
+    hint = ""
+    if other in cell:
+        hint = (f"; remove thousands separators, or if {other!r} is the decimal separator, choose "
+                f"decimal {other!r}")
+    return DataError(f"{name}: row {line}, {label}: {cell!r} is not a finite number{hint}")
+
+
 def load_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
-                    min_values: int = MIN_VALUES) -> np.ndarray:
+                    min_values: int = MIN_VALUES, *, delimiter: str | None = None,
+                    decimal: str = ".") -> np.ndarray:
     """One numeric column of a CSV file as ``(N,) float64``, in file order.
 
     ``column``: a header name, or a 0-based index (the first row is then a header if its cell
-    in that column is not a number). The delimiter (``,``, ``;`` or tab) is sniffed; blank lines
-    are skipped. Raises ``DataError`` naming the file, the row (1-based, as a spreadsheet shows
-    it) and the column for a missing, non-numeric or non-finite cell, and for fewer than
-    ``min_values`` values or a constant column; file problems (missing, too big, binary, bad
-    encoding, empty) are reported by ``engine.data.load_text``.
+    in that column is not a number). ``delimiter`` (None: detected) and ``decimal`` ("." or
+    ",") as in ``read_csv``, which also reports rows of the wrong field count. Numbers are
+    plain ASCII decimals (``_parse_number``). Raises ``DataError`` naming the file, the row
+    (1-based line) and the column for a missing, non-numeric or non-finite cell, a column name
+    that is absent or repeated, and for fewer than ``min_values`` values or a constant column.
     """
     name = str(path)
-    text = load_text(path, max_bytes=max_bytes)
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel  # one column, or nothing to sniff: plain commas
-    try:
-        rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(text), dialect), start=1)
-                if any(cell.strip() for cell in row)]
-    except csv.Error as e:
-        raise DataError(f"{name}: not a readable CSV file ({e})") from None
-    if not rows:
-        raise DataError(f"{name}: no values (every row is blank)")
-    index, label, has_header = _column_index(name, rows[0][1], column)
+    rows = read_csv(path, max_bytes, delimiter=delimiter, decimal=decimal).rows
+    index, label, has_header = _column_index(name, rows[0][1], column, decimal)
     values = []
-    for number, row in rows[1:] if has_header else rows:
-        cell = row[index].strip() if index < len(row) else ""
+    for line, cells in rows[1:] if has_header else rows:
+        cell = cells[index].strip()
         if not cell:
-            raise DataError(f"{name}: row {number}, {label}: missing value")
-        value = _parse_number(cell)
+            raise DataError(f"{name}: row {line}, {label}: missing value")
+        value = _parse_number(cell, decimal)
         if value is None:
-            raise DataError(f"{name}: row {number}, {label}: {cell!r} is not a finite number")
+            raise _not_a_number(name, line, label, cell, decimal)
         values.append(value)
     if len(values) < min_values:
         raise DataError(f"{name}: {label} has {len(values)} value(s); at least {min_values} are needed")
@@ -349,10 +474,11 @@ class SeriesDataset:
         original = self.scaler.inverse_transform(outputs) - self.scaler.inverse_transform(targets)  # (M_val, K)
         return SeriesScore(mse=mse, mse_original=float(np.mean(original ** 2)))
 
-    def validation_loss(self, model, batch_size: int | None = None) -> float | None:
+    def validation_loss(self, model, batch_size: int | None = None, stop=None) -> float | None:
         """``evaluate(model).mse`` (scaled units, the training loss's), or None without validation
-        positions: the hook a trainer calls (``batch_size`` is accepted for the text corpus's
-        signature and not needed: the whole series runs as one stream)."""
+        positions: the hook a trainer calls (``batch_size`` and ``stop`` are accepted for the
+        text corpus's signature and not used: the whole series runs in one forward pass,
+        ``predict_scaled``)."""
         if not self.has_validation:
             return None
         return self.evaluate(model).mse

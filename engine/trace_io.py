@@ -16,14 +16,18 @@ Layout (every entry a plain array; ``np.load(path, allow_pickle=False)`` reads i
 from __future__ import annotations
 
 import os
-import zipfile
+import re
 
 import numpy as np
 
 from .atomic import atomic_writer
 from .data import CharVocab
-from .errors import DataError
+from .memory import check_fits
+from .safe_read import open_npz, read_entries
 from .trace import Trace
+
+MAX_TRACE_FILE_BYTES = 64 * 1024 ** 3  # refuse larger trace files (also bounded by free memory)
+_TRACE_ENTRY = re.compile(r"layer\d+_\w+|inputs|probs|outputs|chars|vocab|cell")
 
 
 def trace_arrays(trace: Trace, vocab: CharVocab | None = None) -> dict:
@@ -58,23 +62,13 @@ def save_trace_npz(path, trace: Trace, vocab: CharVocab | None = None) -> None:
 def load_trace_npz(path) -> dict:
     """Read a trace file into ``{entry name: ndarray}`` (never unpickles).
 
-    Raises ``DataError`` (one line naming the file) if it is missing or not a readable ``.npz``.
+    The file is read as an untrusted archive (``engine.safe_read``): a regular file, only the
+    entries of the layout above (other members are never read), each a ``.npy`` of a plain
+    dtype, their total checked against the memory available first. Raises ``DataError`` (one
+    line naming the file) if it is missing, unreadable, a special file or not a readable ``.npz``.
     """
     name = os.fspath(path)
-    try:
-        npz = np.load(name, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(f"{name}: no such trace file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{name} is not a readable trace file (.npz): {_first_line(e)}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):  # a .npy file: np.load returned a bare array
-        raise DataError(f"{name} is a single .npy array, not a trace file (.npz)")
-    try:
-        with npz:
-            return {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{name} is not a readable trace file (.npz): {_first_line(e)}") from None
-
-
-def _first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    with open_npz(name, MAX_TRACE_FILE_BYTES, "trace file") as (z, entries):
+        keys = [key for key in entries if _TRACE_ENTRY.fullmatch(key)]
+        check_fits(f"loading {name}", sum(entries[key].file_size for key in keys))
+        return read_entries(z, entries, keys, name, MAX_TRACE_FILE_BYTES)

@@ -245,11 +245,11 @@ class Trainer:
         self.model.params_changed()
 
     # --- the loop -----------------------------------------------------------------------------
-    def evaluate(self) -> float | None:
+    def evaluate(self, stop: threading.Event | None = None) -> float | None:
         """Validation loss over the whole validation split, in the dataset's ``loss_unit``
         (nats/char for text, mean squared error in scaled units for a series); None without a
-        validation split."""
-        return self.corpus.validation_loss(self.model, self.config.batch_size)
+        validation split or when ``stop`` was set during the evaluation."""
+        return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
@@ -276,11 +276,11 @@ class Trainer:
             if stop is not None and stop.is_set():
                 break
             loss, norm = self.train_step()
-            val = self.evaluate() if self.step % self.config.eval_every == 0 or self.step == total else None
+            val = self.evaluate(stop) if self.step % self.config.eval_every == 0 or self.step == total else None
             last = snapshot(loss, norm, val)
             yield last
         if last is None:  # nothing to do (already at total steps) or stopped at once
-            yield snapshot(math.nan, math.nan, self.evaluate() if self.step >= total else None, done=True)
+            yield snapshot(math.nan, math.nan, self.evaluate(stop) if self.step >= total else None, done=True)
         else:
             yield Progress(**{**asdict(last), "done": True, "elapsed_s": self.elapsed_s})
 

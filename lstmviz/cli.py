@@ -8,9 +8,11 @@
 
 ``train``'s model and training options are built from the fields of ``ModelConfig`` and
 ``TrainConfig`` (``engine.settings``: type, range, default, help). Only ``gui`` (and ``export``
-when it draws pictures) imports Qt, lazily. Exit codes: 0 done; 2 bad arguments or unusable
-files (one line ``lstmviz: error: ...`` on stderr, never a traceback); 1 training diverged or
-the GUI could not start; 130 interrupted (Ctrl+C; ``train`` saves its checkpoint first).
+when it draws pictures) imports Qt, lazily. Exit codes: 0 done; 2 bad arguments, unusable
+files, an output that cannot be written, or work too big for the memory available (estimated
+before allocating, or a ``MemoryError`` caught) — one line ``lstmviz: error: ...`` on stderr,
+never a traceback; 1 training diverged, the GUI could not start, or an unexpected internal
+error (one line naming where); 130 interrupted (Ctrl+C; ``train`` saves its checkpoint first).
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ import os
 import signal
 import sys
 import threading
+import traceback
 
 import numpy as np
 
-from engine.checkpoint import load_char_checkpoint, load_checkpoint
+from engine import memory
+from engine.atomic import check_writable
+from engine.checkpoint import MAX_CHECKPOINT_BYTES, load_char_checkpoint, load_checkpoint
 from engine.data import DEFAULT_MAX_BYTES, TextCorpus, load_text
-from engine.errors import CheckpointError, DataError
+from engine.errors import CheckpointError, DataError, FileWriteError
+from engine.evaluation import eval_chunk_length
 from engine.model import ModelConfig, SequenceModel
+from engine.optim import make_optimizer
+from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.settings import Setting, settings_of
 from engine.trace_io import save_trace_npz
@@ -160,9 +168,9 @@ def _with_default_command(argv: list) -> list:
 
 # --- commands --------------------------------------------------------------------------------
 def run_gui(args) -> int:
-    for path in (args.model, args.text):
-        if path is not None and not os.path.isfile(path):
-            raise UsageError(f"{path}: no such file")
+    for path, limit in ((args.model, MAX_CHECKPOINT_BYTES), (args.text, DEFAULT_MAX_BYTES)):
+        if path is not None:
+            check_regular_file(path, limit)
     try:
         from .app import run_app
     except ImportError as e:
@@ -176,8 +184,24 @@ def _new_trainer(args, text: str) -> Trainer:
     corpus = TextCorpus(text, val_fraction=config.val_fraction)
     V = len(corpus.vocab)
     model_config = ModelConfig(V, V, **given_settings(args, MODEL_OPTIONS))
+    _check_training_memory(model_config, config, len(text))
     model = SequenceModel(model_config, rng=np.random.default_rng([INIT_STREAM, config.seed]))
     return Trainer(model, corpus, config)
+
+
+def _check_training_memory(model_config: ModelConfig, config: TrainConfig, corpus_chars: int,
+                           loaded: int = 0) -> None:
+    """Refuse (``memory.NotEnoughMemory``) a run whose model state or whole training cannot fit
+    in the memory available; ``loaded``: bytes already allocated (a resumed model)."""
+    slots = len(type(make_optimizer(config.optimizer, config.lr, **config.optimizer_hyper())).slot_names)
+    H, L = model_config.hidden_size, model_config.num_layers
+    model = f"a model with hidden size {H}" + (f" and {L} layers" if L > 1 else "")
+    memory.check_fits(model, memory.training_state_bytes(model_config, slots) - loaded,
+                      detail=f"parameters and {config.optimizer} state")
+    eval_chunk = eval_chunk_length(model_config, config.batch_size)
+    need = memory.training_bytes(model_config, config.batch_size, config.seq_len, corpus_chars, slots, eval_chunk) - loaded
+    memory.check_fits(f"training {model} on {corpus_chars} characters in batches of {config.batch_size} x "
+                      f"{config.seq_len}", need, detail="model, optimizer, activations and the encoded text")
 
 
 def _resumed_trainer(args, text: str) -> Trainer:
@@ -188,11 +212,15 @@ def _resumed_trainer(args, text: str) -> Trainer:
     ckpt = load_checkpoint(args.resume)
     if ckpt.vocab is None or ckpt.train_config is None or ckpt.train_state is None:
         raise CheckpointError(f"{args.resume} holds no training state to resume (not saved by lstmviz train)")
-    saved = TrainConfig.from_dict(ckpt.train_config)
+    try:
+        saved = TrainConfig.from_dict(ckpt.train_config)
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{args.resume}: invalid training settings ({e})") from None
     unknown = ckpt.vocab.unknown(text)
     if unknown:
         raise DataError(f"{args.corpus} has characters the checkpoint's vocabulary lacks ({''.join(unknown[:10])!r}); "
                         f"resume on the text it was trained on")
+    _check_training_memory(ckpt.model.config, saved, len(text), loaded=memory.model_bytes(ckpt.model.config))
     corpus = TextCorpus(text, vocab=ckpt.vocab, val_fraction=saved.val_fraction)
     return Trainer.from_checkpoint(ckpt, corpus, steps=getattr(args, "steps", None))
 
@@ -229,11 +257,10 @@ class _StopOnSigint:
 
 
 def run_train(args) -> int:
-    out_dir = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_dir):
-        raise UsageError(f"cannot write {args.out}: folder {out_dir} does not exist")
+    check_writable(args.out)
     text = load_text(args.corpus, max_bytes=args.max_bytes)
     trainer = _resumed_trainer(args, text) if args.resume else _new_trainer(args, text)
+    check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     human = sys.stderr if args.json else sys.stdout
     stop = threading.Event()
@@ -278,6 +305,8 @@ def run_train(args) -> int:
 def run_sample(args) -> int:
     ckpt = load_char_checkpoint(args.model)
     prime = load_text(args.prime_file) if args.prime_file else args.prime
+    memory.check_fits(f"sampling {args.length} characters", memory.sample_bytes(ckpt.model.config, len(prime) + args.length),
+                      detail="the recorded gates of every step")
     rng = np.random.default_rng(args.seed)
     result = sample(ckpt.model, ckpt.vocab, prime=prime, length=args.length, temperature=args.temperature,
                     top_k=args.top_k, greedy=args.greedy, rng=rng)
@@ -287,10 +316,13 @@ def run_sample(args) -> int:
 
 
 def run_trace(args) -> int:
+    check_writable(args.out)
     ckpt = load_char_checkpoint(args.model)
     text = load_text(args.text_file) if args.text_file else args.text
     if not text:
         raise UsageError("--text is empty; give at least one character")
+    memory.check_fits(f"a trace of {len(text)} steps", memory.trace_bytes(ckpt.model.config, len(text)),
+                      detail="every gate and state of every layer at every step")
     ids = ckpt.vocab.encode(text, source="the text")  # (T,)
     trace = ckpt.model.trace(ids, text=text)
     save_trace_npz(args.out, trace, vocab=ckpt.vocab)
@@ -300,7 +332,7 @@ def run_trace(args) -> int:
 
 # --- entry point -----------------------------------------------------------------------------
 def _one_line(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.strerror:
+    if isinstance(error, OSError) and error.strerror and not isinstance(error, FileWriteError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror}"
     return " ".join(str(error).split()) or type(error).__name__
@@ -319,6 +351,15 @@ def main(argv: list | None = None) -> int:
     except (UsageError, DataError, CheckpointError, ValueError, OSError) as e:
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
+    except MemoryError as e:
+        print(f"{PROG}: error: not enough memory ({_one_line(e)}); try a smaller model, batch or text",
+              file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as e:  # a bug: still one line, naming where it happened
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        print(f"{PROG}: error: internal error {type(e).__name__}: {_one_line(e)} (at {os.path.basename(where.filename)}:"
+              f"{where.lineno}; please report it)", file=sys.stderr)
+        return EXIT_FAILED

@@ -103,6 +103,8 @@ def _ensure_qt_application() -> None:
 
 def _prepare(args):
     """Validate everything and compute the trace: ``(plan, trace, vocab)``; raises _UsageError."""
+    from engine import memory
+    from engine.atomic import check_folder_writable
     from engine.checkpoint import load_char_checkpoint
     from engine.data import load_text
     from engine.errors import CheckpointError, DataError
@@ -110,6 +112,10 @@ def _prepare(args):
 
     from . import export
 
+    try:
+        check_folder_writable(args.out)
+    except OSError as error:
+        raise _UsageError(str(error)) from None
     formats = _split(args.format, export.FORMATS, "format")
     if "gif" in formats and export.gif_support() is not None:
         raise _UsageError(export.gif_support())
@@ -146,6 +152,11 @@ def _prepare(args):
         raise _UsageError("the text is empty")
     try:
         ids = vocab.encode(text, "--text" if args.text is not None else args.text_file)  # (T,)
+        frames = export.MAX_GIF_FRAMES if "gif" in formats else 1
+        memory.check_fits(f"exporting a trace of {len(ids)} steps at {width} pixels wide",
+                          memory.trace_bytes(model.config, len(ids))
+                          + memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames),
+                          detail="every gate of every step and the rendered images")
     except DataError as error:
         raise _UsageError(str(error)) from None
     trace = model.trace(ids, text=text)

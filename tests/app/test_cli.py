@@ -188,7 +188,7 @@ REFUSALS = [
     (["trace", "{model}", "--text", "QQ", "--out", "{d}/t.npz"], "not in the vocabulary"),
     (["trace", "{model}", "--out", "{d}/t.npz"], "--text"),
     (["trace", "{d}/empty.txt", "--text", "ab", "--out", "{d}/t.npz"], "empty.txt"),
-    (["trace", "{model}", "--text", "ab", "--out", "{d}/no/dir/t.npz"], "No such file"),
+    (["trace", "{model}", "--text", "ab", "--out", "{d}/no/dir/t.npz"], "no/dir does not exist"),
     (["gui", "{d}/missing.npz"], "no such file"),
     (["trian"], "invalid choice"),
 ]

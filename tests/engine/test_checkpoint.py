@@ -1,18 +1,29 @@
 """engine.checkpoint (exact round trip, every corruption refused) and engine.atomic (atomic writes)."""
 
+import errno
+import fcntl
+import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 import zipfile
+import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine import ModelConfig, SequenceModel
-from engine.atomic import atomic_write_bytes, atomic_writer
+from engine.atomic import FileWriteError, atomic_write_bytes, atomic_writer, check_writable
 from engine.checkpoint import FORMAT_VERSION, load_char_checkpoint, load_checkpoint, save_checkpoint
 from engine.data import CharVocab
 from engine.errors import CheckpointError
 
+ROOT = Path(__file__).resolve().parents[2]
 VOCAB = CharVocab.from_text("hello, world!\n")
 
 
@@ -132,9 +143,95 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
 
 
 def test_write_into_missing_folder_fails_cleanly(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        save_checkpoint(tmp_path / "missing" / "c.npz", make_model(layers=1))
+    target = tmp_path / "missing" / "c.npz"
+    with pytest.raises(FileWriteError, match=rf"^cannot write {target}: folder {target.parent} does not exist$"):
+        save_checkpoint(target, make_model(layers=1))
     assert _files(tmp_path) == []
+
+
+def test_disk_full_names_the_target_and_says_so(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+
+    def full(f, **arrays):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(FileWriteError, match=rf"^cannot write {path}: the disk is full \(No space left on device\)"):
+        save_checkpoint(path, make_model(layers=1))
+    assert _files(tmp_path) == []
+
+
+def test_read_only_folder_names_the_target_not_the_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+
+    def read_only(dir, prefix, suffix):
+        raise OSError(errno.EROFS, "Read-only file system", os.path.join(dir, prefix + "qum3v2u6" + suffix))
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    for attempt in (lambda: save_checkpoint(path, make_model(layers=1)), lambda: check_writable(path)):
+        with pytest.raises(FileWriteError) as info:
+            attempt()
+        assert str(info.value) == f"cannot write {path}: Read-only file system (folder {tmp_path}); choose another folder"
+        assert info.value.errno == errno.EROFS and info.value.filename == str(path)
+        assert info.value.strerror == f"Read-only file system (folder {tmp_path}); choose another folder"
+
+
+def test_check_writable(tmp_path):
+    check_writable(tmp_path / "new.npz")
+    assert _files(tmp_path) == []  # the probe leaves nothing behind
+    with pytest.raises(FileWriteError, match=r"does not exist"):
+        check_writable(tmp_path / "no" / "new.npz")
+    with pytest.raises(FileWriteError, match=r"it is a folder; give a file name"):
+        check_writable(tmp_path)
+
+
+def test_unwritable_folder_without_privileges(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    from tests.engine.test_safe_read import _run_without_file_privileges
+
+    result = _run_without_file_privileges(
+        "from engine.atomic import check_writable\n"
+        f"try:\n    check_writable({str(folder / 'm.npz')!r})\nexcept OSError as e:\n    print(e)\n")
+    assert result.stdout.strip() == f"cannot write {folder / 'm.npz'}: Permission denied (folder {folder}); choose another folder"
+
+
+def _stale_temp(path, name, age_s):
+    tmp = path.parent / name
+    tmp.write_bytes(b"half a checkpoint")
+    os.utime(tmp, (time.time() - age_s, time.time() - age_s))
+    return tmp
+
+
+def test_stale_temp_files_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "m.npz"
+    stale = _stale_temp(path, ".m.npz.qum3v2u6.tmp", 60)
+    fresh = _stale_temp(path, ".m.npz.abcd1234.tmp", 0)  # may belong to a save starting right now
+    other = _stale_temp(path, ".other.npz.qum3v2u6.tmp", 60)  # another file's
+    unlike = _stale_temp(path, ".m.npz.notours.tmp", 60)  # not our pattern
+    locked = _stale_temp(path, ".m.npz.zzzz9999.tmp", 60)  # a save in progress holds its lock
+    with open(locked, "rb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        save_checkpoint(path, make_model(layers=1))
+    assert not stale.exists()
+    assert fresh.exists() and other.exists() and unlike.exists() and locked.exists()
+    assert load_checkpoint(path).step == 0
+
+
+def test_a_killed_save_leaves_a_temp_file_that_the_next_save_removes(tmp_path):
+    """A real kill (SIGKILL in the middle of a save), then a normal save of the same file."""
+    path = tmp_path / "m.npz"
+    code = ("import os, signal\nfrom engine.atomic import atomic_writer\n"
+            f"with atomic_writer({str(path)!r}) as f:\n    f.write(b'partial')\n    f.flush()\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, timeout=60)
+    assert result.returncode == -signal.SIGKILL
+    (leftover,) = [p for p in tmp_path.iterdir()]
+    assert leftover.name.startswith(".m.npz.") and leftover.name.endswith(".tmp")
+    os.utime(leftover, (time.time() - 60, time.time() - 60))
+    save_checkpoint(path, make_model(layers=1))
+    assert _files(tmp_path) == ["m.npz"]
 
 
 def test_atomic_writer_success_replaces_and_keeps_mode(tmp_path):
@@ -221,16 +318,16 @@ def test_not_a_zip_and_truncated(good, tmp_path):
     for cut in (len(data) // 2, len(data) - 30, 100):
         truncated = tmp_path / f"cut{cut}.npz"
         truncated.write_bytes(data[:cut])
-        _assert_refused(truncated, "not an? (readable )?lstmviz checkpoint")
+        _assert_refused(truncated, "not a readable checkpoint file|cannot be read")
 
 
 def test_pickled_and_npy_files_are_refused(tmp_path):
     pickled = tmp_path / "p.npy"
     np.save(pickled, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    _assert_refused(pickled, r"not an \.npz \(zip\) archive")
+    _assert_refused(pickled, r"a single \.npy array, not a checkpoint file")
     plain = tmp_path / "a.npy"
     np.save(plain, np.zeros(3))
-    _assert_refused(plain, r"not an \.npz \(zip\) archive")
+    _assert_refused(plain, r"a single \.npy array, not a checkpoint file")
     zipped = tmp_path / "other.zip"
     with zipfile.ZipFile(zipped, "w") as z:
         z.writestr("readme.txt", "hello")
@@ -284,7 +381,7 @@ def test_optimizer_and_train_state_problems(good, tmp_path):
     path, arrays = good
     _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"opt/m/l0.Wx": None}), "opt/m/l0.Wx is missing")
     _assert_refused(_rewrite(tmp_path / "b.npz", arrays, {"opt/v/head.b": np.zeros(3, np.float32)}),
-                    "opt/v/head.b does not match")
+                    r"opt/v/head.b. must have shape \(11,\), got \(3,\)")
     _assert_refused(_rewrite(tmp_path / "c.npz", arrays, {"meta": _meta_with(arrays, optimizer={"name": "adam"})}),
                     "malformed optimizer state")
     _assert_refused(_rewrite(tmp_path / "d.npz", arrays, {"meta": _meta_with(arrays, train_state={"x": {"$array": "train/x"}})}),
@@ -328,3 +425,177 @@ def test_only_character_models_load_as_character_checkpoints(tmp_path):
     for name in ("novocab", "linear", "series"):
         with pytest.raises(CheckpointError, match="not a character model"):
             load_char_checkpoint(tmp_path / f"{name}.npz")
+
+
+# --- untrusted archives ---------------------------------------------------------------------------
+ZERO_CHUNK = 1 << 24  # 16 MiB
+
+
+class _RepeatingDeflate:
+    """A deflate compressor for zipfile that compresses each 16 MiB zero chunk once: after a full
+    flush deflate forgets its history, so every such chunk becomes the same bytes. Other data is
+    compressed normally. Keeps a 2 GiB member's test file at ~2 MB and its writing at ~1 s."""
+
+    def __init__(self):
+        self._deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        fresh = zlib.compressobj(9, zlib.DEFLATED, -15)
+        self._zero_block = fresh.compress(bytes(ZERO_CHUNK)) + fresh.flush(zlib.Z_FULL_FLUSH)
+
+    def compress(self, data):
+        if len(data) == ZERO_CHUNK and not any(data[:: 1 << 16]) and data == bytes(ZERO_CHUNK):
+            return self._zero_block
+        return self._deflate.compress(data) + self._deflate.flush(zlib.Z_FULL_FLUSH)
+
+    def flush(self):
+        return self._deflate.flush()
+
+
+def _append_member(path, name, head: bytes, zero_chunks: int, monkeypatch):
+    """Append member ``name`` = ``head`` + ``zero_chunks`` x 16 MiB of zeros, deflated and
+    streamed through ``zipfile`` (a real zip64 member; its CRC covers all the data)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(zipfile, "_get_compressor", lambda *args: _RepeatingDeflate())
+        with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+            with z.open(name, "w", force_zip64=True) as f:
+                f.write(head)
+                zeros = bytes(ZERO_CHUNK)
+                for _ in range(zero_chunks):
+                    f.write(zeros)
+
+
+def _opened_members(monkeypatch) -> list:
+    """Record the name of every zip member opened from now on."""
+    opened = []
+    real_open = zipfile.ZipFile.open
+
+    def recording_open(self, name, *args, **kwargs):
+        opened.append(name.filename if isinstance(name, zipfile.ZipInfo) else name)
+        return real_open(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", recording_open)
+    return opened
+
+
+def test_unused_member_of_gigabytes_is_never_read(good, monkeypatch):
+    path, arrays = good
+    _append_member(path, "junk.npy", b"", 128, monkeypatch)  # 2 GiB of zeros
+    assert path.stat().st_size < 4 * 1024 ** 2
+    with zipfile.ZipFile(path) as z:
+        assert z.getinfo("junk.npy").file_size == 2 * 1024 ** 3
+    opened = _opened_members(monkeypatch)
+    ckpt = load_checkpoint(path)
+    assert "junk.npy" not in opened and "meta.npy" in opened
+    np.testing.assert_array_equal(ckpt.model.params["l0.Wx"], arrays["param/l0.Wx"])
+
+
+def test_needed_member_of_gigabytes_is_refused_from_its_header(good, tmp_path, monkeypatch):
+    path, arrays = good
+    del arrays["param/l0.Wh"]
+    bomb = _rewrite(tmp_path / "bomb.npz", arrays, {})
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (128 * ZERO_CHUNK // 4,)})
+    _append_member(bomb, "param/l0.Wh.npy", header.getvalue(), 128, monkeypatch)
+    opened = _opened_members(monkeypatch)
+    _assert_refused(bomb, r"entry 'param/l0\.Wh' must have shape \(6, 24\), got \(536870912,\)")
+    assert opened.count("param/l0.Wh.npy") == 1  # the header only: refused before the data
+
+
+@pytest.mark.parametrize("key", ["meta", "param/l0.b", "opt/m/head.W"])
+def test_plain_zip_members_are_refused(good, tmp_path, key):
+    path, arrays = good
+    plain = tmp_path / "plain.npz"
+    with zipfile.ZipFile(plain, "w") as z:
+        for k, value in arrays.items():
+            if k == key:
+                z.writestr(k, str(value) if k == "meta" else value.tobytes())  # no .npy header
+            else:
+                buffer = io.BytesIO()
+                np.save(buffer, value)
+                z.writestr(k + ".npy", buffer.getvalue())
+    _assert_refused(plain, rf"entry '{key}' is stored as a plain zip member, not a \.npy array")
+
+
+def test_object_member_is_refused_without_unpickling(good, tmp_path):
+    path, arrays = good
+    evil = np.array([{"payload": 1}], dtype=object)
+    bad = tmp_path / "obj.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        for k, value in {**arrays, "param/l0.b": evil}.items():
+            buffer = io.BytesIO()
+            np.save(buffer, value, allow_pickle=True)
+            z.writestr(k + ".npy", buffer.getvalue())
+    _assert_refused(bad, r"entry 'param/l0\.b' has dtype object")
+
+
+WRONG_VALUES = [None, 0, -1, 2.5, True, "x", [], ["a"], {}, {"x": 1}]
+
+
+def _meta(arrays):
+    return json.loads(str(arrays["meta"]))
+
+
+def _mutations(meta):
+    """Every top-level and optimizer entry of ``meta`` replaced by each wrong JSON value."""
+    for key in meta:
+        for value in WRONG_VALUES:
+            yield f"{key}={value!r}", {**meta, key: value}
+    for key in meta["optimizer"]:
+        for value in WRONG_VALUES:
+            yield f"optimizer.{key}={value!r}", {**meta, "optimizer": {**meta["optimizer"], key: value}}
+    for key in list(meta):
+        yield f"without {key}", {k: v for k, v in meta.items() if k != key}
+    yield "train_state tuple of int", {**meta, "train_state": {"x": {"$tuple": 3}}}
+    yield "train_state array ref int", {**meta, "train_state": {"x": {"$array": 3}}}
+    yield "train_state ref to a parameter", {**meta, "train_state": {"x": {"$array": "param/l0.b"}}}
+
+
+def test_malformed_meta_structure_is_a_clear_refusal(good, tmp_path):
+    """Wrong JSON types or missing keys anywhere in 'meta': a CheckpointError or a checkpoint
+    whose fields have the documented types, never another exception."""
+    path, arrays = good
+    meta = _meta(arrays)
+    for label, changed in _mutations(meta):
+        bad = _rewrite(tmp_path / "m.npz", arrays, {"meta": np.array(json.dumps(changed))})
+        try:
+            ckpt = load_checkpoint(bad)
+        except CheckpointError as e:
+            assert "\n" not in str(e) and str(bad) in str(e), label
+            continue
+        assert isinstance(ckpt.step, int) and isinstance(ckpt.extra, dict), label
+        assert ckpt.train_config is None or isinstance(ckpt.train_config, dict), label
+        assert ckpt.vocab is None or isinstance(ckpt.vocab, CharVocab), label
+        if ckpt.optimizer_state is not None:
+            assert isinstance(ckpt.optimizer_state["hyper"], dict) and isinstance(ckpt.optimizer_state["t"], int)
+
+
+def test_fifo_checkpoint_is_refused_at_once(tmp_path):
+    fifo = tmp_path / "m.npz"
+    os.mkfifo(fifo)
+    _assert_refused(fifo, r"is a named pipe \(FIFO\), not a regular file; give a checkpoint file saved on disk")
+
+
+def test_unreadable_checkpoint_says_permission_denied(good):
+    path, _ = good
+    path.chmod(0)
+    from tests.engine.test_safe_read import _run_without_file_privileges
+
+    result = _run_without_file_privileges(
+        "from engine.checkpoint import load_checkpoint\nfrom engine.errors import CheckpointError\n"
+        f"try:\n    load_checkpoint({str(path)!r})\nexcept CheckpointError as e:\n    print(e)\n")
+    assert result.stdout.strip() == f"{path}: permission denied (cannot read the file; check its permissions)"
+
+
+def test_deeply_nested_meta_is_a_clear_refusal(good, tmp_path):
+    path, arrays = good
+    deep = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError, not ValueError
+    _assert_refused(_rewrite(tmp_path / "a.npz", arrays, {"meta": np.array(deep)}), "'meta' is nested too deeply")
+    for depth in (400, 800, 990):  # near the recursion limit: either read or refused, never a crash
+        text = str(arrays["meta"]).replace('"train_state": {', '"train_state": {"deep": ' + "[" * depth + "]" * depth
+                                           + ", ", 1)
+        try:
+            ckpt = load_checkpoint(_rewrite(tmp_path / "b.npz", arrays, {"meta": np.array(text)}))
+        except CheckpointError as e:
+            assert "nested too deeply" in str(e)
+        else:
+            assert "deep" in ckpt.train_state

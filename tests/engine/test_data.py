@@ -115,12 +115,12 @@ def test_load_text_size_checked_before_reading(tmp_path, monkeypatch):
 def test_load_text_permission_denied(tmp_path, monkeypatch):
     path = tmp_path / "secret.txt"
     path.write_text("hidden")
-    import builtins
+    import os
 
     def denied(*args, **kwargs):  # chmod 0 cannot stop root, so simulate the refusal
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(builtins, "open", denied)
+    monkeypatch.setattr(os, "open", denied)  # engine.safe_read opens with os.open (O_NONBLOCK)
     with pytest.raises(DataError, match=r"secret\.txt: permission denied"):
         load_text(path)
 

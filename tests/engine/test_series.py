@@ -56,9 +56,9 @@ def test_csv_bad_cells_name_file_row_and_column(tmp_path, cells, column, message
     assert str(path) in str(info.value)
 
 
-def test_csv_short_row_is_a_missing_value_without_header(tmp_path):
+def test_csv_short_row_is_refused_without_header(tmp_path):
     path = write(tmp_path, "1,2\n3,4\n5\n" + "7,8\n" * 10)
-    with pytest.raises(DataError, match=r"row 3, column 1: missing value"):
+    with pytest.raises(DataError, match=r"row 3 has 1 field but the first row \(row 1\) has 2 .*missing fields"):
         load_csv_column(path, 1)
 
 
