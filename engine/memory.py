@@ -59,7 +59,7 @@ def param_shapes(config) -> dict:
     """Shape of every parameter of a ``SequenceModel`` built from ``config`` (a ``ModelConfig``),
     without allocating it: ``SequenceModel.param_shapes`` run on the config's cells."""
     H = config.hidden_size
-    cells = [make_cell(config.cell, config.input_size if k == 0 else H, H) for k in range(config.num_layers)]
+    cells = [make_cell(config.cell, config.layer0_size if k == 0 else H, H) for k in range(config.num_layers)]
     return SequenceModel.param_shapes(SimpleNamespace(cells=cells, config=config))
 
 

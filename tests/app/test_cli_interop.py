@@ -75,6 +75,6 @@ def test_export_weights_writes_each_format(capsys, tmp_path, fmt):
 def test_export_weights_refuses_a_bad_checkpoint_and_a_bad_format(capsys, tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     code, _, err = run(capsys, "export-weights", tmp_path / "bad.npz", "--format", "onnx", "--out", tmp_path / "w.onnx")
-    assert code == 2 and "not an lstmviz checkpoint" in err and not (tmp_path / "w.onnx").exists()
+    assert code == 2 and "not an .npz (zip) archive" in err and not (tmp_path / "w.onnx").exists()
     code, _, err = run(capsys, "export-weights", tmp_path / "bad.npz", "--format", "tflite", "--out", tmp_path / "w")
     assert code == 2 and "invalid choice: 'tflite'" in err
