@@ -37,6 +37,7 @@ from engine.data import load_text  # noqa: E402
 from engine.model import SequenceModel  # noqa: E402
 from engine.train import Trainer  # noqa: E402
 from lstmviz.app import asset_path, build_window  # noqa: E402
+from lstmviz.learn import LearningService  # noqa: E402
 from engine.runtime import keep_freed_memory  # noqa: E402
 
 TICK_MS = 16
@@ -104,7 +105,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "bench.ini"), QSettings.IniFormat)
         window = build_window(settings=settings)
-        panels = window.learning
+        panels = window.panel("training").findChild(LearningService)
         window.resize(1400, 900)
         window.show()
         panels.model_panel.set_values(dict(cell="lstm", hidden_size=args.hidden, num_layers=args.layers,

@@ -20,7 +20,7 @@ from engine.model import ModelConfig, SequenceModel
 from engine.train import TrainConfig, Trainer
 
 from .. import dialogs
-from ..app import asset_path
+from ..assets_path import asset_path
 from ..learn.controller import TrainingController
 from ..learn.loss_plot import LossHistory
 from .controls import spin_box as _spin

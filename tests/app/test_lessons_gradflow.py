@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from engine.gradflow import gradient_flow
-from lstmviz.lessons import install_lessons
 from lstmviz.lessons.gradflow_panel import MAX_STEPS
+
+from . import helpers
 
 
 @pytest.fixture
 def lessons(window):
-    installed = install_lessons(window, window.session, window.settings)
+    installed = helpers.lessons(window)
     yield installed
     installed.shutdown()
 

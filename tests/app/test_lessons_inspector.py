@@ -4,13 +4,14 @@ import numpy as np
 import pytest
 
 from engine import GATES, ModelConfig, SequenceModel
-from lstmviz.lessons import install_lessons
 from lstmviz.lessons.style import fmt
+
+from . import helpers
 
 
 @pytest.fixture
 def lessons(window):
-    installed = install_lessons(window, window.session, window.settings)
+    installed = helpers.lessons(window)
     yield installed
     installed.shutdown()
 
@@ -55,12 +56,12 @@ def test_inspector_matches_the_heatmap_cell_that_was_clicked(window, lessons):
     s = window.session
     s.seek(30)
     s.select(0, 3, -1)
-    window.gates_panel.views["i"].clicked.emit(7, 12)  # what a click on cell (unit 7, step 12) emits
+    window.panel("gates").views["i"].clicked.emit(7, 12)  # what a click on cell (unit 7, step 12) emits
     assert (s.unit, s.selected_step) == (7, 12)
     check_inspector(lessons.inspector, s.trace(), 0, 12, 7)
     for name in ("f", "i", "o", "g", "c", "h"):  # the heatmaps draw float32 copies of the same numbers
         key = {"c": "c_t", "h": "h_t"}.get(name, name)
-        assert np.float32(lessons.inspector.values[key]) == window.gates_panel.views[name].value_at(7, 12)
+        assert np.float32(lessons.inspector.values[key]) == window.panel("gates").views[name].value_at(7, 12)
     s.step()  # stepping follows the cursor again
     check_inspector(lessons.inspector, s.trace(), 0, 30, 7)
 
@@ -113,7 +114,7 @@ def test_inspector_behind_a_tab_waits_and_catches_up_when_its_tab_comes_forward(
     but not on screen); bringing its tab forward shows the current step's numbers."""
     s = window.session
     window.show()
-    window.tabifyDockWidget(window.docks["step"], lessons.docks["equations"])
+    window.tabifyDockWidget(window.docks["step"], window.docks["equations"])
     window.docks["step"].raise_()
     qtbot.waitUntil(lambda: lessons.inspector.visibleRegion().isEmpty())
     s.select(0, 3, -1)
@@ -121,7 +122,7 @@ def test_inspector_behind_a_tab_waits_and_catches_up_when_its_tab_comes_forward(
     shown_before = dict(lessons.inspector.values)
     s.seek(9)
     assert lessons.inspector.values == shown_before  # stale while hidden
-    lessons.docks["equations"].raise_()
+    window.docks["equations"].raise_()
     expected = expected_lstm(s.trace(), 0, 8, 3)
     qtbot.waitUntil(lambda: lessons.inspector.values.get("h_t") == expected["h_t"])
     assert lessons.inspector.values["c_t"] == expected["c_t"]
