@@ -84,6 +84,7 @@ def test_menu_entries_and_right_click_entry(window, actions):
         assert entries.count("Export…") == 1
 
 
+@pytest.mark.slow  # a subprocess
 def test_panel_png_equals_the_cli_output(window, actions, answers, out, model_path):
     """The app's PNG of a panel and the headless CLI's (another process) are the same pixels."""
     answers.panel, answers.save = ("c", 640), str(out / "app.png")

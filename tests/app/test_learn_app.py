@@ -290,6 +290,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_closing_the_app_while_training_exits_cleanly(tmp_path):
     import os
     import subprocess
