@@ -174,8 +174,6 @@ class MainWindow(QtWidgets.QMainWindow):
     def finish_layout(self) -> None:
         """Take the current arrangement as the "Reset layout" default, then restore the saved
         one (it can name any dock added since ``__init__``)."""
-        if not self._geometry_restored:  # docks added since __init__ have grown the window
-            self._resize_to_default()
         self._default_state = self.saveState()
         # Each tabifyDockWidget that extends a tab group leaves the group's previous tab bar
         # visible where the group was (seen with Qt 6 on xcb and offscreen: "Gradient flow |
@@ -187,8 +185,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._sizes_pending = state.isEmpty() or not self.restoreState(state)
         if self._sizes_pending:
             self.restoreState(self._default_state)
-        if self._geometry_restored:  # the docks added since __init__ have grown the window
-            self.resize(self._restored_size)
+        self._laid_out_size = self.size()  # grown by the docks added since __init__: sized again when shown
 
     def _resize_to_default(self) -> None:
         """The first-run size: DEFAULT_SIZE, or the screen's free area if that is smaller (the
@@ -355,7 +352,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.settings
         geometry = s.value("window/geometry", QtCore.QByteArray(), type=QtCore.QByteArray)
         self._geometry_restored = not geometry.isEmpty() and self.restoreGeometry(geometry)
-        self._restored_size = self.size()
+        self._laid_out_size = None  # the size finish_layout left, until the first show resizes it
         if not self._geometry_restored:
             self._resize_to_default()
         state = s.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
@@ -386,6 +383,12 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def showEvent(self, event: QtGui.QShowEvent):
         super().showEvent(event)
+        if self._laid_out_size is not None:  # the first show
+            untouched = self.size() == self._laid_out_size  # nobody resized the window since finish_layout
+            self._laid_out_size = None
+            geometry = self.settings.value("window/geometry", QtCore.QByteArray(), type=QtCore.QByteArray)
+            if untouched and not (self._geometry_restored and self.restoreGeometry(geometry)):
+                self._resize_to_default()
         if self._sizes_pending:
             self._sizes_pending = False
             QtCore.QTimer.singleShot(0, self._apply_default_sizes)

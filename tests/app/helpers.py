@@ -31,3 +31,19 @@ def lessons(window):
     from lstmviz.lessons import LessonsService
 
     return window.panel("equations").findChild(LessonsService)
+
+
+def lessons_in_front(window):
+    """Take the lesson docks out of the app's tab groups, as two groups of their own in front
+    (equations | diagram on the right, gradient flow | RNN vs LSTM | series at the bottom), so
+    the equations and the gradient flow are on screen next to the heatmaps and the current step."""
+    from PySide6 import QtCore
+
+    docks = window.docks
+    for names, area in ((("equations", "diagram"), QtCore.Qt.RightDockWidgetArea),
+                        (("gradflow", "compare", "series"), QtCore.Qt.BottomDockWidgetArea)):
+        for name in names:
+            window.addDockWidget(area, docks[name])
+        for one, other in zip(names, names[1:]):
+            window.tabifyDockWidget(docks[one], docks[other])
+        docks[names[0]].raise_()

@@ -124,7 +124,7 @@ def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypa
     assert not window.close()  # cancelled: the window stays and training goes on
     assert window.isVisible() and learn.controller.state == "running" and thread.isRunning()
     assert window.close()  # discarded: training stops and the thread is joined
-    assert thread.isFinished() and learn.controller.thread is None and learn.controller.state == "idle"
+    assert threads.is_finished(thread) and learn.controller.thread is None and learn.controller.state == "idle"
     assert not window.isVisible()
 
 

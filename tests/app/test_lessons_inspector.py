@@ -12,6 +12,7 @@ from . import helpers
 @pytest.fixture
 def lessons(window):
     installed = helpers.lessons(window)
+    helpers.lessons_in_front(window)
     yield installed
     installed.shutdown()
 
@@ -85,14 +86,14 @@ def test_inspector_and_diagram_for_a_vanilla_rnn(window, lessons):
     assert shown["h.pre"] == trace.layers[0]["pre"][8, 2]
     assert shown["h.input"] + shown["h.recurrent"] + shown["h.bias"] == pytest.approx(shown["h.pre"], abs=1e-12)
     assert np.tanh(shown["h.pre"]) == pytest.approx(shown["h"], abs=1e-12)
-    lessons.docks["diagram"].raise_()  # its tab to the front: it catches up
+    window.docks["diagram"].raise_()  # its tab to the front: it catches up
     assert lessons.diagram.labels == {"h_prev": fmt(trace.layers[0]["h"][7, 2]), "x_t": s.text[8],
                                       "pre": fmt(trace.layers[0]["pre"][8, 2]), "h_t": fmt(trace.layers[0]["h"][8, 2])}
 
 
 def test_diagram_labels_follow_the_trace_as_the_user_steps(window, lessons, qtbot):
     s = window.session
-    lessons.docks["diagram"].raise_()  # the diagram's tab in front (it shares one with the equations)
+    window.docks["diagram"].raise_()  # the diagram's tab in front (it shares one with the equations)
     s.seek(15)
     s.select(1, 4, -1)
     diagram = lessons.diagram
