@@ -1,4 +1,8 @@
-"""The GUI entry point: ``run_app(model_path, text_path) -> exit code``.
+"""The GUI entry point, ``run_app(model_path, text_path) -> exit code``, and the one place the
+window is built: :data:`DOCKS` lists every dock (name, title, area, tab group, factory) and
+``create_window`` adds each through ``MainWindow.add_panel``. A factory receives
+:class:`Services` (the Session, the settings, the window's narrow ``WindowHooks`` and the
+bundles' shared services), never the window or another panel.
 
 With no arguments the window opens on the bundled demo (a small character LSTM and a short text
 with quotes and brackets), a little way into the text with an interesting unit selected.

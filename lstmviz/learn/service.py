@@ -13,19 +13,19 @@ puts each in its dock) and wires them; ``hooks`` is the window's ``WindowHooks``
   unchecked, the worker traces nothing and the viewer only catches up at pauses and at the end;
 * ``failed`` (an error, or divergence after the last finite weights were restored) shows an
   error dialog; a run that starts brings the Loss dock to the front;
-* its close guard asks Save / Discard / Cancel while training (``ask_save_discard_cancel``,
-  monkeypatched in tests), then stops the worker and waits for it; the window then stops and
-  waits for every other worker thread (``lstmviz.threads.stop_all``);
+* its close guard asks Save / Discard / Cancel while training (``dialogs.ask_save_discard_cancel``),
+  then stops the worker and waits for it; once the window closes it stops and waits for every
+  other worker thread (``lstmviz.threads.stop_all``);
 * the demo's training corpus (``hooks.use_demo_corpus``) goes into the data panel.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, QSettings, Slot
-from PySide6.QtWidgets import QMessageBox, QWidget
 
 from engine.model import SequenceModel
 
+from .. import dialogs
 from .controller import TrainingController
 from .data_panel import DataPanel
 from .loss_plot import LossPlot
@@ -37,16 +37,6 @@ from .viewer_sync import ViewerSync
 PREVIEW_CHARS = 400  # characters of the training text shown when the viewer's text does not fit
 STATE_MESSAGES = {"running": "Training…", "paused": "Training paused.", "stopping": "Stopping training…",
                   "idle": "Training stopped."}
-
-
-def ask_save_discard_cancel(parent: QWidget) -> str:
-    """Ask whether to save the model being trained before closing: "save", "discard" or "cancel"."""
-    box = QMessageBox(QMessageBox.Question, "Training in progress",
-                      "A model is being trained. Save it before closing?",
-                      QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, parent)
-    box.setDefaultButton(QMessageBox.Save)
-    answer = box.exec()
-    return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
 
 
 class LearningService(QObject):
@@ -141,7 +131,7 @@ class LearningService(QObject):
     def confirm_close(self) -> bool:
         """Called when the window is about to close while training: ask Save / Discard /
         Cancel, stop the worker and wait for it. True if the window may close."""
-        choice = ask_save_discard_cancel(self.hooks.dialog_parent)
+        choice = dialogs.ask_save_discard_cancel(self.hooks.dialog_parent)
         if choice == "cancel":
             return False
         self.controller.shutdown()

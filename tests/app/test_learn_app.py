@@ -13,7 +13,6 @@ from engine.data import TextCorpus
 from engine.model import SequenceModel
 from engine.train import TrainConfig, Trainer
 from lstmviz import dialogs, threads
-from lstmviz.learn import service as learn_service
 
 from . import helpers
 
@@ -116,7 +115,7 @@ def test_opening_another_model_while_training_keeps_training(qtbot, window, lear
 
 def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypatch):
     answers = iter(["cancel", "discard"])
-    monkeypatch.setattr(learn_service, "ask_save_discard_cancel", lambda parent: next(answers))
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
@@ -135,7 +134,7 @@ def test_a_cancelled_close_leaves_the_lessons_running(qtbot, window, learn, monk
     stopped = []
     monkeypatch.setattr(lessons, "shutdown", lambda: stopped.append("lessons"))
     answers = iter(["cancel", "discard"])
-    monkeypatch.setattr(learn_service, "ask_save_discard_cancel", lambda parent: next(answers))
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 2, timeout=30_000)
@@ -150,7 +149,7 @@ def test_close_with_a_failed_save_keeps_the_window_and_the_model(qtbot, window, 
     """Saving into a folder that does not exist: an error dialog, the window stays open, and the
     stopped run's model can still be saved elsewhere."""
     paths = iter([tmp_path / "missing" / "trained.npz", tmp_path / "trained.npz"])
-    monkeypatch.setattr(learn_service, "ask_save_discard_cancel", lambda parent: "save")
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(next(paths)))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
@@ -164,7 +163,7 @@ def test_close_with_a_failed_save_keeps_the_window_and_the_model(qtbot, window, 
 
 def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, tmp_path, training_text, errors):
     path = tmp_path / "trained.npz"
-    monkeypatch.setattr(learn_service, "ask_save_discard_cancel", lambda parent: "save")
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(path))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
@@ -264,13 +263,13 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 from lstmviz.app import create_window
 from lstmviz.learn import LearningService
-from lstmviz.learn import service as learn_service
+from lstmviz import dialogs
 from lstmviz.session import Session
 
 app = QApplication(sys.argv[:1])
 window = create_window(Session(), QSettings(sys.argv[1], QSettings.IniFormat))
 panels = window.panel("training").findChild(LearningService)
-learn_service.ask_save_discard_cancel = lambda parent: "discard"
+dialogs.ask_save_discard_cancel = lambda parent: "discard"
 panels.model_panel.set_values(dict(hidden_size=16, num_layers=1, seq_len=16, batch_size=4, steps=1_000_000))
 text = "".join(np.random.Generator(np.random.PCG64(0)).choice(["the ", "cat ", "sat "], 300))
 assert panels.data_panel.use_text(text, "test")
