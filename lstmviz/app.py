@@ -31,6 +31,8 @@ DEMO_TEXT = "demo_view.txt"
 DEMO_CORPUS = "demo.txt"  # what the demo model was trained on; preloaded in the Training data panel
 DEMO_START_STEP = 150  # the demo opens this many characters in
 DEMO_UNIT = (0, 50)  # (layer, unit) of the demo model that tracks bracket depth (see the README)
+TEXT_QUANTITY_KEY = "view/text_quantity"  # QSettings key: the quantity that colours the text
+PLAY_SPEED_KEY = "play/speed"  # QSettings key: the transport's play speed, steps per second
 
 
 def dark_palette():
@@ -137,10 +139,6 @@ def _transport_panel(services: Services):
     return panel
 
 
-TEXT_QUANTITY_KEY = "view/text_quantity"
-PLAY_SPEED_KEY = "play/speed"
-
-
 @dataclass(frozen=True)
 class Dock:
     """One dock of the window: ``name`` (object name ``dock_<name>``, which saved layouts name),
@@ -156,9 +154,11 @@ class Dock:
     scrolled: bool = False
 
 
-# Every dock of the window, in the order they are added. Tab groups: the current step and the
-# lesson side panels, and the training controls, in the right column; the large lesson plots
-# behind the gate heatmaps. The transport spans the bottom alone.
+# Every dock of the window, in the order their factories run and they are added (the gate
+# heatmaps and the current step come before the training docks, whose refreshes repaint their
+# widgets one by one). Tab groups: the current step and the lesson side panels, and the training
+# controls, in the right column; the large lesson plots behind the gate heatmaps. The transport
+# spans the bottom alone.
 DOCKS = (
     Dock("text", "Text", "top", None, _text_panel),
     Dock("gates", "Gate heatmaps", "left", "gates", _gates_panel),

@@ -73,11 +73,11 @@ class WindowHooks:
 
     def on_close(self, slot: Callable[[], None]) -> None:
         """Call ``slot()`` once the window closes (every close guard agreed), before settings are saved."""
-        self._window.closing.append(slot)
+        self._window._closing.append(slot)
 
     def on_save_settings(self, save: Callable[[QtCore.QSettings], None]) -> None:
         """Call ``save(settings)`` whenever the window writes its settings."""
-        self._window.settings_savers.append(save)
+        self._window._settings_savers.append(save)
 
     def add_shortcut(self, key: str, slot: Callable[[], None]) -> None:
         self._window.add_shortcut(key, slot)
@@ -112,8 +112,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = session
         self.settings = settings
         self._close_guards = []  # callables asked in turn when the window is asked to close
-        self.closing = []  # callables called once every close guard agreed
-        self.settings_savers = []  # callables(settings) called by save_settings
+        self._closing = []  # callables called once every close guard agreed
+        self._settings_savers = []  # callables(settings) called by save_settings
         self.hooks = WindowHooks(self)
         self.docks: dict = {}
         self._panels: dict = {}
@@ -366,7 +366,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.setValue("view/colorblind", self.session.colorblind)
-        for save in self.settings_savers:
+        for save in self._settings_savers:
             save(s)
         s.sync()
 
@@ -402,7 +402,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not all(may_close() for may_close in self._close_guards):  # stops at the first False
             event.ignore()
             return
-        for slot in self.closing:
+        for slot in self._closing:
             slot()
         threads.stop_all()  # every worker thread still running ends before the window does
         self.save_settings()
