@@ -18,7 +18,10 @@ _qthreads_started: dict = {}  # QThread -> the stack (text) where it was started
 
 
 def _record_qthread_starts() -> None:
-    from PySide6.QtCore import QThread
+    try:
+        from PySide6.QtCore import QThread
+    except ImportError:  # an engine-only environment: no QThread to watch
+        return
 
     original = QThread.start
     if getattr(original, "records_starts", False):
@@ -35,6 +38,8 @@ def _record_qthread_starts() -> None:
 def dangling_qthreads() -> list:
     """``(thread name, where it was started)`` of every recorded QThread still running; the
     finished ones are forgotten."""
+    if not _qthreads_started:
+        return []
     import shiboken6
 
     running = []
