@@ -64,10 +64,11 @@ def describe(exc: Exception) -> str:
 
 
 class _Forget(QObject):
-    """Lives on the GUI thread; drops a thread from the registry once it has finished."""
+    """Lives on the GUI thread (a child of the application, deleted by Qt once it has run, never
+    from inside its own slot); drops a thread from the registry once it has finished."""
 
-    def __init__(self, key: int):
-        super().__init__()
+    def __init__(self, key: int, parent: QObject):
+        super().__init__(parent)
         self._key = key
 
     @Slot()
@@ -75,6 +76,7 @@ class _Forget(QObject):
         entry = _live.pop(self._key, None)
         if entry is not None:  # finished is emitted just before the thread ends: let it end first,
             wait(entry[0])  # as dropping the last reference to a running QThread aborts the process
+        self.deleteLater()
 
 
 def start(worker: Worker, name: str) -> QThread:
@@ -89,7 +91,7 @@ def start(worker: Worker, name: str) -> QThread:
     thread.setObjectName(name)
     worker.moveToThread(thread)
     key = id(thread)
-    forget = _Forget(key)
+    forget = _Forget(key, app)
     thread.started.connect(worker.run)
     worker.finished.connect(thread.quit, Qt.DirectConnection)
     worker.finished.connect(worker.deleteLater)
