@@ -36,7 +36,9 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from engine.data import load_text  # noqa: E402
 from engine.model import SequenceModel  # noqa: E402
 from engine.train import Trainer  # noqa: E402
+from lstmviz import threads  # noqa: E402
 from lstmviz.app import asset_path, build_window  # noqa: E402
+from lstmviz.learn import LearningService  # noqa: E402
 from engine.runtime import keep_freed_memory  # noqa: E402
 
 TICK_MS = 16
@@ -104,7 +106,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "bench.ini"), QSettings.IniFormat)
         window = build_window(settings=settings)
-        panels = window.learning
+        panels = window.panel("training").findChild(LearningService)
         window.resize(1400, 900)
         window.show()
         panels.model_panel.set_values(dict(cell="lstm", hidden_size=args.hidden, num_layers=args.layers,
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
         p99 = np.percentile(busy, 99)
         print(f"targets: p99 stall {p99:.1f} ms <= 30 ms: {'OK' if p99 <= 30 else 'MISSED'}; "
               f"throughput >= 90 % (paired): {'OK' if ratio_paired >= 0.9 else 'MISSED'}")
-        panels.shutdown()
+        threads.stop_all()
         window.close()
         window.deleteLater()
         app.processEvents()

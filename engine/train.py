@@ -121,6 +121,7 @@ class Progress:
     validation split was evaluated at this step. ``grad_norm`` is the global L2 norm before
     clipping. ``steps_per_s`` is the average rate of this ``run`` call; ``elapsed_s`` the
     training time summed over resumes.
+    ``paused`` marks the repeat of the last step that ``Trainer.run`` yields when a pause takes hold.
     """
 
     step: int
@@ -134,6 +135,7 @@ class Progress:
     elapsed_s: float
     done: bool = False
     loss_unit: str = "nats/char"
+    paused: bool = False
 
 
 class Trainer:
@@ -253,8 +255,10 @@ class Trainer:
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
-        final one with ``done=True`` (also when ``stop`` is set; checked between steps). While
-        ``pause`` is set the loop waits (polling every PAUSE_POLL_S s, waking at once on stop).
+        final one with ``done=True`` (also when ``stop`` is set; checked between steps). When
+        ``pause`` is found set between two steps, the loop yields the last step's ``Progress``
+        again with ``paused=True`` (no step taken; the weights are those of that step), then
+        waits while ``pause`` stays set (polling every PAUSE_POLL_S s, waking at once on stop).
         Raises ``TrainingDiverged`` on NaN/inf (see the module docstring)."""
         total = self.config.steps
         start_step, started = self.step, time.perf_counter()
@@ -271,6 +275,9 @@ class Trainer:
                             steps_per_s=rate, elapsed_s=self.elapsed_s, done=done)
 
         while self.step < total and not (stop is not None and stop.is_set()):
+            if pause is not None and pause.is_set():
+                held = last if last is not None else snapshot(math.nan, math.nan, None)
+                yield Progress(**{**asdict(held), "paused": True})
             while pause is not None and pause.is_set() and not (stop is not None and stop.is_set()):
                 (stop if stop is not None else idle).wait(PAUSE_POLL_S)
             if stop is not None and stop.is_set():

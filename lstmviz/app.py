@@ -1,4 +1,8 @@
-"""The GUI entry point: ``run_app(model_path, text_path) -> exit code``.
+"""The GUI entry point, ``run_app(model_path, text_path) -> exit code``, and the one place the
+window is built: :data:`DOCKS` lists every dock (name, title, area, tab group, factory) and
+``create_window`` adds each through ``MainWindow.add_panel``. A factory receives
+:class:`Services` (the Session, the settings, the window's narrow ``WindowHooks`` and the
+bundles' shared services), never the window or another panel.
 
 With no arguments the window opens on the bundled demo (a small character LSTM and a short text
 with quotes and brackets), a little way into the text with an interesting unit selected.
@@ -9,14 +13,16 @@ screenshot of the window once it is shown; ``LSTMVIZ_SMOKE_QUIT_AFTER_MS=n`` qui
 
 from __future__ import annotations
 
-import importlib.resources
 import os
 import sys
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
 
 from engine.data import load_text
 
 from . import xcb_check
+from .assets_path import asset_path
 
 ORGANIZATION = "lstmviz"
 APPLICATION = "lstmviz"
@@ -25,19 +31,8 @@ DEMO_TEXT = "demo_view.txt"
 DEMO_CORPUS = "demo.txt"  # what the demo model was trained on; preloaded in the Training data panel
 DEMO_START_STEP = 150  # the demo opens this many characters in
 DEMO_UNIT = (0, 50)  # (layer, unit) of the demo model that tracks bracket depth (see the README)
-
-
-def asset_path(name: str) -> Path | None:
-    """A bundled asset: from the installed ``lstmviz.assets`` package, else the source tree's
-    ``assets/`` folder; None if it is in neither."""
-    try:
-        candidate = importlib.resources.files("lstmviz.assets") / name
-        if candidate.is_file():
-            return Path(str(candidate))
-    except ModuleNotFoundError:
-        pass
-    candidate = Path(__file__).resolve().parent.parent / "assets" / name
-    return candidate if candidate.is_file() else None
+TEXT_QUANTITY_KEY = "view/text_quantity"  # QSettings key: the quantity that colours the text
+PLAY_SPEED_KEY = "play/speed"  # QSettings key: the transport's play speed, steps per second
 
 
 def dark_palette():
@@ -63,7 +58,8 @@ def dark_palette():
 
 
 def open_demo(window) -> None:
-    """Load the bundled demo model and text, step into it and select the demo unit."""
+    """Load the bundled demo model and text, step into it and select the demo unit; the demo
+    corpus goes to whatever uses it (``WindowHooks.use_demo_corpus``: the Training data panel)."""
     session = window.session
     model, text = asset_path(DEMO_MODEL), asset_path(DEMO_TEXT)
     if model is None or text is None:
@@ -72,41 +68,144 @@ def open_demo(window) -> None:
     session.load_model(model)
     session.load_text(text)
     corpus = asset_path(DEMO_CORPUS)
-    if corpus is not None and hasattr(window, "learning"):  # ready to train on the demo corpus
-        window.learning.data_panel.use_text(load_text(corpus), f"the demo corpus ({DEMO_CORPUS})")
+    if corpus is not None:  # ready to train on the demo corpus
+        window.hooks.use_demo_corpus(load_text(corpus), f"the demo corpus ({DEMO_CORPUS})")
     session.seek(min(DEMO_START_STEP, session.steps))
     layer, unit = DEMO_UNIT
     if layer < session.num_layers and unit < session.hidden_size:
         session.select(layer, unit, -1)
 
 
-# Docks that share a place as tabs (the first of each group is shown on top): two groups in
-# the right column, and the large lesson plots behind the gate heatmaps.
-RIGHT_GROUPS = (("step", "loss", "equations", "diagram"), ("training", "data", "model", "sampling"))
-TAB_GROUPS = RIGHT_GROUPS + (("gates", "gradflow", "compare", "series"),)
+class Services:
+    """What a panel factory receives: the Session, the settings, the window's ``WindowHooks``,
+    and the two bundles' services, each built on first use (a bundle's panels share it)."""
+
+    def __init__(self, session, settings, hooks):
+        self.session, self.settings, self.hooks = session, settings, hooks
+
+    @cached_property
+    def learning(self):
+        from .learn import LearningService
+
+        return LearningService(self.session, self.settings, self.hooks)
+
+    @cached_property
+    def lessons(self):
+        from .lessons import LessonsService
+
+        return LessonsService(self.session, self.settings, self.hooks)
 
 
-def install_panels(window) -> None:
-    """Add the export actions, the training docks and the lesson docks to ``window``, group
-    them as tabs and restore the saved layout (which can name any of them)."""
+def _text_panel(services: Services):
+    from .panels import TextPanel
+
+    panel, settings = TextPanel(services.session), services.settings
+    panel.status.connect(services.hooks.show_status)
+    quantity = settings.value(TEXT_QUANTITY_KEY, "h", type=str)
+    if panel.quantity_box.findData(quantity) >= 0:
+        panel.set_quantity(quantity)
+    services.hooks.on_save_settings(lambda s: s.setValue(TEXT_QUANTITY_KEY, panel.quantity))
+    return panel
+
+
+def _gates_panel(services: Services):
+    from .panels import GatesPanel
+
+    panel = GatesPanel(services.session)
+    panel.status.connect(services.hooks.show_status)
+    services.hooks.add_heatmaps(panel.views)
+    services.hooks.add_paint_later(*panel.views.values())
+    return panel
+
+
+def _step_panel(services: Services):
+    from .panels import CurrentStepPanel
+
+    panel = CurrentStepPanel(services.session)
+    services.hooks.add_paint_later(panel.plots)
+    return panel
+
+
+def _transport_panel(services: Services):
+    from .panels import TransportPanel
+    from .panels.transport import DEFAULT_SPEED
+
+    panel, hooks = TransportPanel(services.session), services.hooks
+    panel.set_speed(services.settings.value(PLAY_SPEED_KEY, DEFAULT_SPEED, type=int))
+    for key, slot in (("Space", panel.toggle_play), ("Home", panel.to_start), ("End", panel.to_end)):
+        hooks.add_shortcut(key, slot)
+    hooks.on_close(panel.pause)
+    hooks.on_save_settings(lambda s: s.setValue(PLAY_SPEED_KEY, panel.speed.value()))
+    return panel
+
+
+@dataclass(frozen=True)
+class Dock:
+    """One dock of the window: ``name`` (object name ``dock_<name>``, which saved layouts name),
+    ``title``, ``area`` ("top", "left", "right", "bottom"), ``group`` (docks with the same group
+    share a place as tabs, the first listed on top; None: alone), ``factory(services)`` building
+    its panel, and ``scrolled`` (inside a scroll area)."""
+
+    name: str
+    title: str
+    area: str
+    group: str | None
+    factory: Callable[[Services], object]
+    scrolled: bool = False
+
+
+# Every dock of the window, in the order their factories run and they are added (the gate
+# heatmaps and the current step come before the training docks, whose refreshes repaint their
+# widgets one by one). Tab groups: the current step and the lesson side panels, and the training
+# controls, in the right column; the large lesson plots behind the gate heatmaps. The transport
+# spans the bottom alone.
+DOCKS = (
+    Dock("text", "Text", "top", None, _text_panel),
+    Dock("gates", "Gate heatmaps", "left", "gates", _gates_panel),
+    Dock("step", "Current step", "right", "step", _step_panel),
+    Dock("transport", "Transport", "bottom", None, _transport_panel),
+    Dock("training", "Training", "right", "training", lambda s: s.learning.training_panel),
+    Dock("data", "Training data", "right", "training", lambda s: s.learning.data_panel, scrolled=True),
+    Dock("model", "Model", "right", "training", lambda s: s.learning.model_panel, scrolled=True),
+    Dock("sampling", "Sampling", "right", "training", lambda s: s.learning.sampling_panel, scrolled=True),
+    Dock("loss", "Loss", "bottom", "step", lambda s: s.learning.loss_plot),
+    Dock("equations", "Equations", "right", "step", lambda s: s.lessons.inspector, scrolled=True),
+    Dock("diagram", "Cell diagram", "right", "step", lambda s: s.lessons.diagram, scrolled=True),
+    Dock("gradflow", "Gradient flow", "bottom", "gates", lambda s: s.lessons.gradflow, scrolled=True),
+    Dock("compare", "RNN vs LSTM", "bottom", "gates", lambda s: s.lessons.compare, scrolled=True),
+    Dock("series", "Series", "bottom", "gates", lambda s: s.lessons.series, scrolled=True),
+)
+
+
+def create_window(session, settings):
+    """The main window over ``session`` with every dock of :data:`DOCKS`, the export actions,
+    the tab groups and the saved (or default) layout; nothing loaded. Needs a QApplication."""
     from PySide6 import QtCore
 
-    from .export_actions import install_export_actions
-    from .learn import install_learning_panels
-    from .lessons import install_lessons
+    from .export_actions import ExportActions
+    from .main_window import MainWindow
 
-    session, settings = window.session, window.settings
-    window.export_actions = install_export_actions(window, session, settings)
-    window.learning = install_learning_panels(window, session, settings)
-    window.lessons = install_lessons(window, session, settings)
-    for group in RIGHT_GROUPS:  # the transport spans the bottom alone
-        window.addDockWidget(QtCore.Qt.RightDockWidgetArea, window.docks[group[0]], QtCore.Qt.Vertical)
-    for group in TAB_GROUPS:
-        docks = [window.docks[name] for name in group]
-        for first, second in zip(docks, docks[1:]):
-            window.tabifyDockWidget(first, second)
-        docks[0].raise_()
+    areas = {"top": QtCore.Qt.TopDockWidgetArea, "left": QtCore.Qt.LeftDockWidgetArea,
+             "right": QtCore.Qt.RightDockWidgetArea, "bottom": QtCore.Qt.BottomDockWidgetArea}
+    window = MainWindow(session, settings)
+    services = Services(session, settings, window.hooks)
+    groups: dict = {}
+    for dock in DOCKS:
+        window.add_panel(dock.name, dock.title, dock.factory(services), areas[dock.area], dock.scrolled)
+        if dock.group is not None:
+            groups.setdefault(dock.group, []).append(dock.name)
+    ExportActions(session, settings, window.hooks)  # owned by the window
+    heads = [window.docks[members[0]] for members in groups.values()]
+    for head in heads:  # the right column's groups are stacked one above the other
+        if window.dockWidgetArea(head) == QtCore.Qt.RightDockWidgetArea:
+            window.addDockWidget(QtCore.Qt.RightDockWidgetArea, head, QtCore.Qt.Vertical)
+    for members in groups.values():
+        for one, other in zip(members, members[1:]):
+            window.tabifyDockWidget(window.docks[one], window.docks[other])
+    for head in heads:
+        head.raise_()
     window.finish_layout()
+    return window
 
 
 def build_window(model_path: str | None = None, text_path: str | None = None, settings=None):
@@ -115,12 +214,10 @@ def build_window(model_path: str | None = None, text_path: str | None = None, se
     from PySide6 import QtCore
 
     from . import dialogs
-    from .main_window import MainWindow
     from .session import Session
 
     session = Session()
-    window = MainWindow(session, settings if settings is not None else QtCore.QSettings())
-    install_panels(window)
+    window = create_window(session, settings if settings is not None else QtCore.QSettings())
     if model_path is None and text_path is None:
         open_demo(window)
         return window

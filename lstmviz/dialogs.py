@@ -1,4 +1,5 @@
-"""Every modal dialog the app opens goes through these three functions (tests monkeypatch them)."""
+"""The app's modal file, error, About and close-while-training dialogs (tests monkeypatch these
+functions; the export commands' own dialogs are the ``ask_*`` functions of ``export_actions``)."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def show_error(parent, title: str, message: str) -> None:
 def show_about(parent, title: str, rich_text: str) -> None:
     """The modal About box."""
     QtWidgets.QMessageBox.about(parent, title, rich_text)
+
+
+def ask_save_discard_cancel(parent: QtWidgets.QWidget) -> str:
+    """Ask whether to save the model being trained before closing: "save", "discard" or "cancel"."""
+    Box = QtWidgets.QMessageBox
+    box = Box(Box.Question, "Training in progress", "A model is being trained. Save it before closing?",
+              Box.Save | Box.Discard | Box.Cancel, parent)
+    box.setDefaultButton(Box.Save)
+    answer = box.exec()
+    return {Box.Save: "save", Box.Discard: "discard"}.get(answer, "cancel")

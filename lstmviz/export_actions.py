@@ -176,10 +176,12 @@ def ask_all_panels(parent, folder: str, fmt: str, width: int) -> AllPanelsChoice
 class ExportActions(QtCore.QObject):
     """Owns the export actions of one main window (see the module docstring)."""
 
-    def __init__(self, main_window, session, settings: QtCore.QSettings):
-        super().__init__(main_window)
-        self.window, self.session, self.settings = main_window, session, settings
-        menu = main_window.export_menu
+    def __init__(self, session, settings: QtCore.QSettings, hooks):
+        """``hooks``: the window's ``WindowHooks`` (Export menu, heatmap views, dialog parent, status)."""
+        super().__init__(hooks.dialog_parent)
+        self.window, self.session, self.settings = hooks.dialog_parent, session, settings
+        self.hooks = hooks
+        menu = hooks.export_menu
         self.panel_png = self._add(menu, "Export panel as &PNG…", self.export_panel_png,
                                    "Save one heatmap of the selected layer as a PNG image")
         self.panel_svg = self._add(menu, "Export panel as &SVG…", self.export_panel_svg,
@@ -192,7 +194,7 @@ class ExportActions(QtCore.QObject):
         self.gate_csv = self._add(menu, "Export gate &CSV…", self.export_gate_csv,
                                   "Save one gate of the selected layer as a table: one row per step")
         self.view_actions = {}
-        for name, view in main_window.gates_panel.views.items():
+        for name, view in hooks.heatmaps().items():
             action = QtGui.QAction("Export…", view)
             action.setStatusTip(f"Save the {GATE_STYLE[name].label} heatmap as a PNG or SVG file")
             action.triggered.connect(lambda _=False, name=name: self.export_view(name))
@@ -217,7 +219,7 @@ class ExportActions(QtCore.QObject):
 
     def png_width(self) -> int:
         """The remembered PNG width, else the current width of the gate heatmaps."""
-        default = self.window.gates_panel.views["f"].width()
+        default = self.hooks.heatmaps()["f"].width()
         return self.settings.value(WIDTH_KEY, max(default, export.MIN_WIDTH_PX), type=int)
 
     # --- what is exported ----------------------------------------------------------------------
@@ -241,7 +243,7 @@ class ExportActions(QtCore.QObject):
         except (export.ExportError, ValueError) as error:
             dialogs.show_error(self.window, title, str(error))
             return
-        self.window.show_status(message)
+        self.hooks.show_status(message)
 
     # --- commands ---------------------------------------------------------------------------------
     def export_panel_png(self) -> None:
@@ -372,8 +374,3 @@ class ExportActions(QtCore.QObject):
             return f"Exported {path}"
 
         self._run(title, write)
-
-
-def install_export_actions(main_window, session, settings: QtCore.QSettings) -> ExportActions:
-    """Fill ``main_window.export_menu`` and add "Export…" to every gate heatmap's right-click menu."""
-    return ExportActions(main_window, session, settings)

@@ -1,5 +1,7 @@
-"""The main window: docks for the panels, menus, window-level shortcuts, status bar, drag and
-drop, and settings persistence (geometry, dock layout, recent files, colormaps, play speed)."""
+"""The main window: menus, docks, window-level shortcuts, status bar, drag and drop, and
+settings persistence (geometry, dock layout, recent files, colormaps). It knows no panel's
+insides: ``lstmviz.app`` adds every dock through ``add_panel`` and wires panels and services to
+the narrow hooks of :class:`WindowHooks` (``window.hooks``)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,9 @@ import pyqtgraph as pg
 import PySide6
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from . import dialogs
-from .panels import CurrentStepPanel, GatesPanel, TextPanel, TransportPanel
+from . import dialogs, threads
 from .panels.readout import Readout
 from .panels.shown import RefreshWhenShown
-from .panels.transport import DEFAULT_SPEED
 from .session import Session
 
 DEFAULT_SIZE = (1400, 880)  # first-run window size, logical pixels
@@ -36,6 +36,74 @@ def versions() -> dict:
             "pyqtgraph": pg.__version__, "NumPy": np.__version__}
 
 
+class WindowHooks:
+    """The part of the window that panel factories and services may use (never the window
+    itself): status messages, error dialogs, raising a dock, close guards, window-level keys,
+    settings savers, the Export menu, and two registries filled by the factories that own the
+    widgets: the gate heatmap views (for export) and the widgets a training refresh repaints
+    one per event-loop turn."""
+
+    def __init__(self, window: "MainWindow"):
+        self._window = window
+        self._heatmaps: dict = {}
+        self._paint_later: list = []
+        self._demo_corpus: list = []
+
+    @property
+    def dialog_parent(self) -> QtWidgets.QWidget:
+        """The parent for modal dialogs (and the widget "Export all panels" pictures)."""
+        return self._window
+
+    @property
+    def export_menu(self) -> QtWidgets.QMenu:
+        return self._window.export_menu
+
+    def show_status(self, message: str, msecs: int = 8000) -> None:
+        self._window.statusBar().showMessage(message, msecs)
+
+    def show_error(self, title: str, message: str) -> None:
+        dialogs.show_error(self._window, title, message)
+
+    def raise_panel(self, name: str) -> None:
+        """Bring dock ``name`` to the front of its tab group."""
+        self._window.docks[name].raise_()
+
+    def add_close_guard(self, may_close: Callable[[], bool]) -> None:
+        self._window.add_close_guard(may_close)
+
+    def on_close(self, slot: Callable[[], None]) -> None:
+        """Call ``slot()`` once the window closes (every close guard agreed), before settings are saved."""
+        self._window._closing.append(slot)
+
+    def on_save_settings(self, save: Callable[[QtCore.QSettings], None]) -> None:
+        """Call ``save(settings)`` whenever the window writes its settings."""
+        self._window._settings_savers.append(save)
+
+    def add_shortcut(self, key: str, slot: Callable[[], None]) -> None:
+        self._window.add_shortcut(key, slot)
+
+    def add_heatmaps(self, views: dict) -> None:
+        self._heatmaps.update(views)
+
+    def heatmaps(self) -> dict:
+        """Gate name -> the heatmap view showing it."""
+        return dict(self._heatmaps)
+
+    def add_paint_later(self, *widgets: QtWidgets.QWidget) -> None:
+        self._paint_later.extend(widgets)
+
+    def paint_later(self) -> tuple:
+        return tuple(self._paint_later)
+
+    def on_demo_corpus(self, use: Callable[[str, str], object]) -> None:
+        """Call ``use(text, label)`` when the demo opens with its training corpus."""
+        self._demo_corpus.append(use)
+
+    def use_demo_corpus(self, text: str, label: str) -> None:
+        for use in self._demo_corpus:
+            use(text, label)
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """The viewer window over one Session; ``settings`` is read here and written on close."""
 
@@ -44,6 +112,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.session = session
         self.settings = settings
         self._close_guards = []  # callables asked in turn when the window is asked to close
+        self._closing = []  # callables called once every close guard agreed
+        self._settings_savers = []  # callables(settings) called by save_settings
+        self.hooks = WindowHooks(self)
+        self.docks: dict = {}
+        self._panels: dict = {}
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
@@ -52,25 +125,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCorner(QtCore.Qt.BottomLeftCorner, QtCore.Qt.BottomDockWidgetArea)
         self.setCorner(QtCore.Qt.BottomRightCorner, QtCore.Qt.BottomDockWidgetArea)
 
-        self.text_panel = TextPanel(session)
-        self.gates_panel = GatesPanel(session)
-        self.step_panel = CurrentStepPanel(session)
-        self.transport = TransportPanel(session)
-        self.docks = {
-            "text": self._dock("text", "Text", self.text_panel, QtCore.Qt.TopDockWidgetArea),
-            "gates": self._dock("gates", "Gate heatmaps", self.gates_panel, QtCore.Qt.LeftDockWidgetArea),
-            "step": self._dock("step", "Current step", self.step_panel, QtCore.Qt.RightDockWidgetArea),
-            "transport": self._dock("transport", "Transport", self.transport, QtCore.Qt.BottomDockWidgetArea),
-        }
-
         self.position_label = Readout()  # changes with every step: must not re-layout the window
         self.statusBar().addPermanentWidget(self.position_label)
         self._build_menus()
         self._build_shortcuts()
         self._default_state = self.saveState()
 
-        for source in (self.gates_panel.status, self.text_panel.status, session.message):
-            source.connect(self.show_status)
+        session.message.connect(self.show_status)
         session.error.connect(lambda message: dialogs.show_error(self, "lstmviz", message))
         session.stepped.connect(self._update_position)
         session.model_changed.connect(self._update_title)
@@ -80,43 +141,39 @@ class MainWindow(QtWidgets.QMainWindow):
         self._update_title()
         self._update_position()
 
-    def _dock(self, name: str, title: str, widget: QtWidgets.QWidget, area,
-              panel: QtWidgets.QWidget | None = None) -> QtWidgets.QDockWidget:
-        """A dock showing ``widget``; ``panel`` is the panel inside it when ``widget`` wraps it."""
-        dock = QtWidgets.QDockWidget(title, self)
-        dock.setObjectName(f"dock_{name}")
-        dock.setWidget(widget)
-        panel = widget if panel is None else panel
-        if isinstance(panel, RefreshWhenShown):  # a tab brought to the front gets no showEvent
-            dock.visibilityChanged.connect(panel.catch_up)
-        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable | QtWidgets.QDockWidget.DockWidgetClosable
-                         | QtWidgets.QDockWidget.DockWidgetFloatable)
-        self.addDockWidget(area, dock)
-        return dock
-
     def add_panel(self, name: str, title: str, widget: QtWidgets.QWidget, area,
                   scrolled: bool = False) -> QtWidgets.QDockWidget:
         """Add a dock for ``widget`` (object name ``dock_<name>``, so the saved layout finds it),
-        listed in the View menu and in ``docks[name]``. For panels installed after the window
-        is built (training, lessons); call ``finish_layout`` once they are all in. ``scrolled``:
-        inside a scroll area, so a tall or wide form does not set the window's minimum size."""
+        listed in the View menu and in ``docks[name]``; ``panel(name)`` returns ``widget``. Call
+        ``finish_layout`` once every dock is in. ``scrolled``: inside a scroll area, so a tall or
+        wide form does not set the window's minimum size."""
         shown = widget
         if scrolled:
             shown = QtWidgets.QScrollArea()
             shown.setWidgetResizable(True)
             shown.setWidget(widget)
-        dock = self._dock(name, title, shown, area, panel=widget)
+        dock = QtWidgets.QDockWidget(title, self)
+        dock.setObjectName(f"dock_{name}")
+        dock.setWidget(shown)
+        if isinstance(widget, RefreshWhenShown):  # a tab brought to the front gets no showEvent
+            dock.visibilityChanged.connect(widget.catch_up)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetMovable | QtWidgets.QDockWidget.DockWidgetClosable
+                         | QtWidgets.QDockWidget.DockWidgetFloatable)
+        self.addDockWidget(area, dock)
         toggle = dock.toggleViewAction()
         toggle.setStatusTip(f"Show or hide the {title} panel")
         self.view_menu.insertAction(self._view_separator, toggle)
         self.docks[name] = dock
+        self._panels[name] = widget
         return dock
+
+    def panel(self, name: str) -> QtWidgets.QWidget:
+        """The panel in dock ``name`` (for tests; the app wires panels where it builds them)."""
+        return self._panels[name]
 
     def finish_layout(self) -> None:
         """Take the current arrangement as the "Reset layout" default, then restore the saved
-        one (it can name docks added after ``__init__``)."""
-        if not self._geometry_restored:  # docks added since __init__ have grown the window
-            self._resize_to_default()
+        one (it can name any dock added since ``__init__``)."""
         self._default_state = self.saveState()
         # Each tabifyDockWidget that extends a tab group leaves the group's previous tab bar
         # visible where the group was (seen with Qt 6 on xcb and offscreen: "Gradient flow |
@@ -128,6 +185,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._sizes_pending = state.isEmpty() or not self.restoreState(state)
         if self._sizes_pending:
             self.restoreState(self._default_state)
+        self._laid_out_size = self.size()  # grown by the docks added since __init__: sized again when shown
 
     def _resize_to_default(self) -> None:
         """The first-run size: DEFAULT_SIZE, or the screen's free area if that is smaller (the
@@ -161,10 +219,6 @@ class MainWindow(QtWidgets.QMainWindow):
         self.quit_action = self._action(file_menu, "&Quit", self.close, "Ctrl+Q", "Close lstmviz")
 
         view_menu = self.view_menu = bar.addMenu("&View")
-        for dock in self.docks.values():
-            toggle = dock.toggleViewAction()
-            toggle.setStatusTip(f"Show or hide the {dock.windowTitle()} panel")
-            view_menu.addAction(toggle)
         self._view_separator = view_menu.addSeparator()
         self.colorblind_action = self._action(view_menu, "&Colour-blind-safe colormaps",
                                               self.session.set_colorblind, None,
@@ -177,17 +231,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(help_menu, "&About lstmviz", self.show_about, None, "Versions and what this is")
 
     def _build_shortcuts(self):
-        """Window-level keys; a focused text editor takes them first (ShortcutOverride)."""
-        keys = (("Right", self.session.step), ("Left", self.session.back), ("Space", self.transport.toggle_play),
-                ("Home", self.transport.to_start), ("End", self.transport.to_end))
         self.key_actions = {}
-        for key, slot in keys:
-            action = QtGui.QAction(key, self)
-            action.setShortcut(QtGui.QKeySequence(key))
-            action.setShortcutContext(QtCore.Qt.WindowShortcut)
-            action.triggered.connect(slot)
-            self.addAction(action)
-            self.key_actions[key] = action
+        self.add_shortcut("Right", self.session.step)
+        self.add_shortcut("Left", self.session.back)
+
+    def add_shortcut(self, key: str, slot: Callable[[], None]) -> None:
+        """A window-level key; a focused text editor takes it first (ShortcutOverride)."""
+        action = QtGui.QAction(key, self)
+        action.setShortcut(QtGui.QKeySequence(key))
+        action.setShortcutContext(QtCore.Qt.WindowShortcut)
+        action.triggered.connect(slot)
+        self.addAction(action)
+        self.key_actions[key] = action
 
     def _rebuild_recent_menu(self):
         self.recent_menu.clear()
@@ -297,16 +352,13 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.settings
         geometry = s.value("window/geometry", QtCore.QByteArray(), type=QtCore.QByteArray)
         self._geometry_restored = not geometry.isEmpty() and self.restoreGeometry(geometry)
+        self._laid_out_size = None  # the size finish_layout left, until the first show resizes it
         if not self._geometry_restored:
             self._resize_to_default()
         state = s.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
         self._sizes_pending = state.isEmpty() or not self.restoreState(state)
         self.session.set_colorblind(s.value("view/colorblind", False, type=bool))
         self.colorblind_action.setChecked(self.session.colorblind)
-        self.transport.set_speed(s.value("play/speed", DEFAULT_SPEED, type=int))
-        quantity = s.value("view/text_quantity", "h", type=str)
-        if self.text_panel.quantity_box.findData(quantity) >= 0:
-            self.text_panel.set_quantity(quantity)
         self._rebuild_recent_menu()
 
     def save_settings(self):
@@ -314,8 +366,8 @@ class MainWindow(QtWidgets.QMainWindow):
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.setValue("view/colorblind", self.session.colorblind)
-        s.setValue("play/speed", self.transport.speed.value())
-        s.setValue("view/text_quantity", self.text_panel.quantity)
+        for save in self._settings_savers:
+            save(s)
         s.sync()
 
     def _apply_default_sizes(self):
@@ -331,21 +383,27 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def showEvent(self, event: QtGui.QShowEvent):
         super().showEvent(event)
+        if self._laid_out_size is not None:  # the first show
+            untouched = self.size() == self._laid_out_size  # nobody resized the window since finish_layout
+            self._laid_out_size = None
+            geometry = self.settings.value("window/geometry", QtCore.QByteArray(), type=QtCore.QByteArray)
+            if untouched and not (self._geometry_restored and self.restoreGeometry(geometry)):
+                self._resize_to_default()
         if self._sizes_pending:
             self._sizes_pending = False
             QtCore.QTimer.singleShot(0, self._apply_default_sizes)
 
     def add_close_guard(self, may_close: Callable[[], bool]) -> None:
         """Ask ``may_close()`` when the window is asked to close, after the guards added before
-        it; the first that returns False keeps the window open, and later guards are not asked.
-        (Not an event filter on the window: that runs Python, and so takes the GIL from the
-        training thread, for every one of the ~16 events a second the window gets while training.)"""
+        it; the first that returns False keeps the window open, and later guards are not asked."""
         self._close_guards.append(may_close)
 
     def closeEvent(self, event: QtGui.QCloseEvent):
         if not all(may_close() for may_close in self._close_guards):  # stops at the first False
             event.ignore()
             return
-        self.transport.pause()
+        for slot in self._closing:
+            slot()
+        threads.stop_all()  # every worker thread still running ends before the window does
         self.save_settings()
         super().closeEvent(event)

@@ -1,7 +1,7 @@
-"""Training and sampling inside the app: data, model, training, loss and sampling docks, and the
-worker-thread controller that trains while the gate heatmaps follow the learning weights.
-Entry point: ``install_learning_panels(main_window, session, settings)``."""
+"""Training and sampling inside the app: data, model, training, loss and sampling panels, the
+worker-thread controller that trains while the gate heatmaps follow the learning weights, and
+``LearningService``, which builds and wires them (``lstmviz.app`` docks them)."""
 
-from .install import LearningPanels, install_learning_panels
+from .service import LearningService
 
-__all__ = ["LearningPanels", "install_learning_panels"]
+__all__ = ["LearningService"]

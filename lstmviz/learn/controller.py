@@ -1,20 +1,20 @@
-"""Training off the GUI thread: a ``TrainingWorker`` in a ``QThread``, owned by a GUI-thread
-``TrainingController`` (DESIGN.md §3).
+"""Training off the GUI thread: a ``TrainingWorker`` run by ``lstmviz.threads``, owned by a
+GUI-thread ``TrainingController`` (DESIGN.md §3).
 
-The worker iterates ``engine.train.Trainer.run`` and hands back :class:`TrainingUpdate` payloads
-at most every ``progress_interval`` seconds (default ``PROGRESS_INTERVAL_S``, 0.2 s: <= 5 per
-second; each costs the GUI thread ~0.8 ms, and the GIL with it) and always the final state. A
-payload carries the latest ``Progress``, the loss history of every step since the previous
-payload, and - at most every ``weights_interval`` seconds (default ``WEIGHTS_INTERVAL_S``) and
-always in the final payload - a copy of the parameters. Nothing in a payload is shared with the
-trainer, which keeps mutating its model in the worker thread.
+The worker iterates ``engine.train.Trainer.run(stop, pause)`` and hands back
+:class:`TrainingUpdate` payloads at most every ``progress_interval`` seconds (default
+``PROGRESS_INTERVAL_S``, 0.2 s: <= 5 per second) and always the final state. A payload carries
+the latest ``Progress``, the loss history of every step since the previous payload, and - at
+most every ``weights_interval`` seconds (default ``WEIGHTS_INTERVAL_S``) and always in the
+final payload and the paused one - a copy of the parameters. Nothing in a payload is shared
+with the trainer, which keeps mutating its model in the worker thread.
 
 The viewer's trace is computed here too, not on the GUI thread: when the GUI has set the viewer's
 inputs (``set_viewer_inputs``: the token ids the gate heatmaps show), every payload with weights
 also carries ``model.trace(ids)`` under exactly those weights, so the GUI only draws. A trace
-costs worker time (~21 ms for 562 characters at H=128), so after a trace that took ``c``
-seconds the next weights payload comes no sooner than ``c / TRACE_SHARE`` (at most
-``TRACE_SHARE`` of the worker's time; the final and paused payloads always carry both).
+costs worker time, so after a trace that took ``c`` seconds the next weights payload comes no
+sooner than ``c / TRACE_SHARE`` (at most ``TRACE_SHARE`` of the worker's time; the final and
+paused payloads always carry both).
 
 The worker's signals are connected only to ``@Slot`` methods of the controller, so they run on
 the GUI thread; the controller re-emits them as GUI-thread relay signals:
@@ -25,9 +25,9 @@ built from the copied parameters, and the viewer's trace under it or None),
 in the loop, or divergence after the last finite weights were restored and relayed) and
 ``state_changed(str)`` with one of :data:`STATES`.
 
-Stop and pause are ``threading.Event`` objects checked between steps: the trainer checks
-stop; the worker itself waits while paused (after sending a ``paused`` payload with the latest
-step and weights, so the GUI shows exactly where the run is held).
+Stop and pause are ``threading.Event`` objects that ``Trainer.run`` checks between steps; when
+it starts holding at a pause it yields a ``Progress`` with ``paused=True``, which the worker
+sends at once with the weights, so the GUI shows exactly where the run is held.
 """
 
 from __future__ import annotations
@@ -38,12 +38,14 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from engine.model import SequenceModel
-from engine.train import PAUSE_POLL_S, TrainingDiverged
+from engine.train import TrainingDiverged
 
-from ..core.history import StepLosses as _History
+from .. import threads
+from ..core.history import StepLosses
+from ..threads import Worker
 
 STATES = ("idle", "running", "paused", "stopping")
 PROGRESS_INTERVAL_S = 0.2  # shortest gap between two payloads, seconds
@@ -84,7 +86,6 @@ class TrainingUpdate:
     of a pause (it carries the weights).
     """
 
-    run_id: int
     progress: object
     steps: np.ndarray
     train_loss: np.ndarray
@@ -97,74 +98,61 @@ class TrainingUpdate:
     viewer_trace: object = None
 
 
-class TrainingWorker(QObject):
-    """Runs one ``Trainer`` to completion in its thread (see module docstring)."""
+class TrainingWorker(Worker):
+    """Runs one ``Trainer`` to completion in its thread (see module docstring); stops when
+    ``stop_requested`` is set, holds while ``pause`` is set."""
 
     update = Signal(object)
-    failed = Signal(int, str)
-    finished = Signal(int)
 
-    def __init__(self, run_id: int, trainer, stop: threading.Event, pause: threading.Event,
-                 progress_interval: float, weights_interval: float, viewer: ViewerInputs | None = None):
+    def __init__(self, trainer, pause: threading.Event, progress_interval: float, weights_interval: float,
+                 viewer: ViewerInputs | None = None):
         super().__init__()
-        self._run_id = run_id
         self._trainer = trainer
-        self._stop = stop
         self._pause = pause
         self._progress_interval = progress_interval
         self._weights_interval = weights_interval  # shortest gap between weights payloads, seconds
         self._viewer = viewer if viewer is not None else ViewerInputs()
         self._weights_gap = weights_interval  # the current gap, seconds: stretched after costly traces
 
-    @Slot()
-    def run(self) -> None:
-        history = _History()
+    def work(self) -> None:
+        history = StepLosses()
         last_progress = None
         last_emit = last_weights = float("-inf")
         pending = False
         try:
-            for progress in self._trainer.run(stop=self._stop):
+            for progress in self._trainer.run(stop=self.stop_requested, pause=self._pause):
+                if progress.paused:  # the trainer now holds: show exactly where, with the weights
+                    self._emit(history, progress, True, final=False, paused=True)
+                    last_emit = last_weights = time.monotonic()
+                    pending = False
+                    continue
                 last_progress = progress
                 if not progress.done:  # the closing snapshot repeats the last step
                     history.add(progress)
                 pending = True
                 now = time.monotonic()
-                pausing = self._pause.is_set() and not progress.done
-                if progress.done or pausing or now - last_emit >= self._progress_interval:
-                    with_weights = progress.done or pausing or now - last_weights >= self._weights_gap
-                    self._emit(history, progress, with_weights, final=progress.done, paused=pausing)
+                if progress.done or now - last_emit >= self._progress_interval:
+                    with_weights = progress.done or now - last_weights >= self._weights_gap
+                    self._emit(history, progress, with_weights, final=progress.done)
                     last_emit, pending = now, False
                     if with_weights:
                         last_weights = time.monotonic()
-                if pausing:
-                    self._wait_while_paused()
             if pending:
                 self._emit(history, last_progress, True, final=True)
         except TrainingDiverged as exc:
             # The trainer restored the last finite weights: hand them back before the error.
             if last_progress is not None:
                 self._emit(history, last_progress, True, final=True)
-            self.failed.emit(self._run_id, str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, not kill the thread
-            self.failed.emit(self._run_id, f"{type(exc).__name__}: {exc}")
-        finally:
-            # Hand the worker back to the GUI thread so it is destroyed there once released.
-            self.moveToThread(QCoreApplication.instance().thread())
-            self.finished.emit(self._run_id)
+            self.failed.emit(str(exc))
 
-    def _wait_while_paused(self) -> None:
-        """Block between two steps while paused (the trainer's generator is suspended)."""
-        while self._pause.is_set() and not self._stop.is_set():
-            self._stop.wait(PAUSE_POLL_S)
-
-    def _emit(self, history: _History, progress, with_weights: bool, final: bool, paused: bool = False) -> None:
+    def _emit(self, history: StepLosses, progress, with_weights: bool, final: bool, paused: bool = False) -> None:
         steps, train, smooth, val_steps, val = history.take()
         params = trace = None
         if with_weights:
             model = self._trainer.model
             params = {name: value.copy() for name, value in model.params.items()}
             trace = self._viewer_trace(model)
-        self.update.emit(TrainingUpdate(self._run_id, copy.copy(progress), steps, train, smooth,
+        self.update.emit(TrainingUpdate(copy.copy(progress), steps, train, smooth,
                                         val_steps, val, params, final, paused, trace))
 
     def _viewer_trace(self, model):
@@ -197,12 +185,10 @@ class TrainingController(QObject):
         super().__init__(parent)
         self._progress_interval = progress_interval
         self._weights_interval = weights_interval
-        self._stop = threading.Event()
         self._pause = threading.Event()
+        self._stop: threading.Event | None = None  # the running worker's stop_requested
         self._thread: QThread | None = None
-        self._worker: TrainingWorker | None = None
         self._trainer = None
-        self._run_id = 0
         self._last_update: TrainingUpdate | None = None
         self._state = "idle"
         self._viewer = ViewerInputs()
@@ -238,24 +224,16 @@ class TrainingController(QObject):
         """Train ``trainer`` in a new thread. RuntimeError if a run is still active."""
         if self.is_active():
             raise RuntimeError("training is already running; stop it first")
-        self._run_id += 1
-        self._stop.clear()
         self._pause.clear()
         self._trainer = trainer
         self._last_update = None
-        thread = QThread()
-        thread.setObjectName(f"lstmviz-training-{self._run_id}")
-        worker = TrainingWorker(self._run_id, trainer, self._stop, self._pause,
-                                self._progress_interval, self._weights_interval, self._viewer)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
+        worker = TrainingWorker(trainer, self._pause, self._progress_interval, self._weights_interval, self._viewer)
         worker.update.connect(self._on_update)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit, Qt.DirectConnection)
         worker.finished.connect(self._on_worker_finished)
-        self._thread, self._worker = thread, worker
+        self._stop = worker.stop_requested
         self._set_state("running")
-        thread.start()
+        self._thread = threads.start(worker, "lstmviz-training")
 
     def pause(self) -> None:
         if self._state == "running":
@@ -280,8 +258,7 @@ class TrainingController(QObject):
         if not self.is_active():
             return
         self.stop()
-        self._thread.quit()
-        self._thread.wait()
+        threads.wait(self._thread)
         QCoreApplication.sendPostedEvents(self)  # deliver the worker's queued updates now
         if self.is_active():  # finished signal was consumed elsewhere; clean up ourselves
             self._finish()
@@ -289,27 +266,24 @@ class TrainingController(QObject):
     # --- worker slots (GUI thread) ----------------------------------------------------------
     @Slot(object)
     def _on_update(self, update: TrainingUpdate) -> None:
-        if update.run_id != self._run_id:
-            return
         self._last_update = update
         self.progressed.emit(update)
         if update.params is not None:
             self.weights_updated.emit(SequenceModel(self._trainer.model.config, params=update.params),
                                       update.viewer_trace)
 
-    @Slot(int, str)
-    def _on_failed(self, run_id: int, message: str) -> None:
-        if run_id == self._run_id:
-            self.failed.emit(message)
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.failed.emit(message)
 
-    @Slot(int)
-    def _on_worker_finished(self, run_id: int) -> None:
-        if run_id == self._run_id and self.is_active():
+    @Slot()
+    def _on_worker_finished(self) -> None:
+        if self.is_active():
             self._finish()
 
     def _finish(self) -> None:
-        self._thread.wait()  # run() has returned and quit() was called: returns promptly
-        self._thread = self._worker = None
+        threads.wait(self._thread)  # run() has returned and quit() was called: returns promptly
+        self._thread = self._stop = None
         self._set_state("idle")
         self.finished_training.emit(self._last_update)
 

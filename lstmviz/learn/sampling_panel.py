@@ -1,8 +1,8 @@
 """Sampling panel: generate text from the session's current model and step through it.
 
 Generate runs ``engine.sample.sample`` with the prime, length, temperature, top-k, greedy and
-seed from the form (the same seed gives the same text) in a ``QThread`` (a few thousand
-characters take seconds), on a private copy of the session's model, so the window stays
+seed from the form (the same seed gives the same text) in a worker thread (``lstmviz.threads``;
+a few thousand characters take seconds), on a private copy of the session's model, so the window stays
 responsive. The result arrives through the GUI-thread signal ``generated(SampleResult)``
 (errors through a dialog and ``generation_failed(str)``). The length is capped at
 ``MAX_UI_LENGTH`` because sampling cannot be interrupted and closing the window waits for it.
@@ -13,39 +13,30 @@ so the gates behind every sampled character can be watched.
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QThread, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit,
                                QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from engine.model import SequenceModel
 from engine.sample import SampleResult, sample
 
-from .. import dialogs
+from .. import dialogs, threads
 
 MAX_UI_LENGTH = 5000  # characters per Generate (a few seconds for a 2 x 300 LSTM)
 
 
-class SampleWorker(QObject):
+class SampleWorker(threads.Worker):
     """Runs one ``sample`` call in its thread; emits ``done(result)`` or ``failed(message)``,
     then ``finished``."""
 
     done = Signal(object)
-    failed = Signal(str)
-    finished = Signal()
 
     def __init__(self, model: SequenceModel, vocab, options: dict):
         super().__init__()
         self._model, self._vocab, self._options = model, vocab, options
 
-    @Slot()
-    def run(self) -> None:
-        try:
-            self.done.emit(sample(self._model, self._vocab, **self._options))
-        except Exception as exc:  # noqa: BLE001 - report every failure to the GUI
-            self.failed.emit(str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}")
-        finally:
-            self.moveToThread(QCoreApplication.instance().thread())
-            self.finished.emit()
+    def work(self) -> None:
+        self.done.emit(sample(self._model, self._vocab, **self._options))
 
 
 class SamplingPanel(QWidget):
@@ -60,7 +51,6 @@ class SamplingPanel(QWidget):
         self.session = session
         self.result: SampleResult | None = None
         self._thread: QThread | None = None
-        self._worker: SampleWorker | None = None
         self._outcome = None  # (signal, value) to emit when the thread has finished
         self.prime = QLineEdit()
         self.prime.setPlaceholderText("(empty: start from a newline)")
@@ -131,25 +121,19 @@ class SamplingPanel(QWidget):
                        top_k=None if top_k is None else min(top_k, len(vocab)), greedy=self.greedy.isChecked(),
                        rng=np.random.Generator(np.random.PCG64(self.seed.value())))
         own_model = SequenceModel(model.config, params=model.params)  # own prepared-weights cache
-        thread, worker = QThread(), SampleWorker(own_model, vocab, options)
-        thread.setObjectName("lstmviz-sampling")
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
+        worker = SampleWorker(own_model, vocab, options)
         worker.done.connect(self._on_done)
         worker.failed.connect(self._on_failed)
-        worker.finished.connect(thread.quit, Qt.DirectConnection)
         worker.finished.connect(self._on_finished)
-        self._thread, self._worker = thread, worker
         self.generate_button.setEnabled(False)
         self.generate_button.setText("Generating…")
-        thread.start()
+        self._thread = threads.start(worker, "lstmviz-sampling")
         return True
 
     def shutdown(self) -> None:
         """Wait for a running sample to end (it cannot be interrupted; the length is capped)."""
         if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
+            threads.wait(self._thread)
             QCoreApplication.sendPostedEvents(self)
             if self._thread is not None:
                 self._on_finished()
@@ -170,8 +154,8 @@ class SamplingPanel(QWidget):
     def _on_finished(self) -> None:
         if self._thread is None:
             return
-        self._thread.wait()  # run() has returned and quit() was called: returns promptly
-        self._thread = self._worker = None
+        threads.wait(self._thread)  # run() has returned and quit() was called: returns promptly
+        self._thread = None
         self.generate_button.setEnabled(True)
         self.generate_button.setText("Generate")
         if self._outcome is not None:  # announced once the panel is ready for the next Generate

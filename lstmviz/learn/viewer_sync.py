@@ -13,13 +13,11 @@ priority after the swap is delivered, which Qt does after the repaint events (al
 priority) posted before it.
 
 A refresh is cut into event-loop turns so that no single turn keeps the window busy for long:
-the swap, then the paint events it posted, then the ``paint_later`` widgets (the six gate
-heatmap views and the current-step plots), one per turn: their updates are switched off during
-the swap and switched back on one at a time. In total this costs more than painting everything
-at once (each turn repaints and flushes the window; offscreen, 1400 x 900, no training running:
-60-100 ms against ~48 ms), but no turn is long (the longest, the swap and the current-step plots,
-take 15-18 ms each); measured with ``bench/ui_latency.py`` while training, the p99 event-loop
-stall fell from ~55 ms (all in one turn) to about 20 ms.
+the swap, then the paint events it posted, then the ``paint_later`` widgets (the gate heatmap
+views and the current-step plots), one per turn: their updates are switched off during the swap
+and switched back on one at a time. In total this costs more than painting everything at once
+(each turn repaints and flushes the window), but no turn is long; ``bench/ui_latency.py``
+measures the event-loop stalls while training.
 
 Models offered in between replace each other (only the newest is applied); ``flush()``
 applies the pending one at once (used for a run's final weights). With ``live`` off, offered

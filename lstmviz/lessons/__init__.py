@@ -1,6 +1,7 @@
 """The tutorials' lessons, live: equation inspector, cell diagram, gradient flow through time,
-vanilla RNN vs LSTM, and numeric series forecasting. ``install.install_lessons`` adds them."""
+vanilla RNN vs LSTM, and numeric series forecasting. ``LessonsService`` builds and wires them
+(``lstmviz.app`` docks them)."""
 
-from .install import Lessons, install_lessons
+from .service import LessonsService
 
-__all__ = ["Lessons", "install_lessons"]
+__all__ = ["LessonsService"]

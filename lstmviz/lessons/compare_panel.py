@@ -21,7 +21,7 @@ from engine.settings import settings_of
 from engine.train import TrainConfig
 
 from .. import dialogs
-from ..app import asset_path
+from ..assets_path import asset_path
 from ..core.history import LossHistory
 from ..core.recipes import compare_config, compare_trainers, copy_model
 from ..forms import setting_widget

@@ -1,5 +1,5 @@
 """GUI test fixtures: a small float64 character model saved as a checkpoint, a text file, and
-a main window (held by a yield fixture that closes it) with an injected INI settings file and
+the app's main window with every dock (held by a yield fixture that closes it) with an injected INI settings file and
 a recording replacement for the error dialog."""
 
 import numpy as np
@@ -55,21 +55,24 @@ def settings_path(tmp_path):
 def make_window(settings_path):
     from PySide6 import QtCore
 
-    from lstmviz.main_window import MainWindow
+    from lstmviz.app import create_window
     from lstmviz.session import Session
 
     settings = QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat)
-    return MainWindow(Session(), settings)
+    return create_window(Session(), settings)
 
 
 @pytest.fixture
 def window(qtbot, settings_path, model_path, text_path, errors):
+    from PySide6 import QtWidgets
+
     win = make_window(settings_path)
     win.session.load_model(model_path)
     win.session.load_text(text_path)
     win.resize(1200, 800)
     win.show()
     qtbot.waitExposed(win)
+    QtWidgets.QApplication.processEvents()  # the first-run dock sizes are applied in the next event-loop turn
     yield win
     win.close()
     win.deleteLater()

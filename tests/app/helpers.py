@@ -11,9 +11,39 @@ def assert_heatmaps_equal_trace(window, reference, names, layer=0):
     t = window.session.t
     lo = max(0, t - WINDOW)
     for name in names:
-        view = window.gates_panel.views[name]
+        view = window.panel("gates").views[name]
         expected = reference.gate(name, layer)[lo:t].T  # (H, t - lo)
         shown = view.displayed_image()
         assert shown.shape == expected.shape, name
         np.testing.assert_allclose(shown, expected, rtol=0, atol=1e-6, err_msg=name)
         assert view.t0 == lo
+
+
+def learning(window):
+    """The window's ``LearningService`` (the training dock's panels, controller and viewer sync)."""
+    from lstmviz.learn import LearningService
+
+    return window.panel("training").findChild(LearningService)
+
+
+def lessons(window):
+    """The window's ``LessonsService`` (the lesson panels)."""
+    from lstmviz.lessons import LessonsService
+
+    return window.panel("equations").findChild(LessonsService)
+
+
+def lessons_in_front(window):
+    """Take the lesson docks out of the app's tab groups, as two groups of their own in front
+    (equations | diagram on the right, gradient flow | RNN vs LSTM | series at the bottom), so
+    the equations and the gradient flow are on screen next to the heatmaps and the current step."""
+    from PySide6 import QtCore
+
+    docks = window.docks
+    for names, area in ((("equations", "diagram"), QtCore.Qt.RightDockWidgetArea),
+                        (("gradflow", "compare", "series"), QtCore.Qt.BottomDockWidgetArea)):
+        for name in names:
+            window.addDockWidget(area, docks[name])
+        for one, other in zip(names, names[1:]):
+            window.tabifyDockWidget(docks[one], docks[other])
+        docks[names[0]].raise_()

@@ -310,6 +310,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow  # a subprocess
 def test_python_m_lstmviz_train_without_qt(corpus_file, tmp_path):
     out = tmp_path / "m.npz"
     cmd = [sys.executable, "-m", "lstmviz", "train", str(corpus_file), "--out", str(out), "--steps", "5", *TINY]

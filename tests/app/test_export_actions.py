@@ -28,8 +28,7 @@ NAMES = ("f", "i", "o", "g", "c", "h")
 @pytest.fixture
 def actions(window, qtbot):
     """The window's export actions, with the whole text stepped through."""
-    installed = getattr(window, "export_actions", None)
-    acts = installed or export_actions.install_export_actions(window, window.session, window.settings)
+    acts = window.findChild(export_actions.ExportActions)
     window.session.seek(len(TEXT))
     qtbot.waitUntil(lambda: window.session.t == len(TEXT))
     return acts
@@ -77,7 +76,7 @@ def test_menu_entries_and_right_click_entry(window, actions):
     assert texts == ["Export panel as &PNG…", "Export panel as &SVG…", "Export &all panels…",
                      "Export trace data (&NPZ)…", "Export gate &CSV…"]
     for name in NAMES:
-        view = window.gates_panel.views[name]
+        view = window.panel("gates").views[name]
         vb = view.plot.vb
         menu = view.scene().addParentContextMenus(vb, vb.getMenu(None), types.SimpleNamespace(acceptedItem=vb))
         entries = [a.text() for a in menu.actions()]
@@ -85,6 +84,7 @@ def test_menu_entries_and_right_click_entry(window, actions):
         assert entries.count("Export…") == 1
 
 
+@pytest.mark.slow  # a subprocess
 def test_panel_png_equals_the_cli_output(window, actions, answers, out, model_path):
     """The app's PNG of a panel and the headless CLI's (another process) are the same pixels."""
     answers.panel, answers.save = ("c", 640), str(out / "app.png")
@@ -104,7 +104,7 @@ def test_panel_png_equals_the_cli_output(window, actions, answers, out, model_pa
 
 
 def test_width_defaults_to_the_view_then_is_remembered(window, actions, answers, out):
-    view_width = window.gates_panel.views["f"].width()
+    view_width = window.panel("gates").views["f"].width()
     answers.panel, answers.save = ("f", 333), str(out / "f.png")
     actions.panel_png.trigger()
     answers.save = str(out / "g.png")

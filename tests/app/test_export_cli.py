@@ -119,6 +119,7 @@ def test_unwritable_output_exits_2_with_one_line(tmp_path, saved_models, capsys)
     assert code == 2 and err.count("\n") == 1 and err.startswith("lstmviz: error: cannot create folder"), err
 
 
+@pytest.mark.slow  # a subprocess
 def test_headless_subprocess_without_display(tmp_path, saved_models):
     """No DISPLAY, no WAYLAND_DISPLAY, no QT_QPA_PLATFORM: the command picks offscreen itself."""
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}

@@ -16,7 +16,7 @@ def view_point(view, unit, step):
 def test_hover_readout_names_unit_step_char_and_value(window, qtbot):
     s = window.session
     s.seek(20)
-    view = window.gates_panel.views["c"]
+    view = window.panel("gates").views["c"]
     reference = s.model.trace(s.vocab.encode(TEXT)).gate("c", 0)
     point = QtCore.QPointF(view_point(view, 7, 13))
     move = QtGui.QMouseEvent(QtCore.QEvent.MouseMove, point, view.viewport().mapToGlobal(point),
@@ -34,7 +34,7 @@ def test_hover_readout_names_unit_step_char_and_value(window, qtbot):
 def test_click_selects_unit_and_colours_text(window, qtbot):
     s = window.session
     s.seek(30)
-    view = window.gates_panel.views["h"]
+    view = window.panel("gates").views["h"]
     with qtbot.waitSignal(s.selection_changed, timeout=2000) as blocker:
         qtbot.mouseClick(view.viewport(), QtCore.Qt.LeftButton, pos=view_point(view, 5, 12))
     assert blocker.args == [0, 5, 12]
@@ -42,7 +42,7 @@ def test_click_selects_unit_and_colours_text(window, qtbot):
 
     h = s.model.trace(s.vocab.encode(TEXT)).gate("h", 0)[:30, 5]  # (30,)
     lut = colormap_for("h").getLookupTable(nPts=256, alpha=False)
-    selections = window.text_panel.editor.extraSelections()
+    selections = window.panel("text").editor.extraSelections()
     coloured = {sel.cursor.selectionStart(): sel.format.background().color() for sel in selections
                 if sel.format.background().style() != QtCore.Qt.NoBrush}
     assert sorted(coloured) == list(range(30))
@@ -55,7 +55,7 @@ def test_click_selects_unit_and_colours_text(window, qtbot):
 
 def test_clicking_a_character_moves_the_cursor_there(window, qtbot):
     s = window.session
-    editor = window.text_panel.editor
+    editor = window.panel("text").editor
     cursor = editor.textCursor()
     cursor.setPosition(10)
     rect = editor.cursorRect(cursor)
@@ -67,8 +67,8 @@ def test_text_coloured_by_chosen_quantity(window):
     s = window.session
     s.seek(8)
     s.select(1, 2, -1)
-    window.text_panel.set_quantity("c")
-    backgrounds = [sel.format.background() for sel in window.text_panel.editor.extraSelections()]
+    window.panel("text").set_quantity("c")
+    backgrounds = [sel.format.background() for sel in window.panel("text").editor.extraSelections()]
     drawn = np.array([b.color().getRgb()[:3] for b in backgrounds if b.style() != QtCore.Qt.NoBrush])
     c = s.model.trace(s.vocab.encode(TEXT)).gate("c", 1)[:8, 2]
     lo, hi = s.levels("c", 1)
@@ -80,7 +80,7 @@ def test_text_coloured_by_chosen_quantity(window):
 def drawn_text_colours(window) -> dict:
     """{character index: (r, g, b)} of the editor's coloured characters."""
     return {sel.cursor.selectionStart(): sel.format.background().color().getRgb()[:3]
-            for sel in window.text_panel.editor.extraSelections()
+            for sel in window.panel("text").editor.extraSelections()
             if sel.format.background().style() != QtCore.Qt.NoBrush}
 
 
@@ -97,7 +97,7 @@ def test_text_colours_follow_new_weights_steps_back_and_typing(window, qtbot):
     s = window.session
     s.seek(40)
     s.select(0, 3, -1)
-    window.text_panel.set_quantity("h")
+    window.panel("text").set_quantity("h")
     assert drawn_text_colours(window) == expected_text_colours(s, "h", 3, 40)
     config = s.model.config
     s.set_model(SequenceModel(config, rng=np.random.default_rng(7)), s.vocab)  # new weights, same text
@@ -106,22 +106,24 @@ def test_text_colours_follow_new_weights_steps_back_and_typing(window, qtbot):
     s.set_model(SequenceModel(config, rng=np.random.default_rng(8)), s.vocab)  # new weights while stepped back
     s.seek(45)
     assert drawn_text_colours(window) == expected_text_colours(s, "h", 3, 45)
-    editor = window.text_panel.editor
+    editor = window.panel("text").editor
     cursor = editor.textCursor()
     cursor.setPosition(0)
     editor.setTextCursor(cursor)
     editor.insertPlainText(TEXT[5])  # every character after it moves one place
-    window.text_panel.apply_edit()
+    window.panel("text").apply_edit()
     assert s.text == TEXT[5] + TEXT
     assert drawn_text_colours(window) == expected_text_colours(s, "h", 3, s.t)
 
 
 def test_settings_round_trip_through_ini(window, qtbot, settings_path):
     window.session.set_colorblind(True)
-    window.transport.set_speed(33)
-    window.text_panel.set_quantity("f")
+    window.panel("transport").set_speed(33)
+    window.panel("text").set_quantity("f")
     window.docks["step"].hide()
-    window.resize(760, 560)  # inside the offscreen screen (800 x 600)
+    window.resize(1, 1)  # the smallest the docks allow (close to the offscreen screen's 800 x 600)
+    target = window.size() + QtCore.QSize(0, 6)  # wider than the screen would be clamped
+    window.resize(target)
     window._remember(str(settings_path.parent / "model.npz"))
     size = window.size()
     window.close()
@@ -132,11 +134,11 @@ def test_settings_round_trip_through_ini(window, qtbot, settings_path):
     try:
         second.show()
         assert second.session.colorblind and second.colorblind_action.isChecked()
-        assert second.gates_panel.views["h"].colorblind
-        assert second.transport.speed.value() == 33
-        assert second.text_panel.quantity == "f"
+        assert second.panel("gates").views["h"].colorblind
+        assert second.panel("transport").speed.value() == 33
+        assert second.panel("text").quantity == "f"
         assert not second.docks["step"].isVisible() and second.docks["gates"].isVisible()
-        assert second.size() == size and size.height() == 560
+        assert second.size() == size and size == target
         assert second.recent_files() == [str((settings_path.parent / "model.npz").resolve())]
         assert [a.toolTip() for a in second.recent_menu.actions()] == second.recent_files()
         second.reset_layout()

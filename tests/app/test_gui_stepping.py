@@ -26,8 +26,8 @@ def test_after_n_steps_heatmaps_equal_engine_trace(window, qtbot):
         assert s.step()
     assert s.t == 17
     assert_heatmaps_match(window, TEXT)
-    window.gates_panel.layer_box.setCurrentIndex(1)
-    window.gates_panel.layer_box.activated.emit(1)
+    window.panel("gates").layer_box.setCurrentIndex(1)
+    window.panel("gates").layer_box.activated.emit(1)
     assert s.layer == 1
     assert_heatmaps_match(window, TEXT, layer=1)
 
@@ -36,29 +36,29 @@ def test_cell_state_levels_are_symmetric_over_whole_text(window):
     s = window.session
     s.seek(3)
     c = s.model.trace(s.vocab.encode(TEXT)).gate("c", 0)
-    lo, hi = window.gates_panel.views["c"].colorbar.levels()
+    lo, hi = window.panel("gates").views["c"].colorbar.levels()
     assert lo == -hi and hi >= np.percentile(np.abs(c), CELL_LEVEL_PERCENTILE)  # from the whole text
-    assert window.gates_panel.views["f"].colorbar.levels() == GATE_STYLE["f"].levels
+    assert window.panel("gates").views["f"].colorbar.levels() == GATE_STYLE["f"].levels
     s.seek(40)
-    assert window.gates_panel.views["c"].colorbar.levels() == (lo, hi)
+    assert window.panel("gates").views["c"].colorbar.levels() == (lo, hi)
 
 
 def test_back_then_forward_shows_identical_images(window):
     s = window.session
     s.seek(30)
-    before = {n: window.gates_panel.views[n].displayed_image().copy() for n in NAMES}
+    before = {n: window.panel("gates").views[n].displayed_image().copy() for n in NAMES}
     for _ in range(6):
         assert s.back()
-    assert window.gates_panel.views["h"].displayed_image().shape[1] == 24
+    assert window.panel("gates").views["h"].displayed_image().shape[1] == 24
     for _ in range(6):
         assert s.step()
     for n in NAMES:
-        assert np.array_equal(window.gates_panel.views[n].displayed_image(), before[n]), n
+        assert np.array_equal(window.panel("gates").views[n].displayed_image(), before[n]), n
 
 
 def test_keyboard_shortcuts_step_when_not_editing(window, qtbot):
     s = window.session
-    window.gates_panel.views["h"].setFocus()
+    window.panel("gates").views["h"].setFocus()
     qtbot.keyClick(window, QtCore.Qt.Key_Right)
     qtbot.keyClick(window, QtCore.Qt.Key_Right)
     assert s.t == 2
@@ -73,21 +73,21 @@ def test_keyboard_shortcuts_step_when_not_editing(window, qtbot):
 def test_editing_text_recomputes_from_edit_point(window, qtbot):
     s = window.session
     s.seek(40)
-    kept = window.gates_panel.views["c"].displayed_image()[:, :8].copy()
+    kept = window.panel("gates").views["c"].displayed_image()[:, :8].copy()
     edited = TEXT[:8] + "xyz" + TEXT[8:]
-    window.text_panel.editor.setPlainText(edited)
+    window.panel("text").editor.setPlainText(edited)
     qtbot.waitUntil(lambda: s.text == edited, timeout=3000)
     assert s.t == 40
-    assert np.array_equal(window.gates_panel.views["c"].displayed_image()[:, :8], kept)
+    assert np.array_equal(window.panel("gates").views["c"].displayed_image()[:, :8], kept)
     assert_heatmaps_match(window, edited)
 
 
 def test_characters_outside_vocab_are_refused_and_reported(window, qtbot):
     s = window.session
-    window.text_panel.editor.setPlainText("Q" + TEXT + "€")
-    window.text_panel.apply_edit()
+    window.panel("text").editor.setPlainText("Q" + TEXT + "€")
+    window.panel("text").apply_edit()
     assert s.text == TEXT
-    assert window.text_panel.editor.toPlainText() == TEXT
+    assert window.panel("text").editor.toPlainText() == TEXT
     assert "'Q'" in window.statusBar().currentMessage() and "'€'" in window.statusBar().currentMessage()
 
 
@@ -95,7 +95,7 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     s = window.session
     s.seek(10)
     reference = s.model.trace(s.vocab.encode(TEXT))
-    panel = window.step_panel
+    panel = window.panel("step")
     np.testing.assert_allclose(panel.strips["f"].image[:, 0], reference.gate("f", 0)[9], atol=1e-6)
     probs = reference.outputs[9]
     best = np.argsort(-probs)[: len(panel.top)]
@@ -107,15 +107,10 @@ def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(windo
     """Behind another tab (the loss curve takes its place while training) the panel skips
     updates; when its tab comes forward it shows the current step's vectors and predictions."""
     s = window.session
-    other = QtWidgets.QDockWidget("Other", window)
-    other.setObjectName("dock_other")
-    other.setWidget(QtWidgets.QLabel("in front"))
-    window.addDockWidget(QtCore.Qt.RightDockWidgetArea, other)
-    window.tabifyDockWidget(window.docks["step"], other)
-    qtbot.waitUntil(lambda: window.tabifiedDockWidgets(other) == [window.docks["step"]])
-    QtWidgets.QApplication.processEvents()  # the new tab group is laid out before it can switch
+    other = window.docks["loss"]  # in the current step's tab group
+    assert window.docks["step"] in window.tabifiedDockWidgets(other)
     other.raise_()
-    panel = window.step_panel
+    panel = window.panel("step")
     qtbot.waitUntil(lambda: panel.visibleRegion().isEmpty())
     s.seek(4)
     top_before = list(panel.top)
@@ -157,17 +152,17 @@ def test_long_seek_catches_up_in_chunks(window, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
     assert s.t == len(long_text) and len(seen) > 2
     assert_heatmaps_match(window, long_text)
-    assert window.gates_panel.views["h"].displayed_image().shape[1] == WINDOW
+    assert window.panel("gates").views["h"].displayed_image().shape[1] == WINDOW
 
 
 def test_refused_character_leaves_the_caret_where_the_user_was_typing(window, qtbot):
     """Typing an unknown character in the middle: it is removed and the caret stays after the
     last accepted character instead of jumping to the start."""
-    editor = window.text_panel.editor
+    editor = window.panel("text").editor
     cursor = editor.textCursor()
     cursor.setPosition(12)
     editor.setTextCursor(cursor)
     editor.insertPlainText("€")  # typed at position 12 (QTest.keyClicks aborts on non-Latin-1 text)
-    window.text_panel.apply_edit()
+    window.panel("text").apply_edit()
     assert window.session.text == TEXT and editor.toPlainText() == TEXT
     assert editor.textCursor().position() == 12

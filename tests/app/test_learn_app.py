@@ -12,10 +12,9 @@ from engine.checkpoint import load_checkpoint
 from engine.data import TextCorpus
 from engine.model import SequenceModel
 from engine.train import TrainConfig, Trainer
-from lstmviz import dialogs
-from lstmviz.learn import install as learn_install
-from lstmviz.learn import install_learning_panels
-from lstmviz.lessons import install_lessons
+from lstmviz import dialogs, threads
+
+from . import helpers
 
 WORDS = ["the ", "cat ", "sat ", "on ", "a ", "mat. "]
 SMALL = dict(cell="lstm", hidden_size=16, num_layers=1, dropout=0.0, seq_len=16, batch_size=4, optimizer="adam",
@@ -31,15 +30,15 @@ def training_text():
 
 @pytest.fixture
 def learn(window, training_text):
-    panels = install_learning_panels(window, window.session, window.settings)
+    panels = helpers.learning(window)
     panels.model_panel.set_values(SMALL)
     assert panels.data_panel.use_text(training_text, "test corpus")
     assert panels.model_panel.valid, panels.model_panel.message.text()
     yield panels
-    threads = [panels.controller.thread, panels.sampling_panel._thread]
-    panels.shutdown()
+    running = [panels.controller.thread, panels.sampling_panel._thread]
+    threads.stop_all()
     assert panels.controller.thread is None and not panels.sampling_panel.busy
-    assert all(t is None or t.isFinished() for t in threads)
+    assert all(t is None or threads.is_finished(t) for t in running)
 
 
 def test_docks_are_named_and_added(window, learn):
@@ -116,7 +115,7 @@ def test_opening_another_model_while_training_keeps_training(qtbot, window, lear
 
 def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypatch):
     answers = iter(["cancel", "discard"])
-    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: next(answers))
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
@@ -124,18 +123,18 @@ def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypa
     assert not window.close()  # cancelled: the window stays and training goes on
     assert window.isVisible() and learn.controller.state == "running" and thread.isRunning()
     assert window.close()  # discarded: training stops and the thread is joined
-    assert thread.isFinished() and learn.controller.thread is None and learn.controller.state == "idle"
+    assert threads.is_finished(thread) and learn.controller.thread is None and learn.controller.state == "idle"
     assert not window.isVisible()
 
 
 def test_a_cancelled_close_leaves_the_lessons_running(qtbot, window, learn, monkeypatch):
     """The learning panels' guard is asked first; the lessons only stop and save their settings
     once the window really closes."""
-    lessons = install_lessons(window, window.session, window.settings)  # after learning, as the app does
+    lessons = helpers.lessons(window)  # its close hook runs after the learning panels' guard
     stopped = []
     monkeypatch.setattr(lessons, "shutdown", lambda: stopped.append("lessons"))
     answers = iter(["cancel", "discard"])
-    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: next(answers))
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 2, timeout=30_000)
@@ -150,7 +149,7 @@ def test_close_with_a_failed_save_keeps_the_window_and_the_model(qtbot, window, 
     """Saving into a folder that does not exist: an error dialog, the window stays open, and the
     stopped run's model can still be saved elsewhere."""
     paths = iter([tmp_path / "missing" / "trained.npz", tmp_path / "trained.npz"])
-    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: "save")
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(next(paths)))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
@@ -164,7 +163,7 @@ def test_close_with_a_failed_save_keeps_the_window_and_the_model(qtbot, window, 
 
 def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, tmp_path, training_text, errors):
     path = tmp_path / "trained.npz"
-    monkeypatch.setattr(learn_install, "ask_save_discard_cancel", lambda parent: "save")
+    monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(path))
     learn.model_panel.set_values({"steps": 1_000_000})
     learn.training_panel.train()
@@ -262,15 +261,15 @@ import sys
 import numpy as np
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
-from lstmviz.learn import install as learn_install
-from lstmviz.learn import install_learning_panels
-from lstmviz.main_window import MainWindow
+from lstmviz.app import create_window
+from lstmviz.learn import LearningService
+from lstmviz import dialogs
 from lstmviz.session import Session
 
 app = QApplication(sys.argv[:1])
-window = MainWindow(Session(), QSettings(sys.argv[1], QSettings.IniFormat))
-panels = install_learning_panels(window, window.session, window.settings)
-learn_install.ask_save_discard_cancel = lambda parent: "discard"
+window = create_window(Session(), QSettings(sys.argv[1], QSettings.IniFormat))
+panels = window.panel("training").findChild(LearningService)
+dialogs.ask_save_discard_cancel = lambda parent: "discard"
 panels.model_panel.set_values(dict(hidden_size=16, num_layers=1, seq_len=16, batch_size=4, steps=1_000_000))
 text = "".join(np.random.Generator(np.random.PCG64(0)).choice(["the ", "cat ", "sat "], 300))
 assert panels.data_panel.use_text(text, "test")
@@ -290,6 +289,7 @@ sys.exit(code)
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_closing_the_app_while_training_exits_cleanly(tmp_path):
     import os
     import subprocess

@@ -14,6 +14,7 @@ from PySide6.QtCore import QThread
 from engine.data import TextCorpus
 from engine.model import ModelConfig, SequenceModel
 from engine.train import TrainConfig, Trainer
+from lstmviz import threads
 from lstmviz.learn.controller import PROGRESS_INTERVAL_S, STATES, WEIGHTS_INTERVAL_S, TrainingController
 
 WORDS = ["the ", "cat ", "sat ", "on ", "a ", "mat. "]
@@ -59,7 +60,7 @@ def controller(qtbot):
     ctrl.shutdown()
     assert ctrl.thread is None and ctrl.state == "idle"
     if thread is not None:
-        assert thread.isFinished()
+        assert threads.is_finished(thread)
 
 
 def all_steps(updates):
@@ -90,7 +91,7 @@ def test_train_pause_resume_stop_with_falling_loss(qtbot, controller, corpus):
     thread = controller.thread
     with qtbot.waitSignal(controller.finished_training, timeout=10_000) as blocker:
         controller.stop()
-    assert thread.isFinished() and controller.thread is None
+    assert threads.is_finished(thread) and controller.thread is None
     assert rec["states"] == ["running", "paused", "running", "stopping", "idle"]
     last = blocker.args[0]
     assert last is rec["updates"][-1] and last.final and last.progress.done
@@ -172,7 +173,7 @@ def test_shutdown_while_running_joins_the_thread(qtbot, controller, corpus):
     thread = controller.thread
     assert isinstance(thread, QThread) and thread.isRunning()
     controller.shutdown()
-    assert thread.isFinished() and controller.thread is None
+    assert threads.is_finished(thread) and controller.thread is None
     assert controller.state == "idle" and controller.record["states"][-1] == "idle"
     assert controller.record["updates"][-1].final  # the final state was delivered by shutdown
     assert set(controller.record["states"]) <= set(STATES)

@@ -240,7 +240,7 @@ def fake_update(start, n, rng):
     progress = Progress(step=int(steps[-1]), total_steps=100_000, train_loss=float(loss[-1]),
                         smooth_loss=float(loss[-1]), val_loss=None, val_bpc=None, grad_norm=1.0,
                         steps_per_s=1000.0, elapsed_s=1.0)
-    return TrainingUpdate(1, progress, steps, loss, loss.copy(), val_steps, 3.0 * np.exp(-val_steps / 20_000),
+    return TrainingUpdate(progress, steps, loss, loss.copy(), val_steps, 3.0 * np.exp(-val_steps / 20_000),
                           None, False)
 
 

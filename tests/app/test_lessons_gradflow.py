@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from engine.gradflow import gradient_flow
-from lstmviz.lessons import install_lessons
 from lstmviz.lessons.gradflow_panel import MAX_STEPS
+
+from . import helpers
 
 
 @pytest.fixture
 def lessons(window):
-    installed = install_lessons(window, window.session, window.settings)
+    installed = helpers.lessons(window)
+    helpers.lessons_in_front(window)
     yield installed
     installed.shutdown()
 
@@ -71,12 +73,12 @@ def test_hidden_plot_waits_until_shown(window, lessons, qtbot):
     recomputed; showing it brings it up to date."""
     s, panel = window.session, lessons.gradflow
     qtbot.waitUntil(lambda: not panel._timer.isActive(), timeout=5000)
-    lessons.docks["gradflow"].hide()
+    window.docks["gradflow"].hide()
     before = panel.curves["viewer ||dL/dh||"][1].copy()
     s.set_text(s.text[: len(s.text) // 2])
     assert not panel._timer.isActive()
     np.testing.assert_array_equal(panel.curves["viewer ||dL/dh||"][1], before)
-    lessons.docks["gradflow"].show()
+    window.docks["gradflow"].show()
     qtbot.waitUntil(lambda: len(panel.curves["viewer ||dL/dh||"][1]) != len(before), timeout=5000)
     np.testing.assert_array_equal(panel.curves["viewer ||dL/dh||"][1],
                                   expected_flow(s.model, s.vocab, s.text).h_norms[s.layer])

@@ -4,13 +4,15 @@ import numpy as np
 import pytest
 
 from engine import GATES, ModelConfig, SequenceModel
-from lstmviz.lessons import install_lessons
 from lstmviz.lessons.style import fmt
+
+from . import helpers
 
 
 @pytest.fixture
 def lessons(window):
-    installed = install_lessons(window, window.session, window.settings)
+    installed = helpers.lessons(window)
+    helpers.lessons_in_front(window)
     yield installed
     installed.shutdown()
 
@@ -55,12 +57,12 @@ def test_inspector_matches_the_heatmap_cell_that_was_clicked(window, lessons):
     s = window.session
     s.seek(30)
     s.select(0, 3, -1)
-    window.gates_panel.views["i"].clicked.emit(7, 12)  # what a click on cell (unit 7, step 12) emits
+    window.panel("gates").views["i"].clicked.emit(7, 12)  # what a click on cell (unit 7, step 12) emits
     assert (s.unit, s.selected_step) == (7, 12)
     check_inspector(lessons.inspector, s.trace(), 0, 12, 7)
     for name in ("f", "i", "o", "g", "c", "h"):  # the heatmaps draw float32 copies of the same numbers
         key = {"c": "c_t", "h": "h_t"}.get(name, name)
-        assert np.float32(lessons.inspector.values[key]) == window.gates_panel.views[name].value_at(7, 12)
+        assert np.float32(lessons.inspector.values[key]) == window.panel("gates").views[name].value_at(7, 12)
     s.step()  # stepping follows the cursor again
     check_inspector(lessons.inspector, s.trace(), 0, 30, 7)
 
@@ -84,14 +86,14 @@ def test_inspector_and_diagram_for_a_vanilla_rnn(window, lessons):
     assert shown["h.pre"] == trace.layers[0]["pre"][8, 2]
     assert shown["h.input"] + shown["h.recurrent"] + shown["h.bias"] == pytest.approx(shown["h.pre"], abs=1e-12)
     assert np.tanh(shown["h.pre"]) == pytest.approx(shown["h"], abs=1e-12)
-    lessons.docks["diagram"].raise_()  # its tab to the front: it catches up
+    window.docks["diagram"].raise_()  # its tab to the front: it catches up
     assert lessons.diagram.labels == {"h_prev": fmt(trace.layers[0]["h"][7, 2]), "x_t": s.text[8],
                                       "pre": fmt(trace.layers[0]["pre"][8, 2]), "h_t": fmt(trace.layers[0]["h"][8, 2])}
 
 
 def test_diagram_labels_follow_the_trace_as_the_user_steps(window, lessons, qtbot):
     s = window.session
-    lessons.docks["diagram"].raise_()  # the diagram's tab in front (it shares one with the equations)
+    window.docks["diagram"].raise_()  # the diagram's tab in front (it shares one with the equations)
     s.seek(15)
     s.select(1, 4, -1)
     diagram = lessons.diagram
@@ -113,7 +115,7 @@ def test_inspector_behind_a_tab_waits_and_catches_up_when_its_tab_comes_forward(
     but not on screen); bringing its tab forward shows the current step's numbers."""
     s = window.session
     window.show()
-    window.tabifyDockWidget(window.docks["step"], lessons.docks["equations"])
+    window.tabifyDockWidget(window.docks["step"], window.docks["equations"])
     window.docks["step"].raise_()
     qtbot.waitUntil(lambda: lessons.inspector.visibleRegion().isEmpty())
     s.select(0, 3, -1)
@@ -121,7 +123,7 @@ def test_inspector_behind_a_tab_waits_and_catches_up_when_its_tab_comes_forward(
     shown_before = dict(lessons.inspector.values)
     s.seek(9)
     assert lessons.inspector.values == shown_before  # stale while hidden
-    lessons.docks["equations"].raise_()
+    window.docks["equations"].raise_()
     expected = expected_lstm(s.trace(), 0, 8, 3)
     qtbot.waitUntil(lambda: lessons.inspector.values.get("h_t") == expected["h_t"])
     assert lessons.inspector.values["c_t"] == expected["c_t"]

@@ -44,9 +44,9 @@ def requests_while_showing(window, label, texts) -> int:
 
 def test_readouts_in_the_window_do_not_relayout_it_but_a_plain_label_does(window):
     plain = QtWidgets.QLabel()
-    window.transport.layout().addWidget(plain)
+    window.panel("transport").layout().addWidget(plain)
     assert requests_while_showing(window, plain, TEXTS) > 0  # what the readouts avoid
-    for readout in (window.transport.position, window.position_label):
+    for readout in (window.panel("transport").position, window.position_label):
         assert isinstance(readout, Readout)
         assert requests_while_showing(window, readout, TEXTS) == 0
 

@@ -63,14 +63,14 @@ def test_cell_levels_come_from_whole_series(series_window, series_model, dataset
     s = series_window.session
     s.seek(2)
     c = np.abs(series_model.trace(dataset.inputs).gate("c", 0))  # (T, H)
-    lo, hi = series_window.gates_panel.views["c"].colorbar.levels()
+    lo, hi = series_window.panel("gates").views["c"].colorbar.levels()
     assert lo == -hi and hi >= np.percentile(c, 50) and hi > np.abs(s.trace().gate("c", 0)).max()
 
 
 def test_hover_readout_shows_label_and_value(series_window, qtbot, dataset, series_model):
     s = series_window.session
     s.seek(20)
-    view = series_window.gates_panel.views["h"]
+    view = series_window.panel("gates").views["h"]
     point = QtCore.QPointF(view.mapFromScene(view.scene_pos_of(3, 12)))
     move = QtGui.QMouseEvent(QtCore.QEvent.MouseMove, point, view.viewport().mapToGlobal(point),
                              QtCore.Qt.NoButton, QtCore.Qt.NoButton, QtCore.Qt.NoModifier)
@@ -86,27 +86,27 @@ def test_hover_readout_shows_label_and_value(series_window, qtbot, dataset, seri
 def test_step_panel_shows_prediction_and_actual_in_original_units(series_window, series_model, dataset):
     s = series_window.session
     s.seek(31)
-    predicted, actual = series_window.step_panel.forecast
+    predicted, actual = series_window.panel("step").forecast
     scaled = series_model.trace(dataset.inputs).outputs[30]  # (K,) prediction made at step 30
     np.testing.assert_allclose(predicted, dataset.scaler.inverse_transform(scaled), rtol=0, atol=1e-12)
     np.testing.assert_allclose(actual, dataset.values[30 + W : 30 + W + K], rtol=0, atol=1e-9)
-    assert f"predicted {predicted[0]:.4g}" in series_window.step_panel.predictions_title.text()
-    assert "step 30" in series_window.step_panel.vectors_title.text()
-    assert series_window.step_panel.top == []
+    assert f"predicted {predicted[0]:.4g}" in series_window.panel("step").predictions_title.text()
+    assert "step 30" in series_window.panel("step").vectors_title.text()
+    assert series_window.panel("step").top == []
 
 
 def test_step_panel_without_inverse_shows_scaled(window, series_model, dataset):
     s = window.session
     s.set_series(series_model, dataset.inputs, labels_of(dataset))
     s.seek(4)
-    predicted, actual = window.step_panel.forecast
+    predicted, actual = window.panel("step").forecast
     np.testing.assert_allclose(predicted, series_model.trace(dataset.inputs).outputs[3], rtol=0, atol=1e-12)
-    assert actual is None and "(scaled)" in window.step_panel.predictions_title.text()
+    assert actual is None and "(scaled)" in window.panel("step").predictions_title.text()
 
 
 def test_text_panel_shows_labels_highlights_and_jumps(series_window, qtbot, dataset):
     s = series_window.session
-    editor = series_window.text_panel.editor
+    editor = series_window.panel("text").editor
     labels = labels_of(dataset)
     assert editor.isReadOnly() and editor.toPlainText() == SERIES_SEPARATOR.join(labels)
     s.seek(7)
@@ -145,13 +145,13 @@ def test_switching_back_to_text_model_restores_text(series_window, model, vocab)
     s.seek(9)
     s.set_model(model, vocab)
     assert not s.is_series and s.text == TEXT and s.t == 0
-    assert not series_window.text_panel.editor.isReadOnly()
-    assert series_window.text_panel.editor.toPlainText() == TEXT
+    assert not series_window.panel("text").editor.isReadOnly()
+    assert series_window.panel("text").editor.toPlainText() == TEXT
     s.seek(17)
     reference = model.trace(vocab.encode(TEXT))
-    np.testing.assert_allclose(series_window.gates_panel.views["h"].displayed_image(),
+    np.testing.assert_allclose(series_window.panel("gates").views["h"].displayed_image(),
                                reference.gate("h", 0)[:17].T, rtol=0, atol=1e-6)
-    assert series_window.step_panel.top and series_window.step_panel.forecast is None
+    assert series_window.panel("step").top and series_window.panel("step").forecast is None
     assert s.caption(16) == f"char {TEXT[16]!r}"
 
 

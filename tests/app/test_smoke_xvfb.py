@@ -20,6 +20,7 @@ def free_display() -> int:
     pytest.skip("no free X display number")
 
 
+@pytest.mark.slow  # a subprocess
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
 def test_app_opens_a_real_window_and_quits_cleanly(tmp_path):
     from PySide6 import QtGui

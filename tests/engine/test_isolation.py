@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FORBIDDEN = ("PySide6", "shiboken6", "pyqtgraph", "lstmviz")
 
 PROBE = f"""
@@ -19,6 +21,7 @@ print(",".join(loaded))
 """
 
 
+@pytest.mark.slow  # a subprocess
 def test_engine_imports_no_gui_modules():
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", PROBE], cwd=root, capture_output=True, text=True, timeout=120)

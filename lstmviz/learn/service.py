@@ -1,29 +1,27 @@
-"""Install the learning docks (data, model, training, loss, sampling) into a main window.
+"""The learning docks' service: the data, model, training, loss and sampling panels, the
+``TrainingController`` they share, and their wiring to the Session.
 
-``install_learning_panels(main_window, session, settings)`` creates the panels and a
-``TrainingController``, adds one dock per panel (object names set, so ``restoreState`` matches
-them; listed in ``main_window.view_menu`` when the window has one) and wires them:
+``LearningService(session, settings, hooks)`` builds the panels (``lstmviz.app``'s dock table
+puts each in its dock) and wires them; ``hooks`` is the window's ``WindowHooks``:
 
-* the controller's ``weights_updated`` relay (<= 4 per second, see ``controller``) swaps the new
-  weights into the session through ``ViewerSync`` (which also keeps that swap under a small
-  share of the GUI thread's time), with the trace of the viewer's text that the training thread
-  computed under them (the viewer's token ids are handed to the controller whenever the text
-  changes), so the gate heatmaps show the model as it learns and the GUI thread only draws; a
-  run's final weights are applied as soon as it ends, and a pause's at once; with the training
-  panel's "Live heatmaps" unchecked, the worker traces nothing and the viewer only catches up
-  at pauses and at the end;
+* the controller's ``weights_updated`` relay swaps the new weights into the session through
+  ``ViewerSync`` (rate-limited; the ``hooks.paint_later()`` widgets repaint one per event-loop
+  turn), with the trace of the viewer's text that the training thread computed under them (the
+  viewer's token ids are handed to the controller whenever the text changes), so the gate
+  heatmaps show the model as it learns and the GUI thread only draws; a run's final weights are
+  applied as soon as it ends, and a pause's at once; with the training panel's "Live heatmaps"
+  unchecked, the worker traces nothing and the viewer only catches up at pauses and at the end;
 * ``failed`` (an error, or divergence after the last finite weights were restored) shows an
-  error dialog;
-* closing the window while training asks Save / Discard / Cancel (``ask_save_discard_cancel``,
-  monkeypatched in tests) through an event filter, then stops the worker and waits for it;
-  the sampling thread is waited for too; the application's ``aboutToQuit`` does the same
-  (``shutdown``), so a QThread is never destroyed while running.
+  error dialog; a run that starts brings the Loss dock to the front;
+* its close guard asks Save / Discard / Cancel while training (``dialogs.ask_save_discard_cancel``),
+  then stops the worker and waits for it; once the window closes it stops and waits for every
+  other worker thread (``lstmviz.threads.stop_all``);
+* the demo's training corpus (``hooks.use_demo_corpus``) goes into the data panel.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QCoreApplication, QObject, QSettings, Qt, Slot
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QWidget
+from PySide6.QtCore import QObject, QSettings, Slot
 
 from engine.model import SequenceModel
 
@@ -41,42 +39,23 @@ STATE_MESSAGES = {"running": "Training…", "paused": "Training paused.", "stopp
                   "idle": "Training stopped."}
 
 
-def ask_save_discard_cancel(parent: QWidget) -> str:
-    """Ask whether to save the model being trained before closing: "save", "discard" or "cancel"."""
-    box = QMessageBox(QMessageBox.Question, "Training in progress",
-                      "A model is being trained. Save it before closing?",
-                      QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, parent)
-    box.setDefaultButton(QMessageBox.Save)
-    answer = box.exec()
-    return {QMessageBox.Save: "save", QMessageBox.Discard: "discard"}.get(answer, "cancel")
+class LearningService(QObject):
+    """The learning docks' panels and the training service they share (see the module docstring)."""
 
-
-class LearningPanels(QObject):
-    """The installed panels, their docks and the controller; also the close guard."""
-
-    def __init__(self, main_window: QMainWindow, session, settings: QSettings | None):
-        super().__init__(main_window)
-        self.window = main_window
+    def __init__(self, session, settings: QSettings | None, hooks):
+        super().__init__()
         self.session = session
+        self.hooks = hooks
         self.controller = TrainingController(self)
         self.model_panel = ModelPanel(settings)
         self.data_panel = DataPanel(check=self.model_panel.check_corpus)
         self.training_panel = TrainingPanel(self.controller, self.model_panel, self.data_panel, settings=settings)
         self.loss_plot = LossPlot()
         self.sampling_panel = SamplingPanel(session)
-        repaint_one_by_one = (*main_window.gates_panel.views.values(), main_window.step_panel.plots)
-        self.viewer_sync = ViewerSync(session, self, paint_later=repaint_one_by_one)
+        self.setParent(self.training_panel)  # lives as long as the training dock
+        self.viewer_sync = ViewerSync(session, self, paint_later=hooks.paint_later())
         self.viewer_sync.live = self.training_panel.live_view.isChecked()
         self._plotted_trainer = None
-        self.docks = {}
-        self._add_dock("training", "Training", self.training_panel, Qt.RightDockWidgetArea)
-        self._add_dock("data", "Training data", self.data_panel, Qt.RightDockWidgetArea, scrolled=True)
-        self._add_dock("model", "Model", self.model_panel, Qt.RightDockWidgetArea, scrolled=True)
-        self._add_dock("sampling", "Sampling", self.sampling_panel, Qt.RightDockWidgetArea, scrolled=True)
-        self._add_dock("loss", "Loss", self.loss_plot, Qt.BottomDockWidgetArea)
-        main_window.tabifyDockWidget(self.docks["data"], self.docks["model"])
-        main_window.tabifyDockWidget(self.docks["model"], self.docks["sampling"])
-        self.docks["data"].raise_()
 
         self.data_panel.corpus_changed.connect(self.model_panel.set_corpus)
         self.training_panel.trainer_started.connect(self._on_trainer_started)
@@ -87,11 +66,8 @@ class LearningPanels(QObject):
         self.controller.failed.connect(self._on_failed)
         self.controller.finished_training.connect(self._on_finished)
         self.controller.state_changed.connect(self._on_state)
-        main_window.add_close_guard(self.may_close)
-        QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
-
-    def _add_dock(self, name: str, title: str, widget: QWidget, area, scrolled: bool = False) -> None:
-        self.docks[name] = self.window.add_panel(name, title, widget, area, scrolled)
+        hooks.add_close_guard(self.may_close)
+        hooks.on_demo_corpus(self.data_panel.use_text)
 
     # --- wiring (GUI thread) ----------------------------------------------------------------
     @Slot(object)
@@ -135,19 +111,13 @@ class LearningPanels(QObject):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         self.viewer_sync.flush()  # e.g. the last finite weights after a divergence
-        dialogs.show_error(self.window, "Training stopped", message)
+        self.hooks.show_error("Training stopped", message)
 
     @Slot(str)
     def _on_state(self, state: str) -> None:
-        self.window.statusBar().showMessage(STATE_MESSAGES[state], 5000)
+        self.hooks.show_status(STATE_MESSAGES[state], 5000)
         if state == "running":
-            self.docks["loss"].raise_()  # show the curve (it may sit behind another tab)
-
-    @Slot()
-    def shutdown(self) -> None:
-        """Stop training and wait for the training and sampling threads (no dialog)."""
-        self.controller.shutdown()
-        self.sampling_panel.shutdown()
+            self.hooks.raise_panel("loss")  # show the curve (it may sit behind another tab)
 
     # --- close guard ------------------------------------------------------------------------
     def may_close(self) -> bool:
@@ -161,15 +131,10 @@ class LearningPanels(QObject):
     def confirm_close(self) -> bool:
         """Called when the window is about to close while training: ask Save / Discard /
         Cancel, stop the worker and wait for it. True if the window may close."""
-        choice = ask_save_discard_cancel(self.window)
+        choice = dialogs.ask_save_discard_cancel(self.hooks.dialog_parent)
         if choice == "cancel":
             return False
         self.controller.shutdown()
         if choice == "save":
             return self.training_panel.save()  # a cancelled save dialog keeps the window open
         return True
-
-
-def install_learning_panels(main_window: QMainWindow, session, settings: QSettings | None = None) -> LearningPanels:
-    """Create and wire the learning docks in ``main_window``; see the module docstring."""
-    return LearningPanels(main_window, session, settings)

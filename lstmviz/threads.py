@@ -1,0 +1,129 @@
+"""Work off the GUI thread: the one worker-in-a-``QThread`` helper and a registry of live workers.
+
+``start(worker, name)`` moves a :class:`Worker` into a new ``QThread`` and wires it the one way
+(DESIGN.md §3): ``thread.started`` -> ``worker.run``; ``worker.finished`` -> ``thread.quit``
+with ``Qt.DirectConnection`` (a queued call could never reach the busy worker thread);
+``worker.finished`` -> ``worker.deleteLater`` and ``thread.finished`` -> ``thread.deleteLater``.
+``Worker.run`` calls ``work()``; an exception escaping it is reported through ``failed(str)``
+(``ValueError``: its message; anything else: ``"Type: message"``), and ``finished`` is always
+emitted last. Connect a worker's signals only to ``@Slot`` methods of GUI-thread QObjects.
+
+Every started worker stays in the registry until its thread has finished (the registry also
+keeps the Python wrappers alive: a ``QThread`` garbage-collected while running aborts the
+process). ``stop_all()`` sets every live worker's ``stop_requested`` event, waits for every
+thread and then delivers the signals they queued; the main window calls it when it closes, and
+it is connected to ``QCoreApplication.aboutToQuit`` when the first worker starts. No thread is
+ever terminated.
+
+Own module rather than superqt's thread workers: superqt's ``WorkerBase`` runs ``QRunnable``s
+on the global ``QThreadPool`` and keeps its signals on a separate object, its
+``GeneratorWorker`` pauses by polling in the worker (pause lives in ``engine.train.Trainer.run``
+here), and ``new_worker_qthread`` keeps no registry and has no stop-and-wait-for-all call.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+_live: dict = {}  # id(thread) -> (thread, worker, its stop_requested, _Forget): started, not yet finished
+_hooked_quit = False  # stop_all is connected to the application's aboutToQuit
+
+
+class Worker(QObject):
+    """Base of every worker: override :meth:`work` (runs in the worker thread; check
+    ``stop_requested`` between units of work)."""
+
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self):
+        super().__init__()
+        self.stop_requested = threading.Event()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.work()
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, not kill the thread
+            self.failed.emit(describe(exc))
+        finally:
+            # Hand the worker back to the GUI thread: its deleteLater then runs there.
+            self.moveToThread(QCoreApplication.instance().thread())
+            self.finished.emit()
+
+
+def describe(exc: Exception) -> str:
+    """The one-line message for a worker's exception: a ValueError's own message, else "Type: message"."""
+    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+
+
+class _Forget(QObject):
+    """Lives on the GUI thread (a child of the application, deleted by Qt once it has run, never
+    from inside its own slot); drops a thread from the registry once it has finished."""
+
+    def __init__(self, key: int, parent: QObject):
+        super().__init__(parent)
+        self._key = key
+
+    @Slot()
+    def forget(self) -> None:
+        entry = _live.pop(self._key, None)
+        if entry is not None:  # finished is emitted just before the thread ends: let it end first,
+            wait(entry[0])  # as dropping the last reference to a running QThread aborts the process
+        self.deleteLater()
+
+
+def start(worker: Worker, name: str) -> QThread:
+    """Run ``worker.run`` in a new QThread named ``name`` (see the module docstring); the thread,
+    already started. Call on the GUI thread."""
+    global _hooked_quit
+    app = QCoreApplication.instance()
+    if not _hooked_quit:
+        app.aboutToQuit.connect(stop_all)
+        _hooked_quit = True
+    thread = QThread()
+    thread.setObjectName(name)
+    worker.moveToThread(thread)
+    key = id(thread)
+    forget = _Forget(key, app)
+    thread.started.connect(worker.run)
+    worker.finished.connect(thread.quit, Qt.DirectConnection)
+    worker.finished.connect(worker.deleteLater)
+    thread.finished.connect(forget.forget)  # queued to the GUI thread, before the thread's deleteLater
+    thread.finished.connect(thread.deleteLater)
+    _live[key] = (thread, worker, worker.stop_requested, forget)
+    thread.start()
+    return thread
+
+
+def live_threads() -> list[QThread]:
+    """The started threads that have not yet reported finished (GUI thread)."""
+    return [entry[0] for entry in _live.values() if shiboken6.isValid(entry[0])]
+
+
+def wait(thread: QThread | None) -> None:
+    """Block until ``thread`` has finished (nothing if None or already deleted). Never terminates."""
+    if thread is not None and shiboken6.isValid(thread):
+        thread.quit()
+        thread.wait()
+
+
+def is_finished(thread: QThread) -> bool:
+    """True once ``thread`` has finished (also once it has been deleted, which happens only after)."""
+    return not shiboken6.isValid(thread) or thread.isFinished()
+
+
+@Slot()
+def stop_all() -> None:
+    """Ask every live worker to stop, wait for every thread, then deliver the signals they
+    queued (their last payloads and ``finished``) to the GUI thread's receivers."""
+    for thread, _worker, stop_requested, _forget in list(_live.values()):
+        stop_requested.set()
+        wait(thread)
+    QCoreApplication.sendPostedEvents()

@@ -1,0 +1,104 @@
+"""lstmviz.threads: the worker wiring, failure reporting, the registry and stop_all; and the
+QThread-leak guard of tests/conftest.py catching a deliberately leaked thread."""
+
+import threading
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from lstmviz import threads
+
+from ..conftest import dangling_qthreads
+
+
+class Blocking(threads.Worker):
+    """Announces that it works, then waits until asked to stop."""
+
+    started_work = Signal()
+
+    def work(self):
+        self.started_work.emit()
+        while not self.stop_requested.wait(0.01):
+            pass
+
+
+class Failing(threads.Worker):
+    def work(self):
+        raise ValueError("no such column 'x'")
+
+
+class Crashing(threads.Worker):
+    def work(self):
+        raise KeyError("k")
+
+
+class Receiver(QObject):
+    """GUI-thread slots recording what workers report, and on which thread."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages, self.finished, self.started, self.on_main = [], 0, 0, []
+
+    @Slot(str)
+    def on_failed(self, message):
+        self.messages.append(message)
+        self.on_main.append(threading.current_thread() is threading.main_thread())
+
+    @Slot()
+    def on_finished(self):
+        self.finished += 1
+
+    @Slot()
+    def on_started(self):
+        self.started += 1
+
+
+def start(worker, receiver, name="test-worker"):
+    worker.failed.connect(receiver.on_failed)
+    worker.finished.connect(receiver.on_finished)
+    return threads.start(worker, name)
+
+
+def test_failures_arrive_on_the_gui_thread_and_the_thread_ends(qtbot):
+    receiver = Receiver()
+    first = start(Failing(), receiver)
+    second = start(Crashing(), receiver)
+    qtbot.waitUntil(lambda: receiver.finished == 2, timeout=10_000)
+    assert sorted(receiver.messages) == ["KeyError: 'k'", "no such column 'x'"]
+    assert receiver.on_main == [True, True]
+    qtbot.waitUntil(lambda: threads.is_finished(first) and threads.is_finished(second), timeout=10_000)
+    qtbot.waitUntil(lambda: threads.live_threads() == [], timeout=10_000)
+
+
+def test_stop_all_stops_and_waits_for_every_worker(qtbot):
+    receiver = Receiver()
+    workers = [Blocking(), Blocking()]
+    for worker in workers:
+        worker.started_work.connect(receiver.on_started)
+    started = [start(worker, receiver, f"blocking-{k}") for k, worker in enumerate(workers)]
+    qtbot.waitUntil(lambda: receiver.started == 2, timeout=10_000)
+    assert set(threads.live_threads()) == set(started) and all(t.isRunning() for t in started)
+    threads.stop_all()
+    assert all(threads.is_finished(t) for t in started)
+    assert receiver.finished == 2 and receiver.messages == []  # finished delivered by stop_all
+    assert threads.live_threads() == []
+
+
+def test_the_leak_guard_names_where_a_leaked_qthread_was_started(qtbot):
+    stop = threading.Event()
+
+    class Spinner(QThread):
+        def run(self):
+            stop.wait(30)
+
+    leaked = Spinner()
+    leaked.setObjectName("deliberately-leaked")
+    leaked.start()  # this line is what the guard must point at
+    try:
+        dangling = dangling_qthreads()
+        assert [name for name, _ in dangling] == ["deliberately-leaked"]
+        where = dangling[0][1]
+        assert "test_threads.py" in where and "leaked.start()" in where
+    finally:
+        stop.set()
+        leaked.wait()
+    assert dangling_qthreads() == []
