@@ -12,7 +12,7 @@ from lstmviz.learn.loss_plot import LossPlot
 def final_update(progress, val):
     steps = np.array([progress.step], np.int64)
     loss = np.array([progress.train_loss])
-    return TrainingUpdate(1, progress, steps, loss, loss.copy(), steps, np.array([val]), None, True)
+    return TrainingUpdate(progress, steps, loss, loss.copy(), steps, np.array([val]), None, True)
 
 
 def test_a_series_run_is_labelled_mse_not_nats(qtbot):
