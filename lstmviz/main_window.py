@@ -15,8 +15,8 @@ import PySide6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import dialogs, threads
-from .panels.readout import Readout
-from .panels.shown import RefreshWhenShown
+from .readout import Readout
+from .shown import RefreshWhenShown
 from .session import Session
 
 DEFAULT_SIZE = (1400, 880)  # first-run window size, logical pixels

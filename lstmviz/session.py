@@ -101,12 +101,6 @@ class Session(QtCore.QObject):
         """The text being stepped ("" while a series is)."""
         return self.sequence.text
 
-    @property
-    def is_series(self) -> bool:
-        """True while a numeric series (not text) is stepped: ``sequence.kind == "series"``
-        (read-only; panels ask ``sequence`` for what differs)."""
-        return self.sequence.kind == "series"
-
     def label(self, t: int) -> str:
         """What step ``t`` (0-based) shows: its character, or the series label given to
         ``set_series``. Raises IndexError outside ``[0, steps)``."""

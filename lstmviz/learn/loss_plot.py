@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from ..core.history import DEFAULT_MAX_BINS, LossHistory, loss_readout
 from ..core.levels import nice_ceil
-from ..panels.readout import Readout
+from ..readout import Readout
 from ..still_parts import cache_still_parts
 
 REDRAW_MS = 1000  # at most one redraw per second (each costs the GUI thread, and the GIL, ~10 ms)

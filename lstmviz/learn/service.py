@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QSettings, Slot
 from engine.model import SequenceModel
 
 from .. import dialogs
-from .controller import TrainingController
+from ..training import TrainingController
 from .data_panel import DataPanel
 from .loss_plot import LossPlot
 from .model_panel import ModelPanel
@@ -87,7 +87,7 @@ class LearningService(QObject):
     def _hand_viewer_inputs(self) -> None:
         """Tell the training thread which token ids the viewer shows (it traces them), or
         nothing when the heatmaps do not follow training live."""
-        live = self.viewer_sync.live and not self.session.is_series
+        live = self.viewer_sync.live and self.session.sequence.traced_live
         self.controller.set_viewer_inputs(self.session.trace_inputs() if live else None)
 
     @Slot(bool)

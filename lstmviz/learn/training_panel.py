@@ -22,9 +22,9 @@ from engine.train import Trainer
 
 from .. import dialogs
 from ..core.recipes import new_trainer, resume_trainer
-from ..panels.readout import Readout
+from ..readout import Readout
 from ..progress import format_duration
-from .controller import TrainingController
+from ..training import TrainingController
 
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
 READOUT_INTERVAL_S = 0.5  # the progress bar and rate readout change at most twice a second

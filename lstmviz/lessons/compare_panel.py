@@ -2,7 +2,7 @@
 
 "Train both" builds an Elman RNN and an LSTM with the chosen hidden size on the viewer's text
 (or, when that is too short for one batch, the bundled demo corpus), and trains them at the same
-time, each through its own ``learn.controller.TrainingController`` (a worker thread each); the
+time, each through its own ``lstmviz.training.TrainingController`` (a worker thread each); the
 pair and its training are ``core.recipes.compare_trainers`` / ``compare_config``. Their
 smoothed training losses are overlaid (``core.history.LossHistory`` keeps and decimates the
 points); validation losses are drawn as dots. When a model finishes, ``models_changed`` carries
@@ -25,7 +25,7 @@ from ..assets_path import asset_path
 from ..core.history import LossHistory
 from ..core.recipes import compare_config, compare_trainers, copy_model
 from ..forms import setting_widget
-from ..learn.controller import TrainingController
+from ..training import TrainingController
 
 CELLS = {"rnn": ("vanilla RNN", "#D55E00"), "lstm": ("LSTM", "#0072B2")}  # label, colour
 DEMO_CORPUS = "demo.txt"

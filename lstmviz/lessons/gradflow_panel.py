@@ -19,7 +19,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from ..panels.shown import RefreshWhenShown
+from ..shown import RefreshWhenShown
 from ..session import GRADFLOW_STEPS
 
 MAX_STEPS = GRADFLOW_STEPS  # inputs of the analysed sequence (the text's last MAX_STEPS + 1 characters)

@@ -19,7 +19,7 @@ from PySide6 import QtWidgets
 from engine.equations import diagram_values
 from engine.quantities import quantity
 
-from ..panels.shown import RefreshWhenShown
+from ..shown import RefreshWhenShown
 from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
 

@@ -1,5 +1,5 @@
 """Numeric series mode: a series from a CSV column or a generator, scaled to (-1, 1), a small
-forecaster trained on it (in a worker, through ``learn.controller.TrainingController``), and its
+forecaster trained on it (in a worker, through ``lstmviz.training.TrainingController``), and its
 forecasts in the series' original units.
 
 Sources: the tutorial's ramp -3 … 8, a sine, a noisy sine, a random-walk "price" (all from
@@ -33,7 +33,7 @@ from engine.train import TrainConfig
 from .. import dialogs
 from ..core.recipes import SERIES_GENERATORS, SERIES_SEED, generate, series_dataset, series_trainer, step_labels
 from ..forms import setting_widget
-from ..learn.controller import TrainingController
+from ..training import TrainingController
 from .controls import spin_box as _spin
 from .forecast_plot import ForecastPlot
 

@@ -19,7 +19,7 @@ from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
 from ..plots import colormap_for
 from ..session import Session
 from ..still_parts import cache_still_parts
-from .shown import RefreshWhenShown
+from ..shown import RefreshWhenShown
 
 TOP_K = 10
 PREDICTED = (90, 140, 220)

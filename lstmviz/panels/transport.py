@@ -9,7 +9,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from ..session import Session
 from .icons import media_icon
-from .readout import Readout
+from ..readout import Readout
 
 SPEED_RANGE = (1, 60)  # steps per second
 DEFAULT_SPEED = 12

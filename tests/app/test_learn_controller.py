@@ -15,7 +15,7 @@ from engine.data import TextCorpus
 from engine.model import ModelConfig, SequenceModel
 from engine.train import TrainConfig, Trainer
 from lstmviz import threads
-from lstmviz.learn.controller import PROGRESS_INTERVAL_S, STATES, WEIGHTS_INTERVAL_S, TrainingController
+from lstmviz.training import PROGRESS_INTERVAL_S, STATES, WEIGHTS_INTERVAL_S, TrainingController
 
 WORDS = ["the ", "cat ", "sat ", "on ", "a ", "mat. "]
 

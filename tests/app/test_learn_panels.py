@@ -13,7 +13,7 @@ from engine.model import ModelConfig
 from engine.settings import settings_of
 from engine.train import Progress, TrainConfig
 from lstmviz import dialogs
-from lstmviz.learn.controller import TrainingController, TrainingUpdate
+from lstmviz.training import TrainingController, TrainingUpdate
 from lstmviz.learn.data_panel import DataPanel, escape_chars
 from lstmviz.learn.loss_plot import LossHistory, LossPlot
 from lstmviz.learn.model_panel import ModelPanel

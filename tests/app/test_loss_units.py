@@ -5,7 +5,7 @@ import numpy as np
 from engine.model import ModelConfig, SequenceModel
 from engine.series import SeriesDataset, sine
 from engine.train import TrainConfig, Trainer
-from lstmviz.learn.controller import TrainingUpdate
+from lstmviz.training import TrainingUpdate
 from lstmviz.learn.loss_plot import LossPlot
 
 

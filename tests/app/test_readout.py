@@ -3,7 +3,7 @@ all its docks again on every change (what a plain QLabel does)."""
 
 from PySide6 import QtCore, QtWidgets
 
-from lstmviz.panels.readout import Readout
+from lstmviz.readout import Readout
 
 TEXTS = [f"{k * 1.37:.1f} steps/s — elapsed 0:{k:02d}" for k in range(12)]
 

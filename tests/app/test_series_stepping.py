@@ -48,7 +48,7 @@ def assert_heatmaps_match(window, model, values, layer=0):
 
 def test_heatmaps_equal_engine_trace_after_steps(series_window, series_model, dataset):
     s = series_window.session
-    assert s.is_series and s.vocab is None and s.steps == dataset.positions
+    assert s.sequence.kind == "series" and s.vocab is None and s.steps == dataset.positions
     for _ in range(23):
         assert s.step()
     assert s.t == 23
@@ -134,7 +134,7 @@ def test_refuses_mismatched_series_and_text_while_stepping_series(window, series
         s.set_series(series_model, dataset.inputs, ["1"] * 3)
     with pytest.raises(ValueError, match="dense"):
         s.set_series(s.model, dataset.inputs, labels_of(dataset))
-    assert not s.is_series and s.text == TEXT  # nothing changed
+    assert s.sequence.kind == "text" and s.text == TEXT  # nothing changed
     s.set_series(series_model, dataset.inputs, labels_of(dataset))
     with pytest.raises(ValueError, match="series"):
         s.load_text(text_path)
@@ -144,7 +144,7 @@ def test_switching_back_to_text_model_restores_text(series_window, model, vocab)
     s = series_window.session
     s.seek(9)
     s.set_model(model, vocab)
-    assert not s.is_series and s.text == TEXT and s.t == 0
+    assert s.sequence.kind == "text" and s.text == TEXT and s.t == 0
     assert not series_window.panel("text").editor.isReadOnly()
     assert series_window.panel("text").editor.toPlainText() == TEXT
     s.seek(17)
@@ -177,7 +177,7 @@ def test_series_panel_step_through_loads_trained_model(series_panel, window, qtb
     assert errors == [] and panel.model is not None and panel.step_button.isEnabled()
     qtbot.mouseClick(panel.step_button, QtCore.Qt.LeftButton)
     s = window.session
-    assert s.is_series and s.model is panel.model and s.steps == panel.dataset.positions
+    assert s.sequence.kind == "series" and s.model is panel.model and s.steps == panel.dataset.positions
     assert s.label(0) == "%.4g" % panel.values[panel.dataset.window]
     s.seek(15)
     assert_heatmaps_match(window, panel.model, panel.dataset.inputs)

@@ -48,7 +48,7 @@ def show_series(s, forecaster, dataset):
 
 def test_text_labels_captions_and_names(session, model_path, text_path, vocab):
     s = session
-    assert s.sequence.kind == "text" and not s.is_series and s.sequence.editable
+    assert s.sequence.kind == "text" and s.sequence.editable
     assert s.steps == len(TEXT) and s.text == TEXT
     assert s.label(3) == TEXT[3] and s.caption(2) == f"char {TEXT[2]!r}"
     with pytest.raises(IndexError):
@@ -76,7 +76,7 @@ def test_series_labels_original_units_and_refusals(session, forecaster, dataset)
     s = session
     s.seek(9)
     labels = show_series(s, forecaster, dataset)
-    assert s.is_series and s.sequence.kind == "series" and not s.sequence.editable
+    assert s.sequence.kind == "series" and not s.sequence.editable
     assert s.t == 0 and s.vocab is None and s.text == ""  # a new kind starts at step 0
     assert s.label(5) == labels[5] == f"{dataset.values[5 + W]:.4g}"
     assert s.caption(5) == f"next {labels[5]}"
@@ -95,7 +95,7 @@ def test_leaving_a_series_restores_the_parked_text(session, model, vocab, foreca
     show_series(s, forecaster, dataset)
     s.seek(7)
     s.set_model(model, vocab)
-    assert not s.is_series and s.text == TEXT and s.t == 0
+    assert s.sequence.kind == "text" and s.text == TEXT and s.t == 0
     s.seek(len(TEXT))
     reference = model.trace(vocab.encode(TEXT))
     np.testing.assert_allclose(s.trace().gate("h", 1), reference.gate("h", 1), rtol=0, atol=1e-12)

@@ -43,9 +43,9 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 from engine.model import SequenceModel
 from engine.train import TrainingDiverged
 
-from .. import threads
-from ..core.history import StepLosses
-from ..threads import Worker
+from . import threads
+from .core.history import StepLosses
+from .threads import Worker
 
 STATES = ("idle", "running", "paused", "stopping")
 PROGRESS_INTERVAL_S = 0.2  # shortest gap between two payloads, seconds
