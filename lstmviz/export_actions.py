@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine import memory
+
 from . import dialogs, export
+from .crash_handler import one_line
 from .plots import GATE_STYLE
 
 LAST_DIR_KEY = "export/last_dir"
@@ -233,15 +236,19 @@ class ExportActions(QtCore.QObject):
 
     def _write_panel(self, trace, path: str, name: str, fmt: str, width: int | None) -> None:
         s = self.session
+        if width is not None:  # a picture: refused before rendering if it cannot fit in memory
+            memory.check_fits(f"exporting a picture {width} pixels wide",
+                              memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT)))
         export.export_panel_image(path, trace, name, s.layer, fmt, width, colorblind=s.colorblind,
                                   levels=s.levels(name, s.layer))
 
     def _run(self, title: str, write) -> None:
-        """Call ``write()``, which returns a status message; errors go to a message box."""
+        """Call ``write()``, which returns a status message; errors (the file or folder that
+        cannot be written and why, not enough memory) go to a message box."""
         try:
             message = write()
-        except (export.ExportError, ValueError) as error:
-            dialogs.show_error(self.window, title, str(error))
+        except (OSError, ValueError, MemoryError) as error:
+            dialogs.show_error(self.window, title, one_line(error))
             return
         self.hooks.show_status(message)
 

@@ -20,6 +20,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine import memory
 from engine.checkpoint import load_checkpoint
+from engine.model import ModelConfig
+from engine.safe_read import format_size
 from lstmviz import crash_handler, dialogs, threads
 from tests.engine.test_checkpoint import _append_member
 from tests.test_bad_inputs import alarm, fifo, meta_with, plain_meta, plain_param  # noqa: F401 (alarm: a fixture)
@@ -313,3 +315,71 @@ def test_run_app_shows_uncaught_exceptions_in_a_dialog_and_keeps_running(qtbot, 
         qapp.setStyle(style)
         qapp.setPalette(palette)
     assert checked and sys.excepthook is before
+
+
+# --- sizes chosen in the app: refused before allocating, with the estimate ------------------------------
+def test_huge_model_settings_disable_train_with_the_estimate(window, monkeypatch):
+    """The form's largest hidden size (4096; the CLI's example is 100000) on a machine with
+    100 MiB free: Train is disabled and the reason line names the estimate and the memory."""
+    from tests.app.helpers import learning
+
+    service = learning(window)
+    service.model_panel.set_values({"hidden_size": 8, "batch_size": 4, "seq_len": 8, "num_layers": 1,
+                                    "optimizer": "adam"})
+    assert service.data_panel.use_text("abcd abce xyz\n" * 40, "corpus")
+    assert service.training_panel.train_button.isEnabled(), service.model_panel.reason
+    monkeypatch.setattr(memory, "available_bytes", lambda: 100 * 1024 ** 2)
+    service.model_panel.set_values({"hidden_size": 4096})
+    reason = service.model_panel.reason
+    config = ModelConfig(8, 8, hidden_size=4096)  # 8 characters in the corpus
+    need = memory.training_state_bytes(config, 2)  # Adam: two slots
+    assert reason == (f"a model with hidden size 4096 needs about {format_size(need)} (parameters and adam state); "
+                      "this machine has 100 MiB available")
+    assert not service.training_panel.train_button.isEnabled()
+    assert reason in service.training_panel.train_button.toolTip()
+    assert service.model_panel.message.isVisible() and service.model_panel.message.text() == reason
+
+
+def test_sampling_length_that_cannot_fit_is_refused(window, errors, monkeypatch):
+    from tests.app.helpers import learning
+
+    sampling = learning(window).sampling_panel
+    sampling.length.setValue(5000)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 1024 ** 2)
+    assert not sampling.generate() and not sampling.busy
+    (title, message), = errors
+    assert title == "Cannot generate"
+    assert re.fullmatch(r"sampling 5000 characters needs about [\d.]+ MiB \(the recorded gates of every step\); "
+                        r"this machine has 1\.0 MiB available", message), message
+
+
+@pytest.mark.parametrize("case", ["missing-folder", "read-only", "full-disk", "memory"])
+def test_export_failures_are_a_dialog_naming_the_file(window, errors, bad, monkeypatch, qtbot, case):
+    from lstmviz import export_actions
+
+    actions = window.findChild(export_actions.ExportActions)
+    window.session.seek(5)
+    qtbot.waitUntil(lambda: window.session.t == 5)
+    target = bad / ("no" if case == "missing-folder" else "") / "f.png"
+    if case == "read-only":
+        _read_only(monkeypatch, bad)
+    if case == "full-disk":
+        def full(fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr("engine.atomic.os.fsync", full)  # the data reaches the disk at fsync
+    if case == "memory":
+        monkeypatch.setattr(memory, "available_bytes", lambda: 1024)
+    monkeypatch.setattr(export_actions, "ask_panel", lambda *a: ("f", 800))
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(target))
+    actions.export_panel_png()
+    (title, message), = errors
+    assert title == "Export panel as PNG"
+    expected = {
+        "missing-folder": rf"cannot write {re.escape(str(target))}: folder {re.escape(str(bad))}/no does not exist",
+        "read-only": rf"cannot write {re.escape(str(target))}: Read-only file system",
+        "full-disk": rf"cannot write {re.escape(str(target))}: the disk is full \(No space left on device\)",
+        "memory": r"exporting a picture 800 pixels wide needs about [\d.]+ MiB; this machine has 1\.0 KiB available",
+    }[case]
+    assert re.match(expected, message), message
+    assert os.listdir(bad) == []
