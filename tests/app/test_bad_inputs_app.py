@@ -435,3 +435,59 @@ def test_closing_during_a_validation_pass_stops_it_at_once(window, monkeypatch, 
     assert len(chunks) < whole_pass / 10, (len(chunks), whole_pass)  # cut short, not run through
     print(f"closed in {closed_in:.3f} s after {len(chunks)} of {whole_pass} chunks ({took[0]:.3f} s in evaluate)")
     assert closed_in < 5.0  # measured about 0.1 s on 2 shared cores
+
+
+# --- the panels' own file dialogs ---------------------------------------------------------------------
+def _data_panel(window):
+    from tests.app.helpers import learning
+
+    panel = learning(window).data_panel
+    return "Cannot use this text", panel.open_file, lambda: panel.corpus
+
+
+def _resume(window):
+    from tests.app.helpers import learning
+
+    service = learning(window)
+    service.model_panel.set_values({"hidden_size": 8, "batch_size": 4, "seq_len": 8, "num_layers": 1})
+    assert service.data_panel.use_text("abcd abce xyz\n" * 40, "corpus")
+    return "Cannot resume training", service.training_panel.resume_from_checkpoint, lambda: service.controller.trainer
+
+
+def _series(window):
+    from tests.app.helpers import lessons
+
+    panel = lessons(window).series
+    return "Cannot open this CSV file", panel.ask_open_csv, lambda: (panel.csv_path, panel.values)
+
+
+PANEL_CASES = [
+    (route, case, make, name, pattern)
+    for route in (_data_panel, _resume, _series)
+    for case, make, name, pattern in (
+        ("fifo", fifo, "fifo", r"{p} is a named pipe \(FIFO\), not a regular file"),
+        ("folder", folder, "folder.txt", r"{p} is a folder"),
+        ("denied", copy_of_model, "model.npz", r"{p}: permission denied"),
+    )
+] + [
+    (_resume, "plain-meta", plain_meta, "plain.npz", r"{p}: entry 'meta' is stored as a plain zip member"),
+    (_resume, "meta-model-list", meta_with(model=[1, 2]), "bad.npz", r"'meta' entry 'model' must be a JSON object"),
+    (_resume, "model-only", copy_of_model, "model.npz", r"{p} holds a model only, no training state to resume"),
+]
+
+
+@pytest.mark.parametrize("route, case, make, name, pattern", PANEL_CASES,
+                         ids=[f"{row[0].__name__.strip('_')}-{row[1]}" for row in PANEL_CASES])
+def test_panel_file_dialogs_refuse_bad_files_in_a_dialog(window, errors, base, bad, monkeypatch, alarm,
+                                                         route, case, make, name, pattern):
+    title, command, state = route(window)
+    make(bad, base)
+    if case == "denied":
+        permission_denied(monkeypatch, bad / name)
+    monkeypatch.setattr(dialogs, "ask_open_path", lambda *a: str(bad / name))
+    before = state()
+    assert not command()
+    (shown_title, message), = errors
+    assert shown_title == title
+    assert re.search(pattern.format(p=re.escape(str(bad / name))), message), message
+    assert state() == before
