@@ -36,6 +36,12 @@ WINDOW_FILE = "window"  # "Export all panels" as one picture: DIR/window.{png,sv
 
 
 # --- dialogs (module functions so tests can replace them) ---------------------------------------
+def _check_picture(width: int, height: int) -> None:
+    """Refuse (``engine.memory.NotEnoughMemory``) a picture of ``width x height`` pixels that
+    cannot be rendered in the memory available, before rendering it."""
+    memory.check_fits(f"exporting a picture {width} pixels wide", memory.export_image_bytes(width, height))
+
+
 def _suffix(file_filter: str) -> str:
     return re.search(r"\*\.(\w+)", file_filter).group(1)
 
@@ -236,9 +242,8 @@ class ExportActions(QtCore.QObject):
 
     def _write_panel(self, trace, path: str, name: str, fmt: str, width: int | None) -> None:
         s = self.session
-        if width is not None:  # a picture: refused before rendering if it cannot fit in memory
-            memory.check_fits(f"exporting a picture {width} pixels wide",
-                              memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT)))
+        if width is not None:
+            _check_picture(width, round(width * export.FIGURE_ASPECT))
         export.export_panel_image(path, trace, name, s.layer, fmt, width, colorblind=s.colorblind,
                                   levels=s.levels(name, s.layer))
 
@@ -330,6 +335,7 @@ class ExportActions(QtCore.QObject):
             if choice.whole_window:
                 path = os.path.join(choice.folder, f"{WINDOW_FILE}.{choice.fmt}")
                 if choice.fmt == "png":
+                    _check_picture(width, round(width * self.window.height() / max(self.window.width(), 1)))
                     export.export_png(self.window, path, width)
                 else:
                     export.export_svg(self.window, path)
