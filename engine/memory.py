@@ -20,7 +20,9 @@ import numpy as np
 
 from .cells import make_cell
 from .errors import NotEnoughMemory
+from .evaluation import eval_chunk_length
 from .model import SequenceModel
+from .optim import make_optimizer
 from .safe_read import format_size
 
 SAMPLE_STEP_OVERHEAD = 600  # bytes of Python objects (dicts, array headers) per layer and sampled step
@@ -121,6 +123,25 @@ def training_bytes(config, batch: int, seq_len: int, corpus_chars: int = 0, slot
     step = forward_bytes(config, batch, seq_len, backward=True)
     evaluation = forward_bytes(config, batch, eval_chunk)
     return training_state_bytes(config, slots) + max(step, evaluation) + 8 * corpus_chars
+
+
+def check_training(model_config, train_config, corpus_chars: int, loaded: int = 0) -> None:
+    """Raise ``NotEnoughMemory`` if training ``model_config`` (a ``ModelConfig``) with
+    ``train_config`` (a ``TrainConfig``: optimizer, batch size, sequence length) on
+    ``corpus_chars`` characters cannot fit: first the model state alone (parameters and
+    optimizer slots), then the whole run (``training_bytes``). ``loaded``: bytes already
+    allocated (a resumed model's parameters), not counted again."""
+    optimizer = make_optimizer(train_config.optimizer, train_config.lr, **train_config.optimizer_hyper())
+    slots = len(optimizer.slot_names)
+    H, L = model_config.hidden_size, model_config.num_layers
+    model = f"a model with hidden size {H}" + (f" and {L} layers" if L > 1 else "")
+    check_fits(model, training_state_bytes(model_config, slots) - loaded,
+               detail=f"parameters and {train_config.optimizer} state")
+    eval_chunk = eval_chunk_length(model_config, train_config.batch_size)
+    need = training_bytes(model_config, train_config.batch_size, train_config.seq_len, corpus_chars, slots,
+                          eval_chunk) - loaded
+    check_fits(f"training {model} on {corpus_chars} characters in batches of {train_config.batch_size} x "
+               f"{train_config.seq_len}", need, detail="model, optimizer, activations and the encoded text")
 
 
 def trace_bytes(config, steps: int) -> int:

@@ -214,6 +214,7 @@ def build_window(model_path: str | None = None, text_path: str | None = None, se
     from PySide6 import QtCore
 
     from . import dialogs
+    from .crash_handler import one_line
     from .session import Session
 
     session = Session()
@@ -227,8 +228,8 @@ def build_window(model_path: str | None = None, text_path: str | None = None, se
             continue
         try:
             (session.load_model if kind == "model" else session.load_text)(path)
-        except (ValueError, OSError) as e:
-            failures.append((kind, str(e)))
+        except (ValueError, OSError, MemoryError) as e:
+            failures.append((kind, one_line(e)))
     if not session.ready:  # no usable model given: the demo's, on the given text if it opened
         demo = asset_path(DEMO_MODEL)
         if not session.text:
@@ -257,6 +258,8 @@ def run_app(model_path: str | None = None, text_path: str | None = None) -> int:
         return 1
     from PySide6 import QtGui, QtWidgets
 
+    from .crash_handler import install as install_crash_handler
+
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
@@ -265,9 +268,12 @@ def run_app(model_path: str | None = None, text_path: str | None = None) -> int:
     icon = asset_path("icon.svg")
     if icon is not None:
         app.setWindowIcon(QtGui.QIcon(str(icon)))
-    window = build_window(model_path, text_path)
+    holder: dict = {}
+    crash = install_crash_handler(lambda: holder.get("window"))  # the relay: referenced until exit
+    window = holder["window"] = build_window(model_path, text_path)
     window.show()
     _install_smoke_hooks(app, window)
     code = app.exec()
     window.deleteLater()
+    crash.uninstall()
     return int(code)

@@ -33,9 +33,7 @@ from engine.atomic import check_writable
 from engine.checkpoint import MAX_CHECKPOINT_BYTES, load_char_checkpoint, load_checkpoint
 from engine.data import DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError, FileWriteError
-from engine.evaluation import eval_chunk_length
 from engine.model import ModelConfig, SequenceModel
-from engine.optim import make_optimizer
 from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.settings import Setting, settings_of
@@ -184,24 +182,9 @@ def _new_trainer(args, text: str) -> Trainer:
     corpus = TextCorpus(text, val_fraction=config.val_fraction)
     V = len(corpus.vocab)
     model_config = ModelConfig(V, V, **given_settings(args, MODEL_OPTIONS))
-    _check_training_memory(model_config, config, len(text))
+    memory.check_training(model_config, config, len(text))
     model = SequenceModel(model_config, rng=np.random.default_rng([INIT_STREAM, config.seed]))
     return Trainer(model, corpus, config)
-
-
-def _check_training_memory(model_config: ModelConfig, config: TrainConfig, corpus_chars: int,
-                           loaded: int = 0) -> None:
-    """Refuse (``memory.NotEnoughMemory``) a run whose model state or whole training cannot fit
-    in the memory available; ``loaded``: bytes already allocated (a resumed model)."""
-    slots = len(type(make_optimizer(config.optimizer, config.lr, **config.optimizer_hyper())).slot_names)
-    H, L = model_config.hidden_size, model_config.num_layers
-    model = f"a model with hidden size {H}" + (f" and {L} layers" if L > 1 else "")
-    memory.check_fits(model, memory.training_state_bytes(model_config, slots) - loaded,
-                      detail=f"parameters and {config.optimizer} state")
-    eval_chunk = eval_chunk_length(model_config, config.batch_size)
-    need = memory.training_bytes(model_config, config.batch_size, config.seq_len, corpus_chars, slots, eval_chunk) - loaded
-    memory.check_fits(f"training {model} on {corpus_chars} characters in batches of {config.batch_size} x "
-                      f"{config.seq_len}", need, detail="model, optimizer, activations and the encoded text")
 
 
 def _resumed_trainer(args, text: str) -> Trainer:
@@ -220,7 +203,7 @@ def _resumed_trainer(args, text: str) -> Trainer:
     if unknown:
         raise DataError(f"{args.corpus} has characters the checkpoint's vocabulary lacks ({''.join(unknown[:10])!r}); "
                         f"resume on the text it was trained on")
-    _check_training_memory(ckpt.model.config, saved, len(text), loaded=memory.model_bytes(ckpt.model.config))
+    memory.check_training(ckpt.model.config, saved, len(text), loaded=memory.model_bytes(ckpt.model.config))
     corpus = TextCorpus(text, vocab=ckpt.vocab, val_fraction=saved.val_fraction)
     return Trainer.from_checkpoint(ckpt, corpus, steps=getattr(args, "steps", None))
 

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine import memory
+
 from . import dialogs, export
+from .crash_handler import one_line
 from .plots import GATE_STYLE
 
 LAST_DIR_KEY = "export/last_dir"
@@ -33,6 +36,12 @@ WINDOW_FILE = "window"  # "Export all panels" as one picture: DIR/window.{png,sv
 
 
 # --- dialogs (module functions so tests can replace them) ---------------------------------------
+def _check_picture(width: int, height: int) -> None:
+    """Refuse (``engine.memory.NotEnoughMemory``) a picture of ``width x height`` pixels that
+    cannot be rendered in the memory available, before rendering it."""
+    memory.check_fits(f"exporting a picture {width} pixels wide", memory.export_image_bytes(width, height))
+
+
 def _suffix(file_filter: str) -> str:
     return re.search(r"\*\.(\w+)", file_filter).group(1)
 
@@ -233,15 +242,18 @@ class ExportActions(QtCore.QObject):
 
     def _write_panel(self, trace, path: str, name: str, fmt: str, width: int | None) -> None:
         s = self.session
+        if width is not None:
+            _check_picture(width, round(width * export.FIGURE_ASPECT))
         export.export_panel_image(path, trace, name, s.layer, fmt, width, colorblind=s.colorblind,
                                   levels=s.levels(name, s.layer))
 
     def _run(self, title: str, write) -> None:
-        """Call ``write()``, which returns a status message; errors go to a message box."""
+        """Call ``write()``, which returns a status message; errors (the file or folder that
+        cannot be written and why, not enough memory) go to a message box."""
         try:
             message = write()
-        except (export.ExportError, ValueError) as error:
-            dialogs.show_error(self.window, title, str(error))
+        except (OSError, ValueError, MemoryError) as error:
+            dialogs.show_error(self.window, title, one_line(error))
             return
         self.hooks.show_status(message)
 
@@ -323,6 +335,7 @@ class ExportActions(QtCore.QObject):
             if choice.whole_window:
                 path = os.path.join(choice.folder, f"{WINDOW_FILE}.{choice.fmt}")
                 if choice.fmt == "png":
+                    _check_picture(width, round(width * self.window.height() / max(self.window.width(), 1)))
                     export.export_png(self.window, path, width)
                 else:
                     export.export_svg(self.window, path)

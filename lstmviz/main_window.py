@@ -15,6 +15,7 @@ import PySide6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import dialogs, threads
+from .crash_handler import one_line
 from .readout import Readout
 from .shown import RefreshWhenShown
 from .session import Session
@@ -274,8 +275,8 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.session.load_model(path)
             else:
                 self.session.load_text(path)
-        except (ValueError, OSError) as e:
-            dialogs.show_error(self, f"Cannot open this {kind}", str(e))
+        except (ValueError, OSError, MemoryError) as e:
+            dialogs.show_error(self, f"Cannot open this {kind}", one_line(e))
             return False
         self._remember(path)
         self.show_status(f"Opened {kind} {Path(path).name}")
@@ -302,8 +303,8 @@ class MainWindow(QtWidgets.QMainWindow):
             path += ".npz"
         try:
             self.session.save_model(path)
-        except (ValueError, OSError) as e:
-            dialogs.show_error(self, "Cannot save the model", str(e))
+        except (ValueError, OSError, MemoryError) as e:
+            dialogs.show_error(self, "Cannot save the model", one_line(e))
             return
         self._remember(path)
         self.show_status(f"Saved {path}")

@@ -18,6 +18,7 @@ from engine.data import DEFAULT_MAX_BYTES, TextCorpus, decode_text, display_char
 from engine.errors import DataError
 
 from .. import dialogs
+from ..crash_handler import one_line
 
 TEXT_FILTER = "Text files (*.txt *.md *.py *.csv *.tsv *.json *.xml *.html);;All files (*)"
 def escape_chars(chars) -> str:
@@ -84,8 +85,8 @@ class DataPanel(QWidget):
             return False
         try:
             text = load_text(path, max_bytes=self._max_bytes)
-        except DataError as exc:
-            dialogs.show_error(self, "Cannot use this text", str(exc))
+        except (ValueError, OSError, MemoryError) as exc:
+            dialogs.show_error(self, "Cannot use this text", one_line(exc))
             return False
         return self.use_text(text, path)
 
@@ -96,8 +97,9 @@ class DataPanel(QWidget):
             corpus = TextCorpus(text, val_fraction=self.val_fraction.value())
             if self._check is not None:
                 self._check(corpus)
-        except ValueError as exc:
-            dialogs.show_error(self, "Cannot use this text", f"{source}: {exc}" if source not in str(exc) else str(exc))
+        except (ValueError, MemoryError) as exc:
+            message = one_line(exc)
+            dialogs.show_error(self, "Cannot use this text", message if source in message else f"{source}: {message}")
             return False
         self.source = source
         self._set_corpus(corpus)

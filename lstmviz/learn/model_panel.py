@@ -4,7 +4,8 @@ Each control is built from its config field's ``Setting`` (``lstmviz.forms``): r
 tooltip and choices come from ``engine.model.ModelConfig`` / ``engine.train.TrainConfig``. The
 form starts at the ``START_PRESET`` preset (fields it leaves out: their defaults). It is
 validated on every edit by constructing the engine's own ``ModelConfig`` and ``TrainConfig`` and
-calling ``corpus.check_trainable``; their error messages appear in red under the form and
+calling ``corpus.check_trainable`` and ``engine.memory.check_training`` (a run too big for the
+memory available is refused with the estimate); their error messages appear in red under the form and
 ``validity_changed(False)`` is emitted (the training panel disables Train and shows the reason),
 so a bad combination is explained before Train is pressed. The last values are kept in
 QSettings under ``learn/<field>``.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
+from engine import memory
 from engine.model import ModelConfig
 from engine.settings import settings_of, split_values
 from engine.train import TrainConfig
@@ -120,7 +122,8 @@ class ModelPanel(QWidget):
 
     def build(self, corpus=None) -> tuple[ModelConfig, TrainConfig]:
         """The engine configs for training on ``corpus`` (default: the one set). Raises the
-        engine's ValueError (or DataError) when the form cannot be trained."""
+        engine's ValueError (or DataError) when the form cannot be trained, ``NotEnoughMemory``
+        (a ValueError naming the estimate and the memory available) when the run cannot fit."""
         corpus = self._corpus if corpus is None else corpus
         if corpus is None:
             raise ValueError("Open or paste a training text first (Data panel).")
@@ -129,6 +132,7 @@ class ModelPanel(QWidget):
         model_config = ModelConfig(input_size=V, output_size=V, **model_values)
         train_config = TrainConfig(**train_values, val_fraction=corpus.val_fraction)
         corpus.check_trainable(train_config.seq_len, train_config.batch_size)
+        memory.check_training(model_config, train_config, len(corpus.text))
         return model_config, train_config
 
     def check_corpus(self, corpus) -> None:

@@ -4,7 +4,8 @@ Generate runs ``engine.sample.sample`` with the prime, length, temperature, top-
 seed from the form (the same seed gives the same text) in a worker thread (``lstmviz.threads``;
 a few thousand characters take seconds), on a private copy of the session's model, so the window stays
 responsive. The result arrives through the GUI-thread signal ``generated(SampleResult)``
-(errors through a dialog and ``generation_failed(str)``). The length is capped at
+(errors through a dialog and ``generation_failed(str)``; a length whose recorded gates would not
+fit in the memory available is refused before starting, ``engine.memory``). The length is capped at
 ``MAX_UI_LENGTH`` because sampling cannot be interrupted and closing the window waits for it.
 "Step through" loads the result into the stepping view (``session.set_text`` then seek to 0),
 so the gates behind every sampled character can be watched.
@@ -17,6 +18,7 @@ from PySide6.QtCore import QCoreApplication, QThread, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLineEdit,
                                QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from engine import memory
 from engine.model import SequenceModel
 from engine.sample import SampleResult, sample
 
@@ -116,8 +118,16 @@ class SamplingPanel(QWidget):
         if model is None or vocab is None:
             dialogs.show_error(self, "Cannot generate", "Open or train a model first.")
             return False
+        length = self.length.value()
+        try:
+            memory.check_fits(f"sampling {length} characters",
+                              memory.sample_bytes(model.config, len(self.prime.text()) + length),
+                              detail="the recorded gates of every step")
+        except ValueError as exc:
+            dialogs.show_error(self, "Cannot generate", str(exc))
+            return False
         top_k = self.top_k.value() or None
-        options = dict(prime=self.prime.text(), length=self.length.value(), temperature=self.temperature.value(),
+        options = dict(prime=self.prime.text(), length=length, temperature=self.temperature.value(),
                        top_k=None if top_k is None else min(top_k, len(vocab)), greedy=self.greedy.isChecked(),
                        rng=np.random.Generator(np.random.PCG64(self.seed.value())))
         own_model = SequenceModel(model.config, params=model.params)  # own prepared-weights cache

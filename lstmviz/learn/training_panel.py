@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QCheckBox, QGridLayout, QProgressBar, QPushButton
 from engine.train import Trainer
 
 from .. import dialogs
+from ..crash_handler import one_line
 from ..core.recipes import new_trainer, resume_trainer
 from ..readout import Readout
 from ..progress import format_duration
@@ -99,8 +100,8 @@ class TrainingPanel(QWidget):
             corpus = self.data_panel.corpus
             model_config, train_config = self.model_panel.build(corpus)
             trainer = new_trainer(model_config, corpus, train_config)
-        except ValueError as exc:
-            dialogs.show_error(self, "Cannot train", str(exc))
+        except (ValueError, MemoryError) as exc:
+            dialogs.show_error(self, "Cannot train", one_line(exc))
             return False
         self._start(trainer)
         return True
@@ -122,8 +123,8 @@ class TrainingPanel(QWidget):
             return False
         try:
             trainer.save(path)
-        except (OSError, ValueError) as exc:
-            dialogs.show_error(self, "Cannot save the model", f"{path}: {exc}")
+        except (OSError, ValueError, MemoryError) as exc:
+            dialogs.show_error(self, "Cannot save the model", one_line(exc))
             return False
         return True
 
@@ -138,8 +139,8 @@ class TrainingPanel(QWidget):
             if self.data_panel.corpus is None:
                 raise ValueError("open or paste the training text the checkpoint was trained on first")
             trainer = resume_trainer(path, self.data_panel.corpus.text, self.model_panel.values()["steps"])
-        except ValueError as exc:
-            dialogs.show_error(self, "Cannot resume training", str(exc))
+        except (ValueError, OSError, MemoryError) as exc:
+            dialogs.show_error(self, "Cannot resume training", one_line(exc))
             return False
         self._start(trainer)
         return True

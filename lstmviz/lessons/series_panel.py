@@ -17,20 +17,18 @@ The sources and the training recipe are in ``core.recipes`` (``generate``, ``ser
 
 from __future__ import annotations
 
-import csv
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from engine.data import load_text
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
-from engine.series import SeriesDataset, forecast, load_csv_column, predict_all
+from engine.series import SeriesDataset, csv_columns, forecast, load_csv_column, predict_all
 from engine.settings import settings_of
 from engine.train import TrainConfig
 
 from .. import dialogs
+from ..crash_handler import one_line
 from ..core.recipes import SERIES_GENERATORS, SERIES_SEED, generate, series_dataset, series_trainer, step_labels
 from ..forms import setting_widget
 from ..training import TrainingController
@@ -41,17 +39,9 @@ CSV_FILTER = "CSV files (*.csv *.txt);;All files (*)"
 MODEL_SETTINGS, TRAIN_SETTINGS = settings_of(ModelConfig), settings_of(TrainConfig)
 
 
-def csv_header(path) -> list[str]:
-    """The cells of the first row of a CSV file (delimiter sniffed as ``load_csv_column`` does)."""
-    text = load_text(path)
-    first = text.lstrip("\r\n").splitlines()[0] if text.strip() else ""
-    if not first:
-        raise DataError(f"{path}: no values (every row is blank)")
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [cell.strip() for cell in next(csv.reader([first], dialect))]
+# The delimiter and decimal-separator choices: label shown -> value passed to engine.series
+DELIMITERS = {"Auto": None, "comma ,": ",", "semicolon ;": ";", "tab": "\t", "pipe |": "|"}
+DECIMALS = {"point .": ".", "comma ,": ","}
 
 
 class SeriesPanel(QtWidgets.QWidget):
@@ -76,6 +66,11 @@ class SeriesPanel(QtWidgets.QWidget):
         generate_button.clicked.connect(self.generate)
         open_button = QtWidgets.QPushButton("Open CSV…")
         open_button.clicked.connect(self.ask_open_csv)
+        self.delimiter_box = _choice(DELIMITERS, "The CSV file's delimiter (Auto: the one that gives every row "
+                                                 "the same number of fields)")
+        self.decimal_box = _choice(DECIMALS, "The decimal separator of the CSV file's numbers")
+        self.delimiter_box.currentIndexChanged.connect(self._reread_columns)
+        self.decimal_box.currentIndexChanged.connect(self._reread_columns)
         self.column_box = QtWidgets.QComboBox()
         self.column_box.setToolTip("The numeric column to load (from the file's first row)")
         self.column_box.setEnabled(False)
@@ -113,7 +108,8 @@ class SeriesPanel(QtWidgets.QWidget):
         self.forecast_plot.origin_picked.connect(self.origin.setValue)
 
         source = _row([self.generator_box, QtWidgets.QLabel("N"), self.length, generate_button, open_button,
-                       self.column_box, self.load_column_button])
+                       QtWidgets.QLabel("delimiter"), self.delimiter_box, QtWidgets.QLabel("decimal"),
+                       self.decimal_box, self.column_box, self.load_column_button])
         params = _row([QtWidgets.QLabel("window"), self.window_size, QtWidgets.QLabel("horizon"), self.horizon,
                        QtWidgets.QLabel("hidden"), self.hidden, QtWidgets.QLabel("steps"), self.steps,
                        self.train_button, self.stop_button, self.step_button, QtWidgets.QLabel("forecast from"), self.origin,
@@ -142,12 +138,18 @@ class SeriesPanel(QtWidgets.QWidget):
         if path:
             self.open_csv(path)
 
+    def csv_options(self) -> dict:
+        """The chosen ``delimiter`` (None: detected) and ``decimal`` separator, as keyword
+        arguments of ``engine.series.csv_columns`` and ``load_csv_column``."""
+        return {"delimiter": self.delimiter_box.currentData(), "decimal": self.decimal_box.currentData()}
+
     def open_csv(self, path) -> bool:
-        """Read the header of ``path`` into the column combo; on error show it and change nothing."""
+        """Read the header of ``path`` (with ``csv_options``) into the column combo; on error
+        show it and change nothing."""
         try:
-            names = csv_header(path)
-        except (ValueError, OSError) as e:
-            dialogs.show_error(self, "Cannot open this CSV file", str(e))
+            names = csv_columns(path, **self.csv_options())
+        except (ValueError, OSError, MemoryError) as e:
+            dialogs.show_error(self, "Cannot open this CSV file", one_line(e))
             return False
         self.csv_path = str(path)
         self.column_box.clear()
@@ -157,15 +159,20 @@ class SeriesPanel(QtWidgets.QWidget):
         self.load_column_button.setEnabled(True)
         return True
 
+    def _reread_columns(self, *_) -> None:
+        """The delimiter or decimal separator changed: list the open file's columns again."""
+        if self.csv_path is not None:
+            self.open_csv(self.csv_path)
+
     def load_column(self) -> bool:
         """Load the chosen column; on error show it and change nothing."""
         column = self.column_box.currentData()
         if self.csv_path is None or column is None:
             return False
         try:
-            values = load_csv_column(self.csv_path, int(column))
-        except (ValueError, OSError) as e:
-            dialogs.show_error(self, "Cannot use this column", str(e))
+            values = load_csv_column(self.csv_path, int(column), **self.csv_options())
+        except (ValueError, OSError, MemoryError) as e:
+            dialogs.show_error(self, "Cannot use this column", one_line(e))
             return False
         self.set_values(values, f"{self.column_box.currentText()} of {self.csv_path}")
         return True
@@ -255,6 +262,15 @@ class SeriesPanel(QtWidgets.QWidget):
     def shutdown(self) -> None:
         """Stop training and wait for the thread."""
         self.controller.shutdown()
+
+
+def _choice(choices: dict, tip: str) -> QtWidgets.QComboBox:
+    """A combo listing ``choices``' labels, each carrying its value as item data."""
+    box = QtWidgets.QComboBox()
+    for label, value in choices.items():
+        box.addItem(label, value)
+    box.setToolTip(tip)
+    return box
 
 
 def _row(widgets: list) -> QtWidgets.QHBoxLayout:

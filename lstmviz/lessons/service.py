@@ -4,9 +4,9 @@ and series panels around one shared ``LessonFocus``, and their wiring.
 ``LessonsService(session, settings, hooks)`` builds the panels (``lstmviz.app``'s dock table
 puts each in its dock), connects the comparison's trained pair to the gradient-flow plot, brings
 the gate heatmaps forward after the series' "Step through" (``hooks.raise_panel``), restores the
-panels' size settings from ``settings`` (a ``QSettings``, or None) and, once the window closes
-(``hooks.on_close``, after every close guard agreed), writes them back and stops the lessons'
-training runs, waiting for their threads.
+panels' size settings and the series' CSV delimiter and decimal separator from ``settings`` (a
+``QSettings``, or None) and, once the window closes (``hooks.on_close``, after every close guard
+agreed), writes them back and stops the lessons' training runs, waiting for their threads.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class LessonsService(QObject):
             "lessons/series_horizon": self.series.horizon, "lessons/series_hidden": self.series.hidden,
             "lessons/series_steps": self.series.steps,
         }
+        self.combos = {"lessons/series_delimiter": self.series.delimiter_box,
+                       "lessons/series_decimal": self.series.decimal_box}  # saved by their shown label
         self._restore_settings()
         hooks.on_close(self._on_close)
 
@@ -50,12 +52,17 @@ class LessonsService(QObject):
             return
         for key, box in self.spin_boxes.items():
             box.setValue(self.settings.value(key, box.value(), type=int))
+        for key, combo in self.combos.items():
+            index = combo.findText(self.settings.value(key, combo.currentText(), type=str))
+            combo.setCurrentIndex(max(index, 0))
 
     def save_settings(self) -> None:
         if self.settings is None:
             return
         for key, box in self.spin_boxes.items():
             self.settings.setValue(key, box.value())
+        for key, combo in self.combos.items():
+            self.settings.setValue(key, combo.currentText())
 
     def shutdown(self) -> None:
         """Stop the lessons' training runs and wait for their threads."""
