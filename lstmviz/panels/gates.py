@@ -99,12 +99,12 @@ class GatesPanel(QtWidgets.QWidget):
             return
         t = s.t
         lo = self.window_start(t)
-        trace = s.trace()
+        window = s.records(lo, t)  # row k is step lo + k
         H = s.hidden_size
         self._shown_layer = s.layer
         for name in s.names:
             view = self.views[name]
-            view.set_data(trace.gate(name, s.layer)[lo:t], s.levels(name, s.layer), t0=lo)
+            view.set_data(window.gate(name, s.layer), s.levels(name, s.layer), t0=lo)
             view.set_cursor(t - 1 if t else None)
         if self._follow and self._x_start != lo:
             self._x_start = lo

@@ -1,0 +1,73 @@
+"""Long texts: the text panel colours only what is on screen (counted, whatever the length),
+and the colours it draws there are the engine's values."""
+
+import numpy as np
+from PySide6 import QtCore, QtGui
+
+from lstmviz.panels.text import MARGIN
+from lstmviz.plots import value_colours
+
+from .conftest import TEXT
+
+
+def drawn_colours(window) -> dict:
+    """{character index: (r, g, b)} of the editor's coloured characters."""
+    return {sel.cursor.selectionStart(): sel.format.background().color().getRgb()[:3]
+            for sel in window.text_panel.editor.extraSelections()
+            if sel.format.background().style() != QtCore.Qt.NoBrush
+            and sel.format.fontWeight() != QtGui.QFont.Bold}
+
+
+def coloured_at_end(window, qtbot, copies: int) -> tuple:
+    """Open ``TEXT * copies``, colour by unit 3's h, go to the end, step back and forth:
+    (characters coloured by the seek, most coloured by one step, coloured selections shown)."""
+    s = window.session
+    s.set_text(TEXT * copies)
+    s.cancel_pass()
+    s.select(0, 3, -1)
+    panel = window.text_panel
+    s.seek(s.steps - 5)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    at_seek = panel.recoloured
+    per_step = []
+    for move in (s.back, s.back, s.step, s.step, s.step):
+        assert move()
+        per_step.append(panel.recoloured)
+    return at_seek, max(per_step), len(drawn_colours(window))
+
+
+def test_recolouring_is_bounded_whatever_the_length(window, qtbot):
+    """The same window shows a text 10 times longer: the characters coloured on a seek and on
+    a step do not grow with the length; stepping colours at most one new character."""
+    copies = 40
+    first, step_short, shown_short = coloured_at_end(window, qtbot, copies)
+    lo, hi = window.text_panel.visible_steps()
+    bound = (hi - lo) + 2 * MARGIN
+    second, step_long, shown_long = coloured_at_end(window, qtbot, copies * 10)
+    assert window.session.steps == len(TEXT) * copies * 10
+    assert 0 < first <= bound and 0 < second <= bound and 0 < shown_long <= bound
+    assert step_short == 1 and step_long == 1  # the step taken; stepping back colours none
+    assert abs(shown_long - shown_short) <= 2 * (hi - lo)
+
+
+def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_view(window, qtbot):
+    s = window.session
+    text = TEXT * 200
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 1)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    lo, hi = window.text_panel.visible_steps()
+    drawn = drawn_colours(window)
+    assert set(range(lo, min(hi, s.t - 1))) <= set(drawn)
+    assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
+    bar = window.text_panel.editor.verticalScrollBar()
+    bar.setValue(0)  # the user scrolls to the top: the characters there are coloured now
+    lo, hi = window.text_panel.visible_steps()
+    drawn = drawn_colours(window)
+    assert lo == 0 and set(range(0, hi)) <= set(drawn)
+    assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
+    assert window.text_panel.recoloured <= (hi - lo) + 2 * MARGIN
+    assert s.t == len(text) - 1  # scrolling does not move the cursor
