@@ -71,3 +71,58 @@ def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_vi
     assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
     assert window.text_panel.recoloured <= (hi - lo) + 2 * MARGIN
     assert s.t == len(text) - 1  # scrolling does not move the cursor
+
+
+# --- the command line in bounded memory -------------------------------------------------------
+def test_trace_writer_holds_one_chunk_at_a_time(tmp_path, model, vocab):
+    """``save_trace_chunks`` drops each chunk before asking for the next (checked with weak
+    references), and the file equals the whole-sequence trace."""
+    import gc
+    import weakref
+
+    from engine.analysis.stream import iter_chunks
+    from engine.trace_io import load_trace_npz, save_trace_chunks
+
+    ids = vocab.encode(TEXT * 6)  # (T,)
+    alive = []
+
+    def chunks():
+        for _, trace in iter_chunks(model, ids, chunk=50):
+            copy = type(trace)(cell=trace.cell, layers=[{k: v.copy() for k, v in layer.items()} for layer in trace.layers],
+                               inputs=trace.inputs.copy(), outputs=trace.outputs.copy(),
+                               initial_state=trace.initial_state, names=trace.names)
+            del trace
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in refs))
+            refs.append(weakref.ref(copy.layers[0]["h"]))
+            yield copy
+            del copy
+
+    refs = []
+    path = tmp_path / "t.npz"
+    save_trace_chunks(path, chunks(), ids.shape[0], vocab=vocab)
+    assert len(alive) == -(-ids.shape[0] // 50) and max(alive) == 0
+    data = load_trace_npz(path)
+    reference = model.trace(ids)
+    for name in reference.names:
+        np.testing.assert_array_equal(data[f"layer1_{name}"], reference.gate(name, 1))
+    np.testing.assert_array_equal(data["probs"], reference.outputs)
+    assert "".join(data["chars"]) == TEXT * 6 and int(data["start"]) == 0
+
+
+def test_trace_command_writes_a_range_in_float16(tmp_path, model_path, model, vocab, capsys):
+    from engine.trace_io import load_trace_npz
+    from lstmviz.cli import main
+
+    text = TEXT * 5
+    out = tmp_path / "range.npz"
+    assert main(["trace", str(model_path), "--text", text, "--out", str(out), "--start", "100", "--end", "250",
+                 "--dtype", "float16", "--compress"]) == 0
+    assert "steps 100..250" in capsys.readouterr().out
+    data = load_trace_npz(out)
+    reference = model.trace(vocab.encode(text))
+    assert data["layer0_c"].dtype == np.float16 and data["layer0_c"].shape == (150, 12)
+    np.testing.assert_allclose(data["layer0_c"], reference.gate("c", 0)[100:250], rtol=1e-3, atol=1e-3)
+    assert "".join(data["chars"]) == text[100:250] and int(data["start"]) == 100
+    assert main(["trace", str(model_path), "--text", text, "--out", str(out), "--start", "300", "--end", "250"]) == 2
+    assert "start < end" in capsys.readouterr().err
