@@ -285,6 +285,7 @@ class Stepper:
             outputs=_joined([p.outputs[a:z] for p, a, z in parts]),  # (hi - lo, O)
             initial_state=initial,
             text=None if self.text is None else self.text[lo:hi],
+            start=lo,
         )
 
     def trace(self) -> Trace:

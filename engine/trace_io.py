@@ -12,7 +12,7 @@ Layout (every entry a plain array; ``np.load(path, allow_pickle=False)`` reads i
     "chars"            (T,) unicode, one character per step (when the text is known)
     "vocab"            (V,) unicode, the characters of the probability columns (when given)
     "cell"             () unicode, "lstm" or "rnn"
-    "start"            () int64, the step of row 0 (streamed files only; 0 for a whole text)
+    "start"            () int64, the step of row 0 in the whole text (0 unless a range was written)
 
 Size per step: ``(L * R * H + O) * itemsize + 8 (inputs) + 4 (chars)`` bytes, R = 6 recorded
 quantities for an LSTM (4 for a GRU, 1 for an RNN): for 1 layer x H = 128, V = 65 in float32
@@ -53,6 +53,7 @@ def trace_arrays(trace: Trace, vocab: CharVocab | None = None) -> dict:
     if vocab is not None:
         arrays["vocab"] = np.array(vocab.chars, dtype="<U1")  # (V,)
     arrays["cell"] = np.array(trace.cell)  # () unicode
+    arrays["start"] = np.array(trace.start, np.int64)  # ()
     return arrays
 
 
@@ -64,7 +65,7 @@ def save_trace_npz(path, trace: Trace, vocab: CharVocab | None = None) -> None:
         np.savez(f, **arrays)
 
 
-CONSTANT_ENTRIES = ("vocab", "cell")  # entries without a step axis
+CONSTANT_ENTRIES = ("vocab", "cell", "start")  # entries without a step axis
 
 
 def save_trace_chunks(path, chunks: Iterable[Trace], steps: int, vocab: CharVocab | None = None,
