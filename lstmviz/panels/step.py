@@ -179,9 +179,10 @@ class CharacterPredictions:
     @staticmethod
     def show(panel: CurrentStepPanel, s: Session, probs: np.ndarray, t: int) -> None:
         """The ``TOP_K`` most likely next characters after step ``t - 1``, the true next one's bar in red."""
-        panel.predicted_points.setData([], [])
-        panel.actual_points.setData([], [])
-        panel.forecast = None
+        if panel.forecast is not None:  # a series' points are shown: cleared once, not on every step
+            panel.predicted_points.setData([], [])
+            panel.actual_points.setData([], [])
+            panel.forecast = None
         k = min(TOP_K, probs.shape[0])
         best = np.argsort(-probs, kind="stable")[:k]  # (k,)
         true_next = s.vocab.index(s.text[t]) if t < len(s.text) else -1
