@@ -184,7 +184,12 @@ class Session(QtCore.QObject):
         model, vocab = (self.model, self.vocab) if model is None else (model, vocab)
         if model is None or vocab is None:
             return None
-        known = known_text(self.text, vocab)[-(max_steps + 1):]
+        tail = max_steps + 1  # the text's end, grown until it holds enough known characters
+        known = known_text(self.text[-tail:], vocab)
+        while len(known) < max_steps + 1 and tail < len(self.text):
+            tail *= 4
+            known = known_text(self.text[-tail:], vocab)
+        known = known[-(max_steps + 1):]
         if len(known) < 2:
             return None
         ids = vocab.encode(known, "the text")  # (T + 1,)
@@ -209,10 +214,11 @@ class Session(QtCore.QObject):
         """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
         self._refuse_text_for_series()
         text = load_text(path)
-        if self.vocab is not None and not known_text(text, self.vocab):
+        kept = None if self.vocab is None else known_text(text, self.vocab)
+        if kept == "":
             raise DataError(f"{path}: none of its characters are in the model's vocabulary")
         self.text_path = str(path)
-        self.set_text(text)
+        self.set_text(text, kept)
 
     def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
@@ -285,11 +291,12 @@ class Session(QtCore.QObject):
         if not self.sequence.editable:
             raise DataError("a numeric series is being stepped: open or train a character model to step text")
 
-    def set_text(self, text: str) -> str:
+    def set_text(self, text: str, kept: str | None = None) -> str:
         """Step through ``text`` instead; keeps results before the first changed character.
 
         Characters outside the vocabulary are not accepted: they are removed, reported through
-        ``message``, and the accepted text is returned.
+        ``message``, and the accepted text is returned. ``kept``: ``known_text(text, vocab)``
+        when the caller has it already (None: computed here).
         """
         if not isinstance(text, str):
             raise DataError(f"text must be a str, got {type(text).__name__}")
@@ -298,7 +305,7 @@ class Session(QtCore.QObject):
             self.sequence = TextSequence(text)
             self.text_changed.emit()
             return text
-        kept = known_text(text, self.vocab)
+        kept = known_text(text, self.vocab) if kept is None else kept
         ids = self.vocab.encode(kept, "the text")
         self._stop_seek()
         old_t = self.stepper.t

@@ -28,6 +28,7 @@ from ..session import Session
 
 EDIT_DEBOUNCE_MS = 400
 MARGIN = 300  # steps coloured beyond the ones on screen, on each side
+DOCUMENT_CHUNK = 65_536  # characters put into the editor per GUI event while a long text loads
 
 
 class TextPanel(QtWidgets.QWidget):
@@ -74,6 +75,10 @@ class TextPanel(QtWidgets.QWidget):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(EDIT_DEBOUNCE_MS)
         self._debounce.timeout.connect(self.apply_edit)
+        self._filling = None  # (document, characters already in the editor) while a long one loads
+        self._fill = QtCore.QTimer(self)
+        self._fill.setInterval(0)
+        self._fill.timeout.connect(self._fill_more)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -90,15 +95,50 @@ class TextPanel(QtWidgets.QWidget):
 
     # --- text in and out ----------------------------------------------------------------------
     def _on_session_text(self):
+        """Show the session's document. A long one goes into the editor ``DOCUMENT_CHUNK``
+        characters per GUI event (read-only meanwhile), so opening it never freezes the window."""
         sequence = self.session.sequence
         shown = sequence.document()
-        self.editor.setReadOnly(not sequence.editable)
-        if self.editor.toPlainText() != shown:
-            blocker = QtCore.QSignalBlocker(self.editor)
-            self.editor.setPlainText(shown)
-            del blocker
-            self._forget_selections()
+        if self._filling is None or self._filling[0] != shown:
+            self._fill.stop()
+            self._filling = None
+            if self.editor.toPlainText() != shown:
+                blocker = QtCore.QSignalBlocker(self.editor)
+                self.editor.setPlainText(shown[:DOCUMENT_CHUNK])
+                del blocker
+                self._forget_selections()
+                if len(shown) > DOCUMENT_CHUNK:
+                    self._filling = (shown, DOCUMENT_CHUNK)
+                    self.editor.document().setUndoRedoEnabled(False)
+                    self._fill.start()
+        self.editor.setReadOnly(not sequence.editable or self._filling is not None)
         self.invalidate()
+
+    @property
+    def loading(self) -> bool:
+        """True while a long document is still being put into the editor."""
+        return self._filling is not None
+
+    def _fill_more(self):
+        shown, done = self._filling
+        end = min(len(shown), done + DOCUMENT_CHUNK)
+        cursor = QtGui.QTextCursor(self.editor.document())
+        cursor.movePosition(QtGui.QTextCursor.End)
+        blocker = QtCore.QSignalBlocker(self.editor)  # not an edit by the user
+        cursor.insertText(shown[done:end])
+        del blocker
+        if end < len(shown):
+            self._filling = (shown, end)
+            return
+        self._fill.stop()
+        self._filling = None
+        self.editor.document().setUndoRedoEnabled(True)
+        self.editor.setReadOnly(not self.session.sequence.editable)
+        self.invalidate()
+
+    def _shown_steps(self) -> int:
+        """Steps whose whole span is in the editor already (all of them once it is loaded)."""
+        return self.session.sequence.step_at(self.editor.document().characterCount() - 1)
 
     def span(self, step: int) -> tuple:
         """``(start, end)`` document positions of step ``step`` (a character, or a series label)."""
@@ -223,7 +263,7 @@ class TextPanel(QtWidgets.QWidget):
             self._cached = None
             return []
         first, last = self.visible_steps()
-        lo, hi = max(0, min(first, t) - MARGIN), min(t, last + MARGIN)
+        lo, hi = max(0, min(first, t) - MARGIN), min(t, last + MARGIN, self._shown_steps())
         revision = self.editor.document().revision()  # typing moves the selections' cursors
         old_lo, old = (self._cached[1], self._cached[2]) if self._cached and self._cached[0] == revision else (lo, [])
         keep_lo, keep_hi = max(lo, old_lo), min(hi, old_lo + len(old))
@@ -255,7 +295,7 @@ class TextPanel(QtWidgets.QWidget):
         try:
             self.recoloured = 0
             selections = self._coloured_selections()
-            if self.session.t > 0:
+            if 0 < self.session.t <= self._shown_steps():
                 selections.append(self._highlight(self.editor.document()))
             self.editor.setExtraSelections(selections)
         finally:
@@ -265,7 +305,7 @@ class TextPanel(QtWidgets.QWidget):
         """Show the current character (scrolled into view unless the user is typing) and the
         activation colours of the characters on screen."""
         s = self.session
-        if s.t > 0 and not self.editor.hasFocus():
+        if 0 < s.t <= self._shown_steps() and not self.editor.hasFocus():
             blocker = QtCore.QSignalBlocker(self.editor.verticalScrollBar())  # recoloured once, below
             cursor = QtGui.QTextCursor(self.editor.document())
             cursor.setPosition(self.span(s.t - 1)[1])

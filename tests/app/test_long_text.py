@@ -126,3 +126,28 @@ def test_trace_command_writes_a_range_in_float16(tmp_path, model_path, model, vo
     assert "".join(data["chars"]) == text[100:250] and int(data["start"]) == 100
     assert main(["trace", str(model_path), "--text", text, "--out", str(out), "--start", "300", "--end", "250"]) == 2
     assert "start < end" in capsys.readouterr().err
+
+
+def test_a_long_document_goes_into_the_editor_in_chunks_between_gui_events(window, qtbot, monkeypatch):
+    """Opening a long text puts it into the editor a chunk per GUI event, read-only meanwhile
+    (no edit reaches the session), with the cursor shown once its character is there."""
+    import lstmviz.panels.text as text_module
+
+    monkeypatch.setattr(text_module, "DOCUMENT_CHUNK", 500)
+    s, panel = window.session, window.text_panel
+    text = TEXT * 40
+    edits = []
+    s.text_changed.connect(lambda: edits.append(s.text))
+    s.set_text(text)
+    s.seek(1500)
+    assert panel.loading and panel.editor.isReadOnly()
+    assert panel.editor.toPlainText() == text[:500]
+    assert not any(sel.cursor.selectionEnd() > 500 for sel in panel.editor.extraSelections())
+    added = []  # characters of each insertion into the document
+    panel.editor.document().contentsChange.connect(lambda position, removed, n: added.append(n))
+    qtbot.waitUntil(lambda: not panel.loading, timeout=10000)
+    assert sum(added) == len(text) - 500 and len(added) == 5 and max(added) == 500
+    assert panel.editor.toPlainText() == text and not panel.editor.isReadOnly()
+    assert panel.editor.document().isUndoRedoEnabled() and edits == [text] and s.text == text
+    bold = [sel for sel in panel.editor.extraSelections() if sel.format.fontWeight() == QtGui.QFont.Bold]
+    assert [sel.cursor.selectionStart() for sel in bold] == [1499]
