@@ -79,7 +79,7 @@ class Session(QtCore.QObject):
         self._pass = QtCore.QTimer(self)  # the first pass, in PASS_BUDGET_S chunks between GUI events
         self._pass.setInterval(0)
         self._pass.timeout.connect(self._continue_pass)
-        self._pass_reported = 0.0
+        self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
 
     # --- reading ------------------------------------------------------------------------------
     @property
@@ -160,7 +160,8 @@ class Session(QtCore.QObject):
         return self.stepper.records(lo, hi)
 
     def levels(self, name: str, layer: int) -> tuple:
-        """Colour levels of ``name`` in ``layer`` (the cell state's come from the whole text)."""
+        """Colour levels of ``name`` in ``layer`` (the cell state's come from the text's first
+        LEVEL_STEPS_MAX steps)."""
         return self.cell_levels[layer] if name == "c" else gate_levels(name)
 
     # --- engine work for the panels -----------------------------------------------------------
@@ -399,18 +400,24 @@ class Session(QtCore.QObject):
         """Compute the checkpoints up to the end between GUI events (``Stepper.run_pass`` in
         PASS_BUDGET_S chunks), from where they stop (after an edit: the first changed step)."""
         if self.stepper is not None and not self.stepper.done:
-            self._pass_reported = 0.0
+            self._pass_reported, self._pass_shown = time.perf_counter(), False
             self._pass.start()
 
     def _continue_pass(self) -> None:
+        """One chunk of the first pass; progress at most every PASS_REPORT_S (a pass shorter than
+        that reports only its end through ``pass_progress``, nothing in the status bar)."""
         stepper = self.stepper
         done = stepper is None or stepper.run_pass(budget_s=PASS_BUDGET_S)
         now = time.perf_counter()
         if stepper is not None and (done or now - self._pass_reported >= PASS_REPORT_S):
             self._pass_reported = now
             self.pass_progress.emit(stepper.computed, stepper.steps)
-            self.message.emit(f"First pass: {100 * stepper.computed // max(stepper.steps, 1)} % of "
-                              f"{stepper.steps:,} steps" if not done else "First pass done: every step is ready")
+            if not done:
+                self._pass_shown = True
+                self.message.emit(f"First pass: {100 * stepper.computed // max(stepper.steps, 1)} % of "
+                                  f"{stepper.steps:,} steps")
+            elif self._pass_shown:
+                self.message.emit("First pass done: every step is ready")
         if done:
             self._pass.stop()
 
