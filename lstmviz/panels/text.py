@@ -138,7 +138,9 @@ class TextPanel(QtWidgets.QWidget):
 
     def _shown_steps(self) -> int:
         """Steps whose whole span is in the editor already (all of them once it is loaded)."""
-        return self.session.sequence.step_at(self.editor.document().characterCount() - 1)
+        if self._filling is None:
+            return self.session.steps
+        return self.session.sequence.step_at(self.editor.document().characterCount() - 1)  # the last may be cut
 
     def span(self, step: int) -> tuple:
         """``(start, end)`` document positions of step ``step`` (a character, or a series label)."""
@@ -222,6 +224,8 @@ class TextPanel(QtWidgets.QWidget):
 
     def _char_selections(self, lo: int, hi: int) -> list:
         """Coloured selections of steps ``[lo, hi)`` (counted in ``recoloured``)."""
+        if hi <= lo:
+            return []
         doc = self.editor.document()
         sels = []
         for step, rgb in enumerate(self._colours(lo, hi).tolist(), lo):
@@ -268,7 +272,7 @@ class TextPanel(QtWidgets.QWidget):
         old_lo, old = (self._cached[1], self._cached[2]) if self._cached and self._cached[0] == revision else (lo, [])
         keep_lo, keep_hi = max(lo, old_lo), min(hi, old_lo + len(old))
         if keep_lo >= keep_hi:
-            sels = self._char_selections(lo, hi) if hi > lo else []
+            sels = self._char_selections(lo, hi)
         else:
             sels = (self._char_selections(lo, keep_lo) + old[keep_lo - old_lo : keep_hi - old_lo]
                     + self._char_selections(keep_hi, hi))

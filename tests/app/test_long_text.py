@@ -151,3 +151,24 @@ def test_a_long_document_goes_into_the_editor_in_chunks_between_gui_events(windo
     assert panel.editor.document().isUndoRedoEnabled() and edits == [text] and s.text == text
     bold = [sel for sel in panel.editor.extraSelections() if sel.format.fontWeight() == QtGui.QFont.Bold]
     assert [sel.cursor.selectionStart() for sel in bold] == [1499]
+
+
+def test_a_series_last_step_is_highlighted_and_coloured(window, qtbot):
+    """The last label of a numeric series (whose span ends the document) gets the highlight and
+    its colour like every other step."""
+    from engine import ModelConfig, SequenceModel
+
+    s = window.session
+    model = SequenceModel(ModelConfig(input_size=3, output_size=1, hidden_size=6, input_kind="dense",
+                                      head="linear", dtype="float64"), rng=np.random.default_rng(2))
+    values = np.random.default_rng(3).normal(size=(40, 3))  # (T, W)
+    labels = [f"{v:.2f}" for v in values[:, 0]]
+    s.set_series(model, values, labels)
+    s.select(0, 2, -1)
+    s.seek(40)
+    editor = window.text_panel.editor
+    last = (len(editor.toPlainText()) - len(labels[-1]), len(editor.toPlainText()))
+    bold = [(sel.cursor.selectionStart(), sel.cursor.selectionEnd()) for sel in editor.extraSelections()
+            if sel.format.fontWeight() == QtGui.QFont.Bold]
+    assert bold == [last]
+    assert last[0] in drawn_colours(window)
