@@ -1,7 +1,8 @@
 """Sampling text from a character model, one timestep at a time, keeping the full trace.
 
 The model is stepped with ``SequenceModel.step`` (a batch of one): first over the prime, then
-over its own samples. At every step the next character is drawn from the model's distribution
+over its own samples (without a trace, the prime runs in one chunked sequence forward instead).
+At every step the next character is drawn from the model's distribution
 ``p`` sharpened or flattened by the temperature ``tau`` (``q ~ p ** (1 / tau)``, computed in log
 space), optionally restricted to the ``top_k`` most likely characters; ``greedy`` takes the most
 likely character instead. The returned ``Trace`` covers the whole text (prime + generated) and
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .analysis.stream import final_state, iter_chunks
 from .cells import make_cell
 from .data import CharVocab
 from .model import TOKEN_INPUTS, SequenceModel
@@ -26,11 +28,12 @@ START_CHAR = "\n"  # fed first when the prime is empty (the vocabulary's first c
 
 @dataclass
 class SampleResult:
-    """``text`` = prime (or the start character) + ``generated``; ``trace`` covers ``text``."""
+    """``text`` = prime (or the start character) + ``generated``; ``trace`` covers ``text``
+    (None when not kept)."""
 
     text: str
     generated: str
-    trace: Trace
+    trace: Trace | None
 
 
 def start_char(vocab: CharVocab) -> str:
@@ -105,27 +108,44 @@ def _check_options(model: SequenceModel, vocab: CharVocab, length, temperature, 
         raise ValueError("sampling needs an np.random.Generator (rng) unless greedy=True")
 
 
+def _choose(probs: np.ndarray, temperature: float, top_k: int | None, greedy: bool,
+            rng: np.random.Generator | None) -> int:
+    """The next id drawn from ``probs (V,)`` (``next_distribution``), or its argmax if ``greedy``."""
+    if greedy:
+        return int(np.argmax(probs))
+    return int(rng.choice(probs.size, p=next_distribution(probs, temperature, top_k)))
+
+
 def sample(model: SequenceModel, vocab: CharVocab, prime: str = "", length: int = 200,
            temperature: float = 1.0, top_k: int | None = None, greedy: bool = False,
-           rng: np.random.Generator | None = None) -> SampleResult:
+           rng: np.random.Generator | None = None, keep_trace: bool = True) -> SampleResult:
     """Feed ``prime`` (or ``start_char(vocab)`` when empty), then generate ``length`` characters.
 
     ``temperature`` > 0 (below 1 concentrates, above 1 flattens), ``top_k`` in [1, V] or None,
     ``greedy`` = always the most likely character (no ``rng`` needed). Prime characters outside
     the vocabulary raise ``DataError``. The trace starts from the zero state.
+
+    ``keep_trace=False`` keeps no records (``trace`` is None) and runs the prime in one sequence
+    forward, in chunks (``engine.analysis.stream.iter_chunks``): memory independent of the
+    prime's length (``model`` then needs ``trace`` as well as ``step``).
     """
     _check_options(model, vocab, length, temperature, top_k, greedy, rng)
     prime = prime or start_char(vocab)
     ids = vocab.encode(prime, source="the prime").tolist()
     n_prime = len(ids)
+    if not keep_trace:
+        for _, chunk in iter_chunks(model, np.array(ids, dtype=np.int64)):
+            state, probs = final_state(chunk), chunk.outputs[-1]  # per layer ((1, H), ...), (V,)
+        for _ in range(length):
+            ids.append(_choose(probs, temperature, top_k, greedy, rng))
+            out, state, _ = model.step(np.array(ids[-1:], dtype=np.int64), state)  # (1, V)
+            probs = out[0]  # (V,)
+        text = vocab.decode(np.array(ids, dtype=np.int64))
+        return SampleResult(text=text, generated=text[len(prime):], trace=None)
     records, outputs, state = [], [], None
     for t in range(n_prime + length):
         if t >= n_prime:  # generate from the distribution after the previous character
-            probs = outputs[-1][0]  # (V,)
-            if greedy:
-                ids.append(int(np.argmax(probs)))
-            else:
-                ids.append(int(rng.choice(probs.size, p=next_distribution(probs, temperature, top_k))))
+            ids.append(_choose(outputs[-1][0], temperature, top_k, greedy, rng))
         out, state, rec = model.step(np.array(ids[t : t + 1], dtype=np.int64), state)  # (1, V)
         outputs.append(out)
         records.append(rec)

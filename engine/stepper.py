@@ -1,12 +1,29 @@
-"""Stepper: the one-timestep-at-a-time cursor over one sequence, with exact history.
+"""Stepper: the one-timestep-at-a-time cursor over one sequence, windowed for long texts.
 
-``t`` is the number of steps taken (0..T). ``step()`` runs ``SequenceModel.step`` on the state
-after ``t`` steps (the engine's one-step API) and writes the cell's record into preallocated per-layer ``(T, H)`` arrays
-(``pre`` is ``(T, G)``, outputs ``(T, O)``). The state after ``t`` steps is read back from those
-arrays (``h[t-1]``, ``c[t-1]``; the zero state at ``t = 0``), so ``back()`` restores it exactly
-and stepping forward again replays the same bits. Rows ``[0, computed)`` stay valid while the
-inputs and weights do: ``seek`` forward through them is free. ``edit`` keeps the rows before the
-first changed input and recomputes from there.
+``t`` is the number of steps taken (0..T). The cursor does not keep every step's record: it
+keeps the recurrent state (h and c per layer, or h) at *checkpoints*, after every ``every``
+steps (``CHECKPOINT_EVERY``), and computes the records of any window of steps on demand from
+the nearest checkpoint before it. Steps are computed in *blocks* of ``every`` steps, block
+``b`` = steps ``[b * every, (b + 1) * every)``, each by one sequence forward
+(``SequenceModel.trace``) from checkpoint ``b`` through ``engine.analysis.stream.iter_chunks``;
+the latest blocks are cached (least recently used first out, at most ``cache_bytes``).
+
+``computed`` is the number of steps whose checkpoints are known (a multiple of ``every``, or
+T): everything at or before it can be read or moved to without new work beyond one block.
+``run_pass`` extends it to the end in bounded, cancellable chunks (the first pass after a text or
+model is loaded, restarted from the first changed step after an edit), ``run_to`` /
+``seek`` / ``step`` extend it as far as they need.
+
+Exactness: a block is always computed by the same call on the same inputs from the same
+checkpoint, so back-then-forward replays the same bits, and every value equals the
+whole-sequence ``model.trace`` of the text (the forward is the same per-step recurrence;
+chunking only changes where it pauses; the head's matrix product may differ in the last bit).
+
+Memory: checkpoints ``(T / every + 1) * L * S * H`` numbers (S = 2 for an LSTM, else 1: for
+T = 1.1 M, H = 128, float32, ``every`` 256: 4.4 MB); the block cache ``cache_bytes``
+(``CACHE_BYTES``, 64 MiB); ``trace()`` (the first t steps, for short texts) at most
+``TRACE_BYTES`` (128 MiB). One step's records take ``step_bytes`` bytes
+(``(L * (6H + 4H) + O) * itemsize`` for an LSTM).
 
 All values are in the model's dtype: gates i, f, o in (0, 1), g and h in (-1, 1), c unbounded,
 outputs are probabilities (softmax head) or predictions.
@@ -15,23 +32,43 @@ outputs are probabilities (softmax head) or predictions.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from typing import Callable
 
 import numpy as np
 
+from .analysis.stream import final_state, iter_chunks
 from .model import TOKEN_INPUTS, SequenceModel
 from .trace import Trace
 
+CHECKPOINT_EVERY = 256  # steps between two stored states (= steps per computed block)
+CACHE_BYTES = 64 * 2**20  # bound of the cached blocks' records
+TRACE_BYTES = 128 * 2**20  # bound of ``trace()`` / ``records()`` (the steps they may return at once)
+
 
 class Stepper:
-    """Cursor over ``inputs`` (token ids ``(T,)`` or values ``(T, D)``) for ``model``."""
+    """Cursor over ``inputs`` (token ids ``(T,)`` or values ``(T, D)``) for ``model``; see the
+    module docstring. ``every`` >= 1 steps per checkpoint, ``cache_bytes`` >= 0 (at least one
+    block is always cached)."""
 
-    def __init__(self, model: SequenceModel, inputs: np.ndarray, text: str | None = None):
+    def __init__(self, model: SequenceModel, inputs: np.ndarray, text: str | None = None,
+                 every: int = CHECKPOINT_EVERY, cache_bytes: int = CACHE_BYTES):
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"every must be a positive integer, got {every!r}")
         self.model = model
+        self.every = int(every)
         self.inputs = self._checked(inputs, text)
         self.text = text
         self.t = 0  # steps taken, 0..T
-        self.computed = 0  # rows [0, computed) hold valid results
-        self._allocate(self.steps)
+        self.computed = 0  # checkpoints at steps <= computed are known
+        self._shape = model.trace(self._one_input())  # one step: the records' names, widths and dtype
+        self.step_bytes = int(sum(a[0].nbytes for layer in self._shape.layers for a in layer.values())
+                              + self._shape.outputs[0].nbytes)
+        self._state_names = ("h", "c") if len(model.zero_state(1)[0]) == 2 else ("h",)
+        self._cache_blocks = max(1, int(cache_bytes) // max(1, self.step_bytes * self.every))
+        self._blocks: OrderedDict[int, Trace] = OrderedDict()  # block index -> its records
+        self._prefix: Trace | None = None  # records of steps [0, n) kept for ``trace()``
+        self._checkpoints = self._new_checkpoints(self.steps)
 
     # --- set-up -------------------------------------------------------------------------------
     def _checked(self, inputs: np.ndarray, text: str | None) -> np.ndarray:
@@ -41,69 +78,124 @@ class Stepper:
             raise ValueError(f"text has {len(text)} characters but inputs have {batched.shape[0]} steps")
         return batched.copy()
 
-    def _allocate(self, T: int) -> None:
-        """Zeroed result arrays for ``T`` steps, shaped like one step's record."""
-        _, state, records = self.model.step(self._input_at_or_zero(), self.model.zero_state(1))
-        self.layers = [{name: np.zeros((T, a.shape[1]), self.model.dtype) for name, a in rec.items()}
-                       for rec in records]  # per layer (T, H) each, pre (T, G)
-        self.outputs = np.zeros((T, self.model.config.output_size), self.model.dtype)  # (T, O)
-        self._state_names = ("h", "c") if len(state[0]) == 2 else ("h",)
-        self._zero_state = self.model.zero_state(1)  # per layer ((1, H), ...)
-
-    def _input_at_or_zero(self) -> np.ndarray:
-        """A valid one-step input, used only to learn the record shapes."""
+    def _one_input(self) -> np.ndarray:
+        """A valid one-step sequence, used only to learn the record shapes."""
         if self.model.config.input_kind in TOKEN_INPUTS:
             return np.zeros((1,), np.int64)  # (1,)
         return np.zeros((1, self.model.config.input_size), self.model.dtype)  # (1, D)
+
+    def _new_checkpoints(self, T: int) -> np.ndarray:
+        """Zeroed checkpoint array ``(T // every + 1, L, S, H)``; row 0 is the zero state."""
+        L, H = self.model.config.num_layers, self.model.config.hidden_size
+        return np.zeros((T // self.every + 1, L, len(self._state_names), H), self.model.dtype)  # (N, L, S, H)
 
     @property
     def steps(self) -> int:
         """Sequence length T."""
         return int(self.inputs.shape[0])
 
-    # --- state --------------------------------------------------------------------------------
-    def state(self, t: int | None = None) -> list:
-        """The model state after ``t`` steps (default: the current ``t``), per layer
-        ``((1, H), ...)``, read from the stored arrays."""
-        t = self.t if t is None else t
-        if t == 0:
-            return [tuple(s.copy() for s in layer) for layer in self._zero_state]
-        return [tuple(layer[name][t - 1 : t].copy() for name in self._state_names) for layer in self.layers]  # (1, H)
+    @property
+    def done(self) -> bool:
+        """True when every checkpoint is known (the first pass is over)."""
+        return self.computed >= self.steps
+
+    # --- checkpoints and blocks ---------------------------------------------------------------
+    def _checkpoint(self, j: int) -> list:
+        """The state after ``j * every`` steps, per layer a tuple of ``(1, H)`` arrays."""
+        return [tuple(row[s][None].copy() for s in range(row.shape[0])) for row in self._checkpoints[j]]  # (1, H)
+
+    def _store(self, t0: int, trace: Trace) -> None:
+        """Keep the records of the block starting at ``t0`` and the checkpoint after it."""
+        b = t0 // self.every
+        self._blocks[b] = trace
+        self._blocks.move_to_end(b)
+        while len(self._blocks) > self._cache_blocks:
+            self._blocks.popitem(last=False)
+        end = t0 + trace.steps
+        if end % self.every == 0:
+            state = final_state(trace)  # per layer ((1, H), ...)
+            for k, layer in enumerate(state):
+                for s, a in enumerate(layer):
+                    self._checkpoints[end // self.every, k, s] = a[0]  # (H,)
+        self.computed = max(self.computed, end)
+
+    def _block(self, b: int) -> Trace:
+        """Records of block ``b`` (cached, else computed from checkpoint ``b``, which must be known)."""
+        trace = self._blocks.get(b)
+        if trace is not None:
+            self._blocks.move_to_end(b)
+            return trace
+        t0 = b * self.every
+        self._extend(t0)
+        trace = self.model.trace(self.inputs[t0 : min(self.steps, t0 + self.every)], self._checkpoint(b))
+        self._store(t0, trace)
+        return trace
+
+    def _extend(self, n: int, deadline: float | None = None, progress: Callable | None = None,
+                cancelled: Callable | None = None) -> bool:
+        """Compute blocks until ``computed >= n``, in ``every``-step chunks; stop early once
+        ``deadline`` (``time.perf_counter()``) passes or ``cancelled()`` is true (checked after
+        each chunk; at least one chunk is computed per call). ``progress(computed, T)`` after each
+        chunk. Returns True when ``n`` is reached."""
+        if self.computed >= n:
+            return True
+        start = self.computed
+        end = min(self.steps, -(-n // self.every) * self.every)  # whole blocks
+        chunks = iter_chunks(self.model, self.inputs[start:end], chunk=self.every,
+                             state=self._checkpoint(start // self.every))
+        for t0, trace in chunks:
+            self._store(start + t0, trace)
+            if progress is not None:
+                progress(self.computed, self.steps)
+            if self.computed >= n:
+                return True
+            if (deadline is not None and time.perf_counter() >= deadline) or (cancelled is not None and cancelled()):
+                return False
+        return True
+
+    def run_pass(self, budget_s: float | None = None, progress: Callable | None = None,
+                 cancelled: Callable | None = None) -> bool:
+        """The first pass: compute the checkpoints up to the end, in chunks of ``every`` steps
+        (one sequence forward each). Stops early once ``budget_s`` seconds are spent or
+        ``cancelled()`` returns True; calling again continues where it stopped (after ``edit``:
+        from the first changed step). ``progress(computed, T)`` is called after each chunk.
+        Returns True when the pass is complete (``done``)."""
+        deadline = None if budget_s is None else time.perf_counter() + budget_s
+        return self._extend(self.steps, deadline, progress, cancelled)
 
     def adopt(self, trace: Trace) -> None:
-        """Fill the rows not yet valid, ``[computed, trace.steps)``, from a whole-sequence forward
-        (``model.trace``) over the same inputs and weights from the zero state, so a fresh or
-        edited cursor need not re-step them one at a time; valid rows are kept as they are.
-        Raises ValueError on other inputs."""
+        """Take the checkpoints not yet known from a whole-sequence forward (``model.trace``)
+        over this cursor's first ``trace.steps`` inputs from the zero state, so they need not
+        be computed again. Raises ValueError on other inputs."""
         n = trace.steps
         if n > self.steps or not np.array_equal(trace.inputs, self.inputs[:n]):
             raise ValueError("the trace was not computed on this cursor's inputs")
-        lo = self.computed
-        if lo >= n:
-            return
-        for stored, recorded in zip(self.layers, trace.layers):
-            for name, a in stored.items():
-                a[lo:n] = recorded[name][lo:n]  # (n - lo, H) or (n - lo, G)
-        self.outputs[lo:n] = trace.outputs[lo:n]  # (n - lo, O)
-        self.computed = n
+        for j in range(self.computed // self.every + 1, n // self.every + 1):
+            row = j * self.every - 1
+            for k, layer in enumerate(trace.layers):
+                for s, name in enumerate(self._state_names):
+                    self._checkpoints[j, k, s] = layer[name][row]  # (H,)
+        self.computed = max(self.computed, n if n == self.steps else n - n % self.every)
+
+    # --- state --------------------------------------------------------------------------------
+    def state(self, t: int | None = None) -> list:
+        """The model state after ``t`` steps (default: the current ``t``), per layer
+        ``((1, H), ...)`` in the cell's state order (copies)."""
+        t = self.t if t is None else t
+        j, r = divmod(t, self.every)
+        if r == 0:
+            self._extend(t)
+            return self._checkpoint(j)
+        block = self._block(j)
+        return [tuple(layer[name][r - 1 : r].copy() for name in self._state_names) for layer in block.layers]  # (1, H)
 
     # --- moving -------------------------------------------------------------------------------
     def step(self) -> bool:
-        """Take one step: replayed from the history if row ``t`` is already valid, else computed
-        by ``SequenceModel.step`` from the stored state. False if already at the end."""
-        t = self.t
-        if t >= self.steps:
+        """Take one step (computing its block if it is not known yet). False if already at the end."""
+        if self.t >= self.steps:
             return False
-        if t < self.computed:
-            self.t = t + 1
-            return True
-        output, _, records = self.model.step(self.inputs[t : t + 1], self.state(t))  # (1, O)
-        for stored, rec in zip(self.layers, records):
-            for name, a in rec.items():
-                stored[name][t] = a[0]  # (H,) or (G,)
-        self.outputs[t] = output[0]  # (O,)
-        self.t = t + 1
-        self.computed = max(self.computed, self.t)
+        self._extend(self.t + 1)
+        self.t += 1
         return True
 
     def back(self) -> bool:
@@ -114,31 +206,26 @@ class Stepper:
         return True
 
     def seek(self, t: int) -> None:
-        """Move to ``t`` steps taken: backwards via the history, forwards by stepping."""
+        """Move to ``t`` steps taken."""
         self.run_to(t)
 
     def run_to(self, t: int, budget_s: float | None = None) -> bool:
-        """Move towards ``t``; stop early once ``budget_s`` seconds are spent (at least one step
-        is taken per call). Returns True when ``t`` is reached."""
+        """Move towards ``t``; stop early once ``budget_s`` seconds are spent (at least one block
+        is computed per call), the cursor then at the last computed step. Returns True when
+        ``t`` is reached. Raises ValueError outside ``[0, T]``."""
         if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 0 <= t <= self.steps:
             raise ValueError(f"step must be an integer in [0, {self.steps}], got {t!r}")
         t = int(t)
-        if t <= self.computed:
-            self.t = t
-            return True
-        self.t = self.computed
         deadline = None if budget_s is None else time.perf_counter() + budget_s
-        while self.t < t:
-            self.step()
-            if deadline is not None and self.t < t and time.perf_counter() >= deadline:
-                return False
-        return True
+        reached = self._extend(t, deadline)
+        self.t = t if reached else self.computed
+        return reached
 
     def edit(self, new_inputs: np.ndarray, new_text: str | None = None, run: bool = True) -> int:
-        """Replace the sequence; keep results before the first changed position and, if ``run``,
-        recompute from there up to the previous ``t`` (clamped to the new length; without
-        ``run`` the cursor stays at the first changed position, for the caller to move on, e.g.
-        after ``adopt``). Returns that position."""
+        """Replace the sequence; keep the checkpoints and blocks before the first changed position
+        and, if ``run``, move back up to the previous ``t`` (clamped to the new length; without
+        ``run`` the cursor stays at the first changed position, for the caller to move on).
+        Returns that position."""
         new_inputs = self._checked(new_inputs, new_text)
         old_t = self.t
         n = min(self.steps, new_inputs.shape[0])
@@ -146,31 +233,75 @@ class Stepper:
         if differs.ndim == 2:
             differs = differs.any(axis=1)  # (n,)
         first = int(np.argmax(differs)) if differs.any() else n
-        keep = min(self.computed, first)
-        if new_inputs.shape[0] != self.steps:
-            old_layers, old_outputs = self.layers, self.outputs
-            self._allocate(new_inputs.shape[0])
-            for stored, old in zip(self.layers, old_layers):
-                for name, a in stored.items():
-                    a[:keep] = old[name][:keep]  # (keep, H)
-            self.outputs[:keep] = old_outputs[:keep]  # (keep, O)
+        if first == n and new_inputs.shape[0] == self.steps:
+            self.text = new_text
+            return first
+        keep = min(self.computed, first - first % self.every)  # checkpoints at <= keep stay valid
+        checkpoints = self._new_checkpoints(new_inputs.shape[0])
+        rows = keep // self.every + 1
+        checkpoints[:rows] = self._checkpoints[:rows]  # (rows, L, S, H)
+        self._checkpoints = checkpoints
+        for b in [b for b in self._blocks if (b + 1) * self.every > keep]:
+            del self._blocks[b]
+        self._prefix = None
         self.inputs, self.text = new_inputs, new_text
         self.computed = keep
-        self.t = min(self.t, keep)
+        self.t = min(self.t, first)
+        self._extend(self.t)
         if run:
             self.run_to(min(old_t, self.steps))
         return first
 
     # --- reading ------------------------------------------------------------------------------
-    def trace(self) -> Trace:
-        """The first ``t`` steps as a ``Trace`` (views into the stored arrays, no copy)."""
-        t = self.t
+    def max_records(self) -> int:
+        """Most steps ``records`` / ``trace`` return at once (``TRACE_BYTES`` / ``step_bytes``)."""
+        return max(1, TRACE_BYTES // self.step_bytes)
+
+    def records(self, lo: int, hi: int) -> Trace:
+        """Records of steps ``[lo, hi)`` as a ``Trace`` indexed from 0 (row ``k`` is step
+        ``lo + k``; ``initial_state`` is the state after ``lo`` steps; views into the cache
+        when the range lies in one block: copy before keeping). Computes what is not known
+        yet. Raises ValueError outside ``0 <= lo <= hi <= T`` or beyond ``max_records()`` steps."""
+        if not 0 <= lo <= hi <= self.steps:
+            raise ValueError(f"need 0 <= lo <= hi <= {self.steps}, got lo {lo}, hi {hi}")
+        if hi - lo > self.max_records():
+            raise ValueError(f"{hi - lo} steps of records need {(hi - lo) * self.step_bytes / 2**20:.0f} MiB, "
+                             f"more than the {TRACE_BYTES / 2**20:.0f} MiB limit: read a window of at most "
+                             f"{self.max_records()} steps")
+        initial = [tuple(a[0] for a in layer) for layer in self.state(lo)]  # (H,) each
+        if hi == lo:
+            parts = [(self._shape, 0, 0)]
+        else:
+            parts = []
+            for b in range(lo // self.every, (hi - 1) // self.every + 1):
+                t0 = b * self.every
+                parts.append((self._block(b), max(lo, t0) - t0, min(hi, t0 + self.every) - t0))
         return Trace(
             cell=self.model.config.cell,
-            names=self.model.cells[0].record_names,
-            layers=[{name: a[:t] for name, a in layer.items()} for layer in self.layers],
-            inputs=self.inputs[:t],
-            outputs=self.outputs[:t],
-            initial_state=[tuple(s[0] for s in layer) for layer in self._zero_state],
-            text=None if self.text is None else self.text[:t],
+            names=self._shape.names,
+            layers=[{name: _joined([p.layers[k][name][a:z] for p, a, z in parts]) for name in layer}
+                    for k, layer in enumerate(self._shape.layers)],  # (hi - lo, H) or (hi - lo, G)
+            inputs=self.inputs[lo:hi],
+            outputs=_joined([p.outputs[a:z] for p, a, z in parts]),  # (hi - lo, O)
+            initial_state=initial,
+            text=None if self.text is None else self.text[lo:hi],
+            start=lo,
         )
+
+    def trace(self) -> Trace:
+        """The first ``t`` steps as a ``Trace`` (views into a kept prefix: copy before keeping),
+        for short texts: raises ValueError when ``t`` exceeds ``max_records()`` (read a window
+        with ``records``). Memory: at most ``TRACE_BYTES``."""
+        t = self.t
+        if self._prefix is None or self._prefix.steps < t:
+            n = min(self.steps, max(t, 2 * (0 if self._prefix is None else self._prefix.steps), 1024))
+            self._prefix = self.records(0, min(n, max(t, self.max_records())))
+        p = self._prefix
+        return Trace(cell=p.cell, names=p.names, layers=[{name: a[:t] for name, a in layer.items()} for layer in p.layers],
+                     inputs=p.inputs[:t], outputs=p.outputs[:t], initial_state=p.initial_state,
+                     text=None if p.text is None else p.text[:t])
+
+
+def _joined(parts: list) -> np.ndarray:
+    """One array from row slices: the slice itself (a view) if there is one, else a copy."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -20,7 +20,8 @@ class Trace:
     ``layers[k][name]`` is ``(T, H)`` (``pre`` is ``(T, G)``); ``inputs`` is ``(T,)`` token ids
     or ``(T, D)`` values; ``outputs`` is ``(T, O)`` next-token probabilities (softmax head) or
     predictions (regression head); ``initial_state[k]`` is the layer's state before step 0,
-    a tuple of ``(H,)`` arrays (``(h0, c0)`` for an LSTM, ``(h0,)`` for an RNN).
+    a tuple of ``(H,)`` arrays (``(h0, c0)`` for an LSTM, ``(h0,)`` for an RNN). ``start``: the
+    position in the whole sequence of row 0 (a window of a longer trace; 0 otherwise).
     """
 
     cell: str
@@ -30,6 +31,7 @@ class Trace:
     initial_state: list
     text: str | None = None
     names: tuple = field(default=())
+    start: int = 0
 
     def __post_init__(self):
         if not self.names:

@@ -1,5 +1,6 @@
 """Trace files: a ``Trace`` as a pickle-free ``.npz`` (used by ``lstmviz trace`` and the app's
-NPZ export).
+NPZ export), written whole (``save_trace_npz``) or streamed chunk by chunk
+(``save_trace_chunks``: memory one chunk, whatever the number of steps).
 
 Layout (every entry a plain array; ``np.load(path, allow_pickle=False)`` reads it)::
 
@@ -11,12 +12,21 @@ Layout (every entry a plain array; ``np.load(path, allow_pickle=False)`` reads i
     "chars"            (T,) unicode, one character per step (when the text is known)
     "vocab"            (V,) unicode, the characters of the probability columns (when given)
     "cell"             () unicode, "lstm" or "rnn"
+    "start"            () int64, the step of row 0 in the whole text (0 unless a range was written)
+
+Size per step: ``(L * R * H + O) * itemsize + 8 (inputs) + 4 (chars)`` bytes, R = 6 recorded
+quantities for an LSTM (4 for a GRU, 1 for an RNN): for 1 layer x H = 128, V = 65 in float32
+3.3 kB per character (3.7 GB for a 1.1 MB text), half that in float16.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
+import zipfile
+from typing import Iterable
 
 import numpy as np
 
@@ -48,6 +58,7 @@ def trace_arrays(trace: Trace, vocab: CharVocab | None = None) -> dict:
     if vocab is not None:
         arrays["vocab"] = np.array(vocab.chars, dtype="<U1")  # (V,)
     arrays["cell"] = np.array(trace.cell)  # () unicode
+    arrays["start"] = np.array(trace.start, np.int64)  # ()
     return arrays
 
 
@@ -57,6 +68,54 @@ def save_trace_npz(path, trace: Trace, vocab: CharVocab | None = None) -> None:
     arrays = trace_arrays(trace, vocab)
     with atomic_writer(path, "wb") as f:
         np.savez(f, **arrays)
+
+
+CONSTANT_ENTRIES = ("vocab", "cell", "start")  # entries without a step axis
+
+
+def save_trace_chunks(path, chunks: Iterable[Trace], steps: int, vocab: CharVocab | None = None,
+                      dtype=None, compress: bool = False, start: int = 0) -> None:
+    """Write consecutive ``chunks`` (``Trace`` s of consecutive steps, ``steps`` in all, e.g.
+    from ``engine.analysis.stream.iter_chunks``) as one trace file in the module's layout, holding
+    one chunk in memory at a time: each entry is streamed to a ``.npy`` in a temporary folder next
+    to ``path``, then copied into the archive (atomically; needs about twice the file's size of
+    disk meanwhile). ``dtype``: float entries cast to it (e.g. ``float16``; None keeps the
+    model's); ``compress``: deflate the archive. ``start``: the step of the first row.
+    Raises ValueError when the chunks do not hold ``steps`` steps; OSError on a write failure
+    (any existing ``path`` is left untouched)."""
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".trace-") as tmp:
+        files, constant, written = {}, {}, 0
+        try:
+            for chunk in chunks:
+                arrays = trace_arrays(chunk, vocab)
+                constant = {name: arrays.pop(name) for name in CONSTANT_ENTRIES if name in arrays}
+                for name, a in arrays.items():
+                    if dtype is not None and a.dtype.kind == "f":
+                        a = a.astype(dtype)  # (n, ...)
+                    if name not in files:
+                        files[name] = open(os.path.join(tmp, name + ".npy"), "wb")
+                        header = np.lib.format.header_data_from_array_1_0(a)
+                        header["shape"] = (steps,) + a.shape[1:]
+                        np.lib.format.write_array_header_2_0(files[name], header)
+                    files[name].write(np.ascontiguousarray(a).tobytes())
+                written += chunk.steps
+                del arrays, a, chunk  # one chunk alive at a time: the next is made after this
+        finally:
+            for f in files.values():
+                f.close()
+        if written != steps:
+            raise ValueError(f"the chunks hold {written} steps, not {steps}")
+        constant["start"] = np.array(start, np.int64)  # ()
+        mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        with atomic_writer(path, "wb") as out, zipfile.ZipFile(out, "w", mode, allowZip64=True) as archive:
+            for name in files:
+                with open(os.path.join(tmp, name + ".npy"), "rb") as src, \
+                        archive.open(name + ".npy", "w", force_zip64=True) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            for name, a in constant.items():
+                with archive.open(name + ".npy", "w") as dst:
+                    np.lib.format.write_array(dst, a, allow_pickle=False)
 
 
 def load_trace_npz(path) -> dict:

@@ -37,7 +37,8 @@ from engine.model import ModelConfig, SequenceModel
 from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.settings import Setting, settings_of
-from engine.trace_io import save_trace_npz
+from engine.analysis.stream import check_range, iter_chunks
+from engine.trace_io import save_trace_chunks
 from engine.train import TrainConfig, Trainer, TrainingDiverged
 
 from . import __version__
@@ -128,12 +129,19 @@ def _add_sample_parser(sub) -> None:
 def _add_trace_parser(sub) -> None:
     tr = sub.add_parser("trace", help="write every gate of a forward pass to an .npz",
                         description="Run a text through the model; write layer{k}_{i,f,g,o,c,h} (T, H), "
-                                    "chars, probs (T, V) and vocab to --out.")
+                                    "chars, probs (T, V) and vocab to --out, streamed in chunks (memory "
+                                    "independent of the text's length; the file takes about "
+                                    "(layers x 6H + V) x 4 + 12 bytes per character in float32).")
     tr.add_argument("model", metavar="MODEL.npz")
     text = tr.add_mutually_exclusive_group(required=True)
     text.add_argument("--text", metavar="TEXT")
     text.add_argument("--text-file", metavar="FILE")
     tr.add_argument("--out", required=True, metavar="TRACE.npz")
+    tr.add_argument("--start", type=non_negative_int, default=0, help="first step written (default: 0)")
+    tr.add_argument("--end", type=positive_int, help="step after the last one written (default: the end)")
+    tr.add_argument("--dtype", choices=("float16", "float32", "float64"),
+                    help="store the values in this type (default: the model's; float16 halves the file)")
+    tr.add_argument("--compress", action="store_true", help="deflate the file (smaller, slower)")
     tr.set_defaults(handler=run_trace)
 
 
@@ -292,10 +300,13 @@ def run_sample(args) -> int:
                       detail="the recorded gates of every step")
     rng = np.random.default_rng(args.seed)
     result = sample(ckpt.model, ckpt.vocab, prime=prime, length=args.length, temperature=args.temperature,
-                    top_k=args.top_k, greedy=args.greedy, rng=rng)
+                    top_k=args.top_k, greedy=args.greedy, rng=rng, keep_trace=False)
     text = prime + result.generated
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+TRACE_CHUNK = 4096  # steps computed and written at a time by ``lstmviz trace``
 
 
 def run_trace(args) -> int:
@@ -307,9 +318,13 @@ def run_trace(args) -> int:
     memory.check_fits(f"a trace of {len(text)} steps", memory.trace_bytes(ckpt.model.config, len(text)),
                       detail="every gate and state of every layer at every step")
     ids = ckpt.vocab.encode(text, source="the text")  # (T,)
-    trace = ckpt.model.trace(ids, text=text)
-    save_trace_npz(args.out, trace, vocab=ckpt.vocab)
-    print(f"wrote {args.out}: {trace.steps} steps, {trace.num_layers} layer(s) of {trace.hidden_size} units")
+    start, end = check_range(ids.shape[0], args.start, args.end)
+    chunks = (trace for _, trace in iter_chunks(ckpt.model, ids, start, end, chunk=TRACE_CHUNK))
+    save_trace_chunks(args.out, chunks, end - start, vocab=ckpt.vocab, dtype=args.dtype, compress=args.compress,
+                      start=start)
+    config = ckpt.model.config
+    print(f"wrote {args.out}: steps {start}..{end} ({end - start} steps), {config.num_layers} layer(s) of "
+          f"{config.hidden_size} units")
     return 0
 
 

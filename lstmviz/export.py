@@ -19,7 +19,8 @@ unit). Qt only writes the SVG 1.1 attribute ``image-rendering="optimizeSpeed"`` 
 nearest-neighbour, so every ``<image>`` also gets ``style="image-rendering:pixelated"`` (CSS,
 overrides the attribute): cells stay crisp in browsers. librsvg and QSvgRenderer ignore both.
 
-CSV: header ``step,char,unit0,...,unit{H-1}``, one row per step. ``char`` is the input character
+CSV: header ``step,char,unit0,...,unit{H-1}``, one row per step (``step`` counted in the whole
+text when the trace is a window of it, ``Trace.start``). ``char`` is the input character
 with the backslash and non-printable characters written as Python escapes (a newline is the two
 characters ``\\n``, a tab ``\\t``, a backslash ``\\\\``); it is empty for numeric inputs. Values
 keep full precision: 9 significant digits for float32 traces, 17 for float64 (both round-trip).
@@ -113,7 +114,7 @@ def build_panel_figure(trace, gate: str, layer: int, colorblind: bool = False,
     figure = HeatmapView(gate, colorblind=colorblind)
     if colormap is not None:
         figure.colorbar.setColorMap(colormap)
-    figure.set_data(data, levels=gate_levels(gate, data) if levels is None else levels)
+    figure.set_data(data, levels=gate_levels(gate, data) if levels is None else levels, t0=trace.start)
     figure.plot.setTitle(f"{GATE_STYLE[gate].label} \u2014 layer {layer}", size="11pt")
     bottom = figure.plot.getAxis("bottom")
     bottom.setHeight(None)  # the view's compact fixed height leaves no room for an axis label
@@ -360,7 +361,7 @@ def gate_csv_text(trace, gate: str, layer: int) -> str:
     writer.writerow(["step", "char"] + [f"unit{k}" for k in range(H)])
     for t, row in enumerate(data.tolist()):
         char = escape_char(chars[t]) if chars is not None else ""
-        writer.writerow([t, char] + [format(x, spec) for x in row])
+        writer.writerow([trace.start + t, char] + [format(x, spec) for x in row])
     return out.getvalue()
 
 

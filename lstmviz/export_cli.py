@@ -2,11 +2,16 @@
 
     lstmviz export MODEL.npz (--text TEXT | --text-file FILE) --out DIR
                    [--format png,svg,csv,npz] [--panels f,i,o,g,c,h] [--layer N]
-                   [--width PX] [--colormap NAME]
+                   [--width PX] [--colormap NAME] [--start N] [--end N]
 
 Writes ``DIR/layer{N}_{gate}.{png,svg,csv}`` for every chosen layer, panel and format, and
 ``DIR/trace.npz`` once (all layers), creates ``DIR`` if needed and prints each written path.
 Pictures come from ``lstmviz.export.export_panel_image``, the same code the app's export uses.
+Only steps ``[--start, --end)`` are drawn and written (their values computed from the true state
+before ``--start``, the text run through in chunks); without either, a text longer than
+``DEFAULT_STEPS`` gives its first ``DEFAULT_STEPS`` steps and a one-line note on stderr. A range
+whose records would not fit in memory (``engine.stepper.TRACE_BYTES``) or whose picture would be
+wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
 
 Exit codes: 0 done; 2 bad arguments, an unusable model or text, or an output that cannot be
 written (the folder cannot be created or a file in it cannot be written): one line
@@ -21,6 +26,8 @@ import sys
 
 PROG = "lstmviz"
 EXIT_USAGE = 2  # the exit code of every refusal (module docstring)
+DEFAULT_STEPS = 2000  # steps exported when the text is longer and no range is given
+MAX_PICTURE_STEPS = 100_000  # widest picture, in steps (columns of the heatmap)
 
 
 class _UsageError(Exception):
@@ -55,6 +62,10 @@ def add_export_parser(subparsers) -> None:
     p.add_argument("--colormap", default=None, metavar="NAME",
                    help="'colorblind' for the colour-blind-safe defaults, or any pyqtgraph colormap "
                         "name (e.g. viridis, CET-D1) for every panel (default: the app's maps)")
+    p.add_argument("--start", default=None, metavar="N", help="first step exported, counted from 0 (default: 0)")
+    p.add_argument("--end", default=None, metavar="N",
+                   help=f"step after the last one exported (default: the end, at most {DEFAULT_STEPS} steps "
+                        "after --start when neither is given)")
     p.set_defaults(handler=run_export)
 
 
@@ -159,10 +170,34 @@ def _prepare(args):
                           detail="every gate of every step and the rendered images")
     except DataError as error:
         raise _UsageError(str(error)) from None
-    trace = model.trace(ids, text=text)
+    trace = _window(args, model, ids, text, formats)
     plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
             "colorblind": colorblind, "colormap": colormap}
     return plan, trace, vocab
+
+
+def _window(args, model, ids, text: str, formats: list):
+    """The records of the steps to export (module docstring) as a ``Trace`` whose ``start`` is
+    the first of them; raises _UsageError on a bad or too large range."""
+    from engine.stepper import Stepper
+
+    T = ids.shape[0]
+    start = 0 if args.start is None else _whole_number(args.start, "--start")
+    end = T if args.end is None else _whole_number(args.end, "--end")
+    if args.start is None and args.end is None and T > DEFAULT_STEPS:
+        end = DEFAULT_STEPS
+        print(f"{PROG}: note: the text has {T:,} steps; exporting steps 0..{end} "
+              "(choose others with --start/--end)", file=sys.stderr)
+    if not 0 <= start < end <= T:
+        raise _UsageError(f"need 0 <= --start < --end <= {T} (the text's steps), got {start}..{end}")
+    pictures = [fmt for fmt in formats if fmt in ("png", "svg", "gif")]
+    if pictures and end - start > MAX_PICTURE_STEPS:
+        raise _UsageError(f"a {','.join(pictures)} picture of {end - start:,} steps is too large: draw at most "
+                          f"{MAX_PICTURE_STEPS:,} steps (--start/--end)")
+    try:
+        return Stepper(model, ids, text).records(start, end)
+    except ValueError as error:
+        raise _UsageError(str(error)) from None
 
 
 def _write_all(out: str, plan: dict, trace, vocab) -> list:

@@ -7,6 +7,11 @@ no vocabulary). ``sequence`` is a ``core.sequence.TextSequence`` or ``SeriesSequ
 ask it (labels, captions, targets, original units, editable or not) instead of telling the two
 apart.
 
+The stepper keeps checkpoints of the recurrent state, not every step's records: after a text
+or model is loaded the *first pass* computes them up to the end in timer-driven chunks of at most
+``PASS_BUDGET_S`` (progress through ``pass_progress`` and ``message``; ``cancel_pass``), and
+panels read the records of the window they show with ``records(lo, hi)``.
+
 Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
 engine or to each other: the engine work they show goes through named methods
 (``equation_breakdown``, ``gradient_flow``). Every signal is emitted on the GUI thread. Loading refuses bad files
@@ -15,6 +20,8 @@ with the engine's error (``DataError`` / ``CheckpointError``) *before* any state
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -27,13 +34,15 @@ from engine.errors import DataError
 from engine.gradflow import GradientFlow, gradient_flow
 from engine.model import SequenceModel
 from engine.quantities import display_order
-from engine.stepper import Stepper
+from engine.stepper import CHECKPOINT_EVERY, Stepper
 from engine.trace import Trace
 
 from .core.levels import gate_levels
 from .core.sequence import SeriesSequence, TextSequence, dropped_message, known_text
 
-LEVEL_STEPS_MAX = 20_000  # cell-state colour levels come from at most this many steps
+LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (one forward at load)
+PASS_BUDGET_S = 0.008  # longest stretch of the first pass between two GUI events
+PASS_REPORT_S = 0.25  # least time between two progress messages of the first pass
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
 SYNC_STEPS = 300  # seeks that compute at most this many new steps finish before returning
 GRADFLOW_STEPS = 200  # inputs of the sequence ``gradient_flow`` analyses (the text's last ones + 1)
@@ -48,6 +57,7 @@ class Session(QtCore.QObject):
     selection_changed = QtCore.Signal(int, int, int)  # layer, unit, step (-1: none)
     colormap_changed = QtCore.Signal(bool)  # colour-blind maps on/off
     message = QtCore.Signal(str)  # information for the status bar
+    pass_progress = QtCore.Signal(int, int)  # first pass: steps done, total (done == total: over)
     error = QtCore.Signal(str)
 
     def __init__(self, parent=None):
@@ -66,6 +76,10 @@ class Session(QtCore.QObject):
         self._catchup = QtCore.QTimer(self)
         self._catchup.setInterval(0)
         self._catchup.timeout.connect(self._continue_seek)
+        self._pass = QtCore.QTimer(self)  # the first pass, in PASS_BUDGET_S chunks between GUI events
+        self._pass.setInterval(0)
+        self._pass.timeout.connect(self._continue_pass)
+        self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
 
     # --- reading ------------------------------------------------------------------------------
     @property
@@ -120,14 +134,28 @@ class Session(QtCore.QObject):
         """True while a long seek is being caught up in chunks."""
         return self._target is not None
 
+    @property
+    def passing(self) -> bool:
+        """True while the first pass (the checkpoints up to the end) runs between GUI events."""
+        return self._pass.isActive()
+
     def trace(self) -> Trace:
-        """The first ``t`` steps (views: copy before keeping)."""
+        """The first ``t`` steps (views: copy before keeping). Raises ValueError without a model
+        or beyond ``Stepper.max_records()`` steps (long texts: read windows with ``records``)."""
         if self.stepper is None:
             raise ValueError("no model loaded")
         return self.stepper.trace()
 
+    def records(self, lo: int, hi: int) -> Trace:
+        """Records of steps ``[lo, hi)`` (``Stepper.records``: row k is step lo + k; views:
+        copy before keeping). Raises ValueError without a model or outside ``[0, steps]``."""
+        if self.stepper is None:
+            raise ValueError("no model loaded")
+        return self.stepper.records(lo, hi)
+
     def levels(self, name: str, layer: int) -> tuple:
-        """Colour levels of ``name`` in ``layer`` (the cell state's come from the whole text)."""
+        """Colour levels of ``name`` in ``layer`` (the cell state's come from the text's first
+        LEVEL_STEPS_MAX steps)."""
         return self.cell_levels[layer] if name == "c" else gate_levels(name)
 
     # --- engine work for the panels -----------------------------------------------------------
@@ -137,7 +165,10 @@ class Session(QtCore.QObject):
         steps taken, the layers or the units."""
         if self.model is None:
             raise ValueError("no model loaded")
-        return decompose(self.model, self.trace(), layer, step, unit)
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or not 0 <= step < self.t:
+            raise ValueError(f"step must be one of the {self.t} steps taken, got {step!r}")
+        window = self.records(step, step + 1)  # row 0 is ``step``, with the state before it
+        return replace(decompose(self.model, window, layer, 0, unit), step=int(step))
 
     def gradient_flow(self, model: SequenceModel | None = None, vocab: CharVocab | None = None,
                       max_steps: int = GRADFLOW_STEPS) -> GradientFlow | None:
@@ -148,7 +179,12 @@ class Session(QtCore.QObject):
         model, vocab = (self.model, self.vocab) if model is None else (model, vocab)
         if model is None or vocab is None:
             return None
-        known = known_text(self.text, vocab)[-(max_steps + 1):]
+        tail = max_steps + 1  # the text's end, grown until it holds enough known characters
+        known = known_text(self.text[-tail:], vocab)
+        while len(known) < max_steps + 1 and tail < len(self.text):
+            tail *= 4
+            known = known_text(self.text[-tail:], vocab)
+        known = known[-(max_steps + 1):]
         if len(known) < 2:
             return None
         ids = vocab.encode(known, "the text")  # (T + 1,)
@@ -173,10 +209,11 @@ class Session(QtCore.QObject):
         """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
         self._refuse_text_for_series()
         text = load_text(path)
-        if self.vocab is not None and not known_text(text, self.vocab):
+        kept = None if self.vocab is None else known_text(text, self.vocab)
+        if kept == "":
             raise DataError(f"{path}: none of its characters are in the model's vocabulary")
         self.text_path = str(path)
-        self.set_text(text)
+        self.set_text(text, kept)
 
     def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
@@ -189,12 +226,12 @@ class Session(QtCore.QObject):
         t = self.t if self.sequence.kind == TextSequence.kind else 0
         before = self.sequence.parked_text
         text = known_text(before, vocab)
-        stepper = Stepper(model, vocab.encode(text, "the text"), text)
+        stepper = Stepper(model, vocab.encode(text, "the text"), text, every=CHECKPOINT_EVERY)
         if whole is None or not np.array_equal(whole.inputs, self._traced(stepper.inputs)):
             whole = self._whole_trace(model, stepper.inputs)
         levels = self._cell_levels(model, whole)
         if whole is not None:
-            stepper.adopt(whole)  # one vectorised forward instead of re-stepping t characters
+            stepper.adopt(whole)  # the checkpoints the levels' forward passed
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, vocab, stepper, levels
         self.sequence = TextSequence(text)
@@ -204,6 +241,7 @@ class Session(QtCore.QObject):
         self.text_changed.emit()
         self._report_dropped(before, text)
         self.seek(min(t, stepper.steps))
+        self._start_pass()
 
     def set_series(self, model: SequenceModel, values: np.ndarray, labels: list,
                    inverse: Callable | None = None, targets: np.ndarray | None = None) -> None:
@@ -221,7 +259,7 @@ class Session(QtCore.QObject):
         if model.config.input_kind != "dense":
             raise ValueError("set_series needs a model with dense (numeric) input; "
                              "step text through a character model with set_model")
-        stepper = Stepper(model, values)  # (T, W) checked against the model
+        stepper = Stepper(model, values, every=CHECKPOINT_EVERY)  # (T, W) checked against the model
         T = stepper.steps
         if len(labels) != T:
             raise ValueError(f"labels has {len(labels)} entries but the series has {T} steps")
@@ -242,16 +280,18 @@ class Session(QtCore.QObject):
         self.model_changed.emit()
         self.text_changed.emit()
         self.seek(min(t, T))
+        self._start_pass()
 
     def _refuse_text_for_series(self) -> None:
         if not self.sequence.editable:
             raise DataError("a numeric series is being stepped: open or train a character model to step text")
 
-    def set_text(self, text: str) -> str:
+    def set_text(self, text: str, kept: str | None = None) -> str:
         """Step through ``text`` instead; keeps results before the first changed character.
 
         Characters outside the vocabulary are not accepted: they are removed, reported through
-        ``message``, and the accepted text is returned.
+        ``message``, and the accepted text is returned. ``kept``: ``known_text(text, vocab)``
+        when the caller has it already (None: computed here).
         """
         if not isinstance(text, str):
             raise DataError(f"text must be a str, got {type(text).__name__}")
@@ -260,7 +300,7 @@ class Session(QtCore.QObject):
             self.sequence = TextSequence(text)
             self.text_changed.emit()
             return text
-        kept = known_text(text, self.vocab)
+        kept = known_text(text, self.vocab) if kept is None else kept
         ids = self.vocab.encode(kept, "the text")
         self._stop_seek()
         old_t = self.stepper.t
@@ -268,13 +308,14 @@ class Session(QtCore.QObject):
         levels = self._cell_levels(self.model, whole)
         self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
         if whole is not None:
-            self.stepper.adopt(whole)  # the rest from the pass the colour levels needed anyway
+            self.stepper.adopt(whole)  # the checkpoints the levels' forward passed
         self.sequence, self.cell_levels = TextSequence(kept), levels
         if self.selected_step >= len(kept):
             self.selected_step = -1
         self.text_changed.emit()
         self._report_dropped(text, kept)
         self.seek(min(old_t, self.stepper.steps))  # chunked beyond the adopted rows: never freezes
+        self._start_pass()  # from the first changed character
         return kept
 
     def _report_dropped(self, before: str, after: str) -> None:
@@ -294,7 +335,8 @@ class Session(QtCore.QObject):
 
     @classmethod
     def _whole_trace(cls, model: SequenceModel, ids: np.ndarray) -> Trace | None:
-        """The text's first LEVEL_STEPS_MAX steps in one sequence forward (None if empty)."""
+        """The text's first LEVEL_STEPS_MAX steps in one sequence forward (None if empty): the
+        sample of steps the cell-state colour levels come from."""
         return model.trace(cls._traced(ids)) if ids.size else None
 
     @staticmethod
@@ -346,6 +388,38 @@ class Session(QtCore.QObject):
     def _stop_seek(self) -> None:
         self._catchup.stop()
         self._target = None
+
+    # --- the first pass -----------------------------------------------------------------------
+    def _start_pass(self) -> None:
+        """Compute the checkpoints up to the end between GUI events (``Stepper.run_pass`` in
+        PASS_BUDGET_S chunks), from where they stop (after an edit: the first changed step)."""
+        if self.stepper is not None and not self.stepper.done:
+            self._pass_reported, self._pass_shown = time.perf_counter(), False
+            self._pass.start()
+
+    def _continue_pass(self) -> None:
+        """One chunk of the first pass; progress at most every PASS_REPORT_S (a pass shorter than
+        that reports only its end through ``pass_progress``, nothing in the status bar)."""
+        stepper = self.stepper
+        done = stepper is None or stepper.run_pass(budget_s=PASS_BUDGET_S)
+        now = time.perf_counter()
+        if stepper is not None and (done or now - self._pass_reported >= PASS_REPORT_S):
+            self._pass_reported = now
+            self.pass_progress.emit(stepper.computed, stepper.steps)
+            if not done:
+                self._pass_shown = True
+                self.message.emit(f"First pass: {100 * stepper.computed // max(stepper.steps, 1)} % of "
+                                  f"{stepper.steps:,} steps")
+            elif self._pass_shown:
+                self.message.emit("First pass done: every step is ready")
+        if done:
+            self._pass.stop()
+
+    def cancel_pass(self) -> None:
+        """Stop the first pass (steps beyond it are still computed when moved to, block by block)."""
+        if self._pass.isActive():
+            self._pass.stop()
+            self.message.emit(f"First pass stopped at step {self.stepper.computed:,} of {self.stepper.steps:,}")
 
     # --- selection and display ----------------------------------------------------------------
     def select(self, layer: int, unit: int, step: int = -1) -> None:

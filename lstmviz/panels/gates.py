@@ -2,7 +2,9 @@
 
 Only the last ``WINDOW`` steps before the cursor are drawn, so a step costs the same however
 long the text is. The six views share their time axis (wheel on the x axis zooms, drag pans);
-the view follows the cursor until the user zooms or pans, and "Follow" brings it back.
+the view follows the cursor until the user zooms or pans, and "Follow" brings it back. It
+follows by pages: when the cursor leaves the shown ``WINDOW`` steps the axis jumps to put it
+``PAGE`` steps left of the right edge, so most steps repaint the images only, not the axes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
 
 WINDOW = 200  # steps drawn, ending at the cursor
+PAGE = WINDOW // 4  # steps of blank time axis ahead of the cursor after the view follows it
 
 
 class GatesPanel(QtWidgets.QWidget):
@@ -99,16 +102,19 @@ class GatesPanel(QtWidgets.QWidget):
             return
         t = s.t
         lo = self.window_start(t)
-        trace = s.trace()
+        window = s.records(lo, t)  # row k is step lo + k
         H = s.hidden_size
         self._shown_layer = s.layer
         for name in s.names:
             view = self.views[name]
-            view.set_data(trace.gate(name, s.layer)[lo:t], s.levels(name, s.layer), t0=lo)
+            view.set_data(window.gate(name, s.layer), s.levels(name, s.layer), t0=lo)
             view.set_cursor(t - 1 if t else None)
-        if self._follow and self._x_start != lo:
-            self._x_start = lo
-            self.views["f"].plot.setXRange(lo - 0.5, lo + WINDOW - 0.5, padding=0)
+        cursor = t - 1
+        if self._follow and (self._x_start is None or not self._x_start <= cursor < self._x_start + WINDOW):
+            # the view jumps by pages, the cursor then PAGE steps left of the right edge: the time
+            # axes and the views' layout change once per PAGE steps, not on every step
+            self._x_start = max(0, t - WINDOW + PAGE)
+            self.views["f"].plot.setXRange(self._x_start - 0.5, self._x_start + WINDOW - 0.5, padding=0)
         if self._units != H:
             self._units = H
             for view in self.views.values():

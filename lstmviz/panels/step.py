@@ -133,9 +133,9 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.vectors_title.setText("before the first step")
             self.predictions_title.setText(self._predicted.EMPTY_TITLE)
             return
-        trace = s.trace()
+        window = s.records(t - 1, t)  # row 0 is step t - 1
         for name in s.names:
-            column = trace.gate(name, s.layer)[t - 1]  # (H,)
+            column = window.gate(name, s.layer)[0]  # (H,)
             item = self.strips[name]
             item.setImage(np.ascontiguousarray(column[:, None], dtype=np.float32),
                           autoLevels=False, levels=s.levels(name, s.layer))
@@ -148,7 +148,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.unit_marker.show()
         else:
             self.unit_marker.hide()
-        self._predicted.show(self, s, trace.outputs[t - 1], t)  # (V,) or (K,)
+        self._predicted.show(self, s, window.outputs[0], t)  # (V,) or (K,)
 
 
 class CharacterPredictions:
@@ -179,9 +179,10 @@ class CharacterPredictions:
     @staticmethod
     def show(panel: CurrentStepPanel, s: Session, probs: np.ndarray, t: int) -> None:
         """The ``TOP_K`` most likely next characters after step ``t - 1``, the true next one's bar in red."""
-        panel.predicted_points.setData([], [])
-        panel.actual_points.setData([], [])
-        panel.forecast = None
+        if panel.forecast is not None:  # a series' points are shown: cleared once, not on every step
+            panel.predicted_points.setData([], [])
+            panel.actual_points.setData([], [])
+            panel.forecast = None
         k = min(TOP_K, probs.shape[0])
         best = np.argsort(-probs, kind="stable")[:k]  # (k,)
         true_next = s.vocab.index(s.text[t]) if t < len(s.text) else -1

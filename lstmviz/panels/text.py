@@ -3,7 +3,10 @@
 When a unit is selected, each stepped character's background shows that unit's value of the
 chosen quantity (h by default; c on its symmetric levels, or any gate), drawn with the same
 colormap as its heatmap: the classic "quote-tracking cell" view. Colours are extra selections,
-so they never touch the document or its undo history.
+so they never touch the document or its undo history, and only the stepped characters on screen
+(plus ``MARGIN`` steps either side) get one: a step or a scroll colours a bounded number of
+characters whatever the text's length (``recoloured`` counts them), read as a window of records
+from the session.
 
 Edits are applied after a short pause (``EDIT_DEBOUNCE_MS``) and re-run the model from the first
 changed character. Characters outside the model's vocabulary are removed again and named in the
@@ -24,7 +27,8 @@ from ..plots import GATE_STYLE, value_colours
 from ..session import Session
 
 EDIT_DEBOUNCE_MS = 400
-COLOURED_MAX = 3000  # characters coloured before the cursor (older ones stay plain)
+MARGIN = 300  # steps coloured beyond the ones on screen, on each side
+DOCUMENT_CHUNK = 65_536  # characters put into the editor per GUI event while a long text loads
 
 
 class TextPanel(QtWidgets.QWidget):
@@ -36,9 +40,9 @@ class TextPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.session = session
         self.quantity = "h"
-        self._cached = None  # (start, document revision, [ExtraSelection per step from start])
-        self._stale = False  # True: the cached selections' colours are out of date
-        self._fresh = 0  # the first this many cached selections have up-to-date colours
+        self._cached = None  # (document revision, first step, [ExtraSelection per step from it])
+        self._showing = False  # True while the selections are being set (scrolling re-enters)
+        self.recoloured = 0  # characters whose colour the last update computed
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
@@ -66,10 +70,15 @@ class TextPanel(QtWidgets.QWidget):
         self.editor.setLineWrapMode(QtWidgets.QPlainTextEdit.WidgetWidth)
         self.editor.viewport().installEventFilter(self)
         self.editor.textChanged.connect(self._on_text_edited)
+        self.editor.verticalScrollBar().valueChanged.connect(self._show_selections)
         self._debounce = QtCore.QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(EDIT_DEBOUNCE_MS)
         self._debounce.timeout.connect(self.apply_edit)
+        self._filling = None  # (document, characters already in the editor) while a long one loads
+        self._fill = QtCore.QTimer(self)
+        self._fill.setInterval(0)
+        self._fill.timeout.connect(self._fill_more)
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -86,15 +95,52 @@ class TextPanel(QtWidgets.QWidget):
 
     # --- text in and out ----------------------------------------------------------------------
     def _on_session_text(self):
+        """Show the session's document. A long one goes into the editor ``DOCUMENT_CHUNK``
+        characters per GUI event (read-only meanwhile), so opening it never freezes the window."""
         sequence = self.session.sequence
         shown = sequence.document()
-        self.editor.setReadOnly(not sequence.editable)
-        if self.editor.toPlainText() != shown:
-            blocker = QtCore.QSignalBlocker(self.editor)
-            self.editor.setPlainText(shown)
-            del blocker
-            self._forget_selections()
+        if self._filling is None or self._filling[0] != shown:
+            self._fill.stop()
+            self._filling = None
+            if self.editor.toPlainText() != shown:
+                blocker = QtCore.QSignalBlocker(self.editor)
+                self.editor.setPlainText(shown[:DOCUMENT_CHUNK])
+                del blocker
+                self._forget_selections()
+                if len(shown) > DOCUMENT_CHUNK:
+                    self._filling = (shown, DOCUMENT_CHUNK)
+                    self.editor.document().setUndoRedoEnabled(False)
+                    self._fill.start()
+        self.editor.setReadOnly(not sequence.editable or self._filling is not None)
         self.invalidate()
+
+    @property
+    def loading(self) -> bool:
+        """True while a long document is still being put into the editor."""
+        return self._filling is not None
+
+    def _fill_more(self):
+        shown, done = self._filling
+        end = min(len(shown), done + DOCUMENT_CHUNK)
+        cursor = QtGui.QTextCursor(self.editor.document())
+        cursor.movePosition(QtGui.QTextCursor.End)
+        blocker = QtCore.QSignalBlocker(self.editor)  # not an edit by the user
+        cursor.insertText(shown[done:end])
+        del blocker
+        if end < len(shown):
+            self._filling = (shown, end)
+            return
+        self._fill.stop()
+        self._filling = None
+        self.editor.document().setUndoRedoEnabled(True)
+        self.editor.setReadOnly(not self.session.sequence.editable)
+        self.invalidate()
+
+    def _shown_steps(self) -> int:
+        """Steps whose whole span is in the editor already (all of them once it is loaded)."""
+        if self._filling is None:
+            return self.session.steps
+        return self.session.sequence.step_at(self.editor.document().characterCount() - 1)  # the last may be cut
 
     def span(self, step: int) -> tuple:
         """``(start, end)`` document positions of step ``step`` (a character, or a series label)."""
@@ -165,7 +211,7 @@ class TextPanel(QtWidgets.QWidget):
     def _colours(self, lo: int, hi: int) -> np.ndarray:
         """Colours ``(hi - lo, 3) uint8`` of characters lo..hi-1 for the selected unit."""
         s = self.session
-        values = s.trace().gate(self.quantity, s.layer)[lo:hi, s.unit]  # (n,)
+        values = s.records(lo, hi).gate(self.quantity, s.layer)[:, s.unit]  # (n,)
         return value_colours(self.quantity, values, s.levels(self.quantity, s.layer), s.colorblind)
 
     def _step_cursor(self, doc, step: int) -> QtGui.QTextCursor:
@@ -176,16 +222,23 @@ class TextPanel(QtWidgets.QWidget):
         cursor.setPosition(end, QtGui.QTextCursor.KeepAnchor)
         return cursor
 
-    def _char_selection(self, doc, step: int, rgb) -> QtWidgets.QTextEdit.ExtraSelection:
-        sel = QtWidgets.QTextEdit.ExtraSelection()
-        sel.cursor = self._step_cursor(doc, step)
-        _set_colour(sel, rgb)
-        return sel
+    def _char_selections(self, lo: int, hi: int) -> list:
+        """Coloured selections of steps ``[lo, hi)`` (counted in ``recoloured``)."""
+        if hi <= lo:
+            return []
+        doc = self.editor.document()
+        sels = []
+        for step, rgb in enumerate(self._colours(lo, hi).tolist(), lo):
+            sel = QtWidgets.QTextEdit.ExtraSelection()
+            sel.cursor = self._step_cursor(doc, step)
+            _set_colour(sel, rgb)
+            sels.append(sel)
+        self.recoloured += hi - lo
+        return sels
 
     def _forget_colours(self, *_):
-        """The colours are out of date (new weights, unit, quantity or colormap); the characters'
-        selections are kept and recoloured in place (cheaper than rebuilding them)."""
-        self._stale = True
+        """The colours are out of date (new weights, unit, quantity or colormap)."""
+        self._cached = None
 
     def _forget_selections(self):
         """The document changed: the characters' selections must be rebuilt."""
@@ -196,56 +249,74 @@ class TextPanel(QtWidgets.QWidget):
         self._forget_colours()
         self.recolour()
 
+    def visible_steps(self) -> tuple:
+        """Steps ``[lo, hi)`` whose spans are (at least partly) in the editor's viewport."""
+        viewport = self.editor.viewport()
+        first = self.editor.cursorForPosition(QtCore.QPoint(0, 0)).position()
+        last = self.editor.cursorForPosition(QtCore.QPoint(viewport.width(), viewport.height())).position()
+        sequence = self.session.sequence
+        return max(0, sequence.step_at(first)), sequence.step_at(last) + 1
+
     def _coloured_selections(self) -> list:
-        """Extra selections colouring characters [start, t). They are kept when stepping back
-        (and reused stepping forward again) and recoloured in place when only the colours are
-        out of date (new weights, unit, quantity or colormap); rebuilt when the text changes."""
+        """Extra selections colouring the stepped characters on screen and ``MARGIN`` steps
+        either side: at most ``visible + 2 * MARGIN`` of them whatever the text's length. Those
+        already built for the previous window are kept (stepping adds one); all are rebuilt when
+        the text or the colours change. ``recoloured`` counts the ones built."""
         t = self.session.t
         if not self._colouring():
             self._cached = None
             return []
-        start = max(0, t - COLOURED_MAX)
+        first, last = self.visible_steps()
+        lo, hi = max(0, min(first, t) - MARGIN), min(t, last + MARGIN, self._shown_steps())
         revision = self.editor.document().revision()  # typing moves the selections' cursors
-        if self._cached is None or self._cached[:2] != (start, revision):
-            self._cached, self._fresh = (start, revision, []), 0
-        sels = self._cached[2]  # one per step from ``start``, possibly beyond t
-        if self._stale:
-            self._fresh, self._stale = 0, False
-        n = t - start
-        kept = min(len(sels), n)
-        if self._fresh < kept:  # recolour the out-of-date ones among those shown
-            colours = self._colours(start + self._fresh, start + kept).tolist()
-            for sel, rgb in zip(sels[self._fresh:kept], colours):
-                _set_colour(sel, rgb)
-        if len(sels) < n:
-            doc = self.editor.document()
-            sels.extend(self._char_selection(doc, start + k, rgb)
-                        for k, rgb in enumerate(self._colours(start + len(sels), t).tolist(), len(sels)))
-        self._fresh = max(self._fresh, n)
-        return sels[:n]
+        old_lo, old = (self._cached[1], self._cached[2]) if self._cached and self._cached[0] == revision else (lo, [])
+        keep_lo, keep_hi = max(lo, old_lo), min(hi, old_lo + len(old))
+        if keep_lo >= keep_hi:
+            sels = self._char_selections(lo, hi)
+        else:
+            sels = (self._char_selections(lo, keep_lo) + old[keep_lo - old_lo : keep_hi - old_lo]
+                    + self._char_selections(keep_hi, hi))
+        self._cached = (revision, lo, sels)
+        return list(sels)
+
+    def _highlight(self, doc) -> QtWidgets.QTextEdit.ExtraSelection:
+        """The current character's selection: bold, underlined (yellow when not coloured)."""
+        sel = QtWidgets.QTextEdit.ExtraSelection()
+        sel.cursor = self._step_cursor(doc, self.session.t - 1)
+        if not self._colouring():
+            sel.format.setBackground(QtGui.QColor(255, 214, 10))
+            sel.format.setForeground(QtGui.QColor("black"))
+        sel.format.setFontWeight(QtGui.QFont.Bold)
+        sel.format.setUnderlineStyle(QtGui.QTextCharFormat.SingleUnderline)
+        sel.format.setUnderlineColor(QtGui.QColor(220, 30, 30))
+        return sel
+
+    def _show_selections(self, *_):
+        """Set the editor's extra selections for what is on screen now (also after scrolling)."""
+        if self._showing:
+            return
+        self._showing = True
+        try:
+            self.recoloured = 0
+            selections = self._coloured_selections()
+            if 0 < self.session.t <= self._shown_steps():
+                selections.append(self._highlight(self.editor.document()))
+            self.editor.setExtraSelections(selections)
+        finally:
+            self._showing = False
 
     def recolour(self, *_):
-        """Rebuild the highlight of the current character and the activation colours."""
+        """Show the current character (scrolled into view unless the user is typing) and the
+        activation colours of the characters on screen."""
         s = self.session
-        doc = self.editor.document()
-        selections = self._coloured_selections()  # a new list: the current step's highlight is added
-        coloured = bool(selections)
-        if s.t > 0:
-            sel = QtWidgets.QTextEdit.ExtraSelection()
-            sel.cursor = self._step_cursor(doc, s.t - 1)
-            if not coloured:
-                sel.format.setBackground(QtGui.QColor(255, 214, 10))
-                sel.format.setForeground(QtGui.QColor("black"))
-            sel.format.setFontWeight(QtGui.QFont.Bold)
-            sel.format.setUnderlineStyle(QtGui.QTextCharFormat.SingleUnderline)
-            sel.format.setUnderlineColor(QtGui.QColor(220, 30, 30))
-            selections.append(sel)
-            if not self.editor.hasFocus():
-                cursor = QtGui.QTextCursor(doc)
-                cursor.setPosition(self.span(s.t - 1)[1])
-                self.editor.setTextCursor(cursor)
-                self.editor.ensureCursorVisible()
-        self.editor.setExtraSelections(selections)
+        if 0 < s.t <= self._shown_steps() and not self.editor.hasFocus():
+            blocker = QtCore.QSignalBlocker(self.editor.verticalScrollBar())  # recoloured once, below
+            cursor = QtGui.QTextCursor(self.editor.document())
+            cursor.setPosition(self.span(s.t - 1)[1])
+            self.editor.setTextCursor(cursor)
+            self.editor.ensureCursorVisible()
+            del blocker
+        self._show_selections()
         if s.unit >= 0:
             self.info.setText(f"Colouring by layer {s.layer}, unit {s.unit}, "
                               f"{GATE_STYLE[self.quantity].label}")

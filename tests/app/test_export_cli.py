@@ -174,3 +174,42 @@ def test_gif_without_pillow_is_a_clear_usage_error(tmp_path, saved_models, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "needs Pillow" in err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_range_is_exported_with_its_true_step_numbers(qapp, tmp_path, saved_models, capsys):
+    """--start/--end: the CSV rows are steps start..end-1 of the whole text, with the values of
+    the whole-text trace there (computed from the true state before --start)."""
+    path, model, vocab = saved_models["lstm"]
+    text = TEXT * 8
+    code = run_export([str(path), "--text", text, "--out", str(tmp_path), "--format", "csv,npz",
+                       "--panels", "h", "--layer", "1", "--start", "37", "--end", "90"])
+    assert code == 0
+    reference = model.trace(vocab.encode(text), text=text)
+    with open(tmp_path / "layer1_h.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    assert [int(row[0]) for row in rows] == list(range(37, 90))
+    values = np.array([[float(x) for x in row[2:]] for row in rows])  # (53, H)
+    np.testing.assert_allclose(values, reference.gate("h", 1)[37:90], rtol=0, atol=1e-6)
+    with np.load(tmp_path / "trace.npz", allow_pickle=False) as npz:
+        assert int(npz["start"]) == 37 and npz["layer0_c"].shape[0] == 53
+
+
+def test_a_long_text_gives_a_default_window_with_a_note_and_too_large_ranges_are_refused(
+        qapp, tmp_path, saved_models, capsys, monkeypatch):
+    import lstmviz.export_cli as export_cli
+
+    monkeypatch.setattr(export_cli, "DEFAULT_STEPS", 30)
+    monkeypatch.setattr(export_cli, "MAX_PICTURE_STEPS", 40)
+    path, _, _ = saved_models["lstm"]
+    text = TEXT * 3
+    assert run_export([str(path), "--text", text, "--out", str(tmp_path), "--format", "csv", "--panels", "f"]) == 0
+    out = capsys.readouterr()
+    assert out.err.splitlines() == [f"lstmviz: note: the text has {len(text):,} steps; exporting steps 0..30 "
+                                    "(choose others with --start/--end)"]
+    with open(tmp_path / "layer0_f.csv", newline="", encoding="utf-8") as f:
+        assert len(list(csv.reader(f))) == 31
+    assert run_export([str(path), "--text", text, "--out", str(tmp_path), "--start", "0", "--end", "41"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lstmviz: error: a png picture of 41 steps is too large") and len(err.splitlines()) == 1
+    assert run_export([str(path), "--text", text, "--out", str(tmp_path), "--start", "20", "--end", "10"]) == 2
+    assert "--start < --end" in capsys.readouterr().err

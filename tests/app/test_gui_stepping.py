@@ -141,9 +141,12 @@ def test_long_seek_catches_up_in_chunks(window, qtbot, monkeypatch):
     monkeypatch.setattr(session_module, "CATCHUP_BUDGET_S", 0.005)
     monkeypatch.setattr(session_module, "SYNC_STEPS", 0)
     monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)  # the vectorised pass covers 10 steps
+    monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 16)
     s = window.session
     long_text = TEXT * 4
+    s.set_model(s.model, s.vocab)  # a cursor with the patched checkpoint spacing
     s.set_text(long_text)
+    s.cancel_pass()  # the seek alone catches up
     s.seek(0)
     seen = []
     s.stepped.connect(seen.append)
@@ -166,3 +169,33 @@ def test_refused_character_leaves_the_caret_where_the_user_was_typing(window, qt
     window.panel("text").apply_edit()
     assert window.session.text == TEXT and editor.toPlainText() == TEXT
     assert editor.textCursor().position() == 12
+
+
+def test_first_pass_runs_between_gui_events_with_progress_and_can_be_cancelled(window, qtbot, monkeypatch):
+    """The first pass computes the checkpoints in chunks driven by a timer (progress goes to the
+    status bar); cancelled it stops, restarted after an edit it resumes from the change."""
+    import lstmviz.session as session_module
+
+    monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 16)
+    monkeypatch.setattr(session_module, "PASS_BUDGET_S", 0.0)  # one block per GUI event
+    monkeypatch.setattr(session_module, "PASS_REPORT_S", 0.0)
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)  # the levels' forward covers 10 steps
+    s = window.session
+    long_text = TEXT * 4
+    progress, messages = [], []
+    s.pass_progress.connect(lambda done, total: progress.append((done, total)))
+    s.message.connect(messages.append)
+    s.set_model(s.model, s.vocab)
+    s.set_text(long_text)
+    assert s.passing and s.stepper.computed < len(long_text)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert s.stepper.done and progress[-1] == (len(long_text), len(long_text))
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress) and len(progress) > 5
+    assert messages[-1].startswith("First pass done")
+    edited = long_text[:200] + "x" + long_text[201:]
+    s.set_text(edited)
+    assert s.passing and s.stepper.computed == 192
+    s.cancel_pass()
+    assert not s.passing and "stopped" in messages[-1]
+    s.seek(len(edited))
+    assert_heatmaps_match(window, edited)

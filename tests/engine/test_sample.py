@@ -112,6 +112,22 @@ def test_trace_from_records_needs_a_step():
         trace_from_records("lstm", [], [], np.zeros(0, np.int64), "")
 
 
+def test_the_prime_runs_in_one_forward_and_no_trace_is_kept_when_not_asked(monkeypatch):
+    """Without a trace only the generated characters are stepped one at a time, and the text is
+    the one sampled with a trace (which equals ``model.trace`` of it)."""
+    model = make_model(dtype="float64")
+    prime = "abc defgh\n" * 300
+    steps = []
+    one_step = model.step
+    monkeypatch.setattr(model, "step", lambda *a: steps.append(1) or one_step(*a))
+    bare = sample(model, VOCAB, prime=prime, length=25, rng=np.random.default_rng(4), keep_trace=False)
+    assert len(steps) == 25
+    kept = sample(model, VOCAB, prime=prime, length=25, rng=np.random.default_rng(4))
+    assert bare.trace is None and bare.text == kept.text and bare.generated == kept.generated
+    reference = model.trace(VOCAB.encode(kept.text))
+    np.testing.assert_allclose(kept.trace.gate("c", 1), reference.gate("c", 1), rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"temperature": 0.0}, "temperature"),
     ({"temperature": -1.0}, "temperature"),

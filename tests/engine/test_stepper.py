@@ -1,4 +1,4 @@
-"""Stepper: stepping equals the whole-sequence trace; back/forward and edits are exact."""
+"""Stepper: windowed records equal the whole-sequence trace; back/forward and edits are exact."""
 
 import numpy as np
 import pytest
@@ -19,54 +19,74 @@ def ids(T, V=7, seed=1):
     return np.random.default_rng(seed).integers(0, V, size=T)
 
 
-def assert_matches_trace(stepper, reference, n, atol):
-    for k, layer in enumerate(stepper.layers):
+def assert_matches(records, reference, lo, atol):
+    """``records`` (steps [lo, lo + n)) equal rows [lo, lo + n) of the whole-sequence ``reference``."""
+    n = records.steps
+    for k in range(reference.num_layers):
         for name in reference.layers[k]:
-            np.testing.assert_allclose(layer[name][:n], reference.gate(name, k)[:n], rtol=0, atol=atol,
-                                       err_msg=f"layer {k} {name}")
-    np.testing.assert_allclose(stepper.outputs[:n], reference.outputs[:n], rtol=0, atol=atol)
+            np.testing.assert_allclose(records.gate(name, k), reference.gate(name, k)[lo:lo + n], rtol=0,
+                                       atol=atol, err_msg=f"layer {k} {name}")
+    np.testing.assert_allclose(records.outputs, reference.outputs[lo:lo + n], rtol=0, atol=atol)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 def test_steps_equal_whole_sequence_trace(cell):
     model = make_model(cell=cell)
     x = ids(40)
     reference = model.trace(x)
-    s = Stepper(model, x)
+    s = Stepper(model, x, every=8)
     for _ in range(25):
         assert s.step()
     assert s.t == 25
-    assert_matches_trace(s, reference, 25, 1e-12)
     tr = s.trace()
     assert tr.steps == 25 and tr.names == reference.names
-    np.testing.assert_allclose(tr.gate("h", 1), reference.gate("h", 1)[:25], rtol=0, atol=1e-12)
+    assert_matches(tr, reference, 0, 1e-12)
+
+
+def test_windowed_records_at_random_positions_equal_the_trace_with_a_small_cache():
+    """Windows anywhere (across blocks, evicted and recomputed) equal ``model.trace``; the
+    initial state of a window is the state before its first step."""
+    model = make_model()
+    x = ids(700)
+    reference = model.trace(x)
+    s = Stepper(model, x, every=16, cache_bytes=0)  # one cached block: every window recomputes
+    assert s.run_pass()
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        lo = int(rng.integers(0, 690))
+        hi = int(rng.integers(lo, 700))
+        rec = s.records(lo, hi)
+        assert rec.steps == hi - lo
+        assert_matches(rec, reference, lo, 1e-12)
+        if lo:
+            np.testing.assert_allclose(rec.initial_state[1][1], reference.gate("c", 1)[lo - 1], rtol=0, atol=1e-12)
+    assert len(s._blocks) == 1
 
 
 def test_float32_close_to_float64_reference():
     model64 = make_model("float64")
     model32 = SequenceModel(ModelConfig(**{**model64.config.to_dict(), "dtype": "float32"}), params=model64.params)
     x = ids(30)
-    s = Stepper(model32, x)
+    s = Stepper(model32, x, every=7)
     s.seek(30)
-    assert s.layers[0]["h"].dtype == np.float32
-    assert_matches_trace(s, model64.trace(x), 30, 1e-5)
+    assert s.trace().gate("h").dtype == np.float32
+    assert_matches(s.trace(), model64.trace(x), 0, 1e-5)
 
 
-def test_back_then_forward_is_bit_identical():
+def test_back_then_forward_is_bit_identical_even_after_eviction():
     model = make_model()
-    s = Stepper(model, ids(20))
-    s.seek(12)
-    before = {name: s.layers[1][name][:12].copy() for name in NAMES}
+    s = Stepper(model, ids(200), every=8, cache_bytes=0)
+    s.seek(120)
+    before = {name: s.records(100, 120).gate(name, 1).copy() for name in NAMES}
     state_before = s.state()
-    for _ in range(5):
+    for _ in range(60):
         assert s.back()
-    assert s.t == 7
-    for a, b in zip(s.state()[0], (s.layers[0]["h"][6:7], s.layers[0]["c"][6:7])):
-        assert np.array_equal(a, b)
-    for _ in range(5):
+    assert s.t == 60
+    s.records(0, 20)  # evicts the blocks read above
+    for _ in range(60):
         s.step()
     for name in NAMES:
-        assert np.array_equal(s.layers[1][name][:12], before[name]), name
+        assert np.array_equal(s.records(100, 120).gate(name, 1), before[name]), name
     for a, b in zip(state_before, s.state()):
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -81,62 +101,94 @@ def test_back_at_start_and_step_at_end_are_refused():
 def test_seek_backwards_and_forwards_and_bounds():
     model = make_model()
     x = ids(30)
-    s = Stepper(model, x)
+    s = Stepper(model, x, every=4)
     s.seek(30)
     s.seek(4)
     assert s.t == 4 and s.trace().steps == 4
     s.seek(30)
-    assert_matches_trace(s, model.trace(x), 30, 1e-12)
+    assert_matches(s.trace(), model.trace(x), 0, 1e-12)
     for bad in (-1, 31, 2.5, True):
         with pytest.raises(ValueError):
             s.seek(bad)
+    with pytest.raises(ValueError):
+        s.records(5, 31)
 
 
-def test_run_to_with_zero_budget_advances_in_chunks():
+def test_run_to_with_zero_budget_advances_one_block_at_a_time():
     model = make_model()
     x = ids(50)
-    s = Stepper(model, x)
-    chunks = 0
+    s = Stepper(model, x, every=10)
+    reached = []
     while not s.run_to(50, budget_s=0.0):
-        chunks += 1
-        assert 0 < s.t < 50
-    assert chunks == 49 and s.t == 50
-    assert_matches_trace(s, model.trace(x), 50, 1e-12)
+        reached.append(s.t)
+    assert reached == [10, 20, 30, 40] and s.t == 50
+    assert_matches(s.trace(), model.trace(x), 0, 1e-12)
+
+
+def test_first_pass_is_chunked_cancellable_and_keeps_checkpoints_only():
+    """The pass reports progress once per block, stops when cancelled and resumes where it
+    stopped; afterwards every checkpoint equals the trace's state at that step."""
+    model = make_model()
+    x = ids(100)
+    reference = model.trace(x)
+    s = Stepper(model, x, every=16, cache_bytes=0)
+    seen = []
+    assert not s.run_pass(progress=lambda done, total: seen.append((done, total)), cancelled=lambda: len(seen) >= 3)
+    assert seen == [(16, 100), (32, 100), (48, 100)] and s.computed == 48 and not s.done
+    assert s.run_pass(progress=lambda done, total: seen.append((done, total)))
+    assert [d for d, _ in seen] == [16, 32, 48, 64, 80, 96, 100] and s.done and s.t == 0
+    for j in range(1, 7):
+        np.testing.assert_allclose(s._checkpoints[j, 0, 1], reference.gate("c", 0)[16 * j - 1], rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("new_len", [40, 30, 50])
 def test_edit_recomputes_from_first_change_and_equals_fresh_run(new_len):
     model = make_model()
     x = ids(40)
-    s = Stepper(model, x)
+    s = Stepper(model, x, every=4)
     s.seek(35)
-    kept = s.layers[0]["c"][:10].copy()
+    kept = s.records(0, 10).gate("c").copy()
     y = np.concatenate([x[:10], ids(new_len - 10, seed=9)])
     y[10] = (x[10] + 1) % 7  # first change exactly at 10
     first = s.edit(y)
     assert first == 10
     assert s.t == min(35, new_len)
-    assert np.array_equal(s.layers[0]["c"][:10], kept)
-    fresh = Stepper(model, y)
+    assert np.array_equal(s.records(0, 10).gate("c"), kept)
+    fresh = Stepper(model, y, every=4)
     fresh.seek(s.t)
     for name in NAMES:
-        assert np.array_equal(s.layers[1][name][: s.t], fresh.layers[1][name][: s.t]), name
-    assert_matches_trace(s, model.trace(y), s.t, 1e-12)
+        assert np.array_equal(s.trace().gate(name, 1), fresh.trace().gate(name, 1)), name
+    assert_matches(s.records(0, new_len), model.trace(y), 0, 1e-12)
 
 
 def test_edit_without_change_keeps_everything():
-    s = Stepper(make_model(), ids(20))
+    s = Stepper(make_model(), ids(20), every=4)
     s.seek(15)
     assert s.edit(s.inputs.copy()) == 20
-    assert s.t == 15 and s.computed == 15
+    assert s.t == 15 and s.computed == 16
+
+
+def test_seek_interrupted_by_an_edit_gives_the_edited_texts_values():
+    """A long seek stopped half-way (budget), then an edit before and after the point reached:
+    finishing the seek gives the values of the edited text."""
+    model = make_model()
+    x = ids(300)
+    s = Stepper(model, x, every=8)
+    assert not s.run_to(300, budget_s=0.0) and s.t == 8
+    y = x.copy()
+    y[5] = (y[5] + 1) % 7
+    y[200] = (y[200] + 3) % 7
+    assert s.edit(y, run=False) == 5 and s.t == 5
+    assert s.run_to(300)
+    assert_matches(s.records(150, 300), model.trace(y), 150, 1e-12)
 
 
 def test_dense_inputs_and_text_checks():
     model = make_model(input_kind="dense", V=3)
     x = np.random.default_rng(2).normal(size=(12, 3))
-    s = Stepper(model, x)
+    s = Stepper(model, x, every=5)
     s.seek(12)
-    assert_matches_trace(s, model.trace(x), 12, 1e-12)
+    assert_matches(s.trace(), model.trace(x), 0, 1e-12)
     with pytest.raises(ValueError):
         Stepper(make_model(), ids(5), text="abc")
     with pytest.raises(ValueError):
@@ -146,50 +198,42 @@ def test_dense_inputs_and_text_checks():
 def test_edit_from_and_to_an_empty_sequence():
     model = make_model()
     s = Stepper(model, np.zeros((0,), np.int64))
-    assert s.steps == 0 and not s.step()
+    assert s.steps == 0 and not s.step() and s.records(0, 0).steps == 0
     x = ids(10)
     assert s.edit(x) == 0
     s.seek(10)
-    assert_matches_trace(s, model.trace(x), 10, 1e-12)
+    assert_matches(s.trace(), model.trace(x), 0, 1e-12)
     s.edit(np.zeros((0,), np.int64))
     assert s.t == 0 and s.trace().steps == 0
 
 
 @pytest.mark.parametrize("cell", ["lstm", "rnn"])
-def test_adopted_trace_rows_equal_stepped_rows_and_stepping_continues(cell):
-    """A fresh cursor that adopts a sequence forward (the GUI's weight refresh) holds what
-    stepping would have computed: the gate rows bit for bit in float32, and stepping on past
-    the adopted rows continues from the adopted state."""
+def test_adopted_trace_gives_the_same_bits_as_stepping(cell):
+    """A fresh cursor that adopts a sequence forward (the GUI's weight refresh) takes its
+    checkpoints from it, and the records from there on are bit for bit those of stepping."""
     model = make_model(dtype="float32", cell=cell)
     x = ids(60)
-    stepped = Stepper(model, x)
+    stepped = Stepper(model, x, every=16)
     stepped.seek(60)
-    adopted = Stepper(model, x)
+    adopted = Stepper(model, x, every=16)
     adopted.adopt(model.trace(x[:40]))
-    assert adopted.computed == 40 and adopted.t == 0
+    assert adopted.computed == 32 and adopted.t == 0
     adopted.seek(60)
-    for k, layer in enumerate(stepped.layers):
+    for k, layer in enumerate(stepped.trace().layers):
         for name, values in layer.items():
-            assert np.array_equal(adopted.layers[k][name], values), f"layer {k} {name}"
-    np.testing.assert_allclose(adopted.outputs, stepped.outputs, rtol=0, atol=1e-6)
+            assert np.array_equal(adopted.trace().gate(name, k), values), f"layer {k} {name}"
     with pytest.raises(ValueError, match="inputs"):
         Stepper(model, ids(60, seed=9)).adopt(model.trace(x[:10]))
 
 
-def test_edit_without_running_then_adopt_keeps_rows_before_the_change():
-    """The viewer's edit path: rows before the first change are kept bit for bit, the rest
-    come from a whole-sequence pass, and the result equals a fresh run."""
-    model = make_model(dtype="float64")
-    x = ids(50)
-    s = Stepper(model, x)
-    s.seek(50)
-    before = {name: a[:20].copy() for name, a in s.layers[0].items()}
-    y = x.copy()
-    y[20] = (y[20] + 1) % 7
-    assert s.edit(y, run=False) == 20 and s.t == 20 and s.computed == 20
-    s.adopt(model.trace(y))
-    assert s.computed == 50
-    for name, a in s.layers[0].items():
-        assert np.array_equal(a[:20], before[name]), name
-    s.seek(50)
-    assert_matches_trace(s, model.trace(y), 50, 1e-12)
+def test_trace_and_records_refuse_more_than_the_memory_bound(monkeypatch):
+    import engine.stepper as stepper_module
+    s = Stepper(make_model(), ids(100), every=8)
+    monkeypatch.setattr(stepper_module, "TRACE_BYTES", 30 * s.step_bytes)
+    assert s.max_records() == 30
+    s.seek(30)
+    assert s.trace().steps == 30
+    s.seek(31)
+    with pytest.raises(ValueError, match="records"):
+        s.trace()
+    assert s.records(60, 90).steps == 30

@@ -1,0 +1,146 @@
+"""Benchmark: the real window on a long text (open, first pass, seek to the end, step there).
+
+    python bench/long_text.py TEXT_FILE [--hidden 128] [--layers 1] [--model CKPT] [--limit-s 120]
+
+Builds the window offscreen with ``lstmviz.app.build_window`` with a freshly initialised
+character model over the text's characters (or ``--model``), then prints one figure per line:
+
+- ``open_s``: ``Session.load_text(TEXT_FILE)`` in the built window (what File > Open text
+  does), until the event loop answers (a zero-delay timer fires);
+- ``first_pass_s`` and characters/s: until the session's first pass is over;
+- ``stall_p99_ms``: 99th percentile of how late a 16 ms timer fires during that pass;
+- ``seek_end_ms``: ``Session.seek(T)`` after the pass, until the cursor is there;
+- ``step_ms``: median and p95 of one step at the end of the text, the text coloured by a unit
+  (``Session.step()`` and a repaint of the window);
+- ``peak_rss_mb``: the process's peak resident memory.
+
+Anything not done within ``--limit-s`` seconds is printed as ``> limit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as `python -m lstmviz` sets it
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PySide6 import QtCore, QtWidgets  # noqa: E402
+
+from engine import ModelConfig, SequenceModel  # noqa: E402
+from engine.checkpoint import save_checkpoint  # noqa: E402
+from engine.data import CharVocab, load_text  # noqa: E402
+from lstmviz.app import build_window  # noqa: E402
+
+TICK_MS = 16
+
+
+def wait(app, done, limit_s: float) -> float | None:
+    """Run the event loop until ``done()``; seconds taken, or None past ``limit_s``."""
+    start = time.perf_counter()
+    while not done():
+        app.processEvents(QtCore.QEventLoop.AllEvents, 5)
+        if time.perf_counter() - start > limit_s:
+            return None
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("text_file")
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--model", help="a character-model checkpoint (default: a fresh one)")
+    parser.add_argument("--limit-s", type=float, default=120.0)
+    args = parser.parse_args(argv)
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+    with tempfile.TemporaryDirectory() as folder:
+        model_path = args.model
+        if model_path is None:
+            vocab = CharVocab.from_text(load_text(args.text_file))
+            cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=args.hidden,
+                              num_layers=args.layers)
+            model_path = str(Path(folder) / "model.npz")
+            save_checkpoint(model_path, SequenceModel(cfg, rng=np.random.default_rng(0)), vocab=vocab)
+        settings = QtCore.QSettings(str(Path(folder) / "bench.ini"), QtCore.QSettings.IniFormat)
+
+        late_ms, last = [], [time.perf_counter()]
+        ticker = QtCore.QTimer()
+        ticker.setInterval(TICK_MS)
+
+        def tick():
+            now = time.perf_counter()
+            late_ms.append(max(0.0, (now - last[0]) * 1e3 - TICK_MS))
+            last[0] = now
+
+        ticker.timeout.connect(tick)
+
+        short = Path(folder) / "short.txt"
+        short.write_text(load_text(args.text_file)[:200], encoding="utf-8")
+        start = time.perf_counter()
+        window = build_window(model_path, str(short), settings)
+        window.resize(1400, 880)
+        window.show()
+        app.processEvents()
+        built = time.perf_counter() - start
+        s = window.session
+        start = time.perf_counter()
+        s.load_text(args.text_file)  # what File > Open text does
+        answered = []
+        QtCore.QTimer.singleShot(0, lambda: answered.append(time.perf_counter()))
+        wait(app, lambda: answered, args.limit_s)
+        T = s.steps
+        print(f"long_text: {Path(args.text_file).name}, {T:,} steps, {args.layers} layer(s) x H={args.hidden}, "
+              f"{QtWidgets.QApplication.platformName()}; window built in {built:.2f} s")
+        print(f"open_s {answered[0] - start:.2f}")
+
+        passing = getattr(s, "passing", None)
+        if passing is None:
+            print("first_pass_s n/a (no first pass)")
+        else:
+            last[0] = time.perf_counter()
+            ticker.start()
+            took = wait(app, lambda: not s.passing, args.limit_s)
+            ticker.stop()
+            whole = time.perf_counter() - answered[0]  # the pass starts when the text is loaded
+            print(f"first_pass_s {whole:.2f} ({T / whole:,.0f} characters/s)" if took is not None
+                  else f"first_pass_s > {args.limit_s:.0f}")
+            print(f"stall_p99_ms {np.percentile(late_ms, 99):.1f} (median {np.median(late_ms):.1f}, "
+                  f"{len(late_ms)} ticks)" if late_ms else "stall_p99_ms n/a (no tick)")
+
+        t0 = time.perf_counter()
+        s.seek(T)
+        took = wait(app, lambda: not s.seeking, args.limit_s)
+        print(f"seek_end_ms {(time.perf_counter() - t0) * 1e3:.1f}" if took is not None
+              else f"seek_end_ms > {args.limit_s * 1e3:.0f} (reached step {s.t:,} of {T:,})")
+
+        s.select(0, 3, -1)  # the text coloured by a unit: the slowest path
+        s.seek(max(0, s.t - 120))
+        wait(app, lambda: not s.seeking, args.limit_s)
+        app.processEvents()
+        step_ms, cpu_ms = [], []
+        for _ in range(100):
+            c0, t0 = time.process_time(), time.perf_counter()
+            if not s.step():
+                break
+            window.repaint()
+            app.processEvents()
+            step_ms.append((time.perf_counter() - t0) * 1e3)
+            cpu_ms.append((time.process_time() - c0) * 1e3)
+        print(f"step_ms median {np.median(step_ms):.2f} p95 {np.percentile(step_ms, 95):.2f} (at step {s.t:,}; "
+              f"CPU time median {np.median(cpu_ms):.2f})")
+        print(f"peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+        window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Long texts: the text panel colours only what is on screen (counted, whatever the length),
+and the colours it draws there are the engine's values."""
+
+import numpy as np
+from PySide6 import QtCore, QtGui
+
+from lstmviz.panels.text import MARGIN
+from lstmviz.plots import value_colours
+
+from .conftest import TEXT
+
+
+def drawn_colours(window) -> dict:
+    """{character index: (r, g, b)} of the editor's coloured characters."""
+    return {sel.cursor.selectionStart(): sel.format.background().color().getRgb()[:3]
+            for sel in window.text_panel.editor.extraSelections()
+            if sel.format.background().style() != QtCore.Qt.NoBrush
+            and sel.format.fontWeight() != QtGui.QFont.Bold}
+
+
+def coloured_at_end(window, qtbot, copies: int) -> tuple:
+    """Open ``TEXT * copies``, colour by unit 3's h, go to the end, step back and forth:
+    (characters coloured by the seek, most coloured by one step, coloured selections shown)."""
+    s = window.session
+    s.set_text(TEXT * copies)
+    s.cancel_pass()
+    s.select(0, 3, -1)
+    panel = window.text_panel
+    s.seek(s.steps - 5)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    at_seek = panel.recoloured
+    per_step = []
+    for move in (s.back, s.back, s.step, s.step, s.step):
+        assert move()
+        per_step.append(panel.recoloured)
+    return at_seek, max(per_step), len(drawn_colours(window))
+
+
+def test_recolouring_is_bounded_whatever_the_length(window, qtbot):
+    """The same window shows a text 10 times longer: the characters coloured on a seek and on
+    a step do not grow with the length; stepping colours at most one new character."""
+    copies = 40
+    first, step_short, shown_short = coloured_at_end(window, qtbot, copies)
+    lo, hi = window.text_panel.visible_steps()
+    bound = (hi - lo) + 2 * MARGIN
+    second, step_long, shown_long = coloured_at_end(window, qtbot, copies * 10)
+    assert window.session.steps == len(TEXT) * copies * 10
+    assert 0 < first <= bound and 0 < second <= bound and 0 < shown_long <= bound
+    assert step_short == 1 and step_long == 1  # the step taken; stepping back colours none
+    assert abs(shown_long - shown_short) <= 2 * (hi - lo)
+
+
+def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_view(window, qtbot):
+    s = window.session
+    text = TEXT * 200
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 1)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    lo, hi = window.text_panel.visible_steps()
+    drawn = drawn_colours(window)
+    assert set(range(lo, min(hi, s.t - 1))) <= set(drawn)
+    assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
+    bar = window.text_panel.editor.verticalScrollBar()
+    bar.setValue(0)  # the user scrolls to the top: the characters there are coloured now
+    lo, hi = window.text_panel.visible_steps()
+    drawn = drawn_colours(window)
+    assert lo == 0 and set(range(0, hi)) <= set(drawn)
+    assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
+    assert window.text_panel.recoloured <= (hi - lo) + 2 * MARGIN
+    assert s.t == len(text) - 1  # scrolling does not move the cursor
+
+
+# --- the command line in bounded memory -------------------------------------------------------
+def test_trace_writer_holds_one_chunk_at_a_time(tmp_path, model, vocab):
+    """``save_trace_chunks`` drops each chunk before asking for the next (checked with weak
+    references), and the file equals the whole-sequence trace."""
+    import gc
+    import weakref
+
+    from engine.analysis.stream import iter_chunks
+    from engine.trace_io import load_trace_npz, save_trace_chunks
+
+    ids = vocab.encode(TEXT * 6)  # (T,)
+    alive = []
+
+    def chunks():
+        for _, trace in iter_chunks(model, ids, chunk=50):
+            copy = type(trace)(cell=trace.cell, layers=[{k: v.copy() for k, v in layer.items()} for layer in trace.layers],
+                               inputs=trace.inputs.copy(), outputs=trace.outputs.copy(),
+                               initial_state=trace.initial_state, names=trace.names)
+            del trace
+            gc.collect()
+            alive.append(sum(ref() is not None for ref in refs))
+            refs.append(weakref.ref(copy.layers[0]["h"]))
+            yield copy
+            del copy
+
+    refs = []
+    path = tmp_path / "t.npz"
+    save_trace_chunks(path, chunks(), ids.shape[0], vocab=vocab)
+    assert len(alive) == -(-ids.shape[0] // 50) and max(alive) == 0
+    data = load_trace_npz(path)
+    reference = model.trace(ids)
+    for name in reference.names:
+        np.testing.assert_array_equal(data[f"layer1_{name}"], reference.gate(name, 1))
+    np.testing.assert_array_equal(data["probs"], reference.outputs)
+    assert "".join(data["chars"]) == TEXT * 6 and int(data["start"]) == 0
+
+
+def test_trace_command_writes_a_range_in_float16(tmp_path, model_path, model, vocab, capsys):
+    from engine.trace_io import load_trace_npz
+    from lstmviz.cli import main
+
+    text = TEXT * 5
+    out = tmp_path / "range.npz"
+    assert main(["trace", str(model_path), "--text", text, "--out", str(out), "--start", "100", "--end", "250",
+                 "--dtype", "float16", "--compress"]) == 0
+    assert "steps 100..250" in capsys.readouterr().out
+    data = load_trace_npz(out)
+    reference = model.trace(vocab.encode(text))
+    assert data["layer0_c"].dtype == np.float16 and data["layer0_c"].shape == (150, 12)
+    np.testing.assert_allclose(data["layer0_c"], reference.gate("c", 0)[100:250], rtol=1e-3, atol=1e-3)
+    assert "".join(data["chars"]) == text[100:250] and int(data["start"]) == 100
+    assert main(["trace", str(model_path), "--text", text, "--out", str(out), "--start", "300", "--end", "250"]) == 2
+    assert "start < end" in capsys.readouterr().err
+
+
+def test_a_long_document_goes_into_the_editor_in_chunks_between_gui_events(window, qtbot, monkeypatch):
+    """Opening a long text puts it into the editor a chunk per GUI event, read-only meanwhile
+    (no edit reaches the session), with the cursor shown once its character is there."""
+    import lstmviz.panels.text as text_module
+
+    monkeypatch.setattr(text_module, "DOCUMENT_CHUNK", 500)
+    s, panel = window.session, window.text_panel
+    text = TEXT * 40
+    edits = []
+    s.text_changed.connect(lambda: edits.append(s.text))
+    s.set_text(text)
+    s.seek(1500)
+    assert panel.loading and panel.editor.isReadOnly()
+    assert panel.editor.toPlainText() == text[:500]
+    assert not any(sel.cursor.selectionEnd() > 500 for sel in panel.editor.extraSelections())
+    added = []  # characters of each insertion into the document
+    panel.editor.document().contentsChange.connect(lambda position, removed, n: added.append(n))
+    qtbot.waitUntil(lambda: not panel.loading, timeout=10000)
+    assert sum(added) == len(text) - 500 and len(added) == 5 and max(added) == 500
+    assert panel.editor.toPlainText() == text and not panel.editor.isReadOnly()
+    assert panel.editor.document().isUndoRedoEnabled() and edits == [text] and s.text == text
+    bold = [sel for sel in panel.editor.extraSelections() if sel.format.fontWeight() == QtGui.QFont.Bold]
+    assert [sel.cursor.selectionStart() for sel in bold] == [1499]
+
+
+def test_a_series_last_step_is_highlighted_and_coloured(window, qtbot):
+    """The last label of a numeric series (whose span ends the document) gets the highlight and
+    its colour like every other step."""
+    from engine import ModelConfig, SequenceModel
+
+    s = window.session
+    model = SequenceModel(ModelConfig(input_size=3, output_size=1, hidden_size=6, input_kind="dense",
+                                      head="linear", dtype="float64"), rng=np.random.default_rng(2))
+    values = np.random.default_rng(3).normal(size=(40, 3))  # (T, W)
+    labels = [f"{v:.2f}" for v in values[:, 0]]
+    s.set_series(model, values, labels)
+    s.select(0, 2, -1)
+    s.seek(40)
+    editor = window.text_panel.editor
+    last = (len(editor.toPlainText()) - len(labels[-1]), len(editor.toPlainText()))
+    bold = [(sel.cursor.selectionStart(), sel.cursor.selectionEnd()) for sel in editor.extraSelections()
+            if sel.format.fontWeight() == QtGui.QFont.Bold]
+    assert bold == [last]
+    assert last[0] in drawn_colours(window)
