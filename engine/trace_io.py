@@ -37,7 +37,7 @@ from .safe_read import open_npz, read_entries
 from .trace import Trace
 
 MAX_TRACE_FILE_BYTES = 64 * 1024 ** 3  # refuse larger trace files (also bounded by free memory)
-_TRACE_ENTRY = re.compile(r"layer\d+_\w+|inputs|probs|outputs|chars|vocab|cell")
+_TRACE_ENTRY = re.compile(r"layer\d+_\w+|inputs|probs|outputs|chars|vocab|cell|start")
 
 
 def trace_arrays(trace: Trace, vocab: CharVocab | None = None) -> dict:

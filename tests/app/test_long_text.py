@@ -13,7 +13,7 @@ from .conftest import TEXT
 def drawn_colours(window) -> dict:
     """{character index: (r, g, b)} of the editor's coloured characters."""
     return {sel.cursor.selectionStart(): sel.format.background().color().getRgb()[:3]
-            for sel in window.text_panel.editor.extraSelections()
+            for sel in window.panel("text").editor.extraSelections()
             if sel.format.background().style() != QtCore.Qt.NoBrush
             and sel.format.fontWeight() != QtGui.QFont.Bold}
 
@@ -25,7 +25,7 @@ def coloured_at_end(window, qtbot, copies: int) -> tuple:
     s.set_text(TEXT * copies)
     s.cancel_pass()
     s.select(0, 3, -1)
-    panel = window.text_panel
+    panel = window.panel("text")
     s.seek(s.steps - 5)
     qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
     at_seek = panel.recoloured
@@ -41,7 +41,7 @@ def test_recolouring_is_bounded_whatever_the_length(window, qtbot):
     a step do not grow with the length; stepping colours at most one new character."""
     copies = 40
     first, step_short, shown_short = coloured_at_end(window, qtbot, copies)
-    lo, hi = window.text_panel.visible_steps()
+    lo, hi = window.panel("text").visible_steps()
     bound = (hi - lo) + 2 * MARGIN
     second, step_long, shown_long = coloured_at_end(window, qtbot, copies * 10)
     assert window.session.steps == len(TEXT) * copies * 10
@@ -59,17 +59,17 @@ def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_vi
     qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
     h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
     expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
-    lo, hi = window.text_panel.visible_steps()
+    lo, hi = window.panel("text").visible_steps()
     drawn = drawn_colours(window)
     assert set(range(lo, min(hi, s.t - 1))) <= set(drawn)
     assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
-    bar = window.text_panel.editor.verticalScrollBar()
+    bar = window.panel("text").editor.verticalScrollBar()
     bar.setValue(0)  # the user scrolls to the top: the characters there are coloured now
-    lo, hi = window.text_panel.visible_steps()
+    lo, hi = window.panel("text").visible_steps()
     drawn = drawn_colours(window)
     assert lo == 0 and set(range(0, hi)) <= set(drawn)
     assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
-    assert window.text_panel.recoloured <= (hi - lo) + 2 * MARGIN
+    assert window.panel("text").recoloured <= (hi - lo) + 2 * MARGIN
     assert s.t == len(text) - 1  # scrolling does not move the cursor
 
 
@@ -134,7 +134,7 @@ def test_a_long_document_goes_into_the_editor_in_chunks_between_gui_events(windo
     import lstmviz.panels.text as text_module
 
     monkeypatch.setattr(text_module, "DOCUMENT_CHUNK", 500)
-    s, panel = window.session, window.text_panel
+    s, panel = window.session, window.panel("text")
     text = TEXT * 40
     edits = []
     s.text_changed.connect(lambda: edits.append(s.text))
@@ -166,7 +166,7 @@ def test_a_series_last_step_is_highlighted_and_coloured(window, qtbot):
     s.set_series(model, values, labels)
     s.select(0, 2, -1)
     s.seek(40)
-    editor = window.text_panel.editor
+    editor = window.panel("text").editor
     last = (len(editor.toPlainText()) - len(labels[-1]), len(editor.toPlainText()))
     bold = [(sel.cursor.selectionStart(), sel.cursor.selectionEnd()) for sel in editor.extraSelections()
             if sel.format.fontWeight() == QtGui.QFont.Bold]
