@@ -34,7 +34,7 @@ STALE_AGE_UNLOCKED_S = 3600.0  # without flock: only files this old are taken as
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
 
 
-def _write_error(path: str, e: OSError) -> FileWriteError:
+def write_error(path: str, e: OSError) -> FileWriteError:
     """``e`` (from writing ``path`` or its temporary file) as a message naming ``path``."""
     if e.errno in _DISK_FULL:
         return FileWriteError(path, f"the disk is full ({e.strerror}); free some space or choose another folder",
@@ -100,7 +100,7 @@ def check_writable(path, size: int = 0) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     os.close(fd)
     os.unlink(tmp)
     if size > 0 and hasattr(os, "statvfs"):
@@ -148,7 +148,7 @@ def atomic_writer(path, mode: str = "wb"):
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX)  # marks the temp file as in use (remove_stale_temps)
@@ -172,7 +172,7 @@ def atomic_writer(path, mode: str = "wb"):
             os.unlink(tmp)
         if e.filename not in (None, tmp, path) or isinstance(e, FileWriteError):
             raise  # another file's problem (e.g. one the block reads): not ours to rename
-        raise _write_error(path, e) from None
+        raise write_error(path, e) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -30,8 +30,9 @@ from typing import Iterable
 
 import numpy as np
 
-from .atomic import atomic_writer
+from .atomic import atomic_writer, write_error
 from .data import CharVocab
+from .errors import FileWriteError
 from .memory import check_fits
 from .safe_read import open_npz, read_entries
 from .trace import Trace
@@ -83,6 +84,15 @@ def save_trace_chunks(path, chunks: Iterable[Trace], steps: int, vocab: CharVoca
     model's); ``compress``: deflate the archive. ``start``: the step of the first row.
     Raises ValueError when the chunks do not hold ``steps`` steps; OSError on a write failure
     (any existing ``path`` is left untouched)."""
+    try:
+        _save_chunks(path, chunks, steps, vocab, dtype, compress, start)
+    except FileWriteError:
+        raise
+    except OSError as e:  # the temporary folder's files: name the file the user asked for
+        raise write_error(os.fspath(path), e) from None
+
+
+def _save_chunks(path, chunks, steps, vocab, dtype, compress, start) -> None:
     folder = os.path.dirname(os.path.abspath(os.fspath(path)))
     with tempfile.TemporaryDirectory(dir=folder, prefix=".trace-") as tmp:
         files, constant, written = {}, {}, 0

@@ -246,12 +246,13 @@ def test_unexpected_internal_error_is_one_line_naming_where(base, capsys, monkey
                         r"report it\)\n", err), err
 
 
-def test_full_disk_names_the_target(base, tmp_path, capsys, monkeypatch):
-    def full(f, **arrays):
-        f.write(b"partial")
+@pytest.mark.parametrize("where", ["engine.trace_io.shutil.copyfileobj", "engine.trace_io.np.lib.format.write_array_header_2_0"])
+def test_full_disk_names_the_target(base, tmp_path, capsys, monkeypatch, where):
+    def full(*args):  # the archive's copy (src, dst), or a temporary entry file's header (f, header)
+        next(a for a in reversed(args) if hasattr(a, "write")).write(b"partial")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("engine.trace_io.np.savez", full)
+    monkeypatch.setattr(where, full)
     out = tmp_path / "t.npz"
     assert main(["trace", str(base / "model.npz"), "--text", "ab", "--out", str(out)]) == 2
     assert capsys.readouterr().err == (f"lstmviz: error: cannot write {out}: the disk is full (No space left on "
