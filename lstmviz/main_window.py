@@ -15,6 +15,7 @@ import PySide6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import dialogs, threads
+from .core.labels import position_label
 from .readout import Readout
 from .shown import RefreshWhenShown
 from .session import Session
@@ -328,7 +329,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.session
         ch = f" · {s.caption(s.t - 1)}" if 0 < s.t <= s.steps else ""
         seeking = " · catching up…" if s.seeking else ""
-        self.position_label.setText(f"step {s.t} / {s.steps}{ch}{seeking}")
+        self.position_label.setText(f"{position_label(s.t, s.steps)}{ch}{seeking}")
 
     def _update_title(self, *_):
         self.setWindowTitle(f"lstmviz — {self.session.display_name()}")

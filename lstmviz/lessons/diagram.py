@@ -14,6 +14,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.equations import diagram_values
 
+from ..core.labels import step_label
 from ..shown import RefreshWhenShown
 from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
@@ -81,7 +82,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
                 self.labels[key] = value if isinstance(value, str) else fmt(value)
                 if colour_as is not None:
                     self.colours[key] = heat_colour(colour_as, value, s.levels(colour_as, layer), s.colorblind)
-            self.title = f"layer {layer} · unit {unit} · step {step}"
+            self.title = f"layer {layer} · unit {unit} · {step_label(step)}"
         self.update()
 
     # --- painting -----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
 
+from ..core.labels import step_label
 from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
 
@@ -136,7 +137,7 @@ class GatesPanel(QtWidgets.QWidget):
     def _on_hovered(self, name: str, unit: int, step: int, value: float):
         s = self.session
         what = s.caption(step) if 0 <= step < s.steps else "?"
-        self.status.emit(f"{GATE_STYLE[name].label} · unit {unit} · step {step} · {what} · value {value:+.4f}")
+        self.status.emit(f"{GATE_STYLE[name].label} · unit {unit} · {step_label(step) if step >= 0 else 'step ?'} · {what} · value {value:+.4f}")
 
     def _on_clicked(self, unit: int, step: int):
         self.session.select(self.session.layer, unit, step)

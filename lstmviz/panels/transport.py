@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..core.labels import position_label
 from ..session import Session
 from .icons import media_icon
 from ..readout import Readout
@@ -51,7 +52,7 @@ class TransportPanel(QtWidgets.QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         layout.addWidget(self.slider, 1)
         self.position = Readout()  # changes with every step: must not re-layout the window
-        self.position.setToolTip("Steps taken / length of the text")
+        self.position.setToolTip("Step t of T: t characters (or values) read so far, of T in the sequence")
         self.position.setMinimumWidth(110)
         layout.addWidget(self.position)
 
@@ -125,4 +126,4 @@ class TransportPanel(QtWidgets.QWidget):
         self.slider.setRange(0, s.steps)
         self.slider.setValue(s.t)
         del blocker
-        self.position.setText(f"step {s.t} / {s.steps}")
+        self.position.setText(position_label(s.t, s.steps))
