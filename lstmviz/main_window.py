@@ -14,8 +14,10 @@ import pyqtgraph as pg
 import PySide6
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.checkpoint import load_char_checkpoint
+
 from . import dialogs, threads
-from .core.labels import position_label
+from .core.labels import lost_characters, position_label
 from .readout import Readout
 from .shown import RefreshWhenShown
 from .session import Session
@@ -270,6 +272,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Open a ``kind`` ("model" or "text"; default from the suffix: .npz is a model) and
         remember it; on failure show why in a dialog and change nothing."""
         kind = kind or OPENABLE.get(Path(path).suffix.lower(), "text")
+        if kind == "model" and not self.confirm_model_vocabulary(path):
+            return False
+        before = self.statusBar().currentMessage()
         try:
             if kind == "model":
                 self.session.load_model(path)
@@ -279,8 +284,28 @@ class MainWindow(QtWidgets.QMainWindow):
             dialogs.show_error(self, f"Cannot open this {kind}", str(e))
             return False
         self._remember(path)
-        self.show_status(f"Opened {kind} {Path(path).name}")
+        said = self.statusBar().currentMessage()  # e.g. the characters left out, said while opening
+        opened = f"Opened {kind} {Path(path).name}"
+        self.show_status(f"{opened}. {said}" if said and said != before else opened)
         return True
+
+    def confirm_model_vocabulary(self, path: str) -> bool:
+        """Before opening the model at ``path``: if its vocabulary lacks characters of the shown
+        text, ask (``dialogs.ask_confirm``, listing them) and return the answer; True when
+        nothing would be lost or the file cannot be read (opening it then says why)."""
+        text = self.session.sequence.parked_text
+        try:
+            vocab = load_char_checkpoint(path).vocab
+        except (ValueError, OSError):
+            return True
+        unknown = vocab.unknown(text) if text else []
+        if not unknown:
+            return True
+        count = sum(text.count(c) for c in unknown)
+        return dialogs.ask_confirm(
+            self, "Open a model with a different vocabulary",
+            f"{Path(path).name} cannot read every character of the text shown.",
+            lost_characters(unknown, count) + "\nCancel keeps the current model and text.", confirm="Open anyway")
 
     def ask_open_model(self):
         path = dialogs.ask_open_path(self, "Open model", MODEL_FILTER)

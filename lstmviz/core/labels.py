@@ -30,3 +30,14 @@ def position_label(t: int, total: int) -> str:
     if t <= 0:
         return f"before step 1 of {total}"
     return step_label(t - 1, total)
+
+
+def lost_characters(unknown: list, count: int) -> str:
+    """Words for the characters a model cannot read: ``unknown`` (sorted unique characters, as
+    ``CharVocab.unknown`` returns them) that occur ``count`` times in the shown text:
+    ``"3 characters of the text ('"', '(', ')'), 12 in all, are not in its vocabulary and
+    will be left out."``; every character is listed (``repr``, so spaces and newlines show)."""
+    listed = ", ".join(repr(c) for c in unknown)
+    kinds = f"{len(unknown)} character{'s' if len(unknown) != 1 else ''}"
+    return (f"{kinds} of the text ({listed}), {count} in all, "
+            "are not in its vocabulary and will be left out.")

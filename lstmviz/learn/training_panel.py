@@ -13,6 +13,7 @@ current training text, bit for bit, up to the Steps value of the model panel. "L
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (QCheckBox, QGridLayout, QProgressBar, QPushButton,
@@ -67,6 +68,9 @@ class TrainingPanel(QWidget):
                                   "training (about once a second). Off: training runs at about its full "
                                   "speed, and the views catch up when it pauses or stops.")
         self._settings = settings
+        # What starting ``trainer`` replaces, in words ("" when nothing needs asking); set by the
+        # service that knows what is shown. Train asks (``dialogs.ask_confirm``) when it is not empty.
+        self.replacing: Callable[[Trainer], str] = lambda trainer: ""
         self.live_view.setChecked(True if settings is None else settings.value(LIVE_VIEW_KEY, True, type=bool))
         self.live_view.toggled.connect(self._remember_live_view)
         grid = QGridLayout()
@@ -101,6 +105,9 @@ class TrainingPanel(QWidget):
             trainer = new_trainer(model_config, corpus, train_config)
         except ValueError as exc:
             dialogs.show_error(self, "Cannot train", str(exc))
+            return False
+        change = self.replacing(trainer)
+        if change and not dialogs.ask_confirm(self, "Train a new model", change, confirm="Train"):
             return False
         self._start(trainer)
         return True

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6 import QtWidgets
 
@@ -111,3 +112,62 @@ def test_every_panel_names_the_same_step(window, qtbot):
         assert re.search(rf"\b{expected}(?!\d)", text), (where, text)
     assert f"{expected} of {s.steps}" in texts["transport"]
     assert wrapped_blocks(window.panel("equations").document()) == []
+
+
+@pytest.fixture
+def letters_model_path(tmp_path):
+    """A checkpoint whose vocabulary has letters, space, '.' and newline only."""
+    from engine import ModelConfig, SequenceModel
+    from engine.checkpoint import save_checkpoint
+    from engine.data import CharVocab
+
+    vocab = CharVocab.from_text("abcdefghijklmnopqrstuvwxyzHST .\n")
+    cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=8, dtype="float64")
+    path = tmp_path / "letters.npz"
+    save_checkpoint(path, SequenceModel(cfg, rng=np.random.default_rng(5)), vocab=vocab)
+    return path
+
+
+def test_a_model_that_cannot_read_the_text_asks_first_and_cancel_keeps_everything(
+        window, confirmations, letters_model_path):
+    from .conftest import TEXT
+
+    s = window.session
+    model, text, t = s.model, s.text, s.t
+    missing = sorted(set(TEXT) - set("abcdefghijklmnopqrstuvwxyzHST .\n"))  # '"', '(', ')', digits, ...
+    confirmations.answer = False
+    assert not window.open_path(str(letters_model_path), "model")
+    [(title, message, details)] = confirmations
+    assert "letters.npz" in message
+    for c in missing:
+        assert repr(c) in details, c
+    assert f"{len(missing)} characters" in details
+    assert f"{sum(TEXT.count(c) for c in missing)} in all" in details
+    assert (s.model, s.text, s.t) == (model, text, t)  # Cancel changed nothing
+
+    confirmations.answer = True
+    assert window.open_path(str(letters_model_path), "model")
+    assert s.text == "".join(c for c in TEXT if c not in missing)
+    status = window.statusBar().currentMessage()
+    assert "Opened model letters.npz" in status and "left out" in status  # not overwritten
+
+
+def test_a_model_that_reads_every_character_opens_without_asking(window, confirmations, model_path):
+    assert window.open_path(str(model_path), "model")
+    assert list(confirmations) == []
+
+
+def test_train_asks_before_replacing_the_opened_model_and_cancel_keeps_it(window, confirmations):
+    from . import helpers
+
+    learn = helpers.learning(window)
+    s = window.session
+    learn.model_panel.set_values(dict(hidden_size=8, num_layers=1, steps=10, seq_len=8, batch_size=2))
+    assert learn.data_panel.use_text("abc abc abc " * 40, "letters")
+    model, text = s.model, s.text
+    confirmations.answer = False
+    assert not learn.training_panel.train()
+    [(title, message, _)] = confirmations
+    assert "model.npz" in message and "Help > Open demo" in message
+    assert "replaced by the start of the training text" in message  # the shown text has other characters
+    assert (s.model, s.text) == (model, text) and learn.controller.trainer is None
