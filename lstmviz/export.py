@@ -550,6 +550,46 @@ def export_gate_csv(path, trace, gate: str, layer: int) -> None:
         raise _write_failed(path, error) from error
 
 
+def panel_table(widget: QtWidgets.QWidget) -> tuple | None:
+    """The data a panel shows, as ``(header, rows)`` for a CSV file, or None if it shows none.
+
+    A panel may say itself (a ``table()`` method returning ``(header, rows)`` or None); a panel
+    with a ``values`` dict of numbers (the Equations panel) gives ``quantity,value``; otherwise
+    every curve of its plots (``pg.PlotDataItem``: loss histories, series, forecasts, gradient
+    norms) gives ``plot,curve,x,y``, one row per point, full float64 precision (17 digits)."""
+    if callable(getattr(widget, "table", None)):
+        return widget.table()
+    values = getattr(widget, "values", None)
+    if isinstance(values, dict) and values and all(isinstance(v, (int, float)) for v in values.values()):
+        return ["quantity", "value"], [[k, format(float(v), ".17g")] for k, v in values.items()]
+    rows = []
+    views = [widget] if isinstance(widget, QtWidgets.QGraphicsView) else []
+    for view in views + widget.findChildren(QtWidgets.QGraphicsView):
+        scene = view.scene()
+        if scene is None:
+            continue
+        for plot in (item for item in scene.items() if isinstance(item, pg.PlotItem)):
+            title = plot.titleLabel.text or plot.getAxis("left").labelText or "plot"
+            for k, curve in enumerate(plot.listDataItems()):
+                if not isinstance(curve, pg.PlotDataItem) or curve.xData is None:
+                    continue
+                name = curve.name() or f"curve {k}"
+                rows += [[title, name, format(float(x), ".17g"), format(float(y), ".17g")]
+                         for x, y in zip(curve.xData, curve.yData)]
+    return (["plot", "curve", "x", "y"], rows) if rows else None
+
+
+def export_table_csv(path, header: list, rows: list) -> None:
+    """Write ``header`` and ``rows`` (lists of strings or numbers) as CSV to ``path``."""
+    try:
+        with atomic_writer(path, "w") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
+    except OSError as error:
+        raise _write_failed(path, error) from error
+
+
 def export_trace_npz(path, trace, vocab=None) -> None:
     """Write the whole trace (all layers, all quantities) and ``vocab`` to ``path`` as NPZ."""
     try:

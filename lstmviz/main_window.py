@@ -92,6 +92,10 @@ class WindowHooks:
         """Gate name -> the heatmap view showing it."""
         return dict(self._heatmaps)
 
+    def panels(self) -> dict:
+        """Dock name -> ``(title, panel widget)`` of every dock, in the order they were added."""
+        return {name: (dock.windowTitle(), self._window.panel(name)) for name, dock in self._window.docks.items()}
+
     def add_paint_later(self, *widgets: QtWidgets.QWidget) -> None:
         self._paint_later.extend(widgets)
 
