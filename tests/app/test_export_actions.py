@@ -74,6 +74,7 @@ def reference(window):
 def test_menu_entries_and_right_click_entry(window, actions):
     texts = [a.text() for a in window.export_menu.actions() if not a.isSeparator()]
     assert texts == ["Export panel as &PNG…", "Export panel as &SVG…", "Export &all panels…",
+                     "Export a p&anel's picture…", "Export a panel's &data (CSV)…",
                      "Export trace data (&NPZ)…", "Export gate &CSV…"]
     for name in NAMES:
         view = window.panel("gates").views[name]
