@@ -61,6 +61,32 @@ FIGURE_ASPECT = 0.5  # height / width of a panel figure
 MIN_FIGURE_HEIGHT = 260  # px: room for title, heatmap and axes
 
 
+STYLES = {  # picture styles of a panel figure: background, axes and text
+    "dark": {"background": "k", "foreground": (150, 150, 150)},  # as on screen
+    "light": {"background": "w", "foreground": (30, 30, 30)},  # for print: white paper, dark ink
+}
+
+
+def check_style(style: str) -> str:
+    """``style`` if it is one of :data:`STYLES`, else ValueError naming them."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; use {' or '.join(STYLES)}")
+    return style
+
+
+def apply_style(view: pg.GraphicsView, style: str) -> None:
+    """Paint ``view`` (a never-on-screen figure) in ``style``: its background, every axis's
+    line, ticks and labels, and its title."""
+    colours = STYLES[check_style(style)]
+    view.setBackground(colours["background"])
+    for item in view.scene().items():
+        if isinstance(item, pg.AxisItem):
+            item.setPen(colours["foreground"])
+            item.setTextPen(colours["foreground"])
+        elif isinstance(item, pg.LabelItem):
+            item.setText(item.text, color=colours["foreground"])
+
+
 class ExportError(OSError):
     """A file could not be written; the message is one line naming the path and the reason."""
 
@@ -100,13 +126,13 @@ def figure_width_for(width_px: int) -> int:
 # --- the panel figure -------------------------------------------------------------------------
 def build_panel_figure(trace, gate: str, layer: int, colorblind: bool = False,
                        width: int = DEFAULT_FIGURE_WIDTH, colormap: pg.ColorMap | None = None,
-                       levels: tuple | None = None) -> HeatmapView:
+                       levels: tuple | None = None, style: str = "dark") -> HeatmapView:
     """A laid-out, never-on-screen ``HeatmapView`` of ``gate`` in ``layer`` over the whole trace.
 
     ``width`` is the logical width in pixels (height ``FIGURE_ASPECT`` of it, at least
     ``MIN_FIGURE_HEIGHT``); ``colormap`` overrides the gate's default map. ``levels`` default to
-    ``gate_levels`` over the full trace (the app passes the levels its view uses). Close the
-    figure (``close()``) when done with it.
+    ``gate_levels`` over the full trace (the app passes the levels its view uses); ``style``
+    one of :data:`STYLES` (``apply_style``). Close the figure (``close()``) when done with it.
     """
     data = trace.gate(gate, layer)  # (T, H)
     width = int(width)
@@ -121,6 +147,7 @@ def build_panel_figure(trace, gate: str, layer: int, colorblind: bool = False,
     bottom.setHeight(None)  # the view's compact fixed height leaves no room for an axis label
     figure.plot.setLabel("bottom", "time step")
     figure.plot.setLabel("left", "unit")
+    apply_style(figure, style)
     figure.setAttribute(QtCore.Qt.WA_DontShowOnScreen)
     figure.resize(width, max(MIN_FIGURE_HEIGHT, round(width * FIGURE_ASPECT)))
     figure.show()  # delivers the resize so the scene is laid out; never appears on screen
@@ -438,8 +465,9 @@ def export_svg(widget: QtWidgets.QWidget, path) -> None:
 
 def export_panel_image(path, trace, gate: str, layer: int, fmt: str, width_px: int | None = None,
                        colorblind: bool = False, colormap: pg.ColorMap | None = None,
-                       levels: tuple | None = None) -> None:
-    """Write the ``build_panel_figure`` picture of one panel as ``fmt`` ("png" or "svg").
+                       levels: tuple | None = None, style: str = "dark") -> None:
+    """Write the ``build_panel_figure`` picture of one panel as ``fmt`` ("png" or "svg") in
+    ``style`` ("dark" as on screen, "light" for print).
 
     PNG: ``width_px`` wide (default ``DEFAULT_FIGURE_WIDTH``). SVG: laid out ``width_px`` wide
     (within ``FIGURE_WIDTH_RANGE``). The app and the CLI both export panels through here.
@@ -447,7 +475,7 @@ def export_panel_image(path, trace, gate: str, layer: int, fmt: str, width_px: i
     if fmt not in ("png", "svg"):
         raise ValueError(f"image format must be 'png' or 'svg', got {fmt!r}")
     width_px = DEFAULT_FIGURE_WIDTH if width_px is None else check_width(width_px)
-    figure = build_panel_figure(trace, gate, layer, colorblind, figure_width_for(width_px), colormap, levels)
+    figure = build_panel_figure(trace, gate, layer, colorblind, figure_width_for(width_px), colormap, levels, style)
     try:
         if fmt == "png":
             export_png(figure, path, width_px)

@@ -23,6 +23,7 @@ from .plots import GATE_STYLE
 LAST_DIR_KEY = "export/last_dir"
 WIDTH_KEY = "export/png_width"
 ALL_FORMAT_KEY = "export/all_format"
+STYLE_KEY = "export/style"  # "dark" or "light": the style of panel pictures
 IMAGE_FILTER = "PNG image (*.png);;SVG drawing (*.svg)"
 PNG_FILTER = "PNG image (*.png)"
 SVG_FILTER = "SVG drawing (*.svg)"
@@ -198,6 +199,10 @@ class ExportActions(QtCore.QObject):
                                       "Save any panel (the dock as shown) as a PNG image or SVG drawing")
         self.dock_data = self._add(menu, "Export a panel's &data (CSV)…", self.export_dock_data,
                                    "Save the numbers a panel shows (curves, vectors, equations) as a table")
+        self.light_style = self._add(menu, "&Light pictures (for print)", self._remember_style,
+                                     "Panel pictures on a white background with dark axes and text")
+        self.light_style.setCheckable(True)
+        self.light_style.setChecked(self.settings.value(STYLE_KEY, "dark", type=str) == "light")
         menu.addSeparator()
         self.trace_npz = self._add(menu, "Export trace data (&NPZ)…", self.export_trace_npz,
                                    "Save every gate and state of every layer, for the steps taken, as NumPy arrays")
@@ -227,6 +232,14 @@ class ExportActions(QtCore.QObject):
         folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         self.settings.setValue(LAST_DIR_KEY, folder)
 
+    @property
+    def style(self) -> str:
+        """The style of panel pictures: "light" while "Light pictures" is checked, else "dark"."""
+        return "light" if self.light_style.isChecked() else "dark"
+
+    def _remember_style(self) -> None:
+        self.settings.setValue(STYLE_KEY, self.style)
+
     def png_width(self) -> int:
         """The remembered PNG width, else the current width of the gate heatmaps."""
         default = self.hooks.heatmaps()["f"].width()
@@ -244,7 +257,7 @@ class ExportActions(QtCore.QObject):
     def _write_panel(self, trace, path: str, name: str, fmt: str, width: int | None) -> None:
         s = self.session
         export.export_panel_image(path, trace, name, s.layer, fmt, width, colorblind=s.colorblind,
-                                  levels=s.levels(name, s.layer))
+                                  levels=s.levels(name, s.layer), style=self.style)
 
     def _run(self, title: str, write) -> None:
         """Call ``write()``, which returns a status message; errors go to a message box."""

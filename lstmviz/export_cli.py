@@ -2,11 +2,12 @@
 
     lstmviz export MODEL.npz (--text TEXT | --text-file FILE) --out DIR
                    [--format png,svg,csv,npz] [--panels f,i,o,g,c,h] [--layer N]
-                   [--width PX] [--colormap NAME]
+                   [--width PX] [--colormap NAME] [--style dark|light]
 
 Writes ``DIR/layer{N}_{gate}.{png,svg,csv}`` for every chosen layer, panel and format, and
 ``DIR/trace.npz`` once (all layers), creates ``DIR`` if needed and prints each written path.
-Pictures come from ``lstmviz.export.export_panel_image``, the same code the app's export uses.
+Pictures come from ``lstmviz.export.export_panel_image``, the same code the app's export uses;
+``--style light`` draws them for print (white background, dark axes and text).
 
 Exit codes: 0 done; 2 bad arguments, an unusable model or text, or an output that cannot be
 written (the folder cannot be created or a file in it cannot be written): one line
@@ -52,6 +53,9 @@ def add_export_parser(subparsers) -> None:
                         "records: f,i,o,g,c,h for an LSTM, h for a vanilla RNN)")
     p.add_argument("--layer", default=None, metavar="N", help="only layer N, counted from 0 (default: every layer)")
     p.add_argument("--width", default=None, metavar="PX", help="PNG width in pixels, 16..20000 (default: 800)")
+    p.add_argument("--style", default="dark", choices=("dark", "light"),
+                   help="picture style: dark (as on screen, the default) or light (white background, dark "
+                        "axes and text, for print)")
     p.add_argument("--colormap", default=None, metavar="NAME",
                    help="'colorblind' for the colour-blind-safe defaults, or any pyqtgraph colormap "
                         "name (e.g. viridis, CET-D1) for every panel (default: the app's maps)")
@@ -161,7 +165,7 @@ def _prepare(args):
         raise _UsageError(str(error)) from None
     trace = model.trace(ids, text=text)
     plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
-            "colorblind": colorblind, "colormap": colormap}
+            "colorblind": colorblind, "colormap": colormap, "style": args.style}
     return plan, trace, vocab
 
 
@@ -176,7 +180,7 @@ def _write_all(out: str, plan: dict, trace, vocab) -> list:
                 path = export.panel_path(out, layer, gate, fmt)
                 if fmt in ("png", "svg"):
                     export.export_panel_image(path, trace, gate, layer, fmt, plan["width"],
-                                              plan["colorblind"], plan["colormap"])
+                                              plan["colorblind"], plan["colormap"], style=plan["style"])
                 elif fmt == "gif":
                     export.export_panel_gif(path, trace, gate, layer, plan["width"], plan["colorblind"],
                                             plan["colormap"])

@@ -233,9 +233,49 @@ class MainWindow(QtWidgets.QMainWindow):
         self.colorblind_action.setCheckable(True)
         self.session.colormap_changed.connect(self.colorblind_action.setChecked)
         self._action(view_menu, "&Reset layout", self.reset_layout, None, "Put every panel back in place")
+        from .app import THEME_KEY
+
+        theme_menu = view_menu.addMenu("&Theme")
+        self.theme_actions = QtGui.QActionGroup(self)
+        chosen = self.settings.value(THEME_KEY, "system", type=str)
+        for name, text in (("system", "Follow the &system"), ("dark", "&Dark"), ("light", "&Light")):
+            action = self._action(theme_menu, text, lambda _=False, n=name: self.set_theme(n), None,
+                                  f"Window colours: {text.replace('&', '').lower()}")
+            action.setCheckable(True)
+            action.setChecked(name == chosen)
+            self.theme_actions.addAction(action)
 
         help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&What am I looking at?", self.show_tour, "F1",
+                     "A short guided tour of the panels, on the demo")
+        self._action(help_menu, "&User guide", self.show_guide, None, "The guide that ships with lstmviz")
+        self._action(help_menu, "Open the &demo", self.open_demo, None,
+                     "The bundled demo model and text, with unit 50 (bracket depth) selected")
+        help_menu.addSeparator()
         self._action(help_menu, "&About lstmviz", self.show_about, None, "Versions and what this is")
+
+    def show_tour(self):
+        from .tour import show_tour
+
+        return show_tour(self)
+
+    def show_guide(self):
+        from .guide import show_guide
+
+        return show_guide(self)
+
+    def open_demo(self) -> None:
+        """Help > Open the demo: its model and text, a little way in, unit 50 selected."""
+        from .app import open_demo
+
+        open_demo(self)
+
+    def set_theme(self, choice: str) -> None:
+        """Apply theme ``choice`` ("system", "dark", "light") to the app and remember it."""
+        from .app import THEME_KEY, apply_theme
+
+        self.settings.setValue(THEME_KEY, choice)
+        apply_theme(QtWidgets.QApplication.instance(), choice)
 
     def _build_shortcuts(self):
         self.key_actions = {}

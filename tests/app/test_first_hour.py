@@ -171,3 +171,70 @@ def test_train_asks_before_replacing_the_opened_model_and_cancel_keeps_it(window
     assert "model.npz" in message and "Help > Open demo" in message
     assert "replaced by the start of the training text" in message  # the shown text has other characters
     assert (s.model, s.text) == (model, text) and learn.controller.trainer is None
+
+
+def test_view_theme_light_and_dark_are_remembered(window, settings_path):
+    from PySide6 import QtCore, QtGui
+
+    app = QtWidgets.QApplication.instance()
+    palette, style = QtGui.QPalette(app.palette()), app.style().name()
+    try:
+        actions = {a.text(): a for a in window.theme_actions.actions()}
+        actions["&Light"].trigger()
+        assert app.palette().color(QtGui.QPalette.Window).lightness() > 200
+        assert app.palette().color(QtGui.QPalette.WindowText).lightness() < 60
+        assert window.settings.value("view/theme") == "light"
+        actions["&Dark"].trigger()
+        assert app.palette().color(QtGui.QPalette.Window).lightness() < 60
+        window.settings.sync()
+        assert QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat).value("view/theme") == "dark"
+        assert app.style().name().lower() == "fusion"
+    finally:
+        app.setPalette(palette)
+        app.setStyle(style)
+
+
+def test_the_tour_opens_on_the_first_start_only_and_walks_through_the_panels(window):
+    from lstmviz.tour import PAGES, Tour, show_first_time
+
+    tour = show_first_time(window, window.settings)
+    assert isinstance(tour, Tour) and tour.isVisible() and tour.page == 0
+    assert show_first_time(window, window.settings) is None  # remembered
+    seen = []
+    while True:
+        seen.append(tour.title.text())
+        if name := next(iter(PAGES[tour.page].panels), None):
+            assert not window.docks[name].visibleRegion().isEmpty() or name == "text", name
+        if not tour.next_button.isEnabled():
+            break
+        tour.next_button.click()
+    assert seen == [page.title for page in PAGES]
+    assert any("bracket" in page.text for page in PAGES) and any("Equations" in page.text for page in PAGES)
+    tour.close_button.click()
+    assert not tour.isVisible()
+    help_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Help")
+    entries = [a.text() for a in help_menu.actions() if not a.isSeparator()]
+    assert entries[:3] == ["&What am I looking at?", "&User guide", "Open the &demo"]
+    help_menu.actions()[0].trigger()
+    assert window.findChild(Tour).isVisible() and window.findChild(Tour).page == 0
+
+
+def test_help_open_demo_brings_the_demo_back_at_unit_50(window):
+    from lstmviz.app import DEMO_START_STEP, DEMO_UNIT
+
+    s = window.session
+    window.open_demo()
+    assert s.model_path.endswith("demo.npz")
+    assert s.t == DEMO_START_STEP and (s.layer, s.unit) == DEMO_UNIT
+
+
+def test_the_user_guide_ships_with_the_app_and_in_docs(window):
+    from lstmviz.guide import show_guide
+
+    guide = show_guide(window)
+    text = guide.browser.toPlainText()
+    assert "unit 50" in text and "What am I looking at?" in text
+    assert (ROOT / "assets" / "guide.md").read_text() == (ROOT / "docs" / "guide.md").read_text()
+    for picture in ("first-start.png", "equations.png"):  # the guide's screenshots, in both places
+        assert (ROOT / "assets" / picture).is_file() and (ROOT / "docs" / picture).is_file()
+    guide.close()
