@@ -132,7 +132,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCorner(QtCore.Qt.BottomLeftCorner, QtCore.Qt.BottomDockWidgetArea)
         self.setCorner(QtCore.Qt.BottomRightCorner, QtCore.Qt.BottomDockWidgetArea)
 
-        self.position_label = Readout()  # changes with every step: must not re-layout the window
+        self.position_label = Readout(reserve="step 00000 of 00000 · next -0.00000 · catching up…")  # changes every step
         self.statusBar().addPermanentWidget(self.position_label)
         self._build_menus()
         self._build_shortcuts()

@@ -61,7 +61,7 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self._readout_at = float("-inf")  # time.monotonic() of the last readout change
-        self.rate_label = Readout("Idle.")  # changes twice a second: must not re-layout the window
+        self.rate_label = Readout("Idle.", reserve="999.9 steps/s — elapsed 00:00:00 — remaining 00:00:00")
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
         self.live_view = QCheckBox("Live heatmaps")
         self.live_view.setToolTip("Redraw the gate heatmaps and the text colours with the latest weights while "

@@ -51,9 +51,8 @@ class TransportPanel(QtWidgets.QWidget):
         self.slider.setToolTip("Time: drag to move the cursor to any step")
         self.slider.valueChanged.connect(self._on_slider)
         layout.addWidget(self.slider, 1)
-        self.position = Readout()  # changes with every step: must not re-layout the window
+        self.position = Readout(reserve="before step 1 of 000000")  # changes every step: fixed width
         self.position.setToolTip("Step t of T: t characters (or values) read so far, of T in the sequence")
-        self.position.setMinimumWidth(110)
         layout.addWidget(self.position)
 
         layout.addWidget(QtWidgets.QLabel("Speed"))

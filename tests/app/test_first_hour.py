@@ -238,3 +238,20 @@ def test_the_user_guide_ships_with_the_app_and_in_docs(window):
     for picture in ("first-start.png", "equations.png"):  # the guide's screenshots, in both places
         assert (ROOT / "assets" / picture).is_file() and (ROOT / "docs" / picture).is_file()
     guide.close()
+
+
+def test_a_long_loss_readout_does_not_resize_any_dock(window):
+    loss = window.panel("loss")
+    window.docks["loss"].raise_()
+    QtWidgets.QApplication.processEvents()
+    sizes = {name: dock.size() for name, dock in window.docks.items() if dock.isVisible()}
+    long = "step 123456: smoothed loss 1.23456, validation 1.38629 nats/char (2.000 bits/char) and more"
+    loss.readout.setText(long)
+    for _ in range(5):
+        QtWidgets.QApplication.sendPostedEvents()
+        QtWidgets.QApplication.processEvents()
+    assert {name: dock.size() for name, dock in window.docks.items() if dock.isVisible()} == sizes
+    assert loss.readout.text() == long  # whole, though shown elided
+    assert long in loss.readout.toolTip()
+    loss.readout.setText("short")
+    assert loss.readout.toolTip().count("short") == 0 and "validation" in loss.readout.toolTip()  # its own tip
