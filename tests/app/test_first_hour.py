@@ -255,3 +255,44 @@ def test_a_long_loss_readout_does_not_resize_any_dock(window):
     assert long in loss.readout.toolTip()
     loss.readout.setText("short")
     assert loss.readout.toolTip().count("short") == 0 and "validation" in loss.readout.toolTip()  # its own tip
+
+
+def test_train_disabled_says_why_on_the_training_tab(window):
+    from . import helpers
+
+    learn = helpers.learning(window)
+    panel = learn.training_panel
+    learn.model_panel.set_values({"dropout": 1.0})
+    assert not panel.train_button.isEnabled()
+    assert panel.reason_label.isVisibleTo(panel)
+    assert panel.reason_label.text() == f"Cannot train yet: {learn.model_panel.reason}"
+    learn.model_panel.set_values({"dropout": 0.0})
+    if learn.model_panel.valid:
+        assert not panel.reason_label.isVisibleTo(panel)
+
+
+def test_save_model_while_paused(window, qtbot, tmp_path, monkeypatch, errors):
+    from lstmviz import dialogs, threads
+
+    from . import helpers
+
+    learn = helpers.learning(window)
+    learn.model_panel.set_values(dict(cell="lstm", hidden_size=8, num_layers=1, seq_len=8, batch_size=2,
+                                      steps=100_000, eval_every=1000, dropout=0.0))
+    assert learn.data_panel.use_text("abc abd abe " * 60, "letters")
+    panel = learn.training_panel
+    try:
+        assert panel.train()
+        qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
+        assert not panel.save_button.isEnabled()  # running
+        panel.pause_button.click()
+        qtbot.waitUntil(panel.save_button.isEnabled, timeout=30_000)  # once the worker holds
+        path = tmp_path / "paused.npz"
+        monkeypatch.setattr(dialogs, "ask_save_path", lambda *args: str(path))
+        step = learn.controller.trainer.step
+        assert panel.save() and path.is_file() and errors == []
+        from engine.checkpoint import load_checkpoint
+
+        assert load_checkpoint(path).step == step
+    finally:
+        threads.stop_all()
