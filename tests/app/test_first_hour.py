@@ -296,3 +296,25 @@ def test_save_model_while_paused(window, qtbot, tmp_path, monkeypatch, errors):
         assert load_checkpoint(path).step == step
     finally:
         threads.stop_all()
+
+
+def test_rnn_vs_lstm_trains_on_the_users_text_and_explains_the_outcome(window):
+    from lstmviz.core.recipes import COMPARE_BATCH
+
+    from .conftest import TEXT
+
+    compare = window.panel("compare")
+    window.session.set_text(TEXT * 6)  # the user's text: too short for 64-character chunks
+    text, source, seq_len = compare.training_text(64, COMPARE_BATCH)
+    assert text == window.session.text and "viewer's text" in source  # the loaded text, though short
+    assert seq_len < 64 and f"chunks of {seq_len}" in source
+    from engine.data import TextCorpus
+
+    TextCorpus(text).check_trainable(seq_len, COMPARE_BATCH)  # one batch fits at that length
+    assert "come out ahead" in compare.expect.text()
+    compare.val_histories["rnn"].extend(np.array([600]), np.array([1.370]))  # the run
+    compare.val_histories["lstm"].extend(np.array([600]), np.array([1.395]))
+    summary = compare._summary()
+    assert "vanilla RNN: validation loss 1.370" in summary and "The RNN is ahead" in summary
+    compare.val_histories["rnn"].extend(np.array([700]), np.array([1.5]))
+    assert "ahead" not in compare._summary()
