@@ -318,3 +318,42 @@ def test_rnn_vs_lstm_trains_on_the_users_text_and_explains_the_outcome(window):
     assert "vanilla RNN: validation loss 1.370" in summary and "The RNN is ahead" in summary
     compare.val_histories["rnn"].extend(np.array([700]), np.array([1.5]))
     assert "ahead" not in compare._summary()
+
+
+def cut_lines(editor) -> list:
+    """The y ranges (viewport pixels) of the text lines that the viewport's bottom edge cuts."""
+    bottom, cut = editor.viewport().height(), []
+    block = editor.firstVisibleBlock()
+    while block.isValid():
+        top = editor.blockBoundingGeometry(block).translated(editor.contentOffset()).top()
+        layout = block.layout()
+        for k in range(layout.lineCount()):
+            rect = layout.lineAt(k).rect()
+            y0, y1 = top + rect.top(), top + rect.bottom()
+            if y0 < bottom < y1:
+                cut.append((y0, y1))
+        if top > bottom:
+            break
+        block = block.next()
+    return cut
+
+
+def test_the_text_panel_shows_whole_lines_and_follows_the_cursor_home(window):
+    from PySide6 import QtCore
+
+    from .conftest import TEXT
+
+    s = window.session
+    s.set_text(TEXT * 20)  # many lines
+    editor = window.panel("text").editor
+    for height in (120, 137, 151):
+        window.docks["text"].setFloating(True)
+        window.docks["text"].resize(600, height)
+        QtWidgets.QApplication.processEvents()
+        assert cut_lines(editor) == [], height  # no line straddles the bottom edge
+    s.seek(s.steps)
+    assert editor.verticalScrollBar().value() > 0  # scrolled to the end with the cursor
+    s.seek(0)  # Home
+    assert editor.verticalScrollBar().value() == 0
+    assert editor.textCursor().position() == 0
+    QtCore.QCoreApplication.processEvents()
