@@ -20,6 +20,7 @@ from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
 
 CANVAS = QtCore.QRectF(0, 0, 760, 420)  # logical drawing area
+MIN_SCALE = 0.8  # smallest drawing scale of the canvas (keeps the value labels readable)
 C_Y, H_Y, LAYER_Y, MID_Y = 80.0, 330.0, 250.0, 165.0  # rows: cell line, hidden line, layers, pointwise ops
 LAYER_FILL = QtGui.QColor("#F6D55C")  # the neural-network layers (yellow boxes, as in the classic figure)
 OP_FILL = QtGui.QColor("#F4B6C2")  # pointwise operations (pink circles)
@@ -54,7 +55,9 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         self.labels: dict = {}  # wire key -> shown text
         self.colours: dict = {}  # wire key -> heatmap colour of its value
         self.title = ""
-        self.setMinimumSize(380, 220)
+        # never drawn smaller than MIN_SCALE of the canvas: its 12 px labels stay >= 9.6 px
+        # high (the dock scrolls when narrower)
+        self.setMinimumSize(round(CANVAS.width() * MIN_SCALE), round(CANVAS.height() * MIN_SCALE))
         self.setToolTip("The selected unit as the classic LSTM diagram, with its values at the focused step.")
         focus.changed.connect(self.refresh_soon)
         self.refresh_soon()  # drawn when first on screen

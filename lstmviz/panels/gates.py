@@ -38,7 +38,7 @@ class GatesPanel(QtWidgets.QWidget):
         self.layer_box.setToolTip("Which layer of a stacked model the heatmaps show")
         self.layer_box.activated.connect(self._on_layer_chosen)
         bar.addWidget(self.layer_box)
-        self.follow_button = QtWidgets.QPushButton("Follow cursor")
+        self.follow_button = QtWidgets.QPushButton("● Following the cursor")
         self.follow_button.setCheckable(True)
         self.follow_button.setChecked(True)
         self.follow_button.setToolTip("Keep the last steps before the cursor in view "
@@ -148,5 +148,6 @@ class GatesPanel(QtWidgets.QWidget):
 
     def _on_follow_toggled(self, on: bool):
         self._follow = on
+        self.follow_button.setText("● Following the cursor" if on else "○ Follow the cursor")  # on and off differ
         if on:
             self.refresh()

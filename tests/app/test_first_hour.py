@@ -357,3 +357,22 @@ def test_the_text_panel_shows_whole_lines_and_follows_the_cursor_home(window):
     assert editor.verticalScrollBar().value() == 0
     assert editor.textCursor().position() == 0
     QtCore.QCoreApplication.processEvents()
+
+
+def test_cell_diagram_labels_are_readable_at_its_smallest(window):
+    from lstmviz.lessons.diagram import CANVAS
+
+    diagram = window.panel("diagram")
+    smallest = diagram.minimumSize()
+    scale = min(smallest.width() / CANVAS.width(), smallest.height() / CANVAS.height())
+    assert 12 * scale >= 9.5  # the 12 px value labels, as drawn
+
+
+def test_follow_cursor_button_looks_different_on_and_off(window):
+    button = window.panel("gates").follow_button
+    assert button.isChecked() and button.text().startswith("●")
+    on = button.grab().toImage()
+    button.setChecked(False)  # what zooming or panning by hand does
+    assert button.text().startswith("○") and button.grab().toImage() != on
+    button.setChecked(True)
+    assert button.text().startswith("●")
