@@ -376,3 +376,18 @@ def test_follow_cursor_button_looks_different_on_and_off(window):
     assert button.text().startswith("○") and button.grab().toImage() != on
     button.setChecked(True)
     assert button.text().startswith("●")
+
+
+def test_series_panel_fits_its_dock_and_the_ramp_follows_n(window):
+    panel = window.panel("series")
+    window.docks["series"].raise_()
+    QtWidgets.QApplication.processEvents()
+    area = window.docks["series"].widget()  # the dock's scroll area
+    assert not area.horizontalScrollBar().isVisible()  # one scroll direction at most
+    for label in panel.findChildren(QtWidgets.QLabel):
+        if label.isVisible() and label.text() in ("ahead", "forecast from", "window", "horizon"):
+            assert label.width() >= label.fontMetrics().horizontalAdvance(label.text()), label.text()
+    panel.generator_box.setCurrentText("ramp -3 … 8")
+    panel.length.setValue(40)
+    panel.generate()
+    assert len(panel.values) == 40 and panel.values[0] == -3.0 and panel.values[-1] == 8.0
