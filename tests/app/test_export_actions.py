@@ -74,7 +74,7 @@ def reference(window):
 def test_menu_entries_and_right_click_entry(window, actions):
     texts = [a.text() for a in window.export_menu.actions() if not a.isSeparator()]
     assert texts == ["Export panel as &PNG…", "Export panel as &SVG…", "Export &all panels…",
-                     "Export a p&anel's picture…", "Export a panel's &data (CSV)…",
+                     "Export a p&anel's picture…", "Export a panel's &data (CSV)…", "&Light pictures (for print)",
                      "Export trace data (&NPZ)…", "Export gate &CSV…"]
     for name in NAMES:
         view = window.panel("gates").views[name]
@@ -302,3 +302,18 @@ def test_panel_data_of_curves(window, actions, answers, out, monkeypatch):
     assert header == ["plot", "curve", "x", "y"]
     smoothed = [(float(x), float(y)) for _, curve, x, y in rows if curve == "smoothed"]
     assert smoothed == [(1.0, 2.5), (2.0, 2.25), (3.0, 2.0)]
+
+
+def test_light_pictures_are_remembered_and_used(window, actions, answers, out):
+    from PySide6 import QtCore
+
+    assert actions.style == "dark"
+    actions.light_style.trigger()
+    assert actions.style == "light" and window.settings.value(export_actions.STYLE_KEY) == "light"
+    answers.panel, answers.save = ("c", 300), str(out / "light.png")
+    actions.panel_png.trigger()
+    image = QtGui.QImage(str(out / "light.png"))
+    assert QtGui.QColor(image.pixel(1, 1)).lightness() == 255  # white paper
+    again = export_actions.ExportActions(window.session, window.settings, window.hooks)
+    assert again.light_style.isChecked()  # the next window starts light
+    QtCore.QCoreApplication.processEvents()
