@@ -70,6 +70,8 @@ class ComparePanel(QtWidgets.QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.step_box = QtWidgets.QComboBox()
         self.step_box.setToolTip("Which trained model the gate heatmaps step through")
+        self.step_box.setMinimumContentsLength(max(len(label) for label, _ in CELLS.values()))  # never clipped
+        self.step_box.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.step_button = QtWidgets.QPushButton("Step through")
         self.step_button.clicked.connect(self.show_in_viewer)
         self.status = QtWidgets.QLabel("Train both to compare how fast they learn and how far back their gradients reach.")

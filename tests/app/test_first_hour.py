@@ -395,3 +395,13 @@ def test_series_panel_fits_its_dock_and_the_ramp_follows_n(window):
     panel.length.setValue(40)
     panel.generate()
     assert len(panel.values) == 40 and panel.values[0] == -3.0 and panel.values[-1] == 8.0
+
+
+def test_rnn_vs_lstm_model_choice_is_not_clipped(window):
+    compare = window.panel("compare")
+    compare.step_box.addItems(["vanilla RNN", "LSTM"])  # what a finished comparison offers
+    window.docks["compare"].raise_()
+    QtWidgets.QApplication.processEvents()
+    box = compare.step_box
+    needed = box.fontMetrics().horizontalAdvance("vanilla RNN")
+    assert box.width() > needed + 20  # the text and the arrow
