@@ -395,6 +395,28 @@ def _painted_widgets(root: QtWidgets.QWidget) -> list:
     return out
 
 
+_TEXT = re.compile(rb'<text\b([^>]*?)font-size="([\d.]+)"([^>]*)>([^<]*)</text>')
+
+
+def _fit_text_lengths(svg: bytes, font: QtGui.QFont, dpi: float) -> bytes:
+    """Give every ``<text>`` drawn in ``font`` (as a widget paints its own text) the width Qt
+    laid it out at (``textLength``): a browser's glyph advances differ slightly from Qt's hinted
+    ones, which over a line of an editor drifts the characters out of the per-character
+    highlight rectangles Qt draws under them."""
+    size = font.pointSizeF() * dpi / 72.0 if font.pointSizeF() > 0 else float(font.pixelSize())
+    metrics = QtGui.QFontMetricsF(font)
+
+    def fit(match: re.Match) -> bytes:
+        before, px, after, content = match.groups()
+        if abs(float(px) - size) > 0.05 or b"textLength" in before + after or not content.strip():
+            return match.group(0)
+        width = metrics.horizontalAdvance(html.unescape(content.decode("utf-8")))
+        return (b"<text" + before + b'font-size="' + px + b'"' + after
+                + f' textLength="{width:.2f}" lengthAdjust="spacing"'.encode() + b">" + content + b"</text>")
+
+    return _TEXT.sub(fit, svg)
+
+
 def _composed_svg(root: QtWidgets.QWidget, size: QtCore.QSize, title: str) -> bytes:
     """SVG of a widget tree (a window, a dock's contents): every widget drawn alone by Qt into
     its own nested ``<svg>`` viewport at its place, cut to its visible rect. A nested ``<svg>``
@@ -411,7 +433,8 @@ def _composed_svg(root: QtWidgets.QWidget, size: QtCore.QSize, title: str) -> by
         else:
             paint = lambda p, w=widget, f=flags: QtWidgets.QWidget.render(  # noqa: E731
                 w, p, QtCore.QPoint(0, 0), QtGui.QRegion(w.rect()), f)
-        raw = _generate_svg(widget, widget.size(), paint, title)
+        raw = _fit_text_lengths(_generate_svg(widget, widget.size(), paint, title), widget.font(),
+                                widget.logicalDpiY())
         body = _fragment(raw, f"w{k}_".encode())
         if not _DRAWING.search(body):
             continue
