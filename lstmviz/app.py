@@ -57,6 +57,52 @@ def dark_palette():
     return p
 
 
+THEME_KEY = "view/theme"  # QSettings key: "system", "dark" or "light"
+THEMES = ("system", "dark", "light")
+TOUR_SEEN_KEY = "tour/seen"  # QSettings key: the first-start tour has been shown
+
+
+def light_palette():
+    """An explicit light Fusion palette (the heatmaps keep their black background)."""
+    from PySide6 import QtGui
+
+    p = QtGui.QPalette()
+    base, window, text, mid = QtGui.QColor(255, 255, 255), QtGui.QColor(239, 239, 241), QtGui.QColor(20, 20, 22), QtGui.QColor(190, 190, 196)
+    roles = {
+        QtGui.QPalette.Window: window, QtGui.QPalette.WindowText: text, QtGui.QPalette.Base: base,
+        QtGui.QPalette.AlternateBase: QtGui.QColor(246, 246, 248), QtGui.QPalette.ToolTipBase: QtGui.QColor(255, 255, 225),
+        QtGui.QPalette.ToolTipText: QtGui.QColor(0, 0, 0), QtGui.QPalette.Text: text,
+        QtGui.QPalette.Button: window, QtGui.QPalette.ButtonText: text, QtGui.QPalette.Mid: mid,
+        QtGui.QPalette.Highlight: QtGui.QColor(42, 110, 200), QtGui.QPalette.HighlightedText: QtGui.QColor(255, 255, 255),
+        QtGui.QPalette.Link: QtGui.QColor(20, 90, 190), QtGui.QPalette.PlaceholderText: QtGui.QColor(120, 120, 120),
+    }
+    for role, colour in roles.items():
+        p.setColor(role, colour)
+    for role in (QtGui.QPalette.Text, QtGui.QPalette.ButtonText, QtGui.QPalette.WindowText):
+        p.setColor(QtGui.QPalette.Disabled, role, QtGui.QColor(150, 150, 150))
+    return p
+
+
+def resolved_theme(choice: str) -> str:
+    """"dark" or "light" for a theme ``choice`` of :data:`THEMES`: "system" follows the
+    colour scheme Qt reports (``QStyleHints.colorScheme``), dark where it reports none."""
+    from PySide6 import QtCore, QtGui
+
+    if choice in ("dark", "light"):
+        return choice
+    scheme = QtGui.QGuiApplication.styleHints().colorScheme()
+    return "light" if scheme == QtCore.Qt.ColorScheme.Light else "dark"
+
+
+def apply_theme(app, choice: str) -> str:
+    """Give ``app`` the Fusion style and the palette of theme ``choice`` (one of
+    :data:`THEMES`; anything else is "system"); returns the theme applied, "dark" or "light"."""
+    theme = resolved_theme(choice if choice in THEMES else "system")
+    app.setStyle("Fusion")
+    app.setPalette(light_palette() if theme == "light" else dark_palette())
+    return theme
+
+
 def open_demo(window) -> None:
     """Load the bundled demo model and text, step into it and select the demo unit; the demo
     corpus goes to whatever uses it (``WindowHooks.use_demo_corpus``: the Training data panel)."""
@@ -256,15 +302,16 @@ def run_app(model_path: str | None = None, text_path: str | None = None) -> int:
     """Open the viewer (on the demo without arguments) and run the event loop; the exit code."""
     if xcb_check.check_or_explain() != 0:
         return 1
-    from PySide6 import QtGui, QtWidgets
+    from PySide6 import QtCore, QtGui, QtWidgets
+
+    from .tour import show_first_time
 
     from .crash_handler import install as install_crash_handler
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
-    app.setStyle("Fusion")
-    app.setPalette(dark_palette())
+    apply_theme(app, QtCore.QSettings().value(THEME_KEY, "system", type=str))
     icon = asset_path("icon.svg")
     if icon is not None:
         app.setWindowIcon(QtGui.QIcon(str(icon)))
@@ -272,6 +319,7 @@ def run_app(model_path: str | None = None, text_path: str | None = None) -> int:
     crash = install_crash_handler(lambda: holder.get("window"))  # the relay: referenced until exit
     window = holder["window"] = build_window(model_path, text_path)
     window.show()
+    QtCore.QTimer.singleShot(0, lambda: show_first_time(window, window.settings))  # once the window is up
     _install_smoke_hooks(app, window)
     code = app.exec()
     window.deleteLater()

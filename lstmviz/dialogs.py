@@ -1,4 +1,4 @@
-"""The app's modal file, error, About and close-while-training dialogs (tests monkeypatch these
+"""The app's modal file, error, About, confirm-replacing and close-while-training dialogs (tests monkeypatch these
 functions; the export commands' own dialogs are the ``ask_*`` functions of ``export_actions``)."""
 
 from __future__ import annotations
@@ -36,3 +36,16 @@ def ask_save_discard_cancel(parent: QtWidgets.QWidget) -> str:
     box.setDefaultButton(Box.Save)
     answer = box.exec()
     return {Box.Save: "save", Box.Discard: "discard"}.get(answer, "cancel")
+
+
+def ask_confirm(parent, title: str, message: str, details: str = "", confirm: str = "Replace") -> bool:
+    """Ask before something is replaced: ``message`` says what will change, ``details`` (shown
+    in full below it) lists what is lost. True if the user pressed ``confirm``, False on Cancel."""
+    Box = QtWidgets.QMessageBox
+    box = Box(Box.Question, title, message, Box.Cancel, parent)
+    if details:
+        box.setInformativeText(details)
+    yes = box.addButton(confirm, Box.AcceptRole)
+    box.setDefaultButton(Box.Cancel)
+    box.exec()
+    return box.clickedButton() is yes

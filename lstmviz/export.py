@@ -10,9 +10,10 @@ PNG: rendered with antialiasing at ``width_px`` pixels wide (16 .. 20000), heigh
 aspect. A figure is laid out at a readable logical width (``figure_width_for``) and then scaled,
 so text keeps its proportions. Heatmap cells are never smoothed (nearest neighbour).
 
-SVG: drawn with ``QSvgGenerator`` (pyqtgraph 0.14's SVGExporter is broken, DESIGN.md §5): SVG
-1.1 with clip paths for a figure, SVG Tiny 1.2 without clipping for a whole window (Qt misplaces
-child widgets' clip paths; parts of a plot outside its frame then show). Each
+SVG: drawn with ``QSvgGenerator`` (pyqtgraph 0.14's SVGExporter is broken, DESIGN.md §5), SVG
+1.1, then made to draw the same in browsers and librsvg as in Qt (``render_svg_bytes``): a
+figure is one drawing, a window or a dock's contents one nested ``<svg>`` viewport per widget
+(Qt misplaces child widgets' clip paths; a viewport clips in every renderer). Each
 ``ImageItem`` becomes one ``<image>`` embedded at native cell resolution (one pixel per step and
 unit). Qt only writes the SVG 1.1 attribute ``image-rendering="optimizeSpeed"`` (or
 ``optimizeQuality``, depending on the painter's hints), which browsers do not reliably draw
@@ -34,6 +35,7 @@ a one-line message naming the path and leaves no partial file behind.
 from __future__ import annotations
 
 import csv
+import html
 import io
 import os
 import re
@@ -58,6 +60,32 @@ DEFAULT_FIGURE_WIDTH = 800  # logical width of a panel figure when none is asked
 FIGURE_WIDTH_RANGE = (480, 1600)  # logical layout widths; wider/narrower PNGs are scaled renders
 FIGURE_ASPECT = 0.5  # height / width of a panel figure
 MIN_FIGURE_HEIGHT = 260  # px: room for title, heatmap and axes
+
+
+STYLES = {  # picture styles of a panel figure: background, axes and text
+    "dark": {"background": "k", "foreground": (150, 150, 150)},  # as on screen
+    "light": {"background": "w", "foreground": (30, 30, 30)},  # for print: white paper, dark ink
+}
+
+
+def check_style(style: str) -> str:
+    """``style`` if it is one of :data:`STYLES`, else ValueError naming them."""
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; use {' or '.join(STYLES)}")
+    return style
+
+
+def apply_style(view: pg.GraphicsView, style: str) -> None:
+    """Paint ``view`` (a never-on-screen figure) in ``style``: its background, every axis's
+    line, ticks and labels, and its title."""
+    colours = STYLES[check_style(style)]
+    view.setBackground(colours["background"])
+    for item in view.scene().items():
+        if isinstance(item, pg.AxisItem):
+            item.setPen(colours["foreground"])
+            item.setTextPen(colours["foreground"])
+        elif isinstance(item, pg.LabelItem):
+            item.setText(item.text, color=colours["foreground"])
 
 
 class ExportError(OSError):
@@ -99,13 +127,13 @@ def figure_width_for(width_px: int) -> int:
 # --- the panel figure -------------------------------------------------------------------------
 def build_panel_figure(trace, gate: str, layer: int, colorblind: bool = False,
                        width: int = DEFAULT_FIGURE_WIDTH, colormap: pg.ColorMap | None = None,
-                       levels: tuple | None = None) -> HeatmapView:
+                       levels: tuple | None = None, style: str = "dark") -> HeatmapView:
     """A laid-out, never-on-screen ``HeatmapView`` of ``gate`` in ``layer`` over the whole trace.
 
     ``width`` is the logical width in pixels (height ``FIGURE_ASPECT`` of it, at least
     ``MIN_FIGURE_HEIGHT``); ``colormap`` overrides the gate's default map. ``levels`` default to
-    ``gate_levels`` over the full trace (the app passes the levels its view uses). Close the
-    figure (``close()``) when done with it.
+    ``gate_levels`` over the full trace (the app passes the levels its view uses); ``style``
+    one of :data:`STYLES` (``apply_style``). Close the figure (``close()``) when done with it.
     """
     data = trace.gate(gate, layer)  # (T, H)
     width = int(width)
@@ -120,6 +148,7 @@ def build_panel_figure(trace, gate: str, layer: int, colorblind: bool = False,
     bottom.setHeight(None)  # the view's compact fixed height leaves no room for an axis label
     figure.plot.setLabel("bottom", "time step")
     figure.plot.setLabel("left", "unit")
+    apply_style(figure, style)
     figure.setAttribute(QtCore.Qt.WA_DontShowOnScreen)
     figure.resize(width, max(MIN_FIGURE_HEIGHT, round(width * FIGURE_ASPECT)))
     figure.show()  # delivers the resize so the scene is laid out; never appears on screen
@@ -205,24 +234,113 @@ def _pixelated_images(svg: bytes) -> bytes:
     return _IMAGE_TAG.sub(fix, svg)
 
 
-def _svg_version(widget: QtWidgets.QWidget) -> QtSvg.QSvgGenerator.SvgVersion:
-    """SVG 1.1 (with clip paths) for a graphics view; SVG Tiny 1.2 (no clipping) for other widgets.
-
-    Qt 6.11 writes the clip paths of child widgets without their offset in the window, which
-    would clip their contents away, so a whole window is drawn unclipped instead.
-    """
-    if isinstance(widget, QtWidgets.QGraphicsView):
-        return QtSvg.QSvgGenerator.SvgVersion.Svg11
-    return QtSvg.QSvgGenerator.SvgVersion.SvgTiny12
+_FONT_FAMILY = re.compile(rb'font-family="([^"]*)"')
+_MONOSPACE = re.compile(rb"mono|courier|consol|fixed", re.IGNORECASE)
+_DRAWING = re.compile(rb"<(?:path|polyline|polygon|image|text|rect|line|ellipse|circle)\b")
 
 
-def render_svg_bytes(widget: QtWidgets.QWidget, title: str = "lstmviz export") -> bytes:
-    """SVG bytes of ``widget`` at its logical size (viewBox in logical pixels)."""
-    size = _logical_size(widget)
+_SCALED_GROUP = re.compile(rb'(<g\b[^>]*?)transform="matrix\(([^)]*)\)"([^>]*>)((?:(?!<g\b|</g>).)*)</g>', re.DOTALL)
+_COORDINATES = re.compile(rb'( points="| d=")([^"]*)"')
+_PAIR = re.compile(rb"(-?[\d.]+(?:e-?\d+)?),(-?[\d.]+(?:e-?\d+)?)")
+
+
+def _fmt(value: float) -> bytes:
+    return (f"{value:.4f}".rstrip("0").rstrip(".") or "0").encode()
+
+
+def _thin_cosmetic_lines(svg: bytes) -> bytes:
+    """Keep cosmetic lines one pixel wide in renderers without ``vector-effect``.
+
+    Qt draws a cosmetic pen (pyqtgraph's curves, bars and axes) under the item's scaling
+    transform with ``vector-effect="non-scaling-stroke"``; librsvg does not implement that and
+    scales the stroke with the transform (a curve becomes a ribbon). In every group that holds
+    such lines and nothing that needs the transform (text, images, gradients), the transform is
+    applied to the coordinates instead (the same geometry in every renderer)."""
+    def bake(match: re.Match) -> bytes:
+        head, matrix, rest, body = match.groups()
+        a, b, c, d, e, f = (float(x) for x in matrix.split(b","))
+        if (a, b, c, d) == (1.0, 0.0, 0.0, 1.0) or b"non-scaling-stroke" not in body \
+                or re.search(rb"<text\b|<image\b|url\(", head + rest + body):
+            return match.group(0)
+
+        def point(pair: re.Match) -> bytes:
+            x, y = float(pair.group(1)), float(pair.group(2))
+            return _fmt(a * x + c * y + e) + b"," + _fmt(b * x + d * y + f)
+
+        body = _COORDINATES.sub(lambda m: m.group(1) + _PAIR.sub(point, m.group(2)) + b'"', body)
+        return head + b'transform="matrix(1,0,0,1,0,0)"' + rest + body + b"</g>"
+
+    return _SCALED_GROUP.sub(bake, svg)
+
+
+_CLIP_PATH = re.compile(rb'<clipPath id="([^"]+)">\s*<path vector-effect="([^"]+)"[^>]* d="([^"]*)"')
+_CLIPPED_GROUP = re.compile(rb'<g clip-path="url\(#([^"]+)\)"><g\b([^>]*)>((?:(?!<g\b|</g>).)*)</g>', re.DOTALL)
+_MATRIX = re.compile(rb'transform="matrix\(([^)]*)\)"')
+_TEXT_AT = re.compile(rb'<text\b[^>]*? x="(-?[\d.]+)" y="(-?[\d.]+)"[^>]*?font-size="([\d.]+)"[^>]*>([^<]*)<')
+
+
+def _box(points: list) -> tuple | None:
+    """``(x0, y0, x1, y1)`` around ``points`` ``[(x, y)]``, None if there are none."""
+    if not points:
+        return None
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _content_box(attributes: bytes, body: bytes) -> tuple | None:
+    """Where a Qt group draws: the box around its lines' points and its texts (estimated from
+    the font size), through the group's transform; None if it draws nothing measurable."""
+    matrix = _MATRIX.search(attributes)
+    a, b, c, d, e, f = (float(x) for x in matrix.group(1).split(b",")) if matrix else (1, 0, 0, 1, 0, 0)
+    points = [(float(m.group(1)), float(m.group(2))) for coords in _COORDINATES.finditer(body)
+              for m in _PAIR.finditer(coords.group(2))]
+    for m in _TEXT_AT.finditer(body):
+        x, y, size = float(m.group(1)), float(m.group(2)), float(m.group(3))
+        points += [(x, y - size), (x + 0.6 * size * len(m.group(4)), y)]
+    return _box([(a * x + c * y + e, b * x + d * y + f) for x, y in points])
+
+
+def _drop_wrong_clips(svg: bytes) -> bytes:
+    """Remove the clip paths Qt 6.11 writes in the wrong place (only QSvgRenderer ignores them;
+    Chromium and librsvg clip pyqtgraph's axis lines, ticks and labels away): every clip set
+    while a cosmetic pen was active (the only ones Qt writes with ``non-scaling-stroke``), and
+    every clip that does not even touch what its group draws. A clip that cuts through what it
+    clips (a zoomed plot's frame) stays."""
+    clips = {}
+    for name, effect, path in _CLIP_PATH.findall(svg):
+        box = _box([(float(x), float(y)) for x, y in _PAIR.findall(path)])
+        clips[name] = None if effect == b"non-scaling-stroke" else box
+
+    def check(match: re.Match) -> bytes:
+        name, attributes, body = match.groups()
+        if name not in clips:
+            return match.group(0)
+        clip, drawn = clips[name], _content_box(attributes, body)
+        touches = clip is not None and (drawn is None or (drawn[0] <= clip[2] and clip[0] <= drawn[2]
+                                                          and drawn[1] <= clip[3] and clip[1] <= drawn[3]))
+        return match.group(0) if touches else match.group(0).replace(b' clip-path="url(#' + name + b')"', b"", 1)
+
+    return _CLIPPED_GROUP.sub(check, svg)
+
+
+def _browser_safe(svg: bytes) -> bytes:
+    """Make a ``QSvgGenerator`` SVG draw in browsers and librsvg as it does in Qt: no misplaced
+    clip paths (``_drop_wrong_clips``); font families replaced by the generic ``sans-serif``
+    (``monospace`` for fixed-width families), as the file cannot name fonts the reader has;
+    cosmetic lines thin (``_thin_cosmetic_lines``); cells crisp (``_pixelated_images``)."""
+    def generic(match: re.Match) -> bytes:
+        return b'font-family="monospace"' if _MONOSPACE.search(match.group(1)) else b'font-family="sans-serif"'
+
+    svg = _FONT_FAMILY.sub(generic, _drop_wrong_clips(svg))
+    return _pixelated_images(_thin_cosmetic_lines(svg))
+
+
+def _generate_svg(widget: QtWidgets.QWidget, size: QtCore.QSize, paint, title: str) -> bytes:
+    """Raw SVG 1.1 of ``paint(painter)`` on a ``QSvgGenerator`` of ``size`` logical pixels."""
     array = QtCore.QByteArray()
     buffer = QtCore.QBuffer(array)
     buffer.open(QtCore.QIODevice.WriteOnly)
-    generator = QtSvg.QSvgGenerator(_svg_version(widget))
+    generator = QtSvg.QSvgGenerator(QtSvg.QSvgGenerator.SvgVersion.Svg11)
     generator.setOutputDevice(buffer)
     generator.setSize(size)
     generator.setViewBox(QtCore.QRect(QtCore.QPoint(0, 0), size))
@@ -231,11 +349,119 @@ def render_svg_bytes(widget: QtWidgets.QWidget, title: str = "lstmviz export") -
     painter = QtGui.QPainter(generator)
     try:
         painter.setRenderHint(QtGui.QPainter.Antialiasing, True)
-        _render(widget, painter, size)
+        paint(painter)
     finally:
         painter.end()
     buffer.close()
-    return _pixelated_images(bytes(array))
+    return bytes(array)
+
+
+_SVG_BODY = re.compile(rb"<svg\b[^>]*>(.*)</svg>", re.DOTALL)
+_ID = re.compile(rb'(id="|url\(#|xlink:href="#)([A-Za-z][\w.-]*)')
+
+
+def _fragment(svg: bytes, prefix: bytes) -> bytes:
+    """The body of one generated SVG (title and description dropped), every id prefixed by
+    ``prefix`` so that fragments of several widgets can share one document."""
+    body = _SVG_BODY.search(svg).group(1)
+    body = re.sub(rb"<title>.*?</title>|<desc>.*?</desc>", b"", body, flags=re.DOTALL)
+    return _ID.sub(lambda m: m.group(1) + prefix + m.group(2), body)
+
+
+def _painted_widgets(root: QtWidgets.QWidget) -> list:
+    """``[(widget, visible rect in root coordinates)]`` of every visible widget under ``root``
+    (``root`` first, then in painting order: a parent before its children, siblings in stacking
+    order). The visible rect is the widget's rect cut by all its ancestors' (a scrolled panel's
+    contents only where its scroll area shows them)."""
+    out = []
+
+    def walk(widget, clip: QtCore.QRect) -> None:
+        rect = QtCore.QRect(widget.mapTo(root, QtCore.QPoint(0, 0)), widget.size()) if widget is not root \
+            else widget.rect()
+        visible = rect.intersected(clip)
+        if visible.isEmpty():
+            return
+        if isinstance(widget, QtWidgets.QGraphicsView):  # its scene, drawn into its viewport
+            viewport = widget.viewport()
+            area = QtCore.QRect(viewport.mapTo(root, QtCore.QPoint(0, 0)), viewport.size()).intersected(visible)
+            if not area.isEmpty():
+                out.append((viewport, area))
+            return
+        out.append((widget, visible))
+        for child in widget.children():
+            if isinstance(child, QtWidgets.QWidget) and child.isVisible() and not child.isWindow():
+                walk(child, visible)
+
+    walk(root, root.rect())
+    return out
+
+
+_TEXT = re.compile(rb'<text\b([^>]*?)font-size="([\d.]+)"([^>]*)>([^<]*)</text>')
+
+
+def _fit_text_lengths(svg: bytes, font: QtGui.QFont, dpi: float) -> bytes:
+    """Give every ``<text>`` drawn in ``font`` (as a widget paints its own text) the width Qt
+    laid it out at (``textLength``): a browser's glyph advances differ slightly from Qt's hinted
+    ones, which over a line of an editor drifts the characters out of the per-character
+    highlight rectangles Qt draws under them."""
+    size = font.pointSizeF() * dpi / 72.0 if font.pointSizeF() > 0 else float(font.pixelSize())
+    metrics = QtGui.QFontMetricsF(font)
+
+    def fit(match: re.Match) -> bytes:
+        before, px, after, content = match.groups()
+        if abs(float(px) - size) > 0.05 or b"textLength" in before + after or not content.strip():
+            return match.group(0)
+        width = metrics.horizontalAdvance(html.unescape(content.decode("utf-8")))
+        return (b"<text" + before + b'font-size="' + px + b'"' + after
+                + f' textLength="{width:.2f}" lengthAdjust="spacing"'.encode() + b">" + content + b"</text>")
+
+    return _TEXT.sub(fit, svg)
+
+
+def _composed_svg(root: QtWidgets.QWidget, size: QtCore.QSize, title: str) -> bytes:
+    """SVG of a widget tree (a window, a dock's contents): every widget drawn alone by Qt into
+    its own nested ``<svg>`` viewport at its place, cut to its visible rect. A nested ``<svg>``
+    clips in every renderer, so a scrolled panel cannot spill over its neighbours, while Qt's
+    SVG writer never has to clip one widget's children (it misplaces such clips)."""
+    parts = []
+    for k, (widget, visible) in enumerate(_painted_widgets(root)):
+        origin = widget.mapTo(root, QtCore.QPoint(0, 0)) if widget is not root else QtCore.QPoint(0, 0)
+        flags = QtWidgets.QWidget.RenderFlag.DrawWindowBackground if widget is root \
+            else QtWidgets.QWidget.RenderFlag(0)
+        view = widget.parentWidget()
+        if isinstance(view, QtWidgets.QGraphicsView) and view.viewport() is widget:
+            paint = lambda p, v=view, w=widget: _render_now(v, p, w.size())  # noqa: E731
+        else:
+            paint = lambda p, w=widget, f=flags: QtWidgets.QWidget.render(  # noqa: E731
+                w, p, QtCore.QPoint(0, 0), QtGui.QRegion(w.rect()), f)
+        raw = _fit_text_lengths(_generate_svg(widget, widget.size(), paint, title), widget.font(),
+                                widget.logicalDpiY())
+        body = _fragment(raw, f"w{k}_".encode())
+        if not _DRAWING.search(body):
+            continue
+        inner = visible.translated(-origin)
+        parts.append(f'<svg x="{visible.x()}" y="{visible.y()}" width="{visible.width()}" '
+                     f'height="{visible.height()}" viewBox="{inner.x()} {inner.y()} {inner.width()} '
+                     f'{inner.height()}" overflow="hidden">'.encode() + body + b"</svg>\n")
+    w, h = size.width(), size.height()
+    head = (f'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+            f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg" '
+            f'xmlns:xlink="http://www.w3.org/1999/xlink" version="1.1">\n'
+            f"<title>{html.escape(title)}</title>\n")
+    return head.encode() + b"".join(parts) + b"</svg>\n"
+
+
+def render_svg_bytes(widget: QtWidgets.QWidget, title: str = "lstmviz export") -> bytes:
+    """SVG bytes of ``widget`` at its logical size (viewBox in logical pixels) that draw the
+    same in browsers, librsvg and Qt (``_browser_safe``). A graphics view (a plot) is one
+    drawing; any other widget is composed of its widgets' drawings (``_composed_svg``)."""
+    size = _logical_size(widget)
+    with uncached(widget):
+        if isinstance(widget, QtWidgets.QGraphicsView):
+            svg = _generate_svg(widget, size, lambda p: _render_now(widget, p, size), title)
+        else:
+            svg = _composed_svg(widget, size, title)
+    return _browser_safe(svg)
 
 
 # --- writers ----------------------------------------------------------------------------------
@@ -263,8 +489,9 @@ def export_svg(widget: QtWidgets.QWidget, path) -> None:
 
 def export_panel_image(path, trace, gate: str, layer: int, fmt: str, width_px: int | None = None,
                        colorblind: bool = False, colormap: pg.ColorMap | None = None,
-                       levels: tuple | None = None) -> None:
-    """Write the ``build_panel_figure`` picture of one panel as ``fmt`` ("png" or "svg").
+                       levels: tuple | None = None, style: str = "dark") -> None:
+    """Write the ``build_panel_figure`` picture of one panel as ``fmt`` ("png" or "svg") in
+    ``style`` ("dark" as on screen, "light" for print).
 
     PNG: ``width_px`` wide (default ``DEFAULT_FIGURE_WIDTH``). SVG: laid out ``width_px`` wide
     (within ``FIGURE_WIDTH_RANGE``). The app and the CLI both export panels through here.
@@ -272,7 +499,7 @@ def export_panel_image(path, trace, gate: str, layer: int, fmt: str, width_px: i
     if fmt not in ("png", "svg"):
         raise ValueError(f"image format must be 'png' or 'svg', got {fmt!r}")
     width_px = DEFAULT_FIGURE_WIDTH if width_px is None else check_width(width_px)
-    figure = build_panel_figure(trace, gate, layer, colorblind, figure_width_for(width_px), colormap, levels)
+    figure = build_panel_figure(trace, gate, layer, colorblind, figure_width_for(width_px), colormap, levels, style)
     try:
         if fmt == "png":
             export_png(figure, path, width_px)
@@ -371,6 +598,46 @@ def export_gate_csv(path, trace, gate: str, layer: int) -> None:
     try:
         with atomic_writer(path, "w") as f:
             f.write(text)
+    except OSError as error:
+        raise _write_failed(path, error) from error
+
+
+def panel_table(widget: QtWidgets.QWidget) -> tuple | None:
+    """The data a panel shows, as ``(header, rows)`` for a CSV file, or None if it shows none.
+
+    A panel may say itself (a ``table()`` method returning ``(header, rows)`` or None); a panel
+    with a ``values`` dict of numbers (the Equations panel) gives ``quantity,value``; otherwise
+    every curve of its plots (``pg.PlotDataItem``: loss histories, series, forecasts, gradient
+    norms) gives ``plot,curve,x,y``, one row per point, full float64 precision (17 digits)."""
+    if callable(getattr(widget, "table", None)):
+        return widget.table()
+    values = getattr(widget, "values", None)
+    if isinstance(values, dict) and values and all(isinstance(v, (int, float)) for v in values.values()):
+        return ["quantity", "value"], [[k, format(float(v), ".17g")] for k, v in values.items()]
+    rows = []
+    views = [widget] if isinstance(widget, QtWidgets.QGraphicsView) else []
+    for view in views + widget.findChildren(QtWidgets.QGraphicsView):
+        scene = view.scene()
+        if scene is None:
+            continue
+        for plot in (item for item in scene.items() if isinstance(item, pg.PlotItem)):
+            title = plot.titleLabel.text or plot.getAxis("left").labelText or "plot"
+            for k, curve in enumerate(plot.listDataItems()):
+                if not isinstance(curve, pg.PlotDataItem) or curve.xData is None:
+                    continue
+                name = curve.name() or f"curve {k}"
+                rows += [[title, name, format(float(x), ".17g"), format(float(y), ".17g")]
+                         for x, y in zip(curve.xData, curve.yData)]
+    return (["plot", "curve", "x", "y"], rows) if rows else None
+
+
+def export_table_csv(path, header: list, rows: list) -> None:
+    """Write ``header`` and ``rows`` (lists of strings or numbers) as CSV to ``path``."""
+    try:
+        with atomic_writer(path, "w") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(header)
+            writer.writerows(rows)
     except OSError as error:
         raise _write_failed(path, error) from error
 

@@ -26,6 +26,7 @@ from .plots import GATE_STYLE
 LAST_DIR_KEY = "export/last_dir"
 WIDTH_KEY = "export/png_width"
 ALL_FORMAT_KEY = "export/all_format"
+STYLE_KEY = "export/style"  # "dark" or "light": the style of panel pictures
 IMAGE_FILTER = "PNG image (*.png);;SVG drawing (*.svg)"
 PNG_FILTER = "PNG image (*.png)"
 SVG_FILTER = "SVG drawing (*.svg)"
@@ -61,6 +62,12 @@ def ask_save_path(parent, title: str, file_filter: str, start: str) -> str | Non
 def ask_folder(parent, title: str, start: str) -> str | None:
     """An existing folder, starting in ``start``; None if cancelled."""
     return QtWidgets.QFileDialog.getExistingDirectory(parent, title, start) or None
+
+
+def ask_item(parent, title: str, label: str, items: list) -> str | None:
+    """One of ``items`` chosen from a list, or None if the user cancelled."""
+    item, ok = QtWidgets.QInputDialog.getItem(parent, title, label, items, 0, False)
+    return item if ok else None
 
 
 def _width_box(width: int) -> QtWidgets.QSpinBox:
@@ -197,6 +204,14 @@ class ExportActions(QtCore.QObject):
                                    "Save one heatmap of the selected layer as an SVG drawing")
         self.all_panels = self._add(menu, "Export &all panels…", self.export_all_panels,
                                     "Save every heatmap of the selected layer (or the whole window) to a folder")
+        self.dock_picture = self._add(menu, "Export a p&anel's picture…", self.export_dock_picture,
+                                      "Save any panel (the dock as shown) as a PNG image or SVG drawing")
+        self.dock_data = self._add(menu, "Export a panel's &data (CSV)…", self.export_dock_data,
+                                   "Save the numbers a panel shows (curves, vectors, equations) as a table")
+        self.light_style = self._add(menu, "&Light pictures (for print)", self._remember_style,
+                                     "Panel pictures on a white background with dark axes and text")
+        self.light_style.setCheckable(True)
+        self.light_style.setChecked(self.settings.value(STYLE_KEY, "dark", type=str) == "light")
         menu.addSeparator()
         self.trace_npz = self._add(menu, "Export trace data (&NPZ)…", self.export_trace_npz,
                                    "Save every gate and state of every layer, for the steps taken, as NumPy arrays")
@@ -226,6 +241,14 @@ class ExportActions(QtCore.QObject):
         folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
         self.settings.setValue(LAST_DIR_KEY, folder)
 
+    @property
+    def style(self) -> str:
+        """The style of panel pictures: "light" while "Light pictures" is checked, else "dark"."""
+        return "light" if self.light_style.isChecked() else "dark"
+
+    def _remember_style(self) -> None:
+        self.settings.setValue(STYLE_KEY, self.style)
+
     def png_width(self) -> int:
         """The remembered PNG width, else the current width of the gate heatmaps."""
         default = self.hooks.heatmaps()["f"].width()
@@ -245,7 +268,7 @@ class ExportActions(QtCore.QObject):
         if width is not None:
             _check_picture(width, round(width * export.FIGURE_ASPECT))
         export.export_panel_image(path, trace, name, s.layer, fmt, width, colorblind=s.colorblind,
-                                  levels=s.levels(name, s.layer))
+                                  levels=s.levels(name, s.layer), style=self.style)
 
     def _run(self, title: str, write) -> None:
         """Call ``write()``, which returns a status message; errors (the file or folder that
@@ -348,6 +371,71 @@ class ExportActions(QtCore.QObject):
                 else:
                     self._write_panel(trace, path, name, choice.fmt, width)
             return f"Exported {len(names)} file{'s' * (len(names) != 1)} to {choice.folder}"
+
+        self._run(title, write)
+
+    def _ask_dock(self, title: str, names: list) -> str | None:
+        panels = self.hooks.panels()
+        titles = [panels[name][0] for name in names]
+        chosen = ask_item(self.window, title, "Panel:", titles)
+        return None if chosen is None else names[titles.index(chosen)]
+
+    def export_dock_picture(self) -> None:
+        """Any dock's panel as shown (brought to the front first), PNG or SVG by the file's suffix."""
+        title = "Export a panel's picture"
+        name = self._ask_dock(title, list(self.hooks.panels()))
+        if name is None:
+            return
+        path = ask_save_path(self.window, title, IMAGE_FILTER, os.path.join(self.last_dir(), f"{name}.png"))
+        if path is None:
+            return
+        fmt = os.path.splitext(path)[1].lower().lstrip(".")
+        if fmt not in ("png", "svg"):
+            dialogs.show_error(self.window, title, f"{path}: choose a file name ending in .png or .svg")
+            return
+        self._remember_dir(path)
+        self.hooks.raise_panel(name)
+        QtWidgets.QApplication.processEvents()  # a panel that was behind a tab catches up and lays out
+        widget = self.hooks.panels()[name][1]
+
+        def write():
+            (export.export_png if fmt == "png" else export.export_svg)(widget, path)
+            return f"Exported {path}"
+
+        self._run(title, write)
+
+    def step_table(self) -> tuple | None:
+        """The current step's vectors: ``unit,<quantity>...`` of the selected layer at the last
+        step taken (the Current step panel's strips), None before the first step."""
+        s = self.session
+        if not s.ready or s.t == 0:
+            return None
+        trace = s.trace()
+        columns = [trace.gate(name, s.layer)[s.t - 1] for name in s.names]  # each (H,)
+        rows = [[unit] + [format(float(c[unit]), ".17g") for c in columns] for unit in range(len(columns[0]))]
+        return ["unit"] + list(s.names), rows
+
+    def export_dock_data(self) -> None:
+        """The numbers a dock shows (``export.panel_table``; the Current step: ``step_table``)."""
+        title = "Export a panel's data"
+        panels = self.hooks.panels()
+        tables = {name: (self.step_table() if name == "step" else export.panel_table(widget))
+                  for name, (_, widget) in panels.items() if name != "gates"}  # gates: Export gate CSV
+        names = [name for name, table in tables.items() if table is not None]
+        if not names:
+            dialogs.show_error(self.window, title, "No panel shows any data yet: step through the text or train first.")
+            return
+        name = self._ask_dock(title, names)
+        if name is None:
+            return
+        path = ask_save_path(self.window, title, CSV_FILTER, os.path.join(self.last_dir(), f"{name}.csv"))
+        if path is None:
+            return
+        self._remember_dir(path)
+
+        def write():
+            export.export_table_csv(path, *tables[name])
+            return f"Exported {path}"
 
         self._run(title, write)
 

@@ -2,13 +2,14 @@
 
     lstmviz export MODEL.npz (--text TEXT | --text-file FILE) --out DIR
                    [--format png,svg,csv,npz] [--panels f,i,o,g,c,h] [--layer N]
-                   [--width PX] [--colormap NAME] [--start N] [--end N]
+                   [--width PX] [--colormap NAME] [--style dark|light] [--start N] [--end N]
 
 Writes ``DIR/layer{N}_{gate}.{png,svg,csv}`` for every chosen layer, panel and format, and
 ``DIR/trace.npz`` once (all layers), creates ``DIR`` if needed and prints each written path.
-Pictures come from ``lstmviz.export.export_panel_image``, the same code the app's export uses.
-Only steps ``[--start, --end)`` are drawn and written (their values computed from the true state
-before ``--start``, the text run through in chunks); without either, a text longer than
+Pictures come from ``lstmviz.export.export_panel_image``, the same code the app's export uses;
+``--style light`` draws them for print (white background, dark axes and text). Only steps
+``[--start, --end)`` are drawn and written (their values computed from the true state before
+``--start``, the text run through in chunks); without either, a text longer than
 ``DEFAULT_STEPS`` gives its first ``DEFAULT_STEPS`` steps and a one-line note on stderr. A range
 whose records would not fit in memory (``engine.stepper.TRACE_BYTES``) or whose picture would be
 wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
@@ -59,6 +60,9 @@ def add_export_parser(subparsers) -> None:
                         "records: f,i,o,g,c,h for an LSTM, h for a vanilla RNN)")
     p.add_argument("--layer", default=None, metavar="N", help="only layer N, counted from 0 (default: every layer)")
     p.add_argument("--width", default=None, metavar="PX", help="PNG width in pixels, 16..20000 (default: 800)")
+    p.add_argument("--style", default="dark", choices=("dark", "light"),
+                   help="picture style: dark (as on screen, the default) or light (white background, dark "
+                        "axes and text, for print)")
     p.add_argument("--colormap", default=None, metavar="NAME",
                    help="'colorblind' for the colour-blind-safe defaults, or any pyqtgraph colormap "
                         "name (e.g. viridis, CET-D1) for every panel (default: the app's maps)")
@@ -172,7 +176,7 @@ def _prepare(args):
         raise _UsageError(str(error)) from None
     trace = _window(args, model, ids, text, formats)
     plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
-            "colorblind": colorblind, "colormap": colormap}
+            "colorblind": colorblind, "colormap": colormap, "style": args.style}
     return plan, trace, vocab
 
 
@@ -211,7 +215,7 @@ def _write_all(out: str, plan: dict, trace, vocab) -> list:
                 path = export.panel_path(out, layer, gate, fmt)
                 if fmt in ("png", "svg"):
                     export.export_panel_image(path, trace, gate, layer, fmt, plan["width"],
-                                              plan["colorblind"], plan["colormap"])
+                                              plan["colorblind"], plan["colormap"], style=plan["style"])
                 elif fmt == "gif":
                     export.export_panel_gif(path, trace, gate, layer, plan["width"], plan["colorblind"],
                                             plan["colormap"])

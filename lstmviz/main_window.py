@@ -14,7 +14,10 @@ import pyqtgraph as pg
 import PySide6
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.checkpoint import load_char_checkpoint
+
 from . import dialogs, threads
+from .core.labels import lost_characters, position_label
 from .crash_handler import one_line
 from .readout import Readout
 from .shown import RefreshWhenShown
@@ -90,6 +93,10 @@ class WindowHooks:
         """Gate name -> the heatmap view showing it."""
         return dict(self._heatmaps)
 
+    def panels(self) -> dict:
+        """Dock name -> ``(title, panel widget)`` of every dock, in the order they were added."""
+        return {name: (dock.windowTitle(), self._window.panel(name)) for name, dock in self._window.docks.items()}
+
     def add_paint_later(self, *widgets: QtWidgets.QWidget) -> None:
         self._paint_later.extend(widgets)
 
@@ -126,7 +133,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setCorner(QtCore.Qt.BottomLeftCorner, QtCore.Qt.BottomDockWidgetArea)
         self.setCorner(QtCore.Qt.BottomRightCorner, QtCore.Qt.BottomDockWidgetArea)
 
-        self.position_label = Readout()  # changes with every step: must not re-layout the window
+        self.position_label = Readout(reserve="step 00000 of 00000 · next -0.00000 · catching up…")  # changes every step
         self.statusBar().addPermanentWidget(self.position_label)
         self._build_menus()
         self._build_shortcuts()
@@ -227,9 +234,49 @@ class MainWindow(QtWidgets.QMainWindow):
         self.colorblind_action.setCheckable(True)
         self.session.colormap_changed.connect(self.colorblind_action.setChecked)
         self._action(view_menu, "&Reset layout", self.reset_layout, None, "Put every panel back in place")
+        from .app import THEME_KEY
+
+        theme_menu = view_menu.addMenu("&Theme")
+        self.theme_actions = QtGui.QActionGroup(self)
+        chosen = self.settings.value(THEME_KEY, "system", type=str)
+        for name, text in (("system", "Follow the &system"), ("dark", "&Dark"), ("light", "&Light")):
+            action = self._action(theme_menu, text, lambda _=False, n=name: self.set_theme(n), None,
+                                  f"Window colours: {text.replace('&', '').lower()}")
+            action.setCheckable(True)
+            action.setChecked(name == chosen)
+            self.theme_actions.addAction(action)
 
         help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&What am I looking at?", self.show_tour, "F1",
+                     "A short guided tour of the panels, on the demo")
+        self._action(help_menu, "&User guide", self.show_guide, None, "The guide that ships with lstmviz")
+        self._action(help_menu, "Open the &demo", self.open_demo, None,
+                     "The bundled demo model and text, with unit 50 (bracket depth) selected")
+        help_menu.addSeparator()
         self._action(help_menu, "&About lstmviz", self.show_about, None, "Versions and what this is")
+
+    def show_tour(self):
+        from .tour import show_tour
+
+        return show_tour(self)
+
+    def show_guide(self):
+        from .guide import show_guide
+
+        return show_guide(self)
+
+    def open_demo(self) -> None:
+        """Help > Open the demo: its model and text, a little way in, unit 50 selected."""
+        from .app import open_demo
+
+        open_demo(self)
+
+    def set_theme(self, choice: str) -> None:
+        """Apply theme ``choice`` ("system", "dark", "light") to the app and remember it."""
+        from .app import THEME_KEY, apply_theme
+
+        self.settings.setValue(THEME_KEY, choice)
+        apply_theme(QtWidgets.QApplication.instance(), choice)
 
     def _build_shortcuts(self):
         self.key_actions = {}
@@ -270,6 +317,9 @@ class MainWindow(QtWidgets.QMainWindow):
         """Open a ``kind`` ("model" or "text"; default from the suffix: .npz is a model) and
         remember it; on failure show why in a dialog and change nothing."""
         kind = kind or OPENABLE.get(Path(path).suffix.lower(), "text")
+        if kind == "model" and not self.confirm_model_vocabulary(path):
+            return False
+        before = self.statusBar().currentMessage()
         try:
             if kind == "model":
                 self.session.load_model(path)
@@ -279,8 +329,28 @@ class MainWindow(QtWidgets.QMainWindow):
             dialogs.show_error(self, f"Cannot open this {kind}", one_line(e))
             return False
         self._remember(path)
-        self.show_status(f"Opened {kind} {Path(path).name}")
+        said = self.statusBar().currentMessage()  # e.g. the characters left out, said while opening
+        opened = f"Opened {kind} {Path(path).name}"
+        self.show_status(f"{opened}. {said}" if said and said != before else opened)
         return True
+
+    def confirm_model_vocabulary(self, path: str) -> bool:
+        """Before opening the model at ``path``: if its vocabulary lacks characters of the shown
+        text, ask (``dialogs.ask_confirm``, listing them) and return the answer; True when
+        nothing would be lost or the file cannot be read (opening it then says why)."""
+        text = self.session.sequence.parked_text
+        try:
+            vocab = load_char_checkpoint(path).vocab
+        except (ValueError, OSError):
+            return True
+        unknown = vocab.unknown(text) if text else []
+        if not unknown:
+            return True
+        count = sum(text.count(c) for c in unknown)
+        return dialogs.ask_confirm(
+            self, "Open a model with a different vocabulary",
+            f"{Path(path).name} cannot read every character of the text shown.",
+            lost_characters(unknown, count) + "\nCancel keeps the current model and text.", confirm="Open anyway")
 
     def ask_open_model(self):
         path = dialogs.ask_open_path(self, "Open model", MODEL_FILTER)
@@ -329,7 +399,7 @@ class MainWindow(QtWidgets.QMainWindow):
         s = self.session
         ch = f" · {s.caption(s.t - 1)}" if 0 < s.t <= s.steps else ""
         seeking = " · catching up…" if s.seeking else ""
-        self.position_label.setText(f"step {s.t} / {s.steps}{ch}{seeking}")
+        self.position_label.setText(f"{position_label(s.t, s.steps)}{ch}{seeking}")
 
     def _update_title(self, *_):
         self.setWindowTitle(f"lstmviz — {self.session.display_name()}")

@@ -7,6 +7,10 @@ widget on the way has a fixed size. At the top, the main window lays out all its
 jitter as the width of its digits changes. A ``Readout`` has a fixed size that only grows: to
 fit the widest text it has shown (in its current font). Its changes stay inside it until a
 text needs more room.
+
+With ``reserve`` (a text as wide as the readout should ever be), the width is fixed at that
+text's and never grows, so the layout never depends on the length of what is shown: a wider
+text is elided ("…") and shown whole in the tooltip. ``text()`` is always the whole text.
 """
 
 from __future__ import annotations
@@ -15,18 +19,48 @@ from PySide6 import QtCore, QtWidgets
 
 
 class Readout(QtWidgets.QLabel):
-    """A QLabel whose fixed size grows to fit the widest text shown so far (never shrinks)."""
+    """A QLabel whose fixed size grows to fit the widest text shown so far (never shrinks), or
+    with ``reserve`` stays as wide as that text and elides wider ones (module docstring)."""
 
-    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None):
+    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None, reserve: str | None = None):
         super().__init__(parent)
+        self._reserve = reserve
+        self._text = ""
+        self._tip = ""  # the tooltip set by the owner; an elided text is added below it
         self.setText(text)
 
+    def text(self) -> str:  # noqa: D102 - QLabel's, whole even when elided
+        return self._text
+
+    def setToolTip(self, tip: str) -> None:  # noqa: N802 - Qt's name
+        self._tip = tip
+        self._show()
+
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
-        super().setText(text)  # fixed size at this point: no layout request goes up
+        self._text = text
+        self._show()
         self._fit()
 
+    def _show(self) -> None:
+        """Show the text, elided to the reserved width when there is one."""
+        shown = self._text
+        if self._reserve is not None:
+            width = self.fontMetrics().horizontalAdvance(self._reserve)
+            shown = self.fontMetrics().elidedText(self._text, QtCore.Qt.ElideRight, width)
+        super().setText(shown)  # fixed size at this point: no layout request goes up
+        whole = "" if shown == self._text else self._text
+        super().setToolTip("\n".join(t for t in (self._tip, whole) if t))
+
     def _fit(self) -> None:
-        """Fix the size at the larger of the current size and what the text needs."""
+        """Fix the size at the larger of the current size and what the text needs (with a
+        reserve: at the reserve's size)."""
+        if self._reserve is not None:
+            metrics, margins = self.fontMetrics(), self.contentsMargins()
+            needed = QtCore.QSize(metrics.horizontalAdvance(self._reserve) + margins.left() + margins.right()
+                                  + 2 * self.margin(), self.sizeHint().height())
+            if self.minimumSize() != needed or self.maximumSize() != needed:
+                self.setFixedSize(needed)
+            return
         hint = self.sizeHint()
         needed = QtCore.QSize(max(hint.width(), self.minimumWidth()), max(hint.height(), self.minimumHeight()))
         if self.minimumSize() != needed or self.maximumSize() != needed:
@@ -36,4 +70,5 @@ class Readout(QtWidgets.QLabel):
         super().changeEvent(event)
         if event.type() in (QtCore.QEvent.FontChange, QtCore.QEvent.StyleChange):
             self.setMinimumSize(0, 0)  # measure afresh in the new font
+            self._show()
             self._fit()

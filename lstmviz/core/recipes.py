@@ -84,10 +84,10 @@ def compare_trainers(text: str, hidden_size: int, config: TrainConfig) -> tuple[
 
 # --- numeric series ---------------------------------------------------------------------------
 def generate(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` values of one of ``SERIES_GENERATORS`` (the ramp always has the tutorial's 12
-    values); ValueError for another kind."""
+    """``n`` values of one of ``SERIES_GENERATORS`` (the ramp: ``n`` evenly spaced values from
+    -3 to 8; n = 12 gives the tutorial's -3, -2, ..., 8); ValueError for another kind."""
     if kind == "ramp -3 … 8":
-        return ramp()
+        return ramp(n=n)
     if kind == "sine":
         return sine(n, period=25.0)
     if kind == "noisy sine":

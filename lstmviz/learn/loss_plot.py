@@ -73,7 +73,7 @@ class LossPlot(QWidget):
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.setToolTip("Show the loss axis on a logarithmic scale (useful once the loss flattens).")
         self.log_scale.toggled.connect(self._on_log_toggled)
-        self.readout = Readout("No training yet.")  # changes with every redraw: must not re-layout the window
+        self.readout = Readout("No training yet.", reserve="step 100000: smoothed loss 0.0000, validation 0.0000")
         self.readout.setToolTip("Latest smoothed training loss and validation loss (in the axis's unit; "
                                 "a loss in nats per character also in bits per character, in brackets).")
         bar = QHBoxLayout()

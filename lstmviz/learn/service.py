@@ -21,11 +21,14 @@ puts each in its dock) and wires them; ``hooks`` is the window's ``WindowHooks``
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QObject, QSettings, Slot
 
 from engine.model import SequenceModel
 
 from .. import dialogs
+from ..core.labels import lost_characters
 from ..training import TrainingController
 from .data_panel import DataPanel
 from .loss_plot import LossPlot
@@ -56,6 +59,8 @@ class LearningService(QObject):
         self.viewer_sync = ViewerSync(session, self, paint_later=hooks.paint_later())
         self.viewer_sync.live = self.training_panel.live_view.isChecked()
         self._plotted_trainer = None
+        self._replaced_path = None  # the opened model a confirmed Train replaced (asked once)
+        self.training_panel.replacing = self._what_training_replaces
 
         self.data_panel.corpus_changed.connect(self.model_panel.set_corpus)
         self.training_panel.trainer_started.connect(self._on_trainer_started)
@@ -69,6 +74,23 @@ class LearningService(QObject):
         hooks.add_close_guard(self.may_close)
         hooks.on_demo_corpus(self.data_panel.use_text)
 
+    def _what_training_replaces(self, trainer) -> str:
+        """Words for the confirmation before ``trainer`` replaces an opened model (the demo's or
+        one from a file); "" once a confirmed run has replaced it, or with nothing open."""
+        s = self.session
+        if s.model is None or s.model_path is None or s.model_path == self._replaced_path:
+            return ""
+        name = Path(s.model_path).name
+        words = (f"Train replaces the model shown ({name}) with a new one built from the Model tab's "
+                 f"settings, its weights drawn from the seed, and trained on the Training data tab's text. "
+                 f"{name} itself is not changed: File > Open model (or Help > Open demo) brings it back.")
+        unknown = trainer.corpus.vocab.unknown(s.text) if s.text else []
+        if unknown:
+            lost = lost_characters(unknown, sum(s.text.count(c) for c in unknown))
+            words += (" The text shown is replaced by the start of the training text, because "
+                      f"the new model cannot read all of it: {lost}")
+        return words
+
     # --- wiring (GUI thread) ----------------------------------------------------------------
     @Slot(object)
     def _on_trainer_started(self, trainer) -> None:
@@ -76,6 +98,7 @@ class LearningService(QObject):
             self.loss_plot.reset()
             self._plotted_trainer = trainer
         vocab = trainer.corpus.vocab
+        self._replaced_path = self.session.model_path
         text = self.session.text
         params = {name: value.copy() for name, value in trainer.model.params.items()}  # worker not started yet
         self.session.set_model(SequenceModel(trainer.model.config, params=params), vocab)

@@ -13,9 +13,10 @@ current training text, bit for bit, up to the Steps value of the model panel. "L
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QProgressBar, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QGridLayout, QLabel, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
 from engine.train import Trainer
@@ -61,13 +62,20 @@ class TrainingPanel(QWidget):
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self._readout_at = float("-inf")  # time.monotonic() of the last readout change
-        self.rate_label = Readout("Idle.")  # changes twice a second: must not re-layout the window
+        self._holding = False  # paused, and the worker holds between two steps
+        self.reason_label = QLabel()  # why Train is disabled, on this tab (the form is on another)
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setStyleSheet("color: #e0a040")
+        self.rate_label = Readout("Idle.", reserve="999.9 steps/s — elapsed 00:00:00 — remaining 00:00:00")
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
         self.live_view = QCheckBox("Live heatmaps")
         self.live_view.setToolTip("Redraw the gate heatmaps and the text colours with the latest weights while "
                                   "training (about once a second). Off: training runs at about its full "
                                   "speed, and the views catch up when it pauses or stops.")
         self._settings = settings
+        # What starting ``trainer`` replaces, in words ("" when nothing needs asking); set by the
+        # service that knows what is shown. Train asks (``dialogs.ask_confirm``) when it is not empty.
+        self.replacing: Callable[[Trainer], str] = lambda trainer: ""
         self.live_view.setChecked(True if settings is None else settings.value(LIVE_VIEW_KEY, True, type=bool))
         self.live_view.toggled.connect(self._remember_live_view)
         grid = QGridLayout()
@@ -78,6 +86,7 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addWidget(self.progress)
+        layout.addWidget(self.reason_label)
         layout.addWidget(self.rate_label)
         layout.addWidget(self.live_view)
         layout.addStretch(1)
@@ -103,6 +112,9 @@ class TrainingPanel(QWidget):
         except (ValueError, MemoryError) as exc:
             dialogs.show_error(self, "Cannot train", one_line(exc))
             return False
+        change = self.replacing(trainer)
+        if change and not dialogs.ask_confirm(self, "Train a new model", change, confirm="Train"):
+            return False
         self._start(trainer)
         return True
 
@@ -114,9 +126,10 @@ class TrainingPanel(QWidget):
             self._start(self.controller.trainer)
 
     def save(self) -> bool:
-        """Save the last run's model with its training state (only while idle)."""
+        """Save the last run's model with its training state (while idle or paused: a paused
+        run waits between two steps, so its state is whole)."""
         trainer = self.controller.trainer
-        if trainer is None or self.controller.is_active():
+        if trainer is None or not self._may_save():
             return False
         path = dialogs.ask_save_path(self, "Save model", CHECKPOINT_FILTER)
         if not path:
@@ -157,6 +170,11 @@ class TrainingPanel(QWidget):
         self.trainer_started.emit(trainer)
         self.controller.start(trainer)
 
+    def _may_save(self) -> bool:
+        """Idle, or paused with the worker holding between two steps (its paused payload came)."""
+        state = self.controller.state
+        return state == "idle" or (state == "paused" and self._holding)
+
     def _can_continue(self) -> bool:
         trainer = self.controller.trainer
         return (not self.controller.is_active() and trainer is not None
@@ -166,6 +184,9 @@ class TrainingPanel(QWidget):
         """Show the payload's step, rate and time remaining; at most every READOUT_INTERVAL_S
         (each change of a progress bar repaints it at once), always a run's last payload and
         the one it pauses at."""
+        if update.paused:  # the worker now holds between two steps: its state can be saved
+            self._holding = True
+            self._update_buttons()
         now = time.monotonic()
         if not (update.final or update.paused or now - self._readout_at >= READOUT_INTERVAL_S):
             return
@@ -186,7 +207,11 @@ class TrainingPanel(QWidget):
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused" or (idle and self._can_continue()))
         self.stop_button.setEnabled(state in ("running", "paused"))
-        self.save_button.setEnabled(idle and self.controller.trainer is not None)
+        if state != "paused":
+            self._holding = False
+        self.save_button.setEnabled(self._may_save() and self.controller.trainer is not None)
+        self.reason_label.setText(f"Cannot train yet: {reason}" if idle and reason else "")
+        self.reason_label.setVisible(bool(idle and reason))
         self.load_button.setEnabled(idle)
         trainer = self.controller.trainer
         if idle and trainer is not None:

@@ -1,7 +1,8 @@
 """Vanilla RNN vs LSTM: train both, same size, same data, same seed, and compare.
 
 "Train both" builds an Elman RNN and an LSTM with the chosen hidden size on the viewer's text
-(or, when that is too short for one batch, the bundled demo corpus), and trains them at the same
+(with shorter BPTT chunks if it is too short for one batch at the chosen length, down to
+MIN_SEQ_LEN; only below that the bundled demo corpus), and trains them at the same
 time, each through its own ``lstmviz.training.TrainingController`` (a worker thread each); the
 pair and its training are ``core.recipes.compare_trainers`` / ``compare_config``. Their
 smoothed training losses are overlaid (``core.history.LossHistory`` keeps and decimates the
@@ -29,6 +30,12 @@ from ..training import TrainingController
 
 CELLS = {"rnn": ("vanilla RNN", "#D55E00"), "lstm": ("LSTM", "#0072B2")}  # label, colour
 DEMO_CORPUS = "demo.txt"
+MIN_SEQ_LEN = 8  # shortest BPTT chunk the comparison shortens to, to train on the viewer's text
+EXPECT = ("<b>What to expect.</b> The LSTM's gates let it keep a fact for many steps (a bracket opened long "
+          "ago, an open quote); the vanilla RNN carries everything through one tanh and forgets within a "
+          "few dozen steps, as Gradient flow shows. On a short run over an easy text the RNN can still "
+          "come out ahead: it has a quarter of the weights to fit, and what it needs is local. Train longer, "
+          "on a longer text with deep nesting, to see the LSTM pull ahead.")
 MODEL_SETTINGS, TRAIN_SETTINGS = settings_of(ModelConfig), settings_of(TrainConfig)
 
 
@@ -63,10 +70,14 @@ class ComparePanel(QtWidgets.QWidget):
         self.stop_button.clicked.connect(self.stop)
         self.step_box = QtWidgets.QComboBox()
         self.step_box.setToolTip("Which trained model the gate heatmaps step through")
+        self.step_box.setMinimumContentsLength(max(len(label) for label, _ in CELLS.values()))  # never clipped
+        self.step_box.setSizeAdjustPolicy(QtWidgets.QComboBox.AdjustToMinimumContentsLengthWithIcon)
         self.step_button = QtWidgets.QPushButton("Step through")
         self.step_button.clicked.connect(self.show_in_viewer)
         self.status = QtWidgets.QLabel("Train both to compare how fast they learn and how far back their gradients reach.")
         self.status.setWordWrap(True)
+        self.expect = QtWidgets.QLabel(EXPECT)
+        self.expect.setWordWrap(True)
 
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
@@ -93,6 +104,7 @@ class ComparePanel(QtWidgets.QWidget):
         layout.addLayout(form)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.status)
+        layout.addWidget(self.expect)
 
         for cell, controller in self.controllers.items():
             controller.progressed.connect(lambda update, cell=cell: self._on_progress(cell, update))
@@ -102,20 +114,24 @@ class ComparePanel(QtWidgets.QWidget):
         self._update_buttons()
 
     # --- commands -----------------------------------------------------------------------------
-    def training_text(self, seq_len: int, batch_size: int) -> tuple[str, str]:
-        """``(text, where it came from)``: the viewer's text if one batch fits, else the demo corpus."""
+    def training_text(self, seq_len: int, batch_size: int) -> tuple[str, str, int]:
+        """``(text, where it came from, chunk length)``: the viewer's text at ``seq_len``, or at
+        the longest shorter chunk (halving, down to MIN_SEQ_LEN) at which one batch fits; else
+        the demo corpus at ``seq_len``."""
         text = self.session.text
-        if text:
+        length = seq_len
+        while text and length >= min(seq_len, MIN_SEQ_LEN):
             try:
-                TextCorpus(text).check_trainable(seq_len, batch_size)
-                return text, "the viewer's text"
+                TextCorpus(text).check_trainable(length, batch_size)
+                shorter = "" if length == seq_len else f", in chunks of {length} characters (it is short)"
+                return text, f"the viewer's text{shorter}", length
             except DataError:
-                pass
+                length //= 2
         path = asset_path(DEMO_CORPUS)
         if path is None:
             raise DataError("the viewer's text is too short to train on and the demo corpus is missing; "
                             "open a longer text first")
-        return load_text(path), "the demo corpus (the viewer's text is too short)"
+        return load_text(path), "the demo corpus (the viewer's text is too short)", seq_len
 
     def train(self) -> None:
         """Start both runs (refused with an error dialog if a run is active or the data is unusable)."""
@@ -123,7 +139,8 @@ class ComparePanel(QtWidgets.QWidget):
             return
         config = compare_config(self.seq_len.value(), self.steps.value())
         try:
-            text, source = self.training_text(config.seq_len, config.batch_size)
+            text, source, seq_len = self.training_text(config.seq_len, config.batch_size)
+            config = compare_config(seq_len, self.steps.value())
             corpus, trainers = compare_trainers(text, self.hidden.value(), config)
         except (ValueError, OSError) as e:
             dialogs.show_error(self, "Cannot train the comparison", str(e))
@@ -183,7 +200,14 @@ class ComparePanel(QtWidgets.QWidget):
             steps, values = self.val_histories[cell].data()
             if len(values):
                 parts.append(f"{CELLS[cell][0]}: validation loss {values[-1]:.3f} nats/char after {steps[-1]} steps")
-        return "Done. " + "; ".join(parts) if parts else "Done."
+        if not parts:
+            return "Done."
+        final = {cell: self.val_histories[cell].data()[1] for cell in CELLS}
+        verdict = ""
+        if all(len(v) for v in final.values()) and final["rnn"][-1] < final["lstm"][-1]:
+            verdict = (" The RNN is ahead on this run: see What to expect below (a longer run on a longer, "
+                       "more nested text favours the LSTM).")
+        return "Done. " + "; ".join(parts) + "." + verdict
 
     def _on_failed(self, cell: str, message: str) -> None:
         dialogs.show_error(self, f"Training the {CELLS[cell][0]} stopped", message)

@@ -14,11 +14,15 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.equations import diagram_values
 
+from ..core.labels import step_label
 from ..shown import RefreshWhenShown
 from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
 
 CANVAS = QtCore.QRectF(0, 0, 760, 420)  # logical drawing area
+LABEL_PX = 12  # pixel size of the value labels in the canvas at full size
+MIN_LABEL_PX = 9.6  # on screen, value labels are never smaller (they grow in the canvas, up to
+MAX_LABEL_GROWTH = 1.6  # this factor, when the diagram is drawn small)
 C_Y, H_Y, LAYER_Y, MID_Y = 80.0, 330.0, 250.0, 165.0  # rows: cell line, hidden line, layers, pointwise ops
 LAYER_FILL = QtGui.QColor("#F6D55C")  # the neural-network layers (yellow boxes, as in the classic figure)
 OP_FILL = QtGui.QColor("#F4B6C2")  # pointwise operations (pink circles)
@@ -53,6 +57,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         self.labels: dict = {}  # wire key -> shown text
         self.colours: dict = {}  # wire key -> heatmap colour of its value
         self.title = ""
+        self.label_px = float(LABEL_PX)  # value labels' pixel size in the canvas, as last drawn
         self.setMinimumSize(380, 220)
         self.setToolTip("The selected unit as the classic LSTM diagram, with its values at the focused step.")
         focus.changed.connect(self.refresh_soon)
@@ -81,7 +86,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
                 self.labels[key] = value if isinstance(value, str) else fmt(value)
                 if colour_as is not None:
                     self.colours[key] = heat_colour(colour_as, value, s.levels(colour_as, layer), s.colorblind)
-            self.title = f"layer {layer} · unit {unit} · step {step}"
+            self.title = f"layer {layer} · unit {unit} · {step_label(step)}"
         self.update()
 
     # --- painting -----------------------------------------------------------------------------
@@ -94,6 +99,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
             painter.translate((self.width() - CANVAS.width() * scale) / 2,
                               (self.height() - CANVAS.height() * scale) / 2)
             painter.scale(scale, scale)
+            self.label_px = LABEL_PX * min(MAX_LABEL_GROWTH, max(1.0, MIN_LABEL_PX / (LABEL_PX * scale)))
             self._draw_frame(painter)
             if self.cell == "lstm":
                 self._draw_lstm(painter)
@@ -156,7 +162,8 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         for key, (centre, _) in placement.items():
             name = TEXT_NAMES[key]
             text = self.labels.get(key, "")
-            _value_box(p, centre, name, text, self.colours.get(key), fg, self.palette().color(QtGui.QPalette.Base))
+            _value_box(p, centre, name, text, self.colours.get(key), fg, self.palette().color(QtGui.QPalette.Base),
+                       self.label_px)
 
 
 def _font(pixel_size: int, bold: bool = False, mono: bool = False) -> QtGui.QFont:
@@ -208,12 +215,14 @@ def _op(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str) -> None:
 
 
 def _value_box(p: QtGui.QPainter, centre: QtCore.QPointF, name: str, text: str, swatch: QtGui.QColor | None,
-               fg: QtGui.QColor, bg: QtGui.QColor) -> None:
-    """``name = value`` in a small rounded box, with a swatch in the value's heatmap colour."""
+               fg: QtGui.QColor, bg: QtGui.QColor, pixel_size: float = LABEL_PX) -> None:
+    """``name = value`` in a small rounded box (text ``pixel_size`` canvas pixels high), with a
+    swatch in the value's heatmap colour."""
     label = f"{name} = {text}" if text else name
-    font = _font(12, mono=True)
-    width = QtGui.QFontMetricsF(font).horizontalAdvance(label) + (20 if swatch is not None else 10)
-    rect = QtCore.QRectF(centre.x() - width / 2, centre.y() - 10, width, 20)
+    font = _font(round(pixel_size), mono=True)
+    grow = pixel_size / LABEL_PX
+    width = QtGui.QFontMetricsF(font).horizontalAdvance(label) + (20 if swatch is not None else 10) * grow
+    rect = QtCore.QRectF(centre.x() - width / 2, centre.y() - 10 * grow, width, 20 * grow)
     fill = QtGui.QColor(bg)
     fill.setAlpha(230)
     p.setPen(QtGui.QPen(QtGui.QColor(fg.red(), fg.green(), fg.blue(), 90), 1))

@@ -19,6 +19,7 @@ from PySide6 import QtWidgets
 from engine.equations import diagram_values
 from engine.quantities import quantity
 
+from ..core.labels import step_label
 from ..shown import RefreshWhenShown
 from .focus import LessonFocus
 from .style import GATE_ACCENT, fmt, heat_colour
@@ -37,6 +38,7 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
         self.focus = focus
         self.values: dict = {}  # quantity -> float, exactly as shown (rounded only for display)
         self.setOpenLinks(False)
+        self.setLineWrapMode(QtWidgets.QTextEdit.NoWrap)  # a narrow panel scrolls; no number is broken
         self.setMinimumSize(360, 260)
         self.setToolTip("The selected unit's equations at the focused step. Numbers are coloured "
                         "as in the heatmaps; the step follows the cursor until you click a heatmap cell.")
@@ -76,44 +78,56 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
             return text
         s = self.session
         colour = heat_colour(colour_as, value, s.levels(colour_as, s.layer), s.colorblind).name()
-        return (f"{text}&nbsp;<span style='background-color:{colour}'>&nbsp;&nbsp;&nbsp;&nbsp;</span>")
+        return (f"{text}&nbsp;<span style='background-color:{colour}'>&nbsp;&nbsp;</span>")
 
     @staticmethod
     def _name(name: str, sub: str = "t") -> str:
         return f"<b style='color:{GATE_ACCENT[name]}'>{name}<sub>{sub}</sub></b>"
 
-    def _gate_row(self, name: str) -> str:
-        activation = quantity(name).activation
-        cells = [f"{self._name(name)} <small>{quantity(name).title}</small>",
-                 self._num(f"{name}.input"), "+", self._num(f"{name}.recurrent"), "+", self._num(f"{name}.bias"),
-                 "=", self._num(f"{name}.pre"), f"→ {ACTIVATION_SYMBOL[activation]} →",
-                 self._num(name, colour_as=name)]
-        return "<tr>" + "".join(f"<td align='right'>{c}</td>" for c in cells) + "</tr>"
+    def _gate_table(self, names: tuple) -> str:
+        """One column per gate, one row per term, read downwards: input part + recurrent part +
+        bias = pre-activation, through the activation, to the value. Every cell is ``nowrap``
+        (a line break only where a ``<br>`` puts one), so a narrow panel scrolls sideways
+        instead of breaking a number across lines."""
+        def row(label: str, cells: list) -> str:
+            return (f"<tr><td nowrap align='right'><small>{label}</small></td>"
+                    + "".join(f"<td nowrap align='right'>{c}</td>" for c in cells) + "</tr>")
+
+        heads = [f"{self._name(n)}<br><small>{quantity(n).title}</small>" for n in names]
+        rows = [
+            row("", heads),
+            row("input x<sub>t</sub>·W<sub>x</sub>", [self._num(f"{n}.input") for n in names]),
+            row("+ h<sub>t-1</sub>·W<sub>h</sub>", [self._num(f"{n}.recurrent") for n in names]),
+            row("+ bias b", [self._num(f"{n}.bias") for n in names]),
+            row("= z", [self._num(f"{n}.pre") for n in names]),
+            row("", [f"↓ {ACTIVATION_SYMBOL[quantity(n).activation]}(z)" for n in names]),
+            row("value", [self._num(n, colour_as=n) for n in names]),
+        ]
+        return "<table cellspacing='0' cellpadding='2'>" + "".join(rows) + "</table>"
+
+    @staticmethod
+    def _lines(*lines: str) -> str:
+        """A paragraph of ``lines`` that never wraps inside a line."""
+        return "<p style='white-space:nowrap'>" + "<br>".join(lines) + "</p>"
 
     def _html(self, cell: str, layer: int, unit: int, step: int, x_label: str) -> str:
-        header = (f"<p><b>layer {layer} · unit {unit} · step {step}</b> &nbsp; input x<sub>t</sub> = "
-                  f"<span style='font-family:monospace'>{html.escape(x_label)}</span> &nbsp; "
-                  f"h<sub>t-1</sub> = {self._num('h_prev', colour_as='h')}</p>")
-        heads = ["", "input x·W<sub>x</sub>", "", "recurrent h<sub>t-1</sub>·W<sub>h</sub>", "", "bias b", "",
-                 "pre-activation z", "", "value"]
-        table = ("<table cellspacing='0' cellpadding='3'><tr>"
-                 + "".join(f"<th align='right'><small>{h}</small></th>" for h in heads) + "</tr>")
+        header = self._lines(f"<b>layer {layer} · unit {unit} · {step_label(step)}</b>",
+                             f"input x<sub>t</sub> = <span style='font-family:monospace'>{html.escape(x_label)}</span>"
+                             f" &nbsp; h<sub>t-1</sub> = {self._num('h_prev', colour_as='h')}")
         if cell == "rnn":
-            table += self._gate_row("h") + "</table>"
-            formula = ("<p>h<sub>t</sub> = tanh(x<sub>t</sub>·W<sub>x</sub> + h<sub>t-1</sub>·W<sub>h</sub> + b) = "
-                       f"tanh({self._num('h.pre')}) = {self._num('h', colour_as='h')}</p>")
-            return header + table + formula
-        table += "".join(self._gate_row(name) for name in ("f", "i", "g", "o"))
-        table += "</table>"
+            formula = self._lines("h<sub>t</sub> = tanh(x<sub>t</sub>·W<sub>x</sub> + h<sub>t-1</sub>·W<sub>h</sub> + b)",
+                                  f"&nbsp;&nbsp;&nbsp;= tanh({self._num('h.pre')}) = {self._num('h', colour_as='h')}")
+            return header + self._gate_table(("h",)) + formula
         f, i, g, o = (self._name(n) for n in ("f", "i", "g", "o"))
         c, h = self._name("c"), self._name("h")
         c_prev = self._name("c", "t-1")
-        cell_line = (f"<p>{c} = {f}·{c_prev} + {i}·{g}<br>"
-                     f"&nbsp;&nbsp;&nbsp;= {self._num('f')} × {self._num('c_prev', colour_as='c')} + "
-                     f"{self._num('i')} × {self._num('g')}<br>"
-                     f"&nbsp;&nbsp;&nbsp;= {self._num('f*c_prev')} <small>(kept)</small> + "
-                     f"{self._num('i*g')} <small>(written)</small> = {self._num('c_t', colour_as='c')}</p>")
-        hidden_line = (f"<p>{h} = {o}·tanh({c}) = {self._num('o')} × tanh({self._num('c_t')})<br>"
-                       f"&nbsp;&nbsp;&nbsp;= {self._num('o')} × {self._num('tanh(c_t)')} = "
-                       f"{self._num('h_t', colour_as='h')}</p>")
-        return header + table + cell_line + hidden_line
+        cell_line = self._lines(
+            f"{c} = {f}·{c_prev} + {i}·{g}",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('f')} × {self._num('c_prev', colour_as='c')}",
+            f"&nbsp;&nbsp;&nbsp;&nbsp;&nbsp;+ {self._num('i')} × {self._num('g')}",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('f*c_prev')} <small>(kept)</small> + {self._num('i*g')} <small>(written)</small>",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('c_t', colour_as='c')}")
+        hidden_line = self._lines(
+            f"{h} = {o}·tanh({c}) = {self._num('o')} × tanh({self._num('c_t')})",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('o')} × {self._num('tanh(c_t)')} = {self._num('h_t', colour_as='h')}")
+        return header + self._gate_table(("f", "i", "g", "o")) + cell_line + hidden_line

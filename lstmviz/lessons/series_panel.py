@@ -112,13 +112,14 @@ class SeriesPanel(QtWidgets.QWidget):
                        self.decimal_box, self.column_box, self.load_column_button])
         params = _row([QtWidgets.QLabel("window"), self.window_size, QtWidgets.QLabel("horizon"), self.horizon,
                        QtWidgets.QLabel("hidden"), self.hidden, QtWidgets.QLabel("steps"), self.steps,
-                       self.train_button, self.stop_button, self.step_button, QtWidgets.QLabel("forecast from"), self.origin,
-                       QtWidgets.QLabel("ahead"), self.ahead])
+                       self.train_button, self.stop_button, self.step_button])
+        rollout = _row([QtWidgets.QLabel("forecast from"), self.origin, QtWidgets.QLabel("ahead"), self.ahead])
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(source)
         layout.addWidget(self.values_view)
         layout.addLayout(params)
+        layout.addLayout(rollout)  # its own row: the panel fits a narrower dock without clipping
         layout.addWidget(self.forecast_plot, 1)
         layout.addWidget(self.status)
 

@@ -13,6 +13,7 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
 
+from ..core.labels import step_label
 from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
 
@@ -40,7 +41,7 @@ class GatesPanel(QtWidgets.QWidget):
         self.layer_box.setToolTip("Which layer of a stacked model the heatmaps show")
         self.layer_box.activated.connect(self._on_layer_chosen)
         bar.addWidget(self.layer_box)
-        self.follow_button = QtWidgets.QPushButton("Follow cursor")
+        self.follow_button = QtWidgets.QPushButton("● Following the cursor")
         self.follow_button.setCheckable(True)
         self.follow_button.setChecked(True)
         self.follow_button.setToolTip("Keep the last steps before the cursor in view "
@@ -142,7 +143,7 @@ class GatesPanel(QtWidgets.QWidget):
     def _on_hovered(self, name: str, unit: int, step: int, value: float):
         s = self.session
         what = s.caption(step) if 0 <= step < s.steps else "?"
-        self.status.emit(f"{GATE_STYLE[name].label} · unit {unit} · step {step} · {what} · value {value:+.4f}")
+        self.status.emit(f"{GATE_STYLE[name].label} · unit {unit} · {step_label(step) if step >= 0 else 'step ?'} · {what} · value {value:+.4f}")
 
     def _on_clicked(self, unit: int, step: int):
         self.session.select(self.session.layer, unit, step)
@@ -153,5 +154,6 @@ class GatesPanel(QtWidgets.QWidget):
 
     def _on_follow_toggled(self, on: bool):
         self._follow = on
+        self.follow_button.setText("● Following the cursor" if on else "○ Follow the cursor")  # on and off differ
         if on:
             self.refresh()

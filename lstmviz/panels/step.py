@@ -16,6 +16,7 @@ from PySide6 import QtCore, QtWidgets
 from engine.data import display_char
 from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
 
+from ..core.labels import step_label
 from ..plots import colormap_for
 from ..session import Session
 from ..still_parts import cache_still_parts
@@ -142,7 +143,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             k = PANEL_ORDER.index(name)
             item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
         shown = s.sequence.shown(t - 1)
-        self.vectors_title.setText(f"step {t - 1}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
+        self.vectors_title.setText(f"{step_label(t - 1)}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
         if s.unit >= 0:
             self.unit_marker.setValue(s.unit)
             self.unit_marker.show()

@@ -20,6 +20,8 @@ as a character is for text.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -165,6 +167,8 @@ class TextPanel(QtWidgets.QWidget):
             self.editor.setTextCursor(cursor)
 
     def eventFilter(self, obj, event):
+        if obj is self.editor.viewport() and event.type() == QtCore.QEvent.Resize:
+            _whole_lines(self.editor)
         if obj is self.editor.viewport() and event.type() == QtCore.QEvent.MouseButtonRelease \
                 and event.button() == QtCore.Qt.LeftButton and not self.editor.textCursor().hasSelection():
             self.jump_to_char(self.step_at(event.position().toPoint()))
@@ -316,6 +320,9 @@ class TextPanel(QtWidgets.QWidget):
             self.editor.setTextCursor(cursor)
             self.editor.ensureCursorVisible()
             del blocker
+        elif s.t == 0 and not self.editor.hasFocus():  # back before the first step (Home): show the start
+            self.editor.moveCursor(QtGui.QTextCursor.Start)
+            self.editor.ensureCursorVisible()
         self._show_selections()
         if s.unit >= 0:
             self.info.setText(f"Colouring by layer {s.layer}, unit {s.unit}, "
@@ -331,3 +338,16 @@ def _set_colour(sel: QtWidgets.QTextEdit.ExtraSelection, rgb) -> None:
     sel.format.setBackground(QtGui.QColor(r, g, b))
     light = 299 * r + 587 * g + 114 * b > 140_000  # bright background: dark text
     sel.format.setForeground(QtGui.QColor("black" if light else "white"))
+
+
+def _whole_lines(editor: QtWidgets.QPlainTextEdit) -> None:
+    """Leave the part of the editor's height that cannot hold a whole line as an empty margin
+    at the bottom, so no line is shown cut off."""
+    margins = editor.viewportMargins()
+    line = math.ceil(QtGui.QFontMetricsF(editor.font()).lineSpacing())  # the plain-text layout's line pitch
+    top = editor.document().documentMargin()
+    available = editor.viewport().height() + margins.bottom()
+    lines = int((available - top) // line)
+    spare = max(0, int(available - top - lines * line)) if lines > 0 else 0
+    if spare != margins.bottom():
+        editor.setViewportMargins(margins.left(), margins.top(), margins.right(), spare)

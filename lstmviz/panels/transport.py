@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..core.labels import position_label
 from ..session import Session
 from .icons import media_icon
 from ..readout import Readout
@@ -50,9 +51,8 @@ class TransportPanel(QtWidgets.QWidget):
         self.slider.setToolTip("Time: drag to move the cursor to any step")
         self.slider.valueChanged.connect(self._on_slider)
         layout.addWidget(self.slider, 1)
-        self.position = Readout()  # changes with every step: must not re-layout the window
-        self.position.setToolTip("Steps taken / length of the text")
-        self.position.setMinimumWidth(110)
+        self.position = Readout(reserve="before step 1 of 000000")  # changes every step: fixed width
+        self.position.setToolTip("Step t of T: t characters (or values) read so far, of T in the sequence")
         layout.addWidget(self.position)
 
         layout.addWidget(QtWidgets.QLabel("Speed"))
@@ -125,4 +125,4 @@ class TransportPanel(QtWidgets.QWidget):
         self.slider.setRange(0, s.steps)
         self.slider.setValue(s.t)
         del blocker
-        self.position.setText(f"step {s.t} / {s.steps}")
+        self.position.setText(position_label(s.t, s.steps))

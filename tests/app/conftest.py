@@ -76,3 +76,22 @@ def window(qtbot, settings_path, model_path, text_path, errors):
     yield win
     win.close()
     win.deleteLater()
+
+
+@pytest.fixture(autouse=True)
+def confirmations(monkeypatch):
+    """Every "replace this?" question (``dialogs.ask_confirm``) recorded as (title, message,
+    details) and answered by ``confirmations.answer`` (True: go ahead) instead of shown."""
+    from lstmviz import dialogs
+
+    class Asked(list):
+        answer = True
+
+    asked = Asked()
+
+    def ask(parent, title, message, details="", confirm="Replace"):
+        asked.append((title, message, details))
+        return asked.answer
+
+    monkeypatch.setattr(dialogs, "ask_confirm", ask)
+    return asked

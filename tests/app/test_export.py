@@ -314,3 +314,16 @@ def test_svg_of_a_zoomed_figure_clips_the_heatmap_to_its_frame(qapp, tmp_path, t
         node = parents[node]
         ancestors.append(node)
     assert any(a.get("clip-path", "").startswith("url(#") for a in ancestors)
+
+
+def test_texts_in_a_widgets_own_font_get_qts_width(qapp):
+    """A widget's text keeps Qt's width in browsers (``textLength``); other text is left alone."""
+    font = QtGui.QFont("DejaVu Sans Mono")
+    font.setPointSizeF(11.0)
+    px = 11.0 * 96 / 72
+    svg = (f'<text x="4" y="17" font-family="monospace" font-size="{px:.4f}" >a &amp; b</text>'
+           '<text x="4" y="40" font-size="9" >other</text>').encode()
+    fitted = export._fit_text_lengths(svg, font, 96).decode()
+    width = QtGui.QFontMetricsF(font).horizontalAdvance("a & b")
+    assert f'textLength="{width:.2f}" lengthAdjust="spacing">a &amp; b</text>' in fitted
+    assert '<text x="4" y="40" font-size="9" >other</text>' in fitted

@@ -74,6 +74,7 @@ def reference(window):
 def test_menu_entries_and_right_click_entry(window, actions):
     texts = [a.text() for a in window.export_menu.actions() if not a.isSeparator()]
     assert texts == ["Export panel as &PNG…", "Export panel as &SVG…", "Export &all panels…",
+                     "Export a p&anel's picture…", "Export a panel's &data (CSV)…", "&Light pictures (for print)",
                      "Export trace data (&NPZ)…", "Export gate &CSV…"]
     for name in NAMES:
         view = window.panel("gates").views[name]
@@ -241,3 +242,78 @@ def test_dialogs_offer_the_right_choices(window, qtbot):
     all_dialog.format.setCurrentIndex(all_dialog.format.findData("svg"))
     all_dialog.whole.setChecked(True)
     assert all_dialog.choice() == AllPanelsChoice("/tmp", "svg", 640, True)
+
+
+def test_every_panel_exports_as_png_and_svg(window, actions, answers, out, monkeypatch, errors):
+    titles = {name: dock.windowTitle() for name, dock in window.docks.items()}
+    for name, title in titles.items():
+        monkeypatch.setattr(export_actions, "ask_item", lambda parent, t, label, items, title=title: title)
+        for fmt in ("png", "svg"):
+            answers.save = str(out / f"{name}.{fmt}")
+            actions.dock_picture.trigger()
+            assert errors == [], (name, errors)
+        panel = window.panel(name)
+        image = QtGui.QImage(str(out / f"{name}.png"))
+        assert (image.width(), image.height()) == (panel.width(), panel.height()), name
+        root = ET.parse(out / f"{name}.svg").getroot()
+        assert root.get("viewBox") == f"0 0 {panel.width()} {panel.height()}", name
+        assert list(root.iter("{http://www.w3.org/2000/svg}text")), name  # every panel has some words
+
+
+def test_panel_data_of_the_current_step_and_the_equations(window, actions, answers, out, monkeypatch):
+    s = window.session
+    s.select(0, 3, -1)
+    window.docks["equations"].raise_()
+    window.panel("equations").refresh()
+    offered = []
+
+    def choose(title):
+        def ask(parent, t, label, items):
+            offered.append(list(items))
+            return title
+        return ask
+
+    monkeypatch.setattr(export_actions, "ask_item", choose("Current step"))
+    answers.save = str(out / "step.csv")
+    actions.dock_data.trigger()
+    with open(out / "step.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    trace = s.trace()
+    assert rows[0] == ["unit", *s.names]
+    for unit in (0, 7):
+        expected = [trace.gate(name, s.layer)[s.t - 1, unit] for name in s.names]
+        assert [float(v) for v in rows[1 + unit][1:]] == [float(e) for e in expected]
+    assert len(rows) == 1 + s.hidden_size
+    assert "Equations" in offered[0] and "Gate heatmaps" not in offered[0]
+
+    monkeypatch.setattr(export_actions, "ask_item", choose("Equations"))
+    answers.save = str(out / "equations.csv")
+    actions.dock_data.trigger()
+    with open(out / "equations.csv", newline="") as f:
+        table = dict(list(csv.reader(f))[1:])
+    assert float(table["c_t"]) == trace.layers[0]["c"][s.t - 1, 3]
+
+
+def test_panel_data_of_curves(window, actions, answers, out, monkeypatch):
+    """A plot's curves (here the Loss panel's, fed three points) as plot,curve,x,y rows."""
+    loss = window.panel("loss")
+    loss.smooth_curve.setData([1, 2, 3], [2.5, 2.25, 2.0])
+    header, rows = export.panel_table(loss)
+    assert header == ["plot", "curve", "x", "y"]
+    smoothed = [(float(x), float(y)) for _, curve, x, y in rows if curve == "smoothed"]
+    assert smoothed == [(1.0, 2.5), (2.0, 2.25), (3.0, 2.0)]
+
+
+def test_light_pictures_are_remembered_and_used(window, actions, answers, out):
+    from PySide6 import QtCore
+
+    assert actions.style == "dark"
+    actions.light_style.trigger()
+    assert actions.style == "light" and window.settings.value(export_actions.STYLE_KEY) == "light"
+    answers.panel, answers.save = ("c", 300), str(out / "light.png")
+    actions.panel_png.trigger()
+    image = QtGui.QImage(str(out / "light.png"))
+    assert QtGui.QColor(image.pixel(1, 1)).lightness() == 255  # white paper
+    again = export_actions.ExportActions(window.session, window.settings, window.hooks)
+    assert again.light_style.isChecked()  # the next window starts light
+    QtCore.QCoreApplication.processEvents()

@@ -213,3 +213,26 @@ def test_a_long_text_gives_a_default_window_with_a_note_and_too_large_ranges_are
     assert err.startswith("lstmviz: error: a png picture of 41 steps is too large") and len(err.splitlines()) == 1
     assert run_export([str(path), "--text", text, "--out", str(tmp_path), "--start", "20", "--end", "10"]) == 2
     assert "--start < --end" in capsys.readouterr().err
+
+
+def test_light_style_draws_on_white_with_dark_axes(qapp, tmp_path, saved_models, capsys):
+    """--style light: a white background and dark axis text; the heatmap cells are the same."""
+    path = saved_models["lstm"][0]
+    pictures = {}
+    for style in ("dark", "light"):
+        out = tmp_path / style
+        assert run_export([str(path), "--text", TEXT, "--out", str(out), "--panels", "c", "--layer", "0",
+                           "--width", "600", "--style", style]) == 0
+        image = read_image(out / "layer0_c.png").convertToFormat(QtGui.QImage.Format_RGB888)
+        raw = bytes(image.constBits())[: image.bytesPerLine() * image.height()]
+        pictures[style] = np.frombuffer(raw, np.uint8).reshape(image.height(), image.bytesPerLine())[
+            :, : 3 * image.width()].reshape(image.height(), image.width(), 3)
+    dark, light = pictures["dark"], pictures["light"]
+    assert (dark[2, 2] == 0).all() and (light[2, 2] == 255).all()  # the corner: background
+    margin = light[:, :30].astype(int).sum(axis=2)  # the left margin: tick labels, axis title
+    assert (margin < 200).sum() > 50  # dark ink on white
+    h, w, _ = light.shape
+    centre = (slice(h // 3, h // 2), slice(w // 3, w // 2))  # inside the heatmap
+    assert np.array_equal(dark[centre], light[centre])
+    assert run_export([str(path), "--text", TEXT, "--out", str(tmp_path / "x"), "--style", "sepia"]) == 2
+    assert "sepia" in capsys.readouterr().err

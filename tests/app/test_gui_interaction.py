@@ -27,7 +27,7 @@ def test_hover_readout_names_unit_step_char_and_value(window, qtbot):
     assert (unit, step) == (7, 13)
     assert value == np.float32(reference[13, 7])
     message = window.statusBar().currentMessage()
-    assert "cell state c" in message and "unit 7" in message and "step 13" in message
+    assert "cell state c" in message and "unit 7" in message and "step 14 ·" in message  # index 13 is step 14
     assert repr(TEXT[13]) in message and f"{reference[13, 7]:+.4f}" in message
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore
 
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE

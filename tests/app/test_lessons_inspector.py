@@ -50,7 +50,7 @@ def test_inspector_shows_the_trace_numbers_for_the_selection(window, lessons):
     s.seek(20)
     s.select(1, 5, -1)
     check_inspector(lessons.inspector, s.trace(), 1, 19, 5)
-    assert "layer 1 · unit 5 · step 19" in lessons.inspector.toPlainText()
+    assert "layer 1 · unit 5 · step 20" in lessons.inspector.toPlainText()  # the step just read
 
 
 def test_inspector_matches_the_heatmap_cell_that_was_clicked(window, lessons):
@@ -104,7 +104,7 @@ def test_diagram_labels_follow_the_trace_as_the_user_steps(window, lessons, qtbo
             assert diagram.labels[key] == fmt(float(expected[key])), key
         below = trace.layers[0]["h"][step]  # layer 1 reads layer 0's h_t
         assert diagram.labels["x_t"].startswith(f"[{below[0]:.3g}")
-        assert f"step {step}" in diagram.title
+        assert f"step {step + 1}" in diagram.title  # trace index step is step step + 1
         s.step()
     image = diagram.grab().toImage()  # it paints (offscreen) without errors, at its size
     assert image.width() == diagram.width() and image.height() == diagram.height()

@@ -56,7 +56,7 @@ def test_generated_sine_is_shown_original_and_scaled(panel):
 
 
 def test_other_generators(panel):
-    for kind, check in (("ramp -3 … 8", lambda v: np.array_equal(v, np.arange(-3.0, 9.0))),
+    for kind, check in (("ramp -3 … 8", lambda v: np.array_equal(v, np.linspace(-3.0, 8.0, 400))),  # N values
                         ("noisy sine", lambda v: len(v) == 400 and not np.array_equal(v, sine(400, 25.0))),
                         ("random-walk price", lambda v: len(v) == 400 and v[0] == 100.0 and np.all(v > 0))):
         panel.generator_box.setCurrentText(kind)
