@@ -1,7 +1,8 @@
-"""Gate heatmaps panel: f, i, o, g, c, h of one layer as units x time, around the cursor.
+"""Gate heatmaps panel: one layer's gates and states as units x time, around the cursor (LSTM
+f, i, o, g, c, h; GRU r, z, n, h; vanilla RNN h).
 
 Only the last ``WINDOW`` steps before the cursor are drawn, so a step costs the same however
-long the text is. The six views share their time axis (wheel on the x axis zooms, drag pans);
+long the text is. The views share their time axis (wheel on the x axis zooms, drag pans);
 the view follows the cursor until the user zooms or pans, and "Follow" brings it back.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
+from engine.quantities import DISPLAY_ORDERS, RECORDED_NAMES as PANEL_NAMES
 
 from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
@@ -18,7 +19,7 @@ WINDOW = 200  # steps drawn, ending at the cursor
 
 
 class GatesPanel(QtWidgets.QWidget):
-    """Six heatmaps plus a layer selector. Hover readouts go out through ``status``."""
+    """A heatmap per quantity of the model's cell plus a layer selector. Hover readouts go out through ``status``."""
 
     status = QtCore.Signal(str)
 
@@ -49,10 +50,10 @@ class GatesPanel(QtWidgets.QWidget):
         bar.addWidget(self.hint)
         bar.addStretch(1)
 
-        grid = QtWidgets.QGridLayout()
+        self.grid = grid = QtWidgets.QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
-        for k, name in enumerate(PANEL_ORDER):
+        for name in PANEL_NAMES:
             view = HeatmapView(name, colorblind=session.colorblind)
             view.setToolTip(f"{GATE_STYLE[name].label}: units (rows) by step (columns); "
                             "hover for values, click to select a unit")
@@ -60,10 +61,10 @@ class GatesPanel(QtWidgets.QWidget):
             view.hovered.connect(lambda u, s, v, name=name: self._on_hovered(name, u, s, v))
             view.clicked.connect(self._on_clicked)
             view.plot.vb.sigRangeChangedManually.connect(self._on_user_zoomed)
-            if self.views:
-                view.plot.setXLink(self.views["f"].plot)
             self.views[name] = view
-            grid.addWidget(view, k // 3, k % 3)
+        for name, view in self.views.items():
+            if name != "h":
+                view.plot.setXLink(self.views["h"].plot)  # h: shown for every cell
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -84,9 +85,14 @@ class GatesPanel(QtWidgets.QWidget):
         self.layer_box.addItems([f"layer {k}" for k in range(s.num_layers)])
         self.layer_box.setEnabled(s.num_layers > 1)
         self.layer_box.setCurrentIndex(s.layer)
-        names = s.names
-        for name, view in self.views.items():
-            view.setVisible(name in names or not names)
+        names = s.names or DISPLAY_ORDERS["lstm"]
+        columns = 3 if len(names) > 4 else 2
+        for view in self.views.values():
+            self.grid.removeWidget(view)
+            view.setVisible(False)
+        for k, name in enumerate(names):
+            self.grid.addWidget(self.views[name], k // columns, k % columns)
+            self.views[name].setVisible(True)
 
     def window_start(self, t: int) -> int:
         """First step drawn when the cursor is at ``t`` steps taken."""
@@ -108,7 +114,7 @@ class GatesPanel(QtWidgets.QWidget):
             view.set_cursor(t - 1 if t else None)
         if self._follow and self._x_start != lo:
             self._x_start = lo
-            self.views["f"].plot.setXRange(lo - 0.5, lo + WINDOW - 0.5, padding=0)
+            self.views["h"].plot.setXRange(lo - 0.5, lo + WINDOW - 0.5, padding=0)
         if self._units != H:
             self._units = H
             for view in self.views.values():
