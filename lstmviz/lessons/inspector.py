@@ -3,7 +3,8 @@
 For the focused (layer, unit, step) (see ``focus``) each gate's pre-activation is shown as its
 three summands — input part ``x_t·Wx``, recurrent part ``h_{t-1}·Wh`` and bias ``b`` — their sum,
 the activation and the result; then ``c_t = f·c_{t-1} + i·g`` and ``h_t = o·tanh(c_t)`` (a
-vanilla RNN: ``h_t = tanh(x·Wx + h·Wh + b)``). The summands come from ``Session.equation_breakdown``
+GRU: r, z, then n whose recurrent part is ``r·(h_{t-1}·Wh_n + b_hn)``, and
+``h_t = (1 - z)·n + z·h_{t-1}``; a vanilla RNN: ``h_t = tanh(x·Wx + h·Wh + b)``). The summands come from ``Session.equation_breakdown``
 (``engine.equations.decompose``); names and activations from ``engine.quantities``;
 every value that also appears in a heatmap (gates, pre-activations, c, h) is read from the trace
 itself, so the inspector and the heatmaps always agree digit for digit. ``values`` keeps the
@@ -64,6 +65,10 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
         if trace.cell == "lstm":
             for key in ("c_prev", "f*c_prev", "i*g", "c_t", "tanh(c_t)", "h_t"):
                 values[key] = wires[key]
+        if trace.cell == "gru":
+            values["n.reset_input"] = breakdown.reset_input
+            for key in ("1-z", "z*h_prev", "(1-z)*n", "h_t"):
+                values[key] = wires[key]
         self.values = values
         self.setHtml(self._html(trace.cell, layer, unit, step, wires["x_t"]))
 
@@ -103,6 +108,8 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
             formula = ("<p>h<sub>t</sub> = tanh(x<sub>t</sub>·W<sub>x</sub> + h<sub>t-1</sub>·W<sub>h</sub> + b) = "
                        f"tanh({self._num('h.pre')}) = {self._num('h', colour_as='h')}</p>")
             return header + table + formula
+        if cell == "gru":
+            return header + self._gru_html(table)
         table += "".join(self._gate_row(name) for name in ("f", "i", "g", "o"))
         table += "</table>"
         f, i, g, o = (self._name(n) for n in ("f", "i", "g", "o"))
@@ -117,3 +124,17 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
                        f"&nbsp;&nbsp;&nbsp;= {self._num('o')} × {self._num('tanh(c_t)')} = "
                        f"{self._num('h_t', colour_as='h')}</p>")
         return header + table + cell_line + hidden_line
+
+    def _gru_html(self, table: str) -> str:
+        """The r, z, n rows and the candidate and hidden-state lines of a GRU unit."""
+        table += "".join(self._gate_row(name) for name in ("r", "z", "n")) + "</table>"
+        r, z, n, h = (self._name(k) for k in ("r", "z", "n", "h"))
+        h_prev = self._name("h", "t-1")
+        n_line = (f"<p>recurrent part of {n} = {r}·(h<sub>t-1</sub>·W<sub>hn</sub> + b<sub>hn</sub>) = "
+                  f"{self._num('r')} × {self._num('n.reset_input')} = {self._num('n.recurrent')}</p>")
+        h_line = (f"<p>{h} = (1 − {z})·{n} + {z}·{h_prev}<br>"
+                  f"&nbsp;&nbsp;&nbsp;= {self._num('1-z')} × {self._num('n')} + {self._num('z')} × "
+                  f"{self._num('h_prev', colour_as='h')}<br>"
+                  f"&nbsp;&nbsp;&nbsp;= {self._num('(1-z)*n')} <small>(written)</small> + "
+                  f"{self._num('z*h_prev')} <small>(kept)</small> = {self._num('h_t', colour_as='h')}</p>")
+        return table + n_line + h_line
