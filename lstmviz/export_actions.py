@@ -219,7 +219,7 @@ class ExportActions(QtCore.QObject):
 
     def png_width(self) -> int:
         """The remembered PNG width, else the current width of the gate heatmaps."""
-        default = self.hooks.heatmaps()["f"].width()
+        default = self.hooks.heatmaps()["h"].width()
         return self.settings.value(WIDTH_KEY, max(default, export.MIN_WIDTH_PX), type=int)
 
     # --- what is exported ----------------------------------------------------------------------
