@@ -92,7 +92,7 @@ def test_a_bidirectional_lstm_is_refused_in_a_dialog_and_nothing_changes(qtbot, 
     assert window.session.model is before and asked[1]["report"] == []
 
 
-@pytest.mark.parametrize("case", ["vocab size", "malicious pickle", "not a model"])
+@pytest.mark.parametrize("case", ["vocab size", "malicious pickle", "not a model", "proj_size", "unknown layers"])
 def test_other_refusals_end_in_a_dialog_naming_the_file(qtbot, window, vocab, tmp_path, asked, errors, case):
     before = window.session.model
     marker = tmp_path / "pwned"
@@ -103,12 +103,17 @@ def test_other_refusals_end_in_a_dialog_naming_the_file(qtbot, window, vocab, tm
         from tests.engine.test_interop_torch import Evil
 
         torch.save({"rnn.weight_ih_l0": torch.zeros(16, 3), "payload": Evil(marker)}, path)
+    elif case == "proj_size":
+        torch.save(torch.nn.LSTM(len(vocab), 4, proj_size=2).state_dict(), path)
+    elif case == "unknown layers":
+        torch.save(CharGRU(len(vocab)).state_dict() | {"attn.in_proj_weight": torch.zeros(3, 3, 3)}, path)
     else:
         path.write_bytes(b"not a zip archive")
     assert run_import(qtbot, window, path, asked) == "failed"
     (title, message), = errors
     assert title == "Cannot import m.pt" and str(path) in message
-    expected = {"vocab size": "vocabulary has", "malicious pickle": "refused", "not a model": "not a torch.save file"}
+    expected = {"vocab size": "vocabulary has", "malicious pickle": "refused", "not a model": "not a torch.save file",
+                "proj_size": "proj_size", "unknown layers": "attn.in_proj_weight"}
     assert expected[case] in message
     assert window.session.model is before and not marker.exists()
 
@@ -162,3 +167,21 @@ def test_a_dropped_safetensors_file_is_imported(qtbot, window, vocab, tmp_path, 
                                       QtCore.Qt.NoModifier))
     qtbot.waitUntil(lambda: window.importer.outcome is not None and not window.importer.busy, timeout=60_000)
     assert window.importer.outcome == "opened" and window.session.model.config.cell == "gru" and errors == []
+
+
+@pytest.mark.parametrize("kind,message", [("hard_sigmoid", "recurrent_activation='hard_sigmoid'"),
+                                          ("reset_after", "reset_after=False")])
+def test_keras_refusals_end_in_a_dialog(qtbot, window, tmp_path, asked, errors, kind, message):
+    from tests.engine.test_interop_keras import gru_weights, layer, lstm_weights, write_keras
+
+    rng = np.random.default_rng(0)
+    if kind == "hard_sigmoid":
+        layers, weights = [layer("LSTM", "lstm", recurrent_activation="hard_sigmoid")], lstm_weights(4, 4, rng)
+    else:
+        layers, weights = [layer("GRU", "gru", reset_after=False)], gru_weights(4, 4, rng)
+    path = write_keras(tmp_path / "bad.keras", layers, {layers[0]["config"]["name"]: weights})
+    before = window.session.model
+    assert run_import(qtbot, window, path, asked) == "failed"
+    (title, text), = errors
+    assert title == "Cannot import bad.keras" and message in text and str(path) in text
+    assert window.session.model is before
