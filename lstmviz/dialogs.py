@@ -66,9 +66,10 @@ def ask_vocabulary(parent, source: str) -> dict | None:
     buttons.accepted.connect(dialog.accept)
     buttons.rejected.connect(dialog.reject)
     form.addRow(buttons)
-    if dialog.exec() != QtWidgets.QDialog.Accepted:
-        return None
-    return {"vocab_chars": chars.text()} if typed.isChecked() else {"vocab_file": path.text()}
+    accepted = dialog.exec() == QtWidgets.QDialog.Accepted
+    answer = {"vocab_chars": chars.text()} if typed.isChecked() else {"vocab_file": path.text()}
+    dialog.deleteLater()
+    return answer if accepted else None
 
 
 def ask_modules(parent, source: str, role: str, candidates: list, several: bool) -> list | None:
@@ -88,10 +89,10 @@ def ask_modules(parent, source: str, role: str, candidates: list, several: bool)
     buttons.accepted.connect(dialog.accept)
     buttons.rejected.connect(dialog.reject)
     layout.addWidget(buttons)
-    if dialog.exec() != QtWidgets.QDialog.Accepted:
-        return None
+    accepted = dialog.exec() == QtWidgets.QDialog.Accepted
     chosen = [candidates[k] for k in sorted(choices.row(item) for item in choices.selectedItems())]
-    return chosen or None
+    dialog.deleteLater()
+    return chosen if accepted and chosen else None
 
 
 def show_import_report(parent, source: str, lines: list) -> str:
@@ -106,4 +107,6 @@ def show_import_report(parent, source: str, lines: list) -> str:
     save_button = box.addButton("Save as .npz and open…", Box.AcceptRole)
     box.setDefaultButton(open_button)
     box.exec()
-    return {open_button: "open", save_button: "save"}.get(box.clickedButton(), "cancel")
+    answer = {open_button: "open", save_button: "save"}.get(box.clickedButton(), "cancel")
+    box.deleteLater()
+    return answer

@@ -33,9 +33,12 @@ from engine.model import TOKEN_INPUTS, SequenceModel
 from engine.trace import Trace
 
 
-def load_model(model, vocab: str | None = None) -> tuple:
-    """``(SequenceModel, CharVocab | None)`` from any of the inputs ``trace`` accepts."""
+def load_model(model, vocab: str | CharVocab | None = None) -> tuple:
+    """``(SequenceModel, CharVocab | None)`` from any of the inputs ``trace`` accepts (``vocab``
+    may also be the ``CharVocab`` of a ``SequenceModel``)."""
     if isinstance(model, SequenceModel):
+        if isinstance(vocab, CharVocab):
+            return model, vocab
         return model, None if vocab is None else CharVocab(sorted(vocab))
     if isinstance(model, (str, os.PathLike)):
         if os.fspath(model).endswith(".npz"):

@@ -185,3 +185,33 @@ def test_keras_refusals_end_in_a_dialog(qtbot, window, tmp_path, asked, errors, 
     (title, text), = errors
     assert title == "Cannot import bad.keras" and message in text and str(path) in text
     assert window.session.model is before
+
+
+def test_the_import_dialogs_return_what_the_user_chose(qtbot, monkeypatch):
+    """The real dialog functions, their ``exec`` replaced by filling the widgets in and accepting."""
+    from PySide6 import QtWidgets
+
+    parent = QtWidgets.QWidget()
+    qtbot.addWidget(parent)
+
+    def accept_typed(dialog):
+        dialog.findChild(QtWidgets.QLineEdit).setText("ab\n")
+        return QtWidgets.QDialog.Accepted
+
+    monkeypatch.setattr(QtWidgets.QDialog, "exec", accept_typed)
+    assert dialogs.ask_vocabulary(parent, "/x/m.pt") == {"vocab_chars": "ab\n"}
+
+    def accept_second(dialog):
+        choices = dialog.findChild(QtWidgets.QListWidget)
+        choices.item(1).setSelected(True)
+        return QtWidgets.QDialog.Accepted
+
+    monkeypatch.setattr(QtWidgets.QDialog, "exec", accept_second)
+    assert dialogs.ask_modules(parent, "m.pt", "recurrent", ["first", "second"], several=True) == ["second"]
+
+    def click_save(box):
+        next(b for b in box.buttons() if b.text() == "Save as .npz and open…").click()
+        return 0
+
+    monkeypatch.setattr(QtWidgets.QMessageBox, "exec", click_save)
+    assert dialogs.show_import_report(parent, "m.pt", ["read m.pt", "parity ..."]) == "save"
