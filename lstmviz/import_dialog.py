@@ -10,7 +10,8 @@ lstmviz checkpoint if the user asks (``engine.checkpoint.save_checkpoint``: atom
 refusal of the importer (bidirectional layers, LSTM ``proj_size``, peepholes, ``hard_sigmoid``,
 GRU ``reset_after=False``, unknown layers, a pickle that is not plain tensors, a vocabulary of
 the wrong size, ...) ends in an error dialog titled with the file name and giving the cause;
-the viewer is left as it was.
+the viewer is left as it was. An import still running when the window closes is waited for
+(``threads.stop_all``) and then dropped without a dialog.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class ModelImporter(QtCore.QObject):
         self._progress = None
         self._run_args = None  # (path, vocab, prefixes) of the running import
         self._result = None  # what the worker handed back: ImportResult, (role, candidates) or str
+        self._stop_requested = None  # the running worker's event, set by threads.stop_all (window closing)
         self.outcome: str | None = None
 
     @property
@@ -100,6 +102,7 @@ class ModelImporter(QtCore.QObject):
         self._progress.setMinimumDuration(0)
         self._progress.show()
         worker = ImportWorker(path, vocab, prefixes)
+        self._stop_requested = worker.stop_requested
         worker.done.connect(self._on_done)
         worker.ambiguous.connect(self._on_ambiguous)
         worker.failed.connect(self._on_failed)
@@ -126,7 +129,9 @@ class ModelImporter(QtCore.QObject):
         self._progress = None
         path, vocab, prefixes = self._run_args
         result = self._result
-        if isinstance(result, ImportResult):
+        if self._stop_requested.is_set():  # the window is closing: no more dialogs
+            self.outcome = "cancelled"
+        elif isinstance(result, ImportResult):
             self._open(path, result)
         elif isinstance(result, tuple):
             role, candidates = result

@@ -215,3 +215,17 @@ def test_the_import_dialogs_return_what_the_user_chose(qtbot, monkeypatch):
 
     monkeypatch.setattr(QtWidgets.QMessageBox, "exec", click_save)
     assert dialogs.show_import_report(parent, "m.pt", ["read m.pt", "parity ..."]) == "save"
+
+
+def test_an_import_running_when_the_window_closes_is_dropped_without_dialogs(qtbot, window, vocab, tmp_path,
+                                                                             asked, errors):
+    from lstmviz import threads
+
+    before = window.session.model
+    torch.save(CharGRU(len(vocab)).state_dict(), tmp_path / "char_gru.pt")
+    asked[0]["path"] = str(tmp_path / "char_gru.pt")
+    import_action(window).trigger()
+    assert window.importer.busy
+    threads.stop_all()  # what closing the window does
+    assert window.importer.outcome == "cancelled" and not window.importer.busy
+    assert asked[1]["report"] == [] and errors == [] and window.session.model is before
