@@ -332,11 +332,13 @@ def load_checkpoint(path) -> Checkpoint:
 
 def load_char_checkpoint(path) -> Checkpoint:
     """``load_checkpoint``, refusing with ``CheckpointError`` anything but a character model:
-    a vocabulary, token inputs (one-hot, embedding or scaled index) and a softmax head (what
-    the viewer, ``sample``, ``trace`` and ``export`` run text through)."""
+    a vocabulary, token inputs (one-hot, embedding or scaled index) and a softmax head or none
+    (a recurrent stack alone, e.g. imported: its gates can be viewed and traced; sampling
+    refuses it in ``engine.sample``). This is what the viewer, ``sample``, ``trace`` and
+    ``export`` run text through."""
     ckpt = load_checkpoint(path)
     config = ckpt.model.config
-    if ckpt.vocab is None or config.input_kind not in TOKEN_INPUTS or config.head != "softmax":
+    if ckpt.vocab is None or config.input_kind not in TOKEN_INPUTS or config.head not in ("softmax", "none"):
         raise CheckpointError(f"{path}: not a character model (text needs a model with a character "
-                              "vocabulary, token inputs and a softmax head)")
+                              "vocabulary, token inputs and a softmax head or none)")
     return ckpt

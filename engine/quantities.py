@@ -10,6 +10,13 @@ of Gers et al. 2000; PyTorch's ``nn.LSTM`` docstring), sigma the logistic functi
     c_t = f * c_{t-1} + i * g                            unbounded
     h_t = o * tanh(c_t)                                  in (-1, 1)
 
+GRU (Cho et al. 2014, as PyTorch's ``nn.GRU`` docstring: the reset gate multiplies the
+recurrent part of the candidate)::
+
+    r = sigma(z_r)   z = sigma(z_z)                      in (0, 1)
+    n = tanh(x W_n + b_n + r * (h_{t-1} U_n + b_hn))     in (-1, 1)
+    h_t = (1 - z) * n + z * h_{t-1}                      in (-1, 1)
+
 A vanilla (Elman) RNN records h only: ``h_t = tanh(z)``. ``probs`` is the softmax head's output.
 
 Colormap kinds: ``"sequential"`` for values in [0, 1], ``"diverging"`` for values around zero
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 class Quantity:
     """One recorded quantity; see the module docstring."""
 
-    name: str  # "i", "f", "g", "o", "c", "h" or "probs"
+    name: str  # "i", "f", "g", "o", "c", "r", "z", "n", "h" or "probs"
     title: str  # e.g. "input gate"
     activation: str | None  # "sigmoid", "tanh", "softmax", or None (c: a sum, no activation)
     range: tuple | None  # (lo, hi) of every value, or None (unbounded)
@@ -43,22 +50,26 @@ QUANTITIES = {q.name: q for q in (
     Quantity("g", "candidate", "tanh", (-1.0, 1.0), "diverging"),
     Quantity("o", "output gate", "sigmoid", (0.0, 1.0), "sequential"),
     Quantity("c", "cell state", None, None, "diverging"),
+    Quantity("r", "reset gate", "sigmoid", (0.0, 1.0), "sequential"),
+    Quantity("z", "update gate", "sigmoid", (0.0, 1.0), "sequential"),
+    Quantity("n", "candidate", "tanh", (-1.0, 1.0), "diverging"),
     Quantity("h", "hidden state", "tanh", (-1.0, 1.0), "diverging"),
     Quantity("probs", "probabilities", "softmax", (0.0, 1.0), "sequential"),
 )}
 
 LSTM_DISPLAY_ORDER = ("f", "i", "o", "g", "c", "h")  # gates (forget first), then the states
+GRU_DISPLAY_ORDER = ("r", "z", "n", "h")  # gates, candidate, then the state
 RNN_DISPLAY_ORDER = ("h",)
+DISPLAY_ORDERS = {"lstm": LSTM_DISPLAY_ORDER, "gru": GRU_DISPLAY_ORDER, "rnn": RNN_DISPLAY_ORDER}
+RECORDED_NAMES = tuple(dict.fromkeys(n for order in DISPLAY_ORDERS.values() for n in order))  # any cell's
 
 
 def display_order(cell: str) -> tuple:
-    """The quantities one layer of ``cell`` ("lstm" or "rnn") records, in display order.
+    """The quantities one layer of ``cell`` ("lstm", "gru" or "rnn") records, in display order.
     Raises ValueError for another cell type."""
-    if cell == "lstm":
-        return LSTM_DISPLAY_ORDER
-    if cell == "rnn":
-        return RNN_DISPLAY_ORDER
-    raise ValueError(f"unknown cell type {cell!r}; expected 'lstm' or 'rnn'")
+    if cell not in DISPLAY_ORDERS:
+        raise ValueError(f"unknown cell type {cell!r}; expected one of {tuple(DISPLAY_ORDERS)}")
+    return DISPLAY_ORDERS[cell]
 
 
 def quantity(name: str) -> Quantity:

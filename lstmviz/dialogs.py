@@ -49,3 +49,77 @@ def ask_confirm(parent, title: str, message: str, details: str = "", confirm: st
     box.setDefaultButton(Box.Cancel)
     box.exec()
     return box.clickedButton() is yes
+
+
+def ask_vocabulary(parent, source: str) -> dict | None:
+    """The imported model's vocabulary (characters in the source's id order): ``{"vocab_chars":
+    str}`` typed in, or ``{"vocab_file": path}`` (plain text, a JSON list, or a JSON object
+    char -> id); None if the user cancelled."""
+    from pathlib import Path
+
+    dialog = QtWidgets.QDialog(parent)
+    dialog.setWindowTitle("Vocabulary of the imported model")
+    form = QtWidgets.QFormLayout(dialog)
+    form.addRow(QtWidgets.QLabel(f"{Path(source).name}: which character does each token id stand for?"))
+    typed = QtWidgets.QRadioButton("Characters in id order")
+    chars = QtWidgets.QLineEdit()
+    chars.setPlaceholderText("e.g.  abcdefghijklmnopqrstuvwxyz.,")
+    from_file = QtWidgets.QRadioButton("Vocabulary file")
+    path = QtWidgets.QLineEdit()
+    browse = QtWidgets.QPushButton("Browse…")
+    browse.clicked.connect(lambda: path.setText(ask_open_path(dialog, "Vocabulary file",
+                                                              "Vocabulary (*.txt *.json);;All files (*)") or path.text()))
+    typed.setChecked(True)
+    row = QtWidgets.QHBoxLayout()
+    row.addWidget(path, 1)
+    row.addWidget(browse)
+    form.addRow(typed, chars)
+    form.addRow(from_file, row)
+    buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    form.addRow(buttons)
+    accepted = dialog.exec() == QtWidgets.QDialog.Accepted
+    answer = {"vocab_chars": chars.text()} if typed.isChecked() else {"vocab_file": path.text()}
+    dialog.deleteLater()
+    return answer if accepted else None
+
+
+def ask_modules(parent, source: str, role: str, candidates: list, several: bool) -> list | None:
+    """The modules of ``source`` to use for ``role``, chosen from ``candidates`` (``several``:
+    any number, stacked in the listed order); None if cancelled or nothing chosen."""
+    dialog = QtWidgets.QDialog(parent)
+    dialog.setWindowTitle("Choose the layers to import")
+    layout = QtWidgets.QVBoxLayout(dialog)
+    layout.addWidget(QtWidgets.QLabel(f"Several modules could be the {role}"
+                                      + (" (the chosen ones are stacked in this order):" if several else ":")))
+    choices = QtWidgets.QListWidget()
+    choices.addItems(candidates)
+    choices.setSelectionMode(QtWidgets.QAbstractItemView.MultiSelection if several
+                             else QtWidgets.QAbstractItemView.SingleSelection)
+    layout.addWidget(choices)
+    buttons = QtWidgets.QDialogButtonBox(QtWidgets.QDialogButtonBox.Ok | QtWidgets.QDialogButtonBox.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout.addWidget(buttons)
+    accepted = dialog.exec() == QtWidgets.QDialog.Accepted
+    chosen = [candidates[k] for k in sorted(choices.row(item) for item in choices.selectedItems())]
+    dialog.deleteLater()
+    return chosen if accepted and chosen else None
+
+
+def show_import_report(parent, source: str, lines: list) -> str:
+    """The import's report (what was recognised, the parity line); the user's answer: "open",
+    "save" (save as .npz, then open) or "cancel"."""
+    from pathlib import Path
+
+    Box = QtWidgets.QMessageBox
+    box = Box(Box.Information, "Model imported", f"Imported {Path(source).name}", Box.Cancel, parent)
+    box.setInformativeText("\n".join(lines))
+    open_button = box.addButton("Open", Box.AcceptRole)
+    save_button = box.addButton("Save as .npz and open…", Box.AcceptRole)
+    box.setDefaultButton(open_button)
+    box.exec()
+    answer = {open_button: "open", save_button: "save"}.get(box.clickedButton(), "cancel")
+    box.deleteLater()
+    return answer

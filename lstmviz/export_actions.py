@@ -251,7 +251,7 @@ class ExportActions(QtCore.QObject):
 
     def png_width(self) -> int:
         """The remembered PNG width, else the current width of the gate heatmaps."""
-        default = self.hooks.heatmaps()["f"].width()
+        default = self.hooks.heatmaps()["h"].width()
         return self.settings.value(WIDTH_KEY, max(default, export.MIN_WIDTH_PX), type=int)
 
     # --- what is exported ----------------------------------------------------------------------
@@ -261,7 +261,13 @@ class ExportActions(QtCore.QObject):
             dialogs.show_error(self.window, "Nothing to export",
                                "Open a model and a text, and step through at least one character first.")
             return None
-        return self.session.trace()
+        try:
+            return self.session.trace()
+        except ValueError as error:  # more steps than the records kept in memory (engine.stepper)
+            dialogs.show_error(self.window, "Cannot export this many steps",
+                               f"{error}. Step back, or export a range from a terminal with "
+                               "lstmviz export MODEL --text-file TEXT --start N --end M.")
+            return None
 
     def _write_panel(self, trace, path: str, name: str, fmt: str, width: int | None) -> None:
         s = self.session
@@ -410,8 +416,8 @@ class ExportActions(QtCore.QObject):
         s = self.session
         if not s.ready or s.t == 0:
             return None
-        trace = s.trace()
-        columns = [trace.gate(name, s.layer)[s.t - 1] for name in s.names]  # each (H,)
+        step = s.records(s.t - 1, s.t)  # row 0 is the last step taken
+        columns = [step.gate(name, s.layer)[0] for name in s.names]  # each (H,)
         rows = [[unit] + [format(float(c[unit]), ".17g") for c in columns] for unit in range(len(columns[0]))]
         return ["unit"] + list(s.names), rows
 

@@ -123,7 +123,7 @@ def _prepare(args):
     from engine.checkpoint import load_char_checkpoint
     from engine.data import load_text
     from engine.errors import CheckpointError, DataError
-    from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER, display_order as panel_names
+    from engine.quantities import RECORDED_NAMES as PANEL_ORDER, display_order as panel_names
 
     from . import export
 

@@ -19,6 +19,7 @@ from engine.checkpoint import load_char_checkpoint
 from . import dialogs, threads
 from .core.labels import lost_characters, position_label
 from .crash_handler import one_line
+from .import_dialog import IMPORTABLE, ModelImporter
 from .readout import Readout
 from .shown import RefreshWhenShown
 from .session import Session
@@ -217,6 +218,9 @@ class MainWindow(QtWidgets.QMainWindow):
         file_menu = bar.addMenu("&File")
         self._action(file_menu, "Open &model…", self.ask_open_model, "Ctrl+O", "Open a trained model (.npz)")
         self._action(file_menu, "Open &text…", self.ask_open_text, "Ctrl+T", "Step through a text file (.txt)")
+        self.importer = ModelImporter(self.session, self)
+        self._action(file_menu, "&Import model…", self.importer.ask, None,
+                     "Open an LSTM or GRU trained with PyTorch, Keras or ONNX (.pt, .safetensors, .keras, .h5, .onnx)")
         self.recent_menu = file_menu.addMenu("&Recent files")
         self.recent_menu.setToolTipsVisible(True)
         file_menu.addSeparator()
@@ -380,7 +384,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.show_status(f"Saved {path}")
 
     def dragEnterEvent(self, event: QtGui.QDragEnterEvent):
-        if any(Path(u.toLocalFile()).suffix.lower() in OPENABLE for u in event.mimeData().urls()):
+        if any(Path(u.toLocalFile()).suffix.lower() in (*OPENABLE, *IMPORTABLE) for u in event.mimeData().urls()):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QtGui.QDropEvent):
@@ -390,6 +394,10 @@ class MainWindow(QtWidgets.QMainWindow):
         for path in paths:
             self.open_path(path)
         event.acceptProposedAction()
+        imports = [u.toLocalFile() for u in event.mimeData().urls()
+                   if Path(u.toLocalFile()).suffix.lower() in IMPORTABLE]
+        if imports:  # one import at a time: the first dropped model file
+            self.importer.start(imports[0])
 
     # --- view ---------------------------------------------------------------------------------
     def show_status(self, message: str):

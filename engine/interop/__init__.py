@@ -20,10 +20,10 @@ import numpy as np
 
 from ..data import CharVocab
 from ..model import SequenceModel
-from .layout import InteropError, Loaded, Recognised, build_model
+from .layout import AmbiguousModules, InteropError, Loaded, Recognised, build_model
 from .vocab import check_chars, chars_from_file, sort_ids
 
-__all__ = ["ImportResult", "InteropError", "import_model", "import_state_dict", "source_kind"]
+__all__ = ["AmbiguousModules", "ImportResult", "InteropError", "import_model", "import_state_dict", "source_kind"]
 
 PARITY_SEED = 1234
 

@@ -42,6 +42,16 @@ class InteropError(ValueError):
     message is one line naming the file and the layer or attribute at fault."""
 
 
+class AmbiguousModules(InteropError):
+    """Several modules of the file fit one role: ``role`` (e.g. "recurrent", "output layer
+    (nn.Linear)") and ``candidates``, the module names to choose from (``prefixes``)."""
+
+    def __init__(self, message: str, role: str, candidates):
+        super().__init__(message)
+        self.role = role
+        self.candidates = list(candidates)
+
+
 def reorder(a: np.ndarray, source: tuple, target: tuple, axis: int = -1) -> np.ndarray:
     """Copy of ``a`` with its gate blocks along ``axis`` moved from ``source`` to ``target`` order."""
     a = np.asarray(a)

@@ -26,7 +26,7 @@ import zipfile
 
 import numpy as np
 
-from .layout import InteropError, Loaded, Recognised, from_torch
+from .layout import AmbiguousModules, InteropError, Loaded, Recognised, from_torch
 
 RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)"
                      r"(?P<reverse>_reverse)?$")
@@ -165,8 +165,9 @@ def recognise(tensors: dict, source: str, prefixes=()) -> Recognised:
     chosen = [p + "." if p else "" for p in prefixes if (p + "." if p else "") in modules]
     if not chosen:
         if len(modules) > 1:
-            raise InteropError(f"{source}: several recurrent modules: {_listing(m.rstrip('.') for m in modules)}; "
-                               "choose with --layer-prefix NAME (several are stacked in the order given)")
+            names = [m.rstrip(".") for m in modules]
+            raise AmbiguousModules(f"{source}: several recurrent modules: {_listing(names)}; choose with "
+                                   "--layer-prefix NAME (several are stacked in the order given)", "recurrent", names)
         chosen = list(modules)
     cells = {modules[p][0] for p in chosen}
     if len(cells) > 1:
@@ -210,8 +211,8 @@ def _pick(candidates: list, prefixes: list, role: str, source: str):
     if named:
         return named[0]
     if len(candidates) > 1:
-        raise InteropError(f"{source}: several modules could be the {role}: {_listing(candidates)}; "
-                           "choose with --layer-prefix NAME")
+        raise AmbiguousModules(f"{source}: several modules could be the {role}: {_listing(candidates)}; "
+                               "choose with --layer-prefix NAME", role, candidates)
     return candidates[0] if candidates else None
 
 

@@ -3,7 +3,9 @@ with the focused unit's live values on every wire.
 
 Top: the cell-state line c_{t-1} -> × (forget) -> + (write) -> c_t. Bottom: h_{t-1} joins x_t
 and feeds four layers — σ (f), σ (i), tanh (g), σ (o). i·g is added to the cell state; tanh(c_t)
-times o gives h_t. A vanilla RNN is drawn as one tanh layer. Values come from
+times o gives h_t. A GRU (Olah's GRU figure, with PyTorch's reset placement) is drawn with the
+hidden line on top, h_{t-1} -> × (z) -> + -> h_t, and below σ (r), the reset product feeding
+tanh (n), σ (z); (1 − z)·n is added to z·h_{t-1}. A vanilla RNN is drawn as one tanh layer. Values come from
 ``engine.equations.diagram_values`` (read from the trace); ``labels`` keeps each wire's shown text
 (key -> str) for tests. Drawing happens in a fixed 760 x 420 logical canvas scaled to the widget.
 """
@@ -38,17 +40,26 @@ LSTM_LABELS = {
     "tanh(c_t)": (QtCore.QPointF(600, 208), "h"), "c_t": (QtCore.QPointF(690, C_Y - 20), "c"),
     "h_t": (QtCore.QPointF(690, H_Y - 20), "h"),
 }
+GRU_LABELS = {
+    "h_prev": (QtCore.QPointF(82, C_Y - 20), "h"), "x_t": (QtCore.QPointF(180, 398), None),
+    "r": (QtCore.QPointF(320, LAYER_Y - 18), "r"), "n": (QtCore.QPointF(490, 120), "n"),
+    "z": (QtCore.QPointF(610, LAYER_Y + 25), "z"), "1-z": (QtCore.QPointF(680, 160), None),
+    "z*h_prev": (QtCore.QPointF(460, C_Y - 22), None), "(1-z)*n": (QtCore.QPointF(690, 105), None),
+    "h_t": (QtCore.QPointF(700, C_Y - 22), "h"),
+}
 RNN_LABELS = {
     "h_prev": (QtCore.QPointF(82, H_Y - 20), "h"), "x_t": (QtCore.QPointF(180, 398), None),
     "pre": (QtCore.QPointF(400, 295), None), "h_t": (QtCore.QPointF(690, H_Y - 20), "h"),
 }
 TEXT_NAMES = {"c_prev": "cₜ₋₁", "h_prev": "hₜ₋₁", "x_t": "xₜ", "f": "f", "i": "i", "g": "g", "o": "o",
               "f*c_prev": "f·cₜ₋₁", "i*g": "i·g", "tanh(c_t)": "tanh(cₜ)", "c_t": "cₜ", "h_t": "hₜ",
-              "pre": "z"}  # wire names as drawn (Unicode subscripts)
+              "pre": "z", "r": "r", "z": "z", "n": "n", "1-z": "1−z", "z*h_prev": "z·hₜ₋₁",
+              "(1-z)*n": "(1−z)·n"}  # wire names as drawn (Unicode subscripts)
+PLACEMENTS = {"lstm": LSTM_LABELS, "gru": GRU_LABELS, "rnn": RNN_LABELS}
 
 
 class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
-    """QPainter drawing of one LSTM (or RNN) unit with live wire values (module docstring)."""
+    """QPainter drawing of one LSTM (GRU, RNN) unit with live wire values (module docstring)."""
 
     def __init__(self, session, focus: LessonFocus, parent=None):
         super().__init__(parent)
@@ -59,7 +70,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         self.title = ""
         self.label_px = float(LABEL_PX)  # value labels' pixel size in the canvas, as last drawn
         self.setMinimumSize(380, 220)
-        self.setToolTip("The selected unit as the classic LSTM diagram, with its values at the focused step.")
+        self.setToolTip("The selected unit as the classic cell diagram, with its values at the focused step.")
         focus.changed.connect(self.refresh_soon)
         self.refresh_soon()  # drawn when first on screen
 
@@ -79,9 +90,8 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         else:
             layer, unit, step = position
             s = self.session
-            values = diagram_values(s.trace(), layer, step, unit)
-            placement = LSTM_LABELS if self.cell == "lstm" else RNN_LABELS
-            for key, (_, colour_as) in placement.items():
+            values = diagram_values(s.records(step, step + 1), layer, 0, unit)  # row 0 is ``step``
+            for key, (_, colour_as) in PLACEMENTS[self.cell].items():
                 value = values[key]
                 self.labels[key] = value if isinstance(value, str) else fmt(value)
                 if colour_as is not None:
@@ -101,10 +111,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
             painter.scale(scale, scale)
             self.label_px = LABEL_PX * min(MAX_LABEL_GROWTH, max(1.0, MIN_LABEL_PX / (LABEL_PX * scale)))
             self._draw_frame(painter)
-            if self.cell == "lstm":
-                self._draw_lstm(painter)
-            else:
-                self._draw_rnn(painter)
+            {"lstm": self._draw_lstm, "gru": self._draw_gru, "rnn": self._draw_rnn}[self.cell](painter)
             self._draw_labels(painter)
         finally:
             painter.end()
@@ -148,6 +155,31 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
                                (pt(600, MID_Y), "tanh"), (pt(600, LAYER_Y), "×")):
             _op(p, centre, symbol)
 
+    def _draw_gru(self, p: QtGui.QPainter) -> None:
+        pt = QtCore.QPointF
+        fg = self._foreground()
+        colour = {name: QtGui.QColor(GATE_ACCENT[name]) for name in ("r", "z", "n")}
+        # hidden line on top, its copy down to the bus that joins x_t
+        _wire(p, [pt(20, C_Y), pt(740, C_Y)], H_COLOUR, arrow=True, width=3)
+        _wire(p, [pt(100, C_Y), pt(100, H_Y), pt(540, H_Y)], H_COLOUR, width=2)
+        _wire(p, [pt(180, 410), pt(180, H_Y)], fg, width=2)
+        for x, top in ((240.0, LAYER_Y + 17), (400.0, LAYER_Y + 14), (540.0, LAYER_Y + 17)):
+            _wire(p, [pt(x, H_Y), pt(x, top)], H_COLOUR, arrow=True, width=2)
+        # r multiplies the recurrent input of n; n's output is scaled by 1 - z and added
+        _wire(p, [pt(257, LAYER_Y), pt(386, LAYER_Y)], colour["r"], arrow=True)
+        _wire(p, [pt(400, LAYER_Y - 14), pt(400, MID_Y + 17)], fg, arrow=True)
+        _wire(p, [pt(400, MID_Y - 17), pt(400, 120), pt(596, 120)], colour["n"], arrow=True)
+        _wire(p, [pt(540, LAYER_Y - 17), pt(540, C_Y + 14)], colour["z"], arrow=True)
+        _wire(p, [pt(540, 200), pt(596, 200)], colour["z"], arrow=True)
+        _wire(p, [pt(610, 186), pt(610, 134)], fg, arrow=True)
+        _wire(p, [pt(610, 106), pt(610, C_Y + 14)], fg, arrow=True)
+        _layer_box(p, pt(240, LAYER_Y), "σ", "r")
+        _layer_box(p, pt(400, MID_Y), "tanh", "n")
+        _layer_box(p, pt(540, LAYER_Y), "σ", "z")
+        for centre, symbol in ((pt(400, LAYER_Y), "×"), (pt(540, C_Y), "×"), (pt(610, C_Y), "+"),
+                               (pt(610, 200), "1−"), (pt(610, 120), "×")):
+            _op(p, centre, symbol)
+
     def _draw_rnn(self, p: QtGui.QPainter) -> None:
         pt = QtCore.QPointF
         _wire(p, [pt(20, H_Y), pt(180, H_Y), pt(400, H_Y), pt(400, LAYER_Y + 17)], H_COLOUR, arrow=True, width=2)
@@ -157,9 +189,8 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         _layer_box(p, pt(400, LAYER_Y), "tanh", None)
 
     def _draw_labels(self, p: QtGui.QPainter) -> None:
-        placement = LSTM_LABELS if self.cell == "lstm" else RNN_LABELS
         fg = self._foreground()
-        for key, (centre, _) in placement.items():
+        for key, (centre, _) in PLACEMENTS[self.cell].items():
             name = TEXT_NAMES[key]
             text = self.labels.get(key, "")
             _value_box(p, centre, name, text, self.colours.get(key), fg, self.palette().color(QtGui.QPalette.Base),
@@ -204,7 +235,7 @@ def _layer_box(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str, gate: str
 
 
 def _op(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str) -> None:
-    wide = symbol == "tanh"
+    wide = len(symbol) > 1
     rx, ry = (22, 14) if wide else (14, 14)
     p.setPen(QtGui.QPen(QtGui.QColor("#333333"), 1.5))
     p.setBrush(OP_FILL)

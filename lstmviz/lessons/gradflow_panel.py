@@ -26,7 +26,9 @@ MAX_STEPS = GRADFLOW_STEPS  # inputs of the analysed sequence (the text's last M
 COALESCE_MS = 500  # the longest a change waits before the plot follows it
 PENS = {  # (colour, dashed) per curve kind
     "rnn h": ("#D55E00", False), "lstm h": ("#0072B2", False), "lstm c": ("#0072B2", True),
+    "gru h": ("#009E73", False),
 }
+NO_HEAD = "This model has no output layer: there is no loss, so no gradient flow to show."
 
 
 class GradientFlowPanel(RefreshWhenShown, QtWidgets.QWidget):
@@ -98,7 +100,11 @@ class GradientFlowPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.flows, self.curves = {}, {}
         layer_note = ""
         self._layer = self.session.layer
-        for label, (model, vocab) in self.models().items():
+        models = self.models()
+        if any(model.config.head == "none" for model, _ in models.values()):
+            self.info.setText(NO_HEAD)
+            return
+        for label, (model, vocab) in models.items():
             flow = self.session.gradient_flow(model, vocab, MAX_STEPS)
             if flow is None:
                 continue

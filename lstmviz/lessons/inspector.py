@@ -3,7 +3,8 @@
 For the focused (layer, unit, step) (see ``focus``) each gate's pre-activation is shown as its
 three summands — input part ``x_t·Wx``, recurrent part ``h_{t-1}·Wh`` and bias ``b`` — their sum,
 the activation and the result; then ``c_t = f·c_{t-1} + i·g`` and ``h_t = o·tanh(c_t)`` (a
-vanilla RNN: ``h_t = tanh(x·Wx + h·Wh + b)``). The summands come from ``Session.equation_breakdown``
+GRU: r, z, then n whose recurrent part is ``r·(h_{t-1}·Wh_n + b_hn)``, and
+``h_t = (1 - z)·n + z·h_{t-1}``; a vanilla RNN: ``h_t = tanh(x·Wx + h·Wh + b)``). The summands come from ``Session.equation_breakdown``
 (``engine.equations.decompose``); names and activations from ``engine.quantities``;
 every value that also appears in a heatmap (gates, pre-activations, c, h) is read from the trace
 itself, so the inspector and the heatmaps always agree digit for digit. ``values`` keeps the
@@ -53,10 +54,10 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
             return
         layer, unit, step = position
         s = self.session
-        trace = s.trace()
+        trace = s.records(step, step + 1)  # row 0 is ``step``; the state before it is carried
         breakdown = s.equation_breakdown(layer, step, unit)
-        wires = diagram_values(trace, layer, step, unit)
-        pre = trace.gate("pre", layer)[step]  # (G,) public order, as recorded
+        wires = diagram_values(trace, layer, 0, unit)
+        pre = trace.gate("pre", layer)[0]  # (G,) public order, as recorded
         H = trace.hidden_size
         values = {"h_prev": wires["h_prev"]}
         for k, (name, term) in enumerate(breakdown.gates.items()):
@@ -65,6 +66,10 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
             values[name] = wires["h_t" if name == "h" else name]
         if trace.cell == "lstm":
             for key in ("c_prev", "f*c_prev", "i*g", "c_t", "tanh(c_t)", "h_t"):
+                values[key] = wires[key]
+        if trace.cell == "gru":
+            values["n.reset_input"] = breakdown.reset_input
+            for key in ("1-z", "z*h_prev", "(1-z)*n", "h_t"):
                 values[key] = wires[key]
         self.values = values
         self.setHtml(self._html(trace.cell, layer, unit, step, wires["x_t"]))
@@ -118,6 +123,8 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
             formula = self._lines("h<sub>t</sub> = tanh(x<sub>t</sub>·W<sub>x</sub> + h<sub>t-1</sub>·W<sub>h</sub> + b)",
                                   f"&nbsp;&nbsp;&nbsp;= tanh({self._num('h.pre')}) = {self._num('h', colour_as='h')}")
             return header + self._gate_table(("h",)) + formula
+        if cell == "gru":
+            return header + self._gate_table(("r", "z", "n")) + self._gru_lines()
         f, i, g, o = (self._name(n) for n in ("f", "i", "g", "o"))
         c, h = self._name("c"), self._name("h")
         c_prev = self._name("c", "t-1")
@@ -131,3 +138,18 @@ class EquationInspector(RefreshWhenShown, QtWidgets.QTextBrowser):
             f"{h} = {o}·tanh({c}) = {self._num('o')} × tanh({self._num('c_t')})",
             f"&nbsp;&nbsp;&nbsp;= {self._num('o')} × {self._num('tanh(c_t)')} = {self._num('h_t', colour_as='h')}")
         return header + self._gate_table(("f", "i", "g", "o")) + cell_line + hidden_line
+
+    def _gru_lines(self) -> str:
+        """The candidate's reset-gated recurrent part and the hidden-state mix of a GRU unit."""
+        r, z, n, h = (self._name(k) for k in ("r", "z", "n", "h"))
+        h_prev = self._name("h", "t-1")
+        n_line = self._lines(
+            f"recurrent part of {n} = {r}·(h<sub>t-1</sub>·W<sub>hn</sub> + b<sub>hn</sub>)",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('r')} × {self._num('n.reset_input')} = {self._num('n.recurrent')}")
+        h_line = self._lines(
+            f"{h} = (1 − {z})·{n} + {z}·{h_prev}",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('1-z')} × {self._num('n')}",
+            f"&nbsp;&nbsp;&nbsp;&nbsp;&nbsp;+ {self._num('z')} × {self._num('h_prev', colour_as='h')}",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('(1-z)*n')} <small>(written)</small> + {self._num('z*h_prev')} <small>(kept)</small>",
+            f"&nbsp;&nbsp;&nbsp;= {self._num('h_t', colour_as='h')}")
+        return n_line + h_line

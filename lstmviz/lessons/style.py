@@ -18,6 +18,9 @@ GATE_ACCENT = {
     "o": "#CC79A7",  # output gate: reddish purple
     "c": "#E69F00",  # cell state: orange
     "h": "#56B4E9",  # hidden state: sky blue
+    "r": "#D55E00",  # GRU reset gate: vermillion
+    "z": "#009E73",  # GRU update gate: bluish green
+    "n": "#0072B2",  # GRU candidate: blue
 }
 
 

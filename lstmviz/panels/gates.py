@@ -1,7 +1,8 @@
-"""Gate heatmaps panel: f, i, o, g, c, h of one layer as units x time, around the cursor.
+"""Gate heatmaps panel: one layer's gates and states as units x time, around the cursor (LSTM
+f, i, o, g, c, h; GRU r, z, n, h; vanilla RNN h).
 
 Only the last ``WINDOW`` steps before the cursor are drawn, so a step costs the same however
-long the text is. The six views share their time axis (wheel on the x axis zooms, drag pans);
+long the text is. The views share their time axis (wheel on the x axis zooms, drag pans);
 the view follows the cursor until the user zooms or pans, and "Follow" brings it back. It
 follows by pages: when the cursor leaves the shown ``WINDOW`` steps the axis jumps to put it
 ``PAGE`` steps left of the right edge, so most steps repaint the images only, not the axes.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
+from engine.quantities import DISPLAY_ORDERS, RECORDED_NAMES as PANEL_NAMES
 
 from ..core.labels import step_label
 from ..plots import GATE_STYLE, HeatmapView
@@ -22,7 +23,7 @@ PAGE = WINDOW // 4  # steps of blank time axis ahead of the cursor after the vie
 
 
 class GatesPanel(QtWidgets.QWidget):
-    """Six heatmaps plus a layer selector. Hover readouts go out through ``status``."""
+    """A heatmap per quantity of the model's cell plus a layer selector. Hover readouts go out through ``status``."""
 
     status = QtCore.Signal(str)
 
@@ -53,10 +54,10 @@ class GatesPanel(QtWidgets.QWidget):
         bar.addWidget(self.hint)
         bar.addStretch(1)
 
-        grid = QtWidgets.QGridLayout()
+        self.grid = grid = QtWidgets.QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
-        for k, name in enumerate(PANEL_ORDER):
+        for name in PANEL_NAMES:
             view = HeatmapView(name, colorblind=session.colorblind)
             view.setToolTip(f"{GATE_STYLE[name].label}: units (rows) by step (columns); "
                             "hover for values, click to select a unit")
@@ -64,10 +65,10 @@ class GatesPanel(QtWidgets.QWidget):
             view.hovered.connect(lambda u, s, v, name=name: self._on_hovered(name, u, s, v))
             view.clicked.connect(self._on_clicked)
             view.plot.vb.sigRangeChangedManually.connect(self._on_user_zoomed)
-            if self.views:
-                view.plot.setXLink(self.views["f"].plot)
             self.views[name] = view
-            grid.addWidget(view, k // 3, k % 3)
+        for name, view in self.views.items():
+            if name != "h":
+                view.plot.setXLink(self.views["h"].plot)  # h: shown for every cell
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -88,9 +89,14 @@ class GatesPanel(QtWidgets.QWidget):
         self.layer_box.addItems([f"layer {k}" for k in range(s.num_layers)])
         self.layer_box.setEnabled(s.num_layers > 1)
         self.layer_box.setCurrentIndex(s.layer)
-        names = s.names
-        for name, view in self.views.items():
-            view.setVisible(name in names or not names)
+        names = s.names or DISPLAY_ORDERS["lstm"]
+        columns = 3 if len(names) > 4 else 2
+        for view in self.views.values():
+            self.grid.removeWidget(view)
+            view.setVisible(False)
+        for k, name in enumerate(names):
+            self.grid.addWidget(self.views[name], k // columns, k % columns)
+            self.views[name].setVisible(True)
 
     def window_start(self, t: int) -> int:
         """First step drawn when the cursor is at ``t`` steps taken."""
@@ -115,7 +121,7 @@ class GatesPanel(QtWidgets.QWidget):
             # the view jumps by pages, the cursor then PAGE steps left of the right edge: the time
             # axes and the views' layout change once per PAGE steps, not on every step
             self._x_start = max(0, t - WINDOW + PAGE)
-            self.views["f"].plot.setXRange(self._x_start - 0.5, self._x_start + WINDOW - 0.5, padding=0)
+            self.views["h"].plot.setXRange(self._x_start - 0.5, self._x_start + WINDOW - 0.5, padding=0)
         if self._units != H:
             self._units = H
             for view in self.views.values():

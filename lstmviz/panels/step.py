@@ -1,9 +1,10 @@
-"""Current step panel: the six vectors of the selected layer at the current step, side by side
+"""Current step panel: the vectors of the selected layer at the current step, side by side
 as colour strips (unit 0 at the top), and the model's top-k next-character predictions as a bar
 chart, the true next character's bar in red. For a numeric series the right-hand plot shows the
 predicted next value(s) against the actual ones, in original units when the sequence knows the
 scaling (``SeriesSequence.original``), else scaled. ``PREDICTION_VIEWS`` picks the right-hand
-plot by ``session.sequence.predicts_characters``."""
+plot by ``session.sequence.predicts_characters``; a model without an output layer (head
+"none") shows ``NoPredictions``' note instead."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine.data import display_char
-from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
+from engine.quantities import RECORDED_NAMES as PANEL_NAMES
 
 from ..core.labels import step_label
 from ..plots import colormap_for
@@ -54,16 +55,14 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.vectors.setMouseEnabled(x=False, y=False)
         self.vectors.hideButtons()
         self.vectors.setMenuEnabled(False)
-        self.vectors.getAxis("bottom").setTicks([[(k, n) for k, n in enumerate(PANEL_ORDER)]])
         self.vectors.setLabel("left", "unit")
         self.strips = {}
-        for k, name in enumerate(PANEL_ORDER):
+        for name in PANEL_NAMES:
             item = pg.ImageItem(axisOrder="row-major")
             self.vectors.addItem(item)
             self.strips[name] = item
         self.unit_marker = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 80, 80), width=1.5))
         self.vectors.addItem(self.unit_marker, ignoreBounds=True)
-        self.vectors.setXRange(-0.5, len(PANEL_ORDER) - 0.5, padding=0)
 
         self.predictions = self.plots.addPlot(row=0, col=1)
         self.predictions.invertY(True)
@@ -96,7 +95,8 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
 
     def _on_model_changed(self):
         s = self.session
-        self._predicted = PREDICTION_VIEWS[s.sequence.predicts_characters]
+        headless = s.model is not None and s.model.config.head == "none"
+        self._predicted = NoPredictions if headless else PREDICTION_VIEWS[s.sequence.predicts_characters]
         layout = self._predicted.layout(s)
         if layout == self._layout:
             return  # new weights for the same text model (e.g. while training): nothing to rebuild
@@ -104,6 +104,8 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         H = max(s.hidden_size, 1)
         for name, item in self.strips.items():
             item.setVisible(name in s.names)
+        self.vectors.getAxis("bottom").setTicks([list(enumerate(s.names))])
+        self.vectors.setXRange(-0.5, max(len(s.names), 1) - 0.5, padding=0)
         self.vectors.setYRange(-0.5, H - 0.5, padding=0)
         self.setToolTip("Left: the selected layer's vectors at the current step (one column each, "
                         f"unit 0 at the top). Right: {self._predicted.TOOLTIP}.")
@@ -135,12 +137,11 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.predictions_title.setText(self._predicted.EMPTY_TITLE)
             return
         window = s.records(t - 1, t)  # row 0 is step t - 1
-        for name in s.names:
+        for k, name in enumerate(s.names):
             column = window.gate(name, s.layer)[0]  # (H,)
             item = self.strips[name]
             item.setImage(np.ascontiguousarray(column[:, None], dtype=np.float32),
                           autoLevels=False, levels=s.levels(name, s.layer))
-            k = PANEL_ORDER.index(name)
             item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
         shown = s.sequence.shown(t - 1)
         self.vectors_title.setText(f"{step_label(t - 1)}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
@@ -252,6 +253,35 @@ class ValuePredictions:
         if actual is not None:
             title += f" &nbsp; <b style='color:#dc3c3c'>actual {actual[0]:.4g}</b>"
         panel.predictions_title.setText(title)
+
+
+class NoPredictions:
+    """A model without an output layer (head "none"): the right-hand plot stays empty and its
+    title says why."""
+
+    TOOLTIP = "nothing: this model has no output layer, so it makes no predictions"
+    EMPTY_TITLE = "no predictions: this model has no output layer"
+
+    @staticmethod
+    def layout(s: Session) -> tuple:
+        return ("headless", s.names, s.hidden_size, s.colorblind)
+
+    @staticmethod
+    def set_axes(panel: CurrentStepPanel, s: Session) -> None:
+        panel.predictions.getAxis("left").setTicks([[]])
+
+    @staticmethod
+    def clear(panel: CurrentStepPanel) -> None:
+        pass
+
+    @staticmethod
+    def show(panel: CurrentStepPanel, s: Session, output: np.ndarray, t: int) -> None:
+        """Nothing to draw: the output is the top layer's h, shown on the left."""
+        panel.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+        panel.predicted_points.setData([], [])
+        panel.actual_points.setData([], [])
+        panel.top, panel.forecast = [], None
+        panel.predictions_title.setText(NoPredictions.EMPTY_TITLE)
 
 
 PREDICTION_VIEWS = {True: CharacterPredictions, False: ValuePredictions}  # by ``sequence.predicts_characters``

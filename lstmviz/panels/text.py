@@ -1,7 +1,7 @@
 """Text panel: the sequence being stepped, editable, with the current character highlighted.
 
 When a unit is selected, each stepped character's background shows that unit's value of the
-chosen quantity (h by default; c on its symmetric levels, or any gate), drawn with the same
+chosen quantity (h by default; c on its symmetric levels, or any gate of the model's cell), drawn with the same
 colormap as its heatmap: the classic "quote-tracking cell" view. Colours are extra selections,
 so they never touch the document or its undo history, and only the stepped characters on screen
 (plus ``MARGIN`` steps either side) get one: a step or a scroll colours a bounded number of
@@ -53,7 +53,7 @@ class TextPanel(QtWidgets.QWidget):
         bar.addWidget(self.info, 1)
         bar.addWidget(QtWidgets.QLabel("Colour by"))
         self.quantity_box = QtWidgets.QComboBox()
-        for name in ("h", "c", "f", "i", "o", "g"):
+        for name in ("h", "c", "f", "i", "o", "g", "r", "z", "n"):  # those the model's cell lacks are disabled
             self.quantity_box.addItem(GATE_STYLE[name].label, name)
         self.quantity_box.setToolTip("Which value of the selected unit colours each character")
         self.quantity_box.currentIndexChanged.connect(self._on_quantity_chosen)
@@ -90,9 +90,11 @@ class TextPanel(QtWidgets.QWidget):
 
         session.text_changed.connect(self._on_session_text)
         session.model_changed.connect(self._forget_colours)  # text_changed and stepped follow
+        session.model_changed.connect(self._offer_cell_quantities)
         session.stepped.connect(self.recolour)
         session.selection_changed.connect(self.invalidate)
         session.colormap_changed.connect(self._on_colormap_changed)
+        self._offer_cell_quantities()
         self._on_session_text()
 
     # --- text in and out ----------------------------------------------------------------------
@@ -198,6 +200,15 @@ class TextPanel(QtWidgets.QWidget):
     def _on_quantity_chosen(self, _index):
         self.quantity = self.quantity_box.currentData()
         self.invalidate()
+
+    def _offer_cell_quantities(self):
+        """Enable the quantities the model's cell records; fall back to h if the chosen one is not."""
+        names = self.session.names or ("h", "c", "f", "i", "o", "g")
+        items = self.quantity_box.model()
+        for row in range(self.quantity_box.count()):
+            items.item(row).setEnabled(self.quantity_box.itemData(row) in names)
+        if self.quantity not in names:
+            self.set_quantity("h")
 
     def set_quantity(self, name: str):
         index = self.quantity_box.findData(name)

@@ -55,3 +55,64 @@ def test_trace_refusals(model_and_vocab):
     with pytest.raises(TypeError, match="expected a SequenceModel"):
         trace(42, inputs=[0, 1])
     assert trace(model, inputs=np.array([0, 1, 2])).steps == 3
+
+
+@pytest.fixture
+def shown(qtbot, tmp_path):
+    """``lstmviz.show``'s windows, closed after the test."""
+    from PySide6 import QtCore
+
+    windows = []
+    settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
+
+    def open_window(*args, **kwargs):
+        import lstmviz
+
+        window = lstmviz.show(*args, settings=settings, **kwargs)
+        windows.append(window)
+        return window
+
+    yield open_window
+    for window in windows:
+        window.close()
+        window.deleteLater()
+
+
+def test_show_opens_a_window_on_a_sequence_model(qtbot, shown, model_and_vocab):
+    from . import helpers
+
+    model, vocab = model_and_vocab
+    window = shown(model, text="abc cab a", vocab="abc ")
+    qtbot.waitExposed(window)
+    s = window.session
+    assert s.model is model and s.vocab == vocab and s.text == "abc cab a"
+    s.seek(s.steps)
+    assert s.t == 9
+    helpers.assert_heatmaps_equal_trace(window, model.trace(vocab.encode("abc cab a")), ("r", "z", "n", "h"))
+
+
+def test_show_opens_a_checkpoint_and_refuses_without_a_vocabulary(qtbot, shown, model_and_vocab, tmp_path):
+    model, vocab = model_and_vocab
+    save_checkpoint(tmp_path / "m.npz", model, vocab=vocab)
+    window = shown(tmp_path / "m.npz", text="cab")
+    assert window.session.model_path == str(tmp_path / "m.npz") and window.session.text == "cab"
+    np.testing.assert_array_equal(window.session.model.params["l0.Wx"], model.params["l0.Wx"])
+    with pytest.raises(ValueError, match="vocab="):
+        shown(model, text="abc")
+
+
+def test_trace_is_exported_lazily_and_equals_the_model_trace(model_and_vocab):
+    import subprocess
+    import sys
+
+    import lstmviz
+
+    model, vocab = model_and_vocab
+    np.testing.assert_array_equal(lstmviz.trace(model, "abca", vocab="abc ").gate("n"),
+                                  model.trace(vocab.encode("abca")).gate("n"))
+    probe = "import sys, lstmviz; lstmviz.trace; print('PySide6' in sys.modules)"
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "False"  # import lstmviz (and its trace) import no Qt
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        lstmviz.nothing  # noqa: B018

@@ -30,6 +30,7 @@ def test_cell_levels_are_a_nice_ninetieth_percentile():
 
 def test_unknown_name_and_non_finite_cells_are_refused():
     with pytest.raises(ValueError, match="unknown quantity"):
-        gate_levels("z")
+        gate_levels("q")
+    assert gate_levels("z") == (0.0, 1.0) and gate_levels("n") == (-1.0, 1.0)  # GRU: their ranges
     with pytest.raises(ValueError, match="non-finite"):
         gate_levels("c", np.array([np.inf, 1.0]))

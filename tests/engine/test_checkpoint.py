@@ -599,3 +599,17 @@ def test_deeply_nested_meta_is_a_clear_refusal(good, tmp_path):
             assert "nested too deeply" in str(e)
         else:
             assert "deep" in ckpt.train_state
+
+
+def test_a_headless_character_model_loads_for_viewing_and_sampling_refuses_it(tmp_path):
+    """A recurrent stack alone (head "none", e.g. imported) opens as a character checkpoint;
+    sampling from it fails with the no-output-layer message."""
+    from engine.sample import sample
+
+    vocab = CharVocab.from_text("abc")
+    cfg = ModelConfig(input_size=3, output_size=2, hidden_size=2, cell="gru", head="none")
+    save_checkpoint(tmp_path / "stack.npz", SequenceModel(cfg, rng=np.random.default_rng(0)), vocab=vocab)
+    ckpt = load_char_checkpoint(tmp_path / "stack.npz")
+    assert ckpt.model.config.head == "none" and ckpt.vocab == vocab
+    with pytest.raises(ValueError, match="no output layer"):
+        sample(ckpt.model, vocab, prime="a", length=3, rng=np.random.default_rng(0))

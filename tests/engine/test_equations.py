@@ -144,3 +144,46 @@ def test_trace_from_another_architecture_is_refused():
     trace = make_trace(make_model("lstm"))
     with pytest.raises(ValueError, match="does not match the model"):
         decompose(make_model("rnn"), trace, 0, 0, 0)
+
+
+def _gru_unit_by_hand(model, trace, k, t, u):
+    """r, z, n, h of unit ``u`` written out from nn.GRU's equations on the model's parameters."""
+    H = trace.hidden_size
+    P = {name: model.params[f"l{k}.{name}"] for name in ("Wx", "Wh", "b", "bhn")}
+    x = trace.layers[k - 1]["h"][t] if k else np.eye(5)[trace.inputs[t]]  # (D,)
+    h_prev = trace.previous("h", k, t)  # (H,)
+    col = {name: j * H + u for j, name in enumerate(("r", "z", "n"))}
+    r = 1 / (1 + np.exp(-(x @ P["Wx"][:, col["r"]] + h_prev @ P["Wh"][:, col["r"]] + P["b"][col["r"]])))
+    z = 1 / (1 + np.exp(-(x @ P["Wx"][:, col["z"]] + h_prev @ P["Wh"][:, col["z"]] + P["b"][col["z"]])))
+    n = np.tanh(x @ P["Wx"][:, col["n"]] + P["b"][col["n"]] + r * (h_prev @ P["Wh"][:, col["n"]] + P["bhn"][u]))
+    return r, z, n, (1 - z) * n + z * h_prev[u]
+
+
+def test_gru_breakdown_equals_trace_and_the_equations_float64():
+    model = make_model("gru")
+    trace = make_trace(model)
+    for k, t, u in all_positions(trace):
+        b = decompose(model, trace, k, t, u)
+        assert b.cell == "gru" and tuple(b.gates) == ("r", "z", "n") and b.c is None
+        for j, name in enumerate(("r", "z", "n")):
+            term = b.gates[name]
+            assert term.pre == pytest.approx(trace.layers[k]["pre"][t, j * 4 + u], abs=1e-12)
+            assert term.pre == pytest.approx(term.input_part + term.recurrent_part + term.bias, abs=1e-15)
+            assert term.value == pytest.approx(trace.layers[k][name][t, u], abs=1e-12)
+        r, z, n, h = _gru_unit_by_hand(model, trace, k, t, u)
+        assert (b.gates["r"].value, b.gates["z"].value, b.gates["n"].value) == pytest.approx((r, z, n), abs=1e-12)
+        assert b.gates["n"].recurrent_part == pytest.approx(r * b.reset_input, abs=1e-15)
+        assert b.kept == pytest.approx(z * b.h_prev, abs=1e-15) and b.written == pytest.approx((1 - z) * n, abs=1e-15)
+        assert b.h == pytest.approx(h, abs=1e-12) and b.h == pytest.approx(trace.layers[k]["h"][t, u], abs=1e-12)
+
+
+def test_gru_diagram_values_equal_trace():
+    model = make_model("gru", dtype="float32")
+    trace = make_trace(model)
+    for k, t, u in all_positions(trace):
+        d = diagram_values(trace, k, t, u)
+        rec = trace.layers[k]
+        assert set(d) == {"x_t", "h_prev", "r", "z", "n", "1-z", "z*h_prev", "(1-z)*n", "h_t"}
+        assert (d["r"], d["z"], d["n"], d["h_t"]) == (rec["r"][t, u], rec["z"][t, u], rec["n"][t, u], rec["h"][t, u])
+        assert d["h_prev"] == trace.previous("h", k, t)[u]
+        assert d["(1-z)*n"] + d["z*h_prev"] == pytest.approx(d["h_t"], abs=1e-6)

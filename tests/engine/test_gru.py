@@ -7,7 +7,6 @@ import pytest
 
 from engine import CharVocab, ModelConfig, SequenceModel
 from engine.cells import GRUCell, sigmoid
-from engine.equations import decompose, diagram_values
 from engine.sample import sample
 from engine.stepper import Stepper
 from engine.trace_io import load_trace_npz, save_trace_npz
@@ -150,15 +149,6 @@ def test_trace_file_holds_the_gru_quantities(char_gru, tmp_path):
     assert str(arrays["cell"]) == "gru"
     np.testing.assert_array_equal(arrays["layer1_n"], trace.gate("n", 1))
     assert "layer0_c" not in arrays
-
-
-def test_equations_refuse_gru_clearly(char_gru):
-    model, vocab = char_gru
-    trace = model.trace(vocab.encode("abc"), text="abc")
-    with pytest.raises(ValueError, match="GRU"):
-        decompose(model, trace, 0, 1, 0)
-    with pytest.raises(ValueError, match="GRU"):
-        diagram_values(trace, 0, 1, 0)
 
 
 def test_cli_trains_and_traces_a_gru(tmp_path, capsys):

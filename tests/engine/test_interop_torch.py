@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine import ModelConfig, SequenceModel
-from engine.interop import InteropError, import_model
+from engine.interop import AmbiguousModules, InteropError, import_model
 from engine.interop import torch_import
 from engine.interop.export import export_weights, state_dict_arrays
 
@@ -154,8 +154,9 @@ def test_layer_prefix_chooses_among_several_modules_and_stacks_them(tmp_path):
     a, b = torch.nn.LSTM(3, 4), torch.nn.LSTM(4, 4)
     state = {**prefixed(a.state_dict(), "first."), **prefixed(b.state_dict(), "second.")}
     torch.save(state, tmp_path / "m.pt")
-    with pytest.raises(InteropError, match=r"several recurrent modules: 'first', 'second'.*--layer-prefix"):
+    with pytest.raises(AmbiguousModules, match=r"several recurrent modules: 'first', 'second'.*--layer-prefix") as e:
         import_model(tmp_path / "m.pt")
+    assert (e.value.role, e.value.candidates) == ("recurrent", ["first", "second"])
     result = import_model(tmp_path / "m.pt", prefixes=["first", "second"])
     assert result.model.config.num_layers == 2
     x = np.random.default_rng(5).standard_normal((1, 4, 3)).astype(np.float32)  # (B, T, D)
@@ -172,8 +173,9 @@ def test_ambiguous_output_layer_lists_candidates(tmp_path):
              **prefixed(torch.nn.Linear(4, 2).state_dict(), "out_a."),
              **prefixed(torch.nn.Linear(4, 5).state_dict(), "out_b.")}
     torch.save(state, tmp_path / "m.pt")
-    with pytest.raises(InteropError, match=r"output layer \(nn.Linear\): 'out_a', 'out_b'"):
+    with pytest.raises(AmbiguousModules, match=r"output layer \(nn.Linear\): 'out_a', 'out_b'") as e:
         import_model(tmp_path / "m.pt")
+    assert e.value.candidates == ["out_a", "out_b"]
     assert import_model(tmp_path / "m.pt", prefixes=["rnn", "out_b"]).model.config.output_size == 5
 
 

@@ -1,0 +1,182 @@
+"""File > Import model… (and dropped .pt/.safetensors/.keras/.h5/.onnx files): a model trained
+elsewhere, converted exactly by ``engine.interop``, opened in the viewer.
+
+The flow, every dialog through ``lstmviz.dialogs``: ask for the vocabulary (characters in the
+source's id order, typed or from a file); read, convert and run the parity check in a worker
+thread (``lstmviz.threads``) behind a busy indicator; when several modules fit one role, let the
+user choose among the candidates (``engine.interop.AmbiguousModules``) and import again; show
+the report (what was recognised, the parity line) and open the model, after saving it as an
+lstmviz checkpoint if the user asks (``engine.checkpoint.save_checkpoint``: atomic). Any
+refusal of the importer (bidirectional layers, LSTM ``proj_size``, peepholes, ``hard_sigmoid``,
+GRU ``reset_after=False``, unknown layers, a pickle that is not plain tensors, a vocabulary of
+the wrong size, ...) ends in an error dialog titled with the file name and giving the cause;
+the viewer is left as it was. An import still running when the window closes is waited for
+(``threads.stop_all``) and then dropped without a dialog.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6 import QtCore, QtWidgets
+
+from engine.checkpoint import save_checkpoint
+from engine.interop import AmbiguousModules, ImportResult, import_model
+from engine.model import TOKEN_INPUTS
+
+from . import dialogs, threads
+
+IMPORTABLE = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".keras", ".h5", ".hdf5", ".onnx")
+IMPORT_FILTER = ("Models from PyTorch, Keras or ONNX (" + " ".join(f"*{ext}" for ext in IMPORTABLE)
+                 + ");;All files (*)")
+SAVE_FILTER = "lstmviz models (*.npz)"
+
+
+class ImportWorker(threads.Worker):
+    """Runs ``engine.interop.import_model`` (with its parity check) in the worker thread.
+    ``done(ImportResult)`` on success; ``ambiguous(role, candidates)`` when the user must choose
+    modules; ``failed(str)`` (from ``threads.Worker``) for every refusal."""
+
+    done = QtCore.Signal(object)
+    ambiguous = QtCore.Signal(str, object)
+
+    def __init__(self, path: str, vocab: dict, prefixes: list):
+        super().__init__()
+        self.path, self.vocab, self.prefixes = path, dict(vocab), list(prefixes)
+
+    def work(self) -> None:
+        try:
+            result = import_model(self.path, prefixes=self.prefixes, **self.vocab)
+        except AmbiguousModules as e:
+            self.ambiguous.emit(e.role, e.candidates)
+            return
+        self.done.emit(result)
+
+
+class ModelImporter(QtCore.QObject):
+    """The import flow of one window (module docstring). ``imported(path)`` is emitted once an
+    imported model is shown; ``outcome`` is set when a run ends ("opened", "cancelled" or
+    "failed") for callers that wait on it."""
+
+    imported = QtCore.Signal(str)
+
+    def __init__(self, session, parent: QtWidgets.QWidget):
+        super().__init__(parent)
+        self.session = session
+        self._parent = parent
+        self._thread = None
+        self._progress = None
+        self._run_args = None  # (path, vocab, prefixes) of the running import
+        self._result = None  # what the worker handed back: ImportResult, (role, candidates) or str
+        self._stop_requested = None  # the running worker's event, set by threads.stop_all (window closing)
+        self.outcome: str | None = None
+
+    @property
+    def busy(self) -> bool:
+        """True while an import runs in its worker thread."""
+        return self._thread is not None
+
+    def ask(self) -> bool:
+        """File > Import model…: ask for the file, then ``start`` it."""
+        path = dialogs.ask_open_path(self._parent, "Import model", IMPORT_FILTER)
+        return bool(path) and self.start(path)
+
+    def start(self, path: str) -> bool:
+        """Ask for the vocabulary and start importing ``path``; False if cancelled or busy."""
+        if self.busy:
+            dialogs.show_error(self._parent, "Import in progress", "Wait for the running import to finish.")
+            return False
+        vocab = dialogs.ask_vocabulary(self._parent, path)
+        if vocab is None:
+            return False
+        self._run(os.fspath(path), vocab, [])
+        return True
+
+    def _run(self, path: str, vocab: dict, prefixes: list) -> None:
+        self.outcome, self._result, self._run_args = None, None, (path, vocab, prefixes)
+        self._progress = QtWidgets.QProgressDialog(
+            f"Importing {Path(path).name}: reading, converting and checking parity…", None, 0, 0, self._parent)
+        self._progress.setWindowTitle("Import model")
+        self._progress.setWindowModality(QtCore.Qt.WindowModal)
+        self._progress.setMinimumDuration(0)
+        self._progress.show()
+        worker = ImportWorker(path, vocab, prefixes)
+        self._stop_requested = worker.stop_requested
+        worker.done.connect(self._on_done)
+        worker.ambiguous.connect(self._on_ambiguous)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        self._thread = threads.start(worker, "lstmviz-import")
+
+    @QtCore.Slot(object)
+    def _on_done(self, result: ImportResult) -> None:
+        self._result = result
+
+    @QtCore.Slot(str, object)
+    def _on_ambiguous(self, role: str, candidates) -> None:
+        self._result = (role, list(candidates))
+
+    @QtCore.Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._result = message
+
+    @QtCore.Slot()
+    def _on_finished(self) -> None:
+        self._thread = None
+        self._progress.close()
+        self._progress.deleteLater()
+        self._progress = None
+        path, vocab, prefixes = self._run_args
+        result = self._result
+        if self._stop_requested.is_set():  # the window is closing: no more dialogs
+            self.outcome = "cancelled"
+        elif isinstance(result, ImportResult):
+            self._open(path, result)
+        elif isinstance(result, tuple):
+            role, candidates = result
+            chosen = dialogs.ask_modules(self._parent, path, role, candidates, several=role == "recurrent")
+            if chosen is None:
+                self.outcome = "cancelled"
+            else:
+                self._run(path, vocab, prefixes + chosen)
+        else:
+            self._fail(path, result)
+
+    def _fail(self, path: str, message: str) -> None:
+        self.outcome = "failed"
+        dialogs.show_error(self._parent, f"Cannot import {Path(path).name}", message)
+
+    def _open(self, path: str, result: ImportResult) -> None:
+        """Show the report; open the model (saved first if asked); nothing changes on cancel."""
+        config = result.model.config
+        if result.vocab is None or config.input_kind not in TOKEN_INPUTS:
+            self._fail(path, f"{path}: the model reads {config.input_size} numbers per step, not characters; the "
+                             "viewer steps text through character models (trace it with lstmviz.trace(..., inputs=...))")
+            return
+        answer = dialogs.show_import_report(self._parent, path, result.report)
+        saved = None
+        if answer == "save":
+            saved = dialogs.ask_save_path(self._parent, "Save the imported model as", SAVE_FILTER)
+            if saved and not saved.lower().endswith(".npz"):
+                saved += ".npz"
+            if saved:
+                try:
+                    save_checkpoint(saved, result.model, vocab=result.vocab,
+                                    extra={"imported_from": Path(path).name, "import_report": result.report})
+                except (ValueError, OSError) as e:
+                    dialogs.show_error(self._parent, "Cannot save the imported model", str(e))
+                    saved = None
+            if saved is None:
+                answer = "cancel"
+        if answer == "cancel":
+            self.outcome = "cancelled"
+            return
+        s = self.session
+        s.model_path, s.model_step = saved, 0
+        s.set_model(result.model, result.vocab)
+        parity = [line for line in result.report if line.startswith("parity")]
+        s.message.emit(f"Imported {Path(path).name}" + (f", saved as {saved}" if saved else "")
+                       + "".join(f" · {line}" for line in parity))
+        self.outcome = "opened"
+        self.imported.emit(path)
