@@ -11,10 +11,23 @@ One step (truncated BPTT, Williams & Peng 1990)::
     norm   = clip_grads(grads, clip_norm, clip_value)   global L2 norm before clipping
     optimizer.step(params, grads); model.params_changed()
 
-NaN safety: after every good step the parameters and the optimizer state are copied into
-preallocated buffers ("last good"). If the loss, the gradient norm or the updated parameters
-are not finite, the trainer restores the last good parameters, optimizer state, carried state,
-RNG state and data position, then raises ``TrainingDiverged``: nothing learned is lost.
+Divergence safety: after every good step the parameters, the optimizer state, the carried
+state, the RNG state, the data position and the loss statistics are copied into one of two
+preallocated snapshots (alternately, so the one before it is kept too). Then:
+
+- NaN or infinity in the loss, the gradient norm or the updated parameters, or a gradient norm
+  above ``GRAD_EXPLOSION_FACTOR`` x its running mean (EMA with the loss's ``smoothing``): the
+  parameters are fine but the step is not; the trainer restores the latest snapshot (the state
+  after the previous step);
+- a runaway loss, finite but above ``RUNAWAY_FACTOR`` x the running minimum of the training loss
+  *and* above the first step's loss (worse than the untrained model): the previous update made
+  these weights, so the trainer restores the snapshot before it.
+
+Either way it raises ``TrainingDiverged`` naming the step, the reason and the step it went back
+to: nothing learned before the blow-up is lost. (The rules: a loss 10x its best and worse than
+at the start is no longer training, for cross-entropies, whose minimum is bounded away from 0
+in practice, and for mean squared errors alike; clipping keeps healthy gradient spikes far below
+1e5x their mean.)
 
 Exact resume: ``Trainer.save(path)`` writes the model, the optimizer state and ``train_state``
 (step, RNG state, data position, carried state, smoothed loss, elapsed time) through
@@ -38,11 +51,14 @@ from .optim import OPTIMIZERS, clip_grads, make_optimizer
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
+RUNAWAY_FACTOR = 10.0  # a loss above this x its running minimum (and above the first loss) ran away
+GRAD_EXPLOSION_FACTOR = 1e5  # a gradient norm above this x its running mean exploded
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss, gradient norm or parameters became NaN or infinite; the trainer has restored
-    the last finite weights and optimizer state before raising."""
+    """The loss, gradient norm or parameters became NaN or infinite, the loss ran away or the
+    gradient norm exploded; the trainer has restored the last good weights, optimizer state and
+    data position before raising (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +176,9 @@ class Trainer:
         self.batches_taken = 0  # data position: batches drawn so far
         self.carry = None  # per layer state tuple of (B, H), carried between sequential batches
         self.smooth_loss = math.nan  # EMA of the training loss, started at the first loss
+        self.min_loss = math.inf  # running minimum of the training loss (runaway check)
+        self.first_loss = math.nan  # the first step's training loss (runaway check)
+        self.norm_mean = math.nan  # EMA of the gradient norm before clipping (explosion check)
         self.elapsed_s = 0.0  # training time over all runs, seconds
         self._batch_iter = None
         self._good = None  # last good params / optimizer buffers, made on first run
@@ -177,72 +196,96 @@ class Trainer:
         """One optimizer step; returns ``(loss in the dataset's loss_unit, grad_norm before clipping)``.
 
         Raises ``TrainingDiverged`` (after restoring the last good state) on a non-finite
-        loss, gradient norm or parameter.
+        loss, gradient norm or parameter, a runaway loss or an exploding gradient norm.
         """
         if self._good is None:
             self._snapshot_init()
-        rng_state = self.rng.bit_generator.state
-        position, carry = self.batches_taken, self.carry
         batch = self._next_batch()
         state = None if batch.reset else self.carry
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # handled just below
             loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True)
             norm = clip_grads(grads, self.config.clip_norm, self.config.clip_value)
-            problem = None
-            if not math.isfinite(loss):
-                problem = f"the training loss is {loss}"
-            elif not math.isfinite(norm):
-                problem = f"the gradient norm is {norm}"
-            else:
+            problem, back = self._check_step(loss, norm), 0
+            if problem is None:
                 self.optimizer.step(self.model.params, grads)
                 self.model.params_changed()
                 bad = [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
                 if bad:
                     problem = f"the update made parameter(s) {', '.join(bad)} non-finite"
+            elif problem.startswith("the loss ran away"):
+                back = 1  # the previous update made these weights
         if problem is not None:
-            self._restore_good()
-            self.rng.bit_generator.state = rng_state
-            self.batches_taken, self.carry, self._batch_iter = position, carry, None
+            failed = self.step + 1
+            self._restore_good(back)
             raise TrainingDiverged(
-                f"training diverged at step {self.step + 1}: {problem}; the weights and optimizer state "
+                f"training diverged at step {failed}: {problem}; the weights and optimizer state "
                 f"are back to step {self.step} (try a lower learning rate or gradient clipping)")
-        self._save_good()
         self.carry = final if self.config.batching == "sequential" else None
         self.step += 1
         # A running mean over the first steps, then an EMA: no long memory of the first losses.
         s = min(self.config.smoothing, 1.0 - 1.0 / self.step)
         self.smooth_loss = loss if math.isnan(self.smooth_loss) else s * self.smooth_loss + (1.0 - s) * loss
+        self.norm_mean = norm if math.isnan(self.norm_mean) else s * self.norm_mean + (1.0 - s) * norm
+        self.first_loss = loss if math.isnan(self.first_loss) else self.first_loss
+        self.min_loss = min(self.min_loss, loss)
+        self._save_good()
         return loss, norm
 
-    # --- last-good snapshot (NaN safety) ------------------------------------------------------
+    def _check_step(self, loss: float, norm: float) -> str | None:
+        """Why this step's loss or gradient norm stops training (see the module docstring), or None."""
+        if not math.isfinite(loss):
+            return f"the training loss is {loss}"
+        if not math.isfinite(norm):
+            return f"the gradient norm is {norm}"
+        if loss > RUNAWAY_FACTOR * self.min_loss and loss > self.first_loss:
+            return (f"the loss ran away to {loss:.4g}, more than {RUNAWAY_FACTOR:g} x its minimum "
+                    f"{self.min_loss:.4g} and above the first step's {self.first_loss:.4g}")
+        if norm > GRAD_EXPLOSION_FACTOR * self.norm_mean:
+            return f"the gradient norm exploded to {norm:.4g}, over {GRAD_EXPLOSION_FACTOR:g} x its mean {self.norm_mean:.4g}"
+        return None
+
+    # --- last-good snapshots (divergence safety) ----------------------------------------------
     def _snapshot_init(self) -> None:
-        """Allocate the optimizer's slots and the last-good buffers, then fill them."""
+        """Allocate the optimizer's slots and both snapshots, then fill them with the current state."""
         self.optimizer.prepare(self.model.params)
-        self._good = {
+        self._good = [{
             "params": {n: np.empty_like(p) for n, p in self.model.params.items()},
             "slots": {s: {n: np.empty_like(a) for n, a in held.items()} for s, held in self.optimizer.slots.items()},
-            "t": 0,
-        }
+        } for _ in range(2)]
+        self._save_good()
         self._save_good()
 
     def _save_good(self) -> None:
-        good = self._good
+        """Overwrite the older snapshot with the current state; it becomes the latest."""
+        self._good.reverse()
+        good = self._good[0]
         for n, p in self.model.params.items():
             np.copyto(good["params"][n], p)
         for s, held in self.optimizer.slots.items():
             for n, a in held.items():
                 np.copyto(good["slots"][s][n], a)
-        good["t"] = self.optimizer.t
+        good.update(t=self.optimizer.t, step=self.step, batches_taken=self.batches_taken,
+                    rng=self.rng.bit_generator.state, carry=self.carry, smooth_loss=self.smooth_loss,
+                    min_loss=self.min_loss, first_loss=self.first_loss, norm_mean=self.norm_mean)
 
-    def _restore_good(self) -> None:
-        good = self._good
+    def _restore_good(self, back: int = 0) -> None:
+        """Restore the latest snapshot (``back`` 0) or the one before it (1); both stay held."""
+        good = self._good[back]
         for n, p in self.model.params.items():
             np.copyto(p, good["params"][n])
         for s, held in self.optimizer.slots.items():
             for n, a in held.items():
                 np.copyto(a, good["slots"][s][n])
         self.optimizer.t = good["t"]
+        self.rng.bit_generator.state = good["rng"]
+        self.step, self.batches_taken, self.carry = good["step"], good["batches_taken"], good["carry"]
+        self.smooth_loss, self.min_loss = good["smooth_loss"], good["min_loss"]
+        self.first_loss, self.norm_mean = good["first_loss"], good["norm_mean"]
+        self._batch_iter = None
         self.model.params_changed()
+        if back:  # both snapshots now hold the restored state
+            self._save_good()
+            self._save_good()
 
     # --- the loop -----------------------------------------------------------------------------
     def evaluate(self) -> float | None:
@@ -293,6 +336,9 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "smooth_loss": None if math.isnan(self.smooth_loss) else self.smooth_loss,
             "elapsed_s": self.elapsed_s,
+            "min_loss": None if math.isinf(self.min_loss) else self.min_loss,
+            "first_loss": None if math.isnan(self.first_loss) else self.first_loss,
+            "norm_mean": None if math.isnan(self.norm_mean) else self.norm_mean,
         }
         if self.carry is not None:
             state["carry"] = np.stack([np.stack(layer) for layer in self.carry])  # (L, S, B, H)
@@ -325,6 +371,10 @@ class Trainer:
             trainer.batches_taken = int(ts["batches_taken"])
             trainer.smooth_loss = math.nan if ts["smooth_loss"] is None else float(ts["smooth_loss"])
             trainer.elapsed_s = float(ts["elapsed_s"])
+            # loss statistics of the divergence checks (absent from earlier checkpoints: start afresh)
+            trainer.min_loss = math.inf if ts.get("min_loss") is None else float(ts["min_loss"])
+            trainer.first_loss = math.nan if ts.get("first_loss") is None else float(ts["first_loss"])
+            trainer.norm_mean = math.nan if ts.get("norm_mean") is None else float(ts["norm_mean"])
             carry = ts.get("carry")
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"the checkpoint's training state is incomplete or invalid ({e})") from None

@@ -39,7 +39,7 @@ from .cli_analysis import add_parsers as add_analysis_parsers
 from .cli_args import EXIT_USAGE, PROG, UsageError, _Parser, non_negative_int, positive_float, positive_int, setting_type
 from .cli_interop import add_parsers as add_interop_parsers
 from .export_cli import add_export_parser
-from .progress import ProgressBar
+from .progress import ProgressBar, format_loss
 
 COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation", "import", "export-weights")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
@@ -249,8 +249,8 @@ def run_train(args) -> int:
                     if args.json:
                         print(_progress_json(p), flush=True)
                     elif bar is None:
-                        print(f"step {p.step}/{p.total_steps}: train loss {p.smooth_loss:.4f}, "
-                              f"val loss {p.val_loss:.4f} nats/char", file=sys.stderr, flush=True)
+                        print(f"step {p.step}/{p.total_steps}: train loss {format_loss(p.smooth_loss)}, "
+                              f"val loss {format_loss(p.val_loss)} {p.loss_unit}", file=sys.stderr, flush=True)
                 final = p
     except TrainingDiverged as e:
         if bar is not None:
@@ -268,7 +268,7 @@ def run_train(args) -> int:
               f"(continue with --resume {args.out})", file=sys.stderr)
         return EXIT_INTERRUPTED
     if final.val_loss is not None:
-        print(f"step {final.step}: validation loss {final.val_loss:.4f} nats/char "
+        print(f"step {final.step}: validation loss {format_loss(final.val_loss)} nats/char "
               f"({final.val_bpc:.4f} bits/char); saved {args.out}", file=human)
     else:
         print(f"step {final.step}: no validation split (--val-fraction 0); saved {args.out}", file=human)

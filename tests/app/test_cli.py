@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import os
 import signal
 import subprocess
@@ -72,6 +73,23 @@ def test_train_writes_checkpoint_and_json_lines(capsys, corpus_file, tmp_path):
     assert ckpt.vocab.chars == tuple(sorted(set(corpus_file.read_text(encoding="utf-8"))))
     assert "validation loss" in err and "bits/char" in err  # the final line goes to stderr with --json
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp files left behind
+
+
+def test_runaway_training_exits_1_with_one_line_and_the_last_good_weights(capsys, corpus_file, tmp_path):
+    out = tmp_path / "m.npz"
+    argv = ["train", str(corpus_file), "--out", str(out), "--steps", "50", "--optimizer", "sgd", "--lr", "1e30",
+            "--clip", "0", "--dtype", "float64", *[a for a in TINY if a not in ("--lr", "0.01")]]
+    initial = _new_trainer(build_parser().parse_args(argv), corpus_file.read_text(encoding="utf-8")).model.params
+    code, stdout, err = run(capsys, *argv)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstmviz: error: training diverged at step 2: the loss ran away")
+    assert "saved the last good weights (step 0)" in lines[0]
+    assert not re.search(r"\d{8}", lines[0].replace(str(out), ""))  # no 30-digit numbers
+    ckpt = load_checkpoint(out)
+    assert ckpt.step == 0
+    for name, value in ckpt.model.params.items():
+        np.testing.assert_array_equal(value, initial[name])  # step 1's update made the runaway weights
 
 
 def test_resume_continues_exactly(capsys, corpus_file, tmp_path):
