@@ -220,7 +220,7 @@ def test_config_saved_by_earlier_versions_loads_unchanged():
     saved = {"input_size": 51, "output_size": 51, "cell": "lstm", "hidden_size": 64, "num_layers": 1,
              "input_kind": "onehot", "head": "softmax", "dropout": 0.0, "forget_bias": 1.0,
              "dtype": "float32"}  # assets/demo.npz's model config
-    assert ModelConfig.from_dict(saved).to_dict() == {**saved, "embed_size": 0}  # fields added since: defaults
+    assert ModelConfig.from_dict(saved).to_dict() == {**saved, "embed_size": 0, "init": "default", "init_range": 0.08}  # fields added since: defaults
     assert load_checkpoint(ROOT / "assets" / "demo.npz").model.config == ModelConfig.from_dict(saved)
 
 
@@ -343,3 +343,29 @@ def test_huge_inputs_raise_no_floating_point_warnings(head, dtype):
         grads, dinputs, _ = model.backward(result)
     assert np.isfinite(result.loss)
     assert all(np.all(np.isfinite(g)) for g in (*grads.values(), dinputs, result.outputs))
+
+
+def test_uniform_init_draws_every_parameter_within_its_range():
+    cfg = ModelConfig(20, 20, hidden_size=64, num_layers=2, init="uniform", init_range=0.08, forget_bias=1.0)
+    params = SequenceModel(cfg, rng=np.random.default_rng(0)).params
+    H = 64
+    for name, value in params.items():
+        free = value.copy()
+        if name.endswith(".b"):
+            free[H : 2 * H] -= 1.0  # the LSTM forget block (internal order g, i, f, o) carries the forget bias
+        assert np.abs(free).max() <= 0.08 and np.abs(free).max() > 0.07, name  # U(-0.08, 0.08), head included
+
+
+def test_pytorch_init_sums_two_uniform_biases_and_leaves_gru_bhn_single():
+    H = 1000
+    k = 1 / np.sqrt(H)
+    lstm = SequenceModel(ModelConfig(5, 5, hidden_size=H, init="pytorch", forget_bias=0.0),
+                         rng=np.random.default_rng(0)).params
+    # the sum of two independent U(-k, k) has variance 2 k^2 / 3 (one U(-k, k): k^2 / 3) and range (-2k, 2k)
+    assert lstm["l0.b"].var() == pytest.approx(2 * k * k / 3, rel=0.05)
+    assert np.abs(lstm["l0.b"]).max() > 1.5 * k
+    assert lstm["l0.Wh"].var() == pytest.approx(k * k / 3, rel=0.05)
+    gru = SequenceModel(ModelConfig(5, 5, cell="gru", hidden_size=H, init="pytorch"),
+                        rng=np.random.default_rng(0)).params
+    assert gru["l0.b"][: 2 * H].var() == pytest.approx(2 * k * k / 3, rel=0.08)  # r, z: b_ih + b_hh
+    assert np.abs(gru["l0.b"][2 * H :]).max() <= k and np.abs(gru["l0.bhn"]).max() <= k  # n: b_in, b_hn apart
