@@ -9,6 +9,7 @@ One step (truncated BPTT, Williams & Peng 1990)::
              flows across chunks: the carried state is a constant input)
     loss, grads = model.loss_and_grads(x, y, state)     in the dataset's loss_unit
     norm   = clip_grads(grads, clip_norm, clip_value)   global L2 norm before clipping
+    optimizer.lr = schedule.rate(step)                  engine.schedule (constant by default)
     optimizer.step(params, grads); model.params_changed()
 
 Divergence safety: after every good step the parameters, the optimizer state, the carried
@@ -48,6 +49,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
+from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
@@ -90,6 +92,25 @@ class TrainConfig:
     clip_value: float | None = setting(None, kind=float, low=0.0, low_inclusive=False, off=True, step=0.5, decimals=2,
                                        label="Clip gradient value",
                                        help="Clip every gradient element to [-value, value].")
+    rmsprop_decay: float = setting(0.99, low=0.0, high=1.0, high_inclusive=False, step=0.01, decimals=3,
+                                   label="RMSprop decay",
+                                   help="RMSprop's decay of the mean squared gradient (alpha; rmsprop only): "
+                                        "0.99 in PyTorch, 0.95 in char-rnn, 0.9 in Keras.")
+    lr_schedule: str = setting("none", choices=SCHEDULES, label="LR schedule",
+                               choice_labels={"none": "Constant", "step": "Step decay per epoch",
+                                              "exponential": "Exponential decay"},
+                               help="How the learning rate changes with the epochs (passes over the training "
+                                    "data): constant; multiplied by the decay factor at the end of epoch "
+                                    "'decay from' and every 'decay every' epochs after (step); or the same, "
+                                    "continuously (exponential).")
+    lr_decay: float = setting(0.97, low=0.0, low_inclusive=False, high=1.0, step=0.01, decimals=4,
+                              label="LR decay factor", help="Multiplies the learning rate at each decay (char-rnn: 0.97).")
+    lr_decay_every: int = setting(1, low=1, form_high=10_000, label="Decay every",
+                                  help="Epochs between two decays of the learning rate.")
+    lr_decay_start: int = setting(1, low=1, form_high=10_000, label="Decay from epoch",
+                                  help="The first decay happens at the end of this epoch (char-rnn: 10).")
+    lr_warmup: int = setting(0, low=0, label="Warm-up steps",
+                             help="Raise the learning rate linearly from lr/W to lr over the first W steps (0: off).")
     seed: int = setting(0, low=0, label="Seed",
                         help="Random seed for the initial weights, batch order and dropout: the same seed and "
                              "settings train the same model.")
@@ -112,7 +133,12 @@ class TrainConfig:
 
     def optimizer_hyper(self) -> dict:
         """Keyword arguments for ``make_optimizer`` beyond the learning rate."""
-        return {"momentum": self.momentum} if self.optimizer == "sgd" else {}
+        return {"sgd": {"momentum": self.momentum}, "rmsprop": {"alpha": self.rmsprop_decay}}.get(self.optimizer, {})
+
+    def schedule(self, steps_per_epoch: int) -> Schedule:
+        """The learning-rate schedule of this config for epochs of ``steps_per_epoch`` batches."""
+        return Schedule(self.lr, self.lr_schedule, self.lr_decay, self.lr_decay_every, self.lr_decay_start,
+                        self.lr_warmup, steps_per_epoch)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,7 +162,7 @@ class Progress:
     scaled units for a series (``val_bpc`` None). ``val_loss``/``val_bpc`` are None unless the
     validation split was evaluated at this step. ``grad_norm`` is the global L2 norm before
     clipping. ``steps_per_s`` is the average rate of this ``run`` call; ``elapsed_s`` the
-    training time summed over resumes.
+    training time summed over resumes; ``lr`` the learning rate of this step (the schedule's).
     """
 
     step: int
@@ -150,6 +176,7 @@ class Progress:
     elapsed_s: float
     done: bool = False
     loss_unit: str = "nats/char"
+    lr: float = math.nan
 
 
 class Trainer:
@@ -172,6 +199,7 @@ class Trainer:
         self.config = config
         self.rng = rng if rng is not None else np.random.Generator(np.random.PCG64(config.seed))
         self.optimizer = make_optimizer(config.optimizer, config.lr, **config.optimizer_hyper())
+        self.schedule = config.schedule(corpus.batches_per_epoch(config.batch_size, config.seq_len))
         self.step = 0  # optimizer steps taken
         self.batches_taken = 0  # data position: batches drawn so far
         self.carry = None  # per layer state tuple of (B, H), carried between sequential batches
@@ -207,6 +235,7 @@ class Trainer:
             norm = clip_grads(grads, self.config.clip_norm, self.config.clip_value)
             problem, back = self._check_step(loss, norm), 0
             if problem is None:
+                self.optimizer.hyper["lr"] = self.schedule.rate(self.step + 1)
                 self.optimizer.step(self.model.params, grads)
                 self.model.params_changed()
                 bad = [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
@@ -311,7 +340,7 @@ class Trainer:
             rate = (self.step - start_step) / ran if ran > 0 else 0.0
             return Progress(step=self.step, total_steps=total, train_loss=loss, smooth_loss=self.smooth_loss,
                             val_loss=val, val_bpc=self.corpus.loss_bits(val), grad_norm=norm, loss_unit=self.corpus.loss_unit,
-                            steps_per_s=rate, elapsed_s=self.elapsed_s, done=done)
+                            steps_per_s=rate, elapsed_s=self.elapsed_s, done=done, lr=self.optimizer.lr)
 
         while self.step < total and not (stop is not None and stop.is_set()):
             while pause is not None and pause.is_set() and not (stop is not None and stop.is_set()):

@@ -46,10 +46,12 @@ INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the tra
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
 # config fields offered as `train` options -> their flag names (without "--")
 MODEL_OPTIONS = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
-                 "forget_bias": "forget-bias", "dtype": "dtype"}
+                 "forget_bias": "forget-bias", "init": "init", "init_range": "init-range", "dtype": "dtype"}
 TRAIN_OPTIONS = {"steps": "steps", "seq_len": "seq-len", "batch_size": "batch", "lr": "lr", "optimizer": "optimizer",
                  "momentum": "momentum", "clip_norm": "clip", "clip_value": "clip-value", "seed": "seed",
-                 "val_fraction": "val-fraction", "eval_every": "eval-every", "batching": "batching"}
+                 "val_fraction": "val-fraction", "eval_every": "eval-every", "batching": "batching",
+                 "rmsprop_decay": "rmsprop-decay", "lr_schedule": "lr-schedule", "lr_decay": "lr-decay",
+                 "lr_decay_every": "lr-decay-every", "lr_decay_start": "lr-decay-start", "lr_warmup": "warmup"}
 # options that would change a resumed run; with --resume the checkpoint's values are used
 RESUME_FIXED = tuple(name for name in (*MODEL_OPTIONS, *TRAIN_OPTIONS) if name != "steps")
 
@@ -201,7 +203,7 @@ def _progress_json(p) -> str:
     record = {
         "step": p.step, "total_steps": p.total_steps, "train_loss": p.train_loss, "smooth_loss": p.smooth_loss,
         "val_loss": p.val_loss, "val_bpc": p.val_bpc, "grad_norm": p.grad_norm,
-        "steps_per_s": p.steps_per_s, "elapsed_s": p.elapsed_s, "done": p.done,
+        "steps_per_s": p.steps_per_s, "elapsed_s": p.elapsed_s, "done": p.done, "lr": p.lr,
     }
     return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()})
 

@@ -26,8 +26,9 @@ CUSTOM = "Custom"
 SETTINGS_PREFIX = "learn/"
 START_PRESET = "char-rnn"  # the form's first values (seed and batching: their defaults)
 # the config fields the form shows, in order
-FORM_FIELDS = ("cell", "hidden_size", "num_layers", "dropout", "seq_len", "batch_size", "optimizer", "lr",
-               "momentum", "clip_norm", "clip_value", "seed", "steps", "eval_every", "batching")
+FORM_FIELDS = ("cell", "hidden_size", "num_layers", "dropout", "forget_bias", "init", "init_range", "seq_len",
+               "batch_size", "optimizer", "lr", "momentum", "rmsprop_decay", "clip_norm", "clip_value", "lr_schedule",
+               "lr_decay", "lr_decay_every", "lr_decay_start", "lr_warmup", "seed", "steps", "eval_every", "batching")
 SETTINGS = {**settings_of(ModelConfig), **settings_of(TrainConfig)}
 
 

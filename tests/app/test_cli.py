@@ -224,7 +224,9 @@ FLAGS = {"cell": "--cell", "hidden_size": "--hidden", "num_layers": "--layers", 
          "forget_bias": "--forget-bias", "dtype": "--dtype", "steps": "--steps", "seq_len": "--seq-len",
          "batch_size": "--batch", "lr": "--lr", "optimizer": "--optimizer", "momentum": "--momentum",
          "clip_norm": "--clip", "clip_value": "--clip-value", "seed": "--seed", "val_fraction": "--val-fraction",
-         "eval_every": "--eval-every", "batching": "--batching"}
+         "eval_every": "--eval-every", "batching": "--batching", "init": "--init", "init_range": "--init-range",
+         "rmsprop_decay": "--rmsprop-decay", "lr_schedule": "--lr-schedule", "lr_decay": "--lr-decay",
+         "lr_decay_every": "--lr-decay-every", "lr_decay_start": "--lr-decay-start", "lr_warmup": "--warmup"}
 PROBES = ["-1", "0", "0.0", "0.5", "1", "1.0", "2", "64", "1e9", "nan", "inf", "-inf", "x", "lstm", "adam", "random"]
 
 

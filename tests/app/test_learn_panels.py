@@ -32,7 +32,8 @@ EXPECTED_PRESETS = {
 # The form's first values (the char-rnn preset, seed 0, sequential batches), written out by hand.
 START = dict(cell="lstm", hidden_size=128, num_layers=2, dropout=0.0, seq_len=50, batch_size=50,
              optimizer="rmsprop", lr=2e-3, momentum=0.0, clip_norm=5.0, clip_value=None, seed=0, steps=5000, eval_every=200,
-             batching="sequential")
+             batching="sequential", forget_bias=1.0, init="default", init_range=0.08, rmsprop_decay=0.99,
+             lr_schedule="none", lr_decay=0.97, lr_decay_every=1, lr_decay_start=1, lr_warmup=0)
 SETTINGS = {**settings_of(ModelConfig), **settings_of(TrainConfig)}
 
 
@@ -91,7 +92,7 @@ def test_form_is_built_from_the_config_fields(panel):
             continue
         assert isinstance(widget, QSpinBox) == (spec.kind is int)
         assert spec.requirement(off_as="0") in widget.toolTip()
-        low = 0 if spec.off else spec.low  # "off" is 0
+        low = spec.form_range()[0]  # "off" and unbounded below: 0
         assert widget.minimum() == low, name
         assert widget.maximum() == (spec.high if spec.high is not None else spec.form_range()[1]), name
 

@@ -323,7 +323,9 @@ def test_train_config_saved_by_earlier_versions_loads_unchanged():
     saved = {"seq_len": 64, "batch_size": 32, "steps": 2000, "lr": 0.005, "optimizer": "adam", "momentum": 0.0,
              "clip_norm": 5.0, "clip_value": None, "seed": 0, "val_fraction": 0.1, "eval_every": 100,
              "batching": "sequential", "smoothing": 0.99}  # assets/demo.npz's train config
-    assert TrainConfig.from_dict(saved).to_dict() == saved
+    added = {"rmsprop_decay": 0.99, "lr_schedule": "none", "lr_decay": 0.97, "lr_decay_every": 1,
+             "lr_decay_start": 1, "lr_warmup": 0}  # fields added since: defaults that train as before
+    assert TrainConfig.from_dict(saved).to_dict() == {**saved, **added}
 
 
 def test_trainer_refuses_mismatched_model_and_short_text(corpus):
@@ -396,3 +398,11 @@ def test_text_corpus_has_the_dataset_interface_of_a_series(corpus):
     assert corpus.loss_unit == "nats/char" and corpus.checkpoint_extra() == {}
     assert corpus.loss_bits(math.log(4.0)) == pytest.approx(2.0) and corpus.loss_bits(None) is None
     assert TextCorpus(pattern_text(), val_fraction=0.0).validation_loss(model, 4) is None
+
+
+def test_rmsprop_decay_reaches_the_optimizer(corpus):
+    config = TrainConfig(seq_len=8, batch_size=4, steps=5, optimizer="rmsprop", rmsprop_decay=0.95)
+    trainer = Trainer(make_model(corpus), corpus, config)
+    assert trainer.optimizer.hyper["alpha"] == 0.95
+    assert Trainer(make_model(corpus), corpus, TrainConfig(optimizer="rmsprop", seq_len=8, batch_size=4)
+                   ).optimizer.hyper["alpha"] == 0.99  # PyTorch's default
