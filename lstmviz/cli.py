@@ -30,7 +30,7 @@ from engine.data import DEFAULT_MAX_BYTES, TextCorpus, load_text
 from engine.errors import CheckpointError, DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.sample import sample
-from engine.settings import Setting, settings_of
+from engine.settings import Setting, settings_of, split_values
 from engine.trace_io import save_trace_npz
 from engine.train import TrainConfig, Trainer, TrainingDiverged
 
@@ -39,6 +39,7 @@ from .cli_analysis import add_parsers as add_analysis_parsers
 from .cli_args import EXIT_USAGE, PROG, UsageError, _Parser, non_negative_int, positive_float, positive_int, setting_type
 from .cli_interop import add_parsers as add_interop_parsers
 from .export_cli import add_export_parser
+from .core.presets import PRESETS, preset_named
 from .progress import ProgressBar, format_loss
 
 COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation", "import", "export-weights")
@@ -101,6 +102,9 @@ def _add_train_parser(sub) -> None:
                    help="continue this checkpoint exactly (its settings; up to --steps steps in total)")
     t.add_argument("--json", action="store_true", help="print one JSON object per evaluation on stdout")
     t.add_argument("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, help="refuse larger corpora")
+    t.add_argument("--preset", choices=[p.name for p in PRESETS], metavar="NAME",
+                   help="start from a published recipe's settings (options given override them): "
+                        + ", ".join(repr(p.name) for p in PRESETS))
     add_setting_options(t.add_argument_group("model (ignored with --resume)"), ModelConfig, MODEL_OPTIONS)
     add_setting_options(t.add_argument_group("training"), TrainConfig, TRAIN_OPTIONS)
     t.set_defaults(handler=run_train)
@@ -174,16 +178,20 @@ def run_gui(args) -> int:
 
 
 def _new_trainer(args, text: str) -> Trainer:
-    config = TrainConfig(**given_settings(args, TRAIN_OPTIONS))
+    model_preset, train_preset = split_values(preset_named(args.preset).values if args.preset else {},
+                                              ModelConfig, TrainConfig)
+    config = TrainConfig(**{**train_preset, **given_settings(args, TRAIN_OPTIONS)})
     corpus = TextCorpus(text, val_fraction=config.val_fraction)
     V = len(corpus.vocab)
-    model_config = ModelConfig(V, V, **given_settings(args, MODEL_OPTIONS))
+    model_config = ModelConfig(V, V, **{**model_preset, **given_settings(args, MODEL_OPTIONS)})
     model = SequenceModel(model_config, rng=np.random.default_rng([INIT_STREAM, config.seed]))
     return Trainer(model, corpus, config)
 
 
 def _resumed_trainer(args, text: str) -> Trainer:
     fixed = [name for name in RESUME_FIXED if name in vars(args)]
+    if args.preset:
+        raise UsageError("--preset cannot be used with --resume (the checkpoint's settings are used)")
     if fixed:
         flags = ", ".join(f"--{MODEL_OPTIONS.get(name) or TRAIN_OPTIONS[name]}" for name in fixed)
         raise UsageError(f"{flags} cannot be changed with --resume (the checkpoint's settings are used)")
