@@ -416,3 +416,53 @@ class Trainer:
             trainer.carry = [tuple(layer) for layer in carry]  # per layer (B, H) each
         trainer.optimizer.load_state_dict(ckpt.optimizer_state)
         return trainer
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """How long a run will take: ``steps`` training steps of ``step_s`` seconds each and
+    ``evaluations`` validation passes of ``eval_s`` seconds each (wall-clock, measured)."""
+
+    steps: int
+    step_s: float
+    evaluations: int
+    eval_s: float
+
+    @property
+    def total_s(self) -> float:
+        """The estimated wall-clock time of the run, seconds."""
+        return self.steps * self.step_s + self.evaluations * self.eval_s
+
+
+def estimate_time(trainer: Trainer, burst: int = 4, warmup: int = 1) -> TimeEstimate:
+    """Estimate the time of ``trainer.run()`` from a measured burst, without changing ``trainer``.
+
+    A scratch trainer (a copy of the weights, the same data and config, its own RNG) takes
+    ``warmup`` untimed steps (first-touch allocations), then ``burst`` timed ones (their median
+    is the step time; a step that diverges counts as the step it cost); one full validation pass
+    is timed if the run evaluates. Costs about ``warmup + burst`` steps and one evaluation.
+    Raises ValueError unless ``burst`` >= 1 and ``warmup`` >= 0.
+    """
+    if burst < 1 or warmup < 0:
+        raise ValueError(f"burst must be >= 1 and warmup >= 0, got {burst!r} and {warmup!r}")
+    model = SequenceModel(trainer.model.config, params={n: p.copy() for n, p in trainer.model.params.items()})
+    scratch = Trainer(model, trainer.corpus, trainer.config, rng=np.random.Generator(np.random.PCG64(0)))
+    times = []
+    for k in range(warmup + burst):
+        start = time.perf_counter()
+        try:
+            scratch.train_step()
+        except TrainingDiverged:
+            pass
+        if k >= warmup:
+            times.append(time.perf_counter() - start)
+    steps = max(trainer.config.steps - trainer.step, 0)
+    evaluations = (trainer.config.steps // trainer.config.eval_every - trainer.step // trainer.config.eval_every
+                   + (trainer.config.steps % trainer.config.eval_every != 0 and steps > 0))
+    eval_s = 0.0
+    if evaluations:
+        start = time.perf_counter()
+        scratch.evaluate()
+        eval_s = time.perf_counter() - start
+    return TimeEstimate(steps=steps, step_s=float(np.median(times)), evaluations=int(evaluations), eval_s=eval_s)
+

@@ -19,8 +19,8 @@ from engine.data import TextCorpus
 from engine.model import ModelConfig
 from engine.sample import sample
 from engine.settings import settings_of
-from engine.train import TrainConfig
-from lstmviz.cli import COMMANDS, MODEL_OPTIONS, TRAIN_OPTIONS, _new_trainer, build_parser, main
+from engine.train import TimeEstimate, TrainConfig
+from lstmviz.cli import COMMANDS, MODEL_OPTIONS, TRAIN_OPTIONS, _new_trainer, build_parser, estimate_line, main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "8", "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--lr", "0.01"]
@@ -90,6 +90,16 @@ def test_runaway_training_exits_1_with_one_line_and_the_last_good_weights(capsys
     assert ckpt.step == 0
     for name, value in ckpt.model.params.items():
         np.testing.assert_array_equal(value, initial[name])  # step 1's update made the runaway weights
+
+
+def test_train_prints_its_time_estimate_first_and_warns_over_five_minutes(capsys, corpus_file, tmp_path):
+    code, stdout, err = run(capsys, "train", corpus_file, "--out", tmp_path / "m.npz", "--steps", "10", *TINY)
+    assert code == 0, err
+    first = stdout.splitlines()[0]
+    assert re.fullmatch(r"estimated time: 0:\d\d \(10 steps x \d+ ms \+ 2 evaluations x \d+\.\d\d s\)", first), first
+    long = estimate_line(TimeEstimate(steps=5000, step_s=0.45, evaluations=25, eval_s=1.0))  # 2275 s
+    assert long.startswith("estimated time: 37:55 (5000 steps x 450 ms + 25 evaluations x 1.00 s); warning: over 5 minutes")
+    assert "warning" not in estimate_line(TimeEstimate(steps=100, step_s=2.9, evaluations=1, eval_s=9.0))  # 299 s
 
 
 def test_resume_continues_exactly(capsys, corpus_file, tmp_path):

@@ -11,7 +11,7 @@ from engine.data import TextCorpus
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.evaluation import evaluate
-from engine.train import RUNAWAY_FACTOR, Progress, TrainConfig, Trainer, TrainingDiverged
+from engine.train import RUNAWAY_FACTOR, Progress, TrainConfig, Trainer, TrainingDiverged, estimate_time
 
 
 def pattern_text(n_words=300, seed=0):
@@ -406,3 +406,20 @@ def test_rmsprop_decay_reaches_the_optimizer(corpus):
     assert trainer.optimizer.hyper["alpha"] == 0.95
     assert Trainer(make_model(corpus), corpus, TrainConfig(optimizer="rmsprop", seq_len=8, batch_size=4)
                    ).optimizer.hyper["alpha"] == 0.99  # PyTorch's default
+
+
+def test_time_estimate_leaves_the_trainer_untouched_and_counts_the_evaluations(corpus):
+    config = TrainConfig(seq_len=8, batch_size=4, steps=45, eval_every=10)
+    trainer = Trainer(make_model(corpus), corpus, config)
+    for _ in range(3):
+        trainer.train_step()
+    params = {n: p.copy() for n, p in trainer.model.params.items()}
+    rng_state, opt = trainer.rng.bit_generator.state, trainer.optimizer.state_dict()
+    estimate = estimate_time(trainer, burst=3)
+    assert (estimate.steps, estimate.evaluations) == (42, 5)  # steps 4..45: evaluations at 10, 20, 30, 40 and 45
+    assert estimate.step_s > 0 and estimate.eval_s > 0
+    assert estimate.total_s == pytest.approx(42 * estimate.step_s + 5 * estimate.eval_s)
+    assert trainer.step == 3 and trainer.batches_taken == 3 and trainer.rng.bit_generator.state == rng_state
+    assert trainer.optimizer.state_dict()["t"] == opt["t"]
+    for n, p in trainer.model.params.items():
+        np.testing.assert_array_equal(p, params[n])
