@@ -19,7 +19,8 @@ default initialisation and its *own* batches, over ``--seeds`` seeds, printing m
 plain ``nn.LSTM`` + ``nn.Linear`` script (PyTorch's default initialisation, random windows,
 fresh zero state every step, Adam, ``clip_grad_norm_``). Engine side: ``lstmviz train``'s
 defaults, plus one row per ``--variant`` (``field=value,...`` of ``ModelConfig``/``TrainConfig``,
-e.g. ``forget_bias=1,batching=sequential``) to measure each factor::
+e.g. ``forget_bias=1,batching=sequential``) to measure each factor, and with ``--torch-one-bias``
+a PyTorch row whose two LSTM biases are one parameter, as in the engine::
 
     python bench/learning_parity.py --defaults --steps 1000 --seeds 3 --eval-every 250 \
         --variant forget_bias=1 --variant batching=sequential
@@ -180,16 +181,23 @@ def engine_defaults_run(corpus: TextCorpus, seed: int, steps: int, eval_every: i
     return {p.step: p.val_loss for p in trainer.run() if p.val_loss is not None and not p.done}
 
 
-def torch_defaults_run(corpus: TextCorpus, seed: int, steps: int, eval_every: int) -> dict:
+def torch_defaults_run(corpus: TextCorpus, seed: int, steps: int, eval_every: int, one_bias: bool = False) -> dict:
     """A plain PyTorch script: ``torch.manual_seed(seed)``, default ``nn.LSTM``/``nn.Linear``
-    initialisation, random windows (own generator), zero state every step; {step: val loss}."""
+    initialisation, random windows (own generator), zero state every step; {step: val loss}.
+    ``one_bias``: ``b_ih + b_hh`` moved into ``b_ih`` and ``b_hh`` frozen at 0, so the bias is one
+    parameter as in the engine (Adam's per-parameter steps then move it half as far)."""
     import torch
 
     torch.manual_seed(seed)
     V = len(corpus.vocab)
     lstm = torch.nn.LSTM(V, HIDDEN, batch_first=True)
     head = torch.nn.Linear(HIDDEN, V)
-    params = [*lstm.parameters(), *head.parameters()]
+    if one_bias:
+        with torch.no_grad():
+            lstm.bias_ih_l0 += lstm.bias_hh_l0
+            lstm.bias_hh_l0.zero_()
+        lstm.bias_hh_l0.requires_grad_(False)
+    params = [p for p in (*lstm.parameters(), *head.parameters()) if p.requires_grad]
     opt = torch.optim.Adam(params, lr=LR)
     batches = corpus.batches(BATCH, SEQ_LEN, np.random.default_rng([TORCH_STREAM, seed]), mode="random")
     vals = {}
@@ -214,6 +222,8 @@ def mean_std(values: list) -> str:
 def run_defaults(corpus: TextCorpus, args) -> int:
     """Each side with its own defaults over ``args.seeds`` seeds; one row per side and variant."""
     rows = {"torch (own defaults)": lambda seed: torch_defaults_run(corpus, seed, args.steps, args.eval_every)}
+    if args.torch_one_bias:
+        rows["torch, one bias"] = lambda seed: torch_defaults_run(corpus, seed, args.steps, args.eval_every, True)
     for text in ["", *args.variant]:
         overrides = parse_variant(text)
         rows[f"engine {text or '(defaults)'}"] = (
@@ -245,6 +255,8 @@ def main(argv=None) -> int:
     parser.add_argument("--defaults", action="store_true",
                         help="each side with its own defaults, initialisation and batches, over --seeds seeds")
     parser.add_argument("--seeds", type=int, default=3, help="--defaults: seeds 0 .. N-1")
+    parser.add_argument("--torch-one-bias", action="store_true",
+                        help="--defaults: also run PyTorch with its two LSTM biases as one parameter")
     parser.add_argument("--variant", action="append", default=[], metavar="FIELD=VALUE,...",
                         help="--defaults: also run the engine with these settings changed (repeatable)")
     parser.add_argument("--steps", type=int, default=2000)

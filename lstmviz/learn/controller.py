@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
@@ -141,9 +141,10 @@ class TrainingWorker(QObject):
             if pending:
                 self._emit(history, last_progress, True, final=True)
         except TrainingDiverged as exc:
-            # The trainer restored the last finite weights: hand them back before the error.
+            # The trainer restored the last good weights (a runaway loss: from before the step that
+            # made it): hand them back, at their step, before the error.
             if last_progress is not None:
-                self._emit(history, last_progress, True, final=True)
+                self._emit(history, replace(last_progress, step=self._trainer.step), True, final=True)
             self.failed.emit(self._run_id, str(exc))
         except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, not kill the thread
             self.failed.emit(self._run_id, f"{type(exc).__name__}: {exc}")

@@ -109,13 +109,13 @@ def test_softmax_outputs_are_distributions_and_loss_is_mean_nll():
 
 
 def test_model_init_ranges_dtype_and_reproducibility():
-    cfg = config(hidden_size=16, num_layers=2, output_size=7)
+    cfg = config(hidden_size=16, num_layers=2, output_size=7, forget_bias=1.0)
     model = SequenceModel(cfg, rng=np.random.default_rng(0))
     k = 1.0 / np.sqrt(16)
     assert {p.dtype for p in model.params.values()} == {np.dtype(np.float32)}
     for name, p in model.params.items():
         if name.endswith(".b") and name.startswith("l"):
-            f = p[16:32]  # (H,) forget block, shifted by the default forget_bias 1.0
+            f = p[16:32]  # (H,) forget block, shifted by forget_bias 1.0
             assert np.all(np.abs(f - 1.0) <= k + 1e-6), name
             p = np.r_[p[:16], p[32:]]
         assert np.all(np.abs(p) <= k), name
@@ -123,7 +123,7 @@ def test_model_init_ranges_dtype_and_reproducibility():
     other = SequenceModel(cfg, rng=np.random.default_rng(1))
     no_shift = SequenceModel(config(hidden_size=16, num_layers=2, output_size=7, forget_bias=0.0),
                              rng=np.random.default_rng(0))
-    double = SequenceModel(config(hidden_size=16, num_layers=2, output_size=7, dtype="float64"),
+    double = SequenceModel(config(hidden_size=16, num_layers=2, output_size=7, dtype="float64", forget_bias=1.0),
                            rng=np.random.default_rng(0))
     for name in model.params:
         np.testing.assert_array_equal(model.params[name], again.params[name])

@@ -122,15 +122,17 @@ def test_huge_learning_rate_stops_with_finite_weights(corpus):
         for p in trainer.run():
             steps.append(p.step)
     last_good = trainer.step
-    assert steps == list(range(1, last_good + 1))
-    assert str(last_good + 1) in str(info.value)
+    failed = len(steps) + 1
+    assert steps == list(range(1, failed)) and str(failed) in str(info.value)
+    assert last_good in (failed - 1, failed - 2)  # a runaway loss goes back before the update that made it
     assert all(np.all(np.isfinite(p)) for p in model.params.values())
     if last_good == 0:
         for n, p in model.params.items():
             np.testing.assert_array_equal(p, initial[n])
-    # the restored trainer can be asked for the same step again and fails the same way
-    with pytest.raises(TrainingDiverged, match=f"step {last_good + 1}"):
-        trainer.train_step()
+    # the restored trainer can be asked for the same steps again and fails the same way
+    with pytest.raises(TrainingDiverged, match=f"step {failed}"):
+        for _ in range(failed - last_good):
+            trainer.train_step()
 
 
 def test_runaway_loss_stops_with_the_weights_before_the_update_that_caused_it(corpus):
