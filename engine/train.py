@@ -49,6 +49,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
+from .runtime import blas_threads, blas_threads_for
 from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
@@ -327,7 +328,8 @@ class Trainer:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
         final one with ``done=True`` (also when ``stop`` is set; checked between steps). While
         ``pause`` is set the loop waits (polling every PAUSE_POLL_S s, waking at once on stop).
-        Raises ``TrainingDiverged`` on NaN/inf (see the module docstring)."""
+        Raises ``TrainingDiverged`` on NaN/inf (see the module docstring). Runs with
+        ``engine.runtime.blas_threads_for`` BLAS threads (the count before is restored after)."""
         total = self.config.steps
         start_step, started = self.step, time.perf_counter()
         elapsed_before = self.elapsed_s
@@ -342,15 +344,16 @@ class Trainer:
                             val_loss=val, val_bpc=self.corpus.loss_bits(val), grad_norm=norm, loss_unit=self.corpus.loss_unit,
                             steps_per_s=rate, elapsed_s=self.elapsed_s, done=done, lr=self.optimizer.lr)
 
-        while self.step < total and not (stop is not None and stop.is_set()):
-            while pause is not None and pause.is_set() and not (stop is not None and stop.is_set()):
-                (stop if stop is not None else idle).wait(PAUSE_POLL_S)
-            if stop is not None and stop.is_set():
-                break
-            loss, norm = self.train_step()
-            val = self.evaluate() if self.step % self.config.eval_every == 0 or self.step == total else None
-            last = snapshot(loss, norm, val)
-            yield last
+        with blas_threads(blas_threads_for(self.model.config.hidden_size, self.config.batch_size)):
+            while self.step < total and not (stop is not None and stop.is_set()):
+                while pause is not None and pause.is_set() and not (stop is not None and stop.is_set()):
+                    (stop if stop is not None else idle).wait(PAUSE_POLL_S)
+                if stop is not None and stop.is_set():
+                    break
+                loss, norm = self.train_step()
+                val = self.evaluate() if self.step % self.config.eval_every == 0 or self.step == total else None
+                last = snapshot(loss, norm, val)
+                yield last
         if last is None:  # nothing to do (already at total steps) or stopped at once
             yield snapshot(math.nan, math.nan, self.evaluate() if self.step >= total else None, done=True)
         else:
@@ -448,14 +451,15 @@ def estimate_time(trainer: Trainer, burst: int = 4, warmup: int = 1) -> TimeEsti
     model = SequenceModel(trainer.model.config, params={n: p.copy() for n, p in trainer.model.params.items()})
     scratch = Trainer(model, trainer.corpus, trainer.config, rng=np.random.Generator(np.random.PCG64(0)))
     times = []
-    for k in range(warmup + burst):
-        start = time.perf_counter()
-        try:
-            scratch.train_step()
-        except TrainingDiverged:
-            pass
-        if k >= warmup:
-            times.append(time.perf_counter() - start)
+    with blas_threads(blas_threads_for(model.config.hidden_size, trainer.config.batch_size)):  # as run() trains
+        for k in range(warmup + burst):
+            start = time.perf_counter()
+            try:
+                scratch.train_step()
+            except TrainingDiverged:
+                pass
+            if k >= warmup:
+                times.append(time.perf_counter() - start)
     steps = max(trainer.config.steps - trainer.step, 0)
     evaluations = (trainer.config.steps // trainer.config.eval_every - trainer.step // trainer.config.eval_every
                    + (trainer.config.steps % trainer.config.eval_every != 0 and steps > 0))
