@@ -243,7 +243,8 @@ def estimate_line(estimate) -> str:
     """``estimated time: 2:05 (1000 steps x 118 ms + 10 evaluations x 0.70 s)``, and a warning
     sentence when it is over LONG_RUN_S."""
     line = (f"estimated time: {format_duration(estimate.total_s)} ({estimate.steps} steps x "
-            f"{estimate.step_s * 1e3:.0f} ms + {estimate.evaluations} evaluations x {estimate.eval_s:.2f} s)")
+            f"{estimate.step_s * 1e3:.0f} ms + {estimate.evaluations} evaluation{'s' * (estimate.evaluations != 1)} x "
+            f"{estimate.eval_s:.2f} s)")
     if estimate.total_s > LONG_RUN_S:
         line += (f"; warning: over {LONG_RUN_S // 60:.0f} minutes (fewer --steps or a smaller model is faster; "
                  f"Ctrl+C stops and saves)")
