@@ -24,7 +24,7 @@ from ..core.presets import PRESETS, preset_named
 
 CUSTOM = "Custom"
 SETTINGS_PREFIX = "learn/"
-START_PRESET = "char-rnn"  # the form's first values (seed and batching: their defaults)
+START_PRESET = "char-rnn"  # the form's first values (the seed: its default)
 # the config fields the form shows, in order
 FORM_FIELDS = ("cell", "input_kind", "embed_size", "hidden_size", "num_layers", "dropout", "forget_bias", "init",
                "init_range", "seq_len",
