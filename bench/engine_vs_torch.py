@@ -4,9 +4,11 @@ One training step = forward + BPTT backward + gradient clipping (global norm 5) 
 for a one-layer LSTM on one-hot characters (vocabulary 65) with a softmax head and mean
 cross-entropy, float32. The engine uses ``SequenceModel.loss_and_grads``, ``engine.optim``'s
 ``clip_grads`` and ``make_optimizer("adam")``; PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
-``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at its default thread count, with
-the one-hot input tensor built once outside the timed step (PyTorch's best case).
-The two run alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``.
+``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
+with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
+alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
+the engine against the faster torch setting. The floor is the step's multiply-adds (``step_macs``)
+at the measured sgemm rate: the time the matrix products alone would take.
 
 Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with its full gate
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
@@ -30,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import alternate, machine_lines, quartiles  # noqa: E402
+from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.optim import clip_grads, make_optimizer  # noqa: E402
 
@@ -83,26 +85,65 @@ def torch_trainer(H: int, B: int, T: int, seed: int = 0):
     return step
 
 
-def training_table(configs: list[str], reps: int, with_torch: bool) -> None:
-    print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}:")
-    print(f"{'H':>5} {'B':>4} {'T':>4} | {'engine ms/step':>22} {'chars/s':>8} | "
-          f"{'torch ms/step':>22} {'chars/s':>8} | {'engine/torch':>12}")
+def step_macs(H: int, B: int, T: int) -> int:
+    """Multiply-adds of the engine's matrix products in one training step (one-hot input: the
+    forward input projection is a row gather, its gradient one (V, BT) @ (BT, 4H) product)::
+
+        forward   recurrent BT.H.4H + head BT.H.V
+        backward  recurrent 2.BT.H.4H (dh, dWh) + input BT.V.4H (dWx) + head 2.BT.H.V (dh, dW)
+    """
+    N = B * T
+    return 3 * N * H * 4 * H + N * VOCAB * 4 * H + 3 * N * H * VOCAB
+
+
+def sgemm_rate(n: int = 1024, reps: int = 5) -> float:
+    """Measured float32 GEMM rate of NumPy's BLAS at its current threads, multiply-adds per
+    second (best of ``reps`` (n, n) @ (n, n) products)."""
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)  # (n, n)
+    b = rng.random((n, n), dtype=np.float32)  # (n, n)
+    a @ b
+    best = min(time_call(lambda: a @ b) for _ in range(reps))
+    return n**3 / best
+
+
+def with_torch_threads(step, n: int):
+    """``step`` run with torch at ``n`` threads (set before every call: the runs alternate)."""
+    import torch
+
+    def run():
+        torch.set_num_threads(n)
+        step()
+
+    return run
+
+
+def training_table(configs: list[str], reps: int, with_torch: bool, torch_threads: tuple) -> None:
+    rate = sgemm_rate()
+    print(f"\nsgemm rate (1024^3, NumPy's BLAS as configured): {rate / 1e9:.1f} G multiply-adds/s")
+    print(f"Training step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
+          f"torch at {' and '.join(map(str, torch_threads))} thread(s), alternating; floor = the step's "
+          f"multiply-adds / sgemm rate:")
+    torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
+    print(f"{'H':>5} {'B':>4} {'T':>4} | {'floor ms':>8} | {'engine ms/step':>22} {'x floor':>7} | "
+          + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
+          + f" | {'engine/best torch':>17}")
     for name in configs:
         H, B, T = CONFIGS[name]
         fns = {"engine": engine_trainer(H, B, T)}
-        if with_torch:
-            fns["torch"] = torch_trainer(H, B, T)
+        for label, n in zip(torch_names, torch_threads):
+            fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
         times = alternate(fns, reps)
-        cells, medians = [], {}
-        for who in ("engine", "torch"):
-            if who not in times:
-                cells.append(f"{'-':>22} {'-':>8}")
-                continue
-            p25, p50, p75 = quartiles(times[who] * 1e3)
+        medians, cells = {}, {}
+        for who, t in times.items():
+            p25, p50, p75 = quartiles(t * 1e3)
             medians[who] = p50
-            cells.append(f"{p50:8.1f} ({p25:6.1f}-{p75:6.1f}) {B * T / p50 * 1e3:8.0f}")
-        ratio = f"{medians['engine'] / medians['torch']:12.2f}" if with_torch else f"{'-':>12}"
-        print(f"{H:5d} {B:4d} {T:4d} | {cells[0]} | {cells[1]} | {ratio}")
+            cells[who] = f"{p50:8.1f} ({p25:6.1f}-{p75:6.1f})"
+        floor = step_macs(H, B, T) / rate * 1e3
+        best = min((medians[n] for n in torch_names), default=None)
+        ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
+        print(f"{H:5d} {B:4d} {T:4d} | {floor:8.1f} | {cells['engine']} {medians['engine'] / floor:7.1f} | "
+              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}")
 
 
 def latency(calls: int, with_torch: bool) -> None:
@@ -196,8 +237,9 @@ def main(argv=None) -> None:
                         help=f"comma-separated subset of {', '.join(CONFIGS)} (default all)")
     parser.add_argument("--quick", action="store_true", help="3 reps, fewer latency calls, no memory table")
     parser.add_argument("--no-torch", action="store_true", help="engine only")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="torch's thread count (default: torch's own; set OPENBLAS_NUM_THREADS for the engine)")
+    parser.add_argument("--torch-threads", default="1,2",
+                        help="torch's thread counts, each run alternating with the engine (default 1,2; the "
+                             "ratio is against the fastest); set OPENBLAS_NUM_THREADS for the engine")
     parser.add_argument("--memory-probe", choices=("engine", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -217,11 +259,13 @@ def main(argv=None) -> None:
             with_torch = False
     for line in machine_lines():
         print(line)
+    torch_threads = tuple(int(n) for n in args.torch_threads.split(","))
     if with_torch:
-        if args.torch_threads is not None:
-            torch.set_num_threads(args.torch_threads)
-        print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
-    training_table(configs, reps, with_torch)
+        default_threads = torch.get_num_threads()
+        print(f"torch {torch.__version__}, default threads {default_threads}")
+    training_table(configs, reps, with_torch, torch_threads)
+    if with_torch:
+        torch.set_num_threads(default_threads)  # the latency figure: torch at its default
     latency(300 if args.quick else 3000, with_torch)
     if not args.quick:
         memory_table(with_torch)

@@ -49,6 +49,7 @@ import numpy as np
 GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
 CELL_TYPES = ("lstm", "rnn", "gru")
+INIT_SCHEMES = ("default", "pytorch", "uniform")  # see _Cell.init_params
 _CACHE_BLOCK = 1 << 17  # elements (512 KiB in float32) of per-block scratch in the BPTT loop
 
 
@@ -99,6 +100,7 @@ class _Cell:
     state_names: tuple[str, ...]
     record_names: tuple[str, ...]
     gate_count: int
+    paired_bias_gates: int  # leading gate blocks of b that PyTorch holds as b_ih + b_hh
 
     def __init__(self, input_size: int, hidden_size: int):
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size)):
@@ -114,11 +116,24 @@ class _Cell:
         D, H, G = self.input_size, self.hidden_size, self.width
         return {"Wx": (D, G), "Wh": (H, G), "b": (G,)}
 
-    def init_params(self, rng: np.random.Generator, dtype=np.float32, forget_bias: float = 1.0) -> dict:
-        """Uniform(-1/sqrt(H), 1/sqrt(H)) weights and biases (PyTorch's default), plus
-        ``forget_bias`` added to the LSTM forget-gate bias (0 to switch it off)."""
-        k = 1.0 / np.sqrt(self.hidden_size)
+    def init_params(self, rng: np.random.Generator, dtype=np.float32, forget_bias: float = 1.0,
+                    scheme: str = "default", init_range: float = 0.08) -> dict:
+        """Fresh parameters by ``scheme`` (one of ``INIT_SCHEMES``), plus ``forget_bias`` added
+        to the LSTM forget-gate bias (0 to switch it off):
+
+        - ``default``: every weight and bias U(-1/sqrt(H), 1/sqrt(H));
+        - ``pytorch``: as ``default``, and the gate biases PyTorch sums (``b_ih + b_hh``; for a
+          GRU those of r and z, ``bhn`` stays its own) get a second U(-1/sqrt(H), 1/sqrt(H))
+          draw: PyTorch's ``nn.LSTM``/``nn.GRU``/``nn.RNN`` initialisation in distribution;
+        - ``uniform``: every weight and bias U(-init_range, init_range) (char-rnn: 0.08).
+        """
+        if scheme not in INIT_SCHEMES:
+            raise ValueError(f"unknown init {scheme!r}; expected one of {INIT_SCHEMES}")
+        k = init_range if scheme == "uniform" else 1.0 / np.sqrt(self.hidden_size)
         params = {name: rng.uniform(-k, k, size=shape).astype(dtype) for name, shape in self.param_shapes().items()}
+        if scheme == "pytorch":
+            paired = params["b"][: self.paired_bias_gates * self.hidden_size]  # (P H,) view
+            paired += rng.uniform(-k, k, size=paired.shape).astype(dtype)  # b_ih + b_hh
         self._add_forget_bias(params["b"], forget_bias)
         return params
 
@@ -218,6 +233,7 @@ class LSTMCell(_Cell):
     state_names = ("h", "c")
     record_names = ("i", "f", "g", "o", "c", "h")
     gate_count = 4
+    paired_bias_gates = 4
 
     internal_gates = ("g", "i", "f", "o")  # column blocks of the prepared weights, acts and dz
 
@@ -401,6 +417,7 @@ class RNNCell(_Cell):
     state_names = ("h",)
     record_names = ("h",)
     gate_count = 1
+    paired_bias_gates = 1
 
     def prepare(self, params: dict) -> Prepared:
         Wx = np.ascontiguousarray(params["Wx"])  # (D, H)
@@ -469,6 +486,7 @@ class GRUCell(_Cell):
     state_names = ("h",)
     record_names = ("r", "z", "n", "h")
     gate_count = 3
+    paired_bias_gates = 2  # r and z: PyTorch sums their two biases; n keeps b_hn apart (bhn)
 
     def param_shapes(self) -> dict:
         """``Wx (D, 3H)``, ``Wh (H, 3H)``, ``b (3H,)`` and the recurrent bias of n, ``bhn (H,)``."""

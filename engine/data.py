@@ -262,6 +262,9 @@ class Dataset(Protocol):
     def check_trainable(self, seq_len: int, batch_size: int) -> None:
         """Raise ``DataError`` unless the training part holds one batch of ``batch_size`` x ``seq_len``."""
 
+    def batches_per_epoch(self, batch_size: int, seq_len: int) -> int:
+        """Batches in one pass over the training part (the epoch of learning-rate schedules)."""
+
     def batches(self, batch_size: int, seq_len: int, rng: np.random.Generator | None = None,
                 mode: str = "sequential", start: int = 0) -> Iterator[Batch]:
         """Infinite iterator of training batches (see ``TextCorpus.batches``)."""

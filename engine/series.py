@@ -424,6 +424,11 @@ class SeriesDataset:
             raise DataError(f"the validation part ({self.n_val} values) is shorter than the horizon {self.horizon}; "
                             f"use a larger val_fraction or val_fraction 0")
 
+    def batches_per_epoch(self, batch_size: int, seq_len: int) -> int:
+        """Sequential batches before the streams wrap around (one pass over the training positions)."""
+        self.check_trainable(seq_len, batch_size)
+        return self.train_positions // batch_size // seq_len
+
     def batches(self, batch_size: int, seq_len: int, rng: np.random.Generator | None = None,
                 mode: str = "sequential", start: int = 0) -> Iterator[Batch]:
         """Infinite iterator of ``Batch(x (B, T, W), y (B, T, K), reset)`` over training positions,

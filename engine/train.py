@@ -9,12 +9,26 @@ One step (truncated BPTT, Williams & Peng 1990)::
              flows across chunks: the carried state is a constant input)
     loss, grads = model.loss_and_grads(x, y, state)     in the dataset's loss_unit
     norm   = clip_grads(grads, clip_norm, clip_value)   global L2 norm before clipping
+    optimizer.lr = schedule.rate(step)                  engine.schedule (constant by default)
     optimizer.step(params, grads); model.params_changed()
 
-NaN safety: after every good step the parameters and the optimizer state are copied into
-preallocated buffers ("last good"). If the loss, the gradient norm or the updated parameters
-are not finite, the trainer restores the last good parameters, optimizer state, carried state,
-RNG state and data position, then raises ``TrainingDiverged``: nothing learned is lost.
+Divergence safety: after every good step the parameters, the optimizer state, the carried
+state, the RNG state, the data position and the loss statistics are copied into one of two
+preallocated snapshots (alternately, so the one before it is kept too). Then:
+
+- NaN or infinity in the loss, the gradient norm or the updated parameters, or a gradient norm
+  above ``GRAD_EXPLOSION_FACTOR`` x its running mean (EMA with the loss's ``smoothing``): the
+  parameters are fine but the step is not; the trainer restores the latest snapshot (the state
+  after the previous step);
+- a runaway loss, finite but above ``RUNAWAY_FACTOR`` x the running minimum of the training loss
+  *and* above the first step's loss (worse than the untrained model): the previous update made
+  these weights, so the trainer restores the snapshot before it.
+
+Either way it raises ``TrainingDiverged`` naming the step, the reason and the step it went back
+to: nothing learned before the blow-up is lost. (The rules: a loss 10x its best and worse than
+at the start is no longer training, for cross-entropies, whose minimum is bounded away from 0
+in practice, and for mean squared errors alike; clipping keeps healthy gradient spikes far below
+1e5x their mean.)
 
 Exact resume: ``Trainer.save(path)`` writes the model, the optimizer state and ``train_state``
 (step, RNG state, data position, carried state, smoothed loss, elapsed time) through
@@ -35,14 +49,19 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
+from .runtime import blas_threads, blas_threads_for
+from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
+RUNAWAY_FACTOR = 10.0  # a loss above this x its running minimum (and above the first loss) ran away
+GRAD_EXPLOSION_FACTOR = 1e5  # a gradient norm above this x its running mean exploded
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss, gradient norm or parameters became NaN or infinite; the trainer has restored
-    the last finite weights and optimizer state before raising."""
+    """The loss, gradient norm or parameters became NaN or infinite, the loss ran away or the
+    gradient norm exploded; the trainer has restored the last good weights, optimizer state and
+    data position before raising (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +93,25 @@ class TrainConfig:
     clip_value: float | None = setting(None, kind=float, low=0.0, low_inclusive=False, off=True, step=0.5, decimals=2,
                                        label="Clip gradient value",
                                        help="Clip every gradient element to [-value, value].")
+    rmsprop_decay: float = setting(0.99, low=0.0, high=1.0, high_inclusive=False, step=0.01, decimals=3,
+                                   label="RMSprop decay",
+                                   help="RMSprop's decay of the mean squared gradient (alpha; rmsprop only): "
+                                        "0.99 in PyTorch, 0.95 in char-rnn, 0.9 in Keras.")
+    lr_schedule: str = setting("none", choices=SCHEDULES, label="LR schedule",
+                               choice_labels={"none": "Constant", "step": "Step decay per epoch",
+                                              "exponential": "Exponential decay"},
+                               help="How the learning rate changes with the epochs (passes over the training "
+                                    "data): constant; multiplied by the decay factor at the end of epoch "
+                                    "'decay from' and every 'decay every' epochs after (step); or the same, "
+                                    "continuously (exponential).")
+    lr_decay: float = setting(0.97, low=0.0, low_inclusive=False, high=1.0, step=0.01, decimals=4,
+                              label="LR decay factor", help="Multiplies the learning rate at each decay (char-rnn: 0.97).")
+    lr_decay_every: int = setting(1, low=1, form_high=10_000, label="Decay every",
+                                  help="Epochs between two decays of the learning rate.")
+    lr_decay_start: int = setting(1, low=1, form_high=10_000, label="Decay from epoch",
+                                  help="The first decay happens at the end of this epoch (char-rnn: 10).")
+    lr_warmup: int = setting(0, low=0, label="Warm-up steps",
+                             help="Raise the learning rate linearly from lr/W to lr over the first W steps (0: off).")
     seed: int = setting(0, low=0, label="Seed",
                         help="Random seed for the initial weights, batch order and dropout: the same seed and "
                              "settings train the same model.")
@@ -96,7 +134,12 @@ class TrainConfig:
 
     def optimizer_hyper(self) -> dict:
         """Keyword arguments for ``make_optimizer`` beyond the learning rate."""
-        return {"momentum": self.momentum} if self.optimizer == "sgd" else {}
+        return {"sgd": {"momentum": self.momentum}, "rmsprop": {"alpha": self.rmsprop_decay}}.get(self.optimizer, {})
+
+    def schedule(self, steps_per_epoch: int) -> Schedule:
+        """The learning-rate schedule of this config for epochs of ``steps_per_epoch`` batches."""
+        return Schedule(self.lr, self.lr_schedule, self.lr_decay, self.lr_decay_every, self.lr_decay_start,
+                        self.lr_warmup, steps_per_epoch)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,7 +163,7 @@ class Progress:
     scaled units for a series (``val_bpc`` None). ``val_loss``/``val_bpc`` are None unless the
     validation split was evaluated at this step. ``grad_norm`` is the global L2 norm before
     clipping. ``steps_per_s`` is the average rate of this ``run`` call; ``elapsed_s`` the
-    training time summed over resumes.
+    training time summed over resumes; ``lr`` the learning rate of this step (the schedule's).
     ``paused`` marks the repeat of the last step that ``Trainer.run`` yields when a pause takes hold.
     """
 
@@ -136,6 +179,7 @@ class Progress:
     done: bool = False
     loss_unit: str = "nats/char"
     paused: bool = False
+    lr: float = math.nan
 
 
 class Trainer:
@@ -158,10 +202,14 @@ class Trainer:
         self.config = config
         self.rng = rng if rng is not None else np.random.Generator(np.random.PCG64(config.seed))
         self.optimizer = make_optimizer(config.optimizer, config.lr, **config.optimizer_hyper())
+        self.schedule = config.schedule(corpus.batches_per_epoch(config.batch_size, config.seq_len))
         self.step = 0  # optimizer steps taken
         self.batches_taken = 0  # data position: batches drawn so far
         self.carry = None  # per layer state tuple of (B, H), carried between sequential batches
         self.smooth_loss = math.nan  # EMA of the training loss, started at the first loss
+        self.min_loss = math.inf  # running minimum of the training loss (runaway check)
+        self.first_loss = math.nan  # the first step's training loss (runaway check)
+        self.norm_mean = math.nan  # EMA of the gradient norm before clipping (explosion check)
         self.elapsed_s = 0.0  # training time over all runs, seconds
         self._batch_iter = None
         self._good = None  # last good params / optimizer buffers, made on first run
@@ -179,72 +227,97 @@ class Trainer:
         """One optimizer step; returns ``(loss in the dataset's loss_unit, grad_norm before clipping)``.
 
         Raises ``TrainingDiverged`` (after restoring the last good state) on a non-finite
-        loss, gradient norm or parameter.
+        loss, gradient norm or parameter, a runaway loss or an exploding gradient norm.
         """
         if self._good is None:
             self._snapshot_init()
-        rng_state = self.rng.bit_generator.state
-        position, carry = self.batches_taken, self.carry
         batch = self._next_batch()
         state = None if batch.reset else self.carry
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # handled just below
             loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True)
             norm = clip_grads(grads, self.config.clip_norm, self.config.clip_value)
-            problem = None
-            if not math.isfinite(loss):
-                problem = f"the training loss is {loss}"
-            elif not math.isfinite(norm):
-                problem = f"the gradient norm is {norm}"
-            else:
+            problem, back = self._check_step(loss, norm), 0
+            if problem is None:
+                self.optimizer.hyper["lr"] = self.schedule.rate(self.step + 1)
                 self.optimizer.step(self.model.params, grads)
                 self.model.params_changed()
                 bad = [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
                 if bad:
                     problem = f"the update made parameter(s) {', '.join(bad)} non-finite"
+            elif problem.startswith("the loss ran away"):
+                back = 1  # the previous update made these weights
         if problem is not None:
-            self._restore_good()
-            self.rng.bit_generator.state = rng_state
-            self.batches_taken, self.carry, self._batch_iter = position, carry, None
+            failed = self.step + 1
+            self._restore_good(back)
             raise TrainingDiverged(
-                f"training diverged at step {self.step + 1}: {problem}; the weights and optimizer state "
+                f"training diverged at step {failed}: {problem}; the weights and optimizer state "
                 f"are back to step {self.step} (try a lower learning rate or gradient clipping)")
-        self._save_good()
         self.carry = final if self.config.batching == "sequential" else None
         self.step += 1
         # A running mean over the first steps, then an EMA: no long memory of the first losses.
         s = min(self.config.smoothing, 1.0 - 1.0 / self.step)
         self.smooth_loss = loss if math.isnan(self.smooth_loss) else s * self.smooth_loss + (1.0 - s) * loss
+        self.norm_mean = norm if math.isnan(self.norm_mean) else s * self.norm_mean + (1.0 - s) * norm
+        self.first_loss = loss if math.isnan(self.first_loss) else self.first_loss
+        self.min_loss = min(self.min_loss, loss)
+        self._save_good()
         return loss, norm
 
-    # --- last-good snapshot (NaN safety) ------------------------------------------------------
+    def _check_step(self, loss: float, norm: float) -> str | None:
+        """Why this step's loss or gradient norm stops training (see the module docstring), or None."""
+        if not math.isfinite(loss):
+            return f"the training loss is {loss}"
+        if not math.isfinite(norm):
+            return f"the gradient norm is {norm}"
+        if loss > RUNAWAY_FACTOR * self.min_loss and loss > self.first_loss:
+            return (f"the loss ran away to {loss:.4g}, more than {RUNAWAY_FACTOR:g} x its minimum "
+                    f"{self.min_loss:.4g} and above the first step's {self.first_loss:.4g}")
+        if norm > GRAD_EXPLOSION_FACTOR * self.norm_mean:
+            return f"the gradient norm exploded to {norm:.4g}, over {GRAD_EXPLOSION_FACTOR:g} x its mean {self.norm_mean:.4g}"
+        return None
+
+    # --- last-good snapshots (divergence safety) ----------------------------------------------
     def _snapshot_init(self) -> None:
-        """Allocate the optimizer's slots and the last-good buffers, then fill them."""
+        """Allocate the optimizer's slots and both snapshots, then fill them with the current state."""
         self.optimizer.prepare(self.model.params)
-        self._good = {
+        self._good = [{
             "params": {n: np.empty_like(p) for n, p in self.model.params.items()},
             "slots": {s: {n: np.empty_like(a) for n, a in held.items()} for s, held in self.optimizer.slots.items()},
-            "t": 0,
-        }
+        } for _ in range(2)]
+        self._save_good()
         self._save_good()
 
     def _save_good(self) -> None:
-        good = self._good
+        """Overwrite the older snapshot with the current state; it becomes the latest."""
+        self._good.reverse()
+        good = self._good[0]
         for n, p in self.model.params.items():
             np.copyto(good["params"][n], p)
         for s, held in self.optimizer.slots.items():
             for n, a in held.items():
                 np.copyto(good["slots"][s][n], a)
-        good["t"] = self.optimizer.t
+        good.update(t=self.optimizer.t, step=self.step, batches_taken=self.batches_taken,
+                    rng=self.rng.bit_generator.state, carry=self.carry, smooth_loss=self.smooth_loss,
+                    min_loss=self.min_loss, first_loss=self.first_loss, norm_mean=self.norm_mean)
 
-    def _restore_good(self) -> None:
-        good = self._good
+    def _restore_good(self, back: int = 0) -> None:
+        """Restore the latest snapshot (``back`` 0) or the one before it (1); both stay held."""
+        good = self._good[back]
         for n, p in self.model.params.items():
             np.copyto(p, good["params"][n])
         for s, held in self.optimizer.slots.items():
             for n, a in held.items():
                 np.copyto(a, good["slots"][s][n])
         self.optimizer.t = good["t"]
+        self.rng.bit_generator.state = good["rng"]
+        self.step, self.batches_taken, self.carry = good["step"], good["batches_taken"], good["carry"]
+        self.smooth_loss, self.min_loss = good["smooth_loss"], good["min_loss"]
+        self.first_loss, self.norm_mean = good["first_loss"], good["norm_mean"]
+        self._batch_iter = None
         self.model.params_changed()
+        if back:  # both snapshots now hold the restored state
+            self._save_good()
+            self._save_good()
 
     # --- the loop -----------------------------------------------------------------------------
     def evaluate(self, stop: threading.Event | None = None) -> float | None:
@@ -259,7 +332,8 @@ class Trainer:
         ``pause`` is found set between two steps, the loop yields the last step's ``Progress``
         again with ``paused=True`` (no step taken; the weights are those of that step), then
         waits while ``pause`` stays set (polling every PAUSE_POLL_S s, waking at once on stop).
-        Raises ``TrainingDiverged`` on NaN/inf (see the module docstring)."""
+        Raises ``TrainingDiverged`` on NaN/inf (see the module docstring). Runs with
+        ``engine.runtime.blas_threads_for`` BLAS threads (the count before is restored after)."""
         total = self.config.steps
         start_step, started = self.step, time.perf_counter()
         elapsed_before = self.elapsed_s
@@ -272,20 +346,21 @@ class Trainer:
             rate = (self.step - start_step) / ran if ran > 0 else 0.0
             return Progress(step=self.step, total_steps=total, train_loss=loss, smooth_loss=self.smooth_loss,
                             val_loss=val, val_bpc=self.corpus.loss_bits(val), grad_norm=norm, loss_unit=self.corpus.loss_unit,
-                            steps_per_s=rate, elapsed_s=self.elapsed_s, done=done)
+                            steps_per_s=rate, elapsed_s=self.elapsed_s, done=done, lr=self.optimizer.lr)
 
-        while self.step < total and not (stop is not None and stop.is_set()):
-            if pause is not None and pause.is_set():
-                held = last if last is not None else snapshot(math.nan, math.nan, None)
-                yield Progress(**{**asdict(held), "paused": True})
-            while pause is not None and pause.is_set() and not (stop is not None and stop.is_set()):
-                (stop if stop is not None else idle).wait(PAUSE_POLL_S)
-            if stop is not None and stop.is_set():
-                break
-            loss, norm = self.train_step()
-            val = self.evaluate(stop) if self.step % self.config.eval_every == 0 or self.step == total else None
-            last = snapshot(loss, norm, val)
-            yield last
+        with blas_threads(blas_threads_for(self.model.config.hidden_size, self.config.batch_size)):
+            while self.step < total and not (stop is not None and stop.is_set()):
+                if pause is not None and pause.is_set():
+                    held = last if last is not None else snapshot(math.nan, math.nan, None)
+                    yield Progress(**{**asdict(held), "paused": True})
+                while pause is not None and pause.is_set() and not (stop is not None and stop.is_set()):
+                    (stop if stop is not None else idle).wait(PAUSE_POLL_S)
+                if stop is not None and stop.is_set():
+                    break
+                loss, norm = self.train_step()
+                val = self.evaluate(stop) if self.step % self.config.eval_every == 0 or self.step == total else None
+                last = snapshot(loss, norm, val)
+                yield last
         if last is None:  # nothing to do (already at total steps) or stopped at once
             yield snapshot(math.nan, math.nan, self.evaluate(stop) if self.step >= total else None, done=True)
         else:
@@ -300,6 +375,9 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "smooth_loss": None if math.isnan(self.smooth_loss) else self.smooth_loss,
             "elapsed_s": self.elapsed_s,
+            "min_loss": None if math.isinf(self.min_loss) else self.min_loss,
+            "first_loss": None if math.isnan(self.first_loss) else self.first_loss,
+            "norm_mean": None if math.isnan(self.norm_mean) else self.norm_mean,
         }
         if self.carry is not None:
             state["carry"] = np.stack([np.stack(layer) for layer in self.carry])  # (L, S, B, H)
@@ -332,6 +410,10 @@ class Trainer:
             trainer.batches_taken = int(ts["batches_taken"])
             trainer.smooth_loss = math.nan if ts["smooth_loss"] is None else float(ts["smooth_loss"])
             trainer.elapsed_s = float(ts["elapsed_s"])
+            # loss statistics of the divergence checks (absent from earlier checkpoints: start afresh)
+            trainer.min_loss = math.inf if ts.get("min_loss") is None else float(ts["min_loss"])
+            trainer.first_loss = math.nan if ts.get("first_loss") is None else float(ts["first_loss"])
+            trainer.norm_mean = math.nan if ts.get("norm_mean") is None else float(ts["norm_mean"])
             carry = ts.get("carry")
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"the checkpoint's training state is incomplete or invalid ({e})") from None
@@ -344,3 +426,55 @@ class Trainer:
             trainer.carry = [tuple(layer) for layer in carry]  # per layer (B, H) each
         trainer.optimizer.load_state_dict(ckpt.optimizer_state)
         return trainer
+
+
+@dataclass(frozen=True)
+class TimeEstimate:
+    """How long a run will take: ``steps`` training steps of ``step_s`` seconds each and
+    ``evaluations`` validation passes of ``eval_s`` seconds each (wall-clock, measured)."""
+
+    steps: int
+    step_s: float
+    evaluations: int
+    eval_s: float
+
+    @property
+    def total_s(self) -> float:
+        """The estimated wall-clock time of the run, seconds."""
+        return self.steps * self.step_s + self.evaluations * self.eval_s
+
+
+def estimate_time(trainer: Trainer, burst: int = 4, warmup: int = 1) -> TimeEstimate:
+    """Estimate the time of ``trainer.run()`` from a measured burst, without changing ``trainer``.
+
+    A scratch trainer (a copy of the weights, the same data and config, its own RNG) takes
+    ``warmup`` untimed steps (first-touch allocations), then ``burst`` timed ones (their median
+    is the step time; a step that diverges counts as the step it cost); a second full validation
+    pass is timed if the run evaluates. Costs about ``warmup + burst`` steps and two evaluations.
+    Raises ValueError unless ``burst`` >= 1 and ``warmup`` >= 0.
+    """
+    if burst < 1 or warmup < 0:
+        raise ValueError(f"burst must be >= 1 and warmup >= 0, got {burst!r} and {warmup!r}")
+    model = SequenceModel(trainer.model.config, params={n: p.copy() for n, p in trainer.model.params.items()})
+    scratch = Trainer(model, trainer.corpus, trainer.config, rng=np.random.Generator(np.random.PCG64(0)))
+    times = []
+    with blas_threads(blas_threads_for(model.config.hidden_size, trainer.config.batch_size)):  # as run() trains
+        for k in range(warmup + burst):
+            start = time.perf_counter()
+            try:
+                scratch.train_step()
+            except TrainingDiverged:
+                pass
+            if k >= warmup:
+                times.append(time.perf_counter() - start)
+    steps = max(trainer.config.steps - trainer.step, 0)
+    evaluations = (trainer.config.steps // trainer.config.eval_every - trainer.step // trainer.config.eval_every
+                   + (trainer.config.steps % trainer.config.eval_every != 0 and steps > 0))
+    eval_s = 0.0
+    if evaluations:
+        scratch.evaluate()  # untimed: the first pass allocates (measured 2.6x a warm one)
+        start = time.perf_counter()
+        scratch.evaluate()
+        eval_s = time.perf_counter() - start
+    return TimeEstimate(steps=steps, step_s=float(np.median(times)), evaluations=int(evaluations), eval_s=eval_s)
+

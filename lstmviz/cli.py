@@ -36,27 +36,31 @@ from engine.errors import CheckpointError, DataError, FileWriteError
 from engine.model import ModelConfig, SequenceModel
 from engine.safe_read import check_regular_file
 from engine.sample import sample
-from engine.settings import Setting, settings_of
+from engine.settings import Setting, settings_of, split_values
 from engine.analysis.stream import check_range, iter_chunks
 from engine.trace_io import save_trace_chunks
-from engine.train import TrainConfig, Trainer, TrainingDiverged
+from engine.train import TrainConfig, Trainer, TrainingDiverged, estimate_time
 
 from . import __version__
 from .cli_analysis import add_parsers as add_analysis_parsers
 from .cli_args import EXIT_USAGE, PROG, UsageError, _Parser, non_negative_int, positive_float, positive_int, setting_type
 from .cli_interop import add_parsers as add_interop_parsers
 from .export_cli import add_export_parser
-from .progress import ProgressBar
+from .core.presets import PRESETS, preset_named
+from .progress import ProgressBar, format_duration, format_loss
 
 COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation", "import", "export-weights")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+LONG_RUN_S = 300  # a run estimated longer than this, seconds, is warned about before it starts
 # config fields offered as `train` options -> their flag names (without "--")
 MODEL_OPTIONS = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
-                 "forget_bias": "forget-bias", "dtype": "dtype"}
+                 "forget_bias": "forget-bias", "init": "init", "init_range": "init-range", "dtype": "dtype"}
 TRAIN_OPTIONS = {"steps": "steps", "seq_len": "seq-len", "batch_size": "batch", "lr": "lr", "optimizer": "optimizer",
                  "momentum": "momentum", "clip_norm": "clip", "clip_value": "clip-value", "seed": "seed",
-                 "val_fraction": "val-fraction", "eval_every": "eval-every", "batching": "batching"}
+                 "val_fraction": "val-fraction", "eval_every": "eval-every", "batching": "batching",
+                 "rmsprop_decay": "rmsprop-decay", "lr_schedule": "lr-schedule", "lr_decay": "lr-decay",
+                 "lr_decay_every": "lr-decay-every", "lr_decay_start": "lr-decay-start", "lr_warmup": "warmup"}
 # options that would change a resumed run; with --resume the checkpoint's values are used
 RESUME_FIXED = tuple(name for name in (*MODEL_OPTIONS, *TRAIN_OPTIONS) if name != "steps")
 
@@ -106,6 +110,9 @@ def _add_train_parser(sub) -> None:
                    help="continue this checkpoint exactly (its settings; up to --steps steps in total)")
     t.add_argument("--json", action="store_true", help="print one JSON object per evaluation on stdout")
     t.add_argument("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, help="refuse larger corpora")
+    t.add_argument("--preset", choices=[p.name for p in PRESETS], metavar="NAME",
+                   help="start from a published recipe's settings (options given override them): "
+                        + ", ".join(repr(p.name) for p in PRESETS))
     add_setting_options(t.add_argument_group("model (ignored with --resume)"), ModelConfig, MODEL_OPTIONS)
     add_setting_options(t.add_argument_group("training"), TrainConfig, TRAIN_OPTIONS)
     t.set_defaults(handler=run_train)
@@ -186,10 +193,12 @@ def run_gui(args) -> int:
 
 
 def _new_trainer(args, text: str) -> Trainer:
-    config = TrainConfig(**given_settings(args, TRAIN_OPTIONS))
+    model_preset, train_preset = split_values(preset_named(args.preset).values if args.preset else {},
+                                              ModelConfig, TrainConfig)
+    config = TrainConfig(**{**train_preset, **given_settings(args, TRAIN_OPTIONS)})
     corpus = TextCorpus(text, val_fraction=config.val_fraction)
     V = len(corpus.vocab)
-    model_config = ModelConfig(V, V, **given_settings(args, MODEL_OPTIONS))
+    model_config = ModelConfig(V, V, **{**model_preset, **given_settings(args, MODEL_OPTIONS)})
     memory.check_training(model_config, config, len(text))
     model = SequenceModel(model_config, rng=np.random.default_rng([INIT_STREAM, config.seed]))
     return Trainer(model, corpus, config)
@@ -197,6 +206,8 @@ def _new_trainer(args, text: str) -> Trainer:
 
 def _resumed_trainer(args, text: str) -> Trainer:
     fixed = [name for name in RESUME_FIXED if name in vars(args)]
+    if args.preset:
+        raise UsageError("--preset cannot be used with --resume (the checkpoint's settings are used)")
     if fixed:
         flags = ", ".join(f"--{MODEL_OPTIONS.get(name) or TRAIN_OPTIONS[name]}" for name in fixed)
         raise UsageError(f"{flags} cannot be changed with --resume (the checkpoint's settings are used)")
@@ -220,7 +231,7 @@ def _progress_json(p) -> str:
     record = {
         "step": p.step, "total_steps": p.total_steps, "train_loss": p.train_loss, "smooth_loss": p.smooth_loss,
         "val_loss": p.val_loss, "val_bpc": p.val_bpc, "grad_norm": p.grad_norm,
-        "steps_per_s": p.steps_per_s, "elapsed_s": p.elapsed_s, "done": p.done,
+        "steps_per_s": p.steps_per_s, "elapsed_s": p.elapsed_s, "done": p.done, "lr": p.lr,
     }
     return json.dumps({k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in record.items()})
 
@@ -247,6 +258,18 @@ class _StopOnSigint:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def estimate_line(estimate) -> str:
+    """``estimated time: 2:05 (1000 steps x 118 ms + 10 evaluations x 0.70 s)``, and a warning
+    sentence when it is over LONG_RUN_S."""
+    line = (f"estimated time: {format_duration(estimate.total_s)} ({estimate.steps} steps x "
+            f"{estimate.step_s * 1e3:.0f} ms + {estimate.evaluations} evaluation{'s' * (estimate.evaluations != 1)} x "
+            f"{estimate.eval_s:.2f} s)")
+    if estimate.total_s > LONG_RUN_S:
+        line += (f"; warning: over {LONG_RUN_S // 60:.0f} minutes (fewer --steps or a smaller model is faster; "
+                 f"Ctrl+C stops and saves)")
+    return line
+
+
 def run_train(args) -> int:
     check_writable(args.out)
     text = load_text(args.corpus, max_bytes=args.max_bytes)
@@ -254,6 +277,8 @@ def run_train(args) -> int:
     check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     human = sys.stderr if args.json else sys.stdout
+    if trainer.step < trainer.config.steps:
+        print(estimate_line(estimate_time(trainer)), file=human, flush=True)
     stop = threading.Event()
     final, saved_step = None, None
     try:
@@ -267,8 +292,8 @@ def run_train(args) -> int:
                     if args.json:
                         print(_progress_json(p), flush=True)
                     elif bar is None:
-                        print(f"step {p.step}/{p.total_steps}: train loss {p.smooth_loss:.4f}, "
-                              f"val loss {p.val_loss:.4f} nats/char", file=sys.stderr, flush=True)
+                        print(f"step {p.step}/{p.total_steps}: train loss {format_loss(p.smooth_loss)}, "
+                              f"val loss {format_loss(p.val_loss)} {p.loss_unit}", file=sys.stderr, flush=True)
                 final = p
     except TrainingDiverged as e:
         if bar is not None:
@@ -286,7 +311,7 @@ def run_train(args) -> int:
               f"(continue with --resume {args.out})", file=sys.stderr)
         return EXIT_INTERRUPTED
     if final.val_loss is not None:
-        print(f"step {final.step}: validation loss {final.val_loss:.4f} nats/char "
+        print(f"step {final.step}: validation loss {format_loss(final.val_loss)} nats/char "
               f"({final.val_bpc:.4f} bits/char); saved {args.out}", file=human)
     else:
         print(f"step {final.step}: no validation split (--val-fraction 0); saved {args.out}", file=human)

@@ -25,6 +25,12 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
 
 
+def format_loss(loss: float) -> str:
+    """A loss for a progress line: 4 decimals (``1.8342``), or scientific notation when its
+    magnitude is 1e4 or more (``6.0312e+30``), so a runaway never prints 30 digits."""
+    return f"{loss:.4e}" if math.isfinite(loss) and abs(loss) >= 1e4 else f"{loss:.4f}"
+
+
 def progress_line(step: int, total: int, steps_per_s: float, loss: float, val_loss: float | None) -> str:
     """The bar's text (without carriage return) for ``step`` of ``total`` steps."""
     share = min(max(step / total, 0.0), 1.0) if total > 0 else 1.0
@@ -33,10 +39,10 @@ def progress_line(step: int, total: int, steps_per_s: float, loss: float, val_lo
     parts = [
         f"{step:>{len(str(total))}}/{total} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {share * 100:3.0f}%",
         f"{steps_per_s:.1f} steps/s",
-        f"loss {loss:.4f}",
+        f"loss {format_loss(loss)}",
     ]
     if val_loss is not None:
-        parts.append(f"val {val_loss:.4f}")
+        parts.append(f"val {format_loss(val_loss)}")
     parts.append(f"ETA {format_duration(eta)}")
     return " | ".join(parts)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
@@ -140,9 +140,10 @@ class TrainingWorker(Worker):
             if pending:
                 self._emit(history, last_progress, True, final=True)
         except TrainingDiverged as exc:
-            # The trainer restored the last finite weights: hand them back before the error.
+            # The trainer restored the last good weights (a runaway loss: from before the step that
+            # made it): hand them back, at their step, before the error.
             if last_progress is not None:
-                self._emit(history, last_progress, True, final=True)
+                self._emit(history, replace(last_progress, step=self._trainer.step), True, final=True)
             self.failed.emit(str(exc))
 
     def _emit(self, history: StepLosses, progress, with_weights: bool, final: bool, paused: bool = False) -> None:

@@ -22,14 +22,16 @@ from engine.settings import settings_of, split_values
 from engine.train import TrainConfig
 
 from ..forms import changed_signal, set_widget_value, setting_widget, widget_value
-from .presets import PRESETS, preset_named
+from ..core.presets import PRESETS, preset_named
 
 CUSTOM = "Custom"
 SETTINGS_PREFIX = "learn/"
-START_PRESET = "char-rnn"  # the form's first values (seed and batching: their defaults)
+START_PRESET = "char-rnn"  # the form's first values (the seed: its default)
 # the config fields the form shows, in order
-FORM_FIELDS = ("cell", "hidden_size", "num_layers", "dropout", "seq_len", "batch_size", "optimizer", "lr",
-               "momentum", "clip_norm", "clip_value", "seed", "steps", "eval_every", "batching")
+FORM_FIELDS = ("cell", "input_kind", "embed_size", "hidden_size", "num_layers", "dropout", "forget_bias", "init",
+               "init_range", "seq_len",
+               "batch_size", "optimizer", "lr", "momentum", "rmsprop_decay", "clip_norm", "clip_value", "lr_schedule",
+               "lr_decay", "lr_decay_every", "lr_decay_start", "lr_warmup", "seed", "steps", "eval_every", "batching")
 SETTINGS = {**settings_of(ModelConfig), **settings_of(TrainConfig)}
 
 

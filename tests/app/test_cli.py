@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 import os
 import signal
 import subprocess
@@ -18,8 +19,8 @@ from engine.data import TextCorpus
 from engine.model import ModelConfig
 from engine.sample import sample
 from engine.settings import settings_of
-from engine.train import TrainConfig
-from lstmviz.cli import COMMANDS, MODEL_OPTIONS, TRAIN_OPTIONS, _new_trainer, build_parser, main
+from engine.train import TimeEstimate, TrainConfig
+from lstmviz.cli import COMMANDS, MODEL_OPTIONS, TRAIN_OPTIONS, _new_trainer, build_parser, estimate_line, main
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--hidden", "8", "--seq-len", "8", "--batch", "4", "--eval-every", "5", "--lr", "0.01"]
@@ -72,6 +73,33 @@ def test_train_writes_checkpoint_and_json_lines(capsys, corpus_file, tmp_path):
     assert ckpt.vocab.chars == tuple(sorted(set(corpus_file.read_text(encoding="utf-8"))))
     assert "validation loss" in err and "bits/char" in err  # the final line goes to stderr with --json
     assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temp files left behind
+
+
+def test_runaway_training_exits_1_with_one_line_and_the_last_good_weights(capsys, corpus_file, tmp_path):
+    out = tmp_path / "m.npz"
+    argv = ["train", str(corpus_file), "--out", str(out), "--steps", "50", "--optimizer", "sgd", "--lr", "1e30",
+            "--clip", "0", "--dtype", "float64", *[a for a in TINY if a not in ("--lr", "0.01")]]
+    initial = _new_trainer(build_parser().parse_args(argv), corpus_file.read_text(encoding="utf-8")).model.params
+    code, stdout, err = run(capsys, *argv)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("lstmviz: error: training diverged at step 2: the loss ran away")
+    assert "saved the last good weights (step 0)" in lines[0]
+    assert not re.search(r"\d{8}", lines[0].replace(str(out), ""))  # no 30-digit numbers
+    ckpt = load_checkpoint(out)
+    assert ckpt.step == 0
+    for name, value in ckpt.model.params.items():
+        np.testing.assert_array_equal(value, initial[name])  # step 1's update made the runaway weights
+
+
+def test_train_prints_its_time_estimate_first_and_warns_over_five_minutes(capsys, corpus_file, tmp_path):
+    code, stdout, err = run(capsys, "train", corpus_file, "--out", tmp_path / "m.npz", "--steps", "10", *TINY)
+    assert code == 0, err
+    first = stdout.splitlines()[0]
+    assert re.fullmatch(r"estimated time: 0:\d\d \(10 steps x \d+ ms \+ 2 evaluations x \d+\.\d\d s\)", first), first
+    long = estimate_line(TimeEstimate(steps=5000, step_s=0.45, evaluations=25, eval_s=1.0))  # 2275 s
+    assert long.startswith("estimated time: 37:55 (5000 steps x 450 ms + 25 evaluations x 1.00 s); warning: over 5 minutes")
+    assert "warning" not in estimate_line(TimeEstimate(steps=100, step_s=2.9, evaluations=1, eval_s=9.0))  # 299 s
 
 
 def test_resume_continues_exactly(capsys, corpus_file, tmp_path):
@@ -206,7 +234,9 @@ FLAGS = {"cell": "--cell", "hidden_size": "--hidden", "num_layers": "--layers", 
          "forget_bias": "--forget-bias", "dtype": "--dtype", "steps": "--steps", "seq_len": "--seq-len",
          "batch_size": "--batch", "lr": "--lr", "optimizer": "--optimizer", "momentum": "--momentum",
          "clip_norm": "--clip", "clip_value": "--clip-value", "seed": "--seed", "val_fraction": "--val-fraction",
-         "eval_every": "--eval-every", "batching": "--batching"}
+         "eval_every": "--eval-every", "batching": "--batching", "init": "--init", "init_range": "--init-range",
+         "rmsprop_decay": "--rmsprop-decay", "lr_schedule": "--lr-schedule", "lr_decay": "--lr-decay",
+         "lr_decay_every": "--lr-decay-every", "lr_decay_start": "--lr-decay-start", "lr_warmup": "--warmup"}
 PROBES = ["-1", "0", "0.0", "0.5", "1", "1.0", "2", "64", "1e9", "nan", "inf", "-inf", "x", "lstm", "adam", "random"]
 
 

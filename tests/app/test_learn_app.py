@@ -182,9 +182,8 @@ def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, 
 
     # reference: the same settings trained without interruption, headless
     corpus = TextCorpus(training_text, val_fraction=0.1)
-    config = TrainConfig(**{k: SMALL[k] for k in ("seq_len", "batch_size", "lr", "optimizer", "clip_norm", "seed",
-                                                  "eval_every", "batching")}, steps=stopped + 40)
-    model_config, _ = learn.model_panel.build(corpus)
+    model_config, form_config = learn.model_panel.build(corpus)  # the form's settings (a preset's schedule too)
+    config = TrainConfig.from_dict({**form_config.to_dict(), "steps": stopped + 40})
     reference = Trainer(SequenceModel(model_config, rng=np.random.Generator(np.random.PCG64(SMALL["seed"]))),
                         corpus, config)
     for _ in reference.run():

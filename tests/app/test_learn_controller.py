@@ -138,7 +138,7 @@ def test_divergence_stops_with_last_finite_weights(qtbot, controller, corpus):
     qtbot.waitUntil(lambda: controller.state == "idle", timeout=10_000)
     assert "diverged" in blocker.args[0]
     good_step = trainer.step
-    assert 0 < good_step < 300
+    assert 0 <= good_step < 300  # a runaway loss at step 2 goes back to step 0
     relayed = rec["models"][-1].params
     for name, value in trainer.model.params.items():
         assert np.all(np.isfinite(value))

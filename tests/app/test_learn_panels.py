@@ -17,22 +17,27 @@ from lstmviz.training import TrainingController, TrainingUpdate
 from lstmviz.learn.data_panel import DataPanel, escape_chars
 from lstmviz.learn.loss_plot import LossHistory, LossPlot
 from lstmviz.learn.model_panel import ModelPanel
-from lstmviz.learn.presets import PRESETS, Preset
+from lstmviz.core.presets import PRESETS, Preset
 from lstmviz.learn.training_panel import TrainingPanel
 
 # The presets, written out by hand (not read from presets.py).
 EXPECTED_PRESETS = {
-    "Keras text generator": dict(cell="lstm", num_layers=2, hidden_size=300, dropout=0.2, seq_len=50, optimizer="adam"),
-    "NumPy from scratch": dict(cell="lstm", num_layers=1, hidden_size=64, optimizer="sgd", lr=0.01, clip_norm=5.0),
-    "char-rnn": dict(cell="lstm", num_layers=2, hidden_size=128, optimizer="rmsprop", lr=2e-3, seq_len=50, clip_norm=5.0),
+    "char-rnn": dict(cell="lstm", num_layers=2, hidden_size=128, optimizer="rmsprop", lr=2e-3, seq_len=50,
+                     clip_value=5.0),
     "min-char-rnn": dict(cell="rnn", num_layers=1, hidden_size=100, seq_len=25, optimizer="adagrad", lr=0.1,
                          clip_value=5.0),
+    "Keras tutorial (Python ML, 2 x LSTM 300)": dict(cell="lstm", num_layers=2, hidden_size=300, dropout=0.2,
+                                                     seq_len=50, optimizer="adam"),
+    "keras-io text generation": dict(cell="lstm", num_layers=1, hidden_size=128, seq_len=40, optimizer="rmsprop",
+                                     lr=0.01),
+    "NumPy LSTM tutorial": dict(cell="lstm", num_layers=1, hidden_size=64, optimizer="sgd", lr=0.01, clip_value=5.0),
 }
 
-# The form's first values (the char-rnn preset, seed 0, sequential batches), written out by hand.
-START = dict(cell="lstm", hidden_size=128, num_layers=2, dropout=0.0, seq_len=50, batch_size=50,
-             optimizer="rmsprop", lr=2e-3, momentum=0.0, clip_norm=5.0, clip_value=None, seed=0, steps=5000, eval_every=200,
-             batching="sequential")
+# The form's first values (the char-rnn preset, seed 0), written out by hand.
+START = dict(cell="lstm", input_kind="onehot", embed_size=0, hidden_size=128, num_layers=2, dropout=0.0, seq_len=50,
+             batch_size=50, optimizer="rmsprop", lr=2e-3, momentum=0.0, clip_norm=None, clip_value=5.0, seed=0,
+             steps=5000, eval_every=200, batching="sequential", forget_bias=1.0, init="uniform", init_range=0.08,
+             rmsprop_decay=0.95, lr_schedule="step", lr_decay=0.97, lr_decay_every=1, lr_decay_start=10, lr_warmup=0)
 SETTINGS = {**settings_of(ModelConfig), **settings_of(TrainConfig)}
 
 
@@ -91,7 +96,7 @@ def test_form_is_built_from_the_config_fields(panel):
             continue
         assert isinstance(widget, QSpinBox) == (spec.kind is int)
         assert spec.requirement(off_as="0") in widget.toolTip()
-        low = 0 if spec.off else spec.low  # "off" is 0
+        low = spec.form_range()[0]  # "off" and unbounded below: 0
         assert widget.minimum() == low, name
         assert widget.maximum() == (spec.high if spec.high is not None else spec.form_range()[1]), name
 

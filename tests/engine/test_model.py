@@ -109,13 +109,13 @@ def test_softmax_outputs_are_distributions_and_loss_is_mean_nll():
 
 
 def test_model_init_ranges_dtype_and_reproducibility():
-    cfg = config(hidden_size=16, num_layers=2, output_size=7)
+    cfg = config(hidden_size=16, num_layers=2, output_size=7, forget_bias=1.0)
     model = SequenceModel(cfg, rng=np.random.default_rng(0))
     k = 1.0 / np.sqrt(16)
     assert {p.dtype for p in model.params.values()} == {np.dtype(np.float32)}
     for name, p in model.params.items():
         if name.endswith(".b") and name.startswith("l"):
-            f = p[16:32]  # (H,) forget block, shifted by the default forget_bias 1.0
+            f = p[16:32]  # (H,) forget block, shifted by forget_bias 1.0
             assert np.all(np.abs(f - 1.0) <= k + 1e-6), name
             p = np.r_[p[:16], p[32:]]
         assert np.all(np.abs(p) <= k), name
@@ -123,7 +123,7 @@ def test_model_init_ranges_dtype_and_reproducibility():
     other = SequenceModel(cfg, rng=np.random.default_rng(1))
     no_shift = SequenceModel(config(hidden_size=16, num_layers=2, output_size=7, forget_bias=0.0),
                              rng=np.random.default_rng(0))
-    double = SequenceModel(config(hidden_size=16, num_layers=2, output_size=7, dtype="float64"),
+    double = SequenceModel(config(hidden_size=16, num_layers=2, output_size=7, dtype="float64", forget_bias=1.0),
                            rng=np.random.default_rng(0))
     for name in model.params:
         np.testing.assert_array_equal(model.params[name], again.params[name])
@@ -220,7 +220,7 @@ def test_config_saved_by_earlier_versions_loads_unchanged():
     saved = {"input_size": 51, "output_size": 51, "cell": "lstm", "hidden_size": 64, "num_layers": 1,
              "input_kind": "onehot", "head": "softmax", "dropout": 0.0, "forget_bias": 1.0,
              "dtype": "float32"}  # assets/demo.npz's model config
-    assert ModelConfig.from_dict(saved).to_dict() == {**saved, "embed_size": 0}  # fields added since: defaults
+    assert ModelConfig.from_dict(saved).to_dict() == {**saved, "embed_size": 0, "init": "default", "init_range": 0.08}  # fields added since: defaults
     assert load_checkpoint(ROOT / "assets" / "demo.npz").model.config == ModelConfig.from_dict(saved)
 
 
@@ -343,3 +343,29 @@ def test_huge_inputs_raise_no_floating_point_warnings(head, dtype):
         grads, dinputs, _ = model.backward(result)
     assert np.isfinite(result.loss)
     assert all(np.all(np.isfinite(g)) for g in (*grads.values(), dinputs, result.outputs))
+
+
+def test_uniform_init_draws_every_parameter_within_its_range():
+    cfg = ModelConfig(20, 20, hidden_size=64, num_layers=2, init="uniform", init_range=0.08, forget_bias=1.0)
+    params = SequenceModel(cfg, rng=np.random.default_rng(0)).params
+    H = 64
+    for name, value in params.items():
+        free = value.copy()
+        if name.endswith(".b"):
+            free[H : 2 * H] -= 1.0  # the LSTM forget block (internal order g, i, f, o) carries the forget bias
+        assert np.abs(free).max() <= 0.08 and np.abs(free).max() > 0.07, name  # U(-0.08, 0.08), head included
+
+
+def test_pytorch_init_sums_two_uniform_biases_and_leaves_gru_bhn_single():
+    H = 1000
+    k = 1 / np.sqrt(H)
+    lstm = SequenceModel(ModelConfig(5, 5, hidden_size=H, init="pytorch", forget_bias=0.0),
+                         rng=np.random.default_rng(0)).params
+    # the sum of two independent U(-k, k) has variance 2 k^2 / 3 (one U(-k, k): k^2 / 3) and range (-2k, 2k)
+    assert lstm["l0.b"].var() == pytest.approx(2 * k * k / 3, rel=0.05)
+    assert np.abs(lstm["l0.b"]).max() > 1.5 * k
+    assert lstm["l0.Wh"].var() == pytest.approx(k * k / 3, rel=0.05)
+    gru = SequenceModel(ModelConfig(5, 5, cell="gru", hidden_size=H, init="pytorch"),
+                        rng=np.random.default_rng(0)).params
+    assert gru["l0.b"][: 2 * H].var() == pytest.approx(2 * k * k / 3, rel=0.08)  # r, z: b_ih + b_hh
+    assert np.abs(gru["l0.b"][2 * H :]).max() <= k and np.abs(gru["l0.bhn"]).max() <= k  # n: b_in, b_hn apart

@@ -1,4 +1,5 @@
-"""keep_freed_memory: a freed multi-megabyte array is reused without fresh page faults."""
+"""keep_freed_memory: a freed multi-megabyte array is reused without fresh page faults; the BLAS
+thread choice by problem size, cores and load."""
 
 import resource
 import sys
@@ -6,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from engine.runtime import keep_freed_memory
+from engine.runtime import MAX_BLAS_THREADS, TWO_THREAD_MACS, blas_threads, blas_threads_for, keep_freed_memory
 
 
 def faults_of_allocation(nbytes: int) -> int:
@@ -22,3 +23,29 @@ def test_freed_blocks_are_reused_without_page_faults():
     nbytes = 16 * 1024 * 1024  # above glibc's default mmap threshold, below the new one
     faults_of_allocation(nbytes)  # first use maps the pages
     assert faults_of_allocation(nbytes) < 50  # reused: without the call, ~4096 faults (one per page)
+
+
+def test_small_products_keep_one_thread_large_ones_use_two_on_an_idle_machine():
+    assert TWO_THREAD_MACS == 4 * 256 * 256 * 32
+    assert blas_threads_for(128, 32, cores=2, load=0.0) == 1  # 4 x 128^2 x 32 = 2.1 M multiply-adds
+    assert blas_threads_for(256, 32, cores=2, load=0.0) == 2  # 8.4 M: the threshold
+    assert blas_threads_for(512, 32, cores=2, load=0.5) == 2
+    assert blas_threads_for(512, 32, cores=8, load=0.0) == MAX_BLAS_THREADS == 2
+    assert blas_threads_for(512, 32, cores=1, load=0.0) == 1
+
+
+def test_a_busy_machine_gets_one_thread():
+    assert blas_threads_for(512, 64, cores=2, load=2.0) == 1
+    assert blas_threads_for(512, 64, cores=2, load=6.6) == 1
+
+
+def test_blas_threads_sets_and_restores_the_count():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def counts():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+    before = counts()
+    with blas_threads(1):
+        assert all(n == 1 for n in counts())
+    assert counts() == before

@@ -11,7 +11,7 @@ from engine.data import TextCorpus
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.evaluation import evaluate
-from engine.train import Progress, TrainConfig, Trainer, TrainingDiverged
+from engine.train import RUNAWAY_FACTOR, Progress, TrainConfig, Trainer, TrainingDiverged, estimate_time
 
 
 def pattern_text(n_words=300, seed=0):
@@ -122,15 +122,70 @@ def test_huge_learning_rate_stops_with_finite_weights(corpus):
         for p in trainer.run():
             steps.append(p.step)
     last_good = trainer.step
-    assert steps == list(range(1, last_good + 1))
-    assert str(last_good + 1) in str(info.value)
+    failed = len(steps) + 1
+    assert steps == list(range(1, failed)) and str(failed) in str(info.value)
+    assert last_good in (failed - 1, failed - 2)  # a runaway loss goes back before the update that made it
     assert all(np.all(np.isfinite(p)) for p in model.params.values())
     if last_good == 0:
         for n, p in model.params.items():
             np.testing.assert_array_equal(p, initial[n])
-    # the restored trainer can be asked for the same step again and fails the same way
-    with pytest.raises(TrainingDiverged, match=f"step {last_good + 1}"):
+    # the restored trainer can be asked for the same steps again and fails the same way
+    with pytest.raises(TrainingDiverged, match=f"step {failed}"):
+        for _ in range(failed - last_good):
+            trainer.train_step()
+
+
+def test_runaway_loss_stops_with_the_weights_before_the_update_that_caused_it(corpus):
+    # SGD at lr 1e30: step 1's loss is the untrained model's, its update is ~1e30 x the gradient
+    # (finite in float64), so step 2's loss is finite but enormous: a runaway, not a NaN.
+    V = len(corpus.vocab)
+    model = SequenceModel(ModelConfig(V, V, hidden_size=16, dtype="float64"), rng=np.random.default_rng(1))
+    initial = {n: p.copy() for n, p in model.params.items()}
+    config = TrainConfig(seq_len=8, batch_size=4, steps=50, optimizer="sgd", lr=1e30, clip_norm=None)
+    trainer = Trainer(model, corpus, config)
+    seen = []
+    with pytest.raises(TrainingDiverged, match=r"step 2: the loss ran away to .*back to step 0") as info:
+        for p in trainer.run():
+            seen.append(p.train_loss)
+    assert len(seen) == 1 and seen[0] < 10  # step 1's loss, about ln V
+    assert f"{RUNAWAY_FACTOR:g} x its minimum" in str(info.value)
+    assert trainer.step == 0 and trainer.optimizer.t == 0 and trainer.batches_taken == 0
+    for n, p in model.params.items():
+        np.testing.assert_array_equal(p, initial[n])  # the update of step 1 made the runaway weights
+    # restored exactly: the same two steps run away again
+    trainer.train_step()
+    with pytest.raises(TrainingDiverged, match="step 2: the loss ran away"):
         trainer.train_step()
+    assert trainer.step == 0
+
+
+def test_runaway_rule_needs_both_a_tenfold_rise_and_a_loss_above_the_first(corpus):
+    trainer = Trainer(make_model(corpus), corpus, TrainConfig(seq_len=8, batch_size=4, steps=50))
+    trainer.first_loss, trainer.min_loss, trainer.norm_mean = 4.0, 0.3, 1.0
+    assert trainer._check_step(3.9, 1.0) is None  # 13 x the minimum but below the first loss
+    assert trainer._check_step(4.1, 1.0).startswith("the loss ran away")
+    trainer.min_loss = 0.5
+    assert trainer._check_step(4.9, 1.0) is None  # above the first loss but under 10 x the minimum
+    assert trainer._check_step(5.1, 1.0).startswith("the loss ran away")
+
+
+def test_exploding_gradient_norm_stops_without_updating(corpus, monkeypatch):
+    trainer = Trainer(make_model(corpus), corpus, TrainConfig(seq_len=8, batch_size=4, steps=50, clip_norm=5.0))
+    for _ in range(3):
+        trainer.train_step()
+    good = {n: p.copy() for n, p in trainer.model.params.items()}
+    real = SequenceModel.loss_and_grads
+
+    def exploding(self, *args, **kwargs):
+        loss, grads, state = real(self, *args, **kwargs)
+        return loss, {n: g * 1e7 for n, g in grads.items()}, state  # finite, clipped to norm 5 if not caught
+
+    monkeypatch.setattr(SequenceModel, "loss_and_grads", exploding)
+    with pytest.raises(TrainingDiverged, match="step 4: the gradient norm exploded .*back to step 3"):
+        trainer.train_step()
+    assert trainer.step == 3 and trainer.optimizer.t == 3
+    for n, p in trainer.model.params.items():
+        np.testing.assert_array_equal(p, good[n])
 
 
 def test_update_that_overflows_is_rolled_back(corpus, monkeypatch):
@@ -272,7 +327,9 @@ def test_train_config_saved_by_earlier_versions_loads_unchanged():
     saved = {"seq_len": 64, "batch_size": 32, "steps": 2000, "lr": 0.005, "optimizer": "adam", "momentum": 0.0,
              "clip_norm": 5.0, "clip_value": None, "seed": 0, "val_fraction": 0.1, "eval_every": 100,
              "batching": "sequential", "smoothing": 0.99}  # assets/demo.npz's train config
-    assert TrainConfig.from_dict(saved).to_dict() == saved
+    added = {"rmsprop_decay": 0.99, "lr_schedule": "none", "lr_decay": 0.97, "lr_decay_every": 1,
+             "lr_decay_start": 1, "lr_warmup": 0}  # fields added since: defaults that train as before
+    assert TrainConfig.from_dict(saved).to_dict() == {**saved, **added}
 
 
 def test_trainer_refuses_mismatched_model_and_short_text(corpus):
@@ -345,3 +402,28 @@ def test_text_corpus_has_the_dataset_interface_of_a_series(corpus):
     assert corpus.loss_unit == "nats/char" and corpus.checkpoint_extra() == {}
     assert corpus.loss_bits(math.log(4.0)) == pytest.approx(2.0) and corpus.loss_bits(None) is None
     assert TextCorpus(pattern_text(), val_fraction=0.0).validation_loss(model, 4) is None
+
+
+def test_rmsprop_decay_reaches_the_optimizer(corpus):
+    config = TrainConfig(seq_len=8, batch_size=4, steps=5, optimizer="rmsprop", rmsprop_decay=0.95)
+    trainer = Trainer(make_model(corpus), corpus, config)
+    assert trainer.optimizer.hyper["alpha"] == 0.95
+    assert Trainer(make_model(corpus), corpus, TrainConfig(optimizer="rmsprop", seq_len=8, batch_size=4)
+                   ).optimizer.hyper["alpha"] == 0.99  # PyTorch's default
+
+
+def test_time_estimate_leaves_the_trainer_untouched_and_counts_the_evaluations(corpus):
+    config = TrainConfig(seq_len=8, batch_size=4, steps=45, eval_every=10)
+    trainer = Trainer(make_model(corpus), corpus, config)
+    for _ in range(3):
+        trainer.train_step()
+    params = {n: p.copy() for n, p in trainer.model.params.items()}
+    rng_state, opt = trainer.rng.bit_generator.state, trainer.optimizer.state_dict()
+    estimate = estimate_time(trainer, burst=3)
+    assert (estimate.steps, estimate.evaluations) == (42, 5)  # steps 4..45: evaluations at 10, 20, 30, 40 and 45
+    assert estimate.step_s > 0 and estimate.eval_s > 0
+    assert estimate.total_s == pytest.approx(42 * estimate.step_s + 5 * estimate.eval_s)
+    assert trainer.step == 3 and trainer.batches_taken == 3 and trainer.rng.bit_generator.state == rng_state
+    assert trainer.optimizer.state_dict()["t"] == opt["t"]
+    for n, p in trainer.model.params.items():
+        np.testing.assert_array_equal(p, params[n])
