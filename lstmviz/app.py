@@ -95,6 +95,12 @@ class Services:
 
         return LessonsService(self.session, self.settings, self.hooks)
 
+    @cached_property
+    def analysis(self):
+        from .analysis import AnalysisService
+
+        return AnalysisService(self.session, self.settings, self.hooks)
+
 
 def _text_panel(services: Services):
     from .panels import TextPanel
@@ -139,6 +145,11 @@ def _transport_panel(services: Services):
     return panel
 
 
+def _history_panel(services: Services):
+    services.analysis.follow_training(services.learning.controller)
+    return services.analysis.history
+
+
 @dataclass(frozen=True)
 class Dock:
     """One dock of the window: ``name`` (object name ``dock_<name>``, which saved layouts name),
@@ -174,6 +185,12 @@ DOCKS = (
     Dock("gradflow", "Gradient flow", "bottom", "gates", lambda s: s.lessons.gradflow, scrolled=True),
     Dock("compare", "RNN vs LSTM", "bottom", "gates", lambda s: s.lessons.compare, scrolled=True),
     Dock("series", "Series", "bottom", "gates", lambda s: s.lessons.series, scrolled=True),
+    Dock("hypothesis", "Hypotheses", "bottom", "gates", lambda s: s.analysis.hypothesis),
+    Dock("probes", "Feature probes", "bottom", "gates", lambda s: s.analysis.probes),
+    Dock("saturation", "Saturation", "bottom", "gates", lambda s: s.analysis.saturation),
+    Dock("interventions", "Interventions", "bottom", "gates", lambda s: s.analysis.interventions),
+    Dock("strip", "Loss strip", "left", None, lambda s: s.analysis.strip),
+    Dock("history", "Training history", "right", "training", _history_panel),
 )
 
 

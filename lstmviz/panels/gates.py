@@ -15,6 +15,7 @@ from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
 
 WINDOW = 200  # steps drawn, ending at the cursor
+LABELLED_STEPS = 40  # the time axis names each step's character when at most this many are visible
 
 
 class GatesPanel(QtWidgets.QWidget):
@@ -71,6 +72,7 @@ class GatesPanel(QtWidgets.QWidget):
         layout.addLayout(bar)
         layout.addLayout(grid, 1)
 
+        self.views["f"].plot.sigXRangeChanged.connect(self.label_time_axis)
         session.model_changed.connect(self._on_model_changed)
         session.stepped.connect(self.refresh)  # also follows every model or text change
         session.selection_changed.connect(self._on_selection_changed)
@@ -114,6 +116,18 @@ class GatesPanel(QtWidgets.QWidget):
             for view in self.views.values():
                 view.plot.setYRange(-0.5, H - 0.5, padding=0)
         self._on_selection_changed(s.layer, s.unit, s.selected_step)
+
+    def label_time_axis(self, *_):
+        """Name each visible step by its character (``session.label``) when zoomed in to at most
+        ``LABELLED_STEPS`` steps; numbered ticks otherwise."""
+        s = self.session
+        lo, hi = self.views["f"].plot.viewRange()[0]
+        first, last = max(0, int(lo + 1)), min(s.steps, int(hi) + 1)
+        ticks = None
+        if 0 < last - first <= LABELLED_STEPS:
+            ticks = [[(t, repr(s.label(t))[1:-1]) for t in range(first, last)], []]
+        for view in self.views.values():
+            view.plot.getAxis("bottom").setTicks(ticks)
 
     def _on_selection_changed(self, layer, unit, step):
         self.layer_box.setCurrentIndex(layer)

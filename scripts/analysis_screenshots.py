@@ -1,0 +1,97 @@
+"""Write the README screenshots of the unit-analysis docks on the bundled demo:
+docs/analysis_hypothesis.png, analysis_probes.png, analysis_saturation.png,
+analysis_interventions.png, analysis_strip.png and analysis_history.png (each a grab of the
+real window with that dock in front).
+
+Run: ``QT_QPA_PLATFORM=offscreen python scripts/analysis_screenshots.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6 import QtCore, QtWidgets  # noqa: E402
+
+from engine.analysis.intervene import Intervention  # noqa: E402
+from engine.model import SequenceModel  # noqa: E402
+from lstmviz.app import build_window  # noqa: E402
+
+DOCS = ROOT / "docs"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lesson_screenshots import save_png  # noqa: E402
+
+
+def settle(app, panel=None, timeout: float = 60.0) -> None:
+    """Process events until ``panel``'s job (if any) is done."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        app.processEvents()
+        if panel is None or not panel.runner.busy:
+            break
+        time.sleep(0.01)
+    for _ in range(10):
+        app.processEvents()
+
+
+def main() -> int:
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    from lstmviz.app import dark_palette
+
+    app.setPalette(dark_palette())
+    settings = QtCore.QSettings(str(DOCS / ".screenshot_settings.ini"), QtCore.QSettings.IniFormat)
+    settings.clear()
+    window = build_window(settings=settings)
+    window.resize(1500, 950)
+    window.show()
+    settle(app)
+    s = window.session
+    text = s.text
+    quote = text.index('"')
+    close = text.index('"', quote + 1)
+
+    def shot(name: str, dock: str, panel=None) -> None:
+        window.hooks.raise_panel(dock)
+        settle(app, panel)
+        save_png(window, DOCS / f"analysis_{name}.png")
+
+    hyp = window.panel("hypothesis")
+    window.hooks.raise_panel("hypothesis")
+    s.brush(quote + 1, close)
+    shot("hypothesis", "hypothesis", hyp)
+    probes = window.panel("probes")
+    window.hooks.raise_panel("probes")
+    probes.feature_box.setCurrentText("depth")
+    shot("probes", "probes", probes)
+    shot("saturation", "saturation", window.panel("saturation"))
+    iv = window.panel("interventions")
+    window.hooks.raise_panel("interventions")
+    iv.add(Intervention(0, "c", 50, "zero", 0.0, 0, None))
+    shot("interventions", "interventions", iv)
+    strip = window.panel("strip")
+    settle(app, strip)
+    window.panel("gates").views["f"].plot.setXRange(s.t - 40, s.t, padding=0)
+    shot("strip", "gates", strip)
+    history = window.panel("history")
+    model = s.model
+    for k in range(3):  # stand-ins for training snapshots: the demo's weights, scaled
+        params = {n: v * (0.4 + 0.3 * k) for n, v in model.params.items()}
+        history.record(SequenceModel(model.config, params=params), s.vocab, 100 * (k + 1))
+    history.record(model, s.vocab, 400)
+    history.slider.setValue(0)
+    shot("history", "history")
+    window.close()
+    settle(app)
+    os.remove(DOCS / ".screenshot_settings.ini")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
