@@ -38,8 +38,8 @@ class SaturationPanel(AnalysisPanel):
         for k, gate in enumerate(GATES):
             plot = self.view.addPlot(row=0, col=k)
             plot.setTitle(f"{gate} gate", size="9pt")
-            plot.setLabel("bottom", "fraction < 0.1")
-            plot.setLabel("left", "fraction > 0.9")
+            plot.setLabel("bottom", "fraction &lt; 0.1")
+            plot.setLabel("left", "fraction &gt; 0.9")
             plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.04)
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()

@@ -2,7 +2,7 @@
 interventions, the whole-text loss strip and the training history, and their wiring.
 
 ``AnalysisService(session, settings, hooks)`` builds the panels (``lstmviz.app``'s dock table
-puts each in its dock); it links the strip's time axis to the gate heatmaps'
+puts each in its dock); the strip follows the gate heatmaps' time axis
 (``hooks.heatmaps()``), so both show the same steps, and cancels every running analysis job
 when the window closes (``hooks.on_close``; ``lstmviz.threads.stop_all`` then waits for them).
 ``follow_training(controller)`` keeps training-history snapshots from a ``TrainingController``'s
@@ -36,7 +36,7 @@ class AnalysisService(QObject):
         self.setParent(self.hypothesis)  # lives as long as the hypothesis dock
         heatmaps = hooks.heatmaps()
         if "f" in heatmaps:
-            self.strip.plot.setXLink(heatmaps["f"].plot)
+            heatmaps["f"].plot.sigXRangeChanged.connect(lambda _vb, x_range: self.strip.show_steps(*x_range))
         hooks.on_close(self.shutdown)
 
     @property

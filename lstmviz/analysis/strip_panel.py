@@ -1,8 +1,8 @@
 """The whole-text strip (Karpathy, Johnson & Fei-Fei 2015, Fig. 5): the per-character loss
 ``-log p(next character)`` of the whole viewed text as a colour strip, and, once zoomed in to at
 most ``LABELLED_STEPS`` steps, each character with the model's top-5 predictions for the next
-one underneath (brighter: more likely). The service links its time axis to the gate heatmaps',
-so both show the same steps.
+one underneath (brighter: more likely). The service makes it follow the gate heatmaps' time
+axis, so both show the same steps.
 
 The losses come from a streaming pass off the GUI thread (memory: one chunk plus ``(T,)``
 float32 losses); the top-5 of the few visible steps come from the steps already traced
@@ -90,6 +90,10 @@ class StripPanel(AnalysisPanel):
         self.say(f"Loss per character over the text: mean {mean:.3f} nats; zoom the time axis "
                  f"(wheel) to read the characters and the top {TOP_K} predictions")
         self.draw_labels()
+
+    def show_steps(self, lo: float, hi: float) -> None:
+        """Show the time range ``[lo, hi]`` (the heatmaps' x range)."""
+        self.plot.setXRange(lo, hi, padding=0)
 
     def visible_steps(self) -> tuple[int, int]:
         lo, hi = self.plot.viewRange()[0]
