@@ -55,8 +55,18 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         layout.addLayout(top)
         layout.addWidget(JobBar(self.runner))
         layout.addLayout(self.body, 1)
+        self._text = self._model = None  # the text and model of the last job started
         self.runner.failed.connect(self.say)
         self.runner.result.connect(self.show_result)
+
+    def start(self, fn, text: str, model) -> None:
+        """Run the job ``fn`` over ``text`` under ``model``. Only new weights (training) let the
+        running job finish first, then the latest ``fn`` runs: live at a rate bounded by the
+        work. Any other change (the text, the panel's settings) cancels the running job, whose
+        answer is worthless."""
+        restart = text != self._text or model is self._model
+        self._text, self._model = text, model
+        self.runner.run(fn, restart=restart)
 
     def say(self, message: str) -> None:
         self.status.setText(message)

@@ -116,14 +116,14 @@ class HypothesisPanel(AnalysisPanel):
         source = text_source(self.session)
         if source is None or end <= start:
             return
-        model, ids, _ = source
+        model, ids, text = source
         args = (model, ids, start, end, min(self.layer.value(), model.config.num_layers - 1),
                 self.quantity.currentData(), self.threshold_value(), self.lead.value(), self.overlap.value() / 100.0)
         if args[5] not in ("h", "tanh_c") and model.config.cell != "lstm":
             self.say("This model has no gates: choose h.")
             return
         self.say(f"Matching steps {start}–{end - 1}…")
-        self.runner.run(lambda check: run_hypothesis(*args, check))
+        self.start(lambda check: run_hypothesis(*args, check), text, model)
 
     def show_result(self, result) -> None:
         self.result = result

@@ -196,7 +196,7 @@ class InterventionPanel(AnalysisPanel):
         model, ids, text = source
         ivs, vocab, step, seed = tuple(self.interventions), self.session.vocab, max(0, self.session.t - 1), self.seed.value()
         self.say("Running the text with and without the interventions…")
-        self.runner.run(lambda check: run_intervention(model, vocab, ids, text, ivs, step, seed, check))
+        self.start(lambda check: run_intervention(model, vocab, ids, text, ivs, step, seed, check), text, model)
 
     def show_result(self, outcome: InterventionOutcome) -> None:
         self.outcome = outcome

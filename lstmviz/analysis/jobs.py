@@ -7,7 +7,8 @@ most every ``PROGRESS_INTERVAL_S``) and raises ``Cancelled`` once the job was ca
 cancelled job ends at its next chunk. ``JobRunner.run(fn)`` cancels the running job and starts
 ``fn`` (text edited: the old answer is worthless); ``run(fn, restart=False)`` lets the running
 job finish and then runs the latest ``fn`` asked for (live while training: one job at a time,
-so the rate is bounded by the work itself). Results of cancelled or superseded jobs are dropped.
+so the rate is bounded by the work itself). Results of cancelled or superseded jobs (a newer one
+queued) are dropped.
 Every signal of the runner is emitted on the GUI thread.
 """
 
@@ -138,7 +139,7 @@ class JobRunner(QObject):
             self.busy_changed.emit(False)
 
     def _on_done(self, number: int, result) -> None:
-        if number == self._number:
+        if number == self._number and self._pending is None:  # a queued job supersedes it
             self.result.emit(result)
 
     def _on_progress(self, number: int, fraction: float) -> None:

@@ -94,7 +94,7 @@ class ProbePanel(AnalysisPanel):
             self.say(str(error))
             return
         self.say(f"Ranking every unit for “{feat.name}”…")
-        self.runner.run(lambda check: run_probe(model, ids, feat, check))
+        self.start(lambda check: run_probe(model, ids, feat, check), text, model)
 
     def show_result(self, scores) -> None:
         self.scores = scores

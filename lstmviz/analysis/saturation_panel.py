@@ -64,11 +64,11 @@ class SaturationPanel(AnalysisPanel):
         source = text_source(self.session)
         if source is None:
             return
-        model, ids, _ = source
+        model, ids, text = source
         if model.config.cell != "lstm":
             self.say("Saturation needs gates: this model has none.")
             return
-        self.runner.run(lambda check: run_saturation(model, ids, check), restart=False)
+        self.start(lambda check: run_saturation(model, ids, check), text, model)
 
     def show_result(self, result) -> None:
         self.result = result

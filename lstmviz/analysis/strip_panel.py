@@ -76,11 +76,11 @@ class StripPanel(AnalysisPanel):
         source = text_source(self.session)
         if source is None:
             return
-        model, ids, _ = source
+        model, ids, text = source
         if model.config.head != "softmax":
             self.say("The strip needs a character model (softmax head).")
             return
-        self.runner.run(lambda check: run_losses(model, ids, check), restart=False)
+        self.start(lambda check: run_losses(model, ids, check), text, model)
 
     def show_result(self, losses: np.ndarray) -> None:
         self.losses = losses

@@ -233,3 +233,28 @@ def test_a_long_probe_is_cancelled_and_its_worker_finishes(qtbot, demo):
     qtbot.waitUntil(lambda: not threads.live_threads(), timeout=TIMEOUT_MS)
     QtWidgets.QApplication.processEvents()
     assert panel.scores is None  # the cancelled job delivered nothing
+
+
+def test_new_weights_recompute_saturation(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "saturation")
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    first = panel.result
+    for scale in (0.5, 0.2):  # two updates in a row, as training relays them: the latest is shown
+        s.set_model(SequenceModel(s.model.config, params={n: v * scale for n, v in s.model.params.items()}), s.vocab)
+    latest = s.model
+    qtbot.waitUntil(lambda: panel.result is not first and not panel.runner.busy, timeout=TIMEOUT_MS)
+    for got, want in zip(panel.result, saturation(latest, s.stepper.inputs)):
+        np.testing.assert_array_equal(got.left, want.left)
+
+
+def test_brush_is_clipped_and_signalled_once(qtbot, demo):
+    s = demo.session
+    seen = []
+    s.brushed.connect(lambda a, b: seen.append((a, b)))
+    s.brush(-5, 10)
+    s.brush(0, 10)  # unchanged: no signal
+    s.brush(s.steps - 2, s.steps + 100)
+    s.brush(7, 7)  # empty: cleared
+    assert seen == [(0, 10), (s.steps - 2, s.steps), (0, 0)]
+    assert s.brush_span == (0, 0)
