@@ -7,6 +7,7 @@ the view follows the cursor until the user zooms or pans, and "Follow" brings it
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine.quantities import LSTM_DISPLAY_ORDER as PANEL_ORDER
@@ -73,6 +74,12 @@ class GatesPanel(QtWidgets.QWidget):
         layout.addLayout(grid, 1)
 
         self.views["f"].plot.sigXRangeChanged.connect(self.label_time_axis)
+        self.brush_region = pg.LinearRegionItem(brush=(90, 160, 240, 50))  # the Session's brushed span
+        self.brush_region.setToolTip("The brushed span (select text to brush); drag its edges to change it")
+        self.brush_region.setVisible(False)
+        self.brush_region.sigRegionChangeFinished.connect(self._on_brush_dragged)
+        self.views["f"].plot.addItem(self.brush_region)
+        session.brushed.connect(self._show_brush)
         session.model_changed.connect(self._on_model_changed)
         session.stepped.connect(self.refresh)  # also follows every model or text change
         session.selection_changed.connect(self._on_selection_changed)
@@ -128,6 +135,16 @@ class GatesPanel(QtWidgets.QWidget):
             ticks = [[(t, repr(s.label(t))[1:-1]) for t in range(first, last)], []]
         for view in self.views.values():
             view.plot.getAxis("bottom").setTicks(ticks)
+
+    def _show_brush(self, start: int, end: int):
+        self.brush_region.setVisible(end > start)
+        blocker = QtCore.QSignalBlocker(self.brush_region)
+        self.brush_region.setRegion((start - 0.5, end - 0.5))
+        del blocker
+
+    def _on_brush_dragged(self, *_):
+        lo, hi = self.brush_region.getRegion()
+        self.session.brush(int(round(lo + 0.5)), int(round(hi + 0.5)))
 
     def _on_selection_changed(self, layer, unit, step):
         self.layer_box.setCurrentIndex(layer)

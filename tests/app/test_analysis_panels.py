@@ -258,3 +258,14 @@ def test_brush_is_clipped_and_signalled_once(qtbot, demo):
     s.brush(7, 7)  # empty: cleared
     assert seen == [(0, 10), (s.steps - 2, s.steps), (0, 0)]
     assert s.brush_span == (0, 0)
+
+
+def test_the_brush_shows_on_the_heatmap_and_dragging_it_rebrushes(qtbot, demo):
+    s = demo.session
+    region = demo.panel("gates").brush_region
+    assert not region.isVisible()
+    s.brush(100, 120)
+    assert region.isVisible() and region.getRegion() == (99.5, 119.5)
+    region.setRegion((104.5, 130.5))  # as a drag of its edges leaves it
+    region.sigRegionChangeFinished.emit(region)
+    assert s.brush_span == (105, 131)
