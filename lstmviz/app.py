@@ -185,12 +185,12 @@ DOCKS = (
     Dock("gradflow", "Gradient flow", "bottom", "gates", lambda s: s.lessons.gradflow, scrolled=True),
     Dock("compare", "RNN vs LSTM", "bottom", "gates", lambda s: s.lessons.compare, scrolled=True),
     Dock("series", "Series", "bottom", "gates", lambda s: s.lessons.series, scrolled=True),
-    Dock("hypothesis", "Hypotheses", "bottom", "gates", lambda s: s.analysis.hypothesis),
-    Dock("probes", "Feature probes", "bottom", "gates", lambda s: s.analysis.probes),
-    Dock("saturation", "Saturation", "bottom", "gates", lambda s: s.analysis.saturation),
-    Dock("interventions", "Interventions", "bottom", "gates", lambda s: s.analysis.interventions),
-    Dock("strip", "Loss strip", "left", None, lambda s: s.analysis.strip),
-    Dock("history", "Training history", "right", "training", _history_panel),
+    Dock("hypothesis", "Hypotheses", "bottom", "gates", lambda s: s.analysis.hypothesis, scrolled=True),
+    Dock("probes", "Feature probes", "bottom", "gates", lambda s: s.analysis.probes, scrolled=True),
+    Dock("saturation", "Saturation", "bottom", "gates", lambda s: s.analysis.saturation, scrolled=True),
+    Dock("interventions", "Interventions", "bottom", "gates", lambda s: s.analysis.interventions, scrolled=True),
+    Dock("strip", "Loss strip", "left", None, lambda s: s.analysis.strip, scrolled=True),
+    Dock("history", "Training history", "right", "training", _history_panel, scrolled=True),
 )
 
 
