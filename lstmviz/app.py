@@ -189,7 +189,7 @@ DOCKS = (
     Dock("probes", "Feature probes", "bottom", "gates", lambda s: s.analysis.probes, scrolled=True),
     Dock("saturation", "Saturation", "bottom", "gates", lambda s: s.analysis.saturation, scrolled=True),
     Dock("interventions", "Interventions", "bottom", "gates", lambda s: s.analysis.interventions, scrolled=True),
-    Dock("strip", "Loss strip", "left", None, lambda s: s.analysis.strip, scrolled=True),
+    Dock("strip", "Loss strip", "left", None, lambda s: s.analysis.strip),
     Dock("history", "Training history", "right", "training", _history_panel, scrolled=True),
 )
 

@@ -20,7 +20,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
 from engine.analysis.intervene import Intervention  # noqa: E402
+import numpy as np  # noqa: E402
+
+from engine.data import TextCorpus, load_text  # noqa: E402
 from engine.model import SequenceModel  # noqa: E402
+from engine.train import TrainConfig, Trainer  # noqa: E402
 from lstmviz.app import build_window  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -38,6 +42,18 @@ def settle(app, panel=None, timeout: float = 60.0) -> None:
         time.sleep(0.01)
     for _ in range(10):
         app.processEvents()
+
+
+def train_snapshots(config, vocab, steps: int = 300, every: int = 75):
+    """``(step, copy of the model)`` every ``every`` steps of a fresh run on the demo corpus
+    (synchronous, no Qt), as the training relay would hand them to the history."""
+    corpus = TextCorpus(load_text(ROOT / "assets" / "demo.txt"), vocab=vocab)
+    model = SequenceModel(config, rng=np.random.default_rng(0))
+    snaps = []
+    for progress in Trainer(model, corpus, TrainConfig(seq_len=64, batch_size=16, steps=steps, eval_every=steps)).run():
+        if progress.step % every == 0 or progress.done:
+            snaps.append((progress.step, SequenceModel(config, params={n: v.copy() for n, v in model.params.items()})))
+    return snaps
 
 
 def main() -> int:
@@ -78,14 +94,12 @@ def main() -> int:
     strip = window.panel("strip")
     settle(app, strip)
     window.panel("gates").views["f"].plot.setXRange(s.t - 40, s.t, padding=0)
+    window.resizeDocks([window.docks["strip"]], [260], QtCore.Qt.Vertical)  # room for the five rows
     shot("strip", "gates", strip)
     history = window.panel("history")
-    model = s.model
-    for k in range(3):  # stand-ins for training snapshots: the demo's weights, scaled
-        params = {n: v * (0.4 + 0.3 * k) for n, v in model.params.items()}
-        history.record(SequenceModel(model.config, params=params), s.vocab, 100 * (k + 1))
-    history.record(model, s.vocab, 400)
-    history.slider.setValue(0)
+    for step, model in train_snapshots(s.model.config, s.vocab):  # a fresh run of the demo's size
+        history.record(model, s.vocab, step)
+    history.slider.setValue(1)
     shot("history", "history")
     window.close()
     settle(app)

@@ -32,7 +32,9 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.runner = JobRunner(name, self)
         self.status = QtWidgets.QLabel()
         self.status.setStyleSheet("color: gray")
-        self.status.setWordWrap(True)
+        # No word wrap: a height-for-width label makes the dock's scroll area size the panel by
+        # its children's size hints; ignoring its width keeps long messages from widening the dock.
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
         self.export_button = QtWidgets.QToolButton()
         self.export_button.setText("Export…")
         self.export_button.setPopupMode(QtWidgets.QToolButton.InstantPopup)
@@ -70,6 +72,7 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
 
     def say(self, message: str) -> None:
         self.status.setText(message)
+        self.status.setToolTip(message)
 
     def refresh(self) -> None:
         raise NotImplementedError

@@ -44,7 +44,7 @@ class HistoryPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.latest.clicked.connect(self.to_latest)
         self.label = QtWidgets.QLabel()
         self.label.setStyleSheet("color: gray")
-        self.label.setWordWrap(True)
+        self.label.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("Training history"))
         row.addWidget(self.slider, 1)

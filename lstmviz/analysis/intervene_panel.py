@@ -109,11 +109,22 @@ class InterventionPanel(AnalysisPanel):
         self.bars_after = pg.BarGraphItem(x=[], height=[], width=0.4, brush=(240, 140, 40), name="with interventions")
         self.plot.addItem(self.bars_before)
         self.plot.addItem(self.bars_after)
-        self.samples = QtWidgets.QPlainTextEdit()
-        self.samples.setReadOnly(True)
-        self.samples.setMaximumHeight(110)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.samples = {}  # "without" / "with": the sample from the same seed
+        samples = QtWidgets.QHBoxLayout()
+        for key in ("without", "with"):
+            box = QtWidgets.QPlainTextEdit()
+            box.setReadOnly(True)
+            box.setMaximumHeight(110)
+            box.setToolTip(f"Text sampled {key} the interventions, from the same seed, continuing the text "
+                           "where the first intervention starts")
+            column = QtWidgets.QVBoxLayout()
+            column.addWidget(QtWidgets.QLabel(f"sample {key}"))
+            column.addWidget(box)
+            samples.addLayout(column)
+            self.samples[key] = box
         self.body.addWidget(self.plot, 1)
-        self.body.addWidget(self.samples)
+        self.body.addLayout(samples)
         self.interventions: list[Intervention] = []
         self.outcome: InterventionOutcome | None = None
         session.model_changed.connect(self._on_model_changed)
@@ -188,7 +199,8 @@ class InterventionPanel(AnalysisPanel):
             self.outcome = None
             self.bars_before.setOpts(x=[], height=[])
             self.bars_after.setOpts(x=[], height=[])
-            self.samples.clear()
+            for box in self.samples.values():
+                box.clear()
             self.say("Add an intervention: pick a unit (click a heatmap cell), a quantity and what to do to it.")
             return
         if source is None:
@@ -212,7 +224,8 @@ class InterventionPanel(AnalysisPanel):
             self.bars_after.setOpts(x=x + 0.2, height=outcome.probs_after[top])
             self.plot.getAxis("bottom").setTicks([[(k, repr(chars[i])[1:-1]) for k, i in enumerate(top)]])
             self.plot.setTitle(f"next character after step {outcome.step}", size="9pt")
-        self.samples.setPlainText(f"without: {outcome.sample_without}\n\nwith:    {outcome.sample_with}")
+        self.samples["without"].setPlainText(outcome.sample_without)
+        self.samples["with"].setPlainText(outcome.sample_with)
 
     def figure(self):
         return self.plot

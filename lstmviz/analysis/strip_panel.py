@@ -52,7 +52,6 @@ class StripPanel(AnalysisPanel):
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.hideButtons()
-        self.plot.setLabel("left", "loss")
         self.plot.getAxis("left").setTicks([[(0, "loss"), *((r + 1, f"#{r + 1}") for r in range(TOP_K))]])
         self.plot.getAxis("left").setWidth(40)
         self.plot.setYRange(-0.5, TOP_K + 0.5, padding=0)
@@ -62,8 +61,8 @@ class StripPanel(AnalysisPanel):
         self.bar = pg.ColorBarItem(values=LOSS_LEVELS, colorMap=pg.colormap.get("inferno"), interactive=False,
                                    label="nats")
         self.bar.setImageItem(self.image, insert_in=self.plot)
-        self.view.setMinimumHeight(90)
-        self.setMaximumHeight(260)
+        self.view.setMinimumHeight(60)
+        self.setMaximumHeight(240)
         self.body.addWidget(self.view)
         self.labels: list = []  # TextItems in use (characters and predictions)
         self.losses: np.ndarray | None = None
