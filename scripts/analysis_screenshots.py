@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6 import QtCore, QtWidgets  # noqa: E402
+from PySide6 import QtCore, QtGui, QtWidgets  # noqa: E402
 
 from engine.analysis.intervene import Intervention  # noqa: E402
 import numpy as np  # noqa: E402
@@ -80,7 +80,12 @@ def main() -> int:
 
     hyp = window.panel("hypothesis")
     window.hooks.raise_panel("hypothesis")
-    s.brush(quote + 1, close)
+    editor = window.panel("text").editor
+    cursor = editor.textCursor()  # select the quoted words as a user would: that brushes them
+    cursor.setPosition(quote + 1)
+    cursor.setPosition(close, QtGui.QTextCursor.KeepAnchor)
+    editor.setTextCursor(cursor)
+    editor.ensureCursorVisible()
     shot("hypothesis", "hypothesis", hyp)
     probes = window.panel("probes")
     window.hooks.raise_panel("probes")
