@@ -22,6 +22,14 @@ BRUSHED = "brushed span"
 REGEX = "regular expression"
 
 
+def make_feature(text: str, name: str, regex: str, span: tuple):
+    """The ``Feature`` chosen: a built-in ``name``, ``REGEX`` with ``regex`` or ``BRUSHED`` with
+    ``span``; ValueError for a bad pattern (the job reports it)."""
+    if name == BRUSHED:
+        return span_feature(len(text), [span], "brushed span")
+    return feature(text, REGEX_PREFIX + regex if name == REGEX else name)
+
+
 def run_probe(model, ids, feat, check):
     """The job: the ranked ``UnitScore`` list (``probe_chunks`` over ``jobs.chunks``)."""
     cfg = model.config
@@ -69,19 +77,14 @@ class ProbePanel(AnalysisPanel):
         if self.feature_box.currentText() == BRUSHED:
             self.refresh_soon()
 
-    def current_feature(self, text: str):
-        """The chosen ``Feature`` of ``text``; ValueError when it cannot be built."""
-        name = self.feature_box.currentText()
-        if name == BRUSHED:
-            start, end = self.session.brush_span
-            if end <= start:
-                raise ValueError("Select a span of the text first (drag in the Text panel).")
-            return span_feature(len(text), [(start, end)], "brushed span")
-        if name == REGEX:
-            if not self.regex.text():
-                raise ValueError("Type a regular expression.")
-            return feature(text, REGEX_PREFIX + self.regex.text())
-        return feature(text, name)
+    def choice(self) -> tuple:
+        """``(name, regex, span)``: what ``make_feature`` needs; ValueError when incomplete."""
+        name, span = self.feature_box.currentText(), self.session.brush_span
+        if name == BRUSHED and span[1] <= span[0]:
+            raise ValueError("Select a span of the text first (drag in the Text panel).")
+        if name == REGEX and not self.regex.text():
+            raise ValueError("Type a regular expression.")
+        return name, self.regex.text(), span
 
     def refresh(self) -> None:
         source = text_source(self.session)
@@ -89,12 +92,12 @@ class ProbePanel(AnalysisPanel):
             return
         model, ids, text = source
         try:
-            feat = self.current_feature(text)
+            name, regex, span = self.choice()
         except ValueError as error:
             self.say(str(error))
             return
-        self.say(f"Ranking every unit for “{feat.name}”…")
-        self.start(lambda check: run_probe(model, ids, feat, check), text, model)
+        self.say(f"Ranking every unit for “{regex if name == REGEX else name}”…")
+        self.start(lambda check: run_probe(model, ids, make_feature(text, name, regex, span), check), text, model)
 
     def show_result(self, scores) -> None:
         self.scores = scores

@@ -269,3 +269,48 @@ def test_the_brush_shows_on_the_heatmap_and_dragging_it_rebrushes(qtbot, demo):
     region.setRegion((104.5, 130.5))  # as a drag of its edges leaves it
     region.sigRegionChangeFinished.emit(region)
     assert s.brush_span == (105, 131)
+
+
+def test_probe_ranking_exports_as_csv_and_the_view_as_svg(qtbot, demo, tmp_path, monkeypatch):
+    from lstmviz import export_actions
+
+    panel = shown(demo, "probes")
+    panel.feature_box.setCurrentText("line_pos")
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy
+                    and panel.status.text().startswith("Best"), timeout=TIMEOUT_MS)
+    path = tmp_path / "probe.csv"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(path))
+    panel.export_csv()
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["rank", "layer", "quantity", "unit", "score", "kind", "bound"]
+    assert len(rows) == 1 + len(panel.scores)
+    assert rows[1][2:4] == [panel.scores[0].quantity, str(panel.scores[0].unit)]
+    assert float(rows[1][4]) == panel.scores[0].score
+    svg = tmp_path / "saturation.svg"
+    sat = shown(demo, "saturation")
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(svg))
+    sat.export_picture()
+    assert b"<svg" in svg.read_bytes()[:2000]
+    assert sat.scatters["i"].opts["tip"](x=0.25, y=0.5, data=7) == "unit 7: < 0.1 25% of steps, > 0.9 50%"
+
+
+def test_regex_and_brushed_span_features(qtbot, demo):
+    from engine.analysis.probe import probe
+
+    s = demo.session
+    panel = shown(demo, "probes")
+    panel.feature_box.setCurrentText("regular expression")
+    panel.regex.setText("[")  # a bad pattern: one line in the status, no ranking
+    panel.regex.editingFinished.emit()
+    qtbot.waitUntil(lambda: not panel.runner.busy and "[" in panel.status.text()
+                    and not panel.status.text().startswith("Ranking"), timeout=TIMEOUT_MS)
+    panel.regex.setText(r"\d")
+    panel.regex.editingFinished.emit()
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    ref = probe(s.model, s.stepper.inputs, feature(s.text, r"regex:\d"))
+    assert [(x.layer, x.quantity, x.unit) for x in panel.scores[:5]] == [(x.layer, x.quantity, x.unit) for x in ref[:5]]
+    panel.scores = None
+    s.brush(100, 140)
+    panel.feature_box.setCurrentText("brushed span")
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    assert panel.scores[0].kind == "auc"
