@@ -314,3 +314,21 @@ def test_regex_and_brushed_span_features(qtbot, demo):
     panel.feature_box.setCurrentText("brushed span")
     qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
     assert panel.scores[0].kind == "auc"
+
+
+def test_intervention_loss_is_measured_over_a_bounded_prefix(qtbot, demo, monkeypatch):
+    from lstmviz.analysis import intervene_panel
+
+    monkeypatch.setattr(intervene_panel, "MEASURED_STEPS", 100)
+    s = demo.session
+    panel = shown(demo, "interventions")
+    iv = Intervention(0, "c", 50, "zero", 0.0, 200, None)
+    panel.add(iv)
+    qtbot.waitUntil(lambda: panel.outcome is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    ref = intervene(s.model, s.stepper.inputs, [iv], window=1)
+    assert panel.outcome.measured == 300
+    mean = lambda nll: np.nanmean(nll[:299])  # noqa: E731 - steps 0..298 predict characters 1..299
+    assert panel.outcome.loss_after - panel.outcome.loss_before == pytest.approx(
+        mean(ref.nll_after) - mean(ref.nll_before), abs=1e-9)
+    assert "first 300 characters" in panel.status.text()
+    assert panel.outcome.probs_before is None  # the cursor (step 149) comes before the intervention
