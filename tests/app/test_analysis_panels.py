@@ -332,3 +332,15 @@ def test_intervention_loss_is_measured_over_a_bounded_prefix(qtbot, demo, monkey
         mean(ref.nll_after) - mean(ref.nll_before), abs=1e-9)
     assert "first 300 characters" in panel.status.text()
     assert panel.outcome.probs_before is None  # the cursor (step 149) comes before the intervention
+
+
+def test_a_panel_behind_a_tab_computes_only_once_shown(qtbot, demo):
+    s = demo.session
+    panel = demo.panel("hypothesis")
+    shown(demo, "gates")
+    s.brush(11, 34)
+    QtWidgets.QApplication.processEvents()
+    assert not panel.runner.busy and panel.result is None
+    shown(demo, "hypothesis")
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    assert panel.result[0].units == (50,)
