@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from engine.analysis.intervene import MODES, Intervention, intervene, sample_pair
 

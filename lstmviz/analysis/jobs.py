@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 from PySide6.QtCore import QObject, Signal, Slot
 
 from engine.analysis.stream import iter_chunks
