@@ -141,6 +141,12 @@ class Services:
 
         return LessonsService(self.session, self.settings, self.hooks)
 
+    @cached_property
+    def analysis(self):
+        from .analysis import AnalysisService
+
+        return AnalysisService(self.session, self.settings, self.hooks)
+
 
 def _text_panel(services: Services):
     from .panels import TextPanel
@@ -185,6 +191,11 @@ def _transport_panel(services: Services):
     return panel
 
 
+def _history_panel(services: Services):
+    services.analysis.follow_training(services.learning.controller)
+    return services.analysis.history
+
+
 @dataclass(frozen=True)
 class Dock:
     """One dock of the window: ``name`` (object name ``dock_<name>``, which saved layouts name),
@@ -220,6 +231,12 @@ DOCKS = (
     Dock("gradflow", "Gradient flow", "bottom", "gates", lambda s: s.lessons.gradflow, scrolled=True),
     Dock("compare", "RNN vs LSTM", "bottom", "gates", lambda s: s.lessons.compare, scrolled=True),
     Dock("series", "Series", "bottom", "gates", lambda s: s.lessons.series, scrolled=True),
+    Dock("hypothesis", "Hypotheses", "bottom", "gates", lambda s: s.analysis.hypothesis, scrolled=True),
+    Dock("probes", "Feature probes", "bottom", "gates", lambda s: s.analysis.probes, scrolled=True),
+    Dock("saturation", "Saturation", "bottom", "gates", lambda s: s.analysis.saturation, scrolled=True),
+    Dock("interventions", "Interventions", "bottom", "gates", lambda s: s.analysis.interventions, scrolled=True),
+    Dock("strip", "Loss strip", "left", None, lambda s: s.analysis.strip),
+    Dock("history", "Training history", "right", "training", _history_panel, scrolled=True),
 )
 
 

@@ -56,6 +56,8 @@ class Session(QtCore.QObject):
     stepped = QtCore.Signal(int)
     selection_changed = QtCore.Signal(int, int, int)  # layer, unit, step (-1: none)
     colormap_changed = QtCore.Signal(bool)  # colour-blind maps on/off
+    brushed = QtCore.Signal(int, int)  # the brushed span [start, end) of steps; (0, 0): none
+    quantity_requested = QtCore.Signal(str)  # colour the text by this quantity (h, c or a gate)
     message = QtCore.Signal(str)  # information for the status bar
     pass_progress = QtCore.Signal(int, int)  # first pass: steps done, total (done == total: over)
     error = QtCore.Signal(str)
@@ -71,6 +73,7 @@ class Session(QtCore.QObject):
         self.model_step = 0  # training step stored with the model
         self.layer, self.unit, self.selected_step = 0, -1, -1
         self.colorblind = False
+        self.brush_span = (0, 0)  # steps [start, end) the user brushed (hypothesis selection); (0, 0): none
         self.cell_levels: list = []  # per layer: symmetric (lo, hi) for the raw cell state
         self._target: int | None = None
         self._catchup = QtCore.QTimer(self)
@@ -430,6 +433,19 @@ class Session(QtCore.QObject):
             raise ValueError(f"no unit {unit} / step {step} in layer {layer}")
         self.layer, self.unit, self.selected_step = int(layer), int(unit), int(step)
         self.selection_changed.emit(self.layer, self.unit, self.selected_step)
+
+    def brush(self, start: int, end: int) -> None:
+        """Brush the steps ``[start, end)`` (a text selection or a heatmap time range), clipped to
+        the sequence; an empty span clears the brush. Emits ``brushed`` when it changes."""
+        start, end = max(0, int(start)), min(int(end), self.steps)
+        span = (start, end) if start < end else (0, 0)
+        if span != self.brush_span:
+            self.brush_span = span
+            self.brushed.emit(*span)
+
+    def request_quantity(self, name: str) -> None:
+        """Ask the views that colour by a quantity (the text) to show ``name`` (h, c or a gate)."""
+        self.quantity_requested.emit(name)
 
     def set_colorblind(self, on: bool) -> None:
         if bool(on) != self.colorblind:

@@ -15,7 +15,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLES = ("lstmviz.panels", "lstmviz.learn", "lstmviz.lessons")
+BUNDLES = ("lstmviz.panels", "lstmviz.learn", "lstmviz.lessons", "lstmviz.analysis")
 QT = ("PySide6", "pyqtgraph", "shiboken6")
 QT_FREE = ("engine", "lstmviz.core")
 

@@ -10,6 +10,7 @@ follows by pages: when the cursor leaves the shown ``WINDOW`` steps the axis jum
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine.quantities import DISPLAY_ORDERS, RECORDED_NAMES as PANEL_NAMES
@@ -20,6 +21,7 @@ from ..session import Session
 
 WINDOW = 200  # steps drawn, ending at the cursor
 PAGE = WINDOW // 4  # steps of blank time axis ahead of the cursor after the view follows it
+LABELLED_STEPS = 40  # the time axis names each step's character when at most this many are visible
 
 
 class GatesPanel(QtWidgets.QWidget):
@@ -76,6 +78,13 @@ class GatesPanel(QtWidgets.QWidget):
         layout.addLayout(bar)
         layout.addLayout(grid, 1)
 
+        self.views["h"].plot.sigXRangeChanged.connect(self.label_time_axis)
+        self.brush_region = pg.LinearRegionItem(brush=(90, 160, 240, 50))  # the Session's brushed span
+        self.brush_region.setToolTip("The brushed span (select text to brush); drag its edges to change it")
+        self.brush_region.setVisible(False)
+        self.brush_region.sigRegionChangeFinished.connect(self._on_brush_dragged)
+        self.views["h"].plot.addItem(self.brush_region)
+        session.brushed.connect(self._show_brush)
         session.model_changed.connect(self._on_model_changed)
         session.stepped.connect(self.refresh)  # also follows every model or text change
         session.selection_changed.connect(self._on_selection_changed)
@@ -127,6 +136,28 @@ class GatesPanel(QtWidgets.QWidget):
             for view in self.views.values():
                 view.plot.setYRange(-0.5, H - 0.5, padding=0)
         self._on_selection_changed(s.layer, s.unit, s.selected_step)
+
+    def label_time_axis(self, *_):
+        """Name each visible step by its character (``session.label``) when zoomed in to at most
+        ``LABELLED_STEPS`` steps; numbered ticks otherwise."""
+        s = self.session
+        lo, hi = self.views["h"].plot.viewRange()[0]
+        first, last = max(0, int(lo + 1)), min(s.steps, int(hi) + 1)
+        ticks = None
+        if 0 < last - first <= LABELLED_STEPS:
+            ticks = [[(t, repr(s.label(t))[1:-1]) for t in range(first, last)], []]
+        for view in self.views.values():
+            view.plot.getAxis("bottom").setTicks(ticks)
+
+    def _show_brush(self, start: int, end: int):
+        self.brush_region.setVisible(end > start)
+        blocker = QtCore.QSignalBlocker(self.brush_region)
+        self.brush_region.setRegion((start - 0.5, end - 0.5))
+        del blocker
+
+    def _on_brush_dragged(self, *_):
+        lo, hi = self.brush_region.getRegion()
+        self.session.brush(int(round(lo + 0.5)), int(round(hi + 0.5)))
 
     def _on_selection_changed(self, layer, unit, step):
         self.layer_box.setCurrentIndex(layer)

@@ -73,6 +73,7 @@ class TextPanel(QtWidgets.QWidget):
         self.editor.viewport().installEventFilter(self)
         self.editor.textChanged.connect(self._on_text_edited)
         self.editor.verticalScrollBar().valueChanged.connect(self._show_selections)
+        self.editor.selectionChanged.connect(self._on_selection_brushed)
         self._debounce = QtCore.QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(EDIT_DEBOUNCE_MS)
@@ -95,6 +96,7 @@ class TextPanel(QtWidgets.QWidget):
         session.selection_changed.connect(self.invalidate)
         session.colormap_changed.connect(self._on_colormap_changed)
         self._offer_cell_quantities()
+        session.quantity_requested.connect(self.set_quantity)
         self._on_session_text()
 
     # --- text in and out ----------------------------------------------------------------------
@@ -167,6 +169,13 @@ class TextPanel(QtWidgets.QWidget):
             cursor = self.editor.textCursor()
             cursor.setPosition(sum(ch in known for ch in typed[:caret]))
             self.editor.setTextCursor(cursor)
+
+    def _on_selection_brushed(self):
+        """A selection in the editor brushes its steps in the Session (hypothesis selection)."""
+        cursor = self.editor.textCursor()
+        if cursor.hasSelection() and self.session.ready:
+            seq = self.session.sequence
+            self.session.brush(seq.step_at(cursor.selectionStart()), seq.step_at(cursor.selectionEnd() - 1) + 1)
 
     def eventFilter(self, obj, event):
         if obj is self.editor.viewport() and event.type() == QtCore.QEvent.Resize:

@@ -1,0 +1,157 @@
+"""What every analysis panel shares: a job runner with its progress bar, a status line, an
+Export button (PNG/SVG of the panel's figure, CSV of its table where it has one) and the
+"compute only when shown" behaviour (``lstmviz.shown.RefreshWhenShown``)."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+from PySide6 import QtWidgets
+
+from engine.atomic import atomic_writer
+from engine.errors import FileWriteError
+
+from .. import dialogs, export, export_actions
+from ..shown import RefreshWhenShown
+from .jobs import JobBar, JobRunner
+
+QUANTITY_LABELS = {"h": "h (hidden state)", "tanh_c": "tanh(c) (cell state)", "c": "c (cell state)",
+                   "i": "i (input gate)", "f": "f (forget gate)", "g": "g (candidate)", "o": "o (output gate)"}
+
+
+class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
+    """Base of the analysis docks. Subclasses build their controls into ``self.controls`` (a
+    horizontal row) and ``self.body``, override ``refresh()`` (start a job, usually) and
+    ``figure()`` (the widget exported as PNG/SVG), and ``csv_rows()`` (header + rows, or None)."""
+
+    def __init__(self, session, name: str, parent=None):
+        super().__init__(parent)
+        self.session = session
+        self.name = name
+        self.runner = JobRunner(name, self)
+        self.status = QtWidgets.QLabel()
+        self.status.setStyleSheet("color: gray")
+        # No word wrap: a height-for-width label makes the dock's scroll area size the panel by
+        # its children's size hints; ignoring its width keeps long messages from widening the dock.
+        self.status.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+        self.export_button = QtWidgets.QToolButton()
+        self.export_button.setText("Export…")
+        self.export_button.setPopupMode(QtWidgets.QToolButton.InstantPopup)
+        menu = QtWidgets.QMenu(self.export_button)
+        menu.addAction("Picture (PNG or SVG)…", self.export_picture)
+        self.csv_action = menu.addAction("Table (CSV)…", self.export_csv)
+        self.export_button.setMenu(menu)
+        self.controls = QtWidgets.QHBoxLayout()
+        self.controls.setContentsMargins(4, 2, 4, 0)
+        top = QtWidgets.QHBoxLayout()
+        top.setContentsMargins(4, 0, 4, 0)
+        top.addWidget(self.status, 1)
+        top.addWidget(self.export_button)
+        self.body = QtWidgets.QVBoxLayout()
+        self.body.setContentsMargins(0, 0, 0, 0)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(self.controls)
+        layout.addLayout(top)
+        layout.addWidget(JobBar(self.runner))
+        layout.addLayout(self.body, 1)
+        self._text = self._model = None  # the text and model of the last job started
+        self.runner.failed.connect(self.say)
+        self.runner.result.connect(self.show_result)
+
+    def start(self, fn, text: str, model) -> None:
+        """Run the job ``fn`` over ``text`` under ``model``. Only new weights (training) let the
+        running job finish first, then the latest ``fn`` runs: live at a rate bounded by the
+        work. Any other change (the text, the panel's settings) cancels the running job, whose
+        answer is worthless."""
+        restart = text != self._text or model is self._model
+        self._text, self._model = text, model
+        self.runner.run(fn, restart=restart)
+
+    def say(self, message: str) -> None:
+        self.status.setText(message)
+        self.status.setToolTip(message)
+
+    def refresh(self) -> None:
+        raise NotImplementedError
+
+    def show_result(self, result) -> None:
+        raise NotImplementedError
+
+    def figure(self) -> QtWidgets.QWidget:
+        return self
+
+    def csv_rows(self):
+        """``(header, rows)`` of the panel's table, or None when it has none."""
+        return None
+
+    # --- export -------------------------------------------------------------------------------
+    def export_picture(self) -> None:
+        title = f"Export {self.name}"
+        path = export_actions.ask_save_path(self, title, export_actions.IMAGE_FILTER,
+                                            os.path.join(os.path.expanduser("~"), f"{self.name}.png"))
+        if path is None:
+            return
+        fmt = os.path.splitext(path)[1].lower()
+        try:
+            if fmt == ".png":
+                export.export_png(self.figure(), path)
+            elif fmt == ".svg":
+                export.export_svg(self.figure(), path)
+            else:
+                raise ValueError(f"{path}: choose a file name ending in .png or .svg")
+        except (export.ExportError, ValueError) as error:
+            dialogs.show_error(self, title, str(error))
+            return
+        self.say(f"Exported {path}")
+
+    def export_csv(self) -> None:
+        title = f"Export {self.name} table"
+        table = self.csv_rows()
+        if table is None:
+            dialogs.show_error(self, title, "Nothing to export yet: wait for the results.")
+            return
+        path = export_actions.ask_save_path(self, title, export_actions.CSV_FILTER,
+                                            os.path.join(os.path.expanduser("~"), f"{self.name}.csv"))
+        if path is None:
+            return
+        try:
+            write_csv(path, *table)
+        except FileWriteError as error:
+            dialogs.show_error(self, title, str(error))
+            return
+        self.say(f"Exported {path}")
+
+
+def write_csv(path, header, rows) -> None:
+    """Write ``header`` and ``rows`` as a CSV file atomically (``engine.atomic``); raises
+    ``FileWriteError`` naming the file."""
+    with atomic_writer(path, "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def quantity_box(names, current: str = "h") -> QtWidgets.QComboBox:
+    """A combo box of quantities (data: the engine name) labelled with ``QUANTITY_LABELS``."""
+    box = QtWidgets.QComboBox()
+    for name in names:
+        box.addItem(QUANTITY_LABELS[name], name)
+    box.setCurrentIndex(max(0, box.findData(current)))
+    return box
+
+
+def layer_box(session) -> QtWidgets.QSpinBox:
+    """A layer spin box kept within the viewed model's layers."""
+    box = QtWidgets.QSpinBox()
+    box.setPrefix("layer ")
+    box.setToolTip("Which layer of the model")
+
+    def update(*_):
+        box.setRange(0, max(0, session.num_layers - 1))
+
+    session.model_changed.connect(update)
+    update()
+    return box

@@ -1,0 +1,195 @@
+"""Analysis jobs off the GUI thread: one ``JobRunner`` per panel, a ``JobBar`` showing its
+progress with a Cancel button, and ``chunks`` streaming the viewed text through a model.
+
+A job is a plain function ``fn(check) -> result`` run in a ``lstmviz.threads.Worker``; it calls
+``check(fraction)`` between units of work (``fraction`` in [0, 1]): that reports progress (at
+most every ``PROGRESS_INTERVAL_S``) and raises ``Cancelled`` once the job was cancelled, so a
+cancelled job ends at its next chunk. ``JobRunner.run(fn)`` cancels the running job and starts
+``fn`` (text edited: the old answer is worthless); ``run(fn, restart=False)`` lets the running
+job finish and then runs the latest ``fn`` asked for (live while training: one job at a time,
+so the rate is bounded by the work itself). Results of cancelled or superseded jobs (a newer one
+queued) are dropped.
+Every signal of the runner is emitted on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6 import QtWidgets
+from PySide6.QtCore import QObject, Signal, Slot
+
+from engine.analysis.stream import iter_chunks
+
+from .. import threads
+
+PROGRESS_INTERVAL_S = 0.1
+CHUNK = 2048  # steps per chunk of the analysis passes (memory: one chunk's trace)
+
+
+class Cancelled(Exception):
+    """Raised by ``check`` inside a job that was cancelled."""
+
+
+def chunks(model, inputs: np.ndarray, check, start: int = 0, end: int | None = None):
+    """``engine.analysis.stream.iter_chunks`` over ``inputs (T,)`` with ``check`` (progress and
+    cancel) called before each chunk is handed on; yields ``(t0, trace)``."""
+    end = inputs.shape[0] if end is None else end
+    for t0, trace in iter_chunks(model, inputs, start, end, chunk=CHUNK):
+        check((t0 + trace.steps) / max(end, 1))
+        yield t0, trace
+
+
+class _JobWorker(threads.Worker):
+    progressed = Signal(float)
+    done = Signal(object)
+
+    def __init__(self, fn):
+        super().__init__()
+        self._fn = fn
+        self._last = 0.0
+
+    def check(self, fraction: float) -> None:
+        if self.stop_requested.is_set():
+            raise Cancelled()
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S:
+            self._last = now
+            self.progressed.emit(float(fraction))
+
+    def work(self) -> None:
+        try:
+            result = self._fn(self.check)
+        except Cancelled:
+            return
+        self.done.emit(result)
+
+
+class _Relay(QObject):
+    """GUI-thread receiver of one job's signals (tagged with the job's number)."""
+
+    def __init__(self, runner: "JobRunner", number: int):
+        super().__init__(runner)
+        self._runner, self._number = runner, number
+
+    @Slot(object)
+    def done(self, result) -> None:
+        self._runner._on_done(self._number, result)
+
+    @Slot(float)
+    def progressed(self, fraction: float) -> None:
+        self._runner._on_progress(self._number, fraction)
+
+    @Slot(str)
+    def failed(self, message: str) -> None:
+        self._runner._on_failed(self._number, message)
+
+    @Slot()
+    def finished(self) -> None:
+        self._runner._on_finished(self._number)
+        self.deleteLater()
+
+
+class JobRunner(QObject):
+    """Runs one analysis job at a time for a panel (see the module docstring)."""
+
+    result = Signal(object)
+    failed = Signal(str)
+    progressed = Signal(float)
+    busy_changed = Signal(bool)
+
+    def __init__(self, name: str, parent: QObject | None = None):
+        super().__init__(parent)
+        self.name = name
+        self._number = 0  # the current job's number
+        self._worker: _JobWorker | None = None
+        self._pending = None  # fn to run once the running job finishes
+
+    @property
+    def busy(self) -> bool:
+        return self._worker is not None
+
+    def run(self, fn, restart: bool = True) -> None:
+        """Start ``fn`` (module docstring); ``restart=False`` queues it behind a running job."""
+        if self._worker is not None:
+            if not restart:
+                self._pending = fn
+                return
+            self._worker.stop_requested.set()
+        self._pending = None
+        self._number += 1
+        worker = _JobWorker(fn)
+        relay = _Relay(self, self._number)
+        worker.done.connect(relay.done)
+        worker.progressed.connect(relay.progressed)
+        worker.failed.connect(relay.failed)
+        worker.finished.connect(relay.finished)
+        self._worker = worker
+        threads.start(worker, f"analysis-{self.name}")
+        self.busy_changed.emit(True)
+
+    def cancel(self) -> None:
+        """Stop the running job (its result is dropped) and forget a queued one."""
+        self._pending = None
+        if self._worker is not None:
+            self._worker.stop_requested.set()
+            self._worker = None
+            self._number += 1
+            self.busy_changed.emit(False)
+
+    def _on_done(self, number: int, result) -> None:
+        if number == self._number and self._pending is None:  # a queued job supersedes it
+            self.result.emit(result)
+
+    def _on_progress(self, number: int, fraction: float) -> None:
+        if number == self._number:
+            self.progressed.emit(fraction)
+
+    def _on_failed(self, number: int, message: str) -> None:
+        if number == self._number:
+            self.failed.emit(message)
+
+    def _on_finished(self, number: int) -> None:
+        if number != self._number:
+            return
+        self._worker = None
+        if self._pending is not None:
+            fn, self._pending = self._pending, None
+            self.run(fn)
+        else:
+            self.busy_changed.emit(False)
+
+
+class JobBar(QtWidgets.QWidget):
+    """A progress bar and a Cancel button for a ``JobRunner``, visible while it works."""
+
+    def __init__(self, runner: JobRunner, parent=None):
+        super().__init__(parent)
+        self.bar = QtWidgets.QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setTextVisible(False)
+        self.bar.setMaximumHeight(10)
+        self.cancel_button = QtWidgets.QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop this computation")
+        self.cancel_button.clicked.connect(runner.cancel)
+        row = QtWidgets.QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.bar, 1)
+        row.addWidget(self.cancel_button)
+        runner.progressed.connect(lambda f: self.bar.setValue(int(1000 * f)))
+        runner.busy_changed.connect(self._on_busy)
+        self.setVisible(False)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.bar.setValue(0)
+        self.setVisible(busy)
+
+
+def text_source(session):
+    """``(model, ids (T,), text)`` a job can read while the GUI changes the Session (the model is
+    replaced, never mutated, by training; the ids are copied), or None without a character model
+    and text."""
+    if not session.ready or session.vocab is None or session.steps == 0:
+        return None
+    return session.model, np.array(session.stepper.inputs, copy=True), session.text

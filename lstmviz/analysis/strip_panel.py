@@ -1,0 +1,144 @@
+"""The whole-text strip (Karpathy, Johnson & Fei-Fei 2015, Fig. 5): the per-character loss
+``-log p(next character)`` of the whole viewed text as a colour strip, and, once zoomed in to at
+most ``LABELLED_STEPS`` steps, each character with the model's top-5 predictions for the next
+one underneath (brighter: more likely). The service makes it follow the gate heatmaps' time
+axis, so both show the same steps.
+
+The losses come from a streaming pass off the GUI thread (memory: one chunk plus ``(T,)``
+float32 losses); the top-5 of the few visible steps come from the steps already traced
+(``Session.trace``), on demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtGui
+
+from engine.analysis.strip import TOP_K, log_softmax_head, next_char_loss
+
+from .base import AnalysisPanel
+from .jobs import chunks, text_source
+
+LABELLED_STEPS = 60  # characters and predictions are drawn when at most this many steps are visible
+LOSS_LEVELS = (0.0, 5.0)  # nats: the colour strip's levels
+
+
+def run_losses(model, ids, check) -> np.ndarray:
+    """The job: ``(T,)`` float32 next-character losses (NaN at the last step), by chunks."""
+    loss = np.empty(ids.shape[0], np.float32)  # (T,)
+    for t0, tr in chunks(model, ids, check):
+        logp = log_softmax_head(model, tr.gate("h", tr.num_layers - 1))  # (n, V)
+        loss[t0 : t0 + tr.steps] = next_char_loss(logp, ids, t0)
+    return loss
+
+
+def top_predictions(model, h_top: np.ndarray, k: int = TOP_K) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids (n, k), probabilities (n, k))`` of the ``k`` most likely next characters for top-layer
+    states ``h_top (n, H)``, best first (ties: lower id first)."""
+    logp = log_softmax_head(model, h_top)  # (n, V)
+    best = np.argsort(-logp, axis=1, kind="stable")[:, :k]  # (n, k)
+    return best, np.exp(np.take_along_axis(logp, best, axis=1))  # (n, k), (n, k)
+
+
+class StripPanel(AnalysisPanel):
+    """The loss strip with characters and top-5 predictions when zoomed in."""
+
+    def __init__(self, session, parent=None):
+        super().__init__(session, "strip", parent)
+        self.controls.setContentsMargins(0, 0, 0, 0)
+        self.view = pg.GraphicsLayoutWidget()
+        self.plot = self.view.addPlot()
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.hideButtons()
+        self.plot.getAxis("left").setTicks([[(0, "loss"), *((r + 1, f"#{r + 1}") for r in range(TOP_K))]])
+        self.plot.getAxis("left").setWidth(40)
+        self.plot.setYRange(-0.5, TOP_K + 0.5, padding=0)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(pg.colormap.get("inferno"))
+        self.plot.addItem(self.image)
+        self.bar = pg.ColorBarItem(values=LOSS_LEVELS, colorMap=pg.colormap.get("inferno"), interactive=False,
+                                   label="nats")
+        self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.view.setMinimumHeight(60)
+        self.setMaximumHeight(240)
+        self.body.addWidget(self.view)
+        self.labels: list = []  # TextItems in use (characters and predictions)
+        self.losses: np.ndarray | None = None
+        self.plot.sigXRangeChanged.connect(self.draw_labels)
+        session.text_changed.connect(self.refresh_soon)
+        session.model_changed.connect(self.refresh_soon)
+        session.stepped.connect(self.draw_labels)
+
+    def refresh(self) -> None:
+        source = text_source(self.session)
+        if source is None:
+            return
+        model, ids, text = source
+        if model.config.head != "softmax":
+            self.say("The strip needs a character model (softmax head).")
+            return
+        self.start(lambda check: run_losses(model, ids, check), text, model)
+
+    def show_result(self, losses: np.ndarray) -> None:
+        self.losses = losses
+        self.image.setImage(np.nan_to_num(losses, nan=0.0)[None, :], autoLevels=False, levels=LOSS_LEVELS)  # (1, T)
+        self.image.setRect(-0.5, -0.5, losses.shape[0], 1)
+        mean = float(np.nanmean(losses)) if losses.size > 1 else float("nan")
+        self.say(f"Loss per character over the text: mean {mean:.3f} nats; zoom the time axis "
+                 f"(wheel) to read the characters and the top {TOP_K} predictions")
+        self.draw_labels()
+
+    def show_steps(self, lo: float, hi: float) -> None:
+        """Show the time range ``[lo, hi]`` (the heatmaps' x range)."""
+        self.plot.setXRange(lo, hi, padding=0)
+
+    def visible_steps(self) -> tuple[int, int]:
+        lo, hi = self.plot.viewRange()[0]
+        return max(0, int(np.ceil(lo))), min(self.session.steps, int(np.floor(hi)) + 1)
+
+    def draw_labels(self, *_):
+        for item in self.labels:
+            self.plot.removeItem(item)
+        self.labels = []
+        s = self.session
+        if not s.ready or s.vocab is None or s.model.config.head != "softmax":
+            return
+        lo, hi = self.visible_steps()
+        if hi - lo > LABELLED_STEPS or hi <= lo:
+            return
+        text, chars = s.text, s.vocab.chars
+        traced = min(hi, s.t)
+        if traced > lo:
+            h_top = s.trace().gate("h", s.num_layers - 1)[lo:traced]  # (n, H)
+            ids, probs = top_predictions(s.model, h_top)  # (n, k) each
+        else:
+            ids = probs = np.empty((0, TOP_K))
+        for t in range(lo, hi):
+            self._label(t, 0, text[t], QtGui.QColor(255, 255, 255))
+            if t - lo < ids.shape[0]:
+                for r in range(TOP_K):
+                    shade = int(80 + 175 * probs[t - lo, r])
+                    self._label(t, r + 1, chars[ids[t - lo, r]], QtGui.QColor(shade, shade, shade))
+
+    def _label(self, x: int, y: int, ch: str, colour) -> None:
+        item = pg.TextItem(_visible(ch), color=colour, anchor=(0.5, 0.5))
+        item.setPos(x, y)
+        self.plot.addItem(item)
+        self.labels.append(item)
+
+    def figure(self):
+        return self.view
+
+    def csv_rows(self):
+        if self.losses is None:
+            return None
+        text = self.session.text
+        return (["step", "char", "loss_nats"],
+                [[t, text[t] if t < len(text) else "", repr(float(v))] for t, v in enumerate(self.losses)])
+
+
+def _visible(ch: str) -> str:
+    """A printable stand-in for whitespace characters."""
+    return {"\n": "⏎", " ": "·", "\t": "⇥"}.get(ch, ch)

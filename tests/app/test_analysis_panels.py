@@ -1,0 +1,346 @@
+"""The unit-analysis docks on the bundled demo, driven through their real widgets: brushing a
+span lists the engine's matches, a feature ranks the units the README names, a clamp changes
+the probabilities as the engine says, saturation and the loss strip equal the engine's, scrubbing
+the training history changes the heatmaps, exports write files, and a long job can be cancelled."""
+
+import csv
+
+import numpy as np
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from engine.analysis.features import feature
+from engine.analysis.hypothesis import find_matches, select_units
+from engine.analysis.intervene import Intervention, intervene
+from engine.analysis.saturation import saturation
+from engine.analysis.strip import strip
+from engine.model import SequenceModel
+from lstmviz import threads
+
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def demo(qtbot, settings_path, errors):
+    from lstmviz.app import build_window
+
+    settings = QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat)
+    win = build_window(settings=settings)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    QtWidgets.QApplication.processEvents()
+    yield win
+    win.close()
+    win.deleteLater()
+
+
+def shown(window, name):
+    window.hooks.raise_panel(name)
+    QtWidgets.QApplication.processEvents()
+    return window.panel(name)
+
+
+def whole(session, name="h", layer=0):
+    ids = session.stepper.inputs
+    trace = session.model.trace(ids)
+    return ids, (np.tanh(trace.gate("c", layer)) if name == "tanh_c" else trace.gate(name, layer))
+
+
+def click_row(qtbot, table, row):
+    rect = table.visualItemRect(table.item(row, 0))
+    qtbot.mouseClick(table.viewport(), QtCore.Qt.LeftButton, pos=rect.center())
+
+
+def test_brushing_text_lists_the_engines_matches_and_a_click_seeks(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "hypothesis")
+    text = s.text
+    start = text.index('"') + 1
+    end = text.index('"', start)
+    editor = demo.panel("text").editor
+    cursor = editor.textCursor()
+    cursor.setPosition(start)
+    cursor.setPosition(end, QtGui.QTextCursor.KeepAnchor)
+    editor.setTextCursor(cursor)  # a selection in the text panel brushes the span
+    assert s.brush_span == (start, end)
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+
+    _, h = whole(s)
+    sel = select_units(h, start, end, panel.threshold_value(), panel.lead.value())
+    expected = find_matches(h, sel, limit=50)
+    got_sel, values, matches = panel.result
+    assert got_sel.units == sel.units == (10,)  # the demo's quote unit
+    assert matches == expected and len(expected) > 3
+    np.testing.assert_allclose(values, h[start:end][:, list(sel.units)], atol=1e-6)
+    assert panel.matches.rowCount() == len(expected)
+    assert panel.matches.item(0, 0).text() == f"{expected[0].start}–{expected[0].end - 1}"
+    click_row(qtbot, panel.matches, 1)
+    qtbot.waitUntil(lambda: s.t == expected[1].end and not s.seeking, timeout=TIMEOUT_MS)
+
+    panel.threshold.setValue(-100)  # every unit is on everywhere: the selection grows
+    qtbot.waitUntil(lambda: len(panel.result[0].units) == s.hidden_size, timeout=TIMEOUT_MS)
+
+
+def test_editing_the_text_reruns_the_match(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "hypothesis")
+    s.brush(11, 34)
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    before = panel.result[2]
+    s.set_text(s.text[:200])
+    qtbot.waitUntil(lambda: panel.result[2] != before and not panel.runner.busy, timeout=TIMEOUT_MS)
+    _, h = whole(s)
+    assert panel.result[2] == find_matches(h, select_units(h, 11, 34, 0.3, 0), limit=50)
+    assert all(m.end <= 200 for m in panel.result[2])
+
+
+@pytest.mark.parametrize("name, unit, within", [("depth", 50, 1), ("quote", 10, 3), ("line_pos", 13, 1)])
+def test_a_feature_ranks_the_demo_units(qtbot, demo, name, unit, within):
+    s = demo.session
+    panel = shown(demo, "probes")
+    panel.feature_box.setCurrentText(name)
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy
+                    and panel.status.text().startswith("Best"), timeout=TIMEOUT_MS)
+    assert unit in [sc.unit for sc in panel.scores[:within]]
+    assert panel.table.item(0, 3).text() == str(panel.scores[0].unit)
+    strengths = [sc.strength for sc in panel.scores]
+    assert strengths == sorted(strengths, reverse=True)
+    y = feature(s.text, name).values
+    best = panel.scores[0]
+    if best.kind == "pearson":
+        _, a = whole(s, best.quantity, best.layer)
+        assert best.score == pytest.approx(np.corrcoef(a[:, best.unit], y)[0, 1], abs=1e-9)
+    click_row(qtbot, panel.table, 0)  # colours the text by that unit and quantity
+    assert (s.layer, s.unit) == (best.layer, best.unit)
+    assert demo.panel("text").quantity == best.quantity
+
+
+def test_clamp_changes_the_probabilities_as_the_engine_does(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "interventions")
+    panel.layer.setValue(0)
+    panel.quantity.setCurrentIndex(panel.quantity.findData("c"))
+    panel.unit.setValue(50)
+    panel.mode.setCurrentText("clamp")
+    panel.value.setValue(-2.0)
+    panel.where.setCurrentIndex(0)  # from the cursor on
+    qtbot.mouseClick(panel.add_button, QtCore.Qt.LeftButton)
+    assert panel.list.count() == 1 and "1" in panel.badge.text()
+    qtbot.waitUntil(lambda: panel.outcome is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    step = s.t - 1
+    iv = Intervention(0, "c", 50, "clamp", -2.0, step, None)
+    assert panel.interventions == [iv]
+    ref = intervene(s.model, s.stepper.inputs, [iv], window=1)
+    np.testing.assert_allclose(panel.outcome.probs_after, ref.changed.outputs[0], atol=1e-12)
+    np.testing.assert_allclose(panel.outcome.probs_before, ref.original.outputs[0], atol=1e-12)
+    assert not np.allclose(panel.outcome.probs_after, panel.outcome.probs_before, atol=1e-3)
+    assert panel.outcome.loss_after - panel.outcome.loss_before == pytest.approx(ref.delta)
+    assert panel.outcome.sample_without != panel.outcome.sample_with
+    params = s.model.params["l0.Wx"].copy() if "l0.Wx" in s.model.params else None
+    panel.list.setCurrentRow(0)
+    qtbot.mouseClick(panel.remove_button, QtCore.Qt.LeftButton)
+    assert panel.list.count() == 0 and panel.badge.text() == "none"
+    if params is not None:  # nothing was written into the model
+        np.testing.assert_array_equal(s.model.params["l0.Wx"], params)
+
+
+def test_saturation_and_strip_equal_the_engine(qtbot, demo, tmp_path, monkeypatch):
+    from lstmviz import export_actions
+
+    s = demo.session
+    panel = shown(demo, "saturation")
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    ref = saturation(s.model, s.stepper.inputs)
+    assert [(r.layer, r.gate) for r in panel.result] == [(r.layer, r.gate) for r in ref]
+    for got, want in zip(panel.result, ref):
+        np.testing.assert_array_equal(got.left, want.left)
+        np.testing.assert_array_equal(got.right, want.right)
+    x, y = panel.scatters["f"].getData()
+    np.testing.assert_array_equal(x, ref[1].left)
+    path = tmp_path / "sat.csv"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(path))
+    panel.export_csv()
+    rows = list(csv.reader(path.open()))
+    assert rows[0][:3] == ["layer", "gate", "unit"] and len(rows) == 1 + 3 * s.hidden_size
+    assert float(rows[1][3]) == ref[0].left[0]
+
+    strip_panel = demo.panel("strip")
+    qtbot.waitUntil(lambda: strip_panel.losses is not None, timeout=TIMEOUT_MS)
+    np.testing.assert_allclose(strip_panel.losses, strip(s.model, s.stepper.inputs, k=0).loss, rtol=1e-6)
+    png = tmp_path / "strip.png"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(png))
+    strip_panel.export_picture()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_zooming_in_labels_the_time_axis_and_the_strip(qtbot, demo):
+    s = demo.session
+    gates = demo.panel("gates")
+    gates.views["f"].plot.setXRange(s.t - 20, s.t - 1, padding=0)
+    QtWidgets.QApplication.processEvents()
+    ticks = gates.views["h"].plot.getAxis("bottom")._tickLevels
+    assert ticks is not None and (s.t - 1, repr(s.text[s.t - 1])[1:-1]) in ticks[0]
+    strip_panel = demo.panel("strip")
+    qtbot.waitUntil(lambda: len(strip_panel.labels) > 0, timeout=TIMEOUT_MS)
+    lo, hi = strip_panel.visible_steps()
+    assert len(strip_panel.labels) == (hi - lo) * 6  # the character and its top 5 predictions
+
+
+def test_scrubbing_training_history_changes_the_heatmaps(qtbot, demo):
+    s = demo.session
+    history = shown(demo, "history")
+    model, vocab = s.model, s.vocab
+    early = SequenceModel(model.config, params={n: v * 0.3 for n, v in model.params.items()})
+    history.record(early, vocab, 10)
+    history.record(model, vocab, 500)
+    view = demo.panel("gates").views["h"]
+    latest = view.displayed_image().copy()
+    history.slider.setValue(0)
+    qtbot.waitUntil(lambda: s.model is early, timeout=TIMEOUT_MS)
+    t = s.t
+    expected = early.trace(s.stepper.inputs[:t]).gate("h", 0)[max(0, t - 200):t].T
+    np.testing.assert_allclose(view.displayed_image(), expected, atol=1e-6)
+    assert not np.allclose(view.displayed_image(), latest)
+    assert "step 10" in history.label.text()
+    qtbot.mouseClick(history.latest, QtCore.Qt.LeftButton)
+    assert s.model is model
+    np.testing.assert_allclose(view.displayed_image(), latest)
+
+
+def test_history_is_bounded(qtbot, demo):
+    from lstmviz.analysis.history_panel import MAX_SNAPSHOTS
+
+    s = demo.session
+    history = demo.panel("history")
+    for k in range(3 * MAX_SNAPSHOTS):
+        history.record(s.model, s.vocab, k)
+    assert len(history.snapshots) <= MAX_SNAPSHOTS
+    assert history.snapshots[0].step == 0 and history.snapshots[-1].step == 3 * MAX_SNAPSHOTS - 1
+
+
+def test_a_long_probe_is_cancelled_and_its_worker_finishes(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "probes")
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    panel.scores = None
+    s.set_text(s.text * 400)  # 225 k characters: several seconds of probing
+    qtbot.waitUntil(lambda: panel.runner.busy and panel.findChild(QtWidgets.QProgressBar).value() > 0,
+                    timeout=TIMEOUT_MS)
+    cancel = [b for b in panel.findChildren(QtWidgets.QPushButton) if b.text() == "Cancel"][0]
+    qtbot.mouseClick(cancel, QtCore.Qt.LeftButton)
+    assert not panel.runner.busy
+    qtbot.waitUntil(lambda: not threads.live_threads(), timeout=TIMEOUT_MS)
+    QtWidgets.QApplication.processEvents()
+    assert panel.scores is None  # the cancelled job delivered nothing
+
+
+def test_new_weights_recompute_saturation(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "saturation")
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    first = panel.result
+    for scale in (0.5, 0.2):  # two updates in a row, as training relays them: the latest is shown
+        s.set_model(SequenceModel(s.model.config, params={n: v * scale for n, v in s.model.params.items()}), s.vocab)
+    latest = s.model
+    qtbot.waitUntil(lambda: panel.result is not first and not panel.runner.busy, timeout=TIMEOUT_MS)
+    for got, want in zip(panel.result, saturation(latest, s.stepper.inputs)):
+        np.testing.assert_array_equal(got.left, want.left)
+
+
+def test_brush_is_clipped_and_signalled_once(qtbot, demo):
+    s = demo.session
+    seen = []
+    s.brushed.connect(lambda a, b: seen.append((a, b)))
+    s.brush(-5, 10)
+    s.brush(0, 10)  # unchanged: no signal
+    s.brush(s.steps - 2, s.steps + 100)
+    s.brush(7, 7)  # empty: cleared
+    assert seen == [(0, 10), (s.steps - 2, s.steps), (0, 0)]
+    assert s.brush_span == (0, 0)
+
+
+def test_the_brush_shows_on_the_heatmap_and_dragging_it_rebrushes(qtbot, demo):
+    s = demo.session
+    region = demo.panel("gates").brush_region
+    assert not region.isVisible()
+    s.brush(100, 120)
+    assert region.isVisible() and region.getRegion() == (99.5, 119.5)
+    region.setRegion((104.5, 130.5))  # as a drag of its edges leaves it
+    region.sigRegionChangeFinished.emit(region)
+    assert s.brush_span == (105, 131)
+
+
+def test_probe_ranking_exports_as_csv_and_the_view_as_svg(qtbot, demo, tmp_path, monkeypatch):
+    from lstmviz import export_actions
+
+    panel = shown(demo, "probes")
+    panel.feature_box.setCurrentText("line_pos")
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy
+                    and panel.status.text().startswith("Best"), timeout=TIMEOUT_MS)
+    path = tmp_path / "probe.csv"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(path))
+    panel.export_csv()
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["rank", "layer", "quantity", "unit", "score", "kind", "bound"]
+    assert len(rows) == 1 + len(panel.scores)
+    assert rows[1][2:4] == [panel.scores[0].quantity, str(panel.scores[0].unit)]
+    assert float(rows[1][4]) == panel.scores[0].score
+    svg = tmp_path / "saturation.svg"
+    sat = shown(demo, "saturation")
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(svg))
+    sat.export_picture()
+    assert b"<svg" in svg.read_bytes()[:2000]
+    assert sat.scatters["i"].opts["tip"](x=0.25, y=0.5, data=7) == "unit 7: < 0.1 25% of steps, > 0.9 50%"
+
+
+def test_regex_and_brushed_span_features(qtbot, demo):
+    from engine.analysis.probe import probe
+
+    s = demo.session
+    panel = shown(demo, "probes")
+    panel.feature_box.setCurrentText("regular expression")
+    panel.regex.setText("[")  # a bad pattern: one line in the status, no ranking
+    panel.regex.editingFinished.emit()
+    qtbot.waitUntil(lambda: not panel.runner.busy and "[" in panel.status.text()
+                    and not panel.status.text().startswith("Ranking"), timeout=TIMEOUT_MS)
+    panel.regex.setText(r"\d")
+    panel.regex.editingFinished.emit()
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    ref = probe(s.model, s.stepper.inputs, feature(s.text, r"regex:\d"))
+    assert [(x.layer, x.quantity, x.unit) for x in panel.scores[:5]] == [(x.layer, x.quantity, x.unit) for x in ref[:5]]
+    panel.scores = None
+    s.brush(100, 140)
+    panel.feature_box.setCurrentText("brushed span")
+    qtbot.waitUntil(lambda: panel.scores is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    assert panel.scores[0].kind == "auc"
+
+
+def test_intervention_loss_is_measured_over_a_bounded_prefix(qtbot, demo, monkeypatch):
+    from lstmviz.analysis import intervene_panel
+
+    monkeypatch.setattr(intervene_panel, "MEASURED_STEPS", 100)
+    s = demo.session
+    panel = shown(demo, "interventions")
+    iv = Intervention(0, "c", 50, "zero", 0.0, 200, None)
+    panel.add(iv)
+    qtbot.waitUntil(lambda: panel.outcome is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    ref = intervene(s.model, s.stepper.inputs, [iv], window=1)
+    assert panel.outcome.measured == 300
+    mean = lambda nll: np.nanmean(nll[:299])  # noqa: E731 - steps 0..298 predict characters 1..299
+    assert panel.outcome.loss_after - panel.outcome.loss_before == pytest.approx(
+        mean(ref.nll_after) - mean(ref.nll_before), abs=1e-9)
+    assert "first 300 characters" in panel.status.text()
+    assert panel.outcome.probs_before is None  # the cursor (step 149) comes before the intervention
+
+
+def test_a_panel_behind_a_tab_computes_only_once_shown(qtbot, demo):
+    s = demo.session
+    panel = demo.panel("hypothesis")
+    shown(demo, "gates")
+    s.brush(11, 34)
+    QtWidgets.QApplication.processEvents()
+    assert not panel.runner.busy and panel.result is None
+    shown(demo, "hypothesis")
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    assert panel.result[0].units == (50,)
