@@ -36,7 +36,7 @@ class AnalysisService(QObject):
         self.setParent(self.hypothesis)  # lives as long as the hypothesis dock
         heatmaps = hooks.heatmaps()
         if "f" in heatmaps:
-            heatmaps["f"].plot.sigXRangeChanged.connect(lambda _vb, x_range: self.strip.show_steps(*x_range))
+            heatmaps["h"].plot.sigXRangeChanged.connect(lambda _vb, x_range: self.strip.show_steps(*x_range))
         hooks.on_close(self.shutdown)
 
     @property

@@ -111,14 +111,14 @@ class StripPanel(AnalysisPanel):
         text, chars = s.text, s.vocab.chars
         traced = min(hi, s.t)
         if traced > lo:
-            h_top = s.trace().gate("h", s.num_layers - 1)[lo:traced]  # (n, H)
+            h_top = s.records(lo, traced).gate("h", s.num_layers - 1)  # (n, H), row 0 is step lo
             ids, probs = top_predictions(s.model, h_top)  # (n, k) each
         else:
             ids = probs = np.empty((0, TOP_K))
         for t in range(lo, hi):
             self._label(t, 0, text[t], QtGui.QColor(255, 255, 255))
             if t - lo < ids.shape[0]:
-                for r in range(TOP_K):
+                for r in range(ids.shape[1]):  # TOP_K, or fewer with a smaller vocabulary
                     shade = int(80 + 175 * probs[t - lo, r])
                     self._label(t, r + 1, chars[ids[t - lo, r]], QtGui.QColor(shade, shade, shade))
 

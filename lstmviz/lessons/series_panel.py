@@ -107,9 +107,9 @@ class SeriesPanel(QtWidgets.QWidget):
         self.forecast_plot = ForecastPlot()
         self.forecast_plot.origin_picked.connect(self.origin.setValue)
 
-        source = _row([self.generator_box, QtWidgets.QLabel("N"), self.length, generate_button, open_button,
-                       QtWidgets.QLabel("delimiter"), self.delimiter_box, QtWidgets.QLabel("decimal"),
-                       self.decimal_box, self.column_box, self.load_column_button])
+        source = _row([self.generator_box, QtWidgets.QLabel("N"), self.length, generate_button])
+        csv_file = _row([open_button, QtWidgets.QLabel("delimiter"), self.delimiter_box, QtWidgets.QLabel("decimal"),
+                         self.decimal_box, self.column_box, self.load_column_button])
         params = _row([QtWidgets.QLabel("window"), self.window_size, QtWidgets.QLabel("horizon"), self.horizon,
                        QtWidgets.QLabel("hidden"), self.hidden, QtWidgets.QLabel("steps"), self.steps,
                        self.train_button, self.stop_button, self.step_button])
@@ -117,6 +117,7 @@ class SeriesPanel(QtWidgets.QWidget):
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addLayout(source)
+        layout.addLayout(csv_file)  # its own row, like the forecast's: no sideways scrolling
         layout.addWidget(self.values_view)
         layout.addLayout(params)
         layout.addLayout(rollout)  # its own row: the panel fits a narrower dock without clipping
