@@ -603,12 +603,21 @@ class GRUCell(_Cell):
         return dz, (dWh, dbhn), (dh_rec,)
 
 
+CELL_CLASSES = {"lstm": LSTMCell, "rnn": RNNCell, "gru": GRUCell}  # in CELL_TYPES' order
+
+
+def _cell_class(kind: str) -> type:
+    if kind not in CELL_CLASSES:
+        raise ValueError(f"unknown cell type {kind!r}; expected one of {CELL_TYPES}")
+    return CELL_CLASSES[kind]
+
+
 def make_cell(kind: str, input_size: int, hidden_size: int) -> _Cell:
-    """Build a cell by name: ``"lstm"``, ``"rnn"`` or ``"gru"``."""
-    if kind == "lstm":
-        return LSTMCell(input_size, hidden_size)
-    if kind == "rnn":
-        return RNNCell(input_size, hidden_size)
-    if kind == "gru":
-        return GRUCell(input_size, hidden_size)
-    raise ValueError(f"unknown cell type {kind!r}; expected one of {CELL_TYPES}")
+    """Build a cell by name: ``"lstm"``, ``"rnn"`` or ``"gru"``. Raises ValueError otherwise."""
+    return _cell_class(kind)(input_size, hidden_size)
+
+
+def record_names(kind: str) -> tuple:
+    """What one step of a ``kind`` cell records, in record order (LSTM i, f, g, o, c, h; GRU r,
+    z, n, h; RNN h). Raises ValueError for an unknown cell type."""
+    return _cell_class(kind).record_names

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cells import record_names
+
 
 @dataclass
 class Trace:
@@ -35,7 +37,7 @@ class Trace:
 
     def __post_init__(self):
         if not self.names:
-            self.names = ("i", "f", "g", "o", "c", "h") if self.cell == "lstm" else ("h",)
+            self.names = record_names(self.cell)
 
     @property
     def steps(self) -> int:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells import GATES
 from ..data import CharVocab
 from ..model import SequenceModel
 from ..sample import sample, trace_from_records
@@ -37,7 +38,6 @@ from .stream import DEFAULT_CHUNK, final_state, iter_chunks
 from .strip import log_softmax_head, next_char_loss
 
 MODES = ("clamp", "zero", "scale")
-GATE_NAMES = ("i", "f", "g", "o")
 WINDOW = 512  # steps of the window traces returned by default
 
 
@@ -63,7 +63,7 @@ class Intervention:
         if self.end is not None and (isinstance(self.end, bool) or not isinstance(self.end, (int, np.integer))
                                      or self.end <= self.start):
             raise ValueError(f"end must be None or a whole number > start ({self.start}), got {self.end!r}")
-        if self.quantity not in ("h", "c", *GATE_NAMES):
+        if self.quantity not in ("h", "c", *GATES):
             raise ValueError(f"unknown quantity {self.quantity!r}; expected h, c, i, f, g or o")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
@@ -111,9 +111,9 @@ def intervened_step(model: SequenceModel, x_t: np.ndarray, state, t: int, interv
         if active:
             rec = {name: a.copy() for name, a in rec.items()}  # (B, H) each, (B, G) pre
             for iv in active:
-                if iv.quantity in GATE_NAMES:
+                if iv.quantity in GATES:
                     iv.apply(rec[iv.quantity])
-            if any(iv.quantity in GATE_NAMES for iv in active):
+            if any(iv.quantity in GATES for iv in active):
                 rec["c"] = rec["f"] * state[k][1] + rec["i"] * rec["g"]  # (B, H) c_t
             for iv in active:
                 if iv.quantity == "c":

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cells import record_names
 from ..model import SequenceModel
+from ..quantities import quantity
 from .stream import DEFAULT_CHUNK, iter_chunks
 
-SIGMOID_GATES = ("i", "f", "o")
 LEFT, RIGHT = 0.1, 0.9  # saturation thresholds of Karpathy et al. 2015
 
 
@@ -39,33 +40,40 @@ def saturation_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.count_nonzero(a < LEFT, axis=0), np.count_nonzero(a > RIGHT, axis=0)  # (H,), (H,)
 
 
+def sigmoid_gates(cell: str) -> tuple:
+    """The sigmoid gates of ``cell`` in record order (activations from ``engine.quantities``):
+    LSTM i, f, o; GRU r, z; none for a vanilla RNN. Raises ValueError for an unknown cell type."""
+    return tuple(n for n in record_names(cell) if quantity(n).activation == "sigmoid")
+
+
 def trace_saturation(traces) -> list[Saturation]:
-    """Saturation fractions of every sigmoid gate (i, f, o) of every layer over consecutive
-    LSTM ``Trace`` chunks (an iterable; one whole ``Trace`` works too), in layer then gate
+    """Saturation fractions of every sigmoid gate (``sigmoid_gates``) of every layer over
+    consecutive ``Trace`` chunks (an iterable; one whole ``Trace`` works too), in layer then gate
     order. Raises ValueError for a trace without gates (vanilla RNN) or no steps."""
-    left = right = None
+    left = right = gates = None
     T = 0
     for tr in traces:
-        if tr.cell != "lstm":
-            raise ValueError(f"saturation needs gates; a {tr.cell} model has none")
         if left is None:
-            left = np.zeros((tr.num_layers, len(SIGMOID_GATES), tr.hidden_size), np.int64)  # (L, 3, H)
-            right = np.zeros_like(left)  # (L, 3, H)
+            gates = sigmoid_gates(tr.cell)
+            if not gates:
+                raise ValueError(f"saturation needs gates; a {tr.cell} model has none")
+            left = np.zeros((tr.num_layers, len(gates), tr.hidden_size), np.int64)  # (L, G, H)
+            right = np.zeros_like(left)  # (L, G, H)
         T += tr.steps
         for k in range(tr.num_layers):
-            for j, gate in enumerate(SIGMOID_GATES):
+            for j, gate in enumerate(gates):
                 lo, hi = saturation_counts(tr.gate(gate, k))  # (H,), (H,)
                 left[k, j] += lo
                 right[k, j] += hi
     if not T:
         raise ValueError("saturation needs at least one step")
     return [Saturation(k, gate, T, left[k, j] / T, right[k, j] / T)
-            for k in range(left.shape[0]) for j, gate in enumerate(SIGMOID_GATES)]
+            for k in range(left.shape[0]) for j, gate in enumerate(gates)]
 
 
 def saturation(model: SequenceModel, inputs: np.ndarray, chunk: int = DEFAULT_CHUNK) -> list[Saturation]:
     """``trace_saturation`` over ``inputs`` (``(T,)`` ids) run through ``model`` in chunks.
     Raises ValueError for a model without gates (vanilla RNN)."""
-    if model.config.cell != "lstm":
+    if not sigmoid_gates(model.config.cell):
         raise ValueError(f"saturation needs gates; a {model.config.cell} model has none")
     return trace_saturation(tr for _, tr in iter_chunks(model, inputs, chunk=chunk))

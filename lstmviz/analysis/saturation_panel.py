@@ -12,7 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from engine.analysis.saturation import SIGMOID_GATES as GATES
+from engine.analysis.saturation import sigmoid_gates
+from engine.cells import CELL_TYPES
 from engine.analysis.saturation import trace_saturation
 
 from .base import AnalysisPanel, layer_box
@@ -24,8 +25,12 @@ def run_saturation(model, ids, check):
     return trace_saturation(trace for _, trace in chunks(model, ids, check))
 
 
+GATES = tuple(dict.fromkeys(g for cell in CELL_TYPES for g in sigmoid_gates(cell)))  # every cell's
+
+
 class SaturationPanel(AnalysisPanel):
-    """Three scatter plots, one per gate, of left- vs right-saturation fractions."""
+    """One scatter plot per sigmoid gate of the model's cell (LSTM i, f, o; GRU r, z) of
+    left- vs right-saturation fractions."""
 
     def __init__(self, session, parent=None):
         super().__init__(session, "saturation", parent)
@@ -65,8 +70,11 @@ class SaturationPanel(AnalysisPanel):
         if source is None:
             return
         model, ids, text = source
-        if model.config.cell != "lstm":
-            self.say("Saturation needs gates: this model has none.")
+        gates = sigmoid_gates(model.config.cell)
+        for gate, plot in self.plots.items():
+            plot.setVisible(gate in gates)
+        if not gates:
+            self.say("Saturation needs gates: a vanilla RNN has none.")
             return
         self.start(lambda check: run_saturation(model, ids, check), text, model)
 

@@ -37,3 +37,16 @@ def test_rnn_has_no_gates():
         trace_saturation([tiny_model("rnn").trace(tiny_inputs(10))])
     with pytest.raises(ValueError, match="at least one step"):
         trace_saturation([])
+
+
+def test_a_gru_saturates_through_its_reset_and_update_gates():
+    model = tiny_model("gru", hidden=8)
+    ids = tiny_inputs(200)
+    tr = model.trace(ids)
+    result = saturation(model, ids, chunk=31)
+    assert [(s.layer, s.gate) for s in result] == [(k, g) for k in range(2) for g in "rz"]
+    for s in result:
+        a = tr.gate(s.gate, s.layer)  # (T, H)
+        left = np.array([sum(1 for t in range(200) if a[t, u] < 0.1) for u in range(8)]) / 200
+        right = np.array([sum(1 for t in range(200) if a[t, u] > 0.9) for u in range(8)]) / 200
+        assert np.array_equal(s.left, left) and np.array_equal(s.right, right)
