@@ -34,7 +34,7 @@ import numpy as np
 
 from ..model import SequenceModel
 from .features import Feature
-from .stream import DEFAULT_CHUNK, QUANTITIES, iter_chunks, quantity
+from .stream import DEFAULT_CHUNK, cell_quantities, iter_chunks, quantity
 
 BINS = 2048  # histogram bins per unit for the streamed AUC
 RANGES = {"i": (0.0, 1.0), "f": (0.0, 1.0), "o": (0.0, 1.0), "g": (-1.0, 1.0), "h": (-1.0, 1.0), "c": (-1.0, 1.0)}
@@ -190,7 +190,7 @@ def probe_chunks(chunks, feature: Feature, cell: str, num_layers: int, hidden_si
     """
     y = _check_feature(feature, len(feature.values))  # (T,)
     L, H = num_layers, hidden_size
-    recorded = QUANTITIES if cell == "lstm" else ("h",)
+    recorded = cell_quantities(cell)
     layers = tuple(range(L)) if layers is None else tuple(layers)
     quantities = recorded if quantities is None else tuple(quantities)
     for k in layers:

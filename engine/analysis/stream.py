@@ -18,11 +18,21 @@ from typing import Iterator
 
 import numpy as np
 
+from ..cells import CELL_TYPES, record_names
 from ..model import SequenceModel
 from ..trace import Trace
 
 DEFAULT_CHUNK = 4096  # steps per chunk
-QUANTITIES = ("h", "c", "i", "f", "g", "o")  # per-unit quantities of an LSTM layer (an RNN has h only)
+
+
+def cell_quantities(cell: str) -> tuple:
+    """The per-unit quantities one layer of ``cell`` records, h first: LSTM h, i, f, g, o, c;
+    GRU h, r, z, n; vanilla RNN h. Raises ValueError for an unknown cell type."""
+    names = record_names(cell)
+    return ("h", *(n for n in names if n != "h"))
+
+
+QUANTITIES = tuple(dict.fromkeys(n for cell in CELL_TYPES for n in cell_quantities(cell)))  # any cell's
 
 
 def final_state(trace: Trace) -> list:
@@ -68,8 +78,8 @@ def iter_chunks(model: SequenceModel, inputs: np.ndarray, start: int = 0, end: i
 
 
 def quantity(trace: Trace, name: str, layer: int = 0) -> np.ndarray:
-    """``(T, H)`` values of ``name`` in ``layer``: a record name (``h``, ``c``, ``i``, ``f``,
-    ``g``, ``o``) or ``"tanh_c"`` (tanh of the cell state, in (-1, 1), LSTMVis's view of c).
+    """``(T, H)`` values of ``name`` in ``layer``: a record name (``cell_quantities``) or
+    ``"tanh_c"`` (tanh of the cell state, in (-1, 1), LSTMVis's view of c).
     Raises ValueError for a name the cell does not record or a bad layer."""
     if name == "tanh_c":
         return np.tanh(trace.gate("c", layer))  # (T, H)

@@ -11,13 +11,14 @@ from PySide6 import QtWidgets
 
 from engine.atomic import atomic_writer
 from engine.errors import FileWriteError
+from engine.quantities import QUANTITIES
 
 from .. import dialogs, export, export_actions
 from ..shown import RefreshWhenShown
 from .jobs import JobBar, JobRunner
 
-QUANTITY_LABELS = {"h": "h (hidden state)", "tanh_c": "tanh(c) (cell state)", "c": "c (cell state)",
-                   "i": "i (input gate)", "f": "f (forget gate)", "g": "g (candidate)", "o": "o (output gate)"}
+QUANTITY_LABELS = {"tanh_c": "tanh(c) (cell state)",
+                   **{n: f"{n} ({q.title})" for n, q in QUANTITIES.items() if n != "probs"}}
 
 
 class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):

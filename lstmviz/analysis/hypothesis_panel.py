@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from engine.analysis.hypothesis import DEFAULT_THRESHOLD, MatchFinder, Selection, select_units
-from engine.analysis.stream import quantity
+from engine.analysis.stream import cell_quantities, quantity
 
 from .base import AnalysisPanel, layer_box, quantity_box
 from .jobs import chunks, text_source
@@ -46,7 +46,7 @@ class HypothesisPanel(AnalysisPanel):
 
     def __init__(self, session, parent=None):
         super().__init__(session, "hypothesis", parent)
-        self.quantity = quantity_box(("h", "tanh_c", "i", "f", "g", "o"))
+        self.quantity = quantity_box(("h", "tanh_c", "i", "f", "g", "o", "r", "z", "n"))
         self.layer = layer_box(session)
         self.threshold = QtWidgets.QSlider(QtCore.Qt.Horizontal)
         self.threshold.setRange(-100, 100)
@@ -119,8 +119,9 @@ class HypothesisPanel(AnalysisPanel):
         model, ids, text = source
         args = (model, ids, start, end, min(self.layer.value(), model.config.num_layers - 1),
                 self.quantity.currentData(), self.threshold_value(), self.lead.value(), self.overlap.value() / 100.0)
-        if args[5] not in ("h", "tanh_c") and model.config.cell != "lstm":
-            self.say("This model has no gates: choose h.")
+        recorded = cell_quantities(model.config.cell) + (("tanh_c",) if model.config.cell == "lstm" else ())
+        if args[5] not in recorded:
+            self.say(f"A {model.config.cell.upper()} layer records {', '.join(recorded)}: choose one of them.")
             return
         self.say(f"Matching steps {start}–{end - 1}…")
         self.start(lambda check: run_hypothesis(*args, check), text, model)

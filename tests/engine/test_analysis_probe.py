@@ -109,6 +109,18 @@ def test_probe_on_a_model_equals_direct_scores_on_the_whole_trace():
         assert s.kind == "auc" and abs(s.score - exact) <= s.bound + 1e-15 and s.bound < 0.02
 
 
+def test_a_gru_is_probed_through_its_r_z_n_and_h():
+    model, ids = tiny_model("gru"), tiny_inputs(150)
+    tr = model.trace(ids)
+    y = np.cos(np.arange(150) / 5.0)  # (T,)
+    ranked = probe(model, ids, Feature("wave", False, y), chunk=31)
+    assert {s.quantity for s in ranked} == {"h", "r", "z", "n"} and len(ranked) == 2 * 4 * 6
+    for s in ranked:
+        assert s.score == pytest.approx(np.corrcoef(tr.gate(s.quantity, s.layer)[:, s.unit], y)[0, 1], abs=1e-12)
+    with pytest.raises(ValueError, match="quantit"):
+        probe(model, ids, Feature("wave", False, y), quantities=["c"])
+
+
 def test_probe_of_one_whole_trace_equals_the_streamed_probe():
     model, ids = tiny_model(), tiny_inputs(90)
     feat = Feature("ramp", False, np.arange(90.0) % 13)
