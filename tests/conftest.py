@@ -9,6 +9,7 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import signal  # noqa: E402
 import threading  # noqa: E402
 import traceback  # noqa: E402
 
@@ -62,3 +63,17 @@ def no_leaked_threads():
     dangling = dangling_qthreads()
     assert not dangling, "test left QThreads running:\n" + "\n".join(
         f"{name or '(unnamed)'} started at:\n{where}" for name, where in dangling)
+
+
+@pytest.fixture
+def alarm():
+    """A test that blocks (e.g. opening a FIFO without O_NONBLOCK) fails after 20 s instead of
+    hanging the suite."""
+    def timeout(signum, frame):
+        raise AssertionError("blocked: no answer within 20 s")
+
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

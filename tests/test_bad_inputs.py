@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -164,18 +163,6 @@ MATRIX = [
      r"cannot create folder {d}/file/ex: {d}/file is a file, not a folder"),
 ]
 
-
-@pytest.fixture
-def alarm():
-    """A case that blocks (e.g. opening a FIFO) fails after 20 s instead of hanging the suite."""
-    def timeout(signum, frame):
-        raise AssertionError("the command blocked")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def _fill(items, d, base):

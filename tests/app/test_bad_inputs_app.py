@@ -24,7 +24,7 @@ from engine.model import ModelConfig
 from engine.safe_read import format_size
 from lstmviz import crash_handler, dialogs, threads
 from tests.engine.test_checkpoint import _append_member
-from tests.test_bad_inputs import alarm, fifo, meta_with, plain_meta, plain_param  # noqa: F401 (alarm: a fixture)
+from tests.test_bad_inputs import fifo, meta_with, plain_meta, plain_param
 
 SAMPLE = "one two\nsaid five\nsix\n"  # characters the window's model knows (tests/app/conftest.py)
 

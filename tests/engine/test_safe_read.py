@@ -4,7 +4,6 @@ archives are validated member by member before any data is decompressed."""
 import io
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -19,18 +18,6 @@ from engine.safe_read import format_size, open_npz, read_bytes, read_entries, re
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture
-def alarm():
-    """Fail instead of hanging if a read blocks (a FIFO opened without O_NONBLOCK)."""
-    def timeout(signum, frame):
-        raise AssertionError("the read blocked")
-
-    previous = signal.signal(signal.SIGALRM, timeout)
-    signal.alarm(10)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
 
 
 def test_regular_file_is_read_whole(tmp_path):
