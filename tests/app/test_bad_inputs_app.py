@@ -398,6 +398,7 @@ def test_closing_during_a_validation_pass_stops_it_at_once(window, monkeypatch, 
     from tests.app.helpers import learning
 
     received, chunks, took = [], [], []
+    inside = threading.Event()
     real_evaluate = engine.data.evaluate
 
     def hooked(model, ids, batch_size, stop=None, **kwargs):
@@ -406,6 +407,8 @@ def test_closing_during_a_validation_pass_stops_it_at_once(window, monkeypatch, 
 
         def forward(*args, **kw):
             chunks.append(1)
+            if len(chunks) == 3:  # inside the pass: hold until the test is about to close the window
+                inside.wait(30)
             return real_forward(*args, **kw)
 
         model.forward = forward
@@ -426,6 +429,7 @@ def test_closing_during_a_validation_pass_stops_it_at_once(window, monkeypatch, 
     assert service.training_panel.train()
     qtbot.waitUntil(lambda: len(chunks) >= 3, timeout=30_000)  # inside the validation pass
     started, before_close = time.monotonic(), len(chunks)
+    inside.set()
     window.close()
     closed_in = time.monotonic() - started
     assert not threads.live_threads()
