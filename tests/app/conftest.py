@@ -64,7 +64,7 @@ def make_window(settings_path):
 
 @pytest.fixture
 def window(qtbot, settings_path, model_path, text_path, errors):
-    from PySide6 import QtWidgets
+    from PySide6 import QtCore, QtWidgets
 
     win = make_window(settings_path)
     win.session.load_model(model_path)
@@ -76,6 +76,9 @@ def window(qtbot, settings_path, model_path, text_path, errors):
     yield win
     win.close()
     win.deleteLater()
+    # destroy it now (not at some later event-loop turn): a window left alive keeps its timers and
+    # connections, and every later test's GUI thread pays for them
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
 
 
 @pytest.fixture(autouse=True)
