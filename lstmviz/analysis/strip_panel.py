@@ -52,9 +52,8 @@ class StripPanel(AnalysisPanel):
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.hideButtons()
-        self.plot.getAxis("left").setTicks([[(0, "loss"), *((r + 1, f"#{r + 1}") for r in range(TOP_K))]])
         self.plot.getAxis("left").setWidth(40)
-        self.plot.setYRange(-0.5, TOP_K + 0.5, padding=0)
+        self._show_rows(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("inferno"))
         self.plot.addItem(self.image)
@@ -98,15 +97,21 @@ class StripPanel(AnalysisPanel):
         lo, hi = self.plot.viewRange()[0]
         return max(0, int(np.ceil(lo))), min(self.session.steps, int(np.floor(hi)) + 1)
 
+    def _show_rows(self, predictions: bool) -> None:
+        """The loss row alone, or with the ``TOP_K`` prediction rows under it (zoomed in)."""
+        rows = TOP_K if predictions else 0
+        self.plot.getAxis("left").setTicks([[(0, "loss"), *((r + 1, f"#{r + 1}") for r in range(rows))]])
+        self.plot.setYRange(-0.5, rows + 0.5, padding=0)
+
     def draw_labels(self, *_):
         for item in self.labels:
             self.plot.removeItem(item)
         self.labels = []
         s = self.session
-        if not s.ready or s.vocab is None or s.model.config.head != "softmax":
-            return
         lo, hi = self.visible_steps()
-        if hi - lo > LABELLED_STEPS or hi <= lo:
+        readable = s.ready and s.vocab is not None and s.model.config.head == "softmax" and 0 < hi - lo <= LABELLED_STEPS
+        self._show_rows(readable)
+        if not readable:
             return
         text, chars = s.text, s.vocab.chars
         traced = min(hi, s.t)
