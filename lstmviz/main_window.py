@@ -321,12 +321,13 @@ class MainWindow(QtWidgets.QMainWindow):
         """Open a ``kind`` ("model" or "text"; default from the suffix: .npz is a model) and
         remember it; on failure show why in a dialog and change nothing."""
         kind = kind or OPENABLE.get(Path(path).suffix.lower(), "text")
-        if kind == "model" and not self.confirm_model_vocabulary(path):
-            return False
         before = self.statusBar().currentMessage()
         try:
             if kind == "model":
-                self.session.load_model(path)
+                ckpt = load_char_checkpoint(path)  # read once: for the question below, then shown
+                if not self.confirm_model_vocabulary(ckpt.vocab, Path(path).name):
+                    return False
+                self.session.open_checkpoint(ckpt, path)
             else:
                 self.session.load_text(path)
         except (ValueError, OSError, MemoryError) as e:
@@ -338,22 +339,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.show_status(f"{opened}. {said}" if said and said != before else opened)
         return True
 
-    def confirm_model_vocabulary(self, path: str) -> bool:
-        """Before opening the model at ``path``: if its vocabulary lacks characters of the shown
-        text, ask (``dialogs.ask_confirm``, listing them) and return the answer; True when
-        nothing would be lost or the file cannot be read (opening it then says why)."""
+    def confirm_model_vocabulary(self, vocab, name: str) -> bool:
+        """Before opening the model ``name`` whose vocabulary is ``vocab``: if it lacks characters
+        of the shown text, ask (``dialogs.ask_confirm``, listing them) and return the answer;
+        True when nothing would be lost."""
         text = self.session.sequence.parked_text
-        try:
-            vocab = load_char_checkpoint(path).vocab
-        except (ValueError, OSError):
-            return True
         unknown = vocab.unknown(text) if text else []
         if not unknown:
             return True
         count = sum(text.count(c) for c in unknown)
         return dialogs.ask_confirm(
             self, "Open a model with a different vocabulary",
-            f"{Path(path).name} cannot read every character of the text shown.",
+            f"{name} cannot read every character of the text shown.",
             lost_characters(unknown, count) + "\nCancel keeps the current model and text.", confirm="Open anyway")
 
     def ask_open_model(self):

@@ -196,7 +196,10 @@ class Session(QtCore.QObject):
     # --- loading ------------------------------------------------------------------------------
     def load_model(self, path) -> None:
         """Open a checkpoint. Raises ``CheckpointError`` (nothing changes) if it is unusable."""
-        ckpt = load_char_checkpoint(path)
+        self.open_checkpoint(load_char_checkpoint(path), path)
+
+    def open_checkpoint(self, ckpt, path) -> None:
+        """Show ``ckpt`` (a loaded ``engine.checkpoint.Checkpoint``), read from ``path``."""
         self.model_path = str(path)
         self.model_step = int(ckpt.step)
         self.set_model(ckpt.model, ckpt.vocab)

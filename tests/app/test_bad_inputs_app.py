@@ -137,10 +137,10 @@ def test_sizes_that_cannot_fit_are_refused_before_reading(window, errors, base, 
 def test_memory_error_while_opening_is_a_dialog(window, errors, base, bad, monkeypatch):
     copy_of_model(bad, base)
 
-    def exhausted(path):
+    def exhausted(ckpt, path):
         np.empty((2 ** 50,), np.float64)  # 8 PiB: numpy's own MemoryError
 
-    monkeypatch.setattr(window.session, "load_model", exhausted)
+    monkeypatch.setattr(window.session, "open_checkpoint", exhausted)
     assert not window.open_path(str(bad / "model.npz"), "model")
     (title, message), = errors
     assert title == "Cannot open this model"
