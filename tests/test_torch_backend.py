@@ -18,7 +18,7 @@ from engine.data import TextCorpus  # noqa: E402
 from engine.interop.export import state_dict_arrays  # noqa: E402
 from engine.model import ModelConfig, SequenceModel  # noqa: E402
 from engine.settings import split_values  # noqa: E402
-from engine.train import TrainConfig, Trainer  # noqa: E402
+from engine.train import TrainConfig, Trainer, TrainingDiverged  # noqa: E402
 from lstmviz.cli import main  # noqa: E402
 from lstmviz.core.presets import preset_named  # noqa: E402
 from lstmviz.torch_backend import TorchTrainer, build_module, on_torch  # noqa: E402
@@ -148,6 +148,26 @@ def test_a_run_resumed_in_the_other_backend_continues_exactly(corpus, tmp_path, 
     assert resumed.optimizer.lr == pytest.approx(2e-3 * 0.97)  # the schedule continued: one decay
     assert_same_state(whole, resumed, rtol=1e-9, atol=1e-12)
     assert resumed.smooth_loss == pytest.approx(whole.smooth_loss, rel=1e-9)
+
+
+def test_a_runaway_run_stops_with_the_last_good_weights_as_the_engine_does(corpus):
+    engine, other = make_pair(corpus, {"hidden_size": 8}, {"optimizer": "sgd", "lr": 1e6, "clip_norm": None,
+                                                           "seq_len": 10, "batch_size": 4})
+    start = {n: p.copy() for n, p in engine.model.params.items()}
+    messages = []
+    for trainer in (engine, other):
+        with pytest.raises(TrainingDiverged) as caught:
+            for _ in range(20):
+                trainer.train_step()
+        messages.append(str(caught.value))
+    assert messages[0].startswith("training diverged at step 2: the loss ran away")
+    assert messages[0].endswith("back to step 0 (try a lower learning rate or gradient clipping)")
+    assert messages[1].split(":")[:2] == messages[0].split(":")[:2]
+    assert messages[1].split("; ")[-1] == messages[0].split("; ")[-1]
+    other._pull()
+    assert other.step == engine.step == 0 and other.optimizer.t == 0
+    for name, p in other.model.params.items():  # the weights before the update that ran away, exactly
+        np.testing.assert_array_equal(p, start[name])
 
 
 def write_corpus(tmp_path) -> Path:
