@@ -254,8 +254,8 @@ class TorchTrainer(Trainer):
         if config.batch_size % self.world:
             raise ValueError(f"--batch {config.batch_size} does not split evenly over {self.world} processes; "
                              f"use a multiple of {self.world}")
-        share = config.batch_size // self.world
-        self.rows = slice(self.rank * share, (self.rank + 1) * share)  # this process's rows of every batch
+        self.share = config.batch_size // self.world  # rows of every batch this process trains on
+        self.rows = slice(self.rank * self.share, (self.rank + 1) * self.share)
         self.device = default_device()
         self.module = None  # the nn.Module (built on the first step)
 
@@ -271,14 +271,15 @@ class TorchTrainer(Trainer):
         self.topt = make_torch_optimizer(torch, self.config.optimizer, [p for _, p in self.trainable],
                                          self.optimizer.hyper)
         self.optimizer.prepare(self.model.params)  # zero slots when the run is fresh
-        if self.optimizer.t > 0:
+        if self.optimizer.t > 0:  # continue the engine's state: slots in torch's names and shapes
             slots = {slot: torch_arrays(self.model.config, held) for slot, held in self.optimizer.slots.items()}
+            keys = SLOT_KEYS[self.config.optimizer]
+            if self.config.optimizer == "sgd" and not self.optimizer.hyper["momentum"]:
+                keys = {}  # plain SGD keeps no state
             for n, p in self.trainable:
-                state = {key: torch.from_numpy(slots[slot][n].copy()).to(self.device)
-                         for key, slot in SLOT_KEYS[self.config.optimizer].items() if key != "momentum_buffer"
-                         or self.optimizer.hyper["momentum"] > 0}
+                state = {key: torch.from_numpy(slots[slot][n].copy()).to(self.device) for key, slot in keys.items()}
                 if self.config.optimizer != "sgd":
-                    state["step"] = torch.tensor(float(self.optimizer.t))
+                    state["step"] = torch.tensor(float(self.optimizer.t))  # torch counts steps per parameter
                 self.topt.state[p] = state
         self.tcarry = None if self.carry is None else tuple(
             torch.from_numpy(np.stack([layer[j] for layer in self.carry])[:, self.rows].copy()).to(self.device)
@@ -450,7 +451,7 @@ class TorchTrainer(Trainer):
                 raise ValueError("pausing is not supported with several processes")
             if stop is not None:
                 stop = _SyncedStop(stop, self.torch, self.device if self.device.type == "cuda" else "cpu")
-        with cpu_threads(self.torch, self.device, self.model.config.hidden_size, self.rows.stop - self.rows.start):
+        with cpu_threads(self.torch, self.device, self.model.config.hidden_size, self.share):
             for progress in super().run(stop, pause):
                 if progress.done:
                     self._pull()
@@ -508,7 +509,7 @@ def estimate_torch_time(trainer: TorchTrainer, burst: int = 4, warmup: int = 1) 
     model = SequenceModel(trainer.model.config, params={n: p.copy() for n, p in trainer.model.params.items()})
     scratch = TorchTrainer(model, trainer.corpus, trainer.config, rng=np.random.Generator(np.random.PCG64(0)))
     times = []
-    with cpu_threads(scratch.torch, scratch.device, model.config.hidden_size, scratch.rows.stop - scratch.rows.start):
+    with cpu_threads(scratch.torch, scratch.device, model.config.hidden_size, scratch.share):
         for k in range(warmup + burst):
             start = time.perf_counter()
             try:

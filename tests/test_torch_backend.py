@@ -17,6 +17,7 @@ from engine.checkpoint import load_char_checkpoint, load_checkpoint  # noqa: E40
 from engine.data import TextCorpus  # noqa: E402
 from engine.interop.export import state_dict_arrays  # noqa: E402
 from engine.model import ModelConfig, SequenceModel  # noqa: E402
+from engine.series import SeriesDataset  # noqa: E402
 from engine.settings import split_values  # noqa: E402
 from engine.train import TrainConfig, Trainer, TrainingDiverged  # noqa: E402
 from lstmviz.cli import main  # noqa: E402
@@ -122,6 +123,21 @@ def test_steps_equal_the_engine_for_every_part(corpus, variant):
     for _ in range(6):
         assert other.train_step() == pytest.approx(engine.train_step(), rel=1e-9)
     other._pull()
+    assert_same_state(engine, other, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("head", ["linear", "tanh"])
+def test_a_series_forecaster_trains_as_in_the_engine(head):
+    series = SeriesDataset(np.sin(np.arange(300) * 0.3) + 0.1 * np.cos(np.arange(300) * 1.7), window=3, horizon=2,
+                           val_fraction=0.2, dtype="float64")
+    config = ModelConfig(3, 2, cell="gru", hidden_size=8, input_kind="dense", head=head, dtype="float64")
+    model = SequenceModel(config, rng=np.random.default_rng(5))
+    copy = SequenceModel(config, params={n: p.copy() for n, p in model.params.items()})
+    train = TrainConfig(seq_len=8, batch_size=4, steps=5, eval_every=5, lr=1e-2)
+    engine, other = Trainer(model, series, train), on_torch(Trainer(copy, series, train))
+    ours, theirs = list(engine.run()), list(other.run())
+    assert [p.train_loss for p in theirs] == pytest.approx([p.train_loss for p in ours], rel=1e-9)
+    assert theirs[-1].val_loss == pytest.approx(ours[-1].val_loss, rel=1e-9) and theirs[-1].loss_unit == ours[-1].loss_unit
     assert_same_state(engine, other, rtol=1e-9, atol=1e-12)
 
 
