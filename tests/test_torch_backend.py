@@ -94,14 +94,13 @@ def test_one_step_equals_the_engine_in_float32(corpus, recipe):
         model_values, train_values = char_rnn_values()
         assert train_values["optimizer"] == "rmsprop" and train_values["clip_value"] == 5.0
     engine, other = make_pair(corpus, model_values, {**train_values, "steps": 1})
+    before = {n: p.copy() for n, p in engine.model.params.items()}
     engine.train_step()
     other.train_step()
     other._pull()
-    assert_same_state(engine, other, rtol=1e-4, atol=2e-6)
+    assert_same_state(engine, other, rtol=1e-4, atol=2e-6)  # measured: 4e-8 (Adam), 4e-6 (char-rnn) at most
     # one step moved the weights by far more than the agreement asked for
-    moved = max(float(np.abs(a - b).max()) for a, b in zip(engine.model.params.values(),
-                                                              make_pair(corpus, model_values, train_values)[0].model.params.values()))
-    assert moved > 1e-4
+    assert max(float(np.abs(p - before[n]).max()) for n, p in engine.model.params.items()) > 1e-3
 
 
 VARIANTS = {  # each runs several steps in float64 against the engine
