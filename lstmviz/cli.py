@@ -109,6 +109,9 @@ def _add_train_parser(sub) -> None:
     t.add_argument("--resume", metavar="MODEL.npz",
                    help="continue this checkpoint exactly (its settings; up to --steps steps in total)")
     t.add_argument("--json", action="store_true", help="print one JSON object per evaluation on stdout")
+    t.add_argument("--backend", choices=("numpy", "torch"), default="numpy",
+                   help="run the steps in the NumPy engine (default) or in PyTorch: on a GPU when one is present, "
+                        "on several processes or machines under torchrun (needs the 'torch' extra)")
     t.add_argument("--max-bytes", type=positive_int, default=DEFAULT_MAX_BYTES, help="refuse larger corpora")
     t.add_argument("--preset", choices=[p.name for p in PRESETS], metavar="NAME",
                    help="start from a published recipe's settings (options given override them): "
@@ -272,13 +275,23 @@ def estimate_line(estimate) -> str:
 
 def run_train(args) -> int:
     check_writable(args.out)
+    estimate = estimate_time
+    if args.backend == "torch":
+        from . import torch_backend
+
+        torch_backend.require_torch()
+        estimate = torch_backend.estimate_torch_time
+    elif os.environ.get("WORLD_SIZE", "1") != "1":
+        raise UsageError("the NumPy engine trains in one process; under torchrun use --backend torch")
     text = load_text(args.corpus, max_bytes=args.max_bytes)
     trainer = _resumed_trainer(args, text) if args.resume else _new_trainer(args, text)
+    if args.backend == "torch":
+        trainer = torch_backend.on_torch(trainer)
     check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     human = sys.stderr if args.json else sys.stdout
     if trainer.step < trainer.config.steps:
-        print(estimate_line(estimate_time(trainer)), file=human, flush=True)
+        print(estimate_line(estimate(trainer)), file=human, flush=True)
     stop = threading.Event()
     final, saved_step = None, None
     try:

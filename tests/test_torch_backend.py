@@ -1,0 +1,263 @@
+"""PyTorch as a training backend (``lstmviz.torch_backend``, ``lstmviz train --backend torch``):
+the same step as the engine, the same checkpoint, exact resume across backends, torchrun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from engine.checkpoint import load_char_checkpoint, load_checkpoint  # noqa: E402
+from engine.data import TextCorpus  # noqa: E402
+from engine.interop.export import state_dict_arrays  # noqa: E402
+from engine.model import ModelConfig, SequenceModel  # noqa: E402
+from engine.series import SeriesDataset  # noqa: E402
+from engine.settings import split_values  # noqa: E402
+from engine.train import TrainConfig, Trainer, TrainingDiverged  # noqa: E402
+from lstmviz.cli import main  # noqa: E402
+from lstmviz.core.presets import preset_named  # noqa: E402
+from lstmviz.torch_backend import TorchTrainer, build_module, on_torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pattern_text(n_words=400, seed=0):
+    rng = np.random.default_rng(seed)
+    return "".join(rng.choice(["abcd ", "abce ", "xyz ", "the cat "], size=n_words))
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return TextCorpus(pattern_text(), val_fraction=0.1)
+
+
+def make_pair(corpus, model_values: dict, train_values: dict, seed=3):
+    """An engine trainer and a torch trainer with the same weights, data and settings."""
+    V = len(corpus.vocab)
+    model = SequenceModel(ModelConfig(V, V, **model_values), rng=np.random.default_rng(seed))
+    config = TrainConfig(**train_values)
+    copy = SequenceModel(model.config, params={n: p.copy() for n, p in model.params.items()})
+    return Trainer(model, corpus, config), on_torch(Trainer(copy, corpus, config))
+
+
+def assert_same_state(engine: Trainer, other: Trainer, rtol: float, atol: float):
+    """Parameters, optimizer slots and step count, carried state and data position agree."""
+    assert other.step == engine.step and other.batches_taken == engine.batches_taken
+    assert other.optimizer.t == engine.optimizer.t
+    for name, p in engine.model.params.items():
+        np.testing.assert_allclose(other.model.params[name], p, rtol=rtol, atol=atol, err_msg=name)
+    for slot, held in engine.optimizer.slots.items():
+        for name, a in held.items():
+            np.testing.assert_allclose(other.optimizer.slots[slot][name], a, rtol=rtol, atol=atol,
+                                       err_msg=f"{slot}/{name}")
+    assert (engine.carry is None) == (other.carry is None)
+    if engine.carry is not None:
+        for ours, theirs in zip(engine.carry, other.carry):
+            for a, b in zip(ours, theirs):
+                np.testing.assert_allclose(b, a, rtol=rtol, atol=atol)
+    assert other.rng.bit_generator.state == engine.rng.bit_generator.state
+
+
+def char_rnn_values(**small):
+    """The char-rnn preset's settings, shrunk by ``small`` (sizes only)."""
+    model_values, train_values = split_values(preset_named("char-rnn").values, ModelConfig, TrainConfig)
+    sizes = {"hidden_size": 16, "seq_len": 12, "batch_size": 4, **small}
+    model_values.update({k: v for k, v in sizes.items() if k in model_values})
+    train_values.update({k: v for k, v in sizes.items() if k in train_values})
+    return model_values, train_values
+
+
+def test_module_has_the_documented_names_and_weights(corpus):
+    V = len(corpus.vocab)
+    model = SequenceModel(ModelConfig(V, V, cell="gru", num_layers=2, hidden_size=8, input_kind="embedding",
+                                      embed_size=5), rng=np.random.default_rng(0))
+    module = build_module(model)
+    expected = state_dict_arrays(model)
+    assert set(module.state_dict()) == set(expected)  # embed.weight, rnn.weight_ih_l0, ..., head.bias
+    for name, value in module.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), expected[name])
+    trainable = {n for n, p in module.named_parameters() if p.requires_grad}
+    assert "rnn.bias_hh_l1" in trainable  # a GRU trains its bhn there; an LSTM's bias_hh stays zero
+
+
+@pytest.mark.parametrize("recipe", ["adam", "char-rnn"])
+def test_one_step_equals_the_engine_in_float32(corpus, recipe):
+    if recipe == "adam":  # the defaults: Adam 2e-3, clip norm 5
+        model_values, train_values = {"hidden_size": 16}, {"seq_len": 12, "batch_size": 4}
+    else:  # RMSprop decay 0.95, every element clamped to +-5, U(+-0.08), forget bias 1, two layers
+        model_values, train_values = char_rnn_values()
+        assert train_values["optimizer"] == "rmsprop" and train_values["clip_value"] == 5.0
+    engine, other = make_pair(corpus, model_values, {**train_values, "steps": 1})
+    before = {n: p.copy() for n, p in engine.model.params.items()}
+    engine.train_step()
+    other.train_step()
+    other._pull()
+    assert_same_state(engine, other, rtol=1e-4, atol=2e-6)  # measured: 4e-8 (Adam), 4e-6 (char-rnn) at most
+    # one step moved the weights by far more than the agreement asked for
+    assert max(float(np.abs(p - before[n]).max()) for n, p in engine.model.params.items()) > 1e-3
+
+
+VARIANTS = {  # each runs several steps in float64 against the engine
+    "gru-embedding-dropout-random-sgd": (dict(cell="gru", num_layers=2, hidden_size=8, input_kind="embedding",
+                                              embed_size=6, dropout=0.3),
+                                         dict(optimizer="sgd", momentum=0.9, lr=0.05, batching="random")),
+    "rnn-scaled-index-adagrad": (dict(cell="rnn", num_layers=2, hidden_size=8, input_kind="scaled_index"),
+                                 dict(optimizer="adagrad", lr=0.05, clip_norm=0.5)),
+    "lstm-dropout-exponential-warmup": (dict(num_layers=3, hidden_size=8, dropout=0.2, forget_bias=1.0),
+                                        dict(lr_schedule="exponential", lr_decay=0.5, lr_warmup=3)),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_steps_equal_the_engine_for_every_part(corpus, variant):
+    model_values, train_values = VARIANTS[variant]
+    train_values = {"seq_len": 10, "batch_size": 4, "steps": 6, **train_values}
+    engine, other = make_pair(corpus, {**model_values, "dtype": "float64"}, train_values)
+    for _ in range(6):
+        assert other.train_step() == pytest.approx(engine.train_step(), rel=1e-9)
+    other._pull()
+    assert_same_state(engine, other, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("head", ["linear", "tanh"])
+def test_a_series_forecaster_trains_as_in_the_engine(head):
+    series = SeriesDataset(np.sin(np.arange(300) * 0.3) + 0.1 * np.cos(np.arange(300) * 1.7), window=3, horizon=2,
+                           val_fraction=0.2, dtype="float64")
+    config = ModelConfig(3, 2, cell="gru", hidden_size=8, input_kind="dense", head=head, dtype="float64")
+    model = SequenceModel(config, rng=np.random.default_rng(5))
+    copy = SequenceModel(config, params={n: p.copy() for n, p in model.params.items()})
+    train = TrainConfig(seq_len=8, batch_size=4, steps=5, eval_every=5, lr=1e-2)
+    engine, other = Trainer(model, series, train), on_torch(Trainer(copy, series, train))
+    ours, theirs = list(engine.run()), list(other.run())
+    assert [p.train_loss for p in theirs] == pytest.approx([p.train_loss for p in ours], rel=1e-9)
+    assert theirs[-1].val_loss == pytest.approx(ours[-1].val_loss, rel=1e-9) and theirs[-1].loss_unit == ours[-1].loss_unit
+    assert_same_state(engine, other, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("first", ["torch", "numpy"])
+def test_a_run_resumed_in_the_other_backend_continues_exactly(corpus, tmp_path, first):
+    # char-rnn's recipe with epochs of 12 batches: the resumed part crosses an epoch (the streams restart
+    # from a zero state and the step decay, from epoch 1 here, takes effect)
+    model_values, train_values = char_rnn_values(batch_size=4, seq_len=40)
+    train_values.update(steps=14, lr_decay_start=1, eval_every=5)
+    model_values["dtype"] = "float64"
+    assert corpus.batches_per_epoch(4, 40) == 12
+    whole, _ = make_pair(corpus, model_values, train_values)
+    list(whole.run())
+    engine, other = make_pair(corpus, model_values, {**train_values, "steps": 5})
+    first_part = other if first == "torch" else engine
+    list(first_part.run())
+    path = tmp_path / "half.npz"
+    first_part.save(path)
+    resumed = Trainer.from_checkpoint(load_checkpoint(path), corpus, steps=14)
+    if first == "numpy":
+        resumed = on_torch(resumed)
+    progress = list(resumed.run())
+    assert progress[-1].done and progress[-1].step == 14
+    assert resumed.optimizer.lr == pytest.approx(2e-3 * 0.97)  # the schedule continued: one decay
+    assert_same_state(whole, resumed, rtol=1e-9, atol=1e-12)
+    assert resumed.smooth_loss == pytest.approx(whole.smooth_loss, rel=1e-9)
+
+
+def test_a_runaway_run_stops_with_the_last_good_weights_as_the_engine_does(corpus):
+    engine, other = make_pair(corpus, {"hidden_size": 8}, {"optimizer": "sgd", "lr": 1e6, "clip_norm": None,
+                                                           "seq_len": 10, "batch_size": 4})
+    start = {n: p.copy() for n, p in engine.model.params.items()}
+    messages = []
+    for trainer in (engine, other):
+        with pytest.raises(TrainingDiverged) as caught:
+            for _ in range(20):
+                trainer.train_step()
+        messages.append(str(caught.value))
+    assert messages[0].startswith("training diverged at step 2: the loss ran away")
+    assert messages[0].endswith("back to step 0 (try a lower learning rate or gradient clipping)")
+    assert messages[1].split(":")[:2] == messages[0].split(":")[:2]
+    assert messages[1].split("; ")[-1] == messages[0].split("; ")[-1]
+    other._pull()
+    assert other.step == engine.step == 0 and other.optimizer.t == 0
+    for name, p in other.model.params.items():  # the weights before the update that ran away, exactly
+        np.testing.assert_array_equal(p, start[name])
+
+
+def write_corpus(tmp_path) -> Path:
+    path = tmp_path / "corpus.txt"
+    path.write_text(pattern_text(600), encoding="utf-8")
+    return path
+
+
+def test_cli_trains_with_torch_and_the_app_opens_the_checkpoint(tmp_path, capsys):
+    corpus_path, out = write_corpus(tmp_path), tmp_path / "model.npz"
+    args = ["train", str(corpus_path), "--out", str(out), "--backend", "torch", "--steps", "6", "--batch", "4",
+            "--seq-len", "10", "--hidden", "12", "--eval-every", "3", "--seed", "2"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "estimated time:" in printed and "step 6: validation loss" in printed
+    ckpt = load_char_checkpoint(out)
+    assert ckpt.step == 6 and ckpt.optimizer_state["t"] == 6
+    # the NumPy engine trains the same model from the same seed
+    numpy_out = tmp_path / "numpy.npz"
+    assert main([*args[:3], str(numpy_out), *args[6:]]) == 0
+    reference = load_checkpoint(numpy_out)
+    for name, p in reference.model.params.items():
+        np.testing.assert_allclose(ckpt.model.params[name], p, rtol=1e-3, atol=1e-5, err_msg=name)
+    # and resumes it
+    assert main(["train", str(corpus_path), "--out", str(out), "--resume", str(out), "--steps", "8"]) == 0
+    assert load_checkpoint(out).step == 8
+
+
+def test_without_torch_the_backend_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch raises ImportError
+    out = tmp_path / "m.npz"
+    assert main(["train", str(write_corpus(tmp_path)), "--out", str(out), "--backend", "torch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs PyTorch" in err and "lstmviz[torch]" in err
+    assert not out.exists()
+
+
+def test_the_numpy_engine_under_torchrun_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", str(write_corpus(tmp_path)), "--out", str(tmp_path / "m.npz"), "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--backend torch" in err
+
+
+def torchrun(tmp_path, *train_args, nproc=2):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "lstmviz", "train", *train_args]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_train_the_single_process_steps(tmp_path):
+    corpus_path, out = write_corpus(tmp_path), tmp_path / "ddp.npz"
+    settings = ["--steps", "5", "--batch", "4", "--seq-len", "10", "--hidden", "12", "--eval-every", "5",
+                "--seed", "4", "--layers", "2", "--dropout", "0.25"]
+    done = torchrun(tmp_path, str(corpus_path), "--out", str(out), "--backend", "torch", *settings)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("step 5: validation loss") == 1  # rank 0 alone reports
+    ckpt = load_char_checkpoint(out)
+    assert ckpt.step == 5 and ckpt.train_state["carry"].shape == (2, 2, 4, 12)  # (L, S, B, H): both ranks' rows
+    # one process with the whole batch takes the same steps
+    single = tmp_path / "single.npz"
+    assert main(["train", str(corpus_path), "--out", str(single), "--backend", "torch", *settings]) == 0
+    reference = load_checkpoint(single)
+    for name, p in reference.model.params.items():
+        np.testing.assert_allclose(ckpt.model.params[name], p, rtol=1e-4, atol=1e-6, err_msg=name)
+    np.testing.assert_allclose(ckpt.train_state["carry"], reference.train_state["carry"], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path):
+    done = torchrun(tmp_path, str(write_corpus(tmp_path)), "--out", str(tmp_path / "m.npz"), "--backend", "torch",
+                    "--batch", "3", "--steps", "2")
+    assert done.returncode != 0
+    assert "lstmviz: error: --batch 3 does not split evenly over 2 processes" in done.stderr
+    assert not (tmp_path / "m.npz").exists()
