@@ -560,3 +560,35 @@ def test_the_analysis_docks_share_a_tab_group_of_their_own():
     assert len({groups[name] for name in analysis}) == 1
     group = groups["strip"]
     assert group is not None and {name for name, g in groups.items() if g == group} == analysis
+
+
+def diagram_overlaps(diagram) -> list:
+    """Pairs of the cell diagram's value labels that overlap each other or a symbol (layer box,
+    pointwise operation, title), and labels that leave the canvas, as last painted."""
+    from lstmviz.lessons.diagram import CANVAS
+
+    labels = list(diagram.label_rects.items())
+    out = [(key, "canvas") for key, rect in labels if not CANVAS.contains(rect)]
+    for k, (key, rect) in enumerate(labels):
+        out += [(key, other) for other, box in labels[k + 1:] + diagram.symbol_rects if rect.intersects(box)]
+    return out
+
+
+def test_cell_diagram_labels_overlap_no_symbol_or_label_at_any_dock_width(window):
+    diagram = window.panel("diagram")
+    dock = window.docks["diagram"]
+    window.session.seek(30)
+    window.session.select(0, 5, -1)
+    dock.raise_()
+    dock.setFloating(True)
+    QtWidgets.QApplication.processEvents()
+    diagram.refresh()
+    assert diagram.labels  # values shown: the longest labels
+    smallest = dock.minimumSizeHint()
+    for height in (smallest.height(), 300, 500):
+        for width in range(smallest.width(), 1400, 45):
+            dock.resize(width, height)
+            QtWidgets.QApplication.processEvents()
+            diagram.grab()  # paints at this size
+            assert len(diagram.label_rects) == len(diagram.labels) and diagram.symbol_rects
+            assert diagram_overlaps(diagram) == [], (diagram.size(), diagram.label_px)
