@@ -452,7 +452,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resizeDocks([self.docks["gates"], self.docks["step"]], [int(width * 0.68), int(width * 0.32)],
                          QtCore.Qt.Horizontal)
         column = [self.docks[name] for name in ("text", "gates", "strip") if name in self.docks]
-        self.resizeDocks(column, [int(height * share) for share in (0.22, 0.50, 0.28)][:len(column)],
+        self.resizeDocks(column, [int(height * share) for share in (0.22, 0.56, 0.22)][:len(column)],
                          QtCore.Qt.Vertical)  # the strip's row also holds the analysis docks
         if "training" in self.docks:  # the right column: current step above the training controls
             self.resizeDocks([self.docks["step"], self.docks["training"]], [int(height * 0.55), int(height * 0.35)],
