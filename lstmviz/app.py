@@ -214,8 +214,9 @@ class Dock:
 # Every dock of the window, in the order their factories run and they are added (the gate
 # heatmaps and the current step come before the training docks, whose refreshes repaint their
 # widgets one by one). Tab groups: the current step and the lesson side panels, and the training
-# controls, in the right column; the large lesson plots behind the gate heatmaps. The transport
-# spans the bottom alone.
+# controls, in the right column; the large lesson plots behind the gate heatmaps; the analysis
+# docks under them, the loss strip on top (few tabs per group: at the default window size every
+# tab shows its whole title). The transport spans the bottom alone.
 DOCKS = (
     Dock("text", "Text", "top", None, _text_panel),
     Dock("gates", "Gate heatmaps", "left", "gates", _gates_panel),
@@ -231,12 +232,12 @@ DOCKS = (
     Dock("gradflow", "Gradient flow", "bottom", "gates", lambda s: s.lessons.gradflow, scrolled=True),
     Dock("compare", "RNN vs LSTM", "bottom", "gates", lambda s: s.lessons.compare, scrolled=True),
     Dock("series", "Series", "bottom", "gates", lambda s: s.lessons.series, scrolled=True),
-    Dock("hypothesis", "Hypotheses", "bottom", "gates", lambda s: s.analysis.hypothesis, scrolled=True),
-    Dock("probes", "Feature probes", "bottom", "gates", lambda s: s.analysis.probes, scrolled=True),
-    Dock("saturation", "Saturation", "bottom", "gates", lambda s: s.analysis.saturation, scrolled=True),
-    Dock("interventions", "Interventions", "bottom", "gates", lambda s: s.analysis.interventions, scrolled=True),
-    Dock("strip", "Loss strip", "left", None, lambda s: s.analysis.strip),
-    Dock("history", "Training history", "right", "training", _history_panel, scrolled=True),
+    Dock("strip", "Loss strip", "left", "analysis", lambda s: s.analysis.strip),
+    Dock("hypothesis", "Hypotheses", "left", "analysis", lambda s: s.analysis.hypothesis, scrolled=True),
+    Dock("probes", "Feature probes", "left", "analysis", lambda s: s.analysis.probes, scrolled=True),
+    Dock("saturation", "Saturation", "left", "analysis", lambda s: s.analysis.saturation, scrolled=True),
+    Dock("interventions", "Interventions", "left", "analysis", lambda s: s.analysis.interventions, scrolled=True),
+    Dock("history", "Training history", "left", "analysis", _history_panel, scrolled=True),
 )
 
 

@@ -276,6 +276,7 @@ def _thin_cosmetic_lines(svg: bytes) -> bytes:
 _CLIP_PATH = re.compile(rb'<clipPath id="([^"]+)">\s*<path vector-effect="([^"]+)"[^>]* d="([^"]*)"')
 _CLIPPED_GROUP = re.compile(rb'<g clip-path="url\(#([^"]+)\)"><g\b([^>]*)>((?:(?!<g\b|</g>).)*)</g>', re.DOTALL)
 _MATRIX = re.compile(rb'transform="matrix\(([^)]*)\)"')
+_TEXT_LENGTH = re.compile(rb'textLength="([\d.]+)"')
 _TEXT_AT = re.compile(rb'<text\b[^>]*? x="(-?[\d.]+)" y="(-?[\d.]+)"[^>]*?font-size="([\d.]+)"[^>]*>([^<]*)<')
 
 
@@ -288,39 +289,82 @@ def _box(points: list) -> tuple | None:
 
 
 def _content_box(attributes: bytes, body: bytes) -> tuple | None:
-    """Where a Qt group draws: the box around its lines' points and its texts (estimated from
-    the font size), through the group's transform; None if it draws nothing measurable."""
+    """Where a Qt group draws: the box around its lines' points and its texts (their
+    ``textLength``, else estimated from the font size), through the group's transform; None if
+    it draws nothing measurable."""
     matrix = _MATRIX.search(attributes)
     a, b, c, d, e, f = (float(x) for x in matrix.group(1).split(b",")) if matrix else (1, 0, 0, 1, 0, 0)
     points = [(float(m.group(1)), float(m.group(2))) for coords in _COORDINATES.finditer(body)
               for m in _PAIR.finditer(coords.group(2))]
     for m in _TEXT_AT.finditer(body):
         x, y, size = float(m.group(1)), float(m.group(2)), float(m.group(3))
-        points += [(x, y - size), (x + 0.6 * size * len(m.group(4)), y)]
+        length = _TEXT_LENGTH.search(m.group(0))  # the laid-out width where it is known
+        width = float(length.group(1)) if length else 0.6 * size * len(m.group(4))
+        points += [(x, y - size), (x + width, y)]
     return _box([(a * x + c * y + e, b * x + d * y + f) for x, y in points])
 
 
 def _drop_wrong_clips(svg: bytes) -> bytes:
     """Remove the clip paths Qt 6.11 writes in the wrong place (only QSvgRenderer ignores them;
     Chromium and librsvg clip pyqtgraph's axis lines, ticks and labels away): every clip set
-    while a cosmetic pen was active (the only ones Qt writes with ``non-scaling-stroke``), and
-    every clip that does not even touch what its group draws. A clip that cuts through what it
-    clips (a zoomed plot's frame) stays."""
+    while a cosmetic pen was active (the only ones Qt writes with ``non-scaling-stroke``), every
+    clip that does not even touch what its group draws (but a text line's rest,
+    ``_rest_of_line_clip``), and a text fragment's clip left set on the fill drawn next
+    (``_leftover_clip``). A clip that cuts through what it clips (a zoomed plot's frame) stays."""
     clips = {}
     for name, effect, path in _CLIP_PATH.findall(svg):
         box = _box([(float(x), float(y)) for x, y in _PAIR.findall(path)])
         clips[name] = None if effect == b"non-scaling-stroke" else box
+    previous = {"clip": None, "text": False}  # the clipped group before the one checked
 
     def check(match: re.Match) -> bytes:
         name, attributes, body = match.groups()
+        after_text = previous["clip"] == name and previous["text"]
+        if body.strip():  # Qt writes empty groups for pen changes in between
+            previous.update(clip=name, text=b"<text" in body)
         if name not in clips:
             return match.group(0)
         clip, drawn = clips[name], _content_box(attributes, body)
         touches = clip is not None and (drawn is None or (drawn[0] <= clip[2] and clip[0] <= drawn[2]
                                                           and drawn[1] <= clip[3] and clip[1] <= drawn[3]))
-        return match.group(0) if touches else match.group(0).replace(b' clip-path="url(#' + name + b')"', b"", 1)
+        if touches and not (after_text and _leftover_clip(clip, drawn, attributes, body)) \
+                or not touches and _rest_of_line_clip(clip, body):
+            return match.group(0)
+        return match.group(0).replace(b' clip-path="url(#' + name + b')"', b"", 1)
 
     return _CLIPPED_GROUP.sub(check, svg)
+
+
+def _rest_of_line_clip(clip: tuple | None, body: bytes) -> bool:
+    """Whether ``clip`` is the part of a text line beside a text that it clips away: a text
+    editor draws a line's unformatted characters as the whole line clipped to where they are,
+    so a fully highlighted line's is clipped to the empty rest of the line, beyond its end (Qt
+    draws nothing there; without the clip the line would be drawn over its highlights). True
+    when the group draws one text, on a baseline inside the clip's band of at most two text
+    heights."""
+    texts = list(_TEXT_AT.finditer(body))
+    if clip is None or len(texts) != 1:
+        return False
+    y, size = float(texts[0].group(2)), float(texts[0].group(3))
+    return clip[1] <= y <= clip[3] and clip[3] - clip[1] <= 2 * size
+
+
+_FILLED_PATHS = re.compile(rb'\s*(?:<path\b[^>]*/>\s*)+')
+LEFTOVER_CLIP_PX = 2.0  # a fill a text fragment's clip leaves less of than this (px) was not meant to be clipped
+
+
+def _leftover_clip(clip: tuple, drawn: tuple | None, attributes: bytes, body: bytes) -> bool:
+    """Whether ``clip`` is a text fragment's clip that Qt's SVG writer left set on the filled
+    shapes drawn next (the group before, with the same clip, drew text): a text editor draws
+    each character's highlight unclipped, then the character clipped to its cell, and the
+    file clips the next character's highlight to the previous cell, a 1 px sliver in
+    browsers and librsvg. True when the group only fills paths and the clip leaves less than
+    LEFTOVER_CLIP_PX of them in x or y."""
+    if drawn is None or b'fill="none"' in attributes or not _FILLED_PATHS.fullmatch(body):
+        return False
+    overlap_x = min(clip[2], drawn[2]) - max(clip[0], drawn[0])
+    overlap_y = min(clip[3], drawn[3]) - max(clip[1], drawn[1])
+    return min(overlap_x, overlap_y) < LEFTOVER_CLIP_PX < min(drawn[2] - drawn[0], drawn[3] - drawn[1])
 
 
 def _browser_safe(svg: bytes) -> bytes:

@@ -451,8 +451,9 @@ class MainWindow(QtWidgets.QMainWindow):
         width, height = self.width(), self.height()
         self.resizeDocks([self.docks["gates"], self.docks["step"]], [int(width * 0.68), int(width * 0.32)],
                          QtCore.Qt.Horizontal)
-        self.resizeDocks([self.docks["text"], self.docks["gates"]], [int(height * 0.27), int(height * 0.63)],
-                         QtCore.Qt.Vertical)
+        column = [self.docks[name] for name in ("text", "gates", "strip") if name in self.docks]
+        self.resizeDocks(column, [int(height * share) for share in (0.22, 0.56, 0.22)][:len(column)],
+                         QtCore.Qt.Vertical)  # the strip's row also holds the analysis docks
         if "training" in self.docks:  # the right column: current step above the training controls
             self.resizeDocks([self.docks["step"], self.docks["training"]], [int(height * 0.55), int(height * 0.35)],
                              QtCore.Qt.Vertical)

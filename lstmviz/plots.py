@@ -199,3 +199,14 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         cell = self.cell_at(event.scenePos())
         if cell is not None:
             self.clicked.emit(cell[0], cell[1])
+
+
+def room_for_end_tick_labels(plot: pg.PlotItem) -> None:
+    """Give ``plot`` top and bottom margins of half a tick label's height (its left axis' tick
+    font), so the labels of ticks at the very ends of the vertical axis, which pyqtgraph draws
+    centred on their tick, are not cut by the edge of the view (e.g. a view ranged with
+    ``padding=0`` to round numbers, no title above)."""
+    axis = plot.getAxis("left")
+    half = math.ceil(QtGui.QFontMetricsF(axis.style["tickFont"] or axis.font()).height() / 2)
+    left, _, right, _ = plot.layout.getContentsMargins()
+    plot.layout.setContentsMargins(left, half, right, half)

@@ -72,3 +72,36 @@ class Readout(QtWidgets.QLabel):
             self.setMinimumSize(0, 0)  # measure afresh in the new font
             self._show()
             self._fit()
+
+
+class ElidedLabel(QtWidgets.QLabel):
+    """A one-line status label that takes the width its layout gives it (horizontal size
+    policy Ignored: a long message never widens the dock) and shows its text elided ("…") to
+    that width, whole in the tooltip; ``text()`` is the whole text."""
+
+    def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self._text = ""
+        self.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+        self.setText(text)
+
+    def text(self) -> str:  # noqa: D102 - QLabel's, whole even when elided
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        self._text = text
+        super().setToolTip(text)
+        self._show()
+
+    def _show(self) -> None:
+        width = self.contentsRect().width() - 2 * self.margin()
+        super().setText(self.fontMetrics().elidedText(self._text, QtCore.Qt.ElideRight, max(width, 0)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._show()
+
+    def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() in (QtCore.QEvent.FontChange, QtCore.QEvent.StyleChange):
+            self._show()

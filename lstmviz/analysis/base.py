@@ -14,6 +14,7 @@ from engine.errors import FileWriteError
 from engine.quantities import QUANTITIES
 
 from .. import dialogs, export, export_actions
+from ..readout import ElidedLabel
 from ..shown import RefreshWhenShown
 from .jobs import JobBar, JobRunner
 
@@ -31,11 +32,11 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.session = session
         self.name = name
         self.runner = JobRunner(name, self)
-        self.status = QtWidgets.QLabel()
-        self.status.setStyleSheet("color: gray")
         # No word wrap: a height-for-width label makes the dock's scroll area size the panel by
-        # its children's size hints; ignoring its width keeps long messages from widening the dock.
-        self.status.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
+        # its children's size hints; an ElidedLabel ignores its text's width (a long message
+        # never widens the dock) and elides it to the width it gets.
+        self.status = ElidedLabel()
+        self.status.setStyleSheet("color: gray")
         self.export_button = QtWidgets.QToolButton()
         self.export_button.setText("Export…")
         self.export_button.setPopupMode(QtWidgets.QToolButton.InstantPopup)

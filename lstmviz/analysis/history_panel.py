@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from PySide6 import QtCore, QtWidgets
 
+from ..readout import ElidedLabel
 from ..shown import RefreshWhenShown
 
 MAX_SNAPSHOTS = 40
@@ -42,9 +43,8 @@ class HistoryPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.latest = QtWidgets.QPushButton("Latest")
         self.latest.setToolTip("Back to the newest weights")
         self.latest.clicked.connect(self.to_latest)
-        self.label = QtWidgets.QLabel()
+        self.label = ElidedLabel()
         self.label.setStyleSheet("color: gray")
-        self.label.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Preferred)
         row = QtWidgets.QHBoxLayout()
         row.addWidget(QtWidgets.QLabel("Training history"))
         row.addWidget(self.slider, 1)

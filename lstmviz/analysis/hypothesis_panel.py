@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtWidgets
 from engine.analysis.hypothesis import DEFAULT_THRESHOLD, MatchFinder, Selection, select_units
 from engine.analysis.stream import cell_quantities, quantity
 
+from ..plots import room_for_end_tick_labels
 from .base import AnalysisPanel, layer_box, quantity_box
 from .jobs import chunks, text_source
 
@@ -71,6 +72,7 @@ class HypothesisPanel(AnalysisPanel):
         self.plot.setLabel("left", "value")
         self.plot.setMinimumHeight(120)
         self.plot.setYRange(-1.05, 1.05, padding=0)
+        room_for_end_tick_labels(self.plot.getPlotItem())
         self.plot.setMouseEnabled(x=True, y=False)
         self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((255, 200, 0), style=QtCore.Qt.DashLine))
         self.plot.addItem(self.threshold_line)

@@ -22,6 +22,7 @@ from PySide6 import QtWidgets
 
 from engine.analysis.intervene import MODES, Intervention, intervene, sample_pair
 
+from ..plots import room_for_end_tick_labels
 from .base import AnalysisPanel, layer_box, quantity_box
 from .jobs import text_source
 
@@ -116,6 +117,7 @@ class InterventionPanel(AnalysisPanel):
         self.plot.addItem(self.bars_before)
         self.plot.addItem(self.bars_after)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
+        room_for_end_tick_labels(self.plot.getPlotItem())
         self.samples = {}  # "without" / "with": the sample from the same seed
         samples = QtWidgets.QHBoxLayout()
         for key in ("without", "with"):

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from ..core.history import DEFAULT_MAX_BINS, LossHistory, loss_readout
 from ..core.levels import nice_ceil
+from ..plots import room_for_end_tick_labels
 from ..readout import Readout
 from ..still_parts import cache_still_parts
 
@@ -61,6 +62,7 @@ class LossPlot(QWidget):
         self.plot.setMinimumHeight(160)
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss", units=self._unit)
+        room_for_end_tick_labels(self.plot.getPlotItem())  # the view's rounded ends carry ticks
         self.plot.addLegend(offset=(-10, 10))
         self._following = True  # the view follows the data (False once zoomed or panned by hand)
         self.plot.getViewBox().sigRangeChangedManually.connect(self._stop_following)

@@ -8,10 +8,17 @@ hidden line on top, h_{t-1} -> × (z) -> + -> h_t, and below σ (r), the reset p
 tanh (n), σ (z); (1 − z)·n is added to z·h_{t-1}. A vanilla RNN is drawn as one tanh layer. Values come from
 ``engine.equations.diagram_values`` (read from the trace); ``labels`` keeps each wire's shown text
 (key -> str) for tests. Drawing happens in a fixed 760 x 420 logical canvas scaled to the widget.
+
+Value labels grow in the canvas when the diagram is drawn small (so they stay readable), so
+their places are chosen at each size: each label sits at its preferred place (next to its wire)
+or, if that box would overlap a symbol (layer box, pointwise operation, the title) or a label
+placed before it, at the nearest free place (``place_labels``). ``symbol_rects`` and
+``label_rects`` keep the canvas rectangles as last drawn, for tests.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.equations import diagram_values
@@ -69,6 +76,8 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         self.colours: dict = {}  # wire key -> heatmap colour of its value
         self.title = ""
         self.label_px = float(LABEL_PX)  # value labels' pixel size in the canvas, as last drawn
+        self.symbol_rects: list = []  # (symbol, QRectF) in the canvas, as last drawn
+        self.label_rects: dict = {}  # wire key -> QRectF of its value label in the canvas, as last drawn
         self.setMinimumSize(380, 220)
         self.setToolTip("The selected unit as the classic cell diagram, with its values at the focused step.")
         focus.changed.connect(self.refresh_soon)
@@ -110,7 +119,7 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
                               (self.height() - CANVAS.height() * scale) / 2)
             painter.scale(scale, scale)
             self.label_px = LABEL_PX * min(MAX_LABEL_GROWTH, max(1.0, MIN_LABEL_PX / (LABEL_PX * scale)))
-            self._draw_frame(painter)
+            self.symbol_rects = [("title", self._draw_frame(painter))]
             {"lstm": self._draw_lstm, "gru": self._draw_gru, "rnn": self._draw_rnn}[self.cell](painter)
             self._draw_labels(painter)
         finally:
@@ -119,7 +128,8 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
     def _foreground(self) -> QtGui.QColor:
         return self.palette().color(QtGui.QPalette.Text)
 
-    def _draw_frame(self, p: QtGui.QPainter) -> None:
+    def _draw_frame(self, p: QtGui.QPainter) -> QtCore.QRectF:
+        """The cell's frame and title; returns the title's box."""
         fg = self._foreground()
         box = QtCore.QRectF(140, 30, 500, 345)
         fill = QtGui.QColor(fg)
@@ -128,8 +138,8 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         p.setBrush(fill)
         p.drawRoundedRect(box, 18, 18)
         p.setFont(_font(13, bold=True))
-        p.drawText(QtCore.QRectF(150, 8, 480, 20), QtCore.Qt.AlignCenter,
-                   f"{self.cell.upper()} unit — {self.title}")
+        return p.drawText(QtCore.QRectF(150, 8, 480, 20), QtCore.Qt.AlignCenter,
+                          f"{self.cell.upper()} unit — {self.title}")
 
     def _draw_lstm(self, p: QtGui.QPainter) -> None:
         pt = QtCore.QPointF
@@ -150,10 +160,10 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         _wire(p, [pt(600, MID_Y + 14), pt(600, LAYER_Y - 14)], self._foreground(), arrow=True)
         _wire(p, [pt(600, LAYER_Y + 14), pt(600, H_Y), pt(740, H_Y)], H_COLOUR, arrow=True, width=3)
         for name, x in layers.items():
-            _layer_box(p, pt(x, LAYER_Y), "tanh" if name == "g" else "σ", name)
+            self._symbol(_layer_box, p, pt(x, LAYER_Y), "tanh" if name == "g" else "σ", name)
         for centre, symbol in ((pt(240, C_Y), "×"), (pt(400, C_Y), "+"), (pt(400, MID_Y), "×"),
                                (pt(600, MID_Y), "tanh"), (pt(600, LAYER_Y), "×")):
-            _op(p, centre, symbol)
+            self._symbol(_op, p, centre, symbol)
 
     def _draw_gru(self, p: QtGui.QPainter) -> None:
         pt = QtCore.QPointF
@@ -173,12 +183,12 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         _wire(p, [pt(540, 200), pt(596, 200)], colour["z"], arrow=True)
         _wire(p, [pt(610, 186), pt(610, 134)], fg, arrow=True)
         _wire(p, [pt(610, 106), pt(610, C_Y + 14)], fg, arrow=True)
-        _layer_box(p, pt(240, LAYER_Y), "σ", "r")
-        _layer_box(p, pt(400, MID_Y), "tanh", "n")
-        _layer_box(p, pt(540, LAYER_Y), "σ", "z")
+        self._symbol(_layer_box, p, pt(240, LAYER_Y), "σ", "r")
+        self._symbol(_layer_box, p, pt(400, MID_Y), "tanh", "n")
+        self._symbol(_layer_box, p, pt(540, LAYER_Y), "σ", "z")
         for centre, symbol in ((pt(400, LAYER_Y), "×"), (pt(540, C_Y), "×"), (pt(610, C_Y), "+"),
                                (pt(610, 200), "1−"), (pt(610, 120), "×")):
-            _op(p, centre, symbol)
+            self._symbol(_op, p, centre, symbol)
 
     def _draw_rnn(self, p: QtGui.QPainter) -> None:
         pt = QtCore.QPointF
@@ -186,15 +196,52 @@ class CellDiagram(RefreshWhenShown, QtWidgets.QWidget):
         _wire(p, [pt(180, 410), pt(180, H_Y)], self._foreground(), width=2)
         _wire(p, [pt(400, LAYER_Y - 17), pt(400, 150), pt(600, 150), pt(600, H_Y), pt(740, H_Y)], H_COLOUR,
               arrow=True, width=3)
-        _layer_box(p, pt(400, LAYER_Y), "tanh", None)
+        self._symbol(_layer_box, p, pt(400, LAYER_Y), "tanh", None)
+
+    def _symbol(self, draw, p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str, *args) -> None:
+        """Draw a layer box or pointwise operation and keep its rectangle (``symbol_rects``)."""
+        self.symbol_rects.append((symbol, draw(p, centre, symbol, *args)))
 
     def _draw_labels(self, p: QtGui.QPainter) -> None:
-        fg = self._foreground()
-        for key, (centre, _) in PLACEMENTS[self.cell].items():
-            name = TEXT_NAMES[key]
-            text = self.labels.get(key, "")
-            _value_box(p, centre, name, text, self.colours.get(key), fg, self.palette().color(QtGui.QPalette.Base),
-                       self.label_px)
+        fg, bg = self._foreground(), self.palette().color(QtGui.QPalette.Base)
+        texts = {key: _label_text(TEXT_NAMES[key], self.labels.get(key, "")) for key in PLACEMENTS[self.cell]}
+        wanted = {key: _label_rect(centre, texts[key], colour_as is not None, self.label_px)
+                  for key, (centre, colour_as) in PLACEMENTS[self.cell].items()}
+        self.label_rects = place_labels(wanted, [rect for _, rect in self.symbol_rects])
+        for key, rect in self.label_rects.items():
+            _value_box(p, rect, texts[key], self.colours.get(key), fg, bg, self.label_px)
+
+
+LABEL_GAP = 3.0  # canvas pixels kept free around symbols and between labels
+SEARCH_STEP = 4.0  # canvas pixels between the places tried for a label
+
+
+def place_labels(wanted: dict, obstacles: list, canvas: QtCore.QRectF = CANVAS) -> dict:
+    """Label boxes (key -> QRectF, in the canvas) moved as little as possible from ``wanted``
+    (key -> QRectF, placed in that order) so that none overlaps an ``obstacle`` (QRectF), a
+    label placed before it (both with LABEL_GAP around) or leaves ``canvas``. Places are tried
+    in order of distance (vertical moves count half), on a SEARCH_STEP grid; a label with no
+    free place anywhere keeps its wanted place."""
+    taken = [r.adjusted(-LABEL_GAP, -LABEL_GAP, LABEL_GAP, LABEL_GAP) for r in obstacles]
+    placed = {}
+    for key, rect in wanted.items():
+        spot = next((moved for moved in _candidates(rect, canvas)
+                     if not any(moved.intersects(other) for other in taken)), rect)
+        placed[key] = spot
+        taken.append(spot.adjusted(-LABEL_GAP, -LABEL_GAP, LABEL_GAP, LABEL_GAP))
+    return placed
+
+
+def _candidates(rect: QtCore.QRectF, canvas: QtCore.QRectF):
+    """``rect`` moved to every SEARCH_STEP grid offset that keeps it inside ``canvas``, nearest first."""
+    xs = np.arange(canvas.left() - rect.left(), canvas.right() - rect.right() + 1e-9, SEARCH_STEP)  # (nx,)
+    ys = np.arange(canvas.top() - rect.top(), canvas.bottom() - rect.bottom() + 1e-9, SEARCH_STEP)  # (ny,)
+    xs = np.concatenate([[0.0], xs]) if xs.size and xs[0] <= 0 <= xs[-1] else xs  # (nx',) no move first
+    ys = np.concatenate([[0.0], ys]) if ys.size and ys[0] <= 0 <= ys[-1] else ys  # (ny',)
+    dx, dy = np.meshgrid(xs, ys)  # (ny', nx')
+    cost = np.abs(dx) + 0.5 * np.abs(dy)  # (ny', nx')
+    for k in np.argsort(cost, axis=None, kind="stable"):
+        yield rect.translated(float(dx.flat[k]), float(dy.flat[k]))
 
 
 def _font(pixel_size: int, bold: bool = False, mono: bool = False) -> QtGui.QFont:
@@ -223,7 +270,7 @@ def _wire(p: QtGui.QPainter, points: list, colour: QtGui.QColor, arrow: bool = F
         p.drawPolygon(head)
 
 
-def _layer_box(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str, gate: str | None) -> None:
+def _layer_box(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str, gate: str | None) -> QtCore.QRectF:
     rect = QtCore.QRectF(centre.x() - 17 - (8 if symbol == "tanh" else 0), centre.y() - 17,
                          34 + (16 if symbol == "tanh" else 0), 34)
     p.setPen(QtGui.QPen(QtGui.QColor(GATE_ACCENT[gate]) if gate else QtGui.QColor("#333333"), 2.5))
@@ -232,9 +279,10 @@ def _layer_box(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str, gate: str
     p.setPen(QtGui.QColor("#111111"))
     p.setFont(_font(15 if symbol == "σ" else 12, bold=True))
     p.drawText(rect, QtCore.Qt.AlignCenter, symbol)
+    return rect
 
 
-def _op(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str) -> None:
+def _op(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str) -> QtCore.QRectF:
     wide = len(symbol) > 1
     rx, ry = (22, 14) if wide else (14, 14)
     p.setPen(QtGui.QPen(QtGui.QColor("#333333"), 1.5))
@@ -242,18 +290,29 @@ def _op(p: QtGui.QPainter, centre: QtCore.QPointF, symbol: str) -> None:
     p.drawEllipse(centre, rx, ry)
     p.setPen(QtGui.QColor("#111111"))
     p.setFont(_font(11 if wide else 17, bold=True))
-    p.drawText(QtCore.QRectF(centre.x() - rx, centre.y() - ry, 2 * rx, 2 * ry), QtCore.Qt.AlignCenter, symbol)
+    rect = QtCore.QRectF(centre.x() - rx, centre.y() - ry, 2 * rx, 2 * ry)
+    p.drawText(rect, QtCore.Qt.AlignCenter, symbol)
+    return rect
 
 
-def _value_box(p: QtGui.QPainter, centre: QtCore.QPointF, name: str, text: str, swatch: QtGui.QColor | None,
-               fg: QtGui.QColor, bg: QtGui.QColor, pixel_size: float = LABEL_PX) -> None:
-    """``name = value`` in a small rounded box (text ``pixel_size`` canvas pixels high), with a
-    swatch in the value's heatmap colour."""
-    label = f"{name} = {text}" if text else name
-    font = _font(round(pixel_size), mono=True)
+def _label_text(name: str, text: str) -> str:
+    return f"{name} = {text}" if text else name
+
+
+def _label_rect(centre: QtCore.QPointF, label: str, swatch: bool, pixel_size: float) -> QtCore.QRectF:
+    """The box of value label ``label`` (text ``pixel_size`` canvas pixels high, room for a
+    swatch when ``swatch``) centred on ``centre``."""
     grow = pixel_size / LABEL_PX
-    width = QtGui.QFontMetricsF(font).horizontalAdvance(label) + (20 if swatch is not None else 10) * grow
-    rect = QtCore.QRectF(centre.x() - width / 2, centre.y() - 10 * grow, width, 20 * grow)
+    width = QtGui.QFontMetricsF(_font(round(pixel_size), mono=True)).horizontalAdvance(label) \
+        + (20 if swatch else 10) * grow
+    return QtCore.QRectF(centre.x() - width / 2, centre.y() - 10 * grow, width, 20 * grow)
+
+
+def _value_box(p: QtGui.QPainter, rect: QtCore.QRectF, label: str, swatch: QtGui.QColor | None,
+               fg: QtGui.QColor, bg: QtGui.QColor, pixel_size: float = LABEL_PX) -> None:
+    """``label`` ("name = value") in a small rounded box ``rect`` (text ``pixel_size`` canvas
+    pixels high), with a swatch in the value's heatmap colour."""
+    font = _font(round(pixel_size), mono=True)
     fill = QtGui.QColor(bg)
     fill.setAlpha(230)
     p.setPen(QtGui.QPen(QtGui.QColor(fg.red(), fg.green(), fg.blue(), 90), 1))

@@ -38,7 +38,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.vectors_title = QtWidgets.QLabel()
         self.predictions_title = QtWidgets.QLabel()
         titles = QtWidgets.QHBoxLayout()
-        titles.setContentsMargins(6, 2, 6, 0)
+        titles.setContentsMargins(6, 2, 6, 2)  # room below a glyph that sits low ("␣")
         titles.addWidget(self.vectors_title, 3)
         titles.addWidget(self.predictions_title, 2)
         self.plots = pg.GraphicsLayoutWidget()

@@ -404,3 +404,191 @@ def test_rnn_vs_lstm_model_choice_is_not_clipped(window):
     box = compare.step_box
     needed = box.fontMetrics().horizontalAdvance("vanilla RNN")
     assert box.width() > needed + 20  # the text and the arrow
+
+
+# --- no text is clipped: labels, axis tick labels and tab titles, in every dock ---------------
+def _needed_size(label) -> tuple:
+    """``(width, height)`` the label's text takes laid out on the lines it has, from the
+    label's font (fallback fonts included: a QTextDocument shapes the text as the label does)."""
+    from PySide6 import QtCore, QtGui
+
+    document = QtGui.QTextDocument()
+    document.setDocumentMargin(0)
+    document.setDefaultFont(label.font())
+    text = QtWidgets.QLabel.text(label)  # the text shown (an eliding label's, elided)
+    if label.textFormat() == QtCore.Qt.RichText or (label.textFormat() == QtCore.Qt.AutoText
+                                                   and QtGui.Qt.mightBeRichText(text)):
+        document.setHtml(text)
+    else:
+        document.setPlainText(text)
+    return document.idealWidth(), document.size().height()
+
+
+def clipped_labels(root) -> list:
+    """Every shown, non-wrapping QLabel under ``root`` whose shown text is wider or taller than
+    its contents rectangle: ``[(text, needed (w, h), available (w, h))]``. A label that elides
+    its text to fit (``Readout``, ``ElidedLabel``: "…", the whole text in the tooltip) passes."""
+    out = []
+    for label in root.findChildren(QtWidgets.QLabel):
+        if (not label.isVisible() or label.wordWrap() or not QtWidgets.QLabel.text(label)
+                or label.pixmap() is not None and not label.pixmap().isNull()):
+            continue
+        width, height = _needed_size(label)
+        room = label.contentsRect().adjusted(label.margin(), label.margin(), -label.margin(), -label.margin())
+        if width > room.width() + 0.5 or height > room.height() + 0.5:
+            out.append((label.text(), (round(width, 1), round(height, 1)), (room.width(), room.height())))
+    return out
+
+
+def clipped_ticks(root) -> list:
+    """Every axis tick label (pyqtgraph ``AxisItem``) in a shown graphics view under ``root``
+    drawn past its view's viewport or its axis' painted area: ``[(axis, text, rect in view)]``."""
+    import pyqtgraph as pg
+    from PySide6 import QtGui
+
+    views = root.findChildren(pg.GraphicsView) + ([root] if isinstance(root, pg.GraphicsView) else [])
+    out = []
+    image = QtGui.QImage(4, 4, QtGui.QImage.Format_ARGB32)
+    for view in views:
+        if not view.isVisible() or view.scene() is None:
+            continue
+        viewport = view.viewport().rect()
+        for axis in view.scene().items():
+            if not isinstance(axis, pg.AxisItem) or not axis.isVisible() or not axis.style["showValues"]:
+                continue
+            painter = QtGui.QPainter(image)
+            specs = axis.generateDrawSpecs(painter)
+            painter.end()
+            if specs is None:
+                continue
+            painted = axis.boundingRect()
+            for rect, _flags, text in specs[2]:
+                shown = view.mapFromScene(axis.mapRectToScene(rect)).boundingRect()
+                if not (painted.adjusted(-0.5, -0.5, 0.5, 0.5).contains(rect) and viewport.contains(shown)):
+                    out.append((axis.orientation, text, shown.getRect()))
+    return out
+
+
+def elided_tabs(window) -> list:
+    """Every tab of a shown dock tab bar whose title is drawn elided: ``[(title, as drawn)]``
+    (e.g. ``("Gate heatmaps", "Gate he…")``)."""
+    out = []
+    for bar in window.findChildren(QtWidgets.QTabBar):
+        if not bar.isVisible():
+            continue
+        for k in range(bar.count()):
+            option = QtWidgets.QStyleOptionTab()
+            bar.initStyleOption(option, k)  # the text as the tab paints it: elided when it lacks room
+            if option.text != bar.tabText(k):
+                out.append((bar.tabText(k), option.text))
+    return out
+
+
+def clipped_in_every_dock(window) -> dict:
+    """Bring each dock forward in turn and collect its clipped labels and tick labels; the
+    elided tab titles under "tabs". Empty when nothing is clipped."""
+    found = {}
+    for name, dock in window.docks.items():
+        dock.raise_()
+        for _ in range(3):
+            QtWidgets.QApplication.processEvents()
+        if problems := clipped_labels(dock) + clipped_ticks(dock):
+            found[name] = problems
+    if tabs := elided_tabs(window):
+        found["tabs"] = tabs
+    return found
+
+
+def step_onto_a_space(window) -> None:
+    """Seek to a step whose next character is a space: the Current step panel names it "␣"."""
+    session = window.session
+    session.seek(session.text.index(" "))
+    window.docks["step"].raise_()
+    QtWidgets.QApplication.processEvents()
+    assert "␣" in window.panel("step").predictions_title.text()
+
+
+def test_no_text_is_clipped_in_any_dock_at_the_default_size(window):
+    from lstmviz.main_window import DEFAULT_SIZE
+
+    window.resize(*DEFAULT_SIZE)
+    step_onto_a_space(window)
+    QtWidgets.QApplication.processEvents()
+    assert clipped_in_every_dock(window) == {}
+
+
+def test_no_text_is_clipped_in_any_dock_at_the_smallest_window(window):
+    step_onto_a_space(window)
+    window.resize(window.minimumSizeHint())
+    QtWidgets.QApplication.processEvents()
+    found = clipped_in_every_dock(window)
+    found.pop("tabs", None)  # tab titles may be elided in the smallest window (whole in the View menu)
+    assert found == {}
+
+
+CLIPPED_SCALED = """
+import sys
+from PySide6 import QtCore, QtWidgets
+from lstmviz.app import build_window
+from lstmviz.main_window import DEFAULT_SIZE
+from tests.app.test_first_hour import clipped_in_every_dock, step_onto_a_space
+app = QtWidgets.QApplication([])
+app.setStyle("Fusion")
+window = build_window(settings=QtCore.QSettings(sys.argv[1], QtCore.QSettings.IniFormat))
+window.show()
+window.resize(*DEFAULT_SIZE)
+step_onto_a_space(window)
+app.processEvents()
+print(repr(clipped_in_every_dock(window)))
+"""
+
+
+@pytest.mark.slow
+def test_no_text_is_clipped_at_twice_the_scale(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", CLIPPED_SCALED, str(tmp_path / "s.ini")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "{}"
+
+
+def test_the_analysis_docks_share_a_tab_group_of_their_own():
+    from lstmviz.app import DOCKS
+
+    groups = {dock.name: dock.group for dock in DOCKS}
+    analysis = {"strip", "hypothesis", "probes", "saturation", "interventions", "history"}
+    assert len({groups[name] for name in analysis}) == 1
+    group = groups["strip"]
+    assert group is not None and {name for name, g in groups.items() if g == group} == analysis
+
+
+def diagram_overlaps(diagram) -> list:
+    """Pairs of the cell diagram's value labels that overlap each other or a symbol (layer box,
+    pointwise operation, title), and labels that leave the canvas, as last painted."""
+    from lstmviz.lessons.diagram import CANVAS
+
+    labels = list(diagram.label_rects.items())
+    out = [(key, "canvas") for key, rect in labels if not CANVAS.contains(rect)]
+    for k, (key, rect) in enumerate(labels):
+        out += [(key, other) for other, box in labels[k + 1:] + diagram.symbol_rects if rect.intersects(box)]
+    return out
+
+
+def test_cell_diagram_labels_overlap_no_symbol_or_label_at_any_dock_width(window):
+    diagram = window.panel("diagram")
+    dock = window.docks["diagram"]
+    window.session.seek(30)
+    window.session.select(0, 5, -1)
+    dock.raise_()
+    dock.setFloating(True)
+    QtWidgets.QApplication.processEvents()
+    diagram.refresh()
+    assert diagram.labels  # values shown: the longest labels
+    smallest = dock.minimumSizeHint()
+    for height in (smallest.height(), 300, 500):
+        for width in range(smallest.width(), 1400, 45):
+            dock.resize(width, height)
+            QtWidgets.QApplication.processEvents()
+            diagram.grab()  # paints at this size
+            assert len(diagram.label_rects) == len(diagram.labels) and diagram.symbol_rects
+            assert diagram_overlaps(diagram) == [], (diagram.size(), diagram.label_px)

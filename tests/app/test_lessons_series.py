@@ -126,3 +126,35 @@ def test_csv_columns_and_refusals(panel, tmp_path, errors):
     assert not panel.open_csv(binary)
     assert len(errors) == 5
     assert panel.csv_path == str(good) and panel.values is before
+
+
+def true_continuation(kind: str, values: np.ndarray, ahead: int) -> np.ndarray:
+    """The ``ahead`` values that would follow ``values`` from the same source: a ramp goes on
+    in equal steps; the other generators' next values are those of a longer series drawn from
+    the same seed (``engine.series`` draws them in order)."""
+    from lstmviz.core.recipes import SERIES_SEED, generate
+
+    if kind.startswith("ramp"):
+        return values[-1] + (values[1] - values[0]) * np.arange(1, ahead + 1)  # (ahead,)
+    return generate(kind, len(values) + ahead, np.random.default_rng(SERIES_SEED))[len(values):]  # (ahead,)
+
+
+FORECAST_ERROR_BOUND = 0.05  # of the series' range: a forecast a learner reads as "it follows"
+RANGE_MARGIN = 0.10  # of the series' range: how far past the data a sane forecast may stray
+
+
+def test_the_default_series_forecast_follows_the_data_past_its_end(panel, qtbot, errors):
+    panel.generate()  # every setting at its default
+    kind, values = panel.generator_box.currentText(), panel.values
+    panel.train()
+    qtbot.waitUntil(lambda: not panel.controller.is_active(), timeout=120_000)
+    assert errors == [] and panel.model is not None
+    ahead = panel.ahead.value()
+    panel.origin.setValue(len(values) - 1)  # roll forward past the last value
+    x, forecast_values = panel.forecast_plot.curves["forecast"]
+    np.testing.assert_array_equal(x, np.arange(len(values), len(values) + ahead))
+    span = values.max() - values.min()
+    assert forecast_values.min() >= values.min() - RANGE_MARGIN * span
+    assert forecast_values.max() <= values.max() + RANGE_MARGIN * span
+    error = np.abs(forecast_values - true_continuation(kind, values, ahead)).max()  # original units
+    assert error <= FORECAST_ERROR_BOUND * span, (kind, error / span)

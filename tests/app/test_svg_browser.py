@@ -115,6 +115,7 @@ def test_a_window_svg_draws_like_its_png(window, tmp_path, renderer):
     from PySide6 import QtCore
 
     window.session.seek(40)
+    window.session.select(0, 5, -1)  # the text is coloured by this unit: every character highlighted
     svg, png = tmp_path / "window.svg", tmp_path / "window.png"
     export.export_svg(window, svg)
     export.export_png(window, png)
@@ -130,5 +131,45 @@ def test_a_window_svg_draws_like_its_png(window, tmp_path, renderer):
         left = view.plot.getAxis("left")  # the left axis line is at its right edge
         margin = (left.mapRectToScene(left.boundingRect()).right() + 3) / view.width()
         compare(reference[box], picture[box], f"heatmap {name} in {renderer}", margin)
+    check_text_highlights(window, reference, picture, renderer)
     if shown.shape[0] > h:
         assert (shown[h:, :w] > 245).all() and (shown[:h, w:] > 245).all(), "something outside the window"
+
+
+def character_cells(window) -> list:
+    """The window rectangles ``(x0, y0, x1, y1)`` of the text panel's characters shown whole
+    (a character's cell: from its cursor position to the next one's, one line high)."""
+    from PySide6 import QtCore, QtGui
+
+    editor = window.panel("text").editor
+    viewport = editor.viewport()
+    origin = viewport.mapTo(window, QtCore.QPoint(0, 0))
+    cursor = QtGui.QTextCursor(editor.document())
+    cells = []
+    for k in range(editor.document().characterCount() - 1):
+        cursor.setPosition(k)
+        here = editor.cursorRect(cursor)
+        cursor.setPosition(k + 1)
+        after = editor.cursorRect(cursor)
+        cell = QtCore.QRect(QtCore.QPoint(here.left() + 1, here.top()), QtCore.QPoint(after.left(), here.bottom()))
+        if after.top() == here.top() and cell.width() > 2 and viewport.rect().contains(cell):
+            cells.append(cell.translated(origin).getCoords())
+    return cells
+
+
+def check_text_highlights(window, reference: np.ndarray, picture: np.ndarray, renderer: str) -> None:
+    """Each character's highlight (its cell's median colour, which the glyph does not sway;
+    most cells differ from the editor's background) is drawn whole: the same colour in the renderer's picture as in the PNG, within 40 levels,
+    for all but 2% of the cells."""
+    cells = character_cells(window)
+    assert len(cells) > 40, "the text panel shows its lines"
+    median = lambda image, x0, y0, x1, y1: np.median(image[y0:y1 + 1, x0:x1 + 1].reshape(-1, 3), axis=0)  # noqa: E731
+    differ = [(cell, median(reference, *cell), median(picture, *cell)) for cell in cells]
+    differ = [d for d in differ if np.abs(d[1] - d[2]).max() > 40]
+    from PySide6 import QtGui
+
+    base = window.panel("text").editor.palette().color(QtGui.QPalette.Base)
+    base = np.array([base.red(), base.green(), base.blue()])
+    highlighted = sum(np.abs(median(reference, *cell) - base).max() > 40 for cell in cells)
+    assert highlighted > 20, ("the PNG shows highlights", highlighted)
+    assert len(differ) <= 0.02 * len(cells), (renderer, len(differ), len(cells), differ[:3])
