@@ -23,7 +23,7 @@ import zipfile
 
 import numpy as np
 
-from .layout import InteropError, Loaded, Recognised, from_keras
+from .layout import InteropError, Loaded, Parity, Recognised, from_keras
 
 IGNORED = ("InputLayer", "Dropout", "SpatialDropout1D")
 RECURRENT = {"LSTM": "lstm", "CuDNNLSTM": "lstm", "GRU": "gru", "CuDNNGRU": "gru"}
@@ -99,7 +99,7 @@ def load(source: str, prefixes=()) -> Loaded:
     layers, weights = read_keras(source)
     found, last_sequences = recognise(layers, weights, source)
 
-    def check(model, rng) -> str:
+    def check(model, rng) -> Parity:
         return parity(source, found, last_sequences, model, rng)
 
     return Loaded(found, check)
@@ -179,7 +179,7 @@ def _check_recurrent(cfg: dict, kind: str, label: str, source: str) -> None:
                            "reset_after=True, can be stepped exactly)")
 
 
-def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.random.Generator) -> str:
+def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.random.Generator) -> Parity:
     """Run the Keras model (any installed backend; torch when ``KERAS_BACKEND`` is unset and
     TensorFlow, Keras' default, is absent) and ``model`` on the same random input; one line."""
     if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None \
@@ -188,12 +188,12 @@ def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.
     try:
         import keras
     except ImportError:
-        return ("parity: keras (with a backend) is not installed, so the source was not run; checked instead: "
-                "every layer's class, attributes and weight shapes")
+        return Parity("parity: keras (with a backend) is not installed, so the source was not run; checked "
+                      "instead: every layer's class, attributes and weight shapes")
     try:
         reference = keras.saving.load_model(source, compile=False)
     except Exception as e:  # Keras raises many types for files it cannot rebuild
-        return f"parity: keras {keras.__version__} could not load the file ({type(e).__name__}); not compared"
+        return Parity(f"parity: keras {keras.__version__} could not load the file ({type(e).__name__}); not compared")
     cfg = model.config
     B, T = 2, reference.inputs[0].shape[1] or 7
     if cfg.input_kind == "dense":
@@ -209,12 +209,12 @@ def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.
         probe = keras.Model(reference.inputs, [reference.outputs[0]] + [layer.output for layer in recurrent])
         outs = [keras.ops.convert_to_numpy(o) for o in probe([feed], training=False)]
     except Exception as e:  # a model Keras cannot run on this input
-        return f"parity: keras {keras.__version__} could not run the model ({type(e).__name__}); not compared"
+        return Parity(f"parity: keras {keras.__version__} could not run the model ({type(e).__name__}); not compared")
     ours = model.forward(inputs)
     expected = ours.outputs if last_sequences else ours.outputs[:, -1]  # (B, T, O) or (B, O)
     d_out = float(np.abs(expected - outs[0]).max())
     d_state = max(float(np.abs(ours.state[k][0] - (h[:, -1] if h.ndim == 3 else h)).max())
                   for k, h in enumerate(outs[1:]))
     where = "" if last_sequences else " (the source predicts at the last step only)"
-    return (f"parity with keras {keras.__version__} ({keras.backend.backend()} backend, float32, {B}x{T} random "
-            f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}")
+    return Parity(f"parity with keras {keras.__version__} ({keras.backend.backend()} backend, float32, {B}x{T} random "
+                  f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}", max(d_out, d_state))

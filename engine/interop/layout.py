@@ -44,12 +44,14 @@ class InteropError(ValueError):
 
 class AmbiguousModules(InteropError):
     """Several modules of the file fit one role: ``role`` (e.g. "recurrent", "output layer
-    (nn.Linear)") and ``candidates``, the module names to choose from (``prefixes``)."""
+    (nn.Linear)"), ``candidates``, the module, layer or node names to choose from (``prefixes``),
+    and ``several``, whether more than one may be chosen."""
 
-    def __init__(self, message: str, role: str, candidates):
+    def __init__(self, message: str, role: str, candidates, several: bool = False):
         super().__init__(message)
         self.role = role
         self.candidates = list(candidates)
+        self.several = several  # True: several candidates may be chosen (stacked in the order given)
 
 
 def reorder(a: np.ndarray, source: tuple, target: tuple, axis: int = -1) -> np.ndarray:
@@ -170,10 +172,19 @@ class Recognised:
     names: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Parity:
+    """A parity check's report ``line`` and ``worst``, the largest absolute difference measured
+    between the source framework and the imported model (None when they were not compared)."""
+
+    line: str
+    worst: float | None = None
+
+
 @dataclass
 class Loaded:
-    """A reader's result: what it recognised and ``parity(model, rng) -> str``, the report line
-    comparing the source framework's outputs with ``model``'s (or saying what was checked)."""
+    """A reader's result: what it recognised and ``parity(model, rng) -> Parity``, comparing the
+    source framework's outputs with ``model``'s (or saying what was checked)."""
 
     found: Recognised
     parity: Callable
