@@ -54,6 +54,25 @@ class AmbiguousModules(InteropError):
         self.several = several  # True: several candidates may be chosen (stacked in the order given)
 
 
+def choose_stack(stacks: list, candidates: list, prefixes, source: str, what: str) -> int:
+    """The index of the stack ``prefixes`` name among ``stacks`` (each a list of names: layers,
+    nodes, initializers), with ``candidates`` naming each stack for the user. A stack is named
+    when one of its names equals a prefix (leading "/" ignored) or, failing that, starts with
+    one. The only stack is chosen without prefixes; otherwise ``AmbiguousModules`` lists the
+    candidates still in question (``what`` describes them in the message)."""
+    wanted = [p.lstrip("/") for p in prefixes if p]
+    names = [[n.lstrip("/") for n in stack] for stack in stacks]
+    chosen = [k for k, stack in enumerate(names) if any(n == p for n in stack for p in wanted)] or \
+        [k for k, stack in enumerate(names) if any(n.startswith(p) for n in stack for p in wanted)]
+    if len(chosen) == 1:
+        return chosen[0]
+    if len(stacks) == 1 and not chosen:
+        return 0
+    listing = ", ".join(repr(candidates[k]) for k in (chosen or range(len(stacks))))
+    raise AmbiguousModules(f"{source}: several recurrent stacks ({what}): {listing}; choose one with --layer-prefix "
+                           "NAME", "recurrent", [candidates[k] for k in (chosen or range(len(stacks)))])
+
+
 def reorder(a: np.ndarray, source: tuple, target: tuple, axis: int = -1) -> np.ndarray:
     """Copy of ``a`` with its gate blocks along ``axis`` moved from ``source`` to ``target`` order."""
     a = np.asarray(a)

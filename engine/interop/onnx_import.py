@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layout import AmbiguousModules, InteropError, Loaded, Parity, Recognised, from_onnx
+from .layout import InteropError, Loaded, Parity, Recognised, choose_stack, from_onnx
 
 PLUMBING = {"Shape", "Squeeze", "Unsqueeze", "Transpose", "Reshape", "Concat", "Constant", "ConstantOfShape",
             "Expand", "Slice", "Cast", "Identity", "Dropout", "Flatten", "Gather"}
@@ -240,29 +240,6 @@ def _name(node) -> str:
     return node.name or node.output[0]
 
 
-def choose_stack(g: Graph, found_stacks: list, prefixes) -> list:
-    """The stack named by ``prefixes`` (a node name, or the prefix of a node or initializer
-    name), the only one, or ``AmbiguousModules`` listing each stack's first node."""
-    prefixes = [p for p in prefixes if p]
-
-    def matches(node) -> bool:
-        names = [node.name.lstrip("/")] + [i for i in list(node.input)[1:4] if i]
-        return any(n.startswith(p.lstrip("/")) for n in names for p in prefixes)
-
-    chosen = [s for s in found_stacks if any(matches(n) for n in s)] if prefixes else []
-    exact = [s for s in chosen if any(_name(n) in prefixes for n in s)]
-    chosen = exact or chosen
-    if len(chosen) == 1:
-        return chosen[0]
-    if len(found_stacks) == 1 and not chosen:
-        return found_stacks[0]
-    candidates = [_name(s[0]) for s in (chosen or found_stacks)]
-    listing = ", ".join(repr(c) for c in candidates)
-    raise AmbiguousModules(f"{g.source}: several recurrent stacks (LSTM/GRU nodes not fed by one another), first "
-                           f"nodes {listing}; choose one with --layer-prefix NAME (a node name or a prefix of node "
-                           "or initializer names)", "recurrent", candidates)
-
-
 def recognise(proto, source: str, prefixes=()) -> tuple:
     """``(Recognised, DataPath)`` for an ONNX model (module docstring)."""
     g = Graph(proto, source)
@@ -277,7 +254,11 @@ def recognise(proto, source: str, prefixes=()) -> tuple:
                     "before the recurrent layers"
                 raise InteropError(f"{source}: {_label(node)} {where} is not supported; only LSTM/GRU, a Gather "
                                    "embedding and a MatMul/Gemm head can be stepped exactly")
-    stack = choose_stack(g, found_stacks, prefixes)
+    stack = found_stacks[choose_stack(
+        [[name for n in stack for name in (_name(n), *[i for i in list(n.input)[1:4] if i])] for stack in found_stacks],
+        [_name(stack[0]) for stack in found_stacks], prefixes, source,
+        "LSTM/GRU nodes not fed by one another; named by their first node, chosen by a node name or a prefix of "
+        "node or initializer names")]
     cells = {n.op_type for n in stack}
     if len(cells) > 1:
         raise g.fail(stack[1], "mixed LSTM and GRU layers are not supported")
