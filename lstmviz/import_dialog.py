@@ -3,8 +3,9 @@ elsewhere, converted exactly by ``engine.interop``, opened in the viewer.
 
 The flow, every dialog through ``lstmviz.dialogs``: ask for the vocabulary (characters in the
 source's id order, typed or from a file); read, convert and run the parity check in a worker
-thread (``lstmviz.threads``) behind a busy indicator; when several modules fit one role, let the
-user choose among the candidates (``engine.interop.AmbiguousModules``) and import again; show
+thread (``lstmviz.threads``) behind a busy indicator; when several candidates fit one role
+(PyTorch modules, Keras layers or ONNX nodes of separate recurrent stacks, several output
+layers: ``engine.interop.AmbiguousModules``), let the user choose and import again; show
 the report (what was recognised, the parity line) and open the model, after saving it as an
 lstmviz checkpoint if the user asks (``engine.checkpoint.save_checkpoint``: atomic). Any
 refusal of the importer (bidirectional layers, LSTM ``proj_size``, peepholes, ``hard_sigmoid``,
