@@ -263,7 +263,9 @@ def recognise(proto, source: str, prefixes=()) -> tuple:
     if len(cells) > 1:
         raise g.fail(stack[1], "mixed LSTM and GRU layers are not supported")
     found = Recognised(cell=stack[0].op_type.lower(), layers=[_recurrent_layer(n, g) for n in stack])
-    found.names = {"recurrent": [_name(n) for n in stack]}
+    found.names = {"recurrent": [_name(n) for n in stack],
+                   "initial states from graph inputs, taken as zeros": [
+                       i for n in stack for i in list(n.input)[5:7] if i in g.inputs]}
     before, graph_input = g.back_to_source(stack[0].input[0], stack[0])
     after, start = g.forward(stack[-1], stop_at_unknown=len(found_stacks) > 1)
     path = _axes(g, graph_input, before, stack, after, start)
@@ -492,6 +494,7 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
     from onnx import helper
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # a copy to add outputs to
+    zeros = _zero_states(proto, path.input_name, path.input_dims[path.input_axes.index(BATCH)] or 2)
     batchwise = _as_time_major(proto)
     ours_axis = {BATCH: 0, TIME: 1, FEATURES: 2}
     B = path.input_dims[path.input_axes.index(BATCH)] or 2
@@ -510,11 +513,16 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
         if name not in existing:
             proto.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
             existing.add(name)
-    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    results = dict(zip(names, session.run(None, {path.input_name: feed})))
-    out = np.asarray(results[path.output_name], np.float64)
     where = f"parity with onnxruntime {onnxruntime.__version__}"
+    feeds = {path.input_name: feed, **zeros}
+    try:
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        results = dict(zip(names, session.run(None, feeds)))
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidArgument types for graphs it cannot run
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return Parity(f"parity: onnxruntime {onnxruntime.__version__} could not run the graph ({first}); not compared")
+    out = np.asarray(results[path.output_name], np.float64)
     if out.ndim != len(path.output_axes) or any(out.shape[k] != 1 for k, a in enumerate(path.output_axes)
                                                  if a in SIZE_ONE):
         return Parity(f"{where}: {path.output_name!r} has shape {out.shape}, not the axes {path.output_axes}: "
@@ -540,6 +548,22 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
                  "Transpose, which onnxruntime needs") if batchwise else ""
     return Parity(f"{where} (float32, {B}x{T} random inputs fed as [{axes}]{rewritten}): max |d outputs| = "
                   f"{d_out:.2e}{last}, max |d final state| = {d_state:.2e}", max(d_out, d_state))
+
+
+def _zero_states(proto, sequence_input: str, B: int) -> dict:
+    """Zeros for the graph inputs other than the sequence that feed a recurrent node's
+    ``initial_h``/``initial_c`` (the imported model starts from zero states, as the viewer
+    does): ``{name: (1, B, H) float32}``, or ``(B, 1, H)`` for a ``layout=1`` node."""
+    inputs = {i.name for i in proto.graph.input} - {i.name for i in proto.graph.initializer} - {sequence_input}
+    zeros = {}
+    for node in proto.graph.node:
+        if node.op_type in RECURRENT_OPS:
+            H = _attrs(node)["hidden_size"]
+            for slot in (5, 6):
+                if len(node.input) > slot and node.input[slot] in inputs:
+                    shape = (B, 1, H) if _attrs(node).get("layout", 0) == 1 else (1, B, H)  # dirs = 1
+                    zeros[node.input[slot]] = np.zeros(shape, np.float32)
+    return zeros
 
 
 def _as_time_major(proto) -> list:

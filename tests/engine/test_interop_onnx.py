@@ -193,10 +193,11 @@ def test_torch_exports_batch_first_or_time_major_import_with_parity(tmp_path, ce
     np.testing.assert_allclose(result.model.forward(ids).outputs, probs, atol=1e-6)
 
 
-def hand_built(tmp_path, layout, input_perm=None, name="hand.onnx", H=4, D=3, V=5, B=2, T=6):
+def hand_built(tmp_path, layout, input_perm=None, name="hand.onnx", H=4, D=3, V=5, B=2, T=6, state_input=False):
     """An ``LSTM`` node with ``layout`` read from a dense graph input, then ``Squeeze`` of the
     direction axis and a ``MatMul`` + ``Add`` head; ``input_perm``: a ``Transpose`` between input and node.
-    Returns the path and the ``SequenceModel`` whose weights it holds."""
+    ``state_input``: ``initial_h`` is a graph input ``h0``. Returns the path and the
+    ``SequenceModel`` whose weights it holds."""
     from engine.interop.layout import to_onnx
 
     model = SequenceModel(ModelConfig(D, V, hidden_size=H, input_kind="dense", head="linear"),
@@ -210,15 +211,20 @@ def hand_built(tmp_path, layout, input_perm=None, name="hand.onnx", H=4, D=3, V=
     if input_perm is not None:
         nodes.append(helper.make_node("Transpose", ["x"], ["x_t"], perm=input_perm, name="to_node"))
         x = "x_t"
-    nodes += [helper.make_node("LSTM", [x, "W", "R", "B"], ["Y", "Y_h", "Y_c"], hidden_size=H, layout=layout,
-                               name="lstm"),
+    states = ["", "h0"] if state_input else []
+    nodes += [helper.make_node("LSTM", [x, "W", "R", "B", *states], ["Y", "Y_h", "Y_c"], hidden_size=H,
+                               layout=layout, name="lstm"),
               helper.make_node("Squeeze", ["Y", "dir_axis"], ["h"], name="drop_dirs"),
               helper.make_node("MatMul", ["h", "head.W"], ["scores"], name="head"),
               helper.make_node("Add", ["scores", "head.b"], ["out"], name="head_bias")]
     given = {0: ["T", "B", D], 1: ["B", "T", D]}[layout]
     if input_perm is not None:
         given = [given[input_perm.index(k)] for k in range(3)]
-    graph = helper.make_graph(nodes, "hand", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, given)],
+    graph_inputs = [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, given)]
+    if state_input:
+        graph_inputs.append(helper.make_tensor_value_info("h0", onnx.TensorProto.FLOAT,
+                                                          ["B", 1, H] if layout == 1 else [1, "B", H]))
+    graph = helper.make_graph(nodes, "hand", graph_inputs,
                               [helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, given[:2] + [V])],
                               initializer=inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -265,6 +271,25 @@ def test_arrangements_that_cannot_be_established_are_refused(tmp_path, edit, mes
         del first(proto, "Squeeze").input[1:]
     with pytest.raises(InteropError, match=message):
         import_model(save(tmp_path, proto, "edited.onnx"))
+
+
+@pytest.mark.parametrize("layout", (0, 1))
+def test_an_initial_state_fed_as_a_graph_input_is_taken_as_zeros(tmp_path, layout):
+    path, model = hand_built(tmp_path, layout, state_input=True)
+    result = import_model(path)
+    assert "initial states from graph inputs, taken as zeros: h0" in result.report
+    assert max(parity_numbers(result.report)) <= 1e-5
+
+
+def test_a_graph_onnxruntime_cannot_run_is_reported_not_compared(tmp_path):
+    path, _ = hand_built(tmp_path, 0)
+    proto = onnx.load(str(path))
+    proto.graph.input.append(helper.make_tensor_value_info("unused_flag", onnx.TensorProto.FLOAT, [1]))
+    proto.graph.node.append(helper.make_node("Identity", ["unused_flag"], ["flag_out"], name="flag"))
+    proto.graph.output.append(helper.make_tensor_value_info("flag_out", onnx.TensorProto.FLOAT, [1]))
+    result = import_model(save(tmp_path, proto, "extra_input.onnx"))
+    line = next(line for line in result.report if line.startswith("parity"))
+    assert line.startswith("parity: onnxruntime") and "could not run the graph" in line and line.endswith("not compared")
 
 
 def test_a_transpose_that_moves_the_features_onto_the_batch_axis_is_refused(tmp_path):
