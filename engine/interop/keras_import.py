@@ -195,7 +195,7 @@ def chain(layers: list, source: str, prefixes=()) -> list:
             stack.insert(0, fed_by[stack[0]])
         stacks.append(stack)
     stack = stacks[choose_stack(stacks, [s[-1] for s in stacks], prefixes, source,
-                                "LSTM/GRU layers reading one another; named by their last layer")]
+                                "chains of LSTM/GRU layers, named by their last layer; any layer name of a chain chooses it")]
     strict = len(stacks) == 1
     names = []
     between, above = up(stack[0])

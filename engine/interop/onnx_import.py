@@ -257,8 +257,8 @@ def recognise(proto, source: str, prefixes=()) -> tuple:
     stack = found_stacks[choose_stack(
         [[name for n in stack for name in (_name(n), *[i for i in list(n.input)[1:4] if i])] for stack in found_stacks],
         [_name(stack[0]) for stack in found_stacks], prefixes, source,
-        "LSTM/GRU nodes not fed by one another; named by their first node, chosen by a node name or a prefix of "
-        "node or initializer names")]
+        "LSTM/GRU nodes not fed by one another, named by their first node; a node name or a prefix of node or "
+        "initializer names chooses")]
     cells = {n.op_type for n in stack}
     if len(cells) > 1:
         raise g.fail(stack[1], "mixed LSTM and GRU layers are not supported")
