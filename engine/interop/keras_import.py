@@ -194,8 +194,8 @@ def chain(layers: list, source: str, prefixes=()) -> list:
         while stack[0] in fed_by:
             stack.insert(0, fed_by[stack[0]])
         stacks.append(stack)
-    stack = stacks[choose_stack(stacks, [s[-1] for s in stacks], prefixes, source,
-                                "chains of LSTM/GRU layers, named by their last layer; any layer name of a chain chooses it")]
+    stack = stacks[choose_stack(stacks, [s[-1] for s in stacks], prefixes, source, "chains of LSTM/GRU layers, "
+                                "named by their last layer; any layer name of a chain chooses it")]
     strict = len(stacks) == 1
     names = []
     between, above = up(stack[0])
@@ -358,4 +358,5 @@ def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.
                   for k, h in enumerate(outs[1:]))
     where = "" if last_sequences else " (the source predicts at the last step only)"
     return Parity(f"parity with keras {keras.__version__} ({keras.backend.backend()} backend, float32, {B}x{T} random "
-                  f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}", max(d_out, d_state))
+                  f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}",
+                  max(d_out, d_state))

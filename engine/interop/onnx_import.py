@@ -382,6 +382,7 @@ def _axes(g: Graph, graph_input: str, before: list, stack: list, after: list, st
 
     for node in before:
         labels = step(node, labels)
+    y_labels = None  # the axes of the previous recurrent node's Y
     for k, node in enumerate(stack):
         if k:
             between, _ = g.back_to_source(node.input[0], node)

@@ -66,7 +66,8 @@ def keras_two_stacks(path, V: int):
     return ["a2", "b"]
 
 
-BUILDERS = {"torch": (torch_two_stacks, ".pt"), "keras": (keras_two_stacks, ".keras"), "onnx": (onnx_two_stacks, ".onnx")}
+BUILDERS = {"torch": (torch_two_stacks, ".pt"), "keras": (keras_two_stacks, ".keras"),
+            "onnx": (onnx_two_stacks, ".onnx")}
 
 
 def two_stacks(framework: str, directory, V: int) -> tuple:

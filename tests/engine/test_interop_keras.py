@@ -219,7 +219,8 @@ def two_branch_model(keras, tail="heads"):
     a = keras.layers.LSTM(5, return_sequences=True, name="a2")(keras.layers.Dropout(0.1, name="drop")(a))
     b = keras.layers.LSTM(3, return_sequences=True, name="b")(emb)
     if tail == "heads":
-        outputs = [keras.layers.Dense(V, activation="softmax", name="head_a")(a), keras.layers.Dense(2, name="head_b")(b)]
+        outputs = [keras.layers.Dense(V, activation="softmax", name="head_a")(a),
+                   keras.layers.Dense(2, name="head_b")(b)]
     else:
         outputs = keras.layers.Dense(V, name="merged")(keras.layers.Concatenate(name="cat")([a, b]))
     return keras.Model(ids, outputs)
