@@ -260,3 +260,25 @@ def test_a_branch_of_a_merged_model_imports_without_its_head(tmp_path):
     ids = np.random.default_rng(8).integers(0, V, (2, 8))  # (B, T)
     hidden = keras.Model(model.inputs, model.get_layer("b").output).predict(ids, verbose=0)  # (B, T, 3)
     np.testing.assert_allclose(result.model.forward(ids).outputs, hidden, atol=1e-5)
+
+
+def test_several_dense_layers_reading_the_stack_are_listed_and_chosen(tmp_path):
+    from engine.interop import AmbiguousModules
+
+    keras = keras_or_skip()
+    keras.utils.set_random_seed(9)
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    h = keras.layers.GRU(4, return_sequences=True, name="gru")(keras.layers.Embedding(V, 3, name="emb")(ids))
+    chars = keras.layers.Dense(V, activation="softmax", name="chars")(h)
+    other = keras.layers.Dense(2, activation="tanh", name="other")(h)
+    model = keras.Model(ids, [chars, other])
+    model.save(tmp_path / "heads.keras")
+    with pytest.raises(AmbiguousModules, match=r"several Dense layers read the last recurrent layer: 'chars', 'other'"
+                       ) as e:
+        import_model(tmp_path / "heads.keras", vocab_chars=CHARS)
+    assert (e.value.role, e.value.candidates, e.value.several) == ("output layer (Dense)", ["chars", "other"], False)
+    result = import_model(tmp_path / "heads.keras", vocab_chars=CHARS, prefixes=["other"])
+    assert (result.model.config.head, result.model.config.output_size) == ("tanh", 2)
+    assert max(parity_numbers(result.report)) <= 1e-5
+    x = np.random.default_rng(3).integers(0, V, (2, 5))  # (B, T)
+    np.testing.assert_allclose(result.model.forward(x).outputs, model.predict(x, verbose=0)[1], atol=1e-5)
