@@ -34,8 +34,9 @@ def add_parsers(subparsers) -> None:
                        help="characters in id order: plain text, a JSON list, or a JSON object char -> id")
     vocab.add_argument("--vocab-chars", metavar="STRING", help="the characters in id order")
     imp.add_argument("--layer-prefix", nargs="+", default=[], metavar="NAME",
-                     help="module names to use when the file holds several candidates (PyTorch: recurrent "
-                          "modules are stacked in the order given)")
+                     help="what to use when the file holds several candidates (the error lists them): PyTorch "
+                          "module names (recurrent modules are stacked in the order given), Keras layer names, "
+                          "ONNX node names or prefixes of node or initializer names")
     imp.set_defaults(handler=run_import)
 
     exp = subparsers.add_parser(

@@ -3,8 +3,9 @@ elsewhere, converted exactly by ``engine.interop``, opened in the viewer.
 
 The flow, every dialog through ``lstmviz.dialogs``: ask for the vocabulary (characters in the
 source's id order, typed or from a file); read, convert and run the parity check in a worker
-thread (``lstmviz.threads``) behind a busy indicator; when several modules fit one role, let the
-user choose among the candidates (``engine.interop.AmbiguousModules``) and import again; show
+thread (``lstmviz.threads``) behind a busy indicator; when several candidates fit one role
+(PyTorch modules, Keras layers or ONNX nodes of separate recurrent stacks, several output
+layers: ``engine.interop.AmbiguousModules``), let the user choose and import again; show
 the report (what was recognised, the parity line) and open the model, after saving it as an
 lstmviz checkpoint if the user asks (``engine.checkpoint.save_checkpoint``: atomic). Any
 refusal of the importer (bidirectional layers, LSTM ``proj_size``, peepholes, ``hard_sigmoid``,
@@ -35,11 +36,11 @@ SAVE_FILTER = "lstmviz models (*.npz)"
 
 class ImportWorker(threads.Worker):
     """Runs ``engine.interop.import_model`` (with its parity check) in the worker thread.
-    ``done(ImportResult)`` on success; ``ambiguous(role, candidates)`` when the user must choose
-    modules; ``failed(str)`` (from ``threads.Worker``) for every refusal."""
+    ``done(ImportResult)`` on success; ``ambiguous(AmbiguousModules)`` when the user must choose
+    modules, layers or nodes; ``failed(str)`` (from ``threads.Worker``) for every refusal."""
 
     done = QtCore.Signal(object)
-    ambiguous = QtCore.Signal(str, object)
+    ambiguous = QtCore.Signal(object)
 
     def __init__(self, path: str, vocab: dict, prefixes: list):
         super().__init__()
@@ -49,7 +50,7 @@ class ImportWorker(threads.Worker):
         try:
             result = import_model(self.path, prefixes=self.prefixes, **self.vocab)
         except AmbiguousModules as e:
-            self.ambiguous.emit(e.role, e.candidates)
+            self.ambiguous.emit(e.with_traceback(None))
             return
         self.done.emit(result)
 
@@ -68,7 +69,7 @@ class ModelImporter(QtCore.QObject):
         self._thread = None
         self._progress = None
         self._run_args = None  # (path, vocab, prefixes) of the running import
-        self._result = None  # what the worker handed back: ImportResult, (role, candidates) or str
+        self._result = None  # what the worker handed back: ImportResult, AmbiguousModules or str
         self._stop_requested = None  # the running worker's event, set by threads.stop_all (window closing)
         self.outcome: str | None = None
 
@@ -113,9 +114,9 @@ class ModelImporter(QtCore.QObject):
     def _on_done(self, result: ImportResult) -> None:
         self._result = result
 
-    @QtCore.Slot(str, object)
-    def _on_ambiguous(self, role: str, candidates) -> None:
-        self._result = (role, list(candidates))
+    @QtCore.Slot(object)
+    def _on_ambiguous(self, choice: AmbiguousModules) -> None:
+        self._result = choice
 
     @QtCore.Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -133,9 +134,8 @@ class ModelImporter(QtCore.QObject):
             self.outcome = "cancelled"
         elif isinstance(result, ImportResult):
             self._open(path, result)
-        elif isinstance(result, tuple):
-            role, candidates = result
-            chosen = dialogs.ask_modules(self._parent, path, role, candidates, several=role == "recurrent")
+        elif isinstance(result, AmbiguousModules):
+            chosen = dialogs.ask_modules(self._parent, path, result.role, result.candidates, several=result.several)
             if chosen is None:
                 self.outcome = "cancelled"
             else:

@@ -26,6 +26,7 @@ from .vocab import check_chars, chars_from_file, sort_ids
 __all__ = ["AmbiguousModules", "ImportResult", "InteropError", "import_model", "import_state_dict", "source_kind"]
 
 PARITY_SEED = 1234
+PARITY_LIMIT = 1e-4  # float32 imports agree to ~1e-6; a larger difference means a wrong mapping
 
 
 @dataclass
@@ -52,7 +53,8 @@ def import_model(path, *, vocab_file=None, vocab_chars: str | None = None, prefi
                  check_parity: bool = True) -> ImportResult:
     """Read the model at ``path`` (kind from ``source_kind``) with an optional vocabulary
     (``vocab_file`` or ``vocab_chars``, characters in the source's id order; see ``vocab``) and
-    module ``prefixes`` (PyTorch: which modules to use when ambiguous). Returns the model, the
+    ``prefixes`` choosing among several candidates (PyTorch module names, Keras layer names,
+    ONNX node or initializer prefixes; ``AmbiguousModules`` lists them when needed). Returns the model, the
     sorted ``CharVocab`` (ids renumbered to match, exactly) and a report; ``check_parity`` runs
     the source framework when installed."""
     source = os.fspath(path)
@@ -84,7 +86,8 @@ def import_state_dict(tensors: dict, *, vocab_chars: str | None = None, prefixes
 
 
 def finish_import(loaded: Loaded, source: str, chars: list | None, check_parity: bool) -> ImportResult:
-    """Build the model from a reader's result, run its parity check, renumber ids to the sorted
+    """Build the model from a reader's result, run its parity check (``InteropError`` when the
+    source and the model differ by more than ``PARITY_LIMIT``), renumber ids to the sorted
     vocabulary (``vocab.sort_ids``) and collect the report."""
     found: Recognised = loaded.found
     V = None if chars is None else len(chars)
@@ -93,7 +96,11 @@ def finish_import(loaded: Loaded, source: str, chars: list | None, check_parity:
     report += [f"{role}: {names if isinstance(names, str) else ', '.join(names)}"
                for role, names in found.names.items() if names]
     if check_parity:
-        report.append(loaded.parity(raw, np.random.default_rng(PARITY_SEED)))
+        parity = loaded.parity(raw, np.random.default_rng(PARITY_SEED))
+        if parity.worst is not None and not parity.worst <= PARITY_LIMIT:
+            raise InteropError(f"{source}: refused: the imported model differs from the source by "
+                               f"{parity.worst:.2e} (more than {PARITY_LIMIT:g}): {parity.line}")
+        report.append(parity.line)
     vocab = None if chars is None else sort_ids(found, chars, source)
     model = raw if vocab is None or list(vocab.chars) == chars else build_model(found, V, source)
     if vocab is not None and list(vocab.chars) != chars:

@@ -23,7 +23,7 @@ import zipfile
 
 import numpy as np
 
-from .layout import InteropError, Loaded, Recognised, from_keras
+from .layout import AmbiguousModules, InteropError, Loaded, Parity, Recognised, choose_stack, from_keras
 
 IGNORED = ("InputLayer", "Dropout", "SpatialDropout1D")
 RECURRENT = {"LSTM": "lstm", "CuDNNLSTM": "lstm", "GRU": "gru", "CuDNNGRU": "gru"}
@@ -95,14 +95,147 @@ def _legacy_weights(f) -> dict:
 
 
 def load(source: str, prefixes=()) -> Loaded:
-    """Read and recognise ``source``; parity runs Keras (any backend) when installed."""
+    """Read and recognise ``source`` (``prefixes``: Keras layer names choosing among several
+    recurrent stacks, see ``chain``); parity runs Keras (any backend) when installed."""
     layers, weights = read_keras(source)
+    layers = chain(layers, source, prefixes)
     found, last_sequences = recognise(layers, weights, source)
+    first = _layer_name(layers[0]) if layers[0].get("class_name") == "InputLayer" else None
 
-    def check(model, rng) -> str:
-        return parity(source, found, last_sequences, model, rng)
+    def check(model, rng) -> Parity:
+        return parity(source, found, last_sequences, model, rng, first)
 
     return Loaded(found, check)
+
+
+def _layer_name(layer: dict) -> str:
+    return layer.get("config", {}).get("name") or layer.get("name") or layer.get("class_name")
+
+
+def _inbound(layer: dict) -> tuple:
+    """``(names of the layers whose outputs ``layer`` reads, number of times it is called)``
+    from its ``inbound_nodes`` (Keras 3: tensors with a ``keras_history``; Keras 2: lists
+    ``[name, node index, tensor index, kwargs]``)."""
+    names = []
+
+    def collect(x):
+        if isinstance(x, dict):
+            history = x.get("config", {}).get("keras_history") if x.get("class_name") == "__keras_tensor__" else None
+            if history:
+                names.append(history[0])
+            else:
+                for value in x.values():
+                    collect(value)
+        elif isinstance(x, list):
+            if len(x) >= 3 and isinstance(x[0], str) and isinstance(x[1], int):
+                names.append(x[0])
+            else:
+                for value in x:
+                    collect(value)
+
+    nodes = layer.get("inbound_nodes") or []
+    for node in nodes:
+        collect(node)
+    return names, len(nodes)
+
+
+def chain(layers: list, source: str, prefixes=()) -> list:
+    """The chain of layer configs to import, input first. A Sequential model is its layer list.
+    A functional model is followed through its ``inbound_nodes``: its recurrent stacks are the
+    chains of LSTM/GRU layers each reading the one before (through Dropout); several stacks
+    (e.g. two branches) are ``AmbiguousModules`` named by each stack's last layer, chosen by
+    ``prefixes`` (a layer name, or a prefix of one). The chain runs from the model input
+    (through Embedding and Dropout) over the stack to the Dense layer reading it; a layer with
+    several inputs or called more than once on that chain is refused, as is a stack output read
+    by several layers (several Dense layers: ``AmbiguousModules`` over them). When the model
+    holds several stacks, the chain ends before the first layer it cannot step (a merge, say)."""
+    if not any(layer.get("inbound_nodes") for layer in layers):
+        return layers
+    by_name = {_layer_name(layer): layer for layer in layers}
+    parents, children = {}, {name: [] for name in by_name}
+    for name, layer in by_name.items():
+        parents[name], calls = _inbound(layer)
+        if calls > 1:
+            parents[name] = None  # shared: refused when on the chain
+        for parent in parents[name] or []:
+            children.setdefault(parent, []).append(name)
+
+    def label(name):
+        return f"layer {name!r} ({by_name[name].get('class_name')})"
+
+    def parent_of(name):
+        ps = parents.get(name)
+        if ps is None:
+            raise InteropError(f"{source}: {label(name)} is called more than once (a shared layer); not supported")
+        if len(ps) > 1:
+            raise InteropError(f"{source}: {label(name)} reads {len(ps)} layers ({', '.join(map(repr, ps))}); only a "
+                               "chain can be stepped")
+        return ps[0] if ps else None
+
+    def up(name):
+        """Layers between ``name`` and the nearest non-ignored layer above it, and that layer."""
+        between, above = [], parent_of(name)
+        while above is not None and by_name[above].get("class_name") in IGNORED[1:]:
+            between.append(above)
+            above = parent_of(above)
+        return between[::-1], above
+
+    recurrent = [n for n, layer in by_name.items() if layer.get("class_name") in RECURRENT]
+    if not recurrent:
+        raise InteropError(f"{source}: no LSTM or GRU layer found")
+    fed_by = {}
+    for name in recurrent:
+        _, above = up(name)
+        if above in recurrent:
+            fed_by[name] = above
+    stacks = []
+    for leaf in (n for n in recurrent if n not in fed_by.values()):
+        stack = [leaf]
+        while stack[0] in fed_by:
+            stack.insert(0, fed_by[stack[0]])
+        stacks.append(stack)
+    stack = stacks[choose_stack(stacks, [s[-1] for s in stacks], prefixes, source, "chains of LSTM/GRU layers, "
+                                "named by their last layer; any layer name of a chain chooses it")]
+    strict = len(stacks) == 1
+    names = []
+    between, above = up(stack[0])
+    while above is not None:
+        names[:0] = [above] + between
+        between, above = up(above)
+    names[:0] = between
+    for k, name in enumerate(stack):
+        if k:
+            names += up(name)[0]
+        names.append(name)
+    current, head_seen = stack[-1], False
+    while children.get(current):
+        readers = children[current]
+        if len(readers) > 1:
+            dense = [r for r in readers if by_name[r].get("class_name") == "Dense"]
+            if not head_seen and len(dense) == len(readers):
+                readers = [dense[choose_head(dense, prefixes, source)]]
+            elif strict:
+                raise InteropError(f"{source}: the output of {label(current)} is read by {len(readers)} layers "
+                                   f"({', '.join(map(repr, readers))}); only a chain can be stepped")
+            else:
+                break
+        kind = by_name[readers[0]].get("class_name")
+        if not strict and (head_seen or kind not in IGNORED + ("Dense",)):
+            break
+        names.append(readers[0])
+        head_seen = head_seen or kind == "Dense"
+        current = readers[0]
+    return [by_name[name] for name in names]
+
+
+def choose_head(dense: list, prefixes, source: str) -> int:
+    """The index of the Dense layer named in ``prefixes`` among ``dense``; ``AmbiguousModules``."""
+    named = [k for k, name in enumerate(dense) if name in prefixes]
+    if len(named) == 1:
+        return named[0]
+    raise AmbiguousModules(f"{source}: several Dense layers read the last recurrent layer: "
+                           f"{', '.join(map(repr, dense))}; choose one with --layer-prefix NAME",
+                           "output layer (Dense)", dense)
 
 
 def recognise(layers: list, weights: dict, source: str) -> tuple:
@@ -179,23 +312,31 @@ def _check_recurrent(cfg: dict, kind: str, label: str, source: str) -> None:
                            "reset_after=True, can be stepped exactly)")
 
 
-def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.random.Generator) -> str:
+def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.random.Generator,
+           input_layer: str | None = None) -> Parity:
     """Run the Keras model (any installed backend; torch when ``KERAS_BACKEND`` is unset and
-    TensorFlow, Keras' default, is absent) and ``model`` on the same random input; one line."""
+    TensorFlow, Keras' default, is absent) from ``input_layer`` (None: the model's input) to the
+    imported chain's last layer, and ``model``, on the same random input; one line."""
     if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") is None \
             and importlib.util.find_spec("torch") is not None:
         os.environ["KERAS_BACKEND"] = "torch"
     try:
         import keras
     except ImportError:
-        return ("parity: keras (with a backend) is not installed, so the source was not run; checked instead: "
-                "every layer's class, attributes and weight shapes")
+        return Parity("parity: keras (with a backend) is not installed, so the source was not run; checked "
+                      "instead: every layer's class, attributes and weight shapes")
     try:
         reference = keras.saving.load_model(source, compile=False)
     except Exception as e:  # Keras raises many types for files it cannot rebuild
-        return f"parity: keras {keras.__version__} could not load the file ({type(e).__name__}); not compared"
+        return Parity(f"parity: keras {keras.__version__} could not load the file ({type(e).__name__}); not compared")
     cfg = model.config
-    B, T = 2, reference.inputs[0].shape[1] or 7
+    try:
+        start = reference.inputs[0] if len(reference.inputs) == 1 else reference.get_layer(input_layer).output
+        end = reference.get_layer(found.names.get("head") or found.names["recurrent"][-1]).output
+    except Exception as e:  # Keras raises ValueError or AttributeError for a graph it cannot cut
+        return Parity(f"parity: keras {keras.__version__} could not take the imported layers out of the model "
+                      f"({type(e).__name__}); not compared")
+    B, T = 2, start.shape[1] or 7
     if cfg.input_kind == "dense":
         inputs = rng.standard_normal((B, T, cfg.input_size)).astype(np.float32)  # (B, T, D)
         feed = inputs
@@ -206,15 +347,16 @@ def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.
                 "onehot": np.eye(cfg.input_size, dtype=np.float32)[inputs]}[cfg.input_kind]  # (B, T, V)
     try:
         recurrent = [reference.get_layer(name) for name in found.names["recurrent"]]
-        probe = keras.Model(reference.inputs, [reference.outputs[0]] + [layer.output for layer in recurrent])
-        outs = [keras.ops.convert_to_numpy(o) for o in probe([feed], training=False)]
+        probe = keras.Model(start, [end] + [layer.output for layer in recurrent])
+        outs = [keras.ops.convert_to_numpy(o) for o in probe(feed, training=False)]
     except Exception as e:  # a model Keras cannot run on this input
-        return f"parity: keras {keras.__version__} could not run the model ({type(e).__name__}); not compared"
+        return Parity(f"parity: keras {keras.__version__} could not run the model ({type(e).__name__}); not compared")
     ours = model.forward(inputs)
     expected = ours.outputs if last_sequences else ours.outputs[:, -1]  # (B, T, O) or (B, O)
     d_out = float(np.abs(expected - outs[0]).max())
     d_state = max(float(np.abs(ours.state[k][0] - (h[:, -1] if h.ndim == 3 else h)).max())
                   for k, h in enumerate(outs[1:]))
     where = "" if last_sequences else " (the source predicts at the last step only)"
-    return (f"parity with keras {keras.__version__} ({keras.backend.backend()} backend, float32, {B}x{T} random "
-            f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}")
+    return Parity(f"parity with keras {keras.__version__} ({keras.backend.backend()} backend, float32, {B}x{T} random "
+                  f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}",
+                  max(d_out, d_state))

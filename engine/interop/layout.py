@@ -44,12 +44,33 @@ class InteropError(ValueError):
 
 class AmbiguousModules(InteropError):
     """Several modules of the file fit one role: ``role`` (e.g. "recurrent", "output layer
-    (nn.Linear)") and ``candidates``, the module names to choose from (``prefixes``)."""
+    (nn.Linear)"), ``candidates``, the module, layer or node names to choose from (``prefixes``),
+    and ``several``, whether more than one may be chosen."""
 
-    def __init__(self, message: str, role: str, candidates):
+    def __init__(self, message: str, role: str, candidates, several: bool = False):
         super().__init__(message)
         self.role = role
         self.candidates = list(candidates)
+        self.several = several  # True: several candidates may be chosen (stacked in the order given)
+
+
+def choose_stack(stacks: list, candidates: list, prefixes, source: str, what: str) -> int:
+    """The index of the stack ``prefixes`` name among ``stacks`` (each a list of names: layers,
+    nodes, initializers), with ``candidates`` naming each stack for the user. A stack is named
+    when one of its names equals a prefix (leading "/" ignored) or, failing that, starts with
+    one. The only stack is chosen without prefixes; otherwise ``AmbiguousModules`` lists the
+    candidates still in question (``what`` describes them in the message)."""
+    wanted = [p.lstrip("/") for p in prefixes if p]
+    names = [[n.lstrip("/") for n in stack] for stack in stacks]
+    chosen = [k for k, stack in enumerate(names) if any(n == p for n in stack for p in wanted)] or \
+        [k for k, stack in enumerate(names) if any(n.startswith(p) for n in stack for p in wanted)]
+    if len(chosen) == 1:
+        return chosen[0]
+    if len(stacks) == 1 and not chosen:
+        return 0
+    listing = ", ".join(repr(candidates[k]) for k in (chosen or range(len(stacks))))
+    raise AmbiguousModules(f"{source}: several recurrent stacks ({what}): {listing}; choose one with --layer-prefix "
+                           "NAME", "recurrent", [candidates[k] for k in (chosen or range(len(stacks)))])
 
 
 def reorder(a: np.ndarray, source: tuple, target: tuple, axis: int = -1) -> np.ndarray:
@@ -170,10 +191,19 @@ class Recognised:
     names: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Parity:
+    """A parity check's report ``line`` and ``worst``, the largest absolute difference measured
+    between the source framework and the imported model (None when they were not compared)."""
+
+    line: str
+    worst: float | None = None
+
+
 @dataclass
 class Loaded:
-    """A reader's result: what it recognised and ``parity(model, rng) -> str``, the report line
-    comparing the source framework's outputs with ``model``'s (or saying what was checked)."""
+    """A reader's result: what it recognised and ``parity(model, rng) -> Parity``, comparing the
+    source framework's outputs with ``model``'s (or saying what was checked)."""
 
     found: Recognised
     parity: Callable

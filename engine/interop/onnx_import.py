@@ -2,29 +2,58 @@
 ``Gather`` embedding before them and a ``MatMul`` (+ ``Add``) or ``Gemm`` head after them, with
 an optional ``Softmax`` or ``Tanh``.
 
-The graph is read in node order. Shape plumbing that exporters emit around recurrent nodes
-(``Shape``, ``Squeeze``, ``Transpose``, ``Concat``, ``Expand``, ...) carries no weights and is
-passed over; any other computing node is refused, naming it. Per recurrent node the gate
-blocks are reordered (LSTM i, o, f, c; GRU z, r, h) and ``B`` is split into its input and
-recurrent halves (``layout.from_onnx``). Refused, one line naming the node and attribute:
-``direction`` other than forward, non-default ``activations``, ``clip``, ``input_forget``,
-peepholes ``P``, ``sequence_lens``, non-zero constant initial states, and GRU
+The graph is followed along its data path, not read in node order: from the first recurrent
+node's input ``X`` back to the graph input, from each recurrent node to the next, and from the
+last one's ``Y`` (or ``Y_h``) forward to the output. Shape plumbing off that path (``Shape``,
+``Gather`` of a shape, ``Concat``, ``Expand``, ... that exporters emit for initial states)
+carries no weights and is passed over. On the path, only ``Gather`` (embedding or one-hot
+table), ``Cast``, ``Div`` by a constant (scaled index), ``Unsqueeze``/``Squeeze`` with
+constant axes, ``Transpose``, ``Identity``, ``Dropout``, the recurrent nodes and the head
+(``MatMul``/``Gemm``, ``Add`` of a constant, ``Softmax`` over the outputs, ``Tanh``) are
+understood; any other node there is refused, naming it.
+
+Axes. Every tensor on the path carries a label per axis: batch, time, features, the recurrent
+node's direction axis, or an axis of the graph input still unknown. A recurrent node states its
+input arrangement with ``layout`` (0, the default: ``X [seq, batch, feature]``, ``Y [seq, dirs,
+batch, hidden]``; 1: ``X [batch, seq, feature]``, ``Y [batch, seq, dirs, hidden]``; ONNX
+operator specification of ``LSTM``/``GRU``, opset 14), which fixes which graph-input axis is the
+batch and which the time; ``Transpose`` nodes on the way permute the labels. So a graph exported
+from ``nn.LSTM(batch_first=False)`` (input ``[T, B]``) and one from ``batch_first=True``
+(input ``[B, T]``, a ``Transpose`` before the node) are both fed and compared correctly. An
+arrangement that cannot be established (a ``Reshape`` on the path, ``Squeeze`` without axes,
+the time or batch axis landing on the features, a ``layout`` other than 0/1) is refused in one
+line naming the node and attribute.
+
+Per recurrent node the gate blocks are reordered (LSTM i, o, f, c; GRU z, r, h) and ``B`` is
+split into its input and recurrent halves (``layout.from_onnx``). Refused, one line naming the
+node and attribute: ``direction`` other than forward, non-default ``activations``, ``clip``,
+``input_forget``, peepholes ``P``, ``sequence_lens``, non-zero constant initial states, and GRU
 ``linear_before_reset=0`` (the candidate's recurrent term reset before the product, Keras
 ``reset_after=False``). A ``Gather`` from an identity matrix is a one-hot input; ``Cast`` +
 ``Div`` by a constant (lstmviz's own export) is a scaled index.
+
+Several recurrent stacks (recurrent nodes not fed by one another, e.g. two branches) are
+``AmbiguousModules``: ``prefixes`` (``--layer-prefix``) choose one by a node name or the
+prefix of a node name or of its ``W``/``R``/``B`` initializer names; the parity check then
+runs that stack's path only.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layout import InteropError, Loaded, Recognised, from_onnx
+from .layout import InteropError, Loaded, Parity, Recognised, choose_stack, from_onnx
 
 PLUMBING = {"Shape", "Squeeze", "Unsqueeze", "Transpose", "Reshape", "Concat", "Constant", "ConstantOfShape",
             "Expand", "Slice", "Cast", "Identity", "Dropout", "Flatten", "Gather"}
+RECURRENT_OPS = ("LSTM", "GRU")
+PASS_THROUGH = ("Identity", "Dropout", "Cast")  # same axes in and out; on the data input 0
 DEFAULT_ACTIVATIONS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"]}
+BATCH, TIME, FEATURES, HIDDEN, OUTPUTS, DIRECTIONS, ONE = "batch", "time", "features", "hidden", "outputs", "dirs", "1"
+SIZE_ONE = (DIRECTIONS, ONE)
 
 
 def read_onnx(source: str):
@@ -45,12 +74,13 @@ def read_onnx(source: str):
 
 
 def load(source: str, prefixes=()) -> Loaded:
-    """Read and recognise ``source``; parity runs onnxruntime when installed (``prefixes`` unused)."""
+    """Read and recognise ``source`` (``prefixes`` choose among several recurrent stacks);
+    parity runs onnxruntime when installed."""
     proto = read_onnx(source)
-    found, recurrent = recognise(proto.graph, source)
+    found, path = recognise(proto, source, prefixes)
 
-    def check(model, rng) -> str:
-        return parity(proto, recurrent, found, model, rng)
+    def check(model, rng) -> Parity:
+        return parity(proto, path, found, model, rng)
 
     return Loaded(found, check)
 
@@ -61,55 +91,222 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def recognise(graph, source: str) -> tuple:
-    """``(Recognised, recurrent nodes)`` for an ONNX graph (module docstring)."""
-    from onnx import numpy_helper
+def _label(node) -> str:
+    return f"node {node.name or node.output[0]!r} ({node.op_type})"
 
-    consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-    found, recurrent, cell = None, [], None
+
+@dataclass
+class DataPath:
+    """The chosen data path: the graph input's name and axis roles (``input_axes``, e.g.
+    ``["time", "batch"]``), the recurrent nodes in stack order, the tensor that ends the path
+    and its axis roles (``output_axes``, e.g. ``["batch", "time", "outputs"]``)."""
+
+    input_name: str
+    input_axes: list
+    recurrent: list
+    output_name: str
+    output_axes: list
+    input_dims: list = field(default_factory=list)
+    ends_in_softmax: bool = False
+
+
+class Graph:
+    """Producers, consumers and constants of an ONNX graph, for walking its data path."""
+
+    def __init__(self, proto, source: str):
+        from onnx import numpy_helper
+
+        graph = proto.graph
+        self.graph, self.source = graph, source
+        self.opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 13)
+        self.consts = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+                self.consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        self.producer = {out: node for node in graph.node for out in node.output if out}
+        self.consumers = {}
+        for node in graph.node:
+            for name in node.input:
+                if name and node.op_type != "Shape":
+                    self.consumers.setdefault(name, []).append(node)
+        self.inputs = {i.name: i for i in graph.input if i.name not in self.consts}
+        self.outputs = [o.name for o in graph.output]
+
+    def fail(self, node, what: str):
+        return InteropError(f"{self.source}: {_label(node)}: {what}")
+
+    def data_input(self, node) -> str:
+        """The input of ``node`` that carries the sequence (not a constant)."""
+        if node.op_type == "Gather":
+            return node.input[1]
+        if node.op_type in ("Add", "Mul", "Div", "Sub") and node.input[0] in self.consts:
+            return node.input[1]
+        return node.input[0]
+
+    def back_to_source(self, start: str, before) -> tuple:
+        """Walk back from tensor ``start`` (the ``X`` of recurrent node ``before``) over the
+        nodes ``_axes`` understands: ``(nodes in data order, the recurrent node or graph input
+        name where the walk ends)``."""
+        nodes, name = [], start
+        while name not in self.inputs:
+            node = self.producer.get(name)
+            if node is None:
+                raise InteropError(f"{self.source}: {_label(before)}: its input {start!r} does not come from the "
+                                   "graph input")
+            if node.op_type in RECURRENT_OPS:
+                if name != node.output[0]:
+                    raise self.fail(before, f"reads {name!r}, the final state of {_label(node)}, not its sequence Y")
+                return nodes[::-1], node
+            if node.op_type not in PASS_THROUGH + ("Gather", "Div", "Unsqueeze", "Squeeze", "Transpose"):
+                where = "between or after the recurrent layers" if self.after_recurrent(node) else \
+                    "before the recurrent layers"
+                raise InteropError(f"{self.source}: {_label(node)} {where} is not supported; only LSTM/GRU, a Gather "
+                                   "embedding and a MatMul/Gemm head can be stepped exactly")
+            nodes.append(node)
+            name = self.data_input(node)
+        return nodes[::-1], name
+
+    def after_recurrent(self, node) -> bool:
+        """True when a recurrent node is among ``node``'s ancestors."""
+        seen, todo = set(), [i for i in node.input if i]
+        while todo:
+            name = todo.pop()
+            producer = self.producer.get(name)
+            if producer is None or name in seen:
+                continue
+            seen.add(name)
+            if producer.op_type in RECURRENT_OPS:
+                return True
+            todo += [i for i in producer.input if i]
+        return False
+
+    def forward(self, last, stop_at_unknown: bool) -> tuple:
+        """From the last recurrent node's ``Y`` (or ``Y_h`` when only that is read) forward over
+        the head: ``(nodes in order, the output of the recurrent node where the walk starts)``.
+        An unknown node ends the walk when ``stop_at_unknown`` (a stack chosen inside a larger
+        graph), else it is refused."""
+        outs = list(last.output) + ["", ""]
+        start = outs[0]
+        if not (self.consumers.get(outs[0]) or outs[0] in self.outputs) and self.consumers.get(outs[1]):
+            start = outs[1]
+        nodes, name, head_seen = [], start, False
+        while True:
+            readers = self.consumers.get(name, [])
+            if not readers:
+                return nodes, start
+            if len(readers) > 1:
+                if stop_at_unknown:
+                    return nodes, start
+                raise InteropError(f"{self.source}: {name!r} is read by {len(readers)} nodes "
+                                   f"({', '.join(_label(n) for n in readers)}); only a chain can be stepped")
+            node = readers[0]
+            known = node.op_type in PASS_THROUGH + ("Squeeze", "Unsqueeze", "Transpose", "MatMul", "Gemm", "Add",
+                                                    "Softmax", "Tanh")
+            if not known or node.op_type in RECURRENT_OPS:
+                if stop_at_unknown:
+                    return nodes, start
+                where = "after the output layer" if head_seen else "between or after the recurrent layers"
+                raise InteropError(f"{self.source}: {_label(node)} {where} is not supported; only LSTM/GRU, a Gather "
+                                   "embedding and a MatMul/Gemm head can be stepped exactly")
+            head_seen = head_seen or node.op_type in ("MatMul", "Gemm")
+            nodes.append(node)
+            name = node.output[0]
+
+
+def stacks(g: Graph) -> list:
+    """The recurrent stacks of the graph: lists of recurrent nodes, each fed by the one before."""
+    recurrent = [n for n in g.graph.node if n.op_type in RECURRENT_OPS]
+    fed_by = {}
+    for node in recurrent:
+        _, source = g.back_to_source(node.input[0], node)
+        if not isinstance(source, str):
+            if id(source) in fed_by.values():
+                raise g.fail(source, "its output feeds two recurrent nodes; only one chain can be stepped")
+            fed_by[id(node)] = id(source)
+    by_id = {id(n): n for n in recurrent}
+    feeds = {v: k for k, v in fed_by.items()}
+    out = []
+    for node in recurrent:
+        if id(node) in fed_by:
+            continue
+        stack = [node]
+        while id(stack[-1]) in feeds:
+            stack.append(by_id[feeds[id(stack[-1])]])
+        out.append(stack)
+    return out
+
+
+def _name(node) -> str:
+    return node.name or node.output[0]
+
+
+def recognise(proto, source: str, prefixes=()) -> tuple:
+    """``(Recognised, DataPath)`` for an ONNX model (module docstring)."""
+    g = Graph(proto, source)
+    graph = proto.graph
+    found_stacks = stacks(g)
+    if not found_stacks:
+        raise InteropError(f"{source}: no ONNX LSTM or GRU node found")
+    if len(found_stacks) == 1:
+        for node in graph.node:
+            if node.op_type not in PLUMBING | {"MatMul", "Gemm", "Add", "Softmax", "Tanh", "Div", *RECURRENT_OPS}:
+                where = "between or after the recurrent layers" if g.after_recurrent(node) else \
+                    "before the recurrent layers"
+                raise InteropError(f"{source}: {_label(node)} {where} is not supported; only LSTM/GRU, a Gather "
+                                   "embedding and a MatMul/Gemm head can be stepped exactly")
+    stack = found_stacks[choose_stack(
+        [[name for n in stack for name in (_name(n), *[i for i in list(n.input)[1:4] if i])] for stack in found_stacks],
+        [_name(stack[0]) for stack in found_stacks], prefixes, source,
+        "LSTM/GRU nodes not fed by one another, named by their first node; a node name or a prefix of node or "
+        "initializer names chooses")]
+    cells = {n.op_type for n in stack}
+    if len(cells) > 1:
+        raise g.fail(stack[1], "mixed LSTM and GRU layers are not supported")
+    found = Recognised(cell=stack[0].op_type.lower(), layers=[_recurrent_layer(n, g) for n in stack])
+    found.names = {"recurrent": [_name(n) for n in stack],
+                   "initial states from graph inputs, taken as zeros": [
+                       i for n in stack for i in list(n.input)[5:7] if i in g.inputs]}
+    before, graph_input = g.back_to_source(stack[0].input[0], stack[0])
+    after, start = g.forward(stack[-1], stop_at_unknown=len(found_stacks) > 1)
+    path = _axes(g, graph_input, before, stack, after, start)
+    _recognise_ends(g, found, before, after)
+    return found, path
+
+
+def _recognise_ends(g: Graph, found: Recognised, before: list, after: list) -> None:
+    """The embedding / one-hot / scaled index before the stack and the head after it."""
     embed = onehot_size = scale = None
-    head_W = head_b = activation = None
-    for node in graph.node:
-        op, label = node.op_type, f"node {node.name or node.output[0]!r} ({node.op_type})"
-        if op in ("LSTM", "GRU"):
-            if head_W is not None:
-                raise InteropError(f"{source}: {label} comes after the output layer")
-            kind = op.lower()
-            if cell is not None and kind != cell:
-                raise InteropError(f"{source}: {label}: mixed LSTM and GRU layers are not supported")
-            cell = kind
-            recurrent.append(node)
-            layer = _recurrent_layer(node, consts, source, label)
-            found = found or Recognised(cell=cell, layers=[])
-            found.layers.append(layer)
-        elif op == "Gather" and node.input[0] in consts and consts[node.input[0]].ndim == 2:
-            if recurrent:
-                raise InteropError(f"{source}: {label}: a table lookup after the recurrent layers is not supported")
-            table = consts[node.input[0]]
+    for node in before:
+        if node.op_type == "Gather":
+            if node.input[0] not in g.consts or g.consts[node.input[0]].ndim != 2:
+                raise g.fail(node, "a lookup whose table is not a constant 2-D initializer is not supported")
+            if embed is not None or onehot_size is not None:
+                raise g.fail(node, "a second table lookup is not supported")
+            table = g.consts[node.input[0]]  # (V, E)
             if table.shape[0] == table.shape[1] and np.array_equal(table, np.eye(table.shape[0])):
                 onehot_size = table.shape[0]
             else:
                 embed = table.copy()  # (V, E)
-        elif op == "Div" and not recurrent and node.input[1] in consts and consts[node.input[1]].size == 1:
-            scale = float(consts[node.input[1]].reshape(()))
-        elif op in ("MatMul", "Gemm") and recurrent and head_W is None:
-            head_W, head_b = _head(node, consts, source, label)
-        elif op == "Add" and head_W is not None and head_b is None and any(i in consts for i in node.input):
-            head_b = np.asarray(consts[next(i for i in node.input if i in consts)]).reshape(-1)  # (O,)
-        elif op in ("Softmax", "Tanh") and head_W is not None and activation is None:
-            activation = "softmax" if op == "Softmax" else "tanh"
-        elif op in PLUMBING:
-            continue
-        else:
-            where = "after the output layer" if head_W is not None else (
-                "between or after the recurrent layers" if recurrent else "before the recurrent layers")
-            raise InteropError(f"{source}: {label} {where} is not supported; only LSTM/GRU, a Gather embedding "
-                               "and a MatMul/Gemm head can be stepped exactly")
-    if found is None:
-        raise InteropError(f"{source}: no ONNX LSTM or GRU node found")
+        elif node.op_type == "Div":
+            divisor = node.input[1]
+            if divisor not in g.consts or g.consts[divisor].size != 1:
+                raise g.fail(node, "a division by something other than one constant is not supported")
+            scale = float(g.consts[divisor].reshape(()))
+    head_W = head_b = activation = None
+    for node in after:
+        if node.op_type in ("MatMul", "Gemm"):
+            if head_W is not None:
+                raise g.fail(node, "a second output layer is not supported")
+            head_W, head_b = _head(node, g)
+        elif node.op_type == "Add":
+            bias = next((i for i in node.input if i in g.consts), None)
+            if head_W is None or head_b is not None or bias is None:
+                raise g.fail(node, "only the output layer's bias can be added")
+            head_b = np.asarray(g.consts[bias]).reshape(-1)  # (O,)
+        elif node.op_type in ("Softmax", "Tanh"):
+            if head_W is None or activation is not None:
+                raise g.fail(node, "only one activation after the output layer is supported")
+            activation = "softmax" if node.op_type == "Softmax" else "tanh"
     found.embed = embed
     found.scaled_index = scale is not None
     found.index_scale = scale
@@ -118,13 +315,125 @@ def recognise(graph, source: str) -> tuple:
             head_b = np.zeros(head_W.shape[1], head_W.dtype)  # (O,)
         found.head = (head_W, head_b)
         found.head_activation = activation or ("softmax" if embed is not None or onehot_size else "linear")
-    found.names = {"recurrent": [n.name or n.output[0] for n in recurrent]}
-    return found, recurrent
 
 
-def _recurrent_layer(node, consts: dict, source: str, label: str) -> dict:
+def _const_axes(node, g: Graph) -> list | None:
+    """The ``axes`` of a Squeeze/Unsqueeze (input 1 from opset 13, else the attribute); None if absent."""
+    if len(node.input) > 1 and node.input[1]:
+        if node.input[1] not in g.consts:
+            raise g.fail(node, "axes that are not a constant: cannot establish the batch and time axes")
+        return [int(a) for a in np.asarray(g.consts[node.input[1]]).reshape(-1)]
+    axes = _attrs(node).get("axes")
+    return None if axes is None else [int(a) for a in axes]
+
+
+def _axes(g: Graph, graph_input: str, before: list, stack: list, after: list, start: str) -> DataPath:
+    """Follow the axis labels along the path (module docstring) and return the ``DataPath``;
+    ``InteropError`` naming the node and attribute where the arrangement cannot be established."""
+    info = g.inputs[graph_input]
+    dims = [d.dim_value if d.dim_value > 0 else None for d in info.type.tensor_type.shape.dim]
+    if not info.type.tensor_type.HasField("shape") or not dims:
+        raise InteropError(f"{g.source}: graph input {graph_input!r} has no stated rank: cannot establish its "
+                           "batch and time axes")
+    roles = {}  # unknown input axis -> role
+    labels = [("input", k) for k in range(len(dims))]
+
+    def resolve(axes):
+        return [roles.get(a, a) for a in axes]
+
+    def step(node, labels):
+        op = node.op_type
+        if op in PASS_THROUGH or op in ("Div", "Tanh") or (op == "Add"):
+            return labels
+        if op == "Gather":
+            if _attrs(node).get("axis", 0) != 0:
+                raise g.fail(node, "a lookup along an axis other than 0 is not supported")
+            return labels + [FEATURES]
+        if op == "Transpose":
+            perm = _attrs(node).get("perm", list(range(len(labels)))[::-1])
+            return [labels[p] for p in perm]
+        if op in ("Squeeze", "Unsqueeze"):
+            axes = _const_axes(node, g)
+            if axes is None:
+                raise g.fail(node, "no axes given (a batch or time of size 1 would be squeezed too): cannot "
+                                   "establish the batch and time axes")
+            if op == "Unsqueeze":
+                out = list(labels)
+                rank = len(labels) + len(axes)
+                for a in sorted(a % rank for a in axes):
+                    out.insert(a, ONE)
+                return out
+            axes = {a % len(labels) for a in axes}
+            if any(resolve([labels[a]])[0] not in SIZE_ONE for a in axes):
+                raise g.fail(node, f"axes={sorted(axes)} removes a batch, time or feature axis: cannot establish "
+                                   "the arrangement")
+            return [a for k, a in enumerate(labels) if k not in axes]
+        if op in ("MatMul", "Gemm"):
+            if resolve(labels)[-1] != HIDDEN:
+                raise g.fail(node, "the output layer does not read the hidden units on the last axis")
+            return labels[:-1] + [OUTPUTS]
+        if op == "Softmax":
+            rank = len(labels)
+            axis = _attrs(node).get("axis", -1 if g.opset >= 13 else 1) % rank
+            if axis != rank - 1 or labels[axis] != OUTPUTS:
+                raise g.fail(node, f"axis={axis} is not the output axis (the last): not a per-step softmax")
+            return labels
+        raise g.fail(node, "cannot establish the batch and time axes through this node")
+
+    for node in before:
+        labels = step(node, labels)
+    y_labels = None  # the axes of the previous recurrent node's Y
+    for k, node in enumerate(stack):
+        if k:
+            between, _ = g.back_to_source(node.input[0], node)
+            labels = list(y_labels)
+            for n in between:
+                labels = step(n, labels)
+        layout = _attrs(node).get("layout", 0)
+        if layout not in (0, 1):
+            raise g.fail(node, f"layout={layout} is not 0 or 1")
+        if len(labels) != 3:
+            raise g.fail(node, f"its input X has {len(labels)} axes, not 3: cannot establish the arrangement")
+        want = [TIME, BATCH] if layout == 0 else [BATCH, TIME]
+        features = resolve(labels)[2]
+        if features in (TIME, BATCH) or (k and features != HIDDEN):
+            raise g.fail(node, f"layout={layout}: axis 2 of its input X is not the features")
+        for label, role in zip(labels[:2], want):
+            role_now = resolve([label])[0]
+            if isinstance(role_now, tuple):
+                if role in roles.values():
+                    raise g.fail(node, f"layout={layout}: the {role} axis would be two axes of the graph input")
+                roles[role_now] = role
+            elif role_now != role:
+                raise g.fail(node, f"layout={layout} reads axis {labels.index(label)} of X as the {role} axis, but "
+                                   f"it is the {role_now} axis")
+        if isinstance(labels[2], tuple):
+            roles[labels[2]] = FEATURES
+        y_labels = [TIME, DIRECTIONS, BATCH, HIDDEN] if layout == 0 else [BATCH, TIME, DIRECTIONS, HIDDEN]
+    last_layout = _attrs(stack[-1]).get("layout", 0)
+    if start == stack[-1].output[0]:
+        labels = y_labels
+    else:
+        labels = [DIRECTIONS, BATCH, HIDDEN] if last_layout == 0 else [BATCH, DIRECTIONS, HIDDEN]
+    for node in after:
+        labels = step(node, labels)
+    input_axes = resolve([("input", k) for k in range(len(dims))])
+    unknown = [k for k, a in enumerate(input_axes) if isinstance(a, tuple)]
+    if unknown:
+        raise InteropError(f"{g.source}: graph input {graph_input!r}: cannot establish what axis {unknown[0]} is")
+    labels = resolve(labels)
+    end = after[-1].output[0] if after else start
+    if BATCH not in labels or labels[-1] not in (OUTPUTS, HIDDEN) or \
+            any(a not in (BATCH, TIME, OUTPUTS, HIDDEN) + SIZE_ONE for a in labels):
+        raise InteropError(f"{g.source}: the output {end!r} has axes {labels}: cannot compare it per batch and step")
+    return DataPath(graph_input, input_axes, stack, end, labels, dims,
+                    ends_in_softmax=any(n.op_type == "Softmax" for n in after))
+
+
+def _recurrent_layer(node, g: Graph) -> dict:
     attrs = _attrs(node)
-    op = node.op_type
+    op, source, label = node.op_type, g.source, _label(node)
+    consts = g.consts
     if attrs.get("direction", b"forward") not in (b"forward", "forward"):
         raise InteropError(f"{source}: {label}: direction={attrs['direction']!r} (bidirectional or reverse) "
                            "is not supported")
@@ -157,63 +466,136 @@ def _recurrent_layer(node, consts: dict, source: str, label: str) -> dict:
     return from_onnx(op.lower(), W, R, B)
 
 
-def _head(node, consts: dict, source: str, label: str) -> tuple:
+def _head(node, g: Graph) -> tuple:
     """``(W (H, O), b (O,) or None)`` from a MatMul or Gemm node whose weight is a constant."""
+    consts = g.consts
     if node.input[1] not in consts:
-        raise InteropError(f"{source}: {label}: the output layer's weight is not a constant initializer")
+        raise g.fail(node, "the output layer's weight is not a constant initializer")
     W = np.asarray(consts[node.input[1]])  # (H, O) or (O, H)
     if node.op_type == "MatMul":
         return W.copy(), None
     attrs = _attrs(node)
     if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-        raise InteropError(f"{source}: {label}: Gemm with alpha, beta or transA is not supported")
+        raise g.fail(node, "Gemm with alpha, beta or transA is not supported")
     W = W.T.copy() if attrs.get("transB", 0) else W.copy()
     b = np.asarray(consts[node.input[2]]).reshape(-1) if len(node.input) > 2 and node.input[2] in consts else None
     return W, b
 
 
-def parity(proto, recurrent: list, found: Recognised, model, rng: np.random.Generator) -> str:
-    """Run the ONNX graph in onnxruntime and ``model`` on the same random input; one line."""
+def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Generator) -> Parity:
+    """Run the ONNX graph in onnxruntime and ``model`` on the same random input, arranged as
+    the graph's input axes say (``DataPath``); compare the path's end, brought back to
+    ``(B, T, O)`` (or ``(B, O)`` when the graph reads the last step only), and the final states."""
     try:
         import onnxruntime
     except ImportError:
-        return ("parity: onnxruntime is not installed, so the source was not run; checked instead: every "
-                "node, attribute and initializer shape of the graph")
+        return Parity("parity: onnxruntime is not installed, so the source was not run; checked instead: every "
+                      "node's type, attributes and initializer shapes, and the axes along the data path")
     import onnx
     from onnx import helper
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # a copy to add outputs to
-    init_names = {i.name for i in proto.graph.initializer}
-    graph_input = next(i for i in proto.graph.input if i.name not in init_names)
-    dims = [d.dim_value if d.dim_value > 0 else None for d in graph_input.type.tensor_type.shape.dim]
-    B, T = dims[0] or 2, dims[1] or 7
+    zeros = _zero_states(proto, path.input_name, path.input_dims[path.input_axes.index(BATCH)] or 2)
+    batchwise = _as_time_major(proto)
+    ours_axis = {BATCH: 0, TIME: 1, FEATURES: 2}
+    B = path.input_dims[path.input_axes.index(BATCH)] or 2
+    T = path.input_dims[path.input_axes.index(TIME)] or 7
     cfg = model.config
     if cfg.input_kind == "dense":
         inputs = rng.standard_normal((B, T, cfg.input_size)).astype(np.float32)  # (B, T, D)
     else:
         inputs = rng.integers(0, cfg.input_size, (B, T))  # (B, T)
-    elem = graph_input.type.tensor_type.elem_type
-    feed = inputs.astype(helper.tensor_dtype_to_np_dtype(elem))
-    finals = {(k, j): node.output[j + 1] for k, node in enumerate(recurrent) for j in (0, 1)
+    elem = next(i for i in proto.graph.input if i.name == path.input_name).type.tensor_type.elem_type
+    feed = inputs.transpose([ours_axis[a] for a in path.input_axes]).astype(helper.tensor_dtype_to_np_dtype(elem))
+    finals = {(k, j): node.output[j + 1] for k, node in enumerate(path.recurrent) for j in (0, 1)
               if len(node.output) > j + 1 and node.output[j + 1]}  # (layer, state index) -> Y_h / Y_c
     existing = {o.name for o in proto.graph.output}
-    for name in finals.values():
+    for name in [path.output_name, *finals.values()]:
         if name not in existing:
             proto.graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    results = dict(zip(names, session.run(None, {graph_input.name: feed})))
-    out = np.asarray(results[proto.graph.output[0].name], np.float64)
-    if cfg.head == "softmax" and found.head_activation == "softmax" and not any(
-            n.op_type == "Softmax" for n in proto.graph.node):
+            existing.add(name)
+    where = f"parity with onnxruntime {onnxruntime.__version__}"
+    feeds = {path.input_name: feed, **zeros}
+    try:
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        results = dict(zip(names, session.run(None, feeds)))
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidArgument types for graphs it cannot run
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return Parity(f"parity: onnxruntime {onnxruntime.__version__} could not run the graph ({first}); not compared")
+    out = np.asarray(results[path.output_name], np.float64)
+    if out.ndim != len(path.output_axes) or any(out.shape[k] != 1 for k, a in enumerate(path.output_axes)
+                                                 if a in SIZE_ONE):
+        return Parity(f"{where}: {path.output_name!r} has shape {out.shape}, not the axes {path.output_axes}: "
+                      "outputs not compared")
+    kept = [a for a in path.output_axes if a not in SIZE_ONE]
+    out = out.reshape([n for n, a in zip(out.shape, path.output_axes) if a not in SIZE_ONE])
+    order = [a for a in (BATCH, TIME, OUTPUTS, HIDDEN) if a in kept]
+    out = out.transpose([kept.index(a) for a in order])  # (B, T, O) or (B, O)
+    if cfg.head == "softmax" and not path.ends_in_softmax:
         out = np.exp(out - out.max(-1, keepdims=True))
         out /= out.sum(-1, keepdims=True)  # the graph ends in logits: compare probabilities
     ours = model.forward(inputs)
-    if out.shape != ours.outputs.shape:
-        return (f"parity with onnxruntime {onnxruntime.__version__}: the graph's first output has shape {out.shape}, "
-                f"ours {ours.outputs.shape}: outputs not compared")
-    d_out = float(np.abs(ours.outputs - out).max())
-    d_state = max(float(np.abs(ours.state[k][j] - results[name].reshape(B, -1)).max())
-                  for (k, j), name in finals.items())
-    return (f"parity with onnxruntime {onnxruntime.__version__} (float32, {B}x{T} random inputs): "
-            f"max |d outputs| = {d_out:.2e}, max |d final state| = {d_state:.2e}")
+    expected = ours.outputs if TIME in kept else ours.outputs[:, -1]  # (B, T, O) or (B, O)
+    if out.shape != expected.shape:
+        return Parity(f"{where}: {path.output_name!r} has shape {out.shape}, ours {expected.shape}: outputs not "
+                      "compared")
+    d_out = float(np.abs(expected - out).max())
+    d_state = max((float(np.abs(ours.state[k][j] - results[name].reshape(B, -1)).max())
+                   for (k, j), name in finals.items()), default=0.0)
+    last = "" if TIME in kept else " (the graph reads the last step only)"
+    axes = " x ".join({BATCH: "batch", TIME: "time", FEATURES: "features"}[a] for a in path.input_axes)
+    rewritten = (f"; {len(batchwise)} layout=1 node(s) run as their specified equivalent, Transpose + layout=0 + "
+                 "Transpose, which onnxruntime needs") if batchwise else ""
+    return Parity(f"{where} (float32, {B}x{T} random inputs fed as [{axes}]{rewritten}): max |d outputs| = "
+                  f"{d_out:.2e}{last}, max |d final state| = {d_state:.2e}", max(d_out, d_state))
+
+
+def _zero_states(proto, sequence_input: str, B: int) -> dict:
+    """Zeros for the graph inputs other than the sequence that feed a recurrent node's
+    ``initial_h``/``initial_c`` (the imported model starts from zero states, as the viewer
+    does): ``{name: (1, B, H) float32}``, or ``(B, 1, H)`` for a ``layout=1`` node."""
+    inputs = {i.name for i in proto.graph.input} - {i.name for i in proto.graph.initializer} - {sequence_input}
+    zeros = {}
+    for node in proto.graph.node:
+        if node.op_type in RECURRENT_OPS:
+            H = _attrs(node)["hidden_size"]
+            for slot in (5, 6):
+                if len(node.input) > slot and node.input[slot] in inputs:
+                    shape = (B, 1, H) if _attrs(node).get("layout", 0) == 1 else (1, B, H)  # dirs = 1
+                    zeros[node.input[slot]] = np.zeros(shape, np.float32)
+    return zeros
+
+
+def _as_time_major(proto) -> list:
+    """Rewrite, in place, each recurrent node of ``proto`` with ``layout=1`` (which onnxruntime's
+    CPU kernels do not run) into the form the ONNX specification defines it
+    by: ``X``, ``initial_h``, ``initial_c`` transposed to time-major, the node with
+    ``layout=0``, and ``Y [T, dirs, B, H]`` / ``Y_h``, ``Y_c [dirs, B, H]`` transposed back.
+    Returns the rewritten nodes' names."""
+    from onnx import helper
+
+    nodes, done = [], []
+    for node in proto.graph.node:
+        if node.op_type not in RECURRENT_OPS or _attrs(node).get("layout", 0) != 1:
+            nodes.append(node)
+            continue
+        tag = _name(node)
+        for slot in (0, 5, 6):
+            if len(node.input) > slot and node.input[slot]:
+                nodes.append(helper.make_node("Transpose", [node.input[slot]], [f"{tag}/tm_in{slot}"], perm=[1, 0, 2]))
+                node.input[slot] = f"{tag}/tm_in{slot}"
+        after = []
+        for slot, out in enumerate(node.output):
+            if out:
+                perm = [2, 0, 1, 3] if slot == 0 else [1, 0, 2]
+                after.append(helper.make_node("Transpose", [f"{tag}/tm_out{slot}"], [out], perm=perm))
+                node.output[slot] = f"{tag}/tm_out{slot}"
+        kept = [a for a in node.attribute if a.name != "layout"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        nodes += [node] + after
+        done.append(tag)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return done

@@ -26,7 +26,7 @@ import zipfile
 
 import numpy as np
 
-from .layout import AmbiguousModules, InteropError, Loaded, Recognised, from_torch
+from .layout import AmbiguousModules, InteropError, Loaded, Parity, Recognised, from_torch
 
 RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(?P<layer>\d+)"
                      r"(?P<reverse>_reverse)?$")
@@ -42,10 +42,10 @@ def load_tensors(tensors: dict, source: str, prefixes=()) -> Loaded:
     messages."""
     found = recognise(tensors, source, prefixes)
 
-    def check(model, rng) -> str:
+    def check(model, rng) -> Parity:
         if not torch_available():
-            return ("parity: torch is not installed, so the source was not run; checked instead: every tensor's "
-                    "name and shape against nn.LSTM/nn.GRU, nn.Embedding and nn.Linear")
+            return Parity("parity: torch is not installed, so the source was not run; checked instead: every "
+                          "tensor's name and shape against nn.LSTM/nn.GRU, nn.Embedding and nn.Linear")
         return parity(tensors, found, model, rng)
 
     return Loaded(found, check)
@@ -167,7 +167,8 @@ def recognise(tensors: dict, source: str, prefixes=()) -> Recognised:
         if len(modules) > 1:
             names = [m.rstrip(".") for m in modules]
             raise AmbiguousModules(f"{source}: several recurrent modules: {_listing(names)}; choose with "
-                                   "--layer-prefix NAME (several are stacked in the order given)", "recurrent", names)
+                                   "--layer-prefix NAME (several are stacked in the order given)", "recurrent", names,
+                                   several=True)
         chosen = list(modules)
     cells = {modules[p][0] for p in chosen}
     if len(cells) > 1:
@@ -220,7 +221,7 @@ def _listing(names) -> str:
     return ", ".join(repr(n) for n in names)
 
 
-def parity(tensors: dict, found: Recognised, model, rng: np.random.Generator) -> str:
+def parity(tensors: dict, found: Recognised, model, rng: np.random.Generator) -> Parity:
     """Run the source tensors in torch's own modules (``nn.Embedding``, ``nn.LSTM``/``nn.GRU``,
     ``nn.Linear``, float32) and ``model`` on the same random input; one line with the largest
     absolute differences of the outputs and final states. Needs torch."""
@@ -264,7 +265,7 @@ def recurrent_layer_count(tensors: dict, prefix: str) -> int:
     return k
 
 
-def compare_torch(reference, model, rng: np.random.Generator, B: int = 2, T: int = 7) -> str:
+def compare_torch(reference, model, rng: np.random.Generator, B: int = 2, T: int = 7) -> Parity:
     """Largest absolute differences between ``reference`` (``export.TorchModel``) and ``model``
     on random inputs: one line for the parity report."""
     import torch
@@ -280,5 +281,5 @@ def compare_torch(reference, model, rng: np.random.Generator, B: int = 2, T: int
     d_out = float(np.abs(ours.outputs - out.numpy()).max())
     d_state = max(float(np.abs(np.stack([s[j] for s in ours.state]) - f.numpy()).max())
                   for j, f in enumerate(finals))
-    return f"parity with torch {torch.__version__} (float32, {B}x{T} random inputs): max |d outputs| = {d_out:.2e}, " \
-           f"max |d final state| = {d_state:.2e}"
+    return Parity(f"parity with torch {torch.__version__} (float32, {B}x{T} random inputs): max |d outputs| = "
+                  f"{d_out:.2e}, max |d final state| = {d_state:.2e}", max(d_out, d_state))

@@ -23,7 +23,7 @@ from PySide6 import QtWidgets
 from engine.analysis.intervene import MODES, Intervention, intervene, sample_pair
 
 from ..plots import room_for_end_tick_labels
-from .base import AnalysisPanel, layer_box, quantity_box
+from .base import QUANTITY_LABELS, AnalysisPanel, layer_box, quantity_box
 from .jobs import text_source
 
 BARS = 10  # most likely next characters shown
@@ -145,8 +145,16 @@ class InterventionPanel(AnalysisPanel):
 
     def _on_model_changed(self) -> None:
         self.unit.setRange(0, max(0, self.session.hidden_size - 1))
-        fits = [iv for iv in self.interventions
-                if iv.layer < self.session.num_layers and iv.unit < self.session.hidden_size]
+        model = self.session.model
+        names = ("h", "c", "i", "f", "g", "o") if model is None or model.config.cell == "lstm" else ("h",)  # editable
+        if [self.quantity.itemData(k) for k in range(self.quantity.count())] != list(names):
+            current = self.quantity.currentData()
+            self.quantity.clear()
+            for name in names:
+                self.quantity.addItem(QUANTITY_LABELS[name], name)
+            self.quantity.setCurrentIndex(max(0, self.quantity.findData(current)))
+        fits = [iv for iv in self.interventions if iv.layer < self.session.num_layers
+                and iv.unit < self.session.hidden_size and iv.quantity in names]
         if fits != self.interventions:
             self.interventions = fits
             self._show_list()

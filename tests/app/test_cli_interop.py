@@ -1,6 +1,8 @@
 """``lstmviz import`` and ``lstmviz export-weights`` through ``main([...])``: the report and
 checkpoint on success; one line, exit 2 and nothing written on bad input."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,23 @@ def test_export_weights_refuses_a_bad_checkpoint_and_a_bad_format(capsys, tmp_pa
     assert code == 2 and "not an .npz (zip) archive" in err and not (tmp_path / "w.onnx").exists()
     code, _, err = run(capsys, "export-weights", tmp_path / "bad.npz", "--format", "tflite", "--out", tmp_path / "w")
     assert code == 2 and "invalid choice: 'tflite'" in err
+
+
+@pytest.mark.parametrize("framework", ("torch", "keras", "onnx"))
+def test_several_recurrent_stacks_are_listed_then_chosen_with_layer_prefix(capsys, tmp_path, framework):
+    from .interop_files import BRANCH_UNITS, two_stacks
+
+    path, candidates = two_stacks(framework, tmp_path, 4)
+    code, _, err = run(capsys, "import", path, "--out", tmp_path / "m.npz", "--vocab-chars", "abcd")
+    assert code == 2 and err.count("\n") == 1 and "--layer-prefix" in err
+    assert ", ".join(repr(c) for c in candidates) in err and not (tmp_path / "m.npz").exists()
+    for branch, chosen in zip("ab", candidates):
+        out_file = tmp_path / f"{branch}.npz"
+        code, out, err = run(capsys, "import", path, "--out", out_file, "--vocab-chars", "abcd",
+                             "--layer-prefix", chosen)
+        assert (code, err) == (0, ""), err
+        assert chosen in next(line for line in out.splitlines() if line.startswith("recurrent: "))
+        parity = next(line for line in out.splitlines() if line.startswith("parity with"))
+        assert max(float(x) for x in re.findall(r"= ([0-9.e+-]+)", parity)) <= 1e-5
+        model = load_char_checkpoint(out_file).model
+        assert (model.config.hidden_size, model.config.output_size) == (BRANCH_UNITS[branch], 4)

@@ -15,6 +15,9 @@ from engine.checkpoint import load_checkpoint  # noqa: E402
 from lstmviz import dialogs  # noqa: E402
 
 from . import helpers  # noqa: E402
+from .interop_files import BRANCH_UNITS, two_stacks  # noqa: E402
+
+REAL_ASK_MODULES = dialogs.ask_modules  # before the ``asked`` fixture replaces it
 
 
 class CharGRU(torch.nn.Module):
@@ -229,3 +232,32 @@ def test_an_import_running_when_the_window_closes_is_dropped_without_dialogs(qtb
     threads.stop_all()  # what closing the window does
     assert window.importer.outcome == "cancelled" and not window.importer.busy
     assert asked[1]["report"] == [] and errors == [] and window.session.model is before
+
+
+@pytest.mark.parametrize("framework", ("torch", "keras", "onnx"))
+def test_several_recurrent_stacks_are_chosen_in_the_real_dialog(qtbot, window, vocab, tmp_path, asked, errors,
+                                                                monkeypatch, framework):
+    """The module choice goes through the real ``dialogs.ask_modules``, its ``exec`` replaced by
+    selecting the second candidate (branch b) and accepting; the other dialogs are answered."""
+    from PySide6 import QtWidgets
+
+    path, candidates = two_stacks(framework, tmp_path, len(vocab))
+    listed = []
+
+    def choose_b(dialog):
+        choices = dialog.findChild(QtWidgets.QListWidget)
+        listed.append(([choices.item(k).text() for k in range(choices.count())], choices.selectionMode()))
+        choices.item(1).setSelected(True)
+        return QtWidgets.QDialog.Accepted
+
+    monkeypatch.setattr(dialogs, "ask_modules", REAL_ASK_MODULES)
+    monkeypatch.setattr(QtWidgets.QDialog, "exec", choose_b)
+    assert run_import(qtbot, window, path, asked) == "opened"
+    several = QtWidgets.QAbstractItemView.MultiSelection if framework == "torch" else \
+        QtWidgets.QAbstractItemView.SingleSelection
+    assert listed == [(candidates, several)] and errors == []
+    config = window.session.model.config
+    assert (config.hidden_size, config.output_size, config.input_kind) == (BRANCH_UNITS["b"], len(vocab), "embedding")
+    report = asked[1]["report"][0]
+    assert candidates[1] in next(line for line in report if line.startswith("recurrent: "))
+    assert any(line.startswith("parity with") for line in report)

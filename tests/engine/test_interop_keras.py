@@ -206,3 +206,79 @@ def test_legacy_h5_written_by_keras_2(tmp_path):
     assert (cfg.input_kind, cfg.head, cfg.hidden_size) == ("scaled_index", "softmax", 3)
     np.testing.assert_array_equal(result.model.params["l0.Wx"], kernel.astype(np.float32))
     np.testing.assert_array_equal(result.model.params["head.W"], W.astype(np.float32))
+
+
+# --- functional models with several recurrent stacks ----------------------------------------------
+def two_branch_model(keras, tail="heads"):
+    """ids -> Embedding -> (LSTM a1 -> Dropout -> LSTM a2) and (LSTM b), each with its own Dense
+    (``tail`` "heads"), or both concatenated into one Dense ("merged")."""
+    keras.utils.set_random_seed(5)
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    emb = keras.layers.Embedding(V, 4, name="emb")(ids)
+    a = keras.layers.LSTM(5, return_sequences=True, name="a1")(emb)
+    a = keras.layers.LSTM(5, return_sequences=True, name="a2")(keras.layers.Dropout(0.1, name="drop")(a))
+    b = keras.layers.LSTM(3, return_sequences=True, name="b")(emb)
+    if tail == "heads":
+        outputs = [keras.layers.Dense(V, activation="softmax", name="head_a")(a),
+                   keras.layers.Dense(2, name="head_b")(b)]
+    else:
+        outputs = keras.layers.Dense(V, name="merged")(keras.layers.Concatenate(name="cat")([a, b]))
+    return keras.Model(ids, outputs)
+
+
+@pytest.mark.parametrize("suffix", (".keras", ".h5"))
+def test_two_branches_are_listed_and_chosen_by_layer_name(tmp_path, suffix):
+    from engine.interop import AmbiguousModules
+
+    keras = keras_or_skip()
+    model = two_branch_model(keras)
+    path = tmp_path / f"two{suffix}"
+    model.save(path)
+    with pytest.raises(AmbiguousModules, match=r"several recurrent stacks.*'a2', 'b'.*--layer-prefix") as e:
+        import_model(path, vocab_chars=CHARS)
+    assert (e.value.role, e.value.candidates, e.value.several) == ("recurrent", ["a2", "b"], False)
+    ids = np.random.default_rng(7).integers(0, V, (2, 8))  # (B, T)
+    probs_a, scores_b = model.predict(ids, verbose=0)  # (B, T, V), (B, T, 2)
+    first = import_model(path, vocab_chars=CHARS, prefixes=["a1"])
+    assert first.report[1:3] == ["recurrent: a1, a2", "head: head_a"]
+    assert (first.model.config.num_layers, first.model.config.head) == (2, "softmax")
+    assert max(parity_numbers(first.report)) <= 1e-5
+    np.testing.assert_allclose(first.model.forward(ids).outputs, probs_a, atol=1e-5)
+    second = import_model(path, vocab_chars=CHARS, prefixes=["b"])
+    assert (second.model.config.hidden_size, second.model.config.output_size) == (3, 2)
+    assert max(parity_numbers(second.report)) <= 1e-5
+    np.testing.assert_allclose(second.model.forward(ids).outputs, scores_b, atol=1e-5)
+
+
+def test_a_branch_of_a_merged_model_imports_without_its_head(tmp_path):
+    keras = keras_or_skip()
+    model = two_branch_model(keras, tail="merged")
+    model.save(tmp_path / "merged.keras")
+    result = import_model(tmp_path / "merged.keras", vocab_chars=CHARS, prefixes=["b"])
+    assert (result.model.config.head, result.model.config.hidden_size) == ("none", 3)
+    assert max(parity_numbers(result.report)) <= 1e-5
+    ids = np.random.default_rng(8).integers(0, V, (2, 8))  # (B, T)
+    hidden = keras.Model(model.inputs, model.get_layer("b").output).predict(ids, verbose=0)  # (B, T, 3)
+    np.testing.assert_allclose(result.model.forward(ids).outputs, hidden, atol=1e-5)
+
+
+def test_several_dense_layers_reading_the_stack_are_listed_and_chosen(tmp_path):
+    from engine.interop import AmbiguousModules
+
+    keras = keras_or_skip()
+    keras.utils.set_random_seed(9)
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    h = keras.layers.GRU(4, return_sequences=True, name="gru")(keras.layers.Embedding(V, 3, name="emb")(ids))
+    chars = keras.layers.Dense(V, activation="softmax", name="chars")(h)
+    other = keras.layers.Dense(2, activation="tanh", name="other")(h)
+    model = keras.Model(ids, [chars, other])
+    model.save(tmp_path / "heads.keras")
+    with pytest.raises(AmbiguousModules, match=r"several Dense layers read the last recurrent layer: 'chars', 'other'"
+                       ) as e:
+        import_model(tmp_path / "heads.keras", vocab_chars=CHARS)
+    assert (e.value.role, e.value.candidates, e.value.several) == ("output layer (Dense)", ["chars", "other"], False)
+    result = import_model(tmp_path / "heads.keras", vocab_chars=CHARS, prefixes=["other"])
+    assert (result.model.config.head, result.model.config.output_size) == ("tanh", 2)
+    assert max(parity_numbers(result.report)) <= 1e-5
+    x = np.random.default_rng(3).integers(0, V, (2, 5))  # (B, T)
+    np.testing.assert_allclose(result.model.forward(x).outputs, model.predict(x, verbose=0)[1], atol=1e-5)
