@@ -77,6 +77,74 @@ def iter_chunks(model: SequenceModel, inputs: np.ndarray, start: int = 0, end: i
         t = stop
 
 
+def checkpoint_states(model: SequenceModel, inputs: np.ndarray, state=None, every: int = 256) -> np.ndarray:
+    """The recurrent state after every ``every``-th step of ``inputs`` (token ids ``(T,)`` or
+    values ``(T, D)``, already checked by ``model.check_inputs``) from ``state`` (per layer a
+    tuple of ``(1, H)`` arrays; None = zeros): ``(T // every, L, S, H)`` in the model's dtype,
+    row ``j`` the state after ``(j + 1) * every`` steps, ``S`` the cell's state arrays (LSTM
+    h, c; GRU and RNN h). No records and no head: the first pass's forward.
+
+    The recurrence is ``model.forward``'s (``engine.cells``; same prepared weights and
+    operations, layer by layer over the whole input, each layer's input projection one gather
+    or product for all steps); an LSTM layer runs a loop of ten NumPy calls per step on
+    preallocated one-row buffers. Values equal ``model.trace``'s states to rounding (the one-row
+    products may round differently from ``forward``'s). Memory: ``T * (G + 2H)`` numbers.
+    """
+    T = inputs.shape[0]
+    n = T // every
+    cells = model.cells
+    H = model.config.hidden_size
+    state = model.zero_state(1) if state is None else state
+    S = len(state[0])
+    out = np.empty((n, len(cells), S, H), model.dtype)  # (n, L, S, H)
+    layer_in = inputs[: n * every]  # (n every,) ids or (n every, D)
+    if model.config.input_kind in ("embedding", "scaled_index"):
+        layer_in = model.encode_tokens(layer_in)  # (n every, E) or (n every, 1)
+    for k, (cell, prep) in enumerate(zip(cells, model.prepared())):
+        xp = model._project(k, prep, layer_in)  # (n every, G)
+        if cell.kind == "lstm":
+            hs = _lstm_states(prep, xp, state[k], every, out[:, k])  # (n every + 1, H)
+        else:
+            hs = cell.forward_tm(prep, xp[:, None], state[k])[0][:, 0]  # (n every, H)
+            out[:, k, 0] = hs[every - 1 :: every]  # (n, H)
+            hs = np.concatenate([state[k][0], hs])  # (n every + 1, H)
+        layer_in = hs[1:]  # (n every, H)
+    return out
+
+
+def _lstm_states(prep, xp: np.ndarray, state: tuple, every: int, out: np.ndarray) -> np.ndarray:
+    """LSTM layer over ``xp (T, 4H)`` (scaled internal order g, i, f, o; ``engine.cells``)
+    from ``state`` ``((1, H), (1, H))``; writes ``(h, c)`` after every ``every``-th step into
+    ``out (T // every, 2, H)``; returns every h, ``(T + 1, H)`` with row 0 the initial h."""
+    T, G = xp.shape
+    H = G // 4
+    hs = np.empty((T + 1, H), xp.dtype)  # (T+1, H)
+    hs[0] = state[0][0]
+    c = state[1][0].copy()  # (H,)
+    a = np.empty(G, xp.dtype)  # (G,) pre-activations, then activations
+    ig = np.empty(H, xp.dtype)  # (H,) i * g
+    tc = np.empty(H, xp.dtype)  # (H,) tanh(c)
+    g, i, f, o, s = a[:H], a[H : 2 * H], a[2 * H : 3 * H], a[3 * H :], a[H:]  # (H,) views; s (3H,)
+    Wh = prep.Wh_s  # (H, G)
+    dot, add, mul, tanh = np.dot, np.add, np.multiply, np.tanh
+    for t in range(T):
+        dot(hs[t], Wh, out=a)  # (G,)
+        add(a, xp[t], out=a)  # (G,) scaled pre-activation
+        tanh(a, out=a)  # (G,)
+        mul(s, 0.5, out=s)
+        add(s, 0.5, out=s)  # (3H,) i, f, o = sigmoid
+        mul(f, c, out=c)  # (H,) f * c_prev
+        mul(i, g, out=ig)  # (H,)
+        add(c, ig, out=c)  # (H,)
+        tanh(c, out=tc)  # (H,)
+        mul(o, tc, out=hs[t + 1])  # (H,) o * tanh(c)
+        if (t + 1) % every == 0:
+            row = out[t // every]  # (2, H)
+            row[0] = hs[t + 1]
+            row[1] = c
+    return hs
+
+
 def quantity(trace: Trace, name: str, layer: int = 0) -> np.ndarray:
     """``(T, H)`` values of ``name`` in ``layer``: a record name (``cell_quantities``) or
     ``"tanh_c"`` (tanh of the cell state, in (-1, 1), LSTMVis's view of c).
