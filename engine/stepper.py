@@ -208,6 +208,11 @@ class Stepper:
                     self._checkpoints[j, k, s] = layer[name][row]  # (H,)
         self.computed = max(self.computed, n if n == self.steps else n - n % self.every)
 
+    def known_checkpoints(self) -> np.ndarray:
+        """A copy of the known checkpoints, ``(J, L, S, H)``: row ``j`` the state after ``j *
+        every`` steps, ``J = computed // every + 1`` (for ``engine.analysis.stream.iter_segments``)."""
+        return self._checkpoints[: min(self.computed // self.every + 1, len(self._checkpoints))].copy()  # (J, L, S, H)
+
     # --- state --------------------------------------------------------------------------------
     def state(self, t: int | None = None) -> list:
         """The model state after ``t`` steps (default: the current ``t``), per layer
