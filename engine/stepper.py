@@ -23,7 +23,8 @@ back-then-forward replays the same bits; every value equals the whole-sequence `
 of the text to rounding (the forward is the same per-step recurrence; chunking only changes
 where it pauses; the products may differ in the last bits).
 
-Memory: checkpoints ``(T / every + 1) * L * S * H`` numbers (S = 2 for an LSTM, else 1: for
+Memory: the inputs (token ids: one byte per step for up to 256 tokens); checkpoints
+``(T / every + 1) * L * S * H`` numbers (S = 2 for an LSTM, else 1: for
 T = 1.1 M, H = 128, float32, ``every`` 256: 4.4 MB); the block cache ``cache_bytes``
 (``CACHE_BYTES``, 64 MiB); ``trace()`` (the first t steps, for short texts) at most
 ``TRACE_BYTES`` (128 MiB). One step's records take ``step_bytes`` bytes
@@ -77,10 +78,14 @@ class Stepper:
 
     # --- set-up -------------------------------------------------------------------------------
     def _checked(self, inputs: np.ndarray, text: str | None) -> np.ndarray:
+        """A copy of ``inputs`` checked against the model; token ids in the smallest unsigned
+        type that holds the vocabulary (one byte per step for up to 256 tokens)."""
         inputs = np.asarray(inputs)
         batched = self.model.check_inputs(inputs[None], 2)[0]  # (T,) ids or (T, D) values
         if text is not None and len(text) != batched.shape[0]:
             raise ValueError(f"text has {len(text)} characters but inputs have {batched.shape[0]} steps")
+        if self.model.config.input_kind in TOKEN_INPUTS:
+            return batched.astype(np.min_scalar_type(self.model.config.input_size - 1))  # (T,)
         return batched.copy()
 
     def _one_input(self) -> np.ndarray:
@@ -318,7 +323,7 @@ class Stepper:
             names=self._shape.names,
             layers=[{name: _joined([p.layers[k][name][a:z] for p, a, z in parts]) for name in layer}
                     for k, layer in enumerate(self._shape.layers)],  # (hi - lo, H) or (hi - lo, G)
-            inputs=self.inputs[lo:hi],
+            inputs=self.inputs[lo:hi].astype(self._shape.inputs.dtype),  # int64 ids or (hi - lo, D) values
             outputs=_joined([p.outputs[a:z] for p, a, z in parts]),  # (hi - lo, O)
             initial_state=initial,
             text=None if self.text is None else self.text[lo:hi],
