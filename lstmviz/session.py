@@ -23,8 +23,10 @@ with the engine's error (``DataError`` / ``CheckpointError``) *before* any state
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -49,6 +51,7 @@ LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many
 PASS_BUDGET_S = 0.05  # longest stretch of first-pass work between two hand-overs to the GUI thread
 PASS_REPORT_S = 0.25  # least time between two progress messages of the first pass
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
+BACKGROUND_TEXT_BYTES = 1 << 20  # ``open_text`` reads larger files in a worker thread
 SYNC_STEPS = 300  # seeks that compute at most this many new steps finish before returning
 GRADFLOW_STEPS = 200  # inputs of the sequence ``gradient_flow`` analyses (the text's last ones + 1)
 
@@ -65,6 +68,7 @@ class Session(QtCore.QObject):
     quantity_requested = QtCore.Signal(str)  # colour the text by this quantity (h, c or a gate)
     message = QtCore.Signal(str)  # information for the status bar
     pass_progress = QtCore.Signal(int, int)  # first pass: steps done, total (done == total: over)
+    text_opened = QtCore.Signal(str)  # a text file read in the background is shown (its path)
     error = QtCore.Signal(str)
 
     def __init__(self, parent=None):
@@ -85,6 +89,7 @@ class Session(QtCore.QObject):
         self._catchup.setInterval(0)
         self._catchup.timeout.connect(self._continue_seek)
         self._pass: _PassWorker | None = None  # the running first pass
+        self._reader: _TextReader | None = None  # the text file being read in the background
         self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
 
     # --- reading ------------------------------------------------------------------------------
@@ -217,12 +222,68 @@ class Session(QtCore.QObject):
     def load_text(self, path) -> None:
         """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
         self._refuse_text_for_series()
-        text = load_text(path)
-        kept = None if self.vocab is None else known_text(text, self.vocab)
-        if kept == "":
-            raise DataError(f"{path}: none of its characters are in the model's vocabulary")
-        self.text_path = str(path)
-        self.set_text(text, kept)
+        self._show_read(str(path), *read_text(path, self.vocab))
+
+    def open_text(self, path) -> bool:
+        """Open a text file as ``load_text`` does; one larger than ``BACKGROUND_TEXT_BYTES`` is
+        read, decoded and encoded in a worker thread (progress through ``message``,
+        ``cancel_open``), then shown (``text_opened``) or refused (``error``, nothing changes).
+        Returns True when the text is shown already, False when it is being read. Raises
+        ``DataError`` for a file refused at once."""
+        self._refuse_text_for_series()
+        self.cancel_open()
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0  # load_text names the problem
+        if size <= BACKGROUND_TEXT_BYTES:
+            self.load_text(path)
+            return True
+        reader = _TextReader(str(path), self.vocab)
+        relay = _ReadRelay(self, reader)
+        reader.read.connect(relay.read)
+        reader.failed.connect(relay.failed)
+        reader.finished.connect(relay.finished)
+        self._reader = reader
+        self.message.emit(f"Opening {Path(path).name} ({size / 2**20:,.0f} MiB)…")
+        threads.start(reader, "open-text")
+        return False
+
+    @property
+    def opening(self) -> bool:
+        """True while ``open_text`` reads a file in the background."""
+        return self._reader is not None
+
+    def cancel_open(self) -> None:
+        """Stop reading a text in the background (the shown text stays)."""
+        if self._reader is not None:
+            self._reader.stop_requested.set()
+            self._reader = None
+            self.message.emit("Opening the text was cancelled")
+
+    def _on_read(self, reader: "_TextReader", text: str, kept: str | None, ids) -> None:
+        if reader is not self._reader:
+            return
+        self._reader = None
+        try:
+            if reader.vocab is not self.vocab:  # the model changed meanwhile: read it for this one
+                self.load_text(reader.path)
+            else:
+                self._refuse_text_for_series()
+                self._show_read(reader.path, text, kept, ids)
+        except DataError as exc:
+            self.error.emit(f"Cannot open this text: {exc}")
+            return
+        self.text_opened.emit(reader.path)
+
+    def _on_read_failed(self, reader: "_TextReader", message: str) -> None:
+        if reader is self._reader:
+            self._reader = None
+            self.error.emit(f"Cannot open this text: {message}")
+
+    def _show_read(self, path: str, text: str, kept: str | None, ids) -> None:
+        self.text_path = path
+        self.set_text(text, kept, ids)
 
     def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
@@ -295,12 +356,12 @@ class Session(QtCore.QObject):
         if not self.sequence.editable:
             raise DataError("a numeric series is being stepped: open or train a character model to step text")
 
-    def set_text(self, text: str, kept: str | None = None) -> str:
+    def set_text(self, text: str, kept: str | None = None, ids: np.ndarray | None = None) -> str:
         """Step through ``text`` instead; keeps results before the first changed character.
 
         Characters outside the vocabulary are not accepted: they are removed, reported through
         ``message``, and the accepted text is returned. ``kept``: ``known_text(text, vocab)``
-        when the caller has it already (None: computed here).
+        and ``ids``: its token ids ``(T,)``, when the caller has them already (None: computed here).
         """
         if not isinstance(text, str):
             raise DataError(f"text must be a str, got {type(text).__name__}")
@@ -310,7 +371,7 @@ class Session(QtCore.QObject):
             self.text_changed.emit()
             return text
         kept = known_text(text, self.vocab) if kept is None else kept
-        ids = self.vocab.encode(kept, "the text")
+        ids = self.vocab.encode(kept, "the text") if ids is None else ids
         self._stop_seek()
         old_t = self.stepper.t
         whole = self._whole_trace(self.model, ids)
@@ -492,7 +553,7 @@ class Session(QtCore.QObject):
 class _PassWorker(threads.Worker):
     """The first pass of ``stepper`` in a worker thread: ``Stepper.next_checkpoints`` block by
     block from the last known checkpoint, handed over through ``delivered(j, rows)`` after at
-    most PASS_BUDGET_S of work (the last hand-over may be empty: "nothing left"); reads only
+    most PASS_BUDGET_S of work, the last one empty ("nothing left"); reads only
     what it copied when made and the stepper's immutable inputs and model."""
 
     delivered = Signal(int, object)  # first checkpoint index j, rows (n, L, S, H)
@@ -516,8 +577,10 @@ class _PassWorker(threads.Worker):
             if time.perf_counter() - since >= PASS_BUDGET_S:
                 self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
                 since, rows, first = time.perf_counter(), [], j + 1
+        if rows and not self.stop_requested.is_set():
+            self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
         if not self.stop_requested.is_set():
-            self.delivered.emit(first, np.concatenate(rows) if rows else self._none)
+            self.delivered.emit(j + 1, self._none)  # none left: the pass is over
 
 
 class _PassRelay(QtCore.QObject):
@@ -539,4 +602,53 @@ class _PassRelay(QtCore.QObject):
     def finished(self) -> None:
         self._session._on_pass_finished(self._worker)
         self._worker = None
+        self.deleteLater()
+
+
+def read_text(path, vocab: CharVocab | None) -> tuple:
+    """``(text, kept, ids)`` of the text file at ``path``: decoded (``engine.data.load_text``),
+    without the characters ``vocab`` lacks and encoded (None, None without a vocabulary).
+    Raises ``DataError`` for an unusable file or one with no known character."""
+    text = load_text(path)
+    if vocab is None:
+        return text, None, None
+    kept = known_text(text, vocab)
+    if kept == "":
+        raise DataError(f"{path}: none of its characters are in the model's vocabulary")
+    return text, kept, vocab.encode(kept, "the text")
+
+
+class _TextReader(threads.Worker):
+    """``read_text`` in a worker thread; ``read(text, kept, ids)`` unless stopped."""
+
+    read = Signal(str, object, object)
+
+    def __init__(self, path: str, vocab: CharVocab | None):
+        super().__init__()
+        self.path, self.vocab = path, vocab
+
+    def work(self) -> None:
+        result = read_text(self.path, self.vocab)
+        if not self.stop_requested.is_set():
+            self.read.emit(*result)
+
+
+class _ReadRelay(QtCore.QObject):
+    """GUI-thread receiver of one text reader's signals."""
+
+    def __init__(self, session: Session, reader: _TextReader):
+        super().__init__(session)
+        self._session, self._reader = session, reader
+
+    @Slot(str, object, object)
+    def read(self, text: str, kept, ids) -> None:
+        self._session._on_read(self._reader, text, kept, ids)
+
+    @Slot(str)
+    def failed(self, message: str) -> None:
+        self._session._on_read_failed(self._reader, message)
+
+    @Slot()
+    def finished(self) -> None:
+        self._reader = None
         self.deleteLater()

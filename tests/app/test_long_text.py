@@ -172,3 +172,28 @@ def test_a_series_last_step_is_highlighted_and_coloured(window, qtbot):
             if sel.format.fontWeight() == QtGui.QFont.Bold]
     assert bold == [last]
     assert last[0] in drawn_colours(window)
+
+
+def test_open_text_reads_a_long_file_in_the_background_and_the_first_pass_runs_in_a_thread(window, qtbot, tmp_path,
+                                                                                            monkeypatch):
+    """File > Open text of a file above BACKGROUND_TEXT_BYTES: the window answers at once, the
+    text is shown when read; the first pass then runs in a worker thread, not on the GUI thread."""
+    import lstmviz.session as session_module
+    from lstmviz import threads
+
+    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 10)
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)
+    monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 16)
+    s = window.session
+    s.set_model(s.model, s.vocab)  # a cursor with the patched checkpoint spacing
+    path = tmp_path / "long.txt"
+    path.write_text(TEXT * 40, encoding="utf-8")
+    assert window.open_path(str(path), "text") and s.opening
+    qtbot.waitUntil(lambda: not s.opening, timeout=20000)
+    assert s.text == TEXT * 40 and window.statusBar().currentMessage().startswith("Opened text long.txt")
+    assert s.passing and "first-pass" in [t.objectName() for t in threads.live_threads()]
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert s.stepper.done, (s.stepper.computed, s.steps, s.stepper.version)
+    s.seek(s.steps)
+    h = s.model.trace(s.vocab.encode(TEXT * 40)).gate("h", 0)  # (T, H)
+    np.testing.assert_allclose(s.records(s.steps - 30, s.steps).gate("h", 0), h[-30:], rtol=0, atol=1e-12)
