@@ -5,8 +5,9 @@
 Builds the window offscreen with ``lstmviz.app.build_window`` with a freshly initialised
 character model over the text's characters (or ``--model``), then prints one figure per line:
 
-- ``open_s``: ``Session.load_text(TEXT_FILE)`` in the built window (what File > Open text
-  does), until the event loop answers (a zero-delay timer fires);
+- ``open_s``: ``MainWindow.open_path(TEXT_FILE, "text")`` (File > Open text) until the event
+  loop answers (a zero-delay timer fires), and until the text is shown (a long file is read in
+  a worker thread);
 - ``first_pass_s`` and characters/s: until the session's first pass is over (and the CPU
   seconds the process spent meanwhile: characters per CPU second say what a busy shared machine
   hides);
@@ -100,14 +101,16 @@ def main(argv=None) -> int:
         built = time.perf_counter() - start
         s = window.session
         start = time.perf_counter()
-        s.load_text(args.text_file)  # what File > Open text does
+        window.open_path(args.text_file, "text")  # File > Open text
         answered = []
         QtCore.QTimer.singleShot(0, lambda: answered.append(time.perf_counter()))
         wait(app, lambda: answered, args.limit_s)
+        wait(app, lambda: not getattr(s, "opening", False), args.limit_s)
+        shown = time.perf_counter()
         T = s.steps
         print(f"long_text: {Path(args.text_file).name}, {T:,} steps, {args.layers} layer(s) x H={args.hidden}, "
               f"{QtWidgets.QApplication.platformName()}; window built in {built:.2f} s")
-        print(f"open_s {answered[0] - start:.2f}")
+        print(f"open_s {answered[0] - start:.2f} (text shown after {shown - start:.2f} s)")
 
         passing = getattr(s, "passing", None)
         if passing is None:
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
             ticker.start()
             took = wait(app, lambda: not s.passing, args.limit_s)
             ticker.stop()
-            whole = time.perf_counter() - answered[0]  # the pass starts when the text is loaded
+            whole = time.perf_counter() - shown  # the pass starts when the text is shown
             cpu = time.process_time() - cpu
             print(f"first_pass_s {whole:.2f} ({T / whole:,.0f} characters/s; {cpu:.1f} s CPU, "
                   f"{T / cpu:,.0f} characters per CPU second)" if took is not None

@@ -147,7 +147,7 @@ class Session(QtCore.QObject):
 
     @property
     def passing(self) -> bool:
-        """True while the first pass (the checkpoints up to the end) runs between GUI events."""
+        """True while the first pass (the checkpoints up to the end) runs in its worker thread."""
         return self._pass is not None
 
     def trace(self) -> Trace:
