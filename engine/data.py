@@ -79,7 +79,9 @@ class CharVocab:
         if list(chars) != sorted(chars):
             raise DataError("vocabulary characters must be in sorted (code point) order")
         self.chars: tuple[str, ...] = chars
-        self._codes = np.array([ord(c) for c in chars], dtype=np.uint32)  # (V,) sorted code points
+        codes = np.array([ord(c) for c in chars], dtype=np.int64)  # (V,) sorted code points
+        self._table = np.full(int(codes[-1]) + 2, -1, np.int32)  # (max code + 2,) code point -> id, -1: unknown
+        self._table[codes] = np.arange(len(chars), dtype=np.int32)
         self._ids = {c: i for i, c in enumerate(chars)}
 
     @classmethod
@@ -102,17 +104,21 @@ class CharVocab:
         return f"CharVocab({len(self)} chars: {''.join(self.chars)[:40]!r})"
 
     def _lookup(self, text: str):
-        """``(codes (T,), ids (T,) int64, known (T,) bool)``: ids only meaningful where known."""
+        """``(codes (T,), ids (T,) int32, known (T,) bool)``: ids -1 where not known. One table
+        lookup per character (the table covers code points up to the largest known one)."""
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")  # (T,) code points
-        ids = np.searchsorted(self._codes, codes).astype(np.int64, copy=False)  # (T,) insertion points
-        np.minimum(ids, len(self.chars) - 1, out=ids)  # (T,)
-        known = self._codes[ids] == codes  # (T,)
-        return codes, ids, known
+        last = len(self._table) - 1  # an unknown code point's entry (-1), also for every larger one
+        ids = self._table[np.minimum(codes, last)]  # (T,)
+        return codes, ids, ids >= 0
 
     def unknown(self, text: str) -> list[str]:
         """Sorted unique characters of ``text`` that are not in the vocabulary."""
-        codes, _, known = self._lookup(text)  # (T,), _, (T,)
-        return [chr(c) for c in np.unique(codes[~known])]
+        found = set()
+        for start in range(0, len(text), _ENCODE_CHUNK):  # chunks bound the temporary memory
+            codes, _, known = self._lookup(text[start : start + _ENCODE_CHUNK])  # (C,), _, (C,)
+            if not known.all():
+                found.update(np.unique(codes[~known]).tolist())
+        return [chr(c) for c in sorted(found)]
 
     def encode(self, text: str, source: str = "text") -> np.ndarray:
         """Token ids ``(T,) int64`` of ``text``; ``DataError`` listing any unknown characters

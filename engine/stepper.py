@@ -4,22 +4,27 @@
 keeps the recurrent state (h and c per layer, or h) at *checkpoints*, after every ``every``
 steps (``CHECKPOINT_EVERY``), and computes the records of any window of steps on demand from
 the nearest checkpoint before it. Steps are computed in *blocks* of ``every`` steps, block
-``b`` = steps ``[b * every, (b + 1) * every)``, each by one sequence forward
-(``SequenceModel.trace``) from checkpoint ``b`` through ``engine.analysis.stream.iter_chunks``;
-the latest blocks are cached (least recently used first out, at most ``cache_bytes``).
+``b`` = steps ``[b * every, (b + 1) * every)``: its records by one sequence forward
+(``SequenceModel.trace``) from checkpoint ``b``, the latest blocks cached (least recently used
+first out, at most ``cache_bytes``); the checkpoints alone, without records or head, by
+``engine.analysis.stream.checkpoint_states`` (several times faster per step).
 
 ``computed`` is the number of steps whose checkpoints are known (a multiple of ``every``, or
 T): everything at or before it can be read or moved to without new work beyond one block.
 ``run_pass`` extends it to the end in bounded, cancellable chunks (the first pass after a text or
 model is loaded, restarted from the first changed step after an edit), ``run_to`` /
-``seek`` / ``step`` extend it as far as they need.
+``seek`` / ``step`` extend it as far as they need; ``accept`` takes checkpoints computed
+elsewhere (the first pass run in another thread on the same inputs, ``version`` telling
+whether they still are).
 
-Exactness: a block is always computed by the same call on the same inputs from the same
-checkpoint, so back-then-forward replays the same bits, and every value equals the
-whole-sequence ``model.trace`` of the text (the forward is the same per-step recurrence;
-chunking only changes where it pauses; the head's matrix product may differ in the last bit).
+Exactness: a checkpoint, once known, is never written again (until an edit before it), and a
+block is always computed by the same call on the same inputs from the same checkpoint, so
+back-then-forward replays the same bits; every value equals the whole-sequence ``model.trace``
+of the text to rounding (the forward is the same per-step recurrence; chunking only changes
+where it pauses; the products may differ in the last bits).
 
-Memory: checkpoints ``(T / every + 1) * L * S * H`` numbers (S = 2 for an LSTM, else 1: for
+Memory: the inputs (token ids: one byte per step for up to 256 tokens); checkpoints
+``(T / every + 1) * L * S * H`` numbers (S = 2 for an LSTM, else 1: for
 T = 1.1 M, H = 128, float32, ``every`` 256: 4.4 MB); the block cache ``cache_bytes``
 (``CACHE_BYTES``, 64 MiB); ``trace()`` (the first t steps, for short texts) at most
 ``TRACE_BYTES`` (128 MiB). One step's records take ``step_bytes`` bytes
@@ -37,7 +42,7 @@ from typing import Callable
 
 import numpy as np
 
-from .analysis.stream import final_state, iter_chunks
+from .analysis.stream import checkpoint_states, final_state
 from .model import TOKEN_INPUTS, SequenceModel
 from .trace import Trace
 
@@ -61,6 +66,7 @@ class Stepper:
         self.text = text
         self.t = 0  # steps taken, 0..T
         self.computed = 0  # checkpoints at steps <= computed are known
+        self.version = 0  # +1 whenever ``edit`` changes the inputs
         self._shape = model.trace(self._one_input())  # one step: the records' names, widths and dtype
         self.step_bytes = int(sum(a[0].nbytes for layer in self._shape.layers for a in layer.values())
                               + self._shape.outputs[0].nbytes)
@@ -72,10 +78,14 @@ class Stepper:
 
     # --- set-up -------------------------------------------------------------------------------
     def _checked(self, inputs: np.ndarray, text: str | None) -> np.ndarray:
+        """A copy of ``inputs`` checked against the model; token ids in the smallest unsigned
+        type that holds the vocabulary (one byte per step for up to 256 tokens)."""
         inputs = np.asarray(inputs)
         batched = self.model.check_inputs(inputs[None], 2)[0]  # (T,) ids or (T, D) values
         if text is not None and len(text) != batched.shape[0]:
             raise ValueError(f"text has {len(text)} characters but inputs have {batched.shape[0]} steps")
+        if self.model.config.input_kind in TOKEN_INPUTS:
+            return batched.astype(np.min_scalar_type(self.model.config.input_size - 1))  # (T,)
         return batched.copy()
 
     def _one_input(self) -> np.ndarray:
@@ -112,7 +122,7 @@ class Stepper:
         while len(self._blocks) > self._cache_blocks:
             self._blocks.popitem(last=False)
         end = t0 + trace.steps
-        if end % self.every == 0:
+        if end % self.every == 0 and end > self.computed:  # a known checkpoint keeps its bits
             state = final_state(trace)  # per layer ((1, H), ...)
             for k, layer in enumerate(state):
                 for s, a in enumerate(layer):
@@ -133,25 +143,51 @@ class Stepper:
 
     def _extend(self, n: int, deadline: float | None = None, progress: Callable | None = None,
                 cancelled: Callable | None = None) -> bool:
-        """Compute blocks until ``computed >= n``, in ``every``-step chunks; stop early once
-        ``deadline`` (``time.perf_counter()``) passes or ``cancelled()`` is true (checked after
-        each chunk; at least one chunk is computed per call). ``progress(computed, T)`` after each
-        chunk. Returns True when ``n`` is reached."""
-        if self.computed >= n:
-            return True
-        start = self.computed
-        end = min(self.steps, -(-n // self.every) * self.every)  # whole blocks
-        chunks = iter_chunks(self.model, self.inputs[start:end], chunk=self.every,
-                             state=self._checkpoint(start // self.every))
-        for t0, trace in chunks:
-            self._store(start + t0, trace)
+        """Compute checkpoints until ``computed >= n``, one block (``checkpoint_states`` of
+        ``every`` steps) at a time; stop early once ``deadline`` (``time.perf_counter()``) passes
+        or ``cancelled()`` is true (checked after each block; at least one block is computed per
+        call). ``progress(computed, T)`` after each block. Returns True when ``n`` is reached."""
+        while self.computed < n:
+            j = self.computed // self.every
+            self.accept(j + 1, self.next_checkpoints(j, 1))
             if progress is not None:
                 progress(self.computed, self.steps)
             if self.computed >= n:
-                return True
+                break
             if (deadline is not None and time.perf_counter() >= deadline) or (cancelled is not None and cancelled()):
                 return False
         return True
+
+    def next_checkpoints(self, j: int, n: int, state: list | None = None) -> np.ndarray:
+        """Checkpoints ``j + 1 .. j + n`` (fewer at the end of the inputs), ``(n', L, S, H)``,
+        computed from checkpoint ``j`` (``state``: its value, per layer ``((1, H), ...)``;
+        None = read it, then it must be known) by ``checkpoint_states``, one block per call:
+        the same bits whichever thread and chunking asks. Reads only ``model`` and ``inputs``
+        (both replaced, never changed in place), so another thread may call it."""
+        inputs, every = self.inputs, self.every
+        state = self._checkpoint(j) if state is None else state
+        rows = []
+        for b in range(j, min(j + n, inputs.shape[0] // every)):
+            row = checkpoint_states(self.model, inputs[b * every : (b + 1) * every], state, every)[0]  # (L, S, H)
+            rows.append(row)
+            state = [tuple(a[None] for a in layer) for layer in row]  # (1, H) each
+        L, S, H = self._checkpoints.shape[1:]
+        return np.stack(rows) if rows else np.empty((0, L, S, H), self.model.dtype)  # (n', L, S, H)
+
+    def accept(self, j: int, rows: np.ndarray) -> None:
+        """Take checkpoints ``j, j + 1, ...`` = ``rows (n, L, S, H)`` (the states after ``j *
+        every``, ... steps of these inputs) where they are not known yet and follow the known
+        ones; ``computed`` moves past them (no rows when no checkpoint is left: to T).
+        Known checkpoints are never overwritten."""
+        first = self.computed // self.every + 1  # the first unknown checkpoint
+        if self.computed >= self.steps or not j <= first <= j + len(rows):
+            return
+        new = rows[first - j :]  # (n', L, S, H)
+        self._checkpoints[first : first + len(new)] = new
+        if len(new):
+            self.computed = (first + len(new) - 1) * self.every
+        elif first * self.every > self.steps:  # none left: only the last, partial block
+            self.computed = self.steps
 
     def run_pass(self, budget_s: float | None = None, progress: Callable | None = None,
                  cancelled: Callable | None = None) -> bool:
@@ -176,6 +212,11 @@ class Stepper:
                 for s, name in enumerate(self._state_names):
                     self._checkpoints[j, k, s] = layer[name][row]  # (H,)
         self.computed = max(self.computed, n if n == self.steps else n - n % self.every)
+
+    def known_checkpoints(self) -> np.ndarray:
+        """A copy of the known checkpoints, ``(J, L, S, H)``: row ``j`` the state after ``j *
+        every`` steps, ``J = computed // every + 1`` (for ``engine.analysis.stream.iter_segments``)."""
+        return self._checkpoints[: min(self.computed // self.every + 1, len(self._checkpoints))].copy()  # (J, L, S, H)
 
     # --- state --------------------------------------------------------------------------------
     def state(self, t: int | None = None) -> list:
@@ -245,6 +286,7 @@ class Stepper:
             del self._blocks[b]
         self._prefix = None
         self.inputs, self.text = new_inputs, new_text
+        self.version += 1
         self.computed = keep
         self.t = min(self.t, first)
         self._extend(self.t)
@@ -281,7 +323,7 @@ class Stepper:
             names=self._shape.names,
             layers=[{name: _joined([p.layers[k][name][a:z] for p, a, z in parts]) for name in layer}
                     for k, layer in enumerate(self._shape.layers)],  # (hi - lo, H) or (hi - lo, G)
-            inputs=self.inputs[lo:hi],
+            inputs=self.inputs[lo:hi].astype(self._shape.inputs.dtype),  # int64 ids or (hi - lo, D) values
             outputs=_joined([p.outputs[a:z] for p, a, z in parts]),  # (hi - lo, O)
             initial_state=initial,
             text=None if self.text is None else self.text[lo:hi],

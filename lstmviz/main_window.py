@@ -142,6 +142,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         session.message.connect(self.show_status)
         session.error.connect(lambda message: dialogs.show_error(self, "lstmviz", message))
+        session.text_opened.connect(lambda path: self.show_status(f"Opened text {Path(path).name}"))
         session.stepped.connect(self._update_position)
         session.model_changed.connect(self._update_title)
         session.text_changed.connect(self._update_title)
@@ -328,8 +329,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 if not self.confirm_model_vocabulary(ckpt.vocab, Path(path).name):
                     return False
                 self.session.open_checkpoint(ckpt, path)
-            else:
-                self.session.load_text(path)
+            elif not self.session.open_text(path):  # a long text: read in the background, shown when read
+                self._remember(path)
+                return True
         except (ValueError, OSError, MemoryError) as e:
             dialogs.show_error(self, f"Cannot open this {kind}", one_line(e))
             return False

@@ -8,9 +8,12 @@ ask it (labels, captions, targets, original units, editable or not) instead of t
 apart.
 
 The stepper keeps checkpoints of the recurrent state, not every step's records: after a text
-or model is loaded the *first pass* computes them up to the end in timer-driven chunks of at most
-``PASS_BUDGET_S`` (progress through ``pass_progress`` and ``message``; ``cancel_pass``), and
-panels read the records of the window they show with ``records(lo, hi)``.
+or model is loaded the *first pass* computes them up to the end in a worker thread
+(``lstmviz.threads``; ``Stepper.next_checkpoints`` on the stepper's inputs, which are replaced,
+never changed, by an edit), handing them to the GUI thread after at most ``PASS_BUDGET_S`` of
+work each time (``Stepper.accept``; progress through ``pass_progress`` and ``message``;
+``cancel_pass``; after an edit the pass restarts from the first changed step). Panels read the
+records of the window they show with ``records(lo, hi)``.
 
 Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
 engine or to each other: the engine work they show goes through named methods
@@ -20,12 +23,15 @@ with the engine's error (``DataError`` / ``CheckpointError``) *before* any state
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PySide6 import QtCore
+from PySide6.QtCore import Signal, Slot
 
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
@@ -37,13 +43,15 @@ from engine.quantities import display_order
 from engine.stepper import CHECKPOINT_EVERY, Stepper
 from engine.trace import Trace
 
+from . import threads
 from .core.levels import gate_levels
 from .core.sequence import SeriesSequence, TextSequence, dropped_message, known_text
 
 LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (one forward at load)
-PASS_BUDGET_S = 0.008  # longest stretch of the first pass between two GUI events
+PASS_BUDGET_S = 0.05  # longest stretch of first-pass work between two hand-overs to the GUI thread
 PASS_REPORT_S = 0.25  # least time between two progress messages of the first pass
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
+BACKGROUND_TEXT_BYTES = 1 << 20  # ``open_text`` reads larger files in a worker thread
 SYNC_STEPS = 300  # seeks that compute at most this many new steps finish before returning
 GRADFLOW_STEPS = 200  # inputs of the sequence ``gradient_flow`` analyses (the text's last ones + 1)
 
@@ -60,6 +68,7 @@ class Session(QtCore.QObject):
     quantity_requested = QtCore.Signal(str)  # colour the text by this quantity (h, c or a gate)
     message = QtCore.Signal(str)  # information for the status bar
     pass_progress = QtCore.Signal(int, int)  # first pass: steps done, total (done == total: over)
+    text_opened = QtCore.Signal(str)  # a text file read in the background is shown (its path)
     error = QtCore.Signal(str)
 
     def __init__(self, parent=None):
@@ -79,9 +88,8 @@ class Session(QtCore.QObject):
         self._catchup = QtCore.QTimer(self)
         self._catchup.setInterval(0)
         self._catchup.timeout.connect(self._continue_seek)
-        self._pass = QtCore.QTimer(self)  # the first pass, in PASS_BUDGET_S chunks between GUI events
-        self._pass.setInterval(0)
-        self._pass.timeout.connect(self._continue_pass)
+        self._pass: _PassWorker | None = None  # the running first pass
+        self._reader: _TextReader | None = None  # the text file being read in the background
         self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
 
     # --- reading ------------------------------------------------------------------------------
@@ -139,8 +147,8 @@ class Session(QtCore.QObject):
 
     @property
     def passing(self) -> bool:
-        """True while the first pass (the checkpoints up to the end) runs between GUI events."""
-        return self._pass.isActive()
+        """True while the first pass (the checkpoints up to the end) runs in its worker thread."""
+        return self._pass is not None
 
     def trace(self) -> Trace:
         """The first ``t`` steps (views: copy before keeping). Raises ValueError without a model
@@ -214,12 +222,68 @@ class Session(QtCore.QObject):
     def load_text(self, path) -> None:
         """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
         self._refuse_text_for_series()
-        text = load_text(path)
-        kept = None if self.vocab is None else known_text(text, self.vocab)
-        if kept == "":
-            raise DataError(f"{path}: none of its characters are in the model's vocabulary")
-        self.text_path = str(path)
-        self.set_text(text, kept)
+        self._show_read(str(path), *read_text(path, self.vocab))
+
+    def open_text(self, path) -> bool:
+        """Open a text file as ``load_text`` does; one larger than ``BACKGROUND_TEXT_BYTES`` is
+        read, decoded and encoded in a worker thread (progress through ``message``,
+        ``cancel_open``), then shown (``text_opened``) or refused (``error``, nothing changes).
+        Returns True when the text is shown already, False when it is being read. Raises
+        ``DataError`` for a file refused at once."""
+        self._refuse_text_for_series()
+        self.cancel_open()
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = 0  # load_text names the problem
+        if size <= BACKGROUND_TEXT_BYTES:
+            self.load_text(path)
+            return True
+        reader = _TextReader(str(path), self.vocab)
+        relay = _ReadRelay(self, reader)
+        reader.read.connect(relay.read)
+        reader.failed.connect(relay.failed)
+        reader.finished.connect(relay.finished)
+        self._reader = reader
+        self.message.emit(f"Opening {Path(path).name} ({size / 2**20:,.0f} MiB)…")
+        threads.start(reader, "open-text")
+        return False
+
+    @property
+    def opening(self) -> bool:
+        """True while ``open_text`` reads a file in the background."""
+        return self._reader is not None
+
+    def cancel_open(self) -> None:
+        """Stop reading a text in the background (the shown text stays)."""
+        if self._reader is not None:
+            self._reader.stop_requested.set()
+            self._reader = None
+            self.message.emit("Opening the text was cancelled")
+
+    def _on_read(self, reader: "_TextReader", text: str, kept: str | None, ids) -> None:
+        if reader is not self._reader:
+            return
+        self._reader = None
+        try:
+            if reader.vocab is not self.vocab:  # the model changed meanwhile: read it for this one
+                self.load_text(reader.path)
+            else:
+                self._refuse_text_for_series()
+                self._show_read(reader.path, text, kept, ids)
+        except DataError as exc:
+            self.error.emit(f"Cannot open this text: {exc}")
+            return
+        self.text_opened.emit(reader.path)
+
+    def _on_read_failed(self, reader: "_TextReader", message: str) -> None:
+        if reader is self._reader:
+            self._reader = None
+            self.error.emit(f"Cannot open this text: {message}")
+
+    def _show_read(self, path: str, text: str, kept: str | None, ids) -> None:
+        self.text_path = path
+        self.set_text(text, kept, ids)
 
     def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
@@ -292,12 +356,12 @@ class Session(QtCore.QObject):
         if not self.sequence.editable:
             raise DataError("a numeric series is being stepped: open or train a character model to step text")
 
-    def set_text(self, text: str, kept: str | None = None) -> str:
+    def set_text(self, text: str, kept: str | None = None, ids: np.ndarray | None = None) -> str:
         """Step through ``text`` instead; keeps results before the first changed character.
 
         Characters outside the vocabulary are not accepted: they are removed, reported through
         ``message``, and the accepted text is returned. ``kept``: ``known_text(text, vocab)``
-        when the caller has it already (None: computed here).
+        and ``ids``: its token ids ``(T,)``, when the caller has them already (None: computed here).
         """
         if not isinstance(text, str):
             raise DataError(f"text must be a str, got {type(text).__name__}")
@@ -307,7 +371,7 @@ class Session(QtCore.QObject):
             self.text_changed.emit()
             return text
         kept = known_text(text, self.vocab) if kept is None else kept
-        ids = self.vocab.encode(kept, "the text")
+        ids = self.vocab.encode(kept, "the text") if ids is None else ids
         self._stop_seek()
         old_t = self.stepper.t
         whole = self._whole_trace(self.model, ids)
@@ -397,34 +461,60 @@ class Session(QtCore.QObject):
 
     # --- the first pass -----------------------------------------------------------------------
     def _start_pass(self) -> None:
-        """Compute the checkpoints up to the end between GUI events (``Stepper.run_pass`` in
-        PASS_BUDGET_S chunks), from where they stop (after an edit: the first changed step)."""
-        if self.stepper is not None and not self.stepper.done:
-            self._pass_reported, self._pass_shown = time.perf_counter(), False
-            self._pass.start()
-
-    def _continue_pass(self) -> None:
-        """One chunk of the first pass; progress at most every PASS_REPORT_S (a pass shorter than
-        that reports only its end through ``pass_progress``, nothing in the status bar)."""
+        """Start the first pass in a worker thread from the checkpoints known (after an edit:
+        the first changed step); a pass already running stops (its inputs are gone)."""
+        self._stop_pass()
         stepper = self.stepper
-        done = stepper is None or stepper.run_pass(budget_s=PASS_BUDGET_S)
+        if stepper is not None and not stepper.done:
+            self._pass_reported, self._pass_shown = time.perf_counter(), False
+            worker = _PassWorker(stepper)
+            relay = _PassRelay(self, worker)
+            worker.delivered.connect(relay.delivered)
+            worker.failed.connect(relay.failed)
+            worker.finished.connect(relay.finished)
+            self._pass = worker
+            threads.start(worker, "first-pass")
+
+    def _stop_pass(self) -> None:
+        if self._pass is not None:
+            self._pass.stop_requested.set()
+            self._pass = None
+
+    def _on_pass_rows(self, worker: "_PassWorker", j: int, rows: np.ndarray) -> None:
+        """Checkpoints from a pass worker (GUI thread): kept if the stepper's inputs are still
+        the ones it read; progress at most every PASS_REPORT_S (a pass shorter than that reports
+        only its end through ``pass_progress``, nothing in the status bar)."""
+        stepper = self.stepper
+        if stepper is not worker.stepper or stepper.version != worker.version:
+            return
+        stepper.accept(j, rows)
+        if worker is not self._pass:
+            return
         now = time.perf_counter()
-        if stepper is not None and (done or now - self._pass_reported >= PASS_REPORT_S):
-            self._pass_reported = now
-            self.pass_progress.emit(stepper.computed, stepper.steps)
-            if not done:
-                self._pass_shown = True
-                self.message.emit(f"First pass: {100 * stepper.computed // max(stepper.steps, 1)} % of "
-                                  f"{stepper.steps:,} steps")
-            elif self._pass_shown:
+        if stepper.done:
+            self._pass = None
+            self.pass_progress.emit(stepper.steps, stepper.steps)
+            if self._pass_shown:
                 self.message.emit("First pass done: every step is ready")
-        if done:
-            self._pass.stop()
+        elif now - self._pass_reported >= PASS_REPORT_S:
+            self._pass_reported, self._pass_shown = now, True
+            self.pass_progress.emit(stepper.computed, stepper.steps)
+            self.message.emit(f"First pass: {100 * stepper.computed // max(stepper.steps, 1)} % of "
+                              f"{stepper.steps:,} steps")
+
+    def _on_pass_failed(self, worker: "_PassWorker", message: str) -> None:
+        if worker is self._pass:
+            self._pass = None
+            self.error.emit(f"First pass failed: {message}")
+
+    def _on_pass_finished(self, worker: "_PassWorker") -> None:
+        if worker is self._pass:  # ended without reaching the end: the stepper's inputs changed under it
+            self._pass = None
 
     def cancel_pass(self) -> None:
         """Stop the first pass (steps beyond it are still computed when moved to, block by block)."""
-        if self._pass.isActive():
-            self._pass.stop()
+        if self._pass is not None:
+            self._stop_pass()
             self.message.emit(f"First pass stopped at step {self.stepper.computed:,} of {self.stepper.steps:,}")
 
     # --- selection and display ----------------------------------------------------------------
@@ -458,3 +548,107 @@ class Session(QtCore.QObject):
     def display_name(self) -> str:
         """Window-title text: the model and text file names, or the series' length."""
         return self.sequence.display_name(self.model_path, self.text_path)
+
+
+class _PassWorker(threads.Worker):
+    """The first pass of ``stepper`` in a worker thread: ``Stepper.next_checkpoints`` block by
+    block from the last known checkpoint, handed over through ``delivered(j, rows)`` after at
+    most PASS_BUDGET_S of work, the last one empty ("nothing left"); reads only
+    what it copied when made and the stepper's immutable inputs and model."""
+
+    delivered = Signal(int, object)  # first checkpoint index j, rows (n, L, S, H)
+
+    def __init__(self, stepper: Stepper):
+        super().__init__()
+        self.stepper, self.version = stepper, stepper.version
+        self._j = stepper.computed // stepper.every  # the last known checkpoint
+        self._state = stepper.state(self._j * stepper.every)  # per layer ((1, H), ...)
+        self._last = stepper.steps // stepper.every  # the last checkpoint there is
+        self._none = stepper.next_checkpoints(self._j, 0, self._state)  # (0, L, S, H)
+
+    def work(self) -> None:
+        stepper, j, state = self.stepper, self._j, self._state
+        since, rows, first = time.perf_counter(), [], j + 1
+        while j < self._last and not self.stop_requested.is_set():
+            row = stepper.next_checkpoints(j, 1, state)  # (1, L, S, H)
+            rows.append(row)
+            state = [tuple(a[None] for a in layer) for layer in row[0]]  # (1, H) each
+            j += 1
+            if time.perf_counter() - since >= PASS_BUDGET_S:
+                self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
+                since, rows, first = time.perf_counter(), [], j + 1
+        if rows and not self.stop_requested.is_set():
+            self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
+        if not self.stop_requested.is_set():
+            self.delivered.emit(j + 1, self._none)  # none left: the pass is over
+
+
+class _PassRelay(QtCore.QObject):
+    """GUI-thread receiver of one pass worker's signals."""
+
+    def __init__(self, session: Session, worker: _PassWorker):
+        super().__init__(session)
+        self._session, self._worker = session, worker
+
+    @Slot(int, object)
+    def delivered(self, j: int, rows) -> None:
+        self._session._on_pass_rows(self._worker, j, rows)
+
+    @Slot(str)
+    def failed(self, message: str) -> None:
+        self._session._on_pass_failed(self._worker, message)
+
+    @Slot()
+    def finished(self) -> None:
+        self._session._on_pass_finished(self._worker)
+        self._worker = None
+        self.deleteLater()
+
+
+def read_text(path, vocab: CharVocab | None) -> tuple:
+    """``(text, kept, ids)`` of the text file at ``path``: decoded (``engine.data.load_text``),
+    without the characters ``vocab`` lacks and encoded (None, None without a vocabulary).
+    Raises ``DataError`` for an unusable file or one with no known character."""
+    text = load_text(path)
+    if vocab is None:
+        return text, None, None
+    kept = known_text(text, vocab)
+    if kept == "":
+        raise DataError(f"{path}: none of its characters are in the model's vocabulary")
+    return text, kept, vocab.encode(kept, "the text")
+
+
+class _TextReader(threads.Worker):
+    """``read_text`` in a worker thread; ``read(text, kept, ids)`` unless stopped."""
+
+    read = Signal(str, object, object)
+
+    def __init__(self, path: str, vocab: CharVocab | None):
+        super().__init__()
+        self.path, self.vocab = path, vocab
+
+    def work(self) -> None:
+        result = read_text(self.path, self.vocab)
+        if not self.stop_requested.is_set():
+            self.read.emit(*result)
+
+
+class _ReadRelay(QtCore.QObject):
+    """GUI-thread receiver of one text reader's signals."""
+
+    def __init__(self, session: Session, reader: _TextReader):
+        super().__init__(session)
+        self._session, self._reader = session, reader
+
+    @Slot(str, object, object)
+    def read(self, text: str, kept, ids) -> None:
+        self._session._on_read(self._reader, text, kept, ids)
+
+    @Slot(str)
+    def failed(self, message: str) -> None:
+        self._session._on_read_failed(self._reader, message)
+
+    @Slot()
+    def finished(self) -> None:
+        self._reader = None
+        self.deleteLater()

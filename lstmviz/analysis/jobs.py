@@ -1,5 +1,7 @@
 """Analysis jobs off the GUI thread: one ``JobRunner`` per panel, a ``JobBar`` showing its
-progress with a Cancel button, and ``chunks`` streaming the viewed text through a model.
+progress with a Cancel button, and ``chunks`` streaming the viewed text through a model: from
+the first pass's checkpoints when ``text_source`` had them (``engine.analysis.stream.iter_segments``:
+``SEGMENTS`` checkpoint blocks in one batched forward), else sequentially (``iter_chunks``).
 
 A job is a plain function ``fn(check) -> result`` run in a ``lstmviz.threads.Worker``; it calls
 ``check(fraction)`` between units of work (``fraction`` in [0, 1]): that reports progress (at
@@ -20,23 +22,39 @@ import numpy as np
 from PySide6 import QtWidgets
 from PySide6.QtCore import QObject, Signal, Slot
 
-from engine.analysis.stream import iter_chunks
+from engine.analysis.stream import iter_chunks, iter_segments
 
 from .. import threads
 
 PROGRESS_INTERVAL_S = 0.1
-CHUNK = 2048  # steps per chunk of the analysis passes (memory: one chunk's trace)
+CHUNK = 2048  # steps per chunk of the sequential analysis passes (memory: one chunk's trace)
+SEGMENTS = 8  # checkpoint blocks per batched forward (memory: one trace of SEGMENTS * every steps)
 
 
 class Cancelled(Exception):
     """Raised by ``check`` inside a job that was cancelled."""
 
 
+class KnownIds(np.ndarray):
+    """Token ids ``(T,)`` (``text_source``'s) carrying the first pass's checkpoints over them
+    under the model handed with them: ``checkpoints (J, L, S, H)`` every ``every`` steps
+    (``Stepper.known_checkpoints``). Arrays derived from them (slices, results) carry none."""
+
+    checkpoints: np.ndarray | None = None
+    every = 0
+
+
 def chunks(model, inputs: np.ndarray, check, start: int = 0, end: int | None = None):
-    """``engine.analysis.stream.iter_chunks`` over ``inputs (T,)`` with ``check`` (progress and
-    cancel) called before each chunk is handed on; yields ``(t0, trace)``."""
+    """``(t0, trace)`` covering steps ``[start, end)`` of ``inputs (T,)`` in time order, with
+    ``check`` (progress and cancel) called before each is handed on: ``iter_segments`` from the
+    checkpoints ``inputs`` carry (``KnownIds``), else ``iter_chunks``."""
     end = inputs.shape[0] if end is None else end
-    for t0, trace in iter_chunks(model, inputs, start, end, chunk=CHUNK):
+    known = getattr(inputs, "checkpoints", None)
+    if known is not None:
+        parts = iter_segments(model, inputs.view(np.ndarray), known, inputs.every, start, end, segments=SEGMENTS)
+    else:
+        parts = iter_chunks(model, inputs, start, end, chunk=CHUNK)
+    for t0, trace in parts:
         check((t0 + trace.steps) / max(end, 1))
         yield t0, trace
 
@@ -188,8 +206,11 @@ class JobBar(QtWidgets.QWidget):
 
 def text_source(session):
     """``(model, ids (T,), text)`` a job can read while the GUI changes the Session (the model is
-    replaced, never mutated, by training; the ids are copied), or None without a character model
-    and text."""
+    replaced, never mutated, by training; the ids and the checkpoints known so far are copied:
+    ``ids`` is a ``KnownIds``), or None without a character model and text."""
     if not session.ready or session.vocab is None or session.steps == 0:
         return None
-    return session.model, np.array(session.stepper.inputs, copy=True), session.text
+    stepper = session.stepper
+    ids = np.array(stepper.inputs, copy=True).view(KnownIds)  # (T,)
+    ids.checkpoints, ids.every = stepper.known_checkpoints(), stepper.every
+    return stepper.model, ids, session.text

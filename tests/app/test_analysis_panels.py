@@ -110,7 +110,7 @@ def test_a_feature_ranks_the_demo_units(qtbot, demo, name, unit, within):
     best = panel.scores[0]
     if best.kind == "pearson":
         _, a = whole(s, best.quantity, best.layer)
-        assert best.score == pytest.approx(np.corrcoef(a[:, best.unit], y)[0, 1], abs=1e-9)
+        assert best.score == pytest.approx(np.corrcoef(a[:, best.unit], y)[0, 1], abs=1e-6)  # float32: batched rounding
     click_row(qtbot, panel.table, 0)  # colours the text by that unit and quantity
     assert (s.layer, s.unit) == (best.layer, best.unit)
     assert demo.panel("text").quantity == best.quantity
@@ -167,7 +167,7 @@ def test_saturation_and_strip_equal_the_engine(qtbot, demo, tmp_path, monkeypatc
 
     strip_panel = demo.panel("strip")
     qtbot.waitUntil(lambda: strip_panel.losses is not None, timeout=TIMEOUT_MS)
-    np.testing.assert_allclose(strip_panel.losses, strip(s.model, s.stepper.inputs, k=0).loss, rtol=1e-6)
+    np.testing.assert_allclose(strip_panel.losses, strip(s.model, s.stepper.inputs, k=0).loss, rtol=1e-4)  # float32: batched rounding
     png = tmp_path / "strip.png"
     monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(png))
     strip_panel.export_picture()

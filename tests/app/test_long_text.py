@@ -172,3 +172,58 @@ def test_a_series_last_step_is_highlighted_and_coloured(window, qtbot):
             if sel.format.fontWeight() == QtGui.QFont.Bold]
     assert bold == [last]
     assert last[0] in drawn_colours(window)
+
+
+def test_open_text_reads_a_long_file_in_the_background_and_the_first_pass_runs_in_a_thread(window, qtbot, tmp_path,
+                                                                                            monkeypatch):
+    """File > Open text of a file above BACKGROUND_TEXT_BYTES: the window answers at once, the
+    text is shown when read; the first pass then runs in a worker thread, not on the GUI thread."""
+    import lstmviz.session as session_module
+    from lstmviz import threads
+
+    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 10)
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)
+    monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 16)
+    s = window.session
+    s.set_model(s.model, s.vocab)  # a cursor with the patched checkpoint spacing
+    path = tmp_path / "long.txt"
+    path.write_text(TEXT * 40, encoding="utf-8")
+    assert window.open_path(str(path), "text") and s.opening
+    qtbot.waitUntil(lambda: not s.opening, timeout=20000)
+    assert s.text == TEXT * 40 and window.statusBar().currentMessage().startswith("Opened text long.txt")
+    assert s.passing and "first-pass" in [t.objectName() for t in threads.live_threads()]
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert s.stepper.done, (s.stepper.computed, s.steps, s.stepper.version)
+    s.seek(s.steps)
+    h = s.model.trace(s.vocab.encode(TEXT * 40)).gate("h", 0)  # (T, H)
+    np.testing.assert_allclose(s.records(s.steps - 30, s.steps).gate("h", 0), h[-30:], rtol=0, atol=1e-12)
+
+
+def test_the_data_panel_reads_a_long_training_text_in_the_background(window, qtbot, tmp_path, monkeypatch, errors):
+    """The data panel's Open of a file above BACKGROUND_BYTES: read in a worker thread, then the
+    corpus is taken; a binary file is refused with the dialog; Cancel keeps the corpus."""
+    from lstmviz import dialogs
+    from lstmviz.learn import data_panel as data_module
+    from tests.app.helpers import learning
+
+    monkeypatch.setattr(data_module, "BACKGROUND_BYTES", 10)
+    panel = learning(window).data_panel
+    good, binary = tmp_path / "corpus.txt", tmp_path / "data.bin"
+    good.write_text(TEXT * 100, encoding="utf-8")
+    binary.write_bytes(bytes(range(256)) * 4)
+    chosen = [str(good)]
+    monkeypatch.setattr(dialogs, "ask_open_path", lambda *a: chosen[0])
+    taken = []
+    panel.corpus_changed.connect(taken.append)
+    assert panel.open_file() and panel.reading and panel.cancel_button.isVisibleTo(panel)
+    qtbot.waitUntil(lambda: not panel.reading, timeout=20000)
+    assert taken, errors
+    assert panel.corpus.text == TEXT * 100 and panel.source == str(good) and not errors
+    assert panel.size_label.text() == f"{len(TEXT) * 100:,} characters"
+    chosen[0] = str(binary)
+    assert panel.open_file()
+    qtbot.waitUntil(lambda: not panel.reading, timeout=20000)
+    assert len(errors) == 1 and "binary" in errors[0][1] and panel.corpus is taken[0]
+    assert panel.open_file()
+    panel.cancel_read()
+    assert not panel.reading and not panel.cancel_button.isVisibleTo(panel) and panel.corpus is taken[0]

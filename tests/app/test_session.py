@@ -12,6 +12,7 @@ from engine.errors import DataError
 from engine.gradflow import gradient_flow
 from engine.model import ModelConfig, SequenceModel
 from engine.series import SeriesDataset, sine
+from lstmviz import threads
 from lstmviz.core.levels import gate_levels
 from lstmviz.session import Session
 
@@ -25,7 +26,8 @@ def session(qapp, model, vocab):
     s = Session()
     s.set_model(model, vocab)
     s.set_text(TEXT)
-    return s
+    yield s
+    threads.stop_all()
 
 
 @pytest.fixture
@@ -141,3 +143,37 @@ def test_the_session_module_does_not_import_pyqtgraph():
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip() == "False"
+
+
+def test_a_long_text_is_read_in_the_background(session, qtbot, tmp_path, monkeypatch):
+    """Above BACKGROUND_TEXT_BYTES ``open_text`` returns at once and shows the text when read
+    (unknown characters dropped as ``load_text`` drops them); a bad file is refused through
+    ``error`` and a cancelled read changes nothing."""
+    import lstmviz.session as session_module
+
+    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 10)
+    s = session
+    path = tmp_path / "long.txt"
+    path.write_text("€" + TEXT * 3, encoding="utf-8")
+    opened, errors = [], []
+    s.text_opened.connect(opened.append)
+    s.error.connect(errors.append)
+    assert s.open_text(path) is False and s.opening and s.text == TEXT
+    qtbot.waitUntil(lambda: not s.opening, timeout=20000)
+    assert s.text == TEXT * 3 and opened == [str(path)] and s.text_path == str(path) and not errors
+    assert np.array_equal(s.stepper.inputs, s.vocab.encode(TEXT * 3))
+
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    assert s.open_text(binary) is False
+    qtbot.waitUntil(lambda: not s.opening, timeout=20000)
+    assert s.text == TEXT * 3 and len(errors) == 1 and "binary" in errors[0]
+
+    short = tmp_path / "short.txt"
+    short.write_text(TEXT[:20], encoding="utf-8")
+    assert s.open_text(short) is False
+    s.cancel_open()
+    threads.stop_all()  # the reader ends; what it read is dropped
+    assert not s.opening and s.text == TEXT * 3 and opened == [str(path)]
+    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 1 << 20)
+    assert s.open_text(short) is True and s.text == TEXT[:20]

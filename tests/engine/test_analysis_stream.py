@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from engine.analysis.stream import final_state, iter_chunks, quantity
+from engine.analysis.stream import checkpoint_states, final_state, iter_chunks, iter_segments, quantity
 
 from .analysis_helpers import tiny_inputs, tiny_model
 
@@ -41,3 +41,56 @@ def test_tanh_c_quantity():
 def test_bad_ranges_raise(start, end, chunk):
     with pytest.raises(ValueError):
         list(iter_chunks(tiny_model(), tiny_inputs(50), start, end, chunk))
+
+
+def _checkpoints(model, ids, every, known=None):
+    """``(J, L, S, H)`` checkpoints from ``model.trace``: row j the state after j * every steps."""
+    whole = model.trace(ids)
+    names = ("h", "c") if whole.cell == "lstm" else ("h",)
+    J = ids.shape[0] // every + 1 if known is None else known
+    rows = [[[np.zeros(whole.hidden_size) if j == 0 else layer[name][j * every - 1] for name in names]
+             for layer in whole.layers] for j in range(J)]
+    return np.array(rows)  # (J, L, S, H)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+def test_checkpoint_states_are_the_traces_states(cell):
+    model, ids = tiny_model(cell), tiny_inputs(50)
+    expected = _checkpoints(model, ids, 8)[1:]  # after 8, 16, ..., 48 steps
+    got = checkpoint_states(model, ids, None, 8)
+    assert got.shape == expected.shape == (6, 2, 2 if cell == "lstm" else 1, model.config.hidden_size)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    later = checkpoint_states(model, ids[16:], [tuple(a[None] for a in layer) for layer in expected[1]], 8)
+    np.testing.assert_allclose(later, expected[2:], rtol=0, atol=1e-12)  # from the state after 16 steps on
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
+@pytest.mark.parametrize("segments, start, end, known", [(3, 0, None, None), (2, 9, 47, None), (4, 13, 14, None),
+                                                         (2, 0, None, 3), (5, 30, None, 2), (1, 0, 48, None)])
+def test_segments_equal_the_chunks(cell, segments, start, end, known):
+    """Batched checkpoint segments (the known ones; the rest sequential) give iter_chunks's
+    records in time order, each chunk from the true state before it."""
+    model, ids = tiny_model(cell), tiny_inputs(50)
+    whole = model.trace(ids)
+    end_ = 50 if end is None else end
+    seen = start
+    for t0, tr in iter_segments(model, ids, _checkpoints(model, ids, 8, known), 8, start, end, segments):
+        assert t0 == seen and 1 <= tr.steps <= segments * 8 and tr.start == t0
+        for k in range(2):
+            for name in tr.names:
+                np.testing.assert_allclose(tr.gate(name, k), whole.gate(name, k)[t0 : t0 + tr.steps], rtol=0,
+                                           atol=1e-12, err_msg=name)
+            if t0:
+                np.testing.assert_allclose(tr.initial_state[k][0], whole.gate("h", k)[t0 - 1], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(tr.outputs, whole.outputs[t0 : t0 + tr.steps], rtol=0, atol=1e-12)
+        seen += tr.steps
+    assert seen == end_
+
+
+def test_segments_refuse_bad_arguments():
+    model, ids = tiny_model(), tiny_inputs(50)
+    for kwargs in ({"every": 0}, {"segments": 0}, {"start": 50}):
+        with pytest.raises(ValueError):
+            list(iter_segments(model, ids, _checkpoints(model, ids, 8), **{"every": 8, **kwargs}))
+    with pytest.raises(ValueError):
+        list(iter_segments(model, ids, _checkpoints(model, ids, 8)[:0], 8))

@@ -1,0 +1,57 @@
+"""The analysis jobs read the viewed text from the first pass's checkpoints once it has them:
+``jobs.text_source`` hands them with the ids, and ``jobs.chunks`` gives the same records as the
+sequential stream."""
+
+import numpy as np
+import pytest
+
+from lstmviz import threads
+from lstmviz.analysis import jobs
+from lstmviz.session import Session
+
+from .conftest import TEXT
+
+
+@pytest.fixture
+def session(qapp, model, vocab, monkeypatch):
+    import lstmviz.session as session_module
+
+    monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 16)
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)  # the levels' forward covers 10 steps
+    s = Session()
+    s.set_model(model, vocab)
+    yield s
+    threads.stop_all()
+
+
+def test_chunks_from_the_checkpoints_equal_the_sequential_stream(session, qtbot):
+    s = session
+    text = TEXT * 6
+    s.set_text(text)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    model, ids, shown = jobs.text_source(s)
+    assert shown == text and ids.every == 16 and len(ids.checkpoints) == len(text) // 16 + 1
+    assert ids[5:].checkpoints is None and np.array_equal(ids, s.vocab.encode(text))
+    reference = model.trace(np.asarray(ids))
+    for start, end in ((0, None), (37, 301), (len(text) - 3, None)):
+        seen, progress = start, []
+        for t0, tr in jobs.chunks(model, ids, progress.append, start, end):
+            assert t0 == seen
+            for name in tr.names:
+                for k in range(2):
+                    np.testing.assert_allclose(tr.gate(name, k), reference.gate(name, k)[t0:t0 + tr.steps], rtol=0,
+                                               atol=1e-12, err_msg=name)
+            seen += tr.steps
+        assert seen == (len(text) if end is None else end)
+        assert progress == sorted(progress) and progress[-1] == 1.0
+
+
+def test_before_the_pass_the_jobs_stream_from_the_checkpoints_known(session, monkeypatch):
+    s = session
+    text = TEXT * 6
+    s.set_text(text)
+    s.cancel_pass()
+    model, ids, _ = jobs.text_source(s)
+    assert len(ids.checkpoints) == s.stepper.computed // 16 + 1 < len(text) // 16 + 1
+    got = np.concatenate([tr.gate("c", 0) for _, tr in jobs.chunks(model, ids, lambda f: None)])
+    np.testing.assert_allclose(got, model.trace(np.asarray(ids)).gate("c", 0), rtol=0, atol=1e-12)
