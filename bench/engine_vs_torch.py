@@ -7,8 +7,10 @@ cross-entropy, float32. The engine uses ``SequenceModel.loss_and_grads``, ``engi
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
 alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
-the engine against the faster torch setting. The floor is the step's multiply-adds (``step_macs``)
-at the measured sgemm rate: the time the matrix products alone would take.
+the engine against the faster torch setting. The engine runs as the product runs it: with the BLAS
+threads ``Trainer.run`` picks (``engine.runtime.blas_threads_for``: problem size, cores, load).
+The floor is the step's multiply-adds (``step_macs``) at the sgemm rate measured at those threads:
+the time the matrix products alone would take.
 
 Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with its full gate
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
@@ -35,6 +37,7 @@ if str(ROOT) not in sys.path:
 from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.optim import clip_grads, make_optimizer  # noqa: E402
+from engine.runtime import blas_threads, blas_threads_for  # noqa: E402
 
 VOCAB = 65  # one-hot input size = softmax output size
 LR = 2e-3  # Adam learning rate
@@ -119,21 +122,25 @@ def with_torch_threads(step, n: int):
 
 
 def training_table(configs: list[str], reps: int, with_torch: bool, torch_threads: tuple) -> None:
-    rate = sgemm_rate()
-    print(f"\nsgemm rate (1024^3, NumPy's BLAS as configured): {rate / 1e9:.1f} G multiply-adds/s")
-    print(f"Training step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
-          f"torch at {' and '.join(map(str, torch_threads))} thread(s), alternating; floor = the step's "
-          f"multiply-adds / sgemm rate:")
+    print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
+          f"engine at the BLAS threads the trainer picks (engine.runtime.blas_threads_for: size, cores, "
+          f"load), torch at {' and '.join(map(str, torch_threads))} thread(s), alternating; floor = the "
+          f"step's multiply-adds / the sgemm rate (1024^3) at the engine's threads, measured before each row:")
     torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
-    print(f"{'H':>5} {'B':>4} {'T':>4} | {'floor ms':>8} | {'engine ms/step':>22} {'x floor':>7} | "
+    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'thr':>3} {'GMAC/s':>6} {'floor ms':>8} | "
+          f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
           + f" | {'engine/best torch':>17}")
     for name in configs:
         H, B, T = CONFIGS[name]
-        fns = {"engine": engine_trainer(H, B, T)}
-        for label, n in zip(torch_names, torch_threads):
-            fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
-        times = alternate(fns, reps)
+        load = os.getloadavg()[0]
+        threads = blas_threads_for(H, B)
+        with blas_threads(threads):  # as Trainer.run: once for the whole run
+            rate = sgemm_rate()
+            fns = {"engine": engine_trainer(H, B, T)}
+            for label, n in zip(torch_names, torch_threads):
+                fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
+            times = alternate(fns, reps)
         medians, cells = {}, {}
         for who, t in times.items():
             p25, p50, p75 = quartiles(t * 1e3)
@@ -142,8 +149,9 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
-        print(f"{H:5d} {B:4d} {T:4d} | {floor:8.1f} | {cells['engine']} {medians['engine'] / floor:7.1f} | "
-              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}")
+        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {threads:3d} {rate / 1e9:6.1f} {floor:8.1f} | "
+              f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
+              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
 
 
 def latency(calls: int, with_torch: bool) -> None:
@@ -239,7 +247,7 @@ def main(argv=None) -> None:
     parser.add_argument("--no-torch", action="store_true", help="engine only")
     parser.add_argument("--torch-threads", default="1,2",
                         help="torch's thread counts, each run alternating with the engine (default 1,2; the "
-                             "ratio is against the fastest); set OPENBLAS_NUM_THREADS for the engine")
+                             "ratio is against the fastest)")
     parser.add_argument("--memory-probe", choices=("engine", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:

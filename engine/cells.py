@@ -51,11 +51,19 @@ GRU_GATES = ("r", "z", "n")
 CELL_TYPES = ("lstm", "rnn", "gru")
 INIT_SCHEMES = ("default", "pytorch", "uniform")  # see _Cell.init_params
 _CACHE_BLOCK = 1 << 17  # elements (512 KiB in float32) of per-block scratch in the BPTT loop
+_ROW_PAD = 16  # extra elements per row of the (features, steps x batch) arrays (see _padded_rows)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic function in (0, 1) via tanh: never overflows, for any finite or infinite input."""
     return 0.5 + 0.5 * np.tanh(0.5 * z)  # same shape as z
+
+
+def _padded_rows(rows: int, cols: int, dtype) -> np.ndarray:
+    """An uninitialised ``(rows, cols)`` array whose rows lie ``_ROW_PAD`` elements further apart
+    than ``cols``: rows spaced by a power of two bytes (e.g. T*B = 64*32 floats) fall into the
+    same cache sets, and a per-step ``(H, B)`` column block of them would evict itself."""
+    return np.empty((rows, cols + _ROW_PAD), dtype)[:, :cols]  # (rows, cols) view
 
 
 def check_finite(name: str, a: np.ndarray) -> None:
@@ -319,12 +327,12 @@ class LSTMCell(_Cell):
         T, B = x_tm.shape[:2]
         xp_f = np.empty((T, self.width, B), prep.b_s.dtype)  # (T, G, B)
         if onehot:
-            Wx_t = prep.Wx_s.T  # (G, V) C-ordered (prepare)
+            table = prep.Wx_s.T + prep.b_s[:, None]  # (G, V) column v = e_v Wx_s + b_s, each sum rounded once as below
             for t in range(T):
-                np.take(Wx_t, x_tm[t], axis=1, out=xp_f[t], mode="clip")  # (G, B) ids checked by the caller
+                np.take(table, x_tm[t], axis=1, out=xp_f[t], mode="clip")  # (G, B) ids checked by the caller
         else:
             np.matmul(prep.Wx_s.T, x_tm.transpose(0, 2, 1), out=xp_f)  # (T, G, B) one product per step
-        xp_f += prep.b_s[:, None]  # (T, G, B)
+            xp_f += prep.b_s[:, None]  # (T, G, B)
         return xp_f.transpose(0, 2, 1)  # (T, B, G) view
 
     def forward_tm(self, prep: Prepared, xp: np.ndarray, state: tuple, keep_pre: bool = False):
@@ -341,7 +349,7 @@ class LSTMCell(_Cell):
         H = self.hidden_size
         dtype = xp.dtype
         acts_f = np.empty((T, G, B), dtype)  # (T, G, B) g, i, f, o after activation
-        hs_h = np.empty((H, T + 1, B), dtype)  # (H, T+1, B) hs_h[:, 0] = h0; (H, T*B) slices for the big products
+        hs_h = _padded_rows(H, (T + 1) * B, dtype).reshape(H, T + 1, B)  # (H, T+1, B) hs_h[:, 0] = h0
         cs_f = np.empty((T + 1, H, B), dtype)  # (T+1, H, B) cs_f[0] = c0
         tc_f = np.empty((T, H, B), dtype)  # (T, H, B) tanh(c_t)
         ig = np.empty((H, B), dtype)  # (H, B) scratch for i * g
@@ -416,7 +424,7 @@ class LSTMCell(_Cell):
         f = acts_f[:, 2 * H : 3 * H]  # (T, H, B) view
         chunk = max(1, min(T, _CACHE_BLOCK // (5 * B * H)))  # steps per block of local derivatives
         local = np.empty((chunk, 5, H, B), dtype)  # (chunk, 5, H, B) see _local_derivatives
-        dz_g = np.empty((G, T, B), dtype)  # (G, T, B): (G, T*B) rows for the weight-gradient products
+        dz_g = _padded_rows(G, T * B, dtype).reshape(G, T, B)  # (G, T, B): (G, T*B) rows for the weight gradients
         dz4 = dz_g.reshape(4, H, T, B)  # (4, H, T, B) view: blocks g, i, f, o
         dh_rec = np.zeros((H, B), dtype)  # (H, B) dL/dh_t through the gates of step t+1
         if dstate is None:
