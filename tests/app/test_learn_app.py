@@ -272,6 +272,7 @@ app = QApplication(sys.argv[:1])
 window = create_window(Session(), QSettings(sys.argv[1], QSettings.IniFormat))
 panels = window.panel("training").findChild(LearningService)
 dialogs.ask_save_discard_cancel = lambda parent: "discard"
+dialogs.ask_confirm = lambda *args, **kwargs: True  # "Long training run": a million steps
 panels.model_panel.set_values(dict(hidden_size=16, num_layers=1, seq_len=16, batch_size=4, steps=1_000_000))
 text = "".join(np.random.Generator(np.random.PCG64(0)).choice(["the ", "cat ", "sat "], 300))
 assert panels.data_panel.use_text(text, "test")
