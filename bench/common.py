@@ -16,22 +16,23 @@ from engine.runtime import keep_freed_memory
 KEEP_FREED = keep_freed_memory()  # every benchmark runs the engine as the app and the CLI do
 
 
-def time_call(fn) -> float:
-    """Wall time of one call of ``fn()`` in seconds."""
-    start = time.perf_counter()
+def time_call(fn, clock=time.perf_counter) -> float:
+    """Time of one call of ``fn()`` in seconds by ``clock`` (wall time by default;
+    ``time.thread_time``: the calling thread's CPU time)."""
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def alternate(fns: dict, reps: int, warmup: int = 2) -> dict:
-    """Time each callable of ``fns`` ``reps`` times, interleaved; return name -> seconds array."""
+def alternate(fns: dict, reps: int, warmup: int = 2, clock=time.perf_counter) -> dict:
+    """Time each callable of ``fns`` ``reps`` times by ``clock``, interleaved; return name -> seconds array."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times = {name: np.empty(reps) for name in fns}  # name -> (reps,) seconds
     for r in range(reps):
         for name, fn in fns.items():
-            times[name][r] = time_call(fn)
+            times[name][r] = time_call(fn, clock)
     return times
 
 

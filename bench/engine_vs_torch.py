@@ -7,13 +7,18 @@ cross-entropy, float32. The engine uses ``SequenceModel.loss_and_grads``, ``engi
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
 alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
-the engine against the faster torch setting. The floor is the step's multiply-adds (``step_macs``)
-at the measured sgemm rate: the time the matrix products alone would take.
+the engine against the faster torch setting. The engine runs as the product runs it: with the BLAS
+threads ``Trainer.run`` picks (``engine.runtime.blas_threads_for``: problem size, cores, load).
+The floor is the step's multiply-adds (``step_macs``) at the sgemm rate measured at those threads:
+the time the matrix products alone would take.
 
 Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with its full gate
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
 
-Run from the repository root:  ``python bench/engine_vs_torch.py [--reps 9] [--quick]``
+``--cpu-time`` compares engine and torch at one thread by the calling thread's CPU time
+(``time.thread_time``), which a busy shared machine disturbs less than wall time.
+
+Run from the repository root:  ``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time]``
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ if str(ROOT) not in sys.path:
 from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.optim import clip_grads, make_optimizer  # noqa: E402
+from engine.runtime import blas_threads, blas_threads_for  # noqa: E402
 
 VOCAB = 65  # one-hot input size = softmax output size
 LR = 2e-3  # Adam learning rate
@@ -96,14 +102,14 @@ def step_macs(H: int, B: int, T: int) -> int:
     return 3 * N * H * 4 * H + N * VOCAB * 4 * H + 3 * N * H * VOCAB
 
 
-def sgemm_rate(n: int = 1024, reps: int = 5) -> float:
+def sgemm_rate(n: int = 1024, reps: int = 5, clock=time.perf_counter) -> float:
     """Measured float32 GEMM rate of NumPy's BLAS at its current threads, multiply-adds per
     second (best of ``reps`` (n, n) @ (n, n) products)."""
     rng = np.random.default_rng(0)
     a = rng.random((n, n), dtype=np.float32)  # (n, n)
     b = rng.random((n, n), dtype=np.float32)  # (n, n)
     a @ b
-    best = min(time_call(lambda: a @ b) for _ in range(reps))
+    best = min(time_call(lambda: a @ b, clock) for _ in range(reps))
     return n**3 / best
 
 
@@ -118,22 +124,35 @@ def with_torch_threads(step, n: int):
     return run
 
 
-def training_table(configs: list[str], reps: int, with_torch: bool, torch_threads: tuple) -> None:
-    rate = sgemm_rate()
-    print(f"\nsgemm rate (1024^3, NumPy's BLAS as configured): {rate / 1e9:.1f} G multiply-adds/s")
-    print(f"Training step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
-          f"torch at {' and '.join(map(str, torch_threads))} thread(s), alternating; floor = the step's "
-          f"multiply-adds / sgemm rate:")
+def training_table(configs: list[str], reps: int, with_torch: bool, torch_threads: tuple,
+                   cpu_time: bool = False) -> None:
+    """The speed table; ``cpu_time``: the calling thread's CPU time instead of wall time, the
+    engine at 1 BLAS thread and torch at 1 thread (a single-thread comparison that a busy
+    machine disturbs less: waiting for a core is not counted)."""
+    clock = time.thread_time if cpu_time else time.perf_counter
+    if cpu_time:
+        torch_threads = (1,)
+    what = ("CPU time of the calling thread, engine and torch at 1 thread" if cpu_time else
+            "engine at the BLAS threads the trainer picks (engine.runtime.blas_threads_for: size, cores, load), "
+            f"torch at {' and '.join(map(str, torch_threads))} thread(s)")
+    print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
+          f"{what}, alternating; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
+          f"engine's threads, measured before each row:")
     torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
-    print(f"{'H':>5} {'B':>4} {'T':>4} | {'floor ms':>8} | {'engine ms/step':>22} {'x floor':>7} | "
+    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'thr':>3} {'GMAC/s':>6} {'floor ms':>8} | "
+          f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
           + f" | {'engine/best torch':>17}")
     for name in configs:
         H, B, T = CONFIGS[name]
-        fns = {"engine": engine_trainer(H, B, T)}
-        for label, n in zip(torch_names, torch_threads):
-            fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
-        times = alternate(fns, reps)
+        load = os.getloadavg()[0]
+        threads = 1 if cpu_time else blas_threads_for(H, B)
+        with blas_threads(threads):  # as Trainer.run: once for the whole run
+            rate = sgemm_rate(clock=clock)
+            fns = {"engine": engine_trainer(H, B, T)}
+            for label, n in zip(torch_names, torch_threads):
+                fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
+            times = alternate(fns, reps, clock=clock)
         medians, cells = {}, {}
         for who, t in times.items():
             p25, p50, p75 = quartiles(t * 1e3)
@@ -142,8 +161,9 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
-        print(f"{H:5d} {B:4d} {T:4d} | {floor:8.1f} | {cells['engine']} {medians['engine'] / floor:7.1f} | "
-              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}")
+        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {threads:3d} {rate / 1e9:6.1f} {floor:8.1f} | "
+              f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
+              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
 
 
 def latency(calls: int, with_torch: bool) -> None:
@@ -239,7 +259,10 @@ def main(argv=None) -> None:
     parser.add_argument("--no-torch", action="store_true", help="engine only")
     parser.add_argument("--torch-threads", default="1,2",
                         help="torch's thread counts, each run alternating with the engine (default 1,2; the "
-                             "ratio is against the fastest); set OPENBLAS_NUM_THREADS for the engine")
+                             "ratio is against the fastest)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="single-thread comparison by CPU time (engine and torch at 1 thread): on a busy "
+                             "machine, the cost of the work without the wait for a core; training table only")
     parser.add_argument("--memory-probe", choices=("engine", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -263,7 +286,9 @@ def main(argv=None) -> None:
     if with_torch:
         default_threads = torch.get_num_threads()
         print(f"torch {torch.__version__}, default threads {default_threads}")
-    training_table(configs, reps, with_torch, torch_threads)
+    training_table(configs, reps, with_torch, torch_threads, args.cpu_time)
+    if args.cpu_time:
+        return
     if with_torch:
         torch.set_num_threads(default_threads)  # the latency figure: torch at its default
     latency(300 if args.quick else 3000, with_torch)

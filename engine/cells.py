@@ -36,7 +36,12 @@ pre-scaled by 0.5 so that a single ``tanh`` over all 4H columns computes every g
 gradient is ``dc * coefficient`` (g, i, f) side by side, so the BPTT loop does six ufunc calls
 and one product per step; the coefficients (local derivatives) are computed beforehand in
 cache-sized blocks of steps.
-Gradients come back in the public layout. Sequence internals are time-major ``(T, B, ...)``;
+The LSTM loops run feature-major: per step the product ``Wh_s.T (G, H) @ h_{t-1} (H, B)`` fills
+a ``(G, B)`` block whose gates are contiguous ``(H, B)`` slices (the transposed product runs
+measurably faster in OpenBLAS than ``h (B, H) @ Wh_s``), and the hidden states and ``dz`` are
+stored ``(H, T+1, B)`` and ``(G, T, B)`` so that each weight gradient is one product over all
+steps; the arrays they hand out are ``(T, B, ...)`` views of them.
+Gradients come back in the public layout. Sequence interfaces are time-major ``(T, B, ...)``;
 the public wrappers take ``(B, T, ...)``.
 """
 
@@ -51,11 +56,19 @@ GRU_GATES = ("r", "z", "n")
 CELL_TYPES = ("lstm", "rnn", "gru")
 INIT_SCHEMES = ("default", "pytorch", "uniform")  # see _Cell.init_params
 _CACHE_BLOCK = 1 << 17  # elements (512 KiB in float32) of per-block scratch in the BPTT loop
+_ROW_PAD = 16  # extra elements per row of the (features, steps x batch) arrays (see _padded_rows)
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
     """Logistic function in (0, 1) via tanh: never overflows, for any finite or infinite input."""
     return 0.5 + 0.5 * np.tanh(0.5 * z)  # same shape as z
+
+
+def _padded_rows(rows: int, cols: int, dtype) -> np.ndarray:
+    """An uninitialised ``(rows, cols)`` array whose rows lie ``_ROW_PAD`` elements further apart
+    than ``cols``: rows spaced by a power of two bytes (e.g. T*B = 64*32 floats) fall into the
+    same cache sets, and a per-step ``(H, B)`` column block of them would evict itself."""
+    return np.empty((rows, cols + _ROW_PAD), dtype)[:, :cols]  # (rows, cols) view
 
 
 def check_finite(name: str, a: np.ndarray) -> None:
@@ -184,6 +197,13 @@ class _Cell:
         xp = x @ prep.Wx_s + prep.b_s  # (B, G)
         return self.step_projected(prep, xp, state)
 
+    def project(self, prep: Prepared, x_tm: np.ndarray, onehot: bool) -> np.ndarray:
+        """``x_t Wx_s + b_s`` for every step ``(T, B, G)``, the input of ``forward_tm``. ``x_tm``:
+        token ids ``(T, B)`` (``onehot``: a row gather of ``Wx_s``) or vectors ``(T, B, D)``."""
+        xp = prep.Wx_s[x_tm] if onehot else x_tm @ prep.Wx_s  # (T, B, G)
+        xp += prep.b_s  # (T, B, G)
+        return xp
+
     # --- public sequence API ------------------------------------------------------------------
     def forward(self, params: dict, x: np.ndarray, state=None):
         """Run a sequence. ``x (B, T, D)``; returns ``(hs (B, T, H), final_state, cache)``."""
@@ -262,12 +282,21 @@ class LSTMCell(_Cell):
         scaled[..., self.hidden_size :] *= 0.5  # (..., 3H) exact: a power of two
         return scaled
 
+    def _scaled_transposed(self, a: np.ndarray) -> np.ndarray:
+        """``_scaled(a)`` for an internal-order ``a (D, G)``, stored transposed: a view
+        ``(D, G)`` of a C-ordered ``(G, D)`` array (the feature-major products read it so)."""
+        scaled_t = np.array(a.T, order="C")  # (G, D) a copy even when a.T is already contiguous
+        scaled_t[self.hidden_size :] *= 0.5  # (3H, D) exact: a power of two
+        return scaled_t.T  # (D, G) view
+
     def prepare(self, params: dict) -> Prepared:
-        """Reorder to internal g, i, f, o and pre-scale the sigmoid columns by 0.5."""
+        """Reorder to internal g, i, f, o and pre-scale the sigmoid columns by 0.5; the scaled
+        matrices ``Wx_s``, ``Wh_s`` are transposed views of C-ordered ``(G, D)``, ``(G, H)``."""
         Wx_u = self._reorder(params["Wx"], GATES, self.internal_gates)  # (D, G)
         Wh_u = self._reorder(params["Wh"], GATES, self.internal_gates)  # (H, G)
         b_u = self._reorder(params["b"], GATES, self.internal_gates)  # (G,)
-        return Prepared(Wx_s=self._scaled(Wx_u), Wh_s=self._scaled(Wh_u), b_s=self._scaled(b_u), Wx_u=Wx_u, Wh_u=Wh_u)
+        return Prepared(Wx_s=self._scaled_transposed(Wx_u), Wh_s=self._scaled_transposed(Wh_u), b_s=self._scaled(b_u),
+                        Wx_u=Wx_u, Wh_u=Wh_u)
 
     def to_public(self, a: np.ndarray) -> np.ndarray:
         """Reorder the last axis from internal (g, i, f, o) to public (i, f, g, o) columns."""
@@ -296,118 +325,141 @@ class LSTMCell(_Cell):
         record = {**gates, "c": c, "h": h, "pre": self.pre_activations(zs)}
         return (h, c), record
 
-    def forward_tm(self, prep: Prepared, xp: np.ndarray, state: tuple, keep_pre: bool = False):
-        """Time-major forward. ``xp (T, B, G)`` projected inputs (scaled, internal order).
+    def project(self, prep: Prepared, x_tm: np.ndarray, onehot: bool) -> np.ndarray:
+        """``x_t Wx_s + b_s`` for every step, as a ``(T, B, G)`` view of a feature-major
+        ``(T, G, B)`` array (what ``forward_tm`` reads fastest). ``x_tm``: token ids ``(T, B)``
+        (``onehot``: a column gather of ``Wx_s.T``) or vectors ``(T, B, D)``."""
+        T, B = x_tm.shape[:2]
+        xp_f = np.empty((T, self.width, B), prep.b_s.dtype)  # (T, G, B)
+        if onehot:
+            table = prep.Wx_s.T + prep.b_s[:, None]  # (G, V) column v = e_v Wx_s + b_s, each sum rounded once as below
+            for t in range(T):
+                np.take(table, x_tm[t], axis=1, out=xp_f[t], mode="clip")  # (G, B) ids checked by the caller
+        else:
+            np.matmul(prep.Wx_s.T, x_tm.transpose(0, 2, 1), out=xp_f)  # (T, G, B) one product per step
+            xp_f += prep.b_s[:, None]  # (T, G, B)
+        return xp_f.transpose(0, 2, 1)  # (T, B, G) view
 
-        Returns ``(hs (T, B, H), (h_T, c_T), cache)``; the cache holds the gate activations,
-        cell states and tanh(c) that ``backward_tm`` consumes (and ``pre`` if ``keep_pre``).
+    def forward_tm(self, prep: Prepared, xp: np.ndarray, state: tuple, keep_pre: bool = False):
+        """Time-major forward. ``xp (T, B, G)`` projected inputs (scaled, internal order); fastest
+        as ``project`` returns them.
+
+        Returns ``(hs (T, B, H), (h_T, c_T), cache)``; the cache holds the gate activations
+        ``acts (T, B, G)``, hidden states ``hs (T+1, B, H)``, cell states ``cs (T+1, B, H)`` and
+        ``tc (T, B, H)`` = tanh(c) (and ``pre (T, B, G)`` if ``keep_pre``), all views of the
+        feature-major arrays the loops work on: per step a ``(G, B)`` block is the product
+        ``Wh_s.T (G, H) @ h_{t-1} (H, B)`` and every gate a contiguous ``(H, B)`` slice of it.
         """
         T, B, G = xp.shape
         H = self.hidden_size
         dtype = xp.dtype
-        acts = np.empty((T, B, G), dtype)  # (T, B, G) g, i, f, o after activation
-        hs = np.empty((T + 1, B, H), dtype)  # (T+1, B, H) hs[0] = h0
-        cs = np.empty((T + 1, B, H), dtype)  # (T+1, B, H) cs[0] = c0
-        tc = np.empty((T, B, H), dtype)  # (T, B, H) tanh(c_t)
-        ig = np.empty((B, H), dtype)  # (B, H) scratch for i * g
-        hs[0], cs[0] = state
-        Wh_s = prep.Wh_s
-        pre = np.empty((T, B, G), dtype) if keep_pre else None  # (T, B, G)
-        gates = self.gate_views(acts)  # (T, B, H) views
-        g, i, f, o = gates["g"], gates["i"], gates["f"], gates["o"]  # (T, B, H) each
+        acts_f = np.empty((T, G, B), dtype)  # (T, G, B) g, i, f, o after activation
+        hs_h = _padded_rows(H, (T + 1) * B, dtype).reshape(H, T + 1, B)  # (H, T+1, B) hs_h[:, 0] = h0
+        cs_f = np.empty((T + 1, H, B), dtype)  # (T+1, H, B) cs_f[0] = c0
+        tc_f = np.empty((T, H, B), dtype)  # (T, H, B) tanh(c_t)
+        ig = np.empty((H, B), dtype)  # (H, B) scratch for i * g
+        hs_h[:, 0] = state[0].T  # (H, B)
+        cs_f[0] = state[1].T  # (H, B)
+        Wh_t = prep.Wh_s.T  # (G, H) C-ordered (prepare)
+        pre_f = np.empty((T, G, B), dtype) if keep_pre else None  # (T, G, B)
         for t in range(T):
-            a = acts[t]  # (B, G)
-            np.matmul(hs[t], Wh_s, out=a)  # (B, G)
-            a += xp[t]  # (B, G) scaled pre-activation
+            a = acts_f[t]  # (G, B)
+            np.matmul(Wh_t, hs_h[:, t], out=a)  # (G, B)
+            a += xp[t].T  # (G, B) scaled pre-activation
             if keep_pre:
-                pre[t] = a  # (B, G)
-            np.tanh(a, out=a)  # (B, G)
-            s = a[:, H:]  # (B, 3H) view
+                pre_f[t] = a  # (G, B)
+            np.tanh(a, out=a)  # (G, B)
+            s = a[H:]  # (3H, B) view
             s *= 0.5
-            s += 0.5  # (B, 3H) i, f, o
-            np.multiply(f[t], cs[t], out=cs[t + 1])  # (B, H) f * c_prev
-            np.multiply(i[t], g[t], out=ig)  # (B, H) i * g
-            cs[t + 1] += ig  # (B, H)
-            np.tanh(cs[t + 1], out=tc[t])  # (B, H)
-            np.multiply(o[t], tc[t], out=hs[t + 1])  # (B, H) o * tanh(c)
-        cache = {"acts": acts, "hs": hs, "cs": cs, "tc": tc, "pre": pre}
-        return hs[1:], (hs[T].copy(), cs[T].copy()), cache
+            s += 0.5  # (3H, B) i, f, o
+            np.multiply(a[2 * H : 3 * H], cs_f[t], out=cs_f[t + 1])  # (H, B) f * c_prev
+            np.multiply(a[H : 2 * H], a[:H], out=ig)  # (H, B) i * g
+            cs_f[t + 1] += ig  # (H, B)
+            np.tanh(cs_f[t + 1], out=tc_f[t])  # (H, B)
+            np.multiply(a[3 * H :], tc_f[t], out=hs_h[:, t + 1])  # (H, B) o * tanh(c)
+        hs = hs_h.transpose(1, 2, 0)  # (T+1, B, H) view
+        cache = {"acts": acts_f.transpose(0, 2, 1), "hs": hs, "cs": cs_f.transpose(0, 2, 1),
+                 "tc": tc_f.transpose(0, 2, 1), "pre": None if pre_f is None else pre_f.transpose(0, 2, 1),
+                 "feature_major": (acts_f, hs_h, cs_f, tc_f)}
+        return hs[1:], (hs[T].copy(), cs_f[T].T.copy()), cache
 
     def _local_derivatives(self, acts: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, out: np.ndarray) -> None:
-        """For ``n`` steps, write into ``out (n, B, 5, H)`` the factors that turn dc into
+        """For ``n`` steps, write into ``out (n, 5, H, B)`` the factors that turn dc into
         dz_g, dz_i, dz_f (blocks 0-2) and dh into dz_o and dc's dh part (blocks 3-4).
 
-        ``acts (n, B, G)`` internal order, ``c_prev (n, B, H)`` = c_{t-1}, ``tc (n, B, H)`` = tanh(c_t).
+        Feature-major: ``acts (n, G, B)`` internal order, ``c_prev (n, H, B)`` = c_{t-1},
+        ``tc (n, H, B)`` = tanh(c_t).
         """
-        n, B, G = acts.shape
+        n, G, B = acts.shape
         H = self.hidden_size
-        gates = self.gate_views(acts)  # (n, B, H) views
-        g, i, o = gates["g"], gates["i"], gates["o"]  # (n, B, H) each
-        s = acts[..., H:].reshape(n, B, 3, H)  # (n, B, 3, H) i, f, o view
-        ds = out[:, :, 1:4]  # (n, B, 3, H) view
+        g, i, o = acts[:, :H], acts[:, H : 2 * H], acts[:, 3 * H :]  # (n, H, B) each
+        s = acts[:, H:].reshape(n, 3, H, B)  # (n, 3, H, B) i, f, o view
+        ds = out[:, 1:4]  # (n, 3, H, B) view
         np.subtract(1.0, s, out=ds)  # 1 - s
         ds *= s  # s (1 - s), sigmoid'
-        ds[:, :, 0] *= g  # (n, B, H) dz_i / dc = g i (1 - i)
-        ds[:, :, 1] *= c_prev  # (n, B, H) dz_f / dc = c_{t-1} f (1 - f)
-        ds[:, :, 2] *= tc  # (n, B, H) dz_o / dh = tanh(c) o (1 - o)
-        np.multiply(g, g, out=out[:, :, 0])  # (n, B, H) g^2
-        np.subtract(1.0, out[:, :, 0], out=out[:, :, 0])  # (n, B, H) tanh'
-        out[:, :, 0] *= i  # (n, B, H) dz_g / dc = i (1 - g^2)
-        np.multiply(tc, tc, out=out[:, :, 4])  # (n, B, H) tanh(c)^2
-        np.subtract(1.0, out[:, :, 4], out=out[:, :, 4])  # (n, B, H)
-        out[:, :, 4] *= o  # (n, B, H) dc / dh = o (1 - tanh(c)^2)
+        ds[:, 0] *= g  # (n, H, B) dz_i / dc = g i (1 - i)
+        ds[:, 1] *= c_prev  # (n, H, B) dz_f / dc = c_{t-1} f (1 - f)
+        ds[:, 2] *= tc  # (n, H, B) dz_o / dh = tanh(c) o (1 - o)
+        np.multiply(g, g, out=out[:, 0])  # (n, H, B) g^2
+        np.subtract(1.0, out[:, 0], out=out[:, 0])  # (n, H, B) tanh'
+        out[:, 0] *= i  # (n, H, B) dz_g / dc = i (1 - g^2)
+        np.multiply(tc, tc, out=out[:, 4])  # (n, H, B) tanh(c)^2
+        np.subtract(1.0, out[:, 4], out=out[:, 4])  # (n, H, B)
+        out[:, 4] *= o  # (n, H, B) dc / dh = o (1 - tanh(c)^2)
 
     def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None, record: dict | None = None):
         """Time-major BPTT. ``dhs (T, B, H)``; returns ``(dz (T, B, G), dWh (H, G) public,
-        (dh0, dc0))`` where ``dz`` is dLoss/d(pre-activation) in the internal order.
+        (dh0, dc0))`` where ``dz`` is dLoss/d(pre-activation) in the internal order (a view of a
+        ``(G, T, B)`` array: ``dz.reshape(T * B, G)`` is a view too).
 
         If ``record`` is a dict, it receives ``"dh" (T, B, H)``, the total dLoss/dh_t, and
         ``"dc" (T, B, H)``, the total dLoss/dc_t (before the product with f_t).
 
-        The local derivatives are computed in blocks of ``chunk`` steps small enough to stay
-        in cache (few ufunc calls, no trip to main memory), then the loop runs over the block.
+        The loop runs feature-major like ``forward_tm`` (``(H, B)`` blocks, the product
+        ``Wh_u (H, G) @ dz_t (G, B)`` per step). The local derivatives are computed in blocks of
+        ``chunk`` steps small enough to stay in cache, then the loop runs over the block.
         """
-        acts, hs, cs, tc = cache["acts"], cache["hs"], cache["cs"], cache["tc"]
-        T, B, G = acts.shape
+        acts_f, hs_h, cs_f, tc_f = cache["feature_major"]  # (T, G, B), (H, T+1, B), (T+1, H, B), (T, H, B)
+        T, G, B = acts_f.shape
         H = self.hidden_size
-        dtype = acts.dtype
-        f = self.gate_views(acts)["f"]  # (T, B, H) view
+        dtype = acts_f.dtype
+        dhs_f = dhs.transpose(0, 2, 1)  # (T, H, B) view
+        if dhs_f.strides[-1] != dhs_f.itemsize:
+            dhs_f = np.ascontiguousarray(dhs_f)  # (T, H, B) one transposing copy instead of one per step
+        f = acts_f[:, 2 * H : 3 * H]  # (T, H, B) view
         chunk = max(1, min(T, _CACHE_BLOCK // (5 * B * H)))  # steps per block of local derivatives
-        local = np.empty((chunk, B, 5, H), dtype)  # (chunk, B, 5, H) see _local_derivatives
-        dz = np.empty((T, B, G), dtype)  # (T, B, G)
-        dz4 = dz.reshape(T, B, 4, H)  # (T, B, 4, H) view: blocks g, i, f, o
-        # dL/dh_{t-1} is computed transposed, Wh_u (H, G) @ dz_t.T (G, B): BLAS reads both
-        # operands in place (no transposed copy of Wh) and this is its fastest form here.
-        dh_rec_t = np.zeros((H, B), dtype)  # (H, B)
+        local = np.empty((chunk, 5, H, B), dtype)  # (chunk, 5, H, B) see _local_derivatives
+        dz_g = _padded_rows(G, T * B, dtype).reshape(G, T, B)  # (G, T, B): (G, T*B) rows for the weight gradients
+        dz4 = dz_g.reshape(4, H, T, B)  # (4, H, T, B) view: blocks g, i, f, o
+        dh_rec = np.zeros((H, B), dtype)  # (H, B) dL/dh_t through the gates of step t+1
         if dstate is None:
-            dc = np.zeros((B, H), dtype)  # (B, H)
+            dc = np.zeros((H, B), dtype)  # (H, B)
         else:
-            dh_rec_t[...] = np.asarray(dstate[0]).T  # (H, B)
-            dc = np.array(dstate[1], dtype=dtype)  # (B, H) copy: never mutate inputs
-        dh_rec = dh_rec_t.T  # (B, H) view
-        dh_buf = np.empty((B, H), dtype)  # (B, H)
-        tmp = np.empty((B, H), dtype)  # (B, H)
+            dh_rec[...] = np.asarray(dstate[0]).T  # (H, B)
+            dc = np.array(np.asarray(dstate[1]).T, dtype=dtype, order="C")  # (H, B) copy: never mutate inputs
+        dh = np.empty((H, B), dtype)  # (H, B)
+        tmp = np.empty((H, B), dtype)  # (H, B)
         Wh = prep.Wh_u  # (H, G)
         if record is not None:
             rec_dh = record["dh"] = np.empty((T, B, H), dtype)  # (T, B, H)
             rec_dc = record["dc"] = np.empty((T, B, H), dtype)  # (T, B, H)
         for stop in range(T, 0, -chunk):
             start = max(0, stop - chunk)
-            self._local_derivatives(acts[start:stop], cs[start:stop], tc[start:stop], local[: stop - start])
+            self._local_derivatives(acts_f[start:stop], cs_f[start:stop], tc_f[start:stop], local[: stop - start])
             for t in range(stop - 1, start - 1, -1):
-                k = local[t - start]  # (B, 5, H)
-                dh = dh_buf if record is None else rec_dh[t]  # (B, H)
-                np.add(dhs[t], dh_rec, out=dh)  # (B, H) dL/dh_t
-                np.multiply(dh, k[:, 3], out=dz4[t, :, 3])  # (B, H) dz_o
-                np.multiply(dh, k[:, 4], out=tmp)  # (B, H)
-                dc += tmp  # (B, H) dL/dc_t
+                k = local[t - start]  # (5, H, B)
+                np.add(dhs_f[t], dh_rec, out=dh)  # (H, B) dL/dh_t
+                np.multiply(dh, k[3], out=dz4[3, :, t])  # (H, B) dz_o
+                np.multiply(dh, k[4], out=tmp)  # (H, B)
+                dc += tmp  # (H, B) dL/dc_t
                 if record is not None:
-                    rec_dc[t] = dc  # (B, H)
-                np.multiply(dc[:, None, :], k[:, :3], out=dz4[t, :, :3])  # (B, 3, H) dz_g, dz_i, dz_f
-                dc *= f[t]  # (B, H) dL/dc_{t-1} through the cell path
-                np.matmul(Wh, dz[t].T, out=dh_rec_t)  # (H, B) dL/dh_{t-1} through the gates
-        dWh = hs[:-1].reshape(T * B, H).T @ dz.reshape(T * B, G)  # (H, G)
-        return dz, self.to_public(dWh), (np.ascontiguousarray(dh_rec), dc)
+                    rec_dh[t] = dh.T  # (B, H)
+                    rec_dc[t] = dc.T  # (B, H)
+                np.multiply(dc, k[:3], out=dz4[:3, :, t])  # (3, H, B) dz_g, dz_i, dz_f
+                dc *= f[t]  # (H, B) dL/dc_{t-1} through the cell path
+                np.matmul(Wh, dz_g[:, t], out=dh_rec)  # (H, B) dL/dh_{t-1} through the gates
+        dWh = hs_h[:, :T].reshape(H, T * B) @ dz_g.reshape(G, T * B).T  # (H, G) one product over all steps
+        return dz_g.transpose(1, 2, 0), self.to_public(dWh), (dh_rec.T.copy(), dc.T.copy())
 
 
 class RNNCell(_Cell):

@@ -265,13 +265,8 @@ class SequenceModel:
         return targets
 
     def _project(self, k: int, prep, x_tm: np.ndarray) -> np.ndarray:
-        """Layer ``k``'s input projection for all timesteps at once -> ``(T, B, G)``."""
-        if k == 0 and self.config.input_kind == "onehot":
-            xp = prep.Wx_s[x_tm]  # (T, B, G) row gather = one-hot @ Wx
-        else:
-            xp = x_tm @ prep.Wx_s  # (T, B, G)
-        xp += prep.b_s  # (T, B, G)
-        return xp
+        """Layer ``k``'s input projection for all timesteps at once -> ``(T, B, G)`` (``_Cell.project``)."""
+        return self.cells[k].project(prep, x_tm, k == 0 and self.config.input_kind == "onehot")  # (T, B, G)
 
     # --- forward / backward -------------------------------------------------------------------
     def forward(self, inputs, state=None, targets=None, *, train: bool = False,

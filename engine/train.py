@@ -458,7 +458,11 @@ def estimate_time(trainer: Trainer, burst: int = 4, warmup: int = 1) -> TimeEsti
     model = SequenceModel(trainer.model.config, params={n: p.copy() for n, p in trainer.model.params.items()})
     scratch = Trainer(model, trainer.corpus, trainer.config, rng=np.random.Generator(np.random.PCG64(0)))
     times = []
-    with blas_threads(blas_threads_for(model.config.hidden_size, trainer.config.batch_size)):  # as run() trains
+    steps = max(trainer.config.steps - trainer.step, 0)
+    evaluations = (trainer.config.steps // trainer.config.eval_every - trainer.step // trainer.config.eval_every
+                   + (trainer.config.steps % trainer.config.eval_every != 0 and steps > 0))
+    eval_s = 0.0
+    with blas_threads(blas_threads_for(model.config.hidden_size, trainer.config.batch_size)):  # as run() trains and evaluates
         for k in range(warmup + burst):
             start = time.perf_counter()
             try:
@@ -467,14 +471,10 @@ def estimate_time(trainer: Trainer, burst: int = 4, warmup: int = 1) -> TimeEsti
                 pass
             if k >= warmup:
                 times.append(time.perf_counter() - start)
-    steps = max(trainer.config.steps - trainer.step, 0)
-    evaluations = (trainer.config.steps // trainer.config.eval_every - trainer.step // trainer.config.eval_every
-                   + (trainer.config.steps % trainer.config.eval_every != 0 and steps > 0))
-    eval_s = 0.0
-    if evaluations:
-        scratch.evaluate()  # untimed: the first pass allocates (measured 2.6x a warm one)
-        start = time.perf_counter()
-        scratch.evaluate()
-        eval_s = time.perf_counter() - start
+        if evaluations:
+            scratch.evaluate()  # untimed: the first pass allocates (measured 2.6x a warm one)
+            start = time.perf_counter()
+            scratch.evaluate()
+            eval_s = time.perf_counter() - start
     return TimeEstimate(steps=steps, step_s=float(np.median(times)), evaluations=int(evaluations), eval_s=eval_s)
 

@@ -1,7 +1,10 @@
 """Training panel: Train / Pause / Resume / Stop, progress, saving and resuming checkpoints.
 
 Train builds a fresh model from the model panel's settings (weights drawn from the seed) on the
-data panel's corpus (``core.recipes.new_trainer``) and hands the ``engine.train.Trainer`` to the
+data panel's corpus (``core.recipes.new_trainer``), estimates the run's time from a short
+measured burst (``engine.train.estimate_time``: a few steps and a validation pass of a scratch
+copy, on the GUI thread under a busy cursor), shows it, asks before a run estimated over
+``LONG_RUN_S`` (5 minutes), and hands the ``engine.train.Trainer`` to the
 ``TrainingController``; resuming a checkpoint is ``core.recipes.resume_trainer``.
 Resume continues a paused run, or a stopped run exactly where it stopped (same trainer:
 weights, optimizer state, data position, RNG). "Save model…" writes a checkpoint with the
@@ -15,18 +18,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QCheckBox, QGridLayout, QLabel, QProgressBar, QPushButton,
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QCursor
+from PySide6.QtWidgets import (QApplication, QCheckBox, QGridLayout, QLabel, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
-from engine.train import Trainer
+from engine.train import Trainer, estimate_time
 
 from .. import dialogs
 from ..crash_handler import one_line
 from ..core.recipes import new_trainer, resume_trainer
 from ..readout import Readout
 from ..progress import format_duration
-from ..training import TrainingController
+from ..training import LONG_RUN_S, TrainingController, estimate_summary
 
 CHECKPOINT_FILTER = "lstmviz checkpoints (*.npz)"
 READOUT_INTERVAL_S = 0.5  # the progress bar and rate readout change at most twice a second
@@ -68,6 +72,10 @@ class TrainingPanel(QWidget):
         self.reason_label.setStyleSheet("color: #e0a040")
         self.rate_label = Readout("Idle.", reserve="999.9 steps/s — elapsed 00:00:00 — remaining 00:00:00")
         self.rate_label.setToolTip("Training speed, elapsed time and estimated time remaining.")
+        self.estimate_label = QLabel()  # the last run's estimated time, measured when Train was pressed
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setToolTip("Measured from a short burst of training steps and one validation pass "
+                                       "when Train was pressed.")
         self.live_view = QCheckBox("Live heatmaps")
         self.live_view.setToolTip("Redraw the gate heatmaps and the text colours with the latest weights while "
                                   "training (about once a second). Off: training runs at about its full "
@@ -88,6 +96,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.reason_label)
         layout.addWidget(self.rate_label)
+        layout.addWidget(self.estimate_label)
         layout.addWidget(self.live_view)
         layout.addStretch(1)
         self.train_button.clicked.connect(self.train)
@@ -109,8 +118,21 @@ class TrainingPanel(QWidget):
             corpus = self.data_panel.corpus
             model_config, train_config = self.model_panel.build(corpus)
             trainer = new_trainer(model_config, corpus, train_config)
+            QApplication.setOverrideCursor(QCursor(Qt.WaitCursor))
+            try:
+                estimate = estimate_time(trainer)
+            finally:
+                QApplication.restoreOverrideCursor()
         except (ValueError, MemoryError) as exc:
             dialogs.show_error(self, "Cannot train", one_line(exc))
+            return False
+        summary = estimate_summary(estimate)
+        self.estimate_label.setText(summary)
+        if estimate.total_s > LONG_RUN_S and not dialogs.ask_confirm(
+                self, "Long training run", f"This run will take a while. {summary}",
+                f"Over {LONG_RUN_S // 60} minutes: fewer steps, a smaller model or shorter sequences train "
+                f"faster. The run can be paused or stopped at any time; the weights learned so far are kept.",
+                confirm="Train"):
             return False
         change = self.replacing(trainer)
         if change and not dialogs.ask_confirm(self, "Train a new model", change, confirm="Train"):

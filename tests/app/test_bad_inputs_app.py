@@ -22,7 +22,9 @@ from engine import memory
 from engine.checkpoint import load_checkpoint
 from engine.model import ModelConfig
 from engine.safe_read import format_size
+from engine.train import TimeEstimate
 from lstmviz import crash_handler, dialogs, threads
+from lstmviz.learn import training_panel
 from tests.engine.test_checkpoint import _append_member
 from tests.test_bad_inputs import fifo, meta_with, plain_meta, plain_param
 
@@ -420,6 +422,8 @@ def test_closing_during_a_validation_pass_stops_it_at_once(window, monkeypatch, 
             del model.forward
 
     monkeypatch.setattr(engine.data, "evaluate", hooked)
+    # the time estimate's own validation passes would go through the hook too: a fixed estimate instead
+    monkeypatch.setattr(training_panel, "estimate_time", lambda trainer: TimeEstimate(1000, 0.01, 1000, 0.01))
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "discard")
     service = learning(window)
     service.model_panel.set_values({"hidden_size": 8, "batch_size": 4, "seq_len": 8, "num_layers": 1,

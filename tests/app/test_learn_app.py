@@ -11,8 +11,9 @@ import pytest
 from engine.checkpoint import load_checkpoint
 from engine.data import TextCorpus
 from engine.model import SequenceModel
-from engine.train import TrainConfig, Trainer
+from engine.train import TimeEstimate, TrainConfig, Trainer
 from lstmviz import dialogs, threads
+from lstmviz.learn import training_panel as training_panel_module
 
 from . import helpers
 
@@ -202,6 +203,8 @@ def test_divergence_stops_with_finite_weights_in_the_viewer(qtbot, window, learn
         return (float("nan") if calls["n"] == 30 else loss), grads, state
 
     monkeypatch.setattr(SequenceModel, "loss_and_grads", nan_at_30)
+    # the time estimate's scratch steps would be counted too: a fixed estimate instead
+    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer: TimeEstimate(300, 0.01, 6, 0.01))
     with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
         learn.training_panel.train()
     trainer = learn.controller.trainer
@@ -269,6 +272,7 @@ app = QApplication(sys.argv[:1])
 window = create_window(Session(), QSettings(sys.argv[1], QSettings.IniFormat))
 panels = window.panel("training").findChild(LearningService)
 dialogs.ask_save_discard_cancel = lambda parent: "discard"
+dialogs.ask_confirm = lambda *args, **kwargs: True  # "Long training run": a million steps
 panels.model_panel.set_values(dict(hidden_size=16, num_layers=1, seq_len=16, batch_size=4, steps=1_000_000))
 text = "".join(np.random.Generator(np.random.PCG64(0)).choice(["the ", "cat ", "sat "], 300))
 assert panels.data_panel.use_text(text, "test")
@@ -301,3 +305,30 @@ def test_closing_the_app_while_training_exits_cleanly(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "closed at step" in done.stdout
     assert "QThread" not in done.stderr and "Destroyed while thread" not in done.stderr
+
+
+def test_train_shows_the_estimated_time_and_asks_before_a_long_run(qtbot, window, learn, errors, confirmations):
+    panel = learn.training_panel
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        assert panel.train()
+    # SMALL: 300 steps, a validation pass every 50 of them -> 6 evaluations; a few seconds in all
+    assert "300 steps x" in panel.estimate_label.text() and "6 evaluations x" in panel.estimate_label.text()
+    assert not any(title == "Long training run" for title, _, _ in confirmations)
+    first = learn.controller.trainer
+
+    learn.model_panel.set_values({"steps": 2_000_000})  # at >= 0.15 ms a step: over 5 minutes
+    assert learn.model_panel.valid, learn.model_panel.message.text()
+    confirmations.answer = False
+    assert not panel.train()
+    title, message, _ = confirmations[-1]
+    assert title == "Long training run" and "2000000 steps x" in message
+    assert "2000000 steps x" in panel.estimate_label.text()
+    assert learn.controller.state == "idle" and learn.controller.trainer is first  # nothing started
+
+    confirmations.answer = True
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        assert panel.train()
+        qtbot.waitUntil(lambda: learn.controller.trainer is not first and learn.controller.trainer.step >= 1,
+                        timeout=30_000)
+        learn.controller.stop()
+    assert learn.controller.trainer.config.steps == 2_000_000 and errors == []
