@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.quantities import QUANTITIES, quantity
 
@@ -55,7 +55,11 @@ def colour_indices(values, levels: tuple) -> np.ndarray:
     end bins). NaN maps to row 0 (callers that draw make it transparent)."""
     lo, hi = levels
     scaled = (np.asarray(values, np.float64) - lo) * (256.0 / (hi - lo))  # (...)
-    return np.clip(np.floor(np.nan_to_num(scaled, nan=0.0)), 0, 255).astype(np.intp)  # (...)
+    np.clip(scaled, 0, 255, out=scaled)  # truncation below is then floor
+    nan = np.isnan(scaled)  # (...)
+    if nan.any():
+        scaled[nan] = 0
+    return scaled.astype(np.intp)  # (...)
 
 
 def value_colours(name: str, values, levels: tuple, colorblind: bool = False) -> np.ndarray:
@@ -252,16 +256,18 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.colorbar = pg.ColorBarItem(values=levels, colorMap=colormap_for(name, colorblind),
                                         interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
-        self.cursor = pg.InfiniteLine(angle=90, movable=False,
-                                      pen=pg.mkPen((255, 255, 255, 220), width=1.5))
-        self.cursor.setZValue(10)
-        self.cursor.hide()
-        self.plot.addItem(self.cursor, ignoreBounds=True)
-        self.unit_marker = pg.InfiniteLine(angle=0, movable=False,
-                                           pen=pg.mkPen((255, 80, 80, 200), width=1, style=QtCore.Qt.DashLine))
-        self.unit_marker.setZValue(10)
-        self.unit_marker.hide()
-        self.plot.addItem(self.unit_marker, ignoreBounds=True)
+        # The cursor and unit marker are plain Qt line items across the image (set_cursor,
+        # set_unit_marker): moving one per step calls no Python while Qt repaints it.
+        self.cursor = QtWidgets.QGraphicsLineItem()
+        self.cursor.setPen(pg.mkPen((255, 255, 255, 220), width=1.5))
+        self.unit_marker = QtWidgets.QGraphicsLineItem()
+        self.unit_marker.setPen(pg.mkPen((255, 80, 80, 200), width=1, style=QtCore.Qt.DashLine))
+        for line in (self.cursor, self.unit_marker):
+            line.setZValue(10)
+            line.hide()
+            self.plot.addItem(line, ignoreBounds=True)
+        self._cursor_step = None  # step the cursor is at (None: hidden)
+        self._marked_unit = None  # unit the marker is at (None: hidden)
         scene = self.scene()
         scene.contextMenu = [a for a in scene.contextMenu if a.text() != "Export..."]
         scene.sigMouseMoved.connect(self._on_mouse_moved)
@@ -288,6 +294,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.image.clear()
         if tuple(self.colorbar.levels()) != tuple(levels):
             self.colorbar.setLevels(levels)
+        self._place_lines()
 
     def displayed_image(self) -> np.ndarray:
         """The drawn array ``(H, T)`` (float32)."""
@@ -299,20 +306,25 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         return self._t0
 
     def set_cursor(self, t: int | None) -> None:
-        """Vertical line at step ``t`` (None hides it)."""
-        if t is None:
-            self.cursor.hide()
-            return
-        self.cursor.setValue(t)
-        self.cursor.show()
+        """Vertical line at step ``t`` across the units (None hides it)."""
+        self._cursor_step = t
+        self._place_lines()
 
     def set_unit_marker(self, unit: int | None) -> None:
-        """Dashed horizontal line through ``unit`` (None hides it)."""
-        if unit is None:
-            self.unit_marker.hide()
-            return
-        self.unit_marker.setValue(unit)
-        self.unit_marker.show()
+        """Dashed horizontal line through ``unit`` along the drawn steps (None hides it)."""
+        self._marked_unit = unit
+        self._place_lines()
+
+    def _place_lines(self) -> None:
+        H = self._img.shape[0]
+        t, unit = self._cursor_step, self._marked_unit
+        self.cursor.setVisible(t is not None and H > 0)
+        if t is not None and H > 0:
+            self.cursor.setLine(t, -0.5, t, H - 0.5)
+        drawn = self.image.boundingRect()  # the image's canvas: every step that can be drawn
+        self.unit_marker.setVisible(unit is not None and not drawn.isEmpty())
+        if unit is not None and not drawn.isEmpty():
+            self.unit_marker.setLine(drawn.left(), unit, drawn.right(), unit)
 
     def set_colorblind(self, colorblind: bool) -> None:
         """Switch between the default and the colour-blind-safe colormap."""

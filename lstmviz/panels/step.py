@@ -53,6 +53,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         layout.addLayout(titles)
         layout.addWidget(self.plots, 1)
         self.setMinimumSize(260, 200)
+        self.setAutoFillBackground(True)  # opaque: a step repaints the titles, not the dock under them
         self.plots.ci.setContentsMargins(2, 2, 2, 2)
 
         self.vectors = self.plots.addPlot(row=0, col=0)

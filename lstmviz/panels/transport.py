@@ -37,6 +37,7 @@ class TransportPanel(QtWidgets.QWidget):
             return b
 
         self.setSizePolicy(QtWidgets.QSizePolicy.Preferred, QtWidgets.QSizePolicy.Fixed)
+        self.setAutoFillBackground(True)  # opaque: a step repaints the slider and position, not the dock under them
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         self._play_icon = media_icon("play", colour)
