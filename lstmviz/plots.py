@@ -191,21 +191,23 @@ class ColumnImage(pg.GraphicsObject):
         self.colours_written += values.size
 
     def _update_columns(self, steps: list) -> None:
-        """Repaint the canvas columns of absolute ``steps`` (sorted) that are in view, one
-        rectangle per run. Qt unites an item's update rectangles into one, so a column off screen
-        (the one leaving a window on the left) would stretch the repaint across the whole view;
-        it is repainted from the canvas whenever it comes into view."""
+        """Repaint the canvas columns of absolute ``steps`` (sorted), one rectangle per run. Qt
+        unites an item's update rectangles into one, so with several runs only those in view
+        are updated: a column off screen (the one leaving a window on the left) would stretch
+        the repaint across the whole view; it is repainted from the canvas when it comes into
+        view."""
         H = self._canvas.shape[0]
-        shown = self.viewRect()  # item coordinates; None outside a view
-        start = None
+        runs, start = [], None  # [QRectF] of each run of consecutive steps
         for k, c in enumerate(steps):
             if start is None:
                 start = c
             if k + 1 == len(steps) or steps[k + 1] != c + 1:
-                run = QtCore.QRectF(start - 0.5, -0.5, c + 1 - start, H)
-                if shown is None or run.intersects(shown):
-                    self.update(run)
+                runs.append(QtCore.QRectF(start - 0.5, -0.5, c + 1 - start, H))
                 start = None
+        shown = self.viewRect() if len(runs) > 1 else None  # item coordinates; None outside a view
+        for run in runs:
+            if shown is None or run.intersects(shown):
+                self.update(run)
 
     # --- QGraphicsItem ------------------------------------------------------------------------
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name

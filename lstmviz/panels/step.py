@@ -359,19 +359,16 @@ class RowLabels(QtWidgets.QGraphicsItem):
             return
         painter.setFont(self._font())
         painter.setPen(self._axis.textPen())
-        right = self._axis.width() - LABEL_GAP
+        to_item = lambda j: self.mapFromScene(self._view.mapViewToScene(QtCore.QPointF(0, j))).y()  # noqa: E731
+        top, pitch = to_item(0), to_item(1) - to_item(0)  # row j is at top + j * pitch
+        numbers = self._axis.width() - LABEL_GAP  # right edge of the probabilities
+        chars = numbers - self._text("0.00").size().width() - QtGui.QFontMetricsF(self._font()).horizontalAdvance("  ")
         for j, (char, probability) in enumerate(self._rows):
-            y = self.mapFromScene(self._view.mapViewToScene(QtCore.QPointF(0, j))).y()
-            for string, x_right in ((probability, right), (char, right - self._number_width() - self._gap())):
+            y = top + j * pitch
+            for string, right in ((probability, numbers), (char, chars)):
                 text = self._text(string)
                 size = text.size()
-                painter.drawStaticText(QtCore.QPointF(x_right - size.width(), y - size.height() / 2), text)
-
-    def _number_width(self) -> float:
-        return self._text("0.00").size().width()
-
-    def _gap(self) -> float:
-        return QtGui.QFontMetricsF(self._font()).horizontalAdvance("  ")
+                painter.drawStaticText(QtCore.QPointF(right - size.width(), y - size.height() / 2), text)
 
 
 BRUSHES = {False: pg.mkBrush(PREDICTED), True: pg.mkBrush(TRUE_NEXT)}  # by "is the true next character"

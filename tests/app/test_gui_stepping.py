@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
@@ -199,3 +199,40 @@ def test_first_pass_runs_between_gui_events_with_progress_and_can_be_cancelled(w
     assert not s.passing and "stopped" in messages[-1]
     s.seek(len(edited))
     assert_heatmaps_match(window, edited)
+
+
+def painted(window) -> dict:
+    """Work counters of the per-step drawing: cells coloured and area painted (in cells) of every
+    heatmap and current-step strip, paints of the prediction labels, characters recoloured."""
+    views = window.panel("gates").views
+    strips = window.panel("step").strips
+    return {**{("heatmap", n): (v.image.colours_written, v.image.painted_area) for n, v in views.items()},
+            **{("strip", n): (item.colours_written, item.painted_area) for n, item in strips.items()},
+            "labels": window.panel("step").row_labels.painted}
+
+
+def test_a_step_colours_one_column_and_repaints_a_bounded_strip_of_each_heatmap(window, qtbot):
+    """Stepping costs what one new step costs, not what the drawn window holds: each heatmap
+    colours one new column (H cells) and repaints a narrow strip around it and the cursor; each
+    current-step strip colours its H cells; the text panel colours one new character."""
+    s = window.session
+    s.select(0, 3, -1)  # the text coloured by a unit too
+    s.seek(20)  # the time axis shows steps 0..WINDOW-1 until the cursor passes WINDOW: no page jump below
+    H = s.hidden_size
+    qtbot.waitUntil(lambda: all(v.image.painted_area > 0 for v in window.panel("gates").views.values()
+                                if v.isVisible()))
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()  # the first paints of the new layout
+    for _ in range(12):
+        before = painted(window)
+        assert s.step()
+        qtbot.waitUntil(lambda: all(painted(window)[("heatmap", n)][1] > before[("heatmap", n)][1] for n in NAMES))
+        after = painted(window)
+        for n in NAMES:
+            coloured, area = (a - b for a, b in zip(after[("heatmap", n)], before[("heatmap", n)]))
+            assert coloured == H, n  # the new step's column, not the WINDOW columns drawn
+            assert area <= (WINDOW // 8) * H, n  # a few columns around the cursor
+            assert after[("strip", n)][0] - before[("strip", n)][0] == H, n
+        assert after["labels"] - before["labels"] <= 1
+        assert window.panel("text").recoloured == 1
+    assert_heatmaps_match(window, TEXT)
