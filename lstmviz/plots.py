@@ -132,10 +132,12 @@ class ColumnImage(pg.GraphicsObject):
 
     # --- data ---------------------------------------------------------------------------------
     def set_image(self, image: np.ndarray, t0: int = 0, levels: tuple | None = None, room: int = 0) -> None:
-        """Show ``image (H, T)`` with its column 0 at item column ``t0`` (at ``levels`` if given).
-        Only columns whose values differ from what is drawn at the same position are coloured
-        and repainted; a canvas that cannot hold the image is rebuilt with ``room`` spare
-        columns either side. The item keeps ``image``: never mutate it afterwards."""
+        """Show ``image (H, T)`` (float32; other types are converted) with its column 0 at item
+        column ``t0`` (at ``levels`` if given). Only columns whose values differ from what is
+        drawn at the same position are coloured and repainted; a canvas that cannot hold the
+        image is rebuilt with ``room`` spare columns either side. The item keeps ``image``:
+        never mutate it afterwards."""
+        image = np.ascontiguousarray(image, dtype=np.float32)  # (H, T); compared bitwise below
         if levels is not None:
             levels = (float(levels[0]), float(levels[1]))
             if levels != self._levels:
@@ -215,14 +217,17 @@ class ColumnImage(pg.GraphicsObject):
         return QtCore.QRectF(self._first - 0.5, -0.5, W, H)
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
-        """Draw the whole canvas; Qt's clip limits the work to the exposed part, and the same
-        mapping of cells to pixels on every paint leaves no seams between partial repaints."""
+        """Draw the image's columns of the canvas, whole: Qt's clip limits the work to the
+        exposed part, the cells map to the same pixels on every paint (no seams between partial
+        repaints), and a picture (SVG) holds the image itself, not the canvas around it."""
         if self.qimage is None or self.image is None:
             return
-        exposed = option.exposedRect & self.boundingRect()
+        H, T = self.image.shape
+        drawn = QtCore.QRectF(self._t0 - 0.5, -0.5, T, H)  # item coordinates
+        exposed = option.exposedRect & drawn
         self.painted_area += exposed.width() * exposed.height()
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
-        painter.drawImage(self.boundingRect(), self.qimage)
+        painter.drawImage(drawn, self.qimage, QtCore.QRectF(self._t0 - self._first, 0, T, H))
 
 
 class HeatmapView(pg.GraphicsLayoutWidget):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtWidgets
 
+from engine.data import display_char
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
 from lstmviz.plots import GATE_STYLE
@@ -101,6 +102,7 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     best = np.argsort(-probs)[: len(panel.top)]
     assert [c for c, _ in panel.top] == [s.vocab.chars[i] for i in best]
     assert panel.top[0][1] == pytest.approx(probs.max())
+    assert panel.row_labels.rows() == [(display_char(s.vocab.chars[i]), f"{probs[i]:.2f}") for i in best]
 
 
 def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(window, qtbot):
