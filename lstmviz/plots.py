@@ -217,17 +217,20 @@ class ColumnImage(pg.GraphicsObject):
         return QtCore.QRectF(self._first - 0.5, -0.5, W, H)
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
-        """Draw the image's columns of the canvas, whole: Qt's clip limits the work to the
-        exposed part, the cells map to the same pixels on every paint (no seams between partial
-        repaints), and a picture (SVG) holds the image itself, not the canvas around it."""
+        """Draw the canvas whole on screen: Qt's clip limits the work to the exposed part and
+        the cells map to the same pixels on every paint, so partial repaints leave no seams. A
+        vector picture (SVG) gets the image's own columns, not the blank canvas around them."""
         if self.qimage is None or self.image is None:
             return
         H, T = self.image.shape
-        drawn = QtCore.QRectF(self._t0 - 0.5, -0.5, T, H)  # item coordinates
+        drawn = QtCore.QRectF(self._t0 - 0.5, -0.5, T, H)  # item coordinates of the image
         exposed = option.exposedRect & drawn
         self.painted_area += exposed.width() * exposed.height()
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
-        painter.drawImage(drawn, self.qimage, QtCore.QRectF(self._t0 - self._first, 0, T, H))
+        if painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG:
+            painter.drawImage(drawn, self.qimage, QtCore.QRectF(self._t0 - self._first, 0, T, H))
+        else:
+            painter.drawImage(self.boundingRect(), self.qimage)
 
 
 class HeatmapView(pg.GraphicsLayoutWidget):
@@ -268,7 +271,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.cursor = QtWidgets.QGraphicsLineItem()
         self.cursor.setPen(pg.mkPen((255, 255, 255, 220), width=1.5))
         self.unit_marker = QtWidgets.QGraphicsLineItem()
-        self.unit_marker.setPen(pg.mkPen((255, 80, 80, 200), width=1, style=QtCore.Qt.DashLine))
+        self.unit_marker.setPen(pg.mkPen((255, 80, 80, 200), width=1))  # solid: a dash pattern's phase
+        # differs between a repaint of a thin strip and of the whole line, leaving broken dashes
         for line in (self.cursor, self.unit_marker):
             line.setZValue(10)
             line.hide()
@@ -318,7 +322,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._place_lines()
 
     def set_unit_marker(self, unit: int | None) -> None:
-        """Dashed horizontal line through ``unit`` along the drawn steps (None hides it)."""
+        """Horizontal line through ``unit`` across the image (None hides it)."""
         self._marked_unit = unit
         self._place_lines()
 
@@ -330,7 +334,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.cursor.setLine(t, -0.5, t, H - 0.5)
         drawn = self.image.boundingRect()  # the image's canvas: every step that can be drawn
         self.unit_marker.setVisible(unit is not None and not drawn.isEmpty())
-        if unit is not None and not drawn.isEmpty():
+        if unit is not None and not drawn.isEmpty():  # across the canvas: it stays put while stepping
             self.unit_marker.setLine(drawn.left(), unit, drawn.right(), unit)
 
     def set_colorblind(self, colorblind: bool) -> None:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.data import display_char
 from lstmviz.panels.gates import WINDOW
@@ -238,3 +238,34 @@ def test_a_step_colours_one_column_and_repaints_a_bounded_strip_of_each_heatmap(
         assert after["labels"] - before["labels"] <= 1
         assert window.panel("text").recoloured == 1
     assert_heatmaps_match(window, TEXT)
+
+
+def on_screen(window, widget) -> np.ndarray:
+    """The pixels ``widget`` shows now ``(h, w) uint32``, as the window's backing store holds them
+    after the paints so far (not painted afresh)."""
+    shot = window.screen().grabWindow(window.winId()).toImage()
+    shot = shot.copy(QtCore.QRect(widget.mapTo(window, QtCore.QPoint(0, 0)), widget.size()))
+    return rgb32(shot)
+
+
+def rgb32(image) -> np.ndarray:
+    """An image's pixels ``(h, w) uint32`` (RGB32)."""
+    image = image.convertToFormat(QtGui.QImage.Format_RGB32)
+    return np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), -1)[:, : image.width()].copy()
+
+
+def test_heatmaps_painted_a_step_at_a_time_look_as_painted_whole(window, qtbot):
+    """Partial repaints leave no seams: what is on screen after stepping equals a fresh paint."""
+    s = window.session
+    s.select(0, 3, -1)  # the unit marker crosses every repainted strip
+    s.seek(10)
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()
+    for _ in range(25):
+        assert s.step()
+        QtWidgets.QApplication.processEvents()
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()
+    for name in NAMES:
+        viewport = window.panel("gates").views[name].viewport()
+        assert np.array_equal(on_screen(window, viewport), rgb32(viewport.grab().toImage())), name
