@@ -227,8 +227,8 @@ class ColumnImage(pg.GraphicsObject):
         exposed = option.exposedRect & drawn
         self.painted_area += exposed.width() * exposed.height()
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
-        if painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG:
-            painter.drawImage(drawn, self.qimage, QtCore.QRectF(self._t0 - self._first, 0, T, H))
+        if painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG:  # it ignores a source rectangle
+            painter.drawImage(drawn, self.qimage.copy(self._t0 - self._first, 0, T, H))
         else:
             painter.drawImage(self.boundingRect(), self.qimage)
 
