@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.quantities import QUANTITIES, quantity
 
@@ -49,6 +49,19 @@ def colormap_for(name: str, colorblind: bool = False) -> pg.ColorMap:
 _LOOKUP_TABLES: dict = {}  # (name, colorblind) -> (256, 3) uint8
 
 
+def colour_indices(values, levels: tuple) -> np.ndarray:
+    """Lookup-table rows ``(...) intp`` of ``values (...)`` at colour levels ``(lo, hi)``: the
+    ImageItem's own mapping ([lo, hi] cut into 256 equal bins, values outside clipped to the
+    end bins). NaN maps to row 0 (callers that draw make it transparent)."""
+    lo, hi = levels
+    scaled = (np.asarray(values, np.float64) - lo) * (256.0 / (hi - lo))  # (...)
+    np.clip(scaled, 0, 255, out=scaled)  # truncation below is then floor
+    nan = np.isnan(scaled)  # (...)
+    if nan.any():
+        scaled[nan] = 0
+    return scaled.astype(np.intp)  # (...)
+
+
 def value_colours(name: str, values, levels: tuple, colorblind: bool = False) -> np.ndarray:
     """RGB ``(n, 3) uint8`` that the heatmap of ``name`` gives ``values (n,)`` at colour levels
     ``(lo, hi)``: the ImageItem's own mapping (256-entry table; [lo, hi] cut into 256 equal bins),
@@ -56,9 +69,168 @@ def value_colours(name: str, values, levels: tuple, colorblind: bool = False) ->
     key = (name, bool(colorblind))
     if key not in _LOOKUP_TABLES:
         _LOOKUP_TABLES[key] = colormap_for(name, colorblind).getLookupTable(nPts=256, alpha=False)
-    lo, hi = levels
-    scaled = (np.asarray(values, np.float64) - lo) * (256.0 / (hi - lo))  # (n,)
-    return _LOOKUP_TABLES[key][np.clip(np.floor(scaled), 0, 255).astype(np.intp)]  # (n, 3)
+    return _LOOKUP_TABLES[key][colour_indices(values, levels)]  # (n, 3)
+
+
+class ColumnImage(pg.GraphicsObject):
+    """An image of values ``(H, T)`` (rows by columns, one unit of item coordinates per cell)
+    coloured through a 256-entry lookup table with the ImageItem's mapping (``colour_indices``),
+    that repaints only the columns whose values changed.
+
+    Item coordinates are the cells' (column c, row r centred on (c, r)); place or scale the item
+    with ``setPos``/``setTransform``. The colours live in an ARGB32 canvas that may be wider than
+    the image (``room`` blank columns either side, transparent): an image that moves along by a
+    few columns, as a window ending at a stepping cursor does, keeps the canvas where it is; only
+    the new or changed columns are coloured and ``update``d, and Qt repaints that strip of the
+    view, not the whole image. ``colours_written`` and ``painted_area`` count the work (cells coloured, item-space
+    area painted), for tests. Levels and colormap follow the pyqtgraph ``ImageItem`` interface
+    that ``ColorBarItem`` drives (``setLevels``, ``getLevels``, ``setColorMap``, ``getColorMap``).
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFlag(self.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # exposedRect: the part to paint
+        self.image = None  # (H, T) float32 values drawn, or None
+        self._t0 = 0  # column of the item's canvas where image column 0 sits
+        self._levels = (0.0, 1.0)
+        self._colormap = None
+        self._lut = np.full(256, 0xFF000000, np.uint32)  # ARGB32 of each lookup-table row
+        self._canvas = np.zeros((0, 0), np.uint32)  # (H, W) ARGB32, premultiplied; 0 = transparent
+        self._first = 0  # absolute column of canvas column 0
+        self.qimage = None  # QImage over ``_canvas`` (shares its memory)
+        self.colours_written = 0
+        self.painted_area = 0.0
+
+    # --- ImageItem's interface for ColorBarItem ----------------------------------------------
+    def setLevels(self, levels, update: bool = True) -> None:  # noqa: N802 - pyqtgraph's name
+        levels = (float(levels[0]), float(levels[1]))
+        if levels != self._levels:
+            self._levels = levels
+            self._recolour_all()
+
+    def getLevels(self) -> tuple:  # noqa: N802 - pyqtgraph's name
+        return self._levels
+
+    def setColorMap(self, colormap) -> None:  # noqa: N802 - pyqtgraph's name
+        self._colormap = pg.colormap.get(colormap) if isinstance(colormap, str) else colormap
+        rgb = self._colormap.getLookupTable(nPts=256, alpha=False).astype(np.uint32)  # (256, 3)
+        self._lut = 0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]  # (256,) opaque ARGB32
+        self._recolour_all()
+
+    def getColorMap(self):  # noqa: N802 - pyqtgraph's name
+        return self._colormap
+
+    @property
+    def t0(self) -> int:
+        """Item column of the image's column 0."""
+        return self._t0
+
+    @property
+    def first(self) -> int:
+        """Item column of the canvas's column 0 (``qimage`` column 0)."""
+        return self._first
+
+    # --- data ---------------------------------------------------------------------------------
+    def set_image(self, image: np.ndarray, t0: int = 0, levels: tuple | None = None, room: int = 0) -> None:
+        """Show ``image (H, T)`` (float32; other types are converted) with its column 0 at item
+        column ``t0`` (at ``levels`` if given). Only columns whose values differ from what is
+        drawn at the same position are coloured and repainted; a canvas that cannot hold the
+        image is rebuilt with ``room`` spare columns either side. The item keeps ``image``:
+        never mutate it afterwards."""
+        image = np.ascontiguousarray(image, dtype=np.float32)  # (H, T); compared bitwise below
+        if levels is not None:
+            levels = (float(levels[0]), float(levels[1]))
+            if levels != self._levels:
+                self._levels = levels
+                self.image = None  # recoloured whole below
+        H, T = image.shape
+        old, old_t0 = self.image, self._t0
+        self.image, self._t0 = image, int(t0)
+        first, (rows, width) = self._first, self._canvas.shape
+        if old is None or rows != H or not (first <= t0 and t0 + T <= first + width):
+            self._new_canvas(H, t0 - room, T + 2 * room)
+            return
+        changed = np.ones(T, bool)  # (T,) columns to colour
+        lo, hi = max(t0, old_t0), min(t0 + T, old_t0 + old.shape[1])  # steps drawn before and now
+        if hi > lo:  # bitwise: an unchanged NaN is unchanged
+            changed[lo - t0 : hi - t0] = np.any(image[:, lo - t0 : hi - t0].view(np.uint32)
+                                                != old[:, lo - old_t0 : hi - old_t0].view(np.uint32), axis=0)
+        old_end = old_t0 + old.shape[1]
+        gone = list(range(old_t0, min(old_end, t0))) + list(range(max(old_t0, t0 + T), old_end))  # now blank
+        self._canvas[:, [c - first for c in gone]] = 0
+        columns = np.flatnonzero(changed)  # (n,) image columns
+        self._colour(columns)
+        self._update_columns(sorted(gone + (columns + t0).tolist()))
+
+    def clear(self) -> None:
+        """Show nothing."""
+        self.image = None
+        if self._canvas.size:
+            self._canvas[:] = 0
+            self.update()
+
+    def _new_canvas(self, H: int, first: int, width: int) -> None:
+        self.prepareGeometryChange()
+        self._canvas = np.zeros((H, width), np.uint32)  # (H, W)
+        self._first = first
+        self.qimage = pg.functions.ndarray_to_qimage(self._canvas, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        self._colour(np.arange(self.image.shape[1]))
+        self.update()
+
+    def _recolour_all(self) -> None:
+        if self.image is not None and self._canvas.size:
+            self._colour(np.arange(self.image.shape[1]))
+            self.update()
+
+    def _colour(self, columns: np.ndarray) -> None:
+        """Colour image ``columns (n,)`` into the canvas (NaN: transparent)."""
+        if not columns.size:
+            return
+        values = self.image[:, columns]  # (H, n)
+        argb = self._lut[colour_indices(values, self._levels)]  # (H, n)
+        argb[np.isnan(values)] = 0
+        self._canvas[:, columns + (self._t0 - self._first)] = argb
+        self.colours_written += values.size
+
+    def _update_columns(self, steps: list) -> None:
+        """Repaint the canvas columns of absolute ``steps`` (sorted), one rectangle per run. Qt
+        unites an item's update rectangles into one, so with several runs only those in view
+        are updated: a column off screen (the one leaving a window on the left) would stretch
+        the repaint across the whole view; it is repainted from the canvas when it comes into
+        view."""
+        H = self._canvas.shape[0]
+        runs, start = [], None  # [QRectF] of each run of consecutive steps
+        for k, c in enumerate(steps):
+            if start is None:
+                start = c
+            if k + 1 == len(steps) or steps[k + 1] != c + 1:
+                runs.append(QtCore.QRectF(start - 0.5, -0.5, c + 1 - start, H))
+                start = None
+        shown = self.viewRect() if len(runs) > 1 else None  # item coordinates; None outside a view
+        for run in runs:
+            if shown is None or run.intersects(shown):
+                self.update(run)
+
+    # --- QGraphicsItem ------------------------------------------------------------------------
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        H, W = self._canvas.shape
+        return QtCore.QRectF(self._first - 0.5, -0.5, W, H)
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        """Draw the canvas whole on screen: Qt's clip limits the work to the exposed part and
+        the cells map to the same pixels on every paint, so partial repaints leave no seams. A
+        vector picture (SVG) gets the image's own columns, not the blank canvas around them."""
+        if self.qimage is None or self.image is None:
+            return
+        H, T = self.image.shape
+        drawn = QtCore.QRectF(self._t0 - 0.5, -0.5, T, H)  # item coordinates of the image
+        exposed = option.exposedRect & drawn
+        self.painted_area += exposed.width() * exposed.height()
+        painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
+        if painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG:  # it ignores a source rectangle
+            painter.drawImage(drawn, self.qimage.copy(self._t0 - self._first, 0, T, H))
+        else:
+            painter.drawImage(self.boundingRect(), self.qimage)
 
 
 class HeatmapView(pg.GraphicsLayoutWidget):
@@ -88,22 +260,25 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             self.plot.getAxis(side).enableAutoSIPrefix(False)  # rebuilt on every range shift
         self.plot.hideButtons()
         self.plot.getAxis("bottom").setHeight(18)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = ColumnImage()
         self.plot.addItem(self.image)
         levels = gate_levels(name, None) if GATE_STYLE[name].levels else (-1.0, 1.0)
         self.colorbar = pg.ColorBarItem(values=levels, colorMap=colormap_for(name, colorblind),
                                         interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
-        self.cursor = pg.InfiniteLine(angle=90, movable=False,
-                                      pen=pg.mkPen((255, 255, 255, 220), width=1.5))
-        self.cursor.setZValue(10)
-        self.cursor.hide()
-        self.plot.addItem(self.cursor, ignoreBounds=True)
-        self.unit_marker = pg.InfiniteLine(angle=0, movable=False,
-                                           pen=pg.mkPen((255, 80, 80, 200), width=1, style=QtCore.Qt.DashLine))
-        self.unit_marker.setZValue(10)
-        self.unit_marker.hide()
-        self.plot.addItem(self.unit_marker, ignoreBounds=True)
+        # The cursor and unit marker are plain Qt line items across the image (set_cursor,
+        # set_unit_marker): moving one per step calls no Python while Qt repaints it.
+        self.cursor = QtWidgets.QGraphicsLineItem()
+        self.cursor.setPen(pg.mkPen((255, 255, 255, 220), width=1.5))
+        self.unit_marker = QtWidgets.QGraphicsLineItem()
+        self.unit_marker.setPen(pg.mkPen((255, 80, 80, 200), width=1))  # solid: a dash pattern's phase
+        # differs between a repaint of a thin strip and of the whole line, leaving broken dashes
+        for line in (self.cursor, self.unit_marker):
+            line.setZValue(10)
+            line.hide()
+            self.plot.addItem(line, ignoreBounds=True)
+        self._cursor_step = None  # step the cursor is at (None: hidden)
+        self._marked_unit = None  # unit the marker is at (None: hidden)
         scene = self.scene()
         scene.contextMenu = [a for a in scene.contextMenu if a.text() != "Export..."]
         scene.sigMouseMoved.connect(self._on_mouse_moved)
@@ -111,9 +286,11 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         cache_still_parts(self)
 
     # --- data ---------------------------------------------------------------------------------
-    def set_data(self, data: np.ndarray, levels: tuple | None = None, t0: int = 0) -> None:
+    def set_data(self, data: np.ndarray, levels: tuple | None = None, t0: int = 0, room: int = 0) -> None:
         """Draw ``data (T, H)`` whose first row is absolute step ``t0``; ``levels`` default to
-        ``gate_levels(name, data)``."""
+        ``gate_levels(name, data)``. Only the steps whose values changed since the last call are
+        coloured and repainted (``ColumnImage``); ``room``: spare steps kept either side, so a
+        window moving along by up to ``room`` steps never rebuilds the image."""
         data = np.asarray(data)
         if data.ndim != 2:
             raise ValueError(f"heatmap data must be (T, H), got shape {data.shape}")
@@ -121,14 +298,14 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             levels = gate_levels(self.name, data)
         T, H = data.shape
         self._t0 = int(t0)
-        self._img = np.ascontiguousarray(data.T, dtype=np.float32)  # (H, T) private copy
+        self._img = np.array(data.T, dtype=np.float32, order="C")  # (H, T) private copy
         if T and H:
-            self.image.setImage(self._img, autoLevels=False, levels=levels)
-            self.image.setPos(self._t0 - 0.5, -0.5)  # one pixel per step and unit, centred
+            self.image.set_image(self._img, self._t0, levels, room)
         else:
             self.image.clear()
         if tuple(self.colorbar.levels()) != tuple(levels):
             self.colorbar.setLevels(levels)
+        self._place_lines()
 
     def displayed_image(self) -> np.ndarray:
         """The drawn array ``(H, T)`` (float32)."""
@@ -140,20 +317,25 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         return self._t0
 
     def set_cursor(self, t: int | None) -> None:
-        """Vertical line at step ``t`` (None hides it)."""
-        if t is None:
-            self.cursor.hide()
-            return
-        self.cursor.setValue(t)
-        self.cursor.show()
+        """Vertical line at step ``t`` across the units (None hides it)."""
+        self._cursor_step = t
+        self._place_lines()
 
     def set_unit_marker(self, unit: int | None) -> None:
-        """Dashed horizontal line through ``unit`` (None hides it)."""
-        if unit is None:
-            self.unit_marker.hide()
-            return
-        self.unit_marker.setValue(unit)
-        self.unit_marker.show()
+        """Horizontal line through ``unit`` across the image (None hides it)."""
+        self._marked_unit = unit
+        self._place_lines()
+
+    def _place_lines(self) -> None:
+        H = self._img.shape[0]
+        t, unit = self._cursor_step, self._marked_unit
+        self.cursor.setVisible(t is not None and H > 0)
+        if t is not None and H > 0:
+            self.cursor.setLine(t, -0.5, t, H - 0.5)
+        drawn = self.image.boundingRect()  # the image's canvas: every step that can be drawn
+        self.unit_marker.setVisible(unit is not None and not drawn.isEmpty())
+        if unit is not None and not drawn.isEmpty():  # across the canvas: it stays put while stepping
+            self.unit_marker.setLine(drawn.left(), unit, drawn.right(), unit)
 
     def set_colorblind(self, colorblind: bool) -> None:
         """Switch between the default and the colour-blind-safe colormap."""

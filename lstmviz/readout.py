@@ -25,7 +25,8 @@ class Readout(QtWidgets.QLabel):
     def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None, reserve: str | None = None):
         super().__init__(parent)
         self._reserve = reserve
-        self._text = ""
+        self._reserved = None  # (width of the reserve, fixed size) in the current font, once measured
+        self._text = None
         self._tip = ""  # the tooltip set by the owner; an elided text is added below it
         self.setText(text)
 
@@ -34,30 +35,44 @@ class Readout(QtWidgets.QLabel):
 
     def setToolTip(self, tip: str) -> None:  # noqa: N802 - Qt's name
         self._tip = tip
-        self._show()
+        if self._text is not None:
+            self._show()
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        if text == self._text:
+            return  # a step often shows the same text again: nothing to lay out or repaint
         self._text = text
         self._show()
         self._fit()
+
+    def _reserved_size(self) -> tuple:
+        """``(width of the reserve text, fixed size)`` in the current font (measured once per font)."""
+        if self._reserved is None:
+            metrics, margins = self.fontMetrics(), self.contentsMargins()
+            width = metrics.horizontalAdvance(self._reserve)
+            self._reserved = (width, QtCore.QSize(width + margins.left() + margins.right() + 2 * self.margin(),
+                                                  self.sizeHint().height()))
+        return self._reserved
 
     def _show(self) -> None:
         """Show the text, elided to the reserved width when there is one."""
         shown = self._text
         if self._reserve is not None:
-            width = self.fontMetrics().horizontalAdvance(self._reserve)
-            shown = self.fontMetrics().elidedText(self._text, QtCore.Qt.ElideRight, width)
+            width = self._reserved_size()[0]
+            metrics = self.fontMetrics()
+            if metrics.horizontalAdvance(shown) > width:
+                shown = metrics.elidedText(self._text, QtCore.Qt.ElideRight, width)
         super().setText(shown)  # fixed size at this point: no layout request goes up
         whole = "" if shown == self._text else self._text
-        super().setToolTip("\n".join(t for t in (self._tip, whole) if t))
+        tip = "\n".join(t for t in (self._tip, whole) if t)
+        if tip != super().toolTip():
+            super().setToolTip(tip)
 
     def _fit(self) -> None:
         """Fix the size at the larger of the current size and what the text needs (with a
         reserve: at the reserve's size)."""
         if self._reserve is not None:
-            metrics, margins = self.fontMetrics(), self.contentsMargins()
-            needed = QtCore.QSize(metrics.horizontalAdvance(self._reserve) + margins.left() + margins.right()
-                                  + 2 * self.margin(), self.sizeHint().height())
+            needed = self._reserved_size()[1]
             if self.minimumSize() != needed or self.maximumSize() != needed:
                 self.setFixedSize(needed)
             return
@@ -68,8 +83,9 @@ class Readout(QtWidgets.QLabel):
 
     def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
-        if event.type() in (QtCore.QEvent.FontChange, QtCore.QEvent.StyleChange):
+        if event.type() in (QtCore.QEvent.FontChange, QtCore.QEvent.StyleChange) and self._text is not None:
             self.setMinimumSize(0, 0)  # measure afresh in the new font
+            self._reserved = None
             self._show()
             self._fit()
 

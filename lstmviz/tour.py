@@ -39,7 +39,7 @@ PAGES = (
          "blue is negative, red positive, white near 0. Hover a cell to read its value.</p>",
          panels=("gates",)),
     Page("Unit 50 counts brackets",
-         "<p>The demo selects <b>unit 50</b> of layer 0 (the dashed line). Its cell state "
+         "<p>The demo selects <b>unit 50</b> of layer 0 (the red line). Its cell state "
          "<b>c</b> rises at every opening bracket and falls at every closing one: it has "
          "learned to count how deep inside brackets the text is, which the model needs to "
          "close them correctly.</p>"

@@ -53,6 +53,7 @@ class StripPanel(AnalysisPanel):
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.hideButtons()
         self.plot.getAxis("left").setWidth(40)
+        self._rows_shown = None  # whether the prediction rows are shown (None: not set up yet)
         self._show_rows(False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setColorMap(pg.colormap.get("inferno"))
@@ -98,7 +99,11 @@ class StripPanel(AnalysisPanel):
         return max(0, int(np.ceil(lo))), min(self.session.steps, int(np.floor(hi)) + 1)
 
     def _show_rows(self, predictions: bool) -> None:
-        """The loss row alone, or with the ``TOP_K`` prediction rows under it (zoomed in)."""
+        """The loss row alone, or with the ``TOP_K`` prediction rows under it (zoomed in); the
+        axis and range are set only when that changes (a step then repaints no axis)."""
+        if predictions == self._rows_shown:
+            return
+        self._rows_shown = predictions
         rows = TOP_K if predictions else 0
         self.plot.getAxis("left").setTicks([[(0, "loss"), *((r + 1, f"#{r + 1}") for r in range(rows))]])
         self.plot.setYRange(-0.5, rows + 0.5, padding=0)

@@ -123,7 +123,7 @@ class GatesPanel(QtWidgets.QWidget):
         self._shown_layer = s.layer
         for name in s.names:
             view = self.views[name]
-            view.set_data(window.gate(name, s.layer), s.levels(name, s.layer), t0=lo)
+            view.set_data(window.gate(name, s.layer), s.levels(name, s.layer), t0=lo, room=WINDOW)
             view.set_cursor(t - 1 if t else None)
         cursor = t - 1
         if self._follow and (self._x_start is None or not self._x_start <= cursor < self._x_start + WINDOW):

@@ -9,16 +9,18 @@ plot by ``session.sequence.predicts_characters``; a model without an output laye
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.data import display_char
 from engine.quantities import RECORDED_NAMES as PANEL_NAMES
 
 from ..core.labels import step_label
-from ..plots import colormap_for
+from ..plots import ColumnImage, colormap_for
+from ..readout import Readout
 from ..session import Session
 from ..still_parts import cache_still_parts
 from ..shown import RefreshWhenShown
@@ -26,6 +28,8 @@ from ..shown import RefreshWhenShown
 TOP_K = 10
 PREDICTED = (90, 140, 220)
 TRUE_NEXT = (220, 60, 60)
+STRIP_WIDTH = 0.84  # of a vector's column
+LABEL_GAP = 6  # pixels between the row labels and the axis line
 
 
 class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
@@ -35,12 +39,13 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.session = session
-        self.vectors_title = QtWidgets.QLabel()
-        self.predictions_title = QtWidgets.QLabel()
+        self.vectors_title = Readout()  # changes every step: a fixed size, so no layout follows
+        self.predictions_title = Readout()
         titles = QtWidgets.QHBoxLayout()
         titles.setContentsMargins(6, 2, 6, 2)  # room below a glyph that sits low ("␣")
-        titles.addWidget(self.vectors_title, 3)
-        titles.addWidget(self.predictions_title, 2)
+        for title, stretch in ((self.vectors_title, 3), (self.predictions_title, 2)):
+            titles.addWidget(title, 0, QtCore.Qt.AlignLeft)
+            titles.setStretch(titles.count() - 1, stretch)
         self.plots = pg.GraphicsLayoutWidget()
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -48,6 +53,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         layout.addLayout(titles)
         layout.addWidget(self.plots, 1)
         self.setMinimumSize(260, 200)
+        self.setAutoFillBackground(True)  # opaque: a step repaints the titles, not the dock under them
         self.plots.ci.setContentsMargins(2, 2, 2, 2)
 
         self.vectors = self.plots.addPlot(row=0, col=0)
@@ -58,7 +64,8 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.vectors.setLabel("left", "unit")
         self.strips = {}
         for name in PANEL_NAMES:
-            item = pg.ImageItem(axisOrder="row-major")
+            item = ColumnImage()
+            item.setTransform(QtGui.QTransform.fromScale(STRIP_WIDTH, 1))  # placed at its column by setPos
             self.vectors.addItem(item)
             self.strips[name] = item
         self.unit_marker = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 80, 80), width=1.5))
@@ -74,6 +81,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.predictions.setLabel("bottom", "probability")
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.75, width=[])
         self.predictions.addItem(self.bars)
+        self.row_labels = RowLabels(self.predictions)
         symbol = dict(symbol="o", symbolSize=9, pen=None)
         self.predicted_points = pg.PlotDataItem(symbolBrush=PREDICTED, symbolPen=None, **symbol)
         self.actual_points = pg.PlotDataItem(symbolBrush=TRUE_NEXT, symbolPen=None, **symbol)
@@ -104,6 +112,8 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         H = max(s.hidden_size, 1)
         for name, item in self.strips.items():
             item.setVisible(name in s.names)
+            if name in s.names:
+                item.setPos(s.names.index(name), 0)
         self.vectors.getAxis("bottom").setTicks([list(enumerate(s.names))])
         self.vectors.setXRange(-0.5, max(len(s.names), 1) - 0.5, padding=0)
         self.vectors.setYRange(-0.5, H - 0.5, padding=0)
@@ -137,12 +147,9 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.predictions_title.setText(self._predicted.EMPTY_TITLE)
             return
         window = s.records(t - 1, t)  # row 0 is step t - 1
-        for k, name in enumerate(s.names):
-            column = window.gate(name, s.layer)[0]  # (H,)
-            item = self.strips[name]
-            item.setImage(np.ascontiguousarray(column[:, None], dtype=np.float32),
-                          autoLevels=False, levels=s.levels(name, s.layer))
-            item.setRect(QtCore.QRectF(k - 0.42, -0.5, 0.84, column.shape[0]))
+        for name in s.names:
+            column = np.array(window.gate(name, s.layer)[0][:, None], dtype=np.float32)  # (H, 1) own copy
+            self.strips[name].set_image(column, 0, s.levels(name, s.layer))
         shown = s.sequence.shown(t - 1)
         self.vectors_title.setText(f"{step_label(t - 1)}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
         if s.unit >= 0:
@@ -168,7 +175,9 @@ class CharacterPredictions:
     def set_axes(panel: CurrentStepPanel, s: Session) -> None:
         plot = panel.predictions
         plot.invertY(True)
-        plot.getAxis("left").setTicks([[]])
+        plot.getAxis("left").setTicks([[]])  # the row labels draw the characters and probabilities
+        panel.row_labels.fit([display_char(ch) for ch in s.vocab.chars] if s.vocab is not None else [], "0.00")
+        panel.row_labels.setVisible(True)
         plot.setLabel("bottom", "probability")
         plot.getAxis("bottom").setTicks(None)
         plot.setXRange(0, 1, padding=0.02)
@@ -176,7 +185,7 @@ class CharacterPredictions:
 
     @staticmethod
     def clear(panel: CurrentStepPanel) -> None:
-        panel.predictions.getAxis("left").setTicks([[]])
+        panel.row_labels.set_rows([])
 
     @staticmethod
     def show(panel: CurrentStepPanel, s: Session, probs: np.ndarray, t: int) -> None:
@@ -189,10 +198,9 @@ class CharacterPredictions:
         best = np.argsort(-probs, kind="stable")[:k]  # (k,)
         true_next = s.vocab.index(s.text[t]) if t < len(s.text) else -1
         panel.top = [(s.vocab.chars[i], float(probs[i])) for i in best]
-        brushes = [pg.mkBrush(TRUE_NEXT if i == true_next else PREDICTED) for i in best]
+        brushes = [BRUSHES[i == true_next] for i in best]
         panel.bars.setOpts(x0=np.zeros(k), y=np.arange(k), width=probs[best].astype(float), brushes=brushes)
-        labels = [(j, f"{display_char(ch)}  {p:.2f}") for j, (ch, p) in enumerate(panel.top)]
-        panel.predictions.getAxis("left").setTicks([labels])
+        panel.row_labels.set_rows([(display_char(ch), f"{p:.2f}") for ch, p in panel.top])
         if true_next >= 0 and true_next not in best:
             title = f"next: <b>{html.escape(display_char(s.text[t]))}</b> (p={probs[true_next]:.3f}, not in top {k})"
         elif true_next >= 0:
@@ -219,6 +227,8 @@ class ValuePredictions:
         """Values by horizon step, y fixed to the actual values' range."""
         plot = panel.predictions
         plot.invertY(False)
+        panel.row_labels.setVisible(False)
+        plot.getAxis("left").setWidth(None)  # sized by its numbers again
         plot.getAxis("left").setTicks(None)
         K = s.model.config.output_size
         plot.setLabel("bottom", "steps ahead")
@@ -269,6 +279,7 @@ class NoPredictions:
     @staticmethod
     def set_axes(panel: CurrentStepPanel, s: Session) -> None:
         panel.predictions.getAxis("left").setTicks([[]])
+        panel.row_labels.setVisible(False)
 
     @staticmethod
     def clear(panel: CurrentStepPanel) -> None:
@@ -283,5 +294,83 @@ class NoPredictions:
         panel.top, panel.forecast = [], None
         panel.predictions_title.setText(NoPredictions.EMPTY_TITLE)
 
+
+class RowLabels(QtWidgets.QGraphicsItem):
+    """The predictions' row labels, a character and its probability per bar, drawn in the
+    left axis's area (a child of the axis item), right-aligned, the probabilities in a column.
+
+    An axis lays its tick labels out again and resizes whenever their text changes, which
+    relays out the plot; these labels are ``QStaticText`` (laid out once per distinct string:
+    at most the vocabulary and the 101 probabilities), the axis width is fixed by ``fit``
+    to the widest possible label, and a step repaints only this item when a label changed.
+    """
+
+    def __init__(self, plot: pg.PlotItem):
+        self._axis = plot.getAxis("left")
+        super().__init__(self._axis)
+        self._view = plot.vb
+        self._rows: list = []  # [(character, probability)] as shown, row j at y = j in the view
+        self._texts: dict = {}  # string -> QStaticText
+        self.painted = 0  # paints so far (tests)
+        self._view.sigResized.connect(self._geometry_changed)
+        self._view.sigYRangeChanged.connect(self._geometry_changed)
+        self._axis.geometryChanged.connect(self._geometry_changed)
+
+    def rows(self) -> list:
+        """``[(character as shown, probability text)]``, top row first."""
+        return list(self._rows)
+
+    def fit(self, characters: list, number: str) -> None:
+        """Fix the axis width to the widest of ``characters`` beside ``number`` (a widest probability)."""
+        self._texts.clear()
+        metrics = QtGui.QFontMetricsF(self._font())
+        widest = max((metrics.horizontalAdvance(c) for c in characters), default=0.0)
+        gap = metrics.horizontalAdvance("  ")
+        self._axis.setWidth(math.ceil(widest + gap + metrics.horizontalAdvance(number) + 2 * LABEL_GAP))
+        self._geometry_changed()
+
+    def set_rows(self, rows: list) -> None:
+        """Show ``rows`` (``[(character, probability text)]``); repaints only if they changed."""
+        if rows != self._rows:
+            self._rows = list(rows)
+            self.update()
+
+    def _font(self) -> QtGui.QFont:
+        return self._axis.style.get("tickFont") or QtGui.QFont()
+
+    def _text(self, string: str) -> QtGui.QStaticText:
+        text = self._texts.get(string)
+        if text is None:
+            text = self._texts[string] = QtGui.QStaticText(string)
+            text.setTextFormat(QtCore.Qt.PlainText)
+            text.prepare(QtGui.QTransform(), self._font())
+        return text
+
+    def _geometry_changed(self, *_):
+        self.prepareGeometryChange()
+        self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        return QtCore.QRectF(0, 0, self._axis.width(), self._axis.height())
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        self.painted += 1
+        if not self._rows:
+            return
+        painter.setFont(self._font())
+        painter.setPen(self._axis.textPen())
+        to_item = lambda j: self.mapFromScene(self._view.mapViewToScene(QtCore.QPointF(0, j))).y()  # noqa: E731
+        top, pitch = to_item(0), to_item(1) - to_item(0)  # row j is at top + j * pitch
+        numbers = self._axis.width() - LABEL_GAP  # right edge of the probabilities
+        chars = numbers - self._text("0.00").size().width() - QtGui.QFontMetricsF(self._font()).horizontalAdvance("  ")
+        for j, (char, probability) in enumerate(self._rows):
+            y = top + j * pitch
+            for string, right in ((probability, numbers), (char, chars)):
+                text = self._text(string)
+                size = text.size()
+                painter.drawStaticText(QtCore.QPointF(right - size.width(), y - size.height() / 2), text)
+
+
+BRUSHES = {False: pg.mkBrush(PREDICTED), True: pg.mkBrush(TRUE_NEXT)}  # by "is the true next character"
 
 PREDICTION_VIEWS = {True: CharacterPredictions, False: ValuePredictions}  # by ``sequence.predicts_characters``

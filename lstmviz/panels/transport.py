@@ -1,9 +1,17 @@
 """Transport: start, back, play/pause, forward, end, a speed slider (steps/s) and a time slider.
 
-Playback is a QTimer on the GUI thread that calls ``Session.step`` and stops at the end.
+Playback is a QTimer on the GUI thread that calls ``Session.step`` and stops at the end. Its
+interval is a whole number of milliseconds, so steps follow a schedule rather than the ticks:
+the timer ticks at least as often as steps are due (every ``floor(1000 / speed)`` ms, a precise
+timer) and a tick steps when the schedule since play (or the last speed change) says one is due
+(up to ``EARLY`` of a step ahead, for a timer firing a little early). So 60 steps/s are 60, not
+the 58.8 of a 17 ms timer. A frame that took longer than a step's interval is not made up by a
+burst of steps: the schedule starts again from that step.
 """
 
 from __future__ import annotations
+
+import time
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -14,6 +22,7 @@ from ..readout import Readout
 
 SPEED_RANGE = (1, 60)  # steps per second
 DEFAULT_SPEED = 12
+EARLY = 0.1  # of a step's interval: how early a tick may take a step that is due
 
 
 class TransportPanel(QtWidgets.QWidget):
@@ -23,7 +32,11 @@ class TransportPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.session = session
         self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.PreciseTimer)
         self.timer.timeout.connect(self._tick)
+        self.clock = time.perf_counter  # seconds; the playback schedule's clock (tests replace it)
+        self._started = 0.0  # clock time the schedule counts from
+        self._played = 0  # steps taken since then
 
         colour = self.palette().color(QtGui.QPalette.ButtonText)
 
@@ -37,6 +50,7 @@ class TransportPanel(QtWidgets.QWidget):
             return b
 
         self.setSizePolicy(QtWidgets.QSizePolicy.Preferred, QtWidgets.QSizePolicy.Fixed)
+        self.setAutoFillBackground(True)  # opaque: a step repaints the slider and position, not the dock under them
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
         self._play_icon = media_icon("play", colour)
@@ -89,6 +103,7 @@ class TransportPanel(QtWidgets.QWidget):
             return
         if s.t >= s.steps:
             s.seek(0)
+        self._restart_schedule()
         self.timer.start()
         self.play_button.setIcon(self._pause_icon)
 
@@ -107,12 +122,24 @@ class TransportPanel(QtWidgets.QWidget):
     def set_speed(self, steps_per_s: int):
         self.speed.setValue(int(steps_per_s))
 
+    def _restart_schedule(self):
+        self._started, self._played = self.clock(), 0
+
     def _tick(self):
+        """Take a step if one is due by the schedule (module docstring)."""
+        due = (self.clock() - self._started) * self.speed.value() - self._played  # steps due now
+        if due < 1 - EARLY:
+            return
+        if due >= 2:  # behind (a slow frame): no burst, the schedule starts again from this step
+            self._restart_schedule()
+        else:
+            self._played += 1
         if not self.session.step():
             self.pause()
 
     def _on_speed(self, value: int):
-        self.timer.setInterval(int(round(1000 / value)))
+        self.timer.setInterval(1000 // value)  # at least as often as steps are due
+        self._restart_schedule()
         self.speed_label.setText(f"{value} /s")
 
     def _on_slider(self, value: int):

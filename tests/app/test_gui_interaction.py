@@ -264,3 +264,31 @@ def test_first_run_window_fits_a_small_screen(qtbot, settings_path):
         assert "Series" in tabs and len(tabs) == len(set(tabs))
     finally:
         window.close()
+
+
+def test_playback_takes_exactly_the_set_steps_per_second_and_no_burst_after_a_slow_frame(window):
+    """The transport's timer ticks every floor(1000 / speed) ms; the steps follow the schedule
+    (60 steps/s are 60, not the 58.8 of a 17 ms timer), driven here by a fake clock."""
+    transport, s = window.panel("transport"), window.session
+    now = [0.0]
+    transport.clock = lambda: now[0]
+    transport.set_speed(60)
+    s.seek(0)
+    transport.play()
+    try:
+        assert transport.timer.interval() == 16 and transport.timer.timerType() == QtCore.Qt.PreciseTimer
+        for tick in range(1, 61):  # one second of 16 ms ticks (the timer itself is not waited for)
+            now[0] = tick * 0.016
+            transport._tick()
+        assert s.t == int(0.96 * 60)  # 57 steps are due after 0.96 s, at the 60th tick
+        now[0] = 2.0  # a frame that took a second: one step, then the schedule starts again from it
+        transport._tick()
+        assert s.t == 58
+        now[0] = 2.0 + 0.5 / 60
+        transport._tick()
+        assert s.t == 58  # not yet due
+        now[0] = 2.0 + 1.0 / 60
+        transport._tick()
+        assert s.t == 59
+    finally:
+        transport.pause()

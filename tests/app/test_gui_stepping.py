@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
-from PySide6 import QtCore
+from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine.data import display_char
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
 from lstmviz.plots import GATE_STYLE
@@ -101,6 +102,7 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     best = np.argsort(-probs)[: len(panel.top)]
     assert [c for c, _ in panel.top] == [s.vocab.chars[i] for i in best]
     assert panel.top[0][1] == pytest.approx(probs.max())
+    assert panel.row_labels.rows() == [(display_char(s.vocab.chars[i]), f"{probs[i]:.2f}") for i in best]
 
 
 def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(window, qtbot):
@@ -199,3 +201,71 @@ def test_first_pass_runs_between_gui_events_with_progress_and_can_be_cancelled(w
     assert not s.passing and "stopped" in messages[-1]
     s.seek(len(edited))
     assert_heatmaps_match(window, edited)
+
+
+def painted(window) -> dict:
+    """Work counters of the per-step drawing: cells coloured and area painted (in cells) of every
+    heatmap and current-step strip, paints of the prediction labels, characters recoloured."""
+    views = window.panel("gates").views
+    strips = window.panel("step").strips
+    return {**{("heatmap", n): (v.image.colours_written, v.image.painted_area) for n, v in views.items()},
+            **{("strip", n): (item.colours_written, item.painted_area) for n, item in strips.items()},
+            "labels": window.panel("step").row_labels.painted}
+
+
+def test_a_step_colours_one_column_and_repaints_a_bounded_strip_of_each_heatmap(window, qtbot):
+    """Stepping costs what one new step costs, not what the drawn window holds: each heatmap
+    colours one new column (H cells) and repaints a narrow strip around it and the cursor; each
+    current-step strip colours its H cells; the text panel colours one new character."""
+    s = window.session
+    s.select(0, 3, -1)  # the text coloured by a unit too
+    s.seek(20)  # the time axis shows steps 0..WINDOW-1 until the cursor passes WINDOW: no page jump below
+    H = s.hidden_size
+    qtbot.waitUntil(lambda: all(v.image.painted_area > 0 for v in window.panel("gates").views.values()
+                                if v.isVisible()))
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()  # the first paints of the new layout
+    for _ in range(12):
+        before = painted(window)
+        assert s.step()
+        qtbot.waitUntil(lambda: all(painted(window)[("heatmap", n)][1] > before[("heatmap", n)][1] for n in NAMES))
+        after = painted(window)
+        for n in NAMES:
+            coloured, area = (a - b for a, b in zip(after[("heatmap", n)], before[("heatmap", n)]))
+            assert coloured == H, n  # the new step's column, not the WINDOW columns drawn
+            assert area <= (WINDOW // 8) * H, n  # a few columns around the cursor
+            assert after[("strip", n)][0] - before[("strip", n)][0] == H, n
+        assert after["labels"] - before["labels"] <= 1
+        assert window.panel("text").recoloured == 1
+    assert_heatmaps_match(window, TEXT)
+
+
+def on_screen(window, widget) -> np.ndarray:
+    """The pixels ``widget`` shows now ``(h, w) uint32``, as the window's backing store holds them
+    after the paints so far (not painted afresh)."""
+    shot = window.screen().grabWindow(window.winId()).toImage()
+    shot = shot.copy(QtCore.QRect(widget.mapTo(window, QtCore.QPoint(0, 0)), widget.size()))
+    return rgb32(shot)
+
+
+def rgb32(image) -> np.ndarray:
+    """An image's pixels ``(h, w) uint32`` (RGB32)."""
+    image = image.convertToFormat(QtGui.QImage.Format_RGB32)
+    return np.frombuffer(image.constBits(), np.uint32).reshape(image.height(), -1)[:, : image.width()].copy()
+
+
+def test_heatmaps_painted_a_step_at_a_time_look_as_painted_whole(window, qtbot):
+    """Partial repaints leave no seams: what is on screen after stepping equals a fresh paint."""
+    s = window.session
+    s.select(0, 3, -1)  # the unit marker crosses every repainted strip
+    s.seek(10)
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()
+    for _ in range(25):
+        assert s.step()
+        QtWidgets.QApplication.processEvents()
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()
+    for name in NAMES:
+        viewport = window.panel("gates").views[name].viewport()
+        assert np.array_equal(on_screen(window, viewport), rgb32(viewport.grab().toImage())), name

@@ -1,22 +1,111 @@
-"""value_colours gives exactly the colours the heatmap image draws."""
+"""The heatmap's colours equal pyqtgraph's ImageItem's (and value_colours'), and a window that
+moves along by a step colours and repaints only the columns that changed."""
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
+from PySide6 import QtGui, QtWidgets
 
-from lstmviz.plots import HeatmapView, value_colours
+from lstmviz.plots import HeatmapView, colormap_for, value_colours
+
+
+def canvas_rgb(view: HeatmapView, columns) -> np.ndarray:
+    """RGB ``(H, n, 3)`` drawn for image ``columns`` of ``view`` (its canvas may be wider)."""
+    item = view.image
+    image = item.qimage.convertToFormat(QtGui.QImage.Format.Format_RGB32)
+    offset = item.t0 - item.first
+    return np.array([[image.pixelColor(c + offset, r).getRgb()[:3] for c in columns]
+                     for r in range(image.height())])
+
+
+def image_item_rgb(name, values, levels, colorblind) -> np.ndarray:
+    """RGB ``(n, 3)`` that pyqtgraph's own ImageItem draws for ``values (n,)`` (one row)."""
+    item = pg.ImageItem(axisOrder="row-major")
+    item.setColorMap(colormap_for(name, colorblind))
+    item.setImage(values[None, :], autoLevels=False, levels=levels)
+    item.render()
+    image = item.qimage
+    return np.array([image.pixelColor(x, 0).getRgb()[:3] for x in range(len(values))])
 
 
 @pytest.mark.parametrize("name, levels, colorblind", [("h", (-1.0, 1.0), False), ("f", (0.0, 1.0), True),
                                                       ("c", (-20.0, 20.0), False)])
-def test_value_colours_equal_the_heatmap_pixels(qapp, name, levels, colorblind):
+def test_heatmap_pixels_equal_image_item_and_value_colours(qapp, name, levels, colorblind):
     lo, hi = levels
     values = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 1000).astype(np.float32)  # past both ends
     view = HeatmapView(name, colorblind=colorblind)
     try:
         view.set_data(values[:, None], levels=levels)  # T = 1000 steps of one unit
-        view.image.render()
-        image = view.image.qimage
-        drawn = np.array([image.pixelColor(x, 0).getRgb()[:3] for x in range(len(values))])
-        assert np.array_equal(value_colours(name, values, levels, colorblind), drawn)
+        drawn = canvas_rgb(view, range(len(values)))[0]  # (1000, 3)
+        expected = image_item_rgb(name, values, levels, colorblind)
+        assert np.array_equal(drawn, expected)
+        assert np.array_equal(value_colours(name, values, levels, colorblind), expected)
     finally:
         view.close()
+
+
+def settle(item) -> None:
+    """Run the event loop until the item's paints of a new layout are over."""
+    quiet, painted = 0, -1.0
+    while quiet < 5:
+        QtWidgets.QApplication.processEvents()
+        quiet, painted = (quiet + 1, painted) if item.painted_area == painted else (0, item.painted_area)
+
+
+@pytest.fixture
+def heatmap(qtbot):
+    view = HeatmapView("h")
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    yield view
+    view.close()
+
+
+def test_a_window_moving_by_one_step_colours_and_repaints_one_column(qtbot, heatmap):
+    rng = np.random.default_rng(0)
+    T, H, W = 1000, 32, 100  # steps, units, window width
+    values = rng.uniform(-1, 1, (T, H)).astype(np.float32)  # (T, H)
+    heatmap.plot.setXRange(250 - 0.5, 250 + W - 0.5, padding=0)
+    heatmap.plot.setYRange(-0.5, H - 0.5, padding=0)
+    heatmap.set_data(values[200:300], (-1, 1), t0=200, room=W)
+    item = heatmap.image
+    settle(item)
+    for t in range(301, 341):  # the window [t - W, t) moves along
+        written, painted = item.colours_written, item.painted_area
+        heatmap.set_data(values[t - W : t], (-1, 1), t0=t - W, room=W)
+        qtbot.waitUntil(lambda: item.painted_area > painted)  # Qt paints what changed
+        assert item.colours_written - written == H  # one new column coloured
+        assert 0 < item.painted_area - painted <= 2 * 2 * H  # one column (the one leaving is off screen)
+        assert np.array_equal(canvas_rgb(heatmap, [W - 1])[:, 0], value_colours("h", values[t - 1], (-1, 1)))
+    assert np.array_equal(heatmap.displayed_image(), values[240:340].T)
+
+
+def test_changed_values_inside_the_window_are_recoloured(heatmap):
+    rng = np.random.default_rng(1)
+    values = rng.uniform(-1, 1, (50, 8)).astype(np.float32)  # (T, H)
+    heatmap.set_data(values, (-1, 1), t0=0, room=10)
+    edited = values.copy()
+    edited[20:23] = -values[20:23]  # e.g. the records after an edit of the text
+    written = heatmap.image.colours_written
+    heatmap.set_data(edited, (-1, 1), t0=0, room=10)
+    assert heatmap.image.colours_written - written == 3 * 8
+    assert np.array_equal(canvas_rgb(heatmap, range(50)), np.stack([value_colours("h", edited[:, u], (-1, 1))
+                                                                     for u in range(8)]))
+
+
+def test_steps_leaving_the_window_turn_blank_and_new_levels_recolour_everything(heatmap):
+    values = np.linspace(-1, 1, 60 * 4, dtype=np.float32).reshape(60, 4)  # (T, H)
+    heatmap.set_data(values[10:40], (-1, 1), t0=10, room=20)
+    heatmap.set_data(values[12:42], (-1, 1), t0=12, room=20)  # steps 10 and 11 left the window
+    item = heatmap.image
+    canvas = np.frombuffer(item.qimage.constBits(), np.uint32).reshape(4, -1)  # (H, W) ARGB32
+    alpha = canvas >> 24
+    assert np.all(alpha[:, 10 - item.first : 12 - item.first] == 0)  # transparent: nothing drawn there
+    assert np.all(alpha[:, 12 - item.first : 42 - item.first] == 255)
+    written = item.colours_written
+    heatmap.set_data(values[12:42], (-2, 2), t0=12, room=20)
+    assert item.colours_written - written == 30 * 4
+    assert np.array_equal(canvas_rgb(heatmap, range(30))[:, :, :],
+                          np.stack([value_colours("h", values[12:42, u], (-2, 2)) for u in range(4)]))
