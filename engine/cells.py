@@ -333,8 +333,11 @@ class LSTMCell(_Cell):
         xp_f = np.empty((T, self.width, B), prep.b_s.dtype)  # (T, G, B)
         if onehot:
             table = prep.Wx_s.T + prep.b_s[:, None]  # (G, V) column v = e_v Wx_s + b_s, each sum rounded once as below
-            for t in range(T):
-                np.take(table, x_tm[t], axis=1, out=xp_f[t], mode="clip")  # (G, B) ids checked by the caller
+            if B == 1:  # one sequence: (T, G, 1) is (T, G) in memory, one gather of rows
+                np.take(table.T, x_tm[:, 0], axis=0, out=xp_f[:, :, 0], mode="clip")  # (T, G)
+            else:
+                for t in range(T):
+                    np.take(table, x_tm[t], axis=1, out=xp_f[t], mode="clip")  # (G, B) ids checked by the caller
         else:
             np.matmul(prep.Wx_s.T, x_tm.transpose(0, 2, 1), out=xp_f)  # (T, G, B) one product per step
             xp_f += prep.b_s[:, None]  # (T, G, B)

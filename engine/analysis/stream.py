@@ -182,7 +182,7 @@ def checkpoint_states(model: SequenceModel, inputs: np.ndarray, state=None, ever
     if model.config.input_kind in ("embedding", "scaled_index"):
         layer_in = model.encode_tokens(layer_in)  # (n every, E) or (n every, 1)
     for k, (cell, prep) in enumerate(zip(cells, model.prepared())):
-        xp = model._project(k, prep, layer_in)  # (n every, G)
+        xp = model._project(k, prep, layer_in[:, None])[:, 0]  # (n every, G)
         if cell.kind == "lstm":
             hs = _lstm_states(prep, xp, state[k], every, out[:, k])  # (n every + 1, H)
         else:
