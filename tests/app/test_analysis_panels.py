@@ -419,3 +419,31 @@ def test_a_panel_behind_a_tab_computes_only_once_shown(qtbot, demo):
     shown(demo, "hypothesis")
     qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
     assert panel.result[0].units == (50,)
+
+
+def test_dragging_across_a_heatmap_brushes_and_lists_the_matches(qtbot, demo):
+    s = demo.session
+    view = shown(demo, "gates").views["f"]  # any heatmap of the panel
+    axis = view.mapFromScene(view.plot.getAxis("bottom").sceneBoundingRect().center())
+    x_range = view.plot.viewRange()[0]
+    qtbot.mousePress(view.viewport(), QtCore.Qt.LeftButton, pos=axis)
+    for dx in (20, 60):
+        qtbot.mouseMove(view.viewport(), axis + QtCore.QPoint(dx, 0))
+    qtbot.mouseRelease(view.viewport(), QtCore.Qt.LeftButton, pos=axis + QtCore.QPoint(60, 0))
+    assert view.plot.viewRange()[0][0] < x_range[0] - 5  # dragging the time axis still pans
+    assert s.brush_span == (0, 0)
+    press, middle, release = (view.mapFromScene(view.scene_pos_of(20, t)) for t in (33, 25, 11))  # right to left
+    qtbot.mousePress(view.viewport(), QtCore.Qt.LeftButton, pos=press)
+    qtbot.mouseMove(view.viewport(), middle)
+    qtbot.mouseMove(view.viewport(), release)
+    qtbot.mouseRelease(view.viewport(), QtCore.Qt.LeftButton, pos=release)
+    assert s.brush_span == (11, 34)  # the steps the drag crossed, both ends included
+    assert demo.panel("gates").brush_region.getRegion() == (10.5, 33.5)
+    assert s.selected_step != 11 or s.unit != 20  # a drag is not a click on a cell
+    panel = shown(demo, "hypothesis")
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    _, h = whole(s)
+    expected = find_matches(h, select_units(h, 11, 34, 0.3, 0), limit=50)
+    assert panel.result[0].units == (50,)
+    assert panel.matches.rowCount() == len(expected) > 0
+    assert [panel.matches.item(r, 0).text() for r in range(len(expected))] == [f"{m.start}–{m.end - 1}" for m in expected]
