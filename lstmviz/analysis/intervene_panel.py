@@ -143,6 +143,7 @@ class InterventionPanel(AnalysisPanel):
         heat_bar.addWidget(QtWidgets.QLabel("Heatmaps of"))
         heat_bar.addWidget(self.shown)
         heat_bar.addWidget(JobBar(self.window_runner), 1)
+        heat_bar.addStretch(1)
         self.body.addLayout(heat_bar)
         self.views: dict[str, HeatmapView] = {}
         self.heatmaps = QtWidgets.QWidget()  # the three heatmaps (the exported picture)
@@ -352,10 +353,11 @@ class InterventionPanel(AnalysisPanel):
         if w is None or not name or name not in w.original.layers[0] or s.layer >= w.original.num_layers:
             return
         original, changed = w.original.gate(name, s.layer), w.changed.gate(name, s.layer)  # (n, H) each
-        lo, hi = s.levels(name, s.layer)
-        half = (hi - lo) / 2
-        for pane, data, levels in (("original", original, (lo, hi)), ("intervened", changed, (lo, hi)),
-                                   ("difference", changed - original, (-half, half))):
+        levels = s.levels(name, s.layer)
+        diff = changed - original  # (n, H)
+        reach = max(float(np.abs(diff).max(initial=0.0)), 1e-6)  # symmetric levels: zero is neutral
+        for pane, data, levels in (("original", original, levels), ("intervened", changed, levels),
+                                   ("difference", diff, (-reach, reach))):
             view = self.views[pane]
             view.colorbar.setColorMap(colormap_for("h" if pane == "difference" else name, s.colorblind))
             view.set_data(data, levels, t0=w.lo)

@@ -1,7 +1,7 @@
 """The whole-text strip (Karpathy, Johnson & Fei-Fei 2015, Fig. 5): the per-character loss
 ``-log p(next character)`` of the whole viewed text as a colour strip, and, once zoomed in to at
-most ``LABELLED_STEPS`` steps, each character with the model's top-5 predictions for the next
-one underneath (brighter: more likely). The service makes it follow the gate heatmaps' time
+most ``LABELLED_STEPS`` steps each at least a character wide, each character with the model's
+top-5 predictions for the next one underneath (brighter: more likely). The service makes it follow the gate heatmaps' time
 axis and ``align_with`` lines its plot area up with the hidden-state heatmap's, to the pixel:
 the same step is drawn at the same x on screen (while the strip lies under that heatmap).
 Zoomed in, the strip is at least tall enough for each row to hold a line of text.
@@ -25,6 +25,7 @@ from .base import AnalysisPanel
 from .jobs import chunks, text_source
 
 LABELLED_STEPS = 60  # characters and predictions are drawn when at most this many steps are visible
+# (and each step is at least a character wide)
 LOSS_LEVELS = (0.0, 5.0)  # nats: the colour strip's levels
 MIN_HEIGHT = 60  # px of the strip while it shows the loss row alone
 MARGIN = 2  # px around the plot when it is not lined up with a heatmap
@@ -74,7 +75,7 @@ class StripPanel(AnalysisPanel):
         self._align_timer.setSingleShot(True)
         self._align_timer.setInterval(0)
         self._align_timer.timeout.connect(self.align)
-        self.plot.vb.sigResized.connect(self._align_timer.start)
+        self.plot.vb.sigResized.connect(self.draw_labels)  # realigns, and labels what now fits
         self.body.addWidget(self.view)
         self.labels: list = []  # TextItems in use (characters and predictions)
         self.losses: np.ndarray | None = None
@@ -137,7 +138,7 @@ class StripPanel(AnalysisPanel):
         left, top, right, bottom = layout.getContentsMargins()
         new_left, new_right = MARGIN, MARGIN
         target = self._target.getViewWidget()
-        if target is not None and target.isVisible() and self.view.isVisible():
+        if target is not None and not target.viewport().visibleRegion().isEmpty() and self.view.isVisible():
             (t0, t1), (m0, m1) = self._area_x(self._target), self._area_x(self.plot)
             new_left, new_right = left + (t0 - m0), right - (t1 - m1)
             if new_left < 0 or new_right < 0:  # the heatmap is not above the strip
@@ -161,13 +162,17 @@ class StripPanel(AnalysisPanel):
         self.view.setMinimumHeight(needed)
 
     def draw_labels(self, *_):
+        s = self.session
+        self._align_timer.start()  # the heatmap may have come to the front or moved
+        lo, hi = self.visible_steps()
+        x0, x1 = self.plot.viewRange()[0]
+        step_px = self.plot.vb.width() / max(x1 - x0, 1e-9)  # px per step
+        readable = (s.ready and s.vocab is not None and s.model.config.head == "softmax" and 0 < hi - lo <= LABELLED_STEPS
+                    and step_px >= QtGui.QFontMetricsF(self.font()).averageCharWidth() + 1)
+        self._show_rows(readable)  # may resize the plot, which calls this again: remove the labels after it
         for item in self.labels:
             self.plot.removeItem(item)
         self.labels = []
-        s = self.session
-        lo, hi = self.visible_steps()
-        readable = s.ready and s.vocab is not None and s.model.config.head == "softmax" and 0 < hi - lo <= LABELLED_STEPS
-        self._show_rows(readable)
         if not readable:
             return
         text, chars = s.text, s.vocab.chars

@@ -471,8 +471,8 @@ def test_the_loss_strip_is_aligned_to_the_pixel_with_the_heatmaps(qtbot, demo):
     assert strip_panel.plot.viewRange()[0] == view.plot.viewRange()[0]
     demo.resize(1200, 850)  # the docks change size: aligned again
     qtbot.waitUntil(lambda: aligned((0, 77, 199)), timeout=TIMEOUT_MS)
-    view.plot.setXRange(s.t - 30, s.t - 1, padding=0)  # zoomed in: the characters and predictions
-    qtbot.waitUntil(lambda: len(strip_panel.labels) > 0 and aligned((s.t - 30, s.t - 2)), timeout=TIMEOUT_MS)
+    view.plot.setXRange(s.t - 15, s.t - 1, padding=0)  # zoomed in: the characters and predictions
+    qtbot.waitUntil(lambda: len(strip_panel.labels) > 0 and aligned((s.t - 15, s.t - 2)), timeout=TIMEOUT_MS)
     line = QtGui.QFontMetricsF(strip_panel.font()).lineSpacing()
 
     def row_px():
