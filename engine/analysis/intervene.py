@@ -201,22 +201,25 @@ def intervened_trace(model: SequenceModel, inputs: np.ndarray, interventions, st
 
 
 def iter_intervened(model: SequenceModel, inputs: np.ndarray, interventions, start: int = 0, state=None,
-                    end: int | None = None, chunk: int = DEFAULT_CHUNK) -> Iterator[tuple[int, Trace, Trace]]:
+                    end: int | None = None, chunk: int = DEFAULT_CHUNK,
+                    changed_state=None) -> Iterator[tuple[int, Trace, Trace]]:
     """Yield ``(t0, original, changed)`` for consecutive chunks of at most ``chunk`` steps
     covering ``[start, end)`` of token ids ``inputs (T,)``: the traces (``intervened_trace``
     with ``apply`` False / True) of steps ``[t0, t0 + steps)``, each run carrying its own state
     from ``state``, the model's state after ``start`` steps (None = zeros; e.g. a stored
-    checkpoint ``Stepper.state(start)``). Memory: two chunks. The loop pauses at every chunk:
-    stop iterating to cancel. Raises ValueError for a bad range or chunk, or an intervention
-    active before ``start`` (its effect would be missing from ``state``)."""
+    checkpoint ``Stepper.state(start)``), and ``changed_state``, the intervened run's state
+    there (None = ``state``: no intervention acted before ``start``; e.g. one kept by
+    ``loss_change``). Memory: two chunks. The loop pauses at every chunk: stop iterating to
+    cancel. Raises ValueError for a bad range or chunk, or, without ``changed_state``, an
+    intervention active before ``start`` (its effect would be missing from ``state``)."""
     interventions = check_interventions(model, interventions)
     inputs = np.asarray(inputs)
     start, end = check_range(inputs.shape[0], start, end)
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
-    if _touches(interventions, 0, start):
+    if changed_state is None and _touches(interventions, 0, start):
         raise ValueError(f"an intervention is active before step {start}: start at or before its first step")
-    runs = [state, state]  # the states of the original and the changed run
+    runs = [state, state if changed_state is None else changed_state]  # the original and the changed run's
     for t0 in range(start, end, chunk):
         ids = inputs[t0 : min(end, t0 + chunk)]  # (m,)
         traces = [intervened_trace(model, ids, interventions, s, t0, apply) for s, apply in zip(runs, (False, True))]
@@ -254,12 +257,14 @@ class LossChange:
 
 def loss_change(model: SequenceModel, inputs: np.ndarray, interventions, start: int | None = None, state=None,
                 where: np.ndarray | None = None, chunk: int = DEFAULT_CHUNK, progress=None,
-                cancelled=None) -> LossChange | None:
+                cancelled=None, keep_states: dict | None = None) -> LossChange | None:
     """The loss without and with ``interventions`` over steps ``[start, T)`` of token ids
     ``inputs (T,)`` (``start`` None = the earliest intervention's start; ``state``: the model's
     state after ``start`` steps, None = zeros), by ``iter_intervened``; ``where (T,)``: an
     optional boolean mask of steps to report apart (e.g. those whose next character closes a
-    bracket). Memory: two chunks plus running sums, whatever T. After each chunk
+    bracket). ``keep_states``: a dict to fill with the intervened run's state after each
+    chunk's last step (``{t: state}``, for ``iter_intervened``'s ``changed_state``: ``L * S * H``
+    numbers per chunk). Memory: two chunks plus running sums, whatever T. After each chunk
     ``progress(done, total)`` (steps) is called and ``cancelled()`` checked: True stops the
     pass and returns None. Raises ValueError as ``iter_intervened`` does, or for a mask of
     another length."""
@@ -284,6 +289,8 @@ def loss_change(model: SequenceModel, inputs: np.ndarray, interventions, start: 
         for offset, keep in ((0, ok), (3, ok & where[t0 : t0 + m] if where is not None else None)):
             if keep is not None:
                 sums[offset : offset + 3] += (nll[0][keep].sum(), nll[1][keep].sum(), keep.sum())
+        if keep_states is not None:
+            keep_states[t0 + m] = final_state(changed)
         if progress is not None:
             progress(t0 + m - start, T - start)
         if cancelled is not None and cancelled():

@@ -34,6 +34,7 @@ MAX_WINDOW = 2000  # most steps the window job computes (the last ones of the vi
 PRIME_MAX = 300  # characters of the text before the intervention that prime the samples
 SAMPLE_LENGTH = 160
 DEBOUNCE_MS = 150  # the window job waits for the time axis to settle
+LOSS_CHUNK = 512  # steps between two cancel points of the loss job (about 30 ms for the demo model)
 PANES = ("original", "intervened", "difference")
 
 
@@ -64,11 +65,12 @@ def start_state(stepper, first: int) -> tuple[int, list]:
     return s0, stepper.state(s0)
 
 
-def run_window(model, vocab, ids, text, interventions, s0, state, lo, hi, step, seed, check) -> WindowOutcome:
-    """The window job: both runs from ``state`` (after ``s0`` steps) to ``hi``, keeping steps
-    ``[lo, hi)``; ``check`` reports progress and cancels."""
+def run_window(model, vocab, ids, text, interventions, s0, states, lo, hi, step, seed, check) -> WindowOutcome:
+    """The window job: both runs from ``states`` (the original and the intervened run's after
+    ``s0`` steps) to ``hi``, keeping steps ``[lo, hi)``; ``check`` reports progress and cancels."""
     kept = ([], [])
-    for t0, original, changed in iter_intervened(model, ids, interventions, s0, state, end=hi, chunk=CHUNK):
+    for t0, original, changed in iter_intervened(model, ids, interventions, s0, states[0], end=hi, chunk=CHUNK,
+                                                 changed_state=states[1]):
         check(0.9 * (t0 + original.steps - s0) / max(1, hi - s0))
         if t0 + original.steps > lo:
             kept[0].append(original)
@@ -85,9 +87,10 @@ def run_window(model, vocab, ids, text, interventions, s0, state, lo, hi, step, 
     return WindowOutcome(original, changed, step, before, after, without[first - offset:], with_[first - offset:])
 
 
-def run_loss(model, ids, interventions, s0, state, check):
-    """The loss job: ``loss_change`` over steps ``[s0, T)`` from ``state``."""
-    return loss_change(model, ids, interventions, start=s0, state=state, chunk=CHUNK,
+def run_loss(model, ids, interventions, s0, state, kept, check):
+    """The loss job: ``loss_change`` over steps ``[s0, T)`` from ``state``, keeping the
+    intervened run's state after every chunk in ``kept``."""
+    return loss_change(model, ids, interventions, start=s0, state=state, chunk=LOSS_CHUNK, keep_states=kept,
                        progress=lambda done, total: check(done / total))
 
 
@@ -187,6 +190,8 @@ class InterventionPanel(AnalysisPanel):
         self.interventions: list[Intervention] = []
         self.window: WindowOutcome | None = None
         self.loss = None  # the LossChange shown
+        self._running_kept: dict = {}  # filled by the running loss job
+        self._kept: dict = {}  # step -> the intervened run's state there, from the finished loss job
         session.model_changed.connect(self._on_model_changed)
         session.selection_changed.connect(self._on_selection)
         session.text_changed.connect(self.refresh_soon)
@@ -288,9 +293,10 @@ class InterventionPanel(AnalysisPanel):
         model, ids, text = source
         ivs = tuple(self.interventions)
         s0, state = start_state(self.session.stepper, min(iv.start for iv in ivs))
-        self.loss = None
+        self.loss, self._kept, kept = None, {}, {}
         self.say(f"Running the text from step {s0} to the end with and without the interventions…")
-        self.start(lambda check: run_loss(model, ids, ivs, s0, state, check), text, model)
+        self.start(lambda check: run_loss(model, ids, ivs, s0, state, kept, check), text, model)
+        self._running_kept = kept
         self.refresh_window()
 
     def _window_soon(self) -> None:
@@ -318,14 +324,20 @@ class InterventionPanel(AnalysisPanel):
             lo, hi = step, step + 1
         elif not lo <= step < hi and max(hi, step + 1) - min(lo, step) <= MAX_WINDOW:
             lo, hi = min(lo, step), max(hi, step + 1)  # the cursor's probabilities too
-        s0, state = start_state(self.session.stepper, min(lo, *(iv.start for iv in ivs)))
+        stepper = self.session.stepper
+        s0, state = start_state(stepper, min(lo, *(iv.start for iv in ivs)))
+        states = (state, None)
+        resume = [t for t in self._kept if s0 < t <= min(lo, stepper.computed)]  # skip the steps before lo
+        if resume:
+            s0 = max(resume)
+            states = (stepper.state(s0), self._kept[s0])
         vocab, seed = self.session.vocab, self.seed.value()
-        self.window_runner.run(lambda check: run_window(model, vocab, ids, text, ivs, s0, state, lo, hi, step,
+        self.window_runner.run(lambda check: run_window(model, vocab, ids, text, ivs, s0, states, lo, hi, step,
                                                         seed, check))
 
     def show_result(self, change) -> None:
         """The loss job's ``LossChange``."""
-        self.loss = change
+        self.loss, self._kept = change, self._running_kept
         self.say(f"Loss from step {change.start} to the end ({change.steps} characters): {change.before:.4f} → "
                  f"{change.after:.4f} nats/char ({change.delta:+.4f}); over the whole text {change.text_delta:+.4f}")
 

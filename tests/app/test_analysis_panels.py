@@ -481,3 +481,33 @@ def test_the_loss_strip_is_aligned_to_the_pixel_with_the_heatmaps(qtbot, demo):
         return abs(vb.mapViewToScene(QtCore.QPointF(0, 1)).y() - vb.mapViewToScene(QtCore.QPointF(0, 0)).y())
 
     qtbot.waitUntil(lambda: row_px() >= line, timeout=TIMEOUT_MS)  # each prediction row holds a line of text
+
+
+def test_intervened_heatmaps_far_down_a_long_text_resume_from_the_loss_pass(qtbot, demo, monkeypatch, tmp_path):
+    from lstmviz import export_actions
+    from lstmviz.analysis import intervene_panel
+
+    s = demo.session
+    gates = demo.panel("gates")
+    panel = shown(demo, "interventions")
+    s.set_text(s.text * 20)  # 11 k characters
+    qtbot.waitUntil(lambda: s.stepper.done, timeout=TIMEOUT_MS)
+    starts = []
+    run_window = intervene_panel.run_window
+    monkeypatch.setattr(intervene_panel, "run_window", lambda *a: starts.append(a[5]) or run_window(*a))
+    iv = Intervention(0, "h", 50, "zero", 0.0, 10, None)
+    panel.add(iv)
+    qtbot.waitUntil(lambda: panel.loss is not None and panel.window is not None and not panel.window_runner.busy,
+                    timeout=TIMEOUT_MS)
+    T = s.steps
+    gates.views["h"].plot.setXRange(T - 100.5, T - 0.5, padding=0)  # the end of the text
+    qtbot.waitUntil(lambda: panel.window.lo == T - 100 and not panel.window_runner.busy, timeout=TIMEOUT_MS)
+    assert starts[-1] > T - 100 - intervene_panel.LOSS_CHUNK  # from the loss pass's kept state, not step 10
+    ref = intervene(s.model, s.stepper.inputs, [iv], window=T)
+    panel.shown.setCurrentText("h")
+    shown_h = panel.views["intervened"].displayed_image()
+    np.testing.assert_allclose(shown_h, ref.changed.gate("h", 0)[T - 100 - 10 :].T, atol=1e-5)
+    png = tmp_path / "interventions.png"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(png))
+    panel.export_picture()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -163,6 +163,13 @@ def test_chunks_from_a_stored_state_continue_the_run_from_step_zero():
         assert np.array_equal(original.gate("h", 1)[:before], changed.gate("h", 1)[:before])
     with pytest.raises(ValueError, match="before step 40"):
         next(iter_intervened(model, ids, ivs, start=40))
+    kept = {}
+    loss_change(model, ids, ivs, start=32, state=stepper.state(32), chunk=10, keep_states=kept)
+    assert sorted(kept) == [42, 52, 62, 72, 82, 90]
+    _, original, changed = next(iter_intervened(model, ids, ivs, 52, stepper.state(52), chunk=10, changed_state=kept[52]))
+    for name in NAMES:  # resumed from the kept state: the same as the run from step 32
+        np.testing.assert_array_equal(changed.gate(name, 0), parts[2][2].gate(name, 0))
+        np.testing.assert_allclose(original.gate(name, 0), parts[2][1].gate(name, 0), rtol=0, atol=1e-13)
 
 
 def test_loss_change_equals_a_step_by_step_computation():
