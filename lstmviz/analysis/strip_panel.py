@@ -1,10 +1,11 @@
 """The whole-text strip (Karpathy, Johnson & Fei-Fei 2015, Fig. 5): the per-character loss
 ``-log p(next character)`` of the whole viewed text as a colour strip, and, once zoomed in to at
 most ``LABELLED_STEPS`` steps each at least a character wide, each character with the model's
-top-5 predictions for the next one underneath (brighter: more likely). The service makes it follow the gate heatmaps' time
-axis and ``align_with`` lines its plot area up with the hidden-state heatmap's, to the pixel:
-the same step is drawn at the same x on screen (while the strip lies under that heatmap).
-Zoomed in, the strip is at least tall enough for each row to hold a line of text.
+top-5 predictions for the next one underneath (brighter: more likely). The service makes it
+follow the gate heatmaps' time axis and ``align_with`` lines its plot area up with the
+hidden-state heatmap's, to the pixel: the same step is drawn at the same x on screen (while the
+strip lies under that heatmap). Zoomed in, the strip is at least tall enough for each row to
+hold a line of text.
 
 The losses come from a streaming pass off the GUI thread (memory: one chunk plus ``(T,)``
 float32 losses); the top-5 of the few visible steps come from the steps already traced
