@@ -52,7 +52,7 @@ class GatesPanel(QtWidgets.QWidget):
                                       "(turns off when you zoom or pan the time axis)")
         self.follow_button.toggled.connect(self._on_follow_toggled)
         bar.addWidget(self.follow_button)
-        self.hint = QtWidgets.QLabel("wheel: zoom time · drag: brush steps · drag the time axis: pan · click a cell: select unit")
+        self.hint = QtWidgets.QLabel("wheel: zoom · drag: brush · drag axis: pan · click: select unit")
         self.hint.setStyleSheet("color: gray")
         bar.addWidget(self.hint)
         bar.addStretch(1)
