@@ -37,7 +37,7 @@ def settle(app, panel=None, timeout: float = 60.0) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         app.processEvents()
-        if panel is None or not panel.runner.busy:
+        if panel is None or not (panel.runner.busy or getattr(panel, "window_runner", panel.runner).busy):
             break
         time.sleep(0.01)
     for _ in range(10):
@@ -94,11 +94,12 @@ def main() -> int:
     shot("saturation", "saturation", window.panel("saturation"))
     iv = window.panel("interventions")
     window.hooks.raise_panel("interventions")
-    iv.add(Intervention(0, "c", 50, "zero", 0.0, 0, None))
+    iv.shown.setCurrentText("c")
+    iv.add(Intervention(0, "c", 50, "zero", 0.0, 100, None))
     shot("interventions", "interventions", iv)
     strip = window.panel("strip")
     settle(app, strip)
-    window.panel("gates").views["f"].plot.setXRange(s.t - 40, s.t, padding=0)
+    window.panel("gates").views["f"].plot.setXRange(s.t - 20, s.t, padding=0)
     window.resizeDocks([window.docks["strip"]], [260], QtCore.Qt.Vertical)  # room for the five rows
     shot("strip", "gates", strip)
     history = window.panel("history")

@@ -1,9 +1,10 @@
 """Hypothesis selection, LSTMVis-style (``engine.analysis.hypothesis``), live on the viewed text.
 
-The brushed span (``Session.brush``: a selection in the text panel) with the chosen quantity,
-layer, threshold and lead ("off before") gives the selected units; the panel plots their values
-over the span (and the lead steps before it) and lists the other places in the text where the
-same units (or the chosen fraction of them) are on together, ranked as LSTMVis ranks them.
+The brushed span (``Session.brush``: a selection in the text panel, or a drag across a gate
+heatmap) with the chosen quantity, layer, threshold and lead ("off before") gives the selected
+units; the panel plots their values over the span (and the lead steps before it) and lists the
+other places in the text where the same units (or the chosen fraction of them) are on together,
+ranked as LSTMVis ranks them.
 Clicking a match moves the cursor to its end. Editing the text, new weights or new settings
 re-run the match off the GUI thread (one streaming pass for the span, one for the matches:
 memory one chunk plus the listed matches, whatever the text length).
@@ -104,7 +105,8 @@ class HypothesisPanel(AnalysisPanel):
         session.text_changed.connect(self.refresh_soon)
         session.model_changed.connect(self.refresh_soon)
         self._show_threshold()
-        self.say("Select a span of the text (drag in the Text panel) to find the units that switch on there.")
+        self.say("Select a span of the text (drag in the Text panel or across a heatmap) to find the units that "
+                 "switch on there.")
 
     def _show_threshold(self, *_):
         self.threshold_label.setText(f"{self.threshold_value():+.2f}")

@@ -1,15 +1,16 @@
 """Interventions (``engine.analysis.intervene``): clamp, zero or scale one unit's cell state,
 hidden state or gate from a chosen step onward (or over the brushed span), and see what changes:
-the next-character probabilities at the current step with and without, the change in the loss
-on the text, and a sample generated with and without from the same seed.
+the heatmaps of the intervened run beside the originals (original | intervened | difference,
+for a chosen quantity and the viewed layer, on the gate heatmaps' time axis), the
+next-character probabilities at the cursor with and without, the change in the loss over the
+whole text, and a sample generated with and without from the same seed.
 
 The interventions are listed (with a count badge) and removable; they never touch the model:
-the engine runs its own stepping loop with the edits. The computation runs off the GUI thread.
-The engine steps one character at a time from the first intervention (about 0.2 ms a step for
-the demo model), so the loss is measured over the text's first ``MEASURED_STEPS`` characters
-after the first intervention starts (exact there: a step's loss depends only on the characters
-up to the next one), which bounds a job to a few seconds on any text; the status line names the
-range.
+the engine runs its own chunked loop with the edits (``iter_intervened``). Two jobs run off the
+GUI thread, each with progress and Cancel: the *window* job (the shown steps, the cursor's
+probabilities and the samples) and the *loss* job (``loss_change`` over the whole text, from
+the stored state at the checkpoint just before the first intervention; about 60 us a step for
+the demo model, memory two chunks whatever the length).
 """
 
 from __future__ import annotations
@@ -18,54 +19,79 @@ import dataclasses
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
-from engine.analysis.intervene import MODES, Intervention, intervene, sample_pair
+from engine.analysis.intervene import MODES, Intervention, iter_intervened, loss_change, sample_pair, window_of
+from engine.quantities import DISPLAY_ORDERS
+from engine.trace import Trace
 
-from ..plots import room_for_end_tick_labels
+from ..plots import HeatmapView, colormap_for, room_for_end_tick_labels
 from .base import QUANTITY_LABELS, AnalysisPanel, layer_box, quantity_box
-from .jobs import text_source
+from .jobs import CHUNK, JobBar, JobRunner, text_source
 
 BARS = 10  # most likely next characters shown
-MEASURED_STEPS = 20_000  # steps from the first intervention over which the loss change is measured
+MAX_WINDOW = 2000  # most steps the window job computes (the last ones of the visible range)
 PRIME_MAX = 300  # characters of the text before the intervention that prime the samples
 SAMPLE_LENGTH = 160
+DEBOUNCE_MS = 150  # the window job waits for the time axis to settle
+LOSS_CHUNK = 512  # steps between two cancel points of the loss job (about 30 ms for the demo model)
+PANES = ("original", "intervened", "difference")
 
 
 @dataclasses.dataclass
-class InterventionOutcome:
-    """What the job found: loss per character before/after (nats), the next-character
-    probabilities ``(V,)`` at ``step`` without and with (None when ``step`` comes before every
-    intervention), and the two samples."""
+class WindowOutcome:
+    """What the window job found: the traces of steps ``[lo, lo + n)`` without and with the
+    interventions, the next-character probabilities ``(V,)`` at ``step`` without and with
+    (None when ``step`` is outside the window), and the two samples."""
 
-    loss_before: float
-    loss_after: float
-    measured: int  # steps [0, measured) of the text the losses cover
+    original: Trace
+    changed: Trace
     step: int
     probs_before: np.ndarray | None  # (V,)
     probs_after: np.ndarray | None  # (V,)
     sample_without: str
     sample_with: str
 
+    @property
+    def lo(self) -> int:
+        return self.original.start
 
-def run_intervention(model, vocab, ids, text, interventions, step, seed, check) -> InterventionOutcome:
-    """The job (see the module docstring); ``step`` is the current step (0-based), ``check``
-    is called between the phases."""
-    first = min(iv.start for iv in interventions)
-    end = min(ids.shape[0], first + MEASURED_STEPS)  # the losses of steps [0, end - 1) need ids[:end]
-    window = max(1, min(step, end - 1) - first + 1)
-    res = intervene(model, ids[:end], interventions, window=window)
-    check(0.7)
+
+def start_state(stepper, first: int) -> tuple[int, list]:
+    """``(s0, state)``: the latest checkpoint the stepper already knows at or before step
+    ``first`` and the model state there (no new work on the calling thread)."""
+    s0 = min(first, stepper.computed)
+    s0 -= s0 % stepper.every
+    return s0, stepper.state(s0)
+
+
+def run_window(model, vocab, ids, text, interventions, s0, states, lo, hi, step, seed, check) -> WindowOutcome:
+    """The window job: both runs from ``states`` (the original and the intervened run's after
+    ``s0`` steps) to ``hi``, keeping steps ``[lo, hi)``; ``check`` reports progress and cancels."""
+    kept = ([], [])
+    for t0, original, changed in iter_intervened(model, ids, interventions, s0, states[0], end=hi, chunk=CHUNK,
+                                                 changed_state=states[1]):
+        check(0.9 * (t0 + original.steps - s0) / max(1, hi - s0))
+        if t0 + original.steps > lo:
+            kept[0].append(original)
+            kept[1].append(changed)
+    original, changed = (window_of(parts, lo, hi) for parts in kept)
     before = after = None
-    if first <= step < res.window_start + res.original.steps:
-        k = step - res.window_start
-        before, after = res.original.outputs[k], res.changed.outputs[k]  # (V,) each
+    if lo <= step < hi:
+        before, after = original.outputs[step - lo], changed.outputs[step - lo]  # (V,) each
+    first = min(iv.start for iv in interventions)
     offset = max(0, first - PRIME_MAX)
     shifted = [dataclasses.replace(iv, start=max(0, iv.start - offset),
                                    end=None if iv.end is None else max(1, iv.end - offset)) for iv in interventions]
     without, with_ = sample_pair(model, vocab, shifted, prime=text[offset:first], length=SAMPLE_LENGTH, seed=seed)
-    return InterventionOutcome(res.loss_before, res.loss_after, end, step, before, after,
-                               without[first - offset:], with_[first - offset:])
+    return WindowOutcome(original, changed, step, before, after, without[first - offset:], with_[first - offset:])
+
+
+def run_loss(model, ids, interventions, s0, state, kept, check):
+    """The loss job: ``loss_change`` over steps ``[s0, T)`` from ``state``, keeping the
+    intervened run's state after every chunk in ``kept``."""
+    return loss_change(model, ids, interventions, start=s0, state=state, chunk=LOSS_CHUNK, keep_states=kept,
+                       progress=lambda done, total: check(done / total))
 
 
 class InterventionPanel(AnalysisPanel):
@@ -108,6 +134,35 @@ class InterventionPanel(AnalysisPanel):
             buttons.addWidget(w)
         row.addLayout(buttons)
         self.body.addLayout(row)
+        # the window job: heatmaps original | intervened | difference on the gates' time axis
+        self.window_runner = JobRunner("interventions-window", self)
+        self.window_runner.result.connect(self.show_window)
+        self.window_runner.failed.connect(self.say)
+        self.shown = QtWidgets.QComboBox()
+        self.shown.setToolTip("The quantity the heatmaps below show (the layer is the viewed one)")
+        self.shown.currentIndexChanged.connect(self._draw_window)
+        heat_bar = QtWidgets.QHBoxLayout()
+        heat_bar.setContentsMargins(4, 0, 4, 0)
+        heat_bar.addWidget(QtWidgets.QLabel("Heatmaps of"))
+        heat_bar.addWidget(self.shown)
+        heat_bar.addWidget(JobBar(self.window_runner), 1)
+        heat_bar.addStretch(1)
+        self.body.addLayout(heat_bar)
+        self.views: dict[str, HeatmapView] = {}
+        self.heatmaps = QtWidgets.QWidget()  # the three heatmaps (the exported picture)
+        heat_row = QtWidgets.QHBoxLayout(self.heatmaps)
+        heat_row.setContentsMargins(0, 0, 0, 0)
+        heat_row.setSpacing(2)
+        for pane in PANES:
+            view = HeatmapView("h", colorblind=session.colorblind)
+            view.setMinimumSize(160, 170)
+            self.views[pane] = view
+            heat_row.addWidget(view)
+        self.body.addWidget(self.heatmaps)
+        self._window_timer = QtCore.QTimer(self)
+        self._window_timer.setSingleShot(True)
+        self._window_timer.setInterval(DEBOUNCE_MS)
+        self._window_timer.timeout.connect(self._window_soon)
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(120)
         self.plot.setLabel("left", "p(next)")
@@ -134,14 +189,24 @@ class InterventionPanel(AnalysisPanel):
         self.body.addWidget(self.plot, 1)
         self.body.addLayout(samples)
         self.interventions: list[Intervention] = []
-        self.outcome: InterventionOutcome | None = None
+        self.window: WindowOutcome | None = None
+        self.loss = None  # the LossChange shown
+        self._running_kept: dict = {}  # filled by the running loss job
+        self._kept: dict = {}  # step -> the intervened run's state there, from the finished loss job
         session.model_changed.connect(self._on_model_changed)
         session.selection_changed.connect(self._on_selection)
         session.text_changed.connect(self.refresh_soon)
         session.stepped.connect(self._on_stepped)
-        self.seed.valueChanged.connect(self.refresh_soon)
+        session.colormap_changed.connect(self._draw_window)
+        self.seed.valueChanged.connect(self._window_timer.start)
         self._on_model_changed()
         self._show_list()
+
+    def follow_time_axis(self, plot) -> None:
+        """Share ``plot``'s time axis (the gate heatmaps'): the heatmaps show its steps."""
+        for view in self.views.values():
+            view.plot.setXLink(plot)
+        plot.sigXRangeChanged.connect(self._window_timer.start)
 
     def _on_model_changed(self) -> None:
         self.unit.setRange(0, max(0, self.session.hidden_size - 1))
@@ -158,16 +223,25 @@ class InterventionPanel(AnalysisPanel):
         if fits != self.interventions:
             self.interventions = fits
             self._show_list()
+        shown = DISPLAY_ORDERS[model.config.cell] if self.session.ready else DISPLAY_ORDERS["lstm"]
+        current = self.shown.currentText() or "h"
+        blocker = QtCore.QSignalBlocker(self.shown)
+        self.shown.clear()
+        self.shown.addItems(list(shown))
+        self.shown.setCurrentIndex(max(0, self.shown.findText(current)))
+        del blocker
         self.refresh_soon()
 
     def _on_selection(self, layer: int, unit: int, _step: int) -> None:
         self.layer.setValue(layer)
         if unit >= 0:
             self.unit.setValue(unit)
+        if self.window is not None and self.window.original.num_layers > layer:
+            self._draw_window()
 
     def _on_stepped(self, *_):
-        if self.outcome is not None and self.outcome.step != self.session.t - 1:
-            self.refresh_soon()
+        if self.window is not None and self.window.step != self.session.t - 1:
+            self._window_timer.start()
 
     # --- the list --------------------------------------------------------------------------
     def add_from_controls(self) -> None:
@@ -175,7 +249,7 @@ class InterventionPanel(AnalysisPanel):
         where = self.where.currentIndex()
         start, end = (max(0, s.t - 1), None) if where == 0 else (0, None) if where == 1 else s.brush_span
         if where == 2 and end <= start:
-            self.say("Select a span of the text first (drag in the Text panel).")
+            self.say("Select a span of the text first (drag in the Text panel or across a heatmap).")
             return
         self.add(Intervention(self.layer.value(), self.quantity.currentData(), self.unit.value(),
                               self.mode.currentText(), self.value.value(), start, end))
@@ -209,32 +283,77 @@ class InterventionPanel(AnalysisPanel):
 
     # --- computing ------------------------------------------------------------------------
     def refresh(self) -> None:
+        """Start both jobs (the interventions, the model or the text changed)."""
         source = text_source(self.session)
         if not self.interventions:
             self.runner.cancel()
-            self.outcome = None
+            self.window_runner.cancel()
+            self.window = self.loss = None
             self.bars_before.setOpts(x=[], height=[])
             self.bars_after.setOpts(x=[], height=[])
             for box in self.samples.values():
                 box.clear()
+            for view in self.views.values():
+                view.set_data(np.zeros((0, 0), np.float32))
             self.say("Add an intervention: pick a unit (click a heatmap cell), a quantity and what to do to it.")
             return
-        if source is None:
+        if source is None or min(iv.start for iv in self.interventions) >= self.session.steps:
             return
         model, ids, text = source
-        ivs, vocab, step, seed = tuple(self.interventions), self.session.vocab, max(0, self.session.t - 1), self.seed.value()
-        self.say("Running the text with and without the interventions…")
-        self.start(lambda check: run_intervention(model, vocab, ids, text, ivs, step, seed, check), text, model)
+        ivs = tuple(self.interventions)
+        s0, state = start_state(self.session.stepper, min(iv.start for iv in ivs))
+        self.loss, self._kept, kept = None, {}, {}
+        self.say(f"Running the text from step {s0} to the end with and without the interventions…")
+        self.start(lambda check: run_loss(model, ids, ivs, s0, state, kept, check), text, model)
+        self._running_kept = kept
+        self.refresh_window()
 
-    def show_result(self, outcome: InterventionOutcome) -> None:
-        self.outcome = outcome
+    def _window_soon(self) -> None:
+        if self.on_screen():
+            self.refresh_window()
+        else:
+            self._stale = True
+
+    def visible_steps(self) -> tuple[int, int]:
+        """``[lo, hi)``: the steps on the heatmaps' time axis (at most the last ``MAX_WINDOW``)."""
+        x0, x1 = self.views["original"].plot.viewRange()[0]
+        hi = min(self.session.steps, int(np.floor(x1)) + 1)
+        lo = max(0, int(np.ceil(x0)), hi - MAX_WINDOW)
+        return lo, hi
+
+    def refresh_window(self) -> None:
+        """Start the window job: the shown steps, the cursor's probabilities, the samples."""
+        source = text_source(self.session)
+        if source is None or not self.interventions:
+            return
+        model, ids, text = source
+        ivs, step = tuple(self.interventions), max(0, self.session.t - 1)
+        lo, hi = self.visible_steps()
+        if hi <= lo:
+            lo, hi = step, step + 1
+        elif not lo <= step < hi and max(hi, step + 1) - min(lo, step) <= MAX_WINDOW:
+            lo, hi = min(lo, step), max(hi, step + 1)  # the cursor's probabilities too
+        stepper = self.session.stepper
+        s0, state = start_state(stepper, min(lo, *(iv.start for iv in ivs)))
+        states = (state, None)
+        resume = [t for t in self._kept if s0 < t <= min(lo, stepper.computed)]  # skip the steps before lo
+        if resume:
+            s0 = max(resume)
+            states = (stepper.state(s0), self._kept[s0])
+        vocab, seed = self.session.vocab, self.seed.value()
+        self.window_runner.run(lambda check: run_window(model, vocab, ids, text, ivs, s0, states, lo, hi, step,
+                                                        seed, check))
+
+    def show_result(self, change) -> None:
+        """The loss job's ``LossChange``."""
+        self.loss, self._kept = change, self._running_kept
+        self.say(f"Loss from step {change.start} to the end ({change.steps} characters): {change.before:.4f} → "
+                 f"{change.after:.4f} nats/char ({change.delta:+.4f}); over the whole text {change.text_delta:+.4f}")
+
+    def show_window(self, outcome: WindowOutcome) -> None:
+        self.window = outcome
+        self._draw_window()
         chars = self.session.vocab.chars
-        delta = outcome.loss_after - outcome.loss_before
-        where = "the text" if outcome.measured == self.session.steps else f"the first {outcome.measured} characters"
-        self.say(f"Loss on {where}: {outcome.loss_before:.4f} → {outcome.loss_after:.4f} nats/char "
-                 f"({delta:+.4f})" + ("" if outcome.probs_before is not None
-                                       else f"; the cursor (step {outcome.step}) is outside the interventions' "
-                                            "measured steps"))
         if outcome.probs_before is not None:
             top = np.argsort(-np.maximum(outcome.probs_before, outcome.probs_after), kind="stable")[:BARS]  # (BARS,)
             x = np.arange(top.size)  # (BARS,)
@@ -242,8 +361,30 @@ class InterventionPanel(AnalysisPanel):
             self.bars_after.setOpts(x=x + 0.2, height=outcome.probs_after[top])
             self.plot.getAxis("bottom").setTicks([[(k, repr(chars[i])[1:-1]) for k, i in enumerate(top)]])
             self.plot.setTitle(f"next character after step {outcome.step}", size="9pt")
+        else:
+            self.plot.setTitle(f"the cursor (step {outcome.step}) is outside the shown steps", size="9pt")
         self.samples["without"].setPlainText(outcome.sample_without)
         self.samples["with"].setPlainText(outcome.sample_with)
 
+    def _draw_window(self, *_) -> None:
+        """Draw the window's original, intervened and difference arrays of the chosen quantity
+        in the viewed layer."""
+        w, s = self.window, self.session
+        name = self.shown.currentText()
+        if w is None or not name or name not in w.original.layers[0] or s.layer >= w.original.num_layers:
+            return
+        original, changed = w.original.gate(name, s.layer), w.changed.gate(name, s.layer)  # (n, H) each
+        levels = s.levels(name, s.layer)
+        diff = changed - original  # (n, H)
+        reach = max(float(np.abs(diff).max(initial=0.0)), 1e-6)  # symmetric levels: zero is neutral
+        for pane, data, levels in (("original", original, levels), ("intervened", changed, levels),
+                                   ("difference", diff, (-reach, reach))):
+            view = self.views[pane]
+            view.colorbar.setColorMap(colormap_for("h" if pane == "difference" else name, s.colorblind))
+            view.set_data(data, levels, t0=w.lo)
+            view.plot.setTitle(f"{pane} {name} · layer {s.layer}", size="9pt")
+            view.set_cursor(w.step)
+            view.plot.setYRange(-0.5, data.shape[1] - 0.5, padding=0)
+
     def figure(self):
-        return self.plot
+        return self.heatmaps

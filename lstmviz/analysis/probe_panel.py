@@ -81,7 +81,7 @@ class ProbePanel(AnalysisPanel):
         """``(name, regex, span)``: what ``make_feature`` needs; ValueError when incomplete."""
         name, span = self.feature_box.currentText(), self.session.brush_span
         if name == BRUSHED and span[1] <= span[0]:
-            raise ValueError("Select a span of the text first (drag in the Text panel).")
+            raise ValueError("Select a span of the text first (drag in the Text panel or across a heatmap).")
         if name == REGEX and not self.regex.text():
             raise ValueError("Type a regular expression.")
         return name, self.regex.text(), span

@@ -37,6 +37,8 @@ class AnalysisService(QObject):
         heatmaps = hooks.heatmaps()
         if "f" in heatmaps:
             heatmaps["h"].plot.sigXRangeChanged.connect(lambda _vb, x_range: self.strip.show_steps(*x_range))
+            self.interventions.follow_time_axis(heatmaps["h"].plot)
+            self.strip.align_with(heatmaps["h"].plot)
         hooks.on_close(self.shutdown)
 
     @property
@@ -52,3 +54,4 @@ class AnalysisService(QObject):
         """Cancel every running analysis job."""
         for panel in self.panels:
             panel.runner.cancel()
+        self.interventions.window_runner.cancel()

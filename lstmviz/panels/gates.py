@@ -18,6 +18,7 @@ from engine.quantities import DISPLAY_ORDERS, RECORDED_NAMES as PANEL_NAMES
 from ..core.labels import step_label
 from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
+from ..time_brush import TimeBrush
 
 WINDOW = 200  # steps drawn, ending at the cursor
 PAGE = WINDOW // 4  # steps of blank time axis ahead of the cursor after the view follows it
@@ -51,7 +52,7 @@ class GatesPanel(QtWidgets.QWidget):
                                       "(turns off when you zoom or pan the time axis)")
         self.follow_button.toggled.connect(self._on_follow_toggled)
         bar.addWidget(self.follow_button)
-        self.hint = QtWidgets.QLabel("wheel: zoom time · drag: pan · click a cell: select unit")
+        self.hint = QtWidgets.QLabel("wheel: zoom · drag: brush · drag axis: pan · click: select unit")
         self.hint.setStyleSheet("color: gray")
         bar.addWidget(self.hint)
         bar.addStretch(1)
@@ -67,6 +68,7 @@ class GatesPanel(QtWidgets.QWidget):
             view.hovered.connect(lambda u, s, v, name=name: self._on_hovered(name, u, s, v))
             view.clicked.connect(self._on_clicked)
             view.plot.vb.sigRangeChangedManually.connect(self._on_user_zoomed)
+            TimeBrush(view.plot).brushed.connect(session.brush)  # drag across a heatmap: brush its steps
             self.views[name] = view
         for name, view in self.views.items():
             if name != "h":

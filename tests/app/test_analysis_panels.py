@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pytest
+import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.analysis.features import feature
@@ -116,33 +117,125 @@ def test_a_feature_ranks_the_demo_units(qtbot, demo, name, unit, within):
     assert demo.panel("text").quantity == best.quantity
 
 
+def add_intervention(qtbot, panel, quantity, unit, mode, value):
+    panel.layer.setValue(0)
+    panel.quantity.setCurrentIndex(panel.quantity.findData(quantity))
+    panel.unit.setValue(unit)
+    panel.mode.setCurrentText(mode)
+    panel.value.setValue(value)
+    panel.where.setCurrentIndex(0)  # from the cursor on
+    qtbot.mouseClick(panel.add_button, QtCore.Qt.LeftButton)
+
+
 def test_clamp_changes_the_probabilities_as_the_engine_does(qtbot, demo):
     s = demo.session
     panel = shown(demo, "interventions")
-    panel.layer.setValue(0)
-    panel.quantity.setCurrentIndex(panel.quantity.findData("c"))
-    panel.unit.setValue(50)
-    panel.mode.setCurrentText("clamp")
-    panel.value.setValue(-2.0)
-    panel.where.setCurrentIndex(0)  # from the cursor on
-    qtbot.mouseClick(panel.add_button, QtCore.Qt.LeftButton)
+    add_intervention(qtbot, panel, "c", 50, "clamp", -2.0)
     assert panel.list.count() == 1 and "1" in panel.badge.text()
-    qtbot.waitUntil(lambda: panel.outcome is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: panel.window is not None and panel.loss is not None and not panel.runner.busy
+                    and not panel.window_runner.busy, timeout=TIMEOUT_MS)
     step = s.t - 1
     iv = Intervention(0, "c", 50, "clamp", -2.0, step, None)
     assert panel.interventions == [iv]
     ref = intervene(s.model, s.stepper.inputs, [iv], window=1)
-    np.testing.assert_allclose(panel.outcome.probs_after, ref.changed.outputs[0], atol=1e-12)
-    np.testing.assert_allclose(panel.outcome.probs_before, ref.original.outputs[0], atol=1e-12)
-    assert not np.allclose(panel.outcome.probs_after, panel.outcome.probs_before, atol=1e-3)
-    assert panel.outcome.loss_after - panel.outcome.loss_before == pytest.approx(ref.delta)
-    assert panel.outcome.sample_without != panel.outcome.sample_with
+    k = step - panel.window.lo
+    np.testing.assert_allclose(panel.window.probs_after, ref.changed.outputs[0], atol=1e-6)
+    np.testing.assert_allclose(panel.window.probs_before, ref.original.outputs[0], atol=1e-6)
+    np.testing.assert_array_equal(panel.window.probs_after, panel.window.changed.outputs[k])
+    assert not np.allclose(panel.window.probs_after, panel.window.probs_before, atol=1e-3)
+    assert panel.loss.text_delta == pytest.approx(ref.delta, rel=1e-5)
+    assert panel.loss.start == step - step % s.stepper.every  # from the stored checkpoint before it
+    assert f"{panel.loss.delta:+.4f}" in panel.status.text()
+    assert panel.window.sample_without != panel.window.sample_with
     params = s.model.params["l0.Wx"].copy() if "l0.Wx" in s.model.params else None
     panel.list.setCurrentRow(0)
     qtbot.mouseClick(panel.remove_button, QtCore.Qt.LeftButton)
     assert panel.list.count() == 0 and panel.badge.text() == "none"
     if params is not None:  # nothing was written into the model
         np.testing.assert_array_equal(s.model.params["l0.Wx"], params)
+
+
+def test_intervened_heatmaps_beside_the_originals(qtbot, demo):
+    s = demo.session
+    gates = demo.panel("gates")
+    panel = shown(demo, "interventions")
+    start = 120  # inside the steps the gate heatmaps show
+    iv = Intervention(0, "c", 50, "zero", 0.0, start, None)
+    panel.shown.setCurrentText("c")
+    panel.add(iv)
+    qtbot.waitUntil(lambda: panel.window is not None and not panel.window_runner.busy, timeout=TIMEOUT_MS)
+    lo, hi = (int(np.ceil(x)) for x in gates.views["h"].plot.viewRange()[0])
+    assert panel.views["intervened"].plot.viewRange()[0] == gates.views["h"].plot.viewRange()[0]  # one time axis
+    assert panel.window.lo == max(0, lo) and panel.window.original.steps == min(hi, s.steps) - panel.window.lo
+    orig, changed, diff = (panel.views[p].displayed_image() for p in ("original", "intervened", "difference"))
+    assert panel.views["intervened"].t0 == panel.window.lo == 0
+    ref = intervene(s.model, s.stepper.inputs, [iv], window=changed.shape[1] - start)
+    whole = s.model.trace(s.stepper.inputs[: changed.shape[1]]).gate("c", 0).T  # (H, n)
+    np.testing.assert_allclose(orig, whole, atol=1e-5)
+    np.testing.assert_allclose(changed[:, start:], ref.changed.gate("c", 0).T, atol=1e-5)
+    assert np.all(changed[50, start:] == 0.0)
+    assert np.array_equal(changed[:, :start], orig[:, :start])  # before the intervention: bit-identical
+    assert not np.array_equal(changed[:, start], orig[:, start])
+    np.testing.assert_array_equal(diff, changed - orig)
+    panel.shown.setCurrentText("h")  # another quantity: redrawn from the same runs
+    np.testing.assert_allclose(panel.views["intervened"].displayed_image()[:, start:], ref.changed.gate("h", 0).T,
+                               atol=1e-5)
+
+
+def test_whole_text_loss_equals_a_direct_computation(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "interventions")
+    s.set_text(s.text[:500])
+    qtbot.waitUntil(lambda: s.steps == 500 and not s.seeking, timeout=TIMEOUT_MS)
+    iv = Intervention(0, "h", 50, "zero", 0.0, 300, None)
+    panel.add(iv)
+    qtbot.waitUntil(lambda: panel.loss is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    ids, model = s.stepper.inputs, s.model
+    W, b = model.params["head.W"].astype(np.float64), model.params["head.b"].astype(np.float64)
+    nll = {False: [], True: []}
+    for edit in (False, True):  # the LSTM stepped by hand; from step 300 on, h[50] is set to 0
+        state = None
+        for t in range(len(ids) - 1):
+            _, state, _ = model.step(ids[t : t + 1], state)
+            h, c = state[0]
+            if edit and t >= 300:
+                h = h.copy()
+                h[0, 50] = 0.0
+                state = [(h, c)]
+            scores = h[0].astype(np.float64) @ W + b
+            nll[edit].append(np.log(np.exp(scores - scores.max()).sum()) + scores.max() - scores[ids[t + 1]])
+    before, after = np.array(nll[False]), np.array(nll[True])
+    assert panel.loss.start == 256 and panel.loss.steps == 499 - 256
+    assert panel.loss.before == pytest.approx(before[256:].mean(), rel=1e-5)
+    assert panel.loss.after == pytest.approx(after[256:].mean(), rel=1e-5)
+    assert panel.loss.text_delta == pytest.approx((after - before).mean(), rel=1e-4)
+
+
+def test_whole_text_loss_is_cancelled_within_a_second(qtbot, demo):
+    s = demo.session
+    panel = shown(demo, "interventions")
+    s.set_text(s.text * 400)  # 225 k characters: about 15 s for the loss job
+    worker_threads = []
+
+    def cancel_on_progress(fraction):
+        if fraction > 0 and not worker_threads:
+            worker_threads.extend(t for t in threads.live_threads() if t.objectName() == "analysis-interventions")
+            qtbot.mouseClick(cancel_button(panel), QtCore.Qt.LeftButton)
+
+    panel.runner.progressed.connect(cancel_on_progress)
+    panel.add(Intervention(0, "h", 50, "zero", 0.0, 10, None))
+    qtbot.waitUntil(lambda: bool(worker_threads), timeout=TIMEOUT_MS)
+    assert not panel.runner.busy
+    (thread,) = worker_threads
+    assert not shiboken6.isValid(thread) or thread.wait(1500)  # the job stopped at its next cancel point
+    qtbot.waitUntil(lambda: not [t for t in threads.live_threads() if t.objectName() == "analysis-interventions"],
+                    timeout=TIMEOUT_MS)
+    QtWidgets.QApplication.processEvents()
+    assert panel.loss is None  # the cancelled job delivered nothing
+
+
+def cancel_button(panel):
+    return [b for b in panel.findChildren(QtWidgets.QPushButton) if b.text() == "Cancel"][0]
 
 
 def test_saturation_and_strip_equal_the_engine(qtbot, demo, tmp_path, monkeypatch):
@@ -316,24 +409,6 @@ def test_regex_and_brushed_span_features(qtbot, demo):
     assert panel.scores[0].kind == "auc"
 
 
-def test_intervention_loss_is_measured_over_a_bounded_prefix(qtbot, demo, monkeypatch):
-    from lstmviz.analysis import intervene_panel
-
-    monkeypatch.setattr(intervene_panel, "MEASURED_STEPS", 100)
-    s = demo.session
-    panel = shown(demo, "interventions")
-    iv = Intervention(0, "c", 50, "zero", 0.0, 200, None)
-    panel.add(iv)
-    qtbot.waitUntil(lambda: panel.outcome is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
-    ref = intervene(s.model, s.stepper.inputs, [iv], window=1)
-    assert panel.outcome.measured == 300
-    mean = lambda nll: np.nanmean(nll[:299])  # noqa: E731 - steps 0..298 predict characters 1..299
-    assert panel.outcome.loss_after - panel.outcome.loss_before == pytest.approx(
-        mean(ref.nll_after) - mean(ref.nll_before), abs=1e-9)
-    assert "first 300 characters" in panel.status.text()
-    assert panel.outcome.probs_before is None  # the cursor (step 149) comes before the intervention
-
-
 def test_a_panel_behind_a_tab_computes_only_once_shown(qtbot, demo):
     s = demo.session
     panel = demo.panel("hypothesis")
@@ -344,3 +419,95 @@ def test_a_panel_behind_a_tab_computes_only_once_shown(qtbot, demo):
     shown(demo, "hypothesis")
     qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
     assert panel.result[0].units == (50,)
+
+
+def test_dragging_across_a_heatmap_brushes_and_lists_the_matches(qtbot, demo):
+    s = demo.session
+    view = shown(demo, "gates").views["f"]  # any heatmap of the panel
+    axis = view.mapFromScene(view.plot.getAxis("bottom").sceneBoundingRect().center())
+    x_range = view.plot.viewRange()[0]
+    qtbot.mousePress(view.viewport(), QtCore.Qt.LeftButton, pos=axis)
+    for dx in (20, 60):
+        qtbot.mouseMove(view.viewport(), axis + QtCore.QPoint(dx, 0))
+    qtbot.mouseRelease(view.viewport(), QtCore.Qt.LeftButton, pos=axis + QtCore.QPoint(60, 0))
+    assert view.plot.viewRange()[0][0] < x_range[0] - 5  # dragging the time axis still pans
+    assert s.brush_span == (0, 0)
+    press, middle, release = (view.mapFromScene(view.scene_pos_of(20, t)) for t in (33, 25, 11))  # right to left
+    qtbot.mousePress(view.viewport(), QtCore.Qt.LeftButton, pos=press)
+    qtbot.mouseMove(view.viewport(), middle)
+    qtbot.mouseMove(view.viewport(), release)
+    qtbot.mouseRelease(view.viewport(), QtCore.Qt.LeftButton, pos=release)
+    assert s.brush_span == (11, 34)  # the steps the drag crossed, both ends included
+    assert demo.panel("gates").brush_region.getRegion() == (10.5, 33.5)
+    assert s.selected_step != 11 or s.unit != 20  # a drag is not a click on a cell
+    panel = shown(demo, "hypothesis")
+    qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    _, h = whole(s)
+    expected = find_matches(h, select_units(h, 11, 34, 0.3, 0), limit=50)
+    assert panel.result[0].units == (50,)
+    assert panel.matches.rowCount() == len(expected) > 0
+    assert [panel.matches.item(r, 0).text() for r in range(len(expected))] == [f"{m.start}–{m.end - 1}" for m in expected]
+
+
+def screen_x(widget, plot, step):
+    """Global x (px) where ``plot`` in ``widget`` draws ``step``."""
+    scene = plot.vb.mapViewToScene(QtCore.QPointF(step, 0))
+    return widget.mapToGlobal(widget.mapFromScene(scene)).x()
+
+
+def test_the_loss_strip_is_aligned_to_the_pixel_with_the_heatmaps(qtbot, demo):
+    s = demo.session
+    gates = shown(demo, "gates")
+    strip_panel = demo.panel("strip")
+    view = gates.views["h"]
+    qtbot.waitUntil(lambda: strip_panel.losses is not None, timeout=TIMEOUT_MS)
+
+    def aligned(steps):
+        QtWidgets.QApplication.processEvents()
+        return all(abs(screen_x(view, view.plot, t) - screen_x(strip_panel.view, strip_panel.plot, t)) <= 1
+                   for t in steps)
+
+    qtbot.waitUntil(lambda: aligned((0, 50, 120, 199)), timeout=TIMEOUT_MS)
+    assert strip_panel.plot.viewRange()[0] == view.plot.viewRange()[0]
+    demo.resize(1200, 850)  # the docks change size: aligned again
+    qtbot.waitUntil(lambda: aligned((0, 77, 199)), timeout=TIMEOUT_MS)
+    view.plot.setXRange(s.t - 15, s.t - 1, padding=0)  # zoomed in: the characters and predictions
+    qtbot.waitUntil(lambda: len(strip_panel.labels) > 0 and aligned((s.t - 15, s.t - 2)), timeout=TIMEOUT_MS)
+    line = QtGui.QFontMetricsF(strip_panel.font()).lineSpacing()
+
+    def row_px():
+        QtWidgets.QApplication.processEvents()
+        vb = strip_panel.plot.vb
+        return abs(vb.mapViewToScene(QtCore.QPointF(0, 1)).y() - vb.mapViewToScene(QtCore.QPointF(0, 0)).y())
+
+    qtbot.waitUntil(lambda: row_px() >= line, timeout=TIMEOUT_MS)  # each prediction row holds a line of text
+
+
+def test_intervened_heatmaps_far_down_a_long_text_resume_from_the_loss_pass(qtbot, demo, monkeypatch, tmp_path):
+    from lstmviz import export_actions
+    from lstmviz.analysis import intervene_panel
+
+    s = demo.session
+    gates = demo.panel("gates")
+    panel = shown(demo, "interventions")
+    s.set_text(s.text * 20)  # 11 k characters
+    qtbot.waitUntil(lambda: s.stepper.done, timeout=TIMEOUT_MS)
+    starts = []
+    run_window = intervene_panel.run_window
+    monkeypatch.setattr(intervene_panel, "run_window", lambda *a: starts.append(a[5]) or run_window(*a))
+    iv = Intervention(0, "h", 50, "zero", 0.0, 10, None)
+    panel.add(iv)
+    qtbot.waitUntil(lambda: panel.loss is not None and panel.window is not None and not panel.window_runner.busy,
+                    timeout=TIMEOUT_MS)
+    T = s.steps
+    gates.views["h"].plot.setXRange(T - 100.5, T - 0.5, padding=0)  # the end of the text
+    qtbot.waitUntil(lambda: panel.window.lo == T - 100 and not panel.window_runner.busy, timeout=TIMEOUT_MS)
+    assert starts[-1] > T - 100 - intervene_panel.LOSS_CHUNK  # from the loss pass's kept state, not step 10
+    ref = intervene(s.model, s.stepper.inputs, [iv], window=T)
+    panel.shown.setCurrentText("h")
+    shown_h = panel.views["intervened"].displayed_image()
+    np.testing.assert_allclose(shown_h, ref.changed.gate("h", 0)[T - 100 - 10 :].T, atol=1e-5)
+    png = tmp_path / "interventions.png"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(png))
+    panel.export_picture()
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

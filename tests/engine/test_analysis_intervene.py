@@ -4,11 +4,13 @@ what the LSTM equations say; the demo's bracket unit matters for closing bracket
 import numpy as np
 import pytest
 
-from engine.analysis.intervene import Intervention, intervene, intervened_step, sample_pair
+from engine.analysis.intervene import (Intervention, intervene, intervened_step, intervened_trace, iter_intervened,
+                                      loss_change, sample_pair, window_of)
 from engine.analysis.strip import strip
 from engine.cells import sigmoid
 from engine.checkpoint import load_char_checkpoint
 from engine.sample import sample
+from engine.stepper import Stepper
 
 from .analysis_helpers import DEMO_CHARS, DEMO_MODEL, DEMO_TEXT, tiny_inputs, tiny_model
 
@@ -115,6 +117,87 @@ def test_interventions_outside_the_model_or_text_raise():
         intervene(model, ids, [])
 
 
+def stepped_losses(model, ids, interventions):
+    """Reference: ``(T - 1,)`` losses without / with the interventions, one ``intervened_step``
+    at a time from step 0, -log of the probability the step gives the next character."""
+    runs = []
+    for ivs in ((), tuple(interventions)):
+        state, nll = None, []
+        for t in range(ids.shape[0] - 1):
+            probs, state, _ = intervened_step(model, ids[t : t + 1], state, t, ivs)  # (1, V)
+            nll.append(-np.log(probs[0, ids[t + 1]]))
+        runs.append(np.array(nll))
+    return runs
+
+
+def test_intervened_trace_is_the_models_trace_where_nothing_is_edited():
+    model, ids = tiny_model(dtype="float32"), tiny_inputs(40)
+    plain = model.trace(ids)
+    touched = (Intervention(1, "c", 2, "scale", 3.0, start=5),)
+    for trace in (intervened_trace(model, ids, (Intervention(0, "h", 1, start=100),)),  # never active here
+                  intervened_trace(model, ids, touched, apply=False)):  # the stepping path, no edit
+        assert np.array_equal(trace.outputs, plain.outputs)
+        assert all(np.array_equal(trace.gate(n, k), plain.gate(n, k)) for n in NAMES for k in range(2))
+    edited = intervened_trace(model, ids, touched)
+    assert all(np.array_equal(edited.gate(n, k)[:5], plain.gate(n, k)[:5]) for n in NAMES for k in range(2))
+    np.testing.assert_allclose(edited.gate("c", 1)[5, 2],
+                               3 * (plain.gate("f", 1)[5, 2] * plain.gate("c", 1)[4, 2]
+                                    + plain.gate("i", 1)[5, 2] * plain.gate("g", 1)[5, 2]), rtol=1e-6)
+
+
+def test_chunks_from_a_stored_state_continue_the_run_from_step_zero():
+    model, ids = tiny_model(), tiny_inputs(90)
+    ivs = [Intervention(0, "c", 3, "clamp", 0.5, start=37, end=61)]
+    whole = intervene(model, ids, ivs, window=53)
+    stepper = Stepper(model, ids, every=16)
+    parts = list(iter_intervened(model, ids, ivs, start=32, state=stepper.state(32), chunk=10))
+    assert [t0 for t0, _, _ in parts] == list(range(32, 90, 10))
+    for k, tr in enumerate((whole.original, whole.changed)):
+        got = window_of([p[1 + k] for p in parts], 37, 90)
+        assert got.start == 37 and got.steps == 53
+        for name in NAMES:
+            np.testing.assert_allclose(got.gate(name, 0), tr.gate(name, 0), rtol=0, atol=1e-13)
+        np.testing.assert_allclose(got.initial_state[0][1], model.trace(ids[:37]).gate("c", 0)[-1], atol=1e-13)
+    for _, original, changed in parts:  # the runs agree bit for bit before the edit
+        before = min(max(0, 37 - original.start), original.steps)
+        assert np.array_equal(original.gate("h", 1)[:before], changed.gate("h", 1)[:before])
+    with pytest.raises(ValueError, match="before step 40"):
+        next(iter_intervened(model, ids, ivs, start=40))
+    kept = {}
+    loss_change(model, ids, ivs, start=32, state=stepper.state(32), chunk=10, keep_states=kept)
+    assert sorted(kept) == [42, 52, 62, 72, 82, 90]
+    _, original, changed = next(iter_intervened(model, ids, ivs, 52, stepper.state(52), chunk=10, changed_state=kept[52]))
+    for name in NAMES:  # resumed from the kept state: the same as the run from step 32
+        np.testing.assert_array_equal(changed.gate(name, 0), parts[2][2].gate(name, 0))
+        np.testing.assert_allclose(original.gate(name, 0), parts[2][1].gate(name, 0), rtol=0, atol=1e-13)
+
+
+def test_loss_change_equals_a_step_by_step_computation():
+    model, ids = tiny_model(), tiny_inputs(70)
+    ivs = [Intervention(1, "h", 2, "zero", start=20), Intervention(0, "f", 4, "scale", 0.5, start=25, end=40)]
+    before, after = stepped_losses(model, ids, ivs)  # (69,) each
+    mask = np.zeros(70, bool)
+    mask[[21, 30, 55, 69]] = True  # step 69 has no next character: not counted
+    stepper = Stepper(model, ids, every=16)
+    for start, state in ((20, stepper.state(20)), (16, stepper.state(16)), (0, None)):
+        r = loss_change(model, ids, ivs, start=start, state=state, where=mask, chunk=8)
+        assert (r.start, r.steps, r.text_steps, r.where_steps) == (start, 69 - start, 69, 3)
+        assert r.before == pytest.approx(before[start:].mean(), rel=1e-12)
+        assert r.after == pytest.approx(after[start:].mean(), rel=1e-12)
+        assert r.where_after - r.where_before == pytest.approx((after - before)[[21, 30, 55]].mean(), rel=1e-10)
+        assert r.text_delta == pytest.approx((after - before).mean(), rel=1e-10)
+
+
+def test_loss_change_stops_at_the_first_cancel_point():
+    model, ids = tiny_model(), tiny_inputs(100)
+    seen = []
+    r = loss_change(model, ids, [Intervention(0, "h", 0, start=10)], chunk=20,
+                    progress=lambda done, total: seen.append((done, total)), cancelled=lambda: len(seen) >= 2)
+    assert r is None and seen == [(20, 90), (40, 90)]
+    with pytest.raises(ValueError, match="mask"):
+        loss_change(model, ids, [Intervention(0, "h", 0)], where=np.ones(5, bool))
+
+
 @pytest.fixture(scope="module")
 def demo():
     ckpt = load_char_checkpoint(DEMO_MODEL)
@@ -131,6 +214,9 @@ def test_demo_zeroing_the_bracket_unit_raises_the_loss_on_closing_brackets(demo)
     r = intervene(ckpt.model, ids, [Intervention(0, "h", 50, "zero")])
     assert r.delta_where(closing) > 1.5
     assert r.delta_where(closing) > 3 * r.delta_where(~closing)
+    summed = loss_change(ckpt.model, ids, [Intervention(0, "h", 50, "zero")], where=closing)
+    assert summed.where_after - summed.where_before == pytest.approx(r.delta_where(closing), rel=1e-9)
+    assert summed.text_delta == pytest.approx(r.delta, rel=1e-9)
 
 
 def test_demo_paired_samples_share_the_seed(demo):
