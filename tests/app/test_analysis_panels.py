@@ -433,6 +433,7 @@ def test_dragging_across_a_heatmap_brushes_and_lists_the_matches(qtbot, demo):
     assert view.plot.viewRange()[0][0] < x_range[0] - 5  # dragging the time axis still pans
     assert s.brush_span == (0, 0)
     press, middle, release = (view.mapFromScene(view.scene_pos_of(20, t)) for t in (33, 25, 11))  # right to left
+    qtbot.mouseMove(view.viewport(), press)  # the pointer arrives over the cells first, as a hand moves it
     qtbot.mousePress(view.viewport(), QtCore.Qt.LeftButton, pos=press)
     qtbot.mouseMove(view.viewport(), middle)
     qtbot.mouseMove(view.viewport(), release)
