@@ -3,11 +3,16 @@ the app's main window with every dock (held by a yield fixture that closes it) w
 a recording replacement for the error dialog."""
 
 import numpy as np
+import pyqtgraph as pg
 import pytest
 
 from engine import ModelConfig, SequenceModel
 from engine.checkpoint import save_checkpoint
 from engine.data import CharVocab
+
+# pyqtgraph drops mouse moves that come less than 1/100 s after the previous one (a rate limit
+# for real pointers); synthetic moves come microseconds apart, so a drag would depend on timing.
+pg.setConfigOption("mouseRateLimit", -1)
 
 TEXT = 'He said "one (two [three] four) five". Then 1 2 3 4.\nShe said "six".\n'
 
