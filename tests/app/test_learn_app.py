@@ -103,7 +103,9 @@ def test_opening_another_model_while_training_keeps_training(qtbot, window, lear
     run goes on (the next weights bring the viewer back to the model being trained)."""
     session = window.session
     learn.model_panel.set_values({**SMALL, "steps": 400})
-    learn.training_panel.train_button.click()
+    with qtbot.waitSignal(learn.training_panel.estimate_ended, timeout=60_000) as started:
+        learn.training_panel.train_button.click()
+    assert started.args == [True]
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 20, timeout=30_000)
     session.load_model(model_path)  # a different model (and vocabulary) in the viewer, mid-run
     learn.controller.set_viewer_inputs(np.array([0, 10_000]))  # ids no model of the run can read
@@ -118,7 +120,7 @@ def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypa
     answers = iter(["cancel", "discard"])
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
     thread = learn.controller.thread
     assert not window.close()  # cancelled: the window stays and training goes on
@@ -137,7 +139,7 @@ def test_a_cancelled_close_leaves_the_lessons_running(qtbot, window, learn, monk
     answers = iter(["cancel", "discard"])
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 2, timeout=30_000)
     assert not window.close()
     assert stopped == [] and learn.controller.state == "running"
@@ -153,7 +155,7 @@ def test_close_with_a_failed_save_keeps_the_window_and_the_model(qtbot, window, 
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(next(paths)))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
     assert not window.close()
     assert window.isVisible() and len(errors) == 1 and "missing" in errors[0][1]
@@ -167,7 +169,7 @@ def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, 
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(path))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 20, timeout=30_000)
     assert window.close()
     stopped = learn.controller.trainer.step
@@ -204,9 +206,9 @@ def test_divergence_stops_with_finite_weights_in_the_viewer(qtbot, window, learn
 
     monkeypatch.setattr(SequenceModel, "loss_and_grads", nan_at_30)
     # the time estimate's scratch steps would be counted too: a fixed estimate instead
-    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer: TimeEstimate(300, 0.01, 6, 0.01))
+    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer, stop: TimeEstimate(300, 0.01, 6, 0.01))
     with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
-        learn.training_panel.train()
+        assert helpers.train(qtbot, learn.training_panel)
     trainer = learn.controller.trainer
     assert trainer.step == 29
     assert len(errors) == 1 and errors[0][0] == "Training stopped" and "diverged at step 30" in errors[0][1]
@@ -319,7 +321,7 @@ def test_train_shows_the_estimated_time_and_asks_before_a_long_run(qtbot, window
     learn.model_panel.set_values({"steps": 2_000_000})  # at >= 0.15 ms a step: over 5 minutes
     assert learn.model_panel.valid, learn.model_panel.message.text()
     confirmations.answer = False
-    assert not panel.train()
+    assert not helpers.train(qtbot, panel)
     title, message, _ = confirmations[-1]
     assert title == "Long training run" and "2000000 steps x" in message
     assert "2000000 steps x" in panel.estimate_label.text()
