@@ -92,7 +92,8 @@ class TrainingPanel(QWidget):
         self.progress.setValue(0)
         self._readout_at = float("-inf")  # time.monotonic() of the last readout change
         self._holding = False  # paused, and the worker holds between two steps
-        self._estimating: tuple[EstimateWorker, Trainer] | None = None  # the running estimate and its run
+        self._estimator: EstimateWorker | None = None  # the estimate's worker, until it has finished
+        self._pending: Trainer | None = None  # its run, until the estimate is answered or cancelled
         self.reason_label = QLabel()  # why Train is disabled, on this tab (the form is on another)
         self.reason_label.setWordWrap(True)
         self.reason_label.setStyleSheet("color: #e0a040")
@@ -142,7 +143,7 @@ class TrainingPanel(QWidget):
         """Build a fresh run from the form and start estimating its time in a worker thread (see
         the module docstring); errors are shown in a dialog. True if the estimate started: the run
         itself starts later, if at all (``estimate_ended``)."""
-        if self._estimating is not None or self.controller.is_active():
+        if self._estimator is not None or self.controller.is_active():
             return False
         try:
             corpus = self.data_panel.corpus
@@ -155,7 +156,7 @@ class TrainingPanel(QWidget):
         worker.estimated.connect(self._on_estimated)
         worker.failed.connect(self._on_estimate_failed)
         worker.finished.connect(self._on_estimate_finished)
-        self._estimating = (worker, trainer)
+        self._estimator, self._pending = worker, trainer
         self.estimate_label.setText(ESTIMATING)
         self._update_buttons()
         threads.start(worker, "lstmviz-estimate")
@@ -163,24 +164,24 @@ class TrainingPanel(QWidget):
 
     def stop(self) -> None:
         """Stop: cancel the time estimate (nothing starts), or stop the run after its current step."""
-        if self._estimating is not None:
+        if self._pending is not None:
             self._cancel_estimate()
         else:
             self.controller.stop()
 
     def _cancel_estimate(self) -> None:
-        worker, _trainer = self._estimating
-        if not worker.stop_requested.is_set():
-            worker.stop_requested.set()
+        if not self._estimator.stop_requested.is_set():
+            self._estimator.stop_requested.set()
             self.estimate_label.setText("Estimate cancelled; nothing was started.")
             self._update_buttons()
 
     @Slot(object)
     def _on_estimated(self, estimate) -> None:
-        worker, trainer = self._estimating
-        if worker.stop_requested.is_set():
+        trainer = self._pending
+        if trainer is None or self._estimator.stop_requested.is_set():
             return
-        self._estimating = (worker, None)  # answered: the finished worker no longer reports an end
+        self._pending = None  # answered: Stop no longer cancels it, and its end is reported here
+        self._update_buttons()
         self.estimate_ended.emit(self._decide(trainer, estimate))
 
     def _decide(self, trainer: Trainer, estimate) -> bool:
@@ -201,19 +202,18 @@ class TrainingPanel(QWidget):
 
     @Slot(str)
     def _on_estimate_failed(self, message: str) -> None:
-        worker, trainer = self._estimating
-        if trainer is not None and not worker.stop_requested.is_set():
-            self._estimating = (worker, None)
+        if self._pending is not None and not self._estimator.stop_requested.is_set():
+            self._pending = None
             self.estimate_label.setText("")
             dialogs.show_error(self, "Cannot train", message)
             self.estimate_ended.emit(False)
 
     @Slot()
     def _on_estimate_finished(self) -> None:
-        _worker, trainer = self._estimating
-        self._estimating = None
+        unanswered = self._pending is not None  # cancelled, or stopped with the window
+        self._estimator = self._pending = None
         self._update_buttons()
-        if trainer is not None:  # cancelled (or stopped with the window) before it answered
+        if unanswered:
             self.estimate_ended.emit(False)
 
     def resume(self) -> None:
@@ -241,7 +241,7 @@ class TrainingPanel(QWidget):
 
     def resume_from_checkpoint(self) -> bool:
         """Ask for a checkpoint and continue training it on the current text."""
-        if self.controller.is_active() or self._estimating is not None:
+        if self.controller.is_active() or self._estimator is not None:
             return False
         path = dialogs.ask_open_path(self, "Resume training from checkpoint", CHECKPOINT_FILTER)
         if not path:
@@ -298,14 +298,14 @@ class TrainingPanel(QWidget):
 
     def _update_buttons(self, *_args) -> None:
         state = self.controller.state
-        estimating = self._estimating is not None
-        idle = state == "idle" and not estimating
+        estimating = self._pending is not None
+        idle = state == "idle" and self._estimator is None
         self.train_button.setEnabled(idle and self.model_panel.valid)
         reason = self.model_panel.reason
         self.train_button.setToolTip(f"{TRAIN_TIP}\nCannot train now: {reason}" if reason else TRAIN_TIP)
         self.pause_button.setEnabled(state == "running")
         self.resume_button.setEnabled(state == "paused" or (idle and self._can_continue()))
-        cancellable = estimating and not self._estimating[0].stop_requested.is_set()
+        cancellable = estimating and not self._estimator.stop_requested.is_set()
         self.stop_button.setEnabled(state in ("running", "paused") or cancellable)
         self.stop_button.setText("Cancel" if estimating else "Stop")
         self.stop_button.setToolTip("Cancel the time estimate; nothing starts." if estimating else STOP_TIP)
