@@ -64,8 +64,9 @@ class TrainingPanel(QWidget):
     """Buttons, progress bar and rate/ETA readout for one ``TrainingController``.
 
     ``trainer_started(Trainer)`` is emitted (GUI thread) right before a run starts;
-    ``estimate_ended(bool)`` once the time estimate that ``train`` started has ended: True if the
-    run started, False if it was cancelled, failed or declined (tests wait on it).
+    ``estimate_ended(bool)`` once the time estimate that ``train`` started has ended and its
+    worker thread with it: True if the run started, False if it was cancelled, failed or declined
+    (tests wait on it; Train can be pressed again from then on).
     """
 
     trainer_started = Signal(object)
@@ -94,6 +95,8 @@ class TrainingPanel(QWidget):
         self._holding = False  # paused, and the worker holds between two steps
         self._estimator: EstimateWorker | None = None  # the estimate's worker, until it has finished
         self._pending: Trainer | None = None  # its run, until the estimate is answered or cancelled
+        self._deciding = False  # the estimate's questions are being asked
+        self._outcome = False  # the run started (what ``estimate_ended`` reports once the worker ends)
         self.reason_label = QLabel()  # why Train is disabled, on this tab (the form is on another)
         self.reason_label.setWordWrap(True)
         self.reason_label.setStyleSheet("color: #e0a040")
@@ -156,7 +159,7 @@ class TrainingPanel(QWidget):
         worker.estimated.connect(self._on_estimated)
         worker.failed.connect(self._on_estimate_failed)
         worker.finished.connect(self._on_estimate_finished)
-        self._estimator, self._pending = worker, trainer
+        self._estimator, self._pending, self._outcome = worker, trainer, False
         self.estimate_label.setText(ESTIMATING)
         self._update_buttons()
         threads.start(worker, "lstmviz-estimate")
@@ -180,9 +183,15 @@ class TrainingPanel(QWidget):
         trainer = self._pending
         if trainer is None or self._estimator.stop_requested.is_set():
             return
-        self._pending = None  # answered: Stop no longer cancels it, and its end is reported here
+        self._pending = None  # answered: Stop no longer cancels it
         self._update_buttons()
-        self.estimate_ended.emit(self._decide(trainer, estimate))
+        self._deciding = True
+        try:
+            self._outcome = self._decide(trainer, estimate)
+        finally:
+            self._deciding = False
+        if self._estimator is None:  # the worker ended while the questions were asked
+            self.estimate_ended.emit(self._outcome)
 
     def _decide(self, trainer: Trainer, estimate) -> bool:
         """Show ``estimate``, ask what needs asking, and start ``trainer``; True if it started."""
@@ -206,15 +215,13 @@ class TrainingPanel(QWidget):
             self._pending = None
             self.estimate_label.setText("")
             dialogs.show_error(self, "Cannot train", message)
-            self.estimate_ended.emit(False)
 
     @Slot()
     def _on_estimate_finished(self) -> None:
-        unanswered = self._pending is not None  # cancelled, or stopped with the window
         self._estimator = self._pending = None
         self._update_buttons()
-        if unanswered:
-            self.estimate_ended.emit(False)
+        if not self._deciding:  # else the questions' end reports it
+            self.estimate_ended.emit(self._outcome)
 
     def resume(self) -> None:
         """Un-pause, or continue the stopped run with the same trainer."""

@@ -440,3 +440,35 @@ def test_closing_the_window_during_the_estimate_leaks_no_thread(qtbot, window, l
     assert window.close()
     assert held.released == ["stop"] and threads.is_finished(thread) and not threads.live_threads()
     assert ends == [False] and started == [] and learn.controller.state == "idle" and errors == []
+
+
+def test_an_estimate_that_fails_shows_why_and_starts_nothing(qtbot, learn, errors, monkeypatch):
+    def fails(trainer, stop):
+        raise ValueError("not enough memory for the scratch copy")
+
+    monkeypatch.setattr(training_panel_module, "estimate_time", fails)
+    panel = learn.training_panel
+    assert not helpers.train(qtbot, panel)
+    assert errors == [("Cannot train", "not enough memory for the scratch copy")]
+    assert learn.controller.trainer is None and panel.estimate_label.text() == ""
+    assert panel.train_button.isEnabled()
+
+
+def test_the_run_starts_when_the_worker_ends_while_a_question_is_open(qtbot, learn, errors, monkeypatch):
+    """A real question runs a nested event loop, in which the estimate's worker ends: the answer
+    still decides, and ``estimate_ended`` comes once, after it."""
+    long_run = TimeEstimate(steps=300, step_s=LONG_RUN_S, evaluations=6, eval_s=0.5)
+    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer, stop: long_run)
+
+    def ask_while_the_worker_ends(parent, title, message, details="", confirm="Replace"):
+        qtbot.waitUntil(lambda: not threads.live_threads(), timeout=30_000)
+        return True
+
+    monkeypatch.setattr(dialogs, "ask_confirm", ask_while_the_worker_ends)
+    panel = learn.training_panel
+    ends = []
+    panel.estimate_ended.connect(ends.append)
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        assert helpers.train(qtbot, panel)
+        learn.controller.stop()
+    assert ends == [True] and errors == []
