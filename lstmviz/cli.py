@@ -39,7 +39,7 @@ from engine.sample import sample
 from engine.settings import Setting, settings_of, split_values
 from engine.analysis.stream import check_range, iter_chunks
 from engine.trace_io import save_trace_chunks
-from engine.train import TrainConfig, Trainer, TrainingDiverged, estimate_time
+from engine.train import LONG_RUN_S, TrainConfig, Trainer, TrainingDiverged, estimate_time
 
 from . import __version__
 from .cli_analysis import add_parsers as add_analysis_parsers
@@ -52,7 +52,6 @@ from .progress import ProgressBar, format_duration, format_loss
 COMMANDS = ("gui", "train", "sample", "trace", "export", "probe", "saturation", "import", "export-weights")
 INIT_STREAM = 0x1517  # mixed with --seed for the weight initialisation (the trainer uses the seed alone)
 EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
-LONG_RUN_S = 300  # a run estimated longer than this, seconds, is warned about before it starts
 # config fields offered as `train` options -> their flag names (without "--")
 MODEL_OPTIONS = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
                  "forget_bias": "forget-bias", "init": "init", "init_range": "init-range", "dtype": "dtype"}

@@ -52,7 +52,6 @@ STATES = ("idle", "running", "paused", "stopping")
 PROGRESS_INTERVAL_S = 0.2  # shortest gap between two payloads, seconds
 WEIGHTS_INTERVAL_S = 0.25  # shortest gap between two payloads with weights, seconds
 TRACE_SHARE = 0.02  # the viewer's trace may take at most this share of the worker's time
-LONG_RUN_S = 300  # a run estimated longer than this, seconds, is asked about before it starts
 
 
 def estimate_summary(estimate: TimeEstimate) -> str:

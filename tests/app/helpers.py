@@ -47,3 +47,13 @@ def lessons_in_front(window):
         for one, other in zip(names, names[1:]):
             window.tabifyDockWidget(docks[one], docks[other])
         docks[names[0]].raise_()
+
+
+def train(qtbot, panel, timeout=60_000) -> bool:
+    """Press Train the way the app does (``TrainingPanel.train()``, which only starts the time
+    estimate in a worker) and wait on the panel's GUI-thread relay ``estimate_ended`` for what
+    followed: True once the run has started (the controller is running it), False if it was
+    declined, cancelled or failed. Asserts that the estimate started."""
+    with qtbot.waitSignal(panel.estimate_ended, timeout=timeout) as blocker:
+        assert panel.train()
+    return blocker.args[0]

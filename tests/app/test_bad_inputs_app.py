@@ -423,7 +423,7 @@ def test_closing_during_a_validation_pass_stops_it_at_once(window, monkeypatch, 
 
     monkeypatch.setattr(engine.data, "evaluate", hooked)
     # the time estimate's own validation passes would go through the hook too: a fixed estimate instead
-    monkeypatch.setattr(training_panel, "estimate_time", lambda trainer: TimeEstimate(1000, 0.01, 1000, 0.01))
+    monkeypatch.setattr(training_panel, "estimate_time", lambda trainer, stop: TimeEstimate(1000, 0.01, 1000, 0.01))
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "discard")
     service = learning(window)
     service.model_panel.set_values({"hidden_size": 8, "batch_size": 4, "seq_len": 8, "num_layers": 1,

@@ -157,7 +157,7 @@ def test_a_model_that_reads_every_character_opens_without_asking(window, confirm
     assert list(confirmations) == []
 
 
-def test_train_asks_before_replacing_the_opened_model_and_cancel_keeps_it(window, confirmations):
+def test_train_asks_before_replacing_the_opened_model_and_cancel_keeps_it(window, qtbot, confirmations):
     from . import helpers
 
     learn = helpers.learning(window)
@@ -166,7 +166,7 @@ def test_train_asks_before_replacing_the_opened_model_and_cancel_keeps_it(window
     assert learn.data_panel.use_text("abc abc abc " * 40, "letters")
     model, text = s.model, s.text
     confirmations.answer = False
-    assert not learn.training_panel.train()
+    assert not helpers.train(qtbot, learn.training_panel)
     [(title, message, _)] = confirmations
     assert "model.npz" in message and "Help > Open demo" in message
     assert "replaced by the start of the training text" in message  # the shown text has other characters
@@ -282,7 +282,7 @@ def test_save_model_while_paused(window, qtbot, tmp_path, monkeypatch, errors):
     assert learn.data_panel.use_text("abc abd abe " * 60, "letters")
     panel = learn.training_panel
     try:
-        assert panel.train()
+        assert helpers.train(qtbot, panel)
         assert learn.controller.state == "running" and not panel.save_button.isEnabled()
         panel.pause_button.click()
         qtbot.waitUntil(panel.save_button.isEnabled, timeout=30_000)  # once the worker holds

@@ -5,13 +5,18 @@ Uses tests/app/conftest.py's ``window`` (closed by its fixture) and ``errors`` (
 dialogs). Waits only on GUI-thread signals (controller relays, panel signals) or waitUntil.
 """
 
+import threading
+import time
+
 import numpy as np
 import pytest
+from PySide6 import QtCore
+from PySide6.QtCore import QTimer
 
 from engine.checkpoint import load_checkpoint
 from engine.data import TextCorpus
 from engine.model import SequenceModel
-from engine.train import TimeEstimate, TrainConfig, Trainer
+from engine.train import LONG_RUN_S, TimeEstimate, TrainConfig, Trainer, estimate_time
 from lstmviz import dialogs, threads
 from lstmviz.learn import training_panel as training_panel_module
 
@@ -103,7 +108,9 @@ def test_opening_another_model_while_training_keeps_training(qtbot, window, lear
     run goes on (the next weights bring the viewer back to the model being trained)."""
     session = window.session
     learn.model_panel.set_values({**SMALL, "steps": 400})
-    learn.training_panel.train_button.click()
+    with qtbot.waitSignal(learn.training_panel.estimate_ended, timeout=60_000) as started:
+        learn.training_panel.train_button.click()
+    assert started.args == [True]
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 20, timeout=30_000)
     session.load_model(model_path)  # a different model (and vocabulary) in the viewer, mid-run
     learn.controller.set_viewer_inputs(np.array([0, 10_000]))  # ids no model of the run can read
@@ -118,7 +125,7 @@ def test_close_while_training_cancel_then_discard(qtbot, window, learn, monkeypa
     answers = iter(["cancel", "discard"])
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
     thread = learn.controller.thread
     assert not window.close()  # cancelled: the window stays and training goes on
@@ -137,7 +144,7 @@ def test_a_cancelled_close_leaves_the_lessons_running(qtbot, window, learn, monk
     answers = iter(["cancel", "discard"])
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: next(answers))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 2, timeout=30_000)
     assert not window.close()
     assert stopped == [] and learn.controller.state == "running"
@@ -153,7 +160,7 @@ def test_close_with_a_failed_save_keeps_the_window_and_the_model(qtbot, window, 
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(next(paths)))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 5, timeout=30_000)
     assert not window.close()
     assert window.isVisible() and len(errors) == 1 and "missing" in errors[0][1]
@@ -167,7 +174,7 @@ def test_close_with_save_then_resume_exactly(qtbot, window, learn, monkeypatch, 
     monkeypatch.setattr(dialogs, "ask_save_discard_cancel", lambda parent: "save")
     monkeypatch.setattr(dialogs, "ask_save_path", lambda parent, title, file_filter: str(path))
     learn.model_panel.set_values({"steps": 1_000_000})
-    learn.training_panel.train()
+    assert helpers.train(qtbot, learn.training_panel)
     qtbot.waitUntil(lambda: learn.controller.trainer.step >= 20, timeout=30_000)
     assert window.close()
     stopped = learn.controller.trainer.step
@@ -204,9 +211,9 @@ def test_divergence_stops_with_finite_weights_in_the_viewer(qtbot, window, learn
 
     monkeypatch.setattr(SequenceModel, "loss_and_grads", nan_at_30)
     # the time estimate's scratch steps would be counted too: a fixed estimate instead
-    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer: TimeEstimate(300, 0.01, 6, 0.01))
+    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer, stop: TimeEstimate(300, 0.01, 6, 0.01))
     with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
-        learn.training_panel.train()
+        assert helpers.train(qtbot, learn.training_panel)
     trainer = learn.controller.trainer
     assert trainer.step == 29
     assert len(errors) == 1 and errors[0][0] == "Training stopped" and "diverged at step 30" in errors[0][1]
@@ -319,7 +326,7 @@ def test_train_shows_the_estimated_time_and_asks_before_a_long_run(qtbot, window
     learn.model_panel.set_values({"steps": 2_000_000})  # at >= 0.15 ms a step: over 5 minutes
     assert learn.model_panel.valid, learn.model_panel.message.text()
     confirmations.answer = False
-    assert not panel.train()
+    assert not helpers.train(qtbot, panel)
     title, message, _ = confirmations[-1]
     assert title == "Long training run" and "2000000 steps x" in message
     assert "2000000 steps x" in panel.estimate_label.text()
@@ -332,3 +339,136 @@ def test_train_shows_the_estimated_time_and_asks_before_a_long_run(qtbot, window
                         timeout=30_000)
         learn.controller.stop()
     assert learn.controller.trainer.config.steps == 2_000_000 and errors == []
+
+
+def held_estimate(monkeypatch, until=None):
+    """Replace the panel's ``estimate_time`` by the real one that first holds (at most 30 s) in
+    the worker until ``until`` (a ``threading.Event``) or the estimate's own stop event is set.
+    Returns a record: ``entered`` (set once it holds), ``threads`` (the thread it ran in),
+    ``released`` (what ended the hold: "stop", "until" or "timeout")."""
+    record = type("Held", (), {})()
+    record.entered, record.threads, record.released = threading.Event(), [], []
+
+    def held(trainer, stop):
+        record.threads.append(threading.current_thread())
+        record.entered.set()
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and not (until is not None and until.is_set()) and time.monotonic() < deadline:
+            stop.wait(0.01)  # the worker's hold (the GUI thread never waits on it)
+        record.released.append("stop" if stop.is_set() else "until" if until is not None and until.is_set()
+                               else "timeout")
+        return estimate_time(trainer, stop=stop)
+
+    monkeypatch.setattr(training_panel_module, "estimate_time", held)
+    return record
+
+
+
+def test_the_estimate_runs_in_a_worker_while_the_gui_thread_keeps_running(qtbot, learn, errors, monkeypatch):
+    """The estimate holds in the worker until a QTimer fires on the GUI thread: were it run on
+    the GUI thread, the timer could never fire. Meanwhile the panel says so, Train is disabled
+    and Stop reads Cancel; then the run starts with the estimate shown."""
+    panel = learn.training_panel
+    fired = threading.Event()
+    held = held_estimate(monkeypatch, fired)
+    with qtbot.waitSignal(panel.estimate_ended, timeout=60_000) as ended:
+        panel.train_button.click()
+        qtbot.waitUntil(held.entered.is_set, timeout=30_000)
+        assert panel.estimate_label.text() == "Estimating the run's time…"
+        assert not panel.train_button.isEnabled() and not panel.load_button.isEnabled()
+        assert panel.stop_button.isEnabled() and panel.stop_button.text() == "Cancel"
+        assert not panel.train()  # one estimate at a time
+        QTimer.singleShot(10, fired.set)
+    assert ended.args == [True] and held.released == ["until"]
+    assert held.threads[0] is not threading.main_thread()
+    assert learn.controller.state in ("running", "idle") and learn.controller.trainer.config.steps == 300
+    assert panel.estimate_label.text().startswith("Estimated time ") and "300 steps x" in panel.estimate_label.text()
+    assert panel.stop_button.text() == "Stop"
+    assert errors == []
+
+
+def test_cancel_during_the_estimate_starts_nothing(qtbot, learn, errors, monkeypatch, confirmations):
+    panel = learn.training_panel
+    held = held_estimate(monkeypatch)
+    started = []
+    panel.trainer_started.connect(started.append)
+    with qtbot.waitSignal(panel.estimate_ended, timeout=60_000) as ended:
+        assert panel.train()
+        qtbot.waitUntil(held.entered.is_set, timeout=30_000)
+        qtbot.mouseClick(panel.stop_button, QtCore.Qt.LeftButton)
+        assert not panel.stop_button.isEnabled()  # cancelled once
+    assert ended.args == [False] and held.released == ["stop"]
+    assert started == [] and learn.controller.trainer is None and learn.controller.state == "idle"
+    assert list(confirmations) == [] and errors == []
+    qtbot.waitUntil(lambda: not threads.live_threads(), timeout=30_000)  # the worker's thread ends too
+    assert panel.estimate_label.text() == "Estimate cancelled; nothing was started."
+    assert panel.train_button.isEnabled() and panel.stop_button.text() == "Stop"
+    assert not panel.stop_button.isEnabled()
+
+
+def test_a_long_estimate_asks_first_and_declining_starts_nothing(qtbot, learn, errors, monkeypatch, confirmations):
+    long_run = TimeEstimate(steps=300, step_s=(LONG_RUN_S + 60) / 300, evaluations=6, eval_s=0.5)  # 6:03 in all
+    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer, stop: long_run)
+    panel = learn.training_panel
+    confirmations.answer = False
+    assert not helpers.train(qtbot, panel)
+    [(title, message, details)] = confirmations
+    assert title == "Long training run"
+    assert message == "This run will take a while. Estimated time 6:03 (300 steps x 1200 ms + 6 evaluations x 0.50 s)."
+    assert details.startswith("Over 5 minutes")
+    assert learn.controller.trainer is None and learn.controller.state == "idle" and errors == []
+
+    confirmations.answer = True
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        assert helpers.train(qtbot, panel)
+    # then, as the window shows an opened model, whether to replace it
+    assert [title for title, _, _ in confirmations] == ["Long training run", "Long training run", "Train a new model"]
+    assert learn.controller.trainer.step == 300 and errors == []
+
+
+def test_closing_the_window_during_the_estimate_leaks_no_thread(qtbot, window, learn, errors, monkeypatch):
+    panel = learn.training_panel
+    held = held_estimate(monkeypatch)
+    started = []
+    panel.trainer_started.connect(started.append)
+    ends = []
+    panel.estimate_ended.connect(ends.append)
+    assert panel.train()
+    qtbot.waitUntil(held.entered.is_set, timeout=30_000)
+    thread = threads.live_threads()[-1]
+    assert thread.objectName() == "lstmviz-estimate"
+    assert window.close()
+    assert held.released == ["stop"] and threads.is_finished(thread) and not threads.live_threads()
+    assert ends == [False] and started == [] and learn.controller.state == "idle" and errors == []
+
+
+def test_an_estimate_that_fails_shows_why_and_starts_nothing(qtbot, learn, errors, monkeypatch):
+    def fails(trainer, stop):
+        raise ValueError("not enough memory for the scratch copy")
+
+    monkeypatch.setattr(training_panel_module, "estimate_time", fails)
+    panel = learn.training_panel
+    assert not helpers.train(qtbot, panel)
+    assert errors == [("Cannot train", "not enough memory for the scratch copy")]
+    assert learn.controller.trainer is None and panel.estimate_label.text() == ""
+    assert panel.train_button.isEnabled()
+
+
+def test_the_run_starts_when_the_worker_ends_while_a_question_is_open(qtbot, learn, errors, monkeypatch):
+    """A real question runs a nested event loop, in which the estimate's worker ends: the answer
+    still decides, and ``estimate_ended`` comes once, after it."""
+    long_run = TimeEstimate(steps=300, step_s=LONG_RUN_S, evaluations=6, eval_s=0.5)
+    monkeypatch.setattr(training_panel_module, "estimate_time", lambda trainer, stop: long_run)
+
+    def ask_while_the_worker_ends(parent, title, message, details="", confirm="Replace"):
+        qtbot.waitUntil(lambda: not threads.live_threads(), timeout=30_000)
+        return True
+
+    monkeypatch.setattr(dialogs, "ask_confirm", ask_while_the_worker_ends)
+    panel = learn.training_panel
+    ends = []
+    panel.estimate_ended.connect(ends.append)
+    with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
+        assert helpers.train(qtbot, panel)
+        learn.controller.stop()
+    assert ends == [True] and errors == []
