@@ -43,7 +43,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..cells import GATES, record_names
+from ..cells import GATES, make_cell, record_names
 from ..data import CharVocab
 from ..model import SequenceModel
 from ..quantities import RECORDED_NAMES
@@ -98,6 +98,14 @@ class Intervention:
             column[...] = 0.0 if self.mode == "zero" else self.value
 
 
+def editable(cell: str) -> tuple:
+    """The quantities an intervention can edit in a layer of ``cell`` ("lstm", "gru" or "rnn"):
+    its state (h, then c), then its gates in record order: LSTM h, c, i, f, g, o; GRU h, r, z,
+    n; RNN h. Raises ValueError for another cell type."""
+    states = make_cell(cell, 1, 1).state_names  # (h, c) or (h,)
+    return (*states, *(name for name in record_names(cell) if name not in states))
+
+
 def check_interventions(model: SequenceModel, interventions) -> tuple:
     """Validate against the model (layer, unit, quantity the cell has); returns a tuple."""
     interventions = tuple(interventions)
@@ -107,7 +115,7 @@ def check_interventions(model: SequenceModel, interventions) -> tuple:
             raise ValueError(f"expected Intervention objects, got {type(iv).__name__}")
         if iv.layer >= L or iv.unit >= H:
             raise ValueError(f"intervention on layer {iv.layer} unit {iv.unit}: the model has {L} layer(s) of {H} units")
-        names = record_names(model.config.cell)
+        names = editable(model.config.cell)
         if iv.quantity not in names:
             raise ValueError(f"a {model.config.cell} model has only {', '.join(names)}; "
                              f"cannot intervene on {iv.quantity!r}")

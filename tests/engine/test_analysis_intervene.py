@@ -5,8 +5,8 @@ loss, samples); the demo's bracket unit matters for closing brackets."""
 import numpy as np
 import pytest
 
-from engine.analysis.intervene import (Intervention, intervene, intervened_step, intervened_trace, iter_intervened,
-                                      loss_change, sample_pair, window_of)
+from engine.analysis.intervene import (Intervention, editable, intervene, intervened_step, intervened_trace,
+                                      iter_intervened, loss_change, sample_pair, window_of)
 from engine.analysis.strip import strip
 from engine.cells import sigmoid
 from engine.data import CharVocab
@@ -363,9 +363,11 @@ def test_gru_chunked_runs_equal_the_single_step_path(name, mode, value):
 
 
 def test_gru_edits_only_what_a_gru_has():
+    assert (editable("lstm"), editable("gru"), editable("rnn")) == (("h", "c", "i", "f", "g", "o"),
+                                                                   ("h", "r", "z", "n"), ("h",))
     model, ids = tiny_model("gru"), tiny_inputs(20)
     for name in ("c", "i", "f", "g", "o"):
-        with pytest.raises(ValueError, match="has only r, z, n, h"):
+        with pytest.raises(ValueError, match="has only h, r, z, n;"):
             intervene(model, ids, [Intervention(0, name, 1)])
-    with pytest.raises(ValueError, match="has only i, f, g, o, c, h"):
+    with pytest.raises(ValueError, match="has only h, c, i, f, g, o;"):
         intervene(tiny_model(), ids, [Intervention(0, "r", 1)])
