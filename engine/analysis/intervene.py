@@ -3,16 +3,25 @@ model runs, and measure what changes (the neuron-ablation test of what a unit ca
 
 An ``Intervention`` acts on unit ``u`` of quantity ``q`` in layer ``k`` at every step ``t`` in
 ``[start, end)``: ``x -> value`` (clamp), ``x -> 0`` (zero) or ``x -> value * x`` (scale). The
-LSTM step is the cell's own (``step_projected``, equations in ``engine.cells``); an intervention
+step is the cell's own (``step_projected``, equations in ``engine.cells``); an intervention
 edits its record and the values downstream *within the step* are recomputed from the same
-equations (Hochreiter & Schmidhuber 1997 with forget gate)::
+equations, in the order they are computed (``_STAGES``). LSTM (Hochreiter & Schmidhuber 1997
+with forget gate)::
 
     gate i, f, g or o edited  ->  c_t = f_t * c_{t-1} + i_t * g_t,   h_t = o_t * tanh(c_t)
     c edited                  ->  h_t = o_t * tanh(c_t)
     h edited                  ->  nothing else at step t (the head, the layer above and step t+1 read it)
 
-The edited ``(h_t, c_t)`` is the state carried to step ``t+1`` and ``h_t`` feeds the layer above
-and the head. Pre-activations (``pre``) are those computed before the edit.
+GRU (PyTorch ``nn.GRU``: ``r = sigma(W_ir x + b_ir + W_hr h + b_hr)``, ``z`` likewise,
+``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h_t = (1 - z) * n + z * h_{t-1}``)::
+
+    r edited      ->  n_t = tanh(W_in x + b_in + r_t * (W_hn h_{t-1} + b_hn)),   then h_t
+    z or n edited ->  h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+    h edited      ->  nothing else at step t
+
+An RNN records h only. The edited state (``(h_t, c_t)`` or ``(h_t,)``) is carried to step
+``t+1`` and ``h_t`` feeds the layer above and the head. Pre-activations (``pre``) are those
+computed before the edit, except n's tanh argument after an edit of r (recomputed with it).
 
 Zero cost when unused: the model's own forward and step (``SequenceModel.forward``/``step``)
 are untouched. ``iter_intervened`` runs a text in chunks, both without and with the edits, each
@@ -34,9 +43,10 @@ from typing import Iterator
 
 import numpy as np
 
-from ..cells import GATES
+from ..cells import GATES, make_cell, record_names
 from ..data import CharVocab
 from ..model import SequenceModel
+from ..quantities import RECORDED_NAMES
 from ..sample import sample, trace_from_records
 from ..trace import Trace
 from .stream import DEFAULT_CHUNK, check_range, final_state, iter_chunks
@@ -48,9 +58,9 @@ WINDOW = 512  # steps of the window traces returned by default
 
 @dataclass(frozen=True)
 class Intervention:
-    """Edit unit ``unit`` of ``quantity`` (h, c, i, f, g or o; h only for an RNN) in ``layer`` at
-    steps ``[start, end)`` (``end`` None = to the end of the sequence). ``mode``: ``"clamp"`` to
-    ``value``, ``"zero"``, or ``"scale"`` by ``value`` (see the module docstring)."""
+    """Edit unit ``unit`` of ``quantity`` (LSTM h, c, i, f, g or o; GRU h, r, z or n; RNN h) in
+    ``layer`` at steps ``[start, end)`` (``end`` None = to the end of the sequence). ``mode``:
+    ``"clamp"`` to ``value``, ``"zero"``, or ``"scale"`` by ``value`` (see the module docstring)."""
 
     layer: int
     quantity: str
@@ -68,8 +78,8 @@ class Intervention:
         if self.end is not None and (isinstance(self.end, bool) or not isinstance(self.end, (int, np.integer))
                                      or self.end <= self.start):
             raise ValueError(f"end must be None or a whole number > start ({self.start}), got {self.end!r}")
-        if self.quantity not in ("h", "c", *GATES):
-            raise ValueError(f"unknown quantity {self.quantity!r}; expected h, c, i, f, g or o")
+        if self.quantity not in RECORDED_NAMES:
+            raise ValueError(f"unknown quantity {self.quantity!r}; expected one of {', '.join(RECORDED_NAMES)}")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
         if isinstance(self.value, bool) or not isinstance(self.value, (int, float, np.floating)) \
@@ -88,6 +98,14 @@ class Intervention:
             column[...] = 0.0 if self.mode == "zero" else self.value
 
 
+def editable(cell: str) -> tuple:
+    """The quantities an intervention can edit in a layer of ``cell`` ("lstm", "gru" or "rnn"):
+    its state (h, then c), then its gates in record order: LSTM h, c, i, f, g, o; GRU h, r, z,
+    n; RNN h. Raises ValueError for another cell type."""
+    states = make_cell(cell, 1, 1).state_names  # (h, c) or (h,)
+    return (*states, *(name for name in record_names(cell) if name not in states))
+
+
 def check_interventions(model: SequenceModel, interventions) -> tuple:
     """Validate against the model (layer, unit, quantity the cell has); returns a tuple."""
     interventions = tuple(interventions)
@@ -97,29 +115,59 @@ def check_interventions(model: SequenceModel, interventions) -> tuple:
             raise ValueError(f"expected Intervention objects, got {type(iv).__name__}")
         if iv.layer >= L or iv.unit >= H:
             raise ValueError(f"intervention on layer {iv.layer} unit {iv.unit}: the model has {L} layer(s) of {H} units")
-        if model.config.cell != "lstm" and iv.quantity != "h":
-            raise ValueError(f"a {model.config.cell} model has only h; cannot intervene on {iv.quantity!r}")
+        names = editable(model.config.cell)
+        if iv.quantity not in names:
+            raise ValueError(f"a {model.config.cell} model has only {', '.join(names)}; "
+                             f"cannot intervene on {iv.quantity!r}")
     return interventions
 
 
-def _edited(rec: dict, c_prev, active: list) -> dict:
+def _lstm_c(cell, prep, xp: np.ndarray, state: tuple, rec: dict) -> None:
+    rec["c"] = rec["f"] * state[1] + rec["i"] * rec["g"]  # (B, H) c_t
+
+
+def _lstm_h(cell, prep, xp: np.ndarray, state: tuple, rec: dict) -> None:
+    rec["h"] = rec["o"] * np.tanh(rec["c"])  # (B, H) h_t
+
+
+def _gru_n(cell, prep, xp: np.ndarray, state: tuple, rec: dict) -> None:
+    """n and its tanh argument from the (edited) r; ``W_hn h_{t-1} + b_hn`` is the cell's own
+    (``GRUCell._gates``), so an identity edit of r gives equal bits."""
+    acts = np.empty_like(rec["pre"])  # (B, 3H) r, z, n of the unedited step
+    hn = np.empty_like(state[0])  # (B, H) W_hn h_{t-1} + b_hn
+    cell._gates(prep, xp, state[0], acts, hn, None)
+    pre_n = cell.gate_views(rec["pre"])["n"]  # (B, H) view
+    np.multiply(rec["r"], hn, out=pre_n)  # (B, H) r * (W_hn h + b_hn)
+    pre_n += cell.gate_views(xp)["n"]  # (B, H) + W_in x + b_in
+    rec["n"] = np.tanh(pre_n)  # (B, H) n_t
+
+
+def _gru_h(cell, prep, xp: np.ndarray, state: tuple, rec: dict) -> None:
+    rec["h"] = rec["n"] + rec["z"] * (state[0] - rec["n"])  # (B, H) (1 - z) n + z h_{t-1}, as the cell computes it
+
+
+# Per cell: the quantities edited at each stage of a step, in the order the step computes
+# them, and what is recomputed from them before the next stage (None: nothing within the step).
+_STAGES = {
+    "lstm": ((GATES, _lstm_c), (("c",), _lstm_h), (("h",), None)),
+    "gru": ((("r",), _gru_n), (("z", "n"), _gru_h), (("h",), None)),
+    "rnn": ((("h",), None),),
+}
+
+
+def _edited(cell, prep, xp: np.ndarray, state: tuple, rec: dict, active: list) -> dict:
     """A copy of one layer's step record ``rec`` with the ``active`` interventions applied and
-    the values downstream within the step recomputed (module docstring); ``c_prev (B, H)`` is
-    the cell state before the step (None for a cell without one)."""
+    the values downstream within the step recomputed (module docstring); ``xp (B, G)`` is the
+    step's projected input and ``state`` the layer's state before it (``(B, H)`` arrays)."""
     rec = {name: a.copy() for name, a in rec.items()}  # (B, H) each, (B, G) pre
-    for iv in active:
-        if iv.quantity in GATES:
-            iv.apply(rec[iv.quantity])
-    if any(iv.quantity in GATES for iv in active):
-        rec["c"] = rec["f"] * c_prev + rec["i"] * rec["g"]  # (B, H) c_t
-    for iv in active:
-        if iv.quantity == "c":
-            iv.apply(rec["c"])
-    if any(iv.quantity != "h" for iv in active):
-        rec["h"] = rec["o"] * np.tanh(rec["c"])  # (B, H) h_t
-    for iv in active:
-        if iv.quantity == "h":
-            iv.apply(rec["h"])
+    edited = False
+    for names, downstream in _STAGES[cell.kind]:
+        for iv in active:
+            if iv.quantity in names:
+                iv.apply(rec[iv.quantity])
+                edited = True
+        if edited and downstream is not None:
+            downstream(cell, prep, xp, state, rec)
     return rec
 
 
@@ -129,8 +177,8 @@ def _cell_step(cell, prep, xp: np.ndarray, state: tuple, t: int, interventions: 
     s, rec = cell.step_projected(prep, xp, state)
     active = [iv for iv in interventions if iv.active(t)]
     if active:
-        rec = _edited(rec, state[1] if cell.kind == "lstm" else None, active)
-        s = (rec["h"], rec["c"]) if cell.kind == "lstm" else (rec["h"],)
+        rec = _edited(cell, prep, xp, state, rec, active)
+        s = tuple(rec[name] for name in cell.state_names)  # (B, H) each
     return s, rec
 
 

@@ -21,7 +21,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from engine.analysis.intervene import MODES, Intervention, iter_intervened, loss_change, sample_pair, window_of
+from engine.analysis.intervene import (MODES, Intervention, editable, iter_intervened, loss_change, sample_pair,
+                                      window_of)
 from engine.quantities import DISPLAY_ORDERS
 from engine.trace import Trace
 
@@ -100,7 +101,7 @@ class InterventionPanel(AnalysisPanel):
     def __init__(self, session, parent=None):
         super().__init__(session, "interventions", parent)
         self.layer = layer_box(session)
-        self.quantity = quantity_box(("h", "c", "i", "f", "g", "o"), "c")
+        self.quantity = quantity_box(editable("lstm"), "c")
         self.unit = QtWidgets.QSpinBox()
         self.unit.setPrefix("unit ")
         self.mode = QtWidgets.QComboBox()
@@ -211,7 +212,7 @@ class InterventionPanel(AnalysisPanel):
     def _on_model_changed(self) -> None:
         self.unit.setRange(0, max(0, self.session.hidden_size - 1))
         model = self.session.model
-        names = ("h", "c", "i", "f", "g", "o") if model is None or model.config.cell == "lstm" else ("h",)  # editable
+        names = editable("lstm" if model is None else model.config.cell)
         if [self.quantity.itemData(k) for k in range(self.quantity.count())] != list(names):
             current = self.quantity.currentData()
             self.quantity.clear()

@@ -1,13 +1,15 @@
 """engine.analysis.intervene: identity edits change nothing bit for bit; an edit changes exactly
-what the LSTM equations say; the demo's bracket unit matters for closing brackets."""
+what the LSTM and GRU (r, z, n, h) equations say, in every path (single step, chunked runs,
+loss, samples); the demo's bracket unit matters for closing brackets."""
 
 import numpy as np
 import pytest
 
-from engine.analysis.intervene import (Intervention, intervene, intervened_step, intervened_trace, iter_intervened,
-                                      loss_change, sample_pair, window_of)
+from engine.analysis.intervene import (Intervention, editable, intervene, intervened_step, intervened_trace,
+                                      iter_intervened, loss_change, sample_pair, window_of)
 from engine.analysis.strip import strip
 from engine.cells import sigmoid
+from engine.data import CharVocab
 from engine.checkpoint import load_char_checkpoint
 from engine.sample import sample
 from engine.stepper import Stepper
@@ -228,3 +230,144 @@ def test_demo_paired_samples_share_the_seed(demo):
     same, also_same = sample_pair(ckpt.model, ckpt.vocab, [Intervention(0, "h", 50, "scale", 1.0)], prime="Ka",
                                   length=60, seed=3)
     assert same == also_same
+
+
+# --- GRU: r, z, n and h edits ------------------------------------------------------------------
+GRU_NAMES = ("r", "z", "n", "h")
+
+
+def edited(x, interventions, layer, name, t):
+    """``x (H,)`` with the interventions on ``name`` of ``layer`` active at step ``t`` applied,
+    written from their fields (clamp to value, zero, scale by value)."""
+    x = x.copy()
+    for iv in interventions:
+        if (iv.layer, iv.quantity) == (layer, name) and iv.start <= t and (iv.end is None or t < iv.end):
+            x[iv.unit] = iv.value * x[iv.unit] if iv.mode == "scale" else 0.0 if iv.mode == "zero" else iv.value
+    return x
+
+
+class HandGRU:
+    """A one-hot GRU character model stepped here in NumPy from ``model``'s parameters with PyTorch
+    ``nn.GRU``'s equations (gate blocks r, z, n), each edit applied where its quantity is made:
+    ``r = s(x Wx_r + h Wh_r + b_r)`` (edited), ``z`` likewise (edited), ``n = tanh(x Wx_n + b_n +
+    r (h Wh_n + bhn))`` with the edited r (then edited), ``h' = (1 - z) n + z h`` (then edited).
+    ``step`` is ``SequenceModel.step``'s interface on a batch of one (for ``engine.sample``)."""
+
+    def __init__(self, model, interventions=()):
+        self.config, self.params, self.interventions, self.t = model.config, model.params, tuple(interventions), 0
+
+    def step(self, x_t, state=None):
+        p, H, L = self.params, self.config.hidden_size, self.config.num_layers
+        hs = [np.zeros(H) for _ in range(L)] if state is None else [s[0][0] for s in state]
+        x = np.eye(self.config.input_size)[int(x_t[0])]  # (V,)
+        records, ivs, t = [], self.interventions, self.t
+        for k in range(L):
+            gx = x @ p[f"l{k}.Wx"] + p[f"l{k}.b"]  # (3H,)
+            gh = hs[k] @ p[f"l{k}.Wh"]  # (3H,)
+            r = edited(1 / (1 + np.exp(-(gx[:H] + gh[:H]))), ivs, k, "r", t)  # (H,)
+            z = edited(1 / (1 + np.exp(-(gx[H : 2 * H] + gh[H : 2 * H]))), ivs, k, "z", t)  # (H,)
+            n = edited(np.tanh(gx[2 * H :] + r * (gh[2 * H :] + p[f"l{k}.bhn"])), ivs, k, "n", t)  # (H,)
+            h = edited((1 - z) * n + z * hs[k], ivs, k, "h", t)  # (H,)
+            records.append({"r": r[None], "z": z[None], "n": n[None], "h": h[None]})  # (1, H) each
+            hs[k] = x = h
+        scores = x @ p["head.W"] + p["head.b"]  # (V,)
+        e = np.exp(scores - scores.max())  # (V,)
+        self.t += 1
+        return (e / e.sum())[None], [(h[None],) for h in hs], records
+
+    def run(self, ids):
+        """``(outputs (T, V), {(layer, name): (T, H)})`` over token ids ``ids (T,)`` from zeros."""
+        state, outputs, recs = None, [], []
+        for token in ids:
+            out, state, rec = self.step(np.array([token]), state)
+            outputs.append(out[0])
+            recs.append(rec)
+        L = self.config.num_layers
+        return np.array(outputs), {(k, n): np.array([r[k][n][0] for r in recs]) for k in range(L) for n in GRU_NAMES}
+
+
+@pytest.mark.parametrize("iv", [Intervention(0, "r", 2, "clamp", 0.05, start=6, end=9),
+                                Intervention(1, "r", 4, "zero", start=6),
+                                Intervention(0, "z", 1, "clamp", 0.97, start=6, end=9),
+                                Intervention(1, "z", 3, "scale", 0.2, start=6),
+                                Intervention(0, "n", 5, "scale", -1.5, start=6, end=9),
+                                Intervention(1, "n", 0, "clamp", 0.8, start=6),
+                                Intervention(0, "h", 3, "clamp", -0.6, start=6, end=9)])
+def test_gru_edits_change_exactly_what_the_equations_say(iv):
+    model, ids = tiny_model("gru"), tiny_inputs(20)
+    base = intervened_trace(model, ids, [iv], apply=False)
+    got = intervened_trace(model, ids, [iv])
+    outputs, hand = HandGRU(model, [iv]).run(ids)
+    np.testing.assert_allclose(got.outputs, outputs, rtol=0, atol=1e-13)
+    for (k, name), expected in hand.items():
+        np.testing.assert_allclose(got.gate(name, k), expected, rtol=0, atol=1e-13)
+    t, j, other = iv.start, iv.unit, np.arange(6) != iv.unit
+    downstream = {"r": "rnh", "z": "zh", "n": "nh", "h": "h"}[iv.quantity]  # within the edited unit's step
+    for name in GRU_NAMES:  # step t of the edited layer: only unit j of what the equations recompute
+        a, b = base.gate(name, iv.layer)[t], got.gate(name, iv.layer)[t]
+        assert np.array_equal(a[other], b[other])
+        assert (a[j] != b[j]) == (name in downstream), name
+    pre_a, pre_b = base.gate("pre", iv.layer)[t], got.gate("pre", iv.layer)[t]  # (3H,) r, z, n arguments
+    changed = np.flatnonzero(pre_a != pre_b)
+    assert changed.tolist() == ([12 + j] if iv.quantity == "r" else [])  # n's argument reads the edited r
+    for k in range(2):  # steps before t, and layers below the edit at step t: bit for bit
+        assert all(np.array_equal(base.gate(n, k)[:t], got.gate(n, k)[:t]) for n in GRU_NAMES)
+        if k < iv.layer:
+            assert all(np.array_equal(base.gate(n, k)[t], got.gate(n, k)[t]) for n in GRU_NAMES)
+    if iv.layer == 0:  # the layer above reads the edited h at step t
+        assert not np.array_equal(base.gate("h", 1)[t], got.gate("h", 1)[t])
+    assert not np.array_equal(base.outputs[t], got.outputs[t])
+    assert not np.array_equal(base.gate("r", iv.layer)[t + 1], got.gate("r", iv.layer)[t + 1])  # step t+1 reads h_t
+
+
+@pytest.mark.parametrize("name", ["r", "z", "n"])
+def test_gru_scaling_by_one_changes_nothing_bit_for_bit(name):
+    model, ids = tiny_model("gru", dtype="float32"), tiny_inputs(80)
+    ivs = [Intervention(0, name, 3, "scale", 1.0, 2), Intervention(1, name, 1, "scale", 1.0, 5, 30)]
+    r = intervene(model, ids, ivs, window=60, chunk=16)
+    assert np.array_equal(r.nll_before, r.nll_after, equal_nan=True) and r.delta == 0.0
+    assert np.array_equal(r.original.outputs, r.changed.outputs)
+    for k in range(2):
+        assert all(np.array_equal(r.original.gate(n, k), r.changed.gate(n, k)) for n in (*GRU_NAMES, "pre"))
+
+
+@pytest.mark.parametrize("name,mode,value", [("r", "clamp", 0.9), ("z", "zero", 0.0), ("n", "scale", 2.5)])
+def test_gru_chunked_runs_equal_the_single_step_path(name, mode, value):
+    model, ids = tiny_model("gru"), tiny_inputs(70)
+    ivs = [Intervention(0, name, 2, mode, value, start=23, end=41), Intervention(1, name, 5, mode, value, start=30)]
+    steps = [intervened_step(model, ids[:1], None, 0, ivs)]
+    for t in range(1, 70):
+        steps.append(intervened_step(model, ids[t : t + 1], steps[-1][1], t, ivs))
+    whole = intervened_trace(model, ids, ivs)
+    stepper = Stepper(model, ids, every=16)
+    parts = list(iter_intervened(model, ids, ivs, start=16, state=stepper.state(16), chunk=9))
+    chunked = window_of([changed for _, _, changed in parts], 16, 70)
+    for k in range(2):
+        for n in GRU_NAMES:
+            stepped = np.array([rec[k][n][0] for _, _, rec in steps])  # (70, H)
+            np.testing.assert_allclose(whole.gate(n, k), stepped, rtol=0, atol=1e-13)
+            np.testing.assert_allclose(chunked.gate(n, k), stepped[16:], rtol=0, atol=1e-13)
+    np.testing.assert_allclose(whole.outputs, np.concatenate([out for out, _, _ in steps]), rtol=0, atol=1e-13)
+    before, after = stepped_losses(model, ids, ivs)  # (69,) each
+    assert not np.allclose(before, after)
+    r = loss_change(model, ids, ivs, start=16, state=stepper.state(16), chunk=9)
+    assert r.after == pytest.approx(after[16:].mean(), rel=1e-12)
+    assert r.text_delta == pytest.approx((after - before).mean(), rel=1e-10)
+    assert intervene(model, ids, ivs, chunk=9).delta == pytest.approx((after - before).mean(), rel=1e-10)
+    vocab = CharVocab(list("abcdefg"))
+    pairs = [sample_pair(model, vocab, ivs, prime="abcab", length=60, seed=seed) for seed in range(4)]
+    for seed, (without, with_) in enumerate(pairs):
+        assert without == sample(HandGRU(model), vocab, "abcab", 60, rng=np.random.default_rng(seed)).text
+        assert with_ == sample(HandGRU(model, ivs), vocab, "abcab", 60, rng=np.random.default_rng(seed)).text
+    assert any(with_ != without for without, with_ in pairs)
+
+
+def test_gru_edits_only_what_a_gru_has():
+    assert (editable("lstm"), editable("gru"), editable("rnn")) == (("h", "c", "i", "f", "g", "o"),
+                                                                   ("h", "r", "z", "n"), ("h",))
+    model, ids = tiny_model("gru"), tiny_inputs(20)
+    for name in ("c", "i", "f", "g", "o"):
+        with pytest.raises(ValueError, match="has only h, r, z, n;"):
+            intervene(model, ids, [Intervention(0, name, 1)])
+    with pytest.raises(ValueError, match="has only h, c, i, f, g, o;"):
+        intervene(tiny_model(), ids, [Intervention(0, "r", 1)])
