@@ -73,9 +73,10 @@ def main() -> int:
     quote = text.index('"')
     close = text.index('"', quote + 1)
 
-    def shot(name: str, dock: str, panel=None) -> None:
+    def shot(name: str, dock: str, panel=None, height: int = 430) -> None:
         window.hooks.raise_panel(dock)
-        settle(app, panel)
+        window.resizeDocks([window.docks[dock]], [height], QtCore.Qt.Vertical)  # the analysis row
+        settle(app, panel)  # dragged taller, as a user reading these docks would
         save_png(window, DOCS / f"analysis_{name}.png")
 
     hyp = window.panel("hypothesis")
@@ -96,12 +97,15 @@ def main() -> int:
     window.hooks.raise_panel("interventions")
     iv.shown.setCurrentText("c")
     iv.add(Intervention(0, "c", 50, "zero", 0.0, 100, None))
-    shot("interventions", "interventions", iv)
+    window.hooks.raise_panel("interventions")
+    settle(app, iv)
+    iv.resize(1100, 640)  # the panel alone, whole (in the window its row scrolls)
+    settle(app, iv)
+    save_png(iv, DOCS / "analysis_interventions.png")
     strip = window.panel("strip")
     settle(app, strip)
     window.panel("gates").views["f"].plot.setXRange(s.t - 20, s.t, padding=0)
-    window.resizeDocks([window.docks["strip"]], [260], QtCore.Qt.Vertical)  # room for the five rows
-    shot("strip", "gates", strip)
+    shot("strip", "strip", strip, height=260)  # room for the five rows
     history = window.panel("history")
     for step, model in train_snapshots(s.model.config, s.vocab):  # a fresh run of the demo's size
         history.record(model, s.vocab, step)

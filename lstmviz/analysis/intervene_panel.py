@@ -31,6 +31,7 @@ from .base import QUANTITY_LABELS, AnalysisPanel, layer_box, quantity_box
 from .jobs import CHUNK, JobBar, JobRunner, text_source
 
 BARS = 10  # most likely next characters shown
+LEGEND_ROOM = 1.35  # the probability axis reaches this multiple of the tallest bar: room for the legend
 MAX_WINDOW = 2000  # most steps the window job computes (the last ones of the visible range)
 PRIME_MAX = 300  # characters of the text before the intervention that prime the samples
 SAMPLE_LENGTH = 160
@@ -167,7 +168,7 @@ class InterventionPanel(AnalysisPanel):
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(120)
         self.plot.setLabel("left", "p(next)")
-        self.plot.addLegend(offset=(-10, 5))
+        self.plot.addLegend(offset=(-10, 2), colCount=2)  # one row, above the bars (LEGEND_ROOM)
         self.bars_before = pg.BarGraphItem(x=[], height=[], width=0.4, brush=(120, 120, 120), name="original")
         self.bars_after = pg.BarGraphItem(x=[], height=[], width=0.4, brush=(240, 140, 40), name="with interventions")
         self.plot.addItem(self.bars_before)
@@ -360,6 +361,8 @@ class InterventionPanel(AnalysisPanel):
             x = np.arange(top.size)  # (BARS,)
             self.bars_before.setOpts(x=x - 0.2, height=outcome.probs_before[top])
             self.bars_after.setOpts(x=x + 0.2, height=outcome.probs_after[top])
+            tallest = float(max(outcome.probs_before[top].max(), outcome.probs_after[top].max()))
+            self.plot.setYRange(0, tallest * LEGEND_ROOM, padding=0)
             self.plot.getAxis("bottom").setTicks([[(k, repr(chars[i])[1:-1]) for k, i in enumerate(top)]])
             self.plot.setTitle(f"next character after step {outcome.step}", size="9pt")
         else:

@@ -38,7 +38,6 @@ class AnalysisService(QObject):
         if "f" in heatmaps:
             heatmaps["h"].plot.sigXRangeChanged.connect(lambda _vb, x_range: self.strip.show_steps(*x_range))
             self.interventions.follow_time_axis(heatmaps["h"].plot)
-            self.strip.align_with(heatmaps["h"].plot)
         hooks.on_close(self.shutdown)
 
     @property

