@@ -227,21 +227,19 @@ class Trainer:
         """One optimizer step; returns ``(loss in the dataset's loss_unit, grad_norm before clipping)``.
 
         Raises ``TrainingDiverged`` (after restoring the last good state) on a non-finite
-        loss, gradient norm or parameter, a runaway loss or an exploding gradient norm.
+        loss, gradient norm or parameter, a runaway loss or an exploding gradient norm. The
+        rules and the bookkeeping are here; a backend replaces the three steps that touch the
+        weights: ``_gradients``, ``_update`` and ``_keep_carry`` (``lstmviz.torch_backend``).
         """
         if self._good is None:
             self._snapshot_init()
         batch = self._next_batch()
-        state = None if batch.reset else self.carry
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # handled just below
-            loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True)
-            norm = clip_grads(grads, self.config.clip_norm, self.config.clip_value)
+            loss, norm, grads, final = self._gradients(batch)
             problem, back = self._check_step(loss, norm), 0
             if problem is None:
                 self.optimizer.hyper["lr"] = self.schedule.rate(self.step + 1)
-                self.optimizer.step(self.model.params, grads)
-                self.model.params_changed()
-                bad = [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
+                bad = self._update(grads)
                 if bad:
                     problem = f"the update made parameter(s) {', '.join(bad)} non-finite"
             elif problem.startswith("the loss ran away"):
@@ -252,7 +250,7 @@ class Trainer:
             raise TrainingDiverged(
                 f"training diverged at step {failed}: {problem}; the weights and optimizer state "
                 f"are back to step {self.step} (try a lower learning rate or gradient clipping)")
-        self.carry = final if self.config.batching == "sequential" else None
+        self._keep_carry(final)
         self.step += 1
         # A running mean over the first steps, then an EMA: no long memory of the first losses.
         s = min(self.config.smoothing, 1.0 - 1.0 / self.step)
@@ -262,6 +260,24 @@ class Trainer:
         self.min_loss = min(self.min_loss, loss)
         self._save_good()
         return loss, norm
+
+    def _gradients(self, batch) -> tuple:
+        """``(loss, grad norm before clipping, grads, final state)`` of ``batch`` from the carried
+        state (zeros on ``batch.reset``); the grads are clipped (``engine.optim.clip_grads``)."""
+        state = None if batch.reset else self.carry
+        loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True)
+        return loss, clip_grads(grads, self.config.clip_norm, self.config.clip_value), grads, final
+
+    def _update(self, grads) -> list[str]:
+        """Apply ``grads`` at ``optimizer.hyper["lr"]``; return the names of the parameters the
+        update made non-finite (empty when all are finite)."""
+        self.optimizer.step(self.model.params, grads)
+        self.model.params_changed()
+        return [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
+
+    def _keep_carry(self, final) -> None:
+        """Carry ``final`` (per layer state tuple of (B, H)) to the next batch when sequential."""
+        self.carry = final if self.config.batching == "sequential" else None
 
     def _check_step(self, loss: float, norm: float) -> str | None:
         """Why this step's loss or gradient norm stops training (see the module docstring), or None."""

@@ -4,7 +4,8 @@
 when a GPU is present (else the CPU), in one process or in several started by ``torchrun``
 (``DistributedDataParallel``; gloo on the CPU, nccl on GPUs). Everything around the step is the
 engine's: the batches (``Dataset.batches`` with the trainer's ``np.random.Generator``), the
-learning-rate schedule (``engine.schedule``), the divergence rules (``Trainer._check_step``),
+learning-rate schedule (``engine.schedule``), the step's divergence rules and loss bookkeeping
+(``Trainer.train_step``, of which PyTorch runs ``_gradients``, ``_update`` and ``_keep_carry``),
 the validation loss (the engine's ``Dataset.validation_loss``, on rank 0), ``train_state``,
 ``save`` and ``from_checkpoint``. So a checkpoint is the engine's own format and a run resumes
 in either backend, continuing exactly (to float round-off).
@@ -342,14 +343,16 @@ class TorchTrainer(Trainer):
         return norm
 
     def train_step(self) -> tuple[float, float]:
-        """One optimizer step in PyTorch; as ``Trainer.train_step`` (same return value, same
-        ``TrainingDiverged``, the last good state restored first)."""
-        torch, cfg = self.torch, self.model.config
+        """``Trainer.train_step`` (the same rules, return value and ``TrainingDiverged``) with
+        ``_gradients``, ``_update`` and ``_keep_carry`` run in PyTorch."""
         if self.module is None:
             self._build()
-        if self._good is None:
-            self._snapshot_init()
-        batch = self._next_batch()
+        return super().train_step()
+
+    def _gradients(self, batch) -> tuple:
+        """``(loss averaged over the processes, grad norm before clipping, None, final state)``:
+        the gradients stay in the module's ``.grad``, clipped."""
+        torch, cfg = self.torch, self.model.config
         masks = self._dropout_masks(batch.x.shape)
         state = None if batch.reset else self.tcarry
         x = torch.from_numpy(np.ascontiguousarray(batch.x[self.rows])).to(self.device)  # (B/W, T)
@@ -368,38 +371,20 @@ class TorchTrainer(Trainer):
         if self.world > 1:
             torch.distributed.all_reduce(loss_t)
             loss_t /= self.world
-        loss = float(loss_t)
-        norm = self._clip()
-        problem, back = self._check_step(loss, norm), 0
-        if problem is None:
-            lr = self.schedule.rate(self.step + 1)
-            self.optimizer.hyper["lr"] = lr
-            for group in self.topt.param_groups:
-                group["lr"] = lr
-            self.topt.step()
-            self.optimizer.t += 1
-            finite = torch.stack([torch.isfinite(p).all() for _, p in self.trainable])
-            if not bool(finite.all()):
-                bad = [n for (n, _), ok in zip(self.trainable, finite.tolist()) if not ok]
-                problem = f"the update made parameter(s) {', '.join(bad)} non-finite"
-        elif problem.startswith("the loss ran away"):
-            back = 1
-        if problem is not None:
-            failed = self.step + 1
-            self._restore_good(back)
-            raise TrainingDiverged(
-                f"training diverged at step {failed}: {problem}; the weights and optimizer state "
-                f"are back to step {self.step} (try a lower learning rate or gradient clipping)")
+        return float(loss_t), self._clip(), None, final
+
+    def _update(self, grads) -> list[str]:
+        """``torch.optim``'s step at ``optimizer.hyper["lr"]``; the names of non-finite parameters."""
+        for group in self.topt.param_groups:
+            group["lr"] = self.optimizer.hyper["lr"]
+        self.topt.step()
+        self.optimizer.t += 1
+        finite = self.torch.stack([self.torch.isfinite(p).all() for _, p in self.trainable])
+        return [n for (n, _), ok in zip(self.trainable, finite.tolist()) if not ok]
+
+    def _keep_carry(self, final) -> None:
         self.tcarry = tuple(s.detach() for s in final) if self.config.batching == "sequential" else None
         self.carry = None  # the engine's copy is stale until _pull
-        self.step += 1
-        s = min(self.config.smoothing, 1.0 - 1.0 / self.step)
-        self.smooth_loss = loss if math.isnan(self.smooth_loss) else s * self.smooth_loss + (1.0 - s) * loss
-        self.norm_mean = norm if math.isnan(self.norm_mean) else s * self.norm_mean + (1.0 - s) * norm
-        self.first_loss = loss if math.isnan(self.first_loss) else self.first_loss
-        self.min_loss = min(self.min_loss, loss)
-        self._save_good()
-        return loss, norm
 
     # --- last-good snapshots (the engine's rules, on the PyTorch tensors) ------------------------
     def _snapshot_init(self) -> None:
