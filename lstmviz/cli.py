@@ -289,6 +289,8 @@ def run_train(args) -> int:
     check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     human = sys.stderr if args.json else sys.stdout
+    if args.backend == "torch":
+        print(torch_backend.device_line(trainer), file=human, flush=True)
     if trainer.step < trainer.config.steps:
         print(estimate_line(estimate(trainer)), file=human, flush=True)
     stop = threading.Event()

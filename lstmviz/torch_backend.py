@@ -97,6 +97,29 @@ def start_distributed() -> None:
         sys.stdout = sys.stderr = open(os.devnull, "w")
 
 
+def cpu_thread_count(torch, hidden_size: int, batch_size: int) -> int:
+    """The PyTorch threads a CPU run uses: ``torch.get_num_threads()`` when ``OMP_NUM_THREADS``
+    is set (torchrun sets it), else ``engine.runtime.blas_threads_for`` (see ``cpu_threads``)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    return blas_threads_for(hidden_size, batch_size)
+
+
+def device_line(trainer: "TorchTrainer") -> str:
+    """Where ``trainer`` runs, for the start of a run: ``backend torch 2.13.0 on cpu (2 threads)``
+    or ``... on cuda:0 (NVIDIA A100)``, followed by ``, 2 processes (gloo)`` under torchrun."""
+    torch, device = trainer.torch, trainer.device
+    if device.type == "cuda":
+        where = f"{device} ({torch.cuda.get_device_name(device)})"
+    else:
+        threads = cpu_thread_count(torch, trainer.model.config.hidden_size, trainer.share)
+        where = f"cpu ({threads} thread{'s' * (threads != 1)})"
+    line = f"backend torch {torch.__version__} on {where}"
+    if trainer.world > 1:
+        line += f", {trainer.world} processes ({torch.distributed.get_backend()})"
+    return line
+
+
 @contextlib.contextmanager
 def cpu_threads(torch, device, hidden_size: int, batch_size: int):
     """Run the body with ``engine.runtime.blas_threads_for`` PyTorch threads on the CPU (problem
@@ -107,7 +130,7 @@ def cpu_threads(torch, device, hidden_size: int, batch_size: int):
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(blas_threads_for(hidden_size, batch_size))
+    torch.set_num_threads(cpu_thread_count(torch, hidden_size, batch_size))
     try:
         yield
     finally:
