@@ -20,7 +20,7 @@ from engine.model import ModelConfig, SequenceModel  # noqa: E402
 from engine.runtime import blas_threads_for  # noqa: E402
 from engine.series import SeriesDataset  # noqa: E402
 from engine.settings import split_values  # noqa: E402
-from engine.train import TrainConfig, Trainer, TrainingDiverged  # noqa: E402
+from engine.train import TrainConfig, Trainer, TrainingDiverged, estimate_time  # noqa: E402
 from lstmviz.cli import main  # noqa: E402
 from lstmviz.core.presets import preset_named  # noqa: E402
 from lstmviz import torch_backend  # noqa: E402
@@ -185,6 +185,32 @@ def test_a_runaway_run_stops_with_the_last_good_weights_as_the_engine_does(corpu
     assert other.step == engine.step == 0 and other.optimizer.t == 0
     for name, p in other.model.params.items():  # the weights before the update that ran away, exactly
         np.testing.assert_array_equal(p, start[name])
+
+
+def test_the_time_estimate_measures_torch_steps_and_leaves_the_trainer_untouched(corpus, monkeypatch):
+    engine, other = make_pair(corpus, {"hidden_size": 8}, {"seq_len": 10, "batch_size": 4, "steps": 45,
+                                                           "eval_every": 10})
+    for trainer in (engine, other):
+        for _ in range(3):
+            trainer.train_step()
+    calls = {"steps": 0, "evaluations": 0}
+    real_step, real_evaluate = TorchTrainer.train_step, TorchTrainer.evaluate
+
+    def counted_step(self):
+        calls["steps"] += 1
+        return real_step(self)
+
+    def counted_evaluate(self, stop=None):
+        calls["evaluations"] += 1
+        return real_evaluate(self, stop)
+
+    monkeypatch.setattr(TorchTrainer, "train_step", counted_step)
+    monkeypatch.setattr(TorchTrainer, "evaluate", counted_evaluate)
+    estimate = estimate_time(other, burst=3, warmup=1)
+    assert (estimate.steps, estimate.evaluations) == (42, 5) and estimate.step_s > 0 and estimate.eval_s > 0
+    assert calls == {"steps": 4, "evaluations": 2}  # PyTorch steps; one untimed validation pass first
+    other._pull()
+    assert_same_state(engine, other, rtol=1e-4, atol=2e-6)  # the trainer itself took no step
 
 
 def write_corpus(tmp_path) -> Path:
