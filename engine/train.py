@@ -193,6 +193,10 @@ class Trainer:
     and the dropout masks.
     """
 
+    # untimed validation passes estimate_time runs before the timed one: a backend whose steps
+    # leave the engine's validation pass cold sets 1
+    EVALUATION_WARMUP = 0
+
     def __init__(self, model: SequenceModel, corpus: Dataset, config: TrainConfig,
                  rng: np.random.Generator | None = None):
         corpus.check_model(model)
@@ -227,21 +231,19 @@ class Trainer:
         """One optimizer step; returns ``(loss in the dataset's loss_unit, grad_norm before clipping)``.
 
         Raises ``TrainingDiverged`` (after restoring the last good state) on a non-finite
-        loss, gradient norm or parameter, a runaway loss or an exploding gradient norm.
+        loss, gradient norm or parameter, a runaway loss or an exploding gradient norm. The
+        rules and the bookkeeping are here; a backend replaces the three steps that touch the
+        weights: ``_gradients``, ``_update`` and ``_keep_carry`` (``lstmviz.torch_backend``).
         """
         if self._good is None:
             self._snapshot_init()
         batch = self._next_batch()
-        state = None if batch.reset else self.carry
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # handled just below
-            loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True)
-            norm = clip_grads(grads, self.config.clip_norm, self.config.clip_value)
+            loss, norm, grads, final = self._gradients(batch)
             problem, back = self._check_step(loss, norm), 0
             if problem is None:
                 self.optimizer.hyper["lr"] = self.schedule.rate(self.step + 1)
-                self.optimizer.step(self.model.params, grads)
-                self.model.params_changed()
-                bad = [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
+                bad = self._update(grads)
                 if bad:
                     problem = f"the update made parameter(s) {', '.join(bad)} non-finite"
             elif problem.startswith("the loss ran away"):
@@ -252,7 +254,7 @@ class Trainer:
             raise TrainingDiverged(
                 f"training diverged at step {failed}: {problem}; the weights and optimizer state "
                 f"are back to step {self.step} (try a lower learning rate or gradient clipping)")
-        self.carry = final if self.config.batching == "sequential" else None
+        self._keep_carry(final)
         self.step += 1
         # A running mean over the first steps, then an EMA: no long memory of the first losses.
         s = min(self.config.smoothing, 1.0 - 1.0 / self.step)
@@ -262,6 +264,24 @@ class Trainer:
         self.min_loss = min(self.min_loss, loss)
         self._save_good()
         return loss, norm
+
+    def _gradients(self, batch) -> tuple:
+        """``(loss, grad norm before clipping, grads, final state)`` of ``batch`` from the carried
+        state (zeros on ``batch.reset``); the grads are clipped (``engine.optim.clip_grads``)."""
+        state = None if batch.reset else self.carry
+        loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True)
+        return loss, clip_grads(grads, self.config.clip_norm, self.config.clip_value), grads, final
+
+    def _update(self, grads) -> list[str]:
+        """Apply ``grads`` at ``optimizer.hyper["lr"]``; return the names of the parameters the
+        update made non-finite (empty when all are finite)."""
+        self.optimizer.step(self.model.params, grads)
+        self.model.params_changed()
+        return [n for n, p in self.model.params.items() if not np.isfinite(p).all()]
+
+    def _keep_carry(self, final) -> None:
+        """Carry ``final`` (per layer state tuple of (B, H)) to the next batch when sequential."""
+        self.carry = final if self.config.batching == "sequential" else None
 
     def _check_step(self, loss: float, norm: float) -> str | None:
         """Why this step's loss or gradient norm stops training (see the module docstring), or None."""
@@ -332,8 +352,8 @@ class Trainer:
         ``pause`` is found set between two steps, the loop yields the last step's ``Progress``
         again with ``paused=True`` (no step taken; the weights are those of that step), then
         waits while ``pause`` stays set (polling every PAUSE_POLL_S s, waking at once on stop).
-        Raises ``TrainingDiverged`` on NaN/inf (see the module docstring). Runs with
-        ``engine.runtime.blas_threads_for`` BLAS threads (the count before is restored after)."""
+        Raises ``TrainingDiverged`` on NaN/inf (see the module docstring). Runs inside
+        ``_threads()``."""
         total = self.config.steps
         start_step, started = self.step, time.perf_counter()
         elapsed_before = self.elapsed_s
@@ -348,7 +368,7 @@ class Trainer:
                             val_loss=val, val_bpc=self.corpus.loss_bits(val), grad_norm=norm, loss_unit=self.corpus.loss_unit,
                             steps_per_s=rate, elapsed_s=self.elapsed_s, done=done, lr=self.optimizer.lr)
 
-        with blas_threads(blas_threads_for(self.model.config.hidden_size, self.config.batch_size)):
+        with self._threads():
             while self.step < total and not (stop is not None and stop.is_set()):
                 if pause is not None and pause.is_set():
                     held = last if last is not None else snapshot(math.nan, math.nan, None)
@@ -365,6 +385,17 @@ class Trainer:
             yield snapshot(math.nan, math.nan, self.evaluate(stop) if self.step >= total else None, done=True)
         else:
             yield Progress(**{**asdict(last), "done": True, "elapsed_s": self.elapsed_s})
+
+    def _threads(self):
+        """The context that ``run`` and ``estimate_time`` train and evaluate in:
+        ``engine.runtime.blas_threads_for`` BLAS threads (the count before is restored after)."""
+        return blas_threads(blas_threads_for(self.model.config.hidden_size, self.config.batch_size))
+
+    def _scratch(self) -> "Trainer":
+        """A trainer of this class on a copy of the current weights, with the same data and
+        config and its own RNG (``PCG64(0)``): what ``estimate_time`` measures on."""
+        model = SequenceModel(self.model.config, params={n: p.copy() for n, p in self.model.params.items()})
+        return type(self)(model, self.corpus, self.config, rng=np.random.Generator(np.random.PCG64(0)))
 
     # --- saving and resuming ------------------------------------------------------------------
     def train_state(self) -> dict:
@@ -451,25 +482,26 @@ def estimate_time(trainer: Trainer, burst: int = 4, warmup: int = 1,
                   stop: threading.Event | None = None) -> TimeEstimate | None:
     """Estimate the time of ``trainer.run()`` from a measured burst, without changing ``trainer``.
 
-    A scratch trainer (a copy of the weights, the same data and config, its own RNG) takes
+    A scratch trainer (``trainer._scratch()``: of the same class, so the PyTorch backend is
+    measured as it runs; a copy of the weights, the same data and config, its own RNG) takes
     ``warmup`` untimed steps (first-touch allocations), then ``burst`` timed ones (their median
     is the step time; a step that diverges counts as the step it cost); then one full validation
-    pass is timed if the run evaluates (after the steps it needs no warm-up pass: a first pass
-    measured within 1 % of the next ones for every preset on 1 MB of text). Costs about
-    ``warmup + burst`` steps and one evaluation. None once ``stop`` (a ``threading.Event``,
-    checked between steps and inside the validation pass) is set. Raises ValueError unless
-    ``burst`` >= 1 and ``warmup`` >= 0.
+    pass is timed if the run evaluates (after the engine's steps it needs no warm-up pass: a
+    first pass measured within 1 % of the next ones for every preset on 1 MB of text; a class
+    with ``EVALUATION_WARMUP`` 1 gets one untimed pass first). All of it runs in the trainer's
+    ``_threads()``, as ``run`` does. Costs about ``warmup + burst`` steps and one evaluation.
+    None once ``stop`` (a ``threading.Event``, checked between steps and inside the validation
+    pass) is set. Raises ValueError unless ``burst`` >= 1 and ``warmup`` >= 0.
     """
     if burst < 1 or warmup < 0:
         raise ValueError(f"burst must be >= 1 and warmup >= 0, got {burst!r} and {warmup!r}")
-    model = SequenceModel(trainer.model.config, params={n: p.copy() for n, p in trainer.model.params.items()})
-    scratch = Trainer(model, trainer.corpus, trainer.config, rng=np.random.Generator(np.random.PCG64(0)))
+    scratch = trainer._scratch()
     times = []
     steps = max(trainer.config.steps - trainer.step, 0)
     evaluations = (trainer.config.steps // trainer.config.eval_every - trainer.step // trainer.config.eval_every
                    + (trainer.config.steps % trainer.config.eval_every != 0 and steps > 0))
     eval_s = 0.0
-    with blas_threads(blas_threads_for(model.config.hidden_size, trainer.config.batch_size)):  # as run() trains and evaluates
+    with scratch._threads():
         for k in range(warmup + burst):
             if stop is not None and stop.is_set():
                 return None
@@ -481,10 +513,11 @@ def estimate_time(trainer: Trainer, burst: int = 4, warmup: int = 1,
             if k >= warmup:
                 times.append(time.perf_counter() - start)
         if evaluations:
+            for _ in range(scratch.EVALUATION_WARMUP):
+                scratch.evaluate(stop)
             start = time.perf_counter()
             scratch.evaluate(stop)
             eval_s = time.perf_counter() - start
     if stop is not None and stop.is_set():
         return None
     return TimeEstimate(steps=steps, step_s=float(np.median(times)), evaluations=int(evaluations), eval_s=eval_s)
-

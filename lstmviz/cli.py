@@ -274,12 +274,10 @@ def estimate_line(estimate) -> str:
 
 def run_train(args) -> int:
     check_writable(args.out)
-    estimate = estimate_time
     if args.backend == "torch":
         from . import torch_backend
 
         torch_backend.require_torch()
-        estimate = torch_backend.estimate_torch_time
     elif os.environ.get("WORLD_SIZE", "1") != "1":
         raise UsageError("the NumPy engine trains in one process; under torchrun use --backend torch")
     text = load_text(args.corpus, max_bytes=args.max_bytes)
@@ -289,8 +287,10 @@ def run_train(args) -> int:
     check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
     human = sys.stderr if args.json else sys.stdout
+    if args.backend == "torch":
+        print(torch_backend.device_line(trainer), file=human, flush=True)
     if trainer.step < trainer.config.steps:
-        print(estimate_line(estimate(trainer)), file=human, flush=True)
+        print(estimate_line(estimate_time(trainer)), file=human, flush=True)
     stop = threading.Event()
     final, saved_step = None, None
     try:

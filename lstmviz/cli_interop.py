@@ -5,7 +5,9 @@
 
 ``import`` reads a PyTorch state_dict (``.pt``/``.pth``/``.bin``, ``.safetensors``), a Keras
 model (``.keras``, ``.h5``) or an ONNX file, prints what it recognised and the parity line, and
-writes an lstmviz checkpoint (``engine.interop``). ``export-weights`` writes a checkpoint's
+writes an lstmviz checkpoint (``engine.interop``). Without a vocabulary it still writes the
+weights (``lstmviz.trace(MODEL, inputs=...)`` returns their gates) and says on stderr, in one
+``lstmviz: note:`` line (``no_vocabulary_note``, the app's words too), what the model lacks. ``export-weights`` writes a checkpoint's
 weights for PyTorch or onnxruntime (``engine.interop.export`` documents the module names).
 Errors: one line, exit 2, nothing written (raised as ``ValueError``s that ``cli.main`` prints).
 """
@@ -13,10 +15,14 @@ Errors: one line, exit 2, nothing written (raised as ``ValueError``s that ``cli.
 from __future__ import annotations
 
 import os
+import sys
 
 from engine.checkpoint import load_checkpoint, save_checkpoint
 from engine.interop import InteropError, import_model
 from engine.interop.export import FORMATS, export_weights
+from engine.model import TOKEN_INPUTS
+
+from .cli_args import PROG
 
 
 def add_parsers(subparsers) -> None:
@@ -60,7 +66,23 @@ def run_import(args) -> int:
     save_checkpoint(args.out, result.model, vocab=result.vocab,
                     extra={"imported_from": os.path.basename(args.source), "import_report": result.report})
     print(f"wrote {args.out}")
+    if result.vocab is None:
+        print(f"{PROG}: note: {no_vocabulary_note(result.model.config, args.source)}; to step text, import again "
+              "with --vocab FILE or --vocab-chars STRING", file=sys.stderr)
     return 0
+
+
+def no_vocabulary_note(config, source) -> str:
+    """What an import of ``source`` without a vocabulary gives (one sentence, shared with the
+    app's File > Import model…): a model of ``config`` (``engine.model.ModelConfig``) reading
+    token ids or numbers, whose gates ``lstmviz.trace(MODEL, inputs=...)`` returns, but not a
+    character model (``engine.checkpoint.load_char_checkpoint``): the viewer, ``sample``,
+    ``trace`` and ``export`` refuse it until it is imported with the characters in id order."""
+    reads = (f"token ids 0..{config.input_size - 1}" if config.input_kind in TOKEN_INPUTS
+             else f"{config.input_size} number{'s' * (config.input_size != 1)} per step")
+    return (f"{os.path.basename(source)} was imported without a vocabulary: the model reads {reads}, not "
+            "characters, so its gates can be traced from Python (lstmviz.trace(MODEL, inputs=...)) but the "
+            "viewer, sample, trace and export refuse it (they need the characters, in id order)")
 
 
 def run_export_weights(args) -> int:

@@ -11,7 +11,9 @@ lstmviz checkpoint if the user asks (``engine.checkpoint.save_checkpoint``: atom
 refusal of the importer (bidirectional layers, LSTM ``proj_size``, peepholes, ``hard_sigmoid``,
 GRU ``reset_after=False``, unknown layers, a pickle that is not plain tensors, a vocabulary of
 the wrong size, ...) ends in an error dialog titled with the file name and giving the cause;
-the viewer is left as it was. An import still running when the window closes is waited for
+the viewer is left as it was. A result without a vocabulary is not opened: its error dialog
+gives ``cli_interop.no_vocabulary_note`` (what ``lstmviz import`` prints without ``--vocab``)
+and the report. An import still running when the window closes is waited for
 (``threads.stop_all``) and then dropped without a dialog.
 """
 
@@ -24,9 +26,9 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.checkpoint import save_checkpoint
 from engine.interop import AmbiguousModules, ImportResult, import_model
-from engine.model import TOKEN_INPUTS
 
 from . import dialogs, threads
+from .cli_interop import no_vocabulary_note
 
 IMPORTABLE = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".keras", ".h5", ".hdf5", ".onnx")
 IMPORT_FILTER = ("Models from PyTorch, Keras or ONNX (" + " ".join(f"*{ext}" for ext in IMPORTABLE)
@@ -149,10 +151,9 @@ class ModelImporter(QtCore.QObject):
 
     def _open(self, path: str, result: ImportResult) -> None:
         """Show the report; open the model (saved first if asked); nothing changes on cancel."""
-        config = result.model.config
-        if result.vocab is None or config.input_kind not in TOKEN_INPUTS:
-            self._fail(path, f"{path}: the model reads {config.input_size} numbers per step, not characters; the "
-                             "viewer steps text through character models (trace it with lstmviz.trace(..., inputs=...))")
+        if result.vocab is None:
+            self._fail(path, "\n".join([f"{no_vocabulary_note(result.model.config, path)}; to step text, import "
+                                        "it again with the characters in id order.", "", *result.report]))
             return
         answer = dialogs.show_import_report(self._parent, path, result.report)
         saved = None

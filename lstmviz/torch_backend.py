@@ -4,7 +4,8 @@
 when a GPU is present (else the CPU), in one process or in several started by ``torchrun``
 (``DistributedDataParallel``; gloo on the CPU, nccl on GPUs). Everything around the step is the
 engine's: the batches (``Dataset.batches`` with the trainer's ``np.random.Generator``), the
-learning-rate schedule (``engine.schedule``), the divergence rules (``Trainer._check_step``),
+learning-rate schedule (``engine.schedule``), the step's divergence rules and loss bookkeeping
+(``Trainer.train_step``, of which PyTorch runs ``_gradients``, ``_update`` and ``_keep_carry``),
 the validation loss (the engine's ``Dataset.validation_loss``, on rank 0), ``train_state``,
 ``save`` and ``from_checkpoint``. So a checkpoint is the engine's own format and a run resumes
 in either backend, continuing exactly (to float round-off).
@@ -37,7 +38,6 @@ import contextlib
 import math
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -45,8 +45,8 @@ from engine.checkpoint import Checkpoint
 from engine.interop.export import state_dict_arrays, torch_modules
 from engine.interop.layout import from_torch
 from engine.model import SequenceModel
-from engine.runtime import blas_threads, blas_threads_for
-from engine.train import TimeEstimate, Trainer, TrainingDiverged
+from engine.runtime import blas_threads_for
+from engine.train import Trainer
 
 from .cli_args import UsageError
 
@@ -96,6 +96,29 @@ def start_distributed() -> None:
         sys.stdout = sys.stderr = open(os.devnull, "w")
 
 
+def cpu_thread_count(torch, hidden_size: int, batch_size: int) -> int:
+    """The PyTorch threads a CPU run uses: ``torch.get_num_threads()`` when ``OMP_NUM_THREADS``
+    is set (torchrun sets it), else ``engine.runtime.blas_threads_for`` (see ``cpu_threads``)."""
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    return blas_threads_for(hidden_size, batch_size)
+
+
+def device_line(trainer: "TorchTrainer") -> str:
+    """Where ``trainer`` runs, for the start of a run: ``backend torch 2.13.0 on cpu (2 threads)``
+    or ``... on cuda:0 (NVIDIA A100)``, followed by ``, 2 processes (gloo)`` under torchrun."""
+    torch, device = trainer.torch, trainer.device
+    if device.type == "cuda":
+        where = f"{device} ({torch.cuda.get_device_name(device)})"
+    else:
+        threads = cpu_thread_count(torch, trainer.model.config.hidden_size, trainer.share)
+        where = f"cpu ({threads} thread{'s' * (threads != 1)})"
+    line = f"backend torch {torch.__version__} on {where}"
+    if trainer.world > 1:
+        line += f", {trainer.world} processes ({torch.distributed.get_backend()})"
+    return line
+
+
 @contextlib.contextmanager
 def cpu_threads(torch, device, hidden_size: int, batch_size: int):
     """Run the body with ``engine.runtime.blas_threads_for`` PyTorch threads on the CPU (problem
@@ -106,7 +129,7 @@ def cpu_threads(torch, device, hidden_size: int, batch_size: int):
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(blas_threads_for(hidden_size, batch_size))
+    torch.set_num_threads(cpu_thread_count(torch, hidden_size, batch_size))
     try:
         yield
     finally:
@@ -342,14 +365,16 @@ class TorchTrainer(Trainer):
         return norm
 
     def train_step(self) -> tuple[float, float]:
-        """One optimizer step in PyTorch; as ``Trainer.train_step`` (same return value, same
-        ``TrainingDiverged``, the last good state restored first)."""
-        torch, cfg = self.torch, self.model.config
+        """``Trainer.train_step`` (the same rules, return value and ``TrainingDiverged``) with
+        ``_gradients``, ``_update`` and ``_keep_carry`` run in PyTorch."""
         if self.module is None:
             self._build()
-        if self._good is None:
-            self._snapshot_init()
-        batch = self._next_batch()
+        return super().train_step()
+
+    def _gradients(self, batch) -> tuple:
+        """``(loss averaged over the processes, grad norm before clipping, None, final state)``:
+        the gradients stay in the module's ``.grad``, clipped."""
+        torch, cfg = self.torch, self.model.config
         masks = self._dropout_masks(batch.x.shape)
         state = None if batch.reset else self.tcarry
         x = torch.from_numpy(np.ascontiguousarray(batch.x[self.rows])).to(self.device)  # (B/W, T)
@@ -368,38 +393,20 @@ class TorchTrainer(Trainer):
         if self.world > 1:
             torch.distributed.all_reduce(loss_t)
             loss_t /= self.world
-        loss = float(loss_t)
-        norm = self._clip()
-        problem, back = self._check_step(loss, norm), 0
-        if problem is None:
-            lr = self.schedule.rate(self.step + 1)
-            self.optimizer.hyper["lr"] = lr
-            for group in self.topt.param_groups:
-                group["lr"] = lr
-            self.topt.step()
-            self.optimizer.t += 1
-            finite = torch.stack([torch.isfinite(p).all() for _, p in self.trainable])
-            if not bool(finite.all()):
-                bad = [n for (n, _), ok in zip(self.trainable, finite.tolist()) if not ok]
-                problem = f"the update made parameter(s) {', '.join(bad)} non-finite"
-        elif problem.startswith("the loss ran away"):
-            back = 1
-        if problem is not None:
-            failed = self.step + 1
-            self._restore_good(back)
-            raise TrainingDiverged(
-                f"training diverged at step {failed}: {problem}; the weights and optimizer state "
-                f"are back to step {self.step} (try a lower learning rate or gradient clipping)")
+        return float(loss_t), self._clip(), None, final
+
+    def _update(self, grads) -> list[str]:
+        """``torch.optim``'s step at ``optimizer.hyper["lr"]``; the names of non-finite parameters."""
+        for group in self.topt.param_groups:
+            group["lr"] = self.optimizer.hyper["lr"]
+        self.topt.step()
+        self.optimizer.t += 1
+        finite = self.torch.stack([self.torch.isfinite(p).all() for _, p in self.trainable])
+        return [n for (n, _), ok in zip(self.trainable, finite.tolist()) if not ok]
+
+    def _keep_carry(self, final) -> None:
         self.tcarry = tuple(s.detach() for s in final) if self.config.batching == "sequential" else None
         self.carry = None  # the engine's copy is stale until _pull
-        self.step += 1
-        s = min(self.config.smoothing, 1.0 - 1.0 / self.step)
-        self.smooth_loss = loss if math.isnan(self.smooth_loss) else s * self.smooth_loss + (1.0 - s) * loss
-        self.norm_mean = norm if math.isnan(self.norm_mean) else s * self.norm_mean + (1.0 - s) * norm
-        self.first_loss = loss if math.isnan(self.first_loss) else self.first_loss
-        self.min_loss = min(self.min_loss, loss)
-        self._save_good()
-        return loss, norm
 
     # --- last-good snapshots (the engine's rules, on the PyTorch tensors) ------------------------
     def _snapshot_init(self) -> None:
@@ -451,11 +458,25 @@ class TorchTrainer(Trainer):
                 raise ValueError("pausing is not supported with several processes")
             if stop is not None:
                 stop = _SyncedStop(stop, self.torch, self.device if self.device.type == "cuda" else "cpu")
-        with cpu_threads(self.torch, self.device, self.model.config.hidden_size, self.share):
-            for progress in super().run(stop, pause):
-                if progress.done:
-                    self._pull()
-                yield progress
+        for progress in super().run(stop, pause):
+            if progress.done:
+                self._pull()
+            yield progress
+
+    # the engine's validation pass after PyTorch steps runs on untouched NumPy buffers: a first
+    # pass measured 1.2-1.6 x the next ones (H 128 and 256, B 32, 40 kB of validation text)
+    EVALUATION_WARMUP = 1
+
+    @contextlib.contextmanager
+    def _threads(self):
+        """``Trainer._threads`` and ``cpu_threads`` (PyTorch's threads on the CPU)."""
+        with cpu_threads(self.torch, self.device, self.model.config.hidden_size, self.share), super()._threads():
+            yield
+
+    def _scratch(self) -> "TorchTrainer":
+        """``Trainer._scratch`` of the PyTorch weights (copied back first: a collective call)."""
+        self._pull()
+        return super()._scratch()
 
     def evaluate(self, stop=None):
         """The engine's validation loss of the current weights (``Dataset.validation_loss``),
@@ -499,36 +520,3 @@ def on_torch(trainer: Trainer) -> TorchTrainer:
                       optimizer_state=trainer.optimizer.state_dict(), train_state=trainer.train_state(),
                       train_config=trainer.config.to_dict())
     return TorchTrainer.from_checkpoint(ckpt, trainer.corpus)
-
-
-def estimate_torch_time(trainer: TorchTrainer, burst: int = 4, warmup: int = 1) -> TimeEstimate:
-    """``engine.train.estimate_time`` for the PyTorch backend: a scratch ``TorchTrainer`` (a copy
-    of the weights, its own RNG) takes ``warmup`` untimed and ``burst`` timed steps (the median
-    is the step time); a validation pass is timed if the run evaluates (rank 0's time)."""
-    trainer._pull()
-    model = SequenceModel(trainer.model.config, params={n: p.copy() for n, p in trainer.model.params.items()})
-    scratch = TorchTrainer(model, trainer.corpus, trainer.config, rng=np.random.Generator(np.random.PCG64(0)))
-    times = []
-    with cpu_threads(scratch.torch, scratch.device, model.config.hidden_size, scratch.share):
-        for k in range(warmup + burst):
-            start = time.perf_counter()
-            try:
-                scratch.train_step()
-            except TrainingDiverged:
-                pass
-            if scratch.device.type == "cuda":
-                scratch.torch.cuda.synchronize(scratch.device)
-            if k >= warmup:
-                times.append(time.perf_counter() - start)
-    config = trainer.config
-    steps = max(config.steps - trainer.step, 0)
-    evaluations = (config.steps // config.eval_every - trainer.step // config.eval_every
-                   + (config.steps % config.eval_every != 0 and steps > 0))
-    eval_s = 0.0
-    if evaluations:
-        with blas_threads(blas_threads_for(model.config.hidden_size, config.batch_size)):
-            scratch.evaluate()
-            start = time.perf_counter()
-            scratch.evaluate()
-            eval_s = time.perf_counter() - start
-    return TimeEstimate(steps=steps, step_s=float(np.median(times)), evaluations=int(evaluations), eval_s=eval_s)

@@ -17,11 +17,13 @@ from engine.checkpoint import load_char_checkpoint, load_checkpoint  # noqa: E40
 from engine.data import TextCorpus  # noqa: E402
 from engine.interop.export import state_dict_arrays  # noqa: E402
 from engine.model import ModelConfig, SequenceModel  # noqa: E402
+from engine.runtime import blas_threads_for  # noqa: E402
 from engine.series import SeriesDataset  # noqa: E402
 from engine.settings import split_values  # noqa: E402
-from engine.train import TrainConfig, Trainer, TrainingDiverged  # noqa: E402
+from engine.train import TrainConfig, Trainer, TrainingDiverged, estimate_time  # noqa: E402
 from lstmviz.cli import main  # noqa: E402
 from lstmviz.core.presets import preset_named  # noqa: E402
+from lstmviz import torch_backend  # noqa: E402
 from lstmviz.torch_backend import TorchTrainer, build_module, on_torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +187,32 @@ def test_a_runaway_run_stops_with_the_last_good_weights_as_the_engine_does(corpu
         np.testing.assert_array_equal(p, start[name])
 
 
+def test_the_time_estimate_measures_torch_steps_and_leaves_the_trainer_untouched(corpus, monkeypatch):
+    engine, other = make_pair(corpus, {"hidden_size": 8}, {"seq_len": 10, "batch_size": 4, "steps": 45,
+                                                           "eval_every": 10})
+    for trainer in (engine, other):
+        for _ in range(3):
+            trainer.train_step()
+    calls = {"steps": 0, "evaluations": 0}
+    real_step, real_evaluate = TorchTrainer.train_step, TorchTrainer.evaluate
+
+    def counted_step(self):
+        calls["steps"] += 1
+        return real_step(self)
+
+    def counted_evaluate(self, stop=None):
+        calls["evaluations"] += 1
+        return real_evaluate(self, stop)
+
+    monkeypatch.setattr(TorchTrainer, "train_step", counted_step)
+    monkeypatch.setattr(TorchTrainer, "evaluate", counted_evaluate)
+    estimate = estimate_time(other, burst=3, warmup=1)
+    assert (estimate.steps, estimate.evaluations) == (42, 5) and estimate.step_s > 0 and estimate.eval_s > 0
+    assert calls == {"steps": 4, "evaluations": 2}  # PyTorch steps; one untimed validation pass first
+    other._pull()
+    assert_same_state(engine, other, rtol=1e-4, atol=2e-6)  # the trainer itself took no step
+
+
 def write_corpus(tmp_path) -> Path:
     path = tmp_path / "corpus.txt"
     path.write_text(pattern_text(600), encoding="utf-8")
@@ -198,6 +226,8 @@ def test_cli_trains_with_torch_and_the_app_opens_the_checkpoint(tmp_path, capsys
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "estimated time:" in printed and "step 6: validation loss" in printed
+    threads = torch.get_num_threads() if "OMP_NUM_THREADS" in os.environ else blas_threads_for(12, 4)
+    assert printed.splitlines()[0] == f"backend torch {torch.__version__} on cpu ({threads} thread{'s' * (threads != 1)})"
     ckpt = load_char_checkpoint(out)
     assert ckpt.step == 6 and ckpt.optimizer_state["t"] == 6
     # the NumPy engine trains the same model from the same seed
@@ -209,6 +239,18 @@ def test_cli_trains_with_torch_and_the_app_opens_the_checkpoint(tmp_path, capsys
     # and resumes it
     assert main(["train", str(corpus_path), "--out", str(out), "--resume", str(out), "--steps", "8"]) == 0
     assert load_checkpoint(out).step == 8
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_device_line_names_the_backend_device_and_threads(tmp_path, capsys, monkeypatch, threads):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(torch_backend, "blas_threads_for", lambda hidden, batch: threads)
+    args = ["train", str(write_corpus(tmp_path)), "--out", str(tmp_path / "m.npz"), "--backend", "torch",
+            "--steps", "1", "--batch", "2", "--seq-len", "5", "--hidden", "4", "--json"]
+    assert main(args) == 0
+    err = capsys.readouterr().err  # --json: the human lines go to stderr
+    expected = f"backend torch {torch.__version__} on cpu ({threads} thread{'s' if threads > 1 else ''})"
+    assert err.splitlines()[0] == expected
 
 
 def test_without_torch_the_backend_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
@@ -243,6 +285,7 @@ def test_two_processes_under_torchrun_train_the_single_process_steps(tmp_path):
     done = torchrun(tmp_path, str(corpus_path), "--out", str(out), "--backend", "torch", *settings)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("step 5: validation loss") == 1  # rank 0 alone reports
+    assert done.stdout.splitlines()[0] == f"backend torch {torch.__version__} on cpu (1 thread), 2 processes (gloo)"
     ckpt = load_char_checkpoint(out)
     assert ckpt.step == 5 and ckpt.train_state["carry"].shape == (2, 2, 4, 12)  # (L, S, B, H): both ranks' rows
     # one process with the whole batch takes the same steps

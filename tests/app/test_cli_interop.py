@@ -10,6 +10,7 @@ from engine import ModelConfig, SequenceModel
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab
 from lstmviz.cli import main
+from lstmviz.notebook import trace
 
 torch = pytest.importorskip("torch")
 
@@ -39,6 +40,26 @@ def test_import_prints_the_parity_line_and_writes_a_viewable_checkpoint(capsys, 
     ckpt = load_char_checkpoint(tmp_path / "m.npz")
     assert ckpt.vocab.chars == ("a", "b", "c", "d")
     assert run(capsys, "trace", tmp_path / "m.npz", "--text", "abcd", "--out", tmp_path / "t.npz")[0] == 0
+
+
+def test_import_without_a_vocabulary_says_what_the_checkpoint_can_do_in_one_line(capsys, tmp_path, state_dict_file):
+    out = tmp_path / "m.npz"
+    code, stdout, err = run(capsys, "import", state_dict_file, "--out", out)
+    assert code == 0 and f"wrote {out}" in stdout
+    assert err.count("\n") == 1 and err.startswith("lstmviz: note: m.pt was imported without a vocabulary: "
+                                                     "the model reads token ids 0..3, not characters")
+    assert "lstmviz.trace(MODEL, inputs=...)" in err and "--vocab FILE or --vocab-chars STRING" in err
+    for refused in ("viewer", "sample", "trace", "export"):
+        assert refused in err
+    # as it says: the gates trace from token ids; sample refuses the checkpoint
+    gates = trace(out, inputs=np.array([0, 1, 2, 3])).gate("z", 1)
+    assert gates.shape == (4, 5) and np.all((gates > 0) & (gates < 1))
+    code, _, err = run(capsys, "sample", out)
+    assert code == 2 and "not a character model" in err
+    # a one-hot first layer without its characters is read as numbers per step
+    torch.save(torch.nn.LSTM(4, 3).state_dict(), tmp_path / "onehot.pt")
+    code, _, err = run(capsys, "import", tmp_path / "onehot.pt", "--out", tmp_path / "onehot.npz")
+    assert code == 0 and "onehot.pt was imported without a vocabulary: the model reads 4 numbers per step" in err
 
 
 @pytest.mark.parametrize("extra,message", [

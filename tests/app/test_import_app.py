@@ -121,6 +121,26 @@ def test_other_refusals_end_in_a_dialog_naming_the_file(qtbot, window, vocab, tm
     assert window.session.model is before and not marker.exists()
 
 
+def test_an_import_without_a_vocabulary_is_not_opened_and_says_what_the_cli_says(qtbot, window, vocab, tmp_path,
+                                                                                 asked, errors, capsys):
+    from lstmviz.cli import main
+
+    before = window.session.model
+    path = tmp_path / "char_gru.pt"
+    torch.save(CharGRU(len(vocab)).state_dict(), path)
+    asked[0]["vocab"] = {}  # the import runs without a vocabulary
+    assert run_import(qtbot, window, path, asked) == "failed"
+    (title, message), = errors
+    assert title == "Cannot import char_gru.pt" and window.session.model is before
+    note = (f"char_gru.pt was imported without a vocabulary: the model reads token ids 0..{len(vocab) - 1}, "
+            "not characters")
+    assert message.startswith(note) and any(line.startswith("parity with torch") for line in message.splitlines())
+    assert main(["import", str(path), "--out", str(tmp_path / "m.npz")]) == 0
+    cli_note = capsys.readouterr().err
+    assert cli_note.startswith(f"lstmviz: note: {note}")
+    assert message.split("; to step text")[0] == cli_note.removeprefix("lstmviz: note: ").split("; to step text")[0]
+
+
 def test_ambiguous_modules_are_chosen_by_the_user(qtbot, window, vocab, tmp_path, asked, errors):
     V = len(vocab)
     state = {f"rnn.{k}": v for k, v in torch.nn.GRU(V, 4).state_dict().items()}

@@ -207,6 +207,40 @@ def test_update_that_overflows_is_rolled_back(corpus, monkeypatch):
         np.testing.assert_array_equal(p, good[n])
 
 
+class ScriptedTrainer(Trainer):
+    """A backend in the way ``lstmviz.torch_backend`` is one: it replaces only the steps that
+    touch the weights and gets the engine's divergence rules and bookkeeping."""
+
+    def __init__(self, *args, losses, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.script, self.rates, self.carried = list(losses), [], []
+
+    def _gradients(self, batch):
+        return self.script.pop(0), 1.0, None, ("final", self.batches_taken)
+
+    def _update(self, grads):
+        self.rates.append(self.optimizer.hyper["lr"])
+        return []
+
+    def _keep_carry(self, final):
+        self.carried.append(final)
+
+
+def test_a_backend_replacing_the_weight_steps_gets_the_engines_rules_and_bookkeeping(corpus):
+    config = TrainConfig(seq_len=8, batch_size=4, steps=10, lr=0.1, lr_warmup=4)
+    trainer = ScriptedTrainer(make_model(corpus), corpus, config, losses=[4.0, 2.0, 1.0, 30.0])
+    assert [trainer.train_step() for _ in range(3)] == [(4.0, 1.0), (2.0, 1.0), (1.0, 1.0)]
+    # the mean of the first steps (smoothing 0.95 starts after 20 steps): 4, 3, 7/3
+    assert trainer.smooth_loss == pytest.approx(7 / 3) and (trainer.first_loss, trainer.min_loss) == (4.0, 1.0)
+    assert trainer.rates == pytest.approx([0.025, 0.05, 0.075])  # warm-up: lr k / 4 at step k
+    assert trainer.carried == [("final", 1), ("final", 2), ("final", 3)]
+    with pytest.raises(TrainingDiverged, match=r"^training diverged at step 4: the loss ran away to 30, .* "
+                                               r"back to step 2 \(try a lower learning rate"):
+        trainer.train_step()  # 30 > 10 x the minimum 1 and above the first loss 4: the update of step 3 made it
+    assert (trainer.step, trainer.batches_taken, trainer.smooth_loss, trainer.min_loss) == (2, 2, 3.0, 2.0)
+    assert len(trainer.rates) == 3  # no update for the step that ran away
+
+
 def run_in_thread(trainer, stop, pause, pause_at):
     """Consume ``trainer.run`` in a worker thread; at step ``pause_at`` hand control to the test."""
     seen, reached, go, after = [], threading.Event(), threading.Event(), threading.Event()
