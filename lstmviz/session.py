@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 from PySide6 import QtCore
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Signal
 
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
@@ -51,7 +51,6 @@ LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many
 PASS_BUDGET_S = 0.05  # longest stretch of first-pass work between two hand-overs to the GUI thread
 PASS_REPORT_S = 0.25  # least time between two progress messages of the first pass
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
-BACKGROUND_TEXT_BYTES = 1 << 20  # ``open_text`` reads larger files in a worker thread
 SYNC_STEPS = 300  # seeks that compute at most this many new steps finish before returning
 GRADFLOW_STEPS = 200  # inputs of the sequence ``gradient_flow`` analyses (the text's last ones + 1)
 
@@ -89,7 +88,7 @@ class Session(QtCore.QObject):
         self._catchup.setInterval(0)
         self._catchup.timeout.connect(self._continue_seek)
         self._pass: _PassWorker | None = None  # the running first pass
-        self._reader: _TextReader | None = None  # the text file being read in the background
+        self._reader: threads.Call | None = None  # the text file being read in the background
         self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
 
     # --- reading ------------------------------------------------------------------------------
@@ -225,7 +224,7 @@ class Session(QtCore.QObject):
         self._show_read(str(path), *read_text(path, self.vocab))
 
     def open_text(self, path) -> bool:
-        """Open a text file as ``load_text`` does; one larger than ``BACKGROUND_TEXT_BYTES`` is
+        """Open a text file as ``load_text`` does; one larger than ``threads.BACKGROUND_BYTES`` is
         read, decoded and encoded in a worker thread (progress through ``message``,
         ``cancel_open``), then shown (``text_opened``) or refused (``error``, nothing changes).
         Returns True when the text is shown already, False when it is being read. Raises
@@ -236,14 +235,12 @@ class Session(QtCore.QObject):
             size = os.stat(path).st_size
         except OSError:
             size = 0  # load_text names the problem
-        if size <= BACKGROUND_TEXT_BYTES:
+        if size <= threads.BACKGROUND_BYTES:
             self.load_text(path)
             return True
-        reader = _TextReader(str(path), self.vocab)
-        relay = _ReadRelay(self, reader)
-        reader.read.connect(relay.read)
-        reader.failed.connect(relay.failed)
-        reader.finished.connect(relay.finished)
+        vocab = self.vocab
+        reader = threads.Call(lambda: read_text(path, vocab), (str(path), vocab))
+        threads.Relay(reader, self, done=self._on_read, failed=self._on_read_failed)
         self._reader = reader
         self.message.emit(f"Opening {Path(path).name} ({size / 2**20:,.0f} MiB)…")
         threads.start(reader, "open-text")
@@ -261,22 +258,23 @@ class Session(QtCore.QObject):
             self._reader = None
             self.message.emit("Opening the text was cancelled")
 
-    def _on_read(self, reader: "_TextReader", text: str, kept: str | None, ids) -> None:
+    def _on_read(self, reader: threads.Call, read: tuple) -> None:
         if reader is not self._reader:
             return
         self._reader = None
+        path, vocab = reader.tag
         try:
-            if reader.vocab is not self.vocab:  # the model changed meanwhile: read it for this one
-                self.load_text(reader.path)
+            if vocab is not self.vocab:  # the model changed meanwhile: read it for this one
+                self.load_text(path)
             else:
                 self._refuse_text_for_series()
-                self._show_read(reader.path, text, kept, ids)
+                self._show_read(path, *read)
         except DataError as exc:
             self.error.emit(f"Cannot open this text: {exc}")
             return
-        self.text_opened.emit(reader.path)
+        self.text_opened.emit(path)
 
-    def _on_read_failed(self, reader: "_TextReader", message: str) -> None:
+    def _on_read_failed(self, reader: threads.Call, message: str) -> None:
         if reader is self._reader:
             self._reader = None
             self.error.emit(f"Cannot open this text: {message}")
@@ -468,10 +466,8 @@ class Session(QtCore.QObject):
         if stepper is not None and not stepper.done:
             self._pass_reported, self._pass_shown = time.perf_counter(), False
             worker = _PassWorker(stepper)
-            relay = _PassRelay(self, worker)
-            worker.delivered.connect(relay.delivered)
-            worker.failed.connect(relay.failed)
-            worker.finished.connect(relay.finished)
+            threads.Relay(worker, self, done=self._on_pass_rows, failed=self._on_pass_failed,
+                          finished=self._on_pass_finished)
             self._pass = worker
             threads.start(worker, "first-pass")
 
@@ -480,10 +476,11 @@ class Session(QtCore.QObject):
             self._pass.stop_requested.set()
             self._pass = None
 
-    def _on_pass_rows(self, worker: "_PassWorker", j: int, rows: np.ndarray) -> None:
+    def _on_pass_rows(self, worker: "_PassWorker", delivery: tuple) -> None:
         """Checkpoints from a pass worker (GUI thread): kept if the stepper's inputs are still
         the ones it read; progress at most every PASS_REPORT_S (a pass shorter than that reports
         only its end through ``pass_progress``, nothing in the status bar)."""
+        j, rows = delivery  # first checkpoint index, (n, L, S, H)
         stepper = self.stepper
         if stepper is not worker.stepper or stepper.version != worker.version:
             return
@@ -552,11 +549,9 @@ class Session(QtCore.QObject):
 
 class _PassWorker(threads.Worker):
     """The first pass of ``stepper`` in a worker thread: ``Stepper.next_checkpoints`` block by
-    block from the last known checkpoint, handed over through ``delivered(j, rows)`` after at
+    block from the last known checkpoint, handed over through ``done((j, rows))`` after at
     most PASS_BUDGET_S of work, the last one empty ("nothing left"); reads only
     what it copied when made and the stepper's immutable inputs and model."""
-
-    delivered = Signal(int, object)  # first checkpoint index j, rows (n, L, S, H)
 
     def __init__(self, stepper: Stepper):
         super().__init__()
@@ -575,34 +570,12 @@ class _PassWorker(threads.Worker):
             state = [tuple(a[None] for a in layer) for layer in row[0]]  # (1, H) each
             j += 1
             if time.perf_counter() - since >= PASS_BUDGET_S:
-                self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
+                self.done.emit((first, np.concatenate(rows)))  # (n, L, S, H)
                 since, rows, first = time.perf_counter(), [], j + 1
         if rows and not self.stop_requested.is_set():
-            self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
+            self.done.emit((first, np.concatenate(rows)))  # (n, L, S, H)
         if not self.stop_requested.is_set():
-            self.delivered.emit(j + 1, self._none)  # none left: the pass is over
-
-
-class _PassRelay(QtCore.QObject):
-    """GUI-thread receiver of one pass worker's signals."""
-
-    def __init__(self, session: Session, worker: _PassWorker):
-        super().__init__(session)
-        self._session, self._worker = session, worker
-
-    @Slot(int, object)
-    def delivered(self, j: int, rows) -> None:
-        self._session._on_pass_rows(self._worker, j, rows)
-
-    @Slot(str)
-    def failed(self, message: str) -> None:
-        self._session._on_pass_failed(self._worker, message)
-
-    @Slot()
-    def finished(self) -> None:
-        self._session._on_pass_finished(self._worker)
-        self._worker = None
-        self.deleteLater()
+            self.done.emit((j + 1, self._none))  # none left: the pass is over
 
 
 def read_text(path, vocab: CharVocab | None) -> tuple:
@@ -616,39 +589,3 @@ def read_text(path, vocab: CharVocab | None) -> tuple:
     if kept == "":
         raise DataError(f"{path}: none of its characters are in the model's vocabulary")
     return text, kept, vocab.encode(kept, "the text")
-
-
-class _TextReader(threads.Worker):
-    """``read_text`` in a worker thread; ``read(text, kept, ids)`` unless stopped."""
-
-    read = Signal(str, object, object)
-
-    def __init__(self, path: str, vocab: CharVocab | None):
-        super().__init__()
-        self.path, self.vocab = path, vocab
-
-    def work(self) -> None:
-        result = read_text(self.path, self.vocab)
-        if not self.stop_requested.is_set():
-            self.read.emit(*result)
-
-
-class _ReadRelay(QtCore.QObject):
-    """GUI-thread receiver of one text reader's signals."""
-
-    def __init__(self, session: Session, reader: _TextReader):
-        super().__init__(session)
-        self._session, self._reader = session, reader
-
-    @Slot(str, object, object)
-    def read(self, text: str, kept, ids) -> None:
-        self._session._on_read(self._reader, text, kept, ids)
-
-    @Slot(str)
-    def failed(self, message: str) -> None:
-        self._session._on_read_failed(self._reader, message)
-
-    @Slot()
-    def finished(self) -> None:
-        self._reader = None
-        self.deleteLater()

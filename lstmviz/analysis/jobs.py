@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 from PySide6 import QtWidgets
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from engine.analysis.stream import iter_chunks, iter_segments
 
@@ -60,8 +60,7 @@ def chunks(model, inputs: np.ndarray, check, start: int = 0, end: int | None = N
 
 
 class _JobWorker(threads.Worker):
-    progressed = Signal(float)
-    done = Signal(object)
+    """Runs one job: ``fn(check)``, its result through ``done``."""
 
     def __init__(self, fn):
         super().__init__()
@@ -82,31 +81,6 @@ class _JobWorker(threads.Worker):
         except Cancelled:
             return
         self.done.emit(result)
-
-
-class _Relay(QObject):
-    """GUI-thread receiver of one job's signals (tagged with the job's number)."""
-
-    def __init__(self, runner: "JobRunner", number: int):
-        super().__init__(runner)
-        self._runner, self._number = runner, number
-
-    @Slot(object)
-    def done(self, result) -> None:
-        self._runner._on_done(self._number, result)
-
-    @Slot(float)
-    def progressed(self, fraction: float) -> None:
-        self._runner._on_progress(self._number, fraction)
-
-    @Slot(str)
-    def failed(self, message: str) -> None:
-        self._runner._on_failed(self._number, message)
-
-    @Slot()
-    def finished(self) -> None:
-        self._runner._on_finished(self._number)
-        self.deleteLater()
 
 
 class JobRunner(QObject):
@@ -138,11 +112,11 @@ class JobRunner(QObject):
         self._pending = None
         self._number += 1
         worker = _JobWorker(fn)
-        relay = _Relay(self, self._number)
-        worker.done.connect(relay.done)
-        worker.progressed.connect(relay.progressed)
-        worker.failed.connect(relay.failed)
-        worker.finished.connect(relay.finished)
+        number = self._number
+        threads.Relay(worker, self, done=lambda _w, result: self._on_done(number, result),
+                      progressed=lambda _w, fraction: self._on_progress(number, fraction),
+                      failed=lambda _w, message: self._on_failed(number, message),
+                      finished=lambda _w: self._on_finished(number))
         self._worker = worker
         threads.start(worker, f"analysis-{self.name}")
         self.busy_changed.emit(True)

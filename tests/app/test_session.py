@@ -146,12 +146,10 @@ def test_the_session_module_does_not_import_pyqtgraph():
 
 
 def test_a_long_text_is_read_in_the_background(session, qtbot, tmp_path, monkeypatch):
-    """Above BACKGROUND_TEXT_BYTES ``open_text`` returns at once and shows the text when read
+    """Above threads.BACKGROUND_BYTES ``open_text`` returns at once and shows the text when read
     (unknown characters dropped as ``load_text`` drops them); a bad file is refused through
     ``error`` and a cancelled read changes nothing."""
-    import lstmviz.session as session_module
-
-    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 10)
+    monkeypatch.setattr(threads, "BACKGROUND_BYTES", 10)
     s = session
     path = tmp_path / "long.txt"
     path.write_text("€" + TEXT * 3, encoding="utf-8")
@@ -175,5 +173,5 @@ def test_a_long_text_is_read_in_the_background(session, qtbot, tmp_path, monkeyp
     s.cancel_open()
     threads.stop_all()  # the reader ends; what it read is dropped
     assert not s.opening and s.text == TEXT * 3 and opened == [str(path)]
-    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 1 << 20)
+    monkeypatch.setattr(threads, "BACKGROUND_BYTES", 1 << 20)
     assert s.open_text(short) is True and s.text == TEXT[:20]
