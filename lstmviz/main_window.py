@@ -144,6 +144,7 @@ class MainWindow(QtWidgets.QMainWindow):
         session.error.connect(lambda message: dialogs.show_error(self, "lstmviz", message))
         session.text_opened.connect(lambda path: self.show_status(f"Opened text {Path(path).name}"))
         session.stepped.connect(self._update_position)
+        session.pass_progress.connect(self._update_position)
         session.model_changed.connect(self._update_title)
         session.text_changed.connect(self._update_title)
         session.text_changed.connect(self._update_position)
@@ -405,7 +406,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_position(self, *_):
         s = self.session
         ch = f" · {s.caption(s.t - 1)}" if 0 < s.t <= s.steps else ""
-        seeking = " · catching up…" if s.seeking else ""
+        if s.waiting:
+            seeking = f" · going to {s.target:,}: waiting for the first pass ({s.pass_percent()} %)"
+        else:
+            seeking = " · catching up…" if s.seeking else ""
         self.position_label.setText(f"{position_label(s.t, s.steps)}{ch}{seeking}")
 
     def _update_title(self, *_):

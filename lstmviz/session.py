@@ -83,7 +83,8 @@ class Session(QtCore.QObject):
         self.colorblind = False
         self.brush_span = (0, 0)  # steps [start, end) the user brushed (hypothesis selection); (0, 0): none
         self.cell_levels: list = []  # per layer: symmetric (lo, hi) for the raw cell state
-        self._target: int | None = None
+        self._target: int | None = None  # a seek's target while it catches up or waits
+        self._waiting = False  # the seek waits for the first pass to reach ``_target``
         self._catchup = QtCore.QTimer(self)
         self._catchup.setInterval(0)
         self._catchup.timeout.connect(self._continue_seek)
@@ -434,18 +435,51 @@ class Session(QtCore.QObject):
         return True
 
     def seek(self, t: int) -> None:
-        """Move to ``t`` steps taken. Forward runs of more than ``SYNC_STEPS`` new steps continue
-        in timer-driven chunks (the GUI stays responsive; ``stepped`` is emitted after each chunk; ``seeking`` is True meanwhile)."""
+        """Move to ``t`` steps taken. A seek computing at most ``SYNC_STEPS`` new steps finishes
+        before returning. A longer one waits for the first pass while it runs (the cursor stays;
+        ``target`` is ``t``; it lands exactly on ``t`` when the pass gets there), else continues
+        in timer-driven chunks (the GUI stays responsive; ``stepped`` after each chunk).
+        ``seeking`` is True meanwhile; a later seek or step replaces it."""
         if self.stepper is None:
             return
         self._stop_seek()
-        budget = None if t - self.stepper.computed <= SYNC_STEPS else CATCHUP_BUDGET_S
-        if self.stepper.run_to(t, budget_s=budget):
+        far = t - self.stepper.computed > SYNC_STEPS
+        if far and self.passing:
+            self._target, self._waiting = int(t), True
+            self.stepped.emit(self.stepper.t)
+            self._report_wait()
+            return
+        if self.stepper.run_to(t, budget_s=CATCHUP_BUDGET_S if far else None):
             self.stepped.emit(self.stepper.t)
             return
         self._target = int(t)
         self.stepped.emit(self.stepper.t)
         self._catchup.start()
+
+    @property
+    def target(self) -> int:
+        """The step the cursor is going to: a pending seek's, else ``t``."""
+        return self.t if self._target is None else self._target
+
+    @property
+    def waiting(self) -> bool:
+        """True while a seek waits for the first pass to reach its target."""
+        return self._waiting
+
+    def pass_percent(self) -> int:
+        """How far the first pass is, in % of the steps (100 when over or without a model)."""
+        return 100 if self.stepper is None else 100 * self.stepper.computed // max(self.stepper.steps, 1)
+
+    def _report_wait(self) -> None:
+        self.message.emit(f"Going to step {self._target:,}: waiting for the first pass ({self.pass_percent()} %)")
+
+    def _land(self) -> None:
+        """A waiting seek whose target the pass has reached lands there (GUI thread, no new checkpoint)."""
+        if self._waiting and self._target <= self.stepper.computed:
+            target = self._target
+            self._stop_seek()
+            self.stepper.run_to(target)
+            self.stepped.emit(self.stepper.t)
 
     def _continue_seek(self) -> None:
         done = self.stepper.run_to(self._target, budget_s=CATCHUP_BUDGET_S)
@@ -455,7 +489,13 @@ class Session(QtCore.QObject):
 
     def _stop_seek(self) -> None:
         self._catchup.stop()
-        self._target = None
+        self._target, self._waiting = None, False
+
+    def _wait_without_pass(self) -> None:
+        """The pass ended before the waiting seek's target: catch up in chunks instead."""
+        if self._waiting:
+            self._waiting = False
+            self._catchup.start()
 
     # --- the first pass -----------------------------------------------------------------------
     def _start_pass(self) -> None:
@@ -470,6 +510,8 @@ class Session(QtCore.QObject):
                           finished=self._on_pass_finished)
             self._pass = worker
             threads.start(worker, "first-pass")
+        else:
+            self._land()  # nothing left to wait for
 
     def _stop_pass(self) -> None:
         if self._pass is not None:
@@ -485,6 +527,7 @@ class Session(QtCore.QObject):
         if stepper is not worker.stepper or stepper.version != worker.version:
             return
         stepper.accept(j, rows)
+        self._land()
         if worker is not self._pass:
             return
         now = time.perf_counter()
@@ -496,22 +539,27 @@ class Session(QtCore.QObject):
         elif now - self._pass_reported >= PASS_REPORT_S:
             self._pass_reported, self._pass_shown = now, True
             self.pass_progress.emit(stepper.computed, stepper.steps)
-            self.message.emit(f"First pass: {100 * stepper.computed // max(stepper.steps, 1)} % of "
-                              f"{stepper.steps:,} steps")
+            if self._waiting:
+                self._report_wait()
+            else:
+                self.message.emit(f"First pass: {self.pass_percent()} % of {stepper.steps:,} steps")
 
     def _on_pass_failed(self, worker: "_PassWorker", message: str) -> None:
         if worker is self._pass:
             self._pass = None
+            self._wait_without_pass()
             self.error.emit(f"First pass failed: {message}")
 
     def _on_pass_finished(self, worker: "_PassWorker") -> None:
         if worker is self._pass:  # ended without reaching the end: the stepper's inputs changed under it
             self._pass = None
+            self._wait_without_pass()
 
     def cancel_pass(self) -> None:
         """Stop the first pass (steps beyond it are still computed when moved to, block by block)."""
         if self._pass is not None:
             self._stop_pass()
+            self._wait_without_pass()
             self.message.emit(f"First pass stopped at step {self.stepper.computed:,} of {self.stepper.steps:,}")
 
     # --- selection and display ----------------------------------------------------------------

@@ -175,3 +175,51 @@ def test_a_long_text_is_read_in_the_background(session, qtbot, tmp_path, monkeyp
     assert not s.opening and s.text == TEXT * 3 and opened == [str(path)]
     monkeypatch.setattr(threads, "BACKGROUND_BYTES", 1 << 20)
     assert s.open_text(short) is True and s.text == TEXT[:20]
+
+
+@pytest.fixture
+def gated_pass(monkeypatch):
+    """``Stepper.next_checkpoints`` counting the blocks computed on the GUI thread, and holding
+    the pass worker before its first block until ``gate`` is set (set again at teardown)."""
+    import threading
+
+    from engine.stepper import Stepper
+
+    gate, on_gui = threading.Event(), []
+    compute = Stepper.next_checkpoints
+
+    def counted(self, j, n, state=None):
+        if n > 0:
+            if threading.current_thread() is threading.main_thread():
+                on_gui.append(j)
+            else:
+                gate.wait()
+        return compute(self, j, n, state)
+
+    monkeypatch.setattr(Stepper, "next_checkpoints", counted)
+    yield gate, on_gui
+    gate.set()
+    threads.stop_all()
+
+
+def test_a_far_seek_during_the_first_pass_waits_for_it_and_lands_exactly(session, qtbot, model, vocab, gated_pass):
+    """Seeking to the end while the pass runs computes no checkpoint on the GUI thread: the cursor
+    stays (``target`` shows where it goes) until the pass gets there, then lands on the end;
+    Home replaces the wait at once."""
+    gate, on_gui = gated_pass
+    s, text = session, TEXT * 300  # 21,000 steps, 82 blocks
+    s.set_text(text)
+    assert s.passing and not s.stepper.done
+    start, messages = s.t, []
+    s.message.connect(messages.append)
+    s.seek(s.steps)
+    assert s.waiting and s.target == s.steps and s.t == start and "waiting for the first pass" in messages[-1]
+    s.seek(0)  # Home: at once, and the wait is gone
+    assert s.t == 0 and not s.waiting and s.target == 0
+    s.seek(s.steps - 5)
+    assert s.waiting
+    gate.set()
+    qtbot.waitUntil(lambda: not s.waiting, timeout=20000)
+    assert s.t == s.steps - 5 and on_gui == []
+    reference = model.trace(vocab.encode(text)).gate("c", 1)  # (T, H)
+    np.testing.assert_allclose(s.records(s.t - 40, s.t).gate("c", 1), reference[s.t - 40:s.t], rtol=0, atol=1e-12)
