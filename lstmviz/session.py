@@ -47,7 +47,7 @@ from . import threads
 from .core.levels import gate_levels
 from .core.sequence import SeriesSequence, TextSequence, dropped_message, known_text
 
-LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (one forward at load)
+LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (the pass worker's forward)
 PASS_BUDGET_S = 0.05  # longest stretch of first-pass work between two hand-overs to the GUI thread
 PASS_REPORT_S = 0.25  # least time between two progress messages of the first pass
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
@@ -83,6 +83,7 @@ class Session(QtCore.QObject):
         self.colorblind = False
         self.brush_span = (0, 0)  # steps [start, end) the user brushed (hypothesis selection); (0, 0): none
         self.cell_levels: list = []  # per layer: symmetric (lo, hi) for the raw cell state
+        self._levels_pending = False  # the pass worker is to compute ``cell_levels`` for the inputs
         self._target: int | None = None  # a seek's target while it catches up or waits
         self._waiting = False  # the seek waits for the first pass to reach ``_target``
         self._catchup = QtCore.QTimer(self)
@@ -166,7 +167,8 @@ class Session(QtCore.QObject):
 
     def levels(self, name: str, layer: int) -> tuple:
         """Colour levels of ``name`` in ``layer`` (the cell state's come from the text's first
-        LEVEL_STEPS_MAX steps)."""
+        LEVEL_STEPS_MAX steps, computed by the pass worker after a load or an edit of them;
+        ``colormap_changed`` when they arrive)."""
         return self.cell_levels[layer] if name == "c" else gate_levels(name)
 
     # --- engine work for the panels -----------------------------------------------------------
@@ -296,13 +298,14 @@ class Session(QtCore.QObject):
         before = self.sequence.parked_text
         text = known_text(before, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text, every=CHECKPOINT_EVERY)
-        if whole is None or not np.array_equal(whole.inputs, self._traced(stepper.inputs)):
-            whole = self._whole_trace(model, stepper.inputs)
-        levels = self._cell_levels(model, whole)
-        if whole is not None:
+        if whole is not None and np.array_equal(whole.inputs, self._traced(stepper.inputs)) and whole.steps:
+            levels, pending = self._cell_levels(model, whole), False
             stepper.adopt(whole)  # the checkpoints the levels' forward passed
+        else:
+            levels, pending = self._interim_levels(model), True
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, vocab, stepper, levels
+        self._levels_pending = pending
         self.sequence = TextSequence(text)
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
             self.layer, self.unit, self.selected_step = 0, -1, -1
@@ -336,12 +339,10 @@ class Session(QtCore.QObject):
             raise ValueError(f"targets must have shape ({T}, {model.config.output_size}), got {np.shape(targets)}")
         sequence = SeriesSequence(labels, targets, inverse, parked_text=self.sequence.parked_text)
         t = self.t if self.sequence.kind == sequence.kind else 0
-        whole = self._whole_trace(model, stepper.inputs)
-        levels = self._cell_levels(model, whole)
-        if whole is not None:
-            stepper.adopt(whole)
+        levels = self._interim_levels(model)
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, None, stepper, levels
+        self._levels_pending = True
         self.sequence = sequence
         self.model_path, self.text_path = None, None
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size or self.selected_step >= T:
@@ -373,12 +374,10 @@ class Session(QtCore.QObject):
         ids = self.vocab.encode(kept, "the text") if ids is None else ids
         self._stop_seek()
         old_t = self.stepper.t
-        whole = self._whole_trace(self.model, ids)
-        levels = self._cell_levels(self.model, whole)
+        if not np.array_equal(self._traced(self.stepper.inputs), self._traced(ids)):
+            self._levels_pending = True  # the levels' sample changed: the pass worker computes them
         self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
-        if whole is not None:
-            self.stepper.adopt(whole)  # the checkpoints the levels' forward passed
-        self.sequence, self.cell_levels = TextSequence(kept), levels
+        self.sequence = TextSequence(kept)
         if self.selected_step >= len(kept):
             self.selected_step = -1
         self.text_changed.emit()
@@ -405,8 +404,15 @@ class Session(QtCore.QObject):
     @classmethod
     def _whole_trace(cls, model: SequenceModel, ids: np.ndarray) -> Trace | None:
         """The text's first LEVEL_STEPS_MAX steps in one sequence forward (None if empty): the
-        sample of steps the cell-state colour levels come from."""
-        return model.trace(cls._traced(ids)) if ids.size else None
+        sample of steps the cell-state colour levels come from (the pass worker runs it)."""
+        return model.trace(cls._traced(ids)) if len(ids) else None
+
+    def _interim_levels(self, model: SequenceModel) -> list:
+        """Cell-state levels shown until the pass worker has computed ``model``'s: the current
+        ones when they have the layers, else the defaults."""
+        if len(self.cell_levels) == model.config.num_layers:
+            return self.cell_levels
+        return self._cell_levels(model, None)
 
     @staticmethod
     def _cell_levels(model: SequenceModel, whole: Trace | None) -> list:
@@ -503,9 +509,9 @@ class Session(QtCore.QObject):
         the first changed step); a pass already running stops (its inputs are gone)."""
         self._stop_pass()
         stepper = self.stepper
-        if stepper is not None and not stepper.done:
+        if stepper is not None and (not stepper.done or self._levels_pending):
             self._pass_reported, self._pass_shown = time.perf_counter(), False
-            worker = _PassWorker(stepper)
+            worker = _PassWorker(stepper, self._levels_pending)
             threads.Relay(worker, self, done=self._on_pass_rows, failed=self._on_pass_failed,
                           finished=self._on_pass_finished)
             self._pass = worker
@@ -522,10 +528,15 @@ class Session(QtCore.QObject):
         """Checkpoints from a pass worker (GUI thread): kept if the stepper's inputs are still
         the ones it read; progress at most every PASS_REPORT_S (a pass shorter than that reports
         only its end through ``pass_progress``, nothing in the status bar)."""
-        j, rows = delivery  # first checkpoint index, (n, L, S, H)
+        kind, payload = delivery
         stepper = self.stepper
         if stepper is not worker.stepper or stepper.version != worker.version:
             return
+        if kind == "levels":
+            self.cell_levels, self._levels_pending = payload, False
+            self.colormap_changed.emit(self.colorblind)  # the views recolour with the new levels
+            return
+        j, rows = payload  # first checkpoint index, (n, L, S, H)
         stepper.accept(j, rows)
         self._land()
         if worker is not self._pass:
@@ -597,19 +608,25 @@ class Session(QtCore.QObject):
 
 class _PassWorker(threads.Worker):
     """The first pass of ``stepper`` in a worker thread: ``Stepper.next_checkpoints`` block by
-    block from the last known checkpoint, handed over through ``done((j, rows))`` after at
-    most PASS_BUDGET_S of work, the last one empty ("nothing left"); reads only
-    what it copied when made and the stepper's immutable inputs and model."""
+    block from the last known checkpoint, handed over through ``done(("rows", (j, rows)))`` after at
+    most PASS_BUDGET_S of work, the last one empty ("nothing left"); with ``levels``, first the
+    cell-state levels of the first LEVEL_STEPS_MAX steps (``done(("levels", [(lo, hi), ...]))``).
+    Reads only what it copied when made and the stepper's immutable inputs and model."""
 
-    def __init__(self, stepper: Stepper):
+    def __init__(self, stepper: Stepper, levels: bool):
         super().__init__()
         self.stepper, self.version = stepper, stepper.version
+        self._levels = levels  # first compute the cell-state levels (``levels``)
         self._j = stepper.computed // stepper.every  # the last known checkpoint
         self._state = stepper.state(self._j * stepper.every)  # per layer ((1, H), ...)
         self._last = stepper.steps // stepper.every  # the last checkpoint there is
         self._none = stepper.next_checkpoints(self._j, 0, self._state)  # (0, L, S, H)
 
     def work(self) -> None:
+        if self._levels:
+            model = self.stepper.model
+            levels = Session._cell_levels(model, Session._whole_trace(model, self.stepper.inputs))
+            self.done.emit(("levels", levels))
         stepper, j, state = self.stepper, self._j, self._state
         since, rows, first = time.perf_counter(), [], j + 1
         while j < self._last and not self.stop_requested.is_set():
@@ -618,12 +635,12 @@ class _PassWorker(threads.Worker):
             state = [tuple(a[None] for a in layer) for layer in row[0]]  # (1, H) each
             j += 1
             if time.perf_counter() - since >= PASS_BUDGET_S:
-                self.done.emit((first, np.concatenate(rows)))  # (n, L, S, H)
+                self.done.emit(("rows", (first, np.concatenate(rows))))  # (n, L, S, H)
                 since, rows, first = time.perf_counter(), [], j + 1
         if rows and not self.stop_requested.is_set():
-            self.done.emit((first, np.concatenate(rows)))  # (n, L, S, H)
+            self.done.emit(("rows", (first, np.concatenate(rows))))  # (n, L, S, H)
         if not self.stop_requested.is_set():
-            self.done.emit((j + 1, self._none))  # none left: the pass is over
+            self.done.emit(("rows", (j + 1, self._none)))  # none left: the pass is over
 
 
 def read_text(path, vocab: CharVocab | None) -> tuple:

@@ -10,6 +10,7 @@ import pytest
 
 from engine.errors import DataError
 from engine.gradflow import gradient_flow
+from engine.stepper import CHECKPOINT_EVERY
 from engine.model import ModelConfig, SequenceModel
 from engine.series import SeriesDataset, sine
 from lstmviz import threads
@@ -103,8 +104,9 @@ def test_leaving_a_series_restores_the_parked_text(session, model, vocab, foreca
     np.testing.assert_allclose(s.trace().gate("h", 1), reference.gate("h", 1), rtol=0, atol=1e-12)
 
 
-def test_cell_levels_come_from_the_whole_text(session, model, vocab):
+def test_cell_levels_come_from_the_whole_text(session, model, vocab, qtbot):
     whole = model.trace(vocab.encode(TEXT))
+    qtbot.waitUntil(lambda: not session.passing, timeout=10000)  # the pass worker computes them
     for layer in range(2):
         assert session.levels("c", layer) == gate_levels("c", whole.gate("c", layer))
     assert session.levels("f", 0) == (0.0, 1.0)
@@ -223,3 +225,39 @@ def test_a_far_seek_during_the_first_pass_waits_for_it_and_lands_exactly(session
     assert s.t == s.steps - 5 and on_gui == []
     reference = model.trace(vocab.encode(text)).gate("c", 1)  # (T, H)
     np.testing.assert_allclose(s.records(s.t - 40, s.t).gate("c", 1), reference[s.t - 40:s.t], rtol=0, atol=1e-12)
+
+
+def test_opening_or_editing_a_text_runs_no_long_forward_on_the_gui_thread(session, qtbot, model, vocab, monkeypatch):
+    """``set_model`` / ``set_text`` trace no step on the GUI thread for the colour levels: the
+    pass worker computes them from the first LEVEL_STEPS_MAX steps and ``colormap_changed``
+    announces them; an edit after those steps keeps them, tracing at most one block."""
+    import threading
+
+    import lstmviz.session as session_module
+
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 500)
+    on_gui = []
+    trace = SequenceModel.trace
+
+    def counted(self, inputs, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            on_gui.append(len(inputs))
+        return trace(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceModel, "trace", counted)
+    s, text = session, TEXT * 300
+    announced = []
+    s.colormap_changed.connect(announced.append)
+    s.set_model(model, vocab)
+    s.set_text(text)
+    assert all(n <= 1 for n in on_gui)  # only the Stepper's one-step shape probe
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert announced and all(n <= 1 for n in on_gui)
+    whole = trace(model, vocab.encode(text[:500]))  # the reference, uncounted
+    expected = [gate_levels("c", whole.gate("c", k)) for k in range(2)]
+    assert s.cell_levels == expected != [gate_levels("c")] * 2
+    announced.clear()
+    s.set_text(text[:-10] + "x" * 10)  # beyond the levels' sample: no new levels
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert announced == [] and s.cell_levels == expected
+    assert all(n <= CHECKPOINT_EVERY for n in on_gui)  # at most the block at the cursor, on demand
