@@ -143,6 +143,8 @@ class MainWindow(QtWidgets.QMainWindow):
         session.message.connect(self.show_status)
         session.error.connect(lambda message: dialogs.show_error(self, "lstmviz", message))
         session.text_opened.connect(lambda path: self.show_status(f"Opened text {Path(path).name}"))
+        session.open_failed.connect(self._text_refused)
+        session.confirm_dropped = self.confirm_dropped_characters
         session.stepped.connect(self._update_position)
         session.pass_progress.connect(self._update_position)
         session.model_changed.connect(self._update_title)
@@ -330,8 +332,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 if not self.confirm_model_vocabulary(ckpt.vocab, Path(path).name):
                     return False
                 self.session.open_checkpoint(ckpt, path)
-            elif not self.session.open_text(path):  # a long text: read in the background, shown when read
-                self._remember(path)
+            elif not self.session.open_text(path):
+                if not self.session.opening:  # declined: it loses characters
+                    return False
+                self._remember(path)  # a long text: read in the background, shown when read
                 return True
         except (ValueError, OSError, MemoryError) as e:
             dialogs.show_error(self, f"Cannot open this {kind}", one_line(e))
@@ -341,6 +345,21 @@ class MainWindow(QtWidgets.QMainWindow):
         opened = f"Opened {kind} {Path(path).name}"
         self.show_status(f"{opened}. {said}" if said and said != before else opened)
         return True
+
+    def _text_refused(self, message: str) -> None:
+        """A text read in the background is refused: as ``open_path`` refuses one read at once."""
+        self.statusBar().clearMessage()  # "Opening …" is over
+        dialogs.show_error(self, "Cannot open this text", message)
+
+    def confirm_dropped_characters(self, name: str, text: str, vocab) -> bool:
+        """Before showing the text file ``name`` (``text``) without the characters ``vocab``
+        lacks: ask (``dialogs.ask_confirm``, listing them); True to open it anyway."""
+        unknown = vocab.unknown(text)
+        count = sum(text.count(c) for c in unknown)
+        return dialogs.ask_confirm(
+            self, "Open a text the model cannot fully read",
+            f"The model cannot read every character of {name}.",
+            lost_characters(unknown, count) + "\nCancel keeps the current text.", confirm="Open anyway")
 
     def confirm_model_vocabulary(self, vocab, name: str) -> bool:
         """Before opening the model ``name`` whose vocabulary is ``vocab``: if it lacks characters

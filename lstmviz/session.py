@@ -46,6 +46,7 @@ from engine.trace import Trace
 from . import threads
 from .core.levels import gate_levels
 from .core.sequence import SeriesSequence, TextSequence, dropped_message, known_text
+from .crash_handler import one_line
 
 LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (the pass worker's forward)
 PASS_BUDGET_S = 0.05  # longest stretch of first-pass work between two hand-overs to the GUI thread
@@ -68,6 +69,7 @@ class Session(QtCore.QObject):
     message = QtCore.Signal(str)  # information for the status bar
     pass_progress = QtCore.Signal(int, int)  # first pass: steps done, total (done == total: over)
     text_opened = QtCore.Signal(str)  # a text file read in the background is shown (its path)
+    open_failed = QtCore.Signal(str)  # a text file read in the background is refused (one line: why)
     error = QtCore.Signal(str)
 
     def __init__(self, parent=None):
@@ -92,6 +94,9 @@ class Session(QtCore.QObject):
         self._pass: _PassWorker | None = None  # the running first pass
         self._reader: threads.Call | None = None  # the text file being read in the background
         self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
+        # Asked before a text read from a file is shown without characters the model lacks:
+        # ``confirm_dropped(file name, text, vocab)``, False keeps everything (None: never asked).
+        self.confirm_dropped: Callable[[str, str, CharVocab], bool] | None = None
 
     # --- reading ------------------------------------------------------------------------------
     @property
@@ -221,17 +226,19 @@ class Session(QtCore.QObject):
         save_checkpoint(path, self.model, vocab=self.vocab, step=self.model_step)
         self.model_path = str(path)
 
-    def load_text(self, path) -> None:
-        """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
+    def load_text(self, path) -> bool:
+        """Open a text file; False when ``confirm_dropped`` declined it (nothing changes).
+        Raises ``DataError`` (nothing changes) if it is unusable."""
         self._refuse_text_for_series()
-        self._show_read(str(path), *read_text(path, self.vocab))
+        return self._show_read(str(path), *read_text(path, self.vocab))
 
     def open_text(self, path) -> bool:
         """Open a text file as ``load_text`` does; one larger than ``threads.BACKGROUND_BYTES`` is
         read, decoded and encoded in a worker thread (progress through ``message``,
-        ``cancel_open``), then shown (``text_opened``) or refused (``error``, nothing changes).
-        Returns True when the text is shown already, False when it is being read. Raises
-        ``DataError`` for a file refused at once."""
+        ``cancel_open``), then shown (``text_opened``) or refused (``open_failed``, nothing
+        changes). Returns True when the text is shown already, False when it is being read
+        (``opening``) or was declined (``confirm_dropped``). Raises ``DataError`` for a file
+        refused at once."""
         self._refuse_text_for_series()
         self.cancel_open()
         try:
@@ -239,13 +246,12 @@ class Session(QtCore.QObject):
         except OSError:
             size = 0  # load_text names the problem
         if size <= threads.BACKGROUND_BYTES:
-            self.load_text(path)
-            return True
+            return self.load_text(path)
         vocab = self.vocab
         reader = threads.Call(lambda: read_text(path, vocab), (str(path), vocab))
         threads.Relay(reader, self, done=self._on_read, failed=self._on_read_failed)
         self._reader = reader
-        self.message.emit(f"Opening {Path(path).name} ({size / 2**20:,.0f} MiB)…")
+        self.message.emit(f"Opening {Path(path).name} ({size / 2**20:,.1f} MiB)…")
         threads.start(reader, "open-text")
         return False
 
@@ -268,23 +274,31 @@ class Session(QtCore.QObject):
         path, vocab = reader.tag
         try:
             if vocab is not self.vocab:  # the model changed meanwhile: read it for this one
-                self.load_text(path)
+                shown = self.load_text(path)
             else:
                 self._refuse_text_for_series()
-                self._show_read(path, *read)
+                shown = self._show_read(path, *read)
         except DataError as exc:
-            self.error.emit(f"Cannot open this text: {exc}")
+            self.open_failed.emit(one_line(exc))
             return
-        self.text_opened.emit(path)
+        if shown:
+            self.text_opened.emit(path)
 
     def _on_read_failed(self, reader: threads.Call, message: str) -> None:
         if reader is self._reader:
             self._reader = None
-            self.error.emit(f"Cannot open this text: {message}")
+            self.open_failed.emit(message)
 
-    def _show_read(self, path: str, text: str, kept: str | None, ids) -> None:
+    def _show_read(self, path: str, text: str, kept: str | None, ids) -> bool:
+        """Show a text read from ``path`` unless it loses characters and ``confirm_dropped``
+        declines; True when shown."""
+        if kept is not None and kept != text and self.confirm_dropped is not None:
+            if not self.confirm_dropped(Path(path).name, text, self.vocab):
+                self.message.emit(f"{Path(path).name} was not opened: the text stays")
+                return False
         self.text_path = path
         self.set_text(text, kept, ids)
+        return True
 
     def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the

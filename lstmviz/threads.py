@@ -5,7 +5,8 @@
 with ``Qt.DirectConnection`` (a queued call could never reach the busy worker thread);
 ``worker.finished`` -> ``worker.deleteLater`` and ``thread.finished`` -> ``thread.deleteLater``.
 ``Worker.run`` calls ``work()``; an exception escaping it is reported through ``failed(str)``
-(``ValueError``: its message; anything else: ``"Type: message"``), and ``finished`` is always
+(``crash_handler.one_line``: the message the app shows for the same error raised on the GUI
+thread), and ``finished`` is always
 emitted last. Connect a worker's signals only to ``@Slot`` methods of GUI-thread QObjects:
 ``Relay`` is the one such receiver (it calls plain handlers on the GUI thread). ``Call`` runs one
 function and hands its result over (``done``); larger files than ``BACKGROUND_BYTES`` are read
@@ -30,6 +31,8 @@ import threading
 
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+from .crash_handler import one_line
 
 BACKGROUND_BYTES = 1 << 20  # text files larger than this are read in a worker thread (``Call``)
 
@@ -58,7 +61,7 @@ class Worker(QObject):
         try:
             self.work()
         except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, not kill the thread
-            self.failed.emit(describe(exc))
+            self.failed.emit(one_line(exc))
         finally:
             # Hand the worker back to the GUI thread: its deleteLater then runs there.
             self.moveToThread(QCoreApplication.instance().thread())
@@ -115,11 +118,6 @@ class Relay(QObject):
         self._call("finished")
         self._worker = None
         self.deleteLater()
-
-
-def describe(exc: Exception) -> str:
-    """The one-line message for a worker's exception: a ValueError's own message, else "Type: message"."""
-    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
 
 
 class _Forget(QObject):

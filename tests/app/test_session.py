@@ -157,7 +157,7 @@ def test_a_long_text_is_read_in_the_background(session, qtbot, tmp_path, monkeyp
     path.write_text("€" + TEXT * 3, encoding="utf-8")
     opened, errors = [], []
     s.text_opened.connect(opened.append)
-    s.error.connect(errors.append)
+    s.open_failed.connect(errors.append)
     assert s.open_text(path) is False and s.opening and s.text == TEXT
     qtbot.waitUntil(lambda: not s.opening, timeout=20000)
     assert s.text == TEXT * 3 and opened == [str(path)] and s.text_path == str(path) and not errors
