@@ -521,21 +521,26 @@ class Session(QtCore.QObject):
     def _start_pass(self) -> None:
         """Start the first pass in a worker thread from the checkpoints known (after an edit:
         the first changed step); a pass already running stops (its inputs are gone)."""
-        self._stop_pass()
         stepper = self.stepper
-        if stepper is not None and (not stepper.done or self._levels_pending):
+        starts = stepper is not None and (not stepper.done or self._levels_pending)
+        self._stop_pass(filling=starts)  # jobs waiting for the checkpoints wait on for the new pass
+        if starts:
             self._pass_reported, self._pass_shown = time.perf_counter(), False
             worker = _PassWorker(stepper, self._levels_pending)
             threads.Relay(worker, self, done=self._on_pass_rows, failed=self._on_pass_failed,
                           finished=self._on_pass_finished)
             self._pass = worker
+            stepper.set_filling(True)
             threads.start(worker, "first-pass")
         else:
             self._land()  # nothing left to wait for
 
-    def _stop_pass(self) -> None:
+    def _stop_pass(self, filling: bool = False) -> None:
+        """Stop the running pass; ``filling``: another starts at once (waiters keep waiting)."""
         if self._pass is not None:
             self._pass.stop_requested.set()
+            if not filling or self._pass.stepper is not self.stepper:  # a replaced stepper is never filled
+                self._pass.stepper.set_filling(False)
             self._pass = None
 
     def _on_pass_rows(self, worker: "_PassWorker", delivery: tuple) -> None:
@@ -558,6 +563,7 @@ class Session(QtCore.QObject):
         now = time.perf_counter()
         if stepper.done:
             self._pass = None
+            stepper.set_filling(False)
             self.pass_progress.emit(stepper.steps, stepper.steps)
             if self._pass_shown:
                 self.message.emit("First pass done: every step is ready")
@@ -572,12 +578,14 @@ class Session(QtCore.QObject):
     def _on_pass_failed(self, worker: "_PassWorker", message: str) -> None:
         if worker is self._pass:
             self._pass = None
+            worker.stepper.set_filling(False)
             self._wait_without_pass()
             self.error.emit(f"First pass failed: {message}")
 
     def _on_pass_finished(self, worker: "_PassWorker") -> None:
         if worker is self._pass:  # ended without reaching the end: the stepper's inputs changed under it
             self._pass = None
+            worker.stepper.set_filling(False)
             self._wait_without_pass()
 
     def cancel_pass(self) -> None:

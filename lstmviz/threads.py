@@ -48,6 +48,7 @@ class Worker(QObject):
     finished = Signal()
     done = Signal(object)  # a result or a delivery for the GUI thread
     progressed = Signal(float)  # fraction of the work done, in [0, 1]
+    noted = Signal(str)  # what the work is doing, for a status line ("": nothing to say)
 
     def __init__(self):
         super().__init__()
@@ -84,15 +85,19 @@ class Call(Worker):
 
 class Relay(QObject):
     """The GUI-thread receiver of one worker's signals (a child of ``parent``): calls
-    ``done(worker, payload)``, ``progressed(worker, fraction)``, ``failed(worker, message)`` and
-    ``finished(worker)`` (each optional) on the GUI thread; deletes itself after ``finished``."""
+    ``done(worker, payload)``, ``progressed(worker, fraction)``, ``noted(worker, note)``,
+    ``failed(worker, message)`` and ``finished(worker)`` (each optional) on the GUI thread;
+    deletes itself after ``finished``."""
 
-    def __init__(self, worker: Worker, parent: QObject, done=None, progressed=None, failed=None, finished=None):
+    def __init__(self, worker: Worker, parent: QObject, done=None, progressed=None, noted=None, failed=None,
+                 finished=None):
         super().__init__(parent)
         self._worker = worker
-        self._handlers = {"done": done, "progressed": progressed, "failed": failed, "finished": finished}
+        self._handlers = {"done": done, "progressed": progressed, "noted": noted, "failed": failed,
+                          "finished": finished}
         worker.done.connect(self._done)
         worker.progressed.connect(self._progressed)
+        worker.noted.connect(self._noted)
         worker.failed.connect(self._failed)
         worker.finished.connect(self._finished)
 
@@ -108,6 +113,10 @@ class Relay(QObject):
     @Slot(float)
     def _progressed(self, fraction: float) -> None:
         self._call("progressed", fraction)
+
+    @Slot(str)
+    def _noted(self, note: str) -> None:
+        self._call("noted", note)
 
     @Slot(str)
     def _failed(self, message: str) -> None:
