@@ -12,7 +12,8 @@ or model is loaded the *first pass* computes them up to the end in a worker thre
 (``lstmviz.threads``; ``Stepper.next_checkpoints`` on the stepper's inputs, which are replaced,
 never changed, by an edit), handing them to the GUI thread after at most ``PASS_BUDGET_S`` of
 work each time (``Stepper.accept``; progress through ``pass_progress`` and ``message``;
-``cancel_pass``; after an edit the pass restarts from the first changed step). Panels read the
+``cancel_pass``; after an edit the pass restarts from the first changed step; a far seek
+meanwhile waits for it, and the worker computes the cell-state colour levels). Panels read the
 records of the window they show with ``records(lo, hi)``.
 
 Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
@@ -31,7 +32,6 @@ from typing import Callable
 
 import numpy as np
 from PySide6 import QtCore
-from PySide6.QtCore import Signal
 
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
@@ -464,7 +464,7 @@ class Session(QtCore.QObject):
             return
         self._stop_seek()
         far = t - self.stepper.computed > SYNC_STEPS
-        if far and self.passing:
+        if far and self.passing and t <= self.stepper.steps:  # beyond the end: run_to refuses it
             self._target, self._waiting = int(t), True
             self.stepped.emit(self.stepper.t)
             self._report_wait()
