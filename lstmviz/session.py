@@ -268,7 +268,11 @@ class Session(QtCore.QObject):
             self.message.emit("Opening the text was cancelled")
 
     def _on_read(self, reader: threads.Call, read: tuple) -> None:
-        if reader is not self._reader:
+        if reader is self._reader:  # shown from a timer, out of the relay's slot: its question is modal
+            QtCore.QTimer.singleShot(0, self, lambda: self._show_opened(reader, read))
+
+    def _show_opened(self, reader: threads.Call, read: tuple) -> None:
+        if reader is not self._reader:  # cancelled meanwhile
             return
         self._reader = None
         path, vocab = reader.tag
