@@ -15,7 +15,9 @@ T): everything at or before it can be read or moved to without new work beyond o
 model is loaded, restarted from the first changed step after an edit), ``run_to`` /
 ``seek`` / ``step`` extend it as far as they need; ``accept`` takes checkpoints computed
 elsewhere (the first pass run in another thread on the same inputs, ``version`` telling
-whether they still are).
+whether they still are). Another thread may wait for the checkpoints a pass fills in
+(``filling``) with ``wait_known``; the writers (``accept``, ``adopt``, ``edit``) hold the lock
+it reads under.
 
 Exactness: a checkpoint, once known, is never written again (until an edit before it), and a
 block is always computed by the same call on the same inputs from the same checkpoint, so
@@ -36,6 +38,7 @@ outputs are probabilities (softmax head) or predictions.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from typing import Callable
@@ -67,6 +70,8 @@ class Stepper:
         self.t = 0  # steps taken, 0..T
         self.computed = 0  # checkpoints at steps <= computed are known
         self.version = 0  # +1 whenever ``edit`` changes the inputs
+        self.filling = False  # a first pass is filling the checkpoints in (``set_filling``)
+        self._known = threading.Condition()  # held while computed / checkpoints / version change
         self._shape = model.trace(self._one_input())  # one step: the records' names, widths and dtype
         self.step_bytes = int(sum(a[0].nbytes for layer in self._shape.layers for a in layer.values())
                               + self._shape.outputs[0].nbytes)
@@ -122,12 +127,14 @@ class Stepper:
         while len(self._blocks) > self._cache_blocks:
             self._blocks.popitem(last=False)
         end = t0 + trace.steps
-        if end % self.every == 0 and end > self.computed:  # a known checkpoint keeps its bits
-            state = final_state(trace)  # per layer ((1, H), ...)
-            for k, layer in enumerate(state):
-                for s, a in enumerate(layer):
-                    self._checkpoints[end // self.every, k, s] = a[0]  # (H,)
-        self.computed = max(self.computed, end)
+        with self._known:
+            if end % self.every == 0 and end > self.computed:  # a known checkpoint keeps its bits
+                state = final_state(trace)  # per layer ((1, H), ...)
+                for k, layer in enumerate(state):
+                    for s, a in enumerate(layer):
+                        self._checkpoints[end // self.every, k, s] = a[0]  # (H,)
+            self.computed = max(self.computed, end)
+            self._known.notify_all()
 
     def _block(self, b: int) -> Trace:
         """Records of block ``b`` (cached, else computed from checkpoint ``b``, which must be known)."""
@@ -183,11 +190,13 @@ class Stepper:
         if self.computed >= self.steps or not j <= first <= j + len(rows):
             return
         new = rows[first - j :]  # (n', L, S, H)
-        self._checkpoints[first : first + len(new)] = new
-        if len(new):
-            self.computed = (first + len(new) - 1) * self.every
-        elif first * self.every > self.steps:  # none left: only the last, partial block
-            self.computed = self.steps
+        with self._known:
+            self._checkpoints[first : first + len(new)] = new
+            if len(new):
+                self.computed = (first + len(new) - 1) * self.every
+            elif first * self.every > self.steps:  # none left: only the last, partial block
+                self.computed = self.steps
+            self._known.notify_all()
 
     def run_pass(self, budget_s: float | None = None, progress: Callable | None = None,
                  cancelled: Callable | None = None) -> bool:
@@ -206,17 +215,43 @@ class Stepper:
         n = trace.steps
         if n > self.steps or not np.array_equal(trace.inputs, self.inputs[:n]):
             raise ValueError("the trace was not computed on this cursor's inputs")
-        for j in range(self.computed // self.every + 1, n // self.every + 1):
-            row = j * self.every - 1
-            for k, layer in enumerate(trace.layers):
-                for s, name in enumerate(self._state_names):
-                    self._checkpoints[j, k, s] = layer[name][row]  # (H,)
-        self.computed = max(self.computed, n if n == self.steps else n - n % self.every)
+        with self._known:
+            for j in range(self.computed // self.every + 1, n // self.every + 1):
+                row = j * self.every - 1
+                for k, layer in enumerate(trace.layers):
+                    for s, name in enumerate(self._state_names):
+                        self._checkpoints[j, k, s] = layer[name][row]  # (H,)
+            self.computed = max(self.computed, n if n == self.steps else n - n % self.every)
+            self._known.notify_all()
 
     def known_checkpoints(self) -> np.ndarray:
         """A copy of the known checkpoints, ``(J, L, S, H)``: row ``j`` the state after ``j *
         every`` steps, ``J = computed // every + 1`` (for ``engine.analysis.stream.iter_segments``)."""
+        with self._known:
+            return self._known_rows()
+
+    def _known_rows(self) -> np.ndarray:
+        """A copy of the known checkpoints ``(J, L, S, H)`` (the lock held)."""
         return self._checkpoints[: min(self.computed // self.every + 1, len(self._checkpoints))].copy()  # (J, L, S, H)
+
+    def set_filling(self, on: bool) -> None:
+        """Say whether a first pass is filling the checkpoints in (wakes ``wait_known``)."""
+        with self._known:
+            self.filling = bool(on)
+            self._known.notify_all()
+
+    def wait_known(self, n: int, version: int, timeout_s: float) -> tuple:
+        """For another thread: wait at most ``timeout_s`` seconds until the checkpoints up to step
+        ``n`` are known, or no pass is ``filling`` them in, or the inputs are no longer
+        ``version``'s. Returns ``(ready, checkpoints, computed)``: ready when the wait is over,
+        ``known_checkpoints()`` (None once the inputs changed) and the steps computed."""
+        with self._known:
+            waiting = lambda: self.version == version and self.filling and self.computed < n  # noqa: E731
+            if waiting():
+                self._known.wait(timeout_s)
+            if self.version != version:
+                return True, None, self.computed
+            return not waiting(), self._known_rows(), self.computed
 
     # --- state --------------------------------------------------------------------------------
     def state(self, t: int | None = None) -> list:
@@ -281,13 +316,15 @@ class Stepper:
         checkpoints = self._new_checkpoints(new_inputs.shape[0])
         rows = keep // self.every + 1
         checkpoints[:rows] = self._checkpoints[:rows]  # (rows, L, S, H)
-        self._checkpoints = checkpoints
+        with self._known:
+            self._checkpoints = checkpoints
+            self.inputs, self.text = new_inputs, new_text
+            self.version += 1
+            self.computed = keep
+            self._known.notify_all()
         for b in [b for b in self._blocks if (b + 1) * self.every > keep]:
             del self._blocks[b]
         self._prefix = None
-        self.inputs, self.text = new_inputs, new_text
-        self.version += 1
-        self.computed = keep
         self.t = min(self.t, first)
         self._extend(self.t)
         if run:

@@ -143,7 +143,10 @@ class MainWindow(QtWidgets.QMainWindow):
         session.message.connect(self.show_status)
         session.error.connect(lambda message: dialogs.show_error(self, "lstmviz", message))
         session.text_opened.connect(lambda path: self.show_status(f"Opened text {Path(path).name}"))
+        session.open_failed.connect(self._text_refused)
+        session.confirm_dropped = self.confirm_dropped_characters
         session.stepped.connect(self._update_position)
+        session.pass_progress.connect(self._update_position)
         session.model_changed.connect(self._update_title)
         session.text_changed.connect(self._update_title)
         session.text_changed.connect(self._update_position)
@@ -329,8 +332,10 @@ class MainWindow(QtWidgets.QMainWindow):
                 if not self.confirm_model_vocabulary(ckpt.vocab, Path(path).name):
                     return False
                 self.session.open_checkpoint(ckpt, path)
-            elif not self.session.open_text(path):  # a long text: read in the background, shown when read
-                self._remember(path)
+            elif not self.session.open_text(path):
+                if not self.session.opening:  # declined: it loses characters
+                    return False
+                self._remember(path)  # a long text: read in the background, shown when read
                 return True
         except (ValueError, OSError, MemoryError) as e:
             dialogs.show_error(self, f"Cannot open this {kind}", one_line(e))
@@ -340,6 +345,21 @@ class MainWindow(QtWidgets.QMainWindow):
         opened = f"Opened {kind} {Path(path).name}"
         self.show_status(f"{opened}. {said}" if said and said != before else opened)
         return True
+
+    def _text_refused(self, message: str) -> None:
+        """A text read in the background is refused: as ``open_path`` refuses one read at once."""
+        self.statusBar().clearMessage()  # "Opening …" is over
+        dialogs.show_error(self, "Cannot open this text", message)
+
+    def confirm_dropped_characters(self, name: str, text: str, vocab) -> bool:
+        """Before showing the text file ``name`` (``text``) without the characters ``vocab``
+        lacks: ask (``dialogs.ask_confirm``, listing them); True to open it anyway."""
+        unknown = vocab.unknown(text)
+        count = sum(text.count(c) for c in unknown)
+        return dialogs.ask_confirm(
+            self, "Open a text the model cannot fully read",
+            f"The model cannot read every character of {name}.",
+            lost_characters(unknown, count) + "\nCancel keeps the current text.", confirm="Open anyway")
 
     def confirm_model_vocabulary(self, vocab, name: str) -> bool:
         """Before opening the model ``name`` whose vocabulary is ``vocab``: if it lacks characters
@@ -405,7 +425,10 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_position(self, *_):
         s = self.session
         ch = f" · {s.caption(s.t - 1)}" if 0 < s.t <= s.steps else ""
-        seeking = " · catching up…" if s.seeking else ""
+        if s.waiting:
+            seeking = f" · going to {s.target:,}: waiting for the first pass ({s.pass_percent()} %)"
+        else:
+            seeking = " · catching up…" if s.seeking else ""
         self.position_label.setText(f"{position_label(s.t, s.steps)}{ch}{seeking}")
 
     def _update_title(self, *_):

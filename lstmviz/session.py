@@ -12,7 +12,8 @@ or model is loaded the *first pass* computes them up to the end in a worker thre
 (``lstmviz.threads``; ``Stepper.next_checkpoints`` on the stepper's inputs, which are replaced,
 never changed, by an edit), handing them to the GUI thread after at most ``PASS_BUDGET_S`` of
 work each time (``Stepper.accept``; progress through ``pass_progress`` and ``message``;
-``cancel_pass``; after an edit the pass restarts from the first changed step). Panels read the
+``cancel_pass``; after an edit the pass restarts from the first changed step; a far seek
+meanwhile waits for it, and the worker computes the cell-state colour levels). Panels read the
 records of the window they show with ``records(lo, hi)``.
 
 Panels read the Session and its ``Trace`` and write through its methods; they never talk to the
@@ -31,7 +32,6 @@ from typing import Callable
 
 import numpy as np
 from PySide6 import QtCore
-from PySide6.QtCore import Signal, Slot
 
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
@@ -46,12 +46,12 @@ from engine.trace import Trace
 from . import threads
 from .core.levels import gate_levels
 from .core.sequence import SeriesSequence, TextSequence, dropped_message, known_text
+from .crash_handler import one_line
 
-LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (one forward at load)
+LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (the pass worker's forward)
 PASS_BUDGET_S = 0.05  # longest stretch of first-pass work between two hand-overs to the GUI thread
 PASS_REPORT_S = 0.25  # least time between two progress messages of the first pass
 CATCHUP_BUDGET_S = 0.03  # longest stretch of stepping between two GUI updates while seeking
-BACKGROUND_TEXT_BYTES = 1 << 20  # ``open_text`` reads larger files in a worker thread
 SYNC_STEPS = 300  # seeks that compute at most this many new steps finish before returning
 GRADFLOW_STEPS = 200  # inputs of the sequence ``gradient_flow`` analyses (the text's last ones + 1)
 
@@ -69,6 +69,7 @@ class Session(QtCore.QObject):
     message = QtCore.Signal(str)  # information for the status bar
     pass_progress = QtCore.Signal(int, int)  # first pass: steps done, total (done == total: over)
     text_opened = QtCore.Signal(str)  # a text file read in the background is shown (its path)
+    open_failed = QtCore.Signal(str)  # a text file read in the background is refused (one line: why)
     error = QtCore.Signal(str)
 
     def __init__(self, parent=None):
@@ -84,13 +85,18 @@ class Session(QtCore.QObject):
         self.colorblind = False
         self.brush_span = (0, 0)  # steps [start, end) the user brushed (hypothesis selection); (0, 0): none
         self.cell_levels: list = []  # per layer: symmetric (lo, hi) for the raw cell state
-        self._target: int | None = None
+        self._levels_pending = False  # the pass worker is to compute ``cell_levels`` for the inputs
+        self._target: int | None = None  # a seek's target while it catches up or waits
+        self._waiting = False  # the seek waits for the first pass to reach ``_target``
         self._catchup = QtCore.QTimer(self)
         self._catchup.setInterval(0)
         self._catchup.timeout.connect(self._continue_seek)
         self._pass: _PassWorker | None = None  # the running first pass
-        self._reader: _TextReader | None = None  # the text file being read in the background
+        self._reader: threads.Call | None = None  # the text file being read in the background
         self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
+        # Asked before a text read from a file is shown without characters the model lacks:
+        # ``confirm_dropped(file name, text, vocab)``, False keeps everything (None: never asked).
+        self.confirm_dropped: Callable[[str, str, CharVocab], bool] | None = None
 
     # --- reading ------------------------------------------------------------------------------
     @property
@@ -166,7 +172,8 @@ class Session(QtCore.QObject):
 
     def levels(self, name: str, layer: int) -> tuple:
         """Colour levels of ``name`` in ``layer`` (the cell state's come from the text's first
-        LEVEL_STEPS_MAX steps)."""
+        LEVEL_STEPS_MAX steps, computed by the pass worker after a load or an edit of them;
+        ``colormap_changed`` when they arrive)."""
         return self.cell_levels[layer] if name == "c" else gate_levels(name)
 
     # --- engine work for the panels -----------------------------------------------------------
@@ -219,33 +226,32 @@ class Session(QtCore.QObject):
         save_checkpoint(path, self.model, vocab=self.vocab, step=self.model_step)
         self.model_path = str(path)
 
-    def load_text(self, path) -> None:
-        """Open a text file. Raises ``DataError`` (nothing changes) if it is unusable."""
+    def load_text(self, path) -> bool:
+        """Open a text file; False when ``confirm_dropped`` declined it (nothing changes).
+        Raises ``DataError`` (nothing changes) if it is unusable."""
         self._refuse_text_for_series()
-        self._show_read(str(path), *read_text(path, self.vocab))
+        return self._show_read(str(path), *read_text(path, self.vocab))
 
     def open_text(self, path) -> bool:
-        """Open a text file as ``load_text`` does; one larger than ``BACKGROUND_TEXT_BYTES`` is
+        """Open a text file as ``load_text`` does; one larger than ``threads.BACKGROUND_BYTES`` is
         read, decoded and encoded in a worker thread (progress through ``message``,
-        ``cancel_open``), then shown (``text_opened``) or refused (``error``, nothing changes).
-        Returns True when the text is shown already, False when it is being read. Raises
-        ``DataError`` for a file refused at once."""
+        ``cancel_open``), then shown (``text_opened``) or refused (``open_failed``, nothing
+        changes). Returns True when the text is shown already, False when it is being read
+        (``opening``) or was declined (``confirm_dropped``). Raises ``DataError`` for a file
+        refused at once."""
         self._refuse_text_for_series()
         self.cancel_open()
         try:
             size = os.stat(path).st_size
         except OSError:
             size = 0  # load_text names the problem
-        if size <= BACKGROUND_TEXT_BYTES:
-            self.load_text(path)
-            return True
-        reader = _TextReader(str(path), self.vocab)
-        relay = _ReadRelay(self, reader)
-        reader.read.connect(relay.read)
-        reader.failed.connect(relay.failed)
-        reader.finished.connect(relay.finished)
+        if size <= threads.BACKGROUND_BYTES:
+            return self.load_text(path)
+        vocab = self.vocab
+        reader = threads.Call(lambda: read_text(path, vocab), (str(path), vocab))
+        threads.Relay(reader, self, done=self._on_read, failed=self._on_read_failed)
         self._reader = reader
-        self.message.emit(f"Opening {Path(path).name} ({size / 2**20:,.0f} MiB)…")
+        self.message.emit(f"Opening {Path(path).name} ({size / 2**20:,.1f} MiB)…")
         threads.start(reader, "open-text")
         return False
 
@@ -261,29 +267,42 @@ class Session(QtCore.QObject):
             self._reader = None
             self.message.emit("Opening the text was cancelled")
 
-    def _on_read(self, reader: "_TextReader", text: str, kept: str | None, ids) -> None:
-        if reader is not self._reader:
+    def _on_read(self, reader: threads.Call, read: tuple) -> None:
+        if reader is self._reader:  # shown from a timer, out of the relay's slot: its question is modal
+            QtCore.QTimer.singleShot(0, self, lambda: self._show_opened(reader, read))
+
+    def _show_opened(self, reader: threads.Call, read: tuple) -> None:
+        if reader is not self._reader:  # cancelled meanwhile
             return
         self._reader = None
+        path, vocab = reader.tag
         try:
-            if reader.vocab is not self.vocab:  # the model changed meanwhile: read it for this one
-                self.load_text(reader.path)
+            if vocab is not self.vocab:  # the model changed meanwhile: read it for this one
+                shown = self.load_text(path)
             else:
                 self._refuse_text_for_series()
-                self._show_read(reader.path, text, kept, ids)
+                shown = self._show_read(path, *read)
         except DataError as exc:
-            self.error.emit(f"Cannot open this text: {exc}")
+            self.open_failed.emit(one_line(exc))
             return
-        self.text_opened.emit(reader.path)
+        if shown:
+            self.text_opened.emit(path)
 
-    def _on_read_failed(self, reader: "_TextReader", message: str) -> None:
+    def _on_read_failed(self, reader: threads.Call, message: str) -> None:
         if reader is self._reader:
             self._reader = None
-            self.error.emit(f"Cannot open this text: {message}")
+            self.open_failed.emit(message)
 
-    def _show_read(self, path: str, text: str, kept: str | None, ids) -> None:
+    def _show_read(self, path: str, text: str, kept: str | None, ids) -> bool:
+        """Show a text read from ``path`` unless it loses characters and ``confirm_dropped``
+        declines; True when shown."""
+        if kept is not None and kept != text and self.confirm_dropped is not None:
+            if not self.confirm_dropped(Path(path).name, text, self.vocab):
+                self.message.emit(f"{Path(path).name} was not opened: the text stays")
+                return False
         self.text_path = path
         self.set_text(text, kept, ids)
+        return True
 
     def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
@@ -297,13 +316,14 @@ class Session(QtCore.QObject):
         before = self.sequence.parked_text
         text = known_text(before, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text, every=CHECKPOINT_EVERY)
-        if whole is None or not np.array_equal(whole.inputs, self._traced(stepper.inputs)):
-            whole = self._whole_trace(model, stepper.inputs)
-        levels = self._cell_levels(model, whole)
-        if whole is not None:
+        if whole is not None and np.array_equal(whole.inputs, self._traced(stepper.inputs)) and whole.steps:
+            levels, pending = self._cell_levels(model, whole), False
             stepper.adopt(whole)  # the checkpoints the levels' forward passed
+        else:
+            levels, pending = self._interim_levels(model), True
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, vocab, stepper, levels
+        self._levels_pending = pending
         self.sequence = TextSequence(text)
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
             self.layer, self.unit, self.selected_step = 0, -1, -1
@@ -337,12 +357,10 @@ class Session(QtCore.QObject):
             raise ValueError(f"targets must have shape ({T}, {model.config.output_size}), got {np.shape(targets)}")
         sequence = SeriesSequence(labels, targets, inverse, parked_text=self.sequence.parked_text)
         t = self.t if self.sequence.kind == sequence.kind else 0
-        whole = self._whole_trace(model, stepper.inputs)
-        levels = self._cell_levels(model, whole)
-        if whole is not None:
-            stepper.adopt(whole)
+        levels = self._interim_levels(model)
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, None, stepper, levels
+        self._levels_pending = True
         self.sequence = sequence
         self.model_path, self.text_path = None, None
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size or self.selected_step >= T:
@@ -374,12 +392,10 @@ class Session(QtCore.QObject):
         ids = self.vocab.encode(kept, "the text") if ids is None else ids
         self._stop_seek()
         old_t = self.stepper.t
-        whole = self._whole_trace(self.model, ids)
-        levels = self._cell_levels(self.model, whole)
+        if not np.array_equal(self._traced(self.stepper.inputs), self._traced(ids)):
+            self._levels_pending = True  # the levels' sample changed: the pass worker computes them
         self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
-        if whole is not None:
-            self.stepper.adopt(whole)  # the checkpoints the levels' forward passed
-        self.sequence, self.cell_levels = TextSequence(kept), levels
+        self.sequence = TextSequence(kept)
         if self.selected_step >= len(kept):
             self.selected_step = -1
         self.text_changed.emit()
@@ -406,8 +422,15 @@ class Session(QtCore.QObject):
     @classmethod
     def _whole_trace(cls, model: SequenceModel, ids: np.ndarray) -> Trace | None:
         """The text's first LEVEL_STEPS_MAX steps in one sequence forward (None if empty): the
-        sample of steps the cell-state colour levels come from."""
-        return model.trace(cls._traced(ids)) if ids.size else None
+        sample of steps the cell-state colour levels come from (the pass worker runs it)."""
+        return model.trace(cls._traced(ids)) if len(ids) else None
+
+    def _interim_levels(self, model: SequenceModel) -> list:
+        """Cell-state levels shown until the pass worker has computed ``model``'s: the current
+        ones when they have the layers, else the defaults."""
+        if len(self.cell_levels) == model.config.num_layers:
+            return self.cell_levels
+        return self._cell_levels(model, None)
 
     @staticmethod
     def _cell_levels(model: SequenceModel, whole: Trace | None) -> list:
@@ -436,18 +459,51 @@ class Session(QtCore.QObject):
         return True
 
     def seek(self, t: int) -> None:
-        """Move to ``t`` steps taken. Forward runs of more than ``SYNC_STEPS`` new steps continue
-        in timer-driven chunks (the GUI stays responsive; ``stepped`` is emitted after each chunk; ``seeking`` is True meanwhile)."""
+        """Move to ``t`` steps taken. A seek computing at most ``SYNC_STEPS`` new steps finishes
+        before returning. A longer one waits for the first pass while it runs (the cursor stays;
+        ``target`` is ``t``; it lands exactly on ``t`` when the pass gets there), else continues
+        in timer-driven chunks (the GUI stays responsive; ``stepped`` after each chunk).
+        ``seeking`` is True meanwhile; a later seek or step replaces it."""
         if self.stepper is None:
             return
         self._stop_seek()
-        budget = None if t - self.stepper.computed <= SYNC_STEPS else CATCHUP_BUDGET_S
-        if self.stepper.run_to(t, budget_s=budget):
+        far = t - self.stepper.computed > SYNC_STEPS
+        if far and self.passing and t <= self.stepper.steps:  # beyond the end: run_to refuses it
+            self._target, self._waiting = int(t), True
+            self.stepped.emit(self.stepper.t)
+            self._report_wait()
+            return
+        if self.stepper.run_to(t, budget_s=CATCHUP_BUDGET_S if far else None):
             self.stepped.emit(self.stepper.t)
             return
         self._target = int(t)
         self.stepped.emit(self.stepper.t)
         self._catchup.start()
+
+    @property
+    def target(self) -> int:
+        """The step the cursor is going to: a pending seek's, else ``t``."""
+        return self.t if self._target is None else self._target
+
+    @property
+    def waiting(self) -> bool:
+        """True while a seek waits for the first pass to reach its target."""
+        return self._waiting
+
+    def pass_percent(self) -> int:
+        """How far the first pass is, in % of the steps (100 when over or without a model)."""
+        return 100 if self.stepper is None else 100 * self.stepper.computed // max(self.stepper.steps, 1)
+
+    def _report_wait(self) -> None:
+        self.message.emit(f"Going to step {self._target:,}: waiting for the first pass ({self.pass_percent()} %)")
+
+    def _land(self) -> None:
+        """A waiting seek whose target the pass has reached lands there (GUI thread, no new checkpoint)."""
+        if self._waiting and self._target <= self.stepper.computed:
+            target = self._target
+            self._stop_seek()
+            self.stepper.run_to(target)
+            self.stepped.emit(self.stepper.t)
 
     def _continue_seek(self) -> None:
         done = self.stepper.run_to(self._target, budget_s=CATCHUP_BUDGET_S)
@@ -457,64 +513,90 @@ class Session(QtCore.QObject):
 
     def _stop_seek(self) -> None:
         self._catchup.stop()
-        self._target = None
+        self._target, self._waiting = None, False
+
+    def _wait_without_pass(self) -> None:
+        """The pass ended before the waiting seek's target: catch up in chunks instead."""
+        if self._waiting:
+            self._waiting = False
+            self._catchup.start()
 
     # --- the first pass -----------------------------------------------------------------------
     def _start_pass(self) -> None:
         """Start the first pass in a worker thread from the checkpoints known (after an edit:
         the first changed step); a pass already running stops (its inputs are gone)."""
-        self._stop_pass()
         stepper = self.stepper
-        if stepper is not None and not stepper.done:
+        starts = stepper is not None and (not stepper.done or self._levels_pending)
+        self._stop_pass(filling=starts)  # jobs waiting for the checkpoints wait on for the new pass
+        if starts:
             self._pass_reported, self._pass_shown = time.perf_counter(), False
-            worker = _PassWorker(stepper)
-            relay = _PassRelay(self, worker)
-            worker.delivered.connect(relay.delivered)
-            worker.failed.connect(relay.failed)
-            worker.finished.connect(relay.finished)
+            worker = _PassWorker(stepper, self._levels_pending)
+            threads.Relay(worker, self, done=self._on_pass_rows, failed=self._on_pass_failed,
+                          finished=self._on_pass_finished)
             self._pass = worker
+            stepper.set_filling(True)
             threads.start(worker, "first-pass")
+        else:
+            self._land()  # nothing left to wait for
 
-    def _stop_pass(self) -> None:
+    def _stop_pass(self, filling: bool = False) -> None:
+        """Stop the running pass; ``filling``: another starts at once (waiters keep waiting)."""
         if self._pass is not None:
             self._pass.stop_requested.set()
+            if not filling or self._pass.stepper is not self.stepper:  # a replaced stepper is never filled
+                self._pass.stepper.set_filling(False)
             self._pass = None
 
-    def _on_pass_rows(self, worker: "_PassWorker", j: int, rows: np.ndarray) -> None:
+    def _on_pass_rows(self, worker: "_PassWorker", delivery: tuple) -> None:
         """Checkpoints from a pass worker (GUI thread): kept if the stepper's inputs are still
         the ones it read; progress at most every PASS_REPORT_S (a pass shorter than that reports
         only its end through ``pass_progress``, nothing in the status bar)."""
+        kind, payload = delivery
         stepper = self.stepper
         if stepper is not worker.stepper or stepper.version != worker.version:
             return
+        if kind == "levels":
+            self.cell_levels, self._levels_pending = payload, False
+            self.colormap_changed.emit(self.colorblind)  # the views recolour with the new levels
+            return
+        j, rows = payload  # first checkpoint index, (n, L, S, H)
         stepper.accept(j, rows)
+        self._land()
         if worker is not self._pass:
             return
         now = time.perf_counter()
         if stepper.done:
             self._pass = None
+            stepper.set_filling(False)
             self.pass_progress.emit(stepper.steps, stepper.steps)
             if self._pass_shown:
                 self.message.emit("First pass done: every step is ready")
         elif now - self._pass_reported >= PASS_REPORT_S:
             self._pass_reported, self._pass_shown = now, True
             self.pass_progress.emit(stepper.computed, stepper.steps)
-            self.message.emit(f"First pass: {100 * stepper.computed // max(stepper.steps, 1)} % of "
-                              f"{stepper.steps:,} steps")
+            if self._waiting:
+                self._report_wait()
+            else:
+                self.message.emit(f"First pass: {self.pass_percent()} % of {stepper.steps:,} steps")
 
     def _on_pass_failed(self, worker: "_PassWorker", message: str) -> None:
         if worker is self._pass:
             self._pass = None
+            worker.stepper.set_filling(False)
+            self._wait_without_pass()
             self.error.emit(f"First pass failed: {message}")
 
     def _on_pass_finished(self, worker: "_PassWorker") -> None:
         if worker is self._pass:  # ended without reaching the end: the stepper's inputs changed under it
             self._pass = None
+            worker.stepper.set_filling(False)
+            self._wait_without_pass()
 
     def cancel_pass(self) -> None:
         """Stop the first pass (steps beyond it are still computed when moved to, block by block)."""
         if self._pass is not None:
             self._stop_pass()
+            self._wait_without_pass()
             self.message.emit(f"First pass stopped at step {self.stepper.computed:,} of {self.stepper.steps:,}")
 
     # --- selection and display ----------------------------------------------------------------
@@ -552,21 +634,25 @@ class Session(QtCore.QObject):
 
 class _PassWorker(threads.Worker):
     """The first pass of ``stepper`` in a worker thread: ``Stepper.next_checkpoints`` block by
-    block from the last known checkpoint, handed over through ``delivered(j, rows)`` after at
-    most PASS_BUDGET_S of work, the last one empty ("nothing left"); reads only
-    what it copied when made and the stepper's immutable inputs and model."""
+    block from the last known checkpoint, handed over through ``done(("rows", (j, rows)))`` after at
+    most PASS_BUDGET_S of work, the last one empty ("nothing left"); with ``levels``, first the
+    cell-state levels of the first LEVEL_STEPS_MAX steps (``done(("levels", [(lo, hi), ...]))``).
+    Reads only what it copied when made and the stepper's immutable inputs and model."""
 
-    delivered = Signal(int, object)  # first checkpoint index j, rows (n, L, S, H)
-
-    def __init__(self, stepper: Stepper):
+    def __init__(self, stepper: Stepper, levels: bool):
         super().__init__()
         self.stepper, self.version = stepper, stepper.version
+        self._levels = levels  # first compute the cell-state levels (``levels``)
         self._j = stepper.computed // stepper.every  # the last known checkpoint
         self._state = stepper.state(self._j * stepper.every)  # per layer ((1, H), ...)
         self._last = stepper.steps // stepper.every  # the last checkpoint there is
         self._none = stepper.next_checkpoints(self._j, 0, self._state)  # (0, L, S, H)
 
     def work(self) -> None:
+        if self._levels:
+            model = self.stepper.model
+            levels = Session._cell_levels(model, Session._whole_trace(model, self.stepper.inputs))
+            self.done.emit(("levels", levels))
         stepper, j, state = self.stepper, self._j, self._state
         since, rows, first = time.perf_counter(), [], j + 1
         while j < self._last and not self.stop_requested.is_set():
@@ -575,34 +661,12 @@ class _PassWorker(threads.Worker):
             state = [tuple(a[None] for a in layer) for layer in row[0]]  # (1, H) each
             j += 1
             if time.perf_counter() - since >= PASS_BUDGET_S:
-                self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
+                self.done.emit(("rows", (first, np.concatenate(rows))))  # (n, L, S, H)
                 since, rows, first = time.perf_counter(), [], j + 1
         if rows and not self.stop_requested.is_set():
-            self.delivered.emit(first, np.concatenate(rows))  # (n, L, S, H)
+            self.done.emit(("rows", (first, np.concatenate(rows))))  # (n, L, S, H)
         if not self.stop_requested.is_set():
-            self.delivered.emit(j + 1, self._none)  # none left: the pass is over
-
-
-class _PassRelay(QtCore.QObject):
-    """GUI-thread receiver of one pass worker's signals."""
-
-    def __init__(self, session: Session, worker: _PassWorker):
-        super().__init__(session)
-        self._session, self._worker = session, worker
-
-    @Slot(int, object)
-    def delivered(self, j: int, rows) -> None:
-        self._session._on_pass_rows(self._worker, j, rows)
-
-    @Slot(str)
-    def failed(self, message: str) -> None:
-        self._session._on_pass_failed(self._worker, message)
-
-    @Slot()
-    def finished(self) -> None:
-        self._session._on_pass_finished(self._worker)
-        self._worker = None
-        self.deleteLater()
+            self.done.emit(("rows", (j + 1, self._none)))  # none left: the pass is over
 
 
 def read_text(path, vocab: CharVocab | None) -> tuple:
@@ -616,39 +680,3 @@ def read_text(path, vocab: CharVocab | None) -> tuple:
     if kept == "":
         raise DataError(f"{path}: none of its characters are in the model's vocabulary")
     return text, kept, vocab.encode(kept, "the text")
-
-
-class _TextReader(threads.Worker):
-    """``read_text`` in a worker thread; ``read(text, kept, ids)`` unless stopped."""
-
-    read = Signal(str, object, object)
-
-    def __init__(self, path: str, vocab: CharVocab | None):
-        super().__init__()
-        self.path, self.vocab = path, vocab
-
-    def work(self) -> None:
-        result = read_text(self.path, self.vocab)
-        if not self.stop_requested.is_set():
-            self.read.emit(*result)
-
-
-class _ReadRelay(QtCore.QObject):
-    """GUI-thread receiver of one text reader's signals."""
-
-    def __init__(self, session: Session, reader: _TextReader):
-        super().__init__(session)
-        self._session, self._reader = session, reader
-
-    @Slot(str, object, object)
-    def read(self, text: str, kept, ids) -> None:
-        self._session._on_read(self._reader, text, kept, ids)
-
-    @Slot(str)
-    def failed(self, message: str) -> None:
-        self._session._on_read_failed(self._reader, message)
-
-    @Slot()
-    def finished(self) -> None:
-        self._reader = None
-        self.deleteLater()

@@ -5,8 +5,12 @@
 with ``Qt.DirectConnection`` (a queued call could never reach the busy worker thread);
 ``worker.finished`` -> ``worker.deleteLater`` and ``thread.finished`` -> ``thread.deleteLater``.
 ``Worker.run`` calls ``work()``; an exception escaping it is reported through ``failed(str)``
-(``ValueError``: its message; anything else: ``"Type: message"``), and ``finished`` is always
-emitted last. Connect a worker's signals only to ``@Slot`` methods of GUI-thread QObjects.
+(``crash_handler.one_line``: the message the app shows for the same error raised on the GUI
+thread), and ``finished`` is always
+emitted last. Connect a worker's signals only to ``@Slot`` methods of GUI-thread QObjects:
+``Relay`` is the one such receiver (it calls plain handlers on the GUI thread). ``Call`` runs one
+function and hands its result over (``done``); larger files than ``BACKGROUND_BYTES`` are read
+with it.
 
 Every started worker stays in the registry until its thread has finished (the registry also
 keeps the Python wrappers alive: a ``QThread`` garbage-collected while running aborts the
@@ -28,6 +32,10 @@ import threading
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
+from .crash_handler import one_line
+
+BACKGROUND_BYTES = 1 << 20  # text files larger than this are read in a worker thread (``Call``)
+
 _live: dict = {}  # id(thread) -> (thread, worker, its stop_requested, _Forget): started, not yet finished
 _hooked_quit = False  # stop_all is connected to the application's aboutToQuit
 
@@ -38,6 +46,9 @@ class Worker(QObject):
 
     failed = Signal(str)
     finished = Signal()
+    done = Signal(object)  # a result or a delivery for the GUI thread
+    progressed = Signal(float)  # fraction of the work done, in [0, 1]
+    noted = Signal(str)  # what the work is doing, for a status line ("": nothing to say)
 
     def __init__(self):
         super().__init__()
@@ -51,16 +62,71 @@ class Worker(QObject):
         try:
             self.work()
         except Exception as exc:  # noqa: BLE001 - any failure must reach the GUI, not kill the thread
-            self.failed.emit(describe(exc))
+            self.failed.emit(one_line(exc))
         finally:
             # Hand the worker back to the GUI thread: its deleteLater then runs there.
             self.moveToThread(QCoreApplication.instance().thread())
             self.finished.emit()
 
 
-def describe(exc: Exception) -> str:
-    """The one-line message for a worker's exception: a ValueError's own message, else "Type: message"."""
-    return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+class Call(Worker):
+    """``fn()`` in a worker thread: ``done(result)`` unless stopped meanwhile. ``tag``: what the
+    caller needs to recognise the call by (e.g. the path read)."""
+
+    def __init__(self, fn, tag=None):
+        super().__init__()
+        self._fn, self.tag = fn, tag
+
+    def work(self) -> None:
+        result = self._fn()
+        if not self.stop_requested.is_set():
+            self.done.emit(result)
+
+
+class Relay(QObject):
+    """The GUI-thread receiver of one worker's signals (a child of ``parent``): calls
+    ``done(worker, payload)``, ``progressed(worker, fraction)``, ``noted(worker, note)``,
+    ``failed(worker, message)`` and ``finished(worker)`` (each optional) on the GUI thread;
+    deletes itself after ``finished``."""
+
+    def __init__(self, worker: Worker, parent: QObject, done=None, progressed=None, noted=None, failed=None,
+                 finished=None):
+        super().__init__(parent)
+        self._worker = worker
+        self._handlers = {"done": done, "progressed": progressed, "noted": noted, "failed": failed,
+                          "finished": finished}
+        worker.done.connect(self._done)
+        worker.progressed.connect(self._progressed)
+        worker.noted.connect(self._noted)
+        worker.failed.connect(self._failed)
+        worker.finished.connect(self._finished)
+
+    def _call(self, name: str, *args) -> None:
+        handler = self._handlers[name]
+        if handler is not None:
+            handler(self._worker, *args)
+
+    @Slot(object)
+    def _done(self, payload) -> None:
+        self._call("done", payload)
+
+    @Slot(float)
+    def _progressed(self, fraction: float) -> None:
+        self._call("progressed", fraction)
+
+    @Slot(str)
+    def _noted(self, note: str) -> None:
+        self._call("noted", note)
+
+    @Slot(str)
+    def _failed(self, message: str) -> None:
+        self._call("failed", message)
+
+    @Slot()
+    def _finished(self) -> None:
+        self._call("finished")
+        self._worker = None
+        self.deleteLater()
 
 
 class _Forget(QObject):

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 from PySide6 import QtWidgets
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from engine.analysis.stream import iter_chunks, iter_segments
 
@@ -38,18 +38,25 @@ class Cancelled(Exception):
 class KnownIds(np.ndarray):
     """Token ids ``(T,)`` (``text_source``'s) carrying the first pass's checkpoints over them
     under the model handed with them: ``checkpoints (J, L, S, H)`` every ``every`` steps
-    (``Stepper.known_checkpoints``). Arrays derived from them (slices, results) carry none."""
+    (``Stepper.known_checkpoints``), and the ``stepper`` whose pass fills in the rest while
+    its inputs are still ``version``'s. Arrays derived from them (slices, results) carry none."""
 
     checkpoints: np.ndarray | None = None
     every = 0
+    stepper = None
+    version = 0
 
 
 def chunks(model, inputs: np.ndarray, check, start: int = 0, end: int | None = None):
     """``(t0, trace)`` covering steps ``[start, end)`` of ``inputs (T,)`` in time order, with
     ``check`` (progress and cancel) called before each is handed on: ``iter_segments`` from the
-    checkpoints ``inputs`` carry (``KnownIds``), else ``iter_chunks``."""
+    checkpoints ``inputs`` carry (``KnownIds``; while the first pass fills them in up to
+    ``end``, it first waits for the pass, saying so through ``check``'s note; the text edited
+    meanwhile: ``Cancelled``), else ``iter_chunks``."""
     end = inputs.shape[0] if end is None else end
     known = getattr(inputs, "checkpoints", None)
+    if known is not None and inputs.stepper is not None:
+        known = _wait_for_pass(inputs, check, end)
     if known is not None:
         parts = iter_segments(model, inputs.view(np.ndarray), known, inputs.every, start, end, segments=SEGMENTS)
     else:
@@ -59,18 +66,38 @@ def chunks(model, inputs: np.ndarray, check, start: int = 0, end: int | None = N
         yield t0, trace
 
 
+def _wait_for_pass(inputs: KnownIds, check, end: int) -> np.ndarray:
+    """The checkpoints up to ``end`` once the first pass has them (or stopped filling them in)."""
+    stepper, waited = inputs.stepper, False
+    while True:
+        ready, known, computed = stepper.wait_known(end, inputs.version, PROGRESS_INTERVAL_S)
+        if known is None:
+            raise Cancelled()  # the text changed: a job on the new one supersedes this one
+        if ready:
+            if waited:
+                check(0.0, "")
+            return known
+        waited = True
+        check(0.0, f"waiting for the first pass ({100 * computed // max(stepper.steps, 1)} %)")
+
+
 class _JobWorker(threads.Worker):
-    progressed = Signal(float)
-    done = Signal(object)
+    """Runs one job: ``fn(check)``, its result through ``done``."""
 
     def __init__(self, fn):
         super().__init__()
         self._fn = fn
         self._last = 0.0
+        self._note = ""
 
-    def check(self, fraction: float) -> None:
+    def check(self, fraction: float, note: str | None = None) -> None:
+        """Progress (``fraction`` in [0, 1]) and a status ``note`` ("" clears it; None keeps it)
+        for the panel; raises ``Cancelled`` once the job was cancelled."""
         if self.stop_requested.is_set():
             raise Cancelled()
+        if note is not None and note != self._note:
+            self._note = note
+            self.noted.emit(note)
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_S:
             self._last = now
@@ -84,37 +111,13 @@ class _JobWorker(threads.Worker):
         self.done.emit(result)
 
 
-class _Relay(QObject):
-    """GUI-thread receiver of one job's signals (tagged with the job's number)."""
-
-    def __init__(self, runner: "JobRunner", number: int):
-        super().__init__(runner)
-        self._runner, self._number = runner, number
-
-    @Slot(object)
-    def done(self, result) -> None:
-        self._runner._on_done(self._number, result)
-
-    @Slot(float)
-    def progressed(self, fraction: float) -> None:
-        self._runner._on_progress(self._number, fraction)
-
-    @Slot(str)
-    def failed(self, message: str) -> None:
-        self._runner._on_failed(self._number, message)
-
-    @Slot()
-    def finished(self) -> None:
-        self._runner._on_finished(self._number)
-        self.deleteLater()
-
-
 class JobRunner(QObject):
     """Runs one analysis job at a time for a panel (see the module docstring)."""
 
     result = Signal(object)
     failed = Signal(str)
     progressed = Signal(float)
+    noted = Signal(str)  # what the running job is doing, when not plain progress ("": nothing)
     busy_changed = Signal(bool)
 
     def __init__(self, name: str, parent: QObject | None = None):
@@ -138,11 +141,12 @@ class JobRunner(QObject):
         self._pending = None
         self._number += 1
         worker = _JobWorker(fn)
-        relay = _Relay(self, self._number)
-        worker.done.connect(relay.done)
-        worker.progressed.connect(relay.progressed)
-        worker.failed.connect(relay.failed)
-        worker.finished.connect(relay.finished)
+        number = self._number
+        threads.Relay(worker, self, done=lambda _w, result: self._on_done(number, result),
+                      progressed=lambda _w, fraction: self._on_progress(number, fraction),
+                      failed=lambda _w, message: self._on_failed(number, message),
+                      noted=lambda _w, note: self._on_note(number, note),
+                      finished=lambda _w: self._on_finished(number))
         self._worker = worker
         threads.start(worker, f"analysis-{self.name}")
         self.busy_changed.emit(True)
@@ -163,6 +167,10 @@ class JobRunner(QObject):
     def _on_progress(self, number: int, fraction: float) -> None:
         if number == self._number:
             self.progressed.emit(fraction)
+
+    def _on_note(self, number: int, note: str) -> None:
+        if number == self._number:
+            self.noted.emit(note)
 
     def _on_failed(self, number: int, message: str) -> None:
         if number == self._number:
@@ -191,16 +199,25 @@ class JobBar(QtWidgets.QWidget):
         self.cancel_button = QtWidgets.QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop this computation")
         self.cancel_button.clicked.connect(runner.cancel)
+        self.note = QtWidgets.QLabel()  # e.g. "waiting for the first pass (37 %)"
+        self.note.setVisible(False)
         row = QtWidgets.QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.note)
         row.addWidget(self.bar, 1)
         row.addWidget(self.cancel_button)
         runner.progressed.connect(lambda f: self.bar.setValue(int(1000 * f)))
+        runner.noted.connect(self._on_note)
         runner.busy_changed.connect(self._on_busy)
         self.setVisible(False)
 
+    def _on_note(self, note: str) -> None:
+        self.note.setText(note)
+        self.note.setVisible(bool(note))
+
     def _on_busy(self, busy: bool) -> None:
         self.bar.setValue(0)
+        self._on_note("")
         self.setVisible(busy)
 
 
@@ -213,4 +230,5 @@ def text_source(session):
     stepper = session.stepper
     ids = np.array(stepper.inputs, copy=True).view(KnownIds)  # (T,)
     ids.checkpoints, ids.every = stepper.known_checkpoints(), stepper.every
+    ids.stepper, ids.version = stepper, stepper.version
     return stepper.model, ids, session.text

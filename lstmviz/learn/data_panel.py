@@ -4,7 +4,7 @@ Shows the source, its size, the vocabulary (count and the characters, escaped) a
 training/validation split. A text that cannot be used (empty, binary, badly encoded, too
 large, or too short for the chosen sequence length and batch size) is refused with an error
 dialog (``dialogs.show_error``) and nothing changes. Emits ``corpus_changed(TextCorpus)``.
-A file larger than ``BACKGROUND_BYTES`` is read, decoded and encoded in a worker thread
+A file larger than ``threads.BACKGROUND_BYTES`` is read, decoded and encoded in a worker thread
 (``lstmviz.threads``) while the panel says so and offers Cancel.
 """
 
@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPlainTextEdit,
                                QPushButton, QVBoxLayout, QWidget)
 
@@ -24,7 +24,6 @@ from engine.errors import DataError
 from .. import dialogs, threads
 from ..crash_handler import one_line
 
-BACKGROUND_BYTES = 1 << 20  # larger files are read in a worker thread
 
 TEXT_FILTER = "Text files (*.txt *.md *.py *.csv *.tsv *.json *.xml *.html);;All files (*)"
 def escape_chars(chars) -> str:
@@ -52,7 +51,7 @@ class DataPanel(QWidget):
         self.cancel_button.setToolTip("Stop reading the text file.")
         self.cancel_button.clicked.connect(self.cancel_read)
         self.cancel_button.setVisible(False)
-        self._reader: _CorpusReader | None = None
+        self._reader: threads.Call | None = None
         self.paste = QPlainTextEdit()
         self.paste.setPlaceholderText("…or paste training text here and press “Use pasted text”.")
         self.paste.setToolTip("Text to train on; it is used only when you press “Use pasted text”.")
@@ -92,11 +91,11 @@ class DataPanel(QWidget):
     # --- commands ---------------------------------------------------------------------------
     def open_file(self) -> bool:
         """Ask for a file and use it; False if cancelled or refused. A file larger than
-        ``BACKGROUND_BYTES`` is read in a worker thread (True: started; ``reading`` meanwhile)."""
+        ``threads.BACKGROUND_BYTES`` is read in a worker thread (True: started; ``reading`` meanwhile)."""
         path = dialogs.ask_open_path(self, "Open training text", TEXT_FILTER)
         if not path:
             return False
-        if os.path.isfile(path) and os.path.getsize(path) > BACKGROUND_BYTES:
+        if os.path.isfile(path) and os.path.getsize(path) > threads.BACKGROUND_BYTES:
             self._read_in_background(path)
             return True
         try:
@@ -139,11 +138,9 @@ class DataPanel(QWidget):
 
     def _read_in_background(self, path: str) -> None:
         self.cancel_read()
-        reader = _CorpusReader(path, self._max_bytes, self.val_fraction.value())
-        relay = _Relay(self, reader)
-        reader.read.connect(relay.read)
-        reader.failed.connect(relay.failed)
-        reader.finished.connect(relay.finished)
+        max_bytes, val_fraction = self._max_bytes, self.val_fraction.value()
+        reader = threads.Call(lambda: TextCorpus(load_text(path, max_bytes=max_bytes), val_fraction=val_fraction), path)
+        threads.Relay(reader, self, done=self._on_read, failed=self._on_read_failed)
         self._reader = reader
         self.source_label.setText(f"Reading {Path(path).name}…")
         self.cancel_button.setVisible(True)
@@ -160,7 +157,7 @@ class DataPanel(QWidget):
         self.cancel_button.setVisible(False)
         self.source_label.setText(self.source or "No training text yet.")
 
-    def _on_read(self, reader: "_CorpusReader", corpus) -> None:
+    def _on_read(self, reader: threads.Call, corpus) -> None:
         if reader is not self._reader:
             return
         self._done_reading()
@@ -170,10 +167,10 @@ class DataPanel(QWidget):
         except (ValueError, MemoryError) as exc:
             dialogs.show_error(self, "Cannot use this text", one_line(exc))
             return
-        self.source = reader.path
+        self.source = reader.tag
         self._set_corpus(corpus)
 
-    def _on_read_failed(self, reader: "_CorpusReader", message: str) -> None:
+    def _on_read_failed(self, reader: threads.Call, message: str) -> None:
         if reader is self._reader:
             self._done_reading()
             dialogs.show_error(self, "Cannot use this text", message)
@@ -197,39 +194,3 @@ def _info(text: str, tooltip: str) -> QLabel:
     label.setWordWrap(True)
     label.setToolTip(tooltip)
     return label
-
-
-class _CorpusReader(threads.Worker):
-    """Reads, decodes and encodes a training text in a worker thread: ``read(TextCorpus)``."""
-
-    read = Signal(object)
-
-    def __init__(self, path: str, max_bytes: int, val_fraction: float):
-        super().__init__()
-        self.path, self._max_bytes, self._val_fraction = path, max_bytes, val_fraction
-
-    def work(self) -> None:
-        corpus = TextCorpus(load_text(self.path, max_bytes=self._max_bytes), val_fraction=self._val_fraction)
-        if not self.stop_requested.is_set():
-            self.read.emit(corpus)
-
-
-class _Relay(QObject):
-    """GUI-thread receiver of one reader's signals."""
-
-    def __init__(self, panel: DataPanel, reader: _CorpusReader):
-        super().__init__(panel)
-        self._panel, self._reader = panel, reader
-
-    @Slot(object)
-    def read(self, corpus) -> None:
-        self._panel._on_read(self._reader, corpus)
-
-    @Slot(str)
-    def failed(self, message: str) -> None:
-        self._panel._on_read_failed(self._reader, message)
-
-    @Slot()
-    def finished(self) -> None:
-        self._reader = None
-        self.deleteLater()

@@ -150,6 +150,6 @@ class TransportPanel(QtWidgets.QWidget):
         s = self.session
         blocker = QtCore.QSignalBlocker(self.slider)
         self.slider.setRange(0, s.steps)
-        self.slider.setValue(s.t)
+        self.slider.setValue(s.target)
         del blocker
         self.position.setText(position_label(s.t, s.steps))

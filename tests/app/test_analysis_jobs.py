@@ -55,3 +55,40 @@ def test_before_the_pass_the_jobs_stream_from_the_checkpoints_known(session, mon
     assert len(ids.checkpoints) == s.stepper.computed // 16 + 1 < len(text) // 16 + 1
     got = np.concatenate([tr.gate("c", 0) for _, tr in jobs.chunks(model, ids, lambda f: None)])
     np.testing.assert_allclose(got, model.trace(np.asarray(ids)).gate("c", 0), rtol=0, atol=1e-12)
+
+
+def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(session, qtbot, monkeypatch):
+    """Started while the pass runs, a job streaming the whole text does not compute it a second
+    time sequentially: it says it waits ("waiting for the first pass (n %)"), then reads every
+    block from the pass's checkpoints (``iter_segments``), with the sequential stream's values."""
+    import threading
+
+    from engine.stepper import Stepper
+
+    gate = threading.Event()
+    compute = Stepper.next_checkpoints
+
+    def held(self, j, n, state=None):
+        if n > 0 and threading.current_thread() is not threading.main_thread():
+            gate.wait()  # the pass worker waits here until the test lets it go
+        return compute(self, j, n, state)
+
+    monkeypatch.setattr(Stepper, "next_checkpoints", held)
+    sequential = []
+    monkeypatch.setattr(jobs, "iter_chunks", lambda *a, **k: sequential.append(a) or iter(()))
+    s, text = session, TEXT * 6
+    s.set_text(text)
+    assert s.passing
+    model, ids, _ = jobs.text_source(s)
+    runner, notes, results = jobs.JobRunner("test"), [], []
+    runner.noted.connect(notes.append)
+    runner.result.connect(results.append)
+    try:
+        runner.run(lambda check: np.concatenate([tr.gate("c", 0) for _, tr in jobs.chunks(model, ids, check)]))
+        qtbot.waitUntil(lambda: bool(notes), timeout=20000)
+        assert notes[0].startswith("waiting for the first pass (") and notes[0].endswith(" %)")
+    finally:
+        gate.set()
+    qtbot.waitUntil(lambda: bool(results), timeout=20000)
+    assert sequential == [] and notes[-1] == "" and not s.passing
+    np.testing.assert_allclose(results[0], model.trace(np.asarray(ids)).gate("c", 0), rtol=0, atol=1e-12)

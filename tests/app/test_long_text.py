@@ -149,6 +149,7 @@ def test_a_long_document_goes_into_the_editor_in_chunks_between_gui_events(windo
     assert sum(added) == len(text) - 500 and len(added) == 5 and max(added) == 500
     assert panel.editor.toPlainText() == text and not panel.editor.isReadOnly()
     assert panel.editor.document().isUndoRedoEnabled() and edits == [text] and s.text == text
+    qtbot.waitUntil(lambda: s.t == 1500, timeout=10000)  # the seek lands when the first pass gets there
     bold = [sel for sel in panel.editor.extraSelections() if sel.format.fontWeight() == QtGui.QFont.Bold]
     assert [sel.cursor.selectionStart() for sel in bold] == [1499]
 
@@ -176,12 +177,12 @@ def test_a_series_last_step_is_highlighted_and_coloured(window, qtbot):
 
 def test_open_text_reads_a_long_file_in_the_background_and_the_first_pass_runs_in_a_thread(window, qtbot, tmp_path,
                                                                                             monkeypatch):
-    """File > Open text of a file above BACKGROUND_TEXT_BYTES: the window answers at once, the
+    """File > Open text of a file above threads.BACKGROUND_BYTES: the window answers at once, the
     text is shown when read; the first pass then runs in a worker thread, not on the GUI thread."""
     import lstmviz.session as session_module
     from lstmviz import threads
 
-    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 10)
+    monkeypatch.setattr(threads, "BACKGROUND_BYTES", 10)
     monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)
     monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 16)
     s = window.session
@@ -200,13 +201,13 @@ def test_open_text_reads_a_long_file_in_the_background_and_the_first_pass_runs_i
 
 
 def test_the_data_panel_reads_a_long_training_text_in_the_background(window, qtbot, tmp_path, monkeypatch, errors):
-    """The data panel's Open of a file above BACKGROUND_BYTES: read in a worker thread, then the
+    """The data panel's Open of a file above threads.BACKGROUND_BYTES: read in a worker thread, then the
     corpus is taken; a binary file is refused with the dialog; Cancel keeps the corpus."""
     from lstmviz import dialogs
-    from lstmviz.learn import data_panel as data_module
+    from lstmviz import threads
     from tests.app.helpers import learning
 
-    monkeypatch.setattr(data_module, "BACKGROUND_BYTES", 10)
+    monkeypatch.setattr(threads, "BACKGROUND_BYTES", 10)
     panel = learning(window).data_panel
     good, binary = tmp_path / "corpus.txt", tmp_path / "data.bin"
     good.write_text(TEXT * 100, encoding="utf-8")

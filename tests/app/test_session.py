@@ -10,6 +10,7 @@ import pytest
 
 from engine.errors import DataError
 from engine.gradflow import gradient_flow
+from engine.stepper import CHECKPOINT_EVERY
 from engine.model import ModelConfig, SequenceModel
 from engine.series import SeriesDataset, sine
 from lstmviz import threads
@@ -103,8 +104,9 @@ def test_leaving_a_series_restores_the_parked_text(session, model, vocab, foreca
     np.testing.assert_allclose(s.trace().gate("h", 1), reference.gate("h", 1), rtol=0, atol=1e-12)
 
 
-def test_cell_levels_come_from_the_whole_text(session, model, vocab):
+def test_cell_levels_come_from_the_whole_text(session, model, vocab, qtbot):
     whole = model.trace(vocab.encode(TEXT))
+    qtbot.waitUntil(lambda: not session.passing, timeout=10000)  # the pass worker computes them
     for layer in range(2):
         assert session.levels("c", layer) == gate_levels("c", whole.gate("c", layer))
     assert session.levels("f", 0) == (0.0, 1.0)
@@ -146,18 +148,16 @@ def test_the_session_module_does_not_import_pyqtgraph():
 
 
 def test_a_long_text_is_read_in_the_background(session, qtbot, tmp_path, monkeypatch):
-    """Above BACKGROUND_TEXT_BYTES ``open_text`` returns at once and shows the text when read
+    """Above threads.BACKGROUND_BYTES ``open_text`` returns at once and shows the text when read
     (unknown characters dropped as ``load_text`` drops them); a bad file is refused through
     ``error`` and a cancelled read changes nothing."""
-    import lstmviz.session as session_module
-
-    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 10)
+    monkeypatch.setattr(threads, "BACKGROUND_BYTES", 10)
     s = session
     path = tmp_path / "long.txt"
     path.write_text("€" + TEXT * 3, encoding="utf-8")
     opened, errors = [], []
     s.text_opened.connect(opened.append)
-    s.error.connect(errors.append)
+    s.open_failed.connect(errors.append)
     assert s.open_text(path) is False and s.opening and s.text == TEXT
     qtbot.waitUntil(lambda: not s.opening, timeout=20000)
     assert s.text == TEXT * 3 and opened == [str(path)] and s.text_path == str(path) and not errors
@@ -175,5 +175,89 @@ def test_a_long_text_is_read_in_the_background(session, qtbot, tmp_path, monkeyp
     s.cancel_open()
     threads.stop_all()  # the reader ends; what it read is dropped
     assert not s.opening and s.text == TEXT * 3 and opened == [str(path)]
-    monkeypatch.setattr(session_module, "BACKGROUND_TEXT_BYTES", 1 << 20)
+    monkeypatch.setattr(threads, "BACKGROUND_BYTES", 1 << 20)
     assert s.open_text(short) is True and s.text == TEXT[:20]
+
+
+@pytest.fixture
+def gated_pass(monkeypatch):
+    """``Stepper.next_checkpoints`` counting the blocks computed on the GUI thread, and holding
+    the pass worker before its first block until ``gate`` is set (set again at teardown)."""
+    import threading
+
+    from engine.stepper import Stepper
+
+    gate, on_gui = threading.Event(), []
+    compute = Stepper.next_checkpoints
+
+    def counted(self, j, n, state=None):
+        if n > 0:
+            if threading.current_thread() is threading.main_thread():
+                on_gui.append(j)
+            else:
+                gate.wait()
+        return compute(self, j, n, state)
+
+    monkeypatch.setattr(Stepper, "next_checkpoints", counted)
+    yield gate, on_gui
+    gate.set()
+    threads.stop_all()
+
+
+def test_a_far_seek_during_the_first_pass_waits_for_it_and_lands_exactly(session, qtbot, model, vocab, gated_pass):
+    """Seeking to the end while the pass runs computes no checkpoint on the GUI thread: the cursor
+    stays (``target`` shows where it goes) until the pass gets there, then lands on the end;
+    Home replaces the wait at once."""
+    gate, on_gui = gated_pass
+    s, text = session, TEXT * 300  # 21,000 steps, 82 blocks
+    s.set_text(text)
+    assert s.passing and not s.stepper.done
+    start, messages = s.t, []
+    s.message.connect(messages.append)
+    s.seek(s.steps)
+    assert s.waiting and s.target == s.steps and s.t == start and "waiting for the first pass" in messages[-1]
+    s.seek(0)  # Home: at once, and the wait is gone
+    assert s.t == 0 and not s.waiting and s.target == 0
+    s.seek(s.steps - 5)
+    assert s.waiting
+    gate.set()
+    qtbot.waitUntil(lambda: not s.waiting, timeout=20000)
+    assert s.t == s.steps - 5 and on_gui == []
+    reference = model.trace(vocab.encode(text)).gate("c", 1)  # (T, H)
+    np.testing.assert_allclose(s.records(s.t - 40, s.t).gate("c", 1), reference[s.t - 40:s.t], rtol=0, atol=1e-12)
+
+
+def test_opening_or_editing_a_text_runs_no_long_forward_on_the_gui_thread(session, qtbot, model, vocab, monkeypatch):
+    """``set_model`` / ``set_text`` trace no step on the GUI thread for the colour levels: the
+    pass worker computes them from the first LEVEL_STEPS_MAX steps and ``colormap_changed``
+    announces them; an edit after those steps keeps them, tracing at most one block."""
+    import threading
+
+    import lstmviz.session as session_module
+
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 500)
+    on_gui = []
+    trace = SequenceModel.trace
+
+    def counted(self, inputs, *args, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            on_gui.append(len(inputs))
+        return trace(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceModel, "trace", counted)
+    s, text = session, TEXT * 300
+    announced = []
+    s.colormap_changed.connect(announced.append)
+    s.set_model(model, vocab)
+    s.set_text(text)
+    assert all(n <= 1 for n in on_gui)  # only the Stepper's one-step shape probe
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert announced and all(n <= 1 for n in on_gui)
+    whole = trace(model, vocab.encode(text[:500]))  # the reference, uncounted
+    expected = [gate_levels("c", whole.gate("c", k)) for k in range(2)]
+    assert s.cell_levels == expected != [gate_levels("c")] * 2
+    announced.clear()
+    s.set_text(text[:-10] + "x" * 10)  # beyond the levels' sample: no new levels
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert announced == [] and s.cell_levels == expected
+    assert all(n <= CHECKPOINT_EVERY for n in on_gui)  # at most the block at the cursor, on demand

@@ -102,3 +102,24 @@ def test_the_leak_guard_names_where_a_leaked_qthread_was_started(qtbot):
         stop.set()
         leaked.wait()
     assert dangling_qthreads() == []
+
+
+def test_a_call_hands_its_result_or_its_failure_to_the_relay_on_the_gui_thread(qtbot, qapp):
+    """``Call`` + ``Relay``: the handlers run on the GUI thread with the worker first; a failure
+    arrives as the one line the app shows (an OSError's message, no type name); the relay goes
+    once the worker has finished."""
+    seen = []
+
+    def handler(kind):
+        return lambda worker, *args: seen.append((kind, worker.tag, *args, threading.current_thread() is threading.main_thread()))
+
+    parent = QObject()
+    for tag, fn in (("sum", lambda: 41 + 1), ("missing", lambda: open("/nonexistent/x.txt"))):
+        worker = threads.Call(fn, tag)
+        threads.Relay(worker, parent, done=handler("done"), failed=handler("failed"))
+        threads.start(worker, f"call-{tag}")
+    qtbot.waitUntil(lambda: len(seen) == 2 and not threads.live_threads(), timeout=10000)
+    assert ("done", "sum", 42, True) in seen
+    failure = next(entry for entry in seen if entry[0] == "failed")
+    assert failure[1] == "missing" and failure[2].startswith("[Errno 2]") and failure[3] is True
+    qtbot.waitUntil(lambda: not parent.findChildren(threads.Relay), timeout=10000)
