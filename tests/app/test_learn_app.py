@@ -16,6 +16,7 @@ from PySide6.QtCore import QTimer
 from engine.checkpoint import load_checkpoint
 from engine.data import TextCorpus
 from engine.model import SequenceModel
+from engine.stepper import CHECKPOINT_EVERY
 from engine.train import LONG_RUN_S, TimeEstimate, TrainConfig, Trainer, estimate_time
 from lstmviz import dialogs, threads
 from lstmviz.learn import training_panel as training_panel_module
@@ -58,8 +59,14 @@ def test_training_updates_the_viewer(qtbot, window, learn, errors, monkeypatch):
     session = window.session
     models, traces, gui_traces = [], [], []
     learn.controller.weights_updated.connect(lambda model, trace: (models.append(model), traces.append(trace)))
-    whole_trace = session._whole_trace
-    monkeypatch.setattr(session, "_whole_trace", lambda *args: gui_traces.append(args) or whole_trace(*args))
+    trace = SequenceModel.trace
+
+    def counted(model, inputs, *args, **kwargs):  # GUI-thread forwards longer than one stepper block
+        if threading.current_thread() is threading.main_thread() and np.asarray(inputs).shape[0] > CHECKPOINT_EVERY:
+            gui_traces.append(np.asarray(inputs).shape[0])
+        return trace(model, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(SequenceModel, "trace", counted)
     at_start = []  # GUI-thread traces once the run's fresh model and preview text are shown
     learn.training_panel.trainer_started.connect(lambda _trainer: at_start.append(len(gui_traces)))
     with qtbot.waitSignal(learn.controller.finished_training, timeout=60_000):
