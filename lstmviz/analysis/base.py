@@ -81,13 +81,17 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
             return
         if self._shown != self._inputs(self.session.text, self.session.model):
             self._shown = None
+            self.runner.cancel()  # its answer would describe the old inputs too
             self.clear_results()
             self.say("Computing for the new text or model…")
         elif not self.status.text().startswith(UPDATING):
             self.say(UPDATING + self.status.text())
 
     def _on_result(self, result) -> None:
-        self._shown = self._inputs(self._text, self._model)
+        inputs = self._inputs(self._text, self._model)
+        if inputs != self._inputs(self.session.text, self.session.model):
+            return  # a job that finished while hidden, after the text or model changed
+        self._shown = inputs
         self.show_result(result)
 
     def start(self, fn, text: str, model) -> None:

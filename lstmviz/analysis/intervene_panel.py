@@ -317,7 +317,6 @@ class InterventionPanel(AnalysisPanel):
         source = text_source(self.session)
         if not self.interventions:
             self.runner.cancel()
-            self.window_runner.cancel()
             self.clear_results()
             self.say("Add an intervention: pick a unit (click a heatmap cell), a quantity and what to do to it.")
             return
@@ -333,6 +332,7 @@ class InterventionPanel(AnalysisPanel):
         self.refresh_window()
 
     def clear_results(self) -> None:
+        self.window_runner.cancel()
         self.window = self.loss = None
         self.bars_before.setOpts(x=[], height=[])
         self.bars_after.setOpts(x=[], height=[])
