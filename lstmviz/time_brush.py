@@ -3,7 +3,9 @@
 ``TimeBrush(plot)`` lies over a units x time plot (cells centred on integer steps) and turns a
 left-button drag across it into the span of steps ``[start, end)`` the drag crossed: a
 translucent band follows the drag and, on release, ``brushed(start, end)`` is emitted (connect
-it to ``Session.brush``, as a text selection is). Other buttons (right: zoom), clicks (select
+it to ``Session.brush``, as a text selection is). The band is the drag's only: the lasting
+brushed span is drawn by whoever shows ``Session.brush_span`` (the gates panel outlines it on
+every heatmap until it is cleared). Other buttons (right: zoom), clicks (select
 a cell), hovering and drags on items above it (a brushed region's edges) are left to the plot;
 the time axis itself still pans when dragged.
 """

@@ -22,10 +22,18 @@ QUANTITY_LABELS = {"tanh_c": "tanh(c) (cell state)",
                    **{n: f"{n} ({q.title})" for n, q in QUANTITIES.items() if n != "probs"}}
 
 
+UPDATING = "(updating for the new weights…) "
+
+
 class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
     """Base of the analysis docks. Subclasses build their controls into ``self.controls`` (a
-    horizontal row) and ``self.body``, override ``refresh()`` (start a job, usually) and
-    ``figure()`` (the widget exported as PNG/SVG), and ``csv_rows()`` (header + rows, or None)."""
+    horizontal row) and ``self.body``, override ``refresh()`` (start a job, usually),
+    ``clear_results()`` (forget the shown results), ``figure()`` (the widget exported as
+    PNG/SVG), and ``csv_rows()`` (header + rows, or None).
+
+    A new text, or a model of another shape or vocabulary, clears the shown results at once (they
+    described something no longer shown); new weights for the same model (training) keep them,
+    marked as being updated, until the new ones arrive."""
 
     def __init__(self, session, name: str, parent=None):
         super().__init__(parent)
@@ -37,9 +45,7 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         # never widens the dock) and elides it to the width it gets.
         self.status = ElidedLabel()
         self.status.setStyleSheet("color: gray")
-        self.export_button = QtWidgets.QToolButton()
-        self.export_button.setText("Export…")
-        self.export_button.setPopupMode(QtWidgets.QToolButton.InstantPopup)
+        self.export_button = QtWidgets.QPushButton("Export…")  # its size hint makes room for the menu arrow
         menu = QtWidgets.QMenu(self.export_button)
         menu.addAction("Picture (PNG or SVG)…", self.export_picture)
         self.csv_action = menu.addAction("Table (CSV)…", self.export_csv)
@@ -60,8 +66,33 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         layout.addWidget(JobBar(self.runner))
         layout.addLayout(self.body, 1)
         self._text = self._model = None  # the text and model of the last job started
+        self._shown = None  # what the shown results describe (``_inputs()``), None: nothing shown
         self.runner.failed.connect(self.say)
-        self.runner.result.connect(self.show_result)
+        self.runner.result.connect(self._on_result)
+        session.text_changed.connect(self._on_inputs_changed)  # before the subclass's refresh
+        session.model_changed.connect(self._on_inputs_changed)
+
+    def _inputs(self, text: str, model) -> tuple:
+        """What results depend on beyond the weights: the text, and the model's shape and vocabulary."""
+        return text, None if model is None else model.config, self.session.vocab
+
+    def _on_inputs_changed(self) -> None:
+        if self._shown is None:
+            return
+        if self._shown != self._inputs(self.session.text, self.session.model):
+            self._shown = None
+            self.runner.cancel()  # its answer would describe the old inputs too
+            self.clear_results()
+            self.say("Computing for the new text or model…")
+        elif not self.status.text().startswith(UPDATING):
+            self.say(UPDATING + self.status.text())
+
+    def _on_result(self, result) -> None:
+        inputs = self._inputs(self._text, self._model)
+        if inputs != self._inputs(self.session.text, self.session.model):
+            return  # a job that finished while hidden, after the text or model changed
+        self._shown = inputs
+        self.show_result(result)
 
     def start(self, fn, text: str, model) -> None:
         """Run the job ``fn`` over ``text`` under ``model``. Only new weights (training) let the
@@ -80,6 +111,10 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         raise NotImplementedError
 
     def show_result(self, result) -> None:
+        raise NotImplementedError
+
+    def clear_results(self) -> None:
+        """Forget and undraw the shown results."""
         raise NotImplementedError
 
     def figure(self) -> QtWidgets.QWidget:

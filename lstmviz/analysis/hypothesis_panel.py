@@ -27,6 +27,7 @@ MATCHES_SHOWN = 50
 PLOTTED_UNITS = 20  # curves drawn at most
 SNIPPET = 30  # characters of a match shown in the list
 DEBOUNCE_MS = 250
+RESULT_HEIGHT = 80  # px: the least height of the plot and the match list
 
 
 def run_hypothesis(model, ids, start, end, layer, name, threshold, lead, min_overlap, check):
@@ -65,13 +66,22 @@ class HypothesisPanel(AnalysisPanel):
         self.overlap.setValue(100)
         self.overlap.setSuffix(" % on")
         self.overlap.setToolTip("A match needs at least this share of the selected units on together")
-        for w in (QtWidgets.QLabel("Quantity"), self.quantity, self.layer, QtWidgets.QLabel("threshold"),
-                  self.threshold, self.threshold_label, self.lead, self.overlap):
-            self.controls.addWidget(w)
+        # controls in a compact column on the left, the plot and the matches beside it
+        side = QtWidgets.QGridLayout()
+        side.setContentsMargins(4, 0, 0, 0)
+        side.setSpacing(2)
+        side.addWidget(self.quantity, 0, 0, 1, 3)
+        side.addWidget(self.layer, 1, 0)
+        side.addWidget(self.lead, 1, 1, 1, 2)
+        side.addWidget(QtWidgets.QLabel("threshold"), 2, 0)
+        side.addWidget(self.threshold, 2, 1)
+        side.addWidget(self.threshold_label, 2, 2)
+        side.addWidget(self.overlap, 3, 0)
+        side.setRowStretch(4, 1)
         self.plot = pg.PlotWidget()
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "value")
-        self.plot.setMinimumHeight(120)
+        self.plot.setMinimumSize(200, RESULT_HEIGHT)
         self.plot.setYRange(-1.05, 1.05, padding=0)
         room_for_end_tick_labels(self.plot.getPlotItem())
         self.plot.setMouseEnabled(x=True, y=False)
@@ -82,16 +92,25 @@ class HypothesisPanel(AnalysisPanel):
         self.curves = []
         self.matches = QtWidgets.QTableWidget(0, 5)
         self.matches.setHorizontalHeaderLabels(["steps", "text", "overlap", "extra", "length"])
+        self.matches.horizontalHeader().setSectionResizeMode(QtWidgets.QHeaderView.ResizeToContents)
         self.matches.horizontalHeader().setSectionResizeMode(1, QtWidgets.QHeaderView.Stretch)
+        self.matches.setWordWrap(False)
         self.matches.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectRows)
         self.matches.setEditTriggers(QtWidgets.QAbstractItemView.NoEditTriggers)
         self.matches.verticalHeader().setVisible(False)
         self.matches.setToolTip("Other places where the selected units are on together, best first; click to go there")
         self.matches.cellClicked.connect(self._on_match_clicked)
-        splitter = QtWidgets.QSplitter(QtCore.Qt.Vertical)
+        self.matches.setMinimumSize(200, RESULT_HEIGHT)
+        splitter = QtWidgets.QSplitter(QtCore.Qt.Horizontal)
         splitter.addWidget(self.plot)
         splitter.addWidget(self.matches)
-        self.body.addWidget(splitter)
+        splitter.setChildrenCollapsible(False)
+        splitter.setSizes([1000, 1000])  # halves
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(4)
+        row.addLayout(side)
+        row.addWidget(splitter, 1)
+        self.body.addLayout(row, 1)
         self.result = None  # (selection, values, matches) shown
         self._debounce = QtCore.QTimer(self)
         self._debounce.setSingleShot(True)
@@ -130,13 +149,22 @@ class HypothesisPanel(AnalysisPanel):
         self.say(f"Matching steps {start}–{end - 1}…")
         self.start(lambda check: run_hypothesis(*args, check), text, model)
 
+    def clear_results(self) -> None:
+        self.result = None
+        self._remove_curves()
+        self.matches.setRowCount(0)
+
+    def _remove_curves(self) -> None:
+        for curve in self.curves:
+            self.plot.removeItem(curve)
+        self.curves = []
+
     def show_result(self, result) -> None:
         self.result = result
         sel, values, matches = result
         text = self.session.text
         first = max(0, sel.start - sel.lead)
-        for curve in self.curves:
-            self.plot.removeItem(curve)
+        self._remove_curves()
         steps = np.arange(first, sel.end)  # (n,)
         self.curves = [self.plot.plot(steps, values[:, k], pen=pg.intColor(k, max(len(sel.units), 1)))
                        for k in range(min(len(sel.units), PLOTTED_UNITS))]

@@ -26,18 +26,22 @@ from engine.analysis.intervene import (MODES, Intervention, editable, iter_inter
 from engine.quantities import DISPLAY_ORDERS
 from engine.trace import Trace
 
+from ..core.labels import step_label
 from ..plots import HeatmapView, colormap_for, room_for_end_tick_labels
 from .base import QUANTITY_LABELS, AnalysisPanel, layer_box, quantity_box
 from .jobs import CHUNK, JobBar, JobRunner, text_source
 
 BARS = 10  # most likely next characters shown
-LEGEND_ROOM = 1.35  # the probability axis reaches this multiple of the tallest bar: room for the legend
+LEGEND_ROOM = 1.6  # the probability axis reaches this multiple of the tallest bar: room for the legend
 MAX_WINDOW = 2000  # most steps the window job computes (the last ones of the visible range)
 PRIME_MAX = 300  # characters of the text before the intervention that prime the samples
 SAMPLE_LENGTH = 160
 DEBOUNCE_MS = 150  # the window job waits for the time axis to settle
 LOSS_CHUNK = 512  # steps between two cancel points of the loss job (about 30 ms for the demo model)
 PANES = ("original", "intervened", "difference")
+RESULT_HEIGHT = 90  # px: the least height of the heatmaps and the probability bars
+PANE_WIDTH = 150  # px: the least width of a heatmap pane (its axis labels fit)
+LIST_ROWS = 2  # interventions the list shows without scrolling
 
 
 @dataclasses.dataclass
@@ -112,65 +116,75 @@ class InterventionPanel(AnalysisPanel):
         self.value.setSingleStep(0.1)
         self.value.setToolTip("The value to clamp to, or the factor to scale by (unused for zero)")
         self.where = QtWidgets.QComboBox()
-        self.where.addItems(["from the cursor on", "from the start", "over the brushed span"])
+        self.where.addItems(["from the cursor", "from step 1", "brushed span"])
+        self.where.setToolTip("Where the intervention acts: from the cursor's step to the end of the text, "
+                              "over the whole text, or over the brushed span only")
         self.add_button = QtWidgets.QPushButton("Add")
         self.add_button.setToolTip("Add this intervention (nothing is saved into the model)")
         self.add_button.clicked.connect(self.add_from_controls)
-        for w in (self.layer, self.quantity, self.unit, self.mode, self.value, self.where, self.add_button):
-            self.controls.addWidget(w)
         self.badge = QtWidgets.QLabel()
         self.list = QtWidgets.QListWidget()
-        self.list.setMaximumHeight(70)
+        self.list.setToolTip("The interventions in effect (select one, then Remove)")
+        self.list.setMaximumHeight(LIST_ROWS * self.list.fontMetrics().lineSpacing() + 2 * self.list.frameWidth() + 4)
         self.remove_button = QtWidgets.QPushButton("Remove")
         self.remove_button.clicked.connect(self.remove_selected)
         self.clear_button = QtWidgets.QPushButton("Remove all")
         self.clear_button.clicked.connect(self.clear)
         self.seed = QtWidgets.QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setPrefix("sample seed ")
-        row = QtWidgets.QHBoxLayout()
-        row.addWidget(self.badge)
-        row.addWidget(self.list, 1)
-        buttons = QtWidgets.QVBoxLayout()
-        for w in (self.remove_button, self.clear_button, self.seed):
-            buttons.addWidget(w)
-        row.addLayout(buttons)
-        self.body.addLayout(row)
+        self.seed.setRange(0, 999_999)
+        self.seed.setPrefix("seed ")
+        self.seed.setToolTip("The random seed of both samples (without and with the interventions)")
         # the window job: heatmaps original | intervened | difference on the gates' time axis
         self.window_runner = JobRunner("interventions-window", self)
         self.window_runner.result.connect(self.show_window)
         self.window_runner.failed.connect(self.say)
         self.shown = QtWidgets.QComboBox()
-        self.shown.setToolTip("The quantity the heatmaps below show (the layer is the viewed one)")
+        self.shown.setToolTip("The quantity the heatmaps show (the layer is the viewed one)")
         self.shown.currentIndexChanged.connect(self._draw_window)
-        heat_bar = QtWidgets.QHBoxLayout()
-        heat_bar.setContentsMargins(4, 0, 4, 0)
-        heat_bar.addWidget(QtWidgets.QLabel("Heatmaps of"))
-        heat_bar.addWidget(self.shown)
-        heat_bar.addWidget(JobBar(self.window_runner), 1)
-        heat_bar.addStretch(1)
-        self.body.addLayout(heat_bar)
+        # controls in a compact column on the left, the results beside it (visible in a low dock)
+        side = QtWidgets.QGridLayout()
+        side.setContentsMargins(4, 0, 0, 0)
+        side.setSpacing(2)
+        heatmaps_of = QtWidgets.QHBoxLayout()
+        heatmaps_of.addWidget(QtWidgets.QLabel("show"))
+        heatmaps_of.addWidget(self.shown, 1)
+        pairs = ((self.layer, self.unit), (self.quantity, self.mode), (self.value, self.where),
+                 (self.add_button, self.badge), (self.list, None), (self.remove_button, self.clear_button),
+                 (heatmaps_of, self.seed))
+        for row, (left, right) in enumerate(pairs):
+            if right is None:
+                side.addWidget(left, row, 0, 1, 2)
+                continue
+            side.addLayout(left, row, 0) if isinstance(left, QtWidgets.QLayout) else side.addWidget(left, row, 0)
+            side.addWidget(right, row, 1)
+        side.setRowStretch(len(pairs), 1)
         self.views: dict[str, HeatmapView] = {}
-        self.heatmaps = QtWidgets.QWidget()  # the three heatmaps (the exported picture)
+        self.heatmaps = QtWidgets.QWidget()  # the three heatmaps
         heat_row = QtWidgets.QHBoxLayout(self.heatmaps)
         heat_row.setContentsMargins(0, 0, 0, 0)
         heat_row.setSpacing(2)
         for pane in PANES:
             view = HeatmapView("h", colorblind=session.colorblind)
-            view.setMinimumSize(160, 170)
+            if pane == "original":  # the unit axis once, on the left; the colour bar of both runs once,
+                view.plot.layout.removeItem(view.colorbar)  # on "intervened" (the same levels)
+                view.colorbar.hide()
+            else:  # the same units and steps as "original": its axes name them
+                view.plot.hideAxis("left")
+                view.plot.getAxis("bottom").setStyle(showValues=False)
+            view.setMinimumSize(PANE_WIDTH, RESULT_HEIGHT)
             self.views[pane] = view
             heat_row.addWidget(view)
-        self.body.addWidget(self.heatmaps)
         self._window_timer = QtCore.QTimer(self)
         self._window_timer.setSingleShot(True)
         self._window_timer.setInterval(DEBOUNCE_MS)
         self._window_timer.timeout.connect(self._window_soon)
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(120)
+        self.plot.setMinimumSize(120, RESULT_HEIGHT)
         self.plot.setLabel("left", "p(next)")
+        self.plot.setToolTip("The most likely next characters at the cursor, without and with the interventions")
         self.plot.addLegend(offset=(-10, 2), colCount=2)  # one row, above the bars (LEGEND_ROOM)
         self.bars_before = pg.BarGraphItem(x=[], height=[], width=0.4, brush=(120, 120, 120), name="original")
-        self.bars_after = pg.BarGraphItem(x=[], height=[], width=0.4, brush=(240, 140, 40), name="with interventions")
+        self.bars_after = pg.BarGraphItem(x=[], height=[], width=0.4, brush=(240, 140, 40), name="intervened")
         self.plot.addItem(self.bars_before)
         self.plot.addItem(self.bars_after)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
@@ -180,7 +194,7 @@ class InterventionPanel(AnalysisPanel):
         for key in ("without", "with"):
             box = QtWidgets.QPlainTextEdit()
             box.setReadOnly(True)
-            box.setMaximumHeight(110)
+            box.setMaximumHeight(80)
             box.setToolTip(f"Text sampled {key} the interventions, from the same seed, continuing the text "
                            "where the first intervention starts")
             column = QtWidgets.QVBoxLayout()
@@ -188,8 +202,22 @@ class InterventionPanel(AnalysisPanel):
             column.addWidget(box)
             samples.addLayout(column)
             self.samples[key] = box
-        self.body.addWidget(self.plot, 1)
-        self.body.addLayout(samples)
+        self.results = QtWidgets.QWidget()  # heatmaps and probabilities: the exported picture
+        result_row = QtWidgets.QHBoxLayout(self.results)
+        result_row.setContentsMargins(0, 0, 0, 0)
+        result_row.setSpacing(2)
+        result_row.addWidget(self.heatmaps, 3)
+        result_row.addWidget(self.plot, 2)
+        results = QtWidgets.QVBoxLayout()
+        results.setSpacing(2)
+        results.addWidget(JobBar(self.window_runner))
+        results.addWidget(self.results, 1)
+        row = QtWidgets.QHBoxLayout()
+        row.setSpacing(4)
+        row.addLayout(side)
+        row.addLayout(results, 1)
+        self.body.addLayout(row, 1)
+        self.body.addLayout(samples)  # below: the samples need the width
         self.interventions: list[Intervention] = []
         self.window: WindowOutcome | None = None
         self.loss = None  # the LossChange shown
@@ -289,14 +317,7 @@ class InterventionPanel(AnalysisPanel):
         source = text_source(self.session)
         if not self.interventions:
             self.runner.cancel()
-            self.window_runner.cancel()
-            self.window = self.loss = None
-            self.bars_before.setOpts(x=[], height=[])
-            self.bars_after.setOpts(x=[], height=[])
-            for box in self.samples.values():
-                box.clear()
-            for view in self.views.values():
-                view.set_data(np.zeros((0, 0), np.float32))
+            self.clear_results()
             self.say("Add an intervention: pick a unit (click a heatmap cell), a quantity and what to do to it.")
             return
         if source is None or min(iv.start for iv in self.interventions) >= self.session.steps:
@@ -309,6 +330,17 @@ class InterventionPanel(AnalysisPanel):
         self.start(lambda check: run_loss(model, ids, ivs, s0, state, kept, check), text, model)
         self._running_kept = kept
         self.refresh_window()
+
+    def clear_results(self) -> None:
+        self.window_runner.cancel()
+        self.window = self.loss = None
+        self.bars_before.setOpts(x=[], height=[])
+        self.bars_after.setOpts(x=[], height=[])
+        self.plot.setTitle(None)
+        for box in self.samples.values():
+            box.clear()
+        for view in self.views.values():
+            view.set_data(np.zeros((0, 0), np.float32))
 
     def _window_soon(self) -> None:
         if self.on_screen():
@@ -364,9 +396,9 @@ class InterventionPanel(AnalysisPanel):
             tallest = float(max(outcome.probs_before[top].max(), outcome.probs_after[top].max()))
             self.plot.setYRange(0, tallest * LEGEND_ROOM, padding=0)
             self.plot.getAxis("bottom").setTicks([[(k, repr(chars[i])[1:-1]) for k, i in enumerate(top)]])
-            self.plot.setTitle(f"next character after step {outcome.step}", size="9pt")
+            self.plot.setTitle(f"after {step_label(outcome.step)}", size="9pt")  # the axis: p(next)
         else:
-            self.plot.setTitle(f"the cursor (step {outcome.step}) is outside the shown steps", size="9pt")
+            self.plot.setTitle(f"the cursor ({step_label(outcome.step)}) is outside the shown steps", size="9pt")
         self.samples["without"].setPlainText(outcome.sample_without)
         self.samples["with"].setPlainText(outcome.sample_with)
 
@@ -386,9 +418,9 @@ class InterventionPanel(AnalysisPanel):
             view = self.views[pane]
             view.colorbar.setColorMap(colormap_for("h" if pane == "difference" else name, s.colorblind))
             view.set_data(data, levels, t0=w.lo)
-            view.plot.setTitle(f"{pane} {name} · layer {s.layer}", size="9pt")
+            view.plot.setTitle(f"{pane} {name}", size="9pt")  # of the viewed layer (narrow: no room to say)
             view.set_cursor(w.step)
             view.plot.setYRange(-0.5, data.shape[1] - 0.5, padding=0)
 
     def figure(self):
-        return self.heatmaps
+        return self.results

@@ -113,6 +113,10 @@ class ProbePanel(AnalysisPanel):
             self.say(f"Best: layer {best.layer}, {best.quantity}, unit {best.unit} ({best.score:+.3f}); "
                      f"{len(scores)} units ranked, the top {len(shown)} listed")
 
+    def clear_results(self) -> None:
+        self.scores = None
+        self.table.setRowCount(0)
+
     def _on_row_clicked(self, row: int, _col: int) -> None:
         if self.scores is None or row >= len(self.scores):
             return

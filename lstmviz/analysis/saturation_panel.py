@@ -82,6 +82,11 @@ class SaturationPanel(AnalysisPanel):
         self.result = result
         self._draw()
 
+    def clear_results(self) -> None:
+        self.result = None
+        for scatter in self.scatters.values():
+            scatter.clear()
+
     def _draw(self, *_):
         if self.result is None:
             return

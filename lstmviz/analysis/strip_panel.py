@@ -1,7 +1,8 @@
 """The whole-text strip (Karpathy, Johnson & Fei-Fei 2015, Fig. 5): the per-character loss
 ``-log p(next character)`` of the whole viewed text as a colour strip, and, once zoomed in to at
 most ``LABELLED_STEPS`` steps each at least a character wide, each character with the model's
-top-5 predictions for the next one underneath (brighter: more likely). The service makes it
+top-5 predictions for the next one underneath (brighter: more likely; never dimmer than a
+legible grey). The service makes it
 follow the gate heatmaps' time axis: it shows the same steps as the heatmaps, across the
 whole width of its dock (the heatmaps sit three side by side, so no one pixel scale fits them
 all). Zoomed in, the strip is at least tall enough for each row to hold a line of text.
@@ -28,6 +29,7 @@ LABELLED_STEPS = 60  # characters and predictions are drawn when at most this ma
 # (and each step is at least a character wide)
 LOSS_LEVELS = (0.0, 5.0)  # nats: the colour strip's levels
 MIN_HEIGHT = 60  # px of the strip while it shows the loss row alone
+SHADE_FLOOR = 150  # grey level of the least likely prediction (legible on the black background)
 
 
 def run_losses(model, ids, check) -> np.ndarray:
@@ -98,6 +100,10 @@ class StripPanel(AnalysisPanel):
                  f"(wheel) to read the characters and the top {TOP_K} predictions")
         self.draw_labels()
 
+    def clear_results(self) -> None:
+        self.losses = None
+        self.image.clear()
+
     def show_steps(self, lo: float, hi: float) -> None:
         """Show the time range ``[lo, hi]`` (the heatmaps' x range)."""
         self.plot.setXRange(lo, hi, padding=0)
@@ -145,8 +151,7 @@ class StripPanel(AnalysisPanel):
             self._label(t, 0, text[t], QtGui.QColor(255, 255, 255))
             if t - lo < ids.shape[0]:
                 for r in range(ids.shape[1]):  # TOP_K, or fewer with a smaller vocabulary
-                    shade = int(80 + 175 * probs[t - lo, r])
-                    self._label(t, r + 1, chars[ids[t - lo, r]], QtGui.QColor(shade, shade, shade))
+                    self._label(t, r + 1, chars[ids[t - lo, r]], prediction_colour(float(probs[t - lo, r])))
 
     def _label(self, x: int, y: int, ch: str, colour) -> None:
         item = pg.TextItem(_visible(ch), color=colour, anchor=(0.5, 0.5))
@@ -163,6 +168,13 @@ class StripPanel(AnalysisPanel):
         text = self.session.text
         return (["step", "char", "loss_nats"],
                 [[t, text[t] if t < len(text) else "", repr(float(v))] for t, v in enumerate(self.losses)])
+
+
+def prediction_colour(p: float) -> QtGui.QColor:
+    """A prediction's text colour for probability ``p`` in [0, 1]: from ``SHADE_FLOOR`` grey
+    (unlikely, still legible on black) to white (certain)."""
+    shade = int(round(SHADE_FLOOR + (255 - SHADE_FLOOR) * min(max(p, 0.0), 1.0)))
+    return QtGui.QColor(shade, shade, shade)
 
 
 def _visible(ch: str) -> str:

@@ -23,6 +23,8 @@ from ..time_brush import TimeBrush
 WINDOW = 200  # steps drawn, ending at the cursor
 PAGE = WINDOW // 4  # steps of blank time axis ahead of the cursor after the view follows it
 LABELLED_STEPS = 40  # the time axis names each step's character when at most this many are visible
+BRUSH_FILL = (255, 255, 255, 60)  # the brushed span: a light veil on every colour map ...
+BRUSH_EDGE = pg.mkPen((255, 0, 255), width=2)  # ... between magenta edges, a colour none of the maps uses
 
 
 class GatesPanel(QtWidgets.QWidget):
@@ -81,11 +83,14 @@ class GatesPanel(QtWidgets.QWidget):
         layout.addLayout(grid, 1)
 
         self.views["h"].plot.sigXRangeChanged.connect(self.label_time_axis)
-        self.brush_region = pg.LinearRegionItem(brush=(90, 160, 240, 50))  # the Session's brushed span
-        self.brush_region.setToolTip("The brushed span (select text to brush); drag its edges to change it")
-        self.brush_region.setVisible(False)
-        self.brush_region.sigRegionChangeFinished.connect(self._on_brush_dragged)
-        self.views["h"].plot.addItem(self.brush_region)
+        self.brush_regions = {}  # name -> the Session's brushed span on that heatmap
+        for name, view in self.views.items():
+            region = pg.LinearRegionItem(brush=BRUSH_FILL, pen=BRUSH_EDGE, hoverBrush=BRUSH_FILL)
+            region.setToolTip("The brushed span (select text to brush); drag its edges to change it")
+            region.setVisible(False)
+            region.sigRegionChangeFinished.connect(self._on_brush_dragged)
+            view.plot.addItem(region)
+            self.brush_regions[name] = region
         session.brushed.connect(self._show_brush)
         session.model_changed.connect(self._on_model_changed)
         session.stepped.connect(self.refresh)  # also follows every model or text change
@@ -152,13 +157,14 @@ class GatesPanel(QtWidgets.QWidget):
             view.plot.getAxis("bottom").setTicks(ticks)
 
     def _show_brush(self, start: int, end: int):
-        self.brush_region.setVisible(end > start)
-        blocker = QtCore.QSignalBlocker(self.brush_region)
-        self.brush_region.setRegion((start - 0.5, end - 0.5))
-        del blocker
+        for region in self.brush_regions.values():
+            region.setVisible(end > start)
+            blocker = QtCore.QSignalBlocker(region)
+            region.setRegion((start - 0.5, end - 0.5))
+            del blocker
 
-    def _on_brush_dragged(self, *_):
-        lo, hi = self.brush_region.getRegion()
+    def _on_brush_dragged(self, region):
+        lo, hi = region.getRegion()
         self.session.brush(int(round(lo + 0.5)), int(round(hi + 0.5)))
 
     def _on_selection_changed(self, layer, unit, step):

@@ -32,6 +32,9 @@ STRIP_WIDTH = 0.84  # of a vector's column
 LABEL_GAP = 6  # pixels between the row labels and the axis line
 
 
+PROBABILITY_TICKS = [(0.0, "0"), (0.5, "0.5"), (1.0, "1")]
+
+
 class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
     """Colour strips of the current step's vectors and the top-k predictions. Behind another
     tab (e.g. the loss curve while training) it skips updates and catches up when shown."""
@@ -179,7 +182,8 @@ class CharacterPredictions:
         panel.row_labels.fit([display_char(ch) for ch in s.vocab.chars] if s.vocab is not None else [], "0.00")
         panel.row_labels.setVisible(True)
         plot.setLabel("bottom", "probability")
-        plot.getAxis("bottom").setTicks(None)
+        plot.getAxis("bottom").setTicks([PROBABILITY_TICKS, []])  # three: readable in a narrow column
+        plot.getAxis("bottom").setStyle(hideOverlappingLabels=False)  # "0" and "1" reach past the axis ends
         plot.setXRange(0, 1, padding=0.02)
         plot.setYRange(-0.5, TOP_K - 0.5, padding=0)
 

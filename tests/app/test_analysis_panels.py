@@ -7,7 +7,6 @@ import csv
 
 import numpy as np
 import pytest
-import shiboken6
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.analysis.features import feature
@@ -90,7 +89,8 @@ def test_editing_the_text_reruns_the_match(qtbot, demo):
     qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
     before = panel.result[2]
     s.set_text(s.text[:200])
-    qtbot.waitUntil(lambda: panel.result[2] != before and not panel.runner.busy, timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: panel.result is not None and panel.result[2] != before and not panel.runner.busy,
+                    timeout=TIMEOUT_MS)
     _, h = whole(s)
     assert panel.result[2] == find_matches(h, select_units(h, 11, 34, 0.3, 0), limit=50)
     assert all(m.end <= 200 for m in panel.result[2])
@@ -211,25 +211,38 @@ def test_whole_text_loss_equals_a_direct_computation(qtbot, demo):
     assert panel.loss.text_delta == pytest.approx((after - before).mean(), rel=1e-4)
 
 
-def test_whole_text_loss_is_cancelled_within_a_second(qtbot, demo):
+def test_whole_text_loss_stops_at_its_next_cancel_point(qtbot, demo, monkeypatch):
+    from lstmviz.analysis import intervene_panel
+
     s = demo.session
     panel = shown(demo, "interventions")
-    s.set_text(s.text * 400)  # 225 k characters: about 15 s for the loss job
-    worker_threads = []
+    s.set_text(s.text * 400)  # 225 k characters: about 440 chunks of the loss job
+    cancelled = []  # set on the GUI thread when Cancel is clicked
+    after_cancel = []  # chunks the worker finished after that
+    loss_change = intervene_panel.loss_change
+
+    def counting_loss_change(*args, progress, **kwargs):
+        def counted(done, total):
+            if cancelled:
+                after_cancel.append(done)
+            progress(done, total)  # the job's cancel point: raises once cancelled
+
+        return loss_change(*args, progress=counted, **kwargs)
+
+    monkeypatch.setattr(intervene_panel, "loss_change", counting_loss_change)
 
     def cancel_on_progress(fraction):
-        if fraction > 0 and not worker_threads:
-            worker_threads.extend(t for t in threads.live_threads() if t.objectName() == "analysis-interventions")
+        if fraction > 0 and not cancelled:
+            cancelled.append(fraction)
             qtbot.mouseClick(cancel_button(panel), QtCore.Qt.LeftButton)
 
     panel.runner.progressed.connect(cancel_on_progress)
     panel.add(Intervention(0, "h", 50, "zero", 0.0, 10, None))
-    qtbot.waitUntil(lambda: bool(worker_threads), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: bool(cancelled), timeout=TIMEOUT_MS)
     assert not panel.runner.busy
-    (thread,) = worker_threads
-    assert not shiboken6.isValid(thread) or thread.wait(1500)  # the job stopped at its next cancel point
     qtbot.waitUntil(lambda: not [t for t in threads.live_threads() if t.objectName() == "analysis-interventions"],
                     timeout=TIMEOUT_MS)
+    assert len(after_cancel) <= 1  # the chunk under way when Cancel came, then the cancel point stopped it
     QtWidgets.QApplication.processEvents()
     assert panel.loss is None  # the cancelled job delivered nothing
 
@@ -355,13 +368,17 @@ def test_brush_is_clipped_and_signalled_once(qtbot, demo):
 
 def test_the_brush_shows_on_the_heatmap_and_dragging_it_rebrushes(qtbot, demo):
     s = demo.session
-    region = demo.panel("gates").brush_region
+    regions = demo.panel("gates").brush_regions
+    region = regions["f"]
     assert not region.isVisible()
     s.brush(100, 120)
     assert region.isVisible() and region.getRegion() == (99.5, 119.5)
     region.setRegion((104.5, 130.5))  # as a drag of its edges leaves it
     region.sigRegionChangeFinished.emit(region)
     assert s.brush_span == (105, 131)
+    assert all(r.getRegion() == (104.5, 130.5) for r in regions.values())  # every heatmap follows
+    s.brush(0, 0)  # cleared: gone from every heatmap
+    assert not any(r.isVisible() for r in regions.values())
 
 
 def test_probe_ranking_exports_as_csv_and_the_view_as_svg(qtbot, demo, tmp_path, monkeypatch):
@@ -439,7 +456,14 @@ def test_dragging_across_a_heatmap_brushes_and_lists_the_matches(qtbot, demo):
     qtbot.mouseMove(view.viewport(), release)
     qtbot.mouseRelease(view.viewport(), QtCore.Qt.LeftButton, pos=release)
     assert s.brush_span == (11, 34)  # the steps the drag crossed, both ends included
-    assert demo.panel("gates").brush_region.getRegion() == (10.5, 33.5)
+    gates = demo.panel("gates")
+    QtWidgets.QApplication.processEvents()
+    for name in s.names:  # the brushed span stays on every heatmap, outlined in an opaque colour
+        region = gates.brush_regions[name]
+        assert region.isVisible() and region.getRegion() == (10.5, 33.5), name
+        assert region.scene() is gates.views[name].plot.scene()
+        for line in region.lines:
+            assert line.isVisible() and line.pen.color().alpha() == 255 and line.pen.widthF() >= 2
     assert s.selected_step != 11 or s.unit != 20  # a drag is not a click on a cell
     panel = shown(demo, "hypothesis")
     qtbot.waitUntil(lambda: panel.result is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
@@ -498,3 +522,143 @@ def test_intervened_heatmaps_far_down_a_long_text_resume_from_the_loss_pass(qtbo
     monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(png))
     panel.export_picture()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def computed(qtbot, demo, name, done):
+    """Raise the panel ``name`` and wait until ``done(panel)`` and its job is over."""
+    panel = shown(demo, name)
+    qtbot.waitUntil(lambda: done(panel) and not panel.runner.busy, timeout=TIMEOUT_MS)
+    return panel
+
+
+def test_a_new_text_clears_every_analysis_panel_at_once_and_new_weights_mark_them(qtbot, demo):
+    from lstmviz.core.recipes import copy_model
+
+    s = demo.session
+    s.brush(11, 34)
+    strip_panel = computed(qtbot, demo, "strip", lambda p: p.losses is not None)
+    probes = computed(qtbot, demo, "probes", lambda p: p.scores is not None)
+    sat = computed(qtbot, demo, "saturation", lambda p: p.result is not None)
+    hyp = computed(qtbot, demo, "hypothesis", lambda p: p.result is not None)
+    iv = shown(demo, "interventions")
+    iv.add(Intervention(0, "h", 50, "zero", 0.0, 0, None))
+    qtbot.waitUntil(lambda: iv.loss is not None and iv.window is not None and not iv.window_runner.busy,
+                    timeout=TIMEOUT_MS)
+    old_caption = strip_panel.status.text()
+    assert "mean" in old_caption
+
+    s.set_model(copy_model(s.model), s.vocab)  # new weights, same model and text (as training gives)
+    assert strip_panel.losses is not None and strip_panel.status.text().startswith("(updating")
+
+    s.set_text("a new text, [quite] unlike the demo (short).")  # nothing runs before these lines
+    assert strip_panel.losses is None and strip_panel.image.image is None
+    assert "mean" not in strip_panel.status.text()
+    assert probes.scores is None and probes.table.rowCount() == 0
+    assert sat.result is None and all(len(sc.data) == 0 for sc in sat.scatters.values())
+    assert hyp.result is None and hyp.matches.rowCount() == 0 and not hyp.curves
+    assert iv.loss is None and iv.window is None and len(iv.bars_after.opts["height"]) == 0
+    assert all(v.displayed_image().size == 0 for v in iv.views.values())
+    strip_panel = computed(qtbot, demo, "strip", lambda p: p.losses is not None)
+    assert strip_panel.losses.shape == (s.steps,)  # the new text's
+
+
+def visible_size(widget) -> tuple:
+    """``(width, height)`` px of ``widget`` inside its dock's scroll area viewport (0: scrolled out)."""
+    area = widget.parent()
+    while not isinstance(area, QtWidgets.QScrollArea):
+        area = area.parent()
+    viewport = area.viewport()
+    rect = QtCore.QRect(widget.mapTo(viewport, QtCore.QPoint(0, 0)), widget.size()).intersected(viewport.rect())
+    return (rect.width(), rect.height()) if widget.isVisible() else (0, 0)
+
+
+RESULTS_SEEN_PX = 80  # the least useful height of a result (a heatmap of the units, the bars, three matches)
+
+
+def test_the_results_are_visible_at_the_default_window_size(qtbot, demo):
+    s = demo.session
+    hyp = shown(demo, "hypothesis")
+    s.brush(11, 34)
+    qtbot.waitUntil(lambda: hyp.result is not None, timeout=TIMEOUT_MS)
+    QtWidgets.QApplication.processEvents()
+    for widget in (hyp.plot, hyp.matches):
+        assert min(visible_size(widget)) >= RESULTS_SEEN_PX, widget
+    iv = shown(demo, "interventions")
+    iv.add(Intervention(0, "h", 50, "zero", 0.0, 0, None))
+    qtbot.waitUntil(lambda: iv.window is not None and not iv.window_runner.busy, timeout=TIMEOUT_MS)
+    QtWidgets.QApplication.processEvents()
+    for widget in (*iv.views.values(), iv.plot):
+        assert min(visible_size(widget)) >= RESULTS_SEEN_PX, widget  # neither below the fold nor beside it
+
+
+def test_interventions_name_the_step_as_the_transport_does_and_export_heatmaps_and_bars(qtbot, demo, tmp_path,
+                                                                                      monkeypatch):
+    from lstmviz import export_actions
+
+    s = demo.session
+    iv = shown(demo, "interventions")
+    iv.add(Intervention(0, "h", 50, "zero", 0.0, 0, None))
+    qtbot.waitUntil(lambda: iv.window is not None and not iv.window_runner.busy, timeout=TIMEOUT_MS)
+    title = iv.plot.getPlotItem().titleLabel.text
+    assert f"after step {s.t}" in title  # the cursor after s.t steps, "step s.t of T" in the transport
+    picture = iv.figure()
+    assert picture.isAncestorOf(iv.plot) and all(picture.isAncestorOf(v) for v in iv.views.values())
+    png = tmp_path / "iv.png"
+    monkeypatch.setattr(export_actions, "ask_save_path", lambda *a: str(png))
+    iv.export_picture()
+    image = QtGui.QImage(str(png))
+    scale = image.width() / picture.width()
+    bars = iv.plot.mapTo(picture, QtCore.QPoint(0, 0))
+    assert bars.x() > iv.views["difference"].mapTo(picture, QtCore.QPoint(0, 0)).x()  # beside the heatmaps
+    assert (bars.x() + iv.plot.width()) * scale <= image.width() + 1  # and inside the exported picture
+
+
+def contrast_on_black(colour: QtGui.QColor) -> float:
+    """WCAG 2 contrast ratio of ``colour`` on black (relative luminance with the sRGB curve)."""
+    def linear(v):
+        v /= 255
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    lum = 0.2126 * linear(colour.red()) + 0.7152 * linear(colour.green()) + 0.0722 * linear(colour.blue())
+    return (lum + 0.05) / 0.05
+
+
+def test_every_prediction_row_of_the_zoomed_strip_is_legible(qtbot, demo):
+    s = demo.session
+    strip_panel = shown(demo, "strip")
+    qtbot.waitUntil(lambda: strip_panel.losses is not None, timeout=TIMEOUT_MS)
+    demo.panel("gates").views["h"].plot.setXRange(s.t - 15, s.t - 1, padding=0)
+    qtbot.waitUntil(lambda: len(strip_panel.labels) > 0, timeout=TIMEOUT_MS)
+    rows = [(item.pos().y(), item.color) for item in strip_panel.labels if item.pos().y() >= 1]
+    assert {y for y, _ in rows} == {1, 2, 3, 4, 5}
+    assert min(contrast_on_black(c) for _, c in rows) >= 4.5  # WCAG AA for text, rows #3-#5 included
+    by_row = {y: [c.lightness() for yy, c in rows if yy == y] for y in range(1, 6)}
+    assert np.mean(by_row[1]) > np.mean(by_row[5])  # still brighter where more likely
+
+
+def tick_gaps(axis) -> list:
+    """Pixels between the drawn tick labels of ``axis`` (a horizontal pyqtgraph AxisItem)."""
+    image = QtGui.QImage(10, 10, QtGui.QImage.Format_ARGB32)
+    painter = QtGui.QPainter(image)
+    try:
+        specs = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    rects = sorted((rect for rect, _flags, text in specs[2] if text), key=lambda r: r.left())
+    return [b.left() - a.right() for a, b in zip(rects, rects[1:])]
+
+
+def test_crowded_labels_are_gone(qtbot, demo):
+    step = demo.panel("step")
+    demo.docks["step"].raise_()
+    QtWidgets.QApplication.processEvents()
+    space = QtGui.QFontMetricsF(step.font()).averageCharWidth()
+    gaps = tick_gaps(step.predictions.getAxis("bottom"))
+    assert gaps and min(gaps) >= space  # "0  0.5  1", never "0.20.40.60.8"
+    for name in ("strip", "hypothesis", "probes", "saturation", "interventions"):
+        button = shown(demo, name).export_button
+        style = button.style()
+        needed = (button.fontMetrics().horizontalAdvance(button.text())
+                  + style.pixelMetric(QtWidgets.QStyle.PM_MenuButtonIndicator, None, button)
+                  + 2 * style.pixelMetric(QtWidgets.QStyle.PM_ButtonMargin, None, button))
+        assert button.width() >= needed, name  # margin, text, menu arrow, margin: the arrow covers no text
