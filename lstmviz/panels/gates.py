@@ -176,8 +176,10 @@ class GatesPanel(QtWidgets.QWidget):
             view.set_unit_marker(unit if unit >= 0 else None)
 
     def _on_colormap_changed(self, colorblind: bool):
+        """The colormaps or the levels changed (the cell state's arrive from the pass worker)."""
         for view in self.views.values():
             view.set_colorblind(colorblind)
+        self.refresh()
 
     # --- user -> session ----------------------------------------------------------------------
     def _on_layer_chosen(self, index: int):

@@ -44,6 +44,16 @@ def test_cell_state_levels_are_symmetric_over_whole_text(window):
     assert window.panel("gates").views["c"].colorbar.levels() == (lo, hi)
 
 
+def test_cell_state_levels_reach_the_heatmap_when_the_pass_worker_delivers_them(window, qtbot):
+    s = window.session  # nothing steps or seeks: the levels' arrival alone must redraw the heatmap
+    view = window.panel("gates").views["c"]
+    qtbot.waitUntil(lambda: not s._levels_pending and not s.passing, timeout=10_000)
+    c = s.model.trace(s.vocab.encode(TEXT)).gate("c", 0)
+    m = view.colorbar.levels()[1]
+    assert view.image.getLevels() == view.colorbar.levels() == (-m, m)
+    assert m >= np.percentile(np.abs(c), CELL_LEVEL_PERCENTILE) > 0.01  # the text's, not the interim default
+
+
 def test_back_then_forward_shows_identical_images(window):
     s = window.session
     s.seek(30)
