@@ -26,6 +26,7 @@ from .session import Session
 
 DEFAULT_SIZE = (1400, 880)  # first-run window size, logical pixels
 RECENT_MAX = 8
+LAYOUT_VERSION = 1  # of the saved dock arrangement: a state saved by an older arrangement is not restored
 MODEL_FILTER = "lstmviz models (*.npz);;All files (*)"
 TEXT_FILTER = "Text files (*.txt);;All files (*)"
 OPENABLE = {".npz": "model", ".txt": "text"}
@@ -138,7 +139,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().addPermanentWidget(self.position_label)
         self._build_menus()
         self._build_shortcuts()
-        self._default_state = self.saveState()
+        self._default_state = self.saveState(LAYOUT_VERSION)
 
         session.message.connect(self.show_status)
         session.error.connect(lambda message: dialogs.show_error(self, "lstmviz", message))
@@ -187,7 +188,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def finish_layout(self) -> None:
         """Take the current arrangement as the "Reset layout" default, then restore the saved
         one (it can name any dock added since ``__init__``)."""
-        self._default_state = self.saveState()
+        self._default_state = self.saveState(LAYOUT_VERSION)
         # Each tabifyDockWidget that extends a tab group leaves the group's previous tab bar
         # visible where the group was (seen with Qt 6 on xcb and offscreen: "Gradient flow |
         # RNN vs LSTM" drawn over the status bar). Hide every dock tab bar; laying the state
@@ -195,9 +196,9 @@ class MainWindow(QtWidgets.QMainWindow):
         for tab_bar in self.findChildren(QtWidgets.QTabBar, options=QtCore.Qt.FindDirectChildrenOnly):
             tab_bar.hide()
         state = self.settings.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
-        self._sizes_pending = state.isEmpty() or not self.restoreState(state)
+        self._sizes_pending = state.isEmpty() or not self.restoreState(state, LAYOUT_VERSION)
         if self._sizes_pending:
-            self.restoreState(self._default_state)
+            self.restoreState(self._default_state, LAYOUT_VERSION)
         self._laid_out_size = self.size()  # grown by the docks added since __init__: sized again when shown
 
     def _resize_to_default(self) -> None:
@@ -435,7 +436,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.setWindowTitle(f"lstmviz — {self.session.display_name()}")
 
     def reset_layout(self):
-        self.restoreState(self._default_state)
+        self.restoreState(self._default_state, LAYOUT_VERSION)
         for dock in self.docks.values():
             dock.show()
         self._apply_default_sizes()
@@ -457,7 +458,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if not self._geometry_restored:
             self._resize_to_default()
         state = s.value("window/state", QtCore.QByteArray(), type=QtCore.QByteArray)
-        self._sizes_pending = state.isEmpty() or not self.restoreState(state)
+        self._sizes_pending = state.isEmpty() or not self.restoreState(state, LAYOUT_VERSION)
         self.session.set_colorblind(s.value("view/colorblind", False, type=bool))
         self.colorblind_action.setChecked(self.session.colorblind)
         self._rebuild_recent_menu()
@@ -465,7 +466,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def save_settings(self):
         s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
+        s.setValue("window/state", self.saveState(LAYOUT_VERSION))
         s.setValue("view/colorblind", self.session.colorblind)
         for save in self._settings_savers:
             save(s)

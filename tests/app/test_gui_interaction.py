@@ -292,3 +292,28 @@ def test_playback_takes_exactly_the_set_steps_per_second_and_no_burst_after_a_sl
         assert s.t == 59
     finally:
         transport.pause()
+
+
+def test_a_dock_arrangement_saved_by_an_older_version_is_not_restored(qtbot, settings_path):
+    """A state saved before the current LAYOUT_VERSION (an older set of tab groups) would put
+    new docks in odd places: the window starts from the default arrangement instead; a state of
+    the current version is restored."""
+    from lstmviz import app
+    from lstmviz.main_window import LAYOUT_VERSION
+
+    def floating_after_saving(version):
+        settings = QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat)
+        window = app.build_window(settings=settings)
+        window.docks["hypothesis"].setFloating(True)
+        state = window.saveState(version)
+        window.close()  # saves its own state on close: replaced below
+        settings.setValue("window/state", state)
+        settings.sync()
+        window = app.build_window(settings=QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat))
+        try:
+            return window.docks["hypothesis"].isFloating()
+        finally:
+            window.close()
+
+    assert not floating_after_saving(LAYOUT_VERSION - 1)
+    assert floating_after_saving(LAYOUT_VERSION)
