@@ -1,6 +1,7 @@
 """Assertions shared by the GUI tests."""
 
 import numpy as np
+from PySide6 import QtCore, QtWidgets
 
 from lstmviz.panels.gates import WINDOW
 
@@ -57,3 +58,21 @@ def train(qtbot, panel, timeout=60_000) -> bool:
     with qtbot.waitSignal(panel.estimate_ended, timeout=timeout) as blocker:
         assert panel.train()
     return blocker.args[0]
+
+
+def shown(window, name):
+    """The panel ``name``, its dock raised to the front (so it computes)."""
+    window.hooks.raise_panel(name)
+    QtWidgets.QApplication.processEvents()
+    return window.panel(name)
+
+
+def add_intervention(qtbot, panel, quantity, unit, mode, value, layer=0):
+    """Fill the interventions panel's form (from the cursor on) and click Add."""
+    panel.layer.setValue(layer)
+    panel.quantity.setCurrentIndex(panel.quantity.findData(quantity))
+    panel.unit.setValue(unit)
+    panel.mode.setCurrentText(mode)
+    panel.value.setValue(value)
+    panel.where.setCurrentIndex(0)  # from the cursor on
+    qtbot.mouseClick(panel.add_button, QtCore.Qt.LeftButton)

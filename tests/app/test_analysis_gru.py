@@ -7,10 +7,11 @@ n) and drops the edits a new model's cell cannot take; the strip's per-character
 
 import numpy as np
 import pytest
-from PySide6 import QtCore, QtWidgets
 
 from engine import ModelConfig, SequenceModel
 from engine.analysis.intervene import Intervention, intervene
+
+from .helpers import add_intervention, shown
 
 TIMEOUT_MS = 60_000
 
@@ -57,12 +58,6 @@ def gru_probabilities(model, ids, edit=None) -> np.ndarray:
     return np.array(out)  # (T, V)
 
 
-def shown(window, name):
-    window.hooks.raise_panel(name)
-    QtWidgets.QApplication.processEvents()
-    return window.panel(name)
-
-
 def offered(panel):
     return [panel.quantity.itemData(k) for k in range(panel.quantity.count())]
 
@@ -91,13 +86,7 @@ def test_editing_a_gru_unit_changes_the_probabilities_as_the_equations_say(qtbot
     s.seek(30)
     qtbot.waitUntil(lambda: not s.seeking and s.t == 30, timeout=TIMEOUT_MS)
     panel = shown(window, "interventions")
-    panel.layer.setValue(layer)
-    panel.quantity.setCurrentIndex(panel.quantity.findData(name))
-    panel.unit.setValue(unit)
-    panel.mode.setCurrentText(mode)
-    panel.value.setValue(value)
-    panel.where.setCurrentIndex(0)  # from the cursor on
-    qtbot.mouseClick(panel.add_button, QtCore.Qt.LeftButton)
+    add_intervention(qtbot, panel, name, unit, mode, value, layer)
     qtbot.waitUntil(lambda: panel.window is not None and panel.loss is not None and not panel.runner.busy
                     and not panel.window_runner.busy, timeout=TIMEOUT_MS)
     step = s.t - 1

@@ -17,6 +17,8 @@ from engine.analysis.strip import strip
 from engine.model import SequenceModel
 from lstmviz import threads
 
+from .helpers import add_intervention, shown
+
 TIMEOUT_MS = 60_000
 
 
@@ -33,12 +35,6 @@ def demo(qtbot, settings_path, errors):
     yield win
     win.close()
     win.deleteLater()
-
-
-def shown(window, name):
-    window.hooks.raise_panel(name)
-    QtWidgets.QApplication.processEvents()
-    return window.panel(name)
 
 
 def whole(session, name="h", layer=0):
@@ -115,16 +111,6 @@ def test_a_feature_ranks_the_demo_units(qtbot, demo, name, unit, within):
     click_row(qtbot, panel.table, 0)  # colours the text by that unit and quantity
     assert (s.layer, s.unit) == (best.layer, best.unit)
     assert demo.panel("text").quantity == best.quantity
-
-
-def add_intervention(qtbot, panel, quantity, unit, mode, value):
-    panel.layer.setValue(0)
-    panel.quantity.setCurrentIndex(panel.quantity.findData(quantity))
-    panel.unit.setValue(unit)
-    panel.mode.setCurrentText(mode)
-    panel.value.setValue(value)
-    panel.where.setCurrentIndex(0)  # from the cursor on
-    qtbot.mouseClick(panel.add_button, QtCore.Qt.LeftButton)
 
 
 def test_clamp_changes_the_probabilities_as_the_engine_does(qtbot, demo):

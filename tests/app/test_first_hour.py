@@ -80,13 +80,19 @@ print(repr(wrapped_blocks(inspector.document())))
 """
 
 
+def last_line_at_twice_the_scale(script: str, tmp_path, timeout: int) -> str:
+    """The last line ``script`` prints, run in a fresh offscreen process at QT_SCALE_FACTOR=2
+    (argv[1]: a settings file)."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2", PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.ini")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
 @pytest.mark.slow
 def test_equations_do_not_wrap_at_twice_the_scale(tmp_path):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", SCALED, str(tmp_path / "s.ini")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert last_line_at_twice_the_scale(SCALED, tmp_path, 120) == "[]"
 
 
 def test_every_panel_names_the_same_step(window, qtbot):
@@ -545,11 +551,7 @@ print(repr(clipped_in_every_dock(window)))
 
 @pytest.mark.slow
 def test_no_text_is_clipped_at_twice_the_scale(tmp_path):
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2", PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, "-c", CLIPPED_SCALED, str(tmp_path / "s.ini")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "{}"
+    assert last_line_at_twice_the_scale(CLIPPED_SCALED, tmp_path, 180) == "{}"
 
 
 def test_the_analysis_docks_share_a_tab_group_of_their_own():
