@@ -80,7 +80,7 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
     s.set_text(text)
     assert s.passing
     model, ids, _ = jobs.text_source(s)
-    runner, notes, results = jobs.JobRunner("test"), [], []
+    runner, notes, results = jobs.JobRunner("test", s), [], []  # owned by the session, as by a panel
     runner.noted.connect(notes.append)
     runner.result.connect(results.append)
     try:
@@ -92,3 +92,4 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
     qtbot.waitUntil(lambda: bool(results), timeout=20000)
     assert sequential == [] and notes[-1] == "" and not s.passing
     np.testing.assert_allclose(results[0], model.trace(np.asarray(ids)).gate("c", 0), rtol=0, atol=1e-12)
+
