@@ -50,6 +50,10 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             titles.addWidget(title, 0, QtCore.Qt.AlignLeft)
             titles.setStretch(titles.count() - 1, stretch)
         self.plots = pg.GraphicsLayoutWidget()
+        # A step changes a column per strip, the bars and their labels: Qt's minimal update
+        # region is then a dozen rectangles, and painting through a clip of many rectangles
+        # costs more than painting their bounding rectangle (measured: 2.0 -> 0.9 ms a step)
+        self.plots.setViewportUpdateMode(QtWidgets.QGraphicsView.BoundingRectViewportUpdate)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
