@@ -7,6 +7,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine.data import display_char
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
+from lstmviz.panels.step import TRUE_NEXT
 from lstmviz.plots import GATE_STYLE
 
 from .conftest import TEXT
@@ -113,6 +114,9 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     assert [c for c, _ in panel.top] == [s.vocab.chars[i] for i in best]
     assert panel.top[0][1] == pytest.approx(probs.max())
     assert panel.row_labels.rows() == [(display_char(s.vocab.chars[i]), f"{probs[i]:.2f}") for i in best]
+    np.testing.assert_allclose(panel.bars.widths(), probs[best], rtol=1e-6)  # a bar per row, top first
+    red = [item.brush().color().getRgb()[:3] == TRUE_NEXT for item in panel.bars.items if item.isVisible()]
+    assert red == [i == s.vocab.index(TEXT[10]) for i in best]  # the true next character's bar is red
 
 
 def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(window, qtbot):
