@@ -11,11 +11,20 @@ text needs more room.
 With ``reserve`` (a text as wide as the readout should ever be), the width is fixed at that
 text's and never grows, so the layout never depends on the length of what is shown: a wider
 text is elided ("…") and shown whole in the tooltip. ``text()`` is always the whole text.
+
+Measuring a rich text (``sizeHint``) lays it out as a document, the costly part of showing it.
+A readout that already has room skips that: a one-line text whose characters, all in bold (no
+narrower than regular glyphs), fit inside it fits as laid out too, its size stays as it is.
 """
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+import html
+import re
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+INLINE_TAGS = re.compile(r"</?(b|i|span)\b[^>]*>")  # markup that keeps one line in the label's font size
 
 
 class Readout(QtWidgets.QLabel):
@@ -26,6 +35,7 @@ class Readout(QtWidgets.QLabel):
         super().__init__(parent)
         self._reserve = reserve
         self._reserved = None  # (width of the reserve, fixed size) in the current font, once measured
+        self._bold = None  # metrics of the current font in bold, once needed
         self._text = None
         self._tip = ""  # the tooltip set by the owner; an elided text is added below it
         self.setText(text)
@@ -76,16 +86,38 @@ class Readout(QtWidgets.QLabel):
             if self.minimumSize() != needed or self.maximumSize() != needed:
                 self.setFixedSize(needed)
             return
+        if self._fits_as_it_is():
+            return
         hint = self.sizeHint()
         needed = QtCore.QSize(max(hint.width(), self.minimumWidth()), max(hint.height(), self.minimumHeight()))
         if self.minimumSize() != needed or self.maximumSize() != needed:
             self.setFixedSize(needed)
+
+    def _fits_as_it_is(self) -> bool:
+        """Whether the text surely fits the readout's fixed size without laying it out: one line
+        (plain, or rich with inline tags only) whose characters, all in bold, fit its width."""
+        if self.minimumSize() != self.maximumSize() or not self._text:
+            return False
+        plain = self._text
+        if QtGui.Qt.mightBeRichText(plain):
+            plain = INLINE_TAGS.sub("", plain)
+            if "<" in plain:
+                return False  # other markup may change the size (headings, breaks, tables)
+            plain = html.unescape(plain)
+        if "\n" in plain:
+            return False
+        if self._bold is None:
+            bold = QtGui.QFont(self.font())
+            bold.setBold(True)
+            self._bold = QtGui.QFontMetricsF(bold)
+        return self._bold.horizontalAdvance(plain) <= self.contentsRect().width() - 2 * self.margin()
 
     def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
         if event.type() in (QtCore.QEvent.FontChange, QtCore.QEvent.StyleChange) and self._text is not None:
             self.setMinimumSize(0, 0)  # measure afresh in the new font
             self._reserved = None
+            self._bold = None
             self._show()
             self._fit()
 
