@@ -29,11 +29,11 @@ STILL_PARTS = (pg.AxisItem, pg.LabelItem, pg.LegendItem, ItemSample)  # axes, ti
 
 def cache_still_parts(view: QGraphicsView) -> None:
     """Cache every axis, title, legend and legend sample now in ``view``'s scene, and mark the
-    layout containers that draw nothing themselves (pyqtgraph's layouts, plot items, colour
-    bars: Python ``QGraphicsWidget`` subclasses keeping its empty ``paint``) as having no
-    contents, as are view boxes without a border: on every repaint Qt asks each item with
-    contents for its bounding rectangle, a call into Python, to find out whether it intersects
-    what is exposed, and paints those that do."""
+    items that draw nothing themselves as having no contents: pyqtgraph's layouts, plot items
+    and colour bars (Python ``QGraphicsWidget`` subclasses keeping Qt's empty ``paint``) and
+    view boxes without a border. On every repaint Qt asks each item with contents for its
+    bounding rectangle, a call into Python, to find out whether it intersects what is exposed,
+    and paints those that do."""
     for item in view.scene().items():
         if isinstance(item, STILL_PARTS):
             item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)

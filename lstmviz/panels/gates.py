@@ -130,6 +130,7 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.refresh_soon()
 
     def _follow_cursor(self, t: int):
+        """Page the shared time axis so that it shows the cursor at ``t`` steps taken (when following)."""
         cursor = t - 1
         if self._follow and (self._x_start is None or not self._x_start <= cursor < self._x_start + WINDOW):
             # the view jumps by pages, the cursor then PAGE steps left of the right edge: the time
