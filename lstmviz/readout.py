@@ -11,11 +11,23 @@ text needs more room.
 With ``reserve`` (a text as wide as the readout should ever be), the width is fixed at that
 text's and never grows, so the layout never depends on the length of what is shown: a wider
 text is elided ("…") and shown whole in the tooltip. ``text()`` is always the whole text.
+
+Measuring a rich text (``sizeHint``) lays it out as a document, the costly part of showing it.
+A readout that already has room skips that for a one-line text with inline markup only: its
+width is then that of its plain parts in the label's font and of its bold parts in bold (with
+``FIT_SLACK_PX`` to spare for kerning across them); if that fits, its size stays as it is.
 """
 
 from __future__ import annotations
 
-from PySide6 import QtCore, QtWidgets
+import html
+import re
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+INLINE_TAGS = re.compile(r"</?(b|i|span)\b[^>]*>")  # markup that keeps one line in the label's font size
+BOLD = re.compile(r"<b\b[^>]*>(.*?)</b>")  # a bold part (not nested: the readouts' titles)
+FIT_SLACK_PX = 2
 
 
 class Readout(QtWidgets.QLabel):
@@ -26,6 +38,7 @@ class Readout(QtWidgets.QLabel):
         super().__init__(parent)
         self._reserve = reserve
         self._reserved = None  # (width of the reserve, fixed size) in the current font, once measured
+        self._metrics = None  # (metrics of the current font, the same in bold), once needed
         self._text = None
         self._tip = ""  # the tooltip set by the owner; an elided text is added below it
         self.setText(text)
@@ -76,16 +89,41 @@ class Readout(QtWidgets.QLabel):
             if self.minimumSize() != needed or self.maximumSize() != needed:
                 self.setFixedSize(needed)
             return
+        if self._fits_as_it_is():
+            return
         hint = self.sizeHint()
         needed = QtCore.QSize(max(hint.width(), self.minimumWidth()), max(hint.height(), self.minimumHeight()))
         if self.minimumSize() != needed or self.maximumSize() != needed:
             self.setFixedSize(needed)
+
+    def _fits_as_it_is(self) -> bool:
+        """Whether the text fits the readout's fixed size without laying it out: one line
+        (plain, or rich with inline tags only) whose plain and bold parts (module docstring)
+        fit its width with ``FIT_SLACK_PX`` to spare."""
+        if self.minimumSize() != self.maximumSize() or not self._text:
+            return False
+        parts = [(self._text, False)]  # (text, bold)
+        if QtGui.Qt.mightBeRichText(self._text):
+            pieces = BOLD.split(self._text)  # plain, bold, plain, bold, ..., plain
+            parts = [(INLINE_TAGS.sub("", piece), k % 2 == 1) for k, piece in enumerate(pieces)]
+            if any("<" in piece for piece, _ in parts):
+                return False  # other markup may change the size (headings, breaks, tables)
+            parts = [(html.unescape(piece), bold) for piece, bold in parts]
+        if any("\n" in piece for piece, _ in parts):
+            return False
+        if self._metrics is None:
+            bold = QtGui.QFont(self.font())
+            bold.setBold(True)
+            self._metrics = (QtGui.QFontMetricsF(self.font()), QtGui.QFontMetricsF(bold))
+        width = sum(self._metrics[bold].horizontalAdvance(piece) for piece, bold in parts)
+        return width + FIT_SLACK_PX <= self.contentsRect().width() - 2 * self.margin()
 
     def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
         if event.type() in (QtCore.QEvent.FontChange, QtCore.QEvent.StyleChange) and self._text is not None:
             self.setMinimumSize(0, 0)  # measure afresh in the new font
             self._reserved = None
+            self._metrics = None
             self._show()
             self._fit()
 

@@ -6,10 +6,14 @@ for nothing. Connect changes to ``refresh_soon``: it calls ``refresh`` at once w
 on screen, and otherwise marks the panel stale; ``catch_up`` (called from ``showEvent``, and by
 the dock when its tab comes to the front: ``MainWindow`` connects every dock's
 ``visibilityChanged`` to its panel's ``catch_up``) then refreshes it. A dock behind another tab
-still reports ``isVisible()``; its empty ``visibleRegion()`` is what says it is not on screen.
+still reports ``isVisible()`` and receives a ``showEvent`` when the window is shown; its empty
+``visibleRegion()`` (looked at again once the layout has settled) is what says it is not on
+screen, so it stays stale until its tab comes to the front.
 """
 
 from __future__ import annotations
+
+from PySide6 import QtCore
 
 
 class RefreshWhenShown:
@@ -36,4 +40,11 @@ class RefreshWhenShown:
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        self.catch_up()
+        if self.on_screen():
+            self.catch_up()
+        else:  # a dock being shown may not be laid out yet: look again once it is
+            QtCore.QTimer.singleShot(0, self, self._catch_up_if_on_screen)
+
+    def _catch_up_if_on_screen(self) -> None:
+        if self.on_screen():
+            self.catch_up()

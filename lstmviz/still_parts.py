@@ -21,16 +21,32 @@ from contextlib import contextmanager
 
 import pyqtgraph as pg
 from pyqtgraph.graphicsItems.LegendItem import ItemSample
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsView, QGraphicsWidget, QWidget
 
 STILL_PARTS = (pg.AxisItem, pg.LabelItem, pg.LegendItem, ItemSample)  # axes, titles, legends
 
 
 def cache_still_parts(view: QGraphicsView) -> None:
-    """Cache every axis, title, legend and legend sample now in ``view``'s scene."""
+    """Cache every axis, title, legend and legend sample now in ``view``'s scene, and mark the
+    items that draw nothing themselves as having no contents: pyqtgraph's layouts, plot items
+    and colour bars (Python ``QGraphicsWidget`` subclasses keeping Qt's empty ``paint``) and
+    view boxes without a border. On every repaint Qt asks each item with contents for its
+    bounding rectangle, a call into Python, to find out whether it intersects what is exposed,
+    and paints those that do."""
     for item in view.scene().items():
         if isinstance(item, STILL_PARTS):
             item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+        elif _draws_nothing(item):
+            item.setFlag(QGraphicsItem.ItemHasNoContents, True)
+
+
+def _draws_nothing(item: QGraphicsItem) -> bool:
+    """A Python ``QGraphicsWidget`` that keeps Qt's empty ``paint``, or a view box without a
+    border (pyqtgraph's ``ViewBox.paint`` only strokes its border; its background is a child)."""
+    if isinstance(item, pg.ViewBox):
+        return item.border is None or item.border.style() == Qt.PenStyle.NoPen
+    return isinstance(item, QGraphicsWidget) and type(item).paint is QGraphicsWidget.paint
 
 
 def _graphics_views(widget: QWidget) -> list:

@@ -36,6 +36,9 @@ class TimeBrush(pg.GraphicsObject):
     def __init__(self, plot: pg.PlotItem):
         super().__init__()
         self._span: tuple[int, int] | None = None  # the span being dragged
+        # nothing to draw between drags: Qt then never calls ``paint`` (Python) when it repaints
+        # the cells below, as it does on every step
+        self.setFlag(self.GraphicsItemFlag.ItemHasNoContents, True)
         plot.addItem(self, ignoreBounds=True)
         self._vb = plot.vb
         self._vb.sigRangeChanged.connect(self._on_range)
@@ -62,4 +65,5 @@ class TimeBrush(pg.GraphicsObject):
         if ev.isFinish():
             span, self._span = self._span, None
             self.brushed.emit(*span)
-        self.update()
+        self.setFlag(self.GraphicsItemFlag.ItemHasNoContents, self._span is None)
+        self.scene().update(self.sceneBoundingRect())  # draws or erases the band (with or without contents)

@@ -18,6 +18,7 @@ from engine.quantities import DISPLAY_ORDERS, RECORDED_NAMES as PANEL_NAMES
 from ..core.labels import step_label
 from ..plots import GATE_STYLE, HeatmapView
 from ..session import Session
+from ..shown import RefreshWhenShown
 from ..time_brush import TimeBrush
 
 WINDOW = 200  # steps drawn, ending at the cursor
@@ -27,8 +28,10 @@ BRUSH_FILL = (255, 255, 255, 60)  # the brushed span: a light veil on every colo
 BRUSH_EDGE = pg.mkPen((255, 0, 255), width=2)  # ... between magenta edges, a colour none of the maps uses
 
 
-class GatesPanel(QtWidgets.QWidget):
-    """A heatmap per quantity of the model's cell plus a layer selector. Hover readouts go out through ``status``."""
+class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
+    """A heatmap per quantity of the model's cell plus a layer selector. Hover readouts go out
+    through ``status``. Behind another tab it draws nothing per step (it only keeps the shared
+    time axis following the cursor) and catches up when shown."""
 
     status = QtCore.Signal(str)
 
@@ -93,7 +96,7 @@ class GatesPanel(QtWidgets.QWidget):
             self.brush_regions[name] = region
         session.brushed.connect(self._show_brush)
         session.model_changed.connect(self._on_model_changed)
-        session.stepped.connect(self.refresh)  # also follows every model or text change
+        session.stepped.connect(self._on_stepped)  # also follows every model or text change
         session.selection_changed.connect(self._on_selection_changed)
         session.colormap_changed.connect(self._on_colormap_changed)
         self._on_model_changed()
@@ -118,6 +121,23 @@ class GatesPanel(QtWidgets.QWidget):
         """First step drawn when the cursor is at ``t`` steps taken."""
         return max(0, t - WINDOW)
 
+    def _on_stepped(self, *_):
+        """The cursor moved: the shared time axis follows it (the loss strip and intervention
+        views show its steps, whether the heatmaps are on screen or not); the heatmaps are
+        redrawn when on screen."""
+        if self.session.ready:
+            self._follow_cursor(self.session.t)
+        self.refresh_soon()
+
+    def _follow_cursor(self, t: int):
+        """Page the shared time axis so that it shows the cursor at ``t`` steps taken (when following)."""
+        cursor = t - 1
+        if self._follow and (self._x_start is None or not self._x_start <= cursor < self._x_start + WINDOW):
+            # the view jumps by pages, the cursor then PAGE steps left of the right edge: the time
+            # axes and the views' layout change once per PAGE steps, not on every step
+            self._x_start = max(0, t - WINDOW + PAGE)
+            self.views["h"].plot.setXRange(self._x_start - 0.5, self._x_start + WINDOW - 0.5, padding=0)
+
     def refresh(self, *_):
         """Redraw the window of steps ending at the cursor."""
         s = self.session
@@ -132,12 +152,7 @@ class GatesPanel(QtWidgets.QWidget):
             view = self.views[name]
             view.set_data(window.gate(name, s.layer), s.levels(name, s.layer), t0=lo, room=WINDOW)
             view.set_cursor(t - 1 if t else None)
-        cursor = t - 1
-        if self._follow and (self._x_start is None or not self._x_start <= cursor < self._x_start + WINDOW):
-            # the view jumps by pages, the cursor then PAGE steps left of the right edge: the time
-            # axes and the views' layout change once per PAGE steps, not on every step
-            self._x_start = max(0, t - WINDOW + PAGE)
-            self.views["h"].plot.setXRange(self._x_start - 0.5, self._x_start + WINDOW - 0.5, padding=0)
+        self._follow_cursor(t)
         if self._units != H:
             self._units = H
             for view in self.views.values():
@@ -170,7 +185,7 @@ class GatesPanel(QtWidgets.QWidget):
     def _on_selection_changed(self, layer, unit, step):
         self.layer_box.setCurrentIndex(layer)
         if layer != self._shown_layer:
-            self.refresh()
+            self.refresh_soon()
             return
         for view in self.views.values():
             view.set_unit_marker(unit if unit >= 0 else None)
@@ -179,7 +194,7 @@ class GatesPanel(QtWidgets.QWidget):
         """The colormaps or the levels changed (the cell state's arrive from the pass worker)."""
         for view in self.views.values():
             view.set_colorblind(colorblind)
-        self.refresh()
+        self.refresh_soon()
 
     # --- user -> session ----------------------------------------------------------------------
     def _on_layer_chosen(self, index: int):

@@ -29,6 +29,7 @@ TOP_K = 10
 PREDICTED = (90, 140, 220)
 TRUE_NEXT = (220, 60, 60)
 STRIP_WIDTH = 0.84  # of a vector's column
+BAR_HEIGHT = 0.75  # of a prediction's row
 LABEL_GAP = 6  # pixels between the row labels and the axis line
 
 
@@ -50,6 +51,10 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             titles.addWidget(title, 0, QtCore.Qt.AlignLeft)
             titles.setStretch(titles.count() - 1, stretch)
         self.plots = pg.GraphicsLayoutWidget()
+        # A step changes a column per strip, the bars and their labels: Qt's minimal update
+        # region is then a dozen rectangles, and painting through a clip of many rectangles
+        # costs more than painting their bounding rectangle (measured: 2.0 -> 0.9 ms a step)
+        self.plots.setViewportUpdateMode(QtWidgets.QGraphicsView.BoundingRectViewportUpdate)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -82,8 +87,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.predictions.setXRange(0, 1, padding=0.02)
         self.predictions.setYRange(-0.5, TOP_K - 0.5, padding=0)
         self.predictions.setLabel("bottom", "probability")
-        self.bars = pg.BarGraphItem(x0=[], y=[], height=0.75, width=[])
-        self.predictions.addItem(self.bars)
+        self.bars = Bars(self.predictions)
         self.row_labels = RowLabels(self.predictions)
         symbol = dict(symbol="o", symbolSize=9, pen=None)
         self.predicted_points = pg.PlotDataItem(symbolBrush=PREDICTED, symbolPen=None, **symbol)
@@ -141,7 +145,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         if not s.ready or t == 0:
             for item in self.strips.values():
                 item.clear()
-            self.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+            self.bars.set_bars([], [])
             self.predicted_points.setData([], [])
             self.actual_points.setData([], [])
             self._predicted.clear(self)
@@ -202,8 +206,7 @@ class CharacterPredictions:
         best = np.argsort(-probs, kind="stable")[:k]  # (k,)
         true_next = s.vocab.index(s.text[t]) if t < len(s.text) else -1
         panel.top = [(s.vocab.chars[i], float(probs[i])) for i in best]
-        brushes = [BRUSHES[i == true_next] for i in best]
-        panel.bars.setOpts(x0=np.zeros(k), y=np.arange(k), width=probs[best].astype(float), brushes=brushes)
+        panel.bars.set_bars(probs[best].tolist(), [BRUSHES[i == true_next] for i in best])
         panel.row_labels.set_rows([(display_char(ch), f"{p:.2f}") for ch, p in panel.top])
         if true_next >= 0 and true_next not in best:
             title = f"next: <b>{html.escape(display_char(s.text[t]))}</b> (p={probs[true_next]:.3f}, not in top {k})"
@@ -257,7 +260,7 @@ class ValuePredictions:
         predicted = sequence.original(output)  # (K,)
         actual = None if sequence.targets is None else sequence.original(sequence.targets[t - 1])  # (K,)
         panel.forecast = (predicted, actual)
-        panel.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+        panel.bars.set_bars([], [])
         panel.top = []
         ahead = np.arange(1, predicted.shape[0] + 1)  # (K,)
         panel.predicted_points.setData(ahead - 0.08, predicted)
@@ -292,11 +295,40 @@ class NoPredictions:
     @staticmethod
     def show(panel: CurrentStepPanel, s: Session, output: np.ndarray, t: int) -> None:
         """Nothing to draw: the output is the top layer's h, shown on the left."""
-        panel.bars.setOpts(x0=[], y=[], width=[], brushes=[])
+        panel.bars.set_bars([], [])
         panel.predicted_points.setData([], [])
         panel.actual_points.setData([], [])
         panel.top, panel.forecast = [], None
         panel.predictions_title.setText(NoPredictions.EMPTY_TITLE)
+
+
+class Bars:
+    """The predictions' horizontal bars, row j (from 0 at the top) at y = j, ``BAR_HEIGHT`` tall,
+    from 0 to its probability: ``TOP_K`` plain Qt rectangle items with pyqtgraph's bar outline
+    (the foreground colour). A step only sets their rectangles and brushes; Qt paints them
+    without calling Python, and only the bars that changed."""
+
+    def __init__(self, plot: pg.PlotItem):
+        pen = pg.mkPen(pg.getConfigOption("foreground"))
+        self.items = []
+        for _ in range(TOP_K):
+            item = QtWidgets.QGraphicsRectItem()
+            item.setPen(pen)
+            item.hide()
+            plot.addItem(item, ignoreBounds=True)
+            self.items.append(item)
+
+    def set_bars(self, widths: list, brushes: list) -> None:
+        """Show a bar of each width (at most ``TOP_K``) in the matching brush; hide the others."""
+        for j, item in enumerate(self.items):
+            if j < len(widths):
+                item.setRect(QtCore.QRectF(0.0, j - BAR_HEIGHT / 2, widths[j], BAR_HEIGHT))
+                item.setBrush(brushes[j])
+            item.setVisible(j < len(widths))
+
+    def widths(self) -> list:
+        """The shown bars' widths, top first."""
+        return [item.rect().width() for item in self.items if item.isVisible()]
 
 
 class RowLabels(QtWidgets.QGraphicsItem):

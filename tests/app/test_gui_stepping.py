@@ -7,6 +7,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine.data import display_char
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
+from lstmviz.panels.step import TRUE_NEXT
 from lstmviz.plots import GATE_STYLE
 
 from .conftest import TEXT
@@ -113,6 +114,9 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     assert [c for c, _ in panel.top] == [s.vocab.chars[i] for i in best]
     assert panel.top[0][1] == pytest.approx(probs.max())
     assert panel.row_labels.rows() == [(display_char(s.vocab.chars[i]), f"{probs[i]:.2f}") for i in best]
+    np.testing.assert_allclose(panel.bars.widths(), probs[best], rtol=1e-6)  # a bar per row, top first
+    red = [item.brush().color().getRgb()[:3] == TRUE_NEXT for item in panel.bars.items if item.isVisible()]
+    assert red == [i == s.vocab.index(TEXT[10]) for i in best]  # the true next character's bar is red
 
 
 def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(window, qtbot):
@@ -279,3 +283,85 @@ def test_heatmaps_painted_a_step_at_a_time_look_as_painted_whole(window, qtbot):
     for name in NAMES:
         viewport = window.panel("gates").views[name].viewport()
         assert np.array_equal(on_screen(window, viewport), rgb32(viewport.grab().toImage())), name
+
+
+def test_heatmaps_behind_a_tab_do_no_work_per_step_and_catch_up_when_shown(window, qtbot):
+    """Behind another tab the heatmaps colour nothing while stepping (the time axis they share
+    with other views still follows the cursor); brought to the front they show the engine's
+    values at the cursor."""
+    s = window.session
+    s.set_text(TEXT * 6)  # longer than the drawn window
+    gates = window.panel("gates")
+    other = window.docks["gradflow"]  # in the heatmaps' tab group
+    assert window.docks["gates"] in window.tabifiedDockWidgets(other)
+    other.raise_()
+    qtbot.waitUntil(lambda: gates.visibleRegion().isEmpty())
+    before = painted(window)
+    for _ in range(WINDOW + 5):  # past the first page of the time axis
+        assert s.step()
+    after = painted(window)
+    assert all(after[("heatmap", n)][0] == before[("heatmap", n)][0] for n in NAMES)  # nothing coloured
+    lo, hi = gates.views["h"].plot.viewRange()[0]
+    assert lo < s.t - 1 < hi  # the shared time axis followed the cursor
+    window.docks["gates"].raise_()
+    qtbot.waitUntil(lambda: not gates.visibleRegion().isEmpty())
+    assert_heatmaps_match(window, TEXT * 6)
+
+
+def test_a_step_leaves_the_time_axes_alone_while_the_cursor_is_in_view(window, qtbot):
+    """The heatmaps follow the cursor by pages: a step inside the shown range moves no view
+    (a range change repaints whole views and their axes)."""
+    s = window.session
+    s.set_text(TEXT * 6)
+    s.seek(WINDOW + 3)
+    QtWidgets.QApplication.processEvents()
+    views = window.panel("gates").views
+    ranges = {n: views[n].plot.viewRange() for n in NAMES}
+    assert ranges["h"][0][0] < s.t - 1 < ranges["h"][0][1]
+    changes = []
+    views["h"].plot.sigXRangeChanged.connect(lambda *_: changes.append(s.t))
+    steps = round(ranges["h"][0][1] + 0.5) - s.t  # steps until the cursor is the last step in view
+    for _ in range(steps):
+        assert s.step()
+    assert changes == [] and {n: views[n].plot.viewRange() for n in NAMES} == ranges
+    assert s.step()  # past the right edge: one jump
+    assert len(changes) == 1 and views["h"].plot.viewRange()[0][0] < s.t - 1 < views["h"].plot.viewRange()[0][1]
+
+
+class PaintRegions(QtCore.QObject):
+    """Records the region of every paint event of the widgets it is installed on."""
+
+    def __init__(self, *widgets):
+        super().__init__()
+        self.regions = {w: [] for w in widgets}
+        for w in widgets:
+            w.installEventFilter(self)
+
+    def eventFilter(self, obj, event):
+        if event.type() == QtCore.QEvent.Paint and obj in self.regions:
+            self.regions[obj].append(QtGui.QRegion(event.region()))
+        return False
+
+
+def test_a_step_repaints_each_plot_as_one_small_rectangle(window, qtbot):
+    """Per step, each heatmap repaints one narrow rectangle (the new column and the cursor) and
+    the current-step plots one rectangle (their columns, bars and labels), never a region of
+    many rectangles (clipping to many rectangles costs more than painting their bounding one)."""
+    s = window.session
+    s.select(0, 3, -1)
+    s.seek(30)
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()
+    heatmaps = [window.panel("gates").views[n].viewport() for n in NAMES]
+    step_view = window.panel("step").plots.viewport()
+    regions = PaintRegions(step_view, *heatmaps)
+    for _ in range(10):
+        assert s.step()
+        QtWidgets.QApplication.processEvents()
+    assert len(regions.regions[step_view]) >= 10
+    assert all(r.rectCount() == 1 for r in regions.regions[step_view])
+    for viewport in heatmaps:
+        assert len(regions.regions[viewport]) >= 10
+        for region in regions.regions[viewport]:
+            assert region.rectCount() == 1
+            assert region.boundingRect().width() <= viewport.width() // 8

@@ -79,6 +79,7 @@ def test_hidden_plot_waits_until_shown(window, lessons, qtbot):
     assert not panel._timer.isActive()
     np.testing.assert_array_equal(panel.curves["viewer ||dL/dh||"][1], before)
     window.docks["gradflow"].show()
+    window.docks["gradflow"].raise_()  # shown again as a tab: brought to the front of its group
     qtbot.waitUntil(lambda: len(panel.curves["viewer ||dL/dh||"][1]) != len(before), timeout=5000)
     np.testing.assert_array_equal(panel.curves["viewer ||dL/dh||"][1],
                                   expected_flow(s.model, s.vocab, s.text).h_norms[s.layer])

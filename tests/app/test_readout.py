@@ -73,3 +73,33 @@ def test_a_readout_refits_when_its_font_grows(qtbot):
     readout.setFont(font)
     assert readout.width() > before
     assert readout.width() >= readout.sizeHint().width()
+
+
+class MeasuredReadout(Readout):
+    """A readout that counts how often its text is measured as laid out (``sizeHint``)."""
+
+    measured = 0
+
+    def sizeHint(self):  # noqa: N802 - Qt's name
+        self.measured += 1
+        return super().sizeHint()
+
+
+def test_a_readout_with_room_shows_new_rich_texts_without_laying_them_out_to_measure(qtbot):
+    """Stepping shows a new rich title each time: once the readout is as wide as they need,
+    it neither measures them nor changes size; a text needing more room is measured and fits."""
+    readout = MeasuredReadout("step 999999: <b>W</b> &nbsp; layer 0")
+    qtbot.addWidget(readout)
+    readout.show()
+    size = readout.size()
+    assert size.width() >= QtWidgets.QLabel(readout.text()).sizeHint().width()
+    readout.measured = 0
+    for step, char in enumerate("abcdefgh"):
+        readout.setText(f"step {1000 + step}: <b>{char}</b> &nbsp; layer 0")
+    assert readout.measured == 0 and readout.size() == size
+    readout.setText("step 1000: <b>a</b> &nbsp; layer 0 <big>big</big>")  # other markup: measured
+    assert readout.measured == 1
+    longer = "step 1000000000: <b style='color:#dc3c3c'>W</b> &nbsp; layer 0"
+    readout.setText(longer)
+    assert readout.width() > size.width()
+    assert readout.width() >= QtWidgets.QLabel(longer).sizeHint().width()  # it fits as laid out

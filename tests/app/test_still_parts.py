@@ -3,7 +3,7 @@ redrawing the data beside them does not call back into Python; exports draw them
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from lstmviz.export import render_png_bytes, render_svg_bytes
 from lstmviz.plots import HeatmapView
@@ -93,3 +93,67 @@ def test_exports_draw_the_axes_afresh_and_keep_the_caches(qtbot, monkeypatch):
     assert paints.count > svg_paints
 
     assert all(view.plot.getAxis(side).cacheMode() == CACHED for side in ("left", "bottom"))
+
+
+class PythonPaints:
+    """Counts calls of the Python ``paint`` of the view boxes and the time brush. Install it
+    before the view is made (shiboken remembers which Python method overrides a virtual)."""
+
+    def __init__(self, monkeypatch):
+        from lstmviz.time_brush import TimeBrush
+
+        self.counts = {"ViewBox": 0, "TimeBrush": 0}
+        for name, cls in (("ViewBox", pg.ViewBox), ("TimeBrush", TimeBrush)):
+            original = cls.paint
+
+            def counted(item, *args, name=name, original=original):
+                self.counts[name] += 1
+                return original(item, *args)
+
+            monkeypatch.setattr(cls, "paint", counted)
+
+
+def test_a_repaint_calls_no_python_paint_for_items_that_draw_nothing(qtbot, monkeypatch):
+    """Layout containers, border-less view boxes and an idle time brush draw nothing, so a
+    repaint of the cells calls none of their Python ``paint`` methods (nor, Qt skipping items
+    without contents, their bounding rectangles); a drag across the cells draws the brush's
+    band and the band is erased on release."""
+    from lstmviz.time_brush import TimeBrush
+
+    paints = PythonPaints(monkeypatch)
+    data = np.random.default_rng(3).random((40, 16))
+    view = HeatmapView("f")
+    qtbot.addWidget(view)
+    brush = TimeBrush(view.plot)
+    view.resize(420, 320)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_data(data, t0=0)
+    view.plot.setXRange(-0.5, 39.5, padding=0)
+    view.plot.setYRange(-0.5, 15.5, padding=0)
+    for _ in range(5):
+        QtWidgets.QApplication.processEvents()
+    empty = view.grab().toImage()
+    assert sum(paints.counts.values()) == 0
+    containers = [item for item in view.scene().items()
+                  if isinstance(item, (pg.GraphicsLayout, pg.PlotItem, pg.ColorBarItem, pg.ViewBox))]
+    assert len(containers) >= 4
+    assert all(item.flags() & QtWidgets.QGraphicsItem.ItemHasNoContents for item in containers)
+
+    ranges = view.plot.viewRange()
+    press, middle, release = (view.mapFromScene(view.scene_pos_of(8, t)) for t in (5, 12, 20))
+    qtbot.mouseMove(view.viewport(), press)  # the pointer arrives over the cells first, as a hand moves it
+    qtbot.mousePress(view.viewport(), QtCore.Qt.LeftButton, pos=press)
+    qtbot.mouseMove(view.viewport(), middle)
+    qtbot.mouseMove(view.viewport(), release)
+    view.viewport().repaint()
+    banded = view.grab().toImage()
+    assert paints.counts["TimeBrush"] > 0 and differing_pixels(banded, empty) > 0
+    qtbot.mouseRelease(view.viewport(), QtCore.Qt.LeftButton, pos=release)
+    QtWidgets.QApplication.processEvents()
+    assert view.plot.viewRange() == ranges  # brushed, not panned
+    assert differing_pixels(view.grab().toImage(), empty) == 0  # the band is gone
+    painted = paints.counts["TimeBrush"]
+    view.set_data(data[::-1].copy(), t0=0)
+    view.viewport().repaint()
+    assert paints.counts == {"ViewBox": 0, "TimeBrush": painted}
