@@ -167,25 +167,23 @@ def _prepare(args):
         raise _UsageError("the text is empty")
     try:
         ids = vocab.encode(text, "--text" if args.text is not None else args.text_file)  # (T,)
-        frames = export.MAX_GIF_FRAMES if "gif" in formats else 1
-        memory.check_fits(f"exporting a trace of {len(ids)} steps at {width} pixels wide",
-                          memory.trace_bytes(model.config, len(ids))
-                          + memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames),
-                          detail="every gate of every step and the rendered images")
     except DataError as error:
         raise _UsageError(str(error)) from None
-    trace = _window(args, model, ids, text, formats)
+    start, end = _steps(args, ids.shape[0], formats)
+    frames = export.MAX_GIF_FRAMES if "gif" in formats else 1
+    memory.check_fits(f"exporting a trace of {end - start} steps at {width} pixels wide",
+                      memory.trace_bytes(model.config, end - start)
+                      + memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames),
+                      detail="every gate of the exported steps and the rendered images")
+    trace = _window(model, ids, text, start, end)
     plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
             "colorblind": colorblind, "colormap": colormap, "style": args.style}
     return plan, trace, vocab
 
 
-def _window(args, model, ids, text: str, formats: list):
-    """The records of the steps to export (module docstring) as a ``Trace`` whose ``start`` is
-    the first of them; raises _UsageError on a bad or too large range."""
-    from engine.stepper import Stepper
-
-    T = ids.shape[0]
+def _steps(args, T: int, formats: list) -> tuple[int, int]:
+    """The steps ``[start, end)`` to export of a text of ``T`` steps (module docstring); raises
+    _UsageError on a bad or too large range."""
     start = 0 if args.start is None else _whole_number(args.start, "--start")
     end = T if args.end is None else _whole_number(args.end, "--end")
     if args.start is None and args.end is None and T > DEFAULT_STEPS:
@@ -198,6 +196,15 @@ def _window(args, model, ids, text: str, formats: list):
     if pictures and end - start > MAX_PICTURE_STEPS:
         raise _UsageError(f"a {','.join(pictures)} picture of {end - start:,} steps is too large: draw at most "
                           f"{MAX_PICTURE_STEPS:,} steps (--start/--end)")
+    return start, end
+
+
+def _window(model, ids, text: str, start: int, end: int):
+    """The records of steps ``[start, end)`` of ``ids (T,)`` as a ``Trace`` whose ``start`` is
+    ``start`` (the steps before it run through, their records not kept); raises _UsageError
+    when they cannot be computed."""
+    from engine.stepper import Stepper
+
     try:
         return Stepper(model, ids, text).records(start, end)
     except ValueError as error:
