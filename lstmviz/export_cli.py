@@ -11,8 +11,9 @@ Pictures come from ``lstmviz.export.export_panel_image``, the same code the app'
 ``[--start, --end)`` are drawn and written (their values computed from the true state before
 ``--start``, the text run through in chunks); without either, a text longer than
 ``DEFAULT_STEPS`` gives its first ``DEFAULT_STEPS`` steps and a one-line note on stderr. A range
-whose records would not fit in memory (``engine.stepper.TRACE_BYTES``) or whose picture would be
-wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
+whose records and pictures would not fit in the memory available (``engine.memory``: the range's
+records, not the whole text's), whose records exceed ``engine.stepper.TRACE_BYTES``, or whose
+picture would be wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
 
 Exit codes: 0 done; 2 bad arguments, an unusable model or text, or an output that cannot be
 written (the folder cannot be created or a file in it cannot be written): one line

@@ -655,8 +655,8 @@ class _PassWorker(threads.Worker):
         every, model = stepper.every, stepper.model
         sample = min(stepper.steps, LEVEL_STEPS_MAX) if self._levels else 0  # steps the levels come from
         cells = None
-        if sample and model.config.cell != "lstm":
-            self.done.emit(("levels", Session._cell_levels(model, None)))  # fixed levels
+        if self._levels and (sample == 0 or model.config.cell != "lstm"):
+            self.done.emit(("levels", Session._cell_levels(model, None)))  # no sample, or fixed levels
             sample = 0
         elif sample:
             L, H = model.config.num_layers, model.config.hidden_size
@@ -664,6 +664,8 @@ class _PassWorker(threads.Worker):
             lead = min(j * every, sample)  # sampled steps before the pass's first block
             if lead:
                 checkpoint_states(model, stepper.inputs[:lead], self._initial, lead, cells[:lead])
+            if lead == sample:  # the pass starts after the sample
+                self.done.emit(("levels", Session._cell_levels(model, cells[:sample])))
         since, rows, first = time.perf_counter(), [], j + 1
         while j < self._last and not self.stop_requested.is_set():
             sampled = cells[j * every : (j + 1) * every] if j * every < sample else None  # (every, L, H)
