@@ -170,12 +170,16 @@ def _prepare(args):
         ids = vocab.encode(text, "--text" if args.text is not None else args.text_file)  # (T,)
     except DataError as error:
         raise _UsageError(str(error)) from None
-    start, end = _steps(args, ids.shape[0], formats)
+    T = ids.shape[0]
+    start, end = _steps(args, T, formats)
     frames = export.MAX_GIF_FRAMES if "gif" in formats else 1
     memory.check_fits(f"exporting a trace of {end - start} steps at {width} pixels wide",
                       memory.trace_bytes(model.config, end - start)
                       + memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames),
                       detail="every gate of the exported steps and the rendered images")
+    if args.start is None and args.end is None and end < T:
+        print(f"{PROG}: note: the text has {T:,} steps; exporting steps 0..{end} "
+              "(choose others with --start/--end)", file=sys.stderr)
     trace = _window(model, ids, text, start, end)
     plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
             "colorblind": colorblind, "colormap": colormap, "style": args.style}
@@ -183,14 +187,12 @@ def _prepare(args):
 
 
 def _steps(args, T: int, formats: list) -> tuple[int, int]:
-    """The steps ``[start, end)`` to export of a text of ``T`` steps (module docstring); raises
-    _UsageError on a bad or too large range."""
+    """The steps ``[start, end)`` to export of a text of ``T`` steps (module docstring: the
+    default window when neither bound is given); raises _UsageError on a bad or too large range."""
     start = 0 if args.start is None else _whole_number(args.start, "--start")
     end = T if args.end is None else _whole_number(args.end, "--end")
     if args.start is None and args.end is None and T > DEFAULT_STEPS:
         end = DEFAULT_STEPS
-        print(f"{PROG}: note: the text has {T:,} steps; exporting steps 0..{end} "
-              "(choose others with --start/--end)", file=sys.stderr)
     if not 0 <= start < end <= T:
         raise _UsageError(f"need 0 <= --start < --end <= {T} (the text's steps), got {start}..{end}")
     pictures = [fmt for fmt in formats if fmt in ("png", "svg", "gif")]

@@ -252,6 +252,10 @@ def test_the_memory_check_counts_the_exported_steps_not_the_text(qapp, tmp_path,
     text = TEXT * 400
     image = memory.export_image_bytes(800, 800)  # more than any one picture of the default width
     allowed = memory.trace_bytes(config, 60) + image
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 1024)  # the checkpoint still loads
+    assert run_export([str(path), "--text", text, "--out", str(tmp_path), "--format", "csv"]) == 2
+    err = capsys.readouterr().err  # refused in one line, without the default window's note
+    assert err.startswith("lstmviz: error: exporting a trace of 30 steps") and len(err.splitlines()) == 1
     monkeypatch.setattr(memory, "available_bytes", lambda: allowed)
     assert memory.trace_bytes(config, len(text)) > 2 * allowed
     argv = [str(path), "--text", text, "--out", str(tmp_path), "--format", "csv", "--panels", "c"]
