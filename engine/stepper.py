@@ -165,17 +165,19 @@ class Stepper:
                 return False
         return True
 
-    def next_checkpoints(self, j: int, n: int, state: list | None = None) -> np.ndarray:
+    def next_checkpoints(self, j: int, n: int, state: list | None = None, cells: np.ndarray | None = None) -> np.ndarray:
         """Checkpoints ``j + 1 .. j + n`` (fewer at the end of the inputs), ``(n', L, S, H)``,
         computed from checkpoint ``j`` (``state``: its value, per layer ``((1, H), ...)``;
         None = read it, then it must be known) by ``checkpoint_states``, one block per call:
-        the same bits whichever thread and chunking asks. Reads only ``model`` and ``inputs``
-        (both replaced, never changed in place), so another thread may call it."""
+        the same bits whichever thread and chunking asks. ``cells`` (LSTM): an ``(n' every, L,
+        H)`` array that receives the cell state after each of these steps. Reads only ``model``
+        and ``inputs`` (both replaced, never changed in place), so another thread may call it."""
         inputs, every = self.inputs, self.every
         state = self._checkpoint(j) if state is None else state
         rows = []
         for b in range(j, min(j + n, inputs.shape[0] // every)):
-            row = checkpoint_states(self.model, inputs[b * every : (b + 1) * every], state, every)[0]  # (L, S, H)
+            cs = None if cells is None else cells[(b - j) * every : (b - j + 1) * every]  # (every, L, H)
+            row = checkpoint_states(self.model, inputs[b * every : (b + 1) * every], state, every, cs)[0]  # (L, S, H)
             rows.append(row)
             state = [tuple(a[None] for a in layer) for layer in row]  # (1, H) each
         L, S, H = self._checkpoints.shape[1:]

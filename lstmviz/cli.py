@@ -38,7 +38,7 @@ from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.settings import Setting, settings_of, split_values
 from engine.analysis.stream import check_range, iter_chunks
-from engine.trace_io import save_trace_chunks
+from engine.trace_io import save_trace_chunks, trace_file_bytes
 from engine.train import LONG_RUN_S, TrainConfig, Trainer, TrainingDiverged, estimate_time
 
 from . import __version__
@@ -352,14 +352,16 @@ def run_trace(args) -> int:
     text = load_text(args.text_file) if args.text_file else args.text
     if not text:
         raise UsageError("--text is empty; give at least one character")
-    memory.check_fits(f"a trace of {len(text)} steps", memory.trace_bytes(ckpt.model.config, len(text)),
-                      detail="every gate and state of every layer at every step")
+    config = ckpt.model.config
     ids = ckpt.vocab.encode(text, source="the text")  # (T,)
     start, end = check_range(ids.shape[0], args.start, args.end)
+    memory.check_fits(f"a trace of {end - start} steps", memory.trace_bytes(config, min(TRACE_CHUNK, end)),
+                      detail=f"every gate and state of every layer for {TRACE_CHUNK} steps at a time")
+    size = trace_file_bytes(config, end - start, None if args.dtype is None else np.dtype(args.dtype).itemsize)
+    check_writable(args.out, 2 * size)  # the entries streamed to a temporary folder, then the archive
     chunks = (trace for _, trace in iter_chunks(ckpt.model, ids, start, end, chunk=TRACE_CHUNK))
     save_trace_chunks(args.out, chunks, end - start, vocab=ckpt.vocab, dtype=args.dtype, compress=args.compress,
                       start=start)
-    config = ckpt.model.config
     print(f"wrote {args.out}: steps {start}..{end} ({end - start} steps), {config.num_layers} layer(s) of "
           f"{config.hidden_size} units")
     return 0

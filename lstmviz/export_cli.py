@@ -11,8 +11,9 @@ Pictures come from ``lstmviz.export.export_panel_image``, the same code the app'
 ``[--start, --end)`` are drawn and written (their values computed from the true state before
 ``--start``, the text run through in chunks); without either, a text longer than
 ``DEFAULT_STEPS`` gives its first ``DEFAULT_STEPS`` steps and a one-line note on stderr. A range
-whose records would not fit in memory (``engine.stepper.TRACE_BYTES``) or whose picture would be
-wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
+whose records and pictures would not fit in the memory available (``engine.memory``: the range's
+records, not the whole text's), whose records exceed ``engine.stepper.TRACE_BYTES``, or whose
+picture would be wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
 
 Exit codes: 0 done; 2 bad arguments, an unusable model or text, or an output that cannot be
 written (the folder cannot be created or a file in it cannot be written): one line
@@ -167,37 +168,46 @@ def _prepare(args):
         raise _UsageError("the text is empty")
     try:
         ids = vocab.encode(text, "--text" if args.text is not None else args.text_file)  # (T,)
-        frames = export.MAX_GIF_FRAMES if "gif" in formats else 1
-        memory.check_fits(f"exporting a trace of {len(ids)} steps at {width} pixels wide",
-                          memory.trace_bytes(model.config, len(ids))
-                          + memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames),
-                          detail="every gate of every step and the rendered images")
     except DataError as error:
         raise _UsageError(str(error)) from None
-    trace = _window(args, model, ids, text, formats)
+    T = ids.shape[0]
+    start, end = _steps(args, T, formats)
+    frames = export.MAX_GIF_FRAMES if "gif" in formats else 1
+    memory.check_fits(f"exporting a trace of {end - start} steps at {width} pixels wide",
+                      memory.trace_bytes(model.config, end - start)
+                      + memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames),
+                      detail="every gate of the exported steps and the rendered images")
+    if args.start is None and args.end is None and end < T:
+        print(f"{PROG}: note: the text has {T:,} steps; exporting steps 0..{end} "
+              "(choose others with --start/--end)", file=sys.stderr)
+    trace = _window(model, ids, text, start, end)
     plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
             "colorblind": colorblind, "colormap": colormap, "style": args.style}
     return plan, trace, vocab
 
 
-def _window(args, model, ids, text: str, formats: list):
-    """The records of the steps to export (module docstring) as a ``Trace`` whose ``start`` is
-    the first of them; raises _UsageError on a bad or too large range."""
-    from engine.stepper import Stepper
-
-    T = ids.shape[0]
+def _steps(args, T: int, formats: list) -> tuple[int, int]:
+    """The steps ``[start, end)`` to export of a text of ``T`` steps (module docstring: the
+    default window when neither bound is given); raises _UsageError on a bad or too large range."""
     start = 0 if args.start is None else _whole_number(args.start, "--start")
     end = T if args.end is None else _whole_number(args.end, "--end")
     if args.start is None and args.end is None and T > DEFAULT_STEPS:
         end = DEFAULT_STEPS
-        print(f"{PROG}: note: the text has {T:,} steps; exporting steps 0..{end} "
-              "(choose others with --start/--end)", file=sys.stderr)
     if not 0 <= start < end <= T:
         raise _UsageError(f"need 0 <= --start < --end <= {T} (the text's steps), got {start}..{end}")
     pictures = [fmt for fmt in formats if fmt in ("png", "svg", "gif")]
     if pictures and end - start > MAX_PICTURE_STEPS:
         raise _UsageError(f"a {','.join(pictures)} picture of {end - start:,} steps is too large: draw at most "
                           f"{MAX_PICTURE_STEPS:,} steps (--start/--end)")
+    return start, end
+
+
+def _window(model, ids, text: str, start: int, end: int):
+    """The records of steps ``[start, end)`` of ``ids (T,)`` as a ``Trace`` whose ``start`` is
+    ``start`` (the steps before it run through, their records not kept); raises _UsageError
+    when they cannot be computed."""
+    from engine.stepper import Stepper
+
     try:
         return Stepper(model, ids, text).records(start, end)
     except ValueError as error:

@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 from PySide6 import QtCore
 
+from engine.analysis.stream import checkpoint_states
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab, load_text
 from engine.equations import GateBreakdown, decompose
@@ -317,7 +318,8 @@ class Session(QtCore.QObject):
         text = known_text(before, vocab)
         stepper = Stepper(model, vocab.encode(text, "the text"), text, every=CHECKPOINT_EVERY)
         if whole is not None and np.array_equal(whole.inputs, self._traced(stepper.inputs)) and whole.steps:
-            levels, pending = self._cell_levels(model, whole), False
+            cells = np.stack([layer["c"] for layer in whole.layers], axis=1) if "c" in whole.names else None  # (T', L, H)
+            levels, pending = self._cell_levels(model, cells), False
             stepper.adopt(whole)  # the checkpoints the levels' forward passed
         else:
             levels, pending = self._interim_levels(model), True
@@ -327,11 +329,11 @@ class Session(QtCore.QObject):
         self.sequence = TextSequence(text)
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
             self.layer, self.unit, self.selected_step = 0, -1, -1
+        self._start_pass()  # before the signals: a job they start waits for this pass
         self.model_changed.emit()
         self.text_changed.emit()
         self._report_dropped(before, text)
         self.seek(min(t, stepper.steps))
-        self._start_pass()
 
     def set_series(self, model: SequenceModel, values: np.ndarray, labels: list,
                    inverse: Callable | None = None, targets: np.ndarray | None = None) -> None:
@@ -365,10 +367,10 @@ class Session(QtCore.QObject):
         self.model_path, self.text_path = None, None
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size or self.selected_step >= T:
             self.layer, self.unit, self.selected_step = 0, -1, -1
+        self._start_pass()  # before the signals: a job they start waits for this pass
         self.model_changed.emit()
         self.text_changed.emit()
         self.seek(min(t, T))
-        self._start_pass()
 
     def _refuse_text_for_series(self) -> None:
         if not self.sequence.editable:
@@ -398,10 +400,10 @@ class Session(QtCore.QObject):
         self.sequence = TextSequence(kept)
         if self.selected_step >= len(kept):
             self.selected_step = -1
+        self._start_pass()  # from the first changed character; before the signal: a job it starts waits for it
         self.text_changed.emit()
         self._report_dropped(text, kept)
         self.seek(min(old_t, self.stepper.steps))  # chunked beyond the adopted rows: never freezes
-        self._start_pass()  # from the first changed character
         return kept
 
     def _report_dropped(self, before: str, after: str) -> None:
@@ -419,12 +421,6 @@ class Session(QtCore.QObject):
         LEVEL_STEPS_MAX, ``(T',)`` or ``(T', D)`` (a view)."""
         return inputs[:LEVEL_STEPS_MAX]
 
-    @classmethod
-    def _whole_trace(cls, model: SequenceModel, ids: np.ndarray) -> Trace | None:
-        """The text's first LEVEL_STEPS_MAX steps in one sequence forward (None if empty): the
-        sample of steps the cell-state colour levels come from (the pass worker runs it)."""
-        return model.trace(cls._traced(ids)) if len(ids) else None
-
     def _interim_levels(self, model: SequenceModel) -> list:
         """Cell-state levels shown until the pass worker has computed ``model``'s: the current
         ones when they have the layers, else the defaults."""
@@ -433,13 +429,15 @@ class Session(QtCore.QObject):
         return self._cell_levels(model, None)
 
     @staticmethod
-    def _cell_levels(model: SequenceModel, whole: Trace | None) -> list:
-        """Per layer, symmetric cell-state levels from the whole text's trace."""
+    def _cell_levels(model: SequenceModel, cells: np.ndarray | None) -> list:
+        """Per layer, symmetric cell-state levels from ``cells``, the cell states of the text's
+        first LEVEL_STEPS_MAX steps ``(T', L, H)`` (None: the defaults; not read for a cell
+        without a cell state)."""
         if model.config.cell != "lstm":
             return [(-1.0, 1.0)] * model.config.num_layers
-        if whole is None:
+        if cells is None:
             return [gate_levels("c")] * model.config.num_layers
-        return [gate_levels("c", whole.gate("c", k)) for k in range(model.config.num_layers)]
+        return [gate_levels("c", cells[:, k]) for k in range(model.config.num_layers)]
 
     # --- moving -------------------------------------------------------------------------------
     def step(self) -> bool:
@@ -635,38 +633,60 @@ class Session(QtCore.QObject):
 class _PassWorker(threads.Worker):
     """The first pass of ``stepper`` in a worker thread: ``Stepper.next_checkpoints`` block by
     block from the last known checkpoint, handed over through ``done(("rows", (j, rows)))`` after at
-    most PASS_BUDGET_S of work, the last one empty ("nothing left"); with ``levels``, first the
-    cell-state levels of the first LEVEL_STEPS_MAX steps (``done(("levels", [(lo, hi), ...]))``).
+    most PASS_BUDGET_S of work, the last one empty ("nothing left"); with ``levels``, also the
+    cell-state levels of the first LEVEL_STEPS_MAX steps (``done(("levels", [(lo, hi), ...]))``)
+    from the cell states this forward passes through, as soon as it has passed them: each step
+    is computed once (the steps before the pass's first block and after its last whole one, when
+    in the levels' sample, by one ``checkpoint_states`` each).
     Reads only what it copied when made and the stepper's immutable inputs and model."""
 
     def __init__(self, stepper: Stepper, levels: bool):
         super().__init__()
         self.stepper, self.version = stepper, stepper.version
-        self._levels = levels  # first compute the cell-state levels (``levels``)
+        self._levels = levels  # also compute the cell-state levels (``levels``)
         self._j = stepper.computed // stepper.every  # the last known checkpoint
         self._state = stepper.state(self._j * stepper.every)  # per layer ((1, H), ...)
+        self._initial = stepper.state(0) if levels and self._j else None  # where the levels' sample starts
         self._last = stepper.steps // stepper.every  # the last checkpoint there is
         self._none = stepper.next_checkpoints(self._j, 0, self._state)  # (0, L, S, H)
 
     def work(self) -> None:
-        if self._levels:
-            model = self.stepper.model
-            levels = Session._cell_levels(model, Session._whole_trace(model, self.stepper.inputs))
-            self.done.emit(("levels", levels))
         stepper, j, state = self.stepper, self._j, self._state
+        every, model = stepper.every, stepper.model
+        sample = min(stepper.steps, LEVEL_STEPS_MAX) if self._levels else 0  # steps the levels come from
+        cells = None
+        if self._levels and (sample == 0 or model.config.cell != "lstm"):
+            self.done.emit(("levels", Session._cell_levels(model, None)))  # no sample, or fixed levels
+            sample = 0
+        elif sample:
+            L, H = model.config.num_layers, model.config.hidden_size
+            cells = np.empty((-(-sample // every) * every, L, H), model.dtype)  # (whole blocks, L, H)
+            lead = min(j * every, sample)  # sampled steps before the pass's first block
+            if lead:
+                checkpoint_states(model, stepper.inputs[:lead], self._initial, lead, cells[:lead])
+            if lead == sample:  # the pass starts after the sample
+                self.done.emit(("levels", Session._cell_levels(model, cells[:sample])))
         since, rows, first = time.perf_counter(), [], j + 1
         while j < self._last and not self.stop_requested.is_set():
-            row = stepper.next_checkpoints(j, 1, state)  # (1, L, S, H)
+            sampled = cells[j * every : (j + 1) * every] if j * every < sample else None  # (every, L, H)
+            row = stepper.next_checkpoints(j, 1, state, sampled)  # (1, L, S, H)
             rows.append(row)
             state = [tuple(a[None] for a in layer) for layer in row[0]]  # (1, H) each
             j += 1
+            if sampled is not None and j * every >= sample:
+                self.done.emit(("levels", Session._cell_levels(model, cells[:sample])))
             if time.perf_counter() - since >= PASS_BUDGET_S:
                 self.done.emit(("rows", (first, np.concatenate(rows))))  # (n, L, S, H)
                 since, rows, first = time.perf_counter(), [], j + 1
-        if rows and not self.stop_requested.is_set():
+        if self.stop_requested.is_set():
+            return
+        if rows:
             self.done.emit(("rows", (first, np.concatenate(rows))))  # (n, L, S, H)
-        if not self.stop_requested.is_set():
-            self.done.emit(("rows", (j + 1, self._none)))  # none left: the pass is over
+        if j * every < sample:  # the sample ends in the last, partial block, which the pass skips
+            checkpoint_states(model, stepper.inputs[j * every : sample], state, sample - j * every,
+                              cells[j * every : sample])
+            self.done.emit(("levels", Session._cell_levels(model, cells[:sample])))
+        self.done.emit(("rows", (j + 1, self._none)))  # none left: the pass is over
 
 
 def read_text(path, vocab: CharVocab | None) -> tuple:

@@ -158,33 +158,41 @@ def _rows(trace: Trace, lo: int, hi: int) -> Trace:
                  text=None, start=trace.start + lo)
 
 
-def checkpoint_states(model: SequenceModel, inputs: np.ndarray, state=None, every: int = 256) -> np.ndarray:
+def checkpoint_states(model: SequenceModel, inputs: np.ndarray, state=None, every: int = 256,
+                      cells: np.ndarray | None = None) -> np.ndarray:
     """The recurrent state after every ``every``-th step of ``inputs`` (token ids ``(T,)`` or
     values ``(T, D)``, already checked by ``model.check_inputs``) from ``state`` (per layer a
     tuple of ``(1, H)`` arrays; None = zeros): ``(T // every, L, S, H)`` in the model's dtype,
     row ``j`` the state after ``(j + 1) * every`` steps, ``S`` the cell's state arrays (LSTM
-    h, c; GRU and RNN h). No records and no head: the first pass's forward.
+    h, c; GRU and RNN h). No records and no head: the first pass's forward. ``cells``: an LSTM's
+    optional ``(T // every * every, L, H)`` array that receives the cell state c after every
+    step (the sample the cell-state colour levels come from, without a second forward).
 
     The recurrence is ``model.forward``'s (``engine.cells``; same prepared weights and
     operations, layer by layer over the whole input, each layer's input projection one gather
     or product for all steps); an LSTM layer runs a loop of ten NumPy calls per step on
     preallocated one-row buffers. Values equal ``model.trace``'s states to rounding (the one-row
     products may round differently from ``forward``'s). Memory: ``T * (G + 2H)`` numbers.
+    Raises ValueError for ``cells`` of another shape or with another cell than the LSTM.
     """
     T = inputs.shape[0]
     n = T // every
-    cells = model.cells
+    if cells is not None and (model.config.cell != "lstm" or cells.shape != (n * every, model.config.num_layers,
+                                                                               model.config.hidden_size)):
+        raise ValueError(f"cells must be ({n * every}, L, H) for an LSTM, got {cells.shape} for {model.config.cell}")
+    layers = model.cells
     H = model.config.hidden_size
     state = model.zero_state(1) if state is None else state
     S = len(state[0])
-    out = np.empty((n, len(cells), S, H), model.dtype)  # (n, L, S, H)
+    out = np.empty((n, len(layers), S, H), model.dtype)  # (n, L, S, H)
     layer_in = inputs[: n * every]  # (n every,) ids or (n every, D)
     if model.config.input_kind in ("embedding", "scaled_index"):
         layer_in = model.encode_tokens(layer_in)  # (n every, E) or (n every, 1)
-    for k, (cell, prep) in enumerate(zip(cells, model.prepared())):
+    for k, (cell, prep) in enumerate(zip(layers, model.prepared())):
         xp = model._project(k, prep, layer_in[:, None])[:, 0]  # (n every, G)
         if cell.kind == "lstm":
-            hs = _lstm_states(prep, xp, state[k], every, out[:, k])  # (n every + 1, H)
+            cs = None if cells is None else cells[:, k]  # (n every, H)
+            hs = _lstm_states(prep, xp, state[k], every, out[:, k], cs)  # (n every + 1, H)
         else:
             hs = cell.forward_tm(prep, xp[:, None], state[k])[0][:, 0]  # (n every, H)
             out[:, k, 0] = hs[every - 1 :: every]  # (n, H)
@@ -193,10 +201,12 @@ def checkpoint_states(model: SequenceModel, inputs: np.ndarray, state=None, ever
     return out
 
 
-def _lstm_states(prep, xp: np.ndarray, state: tuple, every: int, out: np.ndarray) -> np.ndarray:
+def _lstm_states(prep, xp: np.ndarray, state: tuple, every: int, out: np.ndarray,
+                 cs: np.ndarray | None = None) -> np.ndarray:
     """LSTM layer over ``xp (T, 4H)`` (scaled internal order g, i, f, o; ``engine.cells``)
     from ``state`` ``((1, H), (1, H))``; writes ``(h, c)`` after every ``every``-th step into
-    ``out (T // every, 2, H)``; returns every h, ``(T + 1, H)`` with row 0 the initial h."""
+    ``out (T // every, 2, H)`` (and c after every step into ``cs (T, H)`` when given); returns
+    every h, ``(T + 1, H)`` with row 0 the initial h."""
     T, G = xp.shape
     H = G // 4
     hs = np.empty((T + 1, H), xp.dtype)  # (T+1, H)
@@ -219,6 +229,8 @@ def _lstm_states(prep, xp: np.ndarray, state: tuple, every: int, out: np.ndarray
         add(c, ig, out=c)  # (H,)
         tanh(c, out=tc)  # (H,)
         mul(o, tc, out=hs[t + 1])  # (H,) o * tanh(c)
+        if cs is not None:
+            cs[t] = c  # (H,)
         if (t + 1) % every == 0:
             row = out[t // every]  # (2, H)
             row[0] = hs[t + 1]

@@ -68,10 +68,10 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
     gate = threading.Event()
     compute = Stepper.next_checkpoints
 
-    def held(self, j, n, state=None):
+    def held(self, j, n, state=None, cells=None):
         if n > 0 and threading.current_thread() is not threading.main_thread():
             gate.wait()  # the pass worker waits here until the test lets it go
-        return compute(self, j, n, state)
+        return compute(self, j, n, state, cells)
 
     monkeypatch.setattr(Stepper, "next_checkpoints", held)
     sequential = []

@@ -160,6 +160,52 @@ def test_trace_file_equals_engine_trace(capsys, model_file, tmp_path):
     assert tuple(data["vocab"].tolist()) == ckpt.vocab.chars
 
 
+def test_trace_memory_is_one_chunk_whatever_the_text_length(capsys, model_file, tmp_path, monkeypatch):
+    """A text whose whole trace would not fit in the memory available is traced in chunks of
+    TRACE_CHUNK steps (its file equals the engine's trace); only one chunk must fit."""
+    from engine import memory
+    from lstmviz import cli
+
+    config = load_checkpoint(model_file).model.config
+    monkeypatch.setattr(cli, "TRACE_CHUNK", 64)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 2 * memory.trace_bytes(config, 64))
+    chunks, iter_chunks = [], cli.iter_chunks
+    monkeypatch.setattr(cli, "iter_chunks", lambda *a, **k: ((t0, chunks.append(tr.steps) or tr)
+                                                             for t0, tr in iter_chunks(*a, **k)))
+    text = "abcd xyz\nabce" * 150  # 1950 steps: the whole trace needs over 10 times the memory allowed
+    assert memory.trace_bytes(config, len(text)) > 10 * memory.available_bytes()
+    out = tmp_path / "trace.npz"
+    code, _, err = run(capsys, "trace", model_file, "--text", text, "--out", out)
+    assert code == 0, err
+    assert max(chunks) == 64 and sum(chunks) == len(text)
+    ckpt = load_checkpoint(model_file)
+    with np.load(out, allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["layer0_c"], ckpt.model.trace(ckpt.vocab.encode(text)).gate("c", 0))
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.trace_bytes(config, 64) // 2)
+    assert_refused(capsys, "trace", model_file, "--text", text, "--out", tmp_path / "t2.npz",
+                   message="needs about")
+
+
+def test_trace_refused_when_its_file_cannot_fit_on_the_disk(capsys, model_file, tmp_path, monkeypatch):
+    """The file's size (``trace_file_bytes``; twice that while it is written) is checked against
+    the free disk before anything is computed: one line, no file."""
+    import engine.atomic
+    from engine.trace_io import trace_file_bytes
+
+    text = "abcd xyz\nabce" * 20
+    config = load_checkpoint(model_file).model.config
+    out = tmp_path / "trace.npz"
+    assert run(capsys, "trace", model_file, "--text", text, "--out", out, "--dtype", "float16")[0] == 0
+    real = out.stat().st_size
+    assert trace_file_bytes(config, len(text), 2) <= real <= 1.1 * trace_file_bytes(config, len(text), 2)  # + headers
+    free = types.SimpleNamespace(f_bavail=2 * trace_file_bytes(config, len(text), 2) - 1, f_frsize=1)
+    monkeypatch.setattr(engine.atomic.os, "statvfs", lambda _folder: free)
+    out.unlink()
+    assert_refused(capsys, "trace", model_file, "--text", text, "--out", out, "--dtype", "float16",
+                   message="the disk is full")
+    assert not out.exists()
+
+
 def test_trace_of_rnn_has_only_h(capsys, corpus_file, tmp_path):
     model = tmp_path / "rnn.npz"
     assert run(capsys, "train", corpus_file, "--out", model, "--steps", "3", "--cell", "rnn", *TINY)[0] == 0

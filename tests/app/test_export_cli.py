@@ -236,3 +236,33 @@ def test_light_style_draws_on_white_with_dark_axes(qapp, tmp_path, saved_models,
     assert np.array_equal(dark[centre], light[centre])
     assert run_export([str(path), "--text", TEXT, "--out", str(tmp_path / "x"), "--style", "sepia"]) == 2
     assert "sepia" in capsys.readouterr().err
+
+
+def test_the_memory_check_counts_the_exported_steps_not_the_text(qapp, tmp_path, saved_models, capsys,
+                                                                  monkeypatch):
+    """A text whose whole trace would not fit is exported in its default window (only the
+    window's records are kept); a range whose records would not fit is refused with one line."""
+    import lstmviz.export_cli as export_cli
+    from engine import memory
+    from engine.checkpoint import load_char_checkpoint
+
+    monkeypatch.setattr(export_cli, "DEFAULT_STEPS", 30)
+    path, _, _ = saved_models["lstm"]
+    config = load_char_checkpoint(path).model.config
+    text = TEXT * 400
+    image = memory.export_image_bytes(800, 800)  # more than any one picture of the default width
+    allowed = memory.trace_bytes(config, 60) + image
+    monkeypatch.setattr(memory, "available_bytes", lambda: 64 * 1024)  # the checkpoint still loads
+    assert run_export([str(path), "--text", text, "--out", str(tmp_path), "--format", "csv"]) == 2
+    err = capsys.readouterr().err  # refused in one line, without the default window's note
+    assert err.startswith("lstmviz: error: exporting a trace of 30 steps") and len(err.splitlines()) == 1
+    monkeypatch.setattr(memory, "available_bytes", lambda: allowed)
+    assert memory.trace_bytes(config, len(text)) > 2 * allowed
+    argv = [str(path), "--text", text, "--out", str(tmp_path), "--format", "csv", "--panels", "c"]
+    assert run_export(argv) == 0, capsys.readouterr().err
+    with open(tmp_path / "layer0_c.csv", newline="", encoding="utf-8") as f:
+        assert len(list(csv.reader(f))) == 31
+    capsys.readouterr()
+    assert run_export([*argv, "--start", "0", "--end", str(len(text))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lstmviz: error: exporting a trace of {len(text)} steps") and len(err.splitlines()) == 1

@@ -158,6 +158,7 @@ def test_long_seek_catches_up_in_chunks(window, qtbot, monkeypatch):
     monkeypatch.setattr(session_module, "SYNC_STEPS", 0)
     monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 10)  # the vectorised pass covers 10 steps
     monkeypatch.setattr(session_module, "CHECKPOINT_EVERY", 16)
+    monkeypatch.setattr(session_module._PassWorker, "work", lambda self: None)  # no pass rows arrive before the cancel
     s = window.session
     long_text = TEXT * 4
     s.set_model(s.model, s.vocab)  # a cursor with the patched checkpoint spacing

@@ -190,13 +190,13 @@ def gated_pass(monkeypatch):
     gate, on_gui = threading.Event(), []
     compute = Stepper.next_checkpoints
 
-    def counted(self, j, n, state=None):
+    def counted(self, j, n, state=None, cells=None):
         if n > 0:
             if threading.current_thread() is threading.main_thread():
                 on_gui.append(j)
             else:
                 gate.wait()
-        return compute(self, j, n, state)
+        return compute(self, j, n, state, cells)
 
     monkeypatch.setattr(Stepper, "next_checkpoints", counted)
     yield gate, on_gui
@@ -261,3 +261,58 @@ def test_opening_or_editing_a_text_runs_no_long_forward_on_the_gui_thread(sessio
     qtbot.waitUntil(lambda: not s.passing, timeout=20000)
     assert announced == [] and s.cell_levels == expected
     assert all(n <= CHECKPOINT_EVERY for n in on_gui)  # at most the block at the cursor, on demand
+
+
+def test_the_first_pass_computes_each_step_once_and_takes_the_levels_from_it(session, qtbot, model, vocab,
+                                                                             monkeypatch):
+    """The pass worker's forward runs each step once (the levels' sample is not traced a second
+    time), and the cell-state levels it derives equal those of ``model.trace`` of the sample; an
+    edit inside the sample recomputes the levels from the steps before the pass's first block
+    and the pass's own blocks."""
+    import threading
+
+    import engine.analysis.stream as stream
+    import lstmviz.session as session_module
+
+    qtbot.waitUntil(lambda: not session.passing, timeout=10000)
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 500)  # ends inside the second block
+    run, traced = stream._lstm_states, []
+
+    def counted(prep, xp, *args):
+        if threading.current_thread() is not threading.main_thread():
+            traced.append(xp.shape[0])
+        return run(prep, xp, *args)
+
+    monkeypatch.setattr(stream, "_lstm_states", counted)
+    monkeypatch.setattr(SequenceModel, "trace", lambda *a, **k: pytest.fail("the pass traced records"))
+    s, text, every = session, TEXT * 300, CHECKPOINT_EVERY
+    s.set_text(text)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    blocks = len(text) // every
+    assert sum(traced) == 2 * blocks * every  # each whole block once per layer, nothing more
+    monkeypatch.undo()
+    whole = model.trace(vocab.encode(text[:500]))  # the levels from an independent sequence forward
+    assert s.cell_levels == [gate_levels("c", whole.gate("c", k)) for k in range(2)]
+
+    monkeypatch.setattr(session_module, "LEVEL_STEPS_MAX", 500)
+    monkeypatch.setattr(stream, "_lstm_states", counted)
+    traced.clear()
+    edited = text[:300] + "x" + text[301:]  # inside the sample: the pass restarts from checkpoint 1
+    s.set_text(edited)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    assert sum(traced) == 2 * (every + (blocks - 1) * every)  # block 0 for the levels, then the pass
+    monkeypatch.undo()
+    whole = model.trace(vocab.encode(edited[:500]))
+    assert s.cell_levels == [gate_levels("c", whole.gate("c", k)) for k in range(2)]
+
+
+def test_a_job_started_by_a_new_text_sees_the_pass_filling_in_the_checkpoints(session, qtbot):
+    """``text_changed`` is emitted once the pass runs: an analysis job it starts waits for the
+    pass's checkpoints instead of running the whole text through the model a second time."""
+    s, seen = session, []
+    qtbot.waitUntil(lambda: not s.passing, timeout=10000)
+    s.text_changed.connect(lambda: seen.append((s.passing, s.stepper.filling)))
+    s.model_changed.connect(lambda: seen.append((s.passing, s.stepper.filling)))
+    s.set_text(TEXT * 300)
+    s.set_model(s.model, s.vocab)
+    assert seen == [(True, True)] * 3

@@ -64,6 +64,23 @@ def test_checkpoint_states_are_the_traces_states(cell):
     np.testing.assert_allclose(later, expected[2:], rtol=0, atol=1e-12)  # from the state after 16 steps on
 
 
+def test_checkpoint_states_hand_out_every_cell_state_of_the_trace():
+    """``cells`` receives c after every step of the whole blocks (the colour levels' sample)."""
+    model, ids = tiny_model(), tiny_inputs(50)
+    whole = model.trace(ids)
+    cells = np.full((48, 2, model.config.hidden_size), np.nan)  # (48, L, H): 6 blocks of 8
+    got = checkpoint_states(model, ids, None, 8, cells)
+    np.testing.assert_allclose(got, checkpoint_states(model, ids, None, 8), rtol=0, atol=0)
+    for k in range(2):
+        np.testing.assert_allclose(cells[:, k], whole.gate("c", k)[:48], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell, shape", [("lstm", (50, 2, 6)), ("lstm", (48, 1, 6)), ("rnn", (48, 2, 6))])
+def test_checkpoint_states_refuse_a_cell_state_array_that_does_not_fit(cell, shape):
+    with pytest.raises(ValueError, match="cells must be"):
+        checkpoint_states(tiny_model(cell), tiny_inputs(50), None, 8, np.empty(shape))
+
+
 @pytest.mark.parametrize("cell", ["lstm", "rnn", "gru"])
 @pytest.mark.parametrize("segments, start, end, known", [(3, 0, None, None), (2, 9, 47, None), (4, 13, 14, None),
                                                          (2, 0, None, 3), (5, 30, None, 2), (1, 0, 48, None)])
