@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import queue
+import threading
+from concurrent.futures import Future
 import ctypes.util
 import os
 import sys
@@ -29,6 +32,38 @@ MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit for M_MMAP_THRESHOL
 TRIM_THRESHOLD = 256 * 1024 * 1024  # keep up to this much free heap before giving it back, bytes
 TWO_THREAD_MACS = 4 * 256 * 256 * 32  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
 MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the engine's products
+SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)
+SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see batch_shards)
+
+
+
+class ShardWorker:
+    """One daemon thread running the calls given to ``submit`` in order: a minimal executor
+    for the parts of a batch (``SequenceModel.loss_and_grads``). Daemon: an idle worker never
+    keeps the process alive (the caller always waits for the part it submitted)."""
+
+    def __init__(self):
+        self._calls = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="lstmviz-shard", daemon=True).start()
+
+    def submit(self, fn, *args) -> Future:
+        """Queue ``fn(*args)``; the returned Future holds its result or exception."""
+        future = Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, fn, args = self._calls.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as e:  # handed to the caller through the Future
+                    future.set_exception(e)
+
+
+_shard_worker: ShardWorker | None = None
+_shard_worker_lock = threading.Lock()
 
 
 def keep_freed_memory() -> bool:
@@ -50,6 +85,14 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float]:
+    """``cores`` or the usable cores; ``load`` or the 1-minute load average (0 without one)."""
+    cores = usable_cores() if cores is None else cores
+    if load is None:
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return cores, load
+
+
 def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None,
                      load: float | None = None) -> int:
     """BLAS threads for training a model of ``hidden_size`` units on batches of ``batch_size``:
@@ -57,12 +100,36 @@ def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None
     (1-minute load average ``load`` >= ``cores``: spinning threads would contend for the cores),
     else ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` default to the process's usable
     cores and ``os.getloadavg()`` (no load figure: taken as idle)."""
-    cores = usable_cores() if cores is None else cores
-    if load is None:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    cores, load = _cores_and_load(cores, load)
     if 4 * hidden_size * hidden_size * batch_size < TWO_THREAD_MACS or load >= cores:
         return 1
     return max(1, min(MAX_BLAS_THREADS, cores))
+
+
+def batch_shards(hidden_size: int, batch_size: int) -> int:
+    """Parts a training batch is split into for data parallelism (``SequenceModel.loss_and_grads``):
+    2 when each half keeps at least ``SHARD_MIN_ROWS`` rows and ``hidden_size`` >= ``SHARD_MIN_HIDDEN``,
+    else 1. It depends on the problem only, never on the machine or its load, so a seed trains
+    the same weights everywhere; whether the parts run at once is ``shard_executor``'s choice.
+    Below the thresholds a half batch gains less than it costs: per step OpenBLAS packs the
+    whole (4H, H) recurrent matrix for every product however few rows it multiplies, and
+    small products leave the two threads queueing for the GIL between NumPy calls."""
+    return 2 if hidden_size >= SHARD_MIN_HIDDEN and batch_size >= 2 * SHARD_MIN_ROWS else 1
+
+
+def shard_executor(cores: int | None = None, load: float | None = None) -> ShardWorker | None:
+    """The one persistent worker thread that runs a training batch's second part while the
+    caller runs the first (created on first use, reused after), or None (run the parts one
+    after another) on one usable core or a busy machine (1-minute load average ``load`` >=
+    ``cores``). ``cores``/``load`` default as in ``blas_threads_for``."""
+    global _shard_worker
+    cores, load = _cores_and_load(cores, load)
+    if cores < 2 or load >= cores:
+        return None
+    with _shard_worker_lock:
+        if _shard_worker is None:
+            _shard_worker = ShardWorker()
+        return _shard_worker
 
 
 def blas_threads(n: int):
