@@ -7,10 +7,12 @@ cross-entropy, float32. The engine uses ``SequenceModel.loss_and_grads``, ``engi
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
 alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
-the engine against the faster torch setting. The engine runs as the product runs it: with the BLAS
-threads ``Trainer.run`` picks (``engine.runtime.blas_threads_for``: problem size, cores, load).
-The floor is the step's multiply-adds (``step_macs``) at the sgemm rate measured at those threads:
-the time the matrix products alone would take.
+the engine against the faster torch setting. The engine runs as the product runs it, by
+``engine.runtime.training_plan`` as ``Trainer.run`` does: a large batch in two halves at once on two
+threads with one BLAS thread each (data parallelism), else unsplit with the BLAS threads of
+``blas_threads_for`` (problem size, cores, load). The floor is the step's multiply-adds
+(``step_macs``) at the sgemm rate measured at the cores the step keeps busy: the time the matrix
+products alone would take.
 
 Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with its full gate
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
@@ -40,7 +42,7 @@ if str(ROOT) not in sys.path:
 from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.optim import clip_grads, make_optimizer  # noqa: E402
-from engine.runtime import blas_threads, blas_threads_for  # noqa: E402
+from engine.runtime import TrainingPlan, blas_threads, training_plan  # noqa: E402
 
 VOCAB = 65  # one-hot input size = softmax output size
 LR = 2e-3  # Adam learning rate
@@ -50,16 +52,20 @@ MEMORY_CONFIG = (512, 64, 100)  # (H, B, T) of the peak-memory measurement
 LATENCY_H = 512  # hidden size of the single-step latency measurement
 
 
-def engine_trainer(H: int, B: int, T: int, seed: int = 0):
-    """A closure running one engine training step on fixed random ids."""
+def engine_trainer(H: int, B: int, T: int, seed: int = 0, plan: TrainingPlan | None = None):
+    """A closure running one engine training step on fixed random ids, its batch in
+    ``plan.shards`` parts on ``plan.executor`` (``engine.runtime.training_plan``; unsplit
+    without a plan)."""
     rng = np.random.default_rng(seed)
     model = SequenceModel(ModelConfig(input_size=VOCAB, output_size=VOCAB, hidden_size=H), rng=rng)
     optimizer = make_optimizer("adam", LR)
     x = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
     y = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
 
+    shards, executor = (1, None) if plan is None else (plan.shards, plan.executor)
+
     def step():
-        _, grads, _ = model.loss_and_grads(x, y, rng=rng)
+        _, grads, _ = model.loss_and_grads(x, y, rng=rng, shards=shards, executor=executor)
         clip_grads(grads, max_norm=CLIP)
         optimizer.step(model.params, grads)
         model.params_changed()
@@ -133,23 +139,25 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
     if cpu_time:
         torch_threads = (1,)
     what = ("CPU time of the calling thread, engine and torch at 1 thread" if cpu_time else
-            "engine at the BLAS threads the trainer picks (engine.runtime.blas_threads_for: size, cores, load), "
-            f"torch at {' and '.join(map(str, torch_threads))} thread(s)")
+            "engine as the trainer runs it (engine.runtime.training_plan: batch halves at once on two threads, "
+            f"or BLAS threads by size, cores, load), torch at {' and '.join(map(str, torch_threads))} thread(s)")
     print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
           f"{what}, alternating; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
-          f"engine's threads, measured before each row:")
+          f"cores the engine keeps busy, measured before each row:")
     torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
-    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'thr':>3} {'GMAC/s':>6} {'floor ms':>8} | "
+    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
           + f" | {'engine/best torch':>17}")
     for name in configs:
         H, B, T = CONFIGS[name]
         load = os.getloadavg()[0]
-        threads = 1 if cpu_time else blas_threads_for(H, B)
-        with blas_threads(threads):  # as Trainer.run: once for the whole run
-            rate = sgemm_rate(clock=clock)
-            fns = {"engine": engine_trainer(H, B, T)}
+        plan = TrainingPlan(1, 1, None) if cpu_time else training_plan(H, B)
+        cores_used = plan.blas_threads if plan.executor is None else plan.shards
+        with blas_threads(cores_used):
+            rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
+        with blas_threads(plan.blas_threads):  # as Trainer.run: once for the whole run
+            fns = {"engine": engine_trainer(H, B, T, plan=plan)}
             for label, n in zip(torch_names, torch_threads):
                 fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
             times = alternate(fns, reps, clock=clock)
@@ -161,7 +169,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
-        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {threads:3d} {rate / 1e9:6.1f} {floor:8.1f} | "
+        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>16} {rate / 1e9:6.1f} {floor:8.1f} | "
               f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
               + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
 

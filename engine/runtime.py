@@ -25,6 +25,7 @@ from concurrent.futures import Future
 import ctypes.util
 import os
 import sys
+from dataclasses import dataclass
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -130,6 +131,34 @@ def shard_executor(cores: int | None = None, load: float | None = None) -> Shard
         if _shard_worker is None:
             _shard_worker = ShardWorker()
         return _shard_worker
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How a training step runs: ``shards`` parts of the batch (``batch_shards``), each product
+    with ``blas_threads`` BLAS threads, the parts at once on ``executor`` (None: in turn)."""
+
+    shards: int
+    blas_threads: int
+    executor: ShardWorker | None
+
+    @property
+    def label(self) -> str:
+        """``"2 parts at once"``, ``"2 parts in turn"`` or ``"1 BLAS thread(s)"`` style summary."""
+        if self.shards > 1:
+            return f"{self.shards} parts {'at once' if self.executor is not None else 'in turn'}"
+        return f"{self.blas_threads} BLAS thread{'s' if self.blas_threads > 1 else ''}"
+
+
+def training_plan(hidden_size: int, batch_size: int, cores: int | None = None,
+                  load: float | None = None) -> TrainingPlan:
+    """The plan of ``engine.train.Trainer``: a batch split in parts (``batch_shards``) runs
+    them with one BLAS thread each, at once when ``shard_executor`` gives a worker; an unsplit
+    batch runs with ``blas_threads_for`` BLAS threads."""
+    shards = batch_shards(hidden_size, batch_size)
+    if shards > 1:
+        return TrainingPlan(shards, 1, shard_executor(cores, load))
+    return TrainingPlan(1, blas_threads_for(hidden_size, batch_size, cores, load), None)
 
 
 def blas_threads(n: int):

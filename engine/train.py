@@ -50,7 +50,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
-from .runtime import batch_shards, blas_threads, blas_threads_for, shard_executor
+from .runtime import batch_shards, blas_threads, blas_threads_for, training_plan
 from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
@@ -396,18 +396,15 @@ class Trainer:
 
     @contextlib.contextmanager
     def _threads(self):
-        """The context that ``run`` and ``estimate_time`` train and evaluate in. A batch split
-        into ``shards`` parts (``engine.runtime.batch_shards``) runs with one BLAS thread per
-        part, its parts at once on ``engine.runtime.shard_executor``'s worker thread when the
-        machine has a free core, else one after another (the same figures either way); an
-        unsplit batch runs with ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS
+        """The context that ``run`` and ``estimate_time`` train and evaluate in, by
+        ``engine.runtime.training_plan``: a batch split into ``shards`` parts runs with one BLAS
+        thread per part, its parts at once on ``engine.runtime.shard_executor``'s worker thread
+        when the machine has a free core, else one after another (the same figures either way);
+        an unsplit batch runs with ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS
         thread count before is restored after."""
-        if self.shards > 1:
-            threads, executor = 1, shard_executor()
-        else:
-            threads, executor = blas_threads_for(self.model.config.hidden_size, self.config.batch_size), None
-        with blas_threads(threads):
-            self._executor = executor
+        plan = training_plan(self.model.config.hidden_size, self.config.batch_size)
+        with blas_threads(plan.blas_threads):
+            self._executor = plan.executor
             try:
                 yield
             finally:

@@ -150,8 +150,20 @@ def test_parts_run_one_by_one_on_one_core_or_a_busy_machine():
     assert runtime.shard_executor(cores=2, load=1.9) is not None
 
 
+def test_the_plan_gives_split_batches_one_blas_thread_and_unsplit_ones_blas_threads_for():
+    split = runtime.training_plan(256, 64, cores=2, load=0.0)
+    assert (split.shards, split.blas_threads, split.label) == (2, 1, "2 parts at once")
+    busy = runtime.training_plan(256, 64, cores=2, load=3.0)
+    assert (busy.shards, busy.blas_threads, busy.executor, busy.label) == (2, 1, None, "2 parts in turn")
+    unsplit = runtime.training_plan(512, 32, cores=2, load=0.0)
+    assert (unsplit.shards, unsplit.blas_threads, unsplit.executor) == (1, runtime.blas_threads_for(512, 32, 2, 0.0), None)
+
+
 def text_trainer(monkeypatch, shards: int, seed: int = 0):
+    """A float64 trainer whose batches of 6 rows run in ``shards`` parts, at once when split."""
     monkeypatch.setattr("engine.train.batch_shards", lambda hidden, batch: shards)
+    executor = runtime.shard_executor(cores=2, load=0.0) if shards > 1 else None
+    monkeypatch.setattr("engine.train.training_plan", lambda hidden, batch: runtime.TrainingPlan(shards, 1, executor))
     rng = np.random.default_rng(0)
     corpus = TextCorpus("".join(rng.choice(["abcd ", "abce ", "xyz "], size=400)), val_fraction=0.1)
     V = len(corpus.vocab)
@@ -163,7 +175,6 @@ def text_trainer(monkeypatch, shards: int, seed: int = 0):
 def test_training_split_in_two_equals_training_unsplit_and_repeats_exactly(monkeypatch):
     """Float64, 15 Adam steps with dropout and carried state: the same seed gives the same
     weights bit for bit run to run, and the unsplit run's weights to round-off."""
-    monkeypatch.setattr("engine.train.shard_executor", lambda: runtime.shard_executor(cores=2, load=0.0))
     runs = []
     for shards in (2, 2, 1):
         trainer = text_trainer(monkeypatch, shards)
