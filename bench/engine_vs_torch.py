@@ -2,8 +2,9 @@
 
 One training step = forward + BPTT backward + gradient clipping (global norm 5) + Adam update,
 for a one-layer LSTM on one-hot characters (vocabulary 65) with a softmax head and mean
-cross-entropy, float32. The engine uses ``SequenceModel.loss_and_grads``, ``engine.optim``'s
-``clip_grads`` and ``make_optimizer("adam")``; PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
+cross-entropy, float32. The engine runs ``Trainer.train_step`` (the product's step: the next
+batch of a random text, carried state, gradients, clipping, Adam, the divergence checks and the
+last-good snapshot); PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
 alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
@@ -18,7 +19,8 @@ Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with it
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
 
 ``--cpu-time`` compares engine and torch at one thread by the calling thread's CPU time
-(``time.thread_time``), which a busy shared machine disturbs less than wall time.
+(``time.thread_time``), which a busy shared machine disturbs less than wall time (a split batch's
+halves then run in turn on the calling thread).
 
 Run from the repository root:  ``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time]``
 """
@@ -41,8 +43,9 @@ if str(ROOT) not in sys.path:
 
 from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
-from engine.optim import clip_grads, make_optimizer  # noqa: E402
+from engine.data import TextCorpus  # noqa: E402
 from engine.runtime import TrainingPlan, blas_threads, training_plan  # noqa: E402
+from engine.train import TrainConfig, Trainer  # noqa: E402
 
 VOCAB = 65  # one-hot input size = softmax output size
 LR = 2e-3  # Adam learning rate
@@ -52,25 +55,15 @@ MEMORY_CONFIG = (512, 64, 100)  # (H, B, T) of the peak-memory measurement
 LATENCY_H = 512  # hidden size of the single-step latency measurement
 
 
-def engine_trainer(H: int, B: int, T: int, seed: int = 0, plan: TrainingPlan | None = None):
-    """A closure running one engine training step on fixed random ids, its batch in
-    ``plan.shards`` parts on ``plan.executor`` (``engine.runtime.training_plan``; unsplit
-    without a plan)."""
+def engine_trainer(H: int, B: int, T: int, seed: int = 0) -> Trainer:
+    """An ``engine.train.Trainer`` (the product's training step: batch, gradients, clipping,
+    Adam, divergence checks and snapshot) on a random text of ``VOCAB`` characters."""
     rng = np.random.default_rng(seed)
+    alphabet = np.array([chr(33 + k) for k in range(VOCAB)])  # (V,) printable characters
+    text = "".join(rng.choice(alphabet, size=max(200_000, 4 * B * (T + 1))))
     model = SequenceModel(ModelConfig(input_size=VOCAB, output_size=VOCAB, hidden_size=H), rng=rng)
-    optimizer = make_optimizer("adam", LR)
-    x = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
-    y = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
-
-    shards, executor = (1, None) if plan is None else (plan.shards, plan.executor)
-
-    def step():
-        _, grads, _ = model.loss_and_grads(x, y, rng=rng, shards=shards, executor=executor)
-        clip_grads(grads, max_norm=CLIP)
-        optimizer.step(model.params, grads)
-        model.params_changed()
-
-    return step
+    config = TrainConfig(seq_len=T, batch_size=B, steps=10**9, lr=LR, clip_norm=CLIP, seed=seed)
+    return Trainer(model, TextCorpus(text, val_fraction=0.0), config)
 
 
 def torch_trainer(H: int, B: int, T: int, seed: int = 0):
@@ -156,8 +149,10 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         cores_used = plan.blas_threads if plan.executor is None else plan.shards
         with blas_threads(cores_used):
             rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
-        with blas_threads(plan.blas_threads):  # as Trainer.run: once for the whole run
-            fns = {"engine": engine_trainer(H, B, T, plan=plan)}
+        trainer = engine_trainer(H, B, T)
+        # as Trainer.run: once for the whole run; by CPU time, a split batch's halves run in turn
+        with blas_threads(1) if cpu_time else trainer._threads():
+            fns = {"engine": trainer.train_step}
             for label, n in zip(torch_names, torch_threads):
                 fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
             times = alternate(fns, reps, clock=clock)
@@ -224,7 +219,7 @@ def memory_probe(who: str) -> None:
     the rise of the process's peak RSS (VmHWM, after resetting it) and, for the engine, the
     tracemalloc peak (NumPy's array buffers and Python objects allocated during the step)."""
     H, B, T = MEMORY_CONFIG
-    step = engine_trainer(H, B, T) if who == "engine" else torch_trainer(H, B, T)
+    step = engine_trainer(H, B, T).train_step if who == "engine" else torch_trainer(H, B, T)
     step()  # warm-up: optimizer slots and allocator pools exist before measuring
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM (peak RSS) to the current RSS

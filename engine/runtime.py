@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import queue
 import threading
+import time
 from concurrent.futures import Future
 import ctypes.util
 import os
@@ -33,6 +34,7 @@ MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit for M_MMAP_THRESHOL
 TRIM_THRESHOLD = 256 * 1024 * 1024  # keep up to this much free heap before giving it back, bytes
 TWO_THREAD_MACS = 4 * 256 * 256 * 32  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
 MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the engine's products
+LOAD_WINDOW_S = 0.2  # seconds over which load_elsewhere measures the machine's busy time
 SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)
 SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see batch_shards)
 
@@ -86,25 +88,46 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def load_elsewhere(window_s: float = LOAD_WINDOW_S) -> float:
+    """Cores kept busy by everything but the calling thread, measured: the machine's busy CPU
+    time (user, nice, system, irq, softirq, steal in ``/proc/stat``) over ``window_s`` seconds
+    while the caller sleeps, divided by the elapsed time. Unlike the load average it leaves out
+    this process's own training threads of the last minute. Without ``/proc/stat`` (not Linux):
+    the 1-minute load average, or 0 without one."""
+    try:
+        busy_before, start = _busy_ticks(), time.perf_counter()
+        time.sleep(window_s)
+        busy_after, elapsed = _busy_ticks(), time.perf_counter() - start
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(0.0, (busy_after - busy_before) / os.sysconf("SC_CLK_TCK") / elapsed)
+
+
+def _busy_ticks() -> int:
+    """Busy CPU time of the whole machine since boot, clock ticks (``/proc/stat``'s cpu line)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+    return sum(int(fields[k]) for k in (1, 2, 3, 6, 7, 8))
+
+
 def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float]:
-    """``cores`` or the usable cores; ``load`` or the 1-minute load average (0 without one)."""
-    cores = usable_cores() if cores is None else cores
-    if load is None:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return cores, load
+    """``cores`` or the usable cores; ``load`` or ``load_elsewhere()``."""
+    return (usable_cores() if cores is None else cores), (load_elsewhere() if load is None else load)
 
 
 def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None,
                      load: float | None = None) -> int:
     """BLAS threads for training a model of ``hidden_size`` units on batches of ``batch_size``:
-    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``) or the machine is busy
-    (1-minute load average ``load`` >= ``cores``: spinning threads would contend for the cores),
-    else ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` default to the process's usable
-    cores and ``os.getloadavg()`` (no load figure: taken as idle)."""
-    cores, load = _cores_and_load(cores, load)
-    if 4 * hidden_size * hidden_size * batch_size < TWO_THREAD_MACS or load >= cores:
+    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``) or fewer than
+    ``MAX_BLAS_THREADS - 0.5`` cores are free (``cores - load``: OpenBLAS's threads spin at each
+    hand-off, and one that waits for a core stalls every product), else
+    ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` (cores busy elsewhere) default to the
+    process's usable cores and ``load_elsewhere()``, measured only when the size calls for it."""
+    if 4 * hidden_size * hidden_size * batch_size < TWO_THREAD_MACS:
         return 1
-    return max(1, min(MAX_BLAS_THREADS, cores))
+    cores, load = _cores_and_load(cores, load)
+    threads = max(1, min(MAX_BLAS_THREADS, cores))
+    return threads if cores - load >= threads - 0.5 else 1
 
 
 def batch_shards(hidden_size: int, batch_size: int) -> int:
@@ -121,11 +144,12 @@ def batch_shards(hidden_size: int, batch_size: int) -> int:
 def shard_executor(cores: int | None = None, load: float | None = None) -> ShardWorker | None:
     """The one persistent worker thread that runs a training batch's second part while the
     caller runs the first (created on first use, reused after), or None (run the parts one
-    after another) on one usable core or a busy machine (1-minute load average ``load`` >=
-    ``cores``). ``cores``/``load`` default as in ``blas_threads_for``."""
+    after another) on one usable core or when less than one core is free (``cores - load``,
+    ``load`` the cores busy elsewhere: with one core taken, the two halves still share the
+    other and finish sooner than in turn). ``cores``/``load`` default as in ``blas_threads_for``."""
     global _shard_worker
     cores, load = _cores_and_load(cores, load)
-    if cores < 2 or load >= cores:
+    if cores < 2 or cores - load < 1.0:
         return None
     with _shard_worker_lock:
         if _shard_worker is None:
