@@ -1,11 +1,29 @@
 """Process-level tuning for training speed (opt-in; the app, the CLI and the benchmarks call it).
 
-BLAS threads: ``lstmviz`` starts OpenBLAS with one thread (small products lose more to thread
-hand-offs than they gain), and the trainer raises it for the duration of a run when the
-products are large enough to gain, by ``blas_threads_for`` (problem size, usable cores, load),
-through ``threadpoolctl`` (an optional dependency: without it nothing changes). Measured on the
-2-core CI VM, quiet (README, Performance): one step at (H, B, T) = (128, 32, 64) takes 32 ms
-with one thread and 39 ms with two; (256, 64, 100) 228 and 161 ms; (512, 32, 64) 247 and 165 ms.
+How a training step uses the cores (``training_plan``, applied by ``engine.train.Trainer``):
+
+- Data parallelism: a batch large enough (``batch_shards``: H >= 256 and at least 32 rows per
+  half; the problem size alone decides, so a seed trains the same weights on any machine) is
+  split in two halves, each run forward + BPTT with one BLAS thread, one on the calling thread
+  and one on a persistent daemon worker (``ShardWorker``; NumPy releases the GIL inside BLAS
+  calls and ufunc loops), the gradients summed in a fixed order, one update. One hand-off per
+  training step, and the element-wise work runs on both cores too. When less than one core is
+  free the halves run in turn (the same figures). Measured on the 2-core VM, quiet: one
+  forward + backward at (H, B, T) = (256, 64, 100) takes 160 ms at one BLAS thread, 101 ms at
+  two, 91-94 ms as two halves at once (one half alone: 84 ms).
+- Otherwise the batch runs unsplit, with OpenBLAS threads by ``blas_threads_for`` (problem size,
+  usable cores, cores busy elsewhere), through ``threadpoolctl`` (an optional dependency:
+  without it nothing changes). ``lstmviz`` starts OpenBLAS with one thread.
+
+Below the data-parallel thresholds halves lose: OpenBLAS packs the whole (4H, H) recurrent
+matrix for each per-step product however few rows it multiplies (at H=512 a half batch of 16
+rows costs 59 % of the whole batch's 32, not 50 %), and with small products (H=128: a few
+microseconds per NumPy call) the two threads spend more time handing the GIL to each other than
+computing (H=128, B=32: 21 ms as two halves at once, 20 ms unsplit at one thread).
+
+The load: ``load_elsewhere`` measures the cores busy outside the calling thread over 0.2 s
+(``/proc/stat``), only for problems large enough to use two threads; the 1-minute load average
+would count the trainer's own threads of the previous minute as a busy machine.
 
 A training step allocates and frees about 10 MB of temporaries (gate activations, gradients,
 projections). glibc returns every free of more than 128 KiB to the kernel (``mmap``/``munmap``),
