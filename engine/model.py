@@ -469,9 +469,10 @@ class SequenceModel:
         loss = sum(w * part_loss for w, (part_loss, _, _) in zip(weights, parts))
         grads = {}
         for name, g in parts[0][1].items():
-            g *= weights[0]  # the part's own array
+            g *= weights[0]  # the parts' own arrays, scaled in place
             for w, (_, part_grads, _) in zip(weights[1:], parts[1:]):
-                g += w * part_grads[name]
+                part_grads[name] *= w
+                g += part_grads[name]
             grads[name] = g
         final = [tuple(np.concatenate([p[2][k][j] for p in parts]) for j in range(len(parts[0][2][k])))  # (B, H) each
                  for k in range(len(self.cells))]
