@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:
 from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.data import TextCorpus  # noqa: E402
-from engine.runtime import TrainingPlan, blas_threads, training_plan  # noqa: E402
+from engine.runtime import TrainingPlan, blas_threads, shard_executor, training_plan  # noqa: E402
 from engine.train import TrainConfig, Trainer  # noqa: E402
 
 VOCAB = 65  # one-hot input size = softmax output size
@@ -219,7 +219,13 @@ def memory_probe(who: str) -> None:
     the rise of the process's peak RSS (VmHWM, after resetting it) and, for the engine, the
     tracemalloc peak (NumPy's array buffers and Python objects allocated during the step)."""
     H, B, T = MEMORY_CONFIG
-    step = engine_trainer(H, B, T).train_step if who == "engine" else torch_trainer(H, B, T)
+    if who == "engine":
+        trainer = engine_trainer(H, B, T)
+        if trainer.shards > 1:  # the halves at once, as on an idle machine: both halves' buffers live together
+            trainer._executor = shard_executor(cores=2, load=0.0)
+        step = trainer.train_step
+    else:
+        step = torch_trainer(H, B, T)
     step()  # warm-up: optimizer slots and allocator pools exist before measuring
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM (peak RSS) to the current RSS
