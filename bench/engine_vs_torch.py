@@ -2,21 +2,25 @@
 
 One training step = forward + BPTT backward + gradient clipping (global norm 5) + Adam update,
 for a one-layer LSTM on one-hot characters (vocabulary 65) with a softmax head and mean
-cross-entropy, float32. The engine uses ``SequenceModel.loss_and_grads``, ``engine.optim``'s
-``clip_grads`` and ``make_optimizer("adam")``; PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
+cross-entropy, float32. The engine runs ``Trainer.train_step`` (the product's step: the next
+batch of a random text, carried state, gradients, clipping, Adam, the divergence checks and the
+last-good snapshot); PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
 alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
-the engine against the faster torch setting. The engine runs as the product runs it: with the BLAS
-threads ``Trainer.run`` picks (``engine.runtime.blas_threads_for``: problem size, cores, load).
-The floor is the step's multiply-adds (``step_macs``) at the sgemm rate measured at those threads:
-the time the matrix products alone would take.
+the engine against the faster torch setting. The engine runs as the product runs it, by
+``engine.runtime.training_plan`` as ``Trainer.run`` does: a large batch in two halves at once on two
+threads with one BLAS thread each (data parallelism), else unsplit with the BLAS threads of
+``blas_threads_for`` (problem size, cores, load). The floor is the step's multiply-adds
+(``step_macs``) at the sgemm rate measured at the cores the step keeps busy: the time the matrix
+products alone would take.
 
 Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with its full gate
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
 
 ``--cpu-time`` compares engine and torch at one thread by the calling thread's CPU time
-(``time.thread_time``), which a busy shared machine disturbs less than wall time.
+(``time.thread_time``), which a busy shared machine disturbs less than wall time (a split batch's
+halves then run in turn on the calling thread).
 
 Run from the repository root:  ``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time]``
 """
@@ -39,8 +43,9 @@ if str(ROOT) not in sys.path:
 
 from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
-from engine.optim import clip_grads, make_optimizer  # noqa: E402
-from engine.runtime import blas_threads, blas_threads_for  # noqa: E402
+from engine.data import TextCorpus  # noqa: E402
+from engine.runtime import TrainingPlan, blas_threads, shard_executor, training_plan  # noqa: E402
+from engine.train import TrainConfig, Trainer  # noqa: E402
 
 VOCAB = 65  # one-hot input size = softmax output size
 LR = 2e-3  # Adam learning rate
@@ -50,21 +55,15 @@ MEMORY_CONFIG = (512, 64, 100)  # (H, B, T) of the peak-memory measurement
 LATENCY_H = 512  # hidden size of the single-step latency measurement
 
 
-def engine_trainer(H: int, B: int, T: int, seed: int = 0):
-    """A closure running one engine training step on fixed random ids."""
+def engine_trainer(H: int, B: int, T: int, seed: int = 0) -> Trainer:
+    """An ``engine.train.Trainer`` (the product's training step: batch, gradients, clipping,
+    Adam, divergence checks and snapshot) on a random text of ``VOCAB`` characters."""
     rng = np.random.default_rng(seed)
+    alphabet = np.array([chr(33 + k) for k in range(VOCAB)])  # (V,) printable characters
+    text = "".join(rng.choice(alphabet, size=max(200_000, 4 * B * (T + 1))))
     model = SequenceModel(ModelConfig(input_size=VOCAB, output_size=VOCAB, hidden_size=H), rng=rng)
-    optimizer = make_optimizer("adam", LR)
-    x = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
-    y = rng.integers(0, VOCAB, (B, T))  # (B, T) ids
-
-    def step():
-        _, grads, _ = model.loss_and_grads(x, y, rng=rng)
-        clip_grads(grads, max_norm=CLIP)
-        optimizer.step(model.params, grads)
-        model.params_changed()
-
-    return step
+    config = TrainConfig(seq_len=T, batch_size=B, steps=10**9, lr=LR, clip_norm=CLIP, seed=seed)
+    return Trainer(model, TextCorpus(text, val_fraction=0.0), config)
 
 
 def torch_trainer(H: int, B: int, T: int, seed: int = 0):
@@ -133,23 +132,27 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
     if cpu_time:
         torch_threads = (1,)
     what = ("CPU time of the calling thread, engine and torch at 1 thread" if cpu_time else
-            "engine at the BLAS threads the trainer picks (engine.runtime.blas_threads_for: size, cores, load), "
-            f"torch at {' and '.join(map(str, torch_threads))} thread(s)")
+            "engine as the trainer runs it (engine.runtime.training_plan: batch halves at once on two threads, "
+            f"or BLAS threads by size, cores, load), torch at {' and '.join(map(str, torch_threads))} thread(s)")
     print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
           f"{what}, alternating; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
-          f"engine's threads, measured before each row:")
+          f"cores the engine keeps busy, measured before each row:")
     torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
-    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'thr':>3} {'GMAC/s':>6} {'floor ms':>8} | "
+    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
           + f" | {'engine/best torch':>17}")
     for name in configs:
         H, B, T = CONFIGS[name]
         load = os.getloadavg()[0]
-        threads = 1 if cpu_time else blas_threads_for(H, B)
-        with blas_threads(threads):  # as Trainer.run: once for the whole run
-            rate = sgemm_rate(clock=clock)
-            fns = {"engine": engine_trainer(H, B, T)}
+        plan = TrainingPlan(1, 1, None) if cpu_time else training_plan(H, B)
+        cores_used = plan.blas_threads if plan.executor is None else plan.shards
+        with blas_threads(cores_used):
+            rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
+        trainer = engine_trainer(H, B, T)
+        # as Trainer.run: once for the whole run; by CPU time, a split batch's halves run in turn
+        with blas_threads(1) if cpu_time else trainer._threads():
+            fns = {"engine": trainer.train_step}
             for label, n in zip(torch_names, torch_threads):
                 fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
             times = alternate(fns, reps, clock=clock)
@@ -161,7 +164,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
-        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {threads:3d} {rate / 1e9:6.1f} {floor:8.1f} | "
+        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>16} {rate / 1e9:6.1f} {floor:8.1f} | "
               f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
               + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
 
@@ -216,7 +219,13 @@ def memory_probe(who: str) -> None:
     the rise of the process's peak RSS (VmHWM, after resetting it) and, for the engine, the
     tracemalloc peak (NumPy's array buffers and Python objects allocated during the step)."""
     H, B, T = MEMORY_CONFIG
-    step = engine_trainer(H, B, T) if who == "engine" else torch_trainer(H, B, T)
+    if who == "engine":
+        trainer = engine_trainer(H, B, T)
+        if trainer.shards > 1:  # the halves at once, as on an idle machine: both halves' buffers live together
+            trainer._executor = shard_executor(cores=2, load=0.0)
+        step = trainer.train_step
+    else:
+        step = torch_trainer(H, B, T)
     step()  # warm-up: optimizer slots and allocator pools exist before measuring
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset VmHWM (peak RSS) to the current RSS

@@ -20,6 +20,7 @@ input only). The optimizer may update them in place; call
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -270,10 +271,14 @@ class SequenceModel:
 
     # --- forward / backward -------------------------------------------------------------------
     def forward(self, inputs, state=None, targets=None, *, train: bool = False,
-                rng: np.random.Generator | None = None, keep_pre: bool = False) -> ForwardResult:
+                rng: np.random.Generator | None = None, keep_pre: bool = False, masks: list | None = None,
+                preps: list | None = None) -> ForwardResult:
         """Run ``inputs`` (token ids ``(B, T)`` or values ``(B, T, D)``) through the model.
 
-        ``train=True`` applies inverted dropout between layers using ``rng`` (required then).
+        ``train=True`` applies inverted dropout between layers: ``masks`` if given (per layer,
+        as ``dropout_masks`` returns them for this batch), else masks drawn from ``rng``
+        (required then). ``preps``: the prepared weights per layer (``prepared()``) when the
+        caller knows they are current; by default prepared afresh from ``params``.
         """
         inputs = self.check_inputs(inputs, 2)
         B, T = inputs.shape[:2]
@@ -282,21 +287,17 @@ class SequenceModel:
         state = self._check_state(state, B)
         if targets is not None:
             targets = self._check_targets(targets, B, T)
-        p = self.config.dropout if train else 0.0
-        if p > 0 and rng is None:
-            raise ValueError("dropout while training needs an np.random.Generator (rng)")
-        preps = [cell.prepare(self.layer_params(k)) for k, cell in enumerate(self.cells)]  # fresh: params may have changed
+        if masks is None:
+            masks = self.dropout_masks(T, B, rng) if train else [None] * len(self.cells)
+        if preps is None:
+            preps = [cell.prepare(self.layer_params(k)) for k, cell in enumerate(self.cells)]  # params may have changed
         x_tm = np.ascontiguousarray(np.swapaxes(inputs, 0, 1))  # (T, B) or (T, B, D)
-        layer_in, caches, masks, final = x_tm, [], [], []
+        layer_in, caches, final = x_tm, [], []
         if self.config.input_kind in ("embedding", "scaled_index"):
             layer_in = self.encode_tokens(x_tm)  # (T, B, E) or (T, B, 1)
         for k, (cell, prep) in enumerate(zip(self.cells, preps)):
-            if k > 0 and p > 0:
-                mask = (rng.random(layer_in.shape) >= p).astype(self.dtype) / self.dtype.type(1 - p)  # (T, B, H)
-                layer_in = layer_in * mask  # (T, B, H)
-                masks.append(mask)
-            else:
-                masks.append(None)
+            if masks[k] is not None:
+                layer_in = layer_in * masks[k]  # (T, B, H)
             xp = self._project(k, prep, layer_in)  # (T, B, G)
             hs, last, cache = cell.forward_tm(prep, xp, state[k], keep_pre=keep_pre)  # (T, B, H)
             cache["input"] = layer_in  # (T, B) ids or (T, B, D_k)
@@ -309,6 +310,19 @@ class SequenceModel:
                  "ids": x_tm}
         outputs_bt = np.ascontiguousarray(np.swapaxes(outputs.reshape(T, B, -1), 0, 1))  # (B, T, O)
         return ForwardResult(outputs=outputs_bt, loss=loss, state=final, cache=cache)
+
+    def dropout_masks(self, T: int, B: int, rng: np.random.Generator | None) -> list:
+        """Inverted-dropout masks of a training batch of ``B`` rows by ``T`` steps: per layer
+        None (layer 0, or dropout 0) or ``(T, B, H)`` holding 0 (probability ``dropout``) or
+        ``1 / (1 - dropout)``, drawn from ``rng`` layer by layer. Raises ValueError when
+        ``dropout`` > 0 and ``rng`` is None."""
+        p = self.config.dropout
+        if p > 0 and rng is None:
+            raise ValueError("dropout while training needs an np.random.Generator (rng)")
+        H = self.config.hidden_size
+        return [None if k == 0 or p == 0 else
+                (rng.random((T, B, H)) >= p).astype(self.dtype) / self.dtype.type(1 - p)  # (T, B, H)
+                for k in range(len(self.cells))]
 
     def _scores(self, top: np.ndarray) -> np.ndarray:
         """Head scores ``(N, O)`` from the top layer's ``h (N, H)``: ``h W + b``, or h itself
@@ -404,12 +418,65 @@ class SequenceModel:
                     dinputs = np.ascontiguousarray(np.swapaxes(dx, 0, 1))  # (B, T, D)
         return grads, dinputs, dstate0
 
-    def loss_and_grads(self, inputs, targets, state=None, *, rng=None, train: bool = True):
+    def loss_and_grads(self, inputs, targets, state=None, *, rng=None, train: bool = True, shards: int = 1,
+                       executor=None):
         """Forward + backward. Returns ``(loss, grads, final_state)``; final state for
-        carrying into the next truncated-BPTT chunk (no gradient flows across chunks)."""
-        result = self.forward(inputs, state, targets, train=train, rng=rng)
-        grads, _, _ = self.backward(result)
-        return result.loss, grads, result.state
+        carrying into the next truncated-BPTT chunk (no gradient flows across chunks).
+
+        ``shards`` > 1 (data parallelism) splits the B rows into that many contiguous parts
+        (sizes differing by at most one, capped at B parts) and runs forward + backward on each
+        with the same prepared weights and the slices of the dropout masks drawn for the whole
+        batch (so ``rng`` advances as for the unsplit batch). The parts combine in part order: the loss
+        and every gradient as the sum of the parts' weighted by their share of the rows,
+        ``B_k / B`` (each loss is a mean over its rows x steps (x outputs)), the final states
+        concatenated; equal to the unsplit batch's to round-off. ``executor`` (anything with
+        ``submit(fn, *args) -> Future``: ``engine.runtime.shard_executor()``) runs parts 1..
+        while the caller runs part 0; None runs them one after another. The figures do not
+        depend on ``executor``: every part runs the same operations either way (run the parts
+        with single-threaded BLAS).
+        """
+        if shards <= 1:
+            result = self.forward(inputs, state, targets, train=train, rng=rng)
+            grads, _, _ = self.backward(result)
+            return result.loss, grads, result.state
+        inputs = self.check_inputs(inputs, 2)
+        B, T = inputs.shape[:2]
+        if T < 1:
+            raise ValueError("inputs must have at least one timestep (T >= 1)")
+        state = self._check_state(state, B)
+        targets = self._check_targets(targets, B, T)
+        masks = self.dropout_masks(T, B, rng) if train else [None] * len(self.cells)
+        preps = [cell.prepare(self.layer_params(k)) for k, cell in enumerate(self.cells)]
+        shards = min(shards, B)
+        edges = [k * B // shards for k in range(shards + 1)]
+
+        def part(k: int):
+            rows = slice(edges[k], edges[k + 1])
+            result = self.forward(inputs[rows], [tuple(s[rows] for s in layer) for layer in state], targets[rows],
+                                  train=train, masks=[None if m is None else m[:, rows] for m in masks], preps=preps)
+            grads, _, _ = self.backward(result)
+            return result.loss, grads, result.state
+
+        # each part in its own copy of the caller's context: the worker sees the caller's np.errstate
+        futures = [] if executor is None else [executor.submit(contextvars.copy_context().run, part, k)
+                                               for k in range(1, shards)]
+        try:
+            parts = [part(0)] + ([part(k) for k in range(1, shards)] if executor is None else [])
+        finally:
+            parts_after = [f.result() for f in futures]  # waits for every part, also when part 0 raised
+        parts += parts_after
+        weights = [(edges[k + 1] - edges[k]) / B for k in range(shards)]
+        loss = sum(w * part_loss for w, (part_loss, _, _) in zip(weights, parts))
+        grads = {}
+        for name, g in parts[0][1].items():
+            g *= weights[0]  # the parts' own arrays, scaled in place
+            for w, (_, part_grads, _) in zip(weights[1:], parts[1:]):
+                part_grads[name] *= w
+                g += part_grads[name]
+            grads[name] = g
+        final = [tuple(np.concatenate([p[2][k][j] for p in parts]) for j in range(len(parts[0][2][k])))  # (B, H) each
+                 for k in range(len(self.cells))]
+        return loss, grads, final
 
     # --- stepping -----------------------------------------------------------------------------
     def step(self, x_t, state=None):

@@ -1,11 +1,29 @@
 """Process-level tuning for training speed (opt-in; the app, the CLI and the benchmarks call it).
 
-BLAS threads: ``lstmviz`` starts OpenBLAS with one thread (small products lose more to thread
-hand-offs than they gain), and the trainer raises it for the duration of a run when the
-products are large enough to gain, by ``blas_threads_for`` (problem size, usable cores, load),
-through ``threadpoolctl`` (an optional dependency: without it nothing changes). Measured on the
-2-core CI VM, quiet (README, Performance): one step at (H, B, T) = (128, 32, 64) takes 32 ms
-with one thread and 39 ms with two; (256, 64, 100) 228 and 161 ms; (512, 32, 64) 247 and 165 ms.
+How a training step uses the cores (``training_plan``, applied by ``engine.train.Trainer``):
+
+- Data parallelism: a batch large enough (``batch_shards``: H >= 256 and at least 32 rows per
+  half; the problem size alone decides, so a seed trains the same weights on any machine) is
+  split in two halves, each run forward + BPTT with one BLAS thread, one on the calling thread
+  and one on a persistent daemon worker (``ShardWorker``; NumPy releases the GIL inside BLAS
+  calls and ufunc loops), the gradients summed in a fixed order, one update. One hand-off per
+  training step, and the element-wise work runs on both cores too. When less than one core is
+  free the halves run in turn (the same figures). Measured on the 2-core VM, quiet: one
+  forward + backward at (H, B, T) = (256, 64, 100) takes 160 ms at one BLAS thread, 101 ms at
+  two, 91-94 ms as two halves at once (one half alone: 84 ms).
+- Otherwise the batch runs unsplit, with OpenBLAS threads by ``blas_threads_for`` (problem size,
+  usable cores, cores busy elsewhere), through ``threadpoolctl`` (an optional dependency:
+  without it nothing changes). ``lstmviz`` starts OpenBLAS with one thread.
+
+Below the data-parallel thresholds halves lose: OpenBLAS packs the whole (4H, H) recurrent
+matrix for each per-step product however few rows it multiplies (at H=512 a half batch of 16
+rows costs 59 % of the whole batch's 32, not 50 %), and with small products (H=128: a few
+microseconds per NumPy call) the two threads spend more time handing the GIL to each other than
+computing (H=128, B=32: 21 ms as two halves at once, 20 ms unsplit at one thread).
+
+The load: ``load_elsewhere`` measures the cores busy outside the calling thread over 0.2 s
+(``/proc/stat``), only for problems large enough to use two threads; the 1-minute load average
+would count the trainer's own threads of the previous minute as a busy machine.
 
 A training step allocates and frees about 10 MB of temporaries (gate activations, gradients,
 projections). glibc returns every free of more than 128 KiB to the kernel (``mmap``/``munmap``),
@@ -19,9 +37,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import queue
+import threading
+import time
+from concurrent.futures import Future
 import ctypes.util
 import os
 import sys
+from dataclasses import dataclass
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -29,6 +52,39 @@ MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit for M_MMAP_THRESHOL
 TRIM_THRESHOLD = 256 * 1024 * 1024  # keep up to this much free heap before giving it back, bytes
 TWO_THREAD_MACS = 4 * 256 * 256 * 32  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
 MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the engine's products
+LOAD_WINDOW_S = 0.2  # seconds over which load_elsewhere measures the machine's busy time
+SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)
+SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see batch_shards)
+
+
+
+class ShardWorker:
+    """One daemon thread running the calls given to ``submit`` in order: a minimal executor
+    for the parts of a batch (``SequenceModel.loss_and_grads``). Daemon: an idle worker never
+    keeps the process alive (the caller always waits for the part it submitted)."""
+
+    def __init__(self):
+        self._calls = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="lstmviz-shard", daemon=True).start()
+
+    def submit(self, fn, *args) -> Future:
+        """Queue ``fn(*args)``; the returned Future holds its result or exception."""
+        future = Future()
+        self._calls.put((future, fn, args))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            future, fn, args = self._calls.get()
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as e:  # handed to the caller through the Future
+                    future.set_exception(e)
+
+
+_shard_worker: ShardWorker | None = None
+_shard_worker_lock = threading.Lock()
 
 
 def keep_freed_memory() -> bool:
@@ -50,19 +106,101 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def load_elsewhere(window_s: float = LOAD_WINDOW_S) -> float:
+    """Cores kept busy by everything but the calling thread, measured: the machine's busy CPU
+    time (user, nice, system, irq, softirq, steal in ``/proc/stat``) over ``window_s`` seconds
+    while the caller sleeps, divided by the elapsed time. Unlike the load average it leaves out
+    this process's own training threads of the last minute. Without ``/proc/stat`` (not Linux):
+    the 1-minute load average, or 0 without one."""
+    try:
+        busy_before, start = _busy_ticks(), time.perf_counter()
+        time.sleep(window_s)
+        busy_after, elapsed = _busy_ticks(), time.perf_counter() - start
+    except (OSError, ValueError, IndexError):
+        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    return max(0.0, (busy_after - busy_before) / os.sysconf("SC_CLK_TCK") / elapsed)
+
+
+def _busy_ticks() -> int:
+    """Busy CPU time of the whole machine since boot, clock ticks (``/proc/stat``'s cpu line)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()  # cpu user nice system idle iowait irq softirq steal ...
+    return sum(int(fields[k]) for k in (1, 2, 3, 6, 7, 8))
+
+
+def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float]:
+    """``cores`` or the usable cores; ``load`` or ``load_elsewhere()``."""
+    return (usable_cores() if cores is None else cores), (load_elsewhere() if load is None else load)
+
+
 def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None,
                      load: float | None = None) -> int:
     """BLAS threads for training a model of ``hidden_size`` units on batches of ``batch_size``:
-    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``) or the machine is busy
-    (1-minute load average ``load`` >= ``cores``: spinning threads would contend for the cores),
-    else ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` default to the process's usable
-    cores and ``os.getloadavg()`` (no load figure: taken as idle)."""
-    cores = usable_cores() if cores is None else cores
-    if load is None:
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if 4 * hidden_size * hidden_size * batch_size < TWO_THREAD_MACS or load >= cores:
+    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``) or fewer than
+    ``MAX_BLAS_THREADS - 0.5`` cores are free (``cores - load``: OpenBLAS's threads spin at each
+    hand-off, and one that waits for a core stalls every product), else
+    ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` (cores busy elsewhere) default to the
+    process's usable cores and ``load_elsewhere()``, measured only when the size calls for it."""
+    if 4 * hidden_size * hidden_size * batch_size < TWO_THREAD_MACS:
         return 1
-    return max(1, min(MAX_BLAS_THREADS, cores))
+    cores, load = _cores_and_load(cores, load)
+    threads = max(1, min(MAX_BLAS_THREADS, cores))
+    return threads if cores - load >= threads - 0.5 else 1
+
+
+def batch_shards(hidden_size: int, batch_size: int) -> int:
+    """Parts a training batch is split into for data parallelism (``SequenceModel.loss_and_grads``):
+    2 when each half keeps at least ``SHARD_MIN_ROWS`` rows and ``hidden_size`` >= ``SHARD_MIN_HIDDEN``,
+    else 1. It depends on the problem only, never on the machine or its load, so a seed trains
+    the same weights everywhere; whether the parts run at once is ``shard_executor``'s choice.
+    Below the thresholds a half batch gains less than it costs: per step OpenBLAS packs the
+    whole (4H, H) recurrent matrix for every product however few rows it multiplies, and
+    small products leave the two threads queueing for the GIL between NumPy calls."""
+    return 2 if hidden_size >= SHARD_MIN_HIDDEN and batch_size >= 2 * SHARD_MIN_ROWS else 1
+
+
+def shard_executor(cores: int | None = None, load: float | None = None) -> ShardWorker | None:
+    """The one persistent worker thread that runs a training batch's second part while the
+    caller runs the first (created on first use, reused after), or None (run the parts one
+    after another) on one usable core or when less than one core is free (``cores - load``,
+    ``load`` the cores busy elsewhere: with one core taken, the two halves still share the
+    other and finish sooner than in turn). ``cores``/``load`` default as in ``blas_threads_for``."""
+    global _shard_worker
+    cores, load = _cores_and_load(cores, load)
+    if cores < 2 or cores - load < 1.0:
+        return None
+    with _shard_worker_lock:
+        if _shard_worker is None:
+            _shard_worker = ShardWorker()
+        return _shard_worker
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How a training step runs: ``shards`` parts of the batch (``batch_shards``), each product
+    with ``blas_threads`` BLAS threads, the parts at once on ``executor`` (None: in turn)."""
+
+    shards: int
+    blas_threads: int
+    executor: ShardWorker | None
+
+    @property
+    def label(self) -> str:
+        """``"2 parts at once"``, ``"2 parts in turn"`` or ``"1 BLAS thread(s)"`` style summary."""
+        if self.shards > 1:
+            return f"{self.shards} parts {'at once' if self.executor is not None else 'in turn'}"
+        return f"{self.blas_threads} BLAS thread{'s' if self.blas_threads > 1 else ''}"
+
+
+def training_plan(hidden_size: int, batch_size: int, cores: int | None = None,
+                  load: float | None = None) -> TrainingPlan:
+    """The plan of ``engine.train.Trainer``: a batch split in parts (``batch_shards``) runs
+    them with one BLAS thread each, at once when ``shard_executor`` gives a worker; an unsplit
+    batch runs with ``blas_threads_for`` BLAS threads."""
+    shards = batch_shards(hidden_size, batch_size)
+    if shards > 1:
+        return TrainingPlan(shards, 1, shard_executor(cores, load))
+    return TrainingPlan(1, blas_threads_for(hidden_size, batch_size, cores, load), None)
 
 
 def blas_threads(n: int):

@@ -37,6 +37,7 @@ Exact resume: ``Trainer.save(path)`` writes the model, the optimizer state and `
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -49,7 +50,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
-from .runtime import blas_threads, blas_threads_for
+from .runtime import batch_shards, blas_threads, blas_threads_for, training_plan
 from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
@@ -217,6 +218,8 @@ class Trainer:
         self.elapsed_s = 0.0  # training time over all runs, seconds
         self._batch_iter = None
         self._good = None  # last good params / optimizer buffers, made on first run
+        self.shards = batch_shards(model.config.hidden_size, config.batch_size)  # data-parallel parts of a batch
+        self._executor = None  # runs the other parts of a batch at once, inside _threads (else one by one)
 
     # --- one step -----------------------------------------------------------------------------
     def _next_batch(self):
@@ -269,7 +272,8 @@ class Trainer:
         """``(loss, grad norm before clipping, grads, final state)`` of ``batch`` from the carried
         state (zeros on ``batch.reset``); the grads are clipped (``engine.optim.clip_grads``)."""
         state = None if batch.reset else self.carry
-        loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True)
+        loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True,
+                                                       shards=self.shards, executor=self._executor)
         return loss, clip_grads(grads, self.config.clip_norm, self.config.clip_value), grads, final
 
     def _update(self, grads) -> list[str]:
@@ -344,7 +348,11 @@ class Trainer:
         """Validation loss over the whole validation split, in the dataset's ``loss_unit``
         (nats/char for text, mean squared error in scaled units for a series); None without a
         validation split or when ``stop`` was set during the evaluation."""
-        return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
+        if self.shards == 1:
+            return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
+        # a forward-only pass is not split: it runs with the BLAS threads an unsplit batch gets
+        with blas_threads(blas_threads_for(self.model.config.hidden_size, self.config.batch_size)):
+            return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
@@ -386,10 +394,21 @@ class Trainer:
         else:
             yield Progress(**{**asdict(last), "done": True, "elapsed_s": self.elapsed_s})
 
+    @contextlib.contextmanager
     def _threads(self):
-        """The context that ``run`` and ``estimate_time`` train and evaluate in:
-        ``engine.runtime.blas_threads_for`` BLAS threads (the count before is restored after)."""
-        return blas_threads(blas_threads_for(self.model.config.hidden_size, self.config.batch_size))
+        """The context that ``run`` and ``estimate_time`` train and evaluate in, by
+        ``engine.runtime.training_plan``: a batch split into ``shards`` parts runs with one BLAS
+        thread per part, its parts at once on ``engine.runtime.shard_executor``'s worker thread
+        when the machine has a free core, else one after another (the same figures either way);
+        an unsplit batch runs with ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS
+        thread count before is restored after."""
+        plan = training_plan(self.model.config.hidden_size, self.config.batch_size)
+        with blas_threads(plan.blas_threads):
+            self._executor = plan.executor
+            try:
+                yield
+            finally:
+                self._executor = None
 
     def _scratch(self) -> "Trainer":
         """A trainer of this class on a copy of the current weights, with the same data and
