@@ -82,7 +82,10 @@ def _wait_for_pass(inputs: KnownIds, check, end: int) -> np.ndarray:
 
 
 class _JobWorker(threads.Worker):
-    """Runs one job: ``fn(check)``, its result through ``done``."""
+    """Runs one job: ``fn(check)``, its result through ``done``, at a lower priority than the
+    GUI thread's (``threads.lower_priority``)."""
+
+    background = True
 
     def __init__(self, fn):
         super().__init__()

@@ -2,6 +2,10 @@
 ``jobs.text_source`` hands them with the ids, and ``jobs.chunks`` gives the same records as the
 sequential stream."""
 
+import os
+import sys
+import threading
+
 import numpy as np
 import pytest
 
@@ -61,7 +65,6 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
     """Started while the pass runs, a job streaming the whole text does not compute it a second
     time sequentially: it says it waits ("waiting for the first pass (n %)"), then reads every
     block from the pass's checkpoints (``iter_segments``), with the sequential stream's values."""
-    import threading
 
     from engine.stepper import Stepper
 
@@ -93,3 +96,22 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
     assert sequential == [] and notes[-1] == "" and not s.passing
     np.testing.assert_allclose(results[0], model.trace(np.asarray(ids)).gate("c", 0), rtol=0, atol=1e-12)
 
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread niceness is Linux's")
+def test_an_analysis_job_runs_at_a_lower_priority_than_the_gui_thread(session, qtbot):
+    """A job's thread is niced ``BACKGROUND_NICE`` above the GUI thread (capped at 19), so a
+    step on the GUI thread wins the CPU while a whole-text job runs; other workers keep the
+    GUI's priority."""
+    gui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    runner, results = jobs.JobRunner("test", session), []
+    runner.result.connect(results.append)
+    runner.run(lambda check: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    qtbot.waitUntil(lambda: bool(results), timeout=20000)
+    assert results == [min(19, gui + threads.BACKGROUND_NICE)] and results[0] > gui
+    call = threads.Call(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    plain = []
+    threads.Relay(call, session, done=lambda _w, nice: plain.append(nice))
+    threads.start(call, "test-call")
+    qtbot.waitUntil(lambda: bool(plain), timeout=20000)
+    assert plain == [gui]
