@@ -115,3 +115,29 @@ def test_an_analysis_job_runs_at_a_lower_priority_than_the_gui_thread(session, q
     threads.start(call, "test-call")
     qtbot.waitUntil(lambda: bool(plain), timeout=20000)
     assert plain == [gui]
+
+
+def test_a_job_streams_wide_batches_whatever_the_model_size(session, qtbot):
+    """``segments_for``: checkpoint blocks per batched forward keep ``segments * H * L`` near
+    ``BATCH_CELLS`` (each NumPy call of a job's loop works on that many numbers), within
+    ``[SEGMENTS, SEGMENTS_MAX]`` blocks; ``chunks`` then hands over that many blocks per trace, so its
+    Python-level loop runs ``ceil(blocks / segments)`` times."""
+    from types import SimpleNamespace
+
+    def sized(hidden, layers):
+        return SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, num_layers=layers))
+
+    assert (jobs.BATCH_CELLS, jobs.SEGMENTS, jobs.SEGMENTS_MAX) == (4096, 8, 64)
+    assert [jobs.segments_for(sized(h, k)) for h, k in ((128, 1), (64, 1), (12, 2), (256, 1), (256, 2), (1024, 3))] == [
+        32, 64, 64, 16, 8, 8]
+    s = session
+    text = TEXT * 40
+    s.set_text(text)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    model, ids, _ = jobs.text_source(s)
+    segments = jobs.segments_for(model)
+    blocks = len(text) // 16  # whole checkpoint blocks (every = 16)
+    sizes = [tr.steps for _, tr in jobs.chunks(model, ids, lambda *a: None)]
+    assert sum(sizes) == len(text)
+    assert len(sizes) == -(-blocks // segments) + (len(text) % 16 > 0)
+    assert sizes[0] == min(segments, blocks) * 16
