@@ -24,8 +24,9 @@ Every started worker stays in the registry until its thread has finished (the re
 keeps the Python wrappers alive: a ``QThread`` garbage-collected while running aborts the
 process). ``stop_all()`` sets every live worker's ``stop_requested`` event, waits for every
 thread and then delivers the signals they queued; the main window calls it when it closes, and
-it is connected to ``QCoreApplication.aboutToQuit`` when the first worker starts. No thread is
-ever terminated.
+it is connected to ``QCoreApplication.aboutToQuit`` and registered with ``atexit`` (a script
+that builds a window and ends without running the event loop) when the first worker starts. No
+thread is ever terminated.
 
 Own module rather than superqt's thread workers: superqt's ``WorkerBase`` runs ``QRunnable``s
 on the global ``QThreadPool`` and keeps its signals on a separate object, its
@@ -35,6 +36,7 @@ here), and ``new_worker_qthread`` keeps no registry and has no stop-and-wait-for
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 import threading
@@ -48,7 +50,7 @@ BACKGROUND_BYTES = 1 << 20  # text files larger than this are read in a worker t
 BACKGROUND_NICE = 10  # niceness added to a ``background`` worker's thread on Linux (0-19 range)
 
 _live: dict = {}  # id(thread) -> (thread, worker, its stop_requested, _Forget): started, not yet finished
-_hooked_quit = False  # stop_all is connected to the application's aboutToQuit
+_hooked_quit = False  # stop_all is connected to the application's aboutToQuit and registered with atexit
 
 
 def lower_priority() -> None:
@@ -182,6 +184,7 @@ def start(worker: Worker, name: str) -> QThread:
     app = QCoreApplication.instance()
     if not _hooked_quit:
         app.aboutToQuit.connect(stop_all)
+        atexit.register(stop_all)  # a QThread still running when Python ends aborts the process
         _hooked_quit = True
     thread = QThread()
     thread.setObjectName(name)
