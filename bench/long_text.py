@@ -13,8 +13,12 @@ character model over the text's characters (or ``--model``), then prints one fig
   hides);
 - ``stall_p99_ms``: 99th percentile of how late a 16 ms timer fires during that pass;
 - ``seek_end_ms``: ``Session.seek(T)`` after the pass, until the cursor is there;
+- ``step_ms_busy``: the same steps as ``step_ms`` right after the pass, while the whole-text
+  analysis jobs (e.g. the visible Loss strip's losses) still run in their worker threads (how
+  many of the steps had a job running, and how long the jobs took after the seek);
 - ``step_ms``: median and p95 of one step at the end of the text, the text coloured by a unit
-  (``Session.step()`` and one turn of the event loop, in which Qt paints what the step changed);
+  (``Session.step()`` and one turn of the event loop, in which Qt paints what the step changed),
+  once every analysis job has finished (idle);
 - ``peak_rss_mb``: the process's peak resident memory.
 
 Anything not done within ``--limit-s`` seconds is printed as ``> limit``.
@@ -41,6 +45,7 @@ from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.checkpoint import save_checkpoint  # noqa: E402
 from engine.data import CharVocab, load_text  # noqa: E402
 from lstmviz.app import build_window  # noqa: E402
+from lstmviz.analysis.jobs import JobRunner  # noqa: E402
 
 TICK_MS = 16
 
@@ -58,6 +63,21 @@ def wait(app, done, limit_s: float) -> float | None:
         loop.exec()
         poll.stop()
     return time.perf_counter() - start if done() else None
+
+
+def steps(app, s, n: int = 100, during=lambda: False) -> tuple[list, list, int]:
+    """``n`` steps from the cursor (each ``Session.step()`` and one turn of the event loop):
+    wall and CPU milliseconds per step, and how many of them saw ``during()`` true."""
+    step_ms, cpu_ms, seen = [], [], 0
+    for _ in range(n):
+        c0, t0 = time.process_time(), time.perf_counter()
+        if not s.step():
+            break
+        app.processEvents()
+        step_ms.append((time.perf_counter() - t0) * 1e3)
+        cpu_ms.append((time.process_time() - c0) * 1e3)
+        seen += bool(during())
+    return step_ms, cpu_ms, seen
 
 
 def main(argv=None) -> int:
@@ -136,17 +156,21 @@ def main(argv=None) -> int:
               else f"seek_end_ms > {args.limit_s * 1e3:.0f} (reached step {s.t:,} of {T:,})")
 
         s.select(0, 3, -1)  # the text coloured by a unit: the slowest path
+        runners = window.findChildren(JobRunner)
+        jobs = lambda: any(r.busy for r in runners)  # noqa: E731
         s.seek(max(0, s.t - 120))
         wait(app, lambda: not s.seeking, args.limit_s)
         app.processEvents()
-        step_ms, cpu_ms = [], []
-        for _ in range(100):
-            c0, t0 = time.process_time(), time.perf_counter()
-            if not s.step():
-                break
-            app.processEvents()
-            step_ms.append((time.perf_counter() - t0) * 1e3)
-            cpu_ms.append((time.process_time() - c0) * 1e3)
+        step_ms, cpu_ms, seen = steps(app, s, during=jobs)
+        print(f"step_ms_busy median {np.median(step_ms):.2f} p95 {np.percentile(step_ms, 95):.2f} (analysis jobs "
+              f"running during {seen} of {len(step_ms)} steps; CPU time median {np.median(cpu_ms):.2f})")
+        took = wait(app, lambda: not jobs(), args.limit_s)
+        print(f"analysis_s {time.perf_counter() - t0:.2f} (the whole-text jobs, from the seek to the end)"
+              if took is not None else f"analysis_s > {args.limit_s:.0f}")
+        s.seek(max(0, s.t - 100))
+        wait(app, lambda: not s.seeking, args.limit_s)
+        app.processEvents()
+        step_ms, cpu_ms, _ = steps(app, s)
         print(f"step_ms median {np.median(step_ms):.2f} p95 {np.percentile(step_ms, 95):.2f} (at step {s.t:,}; "
               f"CPU time median {np.median(cpu_ms):.2f})")
         print(f"peak_rss_mb {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")

@@ -2,6 +2,10 @@
 ``jobs.text_source`` hands them with the ids, and ``jobs.chunks`` gives the same records as the
 sequential stream."""
 
+import os
+import sys
+import threading
+
 import numpy as np
 import pytest
 
@@ -61,7 +65,6 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
     """Started while the pass runs, a job streaming the whole text does not compute it a second
     time sequentially: it says it waits ("waiting for the first pass (n %)"), then reads every
     block from the pass's checkpoints (``iter_segments``), with the sequential stream's values."""
-    import threading
 
     from engine.stepper import Stepper
 
@@ -93,3 +96,48 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
     assert sequential == [] and notes[-1] == "" and not s.passing
     np.testing.assert_allclose(results[0], model.trace(np.asarray(ids)).gate("c", 0), rtol=0, atol=1e-12)
 
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread niceness is Linux's")
+def test_an_analysis_job_runs_at_a_lower_priority_than_the_gui_thread(session, qtbot):
+    """A job's thread is niced ``BACKGROUND_NICE`` above the GUI thread (capped at 19), so a
+    step on the GUI thread wins the CPU while a whole-text job runs; other workers keep the
+    GUI's priority."""
+    gui = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    runner, results = jobs.JobRunner("test", session), []
+    runner.result.connect(results.append)
+    runner.run(lambda check: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    qtbot.waitUntil(lambda: bool(results), timeout=20000)
+    assert results == [min(19, gui + threads.BACKGROUND_NICE)] and results[0] > gui
+    call = threads.Call(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    plain = []
+    threads.Relay(call, session, done=lambda _w, nice: plain.append(nice))
+    threads.start(call, "test-call")
+    qtbot.waitUntil(lambda: bool(plain), timeout=20000)
+    assert plain == [gui]
+
+
+def test_a_job_streams_wide_batches_whatever_the_model_size(session, qtbot):
+    """``segments_for``: checkpoint blocks per batched forward keep ``segments * H * L`` near
+    ``BATCH_CELLS`` (each NumPy call of a job's loop works on that many numbers), within
+    ``[SEGMENTS, SEGMENTS_MAX]`` blocks; ``chunks`` then hands over that many blocks per trace, so its
+    Python-level loop runs ``ceil(blocks / segments)`` times."""
+    from types import SimpleNamespace
+
+    def sized(hidden, layers):
+        return SimpleNamespace(config=SimpleNamespace(hidden_size=hidden, num_layers=layers))
+
+    assert (jobs.BATCH_CELLS, jobs.SEGMENTS, jobs.SEGMENTS_MAX) == (4096, 8, 64)
+    assert [jobs.segments_for(sized(h, k)) for h, k in ((128, 1), (64, 1), (12, 2), (256, 1), (256, 2), (1024, 3))] == [
+        32, 64, 64, 16, 8, 8]
+    s = session
+    text = TEXT * 40
+    s.set_text(text)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    model, ids, _ = jobs.text_source(s)
+    segments = jobs.segments_for(model)
+    blocks = len(text) // 16  # whole checkpoint blocks (every = 16)
+    sizes = [tr.steps for _, tr in jobs.chunks(model, ids, lambda *a: None)]
+    assert sum(sizes) == len(text)
+    assert len(sizes) == -(-blocks // segments) + (len(text) % 16 > 0)
+    assert sizes[0] == min(segments, blocks) * 16

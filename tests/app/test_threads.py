@@ -123,3 +123,31 @@ def test_a_call_hands_its_result_or_its_failure_to_the_relay_on_the_gui_thread(q
     failure = next(entry for entry in seen if entry[0] == "failed")
     assert failure[1] == "missing" and failure[2].startswith("[Errno 2]") and failure[3] is True
     qtbot.waitUntil(lambda: not parent.findChildren(threads.Relay), timeout=10000)
+
+
+ENDS_WHILE_A_WORKER_RUNS = """
+from PySide6 import QtWidgets
+from lstmviz import threads
+from tests.app.test_threads import Blocking
+app = QtWidgets.QApplication([])
+worker = Blocking()
+threads.start(worker, "still-running")
+print(len(threads.live_threads()))
+"""
+
+
+def test_a_script_ending_while_a_worker_runs_stops_it_instead_of_aborting():
+    """A script that starts a worker and ends without the event loop (no ``aboutToQuit``): the
+    ``atexit`` hook stops and waits for the thread, so Python ends normally (exit 0), not with
+    Qt's abort for a ``QThread`` destroyed while running (exit -6)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(root))
+    done = subprocess.run([sys.executable, "-c", ENDS_WHILE_A_WORKER_RUNS], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1"]
