@@ -5,6 +5,7 @@ import json
 import re
 import os
 import signal
+import stat
 import subprocess
 import sys
 import types
@@ -359,6 +360,29 @@ def test_export_exits_2_when_a_file_cannot_be_written(capsys, model_file, tmp_pa
         (out / f"layer0_{gate}.csv").mkdir()  # a folder where the file should go: os.replace fails
     assert_refused(capsys, "export", model_file, "--text", "ab", "--out", out, "--format", "csv",
                    message="cannot write")
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_and_left_as_it_is(capsys, corpus_file, model_file,
+                                                                            tmp_path):
+    """A FIFO (or folder) where the output would go is never replaced by a file (atomic rename):
+    exit 2 with one line naming it (real device nodes such as /dev/full behave alike)."""
+    fifo, folder = tmp_path / "pipe.npz", tmp_path / "folder.npz"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    assert_refused(capsys, "trace", model_file, "--text", "ab", "--out", fifo, "--end", "2",
+                   message=f"cannot write {fifo}: it is a named pipe (FIFO), not a regular file; choose a file path")
+    assert_refused(capsys, "trace", model_file, "--text", "ab", "--out", folder,
+                   message=f"cannot write {folder}: it is a folder; give a file name")
+    assert_refused(capsys, "train", corpus_file, "--out", fifo, "--steps", "1", *TINY,
+                   message=f"cannot write {fifo}: it is a named pipe (FIFO)")
+    out = tmp_path / "export"
+    out.mkdir()
+    os.mkfifo(out / "layer0_h.csv")
+    assert_refused(capsys, "export", model_file, "--text", "ab", "--out", out, "--format", "csv", "--panels", "h",
+                   message=f"cannot write {out / 'layer0_h.csv'}: it is a named pipe (FIFO), not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISFIFO(os.lstat(out / "layer0_h.csv").st_mode)
+    assert folder.is_dir() and not any(folder.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "folder.npz", "pipe.npz"]  # no temp files
 
 
 def test_help_exits_0(capsys):
