@@ -32,11 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-
-from engine import ModelConfig, SequenceModel  # noqa: E402
-from engine.checkpoint import save_checkpoint  # noqa: E402
-from engine.data import CharVocab, load_text  # noqa: E402
+from bench.common import model_for_text  # noqa: E402
 
 TIME = "/usr/bin/time"
 
@@ -67,13 +63,7 @@ def main(argv=None) -> int:
         return 2
 
     with tempfile.TemporaryDirectory() as folder:
-        model_path = args.model
-        if model_path is None:
-            vocab = CharVocab.from_text(load_text(args.text_file))
-            cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=args.hidden,
-                              num_layers=args.layers)
-            model_path = str(Path(folder) / "model.npz")
-            save_checkpoint(model_path, SequenceModel(cfg, rng=np.random.default_rng(0)), vocab=vocab)
+        model_path = model_for_text(args.text_file, folder, args.hidden, args.layers, args.model)
         size = Path(args.text_file).stat().st_size
         print(f"cli_long_text: {Path(args.text_file).name}, {size / 1e6:.1f} MB, "
               f"{args.layers} layer(s) x H={args.hidden}")

@@ -1,4 +1,5 @@
-"""Shared helpers for the benchmark scripts: alternating timing, percentiles, machine facts.
+"""Shared helpers for the benchmark scripts: alternating timing, percentiles, machine facts, a
+fresh model for a text.
 
 Timings use ``time.perf_counter`` (seconds). Competing implementations are run *alternately*
 (A, B, A, B, ...) after a warm-up, so a busy neighbour on a shared machine slows both alike.
@@ -8,9 +9,13 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
+from engine import ModelConfig, SequenceModel
+from engine.checkpoint import save_checkpoint
+from engine.data import CharVocab, load_text
 from engine.runtime import keep_freed_memory
 
 KEEP_FREED = keep_freed_memory()  # every benchmark runs the engine as the app and the CLI do
@@ -63,3 +68,16 @@ def machine_lines() -> list[str]:
         f"thread env vars: {blas_env or 'none set'}",
         f"freed memory kept for reuse (engine.runtime.keep_freed_memory, as the app and CLI run): {KEEP_FREED}",
     ]
+
+
+def model_for_text(text_file, folder, hidden: int, layers: int, given: str | None = None) -> str:
+    """The checkpoint a long-text benchmark runs: ``given`` if not None, else a freshly
+    initialised character LSTM (``hidden`` units, ``layers`` layers, seed 0) over the characters
+    of ``text_file``, saved as ``folder/model.npz``. Returns its path."""
+    if given is not None:
+        return given
+    vocab = CharVocab.from_text(load_text(text_file))
+    cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=hidden, num_layers=layers)
+    path = str(Path(folder) / "model.npz")
+    save_checkpoint(path, SequenceModel(cfg, rng=np.random.default_rng(0)), vocab=vocab)
+    return path

@@ -41,9 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
-from engine import ModelConfig, SequenceModel  # noqa: E402
-from engine.checkpoint import save_checkpoint  # noqa: E402
-from engine.data import CharVocab, load_text  # noqa: E402
+from bench.common import model_for_text  # noqa: E402
+from engine.data import load_text  # noqa: E402
 from lstmviz.app import build_window  # noqa: E402
 from lstmviz.analysis.jobs import JobRunner  # noqa: E402
 
@@ -91,13 +90,7 @@ def main(argv=None) -> int:
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
     with tempfile.TemporaryDirectory() as folder:
-        model_path = args.model
-        if model_path is None:
-            vocab = CharVocab.from_text(load_text(args.text_file))
-            cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=args.hidden,
-                              num_layers=args.layers)
-            model_path = str(Path(folder) / "model.npz")
-            save_checkpoint(model_path, SequenceModel(cfg, rng=np.random.default_rng(0)), vocab=vocab)
+        model_path = model_for_text(args.text_file, folder, args.hidden, args.layers, args.model)
         settings = QtCore.QSettings(str(Path(folder) / "bench.ini"), QtCore.QSettings.IniFormat)
 
         late_ms, last = [], [time.perf_counter()]

@@ -10,6 +10,9 @@ asked for, never the hidden temporary file; any other exception propagates uncha
 While a save runs its temporary file is locked (``flock``); a save that starts removes the
 unlocked temporary files of earlier saves of the same file that were killed before cleaning up.
 ``check_writable`` lets a command refuse an unusable destination before doing any work.
+Only a regular file is ever replaced: an existing destination that is a folder, device, named
+pipe or socket (``check_target``) is refused, before the data is written and again just before
+the rename, so that ``--out /dev/full`` can never turn a device node into a file.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tempfile
 import time
 
 from .errors import FileWriteError
-from .safe_read import format_size
+from .safe_read import _kind_of, format_size
 
 try:
     import fcntl
@@ -88,14 +91,30 @@ def remove_stale_temps(path) -> list:
     return removed
 
 
+def check_target(path) -> None:
+    """Raise ``FileWriteError`` (naming ``path``) unless ``path`` does not exist or is a regular
+    file (by ``os.stat``, so a link is judged by what it points to): an existing folder, device,
+    named pipe (FIFO) or socket is never replaced by the saved file."""
+    path = os.fspath(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:  # absent (or not reachable: the write itself then says why)
+        return
+    kind = _kind_of(mode)
+    if kind == "a folder":
+        raise FileWriteError(path, "it is a folder; give a file name", errno.EISDIR)
+    if kind is not None:
+        raise FileWriteError(path, f"it is {kind}, not a regular file; choose a file path", errno.EINVAL)
+
+
 def check_writable(path, size: int = 0) -> None:
     """Raise ``FileWriteError`` (naming ``path``) unless a file of about ``size`` bytes can be
-    saved at ``path`` now: its folder exists and accepts a new file (tested by creating and
-    removing a temporary file there, which also catches read-only file systems), ``path`` is
-    not a folder, and the disk has ``size`` bytes free for an unprivileged user (``statvfs``)."""
+    saved at ``path`` now: ``path`` is absent or a regular file (``check_target``), its folder
+    exists and accepts a new file (tested by creating and removing a temporary file there, which
+    also catches read-only file systems), and the disk has ``size`` bytes free for an
+    unprivileged user (``statvfs``)."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise FileWriteError(path, "it is a folder; give a file name", errno.EISDIR)
+    check_target(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -138,11 +157,13 @@ def atomic_writer(path, mode: str = "wb"):
     ``mode`` is ``"wb"`` (bytes) or ``"w"`` (text, UTF-8, ``\\n`` newlines). When the block
     exits normally the file is flushed, fsync'ed and renamed over ``path``; when it raises, the
     temp file is deleted and ``path`` is untouched. File-system errors are raised as
-    ``FileWriteError`` naming ``path`` (see the module docstring).
+    ``FileWriteError`` naming ``path`` (see the module docstring); so is an existing ``path``
+    that is not a regular file (``check_target``), before the block runs and before the rename.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
+    check_target(path)
     folder = os.path.dirname(os.path.abspath(path))
     remove_stale_temps(path)
     try:
@@ -165,6 +186,7 @@ def atomic_writer(path, mode: str = "wb"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+            check_target(path)  # it may have been created while the block ran
             _keep_mode(path, tmp)
             os.replace(tmp, path)  # before the lock is released with the file's closing
     except OSError as e:

@@ -355,8 +355,11 @@ def run_trace(args) -> int:
     config = ckpt.model.config
     ids = ckpt.vocab.encode(text, source="the text")  # (T,)
     start, end = check_range(ids.shape[0], args.start, args.end)
-    memory.check_fits(f"a trace of {end - start} steps", memory.trace_bytes(config, min(TRACE_CHUNK, end)),
-                      detail=f"every gate and state of every layer for {TRACE_CHUNK} steps at a time")
+    # records held at once: one chunk of the range, or of the steps before it (iter_chunks runs them alike)
+    chunk = min(TRACE_CHUNK, max(start, end - start))
+    before = " (the steps before --start are run in chunks too)" if start > end - start else ""
+    memory.check_fits(f"a trace of {end - start} steps", memory.trace_bytes(config, chunk),
+                      detail=f"every gate and state of every layer for {chunk} steps at a time{before}")
     size = trace_file_bytes(config, end - start, None if args.dtype is None else np.dtype(args.dtype).itemsize)
     check_writable(args.out, 2 * size)  # the entries streamed to a temporary folder, then the archive
     chunks = (trace for _, trace in iter_chunks(ckpt.model, ids, start, end, chunk=TRACE_CHUNK))

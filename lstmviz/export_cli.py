@@ -11,9 +11,10 @@ Pictures come from ``lstmviz.export.export_panel_image``, the same code the app'
 ``[--start, --end)`` are drawn and written (their values computed from the true state before
 ``--start``, the text run through in chunks); without either, a text longer than
 ``DEFAULT_STEPS`` gives its first ``DEFAULT_STEPS`` steps and a one-line note on stderr. A range
-whose records and pictures would not fit in the memory available (``engine.memory``: the range's
-records, not the whole text's), whose records exceed ``engine.stepper.TRACE_BYTES``, or whose
-picture would be wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
+whose records and largest file would not fit in the memory available (``engine.memory``: the
+range's records, not the whole text's, and a picture's images only when a picture is asked
+for; a CSV or NPZ counts its own size), whose records exceed ``engine.stepper.TRACE_BYTES``, or
+whose picture would be wider than ``MAX_PICTURE_STEPS`` steps is refused with one line.
 
 Exit codes: 0 done; 2 bad arguments, an unusable model or text, or an output that cannot be
 written (the folder cannot be created or a file in it cannot be written): one line
@@ -30,6 +31,10 @@ PROG = "lstmviz"
 EXIT_USAGE = 2  # the exit code of every refusal (module docstring)
 DEFAULT_STEPS = 2000  # steps exported when the text is longer and no range is given
 MAX_PICTURE_STEPS = 100_000  # widest picture, in steps (columns of the heatmap)
+PICTURE_FORMATS = ("png", "svg", "gif")  # the formats drawn as pictures; csv and npz are data
+CSV_VALUE_CHARS = 24  # longest CSV value: 17 significant digits, sign, point, exponent, comma
+CSV_FLOAT_BYTES = 32  # one value as a Python float in a list: the object and its pointer
+CSV_ROW_BYTES = 256  # per row: its list, step number and character
 
 
 class _UsageError(Exception):
@@ -119,7 +124,6 @@ def _ensure_qt_application() -> None:
 
 def _prepare(args):
     """Validate everything and compute the trace: ``(plan, trace, vocab)``; raises _UsageError."""
-    from engine import memory
     from engine.atomic import check_folder_writable
     from engine.checkpoint import load_char_checkpoint
     from engine.data import load_text
@@ -172,11 +176,7 @@ def _prepare(args):
         raise _UsageError(str(error)) from None
     T = ids.shape[0]
     start, end = _steps(args, T, formats)
-    frames = export.MAX_GIF_FRAMES if "gif" in formats else 1
-    memory.check_fits(f"exporting a trace of {end - start} steps at {width} pixels wide",
-                      memory.trace_bytes(model.config, end - start)
-                      + memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames),
-                      detail="every gate of the exported steps and the rendered images")
+    _check_memory(model.config, end - start, formats, width)
     if args.start is None and args.end is None and end < T:
         print(f"{PROG}: note: the text has {T:,} steps; exporting steps 0..{end} "
               "(choose others with --start/--end)", file=sys.stderr)
@@ -195,11 +195,45 @@ def _steps(args, T: int, formats: list) -> tuple[int, int]:
         end = DEFAULT_STEPS
     if not 0 <= start < end <= T:
         raise _UsageError(f"need 0 <= --start < --end <= {T} (the text's steps), got {start}..{end}")
-    pictures = [fmt for fmt in formats if fmt in ("png", "svg", "gif")]
+    pictures = [fmt for fmt in formats if fmt in PICTURE_FORMATS]
     if pictures and end - start > MAX_PICTURE_STEPS:
         raise _UsageError(f"a {','.join(pictures)} picture of {end - start:,} steps is too large: draw at most "
                           f"{MAX_PICTURE_STEPS:,} steps (--start/--end)")
     return start, end
+
+
+def _csv_bytes(config, steps: int) -> int:
+    """Memory to write one gate's CSV of ``steps`` steps (``export.gate_csv_text``): each value
+    as a Python float (``tolist``) and its text twice (the rows, then the joined text), at most
+    ``CSV_VALUE_CHARS`` characters a value. An upper bound: 1.5 to 2 times the peak that
+    ``tracemalloc`` measures (H = 8..128, float32 and float64)."""
+    return steps * (config.hidden_size * (CSV_FLOAT_BYTES + 2 * CSV_VALUE_CHARS) + CSV_ROW_BYTES)
+
+
+def _check_memory(config, steps: int, formats: list, width: int) -> None:
+    """Raise ``engine.memory.NotEnoughMemory`` unless the records of ``steps`` steps and the
+    largest file made from them fit: a picture (png/svg/gif: the rendered images), one CSV
+    (``_csv_bytes``) or the NPZ (its arrays, ``engine.trace_io.trace_file_bytes``). The files
+    are made one after another, so only the largest counts."""
+    from engine import memory
+    from engine.trace_io import trace_file_bytes
+
+    from . import export
+
+    pictures = [fmt for fmt in formats if fmt in PICTURE_FORMATS]
+    made = []  # (what, bytes) of each kind of file asked for
+    if pictures:
+        frames = export.MAX_GIF_FRAMES if "gif" in pictures else 1
+        made.append(("the rendered images",
+                     memory.export_image_bytes(width, round(width * export.FIGURE_ASPECT), frames)))
+    if "csv" in formats:
+        made.append(("one CSV file", _csv_bytes(config, steps)))
+    if "npz" in formats:
+        made.append(("the NPZ file", trace_file_bytes(config, steps)))
+    name, largest = max(made, key=lambda item: item[1])
+    at = f" at {width} pixels wide" if pictures else ""
+    memory.check_fits(f"exporting a trace of {steps} steps{at}", memory.trace_bytes(config, steps) + largest,
+                      detail=f"every gate of the exported steps and {name}")
 
 
 def _window(model, ids, text: str, start: int, end: int):
@@ -247,7 +281,7 @@ def run_export(args) -> int:
     """Run ``lstmviz export`` with parsed ``args``; returns the exit code (module docstring)."""
     try:
         plan, trace, vocab = _prepare(args)
-        if {"png", "svg", "gif"} & set(plan["formats"]):
+        if set(PICTURE_FORMATS) & set(plan["formats"]):
             _ensure_qt_application()
     except _UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)

@@ -5,6 +5,7 @@ import json
 import re
 import os
 import signal
+import stat
 import subprocess
 import sys
 import types
@@ -186,6 +187,33 @@ def test_trace_memory_is_one_chunk_whatever_the_text_length(capsys, model_file, 
                    message="needs about")
 
 
+def test_trace_memory_counts_one_chunk_of_the_range_or_of_the_steps_before_it(capsys, model_file, tmp_path,
+                                                                              monkeypatch):
+    """Only one chunk's records are alive at a time: a chunk of the range, or of the steps run
+    through before ``--start`` (``iter_chunks`` runs them with ``model.trace`` too), never both."""
+    from engine import memory
+    from lstmviz import cli
+
+    ckpt = load_checkpoint(model_file)
+    text = "abcd xyz\nabce" * 150  # 1950 steps
+    reference = ckpt.model.trace(ckpt.vocab.encode(text)).gate("h", 0)  # (1950, H)
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.trace_bytes(ckpt.model.config, 1000))
+    out = tmp_path / "trace.npz"
+    code, _, err = run(capsys, "trace", model_file, "--text", text, "--out", out, "--start", "1000", "--end", "1950")
+    assert code == 0, err  # the larger of 1000 steps run through and 950 steps kept fits
+    with np.load(out, allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["layer0_h"], reference[1000:1950])
+    assert_refused(capsys, "trace", model_file, "--text", text, "--out", tmp_path / "t2.npz",
+                   "--start", "1001", "--end", "1950",
+                   message="for 1001 steps at a time (the steps before --start are run in chunks too)")
+    monkeypatch.setattr(cli, "TRACE_CHUNK", 64)  # now both the run-up and the range go 64 steps at a time
+    monkeypatch.setattr(memory, "available_bytes", lambda: memory.trace_bytes(ckpt.model.config, 64))
+    code, _, err = run(capsys, "trace", model_file, "--text", text, "--out", out, "--start", "1900", "--end", "1950")
+    assert code == 0, err
+    with np.load(out, allow_pickle=False) as npz:
+        np.testing.assert_array_equal(npz["layer0_h"], reference[1900:1950])
+
+
 def test_trace_refused_when_its_file_cannot_fit_on_the_disk(capsys, model_file, tmp_path, monkeypatch):
     """The file's size (``trace_file_bytes``; twice that while it is written) is checked against
     the free disk before anything is computed: one line, no file."""
@@ -359,6 +387,29 @@ def test_export_exits_2_when_a_file_cannot_be_written(capsys, model_file, tmp_pa
         (out / f"layer0_{gate}.csv").mkdir()  # a folder where the file should go: os.replace fails
     assert_refused(capsys, "export", model_file, "--text", "ab", "--out", out, "--format", "csv",
                    message="cannot write")
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused_and_left_as_it_is(capsys, corpus_file, model_file,
+                                                                            tmp_path):
+    """A FIFO (or folder) where the output would go is never replaced by a file (atomic rename):
+    exit 2 with one line naming it (real device nodes such as /dev/full behave alike)."""
+    fifo, folder = tmp_path / "pipe.npz", tmp_path / "folder.npz"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    assert_refused(capsys, "trace", model_file, "--text", "ab", "--out", fifo, "--end", "2",
+                   message=f"cannot write {fifo}: it is a named pipe (FIFO), not a regular file; choose a file path")
+    assert_refused(capsys, "trace", model_file, "--text", "ab", "--out", folder,
+                   message=f"cannot write {folder}: it is a folder; give a file name")
+    assert_refused(capsys, "train", corpus_file, "--out", fifo, "--steps", "1", *TINY,
+                   message=f"cannot write {fifo}: it is a named pipe (FIFO)")
+    out = tmp_path / "export"
+    out.mkdir()
+    os.mkfifo(out / "layer0_h.csv")
+    assert_refused(capsys, "export", model_file, "--text", "ab", "--out", out, "--format", "csv", "--panels", "h",
+                   message=f"cannot write {out / 'layer0_h.csv'}: it is a named pipe (FIFO), not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and stat.S_ISFIFO(os.lstat(out / "layer0_h.csv").st_mode)
+    assert folder.is_dir() and not any(folder.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export", "folder.npz", "pipe.npz"]  # no temp files
 
 
 def test_help_exits_0(capsys):

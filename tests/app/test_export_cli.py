@@ -266,3 +266,53 @@ def test_the_memory_check_counts_the_exported_steps_not_the_text(qapp, tmp_path,
     assert run_export([*argv, "--start", "0", "--end", str(len(text))]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"lstmviz: error: exporting a trace of {len(text)} steps") and len(err.splitlines()) == 1
+
+
+def test_data_formats_are_checked_against_their_own_size_not_a_picture(qapp, tmp_path, saved_models, capsys,
+                                                                        monkeypatch):
+    """A CSV or NPZ export needs the range's records and its own file, not a rendered picture:
+    where a picture does not fit, csv and npz still run; each is refused when its own file does
+    not fit, and a picture when its images do not."""
+    import tracemalloc
+
+    from engine import memory
+    from engine.trace_io import trace_file_bytes
+    from lstmviz.export import export_gate_csv
+    from lstmviz.export_cli import _csv_bytes
+
+    path, model, vocab = saved_models["lstm"]
+    config = model.config
+    text = TEXT * 40  # 1840 steps: enough rows that the per-row costs outweigh the fixed ones
+    T, H = len(text), config.hidden_size
+    reference = model.trace(vocab.encode(text), text=text)
+    records = memory.trace_bytes(config, T)
+    tracemalloc.start()
+    export_gate_csv(tmp_path / "measured.csv", reference, "c", 0)
+    measured = tracemalloc.get_traced_memory()[1]  # peak bytes of writing one CSV
+    tracemalloc.stop()
+    csv_file = _csv_bytes(config, T)
+    assert measured <= csv_file <= 3 * measured  # the estimate bounds what writing the CSV takes
+    npz_file = T * ((config.num_layers * 6 * H + config.output_size) * 4 + 12)  # float32 entries and the char
+    assert npz_file == trace_file_bytes(config, T)
+    image = memory.export_image_bytes(800, 800)
+    assert image > 2 * max(csv_file, npz_file)  # a picture would dominate the count
+    for fmt, own in (("csv", csv_file), ("npz", npz_file)):
+        argv = [str(path), "--text", text, "--out", str(tmp_path / fmt), "--format", fmt, "--panels", "c"]
+        monkeypatch.setattr(memory, "available_bytes", lambda own=own: records + own)
+        assert run_export(argv) == 0, capsys.readouterr().err
+        capsys.readouterr()
+        monkeypatch.setattr(memory, "available_bytes", lambda own=own: records + own - 1)
+        assert run_export(argv) == 2
+        err = capsys.readouterr().err
+        what = "one CSV file" if fmt == "csv" else "the NPZ file"
+        assert err.startswith(f"lstmviz: error: exporting a trace of {T} steps needs about "), err
+        assert f"(every gate of the exported steps and {what})" in err and len(err.splitlines()) == 1, err
+    with open(tmp_path / "csv" / "layer0_c.csv", newline="", encoding="utf-8") as f:
+        values = np.array([[float(x) for x in row[2:]] for row in list(csv.reader(f))[1:]])  # (T, H)
+    assert np.array_equal(values.astype(np.float32), reference.gate("c", 0))
+    monkeypatch.setattr(memory, "available_bytes", lambda: records + max(csv_file, npz_file))
+    assert run_export([str(path), "--text", text, "--out", str(tmp_path / "png"), "--format", "png,csv",
+                       "--panels", "c"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lstmviz: error: exporting a trace of {T} steps at 800 pixels wide needs about"), err
+    assert "and the rendered images)" in err and not (tmp_path / "png").exists()
