@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import model_for_text  # noqa: E402
+from bench.common import add_text_model_args, model_for_text  # noqa: E402
 
 TIME = "/usr/bin/time"
 
@@ -52,10 +52,7 @@ def run_measured(args: list) -> tuple[float, float]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("text_file")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--model", help="a character-model checkpoint (default: a fresh one)")
+    add_text_model_args(parser)
     parser.add_argument("--trace-dtype", default="float16", choices=("float16", "float32", "float64"))
     args = parser.parse_args(argv)
     if not os.access(TIME, os.X_OK):

@@ -70,6 +70,15 @@ def machine_lines() -> list[str]:
     ]
 
 
+def add_text_model_args(parser) -> None:
+    """The arguments of a long-text benchmark that choose its text and model: ``text_file``,
+    ``--hidden``, ``--layers`` and ``--model`` (what :func:`model_for_text` takes)."""
+    parser.add_argument("text_file")
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=1)
+    parser.add_argument("--model", help="a character-model checkpoint (default: a fresh one)")
+
+
 def model_for_text(text_file, folder, hidden: int, layers: int, given: str | None = None) -> str:
     """The checkpoint a long-text benchmark runs: ``given`` if not None, else a freshly
     initialised character LSTM (``hidden`` units, ``layers`` layers, seed 0) over the characters

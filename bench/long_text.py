@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PySide6 import QtCore, QtWidgets  # noqa: E402
 
-from bench.common import model_for_text  # noqa: E402
+from bench.common import add_text_model_args, model_for_text  # noqa: E402
 from engine.data import load_text  # noqa: E402
 from lstmviz.app import build_window  # noqa: E402
 from lstmviz.analysis.jobs import JobRunner  # noqa: E402
@@ -81,10 +81,7 @@ def steps(app, s, n: int = 100, during=lambda: False) -> tuple[list, list, int]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("text_file")
-    parser.add_argument("--hidden", type=int, default=128)
-    parser.add_argument("--layers", type=int, default=1)
-    parser.add_argument("--model", help="a character-model checkpoint (default: a fresh one)")
+    add_text_model_args(parser)
     parser.add_argument("--limit-s", type=float, default=120.0)
     args = parser.parse_args(argv)
 
