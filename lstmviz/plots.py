@@ -7,7 +7,8 @@ quantity come from ``engine.quantities``; the levels from ``core.levels.gate_lev
 bounded quantities, from the whole sequence for c). No rainbow maps.
 
 ``HeatmapView`` draws one ``(T, H)`` array as units (rows, unit 0 at the top) by time (columns),
-cells centred on integer coordinates, with a non-interactive colour bar.
+cells centred on integer coordinates, with a non-interactive colour bar; its time axis is a
+``StepAxis`` (whole steps, labelled "1,099,985", labels never overlapping).
 """
 
 from __future__ import annotations
@@ -233,6 +234,46 @@ class ColumnImage(pg.GraphicsObject):
             painter.drawImage(self.boundingRect(), self.qimage)
 
 
+LABEL_GAP_PX = 12  # least room between neighbouring step labels, in pixels
+
+
+def nice_interval(least: float) -> float:
+    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least ``least`` (> 0)."""
+    power = 10.0 ** math.floor(math.log10(least))
+    for mantissa in (1, 2, 5, 10):
+        if mantissa * power >= least * (1 - 1e-12):  # log10 of a power of ten may round below it
+            return mantissa * power
+    return 10 * power
+
+
+class StepAxis(pg.AxisItem):
+    """A time axis of steps: ticks at whole steps, labelled as integers with thousands
+    separators ("1,099,985", never "1.09985e+06"), the labelled ticks at least the widest
+    label's width plus ``LABEL_GAP_PX`` apart (measured in the axis' tick font), so neighbouring
+    labels never overlap. Only the major ticks are labelled; the minor ones divide them into
+    whole steps. Ticks set explicitly (``setTicks``) are drawn as given."""
+
+    def __init__(self, orientation: str = "bottom", **kwargs):
+        super().__init__(orientation, **kwargs)
+        self.enableAutoSIPrefix(False)
+        self.setStyle(maxTextLevel=0)
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        return [f"{round(v * scale):,}" for v in values]
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if not levels or size <= 0:
+            return levels
+        metrics = QtGui.QFontMetricsF(self.style["tickFont"] or self.font())
+        widest = max(metrics.horizontalAdvance(label) for label in self.tickStrings([minVal, maxVal], 1, 1))
+        steps_per_px = abs(maxVal - minVal) / size
+        major = nice_interval(max(levels[0][0], (widest + LABEL_GAP_PX) * steps_per_px, 1))
+        minors = [(spacing, 0) for spacing, _ in levels[1:]
+                  if 1 <= spacing < major and abs(major / spacing - round(major / spacing)) < 1e-9]
+        return [(major, 0), *minors]
+
+
 class HeatmapView(pg.GraphicsLayoutWidget):
     """Units (rows) x time (columns) heatmap of one quantity, with colour bar and cursor.
 
@@ -251,13 +292,13 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._t0 = 0
         self._img = np.zeros((0, 0), np.float32)  # (H, T) what is drawn
         self.ci.setContentsMargins(2, 2, 2, 2)
-        self.plot = self.addPlot(row=0, col=0)
+        self.plot = self.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
         self.plot.setTitle(GATE_STYLE[name].label, size="9pt")
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.setLabel("left", "unit")
-        for side in ("left", "bottom"):  # integer steps and units: no "x1e3" prefixes, and no label
-            self.plot.getAxis(side).enableAutoSIPrefix(False)  # rebuilt on every range shift
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # integer units: no "x1e3" prefix, and no
+        # label rebuilt on every range shift (the bottom StepAxis has none either)
         self.plot.hideButtons()
         self.plot.getAxis("bottom").setHeight(18)
         self.image = ColumnImage()

@@ -13,9 +13,11 @@ text's and never grows, so the layout never depends on the length of what is sho
 text is elided ("…") and shown whole in the tooltip. ``text()`` is always the whole text.
 
 Measuring a rich text (``sizeHint``) lays it out as a document, the costly part of showing it.
-A readout that already has room skips that for a one-line text with inline markup only: its
-width is then that of its plain parts in the label's font and of its bold parts in bold (with
-``FIT_SLACK_PX`` to spare for kerning across them); if that fits, its size stays as it is.
+A readout that already has room skips that for a one-line text with inline markup only (``<b>``,
+``<i>``, ``<span>``, bare or with a style setting colours only): its width is then that of its
+plain parts in the label's font and of its bold parts in bold (with ``FIT_SLACK_PX`` to spare for
+kerning across them); if that fits, its size stays as it is. Any other markup, a style setting a
+font's size, weight or family included, is measured laid out.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ import re
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-INLINE_TAGS = re.compile(r"</?(b|i|span)\b[^>]*>")  # markup that keeps one line in the label's font size
-BOLD = re.compile(r"<b\b[^>]*>(.*?)</b>")  # a bold part (not nested: the readouts' titles)
+_COLOUR = r"\s*(?:background-)?color\s*:[^;:\"'<>]*;?"  # one colour declaration
+COLOUR_STYLE = rf"""(?:\s+style\s*=\s*(?:"(?:{_COLOUR})*\s*"|'(?:{_COLOUR})*\s*'))?\s*"""  # none, or colours only
+INLINE_TAGS = re.compile(rf"<(?:b|i|span){COLOUR_STYLE}>|</(?:b|i|span)\s*>")  # markup that keeps one line in
+# the label's font family and size: a style setting anything but colours (font-size, font-family, ...) may widen it
+BOLD = re.compile(rf"<b{COLOUR_STYLE}>(.*?)</b>")  # a bold part (not nested: the readouts' titles)
 FIT_SLACK_PX = 2
 
 

@@ -22,6 +22,7 @@ from PySide6 import QtGui
 
 from engine.analysis.strip import TOP_K, log_softmax_head, next_char_loss
 
+from ..plots import StepAxis
 from .base import AnalysisPanel
 from .jobs import chunks, text_source
 
@@ -56,7 +57,7 @@ class StripPanel(AnalysisPanel):
         super().__init__(session, "strip", parent)
         self.controls.setContentsMargins(0, 0, 0, 0)
         self.view = pg.GraphicsLayoutWidget()
-        self.plot = self.view.addPlot()
+        self.plot = self.view.addPlot(axisItems={"bottom": StepAxis("bottom")})
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.hideButtons()

@@ -81,6 +81,7 @@ class TextPanel(QtWidgets.QWidget):
         self._debounce.setInterval(EDIT_DEBOUNCE_MS)
         self._debounce.timeout.connect(self.apply_edit)
         self._filling = None  # (document, characters already in the editor) while a long one loads
+        self._editor_sequence = None  # the session's sequence whose document the editor holds (or is filling)
         self._fill = QtCore.QTimer(self)
         self._fill.setInterval(0)
         self._fill.timeout.connect(self._fill_more)
@@ -119,6 +120,7 @@ class TextPanel(QtWidgets.QWidget):
                     self._filling = (shown, DOCUMENT_CHUNK)
                     self.editor.document().setUndoRedoEnabled(False)
                     self._fill.start()
+        self._editor_sequence = sequence
         self.editor.setReadOnly(not sequence.editable or self._filling is not None)
         self.invalidate()
 
@@ -317,9 +319,16 @@ class TextPanel(QtWidgets.QWidget):
         sel.format.setUnderlineColor(QtGui.QColor(220, 30, 30))
         return sel
 
+    def _holds_current_text(self) -> bool:
+        """Whether the editor holds the document of the session's sequence (False from the
+        session's new sequence until ``text_changed`` has put it in the editor, e.g. while a
+        ``model_changed`` slot runs or ``setPlainText`` replaces the document and scrolls): no
+        span of the new sequence is a position in the editor's document before then."""
+        return self._editor_sequence is self.session.sequence
+
     def _show_selections(self, *_):
         """Set the editor's extra selections for what is on screen now (also after scrolling)."""
-        if self._showing:
+        if self._showing or not self._holds_current_text():
             return
         self._showing = True
         try:
@@ -333,8 +342,10 @@ class TextPanel(QtWidgets.QWidget):
 
     def recolour(self, *_):
         """Show the current character (scrolled into view unless the user is typing) and the
-        activation colours of the characters on screen."""
+        activation colours of the characters on screen (once the editor holds the session's text)."""
         s = self.session
+        if not self._holds_current_text():
+            return  # text_changed comes next, and recolours
         if 0 < s.t <= self._shown_steps() and not self.editor.hasFocus():
             blocker = QtCore.QSignalBlocker(self.editor.verticalScrollBar())  # recoloured once, below
             cursor = QtGui.QTextCursor(self.editor.document())

@@ -1,10 +1,12 @@
 """The heatmap's colours equal pyqtgraph's ImageItem's (and value_colours'), and a window that
 moves along by a step colours and repaints only the columns that changed."""
 
+import re
+
 import numpy as np
 import pyqtgraph as pg
 import pytest
-from PySide6 import QtGui, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.plots import HeatmapView, colormap_for, value_colours
 
@@ -109,3 +111,45 @@ def test_steps_leaving_the_window_turn_blank_and_new_levels_recolour_everything(
     assert item.colours_written - written == 30 * 4
     assert np.array_equal(canvas_rgb(heatmap, range(30))[:, :, :],
                           np.stack([value_colours("h", values[12:42, u], (-2, 2)) for u in range(4)]))
+
+
+def drawn_step_labels(view: HeatmapView) -> list:
+    """``(text, rect)`` of the time-axis labels ``view`` draws, left to right (the axis' own
+    draw specs, generated as its ``paint`` does)."""
+    axis = view.plot.getAxis("bottom")
+    picture = QtGui.QPicture()
+    painter = QtGui.QPainter(picture)
+    try:
+        if axis.style["tickFont"]:
+            painter.setFont(axis.style["tickFont"])
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return sorted(((text, rect) for rect, _, text in texts), key=lambda label: label[1].left())
+
+
+@pytest.mark.parametrize("width, first, shown", [(300, 1_099_835, 200), (600, 1_099_835, 200),
+                                                 (1200, 1_099_835, 200), (600, 1_099_990, 10),
+                                                 (600, 0, 200)])
+def test_step_labels_are_thousands_separated_integers_at_their_steps_and_never_overlap(qtbot, width, first, shown):
+    """At step ~1.1 million the time axis reads "1,099,900", not "1.099e+06"; each label sits
+    on its own (whole) step, and neighbouring labels leave room between them at any width."""
+    view = HeatmapView("h")
+    qtbot.addWidget(view)
+    view.resize(width, 250)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_data(np.zeros((shown, 12), np.float32), (-1, 1), t0=first)
+    view.plot.setXRange(first - 0.5, first + shown - 0.5, padding=0)
+    QtWidgets.QApplication.processEvents()
+    labels = drawn_step_labels(view)
+    assert len(labels) >= 2
+    axis = view.plot.getAxis("bottom")
+    for text, rect in labels:
+        assert re.fullmatch(r"[1-9]\d{0,2}(,\d{3})*|0", text), text
+        step = int(text.replace(",", ""))
+        assert first <= step < first + shown
+        at = axis.mapFromScene(view.plot.vb.mapViewToScene(QtCore.QPointF(step, 0))).x()
+        assert abs(rect.center().x() - at) < 1.0, (text, rect.center().x(), at)
+    for (_, left), (_, right) in zip(labels, labels[1:]):
+        assert left.right() < right.left()

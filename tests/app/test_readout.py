@@ -1,6 +1,7 @@
 """Readouts: labels that change many times a second must not make the main window lay out
 all its docks again on every change (what a plain QLabel does)."""
 
+import pytest
 from PySide6 import QtCore, QtWidgets
 
 from lstmviz.readout import Readout
@@ -103,3 +104,35 @@ def test_a_readout_with_room_shows_new_rich_texts_without_laying_them_out_to_mea
     readout.setText(longer)
     assert readout.width() > size.width()
     assert readout.width() >= QtWidgets.QLabel(longer).sizeHint().width()  # it fits as laid out
+
+
+ROOMY = "i" * 30 + "W" * 10 + "iii"  # the unstyled text below, and some room to spare
+
+
+@pytest.mark.parametrize("style", ["font-size:24pt", "font-weight:bold", "font-family:monospace",
+                                   "color:#dc3c3c; font-size:24pt"])
+def test_a_span_styled_to_widen_its_text_is_measured_and_fits(qtbot, style):
+    """A span setting a font's size, weight or family is not estimated in the label's font (it
+    would be clipped): the readout measures it and grows to fit it as laid out."""
+    readout = MeasuredReadout(ROOMY)
+    qtbot.addWidget(readout)
+    readout.show()
+    styled = f"<span style='{style}'>{'i' * 30 + 'W' * 10}</span>"
+    needed = QtWidgets.QLabel(styled).sizeHint().width()
+    assert needed > readout.width()  # the styled text needs more room than the readout has
+    readout.measured = 0
+    readout.setText(styled)
+    assert readout.measured >= 1
+    assert readout.width() >= needed
+
+
+@pytest.mark.parametrize("markup", ["<span>{}</span>", "<span style='color:#dc3c3c'>{}</span>",
+                                    "<span style=\"color: red; background-color: #102030;\">{}</span>"])
+def test_a_bare_or_colour_only_span_is_shown_without_measuring(qtbot, markup):
+    readout = MeasuredReadout(ROOMY)
+    qtbot.addWidget(readout)
+    readout.show()
+    size = readout.size()
+    readout.measured = 0
+    readout.setText(markup.format("i" * 30 + "W" * 10))
+    assert readout.measured == 0 and readout.size() == size
