@@ -247,3 +247,18 @@ def test_a_run_started_on_a_busy_machine_runs_its_parts_at_once_when_a_core_come
     assert calls == [1.5, 1.5, 0.0]
     assert labels == ["2 parts in turn"] * 3 + ["2 parts at once"] * 3
     assert counts == [1, 1, 1, 2]  # the validation passes at the load measured before each
+
+
+def test_the_benchmark_prints_the_plan_its_trainer_ran_with(monkeypatch, capsys):
+    """bench/engine_vs_torch.py's "engine runs as" and load columns are the trainer's own plan,
+    even when the machine's load changes between two measurements."""
+    bench = pytest.importorskip("bench.engine_vs_torch")
+    calls = counted_loads(monkeypatch, [1.5, 0.0])
+    monkeypatch.setattr(bench, "CONFIGS", {"split": (256, 64, 3)})
+    ran = []
+    real_step = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self: ran.append(self.plan.label) or real_step(self))
+    bench.training_table(["split"], reps=1, with_torch=False, torch_threads=(1,))
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert calls == [1.5] and set(ran) == {"2 parts in turn"}
+    assert row.split("|")[1].split()[:4] == ["1.5", "2", "parts", "in"]
