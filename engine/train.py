@@ -358,7 +358,8 @@ class Trainer:
         """At an evaluation: a split batch whose parts run in turn although the process has two
         cores (the machine was busy when the plan was made) measures the load again, and its
         parts run at once from the next step if a core has come free (the same figures either
-        way). A plan already at its best is kept unmeasured: at most one measurement per evaluation."""
+        way). A plan already at its best is kept unmeasured: at most one measurement per evaluation
+        (``run`` asks at every evaluation but the last)."""
         if self.plan is not None and self.plan.shards > 1 and self.plan.executor is None and usable_cores() > 1:
             self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
 
@@ -397,7 +398,8 @@ class Trainer:
                 val = None
                 if self.step % self.config.eval_every == 0 or self.step == total:
                     val = self.evaluate(stop)
-                    self._recheck_plan()
+                    if self.step < total:
+                        self._recheck_plan()
                 last = snapshot(loss, norm, val)
                 yield last
             if last is None:  # nothing to do (already at total steps) or stopped at once

@@ -249,6 +249,12 @@ def test_a_run_started_on_a_busy_machine_runs_its_parts_at_once_when_a_core_come
     assert counts == [1, 1, 1, 2]  # the validation passes at the load measured before each
 
 
+def test_a_run_on_a_machine_that_stays_busy_measures_at_every_evaluation_but_the_last(monkeypatch):
+    calls = counted_loads(monkeypatch, [1.5])
+    labels, _ = recorded_run(monkeypatch, split_trainer(steps=6))
+    assert len(calls) == 3 and labels == ["2 parts in turn"] * 6  # at the start, after steps 2 and 4
+
+
 def test_the_benchmark_prints_the_plan_its_trainer_ran_with(monkeypatch, capsys):
     """bench/engine_vs_torch.py's "engine runs as" and load columns are the trainer's own plan,
     even when the machine's load changes between two measurements."""
