@@ -11,7 +11,9 @@ alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``
 the engine against the faster torch setting. The engine runs as the product runs it, by
 ``engine.runtime.training_plan`` as ``Trainer.run`` does: a large batch in two halves at once on two
 threads with one BLAS thread each (data parallelism), else unsplit with the BLAS threads of
-``blas_threads_for`` (problem size, cores, load). The floor is the step's multiply-adds
+``blas_threads_for`` (problem size, cores, load); the "engine runs as" column is the plan the
+trainer made and ran with (``Trainer.plan``), the load column the cores busy elsewhere it
+measured (``engine.runtime.load_elsewhere``; measured for the row when the size alone decided). The floor is the step's multiply-adds
 (``step_macs``) at the sgemm rate measured at the cores the step keeps busy: the time the matrix
 products alone would take.
 
@@ -44,7 +46,7 @@ if str(ROOT) not in sys.path:
 from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.data import TextCorpus  # noqa: E402
-from engine.runtime import TrainingPlan, blas_threads, shard_executor, training_plan  # noqa: E402
+from engine.runtime import TrainingPlan, blas_threads, load_elsewhere, training_plan  # noqa: E402
 from engine.train import TrainConfig, Trainer  # noqa: E402
 
 VOCAB = 65  # one-hot input size = softmax output size
@@ -144,14 +146,14 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
           + f" | {'engine/best torch':>17}")
     for name in configs:
         H, B, T = CONFIGS[name]
-        load = os.getloadavg()[0]
-        plan = TrainingPlan(1, 1, None) if cpu_time else training_plan(H, B)
-        cores_used = plan.blas_threads if plan.executor is None else plan.shards
-        with blas_threads(cores_used):
-            rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
         trainer = engine_trainer(H, B, T)
-        # as Trainer.run: once for the whole run; by CPU time, a split batch's halves run in turn
+        # as Trainer.run: one plan for the whole run, the one printed; by CPU time, a split batch's halves run in turn
         with blas_threads(1) if cpu_time else trainer._threads():
+            plan = TrainingPlan(trainer.shards, 1, None, 1) if cpu_time else trainer.plan
+            load = load_elsewhere() if plan.load is None else plan.load  # cores busy elsewhere, at the row's start
+            cores_used = plan.blas_threads if plan.executor is None else plan.shards
+            with blas_threads(cores_used):
+                rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
             fns = {"engine": trainer.train_step}
             for label, n in zip(torch_names, torch_threads):
                 fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
@@ -221,8 +223,8 @@ def memory_probe(who: str) -> None:
     H, B, T = MEMORY_CONFIG
     if who == "engine":
         trainer = engine_trainer(H, B, T)
-        if trainer.shards > 1:  # the halves at once, as on an idle machine: both halves' buffers live together
-            trainer._executor = shard_executor(cores=2, load=0.0)
+        # the halves at once when split, as on an idle machine: both halves' buffers live together
+        trainer.plan = training_plan(H, B, cores=2, load=0.0)
         step = trainer.train_step
     else:
         step = torch_trainer(H, B, T)

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import ctypes.util
+import os
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import Future
-import ctypes.util
-import os
-import sys
 from dataclasses import dataclass
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
@@ -55,7 +55,6 @@ MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the 
 LOAD_WINDOW_S = 0.2  # seconds over which load_elsewhere measures the machine's busy time
 SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)
 SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see batch_shards)
-
 
 
 class ShardWorker:
@@ -133,6 +132,11 @@ def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float]:
     return (usable_cores() if cores is None else cores), (load_elsewhere() if load is None else load)
 
 
+def _large_product(hidden_size: int, batch_size: int) -> bool:
+    """Whether the recurrent product is large enough for two BLAS threads: ``4 H^2 B >= TWO_THREAD_MACS``."""
+    return 4 * hidden_size * hidden_size * batch_size >= TWO_THREAD_MACS
+
+
 def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None,
                      load: float | None = None) -> int:
     """BLAS threads for training a model of ``hidden_size`` units on batches of ``batch_size``:
@@ -141,7 +145,7 @@ def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None
     hand-off, and one that waits for a core stalls every product), else
     ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` (cores busy elsewhere) default to the
     process's usable cores and ``load_elsewhere()``, measured only when the size calls for it."""
-    if 4 * hidden_size * hidden_size * batch_size < TWO_THREAD_MACS:
+    if not _large_product(hidden_size, batch_size):
         return 1
     cores, load = _cores_and_load(cores, load)
     threads = max(1, min(MAX_BLAS_THREADS, cores))
@@ -178,11 +182,16 @@ def shard_executor(cores: int | None = None, load: float | None = None) -> Shard
 @dataclass(frozen=True)
 class TrainingPlan:
     """How a training step runs: ``shards`` parts of the batch (``batch_shards``), each product
-    with ``blas_threads`` BLAS threads, the parts at once on ``executor`` (None: in turn)."""
+    with ``blas_threads`` BLAS threads, the parts at once on ``executor`` (None: in turn).
+    ``eval_threads``: the BLAS threads of a forward-only (validation) pass, which is never split
+    (``blas_threads_for`` at the same load). ``load``: the cores busy elsewhere the plan was made
+    for, None when the problem size alone decided (nothing measured)."""
 
     shards: int
     blas_threads: int
     executor: ShardWorker | None
+    eval_threads: int
+    load: float | None = None
 
     @property
     def label(self) -> str:
@@ -192,15 +201,19 @@ class TrainingPlan:
         return f"{self.blas_threads} BLAS thread{'s' if self.blas_threads > 1 else ''}"
 
 
-def training_plan(hidden_size: int, batch_size: int, cores: int | None = None,
-                  load: float | None = None) -> TrainingPlan:
-    """The plan of ``engine.train.Trainer``: a batch split in parts (``batch_shards``) runs
-    them with one BLAS thread each, at once when ``shard_executor`` gives a worker; an unsplit
-    batch runs with ``blas_threads_for`` BLAS threads."""
-    shards = batch_shards(hidden_size, batch_size)
+def training_plan(hidden_size: int, batch_size: int, cores: int | None = None, load: float | None = None,
+                  shards: int | None = None) -> TrainingPlan:
+    """The plan of ``engine.train.Trainer``: a batch split in ``shards`` parts (default
+    ``batch_shards``) runs them with one BLAS thread each, at once when ``shard_executor`` gives
+    a worker; an unsplit batch runs with ``blas_threads_for`` BLAS threads. ``load`` (cores busy
+    elsewhere) is measured at most once (``load_elsewhere``), and only when the size calls for it."""
+    shards = batch_shards(hidden_size, batch_size) if shards is None else shards
+    if shards > 1 or _large_product(hidden_size, batch_size):
+        cores, load = _cores_and_load(cores, load)
+    threads = blas_threads_for(hidden_size, batch_size, cores, load)
     if shards > 1:
-        return TrainingPlan(shards, 1, shard_executor(cores, load))
-    return TrainingPlan(1, blas_threads_for(hidden_size, batch_size, cores, load), None)
+        return TrainingPlan(shards, 1, shard_executor(cores, load), threads, load)
+    return TrainingPlan(1, threads, None, threads, load)
 
 
 def blas_threads(n: int):

@@ -50,7 +50,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
-from .runtime import batch_shards, blas_threads, blas_threads_for, training_plan
+from .runtime import TrainingPlan, batch_shards, blas_threads, training_plan, usable_cores
 from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
@@ -219,7 +219,7 @@ class Trainer:
         self._batch_iter = None
         self._good = None  # last good params / optimizer buffers, made on first run
         self.shards = batch_shards(model.config.hidden_size, config.batch_size)  # data-parallel parts of a batch
-        self._executor = None  # runs the other parts of a batch at once, inside _threads (else one by one)
+        self.plan: TrainingPlan | None = None  # how steps and evaluations run, inside _threads (else as they are)
 
     # --- one step -----------------------------------------------------------------------------
     def _next_batch(self):
@@ -273,7 +273,8 @@ class Trainer:
         state (zeros on ``batch.reset``); the grads are clipped (``engine.optim.clip_grads``)."""
         state = None if batch.reset else self.carry
         loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True,
-                                                       shards=self.shards, executor=self._executor)
+                                                       shards=self.shards,
+                                                       executor=None if self.plan is None else self.plan.executor)
         return loss, clip_grads(grads, self.config.clip_norm, self.config.clip_value), grads, final
 
     def _update(self, grads) -> list[str]:
@@ -347,12 +348,20 @@ class Trainer:
     def evaluate(self, stop: threading.Event | None = None) -> float | None:
         """Validation loss over the whole validation split, in the dataset's ``loss_unit``
         (nats/char for text, mean squared error in scaled units for a series); None without a
-        validation split or when ``stop`` was set during the evaluation."""
-        if self.shards == 1:
+        validation split or when ``stop`` was set during the evaluation. Inside a run it uses the
+        run's plan (``plan.eval_threads`` BLAS threads: a forward-only pass is not split), else the
+        BLAS threads as they are."""
+        with contextlib.nullcontext() if self.plan is None else blas_threads(self.plan.eval_threads):
             return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
-        # a forward-only pass is not split: it runs with the BLAS threads an unsplit batch gets
-        with blas_threads(blas_threads_for(self.model.config.hidden_size, self.config.batch_size)):
-            return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
+
+    def _recheck_plan(self) -> None:
+        """At an evaluation: a split batch whose parts run in turn although the process has two
+        cores (the machine was busy when the plan was made) measures the load again, and its
+        parts run at once from the next step if a core has come free (the same figures either
+        way). A plan already at its best is kept unmeasured: at most one measurement per evaluation
+        (``run`` asks at every evaluation but the last)."""
+        if self.plan is not None and self.plan.shards > 1 and self.plan.executor is None and usable_cores() > 1:
+            self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
@@ -386,29 +395,32 @@ class Trainer:
                 if stop is not None and stop.is_set():
                     break
                 loss, norm = self.train_step()
-                val = self.evaluate(stop) if self.step % self.config.eval_every == 0 or self.step == total else None
+                val = None
+                if self.step % self.config.eval_every == 0 or self.step == total:
+                    val = self.evaluate(stop)
+                    if self.step < total:
+                        self._recheck_plan()
                 last = snapshot(loss, norm, val)
                 yield last
-        if last is None:  # nothing to do (already at total steps) or stopped at once
-            yield snapshot(math.nan, math.nan, self.evaluate(stop) if self.step >= total else None, done=True)
-        else:
-            yield Progress(**{**asdict(last), "done": True, "elapsed_s": self.elapsed_s})
+            if last is None:  # nothing to do (already at total steps) or stopped at once
+                last = snapshot(math.nan, math.nan, self.evaluate(stop) if self.step >= total else None)
+        yield Progress(**{**asdict(last), "done": True, "elapsed_s": self.elapsed_s})
 
     @contextlib.contextmanager
     def _threads(self):
-        """The context that ``run`` and ``estimate_time`` train and evaluate in, by
-        ``engine.runtime.training_plan``: a batch split into ``shards`` parts runs with one BLAS
+        """The context that ``run`` and ``estimate_time`` train and evaluate in: ``self.plan``,
+        made once on entry by ``engine.runtime.training_plan`` (one load measurement at most,
+        re-made only by ``_recheck_plan``): a batch split into ``shards`` parts runs with one BLAS
         thread per part, its parts at once on ``engine.runtime.shard_executor``'s worker thread
         when the machine has a free core, else one after another (the same figures either way);
         an unsplit batch runs with ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS
-        thread count before is restored after."""
-        plan = training_plan(self.model.config.hidden_size, self.config.batch_size)
-        with blas_threads(plan.blas_threads):
-            self._executor = plan.executor
-            try:
+        thread count before is restored after, and ``plan`` is None again."""
+        self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
+        try:
+            with blas_threads(self.plan.blas_threads):
                 yield
-            finally:
-                self._executor = None
+        finally:
+            self.plan = None
 
     def _scratch(self) -> "Trainer":
         """A trainer of this class on a copy of the current weights, with the same data and

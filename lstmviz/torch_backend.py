@@ -96,12 +96,13 @@ def start_distributed() -> None:
         sys.stdout = sys.stderr = open(os.devnull, "w")
 
 
-def cpu_thread_count(torch, hidden_size: int, batch_size: int) -> int:
+def cpu_thread_count(torch, hidden_size: int, batch_size: int, load: float | None = None) -> int:
     """The PyTorch threads a CPU run uses: ``torch.get_num_threads()`` when ``OMP_NUM_THREADS``
-    is set (torchrun sets it), else ``engine.runtime.blas_threads_for`` (see ``cpu_threads``)."""
+    is set (torchrun sets it), else ``engine.runtime.blas_threads_for`` at ``load`` cores busy
+    elsewhere (measured when None and the size calls for it; see ``cpu_threads``)."""
     if "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
-    return blas_threads_for(hidden_size, batch_size)
+    return blas_threads_for(hidden_size, batch_size, load=load)
 
 
 def device_line(trainer: "TorchTrainer") -> str:
@@ -120,16 +121,16 @@ def device_line(trainer: "TorchTrainer") -> str:
 
 
 @contextlib.contextmanager
-def cpu_threads(torch, device, hidden_size: int, batch_size: int):
-    """Run the body with ``engine.runtime.blas_threads_for`` PyTorch threads on the CPU (problem
-    size and machine load: PyTorch's default of one thread per core lost 5-10x per step on a
-    busy 2-core machine at H=128, B=32), unless ``OMP_NUM_THREADS`` is set (as torchrun sets it);
-    the count before is restored after. No change on a GPU."""
+def cpu_threads(torch, device, hidden_size: int, batch_size: int, load: float | None = None):
+    """Run the body with ``cpu_thread_count`` PyTorch threads on the CPU (problem size and
+    machine load: PyTorch's default of one thread per core lost 5-10x per step on a busy 2-core
+    machine at H=128, B=32), unless ``OMP_NUM_THREADS`` is set (as torchrun sets it); the count
+    before is restored after. No change on a GPU."""
     if device.type != "cpu" or "OMP_NUM_THREADS" in os.environ:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(cpu_thread_count(torch, hidden_size, batch_size))
+    torch.set_num_threads(cpu_thread_count(torch, hidden_size, batch_size, load))
     try:
         yield
     finally:
@@ -281,6 +282,7 @@ class TorchTrainer(Trainer):
         self.rows = slice(self.rank * self.share, (self.rank + 1) * self.share)
         self.device = default_device()
         self.module = None  # the nn.Module (built on the first step)
+        self.shards = 1  # PyTorch steps run the batch whole: no engine data parallelism, no shard thread
 
     # --- the PyTorch state -----------------------------------------------------------------------
     def _build(self) -> None:
@@ -337,18 +339,16 @@ class TorchTrainer(Trainer):
 
     # --- one step --------------------------------------------------------------------------------
     def _dropout_masks(self, shape: tuple):
-        """The engine's dropout masks (``engine.model.forward``'s draws from ``self.rng``) for a
-        batch of ``shape`` (B, T): None without dropout, else per layer ``(B/W, T, H)`` tensors."""
+        """The engine's dropout masks (``SequenceModel.dropout_masks``, drawn from ``self.rng``)
+        for a batch of ``shape`` (B, T): None without dropout, else per layer ``(B/W, T, H)``
+        tensors of this process's rows (layer 0: None)."""
         cfg = self.model.config
-        p = cfg.dropout
-        if p == 0 or cfg.num_layers == 1:
+        if cfg.dropout == 0 or cfg.num_layers == 1:
             return None
         B, T = shape
-        masks = [None]
-        for _ in range(1, cfg.num_layers):
-            mask = (self.rng.random((T, B, cfg.hidden_size)) >= p).astype(self.model.dtype) / self.model.dtype.type(1 - p)  # (T, B, H)
-            masks.append(self.torch.from_numpy(np.ascontiguousarray(mask[:, self.rows].swapaxes(0, 1))).to(self.device))  # (B/W, T, H)
-        return masks
+        return [None if mask is None else
+                self.torch.from_numpy(np.ascontiguousarray(mask[:, self.rows].swapaxes(0, 1))).to(self.device)  # (B/W, T, H)
+                for mask in self.model.dropout_masks(T, B, self.rng)]  # (T, B, H) each
 
     def _clip(self) -> float:
         """Clip the gradients as ``engine.optim.clip_grads``; return their global norm before."""
@@ -469,9 +469,12 @@ class TorchTrainer(Trainer):
 
     @contextlib.contextmanager
     def _threads(self):
-        """``Trainer._threads`` and ``cpu_threads`` (PyTorch's threads on the CPU)."""
-        with cpu_threads(self.torch, self.device, self.model.config.hidden_size, self.share), super()._threads():
-            yield
+        """``Trainer._threads`` with ``shards`` 1 (the engine's validation pass at
+        ``blas_threads_for`` BLAS threads, no shard worker), and ``cpu_threads`` (PyTorch's threads
+        on the CPU) at the load that plan measured: one measurement at most."""
+        with super()._threads():
+            with cpu_threads(self.torch, self.device, self.model.config.hidden_size, self.share, self.plan.load):
+                yield
 
     def _scratch(self) -> "TorchTrainer":
         """``Trainer._scratch`` of the PyTorch weights (copied back first: a collective call)."""

@@ -244,7 +244,7 @@ def test_cli_trains_with_torch_and_the_app_opens_the_checkpoint(tmp_path, capsys
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_device_line_names_the_backend_device_and_threads(tmp_path, capsys, monkeypatch, threads):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(torch_backend, "blas_threads_for", lambda hidden, batch: threads)
+    monkeypatch.setattr(torch_backend, "blas_threads_for", lambda hidden, batch, load=None: threads)
     args = ["train", str(write_corpus(tmp_path)), "--out", str(tmp_path / "m.npz"), "--backend", "torch",
             "--steps", "1", "--batch", "2", "--seq-len", "5", "--hidden", "4", "--json"]
     assert main(args) == 0
@@ -304,3 +304,38 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(tmp_path):
     assert done.returncode != 0
     assert "lstmviz: error: --batch 3 does not split evenly over 2 processes" in done.stderr
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_torch_runs_measure_the_load_once_and_never_split_the_batch(monkeypatch):
+    """H=256, B=64 is split by the engine; PyTorch steps are not: no shard worker, one load
+    measurement for the torch threads and the engine's validation passes alike."""
+    from engine import runtime
+
+    calls = []
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "load_elsewhere", lambda: calls.append(0.0) or 0.0)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "shard_executor", lambda *a: pytest.fail("asked for the shard worker"))
+    text = TextCorpus(pattern_text(1500), val_fraction=0.1)
+    V = len(text.vocab)
+    model = SequenceModel(ModelConfig(V, V, hidden_size=256), rng=np.random.default_rng(0))
+    trainer = on_torch(Trainer(model, text, TrainConfig(seq_len=3, batch_size=64, steps=4, eval_every=2)))
+    before = torch.get_num_threads()
+    seen = [(torch.get_num_threads(), trainer.plan.label, trainer.plan.eval_threads) for p in trainer.run() if not p.done]
+    assert calls == [0.0]
+    expected = runtime.blas_threads_for(256, 64, cores=2, load=0.0)  # 2: torch and the validation pass alike
+    assert seen == [(expected, f"{expected} BLAS threads", expected)] * 4
+    assert trainer.shards == 1 and trainer.plan is None and torch.get_num_threads() == before
+
+
+def test_torch_dropout_masks_are_the_engines(corpus, monkeypatch):
+    """``TorchTrainer._dropout_masks`` hands on ``SequenceModel.dropout_masks``, (T, B, H) -> (B, T, H)."""
+    V = len(corpus.vocab)
+    model = SequenceModel(ModelConfig(V, V, hidden_size=5, num_layers=3, dropout=0.5), rng=np.random.default_rng(0))
+    trainer = on_torch(Trainer(model, corpus, TrainConfig(seq_len=4, batch_size=3)))
+    masks = [None] + [np.arange(4 * 3 * 5, dtype=np.float32).reshape(4, 3, 5) + k for k in (1, 2)]  # (T, B, H)
+    monkeypatch.setattr(trainer.model, "dropout_masks", lambda T, B, rng: masks if (T, B, rng) == (4, 3, trainer.rng) else None)
+    got = trainer._dropout_masks((3, 4))
+    assert got[0] is None and len(got) == 3
+    for k in (1, 2):
+        np.testing.assert_array_equal(got[k].numpy(), masks[k].swapaxes(0, 1))

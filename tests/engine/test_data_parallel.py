@@ -163,7 +163,8 @@ def text_trainer(monkeypatch, shards: int, seed: int = 0):
     """A float64 trainer whose batches of 6 rows run in ``shards`` parts, at once when split."""
     monkeypatch.setattr("engine.train.batch_shards", lambda hidden, batch: shards)
     executor = runtime.shard_executor(cores=2, load=0.0) if shards > 1 else None
-    monkeypatch.setattr("engine.train.training_plan", lambda hidden, batch: runtime.TrainingPlan(shards, 1, executor))
+    monkeypatch.setattr("engine.train.training_plan",
+                        lambda hidden, batch, shards=shards: runtime.TrainingPlan(shards, 1, executor, 1))
     rng = np.random.default_rng(0)
     corpus = TextCorpus("".join(rng.choice(["abcd ", "abce ", "xyz "], size=400)), val_fraction=0.1)
     V = len(corpus.vocab)
@@ -179,7 +180,7 @@ def test_training_split_in_two_equals_training_unsplit_and_repeats_exactly(monke
     for shards in (2, 2, 1):
         trainer = text_trainer(monkeypatch, shards)
         progress = list(trainer.run())
-        assert trainer.shards == shards and trainer._executor is None  # only inside run
+        assert trainer.shards == shards and trainer.plan is None  # only inside run
         runs.append((progress, trainer.model.params))
     (first, params), (again, params_again), (unsplit, params_unsplit) = runs
     assert [p.train_loss for p in first] == [p.train_loss for p in again]
@@ -188,3 +189,82 @@ def test_training_split_in_two_equals_training_unsplit_and_repeats_exactly(monke
         assert relative(p, params_unsplit[name]) <= 1e-10, name  # Adam divides by sqrt(v): round-off grows a little
     assert [p.val_loss is None for p in first] == [p.val_loss is None for p in unsplit]
     assert first[-1].val_loss == pytest.approx(unsplit[-1].val_loss, rel=1e-10)
+
+
+def counted_loads(monkeypatch, loads: list) -> list:
+    """Two usable cores and ``runtime.load_elsewhere`` replaced by one returning ``loads`` in
+    turn (the last one repeated); returns the list its calls are appended to."""
+    calls = []
+
+    def load_elsewhere():
+        calls.append(loads[min(len(calls), len(loads) - 1)])
+        return calls[-1]
+
+    monkeypatch.setattr(runtime, "load_elsewhere", load_elsewhere)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr("engine.train.usable_cores", lambda: 2, raising=False)
+    return calls
+
+
+def split_trainer(steps=6):
+    """A float32 trainer at the data-parallel thresholds (H=256, B=64: two halves), short windows."""
+    rng = np.random.default_rng(0)
+    corpus = TextCorpus("".join(rng.choice(["abcd ", "abce ", "xyz "], size=2000)), val_fraction=0.1)
+    V = len(corpus.vocab)
+    model = SequenceModel(ModelConfig(V, V, hidden_size=256), rng=np.random.default_rng(1))
+    return Trainer(model, corpus, TrainConfig(seq_len=3, batch_size=64, steps=steps, eval_every=2))
+
+
+def recorded_run(monkeypatch, trainer) -> tuple[list, list]:
+    """Run ``trainer``; returns the plan label after every step and the BLAS thread counts set."""
+    counts, real = [], runtime.blas_threads
+
+    def blas_threads(n):
+        counts.append(n)
+        return real(n)
+
+    monkeypatch.setattr("engine.train.blas_threads", blas_threads)
+    labels = [trainer.plan.label for p in trainer.run() if not p.done]
+    return labels, counts
+
+
+def test_a_run_measures_the_load_once_and_its_evaluations_reuse_it(monkeypatch):
+    calls = counted_loads(monkeypatch, [0.0])
+    trainer = split_trainer()
+    assert trainer.shards == 2
+    labels, counts = recorded_run(monkeypatch, trainer)
+    assert calls == [0.0]  # one measurement for 6 steps and 3 evaluations
+    assert labels == ["2 parts at once"] * 6
+    # the steps at 1 BLAS thread per part; each unsplit validation pass at blas_threads_for's 2
+    assert counts == [1, 2, 2, 2] and runtime.blas_threads_for(256, 64, cores=2, load=0.0) == 2
+    assert trainer.plan is None
+
+
+def test_a_run_started_on_a_busy_machine_runs_its_parts_at_once_when_a_core_comes_free(monkeypatch):
+    calls = counted_loads(monkeypatch, [1.5, 1.5, 0.0])
+    labels, counts = recorded_run(monkeypatch, split_trainer())
+    # measured at the start, then at the evaluations after steps 2 and 4; then at its best, no more
+    assert calls == [1.5, 1.5, 0.0]
+    assert labels == ["2 parts in turn"] * 3 + ["2 parts at once"] * 3
+    assert counts == [1, 1, 1, 2]  # the validation passes at the load measured before each
+
+
+def test_a_run_on_a_machine_that_stays_busy_measures_at_every_evaluation_but_the_last(monkeypatch):
+    calls = counted_loads(monkeypatch, [1.5])
+    labels, _ = recorded_run(monkeypatch, split_trainer(steps=6))
+    assert len(calls) == 3 and labels == ["2 parts in turn"] * 6  # at the start, after steps 2 and 4
+
+
+def test_the_benchmark_prints_the_plan_its_trainer_ran_with(monkeypatch, capsys):
+    """bench/engine_vs_torch.py's "engine runs as" and load columns are the trainer's own plan,
+    even when the machine's load changes between two measurements."""
+    bench = pytest.importorskip("bench.engine_vs_torch")
+    calls = counted_loads(monkeypatch, [1.5, 0.0])
+    monkeypatch.setattr(bench, "CONFIGS", {"split": (256, 64, 3)})
+    ran = []
+    real_step = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self: ran.append(self.plan.label) or real_step(self))
+    bench.training_table(["split"], reps=1, with_torch=False, torch_threads=(1,))
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert calls == [1.5] and set(ran) == {"2 parts in turn"}
+    assert row.split("|")[1].split()[:4] == ["1.5", "2", "parts", "in"]
