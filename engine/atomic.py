@@ -10,7 +10,8 @@ asked for, never the hidden temporary file; any other exception propagates uncha
 While a save runs its temporary file is locked (``flock``); a save that starts removes the
 unlocked temporary files of earlier saves of the same file that were killed before cleaning up.
 ``check_writable`` lets a command refuse an unusable destination before doing any work.
-Only a regular file is ever replaced: an existing destination that is a folder, device, named
+A destination that is a symbolic link is written through: the link stays, and the file it
+points to receives the data (its temporary file sits next to that file). Only a regular file is ever replaced: an existing destination that is a folder, device, named
 pipe or socket (``check_target``) is refused, before the data is written and again just before
 the rename, so that ``--out /dev/full`` can never turn a device node into a file.
 """
@@ -25,7 +26,7 @@ import tempfile
 import time
 
 from .errors import FileWriteError
-from .safe_read import _kind_of, format_size
+from .safe_read import format_size, kind_of
 
 try:
     import fcntl
@@ -100,7 +101,7 @@ def check_target(path) -> None:
         mode = os.stat(path).st_mode
     except OSError:  # absent (or not reachable: the write itself then says why)
         return
-    kind = _kind_of(mode)
+    kind = kind_of(mode)
     if kind == "a folder":
         raise FileWriteError(path, "it is a folder; give a file name", errno.EISDIR)
     if kind is not None:
@@ -115,7 +116,7 @@ def check_writable(path, size: int = 0) -> None:
     unprivileged user (``statvfs``)."""
     path = os.fspath(path)
     check_target(path)
-    folder = os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.realpath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as e:
@@ -140,7 +141,8 @@ def check_folder_writable(folder) -> None:
         existing = os.path.dirname(existing)
     action = "write into" if existing == folder else "create"
     if not os.path.isdir(existing):
-        raise FileWriteError(folder, f"{existing} is a file, not a folder", errno.ENOTDIR, action=f"{action} folder")
+        kind = kind_of(os.stat(existing).st_mode) or "a file"
+        raise FileWriteError(folder, f"{existing} is {kind}, not a folder", errno.ENOTDIR, action=f"{action} folder")
     try:
         fd, tmp = tempfile.mkstemp(dir=existing, prefix=".lstmviz-probe.", suffix=".tmp")
     except OSError as e:
@@ -159,15 +161,17 @@ def atomic_writer(path, mode: str = "wb"):
     temp file is deleted and ``path`` is untouched. File-system errors are raised as
     ``FileWriteError`` naming ``path`` (see the module docstring); so is an existing ``path``
     that is not a regular file (``check_target``), before the block runs and before the rename.
+    A symbolic link ``path`` is written through: the file it points to is replaced, the link kept.
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
     check_target(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    remove_stale_temps(path)
+    target = os.path.realpath(path)  # the file a link points to: the link itself is kept
+    folder = os.path.dirname(target)
+    remove_stale_temps(target)
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(target) + ".", suffix=".tmp")
     except OSError as e:
         raise write_error(path, e) from None
     try:
@@ -187,12 +191,12 @@ def atomic_writer(path, mode: str = "wb"):
             f.flush()
             os.fsync(f.fileno())
             check_target(path)  # it may have been created while the block ran
-            _keep_mode(path, tmp)
-            os.replace(tmp, path)  # before the lock is released with the file's closing
+            _keep_mode(target, tmp)
+            os.replace(tmp, target)  # before the lock is released with the file's closing
     except OSError as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if e.filename not in (None, tmp, path) or isinstance(e, FileWriteError):
+        if e.filename not in (None, tmp, path, target) or isinstance(e, FileWriteError):
             raise  # another file's problem (e.g. one the block reads): not ours to rename
         raise write_error(path, e) from None
     except BaseException:

@@ -46,7 +46,7 @@ def format_size(n: int) -> str:
     return f"{value:.0f} {units[exponent - 1]}" if value >= 100 else f"{value:.1f} {units[exponent - 1]}"
 
 
-def _kind_of(mode: int) -> str | None:
+def kind_of(mode: int) -> str | None:
     """What a non-regular file is, in words (None for a regular file)."""
     if stat.S_ISREG(mode):
         return None
@@ -70,7 +70,7 @@ def _os_error_message(name: str, e: OSError, what: str) -> str:
 
 
 def _check_stat(name: str, info: os.stat_result, max_bytes: int, what: str, error: type) -> None:
-    kind = _kind_of(info.st_mode)
+    kind = kind_of(info.st_mode)
     if kind == "a folder":
         raise error(f"{name} is a folder, not a {what}")
     if kind is not None:

@@ -92,5 +92,29 @@ def test_regular_files_and_links_to_them_are_still_replaced(tmp_path):
     check_writable(link)
     atomic_write_bytes(path, b"new")
     assert path.read_bytes() == b"new"
-    atomic_write_bytes(link, b"newer")  # the rename replaces the link itself with the file
-    assert link.read_bytes() == b"newer" and not link.is_symlink()
+    atomic_write_bytes(link, b"newer")  # written through the link, which stays a link
+    assert link.is_symlink() and path.read_bytes() == b"newer"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.txt", "old.txt"]
+
+
+def test_a_link_into_another_folder_is_written_through_and_kept(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    target = real / "model.npz"
+    target.write_bytes(b"old")
+    link = tmp_path / "model.npz"
+    link.symlink_to(target)
+    with atomic_writer(link) as f:
+        f.write(b"new")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in real.iterdir()] == ["model.npz"]
+
+
+def test_a_dangling_link_creates_the_file_it_names(tmp_path):
+    target = tmp_path / "made.txt"
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    check_writable(link)
+    atomic_write_bytes(link, b"data")
+    assert link.is_symlink() and target.read_bytes() == b"data"
