@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import runtime
+from engine import runtime, train
 from engine.data import TextCorpus
 from engine.model import ModelConfig, SequenceModel
 from engine.train import TrainConfig, Trainer
@@ -206,6 +206,18 @@ def counted_loads(monkeypatch, loads: list) -> list:
     return calls
 
 
+def ticking_clock(monkeypatch, tick_s: float) -> None:
+    """Replace the trainer's clock by one that moves on ``tick_s`` seconds at every reading
+    (at a run's start and at each evaluation where the load could be measured again)."""
+    now = [-tick_s]
+
+    def monotonic():
+        now[0] += tick_s
+        return now[0]
+
+    monkeypatch.setattr("engine.train.monotonic", monotonic)
+
+
 def split_trainer(steps=6):
     """A float32 trainer at the data-parallel thresholds (H=256, B=64: two halves), short windows."""
     rng = np.random.default_rng(0)
@@ -241,7 +253,9 @@ def test_a_run_measures_the_load_once_and_its_evaluations_reuse_it(monkeypatch):
 
 
 def test_a_run_started_on_a_busy_machine_runs_its_parts_at_once_when_a_core_comes_free(monkeypatch):
+    """Evaluations PLAN_RECHECK_S apart: each one measures the load until a core is free."""
     calls = counted_loads(monkeypatch, [1.5, 1.5, 0.0])
+    ticking_clock(monkeypatch, train.PLAN_RECHECK_S)
     labels, counts = recorded_run(monkeypatch, split_trainer())
     # measured at the start, then at the evaluations after steps 2 and 4; then at its best, no more
     assert calls == [1.5, 1.5, 0.0]
@@ -249,10 +263,16 @@ def test_a_run_started_on_a_busy_machine_runs_its_parts_at_once_when_a_core_come
     assert counts == [1, 1, 1, 2]  # the validation passes at the load measured before each
 
 
-def test_a_run_on_a_machine_that_stays_busy_measures_at_every_evaluation_but_the_last(monkeypatch):
+@pytest.mark.parametrize("tick_s, measured", [(train.PLAN_RECHECK_S, 3), (train.PLAN_RECHECK_S * 0.6, 2),
+                                               (train.PLAN_RECHECK_S * 0.4, 1)])
+def test_a_run_on_a_machine_that_stays_busy_measures_at_most_once_per_recheck_interval(monkeypatch, tick_s,
+                                                                                       measured):
+    """Evaluations after steps 2 and 4 at tick_s, 2 tick_s: measured at the start, then at
+    those at least PLAN_RECHECK_S after the last measurement."""
     calls = counted_loads(monkeypatch, [1.5])
+    ticking_clock(monkeypatch, tick_s)
     labels, _ = recorded_run(monkeypatch, split_trainer(steps=6))
-    assert len(calls) == 3 and labels == ["2 parts in turn"] * 6  # at the start, after steps 2 and 4
+    assert len(calls) == measured and labels == ["2 parts in turn"] * 6
 
 
 def test_the_benchmark_prints_the_plan_its_trainer_ran_with(monkeypatch, capsys):
