@@ -85,6 +85,7 @@ def test_split_batch_gradients_match_finite_differences(cell):
 
 
 def test_split_batch_matches_torch():
+    """A batch split in two gives PyTorch's float64 loss, gradients and final state."""
     torch = pytest.importorskip("torch")
     from .test_torch_parity import torch_twin
 
@@ -128,6 +129,7 @@ def test_parts_run_at_once_give_the_bits_of_parts_run_in_turn():
 
 
 def test_an_error_in_a_part_reaches_the_caller():
+    """A bad target in the second part, run on the worker thread, raises in the caller."""
     model, inputs, targets, state, _ = make_problem("lstm", 1, "softmax", "onehot", B=4)
     bad = targets.copy()
     bad[3, 0] = -1  # in the second part
@@ -136,6 +138,7 @@ def test_an_error_in_a_part_reaches_the_caller():
 
 
 def test_shards_by_problem_size_only():
+    """A batch is split in two only at H >= 256 with at least 32 rows a part."""
     assert (runtime.SHARD_MIN_HIDDEN, runtime.SHARD_MIN_ROWS) == (256, 32)
     assert runtime.batch_shards(256, 64) == 2
     assert runtime.batch_shards(512, 128) == 2
@@ -145,12 +148,14 @@ def test_shards_by_problem_size_only():
 
 
 def test_parts_run_one_by_one_on_one_core_or_a_busy_machine():
+    """No worker thread without a second core free (one core, or a load above one core)."""
     assert runtime.shard_executor(cores=1, load=0.0) is None
     assert runtime.shard_executor(cores=2, load=1.1) is None  # less than one core free
     assert runtime.shard_executor(cores=2, load=1.0) is not None
 
 
 def test_the_plan_gives_split_batches_one_blas_thread_and_unsplit_ones_blas_threads_for():
+    """Split: 1 BLAS thread a part, at once or in turn by the load; unsplit: blas_threads_for."""
     split = runtime.training_plan(256, 64, cores=2, load=0.0)
     assert (split.shards, split.blas_threads, split.label) == (2, 1, "2 parts at once")
     busy = runtime.training_plan(256, 64, cores=2, load=1.5)
@@ -241,6 +246,7 @@ def recorded_run(monkeypatch, trainer) -> tuple[list, list]:
 
 
 def test_a_run_measures_the_load_once_and_its_evaluations_reuse_it(monkeypatch):
+    """A plan at its best (parts at once) is never measured again during the run."""
     calls = counted_loads(monkeypatch, [0.0])
     trainer = split_trainer()
     assert trainer.shards == 2
