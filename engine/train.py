@@ -42,6 +42,7 @@ import math
 import threading
 import time
 from dataclasses import asdict, dataclass, fields
+from time import monotonic
 from typing import Iterator
 
 import numpy as np
@@ -55,6 +56,7 @@ from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
 PAUSE_POLL_S = 0.05  # how often a paused loop re-checks its events, seconds
+PLAN_RECHECK_S = 10.0  # least time between two load measurements of one run (_recheck_plan), seconds
 RUNAWAY_FACTOR = 10.0  # a loss above this x its running minimum (and above the first loss) ran away
 GRAD_EXPLOSION_FACTOR = 1e5  # a gradient norm above this x its running mean exploded
 
@@ -220,6 +222,7 @@ class Trainer:
         self._good = None  # last good params / optimizer buffers, made on first run
         self.shards = batch_shards(model.config.hidden_size, config.batch_size)  # data-parallel parts of a batch
         self.plan: TrainingPlan | None = None  # how steps and evaluations run, inside _threads (else as they are)
+        self._plan_made_at = 0.0  # time.monotonic() when self.plan last measured the load, seconds
 
     # --- one step -----------------------------------------------------------------------------
     def _next_batch(self):
@@ -358,10 +361,14 @@ class Trainer:
         """At an evaluation: a split batch whose parts run in turn although the process has two
         cores (the machine was busy when the plan was made) measures the load again, and its
         parts run at once from the next step if a core has come free (the same figures either
-        way). A plan already at its best is kept unmeasured: at most one measurement per evaluation
-        (``run`` asks at every evaluation but the last)."""
+        way). A plan already at its best is kept unmeasured, and a measurement (0.2 s) is made at
+        most once per PLAN_RECHECK_S seconds since the last (``run`` asks at every evaluation but
+        the last), so a machine that stays busy does not slow frequent evaluations."""
         if self.plan is not None and self.plan.shards > 1 and self.plan.executor is None and usable_cores() > 1:
-            self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
+            now = monotonic()
+            if now - self._plan_made_at >= PLAN_RECHECK_S:
+                self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
+                self._plan_made_at = now
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
         """Train up to ``config.steps`` steps, yielding a ``Progress`` after every step and a
@@ -416,6 +423,7 @@ class Trainer:
         an unsplit batch runs with ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS
         thread count before is restored after, and ``plan`` is None again."""
         self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
+        self._plan_made_at = monotonic()
         try:
             with blas_threads(self.plan.blas_threads):
                 yield

@@ -124,7 +124,7 @@ def _ensure_qt_application() -> None:
 
 def _prepare(args):
     """Validate everything and compute the trace: ``(plan, trace, vocab)``; raises _UsageError."""
-    from engine.atomic import check_folder_writable
+    from engine.atomic import check_folder_writable, check_writable
     from engine.checkpoint import load_char_checkpoint
     from engine.data import load_text
     from engine.errors import CheckpointError, DataError
@@ -174,28 +174,35 @@ def _prepare(args):
         ids = vocab.encode(text, "--text" if args.text is not None else args.text_file)  # (T,)
     except DataError as error:
         raise _UsageError(str(error)) from None
+    plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
+            "colorblind": colorblind, "colormap": colormap, "style": args.style}
+    if os.path.isdir(args.out):  # a folder still to be made holds no file yet
+        try:
+            for path, *_ in _targets(args.out, plan):
+                check_writable(path)
+        except OSError as error:
+            raise _UsageError(str(error)) from None
     T = ids.shape[0]
-    start, end = _steps(args, T, formats)
-    _check_memory(model.config, end - start, formats, width)
+    pictures = [fmt for fmt in formats if fmt in PICTURE_FORMATS]
+    start, end = _steps(args, T, pictures)
+    _check_memory(model.config, end - start, formats, pictures, width)
     if args.start is None and args.end is None and end < T:
         print(f"{PROG}: note: the text has {T:,} steps; exporting steps 0..{end} "
               "(choose others with --start/--end)", file=sys.stderr)
     trace = _window(model, ids, text, start, end)
-    plan = {"formats": formats, "panels": panels, "layers": layers, "width": width,
-            "colorblind": colorblind, "colormap": colormap, "style": args.style}
     return plan, trace, vocab
 
 
-def _steps(args, T: int, formats: list) -> tuple[int, int]:
+def _steps(args, T: int, pictures: list) -> tuple[int, int]:
     """The steps ``[start, end)`` to export of a text of ``T`` steps (module docstring: the
-    default window when neither bound is given); raises _UsageError on a bad or too large range."""
+    default window when neither bound is given), ``pictures`` the picture formats asked for;
+    raises _UsageError on a bad or too large range."""
     start = 0 if args.start is None else _whole_number(args.start, "--start")
     end = T if args.end is None else _whole_number(args.end, "--end")
     if args.start is None and args.end is None and T > DEFAULT_STEPS:
         end = DEFAULT_STEPS
     if not 0 <= start < end <= T:
         raise _UsageError(f"need 0 <= --start < --end <= {T} (the text's steps), got {start}..{end}")
-    pictures = [fmt for fmt in formats if fmt in PICTURE_FORMATS]
     if pictures and end - start > MAX_PICTURE_STEPS:
         raise _UsageError(f"a {','.join(pictures)} picture of {end - start:,} steps is too large: draw at most "
                           f"{MAX_PICTURE_STEPS:,} steps (--start/--end)")
@@ -210,17 +217,17 @@ def _csv_bytes(config, steps: int) -> int:
     return steps * (config.hidden_size * (CSV_FLOAT_BYTES + 2 * CSV_VALUE_CHARS) + CSV_ROW_BYTES)
 
 
-def _check_memory(config, steps: int, formats: list, width: int) -> None:
+def _check_memory(config, steps: int, formats: list, pictures: list, width: int) -> None:
     """Raise ``engine.memory.NotEnoughMemory`` unless the records of ``steps`` steps and the
     largest file made from them fit: a picture (png/svg/gif: the rendered images), one CSV
     (``_csv_bytes``) or the NPZ (its arrays, ``engine.trace_io.trace_file_bytes``). The files
-    are made one after another, so only the largest counts."""
+    are made one after another, so only the largest counts. ``pictures``: the picture formats
+    among ``formats``."""
     from engine import memory
     from engine.trace_io import trace_file_bytes
 
     from . import export
 
-    pictures = [fmt for fmt in formats if fmt in PICTURE_FORMATS]
     made = []  # (what, bytes) of each kind of file asked for
     if pictures:
         frames = export.MAX_GIF_FRAMES if "gif" in pictures else 1
@@ -248,30 +255,33 @@ def _window(model, ids, text: str, start: int, end: int):
         raise _UsageError(str(error)) from None
 
 
+def _targets(out: str, plan: dict) -> list:
+    """Every file the export writes, in order: ``(path, layer, gate, fmt)``, the panel files
+    (``export.panel_path``) then ``trace.npz`` (layer and gate None)."""
+    from . import export
+
+    targets = [(export.panel_path(out, layer, gate, fmt), layer, gate, fmt)
+               for layer in plan["layers"] for gate in plan["panels"] for fmt in plan["formats"] if fmt != "npz"]
+    if "npz" in plan["formats"]:
+        targets.append((os.path.join(out, "trace.npz"), None, None, "npz"))
+    return targets
+
+
 def _write_all(out: str, plan: dict, trace, vocab) -> list:
-    """Write every requested file; returns the written paths in order."""
+    """Write every requested file (``_targets``); returns the written paths in order."""
     from . import export
 
     written = []
-    for layer in plan["layers"]:
-        for gate in plan["panels"]:
-            for fmt in plan["formats"]:
-                path = export.panel_path(out, layer, gate, fmt)
-                if fmt in ("png", "svg"):
-                    export.export_panel_image(path, trace, gate, layer, fmt, plan["width"],
-                                              plan["colorblind"], plan["colormap"], style=plan["style"])
-                elif fmt == "gif":
-                    export.export_panel_gif(path, trace, gate, layer, plan["width"], plan["colorblind"],
-                                            plan["colormap"])
-                elif fmt == "csv":
-                    export.export_gate_csv(path, trace, gate, layer)
-                else:
-                    continue
-                print(path, flush=True)
-                written.append(path)
-    if "npz" in plan["formats"]:
-        path = os.path.join(out, "trace.npz")
-        export.export_trace_npz(path, trace, vocab)
+    for path, layer, gate, fmt in _targets(out, plan):
+        if fmt in ("png", "svg"):
+            export.export_panel_image(path, trace, gate, layer, fmt, plan["width"],
+                                      plan["colorblind"], plan["colormap"], style=plan["style"])
+        elif fmt == "gif":
+            export.export_panel_gif(path, trace, gate, layer, plan["width"], plan["colorblind"], plan["colormap"])
+        elif fmt == "csv":
+            export.export_gate_csv(path, trace, gate, layer)
+        else:
+            export.export_trace_npz(path, trace, vocab)
         print(path, flush=True)
         written.append(path)
     return written

@@ -263,7 +263,7 @@ class StepAxis(pg.AxisItem):
 
     def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
         levels = super().tickSpacing(minVal, maxVal, size)
-        if not levels or size <= 0:
+        if not levels:
             return levels
         metrics = QtGui.QFontMetricsF(self.style["tickFont"] or self.font())
         widest = max(metrics.horizontalAdvance(label) for label in self.tickStrings([minVal, maxVal], 1, 1))

@@ -15,7 +15,7 @@ with it.
 A worker whose ``background`` is true (the whole-text analysis jobs) first lowers its thread's
 scheduling priority (``lower_priority``: nice ``BACKGROUND_NICE`` on Linux, ``QThread``'s lowest
 priority elsewhere), so the GUI thread wins the CPU whenever both are runnable: measured on a
-2-core machine under load, a step at the end of a 1.1 MB text cost 15-20 ms while the Loss
+2-core machine under load, a step at the end of a 1.1 MB text cost 15-19 ms while the Loss
 strip's job ran at the default priority and within about 1 ms of the idle cost at nice 10, the
 job itself taking as long (``bench/long_text.py``'s ``step_ms_busy``). A shorter
 ``sys.setswitchinterval`` (1 ms, 0.2 ms) made no measurable difference.

@@ -38,9 +38,10 @@ def segments_for(model) -> int:
     """Checkpoint blocks per batched forward for ``model``: ``BATCH_CELLS // (H * L)`` within
     ``[SEGMENTS, SEGMENTS_MAX]`` (32 for H = 128, L = 1; 8 from H * L = 512 up). Each NumPy call
     of the forward then works on ``segments * H`` numbers, long enough that the job's thread
-    holds the GIL a small part of its time and the GUI thread rarely waits for it; memory, one
-    trace of ``segments * every`` steps, stays about ``max(SEGMENTS * H * L, BATCH_CELLS) *
-    every`` numbers. Measured at the end of a 1.1 MB text, H = 128, a nice-10 job beside the
+    holds the GIL a small part of its time and the GUI thread rarely waits for it. Memory: one
+    batch is a trace of ``segments * every`` steps, ``engine.memory.trace_bytes(config, segments
+    * every)`` bytes (117,637,120 bytes, about 112 MiB, for 32 x 256 steps at H = 128, L = 1,
+    V = 65, float32), held about twice. Measured at the end of a 1.1 MB text, H = 128, a nice-10 job beside the
     stepping GUI on a 2-core machine at load 3-8.5: steps within 1 ms of the idle cost in three
     rounds out of three with 32 blocks, two out of three with 8 (26.5 vs 8.4 ms idle at load 7)."""
     cells = model.config.hidden_size * model.config.num_layers

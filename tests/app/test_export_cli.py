@@ -119,6 +119,20 @@ def test_unwritable_output_exits_2_with_one_line(tmp_path, saved_models, capsys)
     assert code == 2 and err.count("\n") == 1 and err.startswith("lstmviz: error: cannot create folder"), err
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need POSIX")
+def test_a_special_later_target_is_refused_before_any_file_is_written(tmp_path, saved_models, capsys):
+    """A FIFO at trace.npz (the last file written): one line, exit 2, and no file before it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "trace.npz")
+    code = run_export([str(saved_models["lstm"][0]), "--text", "the cat", "--out", str(out),
+                       "--format", "csv,png,npz", "--panels", "f"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("lstmviz: error: "), err
+    assert "trace.npz" in err and "pipe" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["trace.npz"]
+
+
 @pytest.mark.slow  # a subprocess
 def test_headless_subprocess_without_display(tmp_path, saved_models):
     """No DISPLAY, no WAYLAND_DISPLAY, no QT_QPA_PLATFORM: the command picks offscreen itself."""

@@ -142,14 +142,37 @@ def test_step_labels_are_thousands_separated_integers_at_their_steps_and_never_o
     view.set_data(np.zeros((shown, 12), np.float32), (-1, 1), t0=first)
     view.plot.setXRange(first - 0.5, first + shown - 0.5, padding=0)
     QtWidgets.QApplication.processEvents()
+    assert len(checked_step_labels(view, first - 0.5, first + shown - 0.5)) >= 2
+
+
+def checked_step_labels(view: HeatmapView, lo: float, hi: float) -> list:
+    """The drawn time-axis labels of ``view`` shown over ``[lo, hi]``, after asserting that each
+    is a thousands-separated integer step inside the range, centred on its step, and that
+    neighbouring labels do not overlap."""
     labels = drawn_step_labels(view)
-    assert len(labels) >= 2
     axis = view.plot.getAxis("bottom")
     for text, rect in labels:
-        assert re.fullmatch(r"[1-9]\d{0,2}(,\d{3})*|0", text), text
+        assert re.fullmatch(r"-?[1-9]\d{0,2}(,\d{3})*|0", text), text
         step = int(text.replace(",", ""))
-        assert first <= step < first + shown
+        assert lo <= step <= hi, (text, lo, hi)
         at = axis.mapFromScene(view.plot.vb.mapViewToScene(QtCore.QPointF(step, 0))).x()
         assert abs(rect.center().x() - at) < 1.0, (text, rect.center().x(), at)
     for (_, left), (_, right) in zip(labels, labels[1:]):
         assert left.right() < right.left()
+    return labels
+
+
+@pytest.mark.parametrize("lo, hi, least", [(-1_200.5, -1_000.5, 2), (-60.5, 40.5, 2), (10.2, 11.8, 1),
+                                           (4.6, 5.4, 1)])
+def test_negative_ranges_and_views_under_two_steps_get_whole_step_labels(qtbot, lo, hi, least):
+    """Panned left of step 0 the labels are negative integers ("-1,100"); zoomed in to under two
+    steps no fractional label appears, only the whole steps inside the view."""
+    view = HeatmapView("h")
+    qtbot.addWidget(view)
+    view.resize(600, 250)
+    view.show()
+    qtbot.waitExposed(view)
+    view.set_data(np.zeros((50, 12), np.float32), (-1, 1), t0=0)
+    view.plot.setXRange(lo, hi, padding=0)
+    QtWidgets.QApplication.processEvents()
+    assert len(checked_step_labels(view, lo, hi)) >= least

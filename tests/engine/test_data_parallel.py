@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import runtime
+from engine import runtime, train
 from engine.data import TextCorpus
 from engine.model import ModelConfig, SequenceModel
 from engine.train import TrainConfig, Trainer
@@ -85,6 +85,7 @@ def test_split_batch_gradients_match_finite_differences(cell):
 
 
 def test_split_batch_matches_torch():
+    """A batch split in two gives PyTorch's float64 loss, gradients and final state."""
     torch = pytest.importorskip("torch")
     from .test_torch_parity import torch_twin
 
@@ -128,6 +129,7 @@ def test_parts_run_at_once_give_the_bits_of_parts_run_in_turn():
 
 
 def test_an_error_in_a_part_reaches_the_caller():
+    """A bad target in the second part, run on the worker thread, raises in the caller."""
     model, inputs, targets, state, _ = make_problem("lstm", 1, "softmax", "onehot", B=4)
     bad = targets.copy()
     bad[3, 0] = -1  # in the second part
@@ -136,6 +138,7 @@ def test_an_error_in_a_part_reaches_the_caller():
 
 
 def test_shards_by_problem_size_only():
+    """A batch is split in two only at H >= 256 with at least 32 rows a part."""
     assert (runtime.SHARD_MIN_HIDDEN, runtime.SHARD_MIN_ROWS) == (256, 32)
     assert runtime.batch_shards(256, 64) == 2
     assert runtime.batch_shards(512, 128) == 2
@@ -145,12 +148,14 @@ def test_shards_by_problem_size_only():
 
 
 def test_parts_run_one_by_one_on_one_core_or_a_busy_machine():
+    """No worker thread without a second core free (one core, or a load above one core)."""
     assert runtime.shard_executor(cores=1, load=0.0) is None
     assert runtime.shard_executor(cores=2, load=1.1) is None  # less than one core free
     assert runtime.shard_executor(cores=2, load=1.0) is not None
 
 
 def test_the_plan_gives_split_batches_one_blas_thread_and_unsplit_ones_blas_threads_for():
+    """Split: 1 BLAS thread a part, at once or in turn by the load; unsplit: blas_threads_for."""
     split = runtime.training_plan(256, 64, cores=2, load=0.0)
     assert (split.shards, split.blas_threads, split.label) == (2, 1, "2 parts at once")
     busy = runtime.training_plan(256, 64, cores=2, load=1.5)
@@ -206,6 +211,18 @@ def counted_loads(monkeypatch, loads: list) -> list:
     return calls
 
 
+def ticking_clock(monkeypatch, tick_s: float) -> None:
+    """Replace the trainer's clock by one that moves on ``tick_s`` seconds at every reading
+    (at a run's start and at each evaluation where the load could be measured again)."""
+    now = [-tick_s]
+
+    def monotonic():
+        now[0] += tick_s
+        return now[0]
+
+    monkeypatch.setattr("engine.train.monotonic", monotonic)
+
+
 def split_trainer(steps=6):
     """A float32 trainer at the data-parallel thresholds (H=256, B=64: two halves), short windows."""
     rng = np.random.default_rng(0)
@@ -229,6 +246,7 @@ def recorded_run(monkeypatch, trainer) -> tuple[list, list]:
 
 
 def test_a_run_measures_the_load_once_and_its_evaluations_reuse_it(monkeypatch):
+    """A plan at its best (parts at once) is never measured again during the run."""
     calls = counted_loads(monkeypatch, [0.0])
     trainer = split_trainer()
     assert trainer.shards == 2
@@ -241,7 +259,9 @@ def test_a_run_measures_the_load_once_and_its_evaluations_reuse_it(monkeypatch):
 
 
 def test_a_run_started_on_a_busy_machine_runs_its_parts_at_once_when_a_core_comes_free(monkeypatch):
+    """Evaluations PLAN_RECHECK_S apart: each one measures the load until a core is free."""
     calls = counted_loads(monkeypatch, [1.5, 1.5, 0.0])
+    ticking_clock(monkeypatch, train.PLAN_RECHECK_S)
     labels, counts = recorded_run(monkeypatch, split_trainer())
     # measured at the start, then at the evaluations after steps 2 and 4; then at its best, no more
     assert calls == [1.5, 1.5, 0.0]
@@ -249,10 +269,16 @@ def test_a_run_started_on_a_busy_machine_runs_its_parts_at_once_when_a_core_come
     assert counts == [1, 1, 1, 2]  # the validation passes at the load measured before each
 
 
-def test_a_run_on_a_machine_that_stays_busy_measures_at_every_evaluation_but_the_last(monkeypatch):
+@pytest.mark.parametrize("tick_s, measured", [(train.PLAN_RECHECK_S, 3), (train.PLAN_RECHECK_S * 0.6, 2),
+                                               (train.PLAN_RECHECK_S * 0.4, 1)])
+def test_a_run_on_a_machine_that_stays_busy_measures_at_most_once_per_recheck_interval(monkeypatch, tick_s,
+                                                                                       measured):
+    """Evaluations after steps 2 and 4 at tick_s, 2 tick_s: measured at the start, then at
+    those at least PLAN_RECHECK_S after the last measurement."""
     calls = counted_loads(monkeypatch, [1.5])
+    ticking_clock(monkeypatch, tick_s)
     labels, _ = recorded_run(monkeypatch, split_trainer(steps=6))
-    assert len(calls) == 3 and labels == ["2 parts in turn"] * 6  # at the start, after steps 2 and 4
+    assert len(calls) == measured and labels == ["2 parts in turn"] * 6
 
 
 def test_the_benchmark_prints_the_plan_its_trainer_ran_with(monkeypatch, capsys):
