@@ -124,7 +124,7 @@ def _ensure_qt_application() -> None:
 
 def _prepare(args):
     """Validate everything and compute the trace: ``(plan, trace, vocab)``; raises _UsageError."""
-    from engine.atomic import check_folder_writable, check_writable
+    from engine.atomic import check_folder_writable, check_target
     from engine.checkpoint import load_char_checkpoint
     from engine.data import load_text
     from engine.errors import CheckpointError, DataError
@@ -179,7 +179,7 @@ def _prepare(args):
     if os.path.isdir(args.out):  # a folder still to be made holds no file yet
         try:
             for path, *_ in _targets(args.out, plan):
-                check_writable(path)
+                check_target(path)  # the folder was tested once above
         except OSError as error:
             raise _UsageError(str(error)) from None
     T = ids.shape[0]
