@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.quantities import QUANTITIES, quantity
 
-from .core.levels import gate_levels
+from .core.levels import gate_levels, nice_ceil
 from .still_parts import cache_still_parts
 
 
@@ -237,13 +237,7 @@ class ColumnImage(pg.GraphicsObject):
 LABEL_GAP_PX = 12  # least room between neighbouring step labels, in pixels
 
 
-def nice_interval(least: float) -> float:
-    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least ``least`` (> 0)."""
-    power = 10.0 ** math.floor(math.log10(least))
-    for mantissa in (1, 2, 5, 10):
-        if mantissa * power >= least * (1 - 1e-12):  # log10 of a power of ten may round below it
-            return mantissa * power
-    return 10 * power
+STEP_MANTISSAS = (1.0, 2.0, 5.0)  # step labels every 1, 2, 5, 10, 20, 50, ... steps
 
 
 class StepAxis(pg.AxisItem):
@@ -268,7 +262,7 @@ class StepAxis(pg.AxisItem):
         metrics = QtGui.QFontMetricsF(self.style["tickFont"] or self.font())
         widest = max(metrics.horizontalAdvance(label) for label in self.tickStrings([minVal, maxVal], 1, 1))
         steps_per_px = abs(maxVal - minVal) / size
-        major = nice_interval(max(levels[0][0], (widest + LABEL_GAP_PX) * steps_per_px, 1))
+        major = nice_ceil(max(levels[0][0], (widest + LABEL_GAP_PX) * steps_per_px, 1), STEP_MANTISSAS)
         minors = [(spacing, 0) for spacing, _ in levels[1:]
                   if 1 <= spacing < major and abs(major / spacing - round(major / spacing)) < 1e-9]
         return [(major, 0), *minors]
@@ -318,6 +312,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             line.setZValue(10)
             line.hide()
             self.plot.addItem(line, ignoreBounds=True)
+        self._bar_levels = levels  # the colour bar's
         self._cursor_step = None  # step the cursor is at (None: hidden)
         self._marked_unit = None  # unit the marker is at (None: hidden)
         scene = self.scene()
@@ -339,14 +334,20 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             levels = gate_levels(self.name, data)
         T, H = data.shape
         self._t0 = int(t0)
+        rows, canvas = self._img.shape[0], self.image.boundingRect()
         self._img = np.array(data.T, dtype=np.float32, order="C")  # (H, T) private copy
         if T and H:
             self.image.set_image(self._img, self._t0, levels, room)
         else:
             self.image.clear()
-        if tuple(self.colorbar.levels()) != tuple(levels):
+        levels = (float(levels[0]), float(levels[1]))
+        if levels != self._bar_levels:
+            self._bar_levels = levels
             self.colorbar.setLevels(levels)
-        self._place_lines()
+        if H != rows:
+            self._place_cursor()
+        if H != rows or self.image.boundingRect() != canvas:
+            self._place_marker()
 
     def displayed_image(self) -> np.ndarray:
         """The drawn array ``(H, T)`` (float32)."""
@@ -359,21 +360,24 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def set_cursor(self, t: int | None) -> None:
         """Vertical line at step ``t`` across the units (None hides it)."""
-        self._cursor_step = t
-        self._place_lines()
+        if t != self._cursor_step:
+            self._cursor_step = t
+            self._place_cursor()
 
     def set_unit_marker(self, unit: int | None) -> None:
         """Horizontal line through ``unit`` across the image (None hides it)."""
-        self._marked_unit = unit
-        self._place_lines()
+        if unit != self._marked_unit:
+            self._marked_unit = unit
+            self._place_marker()
 
-    def _place_lines(self) -> None:
-        H = self._img.shape[0]
-        t, unit = self._cursor_step, self._marked_unit
+    def _place_cursor(self) -> None:
+        H, t = self._img.shape[0], self._cursor_step
         self.cursor.setVisible(t is not None and H > 0)
         if t is not None and H > 0:
             self.cursor.setLine(t, -0.5, t, H - 0.5)
-        drawn = self.image.boundingRect()  # the image's canvas: every step that can be drawn
+
+    def _place_marker(self) -> None:
+        unit, drawn = self._marked_unit, self.image.boundingRect()  # the image's canvas: every step that can be drawn
         self.unit_marker.setVisible(unit is not None and not drawn.isEmpty())
         if unit is not None and not drawn.isEmpty():  # across the canvas: it stays put while stepping
             self.unit_marker.setLine(drawn.left(), unit, drawn.right(), unit)

@@ -8,7 +8,8 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.plots import HeatmapView, colormap_for, value_colours
+from lstmviz.core.levels import nice_ceil
+from lstmviz.plots import STEP_MANTISSAS, HeatmapView, colormap_for, value_colours
 
 
 def canvas_rgb(view: HeatmapView, columns) -> np.ndarray:
@@ -176,3 +177,9 @@ def test_negative_ranges_and_views_under_two_steps_get_whole_step_labels(qtbot, 
     view.plot.setXRange(lo, hi, padding=0)
     QtWidgets.QApplication.processEvents()
     assert len(checked_step_labels(view, lo, hi)) >= least
+
+
+@pytest.mark.parametrize("least, expected", [(1.0, 1.0), (1.01, 2.0), (2.2, 5.0), (7.0, 10.0), (26.0, 50.0),
+                                             (1000.0, 1000.0), (1001.0, 2000.0)])
+def test_step_labels_are_spaced_by_1_2_or_5_times_a_power_of_ten(least, expected):
+    assert nice_ceil(least, STEP_MANTISSAS) == expected
