@@ -22,7 +22,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from engine.quantities import QUANTITIES, quantity
 
-from .core.levels import gate_levels
+from .core.levels import gate_levels, nice_ceil
 from .still_parts import cache_still_parts
 
 
@@ -101,6 +101,8 @@ class ColumnImage(pg.GraphicsObject):
         self.qimage = None  # QImage over ``_canvas`` (shares its memory)
         self.colours_written = 0
         self.painted_area = 0.0
+        self._cursor = None  # item column of the cursor line (None: none)
+        self._cursor_pen = QtGui.QPen()
 
     # --- ImageItem's interface for ColorBarItem ----------------------------------------------
     def setLevels(self, levels, update: bool = True) -> None:  # noqa: N802 - pyqtgraph's name
@@ -162,6 +164,23 @@ class ColumnImage(pg.GraphicsObject):
         columns = np.flatnonzero(changed)  # (n,) image columns
         self._colour(columns)
         self._update_columns(sorted(gone + (columns + t0).tolist()))
+
+    def set_cursor(self, column: int | None, pen: QtGui.QPen | None = None) -> None:
+        """A vertical line through item column ``column`` across the rows, drawn with ``pen``
+        over the cells (None: no line). Drawn by this item, a moved cursor repaints the old and
+        the new column only, in the same repaint as the cells (no item of its own to move)."""
+        if pen is not None:
+            self._cursor_pen = pen
+        if column != self._cursor:
+            moved = [c for c in (self._cursor, column) if c is not None]
+            self._cursor = column
+            if self._canvas.size:
+                self._update_columns(sorted(set(moved)))
+
+    @property
+    def cursor(self) -> int | None:
+        """Item column of the cursor line, or None."""
+        return self._cursor
 
     def clear(self) -> None:
         """Show nothing."""
@@ -232,18 +251,17 @@ class ColumnImage(pg.GraphicsObject):
             painter.drawImage(drawn, self.qimage.copy(self._t0 - self._first, 0, T, H))
         else:
             painter.drawImage(self.boundingRect(), self.qimage)
+        if self._cursor is not None:
+            painter.setPen(self._cursor_pen)
+            painter.drawLine(QtCore.QLineF(self._cursor, -0.5, self._cursor, H - 0.5))
 
+
+CURSOR_PEN = pg.mkPen((255, 255, 255, 220), width=1.5)  # the heatmaps' cursor line
 
 LABEL_GAP_PX = 12  # least room between neighbouring step labels, in pixels
 
 
-def nice_interval(least: float) -> float:
-    """The smallest of 1, 2, 5, 10, 20, 50, ... that is at least ``least`` (> 0)."""
-    power = 10.0 ** math.floor(math.log10(least))
-    for mantissa in (1, 2, 5, 10):
-        if mantissa * power >= least * (1 - 1e-12):  # log10 of a power of ten may round below it
-            return mantissa * power
-    return 10 * power
+STEP_MANTISSAS = (1.0, 2.0, 5.0)  # step labels every 1, 2, 5, 10, 20, 50, ... steps
 
 
 class StepAxis(pg.AxisItem):
@@ -268,7 +286,7 @@ class StepAxis(pg.AxisItem):
         metrics = QtGui.QFontMetricsF(self.style["tickFont"] or self.font())
         widest = max(metrics.horizontalAdvance(label) for label in self.tickStrings([minVal, maxVal], 1, 1))
         steps_per_px = abs(maxVal - minVal) / size
-        major = nice_interval(max(levels[0][0], (widest + LABEL_GAP_PX) * steps_per_px, 1))
+        major = nice_ceil(max(levels[0][0], (widest + LABEL_GAP_PX) * steps_per_px, 1), STEP_MANTISSAS)
         minors = [(spacing, 0) for spacing, _ in levels[1:]
                   if 1 <= spacing < major and abs(major / spacing - round(major / spacing)) < 1e-9]
         return [(major, 0), *minors]
@@ -307,17 +325,16 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.colorbar = pg.ColorBarItem(values=levels, colorMap=colormap_for(name, colorblind),
                                         interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
-        # The cursor and unit marker are plain Qt line items across the image (set_cursor,
-        # set_unit_marker): moving one per step calls no Python while Qt repaints it.
-        self.cursor = QtWidgets.QGraphicsLineItem()
-        self.cursor.setPen(pg.mkPen((255, 255, 255, 220), width=1.5))
+        # The cursor is drawn by the image (set_cursor): a step repaints one strip, the new column
+        # and the cursor's old and new places, with no item of its own to move. The unit marker is
+        # a plain Qt line item across the image (set_unit_marker): Qt repaints it without Python.
         self.unit_marker = QtWidgets.QGraphicsLineItem()
         self.unit_marker.setPen(pg.mkPen((255, 80, 80, 200), width=1))  # solid: a dash pattern's phase
         # differs between a repaint of a thin strip and of the whole line, leaving broken dashes
-        for line in (self.cursor, self.unit_marker):
-            line.setZValue(10)
-            line.hide()
-            self.plot.addItem(line, ignoreBounds=True)
+        self.unit_marker.setZValue(10)
+        self.unit_marker.hide()
+        self.plot.addItem(self.unit_marker, ignoreBounds=True)
+        self._bar_levels = levels  # the colour bar's
         self._cursor_step = None  # step the cursor is at (None: hidden)
         self._marked_unit = None  # unit the marker is at (None: hidden)
         scene = self.scene()
@@ -339,14 +356,20 @@ class HeatmapView(pg.GraphicsLayoutWidget):
             levels = gate_levels(self.name, data)
         T, H = data.shape
         self._t0 = int(t0)
+        rows, canvas = self._img.shape[0], self.image.boundingRect()
         self._img = np.array(data.T, dtype=np.float32, order="C")  # (H, T) private copy
         if T and H:
             self.image.set_image(self._img, self._t0, levels, room)
         else:
             self.image.clear()
-        if tuple(self.colorbar.levels()) != tuple(levels):
+        levels = (float(levels[0]), float(levels[1]))
+        if levels != self._bar_levels:
+            self._bar_levels = levels
             self.colorbar.setLevels(levels)
-        self._place_lines()
+        if H != rows:
+            self._place_cursor()
+        if H != rows or self.image.boundingRect() != canvas:
+            self._place_marker()
 
     def displayed_image(self) -> np.ndarray:
         """The drawn array ``(H, T)`` (float32)."""
@@ -359,21 +382,22 @@ class HeatmapView(pg.GraphicsLayoutWidget):
 
     def set_cursor(self, t: int | None) -> None:
         """Vertical line at step ``t`` across the units (None hides it)."""
-        self._cursor_step = t
-        self._place_lines()
+        if t != self._cursor_step:
+            self._cursor_step = t
+            self._place_cursor()
 
     def set_unit_marker(self, unit: int | None) -> None:
         """Horizontal line through ``unit`` across the image (None hides it)."""
-        self._marked_unit = unit
-        self._place_lines()
+        if unit != self._marked_unit:
+            self._marked_unit = unit
+            self._place_marker()
 
-    def _place_lines(self) -> None:
-        H = self._img.shape[0]
-        t, unit = self._cursor_step, self._marked_unit
-        self.cursor.setVisible(t is not None and H > 0)
-        if t is not None and H > 0:
-            self.cursor.setLine(t, -0.5, t, H - 0.5)
-        drawn = self.image.boundingRect()  # the image's canvas: every step that can be drawn
+    def _place_cursor(self) -> None:
+        t = self._cursor_step
+        self.image.set_cursor(t if self._img.shape[0] > 0 else None, CURSOR_PEN)
+
+    def _place_marker(self) -> None:
+        unit, drawn = self._marked_unit, self.image.boundingRect()  # the image's canvas: every step that can be drawn
         self.unit_marker.setVisible(unit is not None and not drawn.isEmpty())
         if unit is not None and not drawn.isEmpty():  # across the canvas: it stays put while stepping
             self.unit_marker.setLine(drawn.left(), unit, drawn.right(), unit)

@@ -12,38 +12,27 @@ With ``reserve`` (a text as wide as the readout should ever be), the width is fi
 text's and never grows, so the layout never depends on the length of what is shown: a wider
 text is elided ("…") and shown whole in the tooltip. ``text()`` is always the whole text.
 
-Measuring a rich text (``sizeHint``) lays it out as a document, the costly part of showing it.
-A readout that already has room skips that for a one-line text with inline markup only (``<b>``,
-``<i>``, ``<span>``, bare or with a style setting colours only): its width is then that of its
-plain parts in the label's font and of its bold parts in bold (with ``FIT_SLACK_PX`` to spare for
-kerning across them); if that fits, its size stays as it is. Any other markup, a style setting a
-font's size, weight or family included, is measured laid out.
+A rich text (inline markup such as ``<b>``) cannot be elided: with a ``reserve`` it is shown as
+it is, cut at the reserved width, and never measured (``sizeHint`` lays a rich text out as a
+document, the costly part of showing it), so a rich ``reserve`` as wide as the texts it stands
+for (e.g. the Current step panel's titles) keeps a step from laying anything out to measure it.
+Without a reserve, each new text is measured.
 """
 
 from __future__ import annotations
 
-import html
-import re
-
 from PySide6 import QtCore, QtGui, QtWidgets
-
-_COLOUR = r"\s*(?:background-)?color\s*:[^;:\"'<>]*;?"  # one colour declaration
-COLOUR_STYLE = rf"""(?:\s+style\s*=\s*(?:"(?:{_COLOUR})*\s*"|'(?:{_COLOUR})*\s*'))?\s*"""  # none, or colours only
-INLINE_TAGS = re.compile(rf"<(?:b|i|span){COLOUR_STYLE}>|</(?:b|i|span)\s*>")  # markup that keeps one line in
-# the label's font family and size: a style setting anything but colours (font-size, font-family, ...) may widen it
-BOLD = re.compile(rf"<b{COLOUR_STYLE}>(.*?)</b>")  # a bold part (not nested: the readouts' titles)
-FIT_SLACK_PX = 2
 
 
 class Readout(QtWidgets.QLabel):
     """A QLabel whose fixed size grows to fit the widest text shown so far (never shrinks), or
-    with ``reserve`` stays as wide as that text and elides wider ones (module docstring)."""
+    with ``reserve`` (plain or rich text) stays the size of that text and elides wider plain
+    texts (module docstring)."""
 
     def __init__(self, text: str = "", parent: QtWidgets.QWidget | None = None, reserve: str | None = None):
         super().__init__(parent)
         self._reserve = reserve
         self._reserved = None  # (width of the reserve, fixed size) in the current font, once measured
-        self._metrics = None  # (metrics of the current font, the same in bold), once needed
         self._text = None
         self._tip = ""  # the tooltip set by the owner; an elided text is added below it
         self.setText(text)
@@ -63,19 +52,36 @@ class Readout(QtWidgets.QLabel):
         self._show()
         self._fit()
 
+    def set_reserve(self, reserve: str | None) -> None:
+        """Fix the size at that of ``reserve`` from now on (None: grow to fit instead)."""
+        if reserve != self._reserve:
+            self._reserve, self._reserved = reserve, None
+            self._show()
+            self._fit()
+
     def _reserved_size(self) -> tuple:
-        """``(width of the reserve text, fixed size)`` in the current font (measured once per font)."""
+        """``(width of the reserve text, fixed size)`` in the current font (measured once per font;
+        a rich reserve as laid out, in a label like this one)."""
         if self._reserved is None:
-            metrics, margins = self.fontMetrics(), self.contentsMargins()
-            width = metrics.horizontalAdvance(self._reserve)
-            self._reserved = (width, QtCore.QSize(width + margins.left() + margins.right() + 2 * self.margin(),
-                                                  self.sizeHint().height()))
+            margins = self.contentsMargins()
+            if QtGui.Qt.mightBeRichText(self._reserve):
+                probe = QtWidgets.QLabel(self._reserve)
+                probe.setFont(self.font())
+                probe.setMargin(self.margin())
+                probe.setContentsMargins(margins)
+                hint = probe.sizeHint()
+                width = hint.width() - margins.left() - margins.right() - 2 * self.margin()
+            else:
+                width = self.fontMetrics().horizontalAdvance(self._reserve)
+                hint = QtCore.QSize(width + margins.left() + margins.right() + 2 * self.margin(),
+                                    self.sizeHint().height())
+            self._reserved = (width, hint)
         return self._reserved
 
     def _show(self) -> None:
-        """Show the text, elided to the reserved width when there is one."""
+        """Show the text, elided to the reserved width when there is one (plain texts only)."""
         shown = self._text
-        if self._reserve is not None:
+        if self._reserve is not None and not QtGui.Qt.mightBeRichText(shown):
             width = self._reserved_size()[0]
             metrics = self.fontMetrics()
             if metrics.horizontalAdvance(shown) > width:
@@ -94,41 +100,16 @@ class Readout(QtWidgets.QLabel):
             if self.minimumSize() != needed or self.maximumSize() != needed:
                 self.setFixedSize(needed)
             return
-        if self._fits_as_it_is():
-            return
         hint = self.sizeHint()
         needed = QtCore.QSize(max(hint.width(), self.minimumWidth()), max(hint.height(), self.minimumHeight()))
         if self.minimumSize() != needed or self.maximumSize() != needed:
             self.setFixedSize(needed)
-
-    def _fits_as_it_is(self) -> bool:
-        """Whether the text fits the readout's fixed size without laying it out: one line
-        (plain, or rich with inline tags only) whose plain and bold parts (module docstring)
-        fit its width with ``FIT_SLACK_PX`` to spare."""
-        if self.minimumSize() != self.maximumSize() or not self._text:
-            return False
-        parts = [(self._text, False)]  # (text, bold)
-        if QtGui.Qt.mightBeRichText(self._text):
-            pieces = BOLD.split(self._text)  # plain, bold, plain, bold, ..., plain
-            parts = [(INLINE_TAGS.sub("", piece), k % 2 == 1) for k, piece in enumerate(pieces)]
-            if any("<" in piece for piece, _ in parts):
-                return False  # other markup may change the size (headings, breaks, tables)
-            parts = [(html.unescape(piece), bold) for piece, bold in parts]
-        if any("\n" in piece for piece, _ in parts):
-            return False
-        if self._metrics is None:
-            bold = QtGui.QFont(self.font())
-            bold.setBold(True)
-            self._metrics = (QtGui.QFontMetricsF(self.font()), QtGui.QFontMetricsF(bold))
-        width = sum(self._metrics[bold].horizontalAdvance(piece) for piece, bold in parts)
-        return width + FIT_SLACK_PX <= self.contentsRect().width() - 2 * self.margin()
 
     def changeEvent(self, event: QtCore.QEvent) -> None:  # noqa: N802 - Qt's name
         super().changeEvent(event)
         if event.type() in (QtCore.QEvent.FontChange, QtCore.QEvent.StyleChange) and self._text is not None:
             self.setMinimumSize(0, 0)  # measure afresh in the new font
             self._reserved = None
-            self._metrics = None
             self._show()
             self._fit()
 

@@ -65,6 +65,7 @@ class Session(QtCore.QObject):
     stepped = QtCore.Signal(int)
     selection_changed = QtCore.Signal(int, int, int)  # layer, unit, step (-1: none)
     colormap_changed = QtCore.Signal(bool)  # colour-blind maps on/off
+    levels_changed = QtCore.Signal()  # the cell-state levels (``levels("c", layer)``) arrived from the pass
     brushed = QtCore.Signal(int, int)  # the brushed span [start, end) of steps; (0, 0): none
     quantity_requested = QtCore.Signal(str)  # colour the text by this quantity (h, c or a gate)
     message = QtCore.Signal(str)  # information for the status bar
@@ -555,7 +556,7 @@ class Session(QtCore.QObject):
             return
         if kind == "levels":
             self.cell_levels, self._levels_pending = payload, False
-            self.colormap_changed.emit(self.colorblind)  # the views recolour with the new levels
+            self.levels_changed.emit()  # the views drawn with the levels recolour
             return
         j, rows = payload  # first checkpoint index, (n, L, S, H)
         stepper.accept(j, rows)

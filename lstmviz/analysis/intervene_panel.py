@@ -228,6 +228,7 @@ class InterventionPanel(AnalysisPanel):
         session.text_changed.connect(self.refresh_soon)
         session.stepped.connect(self._on_stepped)
         session.colormap_changed.connect(self._draw_window)
+        session.levels_changed.connect(self._draw_window)
         self.seed.valueChanged.connect(self._window_timer.start)
         self._on_model_changed()
         self._show_list()

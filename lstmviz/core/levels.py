@@ -18,12 +18,13 @@ MIN_CELL_LEVEL = 1e-6  # smallest half-range of the cell-state levels
 CELL_LEVEL_PERCENTILE = 90.0  # |c| percentile that sets the cell-state half-range (see gate_levels)
 
 
-def nice_ceil(x: float) -> float:
-    """Smallest number of the form {1, 2, 2.5, 5} x 10^k that is >= ``x`` (``x`` > 0)."""
+def nice_ceil(x: float, mantissas: tuple = (1.0, 2.0, 2.5, 5.0)) -> float:
+    """Smallest number of the form m x 10^k, m one of ``mantissas`` (in [1, 10), ascending),
+    that is >= ``x`` (``x`` > 0); by default m is 1, 2, 2.5 or 5."""
     exponent = math.floor(math.log10(x))
-    for mantissa in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for mantissa in (*mantissas, 10.0):
         value = mantissa * 10.0**exponent
-        if value >= x * (1 - 1e-12):
+        if value >= x * (1 - 1e-12):  # log10 of a power of ten may round below it
             return value
     return 10.0 ** (exponent + 1)
 

@@ -24,6 +24,7 @@ class LessonFocus(QtCore.QObject):
         session.stepped.connect(self._on_stepped)
         session.model_changed.connect(self.changed)
         session.colormap_changed.connect(self.changed)
+        session.levels_changed.connect(self.changed)
 
     def position(self) -> tuple | None:
         """``(layer, unit, step)`` to explain, or None (no model, no unit selected, or no step taken)."""

@@ -99,6 +99,7 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
         session.stepped.connect(self._on_stepped)  # also follows every model or text change
         session.selection_changed.connect(self._on_selection_changed)
         session.colormap_changed.connect(self._on_colormap_changed)
+        session.levels_changed.connect(self.refresh_soon)
         self._on_model_changed()
 
     # --- session -> views ---------------------------------------------------------------------
@@ -157,7 +158,8 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
             self._units = H
             for view in self.views.values():
                 view.plot.setYRange(-0.5, H - 0.5, padding=0)
-        self._on_selection_changed(s.layer, s.unit, s.selected_step)
+        for view in self.views.values():
+            view.set_unit_marker(s.unit if s.unit >= 0 else None)
 
     def label_time_axis(self, *_):
         """Name each visible step by its character (``session.label``) when zoomed in to at most
@@ -191,7 +193,7 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
             view.set_unit_marker(unit if unit >= 0 else None)
 
     def _on_colormap_changed(self, colorblind: bool):
-        """The colormaps or the levels changed (the cell state's arrive from the pass worker)."""
+        """The colour-blind maps were switched on or off."""
         for view in self.views.values():
             view.set_colorblind(colorblind)
         self.refresh_soon()

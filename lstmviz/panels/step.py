@@ -43,7 +43,8 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
     def __init__(self, session: Session, parent=None):
         super().__init__(parent)
         self.session = session
-        self.vectors_title = Readout()  # changes every step: a fixed size, so no layout follows
+        # change every step: the size of the widest title (``_on_model_changed``), so no layout follows
+        self.vectors_title = Readout()
         self.predictions_title = Readout()
         titles = QtWidgets.QHBoxLayout()
         titles.setContentsMargins(6, 2, 6, 2)  # room below a glyph that sits low ("␣")
@@ -76,7 +77,11 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             item.setTransform(QtGui.QTransform.fromScale(STRIP_WIDTH, 1))  # placed at its column by setPos
             self.vectors.addItem(item)
             self.strips[name] = item
-        self.unit_marker = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen((255, 80, 80), width=1.5))
+        # a plain Qt line item (set_unit below): Qt repaints it with the strips without calling Python
+        self.unit_marker = QtWidgets.QGraphicsLineItem()
+        self.unit_marker.setPen(pg.mkPen((255, 80, 80), width=1.5))
+        self.unit_marker.setZValue(10)
+        self.unit_marker.hide()
         self.vectors.addItem(self.unit_marker, ignoreBounds=True)
 
         self.predictions = self.plots.addPlot(row=0, col=1)
@@ -103,9 +108,11 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self._predicted = CharacterPredictions  # the right-hand plot's kind, by ``session.sequence``
 
         session.model_changed.connect(self._on_model_changed)
+        session.text_changed.connect(self._reserve_titles)
         session.stepped.connect(self.refresh_soon)  # also follows every model or text change
         session.selection_changed.connect(self.refresh_soon)
         session.colormap_changed.connect(self._on_colormap_changed)
+        session.levels_changed.connect(self.refresh_soon)
         self._on_model_changed()
 
     def _on_model_changed(self):
@@ -116,6 +123,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         if layout == self._layout:
             return  # new weights for the same text model (e.g. while training): nothing to rebuild
         self._layout = layout
+        self._reserve_titles()
         H = max(s.hidden_size, 1)
         for name, item in self.strips.items():
             item.setVisible(name in s.names)
@@ -123,11 +131,18 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
                 item.setPos(s.names.index(name), 0)
         self.vectors.getAxis("bottom").setTicks([list(enumerate(s.names))])
         self.vectors.setXRange(-0.5, max(len(s.names), 1) - 0.5, padding=0)
+        self.unit_marker.setLine(-0.5, 0, max(len(s.names), 1) - 0.5, 0)  # placed at the unit by setY
         self.vectors.setYRange(-0.5, H - 0.5, padding=0)
         self.setToolTip("Left: the selected layer's vectors at the current step (one column each, "
                         f"unit 0 at the top). Right: {self._predicted.TOOLTIP}.")
         self._predicted.set_axes(self, s)
         self._apply_colormaps(s.colorblind)
+
+    def _reserve_titles(self, *_):
+        """Size the titles for the widest ones this model and sequence can give (a new text
+        may have more steps or longer labels)."""
+        self.vectors_title.set_reserve(vectors_reserve(self.session))
+        self.predictions_title.set_reserve(self._predicted.RESERVE)
 
     def _apply_colormaps(self, colorblind: bool):
         for name, item in self.strips.items():
@@ -159,12 +174,19 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.strips[name].set_image(column, 0, s.levels(name, s.layer))
         shown = s.sequence.shown(t - 1)
         self.vectors_title.setText(f"{step_label(t - 1)}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
-        if s.unit >= 0:
-            self.unit_marker.setValue(s.unit)
-            self.unit_marker.show()
-        else:
-            self.unit_marker.hide()
+        self.unit_marker.setY(max(s.unit, 0))
+        self.unit_marker.setVisible(s.unit >= 0)
         self._predicted.show(self, s, window.outputs[0], t)  # (V,) or (K,)
+
+
+def vectors_reserve(s: Session) -> str:
+    """A vectors title as wide as the widest the panel shows for ``s``'s model and sequence
+    (``refresh``): the last step, the longest label (in wide letters), the last layer."""
+    if s.sequence.predicts_characters:
+        longest = max((len(display_char(ch)) for ch in s.vocab.chars), default=1) if s.vocab is not None else 1
+    else:
+        longest = max((len(label) for label in s.sequence.labels), default=1)
+    return f"{step_label(max(s.steps, 1) - 1)}: <b>{'W' * longest}</b> &nbsp; layer {max(s.num_layers, 1) - 1}"
 
 
 class CharacterPredictions:
@@ -172,6 +194,7 @@ class CharacterPredictions:
 
     TOOLTIP = "the most likely next characters; the red bar is the character that actually comes next"
     EMPTY_TITLE = "next character"
+    RESERVE = "next: <b>WW</b> (p=0.000, not in top 10)"  # as wide as the widest title (``show``)
 
     @staticmethod
     def layout(s: Session) -> tuple:
@@ -223,6 +246,7 @@ class ValuePredictions:
 
     TOOLTIP = "the predicted next values (blue) against the actual ones (red), by steps ahead"
     EMPTY_TITLE = "next value"
+    RESERVE = "next (scaled): <b>predicted -0.000e+00</b> &nbsp; <b>actual -0.000e+00</b>"  # the widest title
 
     @staticmethod
     def layout(s: Session) -> tuple:
@@ -278,6 +302,7 @@ class NoPredictions:
 
     TOOLTIP = "nothing: this model has no output layer, so it makes no predictions"
     EMPTY_TITLE = "no predictions: this model has no output layer"
+    RESERVE = EMPTY_TITLE
 
     @staticmethod
     def layout(s: Session) -> tuple:

@@ -98,6 +98,7 @@ class TextPanel(QtWidgets.QWidget):
         session.stepped.connect(self.recolour)
         session.selection_changed.connect(self.invalidate)
         session.colormap_changed.connect(self._on_colormap_changed)
+        session.levels_changed.connect(self.invalidate)
         self._offer_cell_quantities()
         session.quantity_requested.connect(self.set_quantity)
         self._on_session_text()

@@ -8,7 +8,8 @@ import pyqtgraph as pg
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.plots import HeatmapView, colormap_for, value_colours
+from lstmviz.core.levels import nice_ceil
+from lstmviz.plots import STEP_MANTISSAS, HeatmapView, colormap_for, value_colours
 
 
 def canvas_rgb(view: HeatmapView, columns) -> np.ndarray:
@@ -176,3 +177,39 @@ def test_negative_ranges_and_views_under_two_steps_get_whole_step_labels(qtbot, 
     view.plot.setXRange(lo, hi, padding=0)
     QtWidgets.QApplication.processEvents()
     assert len(checked_step_labels(view, lo, hi)) >= least
+
+
+@pytest.mark.parametrize("least, expected", [(1.0, 1.0), (1.01, 2.0), (2.2, 5.0), (7.0, 10.0), (26.0, 50.0),
+                                             (1000.0, 1000.0), (1001.0, 2000.0)])
+def test_step_labels_are_spaced_by_1_2_or_5_times_a_power_of_ten(least, expected):
+    assert nice_ceil(least, STEP_MANTISSAS) == expected
+
+
+def test_the_cursor_is_drawn_at_its_step_and_moving_it_repaints_two_columns(qtbot, heatmap):
+    """The cursor is a light line through its step's cells; moved a step, it repaints its old
+    and new columns only, and the line leaves the old column."""
+    H, W = 16, 50
+    values = np.full((W, H), -1.0, np.float32)  # (T, H): the diverging map's dark blue end everywhere
+    heatmap.plot.setXRange(-0.5, W - 0.5, padding=0)
+    heatmap.plot.setYRange(-0.5, H - 0.5, padding=0)
+    heatmap.set_data(values, (-1, 1), t0=0, room=W)
+    heatmap.set_cursor(20)
+    settle(heatmap.image)
+    vb, viewport = heatmap.plot.vb, heatmap.viewport()
+
+    def brightness(step) -> int:
+        """The brightest pixel (sum of R, G, B) within a pixel of step ``step``'s centre, mid-height."""
+        point = heatmap.mapFromScene(vb.mapViewToScene(QtCore.QPointF(step, H / 2)))
+        image = viewport.grab().toImage()
+        return max(sum(image.pixelColor(x, point.y()).getRgb()[:3]) for x in range(point.x() - 1, point.x() + 2))
+
+    assert brightness(20) > brightness(25) + 200  # the line, over the cells' colour
+    painted = heatmap.image.painted_area
+    heatmap.set_cursor(21)
+    qtbot.waitUntil(lambda: heatmap.image.painted_area > painted)
+    settle(heatmap.image)
+    assert heatmap.image.painted_area - painted <= 2 * 2 * H  # the old and the new column (and their edges)
+    assert brightness(21) > brightness(20) + 200 and abs(brightness(20) - brightness(25)) < 30
+    heatmap.set_cursor(None)
+    settle(heatmap.image)
+    assert abs(brightness(21) - brightness(25)) < 30

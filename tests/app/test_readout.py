@@ -1,7 +1,6 @@
 """Readouts: labels that change many times a second must not make the main window lay out
 all its docks again on every change (what a plain QLabel does)."""
 
-import pytest
 from PySide6 import QtCore, QtWidgets
 
 from lstmviz.readout import Readout
@@ -86,53 +85,29 @@ class MeasuredReadout(Readout):
         return super().sizeHint()
 
 
-def test_a_readout_with_room_shows_new_rich_texts_without_laying_them_out_to_measure(qtbot):
-    """Stepping shows a new rich title each time: once the readout is as wide as they need,
-    it neither measures them nor changes size; a text needing more room is measured and fits."""
-    readout = MeasuredReadout("step 999999: <b>W</b> &nbsp; layer 0")
+def test_a_readout_with_a_rich_reserve_shows_new_rich_texts_without_laying_them_out_to_measure(qtbot):
+    """Stepping shows a new rich title each time: a readout sized by a rich reserve neither
+    measures them nor changes size; it is as large as the reserve laid out in a plain label."""
+    reserve = "step 999999: <b>WW</b> &nbsp; layer 9"
+    readout = MeasuredReadout("step 1: <b>a</b> &nbsp; layer 0", reserve=reserve)
     qtbot.addWidget(readout)
     readout.show()
     size = readout.size()
-    assert size.width() >= QtWidgets.QLabel(readout.text()).sizeHint().width()
+    assert size == QtWidgets.QLabel(reserve).sizeHint()
     readout.measured = 0
     for step, char in enumerate("abcdefgh"):
         readout.setText(f"step {1000 + step}: <b>{char}</b> &nbsp; layer 0")
     assert readout.measured == 0 and readout.size() == size
-    readout.setText("step 1000: <b>a</b> &nbsp; layer 0 <big>big</big>")  # other markup: measured
-    assert readout.measured == 1
-    longer = "step 1000000000: <b style='color:#dc3c3c'>W</b> &nbsp; layer 0"
-    readout.setText(longer)
-    assert readout.width() > size.width()
-    assert readout.width() >= QtWidgets.QLabel(longer).sizeHint().width()  # it fits as laid out
+    assert readout.text() == "step 1007: <b>h</b> &nbsp; layer 0"
 
 
-ROOMY = "i" * 30 + "W" * 10 + "iii"  # the unstyled text below, and some room to spare
-
-
-@pytest.mark.parametrize("style", ["font-size:24pt", "font-weight:bold", "font-family:monospace",
-                                   "color:#dc3c3c; font-size:24pt"])
-def test_a_span_styled_to_widen_its_text_is_measured_and_fits(qtbot, style):
-    """A span setting a font's size, weight or family is not estimated in the label's font (it
-    would be clipped): the readout measures it and grows to fit it as laid out."""
-    readout = MeasuredReadout(ROOMY)
+def test_a_new_reserve_resizes_the_readout_and_none_lets_it_grow(qtbot):
+    readout = Readout("<b>x</b>", reserve="<b>W</b>")
     qtbot.addWidget(readout)
-    readout.show()
-    styled = f"<span style='{style}'>{'i' * 30 + 'W' * 10}</span>"
-    needed = QtWidgets.QLabel(styled).sizeHint().width()
-    assert needed > readout.width()  # the styled text needs more room than the readout has
-    readout.measured = 0
-    readout.setText(styled)
-    assert readout.measured >= 1
-    assert readout.width() >= needed
-
-
-@pytest.mark.parametrize("markup", ["<span>{}</span>", "<span style='color:#dc3c3c'>{}</span>",
-                                    "<span style=\"color: red; background-color: #102030;\">{}</span>"])
-def test_a_bare_or_colour_only_span_is_shown_without_measuring(qtbot, markup):
-    readout = MeasuredReadout(ROOMY)
-    qtbot.addWidget(readout)
-    readout.show()
-    size = readout.size()
-    readout.measured = 0
-    readout.setText(markup.format("i" * 30 + "W" * 10))
-    assert readout.measured == 0 and readout.size() == size
+    narrow = readout.width()
+    readout.set_reserve("<b>WWWWWWWWWW</b>")
+    assert readout.width() > narrow
+    readout.set_reserve(None)
+    wide = "a much longer text than any reserve so far"
+    readout.setText(wide)
+    assert readout.width() >= QtWidgets.QLabel(wide).sizeHint().width()

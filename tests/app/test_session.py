@@ -229,7 +229,7 @@ def test_a_far_seek_during_the_first_pass_waits_for_it_and_lands_exactly(session
 
 def test_opening_or_editing_a_text_runs_no_long_forward_on_the_gui_thread(session, qtbot, model, vocab, monkeypatch):
     """``set_model`` / ``set_text`` trace no step on the GUI thread for the colour levels: the
-    pass worker computes them from the first LEVEL_STEPS_MAX steps and ``colormap_changed``
+    pass worker computes them from the first LEVEL_STEPS_MAX steps and ``levels_changed``
     announces them; an edit after those steps keeps them, tracing at most one block."""
     import threading
 
@@ -247,7 +247,7 @@ def test_opening_or_editing_a_text_runs_no_long_forward_on_the_gui_thread(sessio
     monkeypatch.setattr(SequenceModel, "trace", counted)
     s, text = session, TEXT * 300
     announced = []
-    s.colormap_changed.connect(announced.append)
+    s.levels_changed.connect(lambda: announced.append(True))
     s.set_model(model, vocab)
     s.set_text(text)
     assert all(n <= 1 for n in on_gui)  # only the Stepper's one-step shape probe

@@ -1,0 +1,108 @@
+"""What a step repaints, counted (never timed): the repainted regions of the heatmaps and the
+text stay as small at the end of a long text as at its start, the step panel's titles are never
+measured while stepping, and the cell-state levels redraw only the views drawn with them."""
+
+import numpy as np
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from lstmviz.panels.gates import WINDOW
+from lstmviz.readout import Readout
+
+from .conftest import TEXT
+from .test_gui_stepping import NAMES, PaintRegions
+
+LONG = TEXT * 120  # ~8,000 steps: many drawn windows long
+
+
+def settle() -> None:
+    for _ in range(10):
+        QtWidgets.QApplication.processEvents()
+
+
+def step_regions(window, s, widgets: list, steps: int = 8) -> dict:
+    """The regions each of ``widgets`` repaints over ``steps`` steps (one turn of the event loop each)."""
+    regions = PaintRegions(*widgets)
+    for _ in range(steps):
+        assert s.step()
+        QtWidgets.QApplication.processEvents()
+    for widget in widgets:
+        widget.removeEventFilter(regions)
+    return regions.regions
+
+
+def px_per_step(view) -> float:
+    vb = view.plot.vb
+    return vb.mapViewToScene(QtCore.QPointF(1, 0)).x() - vb.mapViewToScene(QtCore.QPointF(0, 0)).x()
+
+
+def test_a_step_repaints_a_column_and_the_cursor_of_each_heatmap_and_a_line_of_text_whatever_the_position(
+        window, qtbot):
+    """Per step each heatmap repaints one rectangle at most two steps and a cursor's width wide
+    (the new column, the cursor's old and new places; never the whole image or view) and the
+    text one or two lines, as many pixels at the end of a long text as at its start."""
+    s = window.session
+    s.set_text(LONG)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    s.select(0, 3, -1)  # the text coloured by a unit: every character on screen has a selection
+    views = window.panel("gates").views
+    heatmaps = [views[n].viewport() for n in NAMES]
+    text = window.panel("text").editor.viewport()
+    line = QtGui.QFontMetricsF(window.panel("text").editor.font()).lineSpacing()
+    widths = {}
+    for start in (WINDOW + 10, len(LONG) - 20):  # near the start and at the end of the text
+        s.seek(start)
+        settle()
+        regions = step_regions(window, s, heatmaps + [text])
+        for name, viewport in zip(NAMES, heatmaps):
+            assert len(regions[viewport]) >= 8, name  # a repaint per step
+            bound = 2 * px_per_step(views[name]) + 8  # the column and a 1.5 px cursor, antialiasing margins
+            assert all(r.boundingRect().width() <= bound for r in regions[viewport]), (name, start)
+            assert all(r.boundingRect().height() <= viewport.height() for r in regions[viewport])
+        assert regions[text] and all(r.boundingRect().height() <= 2 * line + 8 for r in regions[text]), start
+        widths[start] = [r.boundingRect().width() for v in heatmaps for r in regions[v]]
+    assert max(widths[len(LONG) - 20]) <= max(widths[WINDOW + 10]) + 2  # the position changes nothing
+
+
+def test_the_step_titles_are_never_measured_while_stepping(window, monkeypatch):
+    """The titles have reserved sizes: a step shows new rich titles without laying them out to
+    measure them (``sizeHint``) and without changing their size (so no layout follows)."""
+    s = window.session
+    step = window.panel("step")
+    s.seek(5)
+    settle()
+    sizes = (step.vectors_title.size(), step.predictions_title.size())
+    measured = []
+    hint = Readout.sizeHint
+    monkeypatch.setattr(Readout, "sizeHint", lambda self: measured.append(self) or hint(self))
+    titles = set()
+    for _ in range(10):
+        assert s.step()
+        titles.add(step.vectors_title.text())
+    assert len(titles) == 10 and not {step.vectors_title, step.predictions_title} & set(measured)
+    assert (step.vectors_title.size(), step.predictions_title.size()) == sizes
+
+
+def test_a_longer_text_widens_the_reserved_title(window):
+    """The vectors title is reserved for the last step of the text: a longer text's step
+    numbers have more digits, and the title grows with them."""
+    s, title = window.session, window.panel("step").vectors_title
+    before = title.width()
+    s.set_text(TEXT * 200)  # step numbers of five digits instead of two
+    assert title.width() > before
+
+
+def test_the_cell_levels_redraw_the_views_drawn_with_them_not_the_colour_maps(window, qtbot):
+    """When the first pass delivers the cell-state levels, ``levels_changed`` (not
+    ``colormap_changed``) fires: the c heatmap takes the levels, the colour maps stay."""
+    s = window.session
+    colormaps, levels = [], []
+    s.colormap_changed.connect(colormaps.append)
+    s.levels_changed.connect(lambda: levels.append(s.levels("c", 0)))
+    view = window.panel("gates").views["c"]
+    colormap = view.colorbar.colorMap()
+    s.set_text(TEXT * 50)  # new cell-state levels from the pass
+    qtbot.waitUntil(lambda: not s.passing and bool(levels), timeout=20000)
+    s.seek(30)
+    assert colormaps == [] and view.colorbar.colorMap() is colormap
+    assert tuple(view.colorbar.levels()) == tuple(levels[-1]) == tuple(s.levels("c", 0))
+    assert np.array_equal(view.image.getLevels(), levels[-1])
