@@ -490,7 +490,7 @@ class Session(QtCore.QObject):
 
     def pass_percent(self) -> int:
         """How far the first pass is, in % of the steps (100 when over or without a model)."""
-        return 100 if self.stepper is None else 100 * self.stepper.computed // max(self.stepper.steps, 1)
+        return 100 if self.stepper is None else self.stepper.known_percent()
 
     def _report_wait(self) -> None:
         self.message.emit(f"Going to step {self._target:,}: waiting for the first pass ({self.pass_percent()} %)")
