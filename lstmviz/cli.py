@@ -38,7 +38,7 @@ from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.settings import Setting, settings_of, split_values
 from engine.analysis.stream import check_range, iter_chunks
-from engine.trace_io import save_trace_chunks, trace_file_bytes
+from engine.trace_io import save_trace_chunks
 from engine.train import LONG_RUN_S, TrainConfig, Trainer, TrainingDiverged, estimate_time
 
 from . import __version__
@@ -360,7 +360,7 @@ def run_trace(args) -> int:
     before = " (the steps before --start are run in chunks too)" if start > end - start else ""
     memory.check_fits(f"a trace of {end - start} steps", memory.trace_bytes(config, chunk),
                       detail=f"every gate and state of every layer for {chunk} steps at a time{before}")
-    size = trace_file_bytes(config, end - start, None if args.dtype is None else np.dtype(args.dtype).itemsize)
+    size = memory.trace_file_bytes(config, end - start, None if args.dtype is None else np.dtype(args.dtype).itemsize)
     check_writable(args.out, 2 * size)  # the entries streamed to a temporary folder, then the archive
     chunks = (trace for _, trace in iter_chunks(ckpt.model, ids, start, end, chunk=TRACE_CHUNK))
     save_trace_chunks(args.out, chunks, end - start, vocab=ckpt.vocab, dtype=args.dtype, compress=args.compress,

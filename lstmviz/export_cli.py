@@ -220,11 +220,10 @@ def _csv_bytes(config, steps: int) -> int:
 def _check_memory(config, steps: int, formats: list, pictures: list, width: int) -> None:
     """Raise ``engine.memory.NotEnoughMemory`` unless the records of ``steps`` steps and the
     largest file made from them fit: a picture (png/svg/gif: the rendered images), one CSV
-    (``_csv_bytes``) or the NPZ (its arrays, ``engine.trace_io.trace_file_bytes``). The files
+    (``_csv_bytes``) or the NPZ (its arrays, ``engine.memory.trace_file_bytes``). The files
     are made one after another, so only the largest counts. ``pictures``: the picture formats
     among ``formats``."""
     from engine import memory
-    from engine.trace_io import trace_file_bytes
 
     from . import export
 
@@ -236,7 +235,7 @@ def _check_memory(config, steps: int, formats: list, pictures: list, width: int)
     if "csv" in formats:
         made.append(("one CSV file", _csv_bytes(config, steps)))
     if "npz" in formats:
-        made.append(("the NPZ file", trace_file_bytes(config, steps)))
+        made.append(("the NPZ file", memory.trace_file_bytes(config, steps)))
     name, largest = max(made, key=lambda item: item[1])
     at = f" at {width} pixels wide" if pictures else ""
     memory.check_fits(f"exporting a trace of {steps} steps{at}", memory.trace_bytes(config, steps) + largest,
