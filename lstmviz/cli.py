@@ -240,15 +240,27 @@ def _progress_json(p) -> str:
 
 class _StopOnSigint:
     """While active, the first Ctrl+C sets ``stop`` (the loop ends after the current step and
-    the checkpoint is saved); a second one interrupts at once. No-op outside the main thread."""
+    the checkpoint is saved) and says so on stderr; a second one interrupts at once, unless
+    ``forwarded``: under ``torchrun``, whose agent passes a Ctrl+C on to every process that the
+    terminal signals too, the later ones are the same Ctrl+C (the agent ends processes that do
+    not stop). No-op outside the main thread."""
 
-    def __init__(self, stop: threading.Event):
+    def __init__(self, stop: threading.Event, forwarded: bool = False):
         self.stop = stop
+        self.forwarded = forwarded
         self._previous = None
 
     def _handle(self, signum, frame):
+        if self.stop.is_set():
+            return  # forwarded: the same Ctrl+C again
         self.stop.set()
-        signal.signal(signal.SIGINT, self._previous)
+        again = "" if self.forwarded else " (Ctrl+C again quits without saving)"
+        try:  # unbuffered: the handler may run in the middle of a buffered write to stderr
+            os.write(sys.stderr.fileno(), f"{PROG}: stopping after this step to save{again}\n".encode())
+        except (OSError, ValueError):
+            pass
+        if not self.forwarded:
+            signal.signal(signal.SIGINT, self._previous)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -293,8 +305,9 @@ def run_train(args) -> int:
         print(estimate_line(estimate_time(trainer)), file=human, flush=True)
     stop = threading.Event()
     final, saved_step = None, None
+    forwarded = args.backend == "torch" and torch_backend.under_torchrun()
     try:
-        with _StopOnSigint(stop):
+        with _StopOnSigint(stop, forwarded):
             for p in trainer.run(stop=stop):
                 if bar is not None:
                     bar.update(p)
