@@ -210,11 +210,15 @@ def _steps(args, T: int, pictures: list) -> tuple[int, int]:
 
 
 def _csv_bytes(config, steps: int) -> int:
-    """Memory to write one gate's CSV of ``steps`` steps (``export.gate_csv_text``): each value
-    as a Python float (``tolist``) and its text twice (the rows, then the joined text), at most
+    """Memory to write one gate's CSV of ``steps`` steps (``export.gate_csv_chunks``, which
+    formats ``export.CSV_CHUNK_ROWS`` steps at a time): for each step of one piece, each value
+    as a Python float (``tolist``) and its text twice (the rows, then the piece's text), at most
     ``CSV_VALUE_CHARS`` characters a value. An upper bound: 1.5 to 2 times the peak that
     ``tracemalloc`` measures (H = 8..128, float32 and float64)."""
-    return steps * (config.hidden_size * (CSV_FLOAT_BYTES + 2 * CSV_VALUE_CHARS) + CSV_ROW_BYTES)
+    from . import export
+
+    rows = min(steps, export.CSV_CHUNK_ROWS)
+    return rows * (config.hidden_size * (CSV_FLOAT_BYTES + 2 * CSV_VALUE_CHARS) + CSV_ROW_BYTES)
 
 
 def _check_memory(config, steps: int, formats: list, pictures: list, width: int) -> None:
