@@ -648,7 +648,6 @@ class _PassWorker(threads.Worker):
         self._levels = levels  # also compute the cell-state levels (``levels``)
         self._j = stepper.computed // stepper.every  # the last known checkpoint
         self._state = stepper.state(self._j * stepper.every)  # per layer ((1, H), ...)
-        self._initial = stepper.state(0) if levels and self._j else None  # where the levels' sample starts
         self._last = stepper.steps // stepper.every  # the last checkpoint there is
         self._none = stepper.next_checkpoints(self._j, 0, self._state)  # (0, L, S, H)
 
@@ -665,7 +664,7 @@ class _PassWorker(threads.Worker):
             cells = np.empty((-(-sample // every) * every, L, H), model.dtype)  # (whole blocks, L, H)
             lead = min(j * every, sample)  # sampled steps before the pass's first block
             if lead:
-                checkpoint_states(model, stepper.inputs[:lead], self._initial, lead, cells[:lead])
+                checkpoint_states(model, stepper.inputs[:lead], None, lead, cells[:lead])  # from the zero state
             if lead == sample:  # the pass starts after the sample
                 self.done.emit(("levels", Session._cell_levels(model, cells[:sample])))
         since, rows, first = time.perf_counter(), [], j + 1
