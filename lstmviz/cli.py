@@ -304,22 +304,28 @@ def run_train(args) -> int:
     if trainer.step < trainer.config.steps:
         print(estimate_line(estimate_time(trainer)), file=human, flush=True)
     stop = threading.Event()
-    final, saved_step = None, None
     forwarded = args.backend == "torch" and torch_backend.under_torchrun()
+    with _StopOnSigint(stop, forwarded):  # up to the last save: torchrun's copy of a Ctrl+C may come late
+        return _train_and_save(trainer, args, stop, bar, human)
+
+
+def _train_and_save(trainer, args, stop: threading.Event, bar, human) -> int:
+    """``run_train``'s loop: progress to ``bar`` (or lines), a checkpoint at every evaluation and
+    at the end (or when ``stop`` is set, or the run diverges); returns the exit code."""
+    final, saved_step = None, None
     try:
-        with _StopOnSigint(stop, forwarded):
-            for p in trainer.run(stop=stop):
-                if bar is not None:
-                    bar.update(p)
-                if p.val_loss is not None and not p.done:
-                    trainer.save(args.out)
-                    saved_step = p.step
-                    if args.json:
-                        print(_progress_json(p), flush=True)
-                    elif bar is None:
-                        print(f"step {p.step}/{p.total_steps}: train loss {format_loss(p.smooth_loss)}, "
-                              f"val loss {format_loss(p.val_loss)} {p.loss_unit}", file=sys.stderr, flush=True)
-                final = p
+        for p in trainer.run(stop=stop):
+            if bar is not None:
+                bar.update(p)
+            if p.val_loss is not None and not p.done:
+                trainer.save(args.out)
+                saved_step = p.step
+                if args.json:
+                    print(_progress_json(p), flush=True)
+                elif bar is None:
+                    print(f"step {p.step}/{p.total_steps}: train loss {format_loss(p.smooth_loss)}, "
+                          f"val loss {format_loss(p.val_loss)} {p.loss_unit}", file=sys.stderr, flush=True)
+            final = p
     except TrainingDiverged as e:
         if bar is not None:
             bar.finish()

@@ -368,14 +368,15 @@ def _interrupted_run(tmp_path, env: dict, group: bool = False, nproc: int = 0):
     return proc, send
 
 
-def _finish(proc):
+def _finish(proc, seen: str = "") -> str:
+    """``proc``'s stderr once it ended: ``seen`` (read from its file descriptor) and the rest."""
     try:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    return out, err
+    return seen + err
 
 
 @pytest.mark.slow
@@ -387,15 +388,15 @@ def test_ctrl_c_saves_and_exits_130_as_the_engine_does(tmp_path, torchrun):
     without saving."""
     env = {"TORCHELASTIC_RUN_ID": "test"} if torchrun else {}
     proc, send = _interrupted_run(tmp_path, env)
-    if torchrun:
-        seen = []
-        for line in proc.stderr:  # the handler says it stops; then the agent's copy arrives
-            seen.append(line)
-            if "stopping after this step to save" in line:
-                break
-        assert "again" not in seen[-1]
+    seen = ""
+    if torchrun:  # the handler says it stops; then the agent's copy arrives
+        while "stopping after this step to save" not in seen:
+            chunk = os.read(proc.stderr.fileno(), 4096)  # unbuffered: ``communicate`` reads the rest
+            assert chunk, seen
+            seen += chunk.decode()
+        assert "again" not in seen
         send()
-    out, err = _finish(proc)
+    err = _finish(proc, seen)
     assert proc.returncode == 130, err
     [line] = [line for line in err.splitlines() if "interrupted" in line]
     step = int(line.split("interrupted at step ")[1].split(";")[0])
@@ -409,7 +410,7 @@ def test_ctrl_c_under_a_two_process_torchrun_saves_on_rank_0(tmp_path):
     """A terminal's Ctrl+C (SIGINT to torchrun's process group): rank 0 says where it stopped and
     saves the checkpoint of that step, which both processes reached."""
     proc, _ = _interrupted_run(tmp_path, {}, group=True, nproc=2)
-    out, err = _finish(proc)
+    err = _finish(proc)
     [line] = [line for line in err.splitlines() if "interrupted at step" in line]
     step = int(line.split("interrupted at step ")[1].split(";")[0])
     assert load_char_checkpoint(tmp_path / "m.npz").step == step >= 20
