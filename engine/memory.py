@@ -18,7 +18,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .cells import make_cell
+from .cells import make_cell, record_names
 from .errors import NotEnoughMemory
 from .evaluation import eval_chunk_length
 from .model import SequenceModel
@@ -151,6 +151,16 @@ def trace_bytes(config, steps: int) -> int:
     G = make_cell(config.cell, config.hidden_size, config.hidden_size).width
     per_step = config.num_layers * (_cache_per_step(config) + G + _recorded_per_step(config)) + 6 * config.output_size
     return steps * per_step * _itemsize(config)
+
+
+def trace_file_bytes(config, steps: int, itemsize: int | None = None) -> int:
+    """Bytes of a trace file (``engine.trace_io``'s layout) of ``steps`` steps of a model with
+    ``config`` (``ModelConfig``): per step every recorded quantity ``(L * R * H)`` and the
+    outputs ``O`` in ``itemsize`` bytes (None: the model's dtype), the input id (8 bytes) and
+    the character (4 bytes)."""
+    size = np.dtype(config.dtype).itemsize if itemsize is None else int(itemsize)
+    per_layer = len(record_names(config.cell)) * config.hidden_size
+    return int(steps) * ((config.num_layers * per_layer + config.output_size) * size + 12)
 
 
 def sample_bytes(config, length: int) -> int:

@@ -245,15 +245,19 @@ class Stepper:
     def wait_known(self, n: int, version: int, timeout_s: float) -> tuple:
         """For another thread: wait at most ``timeout_s`` seconds until the checkpoints up to step
         ``n`` are known, or no pass is ``filling`` them in, or the inputs are no longer
-        ``version``'s. Returns ``(ready, checkpoints, computed)``: ready when the wait is over,
-        ``known_checkpoints()`` (None once the inputs changed) and the steps computed."""
+        ``version``'s. Returns ``(ready, checkpoints)``: ``(False, None)`` while the wait goes on;
+        once ready, ``known_checkpoints()`` (copied then only), or None when the inputs changed."""
         with self._known:
             waiting = lambda: self.version == version and self.filling and self.computed < n  # noqa: E731
             if waiting():
                 self._known.wait(timeout_s)
-            if self.version != version:
-                return True, None, self.computed
-            return not waiting(), self._known_rows(), self.computed
+            if waiting():
+                return False, None
+            return True, (self._known_rows() if self.version == version else None)
+
+    def known_percent(self) -> int:
+        """How far the checkpoints are known, in % of the steps, rounded down (100 once ``done``)."""
+        return 100 if self.done else 100 * self.computed // self.steps
 
     # --- state --------------------------------------------------------------------------------
     def state(self, t: int | None = None) -> list:

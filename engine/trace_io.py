@@ -16,7 +16,8 @@ Layout (every entry a plain array; ``np.load(path, allow_pickle=False)`` reads i
 
 Size per step: ``(L * R * H + O) * itemsize + 8 (inputs) + 4 (chars)`` bytes, R = 6 recorded
 quantities for an LSTM (4 for a GRU, 1 for an RNN): for 1 layer x H = 128, V = 65 in float32
-3.3 kB per character (3.7 GB for a 1.1 MB text), half that in float16.
+3.3 kB per character (3.7 GB for a 1.1 MB text), half that in float16
+(``engine.memory.trace_file_bytes``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from typing import Iterable
 import numpy as np
 
 from .atomic import atomic_writer, write_error
-from .cells import record_names
 from .data import CharVocab
 from .errors import FileWriteError
 from .memory import check_fits
@@ -40,15 +40,6 @@ from .trace import Trace
 
 MAX_TRACE_FILE_BYTES = 64 * 1024 ** 3  # refuse larger trace files (also bounded by free memory)
 _TRACE_ENTRY = re.compile(r"layer\d+_\w+|inputs|probs|outputs|chars|vocab|cell|start")
-
-
-def trace_file_bytes(config, steps: int, itemsize: int | None = None) -> int:
-    """Bytes of a trace file of ``steps`` steps of a model with ``config`` (``ModelConfig``),
-    by the module docstring's size per step; values stored in ``itemsize`` bytes (None: the
-    model's dtype)."""
-    size = np.dtype(config.dtype).itemsize if itemsize is None else int(itemsize)
-    per_layer = len(record_names(config.cell)) * config.hidden_size
-    return int(steps) * ((config.num_layers * per_layer + config.output_size) * size + 12)
 
 
 def trace_arrays(trace: Trace, vocab: CharVocab | None = None) -> dict:

@@ -38,7 +38,7 @@ from engine.safe_read import check_regular_file
 from engine.sample import sample
 from engine.settings import Setting, settings_of, split_values
 from engine.analysis.stream import check_range, iter_chunks
-from engine.trace_io import save_trace_chunks, trace_file_bytes
+from engine.trace_io import save_trace_chunks
 from engine.train import LONG_RUN_S, TrainConfig, Trainer, TrainingDiverged, estimate_time
 
 from . import __version__
@@ -240,15 +240,27 @@ def _progress_json(p) -> str:
 
 class _StopOnSigint:
     """While active, the first Ctrl+C sets ``stop`` (the loop ends after the current step and
-    the checkpoint is saved); a second one interrupts at once. No-op outside the main thread."""
+    the checkpoint is saved) and says so on stderr; a second one interrupts at once, unless
+    ``forwarded``: under ``torchrun``, whose agent passes a Ctrl+C on to every process that the
+    terminal signals too, the later ones are the same Ctrl+C (the agent ends processes that do
+    not stop). No-op outside the main thread."""
 
-    def __init__(self, stop: threading.Event):
+    def __init__(self, stop: threading.Event, forwarded: bool = False):
         self.stop = stop
+        self.forwarded = forwarded
         self._previous = None
 
     def _handle(self, signum, frame):
+        if self.stop.is_set():
+            return  # forwarded: the same Ctrl+C again
         self.stop.set()
-        signal.signal(signal.SIGINT, self._previous)
+        again = "" if self.forwarded else " (Ctrl+C again quits without saving)"
+        try:  # unbuffered: the handler may run in the middle of a buffered write to stderr
+            os.write(sys.stderr.fileno(), f"{PROG}: stopping after this step to save{again}\n".encode())
+        except (OSError, ValueError):
+            pass
+        if not self.forwarded:
+            signal.signal(signal.SIGINT, self._previous)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -292,21 +304,28 @@ def run_train(args) -> int:
     if trainer.step < trainer.config.steps:
         print(estimate_line(estimate_time(trainer)), file=human, flush=True)
     stop = threading.Event()
+    forwarded = args.backend == "torch" and torch_backend.under_torchrun()
+    with _StopOnSigint(stop, forwarded):  # up to the last save: torchrun's copy of a Ctrl+C may come late
+        return _train_and_save(trainer, args, stop, bar, human)
+
+
+def _train_and_save(trainer, args, stop: threading.Event, bar, human) -> int:
+    """``run_train``'s loop: progress to ``bar`` (or lines), a checkpoint at every evaluation and
+    at the end (or when ``stop`` is set, or the run diverges); returns the exit code."""
     final, saved_step = None, None
     try:
-        with _StopOnSigint(stop):
-            for p in trainer.run(stop=stop):
-                if bar is not None:
-                    bar.update(p)
-                if p.val_loss is not None and not p.done:
-                    trainer.save(args.out)
-                    saved_step = p.step
-                    if args.json:
-                        print(_progress_json(p), flush=True)
-                    elif bar is None:
-                        print(f"step {p.step}/{p.total_steps}: train loss {format_loss(p.smooth_loss)}, "
-                              f"val loss {format_loss(p.val_loss)} {p.loss_unit}", file=sys.stderr, flush=True)
-                final = p
+        for p in trainer.run(stop=stop):
+            if bar is not None:
+                bar.update(p)
+            if p.val_loss is not None and not p.done:
+                trainer.save(args.out)
+                saved_step = p.step
+                if args.json:
+                    print(_progress_json(p), flush=True)
+                elif bar is None:
+                    print(f"step {p.step}/{p.total_steps}: train loss {format_loss(p.smooth_loss)}, "
+                          f"val loss {format_loss(p.val_loss)} {p.loss_unit}", file=sys.stderr, flush=True)
+            final = p
     except TrainingDiverged as e:
         if bar is not None:
             bar.finish()
@@ -360,7 +379,7 @@ def run_trace(args) -> int:
     before = " (the steps before --start are run in chunks too)" if start > end - start else ""
     memory.check_fits(f"a trace of {end - start} steps", memory.trace_bytes(config, chunk),
                       detail=f"every gate and state of every layer for {chunk} steps at a time{before}")
-    size = trace_file_bytes(config, end - start, None if args.dtype is None else np.dtype(args.dtype).itemsize)
+    size = memory.trace_file_bytes(config, end - start, None if args.dtype is None else np.dtype(args.dtype).itemsize)
     check_writable(args.out, 2 * size)  # the entries streamed to a temporary folder, then the archive
     chunks = (trace for _, trace in iter_chunks(ckpt.model, ids, start, end, chunk=TRACE_CHUNK))
     save_trace_chunks(args.out, chunks, end - start, vocab=ckpt.vocab, dtype=args.dtype, compress=args.compress,

@@ -52,6 +52,7 @@ from .plots import GATE_STYLE, HeatmapView
 from .still_parts import uncached
 
 FORMATS = ("png", "svg", "csv", "npz", "gif")
+CSV_CHUNK_ROWS = 1024  # steps of a gate CSV formatted at a time (``gate_csv_chunks``)
 MAX_GIF_FRAMES = 200  # an animated export shows at most this many steps, evenly spaced
 GIF_FRAME_MS = 80  # display time of one GIF frame, milliseconds
 MIN_WIDTH_PX = 16  # narrowest PNG export
@@ -620,28 +621,35 @@ def escape_char(ch: str) -> str:
     return ch
 
 
-def gate_csv_text(trace, gate: str, layer: int) -> str:
-    """The CSV text of ``gate`` in ``layer`` (format: module docstring)."""
+def gate_csv_chunks(trace, gate: str, layer: int, rows: int | None = None):
+    """The CSV text of ``gate`` in ``layer`` (format: module docstring) in pieces of at most
+    ``rows`` steps (default ``CSV_CHUNK_ROWS``; the header comes with the first piece), so that
+    memory follows one piece, not the number of steps."""
+    rows = CSV_CHUNK_ROWS if rows is None else rows
     data = trace.gate(gate, layer)  # (T, H)
     T, H = data.shape
     digits = 17 if data.dtype == np.float64 else 9
     spec = f".{digits}g"
     chars = trace.text if trace.text is not None and len(trace.text) == T else None
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["step", "char"] + [f"unit{k}" for k in range(H)])
-    for t, row in enumerate(data.tolist()):
-        char = escape_char(chars[t]) if chars is not None else ""
-        writer.writerow([trace.start + t, char] + [format(x, spec) for x in row])
-    return out.getvalue()
+    header = ["step", "char"] + [f"unit{k}" for k in range(H)]
+    for lo in range(0, max(T, 1), rows):
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if lo == 0:
+            writer.writerow(header)
+        for t, row in enumerate(data[lo : lo + rows].tolist(), start=lo):
+            char = escape_char(chars[t]) if chars is not None else ""
+            writer.writerow([trace.start + t, char] + [format(x, spec) for x in row])
+        yield out.getvalue()
 
 
 def export_gate_csv(path, trace, gate: str, layer: int) -> None:
-    """Write ``gate`` of ``layer`` as CSV to ``path`` (format: module docstring)."""
-    text = gate_csv_text(trace, gate, layer)
+    """Write ``gate`` of ``layer`` as CSV to ``path`` (format: module docstring), streamed in
+    pieces of ``CSV_CHUNK_ROWS`` steps (``gate_csv_chunks``)."""
     try:
         with atomic_writer(path, "w") as f:
-            f.write(text)
+            for piece in gate_csv_chunks(trace, gate, layer):
+                f.write(piece)
     except OSError as error:
         raise _write_failed(path, error) from error
 

@@ -210,21 +210,24 @@ def _steps(args, T: int, pictures: list) -> tuple[int, int]:
 
 
 def _csv_bytes(config, steps: int) -> int:
-    """Memory to write one gate's CSV of ``steps`` steps (``export.gate_csv_text``): each value
-    as a Python float (``tolist``) and its text twice (the rows, then the joined text), at most
+    """Memory to write one gate's CSV of ``steps`` steps (``export.gate_csv_chunks``, which
+    formats ``export.CSV_CHUNK_ROWS`` steps at a time): for each step of one piece, each value
+    as a Python float (``tolist``) and its text twice (the rows, then the piece's text), at most
     ``CSV_VALUE_CHARS`` characters a value. An upper bound: 1.5 to 2 times the peak that
     ``tracemalloc`` measures (H = 8..128, float32 and float64)."""
-    return steps * (config.hidden_size * (CSV_FLOAT_BYTES + 2 * CSV_VALUE_CHARS) + CSV_ROW_BYTES)
+    from . import export
+
+    rows = min(steps, export.CSV_CHUNK_ROWS)
+    return rows * (config.hidden_size * (CSV_FLOAT_BYTES + 2 * CSV_VALUE_CHARS) + CSV_ROW_BYTES)
 
 
 def _check_memory(config, steps: int, formats: list, pictures: list, width: int) -> None:
     """Raise ``engine.memory.NotEnoughMemory`` unless the records of ``steps`` steps and the
     largest file made from them fit: a picture (png/svg/gif: the rendered images), one CSV
-    (``_csv_bytes``) or the NPZ (its arrays, ``engine.trace_io.trace_file_bytes``). The files
+    (``_csv_bytes``) or the NPZ (its arrays, ``engine.memory.trace_file_bytes``). The files
     are made one after another, so only the largest counts. ``pictures``: the picture formats
     among ``formats``."""
     from engine import memory
-    from engine.trace_io import trace_file_bytes
 
     from . import export
 
@@ -236,7 +239,7 @@ def _check_memory(config, steps: int, formats: list, pictures: list, width: int)
     if "csv" in formats:
         made.append(("one CSV file", _csv_bytes(config, steps)))
     if "npz" in formats:
-        made.append(("the NPZ file", trace_file_bytes(config, steps)))
+        made.append(("the NPZ file", memory.trace_file_bytes(config, steps)))
     name, largest = max(made, key=lambda item: item[1])
     at = f" at {width} pixels wide" if pictures else ""
     memory.check_fits(f"exporting a trace of {steps} steps{at}", memory.trace_bytes(config, steps) + largest,

@@ -18,6 +18,7 @@ from engine.checkpoint import load_char_checkpoint
 
 from . import dialogs, threads
 from .core.labels import lost_characters, position_label
+from .core.sequence import split_known
 from .crash_handler import one_line
 from .import_dialog import IMPORTABLE, ModelImporter
 from .readout import Readout
@@ -352,29 +353,27 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().clearMessage()  # "Opening …" is over
         dialogs.show_error(self, "Cannot open this text", message)
 
-    def confirm_dropped_characters(self, name: str, text: str, vocab) -> bool:
-        """Before showing the text file ``name`` (``text``) without the characters ``vocab``
-        lacks: ask (``dialogs.ask_confirm``, listing them); True to open it anyway."""
-        unknown = vocab.unknown(text)
-        count = sum(text.count(c) for c in unknown)
-        return dialogs.ask_confirm(
-            self, "Open a text the model cannot fully read",
-            f"The model cannot read every character of {name}.",
-            lost_characters(unknown, count) + "\nCancel keeps the current text.", confirm="Open anyway")
+    def confirm_dropped_characters(self, name: str, known) -> bool:
+        """Before showing the text file ``name`` without the characters its model lacks
+        (``known``: a ``core.sequence.KnownText``): ask (``dialogs.ask_confirm``, listing them);
+        True to open it anyway."""
+        return self._confirm_lost("Open a text the model cannot fully read",
+                                  f"The model cannot read every character of {name}.", known,
+                                  "Cancel keeps the current text.")
 
     def confirm_model_vocabulary(self, vocab, name: str) -> bool:
         """Before opening the model ``name`` whose vocabulary is ``vocab``: if it lacks characters
         of the shown text, ask (``dialogs.ask_confirm``, listing them) and return the answer;
         True when nothing would be lost."""
-        text = self.session.sequence.parked_text
-        unknown = vocab.unknown(text) if text else []
-        if not unknown:
-            return True
-        count = sum(text.count(c) for c in unknown)
-        return dialogs.ask_confirm(
-            self, "Open a model with a different vocabulary",
-            f"{name} cannot read every character of the text shown.",
-            lost_characters(unknown, count) + "\nCancel keeps the current model and text.", confirm="Open anyway")
+        known = split_known(self.session.sequence.parked_text, vocab)
+        return not known.dropped or self._confirm_lost(
+            "Open a model with a different vocabulary", f"{name} cannot read every character of the text shown.",
+            known, "Cancel keeps the current model and text.")
+
+    def _confirm_lost(self, title: str, question: str, known, keeps: str) -> bool:
+        """``dialogs.ask_confirm`` listing the characters ``known`` (a ``KnownText``) leaves out."""
+        return dialogs.ask_confirm(self, title, question,
+                                   f"{lost_characters(known.unknown, known.dropped)}\n{keeps}", confirm="Open anyway")
 
     def ask_open_model(self):
         path = dialogs.ask_open_path(self, "Open model", MODEL_FILTER)

@@ -46,7 +46,7 @@ from engine.trace import Trace
 
 from . import threads
 from .core.levels import gate_levels
-from .core.sequence import SeriesSequence, TextSequence, dropped_message, known_text
+from .core.sequence import KnownText, SeriesSequence, TextSequence, dropped_message, known_text, split_known
 from .crash_handler import one_line
 
 LEVEL_STEPS_MAX = 4096  # cell-state colour levels come from the first this many steps (the pass worker's forward)
@@ -97,8 +97,8 @@ class Session(QtCore.QObject):
         self._reader: threads.Call | None = None  # the text file being read in the background
         self._pass_reported, self._pass_shown = 0.0, False  # last progress report; any shown
         # Asked before a text read from a file is shown without characters the model lacks:
-        # ``confirm_dropped(file name, text, vocab)``, False keeps everything (None: never asked).
-        self.confirm_dropped: Callable[[str, str, CharVocab], bool] | None = None
+        # ``confirm_dropped(file name, what is left out)``, False keeps everything (None: never asked).
+        self.confirm_dropped: Callable[[str, KnownText], bool] | None = None
 
     # --- reading ------------------------------------------------------------------------------
     @property
@@ -295,15 +295,15 @@ class Session(QtCore.QObject):
             self._reader = None
             self.open_failed.emit(message)
 
-    def _show_read(self, path: str, text: str, kept: str | None, ids) -> bool:
-        """Show a text read from ``path`` unless it loses characters and ``confirm_dropped``
-        declines; True when shown."""
-        if kept is not None and kept != text and self.confirm_dropped is not None:
-            if not self.confirm_dropped(Path(path).name, text, self.vocab):
+    def _show_read(self, path: str, text: str, known: KnownText | None, ids) -> bool:
+        """Show a text read from ``path`` (``read_text``'s) unless it loses characters and
+        ``confirm_dropped`` declines; True when shown."""
+        if known is not None and known.dropped and self.confirm_dropped is not None:
+            if not self.confirm_dropped(Path(path).name, known):
                 self.message.emit(f"{Path(path).name} was not opened: the text stays")
                 return False
         self.text_path = path
-        self.set_text(text, kept, ids)
+        self.set_text(text, known, ids)
         return True
 
     def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
@@ -315,8 +315,8 @@ class Session(QtCore.QObject):
         training thread); used when its inputs are the text's, else the text is traced here.
         """
         t = self.t if self.sequence.kind == TextSequence.kind else 0
-        before = self.sequence.parked_text
-        text = known_text(before, vocab)
+        known = split_known(self.sequence.parked_text, vocab)
+        text = known.kept
         stepper = Stepper(model, vocab.encode(text, "the text"), text, every=CHECKPOINT_EVERY)
         if whole is not None and np.array_equal(whole.inputs, self._traced(stepper.inputs)) and whole.steps:
             cells = np.stack([layer["c"] for layer in whole.layers], axis=1) if "c" in whole.names else None  # (T', L, H)
@@ -333,7 +333,7 @@ class Session(QtCore.QObject):
         self._start_pass()  # before the signals: a job they start waits for this pass
         self.model_changed.emit()
         self.text_changed.emit()
-        self._report_dropped(before, text)
+        self._report_dropped(known)
         self.seek(min(t, stepper.steps))
 
     def set_series(self, model: SequenceModel, values: np.ndarray, labels: list,
@@ -377,12 +377,13 @@ class Session(QtCore.QObject):
         if not self.sequence.editable:
             raise DataError("a numeric series is being stepped: open or train a character model to step text")
 
-    def set_text(self, text: str, kept: str | None = None, ids: np.ndarray | None = None) -> str:
+    def set_text(self, text: str, known: KnownText | None = None, ids: np.ndarray | None = None) -> str:
         """Step through ``text`` instead; keeps results before the first changed character.
 
         Characters outside the vocabulary are not accepted: they are removed, reported through
-        ``message``, and the accepted text is returned. ``kept``: ``known_text(text, vocab)``
-        and ``ids``: its token ids ``(T,)``, when the caller has them already (None: computed here).
+        ``message``, and the accepted text is returned. ``known``: ``split_known(text, vocab)``
+        and ``ids``: the token ids of its ``kept`` text ``(T,)``, when the caller has them already
+        (None: computed here).
         """
         if not isinstance(text, str):
             raise DataError(f"text must be a str, got {type(text).__name__}")
@@ -391,7 +392,8 @@ class Session(QtCore.QObject):
             self.sequence = TextSequence(text)
             self.text_changed.emit()
             return text
-        kept = known_text(text, self.vocab) if kept is None else kept
+        known = split_known(text, self.vocab) if known is None else known
+        kept = known.kept
         ids = self.vocab.encode(kept, "the text") if ids is None else ids
         self._stop_seek()
         old_t = self.stepper.t
@@ -403,13 +405,13 @@ class Session(QtCore.QObject):
             self.selected_step = -1
         self._start_pass()  # from the first changed character; before the signal: a job it starts waits for it
         self.text_changed.emit()
-        self._report_dropped(text, kept)
+        self._report_dropped(known)
         self.seek(min(old_t, self.stepper.steps))  # chunked beyond the adopted rows: never freezes
         return kept
 
-    def _report_dropped(self, before: str, after: str) -> None:
-        if before != after and self.vocab is not None:
-            self.message.emit(dropped_message(before, self.vocab))
+    def _report_dropped(self, known: KnownText) -> None:
+        if known.dropped:
+            self.message.emit(dropped_message(known.unknown))
 
     def trace_inputs(self) -> np.ndarray | None:
         """What ``set_model``'s ``whole`` must be a trace of: the first LEVEL_STEPS_MAX token ids
@@ -491,7 +493,7 @@ class Session(QtCore.QObject):
 
     def pass_percent(self) -> int:
         """How far the first pass is, in % of the steps (100 when over or without a model)."""
-        return 100 if self.stepper is None else 100 * self.stepper.computed // max(self.stepper.steps, 1)
+        return 100 if self.stepper is None else self.stepper.known_percent()
 
     def _report_wait(self) -> None:
         self.message.emit(f"Going to step {self._target:,}: waiting for the first pass ({self.pass_percent()} %)")
@@ -647,7 +649,6 @@ class _PassWorker(threads.Worker):
         self._levels = levels  # also compute the cell-state levels (``levels``)
         self._j = stepper.computed // stepper.every  # the last known checkpoint
         self._state = stepper.state(self._j * stepper.every)  # per layer ((1, H), ...)
-        self._initial = stepper.state(0) if levels and self._j else None  # where the levels' sample starts
         self._last = stepper.steps // stepper.every  # the last checkpoint there is
         self._none = stepper.next_checkpoints(self._j, 0, self._state)  # (0, L, S, H)
 
@@ -664,7 +665,7 @@ class _PassWorker(threads.Worker):
             cells = np.empty((-(-sample // every) * every, L, H), model.dtype)  # (whole blocks, L, H)
             lead = min(j * every, sample)  # sampled steps before the pass's first block
             if lead:
-                checkpoint_states(model, stepper.inputs[:lead], self._initial, lead, cells[:lead])
+                checkpoint_states(model, stepper.inputs[:lead], None, lead, cells[:lead])  # from the zero state
             if lead == sample:  # the pass starts after the sample
                 self.done.emit(("levels", Session._cell_levels(model, cells[:sample])))
         since, rows, first = time.perf_counter(), [], j + 1
@@ -691,13 +692,14 @@ class _PassWorker(threads.Worker):
 
 
 def read_text(path, vocab: CharVocab | None) -> tuple:
-    """``(text, kept, ids)`` of the text file at ``path``: decoded (``engine.data.load_text``),
-    without the characters ``vocab`` lacks and encoded (None, None without a vocabulary).
-    Raises ``DataError`` for an unusable file or one with no known character."""
+    """``(text, known, ids)`` of the text file at ``path``: decoded (``engine.data.load_text``),
+    read through ``vocab`` (``known``: ``split_known``, what is kept and left out) and the kept
+    text encoded (None, None without a vocabulary). Raises ``DataError`` for an unusable file or
+    one with no known character."""
     text = load_text(path)
     if vocab is None:
         return text, None, None
-    kept = known_text(text, vocab)
-    if kept == "":
+    known = split_known(text, vocab)
+    if known.kept == "":
         raise DataError(f"{path}: none of its characters are in the model's vocabulary")
-    return text, kept, vocab.encode(kept, "the text")
+    return text, known, vocab.encode(known.kept, "the text")

@@ -73,6 +73,12 @@ def world_size() -> int:
         raise UsageError(f"WORLD_SIZE must be an integer, got {os.environ['WORLD_SIZE']!r}") from None
 
 
+def under_torchrun() -> bool:
+    """True in a process ``torchrun`` started (its agent sets ``TORCHELASTIC_RUN_ID``). Its agent
+    passes a Ctrl+C on to every process, which the terminal signals too: each gets it twice."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
 def default_device():
     """``cuda:LOCAL_RANK`` when CUDA is available, else the CPU."""
     torch = require_torch()

@@ -339,3 +339,78 @@ def test_torch_dropout_masks_are_the_engines(corpus, monkeypatch):
     assert got[0] is None and len(got) == 3
     for k in (1, 2):
         np.testing.assert_array_equal(got[k].numpy(), masks[k].swapaxes(0, 1))
+
+
+def _interrupted_run(tmp_path, env: dict, group: bool = False, nproc: int = 0):
+    """Start ``train --backend torch`` (under torchrun with ``nproc`` processes), send SIGINT once
+    its first progress line is out (to the process group, as a terminal's Ctrl+C, with ``group``)
+    and return ``(process, send)``: ``send`` sends it again."""
+    import signal
+
+    cmd = ["-m", "lstmviz", "train", str(write_corpus(tmp_path)), "--out", str(tmp_path / "m.npz"), "--backend",
+           "torch", "--steps", "20000", "--batch", "4", "--seq-len", "10", "--hidden", "12", "--eval-every", "20",
+           "--json"]
+    if nproc:
+        cmd = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *cmd]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **env}
+    env.pop("WORLD_SIZE", None)
+    proc = subprocess.Popen([sys.executable, *cmd], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=group)
+
+    def send():
+        if group:
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGINT)
+
+    assert '"step": 20' in proc.stdout.readline()  # blocks until the first evaluation is out
+    send()
+    return proc, send
+
+
+def _finish(proc, seen: str = "") -> str:
+    """``proc``'s stderr once it ended: ``seen`` (read from its file descriptor) and the rest."""
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return seen + err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("torchrun", [False, True], ids=["alone", "under torchrun"])
+def test_ctrl_c_saves_and_exits_130_as_the_engine_does(tmp_path, torchrun):
+    """The first SIGINT stops after the current step: "interrupted at step N; saved ...", exit
+    130, the checkpoint at step N. Under torchrun (its agent sets TORCHELASTIC_RUN_ID) the
+    agent's copy of the terminal's Ctrl+C is the same Ctrl+C, not a second one that quits
+    without saving."""
+    env = {"TORCHELASTIC_RUN_ID": "test"} if torchrun else {}
+    proc, send = _interrupted_run(tmp_path, env)
+    seen = ""
+    if torchrun:  # the handler says it stops; then the agent's copy arrives
+        while "stopping after this step to save" not in seen:
+            chunk = os.read(proc.stderr.fileno(), 4096)  # unbuffered: ``communicate`` reads the rest
+            assert chunk, seen
+            seen += chunk.decode()
+        assert "again" not in seen
+        send()
+    err = _finish(proc, seen)
+    assert proc.returncode == 130, err
+    [line] = [line for line in err.splitlines() if "interrupted" in line]
+    step = int(line.split("interrupted at step ")[1].split(";")[0])
+    assert f"saved {tmp_path / 'm.npz'}" in line and "Traceback" not in err
+    ckpt = load_char_checkpoint(tmp_path / "m.npz")
+    assert ckpt.step == step >= 20 and ckpt.train_state["step"] == step
+
+
+@pytest.mark.slow
+def test_ctrl_c_under_a_two_process_torchrun_saves_on_rank_0(tmp_path):
+    """A terminal's Ctrl+C (SIGINT to torchrun's process group): rank 0 says where it stopped and
+    saves the checkpoint of that step, which both processes reached."""
+    proc, _ = _interrupted_run(tmp_path, {}, group=True, nproc=2)
+    err = _finish(proc)
+    [line] = [line for line in err.splitlines() if "interrupted at step" in line]
+    step = int(line.split("interrupted at step ")[1].split(";")[0])
+    assert load_char_checkpoint(tmp_path / "m.npz").step == step >= 20

@@ -54,9 +54,10 @@ class Cancelled(Exception):
 
 class KnownIds(np.ndarray):
     """Token ids ``(T,)`` (``text_source``'s) carrying the first pass's checkpoints over them
-    under the model handed with them: ``checkpoints (J, L, S, H)`` every ``every`` steps
-    (``Stepper.known_checkpoints``), and the ``stepper`` whose pass fills in the rest while
-    its inputs are still ``version``'s. Arrays derived from them (slices, results) carry none."""
+    under the model handed with them, every ``every`` steps: ``checkpoints (J, L, S, H)``
+    (``Stepper.known_checkpoints``), or while the pass fills them in, the ``stepper`` that
+    holds them while its inputs are still ``version``'s. Arrays derived from them (slices,
+    results) carry none."""
 
     checkpoints: np.ndarray | None = None
     every = 0
@@ -68,11 +69,11 @@ def chunks(model, inputs: np.ndarray, check, start: int = 0, end: int | None = N
     """``(t0, trace)`` covering steps ``[start, end)`` of ``inputs (T,)`` in time order, with
     ``check`` (progress and cancel) called before each is handed on: ``iter_segments`` from the
     checkpoints ``inputs`` carry (``KnownIds``; while the first pass fills them in up to
-    ``end``, it first waits for the pass, saying so through ``check``'s note; the text edited
-    meanwhile: ``Cancelled``), else ``iter_chunks``."""
+    ``end``, it first waits for the pass, saying so through ``check``'s note, and then reads
+    them; the text edited meanwhile: ``Cancelled``), else ``iter_chunks``."""
     end = inputs.shape[0] if end is None else end
     known = getattr(inputs, "checkpoints", None)
-    if known is not None and inputs.stepper is not None:
+    if known is None and getattr(inputs, "stepper", None) is not None:
         known = _wait_for_pass(inputs, check, end)
     if known is not None:
         parts = iter_segments(model, inputs.view(np.ndarray), known, inputs.every, start, end,
@@ -85,18 +86,19 @@ def chunks(model, inputs: np.ndarray, check, start: int = 0, end: int | None = N
 
 
 def _wait_for_pass(inputs: KnownIds, check, end: int) -> np.ndarray:
-    """The checkpoints up to ``end`` once the first pass has them (or stopped filling them in)."""
+    """The checkpoints up to ``end`` once the first pass has them (or stopped filling them in),
+    copied once then (``Stepper.wait_known``)."""
     stepper, waited = inputs.stepper, False
     while True:
-        ready, known, computed = stepper.wait_known(end, inputs.version, PROGRESS_INTERVAL_S)
-        if known is None:
+        ready, known = stepper.wait_known(end, inputs.version, PROGRESS_INTERVAL_S)
+        if ready and known is None:
             raise Cancelled()  # the text changed: a job on the new one supersedes this one
         if ready:
             if waited:
                 check(0.0, "")
             return known
         waited = True
-        check(0.0, f"waiting for the first pass ({100 * computed // max(stepper.steps, 1)} %)")
+        check(0.0, f"waiting for the first pass ({stepper.known_percent()} %)")
 
 
 class _JobWorker(threads.Worker):
@@ -244,12 +246,16 @@ class JobBar(QtWidgets.QWidget):
 
 def text_source(session):
     """``(model, ids (T,), text)`` a job can read while the GUI changes the Session (the model is
-    replaced, never mutated, by training; the ids and the checkpoints known so far are copied:
-    ``ids`` is a ``KnownIds``), or None without a character model and text."""
+    replaced, never mutated, by training; the ids are copied), or None without a character model
+    and text. ``ids`` is a ``KnownIds``: a copy of the checkpoints known when no pass is filling
+    them in, else the stepper whose pass does (``chunks`` reads them when it is far enough)."""
     if not session.ready or session.vocab is None or session.steps == 0:
         return None
     stepper = session.stepper
     ids = np.array(stepper.inputs, copy=True).view(KnownIds)  # (T,)
-    ids.checkpoints, ids.every = stepper.known_checkpoints(), stepper.every
-    ids.stepper, ids.version = stepper, stepper.version
+    ids.every, ids.version = stepper.every, stepper.version
+    if stepper.filling:
+        ids.stepper = stepper
+    else:
+        ids.checkpoints = stepper.known_checkpoints()  # (J, L, S, H)
     return stepper.model, ids, session.text

@@ -22,14 +22,15 @@ says whether the model's outputs are next-character probabilities (True) or next
 ``traced_live``: whether the training thread traces this sequence for the live heatmaps (the
 trainers of the app train text models; a series is traced by the viewer itself).
 
-Also here: ``known_text`` (a text without the characters a vocabulary does not know).
+Also here: ``split_known`` / ``known_text`` (a text without the characters a vocabulary does
+not know, and which they were) and ``dropped_message`` (a status line naming them).
 """
 
 from __future__ import annotations
 
 import bisect
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -39,16 +40,33 @@ SERIES_SEPARATOR = "  "  # between two steps' labels of a series in ``document()
 SHOWN_UNKNOWN = 10  # unknown characters named in ``dropped_message``
 
 
+class KnownText(NamedTuple):
+    """A text read through a vocabulary (``split_known``): ``kept``, the text without the
+    characters the vocabulary lacks (order kept); ``unknown``, those characters (sorted, unique,
+    as ``CharVocab.unknown`` gives them); ``dropped``, how many characters were left out."""
+
+    kept: str
+    unknown: tuple
+    dropped: int
+
+
+def split_known(text: str, vocab: CharVocab) -> KnownText:
+    """``text`` without the characters ``vocab`` does not know, and what was left out, in one
+    scan of ``text`` (``CharVocab.unknown``) and, when some are unknown, one ``str.translate``."""
+    unknown = tuple(vocab.unknown(text))
+    kept = text.translate(dict.fromkeys(map(ord, unknown))) if unknown else text
+    return KnownText(kept, unknown, len(text) - len(kept))
+
+
 def known_text(text: str, vocab: CharVocab) -> str:
     """``text`` without the characters ``vocab`` does not know (order kept)."""
-    unknown = set(vocab.unknown(text))
-    return "".join(ch for ch in text if ch not in unknown) if unknown else text
+    return split_known(text, vocab).kept
 
 
-def dropped_message(text: str, vocab: CharVocab) -> str:
-    """Status-bar line naming (at most SHOWN_UNKNOWN of) the characters of ``text`` that
-    ``known_text`` drops."""
-    shown = ", ".join(repr(c) for c in vocab.unknown(text)[:SHOWN_UNKNOWN])
+def dropped_message(unknown) -> str:
+    """Status-bar line naming (at most SHOWN_UNKNOWN of) the characters ``unknown`` (sorted,
+    as ``KnownText.unknown``) left out of a text."""
+    shown = ", ".join(repr(c) for c in unknown[:SHOWN_UNKNOWN])
     return f"Not in the model's vocabulary, left out: {shown}"
 
 

@@ -64,7 +64,8 @@ def test_before_the_pass_the_jobs_stream_from_the_checkpoints_known(session, mon
 def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(session, qtbot, monkeypatch):
     """Started while the pass runs, a job streaming the whole text does not compute it a second
     time sequentially: it says it waits ("waiting for the first pass (n %)"), then reads every
-    block from the pass's checkpoints (``iter_segments``), with the sequential stream's values."""
+    block from the pass's checkpoints (``iter_segments``), with the sequential stream's values.
+    The checkpoints are copied once, when the pass has them (not by ``text_source`` nor per wait)."""
 
     from engine.stepper import Stepper
 
@@ -77,23 +78,29 @@ def test_a_whole_text_job_waits_for_the_first_pass_then_reads_its_checkpoints(se
         return compute(self, j, n, state, cells)
 
     monkeypatch.setattr(Stepper, "next_checkpoints", held)
+    copies, rows = [], Stepper._known_rows
+    monkeypatch.setattr(Stepper, "_known_rows", lambda self: copies.append(self.computed) or rows(self))
+    waits, wait = [], Stepper.wait_known
+    monkeypatch.setattr(Stepper, "wait_known", lambda self, *a: waits.append(a) or wait(self, *a))
     sequential = []
     monkeypatch.setattr(jobs, "iter_chunks", lambda *a, **k: sequential.append(a) or iter(()))
     s, text = session, TEXT * 6
     s.set_text(text)
-    assert s.passing
-    model, ids, _ = jobs.text_source(s)
     runner, notes, results = jobs.JobRunner("test", s), [], []  # owned by the session, as by a panel
     runner.noted.connect(notes.append)
     runner.result.connect(results.append)
     try:
+        assert s.passing
+        model, ids, _ = jobs.text_source(s)
+        assert ids.checkpoints is None and copies == []
         runner.run(lambda check: np.concatenate([tr.gate("c", 0) for _, tr in jobs.chunks(model, ids, check)]))
-        qtbot.waitUntil(lambda: bool(notes), timeout=20000)
+        qtbot.waitUntil(lambda: bool(notes) and len(waits) >= 3, timeout=20000)
+        assert copies == []
         assert notes[0].startswith("waiting for the first pass (") and notes[0].endswith(" %)")
     finally:
         gate.set()
     qtbot.waitUntil(lambda: bool(results), timeout=20000)
-    assert sequential == [] and notes[-1] == "" and not s.passing
+    assert sequential == [] and notes[-1] == "" and not s.passing and copies == [len(text)]
     np.testing.assert_allclose(results[0], model.trace(np.asarray(ids)).gate("c", 0), rtol=0, atol=1e-12)
 
 

@@ -218,7 +218,7 @@ def test_trace_refused_when_its_file_cannot_fit_on_the_disk(capsys, model_file, 
     """The file's size (``trace_file_bytes``; twice that while it is written) is checked against
     the free disk before anything is computed: one line, no file."""
     import engine.atomic
-    from engine.trace_io import trace_file_bytes
+    from engine.memory import trace_file_bytes
 
     text = "abcd xyz\nabce" * 20
     config = load_checkpoint(model_file).model.config

@@ -207,6 +207,46 @@ def test_gate_csv_keeps_float64_precision(tmp_path):
     assert np.array_equal(values, reference.gate("h", 0))
 
 
+def test_gate_csv_is_written_in_pieces_whose_memory_follows_the_piece(tmp_path, model_vocab, monkeypatch):
+    """The CSV reaches the atomic writer in pieces of at most ``CSV_CHUNK_ROWS`` steps (the
+    header with the first), the same bytes as the file written whole; writing a text four times
+    longer takes no more memory beyond the longer trace itself (``tracemalloc``: counted bytes)."""
+    import contextlib
+    import tracemalloc
+
+    model, vocab = model_vocab
+    text = TEXT * 4
+    reference = model.trace(vocab.encode(text), text=text)
+    monkeypatch.setattr(export, "CSV_CHUNK_ROWS", 50)
+    writes, writer = [], export.atomic_writer
+
+    @contextlib.contextmanager
+    def counted(path, mode):
+        with writer(path, mode) as f:
+            write = f.write
+            f.write = lambda piece: writes.append(piece.count("\n")) or write(piece)
+            yield f
+
+    monkeypatch.setattr(export, "atomic_writer", counted)
+    export.export_gate_csv(tmp_path / "pieces.csv", reference, "c", 0)
+    T = len(text)
+    assert writes == [51] + [50] * ((T - 50) // 50) + ([T % 50] if T % 50 else [])
+    monkeypatch.setattr(export, "atomic_writer", writer)
+    monkeypatch.setattr(export, "CSV_CHUNK_ROWS", T)
+    export.export_gate_csv(tmp_path / "whole.csv", reference, "c", 0)
+    assert (tmp_path / "pieces.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+
+    monkeypatch.setattr(export, "CSV_CHUNK_ROWS", 64)
+    peaks = []
+    for n in (1, 4):
+        trace = model.trace(vocab.encode(text * n), text=text * n)
+        tracemalloc.start()
+        export.export_gate_csv(tmp_path / f"x{n}.csv", trace, "c", 0)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < 1.5 * peaks[0]  # the whole text's CSV would take about 4 times as much
+
+
 def test_escape_char_spells_out_invisible_characters():
     assert [export.escape_char(c) for c in ("a", "é", " ", ",", "\n", "\r", "\t", "\\", "\x00", "\u2028")] == [
         "a", "é", " ", ",", "\\n", "\\r", "\\t", "\\\\", "\\x00", "\\u2028"]

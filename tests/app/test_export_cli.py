@@ -290,7 +290,7 @@ def test_data_formats_are_checked_against_their_own_size_not_a_picture(qapp, tmp
     import tracemalloc
 
     from engine import memory
-    from engine.trace_io import trace_file_bytes
+    from engine.memory import trace_file_bytes
     from lstmviz.export import export_gate_csv
     from lstmviz.export_cli import _csv_bytes
 

@@ -1,8 +1,11 @@
 """File > Open text: the same questions, dialogs and status whether the file is read at once
 or in the background (above ``threads.BACKGROUND_BYTES``)."""
 
+import threading
+
 import pytest
 
+from engine.data import CharVocab
 from lstmviz import threads
 
 from .conftest import TEXT
@@ -63,3 +66,22 @@ def test_the_opening_message_gives_the_size_to_a_tenth_of_a_mib(window, qtbot, t
     window.open_path(str(path), "text")
     window.session.cancel_open()
     assert messages[0] == "Opening big.txt (1.4 MiB)…"
+
+
+def test_the_characters_left_out_are_found_once_and_off_the_gui_thread_for_a_long_text(
+        window, qtbot, tmp_path, confirmations, monkeypatch, path_kind):
+    """Opening a text the model cannot fully read scans it for unknown characters once (the
+    question, the status line and the text shown share that scan); a text read in the background
+    is scanned there, never on the GUI thread."""
+    scans = []
+    unknown = CharVocab.unknown
+    monkeypatch.setattr(CharVocab, "unknown", lambda self, text: scans.append(
+        threading.current_thread() is threading.main_thread()) or unknown(self, text))
+    messages = []
+    window.session.message.connect(messages.append)
+    path = tmp_path / "upper.txt"
+    path.write_text("QQ" + TEXT * 3 + "Z", encoding="utf-8")
+    open_and_wait(window, qtbot, path)
+    assert window.session.text == TEXT * 3 and len(confirmations) == 1
+    assert "Not in the model's vocabulary, left out: 'Q', 'Z'" in messages
+    assert scans == ([False] if path_kind == "background" else [True])

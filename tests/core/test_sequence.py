@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from engine.data import CharVocab
-from lstmviz.core.sequence import (SERIES_SEPARATOR, SeriesSequence, TextSequence, dropped_message,
-                                   known_text)
+from lstmviz.core.sequence import (SERIES_SEPARATOR, KnownText, SeriesSequence, TextSequence, dropped_message,
+                                   known_text, split_known)
 
 
 def test_text_sequence_labels_captions_and_spans():
@@ -58,7 +58,9 @@ def test_known_text_drops_unknown_characters_and_names_them():
     assert known_text("a-b c!", vocab) == "ab c"
     assert known_text("abc", vocab) == "abc"
     assert known_text("xyz", vocab) == ""
-    assert dropped_message("a-b!", vocab) == "Not in the model's vocabulary, left out: '!', '-'"
+    assert split_known("a-b!! c-", vocab) == KnownText("ab c", ("!", "-"), 4)
+    assert split_known("abc", vocab) == KnownText("abc", (), 0)
+    assert dropped_message(("!", "-")) == "Not in the model's vocabulary, left out: '!', '-'"
 
 
 def test_the_core_package_imports_no_qt():

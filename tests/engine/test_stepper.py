@@ -237,3 +237,28 @@ def test_trace_and_records_refuse_more_than_the_memory_bound(monkeypatch):
     with pytest.raises(ValueError, match="records"):
         s.trace()
     assert s.records(60, 90).steps == 30
+
+
+def test_a_waiting_reader_gets_the_checkpoints_copied_once_when_ready(monkeypatch):
+    """``wait_known`` hands no checkpoints while a filling pass has not reached the step asked
+    for (no copy per wait: the array is large), then a copy equal to the known rows; None once
+    the inputs changed; at once when no pass is filling."""
+    x = ids(100)
+    s = Stepper(make_model(), x, every=16)
+    copies = []
+    rows = Stepper._known_rows
+    monkeypatch.setattr(Stepper, "_known_rows", lambda self: copies.append(self.computed) or rows(self))
+    s.set_filling(True)
+    s.run_to(40)  # checkpoints up to step 48 known
+    assert [s.wait_known(80, s.version, 0.0) for _ in range(3)] == [(False, None)] * 3 and copies == []
+    assert s.known_percent() == 48
+    ready, known = s.wait_known(48, s.version, 0.0)
+    assert ready and copies == [48] and np.array_equal(known, s._checkpoints[:4]) and known is not s._checkpoints
+    s.set_filling(False)
+    ready, known = s.wait_known(80, s.version, 0.0)  # nothing fills them in: the known ones
+    assert ready and len(known) == 4 and copies == [48, 48]
+    version = s.version
+    s.edit(x[::-1].copy(), run=False)
+    assert s.wait_known(80, version, 0.0) == (True, None) and len(copies) == 2
+    s.run_pass()
+    assert s.known_percent() == 100
