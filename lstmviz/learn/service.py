@@ -29,6 +29,7 @@ from engine.model import SequenceModel
 
 from .. import dialogs
 from ..core.labels import lost_characters
+from ..core.sequence import split_known
 from ..training import TrainingController
 from .data_panel import DataPanel
 from .loss_plot import LossPlot
@@ -84,9 +85,9 @@ class LearningService(QObject):
         words = (f"Train replaces the model shown ({name}) with a new one built from the Model tab's "
                  f"settings, its weights drawn from the seed, and trained on the Training data tab's text. "
                  f"{name} itself is not changed: File > Open model (or Help > Open demo) brings it back.")
-        unknown = trainer.corpus.vocab.unknown(s.text) if s.text else []
-        if unknown:
-            lost = lost_characters(unknown, sum(s.text.count(c) for c in unknown))
+        known = split_known(s.text, trainer.corpus.vocab) if s.text else None
+        if known and known.unknown:
+            lost = lost_characters(known.unknown, known.dropped)
             words += (" The text shown is replaced by the start of the training text, because "
                       f"the new model cannot read all of it: {lost}")
         return words
