@@ -20,12 +20,12 @@ input only). The optimizer may update them in place; call
 
 from __future__ import annotations
 
-import contextvars
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
 from .cells import CELL_TYPES, INIT_SCHEMES, check_finite, make_cell
+from .runtime import IN_TURN, whole
 from .settings import check_fields, setting
 from .trace import Trace
 
@@ -272,13 +272,15 @@ class SequenceModel:
     # --- forward / backward -------------------------------------------------------------------
     def forward(self, inputs, state=None, targets=None, *, train: bool = False,
                 rng: np.random.Generator | None = None, keep_pre: bool = False, masks: list | None = None,
-                preps: list | None = None) -> ForwardResult:
+                preps: list | None = None, pair=None) -> ForwardResult:
         """Run ``inputs`` (token ids ``(B, T)`` or values ``(B, T, D)``) through the model.
 
         ``train=True`` applies inverted dropout between layers: ``masks`` if given (per layer,
         as ``dropout_masks`` returns them for this batch), else masks drawn from ``rng``
         (required then). ``preps``: the prepared weights per layer (``prepared()``) when the
-        caller knows they are current; by default prepared afresh from ``params``.
+        caller knows they are current; by default prepared afresh from ``params``. ``pair``
+        (``engine.runtime.StepPartner`` or ``IN_TURN``) splits every step of the LSTM layers by
+        hidden units (``engine.cells.LSTMCell.forward_tm``; ``backward`` splits them too).
         """
         inputs = self.check_inputs(inputs, 2)
         B, T = inputs.shape[:2]
@@ -299,7 +301,8 @@ class SequenceModel:
             if masks[k] is not None:
                 layer_in = layer_in * masks[k]  # (T, B, H)
             xp = self._project(k, prep, layer_in)  # (T, B, G)
-            hs, last, cache = cell.forward_tm(prep, xp, state[k], keep_pre=keep_pre)  # (T, B, H)
+            split = {"pair": pair} if pair is not None and cell.kind == "lstm" else {}  # GRU, RNN: unsplit
+            hs, last, cache = cell.forward_tm(prep, xp, state[k], keep_pre=keep_pre, **split)  # (T, B, H)
             cache["input"] = layer_in  # (T, B) ids or (T, B, D_k)
             caches.append(cache)
             final.append(last)
@@ -419,7 +422,7 @@ class SequenceModel:
         return grads, dinputs, dstate0
 
     def loss_and_grads(self, inputs, targets, state=None, *, rng=None, train: bool = True, shards: int = 1,
-                       executor=None):
+                       units: int = 1, partner=None):
         """Forward + backward. Returns ``(loss, grads, final_state)``; final state for
         carrying into the next truncated-BPTT chunk (no gradient flows across chunks).
 
@@ -429,14 +432,16 @@ class SequenceModel:
         batch (so ``rng`` advances as for the unsplit batch). The parts combine in part order: the loss
         and every gradient as the sum of the parts' weighted by their share of the rows,
         ``B_k / B`` (each loss is a mean over its rows x steps (x outputs)), the final states
-        concatenated; equal to the unsplit batch's to round-off. ``executor`` (anything with
-        ``submit(fn, *args) -> Future``: ``engine.runtime.shard_executor()``) runs parts 1..
-        while the caller runs part 0; None runs them one after another. The figures do not
-        depend on ``executor``: every part runs the same operations either way (run the parts
+        concatenated; equal to the unsplit batch's to round-off. ``units`` 2 (and ``shards`` 1)
+        splits every LSTM step by hidden units instead (``forward``'s ``pair``). ``partner``
+        (``engine.runtime.shard_executor()``) runs part 0 or the first block of units on the
+        calling thread and the rest at once on its thread; None runs them in turn. The figures
+        do not depend on ``partner``: every part runs the same operations either way (run them
         with single-threaded BLAS).
         """
         if shards <= 1:
-            result = self.forward(inputs, state, targets, train=train, rng=rng)
+            pair = (IN_TURN if partner is None else partner) if units > 1 else None
+            result = self.forward(inputs, state, targets, train=train, rng=rng, pair=pair)
             grads, _, _ = self.backward(result)
             return result.loss, grads, result.state
         inputs = self.check_inputs(inputs, 2)
@@ -457,14 +462,11 @@ class SequenceModel:
             grads, _, _ = self.backward(result)
             return result.loss, grads, result.state
 
-        # each part in its own copy of the caller's context: the worker sees the caller's np.errstate
-        futures = [] if executor is None else [executor.submit(contextvars.copy_context().run, part, k)
-                                               for k in range(1, shards)]
-        try:
-            parts = [part(0)] + ([part(k) for k in range(1, shards)] if executor is None else [])
-        finally:
-            parts_after = [f.result() for f in futures]  # waits for every part, also when part 0 raised
-        parts += parts_after
+        if partner is None:
+            parts = [part(k) for k in range(shards)]
+        else:
+            first, rest = partner.run_pair(whole(part, 0), whole(lambda: [part(k) for k in range(1, shards)]))
+            parts = [first, *rest]
         weights = [(edges[k + 1] - edges[k]) / B for k in range(shards)]
         loss = sum(w * part_loss for w, (part_loss, _, _) in zip(weights, parts))
         grads = {}

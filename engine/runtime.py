@@ -36,6 +36,7 @@ and are reused. The cost: up to ``MMAP_THRESHOLD_MAX`` bytes per block stay mapp
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import os
@@ -43,7 +44,7 @@ import queue
 import sys
 import threading
 import time
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
@@ -55,35 +56,102 @@ MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the 
 LOAD_WINDOW_S = 0.2  # seconds over which load_elsewhere measures the machine's busy time
 SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)
 SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see batch_shards)
+UNIT_SPLIT_MIN_HIDDEN = 384  # hidden size from which splitting each step by units gains (see unit_blocks)
+LOAD_REUSE_S = 5.0  # a load sample younger than this is reused (see load_elsewhere), seconds
 
 
-class ShardWorker:
-    """One daemon thread running the calls given to ``submit`` in order: a minimal executor
-    for the parts of a batch (``SequenceModel.loss_and_grads``). Daemon: an idle worker never
-    keeps the process alive (the caller always waits for the part it submitted)."""
+class StepPartner:
+    """One persistent daemon thread that runs the second of two generators in lockstep with the
+    first, run by the caller (``run_pair``): the two halves of a batch, or the two blocks of
+    hidden units of every LSTM time step (``engine.cells.LSTMCell.forward_tm``). Daemon: an idle
+    partner never keeps the process alive (the caller always waits for the half it handed over).
+    Callers from several threads are served one after another."""
 
     def __init__(self):
-        self._calls = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="lstmviz-shard", daemon=True).start()
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="lstmviz-partner", daemon=True).start()
 
-    def submit(self, fn, *args) -> Future:
-        """Queue ``fn(*args)``; the returned Future holds its result or exception."""
-        future = Future()
-        self._calls.put((future, fn, args))
-        return future
+    def run_pair(self, first: Iterator, second: Iterator) -> tuple:
+        """Run generator ``first`` on the calling thread and ``second`` on the partner thread at
+        once; after each of their yields both wait for the other (a barrier per yield: both
+        must yield the same number of times). Returns the generators' return values. An
+        exception in either stops the other at its next yield and is raised here (the
+        caller's first). ``second`` runs in a copy of the caller's context (its ``np.errstate``)."""
+        to_partner, to_caller, done = queue.SimpleQueue(), queue.SimpleQueue(), queue.SimpleQueue()
+        self._jobs.put((contextvars.copy_context(), second, to_partner, to_caller, done))
+        try:
+            result = _run_with_barrier(first, to_partner, to_caller)
+        except _PartnerStopped:
+            raise done.get()[1] from None
+        except BaseException:
+            to_partner.put(False)  # stops the partner at its next barrier
+            done.get()
+            raise
+        failed, second_result = done.get()
+        if failed:
+            raise second_result
+        return result, second_result
 
     def _serve(self) -> None:
         while True:
-            future, fn, args = self._calls.get()
-            if future.set_running_or_notify_cancel():
+            context, second, to_partner, to_caller, done = self._jobs.get()
+            try:
+                done.put((False, context.run(_run_with_barrier, second, to_caller, to_partner)))
+            except BaseException as e:  # handed to the caller by run_pair
+                to_caller.put(False)  # wakes a caller waiting at a barrier
+                done.put((True, e))
+
+
+class _PartnerStopped(Exception):
+    """The other side of a ``run_pair`` stopped before a barrier (its exception is raised)."""
+
+
+def _run_with_barrier(steps: Iterator, signal: queue.SimpleQueue, wait: queue.SimpleQueue):
+    """Drive generator ``steps``; after each yield put True into ``signal`` and wait for the
+    other side's True from ``wait`` (False: it stopped, raise ``_PartnerStopped``). Returns the
+    generator's return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as end:
+            return end.value
+        signal.put(True)
+        if not wait.get():
+            steps.close()
+            raise _PartnerStopped
+
+
+def whole(fn, *args, **kwargs):
+    """Generator running ``fn(*args, **kwargs)`` in one go (no barrier) and returning its
+    value: a job without steps for ``run_pair``."""
+    value = fn(*args, **kwargs)
+    yield from ()
+    return value
+
+
+class InTurn:
+    """``run_pair`` without a thread: the two generators' steps alternate on the calling thread
+    (first, second, first, ...), the same operations as ``StepPartner`` in the same order per
+    generator, hence the same figures."""
+
+    @staticmethod
+    def run_pair(first: Iterator, second: Iterator) -> tuple:
+        """Returns the generators' return values (see ``StepPartner.run_pair``)."""
+        pending, values = {0: first, 1: second}, {}
+        while pending:
+            for k in list(pending):
                 try:
-                    future.set_result(fn(*args))
-                except BaseException as e:  # handed to the caller through the Future
-                    future.set_exception(e)
+                    next(pending[k])
+                except StopIteration as end:
+                    values[k] = end.value
+                    del pending[k]
+        return values[0], values[1]
 
 
-_shard_worker: ShardWorker | None = None
-_shard_worker_lock = threading.Lock()
+IN_TURN = InTurn()
+_partner: StepPartner | None = None
+_partner_lock = threading.Lock()
+_load_sample: tuple[float, float] | None = None  # (time.monotonic() when taken, cores busy elsewhere)
 
 
 def keep_freed_memory() -> bool:
@@ -105,19 +173,26 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def load_elsewhere(window_s: float = LOAD_WINDOW_S) -> float:
+def load_elsewhere(window_s: float = LOAD_WINDOW_S, reuse_s: float = LOAD_REUSE_S) -> float:
     """Cores kept busy by everything but the calling thread, measured: the machine's busy CPU
     time (user, nice, system, irq, softirq, steal in ``/proc/stat``) over ``window_s`` seconds
     while the caller sleeps, divided by the elapsed time. Unlike the load average it leaves out
-    this process's own training threads of the last minute. Without ``/proc/stat`` (not Linux):
-    the 1-minute load average, or 0 without one."""
+    this process's own training threads of the last minute. A sample taken less than
+    ``reuse_s`` seconds ago is returned again (a run's device line, time estimate and plan made
+    one after another see one figure). Without ``/proc/stat`` (not Linux): the 1-minute load
+    average, or 0 without one."""
+    global _load_sample
+    if _load_sample is not None and time.monotonic() - _load_sample[0] < reuse_s:
+        return _load_sample[1]
     try:
         busy_before, start = _busy_ticks(), time.perf_counter()
         time.sleep(window_s)
         busy_after, elapsed = _busy_ticks(), time.perf_counter() - start
+        load = max(0.0, (busy_after - busy_before) / os.sysconf("SC_CLK_TCK") / elapsed)
     except (OSError, ValueError, IndexError):
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(0.0, (busy_after - busy_before) / os.sysconf("SC_CLK_TCK") / elapsed)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    _load_sample = (time.monotonic(), load)
+    return load
 
 
 def _busy_ticks() -> int:
@@ -127,9 +202,11 @@ def _busy_ticks() -> int:
     return sum(int(fields[k]) for k in (1, 2, 3, 6, 7, 8))
 
 
-def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float]:
-    """``cores`` or the usable cores; ``load`` or ``load_elsewhere()``."""
-    return (usable_cores() if cores is None else cores), (load_elsewhere() if load is None else load)
+def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float | None]:
+    """``cores`` or the usable cores; ``load`` or, with two cores or more, ``load_elsewhere()``
+    (on one core the load cannot change a choice: None, nothing measured)."""
+    cores = usable_cores() if cores is None else cores
+    return cores, (load_elsewhere() if load is None and cores >= 2 else load)
 
 
 def _large_product(hidden_size: int, batch_size: int) -> bool:
@@ -140,79 +217,102 @@ def _large_product(hidden_size: int, batch_size: int) -> bool:
 def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None,
                      load: float | None = None) -> int:
     """BLAS threads for training a model of ``hidden_size`` units on batches of ``batch_size``:
-    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``) or fewer than
-    ``MAX_BLAS_THREADS - 0.5`` cores are free (``cores - load``: OpenBLAS's threads spin at each
-    hand-off, and one that waits for a core stalls every product), else
+    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``), on one core, or when
+    fewer than ``MAX_BLAS_THREADS - 0.5`` cores are free (``cores - load``: OpenBLAS's threads
+    spin at each hand-off, and one that waits for a core stalls every product), else
     ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` (cores busy elsewhere) default to the
     process's usable cores and ``load_elsewhere()``, measured only when the size calls for it."""
     if not _large_product(hidden_size, batch_size):
         return 1
     cores, load = _cores_and_load(cores, load)
     threads = max(1, min(MAX_BLAS_THREADS, cores))
-    return threads if cores - load >= threads - 0.5 else 1
+    return threads if threads > 1 and cores - load >= threads - 0.5 else 1
 
 
 def batch_shards(hidden_size: int, batch_size: int) -> int:
     """Parts a training batch is split into for data parallelism (``SequenceModel.loss_and_grads``):
-    2 when each half keeps at least ``SHARD_MIN_ROWS`` rows and ``hidden_size`` >= ``SHARD_MIN_HIDDEN``,
-    else 1. It depends on the problem only, never on the machine or its load, so a seed trains
-    the same weights everywhere; whether the parts run at once is ``shard_executor``'s choice.
-    Below the thresholds a half batch gains less than it costs: per step OpenBLAS packs the
-    whole (4H, H) recurrent matrix for every product however few rows it multiplies, and
-    small products leave the two threads queueing for the GIL between NumPy calls."""
-    return 2 if hidden_size >= SHARD_MIN_HIDDEN and batch_size >= 2 * SHARD_MIN_ROWS else 1
+    2 when each half keeps at least ``SHARD_MIN_ROWS`` rows and ``hidden_size`` is in
+    [``SHARD_MIN_HIDDEN``, ``UNIT_SPLIT_MIN_HIDDEN``), else 1. It depends on the problem only,
+    never on the machine or its load, so a seed trains the same weights everywhere; whether the
+    parts run at once is ``shard_executor``'s choice. Below the thresholds a half batch gains less
+    than it costs: per step OpenBLAS packs the whole (4H, H) recurrent matrix for every product
+    however few rows it multiplies, and small products leave the two threads queueing for the
+    GIL between NumPy calls; from ``UNIT_SPLIT_MIN_HIDDEN`` the units split (``unit_blocks``) gains more."""
+    fits = SHARD_MIN_HIDDEN <= hidden_size < UNIT_SPLIT_MIN_HIDDEN
+    return 2 if fits and batch_size >= 2 * SHARD_MIN_ROWS else 1
 
 
-def shard_executor(cores: int | None = None, load: float | None = None) -> ShardWorker | None:
-    """The one persistent worker thread that runs a training batch's second part while the
-    caller runs the first (created on first use, reused after), or None (run the parts one
+def unit_blocks(hidden_size: int, batch_size: int) -> int:
+    """Blocks of hidden units each LSTM time step is split into (``engine.cells.LSTMCell``:
+    each block's gates, c and h computed by one thread, a barrier per step): 2 from
+    ``UNIT_SPLIT_MIN_HIDDEN`` units when the batch is not split (``batch_shards``), else 1. Each
+    core then multiplies only its half of the recurrent matrix, which stays in its own 2 MiB L2
+    cache at H=512 (float32). Like ``batch_shards`` it depends on the problem only."""
+    return 2 if hidden_size >= UNIT_SPLIT_MIN_HIDDEN and batch_shards(hidden_size, batch_size) == 1 else 1
+
+
+def shard_executor(cores: int | None = None, load: float | None = None) -> StepPartner | None:
+    """The one persistent partner thread that runs the second half of a split step while the
+    caller runs the first (created on first use, reused after), or None (run the halves one
     after another) on one usable core or when less than one core is free (``cores - load``,
     ``load`` the cores busy elsewhere: with one core taken, the two halves still share the
     other and finish sooner than in turn). ``cores``/``load`` default as in ``blas_threads_for``."""
-    global _shard_worker
+    global _partner
     cores, load = _cores_and_load(cores, load)
     if cores < 2 or cores - load < 1.0:
         return None
-    with _shard_worker_lock:
-        if _shard_worker is None:
-            _shard_worker = ShardWorker()
-        return _shard_worker
+    with _partner_lock:
+        if _partner is None:
+            _partner = StepPartner()
+        return _partner
 
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """How a training step runs: ``shards`` parts of the batch (``batch_shards``), each product
-    with ``blas_threads`` BLAS threads, the parts at once on ``executor`` (None: in turn).
+    """How a training step runs: ``shards`` parts of the batch (``batch_shards``) or
+    ``unit_blocks`` blocks of hidden units per step (``unit_blocks``), each product with
+    ``blas_threads`` BLAS threads, the two halves at once on ``partner`` (None: in turn).
     ``eval_threads``: the BLAS threads of a forward-only (validation) pass, which is never split
     (``blas_threads_for`` at the same load). ``load``: the cores busy elsewhere the plan was made
-    for, None when the problem size alone decided (nothing measured)."""
+    for, None when nothing was measured (the problem size alone decided, or one core)."""
 
     shards: int
     blas_threads: int
-    executor: ShardWorker | None
+    partner: StepPartner | None
     eval_threads: int
     load: float | None = None
+    unit_blocks: int = 1
+
+    @property
+    def split(self) -> bool:
+        """Whether a step runs as two halves (of the batch or of the hidden units)."""
+        return self.shards > 1 or self.unit_blocks > 1
 
     @property
     def label(self) -> str:
-        """``"2 parts at once"``, ``"2 parts in turn"`` or ``"1 BLAS thread(s)"`` style summary."""
+        """``"2 parts at once"``, ``"2 unit blocks in turn"`` or ``"1 BLAS thread(s)"`` style summary."""
+        how = "at once" if self.partner is not None else "in turn"
         if self.shards > 1:
-            return f"{self.shards} parts {'at once' if self.executor is not None else 'in turn'}"
+            return f"{self.shards} parts {how}"
+        if self.unit_blocks > 1:
+            return f"{self.unit_blocks} unit blocks {how}"
         return f"{self.blas_threads} BLAS thread{'s' if self.blas_threads > 1 else ''}"
 
 
 def training_plan(hidden_size: int, batch_size: int, cores: int | None = None, load: float | None = None,
-                  shards: int | None = None) -> TrainingPlan:
+                  shards: int | None = None, units: int | None = None) -> TrainingPlan:
     """The plan of ``engine.train.Trainer``: a batch split in ``shards`` parts (default
-    ``batch_shards``) runs them with one BLAS thread each, at once when ``shard_executor`` gives
-    a worker; an unsplit batch runs with ``blas_threads_for`` BLAS threads. ``load`` (cores busy
+    ``batch_shards``) or its steps in ``units`` blocks of hidden units (default ``unit_blocks``)
+    runs with one BLAS thread per half, the halves at once when ``shard_executor`` gives a
+    partner; an unsplit step runs with ``blas_threads_for`` BLAS threads. ``load`` (cores busy
     elsewhere) is measured at most once (``load_elsewhere``), and only when the size calls for it."""
     shards = batch_shards(hidden_size, batch_size) if shards is None else shards
-    if shards > 1 or _large_product(hidden_size, batch_size):
+    units = unit_blocks(hidden_size, batch_size) if units is None else units
+    if shards > 1 or units > 1 or _large_product(hidden_size, batch_size):
         cores, load = _cores_and_load(cores, load)
     threads = blas_threads_for(hidden_size, batch_size, cores, load)
-    if shards > 1:
-        return TrainingPlan(shards, 1, shard_executor(cores, load), threads, load)
+    if shards > 1 or units > 1:
+        return TrainingPlan(shards, 1, shard_executor(cores, load), threads, load, units)
     return TrainingPlan(1, threads, None, threads, load)
 
 
