@@ -74,6 +74,18 @@ def _padded_rows(rows: int, cols: int, dtype) -> np.ndarray:
     return np.empty((rows, cols + _ROW_PAD), dtype)[:, :cols]  # (rows, cols) view
 
 
+def product(a: np.ndarray, b: np.ndarray, pair=None) -> np.ndarray:
+    """``a (M, K) @ b (K, N)`` as a new ``(M, N)`` array; with ``pair`` (``run_pair``, see
+    ``LSTMCell.forward_tm``) the two halves of the M rows are computed on its two threads (each
+    row's figures are those of the whole product)."""
+    if pair is None:
+        return a @ b  # (M, N)
+    M = a.shape[0]
+    out = np.empty((M, b.shape[1]), np.result_type(a, b))  # (M, N)
+    pair.run_pair(*(whole(np.matmul, a[rows], b, out=out[rows]) for rows in (slice(0, M // 2), slice(M // 2, M))))
+    return out
+
+
 def check_finite(name: str, a: np.ndarray) -> None:
     """Raise ValueError if ``a`` holds NaN or infinity."""
     if not np.isfinite(a).all():
@@ -462,7 +474,7 @@ class LSTMCell(_Cell):
         steps small enough to stay in cache, then the loop runs over the block. With the
         forward's ``pair`` (``cache["pair"]``) each half of the hidden units runs its own rows:
         its dz, then (after a barrier: dz_t complete) its rows of ``Wh_u @ dz_t``; dWh is then
-        two row halves, one per thread.
+        two row halves, one per thread (``product``).
         """
         acts_f, hs_h, cs_f, tc_f = cache["feature_major"]  # (T, G, B), (H, T+1, B), (T+1, H, B), (T, H, B)
         pair = cache["pair"]
@@ -489,11 +501,9 @@ class LSTMCell(_Cell):
         if pair is None:
             for _ in blocks[0]:
                 pass
-            dWh = hs_2 @ dz_2t  # (H, G) one product over all steps
         else:
             pair.run_pair(*blocks)
-            dWh = np.empty((H, G), dtype)  # (H, G)
-            pair.run_pair(*(whole(np.matmul, hs_2[u], dz_2t, out=dWh[u]) for u in self._unit_blocks(pair)))  # (Hk, G) each
+        dWh = product(hs_2, dz_2t, pair)  # (H, G) one product over all steps
         return dz_g.transpose(1, 2, 0), self.to_public(dWh), (dh_rec.T.copy(), dc.T.copy())
 
     def _backward_block(self, Wh_rows: np.ndarray, u: slice, acts4: np.ndarray, cs_f: np.ndarray, tc_f: np.ndarray,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .cells import CELL_TYPES, INIT_SCHEMES, check_finite, make_cell
+from .cells import CELL_TYPES, INIT_SCHEMES, check_finite, make_cell, product
 from .runtime import IN_TURN, whole
 from .settings import check_fields, setting
 from .trace import Trace
@@ -308,9 +308,9 @@ class SequenceModel:
             final.append(last)
             layer_in = hs
         top = layer_in.reshape(T * B, -1)  # (T*B, H)
-        outputs, loss, dscores = self._head(self._scores(top), targets, B, T)
+        outputs, loss, dscores = self._head(self._scores(top, pair), targets, B, T)
         cache = {"caches": caches, "masks": masks, "preps": preps, "top": top, "dscores": dscores, "B": B, "T": T,
-                 "ids": x_tm}
+                 "ids": x_tm, "pair": pair}
         outputs_bt = np.ascontiguousarray(np.swapaxes(outputs.reshape(T, B, -1), 0, 1))  # (B, T, O)
         return ForwardResult(outputs=outputs_bt, loss=loss, state=final, cache=cache)
 
@@ -327,12 +327,14 @@ class SequenceModel:
                 (rng.random((T, B, H)) >= p).astype(self.dtype) / self.dtype.type(1 - p)  # (T, B, H)
                 for k in range(len(self.cells))]
 
-    def _scores(self, top: np.ndarray) -> np.ndarray:
+    def _scores(self, top: np.ndarray, pair=None) -> np.ndarray:
         """Head scores ``(N, O)`` from the top layer's ``h (N, H)``: ``h W + b``, or h itself
-        without a head."""
+        without a head; ``pair``: the product on two threads (``engine.cells.product``)."""
         if self.config.head == "none":
             return top.copy()  # (N, H)
-        return top @ self.params["head.W"] + self.params["head.b"]  # (N, O)
+        scores = product(top, self.params["head.W"], pair)  # (N, O)
+        scores += self.params["head.b"]  # (N, O)
+        return scores
 
     def _head(self, scores: np.ndarray, targets, B: int, T: int):
         """Outputs ``(T*B, O)``, mean loss and dLoss/dscores ``(T*B, O)`` (None without targets)."""
@@ -369,7 +371,7 @@ class SequenceModel:
         (an embedding's gradient is ``grads["embed.E"]``).
         """
         cache = result.cache
-        B, T = cache["B"], cache["T"]
+        B, T, pair = cache["B"], cache["T"], cache["pair"]
         dscores = cache["dscores"]
         if dstate is not None:
             dstate = self._check_state(dstate, B, "dstate")
@@ -385,10 +387,10 @@ class SequenceModel:
             dhs = dscores.reshape(T, B, -1)  # (T, B, H) the outputs are h itself
         else:
             grads = {
-                "head.W": cache["top"].T @ dscores,  # (H, O)
+                "head.W": product(cache["top"].T, dscores, pair),  # (H, O)
                 "head.b": dscores.sum(axis=0),  # (O,)
             }
-            dhs = (dscores @ self.params["head.W"].T).reshape(T, B, -1)  # (T, B, H)
+            dhs = product(dscores, self.params["head.W"].T, pair).reshape(T, B, -1)  # (T, B, H)
         dstate0 = [None] * len(self.cells)
         dinputs = None
         for k in range(len(self.cells) - 1, -1, -1):
@@ -399,16 +401,16 @@ class SequenceModel:
             if k == 0 and self.config.input_kind == "onehot":
                 onehot_t = np.zeros((cell.input_size, T * B), self.dtype)  # (V, T*B) one-hot columns
                 onehot_t[layer_in.reshape(-1), np.arange(T * B)] = 1.0
-                dWx = onehot_t @ dz2  # (V, G) row v = sum of dz over the positions holding token v
+                dWx = product(onehot_t, dz2, pair)  # (V, G) row v = sum of dz over the positions holding token v
                 db = dWx.sum(axis=0)  # (G,) every position holds exactly one token: V rows, not T*B
             else:
-                dWx = layer_in.reshape(T * B, -1).T @ dz2  # (D, G)
+                dWx = product(layer_in.reshape(T * B, -1).T, dz2, pair)  # (D, G)
                 db = dz2.sum(axis=0)  # (G,)
             grads[f"l{k}.Wx"] = cell.to_public(dWx)  # (D, G)
             grads.update({f"l{k}.{name}": g for name, g in cell.recurrent_grads(drec).items()})  # Wh (H, G), GRU bhn (H,)
             grads[f"l{k}.b"] = cell.to_public(db)  # (G,)
             if k > 0 or self.config.input_kind in ("dense", "embedding"):
-                dx = (dz2 @ prep.Wx_u.T).reshape(T, B, -1)  # (T, B, D_k)
+                dx = product(dz2, prep.Wx_u.T, pair).reshape(T, B, -1)  # (T, B, D_k)
                 if cache["masks"][k] is not None:
                     dx *= cache["masks"][k]  # (T, B, H)
                 if k > 0:

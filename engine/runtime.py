@@ -1,29 +1,43 @@
 """Process-level tuning for training speed (opt-in; the app, the CLI and the benchmarks call it).
 
-How a training step uses the cores (``training_plan``, applied by ``engine.train.Trainer``):
+How a training step uses the cores (``training_plan``, applied by ``engine.train.Trainer``);
+the problem size alone decides how a step is split, so a seed trains the same weights on any
+machine; the load decides only whether the two halves run at once or in turn (the same figures):
 
-- Data parallelism: a batch large enough (``batch_shards``: H >= 256 and at least 32 rows per
-  half; the problem size alone decides, so a seed trains the same weights on any machine) is
-  split in two halves, each run forward + BPTT with one BLAS thread, one on the calling thread
-  and one on a persistent daemon worker (``ShardWorker``; NumPy releases the GIL inside BLAS
-  calls and ufunc loops), the gradients summed in a fixed order, one update. One hand-off per
-  training step, and the element-wise work runs on both cores too. When less than one core is
-  free the halves run in turn (the same figures). Measured on the 2-core VM, quiet: one
-  forward + backward at (H, B, T) = (256, 64, 100) takes 160 ms at one BLAS thread, 101 ms at
-  two, 91-94 ms as two halves at once (one half alone: 84 ms).
+- Units split (``unit_blocks``: H >= 384, an unsplit batch): every LSTM time step is split by
+  hidden units. One thread owns units [0, H/2), the other [H/2, H); each multiplies h_{t-1} by
+  its own (4 H/2, H) rows of the recurrent matrix, computes its gates, c and h, and the two
+  meet at a barrier before the next step (backward: each computes its rows of dz_t, barrier,
+  then its rows of ``Wh @ dz_t``). Each core packs and keeps in its 2 MiB L2 cache only half of
+  the matrix (4 MiB at H=512, float32). dWh, dWx and the head's products are computed as two
+  row halves at once (``engine.cells.product``). The barrier is a pair of
+  ``queue.SimpleQueue`` hand-offs: measured 7-12 us per step on the 2-core VM, against 33-58 us
+  for ``threading.Barrier``.
+- Data parallelism (``batch_shards``: 256 <= H < 384 and at least 32 rows per half): the batch
+  is split in two halves, each run forward + BPTT, the gradients summed in a fixed order, one
+  update. One hand-off per training step. Measured on the 2-core VM, quiet: one forward +
+  backward at (H, B, T) = (256, 64, 100) takes 160 ms at one BLAS thread, 101 ms at two, 91-94
+  ms as two halves at once (one half alone: 84 ms); 128-137 ms split by units.
+- Both splits run one BLAS thread per half, one half on the calling thread and one on a
+  persistent daemon thread (``StepPartner``; NumPy releases the GIL inside BLAS calls and ufunc
+  loops); when less than one core is free the halves run in turn.
 - Otherwise the batch runs unsplit, with OpenBLAS threads by ``blas_threads_for`` (problem size,
   usable cores, cores busy elsewhere), through ``threadpoolctl`` (an optional dependency:
-  without it nothing changes). ``lstmviz`` starts OpenBLAS with one thread.
+  without it nothing changes). ``lstmviz`` starts OpenBLAS with one thread. Two threads gain
+  from about 1 M recurrent multiply-adds per step (H=128, B=32: 14-15 ms per training step at
+  two threads, 20 ms at one; H=64, B=32: no gain).
 
 Below the data-parallel thresholds halves lose: OpenBLAS packs the whole (4H, H) recurrent
 matrix for each per-step product however few rows it multiplies (at H=512 a half batch of 16
 rows costs 59 % of the whole batch's 32, not 50 %), and with small products (H=128: a few
 microseconds per NumPy call) the two threads spend more time handing the GIL to each other than
-computing (H=128, B=32: 21 ms as two halves at once, 20 ms unsplit at one thread).
+computing (H=128, B=32: 24 ms as two halves at once, 28 ms split by units, 20 ms unsplit at one
+thread).
 
 The load: ``load_elsewhere`` measures the cores busy outside the calling thread over 0.2 s
-(``/proc/stat``), only for problems large enough to use two threads; the 1-minute load average
-would count the trainer's own threads of the previous minute as a busy machine.
+(``/proc/stat``), only with two cores or more and for problems large enough to use two threads,
+and reuses a sample for ``LOAD_REUSE_S``; the 1-minute load average would count the trainer's
+own threads of the previous minute as a busy machine.
 
 A training step allocates and frees about 10 MB of temporaries (gate activations, gradients,
 projections). glibc returns every free of more than 128 KiB to the kernel (``mmap``/``munmap``),
@@ -51,7 +65,7 @@ M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit for M_MMAP_THRESHOLD on 64-bit, bytes
 TRIM_THRESHOLD = 256 * 1024 * 1024  # keep up to this much free heap before giving it back, bytes
-TWO_THREAD_MACS = 4 * 256 * 256 * 32  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
+TWO_THREAD_MACS = 4 * 128 * 128 * 16  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
 MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the engine's products
 LOAD_WINDOW_S = 0.2  # seconds over which load_elsewhere measures the machine's busy time
 SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)

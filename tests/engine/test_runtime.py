@@ -29,9 +29,10 @@ def test_freed_blocks_are_reused_without_page_faults():
 
 
 def test_small_products_keep_one_thread_large_ones_use_two_on_an_idle_machine():
-    assert TWO_THREAD_MACS == 4 * 256 * 256 * 32
-    assert blas_threads_for(128, 32, cores=2, load=0.0) == 1  # 4 x 128^2 x 32 = 2.1 M multiply-adds
-    assert blas_threads_for(256, 32, cores=2, load=0.0) == 2  # 8.4 M: the threshold
+    assert TWO_THREAD_MACS == 4 * 128 * 128 * 16
+    assert blas_threads_for(64, 32, cores=2, load=0.0) == 1  # 4 x 64^2 x 32 = 0.5 M multiply-adds
+    assert blas_threads_for(128, 16, cores=2, load=0.0) == 2  # 1.05 M: the threshold
+    assert blas_threads_for(128, 32, cores=2, load=0.0) == 2
     assert blas_threads_for(512, 32, cores=2, load=0.4) == 2
     assert blas_threads_for(512, 32, cores=8, load=0.0) == MAX_BLAS_THREADS == 2
     assert blas_threads_for(512, 32, cores=1, load=0.0) == 1
@@ -45,7 +46,7 @@ def test_a_busy_machine_gets_one_thread():
 
 def test_small_problems_never_measure_the_load(monkeypatch):
     monkeypatch.setattr(runtime, "load_elsewhere", lambda: pytest.fail("measured the load"))
-    assert blas_threads_for(128, 32) == 1
+    assert blas_threads_for(64, 32) == 1
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="Linux /proc/stat")
