@@ -40,7 +40,10 @@ The LSTM loops run feature-major: per step the product ``Wh_s.T (G, H) @ h_{t-1}
 a ``(G, B)`` block whose gates are contiguous ``(H, B)`` slices (the transposed product runs
 measurably faster in OpenBLAS than ``h (B, H) @ Wh_s``), and the hidden states and ``dz`` are
 stored ``(H, T+1, B)`` and ``(G, T, B)`` so that each weight gradient is one product over all
-steps; the arrays they hand out are ``(T, B, ...)`` views of them.
+steps; the arrays they hand out are ``(T, B, ...)`` views of them. Both loops run as generators
+over blocks of hidden units (``_forward_block``, ``_backward_block``): one block of all units, or
+two halves stepped in lockstep on two threads (the ``pair`` of ``forward_tm``, see
+``engine.runtime``), each unit computed by the same operations either way.
 Gradients come back in the public layout. Sequence interfaces are time-major ``(T, B, ...)``;
 the public wrappers take ``(B, T, ...)``.
 """

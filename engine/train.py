@@ -359,12 +359,13 @@ class Trainer:
             return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
 
     def _recheck_plan(self) -> None:
-        """At an evaluation: a split batch whose parts run in turn although the process has two
-        cores (the machine was busy when the plan was made) measures the load again, and its
-        parts run at once from the next step if a core has come free (the same figures either
-        way). A plan already at its best is kept unmeasured, and a measurement (0.2 s) is made at
-        most once per PLAN_RECHECK_S seconds since the last (``run`` asks at every evaluation but
-        the last), so a machine that stays busy does not slow frequent evaluations."""
+        """At an evaluation: a split step (batch halves or unit blocks) whose halves run in turn
+        although the process has two cores (the machine was busy when the plan was made)
+        measures the load again, and its halves run at once from the next step if a core has
+        come free (the same figures either way). A plan already at its best is kept unmeasured,
+        and a measurement (0.2 s) is made at most once per PLAN_RECHECK_S seconds since the last
+        (``run`` asks at every evaluation but the last), so a machine that stays busy does not
+        slow frequent evaluations."""
         if self.plan is not None and self.plan.split and self.plan.partner is None and usable_cores() > 1:
             now = monotonic()
             if now - self._plan_made_at >= PLAN_RECHECK_S:
@@ -419,11 +420,12 @@ class Trainer:
     def _threads(self):
         """The context that ``run`` and ``estimate_time`` train and evaluate in: ``self.plan``,
         made once on entry by ``engine.runtime.training_plan`` (one load measurement at most,
-        re-made only by ``_recheck_plan``): a batch split into ``shards`` parts runs with one BLAS
-        thread per part, its parts at once on ``engine.runtime.shard_executor``'s worker thread
-        when the machine has a free core, else one after another (the same figures either way);
-        an unsplit batch runs with ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS
-        thread count before is restored after, and ``plan`` is None again."""
+        re-made only by ``_recheck_plan``): a batch split into ``shards`` parts, or steps split
+        into ``units`` blocks of hidden units, run with one BLAS thread per half, the halves at
+        once on ``engine.runtime.shard_executor``'s partner thread when the machine has a free
+        core, else one after another (the same figures either way); an unsplit batch runs with
+        ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS thread count before is
+        restored after, and ``plan`` is None again."""
         self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards,
                                   units=self.units)
         self._plan_made_at = monotonic()
