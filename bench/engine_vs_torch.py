@@ -10,8 +10,7 @@ with the one-hot input tensor built once outside the timed step (PyTorch's best 
 alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
 the engine against the faster torch setting. The engine runs as the product runs it, by
 ``engine.runtime.training_plan`` as ``Trainer.run`` does: a large batch in two halves at once on two
-threads with one BLAS thread each (data parallelism, "2 parts"), or at H >= 384 every time step
-split by hidden units over two threads ("2 unit blocks"), else unsplit with the BLAS threads of
+threads with one BLAS thread each (data parallelism), else unsplit with the BLAS threads of
 ``blas_threads_for`` (problem size, cores, load); the "engine runs as" column is the plan the
 trainer made and ran with (``Trainer.plan``), the load column the cores busy elsewhere it
 measured (``engine.runtime.load_elsewhere``; measured for the row when the size alone decided). The floor is the step's multiply-adds
@@ -22,7 +21,7 @@ Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with it
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
 
 ``--cpu-time`` compares engine and torch at one thread by the calling thread's CPU time
-(``time.thread_time``), which a busy shared machine disturbs less than wall time (a split step's
+(``time.thread_time``), which a busy shared machine disturbs less than wall time (a split batch's
 halves then run in turn on the calling thread).
 
 Run from the repository root:  ``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time]``
@@ -135,13 +134,13 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
     if cpu_time:
         torch_threads = (1,)
     what = ("CPU time of the calling thread, engine and torch at 1 thread" if cpu_time else
-            "engine as the trainer runs it (engine.runtime.training_plan: batch halves or unit blocks at once on "
-            f"two threads, or BLAS threads by size, cores, load), torch at {' and '.join(map(str, torch_threads))} thread(s)")
+            "engine as the trainer runs it (engine.runtime.training_plan: batch halves at once on two threads, "
+            f"or BLAS threads by size, cores, load), torch at {' and '.join(map(str, torch_threads))} thread(s)")
     print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
           f"{what}, alternating; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
           f"cores the engine keeps busy, measured before each row:")
     torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
-    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>21} {'GMAC/s':>6} {'floor ms':>8} | "
+    print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
           + f" | {'engine/best torch':>17}")
@@ -150,9 +149,9 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         trainer = engine_trainer(H, B, T)
         # as Trainer.run: one plan for the whole run, the one printed; by CPU time, a split batch's halves run in turn
         with blas_threads(1) if cpu_time else trainer._threads():
-            plan = TrainingPlan(trainer.shards, 1, None, 1, unit_blocks=trainer.units) if cpu_time else trainer.plan
+            plan = TrainingPlan(trainer.shards, 1, None, 1) if cpu_time else trainer.plan
             load = load_elsewhere() if plan.load is None else plan.load  # cores busy elsewhere, at the row's start
-            cores_used = plan.blas_threads if plan.partner is None else 2
+            cores_used = plan.blas_threads if plan.executor is None else plan.shards
             with blas_threads(cores_used):
                 rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
             fns = {"engine": trainer.train_step}
@@ -167,7 +166,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
-        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>21} {rate / 1e9:6.1f} {floor:8.1f} | "
+        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>16} {rate / 1e9:6.1f} {floor:8.1f} | "
               f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
               + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
 

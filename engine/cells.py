@@ -40,10 +40,7 @@ The LSTM loops run feature-major: per step the product ``Wh_s.T (G, H) @ h_{t-1}
 a ``(G, B)`` block whose gates are contiguous ``(H, B)`` slices (the transposed product runs
 measurably faster in OpenBLAS than ``h (B, H) @ Wh_s``), and the hidden states and ``dz`` are
 stored ``(H, T+1, B)`` and ``(G, T, B)`` so that each weight gradient is one product over all
-steps; the arrays they hand out are ``(T, B, ...)`` views of them. Both loops run as generators
-over blocks of hidden units (``_forward_block``, ``_backward_block``): one block of all units, or
-two halves stepped in lockstep on two threads (the ``pair`` of ``forward_tm``, see
-``engine.runtime``), each unit computed by the same operations either way.
+steps; the arrays they hand out are ``(T, B, ...)`` views of them.
 Gradients come back in the public layout. Sequence interfaces are time-major ``(T, B, ...)``;
 the public wrappers take ``(B, T, ...)``.
 """
@@ -53,8 +50,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from .runtime import whole
 
 GATES = ("i", "f", "g", "o")
 GRU_GATES = ("r", "z", "n")
@@ -75,18 +70,6 @@ def _padded_rows(rows: int, cols: int, dtype) -> np.ndarray:
     than ``cols``: rows spaced by a power of two bytes (e.g. T*B = 64*32 floats) fall into the
     same cache sets, and a per-step ``(H, B)`` column block of them would evict itself."""
     return np.empty((rows, cols + _ROW_PAD), dtype)[:, :cols]  # (rows, cols) view
-
-
-def product(a: np.ndarray, b: np.ndarray, pair=None) -> np.ndarray:
-    """``a (M, K) @ b (K, N)`` as a new ``(M, N)`` array; with ``pair`` (``run_pair``, see
-    ``LSTMCell.forward_tm``) the two halves of the M rows are computed on its two threads (each
-    row's figures are those of the whole product)."""
-    if pair is None:
-        return a @ b  # (M, N)
-    M = a.shape[0]
-    out = np.empty((M, b.shape[1]), np.result_type(a, b))  # (M, N)
-    pair.run_pair(*(whole(np.matmul, a[rows], b, out=out[rows]) for rows in (slice(0, M // 2), slice(M // 2, M))))
-    return out
 
 
 def check_finite(name: str, a: np.ndarray) -> None:
@@ -364,12 +347,7 @@ class LSTMCell(_Cell):
             xp_f += prep.b_s[:, None]  # (T, G, B)
         return xp_f.transpose(0, 2, 1)  # (T, B, G) view
 
-    def _unit_blocks(self, pair) -> list:
-        """The hidden-unit blocks the loops run: all units without ``pair``, else two halves."""
-        H = self.hidden_size
-        return [slice(0, H)] if pair is None else [slice(0, H // 2), slice(H // 2, H)]
-
-    def forward_tm(self, prep: Prepared, xp: np.ndarray, state: tuple, keep_pre: bool = False, pair=None):
+    def forward_tm(self, prep: Prepared, xp: np.ndarray, state: tuple, keep_pre: bool = False):
         """Time-major forward. ``xp (T, B, G)`` projected inputs (scaled, internal order); fastest
         as ``project`` returns them.
 
@@ -378,12 +356,6 @@ class LSTMCell(_Cell):
         ``tc (T, B, H)`` = tanh(c) (and ``pre (T, B, G)`` if ``keep_pre``), all views of the
         feature-major arrays the loops work on: per step a ``(G, B)`` block is the product
         ``Wh_s.T (G, H) @ h_{t-1} (H, B)`` and every gate a contiguous ``(H, B)`` slice of it.
-
-        ``pair`` (anything with ``run_pair(first, second)``: ``engine.runtime.StepPartner`` or
-        ``InTurn``) splits every step by hidden units: each half of the units has its own
-        ``(4 H/2, H)`` rows of the recurrent matrix (copied once per call), computes its gates,
-        c and h, and the two halves meet before the next step (h_{t-1} complete). Each unit's
-        arithmetic is the unsplit one; ``pair`` is kept in the cache for ``backward_tm``.
         """
         T, B, G = xp.shape
         H = self.hidden_size
@@ -392,77 +364,55 @@ class LSTMCell(_Cell):
         hs_h = _padded_rows(H, (T + 1) * B, dtype).reshape(H, T + 1, B)  # (H, T+1, B) hs_h[:, 0] = h0
         cs_f = np.empty((T + 1, H, B), dtype)  # (T+1, H, B) cs_f[0] = c0
         tc_f = np.empty((T, H, B), dtype)  # (T, H, B) tanh(c_t)
+        ig = np.empty((H, B), dtype)  # (H, B) scratch for i * g
         hs_h[:, 0] = state[0].T  # (H, B)
         cs_f[0] = state[1].T  # (H, B)
+        Wh_t = prep.Wh_s.T  # (G, H) C-ordered (prepare)
         pre_f = np.empty((T, G, B), dtype) if keep_pre else None  # (T, G, B)
-        Wh_t4 = prep.Wh_s.T.reshape(4, H, H)  # (4, H, H) view: gate, unit, input unit (C-ordered, prepare)
-        xp4 = xp.transpose(0, 2, 1).reshape(T, 4, H, B)  # (T, 4, H, B) view of project's (T, G, B)
-        views = (xp4, acts_f.reshape(T, 4, H, B), hs_h, cs_f, tc_f, None if pre_f is None else pre_f.reshape(T, 4, H, B))
-        blocks = [self._forward_block(Wh_t4[:, u].reshape(4 * (u.stop - u.start), H), u, *views)  # (4 Hk, H) rows
-                  for u in self._unit_blocks(pair)]
-        if pair is None:
-            for _ in blocks[0]:
-                pass
-        else:
-            pair.run_pair(*blocks)
+        for t in range(T):
+            a = acts_f[t]  # (G, B)
+            np.matmul(Wh_t, hs_h[:, t], out=a)  # (G, B)
+            a += xp[t].T  # (G, B) scaled pre-activation
+            if keep_pre:
+                pre_f[t] = a  # (G, B)
+            np.tanh(a, out=a)  # (G, B)
+            s = a[H:]  # (3H, B) view
+            s *= 0.5
+            s += 0.5  # (3H, B) i, f, o
+            np.multiply(a[2 * H : 3 * H], cs_f[t], out=cs_f[t + 1])  # (H, B) f * c_prev
+            np.multiply(a[H : 2 * H], a[:H], out=ig)  # (H, B) i * g
+            cs_f[t + 1] += ig  # (H, B)
+            np.tanh(cs_f[t + 1], out=tc_f[t])  # (H, B)
+            np.multiply(a[3 * H :], tc_f[t], out=hs_h[:, t + 1])  # (H, B) o * tanh(c)
         hs = hs_h.transpose(1, 2, 0)  # (T+1, B, H) view
         cache = {"acts": acts_f.transpose(0, 2, 1), "hs": hs, "cs": cs_f.transpose(0, 2, 1),
                  "tc": tc_f.transpose(0, 2, 1), "pre": None if pre_f is None else pre_f.transpose(0, 2, 1),
-                 "feature_major": (acts_f, hs_h, cs_f, tc_f), "pair": pair}
+                 "feature_major": (acts_f, hs_h, cs_f, tc_f)}
         return hs[1:], (hs[T].copy(), cs_f[T].T.copy()), cache
 
-    @staticmethod
-    def _forward_block(Wh_rows: np.ndarray, u: slice, xp4: np.ndarray, acts4: np.ndarray, hs_h: np.ndarray,
-                       cs_f: np.ndarray, tc_f: np.ndarray, pre4: np.ndarray | None):
-        """Generator running ``forward_tm``'s steps for hidden units ``u`` (Hk of them), yielding
-        after each step's ``h_t[u]``. ``Wh_rows (4 Hk, H)``: the scaled recurrent rows of the
-        block's four gates; ``xp4``/``acts4``/``pre4 (T, 4, H, B)``, ``hs_h (H, T+1, B)``,
-        ``cs_f (T+1, H, B)``, ``tc_f (T, H, B)``: ``forward_tm``'s arrays, written at ``u`` only."""
-        T, _, _, B = acts4.shape
-        Hk = u.stop - u.start
-        z = np.empty((4 * Hk, B), acts4.dtype)  # (4 Hk, B) scaled pre-activations of the block
-        z4 = z.reshape(4, Hk, B)  # (4, Hk, B) view: g, i, f, o
-        ig = np.empty((Hk, B), acts4.dtype)  # (Hk, B) scratch for i * g
-        for t in range(T):
-            np.matmul(Wh_rows, hs_h[:, t], out=z)  # (4 Hk, B)
-            z4 += xp4[t, :, u]  # (4, Hk, B) scaled pre-activation
-            if pre4 is not None:
-                pre4[t, :, u] = z4  # (4, Hk, B)
-            a = acts4[t, :, u]  # (4, Hk, B) view
-            np.tanh(z4, out=a)  # (4, Hk, B)
-            s = a[1:]  # (3, Hk, B) view
-            s *= 0.5
-            s += 0.5  # (3, Hk, B) i, f, o
-            c = cs_f[t + 1, u]  # (Hk, B) view
-            np.multiply(a[2], cs_f[t, u], out=c)  # (Hk, B) f * c_prev
-            np.multiply(a[1], a[0], out=ig)  # (Hk, B) i * g
-            c += ig  # (Hk, B)
-            np.tanh(c, out=tc_f[t, u])  # (Hk, B)
-            np.multiply(a[3], tc_f[t, u], out=hs_h[u, t + 1])  # (Hk, B) o * tanh(c)
-            yield
+    def _local_derivatives(self, acts: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, out: np.ndarray) -> None:
+        """For ``n`` steps, write into ``out (n, 5, H, B)`` the factors that turn dc into
+        dz_g, dz_i, dz_f (blocks 0-2) and dh into dz_o and dc's dh part (blocks 3-4).
 
-    @staticmethod
-    def _local_derivatives(acts4: np.ndarray, c_prev: np.ndarray, tc: np.ndarray, out: np.ndarray) -> None:
-        """For ``n`` steps of ``Hk`` units, write into ``out (n, 5, Hk, B)`` the factors that turn
-        dc into dz_g, dz_i, dz_f (blocks 0-2) and dh into dz_o and dc's dh part (blocks 3-4).
-
-        Feature-major: ``acts4 (n, 4, Hk, B)`` gates g, i, f, o, ``c_prev (n, Hk, B)`` = c_{t-1},
-        ``tc (n, Hk, B)`` = tanh(c_t).
+        Feature-major: ``acts (n, G, B)`` internal order, ``c_prev (n, H, B)`` = c_{t-1},
+        ``tc (n, H, B)`` = tanh(c_t).
         """
-        g, i, o = acts4[:, 0], acts4[:, 1], acts4[:, 3]  # (n, Hk, B) each
-        s = acts4[:, 1:]  # (n, 3, Hk, B) i, f, o view
-        ds = out[:, 1:4]  # (n, 3, Hk, B) view
+        n, G, B = acts.shape
+        H = self.hidden_size
+        g, i, o = acts[:, :H], acts[:, H : 2 * H], acts[:, 3 * H :]  # (n, H, B) each
+        s = acts[:, H:].reshape(n, 3, H, B)  # (n, 3, H, B) i, f, o view
+        ds = out[:, 1:4]  # (n, 3, H, B) view
         np.subtract(1.0, s, out=ds)  # 1 - s
         ds *= s  # s (1 - s), sigmoid'
-        ds[:, 0] *= g  # (n, Hk, B) dz_i / dc = g i (1 - i)
-        ds[:, 1] *= c_prev  # (n, Hk, B) dz_f / dc = c_{t-1} f (1 - f)
-        ds[:, 2] *= tc  # (n, Hk, B) dz_o / dh = tanh(c) o (1 - o)
-        np.multiply(g, g, out=out[:, 0])  # (n, Hk, B) g^2
-        np.subtract(1.0, out[:, 0], out=out[:, 0])  # (n, Hk, B) tanh'
-        out[:, 0] *= i  # (n, Hk, B) dz_g / dc = i (1 - g^2)
-        np.multiply(tc, tc, out=out[:, 4])  # (n, Hk, B) tanh(c)^2
-        np.subtract(1.0, out[:, 4], out=out[:, 4])  # (n, Hk, B)
-        out[:, 4] *= o  # (n, Hk, B) dc / dh = o (1 - tanh(c)^2)
+        ds[:, 0] *= g  # (n, H, B) dz_i / dc = g i (1 - i)
+        ds[:, 1] *= c_prev  # (n, H, B) dz_f / dc = c_{t-1} f (1 - f)
+        ds[:, 2] *= tc  # (n, H, B) dz_o / dh = tanh(c) o (1 - o)
+        np.multiply(g, g, out=out[:, 0])  # (n, H, B) g^2
+        np.subtract(1.0, out[:, 0], out=out[:, 0])  # (n, H, B) tanh'
+        out[:, 0] *= i  # (n, H, B) dz_g / dc = i (1 - g^2)
+        np.multiply(tc, tc, out=out[:, 4])  # (n, H, B) tanh(c)^2
+        np.subtract(1.0, out[:, 4], out=out[:, 4])  # (n, H, B)
+        out[:, 4] *= o  # (n, H, B) dc / dh = o (1 - tanh(c)^2)
 
     def backward_tm(self, prep: Prepared, cache: dict, dhs: np.ndarray, dstate=None, record: dict | None = None):
         """Time-major BPTT. ``dhs (T, B, H)``; returns ``(dz (T, B, G), dWh (H, G) public,
@@ -474,75 +424,49 @@ class LSTMCell(_Cell):
 
         The loop runs feature-major like ``forward_tm`` (``(H, B)`` blocks, the product
         ``Wh_u (H, G) @ dz_t (G, B)`` per step). The local derivatives are computed in blocks of
-        steps small enough to stay in cache, then the loop runs over the block. With the
-        forward's ``pair`` (``cache["pair"]``) each half of the hidden units runs its own rows:
-        its dz, then (after a barrier: dz_t complete) its rows of ``Wh_u @ dz_t``; dWh is then
-        two row halves, one per thread (``product``).
+        ``chunk`` steps small enough to stay in cache, then the loop runs over the block.
         """
         acts_f, hs_h, cs_f, tc_f = cache["feature_major"]  # (T, G, B), (H, T+1, B), (T+1, H, B), (T, H, B)
-        pair = cache["pair"]
         T, G, B = acts_f.shape
         H = self.hidden_size
         dtype = acts_f.dtype
         dhs_f = dhs.transpose(0, 2, 1)  # (T, H, B) view
         if dhs_f.strides[-1] != dhs_f.itemsize:
             dhs_f = np.ascontiguousarray(dhs_f)  # (T, H, B) one transposing copy instead of one per step
+        f = acts_f[:, 2 * H : 3 * H]  # (T, H, B) view
+        chunk = max(1, min(T, _CACHE_BLOCK // (5 * B * H)))  # steps per block of local derivatives
+        local = np.empty((chunk, 5, H, B), dtype)  # (chunk, 5, H, B) see _local_derivatives
         dz_g = _padded_rows(G, T * B, dtype).reshape(G, T, B)  # (G, T, B): (G, T*B) rows for the weight gradients
+        dz4 = dz_g.reshape(4, H, T, B)  # (4, H, T, B) view: blocks g, i, f, o
         dh_rec = np.zeros((H, B), dtype)  # (H, B) dL/dh_t through the gates of step t+1
         if dstate is None:
             dc = np.zeros((H, B), dtype)  # (H, B)
         else:
             dh_rec[...] = np.asarray(dstate[0]).T  # (H, B)
             dc = np.array(np.asarray(dstate[1]).T, dtype=dtype, order="C")  # (H, B) copy: never mutate inputs
+        dh = np.empty((H, B), dtype)  # (H, B)
+        tmp = np.empty((H, B), dtype)  # (H, B)
+        Wh = prep.Wh_u  # (H, G)
         if record is not None:
-            record["dh"] = np.empty((T, B, H), dtype)  # (T, B, H)
-            record["dc"] = np.empty((T, B, H), dtype)  # (T, B, H)
-        views = (acts_f.reshape(T, 4, H, B), cs_f, tc_f, dhs_f, dz_g, dh_rec, dc, record)
-        blocks = [self._backward_block(prep.Wh_u[u], u, *views) for u in self._unit_blocks(pair)]  # Wh_u[u] (Hk, G)
-        hs_2 = hs_h[:, :T].reshape(H, T * B)  # (H, T*B) view
-        dz_2t = dz_g.reshape(G, T * B).T  # (T*B, G) view
-        if pair is None:
-            for _ in blocks[0]:
-                pass
-        else:
-            pair.run_pair(*blocks)
-        dWh = product(hs_2, dz_2t, pair)  # (H, G) one product over all steps
-        return dz_g.transpose(1, 2, 0), self.to_public(dWh), (dh_rec.T.copy(), dc.T.copy())
-
-    def _backward_block(self, Wh_rows: np.ndarray, u: slice, acts4: np.ndarray, cs_f: np.ndarray, tc_f: np.ndarray,
-                        dhs_f: np.ndarray, dz_g: np.ndarray, dh_rec: np.ndarray, dc: np.ndarray, record: dict | None):
-        """Generator running ``backward_tm``'s steps for hidden units ``u`` (Hk of them): each
-        step writes the block's rows of dz_t and yields (the other block's rows are then needed),
-        then its rows of ``dh_rec = Wh_u @ dz_t``. ``Wh_rows (Hk, G)``: ``Wh_u[u]``; ``acts4
-        (T, 4, H, B)``, ``cs_f (T+1, H, B)``, ``tc_f (T, H, B)``, ``dhs_f (T, H, B)``, ``dz_g
-        (G, T, B)``, ``dh_rec``/``dc (H, B)`` and ``record``: ``backward_tm``'s, written at ``u`` only."""
-        T, _, H, B = acts4.shape
-        Hk = u.stop - u.start
-        dtype = acts4.dtype
-        chunk = max(1, min(T, _CACHE_BLOCK // (5 * B * Hk)))  # steps per block of local derivatives
-        local = np.empty((chunk, 5, Hk, B), dtype)  # (chunk, 5, Hk, B) see _local_derivatives
-        dz4 = dz_g.reshape(4, H, T, B)  # (4, H, T, B) view: blocks g, i, f, o
-        f = acts4[:, 2, u]  # (T, Hk, B) view
-        dh_rec_u, dc_u = dh_rec[u], dc[u]  # (Hk, B) views
-        dh = np.empty((Hk, B), dtype)  # (Hk, B)
-        tmp = np.empty((Hk, B), dtype)  # (Hk, B)
+            rec_dh = record["dh"] = np.empty((T, B, H), dtype)  # (T, B, H)
+            rec_dc = record["dc"] = np.empty((T, B, H), dtype)  # (T, B, H)
         for stop in range(T, 0, -chunk):
             start = max(0, stop - chunk)
-            self._local_derivatives(acts4[start:stop, :, u], cs_f[start:stop, u], tc_f[start:stop, u],
-                                    local[: stop - start])
+            self._local_derivatives(acts_f[start:stop], cs_f[start:stop], tc_f[start:stop], local[: stop - start])
             for t in range(stop - 1, start - 1, -1):
-                k = local[t - start]  # (5, Hk, B)
-                np.add(dhs_f[t, u], dh_rec_u, out=dh)  # (Hk, B) dL/dh_t
-                np.multiply(dh, k[3], out=dz4[3, u, t])  # (Hk, B) dz_o
-                np.multiply(dh, k[4], out=tmp)  # (Hk, B)
-                dc_u += tmp  # (Hk, B) dL/dc_t
+                k = local[t - start]  # (5, H, B)
+                np.add(dhs_f[t], dh_rec, out=dh)  # (H, B) dL/dh_t
+                np.multiply(dh, k[3], out=dz4[3, :, t])  # (H, B) dz_o
+                np.multiply(dh, k[4], out=tmp)  # (H, B)
+                dc += tmp  # (H, B) dL/dc_t
                 if record is not None:
-                    record["dh"][t, :, u] = dh.T  # (B, Hk)
-                    record["dc"][t, :, u] = dc_u.T  # (B, Hk)
-                np.multiply(dc_u, k[:3], out=dz4[:3, u, t])  # (3, Hk, B) dz_g, dz_i, dz_f
-                dc_u *= f[t]  # (Hk, B) dL/dc_{t-1} through the cell path
-                yield
-                np.matmul(Wh_rows, dz_g[:, t], out=dh_rec_u)  # (Hk, B) dL/dh_{t-1} through the gates
+                    rec_dh[t] = dh.T  # (B, H)
+                    rec_dc[t] = dc.T  # (B, H)
+                np.multiply(dc, k[:3], out=dz4[:3, :, t])  # (3, H, B) dz_g, dz_i, dz_f
+                dc *= f[t]  # (H, B) dL/dc_{t-1} through the cell path
+                np.matmul(Wh, dz_g[:, t], out=dh_rec)  # (H, B) dL/dh_{t-1} through the gates
+        dWh = hs_h[:, :T].reshape(H, T * B) @ dz_g.reshape(G, T * B).T  # (H, G) one product over all steps
+        return dz_g.transpose(1, 2, 0), self.to_public(dWh), (dh_rec.T.copy(), dc.T.copy())
 
 
 class RNNCell(_Cell):

@@ -20,12 +20,12 @@ input only). The optimizer may update them in place; call
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .cells import CELL_TYPES, INIT_SCHEMES, check_finite, make_cell, product
-from .runtime import IN_TURN, whole
+from .cells import CELL_TYPES, INIT_SCHEMES, check_finite, make_cell
 from .settings import check_fields, setting
 from .trace import Trace
 
@@ -272,15 +272,13 @@ class SequenceModel:
     # --- forward / backward -------------------------------------------------------------------
     def forward(self, inputs, state=None, targets=None, *, train: bool = False,
                 rng: np.random.Generator | None = None, keep_pre: bool = False, masks: list | None = None,
-                preps: list | None = None, pair=None) -> ForwardResult:
+                preps: list | None = None) -> ForwardResult:
         """Run ``inputs`` (token ids ``(B, T)`` or values ``(B, T, D)``) through the model.
 
         ``train=True`` applies inverted dropout between layers: ``masks`` if given (per layer,
         as ``dropout_masks`` returns them for this batch), else masks drawn from ``rng``
         (required then). ``preps``: the prepared weights per layer (``prepared()``) when the
-        caller knows they are current; by default prepared afresh from ``params``. ``pair``
-        (``engine.runtime.StepPartner`` or ``IN_TURN``) splits every step of the LSTM layers by
-        hidden units (``engine.cells.LSTMCell.forward_tm``; ``backward`` splits them too).
+        caller knows they are current; by default prepared afresh from ``params``.
         """
         inputs = self.check_inputs(inputs, 2)
         B, T = inputs.shape[:2]
@@ -301,16 +299,15 @@ class SequenceModel:
             if masks[k] is not None:
                 layer_in = layer_in * masks[k]  # (T, B, H)
             xp = self._project(k, prep, layer_in)  # (T, B, G)
-            split = {"pair": pair} if pair is not None and cell.kind == "lstm" else {}  # GRU, RNN: unsplit
-            hs, last, cache = cell.forward_tm(prep, xp, state[k], keep_pre=keep_pre, **split)  # (T, B, H)
+            hs, last, cache = cell.forward_tm(prep, xp, state[k], keep_pre=keep_pre)  # (T, B, H)
             cache["input"] = layer_in  # (T, B) ids or (T, B, D_k)
             caches.append(cache)
             final.append(last)
             layer_in = hs
         top = layer_in.reshape(T * B, -1)  # (T*B, H)
-        outputs, loss, dscores = self._head(self._scores(top, pair), targets, B, T)
+        outputs, loss, dscores = self._head(self._scores(top), targets, B, T)
         cache = {"caches": caches, "masks": masks, "preps": preps, "top": top, "dscores": dscores, "B": B, "T": T,
-                 "ids": x_tm, "pair": pair}
+                 "ids": x_tm}
         outputs_bt = np.ascontiguousarray(np.swapaxes(outputs.reshape(T, B, -1), 0, 1))  # (B, T, O)
         return ForwardResult(outputs=outputs_bt, loss=loss, state=final, cache=cache)
 
@@ -327,14 +324,12 @@ class SequenceModel:
                 (rng.random((T, B, H)) >= p).astype(self.dtype) / self.dtype.type(1 - p)  # (T, B, H)
                 for k in range(len(self.cells))]
 
-    def _scores(self, top: np.ndarray, pair=None) -> np.ndarray:
+    def _scores(self, top: np.ndarray) -> np.ndarray:
         """Head scores ``(N, O)`` from the top layer's ``h (N, H)``: ``h W + b``, or h itself
-        without a head; ``pair``: the product on two threads (``engine.cells.product``)."""
+        without a head."""
         if self.config.head == "none":
             return top.copy()  # (N, H)
-        scores = product(top, self.params["head.W"], pair)  # (N, O)
-        scores += self.params["head.b"]  # (N, O)
-        return scores
+        return top @ self.params["head.W"] + self.params["head.b"]  # (N, O)
 
     def _head(self, scores: np.ndarray, targets, B: int, T: int):
         """Outputs ``(T*B, O)``, mean loss and dLoss/dscores ``(T*B, O)`` (None without targets)."""
@@ -371,7 +366,7 @@ class SequenceModel:
         (an embedding's gradient is ``grads["embed.E"]``).
         """
         cache = result.cache
-        B, T, pair = cache["B"], cache["T"], cache["pair"]
+        B, T = cache["B"], cache["T"]
         dscores = cache["dscores"]
         if dstate is not None:
             dstate = self._check_state(dstate, B, "dstate")
@@ -387,10 +382,10 @@ class SequenceModel:
             dhs = dscores.reshape(T, B, -1)  # (T, B, H) the outputs are h itself
         else:
             grads = {
-                "head.W": product(cache["top"].T, dscores, pair),  # (H, O)
+                "head.W": cache["top"].T @ dscores,  # (H, O)
                 "head.b": dscores.sum(axis=0),  # (O,)
             }
-            dhs = product(dscores, self.params["head.W"].T, pair).reshape(T, B, -1)  # (T, B, H)
+            dhs = (dscores @ self.params["head.W"].T).reshape(T, B, -1)  # (T, B, H)
         dstate0 = [None] * len(self.cells)
         dinputs = None
         for k in range(len(self.cells) - 1, -1, -1):
@@ -401,16 +396,16 @@ class SequenceModel:
             if k == 0 and self.config.input_kind == "onehot":
                 onehot_t = np.zeros((cell.input_size, T * B), self.dtype)  # (V, T*B) one-hot columns
                 onehot_t[layer_in.reshape(-1), np.arange(T * B)] = 1.0
-                dWx = product(onehot_t, dz2, pair)  # (V, G) row v = sum of dz over the positions holding token v
+                dWx = onehot_t @ dz2  # (V, G) row v = sum of dz over the positions holding token v
                 db = dWx.sum(axis=0)  # (G,) every position holds exactly one token: V rows, not T*B
             else:
-                dWx = product(layer_in.reshape(T * B, -1).T, dz2, pair)  # (D, G)
+                dWx = layer_in.reshape(T * B, -1).T @ dz2  # (D, G)
                 db = dz2.sum(axis=0)  # (G,)
             grads[f"l{k}.Wx"] = cell.to_public(dWx)  # (D, G)
             grads.update({f"l{k}.{name}": g for name, g in cell.recurrent_grads(drec).items()})  # Wh (H, G), GRU bhn (H,)
             grads[f"l{k}.b"] = cell.to_public(db)  # (G,)
             if k > 0 or self.config.input_kind in ("dense", "embedding"):
-                dx = product(dz2, prep.Wx_u.T, pair).reshape(T, B, -1)  # (T, B, D_k)
+                dx = (dz2 @ prep.Wx_u.T).reshape(T, B, -1)  # (T, B, D_k)
                 if cache["masks"][k] is not None:
                     dx *= cache["masks"][k]  # (T, B, H)
                 if k > 0:
@@ -424,7 +419,7 @@ class SequenceModel:
         return grads, dinputs, dstate0
 
     def loss_and_grads(self, inputs, targets, state=None, *, rng=None, train: bool = True, shards: int = 1,
-                       units: int = 1, partner=None):
+                       executor=None):
         """Forward + backward. Returns ``(loss, grads, final_state)``; final state for
         carrying into the next truncated-BPTT chunk (no gradient flows across chunks).
 
@@ -434,16 +429,14 @@ class SequenceModel:
         batch (so ``rng`` advances as for the unsplit batch). The parts combine in part order: the loss
         and every gradient as the sum of the parts' weighted by their share of the rows,
         ``B_k / B`` (each loss is a mean over its rows x steps (x outputs)), the final states
-        concatenated; equal to the unsplit batch's to round-off. ``units`` 2 (and ``shards`` 1)
-        splits every LSTM step by hidden units instead (``forward``'s ``pair``). ``partner``
-        (``engine.runtime.shard_executor()``) runs part 0 or the first block of units on the
-        calling thread and the rest at once on its thread; None runs them in turn. The figures
-        do not depend on ``partner``: every part runs the same operations either way (run them
+        concatenated; equal to the unsplit batch's to round-off. ``executor`` (anything with
+        ``submit(fn, *args) -> Future``: ``engine.runtime.shard_executor()``) runs parts 1..
+        while the caller runs part 0; None runs them one after another. The figures do not
+        depend on ``executor``: every part runs the same operations either way (run the parts
         with single-threaded BLAS).
         """
         if shards <= 1:
-            pair = (IN_TURN if partner is None else partner) if units > 1 else None
-            result = self.forward(inputs, state, targets, train=train, rng=rng, pair=pair)
+            result = self.forward(inputs, state, targets, train=train, rng=rng)
             grads, _, _ = self.backward(result)
             return result.loss, grads, result.state
         inputs = self.check_inputs(inputs, 2)
@@ -464,11 +457,14 @@ class SequenceModel:
             grads, _, _ = self.backward(result)
             return result.loss, grads, result.state
 
-        if partner is None:
-            parts = [part(k) for k in range(shards)]
-        else:
-            first, rest = partner.run_pair(whole(part, 0), whole(lambda: [part(k) for k in range(1, shards)]))
-            parts = [first, *rest]
+        # each part in its own copy of the caller's context: the worker sees the caller's np.errstate
+        futures = [] if executor is None else [executor.submit(contextvars.copy_context().run, part, k)
+                                               for k in range(1, shards)]
+        try:
+            parts = [part(0)] + ([part(k) for k in range(1, shards)] if executor is None else [])
+        finally:
+            parts_after = [f.result() for f in futures]  # waits for every part, also when part 0 raised
+        parts += parts_after
         weights = [(edges[k + 1] - edges[k]) / B for k in range(shards)]
         loss = sum(w * part_loss for w, (part_loss, _, _) in zip(weights, parts))
         grads = {}

@@ -1,43 +1,39 @@
 """Process-level tuning for training speed (opt-in; the app, the CLI and the benchmarks call it).
 
-How a training step uses the cores (``training_plan``, applied by ``engine.train.Trainer``);
-the problem size alone decides how a step is split, so a seed trains the same weights on any
-machine; the load decides only whether the two halves run at once or in turn (the same figures):
+How a training step uses the cores (``training_plan``, applied by ``engine.train.Trainer``):
 
-- Units split (``unit_blocks``: H >= 384, an unsplit batch): every LSTM time step is split by
-  hidden units. One thread owns units [0, H/2), the other [H/2, H); each multiplies h_{t-1} by
-  its own (4 H/2, H) rows of the recurrent matrix, computes its gates, c and h, and the two
-  meet at a barrier before the next step (backward: each computes its rows of dz_t, barrier,
-  then its rows of ``Wh @ dz_t``). Each core packs and keeps in its 2 MiB L2 cache only half of
-  the matrix (4 MiB at H=512, float32). dWh, dWx and the head's products are computed as two
-  row halves at once (``engine.cells.product``). The barrier is a pair of
-  ``queue.SimpleQueue`` hand-offs: measured 7-12 us per step on the 2-core VM, against 33-58 us
-  for ``threading.Barrier``.
-- Data parallelism (``batch_shards``: 256 <= H < 384 and at least 32 rows per half): the batch
-  is split in two halves, each run forward + BPTT, the gradients summed in a fixed order, one
-  update. One hand-off per training step. Measured on the 2-core VM, quiet: one forward +
-  backward at (H, B, T) = (256, 64, 100) takes 160 ms at one BLAS thread, 101 ms at two, 91-94
-  ms as two halves at once (one half alone: 84 ms); 128-137 ms split by units.
-- Both splits run one BLAS thread per half, one half on the calling thread and one on a
-  persistent daemon thread (``StepPartner``; NumPy releases the GIL inside BLAS calls and ufunc
-  loops); when less than one core is free the halves run in turn.
+- Data parallelism: a batch large enough (``batch_shards``: H >= 256 and at least 32 rows per
+  half; the problem size alone decides, so a seed trains the same weights on any machine) is
+  split in two halves, each run forward + BPTT with one BLAS thread, one on the calling thread
+  and one on a persistent daemon worker (``ShardWorker``; NumPy releases the GIL inside BLAS
+  calls and ufunc loops), the gradients summed in a fixed order, one update. One hand-off per
+  training step, and the element-wise work runs on both cores too. When less than one core is
+  free the halves run in turn (the same figures). Measured on the 2-core VM, quiet: one
+  forward + backward at (H, B, T) = (256, 64, 100) takes 160 ms at one BLAS thread, 101 ms at
+  two, 91-94 ms as two halves at once (one half alone: 84 ms).
 - Otherwise the batch runs unsplit, with OpenBLAS threads by ``blas_threads_for`` (problem size,
   usable cores, cores busy elsewhere), through ``threadpoolctl`` (an optional dependency:
   without it nothing changes). ``lstmviz`` starts OpenBLAS with one thread. Two threads gain
-  from about 1 M recurrent multiply-adds per step (H=128, B=32: 14-15 ms per training step at
-  two threads, 20 ms at one; H=64, B=32: no gain).
+  from about 1 M recurrent multiply-adds per step: one training step at H=128, B=32, T=64 took
+  14-19 ms at two threads against 20-21 ms at one (H=128, B=16: 9.8 against 12.5; H=64, B=32:
+  9.9 against 9.4).
 
 Below the data-parallel thresholds halves lose: OpenBLAS packs the whole (4H, H) recurrent
 matrix for each per-step product however few rows it multiplies (at H=512 a half batch of 16
 rows costs 59 % of the whole batch's 32, not 50 %), and with small products (H=128: a few
 microseconds per NumPy call) the two threads spend more time handing the GIL to each other than
-computing (H=128, B=32: 24 ms as two halves at once, 28 ms split by units, 20 ms unsplit at one
-thread).
+computing (H=128, B=32: 24-30 ms as two halves at once, 20-21 ms unsplit at one thread).
+Splitting every time step by hidden units instead (each thread its half of the units' gate rows,
+a ``queue.SimpleQueue`` barrier per step: 7-12 us, ``threading.Barrier`` 33-58 us) was measured
+and lost everywhere: training steps of 133-136 ms at (512, 32, 64) against 108-124 ms at two
+BLAS threads, 124 ms at (256, 64, 100) against 93 ms as two halves, 34 ms at (128, 32, 64): the
+two threads' GIL hand-offs around some 20 NumPy calls per step cost more than the half products
+save (each half product takes exactly half the time: no cache gain at H=512).
 
 The load: ``load_elsewhere`` measures the cores busy outside the calling thread over 0.2 s
-(``/proc/stat``), only with two cores or more and for problems large enough to use two threads,
-and reuses a sample for ``LOAD_REUSE_S``; the 1-minute load average would count the trainer's
-own threads of the previous minute as a busy machine.
+(``/proc/stat``), only with two usable cores or more and for problems large enough to use two
+threads, and reuses a sample for ``LOAD_REUSE_S``; the 1-minute load average would count the
+trainer's own threads of the previous minute as a busy machine.
 
 A training step allocates and frees about 10 MB of temporaries (gate activations, gradients,
 projections). glibc returns every free of more than 128 KiB to the kernel (``mmap``/``munmap``),
@@ -50,7 +46,6 @@ and are reused. The cost: up to ``MMAP_THRESHOLD_MAX`` bytes per block stay mapp
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import ctypes
 import ctypes.util
 import os
@@ -58,7 +53,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
@@ -68,103 +63,41 @@ TRIM_THRESHOLD = 256 * 1024 * 1024  # keep up to this much free heap before givi
 TWO_THREAD_MACS = 4 * 128 * 128 * 16  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
 MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the engine's products
 LOAD_WINDOW_S = 0.2  # seconds over which load_elsewhere measures the machine's busy time
+LOAD_REUSE_S = 5.0  # a load sample younger than this is reused (see load_elsewhere), seconds
 SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)
 SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see batch_shards)
-UNIT_SPLIT_MIN_HIDDEN = 384  # hidden size from which splitting each step by units gains (see unit_blocks)
-LOAD_REUSE_S = 5.0  # a load sample younger than this is reused (see load_elsewhere), seconds
 
 
-class StepPartner:
-    """One persistent daemon thread that runs the second of two generators in lockstep with the
-    first, run by the caller (``run_pair``): the two halves of a batch, or the two blocks of
-    hidden units of every LSTM time step (``engine.cells.LSTMCell.forward_tm``). Daemon: an idle
-    partner never keeps the process alive (the caller always waits for the half it handed over).
-    Callers from several threads are served one after another."""
+class ShardWorker:
+    """One daemon thread running the calls given to ``submit`` in order: a minimal executor
+    for the parts of a batch (``SequenceModel.loss_and_grads``). Daemon: an idle worker never
+    keeps the process alive (the caller always waits for the part it submitted). Not a
+    ``ThreadPoolExecutor(max_workers=1)``: its worker is not a daemon, so a persistent one
+    stays among the process's live threads until the interpreter's exit hook joins it (and
+    the test suite's thread-leak check fails every test that first creates it)."""
 
     def __init__(self):
-        self._jobs = queue.SimpleQueue()
-        threading.Thread(target=self._serve, name="lstmviz-partner", daemon=True).start()
+        self._calls = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="lstmviz-shard", daemon=True).start()
 
-    def run_pair(self, first: Iterator, second: Iterator) -> tuple:
-        """Run generator ``first`` on the calling thread and ``second`` on the partner thread at
-        once; after each of their yields both wait for the other (a barrier per yield: both
-        must yield the same number of times). Returns the generators' return values. An
-        exception in either stops the other at its next yield and is raised here (the
-        caller's first). ``second`` runs in a copy of the caller's context (its ``np.errstate``)."""
-        to_partner, to_caller, done = queue.SimpleQueue(), queue.SimpleQueue(), queue.SimpleQueue()
-        self._jobs.put((contextvars.copy_context(), second, to_partner, to_caller, done))
-        try:
-            result = _run_with_barrier(first, to_partner, to_caller)
-        except _PartnerStopped:
-            raise done.get()[1] from None
-        except BaseException:
-            to_partner.put(False)  # stops the partner at its next barrier
-            done.get()
-            raise
-        failed, second_result = done.get()
-        if failed:
-            raise second_result
-        return result, second_result
+    def submit(self, fn, *args) -> Future:
+        """Queue ``fn(*args)``; the returned Future holds its result or exception."""
+        future = Future()
+        self._calls.put((future, fn, args))
+        return future
 
     def _serve(self) -> None:
         while True:
-            context, second, to_partner, to_caller, done = self._jobs.get()
-            try:
-                done.put((False, context.run(_run_with_barrier, second, to_caller, to_partner)))
-            except BaseException as e:  # handed to the caller by run_pair
-                to_caller.put(False)  # wakes a caller waiting at a barrier
-                done.put((True, e))
-
-
-class _PartnerStopped(Exception):
-    """The other side of a ``run_pair`` stopped before a barrier (its exception is raised)."""
-
-
-def _run_with_barrier(steps: Iterator, signal: queue.SimpleQueue, wait: queue.SimpleQueue):
-    """Drive generator ``steps``; after each yield put True into ``signal`` and wait for the
-    other side's True from ``wait`` (False: it stopped, raise ``_PartnerStopped``). Returns the
-    generator's return value."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as end:
-            return end.value
-        signal.put(True)
-        if not wait.get():
-            steps.close()
-            raise _PartnerStopped
-
-
-def whole(fn, *args, **kwargs):
-    """Generator running ``fn(*args, **kwargs)`` in one go (no barrier) and returning its
-    value: a job without steps for ``run_pair``."""
-    value = fn(*args, **kwargs)
-    yield from ()
-    return value
-
-
-class InTurn:
-    """``run_pair`` without a thread: the two generators' steps alternate on the calling thread
-    (first, second, first, ...), the same operations as ``StepPartner`` in the same order per
-    generator, hence the same figures."""
-
-    @staticmethod
-    def run_pair(first: Iterator, second: Iterator) -> tuple:
-        """Returns the generators' return values (see ``StepPartner.run_pair``)."""
-        pending, values = {0: first, 1: second}, {}
-        while pending:
-            for k in list(pending):
+            future, fn, args = self._calls.get()
+            if future.set_running_or_notify_cancel():
                 try:
-                    next(pending[k])
-                except StopIteration as end:
-                    values[k] = end.value
-                    del pending[k]
-        return values[0], values[1]
+                    future.set_result(fn(*args))
+                except BaseException as e:  # handed to the caller through the Future
+                    future.set_exception(e)
 
 
-IN_TURN = InTurn()
-_partner: StepPartner | None = None
-_partner_lock = threading.Lock()
+_shard_worker: ShardWorker | None = None
+_shard_worker_lock = threading.Lock()
 _load_sample: tuple[float, float] | None = None  # (time.monotonic() when taken, cores busy elsewhere)
 
 
@@ -245,88 +178,65 @@ def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None
 
 def batch_shards(hidden_size: int, batch_size: int) -> int:
     """Parts a training batch is split into for data parallelism (``SequenceModel.loss_and_grads``):
-    2 when each half keeps at least ``SHARD_MIN_ROWS`` rows and ``hidden_size`` is in
-    [``SHARD_MIN_HIDDEN``, ``UNIT_SPLIT_MIN_HIDDEN``), else 1. It depends on the problem only,
-    never on the machine or its load, so a seed trains the same weights everywhere; whether the
-    parts run at once is ``shard_executor``'s choice. Below the thresholds a half batch gains less
-    than it costs: per step OpenBLAS packs the whole (4H, H) recurrent matrix for every product
-    however few rows it multiplies, and small products leave the two threads queueing for the
-    GIL between NumPy calls; from ``UNIT_SPLIT_MIN_HIDDEN`` the units split (``unit_blocks``) gains more."""
-    fits = SHARD_MIN_HIDDEN <= hidden_size < UNIT_SPLIT_MIN_HIDDEN
-    return 2 if fits and batch_size >= 2 * SHARD_MIN_ROWS else 1
+    2 when each half keeps at least ``SHARD_MIN_ROWS`` rows and ``hidden_size`` >= ``SHARD_MIN_HIDDEN``,
+    else 1. It depends on the problem only, never on the machine or its load, so a seed trains
+    the same weights everywhere; whether the parts run at once is ``shard_executor``'s choice.
+    Below the thresholds a half batch gains less than it costs: per step OpenBLAS packs the
+    whole (4H, H) recurrent matrix for every product however few rows it multiplies, and
+    small products leave the two threads queueing for the GIL between NumPy calls."""
+    return 2 if hidden_size >= SHARD_MIN_HIDDEN and batch_size >= 2 * SHARD_MIN_ROWS else 1
 
 
-def unit_blocks(hidden_size: int, batch_size: int) -> int:
-    """Blocks of hidden units each LSTM time step is split into (``engine.cells.LSTMCell``:
-    each block's gates, c and h computed by one thread, a barrier per step): 2 from
-    ``UNIT_SPLIT_MIN_HIDDEN`` units when the batch is not split (``batch_shards``), else 1. Each
-    core then multiplies only its half of the recurrent matrix, which stays in its own 2 MiB L2
-    cache at H=512 (float32). Like ``batch_shards`` it depends on the problem only."""
-    return 2 if hidden_size >= UNIT_SPLIT_MIN_HIDDEN and batch_shards(hidden_size, batch_size) == 1 else 1
-
-
-def shard_executor(cores: int | None = None, load: float | None = None) -> StepPartner | None:
-    """The one persistent partner thread that runs the second half of a split step while the
-    caller runs the first (created on first use, reused after), or None (run the halves one
+def shard_executor(cores: int | None = None, load: float | None = None) -> ShardWorker | None:
+    """The one persistent worker thread that runs a training batch's second part while the
+    caller runs the first (created on first use, reused after), or None (run the parts one
     after another) on one usable core or when less than one core is free (``cores - load``,
     ``load`` the cores busy elsewhere: with one core taken, the two halves still share the
     other and finish sooner than in turn). ``cores``/``load`` default as in ``blas_threads_for``."""
-    global _partner
+    global _shard_worker
     cores, load = _cores_and_load(cores, load)
     if cores < 2 or cores - load < 1.0:
         return None
-    with _partner_lock:
-        if _partner is None:
-            _partner = StepPartner()
-        return _partner
+    with _shard_worker_lock:
+        if _shard_worker is None:
+            _shard_worker = ShardWorker()
+        return _shard_worker
 
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """How a training step runs: ``shards`` parts of the batch (``batch_shards``) or
-    ``unit_blocks`` blocks of hidden units per step (``unit_blocks``), each product with
-    ``blas_threads`` BLAS threads, the two halves at once on ``partner`` (None: in turn).
+    """How a training step runs: ``shards`` parts of the batch (``batch_shards``), each product
+    with ``blas_threads`` BLAS threads, the parts at once on ``executor`` (None: in turn).
     ``eval_threads``: the BLAS threads of a forward-only (validation) pass, which is never split
     (``blas_threads_for`` at the same load). ``load``: the cores busy elsewhere the plan was made
-    for, None when nothing was measured (the problem size alone decided, or one core)."""
+    for, None when the problem size alone decided (nothing measured)."""
 
     shards: int
     blas_threads: int
-    partner: StepPartner | None
+    executor: ShardWorker | None
     eval_threads: int
     load: float | None = None
-    unit_blocks: int = 1
-
-    @property
-    def split(self) -> bool:
-        """Whether a step runs as two halves (of the batch or of the hidden units)."""
-        return self.shards > 1 or self.unit_blocks > 1
 
     @property
     def label(self) -> str:
-        """``"2 parts at once"``, ``"2 unit blocks in turn"`` or ``"1 BLAS thread(s)"`` style summary."""
-        how = "at once" if self.partner is not None else "in turn"
+        """``"2 parts at once"``, ``"2 parts in turn"`` or ``"1 BLAS thread(s)"`` style summary."""
         if self.shards > 1:
-            return f"{self.shards} parts {how}"
-        if self.unit_blocks > 1:
-            return f"{self.unit_blocks} unit blocks {how}"
+            return f"{self.shards} parts {'at once' if self.executor is not None else 'in turn'}"
         return f"{self.blas_threads} BLAS thread{'s' if self.blas_threads > 1 else ''}"
 
 
 def training_plan(hidden_size: int, batch_size: int, cores: int | None = None, load: float | None = None,
-                  shards: int | None = None, units: int | None = None) -> TrainingPlan:
+                  shards: int | None = None) -> TrainingPlan:
     """The plan of ``engine.train.Trainer``: a batch split in ``shards`` parts (default
-    ``batch_shards``) or its steps in ``units`` blocks of hidden units (default ``unit_blocks``)
-    runs with one BLAS thread per half, the halves at once when ``shard_executor`` gives a
-    partner; an unsplit step runs with ``blas_threads_for`` BLAS threads. ``load`` (cores busy
+    ``batch_shards``) runs them with one BLAS thread each, at once when ``shard_executor`` gives
+    a worker; an unsplit batch runs with ``blas_threads_for`` BLAS threads. ``load`` (cores busy
     elsewhere) is measured at most once (``load_elsewhere``), and only when the size calls for it."""
     shards = batch_shards(hidden_size, batch_size) if shards is None else shards
-    units = unit_blocks(hidden_size, batch_size) if units is None else units
-    if shards > 1 or units > 1 or _large_product(hidden_size, batch_size):
+    if shards > 1 or _large_product(hidden_size, batch_size):
         cores, load = _cores_and_load(cores, load)
     threads = blas_threads_for(hidden_size, batch_size, cores, load)
-    if shards > 1 or units > 1:
-        return TrainingPlan(shards, 1, shard_executor(cores, load), threads, load, units)
+    if shards > 1:
+        return TrainingPlan(shards, 1, shard_executor(cores, load), threads, load)
     return TrainingPlan(1, threads, None, threads, load)
 
 

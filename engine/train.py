@@ -51,7 +51,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .data import BATCH_MODES, Dataset, TextCorpus
 from .model import SequenceModel
 from .optim import OPTIMIZERS, clip_grads, make_optimizer
-from .runtime import TrainingPlan, batch_shards, blas_threads, training_plan, unit_blocks, usable_cores
+from .runtime import TrainingPlan, batch_shards, blas_threads, training_plan, usable_cores
 from .schedule import SCHEDULES, Schedule
 from .settings import VAL_FRACTION, check_fields, setting, setting_field
 
@@ -221,7 +221,6 @@ class Trainer:
         self._batch_iter = None
         self._good = None  # last good params / optimizer buffers, made on first run
         self.shards = batch_shards(model.config.hidden_size, config.batch_size)  # data-parallel parts of a batch
-        self.units = unit_blocks(model.config.hidden_size, config.batch_size)  # hidden-unit blocks of each step
         self.plan: TrainingPlan | None = None  # how steps and evaluations run, inside _threads (else as they are)
         self._plan_made_at = 0.0  # time.monotonic() when self.plan last measured the load, seconds
 
@@ -277,8 +276,8 @@ class Trainer:
         state (zeros on ``batch.reset``); the grads are clipped (``engine.optim.clip_grads``)."""
         state = None if batch.reset else self.carry
         loss, grads, final = self.model.loss_and_grads(batch.x, batch.y, state, rng=self.rng, train=True,
-                                                       shards=self.shards, units=self.units,
-                                                       partner=None if self.plan is None else self.plan.partner)
+                                                       shards=self.shards,
+                                                       executor=None if self.plan is None else self.plan.executor)
         return loss, clip_grads(grads, self.config.clip_norm, self.config.clip_value), grads, final
 
     def _update(self, grads) -> list[str]:
@@ -359,18 +358,16 @@ class Trainer:
             return self.corpus.validation_loss(self.model, self.config.batch_size, stop=stop)
 
     def _recheck_plan(self) -> None:
-        """At an evaluation: a split step (batch halves or unit blocks) whose halves run in turn
-        although the process has two cores (the machine was busy when the plan was made)
-        measures the load again, and its halves run at once from the next step if a core has
-        come free (the same figures either way). A plan already at its best is kept unmeasured,
-        and a measurement (0.2 s) is made at most once per PLAN_RECHECK_S seconds since the last
-        (``run`` asks at every evaluation but the last), so a machine that stays busy does not
-        slow frequent evaluations."""
-        if self.plan is not None and self.plan.split and self.plan.partner is None and usable_cores() > 1:
+        """At an evaluation: a split batch whose parts run in turn although the process has two
+        cores (the machine was busy when the plan was made) measures the load again, and its
+        parts run at once from the next step if a core has come free (the same figures either
+        way). A plan already at its best is kept unmeasured, and a measurement (0.2 s) is made at
+        most once per PLAN_RECHECK_S seconds since the last (``run`` asks at every evaluation but
+        the last), so a machine that stays busy does not slow frequent evaluations."""
+        if self.plan is not None and self.plan.shards > 1 and self.plan.executor is None and usable_cores() > 1:
             now = monotonic()
             if now - self._plan_made_at >= PLAN_RECHECK_S:
-                self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards,
-                                          units=self.units)
+                self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
                 self._plan_made_at = now
 
     def run(self, stop: threading.Event | None = None, pause: threading.Event | None = None) -> Iterator[Progress]:
@@ -420,14 +417,12 @@ class Trainer:
     def _threads(self):
         """The context that ``run`` and ``estimate_time`` train and evaluate in: ``self.plan``,
         made once on entry by ``engine.runtime.training_plan`` (one load measurement at most,
-        re-made only by ``_recheck_plan``): a batch split into ``shards`` parts, or steps split
-        into ``units`` blocks of hidden units, run with one BLAS thread per half, the halves at
-        once on ``engine.runtime.shard_executor``'s partner thread when the machine has a free
-        core, else one after another (the same figures either way); an unsplit batch runs with
-        ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS thread count before is
-        restored after, and ``plan`` is None again."""
-        self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards,
-                                  units=self.units)
+        re-made only by ``_recheck_plan``): a batch split into ``shards`` parts runs with one BLAS
+        thread per part, its parts at once on ``engine.runtime.shard_executor``'s worker thread
+        when the machine has a free core, else one after another (the same figures either way);
+        an unsplit batch runs with ``engine.runtime.blas_threads_for`` BLAS threads. The BLAS
+        thread count before is restored after, and ``plan`` is None again."""
+        self.plan = training_plan(self.model.config.hidden_size, self.config.batch_size, shards=self.shards)
         self._plan_made_at = monotonic()
         try:
             with blas_threads(self.plan.blas_threads):

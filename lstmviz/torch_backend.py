@@ -282,7 +282,7 @@ class TorchTrainer(Trainer):
         self.rows = slice(self.rank * self.share, (self.rank + 1) * self.share)
         self.device = default_device()
         self.module = None  # the nn.Module (built on the first step)
-        self.shards = self.units = 1  # PyTorch steps run the batch whole: no engine data parallelism, no shard thread
+        self.shards = 1  # PyTorch steps run the batch whole: no engine data parallelism, no shard thread
 
     # --- the PyTorch state -----------------------------------------------------------------------
     def _build(self) -> None:

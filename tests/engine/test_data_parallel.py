@@ -114,12 +114,12 @@ def test_parts_run_at_once_give_the_bits_of_parts_run_in_turn():
     model = SequenceModel(ModelConfig(input_size=20, output_size=20, hidden_size=96), rng=np.random.default_rng(0))
     rng = np.random.default_rng(1)
     x, y = rng.integers(0, 20, (32, 24)), rng.integers(0, 20, (32, 24))  # (B, T) ids
-    partner = runtime.shard_executor(cores=2, load=0.0)
-    assert partner is runtime.shard_executor(cores=2, load=0.0)  # one persistent worker
+    executor = runtime.shard_executor(cores=2, load=0.0)
+    assert executor is runtime.shard_executor(cores=2, load=0.0)  # one persistent worker
     with runtime.blas_threads(1):
         loss, grads, final = model.loss_and_grads(x, y, shards=2)
         for _ in range(40):
-            at_once = model.loss_and_grads(x, y, shards=2, partner=partner)
+            at_once = model.loss_and_grads(x, y, shards=2, executor=executor)
             assert at_once[0] == loss
             for name, g in grads.items():
                 np.testing.assert_array_equal(at_once[1][name], g, err_msg=name)
@@ -134,19 +134,17 @@ def test_an_error_in_a_part_reaches_the_caller():
     bad = targets.copy()
     bad[3, 0] = -1  # in the second part
     with pytest.raises(ValueError, match="target ids must be in"):
-        model.loss_and_grads(inputs, bad, state, shards=2, partner=runtime.shard_executor(cores=2, load=0.0))
+        model.loss_and_grads(inputs, bad, state, shards=2, executor=runtime.shard_executor(cores=2, load=0.0))
 
 
-def test_shards_and_unit_blocks_by_problem_size_only():
-    """A batch is split in two only at 256 <= H < 384 with at least 32 rows a part; from H=384
-    every step is split by hidden units instead, at any batch size."""
-    assert (runtime.SHARD_MIN_HIDDEN, runtime.SHARD_MIN_ROWS, runtime.UNIT_SPLIT_MIN_HIDDEN) == (256, 32, 384)
-    assert (runtime.batch_shards(256, 64), runtime.unit_blocks(256, 64)) == (2, 1)
-    assert (runtime.batch_shards(383, 128), runtime.unit_blocks(383, 128)) == (2, 1)
-    assert (runtime.batch_shards(256, 63), runtime.unit_blocks(256, 63)) == (1, 1)  # a half of 31 rows
-    assert (runtime.batch_shards(128, 256), runtime.unit_blocks(128, 256)) == (1, 1)
-    assert (runtime.batch_shards(384, 1), runtime.unit_blocks(384, 1)) == (1, 2)
-    assert (runtime.batch_shards(512, 128), runtime.unit_blocks(512, 128)) == (1, 2)
+def test_shards_by_problem_size_only():
+    """A batch is split in two only at H >= 256 with at least 32 rows a part."""
+    assert (runtime.SHARD_MIN_HIDDEN, runtime.SHARD_MIN_ROWS) == (256, 32)
+    assert runtime.batch_shards(256, 64) == 2
+    assert runtime.batch_shards(512, 128) == 2
+    assert runtime.batch_shards(256, 63) == 1  # a half of 31 rows
+    assert runtime.batch_shards(128, 256) == 1
+    assert runtime.batch_shards(512, 32) == 1
 
 
 def test_parts_run_one_by_one_on_one_core_or_a_busy_machine():
@@ -161,18 +159,17 @@ def test_the_plan_gives_split_batches_one_blas_thread_and_unsplit_ones_blas_thre
     split = runtime.training_plan(256, 64, cores=2, load=0.0)
     assert (split.shards, split.blas_threads, split.label) == (2, 1, "2 parts at once")
     busy = runtime.training_plan(256, 64, cores=2, load=1.5)
-    assert (busy.shards, busy.blas_threads, busy.partner, busy.label) == (2, 1, None, "2 parts in turn")
-    unsplit = runtime.training_plan(256, 32, cores=2, load=0.0)
-    assert (unsplit.shards, unsplit.unit_blocks, unsplit.blas_threads, unsplit.partner) == (
-        1, 1, runtime.blas_threads_for(256, 32, 2, 0.0), None)
+    assert (busy.shards, busy.blas_threads, busy.executor, busy.label) == (2, 1, None, "2 parts in turn")
+    unsplit = runtime.training_plan(512, 32, cores=2, load=0.0)
+    assert (unsplit.shards, unsplit.blas_threads, unsplit.executor) == (1, runtime.blas_threads_for(512, 32, 2, 0.0), None)
 
 
 def text_trainer(monkeypatch, shards: int, seed: int = 0):
     """A float64 trainer whose batches of 6 rows run in ``shards`` parts, at once when split."""
     monkeypatch.setattr("engine.train.batch_shards", lambda hidden, batch: shards)
-    partner = runtime.shard_executor(cores=2, load=0.0) if shards > 1 else None
+    executor = runtime.shard_executor(cores=2, load=0.0) if shards > 1 else None
     monkeypatch.setattr("engine.train.training_plan",
-                        lambda hidden, batch, shards=shards, units=1: runtime.TrainingPlan(shards, 1, partner, 1))
+                        lambda hidden, batch, shards=shards: runtime.TrainingPlan(shards, 1, executor, 1))
     rng = np.random.default_rng(0)
     corpus = TextCorpus("".join(rng.choice(["abcd ", "abce ", "xyz "], size=400)), val_fraction=0.1)
     V = len(corpus.vocab)

@@ -102,7 +102,7 @@ def test_one_core_never_measures_the_load(monkeypatch):
     readings = counted_samples(monkeypatch, [0.0])
     assert runtime.blas_threads_for(512, 32, cores=1) == 1
     plan = runtime.training_plan(512, 32, cores=1)
-    assert (plan.blas_threads, plan.partner, plan.load) == (1, None, None)
+    assert (plan.blas_threads, plan.executor, plan.load) == (1, None, None)
     assert runtime.shard_executor(cores=1) is None
     assert readings == []
 
