@@ -89,7 +89,8 @@ def test_a_load_sample_is_reused_for_a_few_seconds(monkeypatch):
     readings = counted_samples(monkeypatch, now)
     first = runtime.load_elsewhere()
     now[0] += runtime.LOAD_REUSE_S - 0.1
-    assert runtime.load_elsewhere() == first and runtime.blas_threads_for(512, 32, cores=2) >= 1
+    assert runtime.load_elsewhere() == first
+    runtime.blas_threads_for(512, 32, cores=2)
     assert runtime.training_plan(512, 32, cores=2).load == first
     assert len(readings) == 2  # one sample: two readings of /proc/stat
     now[0] += 0.2  # the sample is LOAD_REUSE_S + 0.1 s old
