@@ -13,17 +13,27 @@ How a training step uses the cores (``training_plan``, applied by ``engine.train
   two, 91-94 ms as two halves at once (one half alone: 84 ms).
 - Otherwise the batch runs unsplit, with OpenBLAS threads by ``blas_threads_for`` (problem size,
   usable cores, cores busy elsewhere), through ``threadpoolctl`` (an optional dependency:
-  without it nothing changes). ``lstmviz`` starts OpenBLAS with one thread.
+  without it nothing changes). ``lstmviz`` starts OpenBLAS with one thread. Two threads gain
+  from about 1 M recurrent multiply-adds per step: one training step at H=128, B=32, T=64 took
+  14-19 ms at two threads against 20-21 ms at one (H=128, B=16: 9.8 against 12.5; H=64, B=32:
+  9.9 against 9.4).
 
 Below the data-parallel thresholds halves lose: OpenBLAS packs the whole (4H, H) recurrent
 matrix for each per-step product however few rows it multiplies (at H=512 a half batch of 16
 rows costs 59 % of the whole batch's 32, not 50 %), and with small products (H=128: a few
 microseconds per NumPy call) the two threads spend more time handing the GIL to each other than
-computing (H=128, B=32: 21 ms as two halves at once, 20 ms unsplit at one thread).
+computing (H=128, B=32: 24-30 ms as two halves at once, 20-21 ms unsplit at one thread).
+Splitting every time step by hidden units instead (each thread its half of the units' gate rows,
+a ``queue.SimpleQueue`` barrier per step: 7-12 us, ``threading.Barrier`` 33-58 us) was measured
+and lost everywhere: training steps of 133-136 ms at (512, 32, 64) against 108-124 ms at two
+BLAS threads, 124 ms at (256, 64, 100) against 93 ms as two halves, 34 ms at (128, 32, 64): the
+two threads' GIL hand-offs around some 20 NumPy calls per step cost more than the half products
+save (each half product takes exactly half the time: no cache gain at H=512).
 
 The load: ``load_elsewhere`` measures the cores busy outside the calling thread over 0.2 s
-(``/proc/stat``), only for problems large enough to use two threads; the 1-minute load average
-would count the trainer's own threads of the previous minute as a busy machine.
+(``/proc/stat``), only with two usable cores or more and for problems large enough to use two
+threads, and reuses a sample for ``LOAD_REUSE_S``; the 1-minute load average would count the
+trainer's own threads of the previous minute as a busy machine.
 
 A training step allocates and frees about 10 MB of temporaries (gate activations, gradients,
 projections). glibc returns every free of more than 128 KiB to the kernel (``mmap``/``munmap``),
@@ -50,9 +60,10 @@ M_TRIM_THRESHOLD = -1  # glibc mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's upper limit for M_MMAP_THRESHOLD on 64-bit, bytes
 TRIM_THRESHOLD = 256 * 1024 * 1024  # keep up to this much free heap before giving it back, bytes
-TWO_THREAD_MACS = 4 * 256 * 256 * 32  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
+TWO_THREAD_MACS = 4 * 128 * 128 * 16  # recurrent multiply-adds per timestep (4H x H x B) from which 2 threads gain
 MAX_BLAS_THREADS = 2  # more threads than this were not measured to gain on the engine's products
 LOAD_WINDOW_S = 0.2  # seconds over which load_elsewhere measures the machine's busy time
+LOAD_REUSE_S = 5.0  # a load sample younger than this is reused (see load_elsewhere), seconds
 SHARD_MIN_ROWS = 32  # batch rows per shard from which data parallelism gains (see batch_shards)
 SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see batch_shards)
 
@@ -60,7 +71,10 @@ SHARD_MIN_HIDDEN = 256  # hidden size from which data parallelism gains (see bat
 class ShardWorker:
     """One daemon thread running the calls given to ``submit`` in order: a minimal executor
     for the parts of a batch (``SequenceModel.loss_and_grads``). Daemon: an idle worker never
-    keeps the process alive (the caller always waits for the part it submitted)."""
+    keeps the process alive (the caller always waits for the part it submitted). Not a
+    ``ThreadPoolExecutor(max_workers=1)``: its worker is not a daemon, so a persistent one
+    stays among the process's live threads until the interpreter's exit hook joins it (and
+    the test suite's thread-leak check fails every test that first creates it)."""
 
     def __init__(self):
         self._calls = queue.SimpleQueue()
@@ -84,6 +98,7 @@ class ShardWorker:
 
 _shard_worker: ShardWorker | None = None
 _shard_worker_lock = threading.Lock()
+_load_sample: tuple[float, float] | None = None  # (time.monotonic() when taken, cores busy elsewhere)
 
 
 def keep_freed_memory() -> bool:
@@ -105,19 +120,26 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def load_elsewhere(window_s: float = LOAD_WINDOW_S) -> float:
+def load_elsewhere(window_s: float = LOAD_WINDOW_S, reuse_s: float = LOAD_REUSE_S) -> float:
     """Cores kept busy by everything but the calling thread, measured: the machine's busy CPU
     time (user, nice, system, irq, softirq, steal in ``/proc/stat``) over ``window_s`` seconds
     while the caller sleeps, divided by the elapsed time. Unlike the load average it leaves out
-    this process's own training threads of the last minute. Without ``/proc/stat`` (not Linux):
-    the 1-minute load average, or 0 without one."""
+    this process's own training threads of the last minute. A sample taken less than
+    ``reuse_s`` seconds ago is returned again (a run's device line, time estimate and plan made
+    one after another see one figure). Without ``/proc/stat`` (not Linux): the 1-minute load
+    average, or 0 without one."""
+    global _load_sample
+    if _load_sample is not None and time.monotonic() - _load_sample[0] < reuse_s:
+        return _load_sample[1]
     try:
         busy_before, start = _busy_ticks(), time.perf_counter()
         time.sleep(window_s)
         busy_after, elapsed = _busy_ticks(), time.perf_counter() - start
+        load = max(0.0, (busy_after - busy_before) / os.sysconf("SC_CLK_TCK") / elapsed)
     except (OSError, ValueError, IndexError):
-        return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    return max(0.0, (busy_after - busy_before) / os.sysconf("SC_CLK_TCK") / elapsed)
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    _load_sample = (time.monotonic(), load)
+    return load
 
 
 def _busy_ticks() -> int:
@@ -127,9 +149,11 @@ def _busy_ticks() -> int:
     return sum(int(fields[k]) for k in (1, 2, 3, 6, 7, 8))
 
 
-def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float]:
-    """``cores`` or the usable cores; ``load`` or ``load_elsewhere()``."""
-    return (usable_cores() if cores is None else cores), (load_elsewhere() if load is None else load)
+def _cores_and_load(cores: int | None, load: float | None) -> tuple[int, float | None]:
+    """``cores`` or the usable cores; ``load`` or, with two cores or more, ``load_elsewhere()``
+    (on one core the load cannot change a choice: None, nothing measured)."""
+    cores = usable_cores() if cores is None else cores
+    return cores, (load_elsewhere() if load is None and cores >= 2 else load)
 
 
 def _large_product(hidden_size: int, batch_size: int) -> bool:
@@ -140,16 +164,16 @@ def _large_product(hidden_size: int, batch_size: int) -> bool:
 def blas_threads_for(hidden_size: int, batch_size: int, cores: int | None = None,
                      load: float | None = None) -> int:
     """BLAS threads for training a model of ``hidden_size`` units on batches of ``batch_size``:
-    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``) or fewer than
-    ``MAX_BLAS_THREADS - 0.5`` cores are free (``cores - load``: OpenBLAS's threads spin at each
-    hand-off, and one that waits for a core stalls every product), else
+    1 when the recurrent product is small (``4 H^2 B < TWO_THREAD_MACS``), on one core, or when
+    fewer than ``MAX_BLAS_THREADS - 0.5`` cores are free (``cores - load``: OpenBLAS's threads
+    spin at each hand-off, and one that waits for a core stalls every product), else
     ``min(MAX_BLAS_THREADS, cores)``. ``cores``/``load`` (cores busy elsewhere) default to the
     process's usable cores and ``load_elsewhere()``, measured only when the size calls for it."""
     if not _large_product(hidden_size, batch_size):
         return 1
     cores, load = _cores_and_load(cores, load)
     threads = max(1, min(MAX_BLAS_THREADS, cores))
-    return threads if cores - load >= threads - 0.5 else 1
+    return threads if threads > 1 and cores - load >= threads - 0.5 else 1
 
 
 def batch_shards(hidden_size: int, batch_size: int) -> int:

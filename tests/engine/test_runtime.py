@@ -29,9 +29,10 @@ def test_freed_blocks_are_reused_without_page_faults():
 
 
 def test_small_products_keep_one_thread_large_ones_use_two_on_an_idle_machine():
-    assert TWO_THREAD_MACS == 4 * 256 * 256 * 32
-    assert blas_threads_for(128, 32, cores=2, load=0.0) == 1  # 4 x 128^2 x 32 = 2.1 M multiply-adds
-    assert blas_threads_for(256, 32, cores=2, load=0.0) == 2  # 8.4 M: the threshold
+    assert TWO_THREAD_MACS == 4 * 128 * 128 * 16
+    assert blas_threads_for(64, 32, cores=2, load=0.0) == 1  # 4 x 64^2 x 32 = 0.5 M multiply-adds
+    assert blas_threads_for(128, 16, cores=2, load=0.0) == 2  # 1.05 M: the threshold
+    assert blas_threads_for(128, 32, cores=2, load=0.0) == 2
     assert blas_threads_for(512, 32, cores=2, load=0.4) == 2
     assert blas_threads_for(512, 32, cores=8, load=0.0) == MAX_BLAS_THREADS == 2
     assert blas_threads_for(512, 32, cores=1, load=0.0) == 1
@@ -45,7 +46,7 @@ def test_a_busy_machine_gets_one_thread():
 
 def test_small_problems_never_measure_the_load(monkeypatch):
     monkeypatch.setattr(runtime, "load_elsewhere", lambda: pytest.fail("measured the load"))
-    assert blas_threads_for(128, 32) == 1
+    assert blas_threads_for(64, 32) == 1
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="Linux /proc/stat")
@@ -59,16 +60,52 @@ def test_load_elsewhere_sees_a_busy_thread_of_this_process():
         while not stop.is_set():
             np.sqrt(a, out=a)
 
-    idle = runtime.load_elsewhere(0.3)
+    idle = runtime.load_elsewhere(0.3, reuse_s=0.0)
     worker = threading.Thread(target=spin)
     worker.start()
     try:
-        busy = runtime.load_elsewhere(0.3)
+        busy = runtime.load_elsewhere(0.3, reuse_s=0.0)
     finally:
         stop.set()
         worker.join()
     assert idle >= 0.0
     assert busy >= 0.7
+
+
+def counted_samples(monkeypatch, now: list) -> list:
+    """No load sample held yet, ``/proc/stat`` readings counted (two per sample, each one tick
+    more busy) and the clock of ``load_elsewhere`` at ``now[0]``; returns the readings list."""
+    readings = []
+    monkeypatch.setattr(runtime, "_load_sample", None)
+    monkeypatch.setattr(runtime, "_busy_ticks", lambda: readings.append(len(readings)) or len(readings))
+    monkeypatch.setattr(runtime.time, "sleep", lambda s: None)
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    return readings
+
+
+def test_a_load_sample_is_reused_for_a_few_seconds(monkeypatch):
+    """A device line, a time estimate and a run's plan made within LOAD_REUSE_S share one sample."""
+    now = [100.0]
+    readings = counted_samples(monkeypatch, now)
+    first = runtime.load_elsewhere()
+    now[0] += runtime.LOAD_REUSE_S - 0.1
+    assert runtime.load_elsewhere() == first
+    runtime.blas_threads_for(512, 32, cores=2)
+    assert runtime.training_plan(512, 32, cores=2).load == first
+    assert len(readings) == 2  # one sample: two readings of /proc/stat
+    now[0] += 0.2  # the sample is LOAD_REUSE_S + 0.1 s old
+    runtime.load_elsewhere()
+    assert len(readings) == 4
+
+
+def test_one_core_never_measures_the_load(monkeypatch):
+    """On one core the load cannot change a choice: no sample, and the plan says none was made."""
+    readings = counted_samples(monkeypatch, [0.0])
+    assert runtime.blas_threads_for(512, 32, cores=1) == 1
+    plan = runtime.training_plan(512, 32, cores=1)
+    assert (plan.blas_threads, plan.executor, plan.load) == (1, None, None)
+    assert runtime.shard_executor(cores=1) is None
+    assert readings == []
 
 
 def test_blas_threads_sets_and_restores_the_count():
