@@ -36,7 +36,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from engine.data import load_text  # noqa: E402
 from engine.model import SequenceModel  # noqa: E402
 from engine.train import Trainer  # noqa: E402
-from lstmviz import threads  # noqa: E402
+from lstmviz import dialogs, threads  # noqa: E402
 from lstmviz.app import asset_path, build_window  # noqa: E402
 from lstmviz.learn import LearningService  # noqa: E402
 from engine.runtime import keep_freed_memory  # noqa: E402
@@ -102,6 +102,8 @@ def main(argv=None) -> int:
                         help="uncheck the training panel's Live heatmaps (the viewer catches up at the end)")
     args = parser.parse_args(argv)
 
+    answered = []  # the questions Train asks (replace the demo model shown, a long run): the bench answers Train
+    dialogs.ask_confirm = lambda parent, title, *rest, **kw: answered.append(title) or True
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with tempfile.TemporaryDirectory() as tmp:
         settings = QSettings(str(Path(tmp) / "bench.ini"), QSettings.IniFormat)
@@ -147,6 +149,8 @@ def main(argv=None) -> int:
             refresh.append(panels.viewer_sync.last_cost_s)
         headless.append(headless_rate(model_config, corpus, train_config))
         busy = np.concatenate(busy)
+        if answered:
+            print("answered Train to: " + ", ".join(sorted(set(answered))))
         print(describe("idle window", idle))
         print(describe("while training", busy))
         print(f"viewer: {window.session.steps} characters shown, at step {window.session.t}; heatmaps "

@@ -43,6 +43,7 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
         self._shown_layer = 0
         self._x_start = None  # first step of the followed x range (None: not set yet)
         self._units = None  # H the y ranges are set for
+        self._laid_out = None  # the quantities the grid shows, in order
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
@@ -110,6 +111,9 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.layer_box.setEnabled(s.num_layers > 1)
         self.layer_box.setCurrentIndex(s.layer)
         names = s.names or DISPLAY_ORDERS["lstm"]
+        if names == self._laid_out:
+            return  # the same quantities: the grid stays (a relayout resizes and repaints every view)
+        self._laid_out = names
         columns = 3 if len(names) > 4 else 2
         for view in self.views.values():
             self.grid.removeWidget(view)
