@@ -98,6 +98,7 @@ class ColumnImage(pg.GraphicsObject):
         self._lut = np.full(256, 0xFF000000, np.uint32)  # ARGB32 of each lookup-table row
         self._canvas = np.zeros((0, 0), np.uint32)  # (H, W) ARGB32, premultiplied; 0 = transparent
         self._first = 0  # absolute column of canvas column 0
+        self._bounds = QtCore.QRectF(-0.5, -0.5, 0, 0)  # the canvas in item coordinates
         self.qimage = None  # QImage over ``_canvas`` (shares its memory)
         self.colours_written = 0
         self.painted_area = 0.0
@@ -194,6 +195,7 @@ class ColumnImage(pg.GraphicsObject):
         self.prepareGeometryChange()
         self._canvas = np.zeros((H, width), np.uint32)  # (H, W)
         self._first = first
+        self._bounds = QtCore.QRectF(first - 0.5, -0.5, width, H)
         self.qimage = pg.functions.ndarray_to_qimage(self._canvas, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
         self._colour(np.arange(self.image.shape[1]))
         self.update()
@@ -234,8 +236,7 @@ class ColumnImage(pg.GraphicsObject):
 
     # --- QGraphicsItem ------------------------------------------------------------------------
     def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
-        H, W = self._canvas.shape
-        return QtCore.QRectF(self._first - 0.5, -0.5, W, H)
+        return QtCore.QRectF(self._bounds)  # Qt asks about ten times per paint: kept with the canvas
 
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
         """Draw the canvas whole on screen: Qt's clip limits the work to the exposed part and

@@ -143,3 +143,26 @@ def test_the_heatmap_cursor_has_the_pixels_of_qts_own_line_at_any_scale(qtbot, m
             line = cursor_picture(item, transform, widget)
         assert np.array_equal(fast, line), (sx, sy, dx, dy)
     assert drawn == [True] * 200  # the blit drew every one of them
+
+
+def test_the_time_slider_repaints_only_when_its_handle_moves(window, qtbot):
+    """On a long text a step moves the slider's handle by less than a pixel: stepping repaints
+    the slider only when the handle's pixel position changes, and always shows the step."""
+    s = window.session
+    slider = window.panel("transport").slider
+    s.set_text(LONG)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    s.seek(100)
+    settle()
+    steps_per_px = s.steps / (slider.width() - slider.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_SliderLength))
+    assert steps_per_px > 4  # several steps per pixel of the handle's track
+    before = slider.painted
+    for _ in range(40):
+        assert s.step()
+        QtWidgets.QApplication.processEvents()
+        assert slider.value() == s.t
+    painted = slider.painted - before
+    assert 40 / steps_per_px - 2 <= painted <= 40 / steps_per_px + 2  # once per pixel moved
+    s.seek(s.steps)  # the handle jumps to the end: repainted there
+    settle()
+    assert slider.painted > before + painted
