@@ -162,7 +162,8 @@ class ColumnImage(pg.GraphicsObject):
                                                 != old[:, lo - old_t0 : hi - old_t0].view(np.uint32), axis=0)
         old_end = old_t0 + old.shape[1]
         gone = list(range(old_t0, min(old_end, t0))) + list(range(max(old_t0, t0 + T), old_end))  # now blank
-        self._canvas[:, [c - first for c in gone]] = 0
+        if gone:
+            self._canvas[:, [c - first for c in gone]] = 0
         columns = np.flatnonzero(changed)  # (n,) image columns
         self._colour(columns)
         self._update_columns(sorted(gone + (columns + t0).tolist()))
