@@ -61,7 +61,7 @@ class TransportPanel(QtWidgets.QWidget):
         button("forward", "Step forward one step (Right)", session.step)
         button("end", "Jump to the end (End)", self.to_end)
 
-        self.slider = QtWidgets.QSlider(QtCore.Qt.Horizontal)
+        self.slider = TimeSlider(QtCore.Qt.Horizontal)
         self.slider.setToolTip("Time: drag to move the cursor to any step")
         self.slider.valueChanged.connect(self._on_slider)
         layout.addWidget(self.slider, 1)
@@ -153,3 +153,28 @@ class TransportPanel(QtWidgets.QWidget):
         self.slider.setValue(s.target)
         del blocker
         self.position.setText(position_label(s.t, s.steps))
+
+
+class TimeSlider(QtWidgets.QSlider):
+    """A slider that repaints on a new value only when its handle moves: one step of a long
+    text moves the handle by less than a pixel (``painted`` counts its paints, for tests)."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self._handle = None  # the handle's rectangle when last painted
+        self.painted = 0
+
+    def _handle_rect(self) -> QtCore.QRect:
+        option = QtWidgets.QStyleOptionSlider()
+        self.initStyleOption(option)
+        return self.style().subControlRect(QtWidgets.QStyle.ComplexControl.CC_Slider, option,
+                                           QtWidgets.QStyle.SubControl.SC_SliderHandle, self)
+
+    def sliderChange(self, change) -> None:  # noqa: N802 - Qt's name
+        if change != self.SliderChange.SliderValueChange or self._handle_rect() != self._handle:
+            super().sliderChange(change)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().paintEvent(event)
+        self._handle = self._handle_rect()
+        self.painted += 1

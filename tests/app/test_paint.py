@@ -106,3 +106,63 @@ def test_the_cell_levels_redraw_the_views_drawn_with_them_not_the_colour_maps(wi
     assert colormaps == [] and view.colorbar.colorMap() is colormap
     assert tuple(view.colorbar.levels()) == tuple(levels[-1]) == tuple(s.levels("c", 0))
     assert np.array_equal(view.image.getLevels(), levels[-1])
+
+
+def cursor_picture(item, transform: QtGui.QTransform, widget) -> np.ndarray:
+    """``item`` painted whole through ``transform`` on a grey ARGB32 picture (pixels ``(h, w)``)."""
+    picture = QtGui.QImage(260, 200, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+    picture.fill(QtGui.QColor(40, 40, 40))
+    painter = QtGui.QPainter(picture)
+    painter.setTransform(transform)
+    option = QtWidgets.QStyleOptionGraphicsItem()
+    option.exposedRect = item.boundingRect()
+    item.paint(painter, option, widget)
+    painter.end()
+    return np.frombuffer(picture.constBits(), np.uint32).reshape(200, 260).copy()
+
+
+def test_the_heatmap_cursor_has_the_pixels_of_qts_own_line_at_any_scale(qtbot, monkeypatch):
+    """The cursor, blitted as one small image, covers exactly the pixels with exactly the
+    colours that QPainter.drawLine gives the cursor's pen, at random scales and offsets."""
+    from lstmviz.plots import CURSOR_PEN, ColumnImage
+    widget = QtWidgets.QWidget()
+    qtbot.addWidget(widget)
+    item = ColumnImage()
+    item.set_image(np.random.default_rng(1).random((40, 30)), t0=1000)
+    item.set_cursor(1017, CURSOR_PEN)
+    drawn = []
+    blit = ColumnImage._blit_line
+    monkeypatch.setattr(ColumnImage, "_blit_line", lambda *a: drawn.append(blit(*a)) or drawn[-1])
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        sx, sy, dx, dy = rng.uniform(0.4, 6), rng.uniform(0.5, 4.5), rng.uniform(0, 40), rng.uniform(0, 20)
+        transform = QtGui.QTransform(sx, 0, 0, sy, dx - 1000 * sx, dy)
+        fast = cursor_picture(item, transform, widget)
+        with monkeypatch.context() as m:
+            m.setattr(ColumnImage, "_blit_line", lambda *a: False)
+            line = cursor_picture(item, transform, widget)
+        assert np.array_equal(fast, line), (sx, sy, dx, dy)
+    assert drawn == [True] * 200  # the blit drew every one of them
+
+
+def test_the_time_slider_repaints_only_when_its_handle_moves(window, qtbot):
+    """On a long text a step moves the slider's handle by less than a pixel: stepping repaints
+    the slider only when the handle's pixel position changes, and always shows the step."""
+    s = window.session
+    slider = window.panel("transport").slider
+    s.set_text(LONG)
+    qtbot.waitUntil(lambda: not s.passing, timeout=20000)
+    s.seek(100)
+    settle()
+    steps_per_px = s.steps / (slider.width() - slider.style().pixelMetric(QtWidgets.QStyle.PixelMetric.PM_SliderLength))
+    assert steps_per_px > 4  # several steps per pixel of the handle's track
+    before = slider.painted
+    for _ in range(40):
+        assert s.step()
+        QtWidgets.QApplication.processEvents()
+        assert slider.value() == s.t
+    painted = slider.painted - before
+    assert 40 / steps_per_px - 2 <= painted <= 40 / steps_per_px + 2  # once per pixel moved
+    s.seek(s.steps)  # the handle jumps to the end: repainted there
+    settle()
+    assert slider.painted > before + painted
