@@ -41,6 +41,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -212,8 +213,9 @@ class Stepper:
 
     def adopt(self, trace: Trace) -> None:
         """Take the checkpoints not yet known from a whole-sequence forward (``model.trace``)
-        over this cursor's first ``trace.steps`` inputs from the zero state, so they need not
-        be computed again. Raises ValueError on other inputs."""
+        over this cursor's first ``trace.steps`` inputs from the zero state, and the records of
+        the blocks it covers whole (views into ``trace``, cached as ``records`` computes them),
+        so they need not be computed again. Raises ValueError on other inputs."""
         n = trace.steps
         if n > self.steps or not np.array_equal(trace.inputs, self.inputs[:n]):
             raise ValueError("the trace was not computed on this cursor's inputs")
@@ -225,6 +227,13 @@ class Stepper:
                         self._checkpoints[j, k, s] = layer[name][row]  # (H,)
             self.computed = max(self.computed, n if n == self.steps else n - n % self.every)
             self._known.notify_all()
+        for b in range(min(-(-n // self.every), self._cache_blocks)):
+            t0, t1 = b * self.every, min(n, (b + 1) * self.every)
+            if t1 - t0 == self.every or t1 == self.steps:  # a whole block, or the sequence's last one
+                self._blocks[b] = replace(
+                    trace, layers=[{name: a[t0:t1] for name, a in layer.items()} for layer in trace.layers],  # (n_b, H)
+                    inputs=trace.inputs[t0:t1], outputs=trace.outputs[t0:t1],  # (n_b,) / (n_b, D), (n_b, O)
+                    initial_state=[tuple(a.copy() for a in row) for row in self._checkpoints[b]], text=None)  # (H,) each
 
     def known_checkpoints(self) -> np.ndarray:
         """A copy of the known checkpoints, ``(J, L, S, H)``: row ``j`` the state after ``j *

@@ -306,13 +306,19 @@ class Session(QtCore.QObject):
         self.set_text(text, known, ids)
         return True
 
-    def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None) -> None:
+    def set_model(self, model: SequenceModel, vocab: CharVocab, whole: Trace | None = None,
+                  first_pass: bool = True) -> None:
         """Swap in a model (e.g. new weights from training): re-run the current text up to the
         current step. Characters of the text outside the new vocabulary are dropped. After a
         series, the text stepped before it comes back, from the start.
 
         ``whole``: the trace of ``trace_inputs()`` under ``model``, already computed (e.g. by the
         training thread); used when its inputs are the text's, else the text is traced here.
+        ``first_pass``: False starts no first pass beyond the steps ``whole`` covers (a live
+        refresh while training: a pass restarted on every swap would never reach the end of a
+        long text and would take CPU from training; steps beyond are computed when moved to,
+        analysis jobs compute them sequentially); the cell-state levels are still computed when
+        ``whole`` does not give them.
         """
         t = self.t if self.sequence.kind == TextSequence.kind else 0
         known = split_known(self.sequence.parked_text, vocab)
@@ -330,7 +336,7 @@ class Session(QtCore.QObject):
         self.sequence = TextSequence(text)
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
             self.layer, self.unit, self.selected_step = 0, -1, -1
-        self._start_pass()  # before the signals: a job they start waits for this pass
+        self._start_pass(first_pass)  # before the signals: a job they start waits for this pass
         self.model_changed.emit()
         self.text_changed.emit()
         self._report_dropped(known)
@@ -523,11 +529,12 @@ class Session(QtCore.QObject):
             self._catchup.start()
 
     # --- the first pass -----------------------------------------------------------------------
-    def _start_pass(self) -> None:
+    def _start_pass(self, whole_text: bool = True) -> None:
         """Start the first pass in a worker thread from the checkpoints known (after an edit:
-        the first changed step); a pass already running stops (its inputs are gone)."""
+        the first changed step); a pass already running stops (its inputs are gone).
+        ``whole_text`` False: only when the cell-state levels are pending (``set_model``)."""
         stepper = self.stepper
-        starts = stepper is not None and (not stepper.done or self._levels_pending)
+        starts = stepper is not None and ((whole_text and not stepper.done) or self._levels_pending)
         self._stop_pass(filling=starts)  # jobs waiting for the checkpoints wait on for the new pass
         if starts:
             self._pass_reported, self._pass_shown = time.perf_counter(), False

@@ -211,7 +211,9 @@ class JobRunner(QObject):
 
 
 class JobBar(QtWidgets.QWidget):
-    """A progress bar and a Cancel button for a ``JobRunner``, visible while it works."""
+    """A progress bar and a Cancel button for a ``JobRunner``, visible while it works; its room
+    is kept while it is hidden, so the panel's plots keep their size (no relayout and full
+    repaint each time a job starts or ends)."""
 
     def __init__(self, runner: JobRunner, parent=None):
         super().__init__(parent)
@@ -232,6 +234,9 @@ class JobBar(QtWidgets.QWidget):
         runner.progressed.connect(lambda f: self.bar.setValue(int(1000 * f)))
         runner.noted.connect(self._on_note)
         runner.busy_changed.connect(self._on_busy)
+        policy = self.sizePolicy()  # its row stays when hidden: showing it never lays the panel out
+        policy.setRetainSizeWhenHidden(True)  # again (live training starts a job per refresh)
+        self.setSizePolicy(policy)
         self.setVisible(False)
 
     def _on_note(self, note: str) -> None:

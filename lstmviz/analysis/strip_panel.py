@@ -87,6 +87,8 @@ class StripPanel(AnalysisPanel):
         if source is None:
             return
         model, ids, text = source
+        if model is self._model and text == self._text:
+            return  # started already (a new model emits model_changed, then text_changed)
         if model.config.head != "softmax":
             self.say("The strip needs a character model (softmax head).")
             return

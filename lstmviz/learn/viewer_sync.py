@@ -20,8 +20,11 @@ and switched back on one at a time. In total this costs more than painting every
 measures the event-loop stalls while training.
 
 Models offered in between replace each other (only the newest is applied); ``flush()``
-applies the pending one at once (used for a run's final weights). With ``live`` off, offered
-models are only kept until ``flush()`` (the "Live heatmaps" check box of the training panel).
+applies the pending one at once (used for a run's final weights and a pause's). With ``live``
+off, offered models are only kept until ``flush()`` (the "Live heatmaps" check box of the
+training panel). A refresh the rate limit applies (live, during training) starts no first pass
+over the text beyond what the training thread traced (``Session.set_model``'s ``first_pass``):
+restarted on every swap it would never end on a long text; ``flush()`` runs it.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class ViewerSync(QObject):
         self._unpainted = []  # paint_later widgets still to repaint, one per event-loop turn
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.flush)
+        self._timer.timeout.connect(self._refresh_live)
 
     @property
     def painting(self) -> bool:
@@ -75,7 +78,16 @@ class ViewerSync(QObject):
 
     @Slot()
     def flush(self) -> None:
-        """Apply the pending model now (nothing if none is pending)."""
+        """Apply the pending model now (nothing if none is pending), with a first pass."""
+        self._apply(first_pass=True)
+
+    @Slot()
+    def _refresh_live(self) -> None:
+        """Apply the pending model when the rate limit allows it, without a first pass."""
+        self._apply(first_pass=False)
+
+    def _apply(self, first_pass: bool) -> None:
+        """Apply the pending model (``Session.set_model``'s ``first_pass``)."""
         self._timer.stop()
         if self._pending is None:
             return
@@ -88,7 +100,7 @@ class ViewerSync(QObject):
         if chain:
             self._started = time.monotonic()
         try:
-            self.session.set_model(model, vocab, trace)
+            self.session.set_model(model, vocab, trace, first_pass=first_pass)
         finally:  # even if the swap failed, the heatmaps repaint and the refresh is settled
             if chain:
                 self._post(PAINT_NEXT)

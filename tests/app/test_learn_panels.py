@@ -334,9 +334,11 @@ class RecordingSession:
 
     def __init__(self, clock, cost_s, repaint_s=0.0):
         self.clock, self.cost_s, self.repaint_s, self.models = clock, cost_s, repaint_s, []
+        self.first_passes = []  # set_model's first_pass, per model
 
-    def set_model(self, model, vocab, whole=None):
+    def set_model(self, model, vocab, whole=None, first_pass=True):
         self.models.append(model)
+        self.first_passes.append(first_pass)
         self.clock[0] += self.cost_s
         QTimer.singleShot(0, self._repaint)
 
@@ -360,6 +362,7 @@ def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
     assert sync._timer.isActive() and sync._timer.interval() == 1750  # 0.14 s / 0.08 after the refresh
     sync.flush()  # e.g. a run's final weights: at once
     assert session.models == ["m2", "m3"] and not sync._timer.isActive()
+    assert session.first_passes == [False, True]  # a live refresh starts no first pass; a flush does
     sync.flush()  # nothing pending: nothing happens
     assert session.models == ["m2", "m3"]
     sync.offer("m4", "v")  # while m3 is still being painted: waits for it, then for the spacing
@@ -396,7 +399,7 @@ def test_viewer_sync_repaints_paint_later_widgets_one_per_turn(qtbot):
     seen = []
 
     class Session:
-        def set_model(self, model, vocab, whole=None):
+        def set_model(self, model, vocab, whole=None, first_pass=True):
             seen.append((model, whole, [w.updatesEnabled() for w in heatmaps]))
 
     sync = viewer_sync.ViewerSync(Session(), paint_later=heatmaps)
@@ -422,7 +425,7 @@ def test_viewer_sync_settles_after_a_failed_swap(qtbot):
     qtbot.addWidget(heatmap)
 
     class FailingSession:
-        def set_model(self, model, vocab, whole=None):
+        def set_model(self, model, vocab, whole=None, first_pass=True):
             raise ValueError("bad weights")
 
     sync = viewer_sync.ViewerSync(FailingSession(), paint_later=(heatmap,))
