@@ -5,6 +5,8 @@ measured while stepping, and the cell-state levels redraw only the views drawn w
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine import ModelConfig, SequenceModel
+from engine.data import CharVocab
 from lstmviz.panels.gates import WINDOW
 from lstmviz.readout import Readout
 
@@ -89,6 +91,22 @@ def test_a_longer_text_widens_the_reserved_title(window):
     before = title.width()
     s.set_text(TEXT * 200)  # step numbers of five digits instead of two
     assert title.width() > before
+
+
+def test_the_predictions_title_has_room_for_the_vocabularys_longest_shown_character(window):
+    """A character that is not printable is shown as ``\\uXXXX``: the predictions title is
+    reserved wide enough for the widest title it shows, that of such a character missed by the
+    top 10, in the title's own font."""
+    s, title = window.session, window.panel("step").predictions_title
+    text = TEXT + "\xa0\x0c"
+    vocab = CharVocab.from_text(text)
+    cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=12, num_layers=2, dtype="float64")
+    s.set_model(SequenceModel(cfg, rng=np.random.default_rng(3)), vocab)
+    s.set_text(text)
+    for shown in ("\\u00a0", "\\u000c"):
+        widest = QtWidgets.QLabel(f"next: <b>{shown}</b> (p=0.000, not in top 10)")
+        widest.setFont(title.font())
+        assert title.width() >= widest.sizeHint().width()
 
 
 def test_the_cell_levels_redraw_the_views_drawn_with_them_not_the_colour_maps(window, qtbot):
