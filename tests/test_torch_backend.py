@@ -426,9 +426,11 @@ def test_ctrl_c_saves_and_exits_130_as_the_engine_does(tmp_path, torchrun):
 @pytest.mark.slow
 def test_ctrl_c_under_a_two_process_torchrun_saves_on_rank_0(tmp_path):
     """A terminal's Ctrl+C (SIGINT to torchrun's process group): rank 0 says where it stopped and
-    saves the checkpoint of that step, which both processes reached."""
+    saves the checkpoint of that step, which both processes reached; torchrun itself exits 1 with
+    its own SignalException traceback (as the README says)."""
     proc, _ = _interrupted_run(tmp_path, {}, group=True, nproc=2)
     err = _finish(proc)
+    assert proc.returncode == 1 and "SignalException" in err, err[-3000:]
     [line] = [line for line in err.splitlines() if "interrupted at step" in line]
     step = int(line.split("interrupted at step ")[1].split(";")[0])
     assert load_char_checkpoint(tmp_path / "m.npz").step == step >= 20
