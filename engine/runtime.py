@@ -23,12 +23,13 @@ matrix for each per-step product however few rows it multiplies (at H=512 a half
 rows costs 59 % of the whole batch's 32, not 50 %), and with small products (H=128: a few
 microseconds per NumPy call) the two threads spend more time handing the GIL to each other than
 computing (H=128, B=32: 24-30 ms as two halves at once, 20-21 ms unsplit at one thread).
-Splitting every time step by hidden units instead (each thread its half of the units' gate rows,
-a ``queue.SimpleQueue`` barrier per step: 7-12 us, ``threading.Barrier`` 33-58 us) was measured
-and lost everywhere: training steps of 133-136 ms at (512, 32, 64) against 108-124 ms at two
-BLAS threads, 124 ms at (256, 64, 100) against 93 ms as two halves, 34 ms at (128, 32, 64): the
-two threads' GIL hand-offs around some 20 NumPy calls per step cost more than the half products
-save (each half product takes exactly half the time: no cache gain at H=512).
+The plan has no split of each time step by hidden units (each thread its half of the units' gate
+rows, meeting at a barrier every time step: a ``queue.SimpleQueue`` one costs 7-12 us,
+``threading.Barrier`` 33-58 us): the two threads' GIL hand-offs around some 20 NumPy calls per
+step cost more than the half products save (each half product takes exactly half the time: no
+cache gain at H=512). Such a split's training steps, measured on the 2-core VM: 133-136 ms at
+(512, 32, 64) against 108-124 ms at two BLAS threads, 124 ms at (256, 64, 100) against 93 ms as
+two halves, 34 ms at (128, 32, 64) against 20-21 ms unsplit at one thread.
 
 The load: ``load_elsewhere`` measures the cores busy outside the calling thread over 0.2 s
 (``/proc/stat``), only with two usable cores or more and for problems large enough to use two

@@ -296,17 +296,21 @@ def run_train(args) -> int:
     trainer = _resumed_trainer(args, text) if args.resume else _new_trainer(args, text)
     if args.backend == "torch":
         trainer = torch_backend.on_torch(trainer)
-    check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    human = sys.stderr if args.json else sys.stdout
-    if args.backend == "torch":
-        print(torch_backend.device_line(trainer), file=human, flush=True)
-    if trainer.step < trainer.config.steps:
-        print(estimate_line(estimate_time(trainer)), file=human, flush=True)
-    stop = threading.Event()
-    forwarded = args.backend == "torch" and torch_backend.under_torchrun()
-    with _StopOnSigint(stop, forwarded):  # up to the last save: torchrun's copy of a Ctrl+C may come late
-        return _train_and_save(trainer, args, stop, bar, human)
+    try:  # under torchrun: the process group joined by on_torch is left in the finally
+        check_writable(args.out, size=memory.model_bytes(trainer.model.config) * (1 + len(trainer.optimizer.slot_names)))  # params + slots
+        bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        human = sys.stderr if args.json else sys.stdout
+        if args.backend == "torch":
+            print(torch_backend.device_line(trainer), file=human, flush=True)
+        if trainer.step < trainer.config.steps:
+            print(estimate_line(estimate_time(trainer)), file=human, flush=True)
+        stop = threading.Event()
+        forwarded = args.backend == "torch" and torch_backend.under_torchrun()
+        with _StopOnSigint(stop, forwarded):  # up to the last save: torchrun's copy of a Ctrl+C may come late
+            return _train_and_save(trainer, args, stop, bar, human)
+    finally:
+        if args.backend == "torch":
+            torch_backend.stop_distributed()
 
 
 def _train_and_save(trainer, args, stop: threading.Event, bar, human) -> int:

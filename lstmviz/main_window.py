@@ -144,7 +144,9 @@ class MainWindow(QtWidgets.QMainWindow):
 
         session.message.connect(self.show_status)
         session.error.connect(lambda message: dialogs.show_error(self, "lstmviz", message))
-        session.text_opened.connect(lambda path: self.show_status(f"Opened text {Path(path).name}"))
+        self._status_before_text = ""  # the status line as the last text was shown, before what showing it said
+        session.text_changed.connect(self._note_status_before_text)
+        session.text_opened.connect(lambda path: self._opened("text", path, self._status_before_text))
         session.open_failed.connect(self._text_refused)
         session.confirm_dropped = self.confirm_dropped_characters
         session.stepped.connect(self._update_position)
@@ -335,18 +337,28 @@ class MainWindow(QtWidgets.QMainWindow):
                     return False
                 self.session.open_checkpoint(ckpt, path)
             elif not self.session.open_text(path):
-                if not self.session.opening:  # declined: it loses characters
-                    return False
-                self._remember(path)  # a long text: read in the background, shown when read
-                return True
+                # declined (it loses characters), or a long text read in the background: text_opened
+                # remembers it once it is shown
+                return self.session.opening
+            else:
+                before = self._status_before_text
         except (ValueError, OSError, MemoryError) as e:
             dialogs.show_error(self, f"Cannot open this {kind}", one_line(e))
             return False
+        self._opened(kind, path, before)
+        return True
+
+    def _note_status_before_text(self) -> None:
+        self._status_before_text = self.statusBar().currentMessage()
+
+    def _opened(self, kind: str, path: str, before: str) -> None:
+        """The ``kind`` ("model" or "text") at ``path`` is shown: remember it and say so in the
+        status line, followed by what opening it said there (e.g. the characters left out) unless
+        that is still ``before``, the status line as it was shown."""
         self._remember(path)
-        said = self.statusBar().currentMessage()  # e.g. the characters left out, said while opening
+        said = self.statusBar().currentMessage()
         opened = f"Opened {kind} {Path(path).name}"
         self.show_status(f"{opened}. {said}" if said and said != before else opened)
-        return True
 
     def _text_refused(self, message: str) -> None:
         """A text read in the background is refused: as ``open_path`` refuses one read at once."""

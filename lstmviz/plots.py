@@ -273,7 +273,7 @@ class ColumnImage(pg.GraphicsObject):
         if (widget is None or painter.paintEngine().type() != QtGui.QPaintEngine.Type.Raster
                 or painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
                 or painter.transform().type().value > QtGui.QTransform.TransformationType.TxScale.value
-                or widget.devicePixelRatioF() != 1.0 or not pen.isCosmetic()
+                or painter.device().devicePixelRatioF() != 1.0 or not pen.isCosmetic()
                 or pen.widthF() <= 1.0 or pen.style() != QtCore.Qt.PenStyle.SolidLine
                 or pen.capStyle() != QtCore.Qt.PenCapStyle.SquareCap):
             return False

@@ -102,6 +102,16 @@ def start_distributed() -> None:
         sys.stdout = sys.stderr = open(os.devnull, "w")
 
 
+def stop_distributed() -> None:
+    """Leave the process group ``start_distributed`` joined, if any: its gloo (or nccl) threads
+    end here, not at interpreter exit, where a thread still running aborts the process
+    ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def cpu_thread_count(torch, hidden_size: int, batch_size: int, load: float | None = None) -> int:
     """The PyTorch threads a CPU run uses: ``torch.get_num_threads()`` when ``OMP_NUM_THREADS``
     is set (torchrun sets it), else ``engine.runtime.blas_threads_for`` at ``load`` cores busy

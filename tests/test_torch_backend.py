@@ -241,6 +241,24 @@ def test_cli_trains_with_torch_and_the_app_opens_the_checkpoint(tmp_path, capsys
     assert load_checkpoint(out).step == 8
 
 
+@pytest.mark.parametrize("fails", [False, True], ids=["trained", "failed"])
+def test_the_process_group_is_left_after_training_or_an_error(tmp_path, monkeypatch, fails):
+    """The process group joined for a run is destroyed before ``main`` returns or raises: no
+    gloo thread is left running at interpreter exit (one left there can abort the process)."""
+    import torch.distributed as dist
+
+    def join_alone():  # a one-process gloo group, as torchrun's with WORLD_SIZE=1
+        dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+
+    monkeypatch.setattr(torch_backend, "start_distributed", join_alone)
+    if fails:
+        monkeypatch.setattr(TorchTrainer, "run", lambda self, stop=None: iter([1 / 0]))
+    args = ["train", str(write_corpus(tmp_path)), "--out", str(tmp_path / "m.npz"), "--backend", "torch",
+            "--steps", "2", "--batch", "4", "--seq-len", "10", "--hidden", "12", "--eval-every", "2"]
+    assert (main(args) != 0) == fails
+    assert not dist.is_initialized()
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_the_device_line_names_the_backend_device_and_threads(tmp_path, capsys, monkeypatch, threads):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
@@ -408,9 +426,11 @@ def test_ctrl_c_saves_and_exits_130_as_the_engine_does(tmp_path, torchrun):
 @pytest.mark.slow
 def test_ctrl_c_under_a_two_process_torchrun_saves_on_rank_0(tmp_path):
     """A terminal's Ctrl+C (SIGINT to torchrun's process group): rank 0 says where it stopped and
-    saves the checkpoint of that step, which both processes reached."""
+    saves the checkpoint of that step, which both processes reached; torchrun itself exits 1 with
+    its own SignalException traceback (as the README says)."""
     proc, _ = _interrupted_run(tmp_path, {}, group=True, nproc=2)
     err = _finish(proc)
+    assert proc.returncode == 1 and "SignalException" in err, err[-3000:]
     [line] = [line for line in err.splitlines() if "interrupted at step" in line]
     step = int(line.split("interrupted at step ")[1].split(";")[0])
     assert load_char_checkpoint(tmp_path / "m.npz").step == step >= 20

@@ -142,7 +142,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         """Size the titles for the widest ones this model and sequence can give (a new text
         may have more steps or longer labels)."""
         self.vectors_title.set_reserve(vectors_reserve(self.session))
-        self.predictions_title.set_reserve(self._predicted.RESERVE)
+        self.predictions_title.set_reserve(self._predicted.reserve(self.session))
 
     def _apply_colormaps(self, colorblind: bool):
         for name, item in self.strips.items():
@@ -183,10 +183,16 @@ def vectors_reserve(s: Session) -> str:
     """A vectors title as wide as the widest the panel shows for ``s``'s model and sequence
     (``refresh``): the last step, the longest label (in wide letters), the last layer."""
     if s.sequence.predicts_characters:
-        longest = max((len(display_char(ch)) for ch in s.vocab.chars), default=1) if s.vocab is not None else 1
+        longest = widest_character(s)
     else:
-        longest = max((len(label) for label in s.sequence.labels), default=1)
-    return f"{step_label(max(s.steps, 1) - 1)}: <b>{'W' * longest}</b> &nbsp; layer {max(s.num_layers, 1) - 1}"
+        longest = "W" * max((len(label) for label in s.sequence.labels), default=1)
+    return f"{step_label(max(s.steps, 1) - 1)}: <b>{longest}</b> &nbsp; layer {max(s.num_layers, 1) - 1}"
+
+
+def widest_character(s: Session) -> str:
+    """As many wide letters as the longest shown character (``display_char``, e.g. ``\\u00a0``)
+    of ``s``'s vocabulary has (one without a vocabulary)."""
+    return "W" * max((len(display_char(ch)) for ch in s.vocab.chars), default=1) if s.vocab is not None else "W"
 
 
 class CharacterPredictions:
@@ -194,12 +200,16 @@ class CharacterPredictions:
 
     TOOLTIP = "the most likely next characters; the red bar is the character that actually comes next"
     EMPTY_TITLE = "next character"
-    RESERVE = "next: <b>WW</b> (p=0.000, not in top 10)"  # as wide as the widest title (``show``)
 
     @staticmethod
     def layout(s: Session) -> tuple:
         """What the axes depend on: new weights for the same model keep them."""
         return (s.sequence.kind, s.names, s.hidden_size, s.colorblind)
+
+    @staticmethod
+    def reserve(s: Session) -> str:
+        """A title as wide as the widest ``show`` gives: the longest shown character, missed by the top 10."""
+        return f"next: <b>{widest_character(s)}</b> (p=0.000, not in top {TOP_K})"
 
     @staticmethod
     def set_axes(panel: CurrentStepPanel, s: Session) -> None:
@@ -246,12 +256,16 @@ class ValuePredictions:
 
     TOOLTIP = "the predicted next values (blue) against the actual ones (red), by steps ahead"
     EMPTY_TITLE = "next value"
-    RESERVE = "next (scaled): <b>predicted -0.000e+00</b> &nbsp; <b>actual -0.000e+00</b>"  # the widest title
 
     @staticmethod
     def layout(s: Session) -> tuple:
         """Every series has its own y range (that of its actual values)."""
         return (s.sequence, s.names, s.hidden_size, s.colorblind)
+
+    @staticmethod
+    def reserve(s: Session) -> str:
+        """A title as wide as the widest ``show`` gives."""
+        return "next (scaled): <b>predicted -0.000e+00</b> &nbsp; <b>actual -0.000e+00</b>"
 
     @staticmethod
     def set_axes(panel: CurrentStepPanel, s: Session) -> None:
@@ -302,11 +316,15 @@ class NoPredictions:
 
     TOOLTIP = "nothing: this model has no output layer, so it makes no predictions"
     EMPTY_TITLE = "no predictions: this model has no output layer"
-    RESERVE = EMPTY_TITLE
 
     @staticmethod
     def layout(s: Session) -> tuple:
         return ("headless", s.names, s.hidden_size, s.colorblind)
+
+    @staticmethod
+    def reserve(s: Session) -> str:
+        """The only title shown."""
+        return NoPredictions.EMPTY_TITLE
 
     @staticmethod
     def set_axes(panel: CurrentStepPanel, s: Session) -> None:

@@ -85,3 +85,28 @@ def test_the_characters_left_out_are_found_once_and_off_the_gui_thread_for_a_lon
     assert window.session.text == TEXT * 3 and len(confirmations) == 1
     assert "Not in the model's vocabulary, left out: 'Q', 'Z'" in messages
     assert scans == ([False] if path_kind == "background" else [True])
+
+
+def test_the_status_line_names_the_text_and_the_characters_left_out_either_way(window, qtbot, tmp_path,
+                                                                                confirmations, path_kind):
+    path = tmp_path / "upper.txt"
+    path.write_text("QQ" + TEXT * 3 + "Z", encoding="utf-8")  # 'Q' and 'Z' are not in the vocabulary
+    open_and_wait(window, qtbot, path)
+    assert window.statusBar().currentMessage() == (
+        "Opened text upper.txt. Not in the model's vocabulary, left out: 'Q', 'Z'")
+    fine = tmp_path / "fine.txt"
+    fine.write_text(TEXT * 2, encoding="utf-8")
+    open_and_wait(window, qtbot, fine)
+    assert window.statusBar().currentMessage() == "Opened text fine.txt"
+
+
+@pytest.mark.parametrize("answer", [False, True])
+def test_a_text_is_remembered_as_recent_only_once_it_is_opened(window, qtbot, tmp_path, confirmations,
+                                                                path_kind, answer):
+    recent = window.recent_files()
+    path = tmp_path / "upper.txt"
+    path.write_text("QQ" + TEXT * 3 + "Z", encoding="utf-8")
+    confirmations.answer = answer
+    open_and_wait(window, qtbot, path)
+    assert len(confirmations) == 1
+    assert window.recent_files() == ([str(path.resolve())] + recent if answer else recent)

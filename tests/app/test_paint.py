@@ -5,6 +5,8 @@ measured while stepping, and the cell-state levels redraw only the views drawn w
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from engine import ModelConfig, SequenceModel
+from engine.data import CharVocab
 from lstmviz.panels.gates import WINDOW
 from lstmviz.readout import Readout
 
@@ -91,6 +93,22 @@ def test_a_longer_text_widens_the_reserved_title(window):
     assert title.width() > before
 
 
+def test_the_predictions_title_has_room_for_the_vocabularys_longest_shown_character(window):
+    """A character that is not printable is shown as ``\\uXXXX``: the predictions title is
+    reserved wide enough for the widest title it shows, that of such a character missed by the
+    top 10, in the title's own font."""
+    s, title = window.session, window.panel("step").predictions_title
+    text = TEXT + "\xa0\x0c"
+    vocab = CharVocab.from_text(text)
+    cfg = ModelConfig(input_size=len(vocab), output_size=len(vocab), hidden_size=12, num_layers=2, dtype="float64")
+    s.set_model(SequenceModel(cfg, rng=np.random.default_rng(3)), vocab)
+    s.set_text(text)
+    for shown in ("\\u00a0", "\\u000c"):
+        widest = QtWidgets.QLabel(f"next: <b>{shown}</b> (p=0.000, not in top 10)")
+        widest.setFont(title.font())
+        assert title.width() >= widest.sizeHint().width()
+
+
 def test_the_cell_levels_redraw_the_views_drawn_with_them_not_the_colour_maps(window, qtbot):
     """When the first pass delivers the cell-state levels, ``levels_changed`` (not
     ``colormap_changed``) fires: the c heatmap takes the levels, the colour maps stay."""
@@ -108,9 +126,11 @@ def test_the_cell_levels_redraw_the_views_drawn_with_them_not_the_colour_maps(wi
     assert np.array_equal(view.image.getLevels(), levels[-1])
 
 
-def cursor_picture(item, transform: QtGui.QTransform, widget) -> np.ndarray:
-    """``item`` painted whole through ``transform`` on a grey ARGB32 picture (pixels ``(h, w)``)."""
+def cursor_picture(item, transform: QtGui.QTransform, widget, ratio: float = 1.0) -> np.ndarray:
+    """``item`` painted whole through ``transform`` on a grey ARGB32 picture (pixels ``(h, w)``)
+    of device pixel ratio ``ratio``."""
     picture = QtGui.QImage(260, 200, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+    picture.setDevicePixelRatio(ratio)
     picture.fill(QtGui.QColor(40, 40, 40))
     painter = QtGui.QPainter(picture)
     painter.setTransform(transform)
@@ -143,6 +163,28 @@ def test_the_heatmap_cursor_has_the_pixels_of_qts_own_line_at_any_scale(qtbot, m
             line = cursor_picture(item, transform, widget)
         assert np.array_equal(fast, line), (sx, sy, dx, dy)
     assert drawn == [True] * 200  # the blit drew every one of them
+
+
+def test_the_heatmap_cursor_on_a_scaled_paint_device_is_qts_own_line(qtbot, monkeypatch):
+    """On a paint device of device pixel ratio 2 (a scaled screen's backing store) the blit's
+    pixel rule does not hold, whatever the widget's own ratio (1 here): the cursor is drawn by
+    ``drawLine``."""
+    from lstmviz.plots import CURSOR_PEN, ColumnImage
+    widget = QtWidgets.QWidget()
+    qtbot.addWidget(widget)
+    assert widget.devicePixelRatioF() == 1.0
+    item = ColumnImage()
+    item.set_image(np.random.default_rng(1).random((40, 30)), t0=1000)
+    item.set_cursor(1017, CURSOR_PEN)
+    blitted = []
+    blit = ColumnImage._blit_line
+    monkeypatch.setattr(ColumnImage, "_blit_line", lambda *a: blitted.append(blit(*a)) or blitted[-1])
+    transform = QtGui.QTransform(3, 0, 0, 2, 5 - 1000 * 3, 4)
+    scaled = cursor_picture(item, transform, widget, ratio=2.0)
+    with monkeypatch.context() as m:
+        m.setattr(ColumnImage, "_blit_line", lambda *a: False)
+        line = cursor_picture(item, transform, widget, ratio=2.0)
+    assert blitted == [False] and np.array_equal(scaled, line)
 
 
 def test_the_time_slider_repaints_only_when_its_handle_moves(window, qtbot):
