@@ -6,6 +6,19 @@ from PySide6 import QtCore, QtWidgets
 from lstmviz.panels.gates import WINDOW
 
 
+class ResizeCounter(QtCore.QObject):
+    """Counts the Resize events delivered to the widgets it is installed on."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def eventFilter(self, watched, event):
+        if event.type() == QtCore.QEvent.Resize:
+            self.count += 1
+        return False
+
+
 def assert_heatmaps_equal_trace(window, reference, names, layer=0):
     """Every heatmap in ``names`` shows exactly the steps of ``reference`` (the engine's
     whole-sequence trace) inside the drawn window that ends at the session's step."""

@@ -2,25 +2,12 @@
 for a model of the same cell kind (live training refreshes) leave every view's size alone."""
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from engine import ModelConfig, SequenceModel
 from engine.quantities import display_order
 
-from .helpers import shown
-
-
-class ResizeCounter(QtCore.QObject):
-    """Counts the Resize events delivered to the widgets it is installed on."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def eventFilter(self, watched, event):
-        if event.type() == QtCore.QEvent.Resize:
-            self.count += 1
-        return False
+from .helpers import ResizeCounter, shown
 
 
 def _model(vocab, cell, seed):

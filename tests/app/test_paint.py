@@ -141,18 +141,26 @@ def cursor_picture(item, transform: QtGui.QTransform, widget, ratio: float = 1.0
     return np.frombuffer(picture.constBits(), np.uint32).reshape(200, 260).copy()
 
 
-def test_the_heatmap_cursor_has_the_pixels_of_qts_own_line_at_any_scale(qtbot, monkeypatch):
-    """The cursor, blitted as one small image, covers exactly the pixels with exactly the
-    colours that QPainter.drawLine gives the cursor's pen, at random scales and offsets."""
+def cursor_item(qtbot, monkeypatch):
+    """A widget, a ``ColumnImage`` of 30 steps from step 1000 with its cursor at 1017, and the
+    list that records what each ``_blit_line`` call returned (True: the blit drew the line)."""
     from lstmviz.plots import CURSOR_PEN, ColumnImage
     widget = QtWidgets.QWidget()
     qtbot.addWidget(widget)
     item = ColumnImage()
     item.set_image(np.random.default_rng(1).random((40, 30)), t0=1000)
     item.set_cursor(1017, CURSOR_PEN)
-    drawn = []
+    blitted = []
     blit = ColumnImage._blit_line
-    monkeypatch.setattr(ColumnImage, "_blit_line", lambda *a: drawn.append(blit(*a)) or drawn[-1])
+    monkeypatch.setattr(ColumnImage, "_blit_line", lambda *a: blitted.append(blit(*a)) or blitted[-1])
+    return widget, item, blitted
+
+
+def test_the_heatmap_cursor_has_the_pixels_of_qts_own_line_at_any_scale(qtbot, monkeypatch):
+    """The cursor, blitted as one small image, covers exactly the pixels with exactly the
+    colours that QPainter.drawLine gives the cursor's pen, at random scales and offsets."""
+    from lstmviz.plots import ColumnImage
+    widget, item, drawn = cursor_item(qtbot, monkeypatch)
     rng = np.random.default_rng(7)
     for _ in range(200):
         sx, sy, dx, dy = rng.uniform(0.4, 6), rng.uniform(0.5, 4.5), rng.uniform(0, 40), rng.uniform(0, 20)
@@ -169,16 +177,9 @@ def test_the_heatmap_cursor_on_a_scaled_paint_device_is_qts_own_line(qtbot, monk
     """On a paint device of device pixel ratio 2 (a scaled screen's backing store) the blit's
     pixel rule does not hold, whatever the widget's own ratio (1 here): the cursor is drawn by
     ``drawLine``."""
-    from lstmviz.plots import CURSOR_PEN, ColumnImage
-    widget = QtWidgets.QWidget()
-    qtbot.addWidget(widget)
+    from lstmviz.plots import ColumnImage
+    widget, item, blitted = cursor_item(qtbot, monkeypatch)
     assert widget.devicePixelRatioF() == 1.0
-    item = ColumnImage()
-    item.set_image(np.random.default_rng(1).random((40, 30)), t0=1000)
-    item.set_cursor(1017, CURSOR_PEN)
-    blitted = []
-    blit = ColumnImage._blit_line
-    monkeypatch.setattr(ColumnImage, "_blit_line", lambda *a: blitted.append(blit(*a)) or blitted[-1])
     transform = QtGui.QTransform(3, 0, 0, 2, 5 - 1000 * 3, 4)
     scaled = cursor_picture(item, transform, widget, ratio=2.0)
     with monkeypatch.context() as m:

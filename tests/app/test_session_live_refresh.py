@@ -4,24 +4,11 @@ out again (the strip's plot keeps its size); a live refresh starts no first pass
 steps the training thread traced."""
 
 import numpy as np
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtWidgets
 
 from engine import ModelConfig, SequenceModel
 
-from .helpers import shown
-
-
-class ResizeCounter(QtCore.QObject):
-    """Counts the Resize events delivered to the widget it is installed on."""
-
-    def __init__(self):
-        super().__init__()
-        self.count = 0
-
-    def eventFilter(self, watched, event):
-        if event.type() == QtCore.QEvent.Resize:
-            self.count += 1
-        return False
+from .helpers import ResizeCounter, shown
 
 
 def _weights(vocab, seed):
