@@ -121,6 +121,9 @@ class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, session: Session, settings: QtCore.QSettings, parent=None):
         super().__init__(parent)
         self.session = session
+        # The window owns its session: deleting the window deletes the session and with it every
+        # signal connection into the window's panels, so a closed window's objects are freed.
+        session.setParent(self)
         self.settings = settings
         self._close_guards = []  # callables asked in turn when the window is asked to close
         self._closing = []  # callables called once every close guard agreed

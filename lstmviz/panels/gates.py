@@ -67,7 +67,7 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
         for name in PANEL_NAMES:
-            view = HeatmapView(name, colorblind=session.colorblind)
+            view = HeatmapView(name, colorblind=session.colorblind, parent=self)  # hidden until laid out
             view.setToolTip(f"{GATE_STYLE[name].label}: units (rows) by step (columns); "
                             "hover for values, click to select a unit")
             view.setMinimumSize(160, 120)
