@@ -2,7 +2,7 @@
 and the colours it draws there are the engine's values."""
 
 import numpy as np
-from PySide6 import QtCore, QtGui
+from PySide6 import QtGui
 
 from lstmviz.panels.text import MARGIN
 from lstmviz.plots import value_colours
