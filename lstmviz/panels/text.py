@@ -369,8 +369,10 @@ class TextPanel(QtWidgets.QWidget):
             del self._styled[number]
         for number, ranges in wanted.items():
             shown = self._styled.get(number)
-            if shown is None or len(shown) != len(ranges) or any(a is not b for a, b in zip(shown, ranges)):
-                doc.documentLayout().restyle(doc.findBlockByNumber(number), ranges)
+            block = doc.findBlockByNumber(number)
+            if block.isValid() and (shown is None or len(shown) != len(ranges)
+                                    or any(a is not b for a, b in zip(shown, ranges))):
+                doc.documentLayout().restyle(block, ranges)
                 self._styled[number] = ranges
         return selections
 
