@@ -142,7 +142,7 @@ class ColumnImage(pg.GraphicsObject):
         drawn at the same position are coloured and repainted; a canvas that cannot hold the
         image is rebuilt with ``room`` spare columns either side. The item keeps ``image``:
         never mutate it afterwards."""
-        image = np.ascontiguousarray(image, dtype=np.float32)  # (H, T); compared bitwise below
+        image = np.asarray(image, dtype=np.float32)  # (H, T) in any memory order; compared bitwise below
         if levels is not None:
             levels = (float(levels[0]), float(levels[1]))
             if levels != self._levels:
@@ -404,7 +404,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         T, H = data.shape
         self._t0 = int(t0)
         rows, canvas = self._img.shape[0], self.image.boundingRect()
-        self._img = np.array(data.T, dtype=np.float32, order="C")  # (H, T) private copy
+        self._img = np.array(data, dtype=np.float32).T  # (H, T) view of a private (T, H) copy: a step's
+        # columns are rows of the copy, so copying and comparing them runs along memory
         if T and H:
             self.image.set_image(self._img, self._t0, levels, room)
         else:

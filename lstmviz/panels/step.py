@@ -19,7 +19,7 @@ from engine.data import display_char
 from engine.quantities import RECORDED_NAMES as PANEL_NAMES
 
 from ..core.labels import step_label
-from ..plots import ColumnImage, colormap_for
+from ..plots import colour_indices, colormap_for
 from ..readout import Readout
 from ..session import Session
 from ..still_parts import cache_still_parts
@@ -71,12 +71,9 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.vectors.hideButtons()
         self.vectors.setMenuEnabled(False)
         self.vectors.setLabel("left", "unit")
-        self.strips = {}
-        for name in PANEL_NAMES:
-            item = ColumnImage()
-            item.setTransform(QtGui.QTransform.fromScale(STRIP_WIDTH, 1))  # placed at its column by setPos
-            self.vectors.addItem(item)
-            self.strips[name] = item
+        self.strip_image = Strips(PANEL_NAMES)  # all the strips, one item: one update and one paint a step
+        self.vectors.addItem(self.strip_image)
+        self.strips = self.strip_image.strips
         # a plain Qt line item (set_unit below): Qt repaints it with the strips without calling Python
         self.unit_marker = QtWidgets.QGraphicsLineItem()
         self.unit_marker.setPen(pg.mkPen((255, 80, 80), width=1.5))
@@ -125,10 +122,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self._layout = layout
         self._reserve_titles()
         H = max(s.hidden_size, 1)
-        for name, item in self.strips.items():
-            item.setVisible(name in s.names)
-            if name in s.names:
-                item.setPos(s.names.index(name), 0)
+        self.strip_image.set_names(s.names)
         self.vectors.getAxis("bottom").setTicks([list(enumerate(s.names))])
         self.vectors.setXRange(-0.5, max(len(s.names), 1) - 0.5, padding=0)
         self.unit_marker.setLine(-0.5, 0, max(len(s.names), 1) - 0.5, 0)  # placed at the unit by setY
@@ -145,8 +139,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.predictions_title.set_reserve(self._predicted.reserve(self.session))
 
     def _apply_colormaps(self, colorblind: bool):
-        for name, item in self.strips.items():
-            item.setColorMap(colormap_for(name, colorblind))
+        self.strip_image.set_colormaps({name: colormap_for(name, colorblind) for name in self.strips})
 
     def _on_colormap_changed(self, colorblind: bool):
         self._layout = None
@@ -158,8 +151,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         s = self.session
         t = s.t
         if not s.ready or t == 0:
-            for item in self.strips.values():
-                item.clear()
+            self.strip_image.clear()
             self.bars.set_bars([], [])
             self.predicted_points.setData([], [])
             self.actual_points.setData([], [])
@@ -169,9 +161,8 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.predictions_title.setText(self._predicted.EMPTY_TITLE)
             return
         window = s.records(t - 1, t)  # row 0 is step t - 1
-        for name in s.names:
-            column = np.array(window.gate(name, s.layer)[0][:, None], dtype=np.float32)  # (H, 1) own copy
-            self.strips[name].set_image(column, 0, s.levels(name, s.layer))
+        self.strip_image.set_columns({name: window.gate(name, s.layer)[0] for name in s.names},
+                                     {name: s.levels(name, s.layer) for name in s.names})
         shown = s.sequence.shown(t - 1)
         self.vectors_title.setText(f"{step_label(t - 1)}: <b>{html.escape(shown)}</b> &nbsp; layer {s.layer}")
         self.unit_marker.setY(max(s.unit, 0))
@@ -448,6 +439,120 @@ class RowLabels(QtWidgets.QGraphicsItem):
                 text = self._text(string)
                 size = text.size()
                 painter.drawStaticText(QtCore.QPointF(right - size.width(), y - size.height() / 2), text)
+
+
+class Strip:
+    """What one strip shows (``Strips``): ``image (H, 1)`` float32 or None, whether it is
+    drawn, and its work counters (cells coloured, item-space area painted), for tests."""
+
+    def __init__(self):
+        self.image = None
+        self.visible = False
+        self.colours_written = 0
+        self.painted_area = 0.0
+
+    def isVisible(self) -> bool:  # noqa: N802 - as a graphics item's
+        return self.visible
+
+
+class Strips(pg.GraphicsObject):
+    """The current step's vectors as colour strips, one item: strip k (the k-th of
+    ``set_names``) is column k of an ``(H, n)`` ARGB32 canvas, coloured through its quantity's
+    256-entry lookup table with the heatmaps' mapping (``colour_indices``: the same colours as
+    their cells), drawn at x = k, ``STRIP_WIDTH`` wide, unit r centred on y = r. A step colours
+    the strips whose values changed and repaints the item once (not an item per strip)."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.setFlag(self.GraphicsItemFlag.ItemUsesExtendedStyleOption)  # exposedRect: the part to paint
+        self.strips = {name: Strip() for name in names}
+        self._names: tuple = ()  # the strips drawn, in column order
+        self._luts: dict = {}  # name -> (256,) uint32 opaque ARGB32
+        self._levels: dict = {}  # name -> (lo, hi) the drawn column was coloured at
+        self._canvas = np.zeros((0, 0), np.uint32)  # (H, n) ARGB32
+        self.qimage = None  # QImage over ``_canvas`` (shares its memory)
+
+    def set_names(self, names) -> None:
+        """Draw the strips of ``names`` (in this order), blank until ``set_columns``."""
+        self.prepareGeometryChange()
+        self._names = tuple(names)
+        for name, strip in self.strips.items():
+            strip.visible, strip.image = name in self._names, None
+        self._canvas = np.zeros((0, len(self._names)), np.uint32)
+        self.qimage = None
+        self.update()
+
+    def set_colormaps(self, colormaps: dict) -> None:
+        """``{name: pg.ColorMap}``; the shown columns are coloured again."""
+        for name, colormap in colormaps.items():
+            rgb = colormap.getLookupTable(nPts=256, alpha=False).astype(np.uint32)  # (256, 3)
+            self._luts[name] = 0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]  # (256,)
+        levels, self._levels = self._levels, {}  # nothing is drawn at its levels now: recoloured below
+        shown = {name: self.strips[name].image[:, 0] for name in self._names if self.strips[name].image is not None}
+        self.set_columns(shown, {name: levels[name] for name in shown})
+
+    def set_columns(self, columns: dict, levels: dict) -> None:
+        """Show ``{name: (H,) values}`` at ``{name: (lo, hi)}`` colour levels (strips not named
+        keep what they show); a strip whose values and levels are those drawn is not coloured again."""
+        if not columns:
+            return
+        H = len(next(iter(columns.values())))
+        if self._canvas.shape != (H, len(self._names)):
+            self.prepareGeometryChange()
+            self._canvas = np.zeros((H, len(self._names)), np.uint32)  # (H, n)
+            self.qimage = pg.functions.ndarray_to_qimage(self._canvas, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+            for strip in self.strips.values():
+                strip.image = None
+        changed = False
+        for k, name in enumerate(self._names):
+            if name not in columns:
+                continue
+            strip = self.strips[name]
+            values = np.array(columns[name], dtype=np.float32)[:, None]  # (H, 1) own copy
+            level = (float(levels[name][0]), float(levels[name][1]))
+            if (strip.image is not None and self._levels.get(name) == level
+                    and np.array_equal(strip.image.view(np.uint32), values.view(np.uint32))):
+                continue  # bitwise: an unchanged NaN is unchanged
+            argb = self._luts[name][colour_indices(values[:, 0], level)]  # (H,)
+            argb[np.isnan(values[:, 0])] = 0
+            self._canvas[:, k] = argb
+            strip.image, self._levels[name] = values, level
+            strip.colours_written += H
+            changed = True
+        if changed:
+            self.update()
+
+    def clear(self) -> None:
+        """Show nothing."""
+        for strip in self.strips.values():
+            strip.image = None
+        if self._canvas.size:
+            self._canvas[:] = 0
+            self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        n, H = len(self._names), self._canvas.shape[0]
+        return QtCore.QRectF(-STRIP_WIDTH / 2, -0.5, max(n - 1 + STRIP_WIDTH, 0.0), H)
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        """Each strip's column of the canvas into its place (a vector picture, e.g. SVG, gets
+        each column as its own image: it ignores a source rectangle)."""
+        if self.qimage is None:
+            return
+        H = self._canvas.shape[0]
+        painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
+        vector = painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG
+        for k, name in enumerate(self._names):
+            strip = self.strips[name]
+            if strip.image is None:
+                continue
+            target = QtCore.QRectF(k - STRIP_WIDTH / 2, -0.5, STRIP_WIDTH, H)
+            exposed = option.exposedRect & target
+            strip.painted_area += exposed.width() * exposed.height()
+            if vector:
+                painter.drawImage(target, self.qimage.copy(k, 0, 1, H))
+            else:
+                painter.drawImage(target, self.qimage, QtCore.QRectF(k, 0, 1, H))
 
 
 BRUSHES = {False: pg.mkBrush(PREDICTED), True: pg.mkBrush(TRUE_NEXT)}  # by "is the true next character"

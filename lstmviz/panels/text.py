@@ -2,11 +2,17 @@
 
 When a unit is selected, each stepped character's background shows that unit's value of the
 chosen quantity (h by default; c on its symmetric levels, or any gate of the model's cell), drawn with the same
-colormap as its heatmap: the classic "quote-tracking cell" view. Colours are extra selections,
-so they never touch the document or its undo history, and only the stepped characters on screen
-(plus ``MARGIN`` steps either side) get one: a step or a scroll colours a bounded number of
-characters whatever the text's length (``recoloured`` counts them), read as a window of records
-from the session.
+colormap as its heatmap: the classic "quote-tracking cell" view. Only the stepped characters on
+screen (plus ``MARGIN`` steps either side) get a colour: a step or a scroll colours a bounded
+number of characters whatever the text's length (``recoloured`` counts them), read as a window of
+records from the session. The colours never touch the document or its undo history: a
+character's colour is a format range of its line's layout (``_StyledLayout.restyle``, the way
+``QSyntaxHighlighter`` colours, laid out with the line and drawn in one pass), except the current
+step's and a line end's, which are extra selections like the current step's highlight (bold,
+underlined). Qt draws a line's extra selections one after another, each clipped to its own
+region, so the line that a step repaints costs one pass per selection in it (measured offscreen,
+a line of about 60 coloured characters: 1.2 ms as selections, the panel's whole paint per step
+0.26 ms as format ranges). ``coloured()`` lists what is drawn.
 
 Edits are applied after a short pause (``EDIT_DEBOUNCE_MS``) and re-run the model from the first
 changed character. Characters outside the model's vocabulary are removed again and named in the
@@ -44,7 +50,8 @@ class TextPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.session = session
         self.quantity = "h"
-        self._cached = None  # (document revision, first step, [ExtraSelection per step from it])
+        self._cached = None  # (document revision, first step, [_Coloured per step from it])
+        self._styled = {}  # block number -> [FormatRange] its layout draws (the blocks coloured now)
         self._showing = False  # True while the selections are being set (scrolling re-enters)
         self.recoloured = 0  # characters whose colour the last update computed
 
@@ -66,6 +73,11 @@ class TextPanel(QtWidgets.QWidget):
         bar.addWidget(self.clear_button)
 
         self.editor = QtWidgets.QPlainTextEdit()
+        document = QtGui.QTextDocument(self.editor)
+        document.setDocumentLayout(_StyledLayout(document))
+        self.editor.setDocument(document)
+        self._blocks = document.blockCount()  # before the next edit (``_on_contents_change``)
+        document.contentsChange.connect(self._on_contents_change)
         self.editor.setToolTip("The text stepped through the model. Click a character to move the "
                                "cursor there; edit it to re-run from the first changed character.")
         font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.FixedFont)
@@ -251,27 +263,55 @@ class TextPanel(QtWidgets.QWidget):
         cursor.setPosition(end, QtGui.QTextCursor.KeepAnchor)
         return cursor
 
-    def _char_selections(self, lo: int, hi: int) -> list:
-        """Coloured selections of steps ``[lo, hi)`` (counted in ``recoloured``)."""
+    def _char_colours(self, lo: int, hi: int) -> list:
+        """``_Coloured`` of steps ``[lo, hi)`` (counted in ``recoloured``)."""
         if hi <= lo:
             return []
         doc = self.editor.document()
-        sels = []
+        coloured = []
         for step, rgb in enumerate(self._colours(lo, hi).tolist(), lo):
-            sel = QtWidgets.QTextEdit.ExtraSelection()
-            sel.cursor = self._step_cursor(doc, step)
-            _set_colour(sel, rgb)
-            sels.append(sel)
+            start, end = self.span(step)
+            block = doc.findBlock(start)
+            item = _Coloured(_char_format(rgb), block.blockNumber())
+            if end < block.position() + block.length():  # inside the line, not its end
+                item.range = QtGui.QTextLayout.FormatRange()
+                item.range.start, item.range.length, item.range.format = start - block.position(), end - start, item.format
+            coloured.append(item)
         self.recoloured += hi - lo
-        return sels
+        return coloured
+
+    def _selection(self, step: int, char_format: QtGui.QTextCharFormat) -> QtWidgets.QTextEdit.ExtraSelection:
+        sel = QtWidgets.QTextEdit.ExtraSelection()
+        sel.cursor = self._step_cursor(self.editor.document(), step)
+        sel.format = char_format
+        return sel
 
     def _forget_colours(self, *_):
         """The colours are out of date (new weights, unit, quantity or colormap)."""
         self._cached = None
 
     def _forget_selections(self):
-        """The document changed: the characters' selections must be rebuilt."""
+        """The document was replaced: the characters' colours must be rebuilt (its new blocks have none)."""
         self._cached = None
+        self._styled = {}
+        self._blocks = self.editor.document().blockCount()
+
+    def _on_contents_change(self, position: int, removed: int, added: int):
+        """An edit (typed, or text put into the editor): the blocks after it are renumbered
+        and keep their colours; the first and last edited ones lose theirs (the others are new)."""
+        doc = self.editor.document()
+        first = doc.findBlock(position).blockNumber()
+        shift = doc.blockCount() - self._blocks
+        self._blocks = doc.blockCount()
+        added_blocks = doc.findBlock(position + added).blockNumber() - first
+        removed_blocks = added_blocks - shift
+        for number in (first, first + added_blocks):
+            block = doc.findBlockByNumber(number)
+            if block.isValid() and block.layout().formats():
+                doc.documentLayout().restyle(block, [])
+        self._styled = {number + (shift if number > first + removed_blocks else 0): ranges
+                        for number, ranges in self._styled.items()
+                        if not first <= number <= first + removed_blocks}
 
     def invalidate(self, *_):
         """Forget the cached character colours (selection, quantity or colours changed)."""
@@ -286,27 +326,71 @@ class TextPanel(QtWidgets.QWidget):
         sequence = self.session.sequence
         return max(0, sequence.step_at(first)), sequence.step_at(last) + 1
 
-    def _coloured_selections(self) -> list:
-        """Extra selections colouring the stepped characters on screen and ``MARGIN`` steps
-        either side: at most ``visible + 2 * MARGIN`` of them whatever the text's length. Those
-        already built for the previous window are kept (stepping adds one); all are rebuilt when
-        the text or the colours change. ``recoloured`` counts the ones built."""
+    def _coloured_steps(self) -> tuple:
+        """``(lo, [_Coloured per step from lo])``: the colours of the stepped characters on screen
+        and ``MARGIN`` steps either side, at most ``visible + 2 * MARGIN`` of them whatever the
+        text's length. Those already built for the previous window are kept (stepping adds one);
+        all are rebuilt when the text or the colours change. ``recoloured`` counts the ones built."""
         t = self.session.t
         if not self._colouring():
             self._cached = None
-            return []
+            return 0, []
         first, last = self.visible_steps()
         lo, hi = max(0, min(first, t) - MARGIN), min(t, last + MARGIN, self._shown_steps())
         revision = self.editor.document().revision()  # typing moves the selections' cursors
         old_lo, old = (self._cached[1], self._cached[2]) if self._cached and self._cached[0] == revision else (lo, [])
         keep_lo, keep_hi = max(lo, old_lo), min(hi, old_lo + len(old))
         if keep_lo >= keep_hi:
-            sels = self._char_selections(lo, hi)
+            coloured = self._char_colours(lo, hi)
         else:
-            sels = (self._char_selections(lo, keep_lo) + old[keep_lo - old_lo : keep_hi - old_lo]
-                    + self._char_selections(keep_hi, hi))
-        self._cached = (revision, lo, sels)
-        return list(sels)
+            coloured = (self._char_colours(lo, keep_lo) + old[keep_lo - old_lo : keep_hi - old_lo]
+                        + self._char_colours(keep_hi, hi))
+        self._cached = (revision, lo, coloured)
+        return lo, coloured
+
+    def _show_colours(self) -> list:
+        """Colour the lines' layouts; return the extra selections of the coloured steps that are
+        not a layout's (the current step and the line ends)."""
+        lo, coloured = self._coloured_steps()
+        current = self.session.t - 1
+        selections, wanted = [], {}  # wanted: block number -> [FormatRange]
+        for step, item in enumerate(coloured, lo):
+            if item.range is None or step == current:
+                if item.selection is None:
+                    item.selection = self._selection(step, item.format)
+                selections.append(item.selection)
+            else:
+                wanted.setdefault(item.block, []).append(item.range)
+        doc = self.editor.document()
+        for number in [n for n in self._styled if n not in wanted]:
+            block = doc.findBlockByNumber(number)
+            if block.isValid():
+                doc.documentLayout().restyle(block, [])
+            del self._styled[number]
+        for number, ranges in wanted.items():
+            shown = self._styled.get(number)
+            block = doc.findBlockByNumber(number)
+            if block.isValid() and (shown is None or len(shown) != len(ranges)
+                                    or any(a is not b for a, b in zip(shown, ranges))):
+                doc.documentLayout().restyle(block, ranges)
+                self._styled[number] = ranges
+        return selections
+
+    def coloured(self) -> dict:
+        """``{(start, end): (r, g, b)}``: the document span and background colour of each
+        coloured step as drawn (a line layout's format range or an extra selection, the current
+        step's included), by position."""
+        drawn = {}
+        doc = self.editor.document()
+        for number in self._styled:
+            block = doc.findBlockByNumber(number)
+            for r in block.layout().formats():
+                start = block.position() + r.start
+                drawn[start, start + r.length] = r.format.background().color().getRgb()[:3]
+        for sel in self.editor.extraSelections():
+            if sel.format.background().style() != QtCore.Qt.NoBrush and sel.format.fontWeight() != QtGui.QFont.Bold:
+                drawn[sel.cursor.selectionStart(), sel.cursor.selectionEnd()] = sel.format.background().color().getRgb()[:3]
+        return dict(sorted(drawn.items()))
 
     def _highlight(self, doc) -> QtWidgets.QTextEdit.ExtraSelection:
         """The current character's selection: bold, underlined (yellow when not coloured)."""
@@ -334,7 +418,7 @@ class TextPanel(QtWidgets.QWidget):
         self._showing = True
         try:
             self.recoloured = 0
-            selections = self._coloured_selections()
+            selections = self._show_colours()
             if 0 < self.session.t <= self._shown_steps():
                 selections.append(self._highlight(self.editor.document()))
             self.editor.setExtraSelections(selections)
@@ -366,12 +450,51 @@ class TextPanel(QtWidgets.QWidget):
         self.clear_button.setEnabled(s.unit >= 0)
 
 
-def _set_colour(sel: QtWidgets.QTextEdit.ExtraSelection, rgb) -> None:
+def _char_format(rgb) -> QtGui.QTextCharFormat:
     """Background ``rgb`` (0-255 each) with black or white text, whichever reads better."""
     r, g, b = rgb
-    sel.format.setBackground(QtGui.QColor(r, g, b))
+    char_format = QtGui.QTextCharFormat()
+    char_format.setBackground(QtGui.QColor(r, g, b))
     light = 299 * r + 587 * g + 114 * b > 140_000  # bright background: dark text
-    sel.format.setForeground(QtGui.QColor("black" if light else "white"))
+    char_format.setForeground(QtGui.QColor("black" if light else "white"))
+    return char_format
+
+
+class _Coloured:
+    """One coloured step: its format, its block's number, the format range its line's layout
+    draws (None for a span that ends the line: a selection draws it) and its extra selection
+    (built when it is drawn as one: the current step or a line end)."""
+
+    __slots__ = ("format", "block", "range", "selection")
+
+    def __init__(self, char_format: QtGui.QTextCharFormat, block: int):
+        self.format, self.block, self.range, self.selection = char_format, block, None, None
+
+
+class _StyledLayout(QtWidgets.QPlainTextDocumentLayout):
+    """The editor's document layout. ``restyle`` gives one block's layout new format ranges
+    and repaints that block alone (laid out again when painted). Qt's own ``markContentsDirty``
+    of the block would relayout the next block too and repaint the whole view; no document
+    signal is emitted either way: it is not an edit."""
+
+    def __init__(self, document: QtGui.QTextDocument):
+        super().__init__(document)
+        self._restyling = None  # the block being restyled
+
+    def restyle(self, block: QtGui.QTextBlock, ranges: list) -> None:
+        """Draw ``block`` with format ranges ``ranges`` (``QTextLayout.FormatRange``, block-relative)."""
+        self._restyling = block
+        try:
+            block.layout().setFormats(ranges)  # drops the block's lines; Qt records a pending change of it ...
+            self.document().markContentsDirty(block.position(), 0)  # ... handed to documentChanged now
+        finally:
+            self._restyling = None
+
+    def documentChanged(self, position: int, removed: int, added: int) -> None:  # noqa: N802 - Qt's name
+        if self._restyling is None:
+            super().documentChanged(position, removed, added)
+        else:  # the block's size is unchanged (colours only): repaint it, laid out by the paint
+            self.updateBlock.emit(self._restyling)
 
 
 def _whole_lines(editor: QtWidgets.QPlainTextEdit) -> None:

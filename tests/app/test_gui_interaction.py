@@ -42,13 +42,12 @@ def test_click_selects_unit_and_colours_text(window, qtbot):
 
     h = s.model.trace(s.vocab.encode(TEXT)).gate("h", 0)[:30, 5]  # (30,)
     lut = colormap_for("h").getLookupTable(nPts=256, alpha=False)
-    selections = window.panel("text").editor.extraSelections()
-    coloured = {sel.cursor.selectionStart(): sel.format.background().color() for sel in selections
-                if sel.format.background().style() != QtCore.Qt.NoBrush}
-    assert sorted(coloured) == list(range(30))
+    coloured = window.panel("text").coloured()
+    assert sorted(coloured) == [(k, k + 1) for k in range(30)]
     for k in (0, 11, 29):
         r, g, b = lut[int(np.clip((h[k] + 1) / 2 * 255, 0, 255))]
-        assert coloured[k].getRgb()[:3] == (r, g, b)
+        assert coloured[k, k + 1] == (r, g, b)
+    selections = window.panel("text").editor.extraSelections()
     bold = [sel for sel in selections if sel.format.fontWeight() == QtGui.QFont.Bold]
     assert [sel.cursor.selectionStart() for sel in bold] == [29]
 
@@ -68,8 +67,7 @@ def test_text_coloured_by_chosen_quantity(window):
     s.seek(8)
     s.select(1, 2, -1)
     window.panel("text").set_quantity("c")
-    backgrounds = [sel.format.background() for sel in window.panel("text").editor.extraSelections()]
-    drawn = np.array([b.color().getRgb()[:3] for b in backgrounds if b.style() != QtCore.Qt.NoBrush])
+    drawn = np.array(list(window.panel("text").coloured().values()))  # (8, 3) by position
     c = s.model.trace(s.vocab.encode(TEXT)).gate("c", 1)[:8, 2]
     lo, hi = s.levels("c", 1)
     lut = colormap_for("c").getLookupTable(nPts=256, alpha=False)
@@ -79,9 +77,7 @@ def test_text_coloured_by_chosen_quantity(window):
 
 def drawn_text_colours(window) -> dict:
     """{character index: (r, g, b)} of the editor's coloured characters."""
-    return {sel.cursor.selectionStart(): sel.format.background().color().getRgb()[:3]
-            for sel in window.panel("text").editor.extraSelections()
-            if sel.format.background().style() != QtCore.Qt.NoBrush}
+    return {start: rgb for (start, _), rgb in window.panel("text").coloured().items()}
 
 
 def expected_text_colours(session, quantity: str, unit: int, t: int) -> dict:

@@ -103,6 +103,28 @@ def test_characters_outside_vocab_are_refused_and_reported(window, qtbot):
     assert "'Q'" in window.statusBar().currentMessage() and "'€'" in window.statusBar().currentMessage()
 
 
+def test_current_step_strips_are_one_item_coloured_as_the_heatmaps(window, qtbot):
+    """Every strip is a column of one item's image, each cell the colour its heatmap gives that
+    value (the 256-bin lookup of its quantity at its levels), in the colour-blind maps too."""
+    from lstmviz.panels.step import Strips
+    from lstmviz.plots import value_colours
+
+    s = window.session
+    panel = window.panel("step")
+    assert [type(item) for item in panel.vectors.items if isinstance(item, Strips)] == [Strips]
+    reference = s.model.trace(s.vocab.encode(TEXT))
+    for colorblind in (False, True):
+        s.set_colorblind(colorblind)
+        s.seek(10 + colorblind)
+        image = panel.strip_image.qimage
+        assert (image.width(), image.height()) == (len(s.names), s.hidden_size)
+        for k, name in enumerate(s.names):
+            values = reference.gate(name, 0)[9 + colorblind].astype(np.float32)  # (H,) as drawn
+            expected = value_colours(name, values, s.levels(name, 0), colorblind)  # (H, 3)
+            drawn = [QtGui.QColor(image.pixel(k, r)).getRgb()[:3] for r in range(s.hidden_size)]
+            assert drawn == [tuple(int(v) for v in rgb) for rgb in expected], (name, colorblind)
+
+
 def test_current_step_panel_shows_vectors_and_top_predictions(window):
     s = window.session
     s.seek(10)

@@ -2,7 +2,7 @@
 and the colours it draws there are the engine's values."""
 
 import numpy as np
-from PySide6 import QtCore, QtGui
+from PySide6 import QtGui
 
 from lstmviz.panels.text import MARGIN
 from lstmviz.plots import value_colours
@@ -12,10 +12,7 @@ from .conftest import TEXT
 
 def drawn_colours(window) -> dict:
     """{character index: (r, g, b)} of the editor's coloured characters."""
-    return {sel.cursor.selectionStart(): sel.format.background().color().getRgb()[:3]
-            for sel in window.panel("text").editor.extraSelections()
-            if sel.format.background().style() != QtCore.Qt.NoBrush
-            and sel.format.fontWeight() != QtGui.QFont.Bold}
+    return {start: rgb for (start, _), rgb in window.panel("text").coloured().items()}
 
 
 def coloured_at_end(window, qtbot, copies: int) -> tuple:
@@ -71,6 +68,60 @@ def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_vi
     assert all(drawn[k] == tuple(int(v) for v in expected[k]) for k in drawn)
     assert window.panel("text").recoloured <= (hi - lo) + 2 * MARGIN
     assert s.t == len(text) - 1  # scrolling does not move the cursor
+
+
+def formatted_lines(panel) -> dict:
+    """{(start, end): (r, g, b)} of every format range in every line layout of the document."""
+    found, block = {}, panel.editor.document().begin()
+    while block.isValid():
+        for r in block.layout().formats():
+            start = block.position() + r.start
+            found[start, start + r.length] = r.format.background().color().getRgb()[:3]
+        block = block.next()
+    return found
+
+
+def test_line_colours_follow_steps_and_edits_and_stay_on_screen(window, qtbot):
+    """Colours drawn as line formats: only the window's lines carry any (every format range of
+    the document is one of ``coloured()``), the current step and the line ends are selections,
+    and after typing new lines above the cursor (blocks renumbered) and a re-run every colour is
+    the new text's value at its position."""
+    s, panel = window.session, window.panel("text")
+    text = TEXT * 60
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 30)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    for _ in range(3):
+        assert s.step()
+    formatted, coloured = formatted_lines(panel), panel.coloured()
+    assert formatted and formatted.items() <= coloured.items()
+    selected = coloured.keys() - formatted.keys()  # drawn as extra selections
+    assert (s.t - 1, s.t) in selected and all(text[a] == "\n" for a, _ in selected - {(s.t - 1, s.t)})
+    assert all(a >= len(text) - 30 - 2 * MARGIN - 200 for a, _ in formatted)  # nothing far above the window
+
+    lo = min(start for start, _ in coloured)
+    cursor = panel.editor.textCursor()
+    cursor.setPosition(lo + 5)
+    panel.editor.setTextCursor(cursor)
+    panel.editor.insertPlainText("x\ny\n")  # typed: two more lines inside the coloured ones
+    panel.apply_edit()
+    edited = s.text
+    assert edited == text[:lo + 5] + "x\ny\n" + text[lo + 5:]
+    s.seek(len(edited) // 2)  # far from the edited lines: none of them keeps a colour
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    formatted, coloured = formatted_lines(panel), panel.coloured()
+    assert formatted and formatted.items() <= coloured.items()
+    assert all(abs(a - len(edited) // 2) < 2 * MARGIN + 400 for a, _ in formatted)
+    s.seek(len(edited) - 20)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    h = s.model.trace(s.vocab.encode(edited)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    formatted, coloured = formatted_lines(panel), panel.coloured()
+    assert formatted.items() <= coloured.items()
+    assert all(coloured[a, b] == tuple(int(v) for v in expected[a]) for a, b in coloured)
+    lo, hi = panel.visible_steps()
+    assert set(range(lo, min(hi, s.t))) <= {a for a, _ in coloured}
 
 
 # --- the command line in bounded memory -------------------------------------------------------

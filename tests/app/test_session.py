@@ -129,6 +129,25 @@ def test_equation_breakdown_adds_up_the_weights(session, model, vocab):
         s.equation_breakdown(0, 10, unit)  # step 10 is not taken yet
 
 
+def test_one_step_records_are_read_once_per_step_and_follow_edits_and_models(session, model, vocab, qtbot):
+    """The panels' one-step reads of a step share one read; an edit before that step or a new
+    model gives the new values, equal to a whole-sequence forward of the new text or weights."""
+    s = session
+    qtbot.waitUntil(lambda: not s.passing, timeout=10000)
+    s.seek(12)
+    first = s.records(11, 12)
+    assert s.records(11, 12) is first
+    assert s.records(10, 11) is not first
+    edited = "xyz" + TEXT[3:]
+    s.set_text(edited)
+    s.seek(12)
+    np.testing.assert_array_equal(s.records(11, 12).gate("h", 1)[0], model.trace(vocab.encode(edited)).gate("h", 1)[11])
+    other = SequenceModel(model.config, rng=np.random.default_rng(11))
+    s.set_model(other, vocab)
+    s.seek(12)
+    np.testing.assert_array_equal(s.records(11, 12).gate("c", 0)[0], other.trace(vocab.encode(edited)).gate("c", 0)[11])
+
+
 def test_gradient_flow_of_the_last_known_characters(session, model, vocab):
     s = session
     flow = s.gradient_flow(max_steps=20)
