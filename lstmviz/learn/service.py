@@ -98,14 +98,19 @@ class LearningService(QObject):
         if trainer is not self._plotted_trainer:  # a new run; continuing a stopped one keeps the curve
             self.loss_plot.reset()
             self._plotted_trainer = trainer
-        vocab = trainer.corpus.vocab
         self._replaced_path = self.session.model_path
-        text = self.session.text
         params = {name: value.copy() for name, value in trainer.model.params.items()}  # worker not started yet
-        self.session.set_model(SequenceModel(trainer.model.config, params=params), vocab)
-        if not text or vocab.unknown(text):  # show some training text instead of a mangled one
-            self.session.set_text(trainer.corpus.text[:PREVIEW_CHARS])
+        model = SequenceModel(trainer.model.config, params=params)
+        self.viewer_sync.swap(lambda: self._show_untrained(model, trainer.corpus), rate_limited=False)
         self._hand_viewer_inputs()
+
+    def _show_untrained(self, model: SequenceModel, corpus) -> None:
+        """Swap a run's first weights into the viewer, with the start of the training text when
+        the model cannot read the text shown."""
+        text = self.session.text
+        self.session.set_model(model, corpus.vocab)
+        if not text or corpus.vocab.unknown(text):  # show some training text instead of a mangled one
+            self.session.set_text(corpus.text[:PREVIEW_CHARS])
 
     @Slot()
     def _hand_viewer_inputs(self) -> None:
