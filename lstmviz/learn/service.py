@@ -57,7 +57,7 @@ class LearningService(QObject):
         self.loss_plot = LossPlot()
         self.sampling_panel = SamplingPanel(session)
         self.setParent(self.training_panel)  # lives as long as the training dock
-        self.viewer_sync = ViewerSync(session, self, paint_later=hooks.paint_later())
+        self.viewer_sync = ViewerSync(session, self, paint_later=(*hooks.paint_later(), self.loss_plot))
         self.viewer_sync.live = self.training_panel.live_view.isChecked()
         self._plotted_trainer = None
         self._replaced_path = None  # the opened model a confirmed Train replaced (asked once)
