@@ -5,12 +5,13 @@
 puts each in its dock) and wires them; ``hooks`` is the window's ``WindowHooks``:
 
 * the controller's ``weights_updated`` relay swaps the new weights into the session through
-  ``ViewerSync`` (rate-limited; the ``hooks.paint_later()`` widgets repaint one per event-loop
-  turn), with the trace of the viewer's text that the training thread computed under them (the
-  viewer's token ids are handed to the controller whenever the text changes), so the gate
-  heatmaps show the model as it learns and the GUI thread only draws; a run's final weights are
-  applied as soon as it ends, and a pause's at once; with the training panel's "Live heatmaps"
-  unchecked, the worker traces nothing and the viewer only catches up at pauses and at the end;
+  ``ViewerSync`` (rate-limited; the ``hooks.paint_later()`` widgets and the loss plot repaint
+  one per event-loop turn), with the trace of the viewer's text that the training thread
+  computed under them (the viewer's token ids are handed to the controller whenever the text
+  changes), so the gate heatmaps show the model as it learns and the GUI thread only draws; a
+  run's untrained model swaps in the same way (``ViewerSync.swap``), its final weights as soon
+  as it ends, and a pause's at once; with the training panel's "Live heatmaps" unchecked, the
+  worker traces nothing and the viewer only catches up at pauses and at the end;
 * ``failed`` (an error, or divergence after the last finite weights were restored) shows an
   error dialog; a run that starts brings the Loss dock to the front;
 * its close guard asks Save / Discard / Cancel while training (``dialogs.ask_save_discard_cancel``),

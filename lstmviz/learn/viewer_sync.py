@@ -13,13 +13,13 @@ not only the swap (the repaint is usually the larger part): it runs until the la
 A refresh is cut into event-loop turns so that no single turn keeps the window busy for long:
 the swap, then the paint events it posted, then the visible ``paint_later`` widgets (the gate
 heatmap views and the current-step plots), one per turn: their updates are switched off during
-the swap and switched back on, and repainted, one at a time. Each turn is started by a
-zero-interval timer, not by a posted event: under ``exec()`` Qt's (GLib) event loop runs timers
-only once no posted event is waiting, so a chain of posted events would hold back every other
-timer (playback, animations, ``bench/ui_latency.py``'s tick) until its end, while a timer turn
-comes after the paint events posted before it and beside the other timers due. In total this
-costs more than painting everything at once (each turn repaints and flushes the window), but no
-turn is long; ``bench/ui_latency.py`` measures the event-loop stalls while training.
+the swap and switched back on, and repainted (``QWidget.repaint``), one at a time. Each turn is
+started by a zero-interval timer, not by a posted event: a chain of posted events, each pass also
+delivering the scene updates and repaints the previous one caused, kept other timers
+(``bench/ui_latency.py``'s tick) waiting for most of the chain (167 ms at a run's start), while
+timer turns let them in between. In total this costs more than painting everything at once
+(each turn repaints and flushes the window), but no turn is long; ``bench/ui_latency.py``
+measures the event-loop stalls while training.
 ``swap(change)`` does the same for another change of the viewer (a run's untrained model).
 
 Models offered in between replace each other (only the newest is applied); ``flush()``

@@ -425,46 +425,6 @@ def test_viewer_sync_repaints_paint_later_widgets_one_per_turn(qtbot):
     assert not sync.painting  # counted as done only after the last one
 
 
-def test_viewer_sync_turns_let_other_timers_run(qtbot):
-    """Under ``exec()``, a timer due while the heatmaps repaint one per turn fires between the
-    turns, not after the last one (a chain of posted events would hold it back)."""
-    from PySide6.QtCore import QEventLoop, QTimer
-    from PySide6.QtWidgets import QWidget
-
-    from lstmviz.learn import viewer_sync
-
-    heatmaps = [QWidget() for _ in range(6)]
-    for widget in heatmaps:
-        qtbot.addWidget(widget)
-        widget.show()
-    order = []
-
-    class Session:
-        def set_model(self, model, vocab, whole=None, first_pass=True):
-            pass
-
-    sync = viewer_sync.ViewerSync(Session(), paint_later=heatmaps)
-    step = sync._paint_next
-
-    def turn():
-        order.append("turn")
-        step()
-
-    sync._turn.timeout.disconnect()
-    sync._turn.timeout.connect(turn)
-    loop = QEventLoop()
-    other = QTimer()
-    other.setSingleShot(True)
-    other.timeout.connect(lambda: order.append("other"))
-    done = QTimer()
-    done.setInterval(1)
-    done.timeout.connect(lambda: None if sync.painting else loop.quit())
-    sync.offer("m", "v")
-    sync.flush()
-    other.start(0)  # due at once, like a tick that is late
-    done.start()
-    loop.exec()
-    assert order.index("other") < len(order) - 1 and order.count("turn") == 7  # six repaints, then done
 def test_viewer_sync_settles_after_a_failed_swap(qtbot):
     from PySide6.QtWidgets import QWidget
 
