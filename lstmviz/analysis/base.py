@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import os
 
-from PySide6 import QtWidgets
+from PySide6 import QtCore, QtWidgets
 
 from engine.atomic import atomic_writer
 from engine.errors import FileWriteError
@@ -33,7 +33,10 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
 
     A new text, or a model of another shape or vocabulary, clears the shown results at once (they
     described something no longer shown); new weights for the same model (training) keep them,
-    marked as being updated, until the new ones arrive."""
+    marked as being updated, until the new ones arrive. The panel refreshes itself for a new
+    text or model (``refresh_soon`` in the next event-loop turn: once for a new model, which
+    emits ``model_changed`` then ``text_changed``), so subclasses connect only their own
+    settings' changes to ``refresh_soon``."""
 
     def __init__(self, session, name: str, parent=None):
         super().__init__(parent)
@@ -65,11 +68,16 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         layout.addLayout(top)
         layout.addWidget(JobBar(self.runner))
         layout.addLayout(self.body, 1)
-        self._text = self._model = None  # the text and model of the last job started
+        self._model = None  # the model of the last job started
+        self._job = None  # what the last job started describes (``_inputs()``)
+        self._due = QtCore.QTimer(self)  # the refresh for the inputs changed in this event-loop turn
+        self._due.setSingleShot(True)
+        self._due.setInterval(0)
+        self._due.timeout.connect(self.refresh_soon)
         self._shown = None  # what the shown results describe (``_inputs()``), None: nothing shown
         self.runner.failed.connect(self.say)
         self.runner.result.connect(self._on_result)
-        session.text_changed.connect(self._on_inputs_changed)  # before the subclass's refresh
+        session.text_changed.connect(self._on_inputs_changed)
         session.model_changed.connect(self._on_inputs_changed)
 
     def _inputs(self, text: str, model) -> tuple:
@@ -77,6 +85,7 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         return text, None if model is None else model.config, self.session.vocab
 
     def _on_inputs_changed(self) -> None:
+        self._due.start()
         if self._shown is None:
             return
         if self._shown != self._inputs(self.session.text, self.session.model):
@@ -88,19 +97,19 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
             self.say(UPDATING + self.status.text())
 
     def _on_result(self, result) -> None:
-        inputs = self._inputs(self._text, self._model)
-        if inputs != self._inputs(self.session.text, self.session.model):
+        if self._job != self._inputs(self.session.text, self.session.model):
             return  # a job that finished while hidden, after the text or model changed
-        self._shown = inputs
+        self._shown = self._job
         self.show_result(result)
 
     def start(self, fn, text: str, model) -> None:
-        """Run the job ``fn`` over ``text`` under ``model``. Only new weights (training) let the
-        running job finish first, then the latest ``fn`` runs: live at a rate bounded by the
-        work. Any other change (the text, the panel's settings) cancels the running job, whose
-        answer is worthless."""
-        restart = text != self._text or model is self._model
-        self._text, self._model = text, model
+        """Run the job ``fn`` over ``text`` under ``model``. Only new weights for the same
+        text, model shape and vocabulary (training) let the running job finish first, then the
+        latest ``fn`` runs: live at a rate bounded by the work. Any other change (the text,
+        another model, the panel's settings) cancels the running job, whose answer is worthless."""
+        inputs = self._inputs(text, model)
+        restart = model is self._model or inputs != self._job
+        self._model, self._job = model, inputs
         self.runner.run(fn, restart=restart)
 
     def say(self, message: str) -> None:

@@ -121,8 +121,6 @@ class HypothesisPanel(AnalysisPanel):
             signal.connect(self._debounce.start)
         self.threshold.valueChanged.connect(self._show_threshold)
         session.brushed.connect(self.refresh_soon)
-        session.text_changed.connect(self.refresh_soon)
-        session.model_changed.connect(self.refresh_soon)
         self._show_threshold()
         self.say("Select a span of the text (drag in the Text panel or across a heatmap) to find the units that "
                  "switch on there.")

@@ -225,13 +225,13 @@ class InterventionPanel(AnalysisPanel):
         self._kept: dict = {}  # step -> the intervened run's state there, from the finished loss job
         session.model_changed.connect(self._on_model_changed)
         session.selection_changed.connect(self._on_selection)
-        session.text_changed.connect(self.refresh_soon)
         session.stepped.connect(self._on_stepped)
         session.colormap_changed.connect(self._draw_window)
         session.levels_changed.connect(self._draw_window)
         self.seed.valueChanged.connect(self._window_timer.start)
         self._on_model_changed()
         self._show_list()
+        self.refresh_soon()
 
     def follow_time_axis(self, plot) -> None:
         """Share ``plot``'s time axis (the gate heatmaps'): the heatmaps show its steps."""
@@ -261,7 +261,6 @@ class InterventionPanel(AnalysisPanel):
         self.shown.addItems(list(shown))
         self.shown.setCurrentIndex(max(0, self.shown.findText(current)))
         del blocker
-        self.refresh_soon()
 
     def _on_selection(self, layer: int, unit: int, _step: int) -> None:
         self.layer.setValue(layer)

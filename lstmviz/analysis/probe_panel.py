@@ -65,8 +65,6 @@ class ProbePanel(AnalysisPanel):
         self.scores = None  # the ranked UnitScores shown
         self.feature_box.currentTextChanged.connect(self._on_feature_chosen)
         self.regex.editingFinished.connect(self.refresh_soon)
-        session.text_changed.connect(self.refresh_soon)
-        session.model_changed.connect(self.refresh_soon)
         session.brushed.connect(self._on_brushed)
 
     def _on_feature_chosen(self, name: str) -> None:

@@ -58,8 +58,6 @@ class SaturationPanel(AnalysisPanel):
         self.body.addWidget(self.view)
         self.result = None  # list of engine Saturation
         self.layer.valueChanged.connect(self._draw)
-        session.text_changed.connect(self.refresh_soon)
-        session.model_changed.connect(self.refresh_soon)
 
     @staticmethod
     def _tip(x, y, data):

@@ -78,8 +78,6 @@ class StripPanel(AnalysisPanel):
         self.labels: list = []  # TextItems in use (characters and predictions)
         self.losses: np.ndarray | None = None
         self.plot.sigXRangeChanged.connect(self.draw_labels)
-        session.text_changed.connect(self.refresh_soon)
-        session.model_changed.connect(self.refresh_soon)
         session.stepped.connect(self.draw_labels)
 
     def refresh(self) -> None:
@@ -87,8 +85,6 @@ class StripPanel(AnalysisPanel):
         if source is None:
             return
         model, ids, text = source
-        if model is self._model and text == self._text:
-            return  # started already (a new model emits model_changed, then text_changed)
         if model.config.head != "softmax":
             self.say("The strip needs a character model (softmax head).")
             return

@@ -5,12 +5,13 @@
 puts each in its dock) and wires them; ``hooks`` is the window's ``WindowHooks``:
 
 * the controller's ``weights_updated`` relay swaps the new weights into the session through
-  ``ViewerSync`` (rate-limited; the ``hooks.paint_later()`` widgets repaint one per event-loop
-  turn), with the trace of the viewer's text that the training thread computed under them (the
-  viewer's token ids are handed to the controller whenever the text changes), so the gate
-  heatmaps show the model as it learns and the GUI thread only draws; a run's final weights are
-  applied as soon as it ends, and a pause's at once; with the training panel's "Live heatmaps"
-  unchecked, the worker traces nothing and the viewer only catches up at pauses and at the end;
+  ``ViewerSync`` (rate-limited; the ``hooks.paint_later()`` widgets and the loss plot repaint
+  one per event-loop turn), with the trace of the viewer's text that the training thread
+  computed under them (the viewer's token ids are handed to the controller whenever the text
+  changes), so the gate heatmaps show the model as it learns and the GUI thread only draws; a
+  run's untrained model swaps in the same way (``ViewerSync.swap``), its final weights as soon
+  as it ends, and a pause's at once; with the training panel's "Live heatmaps" unchecked, the
+  worker traces nothing and the viewer only catches up at pauses and at the end;
 * ``failed`` (an error, or divergence after the last finite weights were restored) shows an
   error dialog; a run that starts brings the Loss dock to the front;
 * its close guard asks Save / Discard / Cancel while training (``dialogs.ask_save_discard_cancel``),
@@ -57,7 +58,7 @@ class LearningService(QObject):
         self.loss_plot = LossPlot()
         self.sampling_panel = SamplingPanel(session)
         self.setParent(self.training_panel)  # lives as long as the training dock
-        self.viewer_sync = ViewerSync(session, self, paint_later=hooks.paint_later())
+        self.viewer_sync = ViewerSync(session, self, paint_later=(*hooks.paint_later(), self.loss_plot))
         self.viewer_sync.live = self.training_panel.live_view.isChecked()
         self._plotted_trainer = None
         self._replaced_path = None  # the opened model a confirmed Train replaced (asked once)
@@ -98,14 +99,19 @@ class LearningService(QObject):
         if trainer is not self._plotted_trainer:  # a new run; continuing a stopped one keeps the curve
             self.loss_plot.reset()
             self._plotted_trainer = trainer
-        vocab = trainer.corpus.vocab
         self._replaced_path = self.session.model_path
-        text = self.session.text
         params = {name: value.copy() for name, value in trainer.model.params.items()}  # worker not started yet
-        self.session.set_model(SequenceModel(trainer.model.config, params=params), vocab)
-        if not text or vocab.unknown(text):  # show some training text instead of a mangled one
-            self.session.set_text(trainer.corpus.text[:PREVIEW_CHARS])
+        model = SequenceModel(trainer.model.config, params=params)
+        self.viewer_sync.swap(lambda: self._show_untrained(model, trainer.corpus), rate_limited=False)
         self._hand_viewer_inputs()
+
+    def _show_untrained(self, model: SequenceModel, corpus) -> None:
+        """Swap a run's first weights into the viewer, with the start of the training text when
+        the model cannot read the text shown."""
+        text = self.session.text
+        self.session.set_model(model, corpus.vocab)
+        if not text or corpus.vocab.unknown(text):  # show some training text instead of a mangled one
+            self.session.set_text(corpus.text[:PREVIEW_CHARS])
 
     @Slot()
     def _hand_viewer_inputs(self) -> None:

@@ -8,16 +8,19 @@ when refreshes are expensive, spaces them so that they take at most ``gui_share`
 after a refresh that cost ``c`` seconds, the next comes no sooner than ``c / gui_share`` (but
 within ``MAX_INTERVAL_S``: a refresh that seemed to cost seconds because something else held the
 event loop must not stop the viewer for minutes). The cost counts the repaint the swap causes,
-not only the swap (the repaint is usually the larger part): it runs until an event posted at low
-priority after the swap is delivered, which Qt does after the repaint events (also low
-priority) posted before it.
+not only the swap (the repaint is usually the larger part): it runs until the last turn below.
 
 A refresh is cut into event-loop turns so that no single turn keeps the window busy for long:
-the swap, then the paint events it posted, then the ``paint_later`` widgets (the gate heatmap
-views and the current-step plots), one per turn: their updates are switched off during the swap
-and switched back on one at a time. In total this costs more than painting everything at once
+the swap, then the paint events it posted, then the visible ``paint_later`` widgets (the gate
+heatmap views and the current-step plots), one per turn: their updates are switched off during
+the swap and switched back on, and repainted (``QWidget.repaint``), one at a time. Each turn is
+started by a zero-interval timer, not by a posted event: a chain of posted events, each pass also
+delivering the scene updates and repaints the previous one caused, kept other timers
+(``bench/ui_latency.py``'s tick) waiting for most of the chain (167 ms at a run's start), while
+timer turns let them in between. In total this costs more than painting everything at once
 (each turn repaints and flushes the window), but no turn is long; ``bench/ui_latency.py``
 measures the event-loop stalls while training.
+``swap(change)`` does the same for another change of the viewer (a run's untrained model).
 
 Models offered in between replace each other (only the newest is applied); ``flush()``
 applies the pending one at once (used for a run's final weights and a pause's). With ``live``
@@ -31,9 +34,8 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Slot
+from PySide6.QtCore import QObject, QTimer, Slot
 
-PAINT_NEXT = QEvent.Type(QEvent.registerEventType())  # posted to repaint the next paint_later widget
 MIN_INTERVAL_S = 0.25  # at most four refreshes per second
 MAX_INTERVAL_S = 2.0  # and at least one every two seconds while models keep coming
 GUI_SHARE = 0.05  # refreshes (swap and repaint) may use at most this share of the GUI thread's time
@@ -54,10 +56,15 @@ class ViewerSync(QObject):
         self._pending = None  # (model, vocab, trace or None) waiting to be applied
         self._next_allowed = 0.0  # time.monotonic() before which no refresh starts
         self._started = None  # time.monotonic() when the refresh being painted started, else None
+        self._rate_limited = True  # the refresh being painted spaces the next one by its cost
         self._unpainted = []  # paint_later widgets still to repaint, one per event-loop turn
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._refresh_live)
+        self._turn = QTimer(self)  # starts the next turn of a refresh's repaint
+        self._turn.setSingleShot(True)
+        self._turn.setInterval(0)
+        self._turn.timeout.connect(self._paint_next)
 
     @property
     def painting(self) -> bool:
@@ -93,39 +100,43 @@ class ViewerSync(QObject):
             return
         model, vocab, trace = self._pending
         self._pending = None
+        self.swap(lambda: self.session.set_model(model, vocab, trace, first_pass=first_pass))
+
+    def swap(self, change, rate_limited: bool = True) -> None:
+        """Run ``change()`` (it swaps a model or a text into the session) with the
+        ``paint_later`` widgets' updates off, then repaint them one per event-loop turn (the
+        module docstring). ``rate_limited``: the swap's cost spaces the next live refresh (False
+        for a one-off swap, e.g. a run's untrained model: the next comes after
+        ``min_interval_s``)."""
         for widget in self.paint_later:
             widget.setUpdatesEnabled(False)
         self._unpainted = list(self.paint_later)  # a refresh still being painted starts over
         chain = self._started is None  # else the chain of turns below is already under way
         if chain:
             self._started = time.monotonic()
+            self._rate_limited = rate_limited
         try:
-            self.session.set_model(model, vocab, trace, first_pass=first_pass)
+            change()
         finally:  # even if the swap failed, the heatmaps repaint and the refresh is settled
             if chain:
-                self._post(PAINT_NEXT)
-
-    def _post(self, kind: QEvent.Type) -> None:
-        """Deliver ``kind`` to ``event`` after the repaints posted so far: Qt posts repaints
-        (UpdateRequest) at low priority, after all normal events, so this is posted so too."""
-        QCoreApplication.postEvent(self, QEvent(kind), Qt.LowEventPriority.value)
-
-    def event(self, event: QEvent) -> bool:
-        if event.type() == PAINT_NEXT:
-            self._paint_next()
-            return True
-        return super().event(event)
+                self._turn.start()
 
     def _paint_next(self) -> None:
-        """One ``paint_later`` widget repaints per event-loop turn; then the refresh is done."""
-        if self._unpainted:
-            self._unpainted.pop(0).setUpdatesEnabled(True)  # its repaint comes in the next turn
-            self._post(PAINT_NEXT)
-            return
+        """One visible ``paint_later`` widget repaints per event-loop turn (hidden ones are
+        switched back on at once: they paint when shown); then the refresh is done."""
+        while self._unpainted:
+            widget = self._unpainted.pop(0)
+            widget.setUpdatesEnabled(True)
+            if widget.isVisible():
+                widget.repaint()
+                self._turn.start()
+                return
         finished = time.monotonic()
         self.last_cost_s = finished - self._started
         self._started = None
-        spacing = min(max(self.min_interval_s, self.last_cost_s / self.gui_share), MAX_INTERVAL_S)
+        spacing = self.min_interval_s
+        if self._rate_limited:
+            spacing = min(max(spacing, self.last_cost_s / self.gui_share), MAX_INTERVAL_S)
         self._next_allowed = finished + spacing
         if self._pending is not None:
             self._schedule()

@@ -4,6 +4,7 @@ the probabilities as the engine says, saturation and the loss strip equal the en
 the training history changes the heatmaps, exports write files, and a long job can be cancelled."""
 
 import csv
+import threading
 
 import numpy as np
 import pytest
@@ -648,3 +649,101 @@ def test_crowded_labels_are_gone(qtbot, demo):
                   + style.pixelMetric(QtWidgets.QStyle.PM_MenuButtonIndicator, None, button)
                   + 2 * style.pixelMetric(QtWidgets.QStyle.PM_ButtonMargin, None, button))
         assert button.width() >= needed, name  # margin, text, menu arrow, margin: the arrow covers no text
+
+
+RESULTS = {"strip": "losses", "hypothesis": "result", "probes": "scores", "saturation": "result",
+           "interventions": "loss"}  # each analysis panel's attribute holding its shown result
+
+
+@pytest.fixture
+def job_starts(monkeypatch):
+    """``(thread name, worker)`` of every worker started from now on."""
+    started = []
+    start = threads.start
+
+    def counting(worker, name):
+        started.append((name, worker))
+        return start(worker, name)
+
+    monkeypatch.setattr(threads, "start", counting)
+    return started
+
+
+def analysis_starts(started) -> list:
+    return [name for name, _ in started if name.startswith("analysis-")]
+
+
+@pytest.mark.parametrize("name", RESULTS)
+@pytest.mark.parametrize("new", ["weights", "file"])
+def test_a_new_model_starts_the_shown_panels_job_once(qtbot, demo, job_starts, model_path, name, new):
+    s = demo.session
+    s.brush(2, 9)  # within the short text the file's vocabulary keeps too
+    panel = shown(demo, name)
+    if name == "interventions":
+        panel.add(Intervention(0, "h", 5, "zero", 0.0, 0, None))  # a unit both models have
+
+    def settled():
+        return (getattr(panel, RESULTS[name]) is not None and not panel.status.text().startswith("(updating")
+                and not threads.live_threads())
+
+    qtbot.waitUntil(settled, timeout=TIMEOUT_MS)
+    del job_starts[:]
+    if new == "weights":
+        s.set_model(SequenceModel(s.model.config, params={n: v * 0.5 for n, v in s.model.params.items()}), s.vocab)
+    else:
+        s.load_model(model_path)  # another shape and vocabulary: model_changed, then text_changed
+    qtbot.waitUntil(lambda: bool(job_starts) and settled(), timeout=TIMEOUT_MS)
+    for _ in range(3):  # a start still due would be in the next turns
+        QtWidgets.QApplication.processEvents()
+    want = [f"analysis-{name}"] + (["analysis-interventions-window"] if name == "interventions" else [])
+    assert sorted(analysis_starts(job_starts)) == want  # once each; none for the docks behind tabs
+
+
+@pytest.fixture
+def gated_strip(monkeypatch):
+    """The strip's jobs wait (checking for a cancel) until the returned event is set."""
+    from lstmviz.analysis import jobs, strip_panel
+
+    release = threading.Event()
+
+    def gated(model, ids, check, *args, **kwargs):
+        while not release.wait(0.005):
+            check(0.0)
+        yield from jobs.chunks(model, ids, check, *args, **kwargs)
+
+    monkeypatch.setattr(strip_panel, "chunks", gated)
+    return release
+
+
+@pytest.mark.parametrize("change, cancels", [("text", True), ("model", True), ("weights", False)])
+def test_a_change_during_a_job_cancels_it_unless_only_the_weights_changed(qtbot, demo, job_starts, model_path,
+                                                                        gated_strip, change, cancels):
+    s = demo.session
+    panel = shown(demo, "strip")
+    qtbot.waitUntil(lambda: not threads.live_threads(), timeout=TIMEOUT_MS)
+    del job_starts[:]
+    s.set_text(s.text[:120])
+    qtbot.waitUntil(lambda: panel.runner.busy, timeout=TIMEOUT_MS)
+    if change == "text":
+        s.set_text(s.text[:60])
+    elif change == "model":
+        s.load_model(model_path)
+    else:
+        s.set_model(SequenceModel(s.model.config, params={n: v * 0.5 for n, v in s.model.params.items()}), s.vocab)
+    latest = s.model
+
+    def jobs():
+        return [worker for name, worker in job_starts if name == "analysis-strip"]
+
+    if cancels:
+        qtbot.waitUntil(lambda: len(jobs()) == 2, timeout=TIMEOUT_MS)
+        assert jobs()[0].stop_requested.is_set() and not jobs()[1].stop_requested.is_set()
+    else:
+        for _ in range(3):  # a start still due would be in the next turns
+            QtWidgets.QApplication.processEvents()
+        assert len(jobs()) == 1 and not jobs()[0].stop_requested.is_set()  # the new weights' job waits for it
+    gated_strip.set()
+    qtbot.waitUntil(lambda: panel.losses is not None and not panel.runner.busy, timeout=TIMEOUT_MS)
+    assert len(jobs()) == 2 and analysis_starts(job_starts) == ["analysis-strip"] * 2  # the first, one for the change
+    assert s.model is latest and panel.losses.shape == (s.steps,)
+    np.testing.assert_allclose(panel.losses, strip(s.model, s.stepper.inputs, k=0).loss, rtol=1e-4)

@@ -387,15 +387,22 @@ def test_viewer_sync_coalesces_and_spaces_refreshes(qtbot, monkeypatch):
 
 
 def test_viewer_sync_repaints_paint_later_widgets_one_per_turn(qtbot):
-    from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QWidget
 
     from lstmviz.learn import viewer_sync
 
-    heatmaps = [QWidget(), QWidget()]
-    for widget in heatmaps:
+    painted = []
+
+    class Heatmap(QWidget):
+        def paintEvent(self, _event):
+            painted.append(heatmaps.index(self))
+
+    heatmaps = [Heatmap(), Heatmap(), Heatmap()]
+    for widget in heatmaps[:2]:
         qtbot.addWidget(widget)
-        widget.show()
+        with qtbot.waitExposed(widget):
+            widget.show()
+    qtbot.addWidget(heatmaps[2])  # hidden (e.g. another cell's heatmap): paints when shown
     seen = []
 
     class Session:
@@ -405,14 +412,16 @@ def test_viewer_sync_repaints_paint_later_widgets_one_per_turn(qtbot):
     sync = viewer_sync.ViewerSync(Session(), paint_later=heatmaps)
     sync.offer("m", "v", "trace")
     sync.flush()
-    assert seen == [("m", "trace", [False, False])]  # swapped while the heatmaps do not repaint
-    assert sync.painting
-    turn = viewer_sync.PAINT_NEXT
-    QCoreApplication.sendPostedEvents(sync, turn)
-    assert [w.updatesEnabled() for w in heatmaps] == [True, False]  # the first repaints this turn
-    QCoreApplication.sendPostedEvents(sync, turn)
-    assert [w.updatesEnabled() for w in heatmaps] == [True, True] and sync.painting
-    QCoreApplication.sendPostedEvents(sync, turn)
+    assert seen == [("m", "trace", [False, False, False])]  # swapped while the heatmaps do not repaint
+    assert sync.painting and sync._turn.isActive()  # the next turn comes from the event loop
+    del painted[:]
+    sync._paint_next()  # a turn
+    assert [w.updatesEnabled() for w in heatmaps] == [True, False, False] and painted == [0]
+    assert sync._turn.isActive()
+    sync._paint_next()
+    assert [w.updatesEnabled() for w in heatmaps] == [True, True, False] and painted == [0, 1] and sync.painting
+    sync._paint_next()  # the hidden one is switched on without a turn of its own
+    assert [w.updatesEnabled() for w in heatmaps] == [True, True, True] and painted == [0, 1]
     assert not sync.painting  # counted as done only after the last one
 
 
