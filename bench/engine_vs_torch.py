@@ -8,9 +8,10 @@ last-good snapshot); PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
 alternately after a warm-up (the engine first in each round, or torch with ``--torch-first``),
-each run once the process's other threads have gone idle (``bench.common.settle``: OpenBLAS's
-workers spin about 0.1 s after a call, torch's OpenMP workers 10-20 ms, and a pool still spinning
-slows the run after it; ``--back-to-back`` runs without the pause); each figure is the median
+each run once the machine is quiet (``bench.common.settle``: the process's other threads idle,
+since OpenBLAS's workers spin about 0.1 s after a call, torch's OpenMP workers 10-20 ms, and a pool
+still spinning slows the run after it; and other processes idle, waiting up to 2 s;
+``--back-to-back`` runs without the pause); each figure is the median
 (p25-p75) over ``--reps``; the ratio is the engine against the faster torch setting. The engine runs as the product runs it, by
 ``engine.runtime.training_plan`` as ``Trainer.run`` does: a large batch in two halves at once on two
 threads with one BLAS thread each (data parallelism), else unsplit with the BLAS threads of
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
+from bench.common import SETTLE_MAX_S, alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.data import TextCorpus  # noqa: E402
 from engine.runtime import TrainingPlan, blas_threads, load_elsewhere, training_plan  # noqa: E402
@@ -144,7 +145,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
             f"or BLAS threads by size, cores, load), torch at {' and '.join(map(str, torch_threads))} thread(s)")
     print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
           f"{what}, alternating ({'torch' if torch_first else 'engine'} first in each round), "
-          + ("each run once the other threads are idle (bench.common.settle)" if quiet else "back to back")
+          + ("each run once the machine is quiet (bench.common.settle)" if quiet else "back to back")
           + "; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
           f"cores the engine keeps busy, measured before each row:")
     torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
@@ -178,8 +179,10 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
               f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
               + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
         if quiet:
-            print("      threads idle after (median ms): "
-                  + ", ".join(f"{who} {np.median(w) * 1e3:.0f}" for who, w in waits.items()), flush=True)
+            busy_starts = sum(int((w >= SETTLE_MAX_S).sum()) for w in waits.values())
+            print("      quiet after (median ms): " + ", ".join(f"{who} {np.median(w) * 1e3:.0f}" for who, w in waits.items())
+                  + f"; runs started on a busy machine (waited {SETTLE_MAX_S:g} s): {busy_starts} of "
+                  f"{sum(w.size for w in waits.values())}", flush=True)
 
 
 def latency(calls: int, with_torch: bool) -> None:
