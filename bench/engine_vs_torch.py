@@ -152,7 +152,8 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
     print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
-          + f" | {'engine/best torch':>17}")
+          + f" | {'engine/best torch':>17}"
+          + (f" | quiet after, median ms; runs that started busy (waited {SETTLE_MAX_S:g} s)" if quiet else ""))
     for name in configs:
         H, B, T = CONFIGS[name]
         trainer = engine_trainer(H, B, T)
@@ -175,14 +176,14 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
-        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>16} {rate / 1e9:6.1f} {floor:8.1f} | "
-              f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
-              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
+        settled = ""
         if quiet:
             busy_starts = sum(int((w >= SETTLE_MAX_S).sum()) for w in waits.values())
-            print("      quiet after (median ms): " + ", ".join(f"{who} {np.median(w) * 1e3:.0f}" for who, w in waits.items())
-                  + f"; runs started on a busy machine (waited {SETTLE_MAX_S:g} s): {busy_starts} of "
-                  f"{sum(w.size for w in waits.values())}", flush=True)
+            settled = (" | " + ", ".join(f"{who} {np.median(w) * 1e3:.0f}" for who, w in waits.items())
+                       + f"; {busy_starts}/{sum(w.size for w in waits.values())}")
+        print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>16} {rate / 1e9:6.1f} {floor:8.1f} | "
+              f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
+              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}" + settled, flush=True)
 
 
 def latency(calls: int, with_torch: bool) -> None:
