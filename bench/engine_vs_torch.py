@@ -7,7 +7,8 @@ batch of a random text, carried state, gradients, clipping, Adam, the divergence
 last-good snapshot); PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
-alternately after a warm-up (the engine first in each round, or torch with ``--torch-first``),
+alternately after a warm-up (engine, torch 1t, torch 2t in each round; ``--reverse``: torch 2t,
+torch 1t, engine, so that each run follows a different one),
 each run once the machine is quiet (``bench.common.settle``: the process's other threads idle,
 since OpenBLAS's workers spin about 0.1 s after a call, torch's OpenMP workers 10-20 ms, and a pool
 still spinning slows the run after it; and other processes idle, waiting up to 2 s;
@@ -29,7 +30,7 @@ record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one tr
 halves then run in turn on the calling thread).
 
 Run from the repository root:
-``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time] [--torch-first] [--back-to-back]``
+``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time] [--reverse] [--back-to-back]``
 """
 
 from __future__ import annotations
@@ -131,24 +132,26 @@ def with_torch_threads(step, n: int):
 
 
 def training_table(configs: list[str], reps: int, with_torch: bool, torch_threads: tuple,
-                   cpu_time: bool = False, torch_first: bool = False, quiet: bool = True) -> None:
+                   cpu_time: bool = False, reverse: bool = False, quiet: bool = True) -> None:
     """The speed table; ``cpu_time``: the calling thread's CPU time instead of wall time, the
     engine at 1 BLAS thread and torch at 1 thread (a single-thread comparison that a busy
-    machine disturbs less: waiting for a core is not counted). ``torch_first``: torch's runs
-    before the engine's in each round; ``quiet``: each run starts once the other threads are
-    idle (``bench.common.settle``), else back to back."""
+    machine disturbs less: waiting for a core is not counted). ``reverse``: each round runs
+    torch's thread settings from the last to the first, then the engine (each run follows a
+    different one than in the default order, engine first); ``quiet``: each run starts once the
+    machine is quiet (``bench.common.settle``), else back to back."""
     clock = time.thread_time if cpu_time else time.perf_counter
     if cpu_time:
         torch_threads = (1,)
     what = ("CPU time of the calling thread, engine and torch at 1 thread" if cpu_time else
             "engine as the trainer runs it (engine.runtime.training_plan: batch halves at once on two threads, "
             f"or BLAS threads by size, cores, load), torch at {' and '.join(map(str, torch_threads))} thread(s)")
+    torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
+    order = ["engine", *torch_names][::-1 if reverse else 1]  # the runs of a round
     print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
-          f"{what}, alternating ({'torch' if torch_first else 'engine'} first in each round), "
+          f"{what}, alternating ({', '.join(order)} in each round), "
           + ("each run once the machine is quiet (bench.common.settle)" if quiet else "back to back")
           + "; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
           f"cores the engine keeps busy, measured before each row:")
-    torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
     print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
@@ -165,7 +168,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
             with blas_threads(cores_used):
                 rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
             fns = {label: with_torch_threads(torch_trainer(H, B, T), n) for label, n in zip(torch_names, torch_threads)}
-            fns = {**fns, "engine": trainer.train_step} if torch_first else {"engine": trainer.train_step, **fns}
+            fns = {who: {"engine": trainer.train_step, **fns}[who] for who in order}
             waits = {}
             times = alternate(fns, reps, clock=clock, waits=waits, quiet=quiet)
         medians, cells = {}, {}
@@ -289,8 +292,9 @@ def main(argv=None) -> None:
     parser.add_argument("--cpu-time", action="store_true",
                         help="single-thread comparison by CPU time (engine and torch at 1 thread): on a busy "
                              "machine, the cost of the work without the wait for a core; training table only")
-    parser.add_argument("--torch-first", action="store_true",
-                        help="torch's runs before the engine's in each round (default: the engine first)")
+    parser.add_argument("--reverse", action="store_true",
+                        help="each round in reverse order (torch's last thread setting first, the engine last): "
+                             "each run then follows a different one")
     parser.add_argument("--back-to-back", action="store_true",
                         help="start each run at once, not after the other threads have gone idle: a thread "
                              "pool still spinning from the run before then slows the next")
@@ -317,7 +321,7 @@ def main(argv=None) -> None:
     if with_torch:
         default_threads = torch.get_num_threads()
         print(f"torch {torch.__version__}, default threads {default_threads}")
-    training_table(configs, reps, with_torch, torch_threads, args.cpu_time, args.torch_first,
+    training_table(configs, reps, with_torch, torch_threads, args.cpu_time, args.reverse,
                    not args.back_to_back)
     if args.cpu_time:
         return
