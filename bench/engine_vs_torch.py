@@ -7,8 +7,13 @@ batch of a random text, carried state, gradients, clipping, Adam, the divergence
 last-good snapshot); PyTorch uses ``nn.LSTM`` + ``nn.Linear`` +
 ``CrossEntropyLoss`` + ``clip_grad_norm_`` + ``optim.Adam`` at 1 and at 2 threads (``--torch-threads``),
 with the one-hot input tensor built once outside the timed step (PyTorch's best case). All run
-alternately after a warm-up; each figure is the median (p25-p75) over ``--reps``; the ratio is
-the engine against the faster torch setting. The engine runs as the product runs it, by
+alternately after a warm-up (engine, torch 1t, torch 2t in each round; ``--reverse``: torch 2t,
+torch 1t, engine, so that each run follows a different one),
+each run once the machine is quiet (``bench.common.settle``: the process's other threads idle,
+since OpenBLAS's workers spin about 0.1 s after a call, torch's OpenMP workers 10-20 ms, and a pool
+still spinning slows the run after it; and other processes idle, waiting up to 2 s;
+``--back-to-back`` runs without the pause); each figure is the median
+(p25-p75) over ``--reps``; the ratio is the engine against the faster torch setting. The engine runs as the product runs it, by
 ``engine.runtime.training_plan`` as ``Trainer.run`` does: a large batch in two halves at once on two
 threads with one BLAS thread each (data parallelism), else unsplit with the BLAS threads of
 ``blas_threads_for`` (problem size, cores, load); the "engine runs as" column is the plan the
@@ -24,7 +29,8 @@ record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one tr
 (``time.thread_time``), which a busy shared machine disturbs less than wall time (a split batch's
 halves then run in turn on the calling thread).
 
-Run from the repository root:  ``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time]``
+Run from the repository root:
+``python bench/engine_vs_torch.py [--reps 9] [--quick] [--cpu-time] [--reverse] [--back-to-back]``
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.common import alternate, machine_lines, quartiles, time_call  # noqa: E402
+from bench.common import SETTLE_MAX_S, alternate, machine_lines, quartiles, time_call  # noqa: E402
 from engine import ModelConfig, SequenceModel  # noqa: E402
 from engine.data import TextCorpus  # noqa: E402
 from engine.runtime import TrainingPlan, blas_threads, load_elsewhere, training_plan  # noqa: E402
@@ -126,24 +132,31 @@ def with_torch_threads(step, n: int):
 
 
 def training_table(configs: list[str], reps: int, with_torch: bool, torch_threads: tuple,
-                   cpu_time: bool = False) -> None:
+                   cpu_time: bool = False, reverse: bool = False, quiet: bool = True) -> None:
     """The speed table; ``cpu_time``: the calling thread's CPU time instead of wall time, the
     engine at 1 BLAS thread and torch at 1 thread (a single-thread comparison that a busy
-    machine disturbs less: waiting for a core is not counted)."""
+    machine disturbs less: waiting for a core is not counted). ``reverse``: each round runs
+    torch's thread settings from the last to the first, then the engine (each run follows a
+    different one than in the default order, engine first); ``quiet``: each run starts once the
+    machine is quiet (``bench.common.settle``), else back to back."""
     clock = time.thread_time if cpu_time else time.perf_counter
     if cpu_time:
         torch_threads = (1,)
     what = ("CPU time of the calling thread, engine and torch at 1 thread" if cpu_time else
             "engine as the trainer runs it (engine.runtime.training_plan: batch halves at once on two threads, "
             f"or BLAS threads by size, cores, load), torch at {' and '.join(map(str, torch_threads))} thread(s)")
-    print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
-          f"{what}, alternating; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
-          f"cores the engine keeps busy, measured before each row:")
     torch_names = [f"torch {n}t" for n in torch_threads] if with_torch else []
+    order = ["engine", *torch_names][::-1 if reverse else 1]  # the runs of a round
+    print(f"\nTraining step (fwd + BPTT + clip + Adam), float32, V={VOCAB}, median (p25-p75) of {reps}; "
+          f"{what}, alternating ({', '.join(order)} in each round), "
+          + ("each run once the machine is quiet (bench.common.settle)" if quiet else "back to back")
+          + "; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
+          f"cores the engine keeps busy, measured before each row:")
     print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
-          + f" | {'engine/best torch':>17}")
+          + f" | {'engine/best torch':>17}"
+          + (f" | quiet after, median ms; runs that started busy (waited {SETTLE_MAX_S:g} s)" if quiet else ""))
     for name in configs:
         H, B, T = CONFIGS[name]
         trainer = engine_trainer(H, B, T)
@@ -154,10 +167,10 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
             cores_used = plan.blas_threads if plan.executor is None else plan.shards
             with blas_threads(cores_used):
                 rate = sgemm_rate(clock=clock)  # at the cores the step keeps busy
-            fns = {"engine": trainer.train_step}
-            for label, n in zip(torch_names, torch_threads):
-                fns[label] = with_torch_threads(torch_trainer(H, B, T), n)
-            times = alternate(fns, reps, clock=clock)
+            fns = {label: with_torch_threads(torch_trainer(H, B, T), n) for label, n in zip(torch_names, torch_threads)}
+            fns = {who: {"engine": trainer.train_step, **fns}[who] for who in order}
+            waits = {}
+            times = alternate(fns, reps, clock=clock, waits=waits, quiet=quiet)
         medians, cells = {}, {}
         for who, t in times.items():
             p25, p50, p75 = quartiles(t * 1e3)
@@ -166,9 +179,14 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
+        settled = ""
+        if quiet:
+            busy_starts = sum(int((w >= SETTLE_MAX_S).sum()) for w in waits.values())
+            settled = (" | " + ", ".join(f"{who} {np.median(w) * 1e3:.0f}" for who, w in waits.items())
+                       + f"; {busy_starts}/{sum(w.size for w in waits.values())}")
         print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>16} {rate / 1e9:6.1f} {floor:8.1f} | "
               f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
-              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}", flush=True)
+              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}" + settled, flush=True)
 
 
 def latency(calls: int, with_torch: bool) -> None:
@@ -274,6 +292,12 @@ def main(argv=None) -> None:
     parser.add_argument("--cpu-time", action="store_true",
                         help="single-thread comparison by CPU time (engine and torch at 1 thread): on a busy "
                              "machine, the cost of the work without the wait for a core; training table only")
+    parser.add_argument("--reverse", action="store_true",
+                        help="each round in reverse order (torch's last thread setting first, the engine last): "
+                             "each run then follows a different one")
+    parser.add_argument("--back-to-back", action="store_true",
+                        help="start each run at once, not after the other threads have gone idle: a thread "
+                             "pool still spinning from the run before then slows the next")
     parser.add_argument("--memory-probe", choices=("engine", "torch"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_probe:
@@ -297,7 +321,8 @@ def main(argv=None) -> None:
     if with_torch:
         default_threads = torch.get_num_threads()
         print(f"torch {torch.__version__}, default threads {default_threads}")
-    training_table(configs, reps, with_torch, torch_threads, args.cpu_time)
+    training_table(configs, reps, with_torch, torch_threads, args.cpu_time, args.reverse,
+                   not args.back_to_back)
     if args.cpu_time:
         return
     if with_torch:

@@ -133,14 +133,20 @@ def load_elsewhere(window_s: float = LOAD_WINDOW_S, reuse_s: float = LOAD_REUSE_
     if _load_sample is not None and time.monotonic() - _load_sample[0] < reuse_s:
         return _load_sample[1]
     try:
-        busy_before, start = _busy_ticks(), time.perf_counter()
+        busy_before, start = busy_cpu_seconds(), time.perf_counter()
         time.sleep(window_s)
-        busy_after, elapsed = _busy_ticks(), time.perf_counter() - start
-        load = max(0.0, (busy_after - busy_before) / os.sysconf("SC_CLK_TCK") / elapsed)
+        busy_after, elapsed = busy_cpu_seconds(), time.perf_counter() - start
+        load = max(0.0, (busy_after - busy_before) / elapsed)
     except (OSError, ValueError, IndexError):
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     _load_sample = (time.monotonic(), load)
     return load
+
+
+def busy_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine since boot, seconds, in steps of one clock tick
+    (``/proc/stat``; raises OSError, ValueError or IndexError where it is missing or unreadable)."""
+    return _busy_ticks() / os.sysconf("SC_CLK_TCK")
 
 
 def _busy_ticks() -> int:
