@@ -69,13 +69,14 @@ def trace(model, text: str | None = None, *, inputs=None, vocab: str | None = No
     return net.trace(np.asarray(inputs))
 
 
-_windows: list = []  # windows opened by ``show``: kept alive while open (a notebook may drop the result)
+_windows: list = []  # windows opened by ``show`` and still open (a notebook may drop the result)
 
 
 def show(model, text: str | None = None, *, vocab: str | None = None, block: bool = False, settings=None):
     """Open the viewer window on ``model`` (anything ``trace`` accepts; a ``.npz`` checkpoint is
     opened as File > Open would) stepping ``text`` (None: no text yet; type it in the window);
-    return the ``MainWindow`` (``window.session`` drives it from code).
+    return the ``MainWindow`` (``window.session`` drives it from code). Closing the window deletes
+    it (and its session): the returned object is then unusable (``RuntimeError``).
 
     Creates the ``QApplication`` when none exists. Returns at once: with a running event loop
     (Jupyter after ``%gui qt``, or an app already running) the window is live while the kernel
@@ -113,8 +114,11 @@ def show(model, text: str | None = None, *, vocab: str | None = None, block: boo
         window.close()
         window.deleteLater()
         raise
+    # Deleted once closed (Qt deletes it only when every close guard accepted the close); the
+    # window owns its session, so that frees everything it built.
+    window.setAttribute(QtCore.Qt.WA_DeleteOnClose)
     _windows.append(window)
-    window.destroyed.connect(lambda *_: _windows.remove(window) if window in _windows else None)
+    window.destroyed.connect(lambda *_: _windows.remove(window))
     window.show()
     if block:
         app.exec()

@@ -96,6 +96,13 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         elif not self.status.text().startswith(UPDATING):
             self.say(UPDATING + self.status.text())
 
+    def catch_up(self, visible: bool = True) -> None:
+        """``RefreshWhenShown.catch_up``; a refresh it runs covers a change of this event-loop
+        turn too, so the refresh still due for it is dropped (one job, not two)."""
+        if self._stale and visible:
+            self._due.stop()
+        super().catch_up(visible)
+
     def _on_result(self, result) -> None:
         if self._job != self._inputs(self.session.text, self.session.model):
             return  # a job that finished while hidden, after the text or model changed

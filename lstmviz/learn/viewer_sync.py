@@ -14,10 +14,10 @@ A refresh is cut into event-loop turns so that no single turn keeps the window b
 the swap, then the paint events it posted, then the visible ``paint_later`` widgets (the gate
 heatmap views and the current-step plots), one per turn: their updates are switched off during
 the swap and switched back on, and repainted (``QWidget.repaint``), one at a time. Each turn is
-started by a zero-interval timer, not by a posted event: a chain of posted events, each pass also
-delivering the scene updates and repaints the previous one caused, kept other timers
-(``bench/ui_latency.py``'s tick) waiting for most of the chain (167 ms at a run's start), while
-timer turns let them in between. In total this costs more than painting everything at once
+started by a zero-interval timer: other timers due in the meantime (``bench/ui_latency.py``'s
+tick) run between the turns. (A chain of posted events does not let them in: each pass
+delivers the scene updates and repaints the previous one caused, so the timers wait for most of
+the chain, measured at 167 ms at a run's start.) In total this costs more than painting everything at once
 (each turn repaints and flushes the window), but no turn is long; ``bench/ui_latency.py``
 measures the event-loop stalls while training.
 ``swap(change)`` does the same for another change of the viewer (a run's untrained model).

@@ -75,8 +75,8 @@ def window(qtbot, settings_path, model_path, text_path, errors):
     win.session.load_model(model_path)
     win.session.load_text(text_path)
     win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
+    with qtbot.waitExposed(win):
+        win.show()
     QtWidgets.QApplication.processEvents()  # the first-run dock sizes are applied in the next event-loop turn
     yield win
     win.close()

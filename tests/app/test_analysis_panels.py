@@ -30,8 +30,8 @@ def demo(qtbot, settings_path, errors):
     settings = QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat)
     win = build_window(settings=settings)
     win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
+    with qtbot.waitExposed(win):
+        win.show()
     QtWidgets.QApplication.processEvents()
     yield win
     win.close()
@@ -697,6 +697,28 @@ def test_a_new_model_starts_the_shown_panels_job_once(qtbot, demo, job_starts, m
         QtWidgets.QApplication.processEvents()
     want = [f"analysis-{name}"] + (["analysis-interventions-window"] if name == "interventions" else [])
     assert sorted(analysis_starts(job_starts)) == want  # once each; none for the docks behind tabs
+
+
+@pytest.mark.parametrize("turn", ["same", "next"])
+def test_a_hidden_panel_brought_to_the_front_as_new_weights_arrive_starts_its_job_once(qtbot, demo, job_starts,
+                                                                                     turn):
+    """The saturation dock, behind a tab and out of date, comes to the front in the event-loop
+    turn new weights arrive (its due refresh still pending) or in a later one: one job, on them."""
+    s = demo.session
+    panel = demo.panel("saturation")
+    qtbot.waitUntil(lambda: not threads.live_threads(), timeout=TIMEOUT_MS)
+    assert panel.result is None and not panel.on_screen()
+    del job_starts[:]
+    s.set_model(SequenceModel(s.model.config, params={n: v * 0.5 for n, v in s.model.params.items()}), s.vocab)
+    if turn == "next":
+        QtWidgets.QApplication.processEvents()
+    demo.hooks.raise_panel("saturation")  # the user clicks its tab right then
+    qtbot.waitUntil(lambda: panel.result is not None and not threads.live_threads(), timeout=TIMEOUT_MS)
+    for _ in range(3):  # a start still due would be in the next turns
+        QtWidgets.QApplication.processEvents()
+    assert [name for name, _ in job_starts if name == "analysis-saturation"] == ["analysis-saturation"]
+    for got, want in zip(panel.result, saturation(s.model, s.stepper.inputs)):
+        np.testing.assert_array_equal(got.left, want.left)
 
 
 @pytest.fixture

@@ -248,8 +248,8 @@ def test_first_run_window_fits_a_small_screen(qtbot, settings_path):
 
     window = app.build_window(settings=QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat))
     try:
-        window.show()
-        qtbot.waitExposed(window)
+        with qtbot.waitExposed(window):
+            window.show()
         minimum = window.minimumSizeHint()
         assert minimum.width() <= 1024 and minimum.height() <= 700
         free = window.screen().availableGeometry()

@@ -59,23 +59,28 @@ def test_trace_refusals(model_and_vocab):
 
 @pytest.fixture
 def shown(qtbot, tmp_path):
-    """``lstmviz.show``'s windows, closed after the test."""
+    """``lstmviz.show``, waiting until its window is exposed; the windows it opened that are still
+    open (held by ``notebook._windows``, and only there: a closed window is deleted) are closed
+    after the test."""
     from PySide6 import QtCore
 
-    windows = []
+    from lstmviz import notebook
+
+    open_before = list(notebook._windows)
     settings = QtCore.QSettings(str(tmp_path / "settings.ini"), QtCore.QSettings.IniFormat)
 
     def open_window(*args, **kwargs):
         import lstmviz
 
         window = lstmviz.show(*args, settings=settings, **kwargs)
-        windows.append(window)
+        with qtbot.waitExposed(window):
+            window.show()  # already shown by lstmviz.show: the wait is in the with block's exit
         return window
 
     yield open_window
-    for window in windows:
+    for window in [w for w in notebook._windows if w not in open_before]:
         window.close()
-        window.deleteLater()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
 
 
 def test_show_opens_a_window_on_a_sequence_model(qtbot, shown, model_and_vocab):
@@ -83,7 +88,6 @@ def test_show_opens_a_window_on_a_sequence_model(qtbot, shown, model_and_vocab):
 
     model, vocab = model_and_vocab
     window = shown(model, text="abc cab a", vocab="abc ")
-    qtbot.waitExposed(window)
     s = window.session
     assert s.model is model and s.vocab == vocab and s.text == "abc cab a"
     s.seek(s.steps)
@@ -99,6 +103,40 @@ def test_show_opens_a_checkpoint_and_refuses_without_a_vocabulary(qtbot, shown, 
     np.testing.assert_array_equal(window.session.model.params["l0.Wx"], model.params["l0.Wx"])
     with pytest.raises(ValueError, match="vocab="):
         shown(model, text="abc")
+
+
+def test_a_closed_window_is_deleted_once_its_close_guards_agree(qtbot, shown, model_and_vocab):
+    import gc
+    import weakref
+
+    import shiboken6
+    from PySide6 import QtCore, QtWidgets
+
+    from lstmviz import notebook
+
+    from .test_window_lifetime import widget_count
+
+    app = QtWidgets.QApplication.instance()
+    gc.collect()
+    widgets_before, open_before = widget_count(app), len(notebook._windows)
+    window = shown(model_and_vocab[0], text="abc cab a", vocab="abc ")
+    assert widget_count(app) - widgets_before > 100 and len(notebook._windows) == open_before + 1
+    agree = []
+    window.add_close_guard(lambda: bool(agree))
+    session = weakref.ref(window.session)
+
+    assert not window.close()  # refused: the window stays, open and held
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+    assert shiboken6.isValid(window) and window.isVisible() and len(notebook._windows) == open_before + 1
+
+    agree.append(True)
+    assert window.close()
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
+    assert not shiboken6.isValid(window)
+    del window
+    gc.collect()
+    assert len(notebook._windows) == open_before
+    assert widget_count(app) == widgets_before and session() is None
 
 
 def test_trace_is_exported_lazily_and_equals_the_model_trace(model_and_vocab):

@@ -60,8 +60,8 @@ def heatmap(qtbot):
     view = HeatmapView("h")
     qtbot.addWidget(view)
     view.resize(500, 300)
-    view.show()
-    qtbot.waitExposed(view)
+    with qtbot.waitExposed(view):
+        view.show()
     yield view
     view.close()
 
@@ -138,8 +138,8 @@ def test_step_labels_are_thousands_separated_integers_at_their_steps_and_never_o
     view = HeatmapView("h")
     qtbot.addWidget(view)
     view.resize(width, 250)
-    view.show()
-    qtbot.waitExposed(view)
+    with qtbot.waitExposed(view):
+        view.show()
     view.set_data(np.zeros((shown, 12), np.float32), (-1, 1), t0=first)
     view.plot.setXRange(first - 0.5, first + shown - 0.5, padding=0)
     QtWidgets.QApplication.processEvents()
@@ -171,8 +171,8 @@ def test_negative_ranges_and_views_under_two_steps_get_whole_step_labels(qtbot, 
     view = HeatmapView("h")
     qtbot.addWidget(view)
     view.resize(600, 250)
-    view.show()
-    qtbot.waitExposed(view)
+    with qtbot.waitExposed(view):
+        view.show()
     view.set_data(np.zeros((50, 12), np.float32), (-1, 1), t0=0)
     view.plot.setXRange(lo, hi, padding=0)
     QtWidgets.QApplication.processEvents()

@@ -30,8 +30,8 @@ def shown_heatmap(qtbot, data) -> HeatmapView:
     view = HeatmapView("f")
     qtbot.addWidget(view)
     view.resize(420, 320)
-    view.show()
-    qtbot.waitExposed(view)
+    with qtbot.waitExposed(view):
+        view.show()
     view.set_data(data, t0=0)
     view.plot.setXRange(-0.5, data.shape[0] - 0.5, padding=0)
     view.plot.setYRange(-0.5, data.shape[1] - 0.5, padding=0)
@@ -126,8 +126,8 @@ def test_a_repaint_calls_no_python_paint_for_items_that_draw_nothing(qtbot, monk
     qtbot.addWidget(view)
     brush = TimeBrush(view.plot)
     view.resize(420, 320)
-    view.show()
-    qtbot.waitExposed(view)
+    with qtbot.waitExposed(view):
+        view.show()
     view.set_data(data, t0=0)
     view.plot.setXRange(-0.5, 39.5, padding=0)
     view.plot.setYRange(-0.5, 15.5, padding=0)
