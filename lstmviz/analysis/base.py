@@ -96,13 +96,6 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         elif not self.status.text().startswith(UPDATING):
             self.say(UPDATING + self.status.text())
 
-    def catch_up(self, visible: bool = True) -> None:
-        """``RefreshWhenShown.catch_up``; a refresh it runs covers a change of this event-loop
-        turn too, so the refresh still due for it is dropped (one job, not two)."""
-        if self._stale and visible:
-            self._due.stop()
-        super().catch_up(visible)
-
     def _on_result(self, result) -> None:
         if self._job != self._inputs(self.session.text, self.session.model):
             return  # a job that finished while hidden, after the text or model changed
@@ -114,6 +107,7 @@ class AnalysisPanel(RefreshWhenShown, QtWidgets.QWidget):
         text, model shape and vocabulary (training) let the running job finish first, then the
         latest ``fn`` runs: live at a rate bounded by the work. Any other change (the text,
         another model, the panel's settings) cancels the running job, whose answer is worthless."""
+        self._due.stop()  # this job covers the change of this event-loop turn: one job, not two
         inputs = self._inputs(text, model)
         restart = model is self._model or inputs != self._job
         self._model, self._job = model, inputs

@@ -721,6 +721,23 @@ def test_a_hidden_panel_brought_to_the_front_as_new_weights_arrive_starts_its_jo
         np.testing.assert_array_equal(got.left, want.left)
 
 
+
+def test_a_cancel_is_not_undone_by_the_refresh_due_for_an_earlier_change(qtbot, demo, job_starts):
+    """The text changes and, in the same event-loop turn, the user adds an intervention (its job
+    starts at once) and presses Cancel: the refresh due for the text change starts nothing."""
+    s = demo.session
+    panel = shown(demo, "interventions")
+    qtbot.waitUntil(lambda: not threads.live_threads(), timeout=TIMEOUT_MS)
+    del job_starts[:]
+    s.set_text(s.text * 2)
+    panel.add(Intervention(0, "h", 5, "zero", 0.0, 0, None))
+    assert panel.runner.busy
+    qtbot.mouseClick(cancel_button(panel), QtCore.Qt.LeftButton)
+    for _ in range(3):  # the due refresh would run in these turns
+        QtWidgets.QApplication.processEvents()
+    assert not panel.runner.busy
+    assert analysis_starts(job_starts).count("analysis-interventions") == 1
+
 @pytest.fixture
 def gated_strip(monkeypatch):
     """The strip's jobs wait (checking for a cancel) until the returned event is set."""
