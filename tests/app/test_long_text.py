@@ -2,7 +2,8 @@
 and the colours it draws there are the engine's values."""
 
 import numpy as np
-from PySide6 import QtGui
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from lstmviz.panels.text import MARGIN
 from lstmviz.plots import value_colours
@@ -10,9 +11,31 @@ from lstmviz.plots import value_colours
 from .conftest import TEXT
 
 
+def formatted_lines(panel) -> dict:
+    """{(start, end): (r, g, b)} of every format range in every line layout of the document."""
+    found, block = {}, panel.editor.document().begin()
+    while block.isValid():
+        for r in block.layout().formats():
+            start = block.position() + r.start
+            found[start, start + r.length] = r.format.background().color().getRgb()[:3]
+        block = block.next()
+    return found
+
+
+def drawn(panel) -> dict:
+    """{(start, end): (r, g, b)} of every coloured span the editor draws, read from the editor:
+    every line layout's format ranges and the extra selections with a background (not the
+    current step's bold highlight)."""
+    found = formatted_lines(panel)
+    for sel in panel.editor.extraSelections():
+        if sel.format.background().style() != QtCore.Qt.NoBrush and sel.format.fontWeight() != QtGui.QFont.Bold:
+            found[sel.cursor.selectionStart(), sel.cursor.selectionEnd()] = sel.format.background().color().getRgb()[:3]
+    return dict(sorted(found.items()))
+
+
 def drawn_colours(window) -> dict:
     """{character index: (r, g, b)} of the editor's coloured characters."""
-    return {start: rgb for (start, _), rgb in window.panel("text").coloured().items()}
+    return {start: rgb for (start, _), rgb in drawn(window.panel("text")).items()}
 
 
 def coloured_at_end(window, qtbot, copies: int) -> tuple:
@@ -70,17 +93,6 @@ def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_vi
     assert s.t == len(text) - 1  # scrolling does not move the cursor
 
 
-def formatted_lines(panel) -> dict:
-    """{(start, end): (r, g, b)} of every format range in every line layout of the document."""
-    found, block = {}, panel.editor.document().begin()
-    while block.isValid():
-        for r in block.layout().formats():
-            start = block.position() + r.start
-            found[start, start + r.length] = r.format.background().color().getRgb()[:3]
-        block = block.next()
-    return found
-
-
 def test_line_colours_follow_steps_and_edits_and_stay_on_screen(window, qtbot):
     """Colours drawn as line formats: only the window's lines carry any (every format range of
     the document is one of ``coloured()``), the current step and the line ends are selections,
@@ -118,10 +130,45 @@ def test_line_colours_follow_steps_and_edits_and_stay_on_screen(window, qtbot):
     h = s.model.trace(s.vocab.encode(edited)).gate("h", 0)[:, 3]  # (T,)
     expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
     formatted, coloured = formatted_lines(panel), panel.coloured()
-    assert formatted.items() <= coloured.items()
+    assert formatted.items() <= coloured.items() and drawn(panel) == coloured
     assert all(coloured[a, b] == tuple(int(v) for v in expected[a]) for a, b in coloured)
     lo, hi = panel.visible_steps()
     assert set(range(lo, min(hi, s.t))) <= {a for a, _ in coloured}
+
+
+@pytest.mark.parametrize("typed", ["\n", "x\ny\n"])
+def test_lines_typed_into_coloured_lines_scrolled_up_to_leave_no_stale_colour(window, qtbot, typed):
+    """The user scrolls up from the end into the coloured lines and types new lines there: the
+    lines below are renumbered; after the re-run every colour drawn anywhere in the document is
+    the edited text's value at its position, and Clear selection leaves no line coloured."""
+    s, panel = window.session, window.panel("text")
+    editor = panel.editor
+    text = TEXT * 60
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 30)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    bar = editor.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    QtWidgets.QApplication.processEvents()
+    lo, hi = panel.visible_steps()
+    assert formatted_lines(panel) and lo < len(text) - 30 - 2 * MARGIN
+    cursor = editor.textCursor()
+    cursor.setPosition((lo + hi) // 2)  # in the middle of the coloured lines on screen
+    editor.setTextCursor(cursor)
+    editor.insertPlainText(typed)
+    panel.apply_edit()  # what the debounce does: re-run from the edit
+    qtbot.waitUntil(lambda: not s.seeking and not s.passing, timeout=60000)
+    QtWidgets.QApplication.processEvents()
+    edited = s.text
+    assert edited == text[:(lo + hi) // 2] + typed + text[(lo + hi) // 2:]
+    h = s.model.trace(s.vocab.encode(edited)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    everywhere = drawn(panel)
+    assert everywhere and everywhere == panel.coloured()
+    assert {a: rgb for (a, _), rgb in everywhere.items()} == {a: tuple(int(v) for v in expected[a]) for a, _ in everywhere}
+    s.select(0, -1, -1)  # Clear selection
+    assert formatted_lines(panel) == {} and drawn(panel) == {}
 
 
 # --- the command line in bounded memory -------------------------------------------------------
