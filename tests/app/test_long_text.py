@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.panels.text import MARGIN
+from lstmviz.panels.text import LONG_LINE, LONG_LINE_PENDING, MARGIN, _StyledLayout
 from lstmviz.plots import value_colours
 
 from .conftest import TEXT
@@ -169,6 +169,50 @@ def test_lines_typed_into_coloured_lines_scrolled_up_to_leave_no_stale_colour(wi
     assert {a: rgb for (a, _), rgb in everywhere.items()} == {a: tuple(int(v) for v in expected[a]) for a, _ in everywhere}
     s.select(0, -1, -1)  # Clear selection
     assert formatted_lines(panel) == {} and drawn(panel) == {}
+
+
+def test_a_line_longer_than_long_line_is_laid_out_again_once_per_long_line_pending_steps(window, qtbot, monkeypatch):
+    """Stepping along one line of 20,000 characters: the steps coloured since the line's last
+    restyle are extra selections, so ``LONG_LINE_PENDING * 2`` steps restyle it at most twice
+    (a line of ordinary length is restyled on each step), and the colours drawn are the
+    engine's values throughout, stepping back included."""
+    s, panel = window.session, window.panel("text")
+    text = TEXT.replace("\n", " ") * (20_000 // len(TEXT))
+    assert len(text) > LONG_LINE
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 3 * LONG_LINE_PENDING)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    restyled = []
+    restyle = _StyledLayout.restyle
+    monkeypatch.setattr(_StyledLayout, "restyle", lambda layout, block, ranges: (
+        restyled.append(block.blockNumber()), restyle(layout, block, ranges)))
+    for _ in range(2 * LONG_LINE_PENDING):
+        assert s.step()
+    assert len(restyled) <= 2
+    colours = drawn_colours(window)
+    assert set(colours) == set(range(min(colours), s.t))  # every stepped character on screen, once
+    assert colours == {a: tuple(int(v) for v in expected[a]) for a in colours}
+    assert s.back() and s.back()
+    colours = drawn_colours(window)
+    assert max(colours) == s.t - 1 and colours == {a: tuple(int(v) for v in expected[a]) for a in colours}
+
+
+def test_a_step_in_a_line_of_ordinary_length_restyles_that_line(window, qtbot, monkeypatch):
+    s = window.session
+    text = TEXT * 60
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 30)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    restyled = []
+    restyle = _StyledLayout.restyle
+    monkeypatch.setattr(_StyledLayout, "restyle", lambda layout, block, ranges: (
+        restyled.append(block.blockNumber()), restyle(layout, block, ranges)))
+    assert s.step() and s.step()  # each character stepped past is inside the same line
+    assert text[s.t - 3:s.t - 1].count("\n") == 0 and restyled == [text[:s.t - 2].count("\n")] * 2
 
 
 # --- the command line in bounded memory -------------------------------------------------------
