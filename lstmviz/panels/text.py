@@ -14,9 +14,10 @@ region, so the line that a step repaints costs one pass per selection in it (mea
 a line of about 60 coloured characters: 1.2 ms as selections, the panel's whole paint per step
 0.26 ms as format ranges). A restyle lays the whole line out again (1 ms at 1k characters, 45 ms
 at 300k), so a line longer than ``LONG_LINE`` is restyled at most once per ``LONG_LINE_PENDING``
-steps, the steps coloured meanwhile drawn as extra selections (a step at the end of one line of
-300k characters: 54.6 ms restyled per step, see the README's Performance section for this
-path's figure). ``coloured()`` lists what is drawn.
+steps, the steps coloured meanwhile drawn as extra selections (``bench/long_text.py``, a step at
+the end of one line of 300k characters, three runs alternating with a restyle per step at load
+2.2-2.4: 18.3, 19.2, 29.7 ms against 55.1, 54.5, 54.6 ms; on lines of 500 characters the two
+cost the same, 9 against 10 ms at 2k, 11 against 21 ms at 60k). ``coloured()`` lists what is drawn.
 
 Edits are applied after a short pause (``EDIT_DEBOUNCE_MS``) and re-run the model from the first
 changed character. Characters outside the model's vocabulary are removed again and named in the
