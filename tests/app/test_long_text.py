@@ -171,6 +171,14 @@ def test_lines_typed_into_coloured_lines_scrolled_up_to_leave_no_stale_colour(wi
     assert formatted_lines(panel) == {} and drawn(panel) == {}
 
 
+def count_restyles(monkeypatch) -> list:
+    """The block numbers that ``_StyledLayout.restyle`` is called with from now on (a list that grows)."""
+    restyled, restyle = [], _StyledLayout.restyle
+    monkeypatch.setattr(_StyledLayout, "restyle", lambda layout, block, ranges: (
+        restyled.append(block.blockNumber()), restyle(layout, block, ranges)))
+    return restyled
+
+
 def test_a_line_longer_than_long_line_is_laid_out_again_once_per_long_line_pending_steps(window, qtbot, monkeypatch):
     """Stepping along one line of 20,000 characters: the steps coloured since the line's last
     restyle are extra selections, so ``LONG_LINE_PENDING * 2`` steps restyle it at most twice
@@ -185,10 +193,7 @@ def test_a_line_longer_than_long_line_is_laid_out_again_once_per_long_line_pendi
     qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
     h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
     expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
-    restyled = []
-    restyle = _StyledLayout.restyle
-    monkeypatch.setattr(_StyledLayout, "restyle", lambda layout, block, ranges: (
-        restyled.append(block.blockNumber()), restyle(layout, block, ranges)))
+    restyled = count_restyles(monkeypatch)
     for _ in range(2 * LONG_LINE_PENDING):
         assert s.step()
     assert len(restyled) <= 2
@@ -207,10 +212,7 @@ def test_a_step_in_a_line_of_ordinary_length_restyles_that_line(window, qtbot, m
     s.select(0, 3, -1)
     s.seek(len(text) - 30)
     qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
-    restyled = []
-    restyle = _StyledLayout.restyle
-    monkeypatch.setattr(_StyledLayout, "restyle", lambda layout, block, ranges: (
-        restyled.append(block.blockNumber()), restyle(layout, block, ranges)))
+    restyled = count_restyles(monkeypatch)
     assert s.step() and s.step()  # each character stepped past is inside the same line
     assert text[s.t - 3:s.t - 1].count("\n") == 0 and restyled == [text[:s.t - 2].count("\n")] * 2
 
