@@ -63,6 +63,20 @@ def colour_indices(values, levels: tuple) -> np.ndarray:
     return scaled.astype(np.intp)  # (...)
 
 
+def argb_table(colormap: pg.ColorMap) -> np.ndarray:
+    """The 256-entry lookup table ``(256,) uint32`` of ``colormap`` as opaque ARGB32 pixels."""
+    rgb = colormap.getLookupTable(nPts=256, alpha=False).astype(np.uint32)  # (256, 3)
+    return 0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]  # (256,)
+
+
+def argb_pixels(table: np.ndarray, values: np.ndarray, levels: tuple) -> np.ndarray:
+    """ARGB32 pixels ``(...) uint32`` of ``values (...)`` through ``table`` (``argb_table``) at
+    colour levels ``(lo, hi)`` (``colour_indices``); NaN is transparent (0)."""
+    argb = table[colour_indices(values, levels)]  # (...)
+    argb[np.isnan(values)] = 0
+    return argb
+
+
 def value_colours(name: str, values, levels: tuple, colorblind: bool = False) -> np.ndarray:
     """RGB ``(n, 3) uint8`` that the heatmap of ``name`` gives ``values (n,)`` at colour levels
     ``(lo, hi)``: the ImageItem's own mapping (256-entry table; [lo, hi] cut into 256 equal bins),
@@ -118,8 +132,7 @@ class ColumnImage(pg.GraphicsObject):
 
     def setColorMap(self, colormap) -> None:  # noqa: N802 - pyqtgraph's name
         self._colormap = pg.colormap.get(colormap) if isinstance(colormap, str) else colormap
-        rgb = self._colormap.getLookupTable(nPts=256, alpha=False).astype(np.uint32)  # (256, 3)
-        self._lut = 0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]  # (256,) opaque ARGB32
+        self._lut = argb_table(self._colormap)  # (256,) opaque ARGB32
         self._recolour_all()
 
     def getColorMap(self):  # noqa: N802 - pyqtgraph's name
@@ -211,9 +224,7 @@ class ColumnImage(pg.GraphicsObject):
         if not columns.size:
             return
         values = self.image[:, columns]  # (H, n)
-        argb = self._lut[colour_indices(values, self._levels)]  # (H, n)
-        argb[np.isnan(values)] = 0
-        self._canvas[:, columns + (self._t0 - self._first)] = argb
+        self._canvas[:, columns + (self._t0 - self._first)] = argb_pixels(self._lut, values, self._levels)  # (H, n)
         self.colours_written += values.size
 
     def _update_columns(self, steps: list) -> None:

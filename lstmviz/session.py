@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -80,8 +81,7 @@ class Session(QtCore.QObject):
         self.vocab: CharVocab | None = None
         self.sequence: TextSequence | SeriesSequence = TextSequence()
         self.stepper: Stepper | None = None
-        self._one_step = None  # (stepper version, step, records of that one step): the last read; None
-        # whenever ``stepper`` is replaced
+        self._one_step = None  # (weakref to the stepper, its version, step, records of that one step): the last read
         self.model_path: str | None = None
         self.text_path: str | None = None
         self.model_step = 0  # training step stored with the model
@@ -176,9 +176,9 @@ class Session(QtCore.QObject):
         if hi - lo != 1:
             return stepper.records(lo, hi)
         cached = self._one_step  # a step's panels read its one-step records in turn: read once
-        if cached is None or cached[:2] != (stepper.version, lo):
-            cached = self._one_step = (stepper.version, lo, stepper.records(lo, hi))
-        return cached[2]
+        if cached is None or cached[0]() is not stepper or cached[1:3] != (stepper.version, lo):
+            cached = self._one_step = (weakref.ref(stepper), stepper.version, lo, stepper.records(lo, hi))
+        return cached[3]
 
     def levels(self, name: str, layer: int) -> tuple:
         """Colour levels of ``name`` in ``layer`` (the cell state's come from the text's first
@@ -340,7 +340,6 @@ class Session(QtCore.QObject):
             levels, pending = self._interim_levels(model), True
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, vocab, stepper, levels
-        self._one_step = None
         self._levels_pending = pending
         self.sequence = TextSequence(text)
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
@@ -378,7 +377,6 @@ class Session(QtCore.QObject):
         levels = self._interim_levels(model)
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, None, stepper, levels
-        self._one_step = None
         self._levels_pending = True
         self.sequence = sequence
         self.model_path, self.text_path = None, None

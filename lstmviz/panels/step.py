@@ -19,7 +19,7 @@ from engine.data import display_char
 from engine.quantities import RECORDED_NAMES as PANEL_NAMES
 
 from ..core.labels import step_label
-from ..plots import colour_indices, colormap_for
+from ..plots import argb_pixels, argb_table, colormap_for
 from ..readout import Readout
 from ..session import Session
 from ..still_parts import cache_still_parts
@@ -451,9 +451,6 @@ class Strip:
         self.colours_written = 0
         self.painted_area = 0.0
 
-    def isVisible(self) -> bool:  # noqa: N802 - as a graphics item's
-        return self.visible
-
 
 class Strips(pg.GraphicsObject):
     """The current step's vectors as colour strips, one item: strip k (the k-th of
@@ -485,8 +482,7 @@ class Strips(pg.GraphicsObject):
     def set_colormaps(self, colormaps: dict) -> None:
         """``{name: pg.ColorMap}``; the shown columns are coloured again."""
         for name, colormap in colormaps.items():
-            rgb = colormap.getLookupTable(nPts=256, alpha=False).astype(np.uint32)  # (256, 3)
-            self._luts[name] = 0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]  # (256,)
+            self._luts[name] = argb_table(colormap)  # (256,)
         levels, self._levels = self._levels, {}  # nothing is drawn at its levels now: recoloured below
         shown = {name: self.strips[name].image[:, 0] for name in self._names if self.strips[name].image is not None}
         self.set_columns(shown, {name: levels[name] for name in shown})
@@ -513,9 +509,7 @@ class Strips(pg.GraphicsObject):
             if (strip.image is not None and self._levels.get(name) == level
                     and np.array_equal(strip.image.view(np.uint32), values.view(np.uint32))):
                 continue  # bitwise: an unchanged NaN is unchanged
-            argb = self._luts[name][colour_indices(values[:, 0], level)]  # (H,)
-            argb[np.isnan(values[:, 0])] = 0
-            self._canvas[:, k] = argb
+            self._canvas[:, k] = argb_pixels(self._luts[name], values[:, 0], level)  # (H,)
             strip.image, self._levels[name] = values, level
             strip.colours_written += H
             changed = True

@@ -65,7 +65,8 @@ def test_gru_current_step_text_colouring_equations_diagram_and_gradflow(qtbot, w
     step = window.panel("step")
     step.refresh()
     assert step.vectors.getAxis("bottom")._tickLevels[0] == list(enumerate(("r", "z", "n", "h")))
-    assert [name for name, item in step.strips.items() if item.isVisible()] == ["h", "r", "z", "n"]
+    assert [name for name, strip in step.strips.items() if strip.visible] == ["h", "r", "z", "n"]
+    assert step.strip_image.qimage.width() == 4  # one canvas column per strip drawn
     np.testing.assert_array_equal(step.strips["n"].image[:, 0], trace.gate("n", 1)[11].astype(np.float32))
     text = window.panel("text")
     text.set_quantity("z")

@@ -2,17 +2,40 @@
 and the colours it draws there are the engine's values."""
 
 import numpy as np
-from PySide6 import QtGui
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
 
-from lstmviz.panels.text import MARGIN
+from lstmviz.panels.text import LONG_LINE, LONG_LINE_PENDING, MARGIN, _StyledLayout
 from lstmviz.plots import value_colours
 
 from .conftest import TEXT
 
 
+def formatted_lines(panel) -> dict:
+    """{(start, end): (r, g, b)} of every format range in every line layout of the document."""
+    found, block = {}, panel.editor.document().begin()
+    while block.isValid():
+        for r in block.layout().formats():
+            start = block.position() + r.start
+            found[start, start + r.length] = r.format.background().color().getRgb()[:3]
+        block = block.next()
+    return found
+
+
+def drawn(panel) -> dict:
+    """{(start, end): (r, g, b)} of every coloured span the editor draws, read from the editor:
+    every line layout's format ranges and the extra selections with a background (not the
+    current step's bold highlight)."""
+    found = formatted_lines(panel)
+    for sel in panel.editor.extraSelections():
+        if sel.format.background().style() != QtCore.Qt.NoBrush and sel.format.fontWeight() != QtGui.QFont.Bold:
+            found[sel.cursor.selectionStart(), sel.cursor.selectionEnd()] = sel.format.background().color().getRgb()[:3]
+    return dict(sorted(found.items()))
+
+
 def drawn_colours(window) -> dict:
     """{character index: (r, g, b)} of the editor's coloured characters."""
-    return {start: rgb for (start, _), rgb in window.panel("text").coloured().items()}
+    return {start: rgb for (start, _), rgb in drawn(window.panel("text")).items()}
 
 
 def coloured_at_end(window, qtbot, copies: int) -> tuple:
@@ -70,17 +93,6 @@ def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_vi
     assert s.t == len(text) - 1  # scrolling does not move the cursor
 
 
-def formatted_lines(panel) -> dict:
-    """{(start, end): (r, g, b)} of every format range in every line layout of the document."""
-    found, block = {}, panel.editor.document().begin()
-    while block.isValid():
-        for r in block.layout().formats():
-            start = block.position() + r.start
-            found[start, start + r.length] = r.format.background().color().getRgb()[:3]
-        block = block.next()
-    return found
-
-
 def test_line_colours_follow_steps_and_edits_and_stay_on_screen(window, qtbot):
     """Colours drawn as line formats: only the window's lines carry any (every format range of
     the document is one of ``coloured()``), the current step and the line ends are selections,
@@ -118,10 +130,91 @@ def test_line_colours_follow_steps_and_edits_and_stay_on_screen(window, qtbot):
     h = s.model.trace(s.vocab.encode(edited)).gate("h", 0)[:, 3]  # (T,)
     expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
     formatted, coloured = formatted_lines(panel), panel.coloured()
-    assert formatted.items() <= coloured.items()
+    assert formatted.items() <= coloured.items() and drawn(panel) == coloured
     assert all(coloured[a, b] == tuple(int(v) for v in expected[a]) for a, b in coloured)
     lo, hi = panel.visible_steps()
     assert set(range(lo, min(hi, s.t))) <= {a for a, _ in coloured}
+
+
+@pytest.mark.parametrize("typed", ["\n", "x\ny\n"])
+def test_lines_typed_into_coloured_lines_scrolled_up_to_leave_no_stale_colour(window, qtbot, typed):
+    """The user scrolls up from the end into the coloured lines and types new lines there: the
+    lines below are renumbered; after the re-run every colour drawn anywhere in the document is
+    the edited text's value at its position, and Clear selection leaves no line coloured."""
+    s, panel = window.session, window.panel("text")
+    editor = panel.editor
+    text = TEXT * 60
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 30)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    bar = editor.verticalScrollBar()
+    bar.setValue(bar.maximum() // 2)
+    QtWidgets.QApplication.processEvents()
+    lo, hi = panel.visible_steps()
+    assert formatted_lines(panel) and lo < len(text) - 30 - 2 * MARGIN
+    cursor = editor.textCursor()
+    cursor.setPosition((lo + hi) // 2)  # in the middle of the coloured lines on screen
+    editor.setTextCursor(cursor)
+    editor.insertPlainText(typed)
+    panel.apply_edit()  # what the debounce does: re-run from the edit
+    qtbot.waitUntil(lambda: not s.seeking and not s.passing, timeout=60000)
+    QtWidgets.QApplication.processEvents()
+    edited = s.text
+    assert edited == text[:(lo + hi) // 2] + typed + text[(lo + hi) // 2:]
+    h = s.model.trace(s.vocab.encode(edited)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    everywhere = drawn(panel)
+    assert everywhere and everywhere == panel.coloured()
+    assert {a: rgb for (a, _), rgb in everywhere.items()} == {a: tuple(int(v) for v in expected[a]) for a, _ in everywhere}
+    s.select(0, -1, -1)  # Clear selection
+    assert formatted_lines(panel) == {} and drawn(panel) == {}
+
+
+def count_restyles(monkeypatch) -> list:
+    """The block numbers that ``_StyledLayout.restyle`` is called with from now on (a list that grows)."""
+    restyled, restyle = [], _StyledLayout.restyle
+    monkeypatch.setattr(_StyledLayout, "restyle", lambda layout, block, ranges: (
+        restyled.append(block.blockNumber()), restyle(layout, block, ranges)))
+    return restyled
+
+
+def test_a_line_longer_than_long_line_is_laid_out_again_once_per_long_line_pending_steps(window, qtbot, monkeypatch):
+    """Stepping along one line of 20,000 characters: the steps coloured since the line's last
+    restyle are extra selections, so ``LONG_LINE_PENDING * 2`` steps restyle it at most twice
+    (a line of ordinary length is restyled on each step), and the colours drawn are the
+    engine's values throughout, stepping back included."""
+    s, panel = window.session, window.panel("text")
+    text = TEXT.replace("\n", " ") * (20_000 // len(TEXT))
+    assert len(text) > LONG_LINE
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 3 * LONG_LINE_PENDING)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    restyled = count_restyles(monkeypatch)
+    for _ in range(2 * LONG_LINE_PENDING):
+        assert s.step()
+    assert len(restyled) <= 2
+    colours = drawn_colours(window)
+    assert set(colours) == set(range(min(colours), s.t))  # every stepped character on screen, once
+    assert colours == {a: tuple(int(v) for v in expected[a]) for a in colours}
+    assert s.back() and s.back()
+    colours = drawn_colours(window)
+    assert max(colours) == s.t - 1 and colours == {a: tuple(int(v) for v in expected[a]) for a in colours}
+
+
+def test_a_step_in_a_line_of_ordinary_length_restyles_that_line(window, qtbot, monkeypatch):
+    s = window.session
+    text = TEXT * 60
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(len(text) - 30)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    restyled = count_restyles(monkeypatch)
+    assert s.step() and s.step()  # each character stepped past is inside the same line
+    assert text[s.t - 3:s.t - 1].count("\n") == 0 and restyled == [text[:s.t - 2].count("\n")] * 2
 
 
 # --- the command line in bounded memory -------------------------------------------------------

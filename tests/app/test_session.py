@@ -148,6 +148,22 @@ def test_one_step_records_are_read_once_per_step_and_follow_edits_and_models(ses
     np.testing.assert_array_equal(s.records(11, 12).gate("c", 0)[0], other.trace(vocab.encode(edited)).gate("c", 0)[11])
 
 
+def test_one_step_records_of_a_new_model_at_the_same_step_and_version_are_its_own(session, model, vocab, qtbot):
+    """A new model's stepper starts at the same version as the one it replaces: its records at
+    the step read last are its own, not the cached ones."""
+    s = session
+    s.set_model(model, vocab)  # a stepper of its own, as the next model's
+    qtbot.waitUntil(lambda: not s.passing, timeout=10000)
+    s.seek(12)
+    version = s.stepper.version
+    s.records(11, 12)
+    other = SequenceModel(model.config, rng=np.random.default_rng(11))
+    s.set_model(other, vocab)
+    s.seek(12)
+    assert s.stepper.version == version
+    np.testing.assert_array_equal(s.records(11, 12).gate("c", 0)[0], other.trace(vocab.encode(s.text)).gate("c", 0)[11])
+
+
 def test_gradient_flow_of_the_last_known_characters(session, model, vocab):
     s = session
     flow = s.gradient_flow(max_steps=20)
