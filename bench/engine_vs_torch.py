@@ -151,7 +151,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
           f"{what}, alternating ({', '.join(order)} in each round), "
           + ("each run once the machine is quiet (bench.common.settle)" if quiet else "back to back")
           + "; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
-          f"cores the engine keeps busy, measured before each row:")
+          "cores the engine keeps busy, measured before each row:")
     print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)

@@ -56,6 +56,14 @@ def coloured_at_end(window, qtbot, copies: int) -> tuple:
     return at_seek, max(per_step), len(drawn_colours(window))
 
 
+def coloured_by_unit_3_at(s, qtbot, text: str, t: int) -> None:
+    """Show ``text`` coloured by unit 3 of layer 0's hidden state, the cursor at step ``t`` once the seek is done."""
+    s.set_text(text)
+    s.select(0, 3, -1)
+    s.seek(t)
+    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+
+
 def test_recolouring_is_bounded_whatever_the_length(window, qtbot):
     """The same window shows a text 10 times longer: the characters coloured on a seek and on
     a step do not grow with the length; stepping colours at most one new character."""
@@ -73,10 +81,7 @@ def test_recolouring_is_bounded_whatever_the_length(window, qtbot):
 def test_visible_colours_are_the_engines_values_and_scrolling_colours_the_new_view(window, qtbot):
     s = window.session
     text = TEXT * 200
-    s.set_text(text)
-    s.select(0, 3, -1)
-    s.seek(len(text) - 1)
-    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    coloured_by_unit_3_at(s, qtbot, text, len(text) - 1)
     h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
     expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
     lo, hi = window.panel("text").visible_steps()
@@ -100,10 +105,7 @@ def test_line_colours_follow_steps_and_edits_and_stay_on_screen(window, qtbot):
     the new text's value at its position."""
     s, panel = window.session, window.panel("text")
     text = TEXT * 60
-    s.set_text(text)
-    s.select(0, 3, -1)
-    s.seek(len(text) - 30)
-    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    coloured_by_unit_3_at(s, qtbot, text, len(text) - 30)
     for _ in range(3):
         assert s.step()
     formatted, coloured = formatted_lines(panel), panel.coloured()
@@ -144,10 +146,7 @@ def test_lines_typed_into_coloured_lines_scrolled_up_to_leave_no_stale_colour(wi
     s, panel = window.session, window.panel("text")
     editor = panel.editor
     text = TEXT * 60
-    s.set_text(text)
-    s.select(0, 3, -1)
-    s.seek(len(text) - 30)
-    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    coloured_by_unit_3_at(s, qtbot, text, len(text) - 30)
     bar = editor.verticalScrollBar()
     bar.setValue(bar.maximum() // 2)
     QtWidgets.QApplication.processEvents()
@@ -184,13 +183,10 @@ def test_a_line_longer_than_long_line_is_laid_out_again_once_per_long_line_pendi
     restyle are extra selections, so ``LONG_LINE_PENDING * 2`` steps restyle it at most twice
     (a line of ordinary length is restyled on each step), and the colours drawn are the
     engine's values throughout, stepping back included."""
-    s, panel = window.session, window.panel("text")
+    s = window.session
     text = TEXT.replace("\n", " ") * (20_000 // len(TEXT))
     assert len(text) > LONG_LINE
-    s.set_text(text)
-    s.select(0, 3, -1)
-    s.seek(len(text) - 3 * LONG_LINE_PENDING)
-    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    coloured_by_unit_3_at(s, qtbot, text, len(text) - 3 * LONG_LINE_PENDING)
     h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
     expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
     restyled = count_restyles(monkeypatch)
@@ -208,10 +204,7 @@ def test_a_line_longer_than_long_line_is_laid_out_again_once_per_long_line_pendi
 def test_a_step_in_a_line_of_ordinary_length_restyles_that_line(window, qtbot, monkeypatch):
     s = window.session
     text = TEXT * 60
-    s.set_text(text)
-    s.select(0, 3, -1)
-    s.seek(len(text) - 30)
-    qtbot.waitUntil(lambda: not s.seeking, timeout=60000)
+    coloured_by_unit_3_at(s, qtbot, text, len(text) - 30)
     restyled = count_restyles(monkeypatch)
     assert s.step() and s.step()  # each character stepped past is inside the same line
     assert text[s.t - 3:s.t - 1].count("\n") == 0 and restyled == [text[:s.t - 2].count("\n")] * 2
