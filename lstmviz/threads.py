@@ -28,6 +28,18 @@ it is connected to ``QCoreApplication.aboutToQuit`` and registered with ``atexit
 that builds a window and ends without running the event loop) when the first worker starts. No
 thread is ever terminated.
 
+While any worker runs, Python's cyclic garbage collection happens on the GUI thread only:
+automatic collection is off and a GUI-thread timer collects each generation past its threshold
+every ``GC_INTERVAL_S`` (``_GuiThreadCollector``, pyqtgraph's ``GarbageCollector`` recipe; this
+module stays free of pyqtgraph); automatic collection is back (if it was on) once the last
+worker has finished. An automatic collection runs in whichever thread crosses the allocation
+threshold; one in a worker that reaches a closed window's Qt objects deletes them there, and a
+worker's ``QObject`` destructor waiting for the GIL while the GUI thread holds it and waits for
+the same Qt lock deadlocks the process (seen with ``py-spy dump --native``: the worker in
+``gc_collect_main`` -> ``QObject::~QObject`` -> ``Sbk_GetPyOverride``, the GUI thread in
+shiboken's ``runDeletionInMainThread`` -> ``QObject::~QObject`` ->
+``QBasicMutex::lockInternal``).
+
 Own module rather than superqt's thread workers: superqt's ``WorkerBase`` runs ``QRunnable``s
 on the global ``QThreadPool`` and keeps its signals on a separate object, its
 ``GeneratorWorker`` pauses by polling in the worker (pause lives in ``engine.train.Trainer.run``
@@ -37,20 +49,24 @@ here), and ``new_worker_qthread`` keeps no registry and has no stop-and-wait-for
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 import sys
 import threading
 
 import shiboken6
-from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, QTimer, Signal, Slot
 
 from .crash_handler import one_line
 
 BACKGROUND_BYTES = 1 << 20  # text files larger than this are read in a worker thread (``Call``)
 BACKGROUND_NICE = 10  # niceness added to a ``background`` worker's thread on Linux (0-19 range)
+GC_INTERVAL_S = 0.5  # seconds between the GUI thread's checks of the collector's generation counts
 
 _live: dict = {}  # id(thread) -> (thread, worker, its stop_requested, _Forget): started, not yet finished
 _hooked_quit = False  # stop_all is connected to the application's aboutToQuit and registered with atexit
+_gui_collector: _GuiThreadCollector | None = None  # created with the first worker, a child of the application
+_collection_was_automatic = False  # gc was enabled when the first of the live workers started
 
 
 def lower_priority() -> None:
@@ -174,7 +190,47 @@ class _Forget(QObject):
         entry = _live.pop(self._key, None)
         if entry is not None:  # finished is emitted just before the thread ends: let it end first,
             wait(entry[0])  # as dropping the last reference to a running QThread aborts the process
+            if not _live:
+                _resume_automatic_collection()
         self.deleteLater()
+
+
+class _GuiThreadCollector(QObject):
+    """Lives on the GUI thread (a child of the application): every ``GC_INTERVAL_S`` while
+    running, collects generation 0 when its count passes its threshold, then generation 1 and 2
+    likewise (``gc.get_threshold``), as Python's automatic collection would."""
+
+    def __init__(self, parent: QObject):
+        super().__init__(parent)
+        self.timer = QTimer(self)
+        self.timer.setInterval(round(GC_INTERVAL_S * 1000))
+        self.timer.timeout.connect(self.collect)
+
+    @Slot()
+    def collect(self) -> None:
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        for generation in range(3):
+            if counts[generation] <= thresholds[generation]:
+                break
+            gc.collect(generation)
+
+
+def _collect_on_gui_thread_only() -> None:
+    """Automatic garbage collection off, the GUI thread's timer collecting instead (first live worker)."""
+    global _gui_collector, _collection_was_automatic
+    if _gui_collector is None or not shiboken6.isValid(_gui_collector):  # none yet, or its application ended
+        _gui_collector = _GuiThreadCollector(QCoreApplication.instance())
+    _collection_was_automatic = gc.isenabled()
+    gc.disable()
+    _gui_collector.timer.start()
+
+
+def _resume_automatic_collection() -> None:
+    """Automatic garbage collection as it was before the first live worker (no worker left)."""
+    if shiboken6.isValid(_gui_collector):
+        _gui_collector.timer.stop()
+    if _collection_was_automatic:
+        gc.enable()
 
 
 def start(worker: Worker, name: str) -> QThread:
@@ -196,6 +252,8 @@ def start(worker: Worker, name: str) -> QThread:
     worker.finished.connect(worker.deleteLater)
     thread.finished.connect(forget.forget)  # queued to the GUI thread, before the thread's deleteLater
     thread.finished.connect(thread.deleteLater)
+    if not _live:
+        _collect_on_gui_thread_only()
     _live[key] = (thread, worker, worker.stop_requested, forget)
     thread.start()
     return thread

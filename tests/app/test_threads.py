@@ -151,3 +151,64 @@ def test_a_script_ending_while_a_worker_runs_stops_it_instead_of_aborting():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1"]
+
+
+class Allocating(threads.Worker):
+    """Allocates and keeps far more container objects than the collector's generation-0
+    threshold (the collector counts allocations net of deallocations)."""
+
+    def __init__(self, kept: list):
+        super().__init__()
+        self.kept = kept
+
+    def work(self):
+        self.kept.extend([k] for k in range(200_000))
+
+
+class Finalised:
+    """One half of a reference cycle; records the thread its finaliser ran on."""
+
+    threads_seen: list = []
+
+    def __init__(self):
+        self.partner = None
+
+    def __del__(self):
+        Finalised.threads_seen.append(threading.current_thread() is threading.main_thread())
+
+
+def test_cyclic_garbage_is_collected_on_the_gui_thread_while_workers_allocate(qtbot):
+    """Garbage in a reference cycle (as a closed window's Qt wrappers are) is finalised on the
+    GUI thread, never by a collection a worker's allocations trigger: collecting a window's Qt
+    objects in a worker deadlocks the process (see ``lstmviz.threads``)."""
+    import gc
+
+    receiver = Receiver()
+    Finalised.threads_seen = []
+    gc.collect()
+    first, second = Finalised(), Finalised()
+    first.partner, second.partner = second, first
+    del first, second
+    kept = []
+    thread = start(Allocating(kept), receiver, "allocating")
+    qtbot.waitUntil(lambda: receiver.finished == 1 and threads.is_finished(thread), timeout=10_000)
+    qtbot.waitUntil(lambda: len(Finalised.threads_seen) == 2, timeout=10_000)
+    assert Finalised.threads_seen == [True, True]
+
+
+def test_automatic_collection_is_off_while_workers_run_and_back_once_the_last_has_finished(qtbot):
+    import gc
+
+    assert gc.isenabled()
+    receiver = Receiver()
+    workers = [Blocking(), Blocking()]
+    for worker in workers:
+        worker.started_work.connect(receiver.on_started)
+    started = [start(worker, receiver, f"blocking-{k}") for k, worker in enumerate(workers)]
+    qtbot.waitUntil(lambda: receiver.started == 2, timeout=10_000)
+    assert not gc.isenabled()
+    workers[0].stop_requested.set()
+    qtbot.waitUntil(lambda: threads.live_threads() == [started[1]], timeout=10_000)
+    assert not gc.isenabled()  # one worker still runs
+    threads.stop_all()
+    assert threads.live_threads() == [] and gc.isenabled()

@@ -13,12 +13,15 @@ from .conftest import make_window
 
 def widget_count(app) -> int:
     """How many widgets exist, counted with the garbage collector off (a collection while
-    ``allWidgets()`` is turned into Python objects could delete a widget still in its list)."""
+    ``allWidgets()`` is turned into Python objects could delete a widget still in its list);
+    the collector's automatic runs are left as they were."""
+    automatic = gc.isenabled()
     gc.disable()
     try:
         return len(app.allWidgets())
     finally:
-        gc.enable()
+        if automatic:
+            gc.enable()
 
 
 def close_and_delete(window) -> None:
