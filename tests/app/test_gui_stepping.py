@@ -94,6 +94,41 @@ def test_editing_text_recomputes_from_edit_point(window, qtbot):
     assert_heatmaps_match(window, edited)
 
 
+def test_a_step_reads_only_the_new_step_and_an_edit_recolours_the_steps_it_changed(window, qtbot, monkeypatch):
+    """While the records drawn stay the records (``Session.records_revision``), a step reads one
+    step for the heatmaps, not the drawn window; an edit that changes steps already drawn makes
+    them read and coloured again: the heatmaps then equal the engine's trace of the edited text
+    and their cells are the colours of those values."""
+    from .test_plots import canvas_rgb
+    from lstmviz.plots import value_colours
+
+    s = window.session
+    s.seek(50)
+    QtWidgets.QApplication.processEvents()
+    read = []
+    records = s.records
+    monkeypatch.setattr(s, "records", lambda lo, hi: read.append(hi - lo) or records(lo, hi))
+    for _ in range(5):
+        read.clear()
+        assert s.step()
+        window.panel("gates").refresh()  # as the event loop would
+        assert read and max(read) == 1  # the new step only, shared with the other panels
+    views = window.panel("gates").views
+    written = {n: views[n].image.colours_written for n in NAMES}
+    edited = TEXT[:30] + ("x" if TEXT[30] != "x" else "y") + TEXT[31:]  # step 30 of the 55 drawn
+    s.set_text(edited)
+    window.panel("gates").refresh()
+    assert s.t == 55
+    assert_heatmaps_match(window, edited)
+    H = s.hidden_size
+    for n in NAMES:
+        view = views[n]
+        assert view.image.colours_written - written[n] >= 25 * H, n  # steps 30..54 changed
+        levels = view.image.getLevels()
+        expected = np.stack([value_colours(n, view.displayed_image()[u], levels) for u in range(H)])
+        assert np.array_equal(canvas_rgb(view, range(55)), expected), n
+
+
 def test_characters_outside_vocab_are_refused_and_reported(window, qtbot):
     s = window.session
     window.panel("text").editor.setPlainText("Q" + TEXT + "€")
