@@ -118,6 +118,8 @@ class ColumnImage(pg.GraphicsObject):
         self.painted_area = 0.0
         self._cursor = None  # item column of the cursor line (None: none)
         self._cursor_pen = QtGui.QPen()
+        self._line_pen = None  # (half width, rgba) of a cursor pen ``_blit_line`` can draw, else None
+        self._line_device = None  # (painter transform, pixel ratio, (m11, dx, m22, dy) or None) of the last blit
         self._line_image = None  # ((width, height, rgba), QImage) of the cursor's pixels
 
     # --- ImageItem's interface for ColorBarItem ----------------------------------------------
@@ -192,6 +194,9 @@ class ColumnImage(pg.GraphicsObject):
         the new column only, in the same repaint as the cells (no item of its own to move)."""
         if pen is not None:
             self._cursor_pen = pen
+            blits = (pen.isCosmetic() and pen.widthF() > 1.0 and pen.style() == QtCore.Qt.PenStyle.SolidLine
+                     and pen.capStyle() == QtCore.Qt.PenCapStyle.SquareCap)
+            self._line_pen = (pen.widthF() / 2, pen.color().rgba()) if blits else None
         if column != self._cursor:
             moved = [c for c in (self._cursor, column) if c is not None]
             self._cursor = column
@@ -284,25 +289,30 @@ class ColumnImage(pg.GraphicsObject):
         colour, about 2 us instead of 70 us (the raster engine blends a thin translucent
         stroke scanline by scanline). Returns False, drawing nothing, where that rule does not
         hold (no widget, e.g. an export; antialiasing, a rotation, a scaled screen, another paint
-        engine, a dashed, non-cosmetic or hairline pen): draw the line instead."""
-        pen = self._cursor_pen
-        if (widget is None or painter.paintEngine().type() != QtGui.QPaintEngine.Type.Raster
-                or painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-                or painter.transform().type().value > QtGui.QTransform.TransformationType.TxScale.value
-                or painter.device().devicePixelRatioF() != 1.0 or not pen.isCosmetic()
-                or pen.widthF() <= 1.0 or pen.style() != QtCore.Qt.PenStyle.SolidLine
-                or pen.capStyle() != QtCore.Qt.PenCapStyle.SquareCap):
+        engine, a dashed, non-cosmetic or hairline pen): draw the line instead. The pen is
+        checked when set (``set_cursor``), the transform once per transform and pixel ratio."""
+        if (widget is None or self._line_pen is None
+                or painter.paintEngine().type() != QtGui.QPaintEngine.Type.Raster
+                or painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)):
             return False
-        device = painter.transform().map(line)
-        half = pen.widthF() / 2
-        first_column, end_column = _pixels(device.x1(), device.x2(), half)
-        first_row, end_row = _pixels(device.y1(), device.y2(), half)
+        transform, ratio = painter.transform(), painter.device().devicePixelRatioF()
+        if self._line_device is None or self._line_device[:2] != (transform, ratio):
+            scales = (transform.type().value <= QtGui.QTransform.TransformationType.TxScale.value and ratio == 1.0)
+            self._line_device = (transform, ratio, (transform.m11(), transform.dx(), transform.m22(), transform.dy())
+                                 if scales else None)  # device x = m11 x + dx, y = m22 y + dy
+        scale = self._line_device[2]
+        if scale is None:
+            return False
+        sx, dx, sy, dy = scale
+        half, rgba = self._line_pen
+        first_column, end_column = _pixels(sx * line.x1() + dx, sx * line.x2() + dx, half)
+        first_row, end_row = _pixels(sy * line.y1() + dy, sy * line.y2() + dy, half)
         size = (end_column - first_column, end_row - first_row)
         if size[0] > 0 and size[1] > 0:
-            key = (*size, pen.color().rgba())
+            key = (*size, rgba)
             if self._line_image is None or self._line_image[0] != key:
                 image = QtGui.QImage(*size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
-                image.fill(pen.color())
+                image.fill(QtGui.QColor.fromRgba(rgba))
                 self._line_image = (key, image)
             painter.save()
             painter.resetTransform()
