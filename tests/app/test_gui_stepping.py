@@ -7,7 +7,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine.data import display_char
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
-from lstmviz.panels.step import TRUE_NEXT
+from lstmviz.panels.step import TOP_K, TRUE_NEXT
 from lstmviz.plots import GATE_STYLE
 
 from .conftest import TEXT
@@ -174,6 +174,30 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     np.testing.assert_allclose(panel.bars.widths(), probs[best], rtol=1e-6)  # a bar per row, top first
     red = [item.brush().color().getRgb()[:3] == TRUE_NEXT for item in panel.bars.items if item.isVisible()]
     assert red == [i == s.vocab.index(TEXT[10]) for i in best]  # the true next character's bar is red
+
+
+def test_prediction_labels_are_painted_level_with_their_bars_after_resizes(window, qtbot):
+    """The row labels map their rows to the view once per geometry: after the plots are resized
+    or the rows' range changes (the rows move), each label is still painted at the height of
+    its bar's centre."""
+    s = window.session
+    s.seek(10)
+    panel = window.panel("step")
+    labels = panel.row_labels
+    seen = set()
+    for height, rows in ((300, TOP_K), (420, TOP_K + 2), (360, TOP_K)):
+        panel.plots.setFixedHeight(height)
+        panel.predictions.setYRange(-0.5, rows - 0.5, padding=0)
+        painted = labels.painted
+        qtbot.waitUntil(lambda: labels.painted > painted)
+        for _ in range(5):
+            QtWidgets.QApplication.processEvents()
+        top, pitch = labels._rows_at  # where the last paint put row j: top + j * pitch
+        seen.add((round(top, 3), round(pitch, 3)))
+        for j, bar in enumerate(item for item in panel.bars.items if item.isVisible()):
+            centre = labels.mapFromScene(bar.mapToScene(bar.rect().center())).y()
+            assert top + j * pitch == pytest.approx(centre, abs=1e-6), (height, j)
+    assert len(seen) == 3  # the rows moved each time
 
 
 def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(window, qtbot):
