@@ -32,8 +32,8 @@ read only the steps it lacks.
 Memory: the inputs (token ids: one byte per step for up to 256 tokens); checkpoints
 ``(T / every + 1) * L * S * H`` numbers (S = 2 for an LSTM, else 1: for
 T = 1.1 M, H = 128, float32, ``every`` 256: 4.4 MB); the block cache ``cache_bytes``
-(``CACHE_BYTES``, 64 MiB); ``trace()`` (the first t steps, for short texts) at most
-``TRACE_BYTES`` (128 MiB). One step's records take ``step_bytes`` bytes
+(``CACHE_BYTES``, 64 MiB); a byte per block (for ``records_revision``); ``trace()`` (the first
+t steps, for short texts) at most ``TRACE_BYTES`` (128 MiB). One step's records take ``step_bytes`` bytes
 (``(L * (6H + 4H) + O) * itemsize`` for an LSTM).
 
 All values are in the model's dtype: gates i, f, o in (0, 1), g and h in (-1, 1), c unbounded,
@@ -79,7 +79,7 @@ class Stepper:
         self.computed = 0  # checkpoints at steps <= computed are known
         self.version = 0  # +1 whenever ``edit`` changes the inputs
         self.records_revision = next(_REVISIONS)  # renewed by ``_renew_records`` (module docstring)
-        self._stored: set = set()  # blocks whose records were computed or adopted for these inputs
+        self._stored = self._no_blocks(self.steps)  # (blocks,) whose records were computed or adopted for these inputs
         self.filling = False  # a first pass is filling the checkpoints in (``set_filling``)
         self._known = threading.Condition()  # held while computed / checkpoints / version change
         self._shape = model.trace(self._one_input())  # one step: the records' names, widths and dtype
@@ -124,10 +124,14 @@ class Stepper:
         renewed when records read before may differ from those read now: an edit, or a block
         stored again (computed after the cache dropped it, or adopted over its records: equal
         values, but a whole-sequence forward may round their last bits differently)."""
-        if b is None or b in self._stored:
+        if b is None or self._stored[b]:
             self.records_revision = next(_REVISIONS)
         if b is not None:
-            self._stored.add(b)
+            self._stored[b] = True
+
+    def _no_blocks(self, T: int) -> np.ndarray:
+        """``(blocks,)`` bool, all False: one flag per block of a ``T``-step sequence."""
+        return np.zeros(-(-T // self.every), bool)  # (blocks,)
 
     @property
     def done(self) -> bool:
@@ -360,7 +364,9 @@ class Stepper:
             self._known.notify_all()
         for b in [b for b in self._blocks if (b + 1) * self.every > keep]:
             del self._blocks[b]
-        self._stored = {b for b in self._stored if (b + 1) * self.every <= keep}
+        stored, kept = self._no_blocks(new_inputs.shape[0]), keep // self.every  # blocks [0, kept) stay
+        stored[:kept] = self._stored[:kept]  # (kept,)
+        self._stored = stored
         self._renew_records()
         self._prefix = None
         self.t = min(self.t, first)
