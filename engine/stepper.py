@@ -23,13 +23,17 @@ Exactness: a checkpoint, once known, is never written again (until an edit befor
 block is always computed by the same call on the same inputs from the same checkpoint, so
 back-then-forward replays the same bits; every value equals the whole-sequence ``model.trace``
 of the text to rounding (the forward is the same per-step recurrence; chunking only changes
-where it pauses; the products may differ in the last bits).
+where it pauses; the products may differ in the last bits). ``records_revision``, a number
+unique in the process, is renewed whenever the records of a step read before may differ from
+its records read now (an edit; a block stored again: computed after the cache dropped it, or
+adopted over its records): while it stays the same, a view may keep the records it drew and
+read only the steps it lacks.
 
 Memory: the inputs (token ids: one byte per step for up to 256 tokens); checkpoints
 ``(T / every + 1) * L * S * H`` numbers (S = 2 for an LSTM, else 1: for
 T = 1.1 M, H = 128, float32, ``every`` 256: 4.4 MB); the block cache ``cache_bytes``
-(``CACHE_BYTES``, 64 MiB); ``trace()`` (the first t steps, for short texts) at most
-``TRACE_BYTES`` (128 MiB). One step's records take ``step_bytes`` bytes
+(``CACHE_BYTES``, 64 MiB); a byte per block (for ``records_revision``); ``trace()`` (the first
+t steps, for short texts) at most ``TRACE_BYTES`` (128 MiB). One step's records take ``step_bytes`` bytes
 (``(L * (6H + 4H) + O) * itemsize`` for an LSTM).
 
 All values are in the model's dtype: gates i, f, o in (0, 1), g and h in (-1, 1), c unbounded,
@@ -38,6 +42,7 @@ outputs are probabilities (softmax head) or predictions.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -53,6 +58,8 @@ from .trace import Trace
 CHECKPOINT_EVERY = 256  # steps between two stored states (= steps per computed block)
 CACHE_BYTES = 64 * 2**20  # bound of the cached blocks' records
 TRACE_BYTES = 128 * 2**20  # bound of ``trace()`` / ``records()`` (the steps they may return at once)
+
+_REVISIONS = itertools.count(1)  # ``Stepper.records_revision``: unique in the process
 
 
 class Stepper:
@@ -71,6 +78,8 @@ class Stepper:
         self.t = 0  # steps taken, 0..T
         self.computed = 0  # checkpoints at steps <= computed are known
         self.version = 0  # +1 whenever ``edit`` changes the inputs
+        self.records_revision = next(_REVISIONS)  # renewed by ``_renew_records`` (module docstring)
+        self._stored = self._no_blocks(self.steps)  # (blocks,) whose records were computed or adopted for these inputs
         self.filling = False  # a first pass is filling the checkpoints in (``set_filling``)
         self._known = threading.Condition()  # held while computed / checkpoints / version change
         self._shape = model.trace(self._one_input())  # one step: the records' names, widths and dtype
@@ -110,6 +119,20 @@ class Stepper:
         """Sequence length T."""
         return int(self.inputs.shape[0])
 
+    def _renew_records(self, b: int | None = None) -> None:
+        """Block ``b``'s records are stored (None: the inputs changed). ``records_revision`` is
+        renewed when records read before may differ from those read now: an edit, or a block
+        stored again (computed after the cache dropped it, or adopted over its records: equal
+        values, but a whole-sequence forward may round their last bits differently)."""
+        if b is None or self._stored[b]:
+            self.records_revision = next(_REVISIONS)
+        if b is not None:
+            self._stored[b] = True
+
+    def _no_blocks(self, T: int) -> np.ndarray:
+        """``(blocks,)`` bool, all False: one flag per block of a ``T``-step sequence."""
+        return np.zeros(-(-T // self.every), bool)  # (blocks,)
+
     @property
     def done(self) -> bool:
         """True when every checkpoint is known (the first pass is over)."""
@@ -123,6 +146,7 @@ class Stepper:
     def _store(self, t0: int, trace: Trace) -> None:
         """Keep the records of the block starting at ``t0`` and the checkpoint after it."""
         b = t0 // self.every
+        self._renew_records(b)
         self._blocks[b] = trace
         self._blocks.move_to_end(b)
         while len(self._blocks) > self._cache_blocks:
@@ -230,6 +254,7 @@ class Stepper:
         for b in range(min(-(-n // self.every), self._cache_blocks)):
             t0, t1 = b * self.every, min(n, (b + 1) * self.every)
             if t1 - t0 == self.every or t1 == self.steps:  # a whole block, or the sequence's last one
+                self._renew_records(b)
                 self._blocks[b] = replace(
                     trace, layers=[{name: a[t0:t1] for name, a in layer.items()} for layer in trace.layers],  # (n_b, H)
                     inputs=trace.inputs[t0:t1], outputs=trace.outputs[t0:t1],  # (n_b,) / (n_b, D), (n_b, O)
@@ -339,6 +364,10 @@ class Stepper:
             self._known.notify_all()
         for b in [b for b in self._blocks if (b + 1) * self.every > keep]:
             del self._blocks[b]
+        stored, kept = self._no_blocks(new_inputs.shape[0]), keep // self.every  # blocks [0, kept) stay
+        stored[:kept] = self._stored[:kept]  # (kept,)
+        self._stored = stored
+        self._renew_records()
         self._prefix = None
         self.t = min(self.t, first)
         self._extend(self.t)

@@ -118,6 +118,8 @@ class ColumnImage(pg.GraphicsObject):
         self.painted_area = 0.0
         self._cursor = None  # item column of the cursor line (None: none)
         self._cursor_pen = QtGui.QPen()
+        self._line_pen = None  # (half width, rgba) of a cursor pen ``_blit_line`` can draw, else None
+        self._line_device = None  # (painter transform, pixel ratio, (m11, dx, m22, dy) or None) of the last blit
         self._line_image = None  # ((width, height, rgba), QImage) of the cursor's pixels
 
     # --- ImageItem's interface for ColorBarItem ----------------------------------------------
@@ -149,12 +151,15 @@ class ColumnImage(pg.GraphicsObject):
         return self._first
 
     # --- data ---------------------------------------------------------------------------------
-    def set_image(self, image: np.ndarray, t0: int = 0, levels: tuple | None = None, room: int = 0) -> None:
+    def set_image(self, image: np.ndarray, t0: int = 0, levels: tuple | None = None, room: int = 0,
+                  kept: bool = False) -> None:
         """Show ``image (H, T)`` (float32; other types are converted) with its column 0 at item
         column ``t0`` (at ``levels`` if given). Only columns whose values differ from what is
         drawn at the same position are coloured and repainted; a canvas that cannot hold the
-        image is rebuilt with ``room`` spare columns either side. The item keeps ``image``:
-        never mutate it afterwards."""
+        image is rebuilt with ``room`` spare columns either side. ``kept``: the caller vouches
+        that the columns drawn before and now hold the same values (only the new columns are
+        coloured; False compares them bitwise). The item keeps ``image``: never mutate it
+        afterwards."""
         image = np.asarray(image, dtype=np.float32)  # (H, T) in any memory order; compared bitwise below
         if levels is not None:
             levels = (float(levels[0]), float(levels[1]))
@@ -170,7 +175,9 @@ class ColumnImage(pg.GraphicsObject):
             return
         changed = np.ones(T, bool)  # (T,) columns to colour
         lo, hi = max(t0, old_t0), min(t0 + T, old_t0 + old.shape[1])  # steps drawn before and now
-        if hi > lo:  # bitwise: an unchanged NaN is unchanged
+        if hi > lo and kept:
+            changed[lo - t0 : hi - t0] = False
+        elif hi > lo:  # bitwise: an unchanged NaN is unchanged
             changed[lo - t0 : hi - t0] = np.any(image[:, lo - t0 : hi - t0].view(np.uint32)
                                                 != old[:, lo - old_t0 : hi - old_t0].view(np.uint32), axis=0)
         old_end = old_t0 + old.shape[1]
@@ -187,6 +194,9 @@ class ColumnImage(pg.GraphicsObject):
         the new column only, in the same repaint as the cells (no item of its own to move)."""
         if pen is not None:
             self._cursor_pen = pen
+            blits = (pen.isCosmetic() and pen.widthF() > 1.0 and pen.style() == QtCore.Qt.PenStyle.SolidLine
+                     and pen.capStyle() == QtCore.Qt.PenCapStyle.SquareCap)
+            self._line_pen = (pen.widthF() / 2, pen.color().rgba()) if blits else None
         if column != self._cursor:
             moved = [c for c in (self._cursor, column) if c is not None]
             self._cursor = column
@@ -279,25 +289,30 @@ class ColumnImage(pg.GraphicsObject):
         colour, about 2 us instead of 70 us (the raster engine blends a thin translucent
         stroke scanline by scanline). Returns False, drawing nothing, where that rule does not
         hold (no widget, e.g. an export; antialiasing, a rotation, a scaled screen, another paint
-        engine, a dashed, non-cosmetic or hairline pen): draw the line instead."""
-        pen = self._cursor_pen
-        if (widget is None or painter.paintEngine().type() != QtGui.QPaintEngine.Type.Raster
-                or painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
-                or painter.transform().type().value > QtGui.QTransform.TransformationType.TxScale.value
-                or painter.device().devicePixelRatioF() != 1.0 or not pen.isCosmetic()
-                or pen.widthF() <= 1.0 or pen.style() != QtCore.Qt.PenStyle.SolidLine
-                or pen.capStyle() != QtCore.Qt.PenCapStyle.SquareCap):
+        engine, a dashed, non-cosmetic or hairline pen): draw the line instead. The pen is
+        checked when set (``set_cursor``), the transform once per transform and pixel ratio."""
+        if (widget is None or self._line_pen is None
+                or painter.paintEngine().type() != QtGui.QPaintEngine.Type.Raster
+                or painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)):
             return False
-        device = painter.transform().map(line)
-        half = pen.widthF() / 2
-        first_column, end_column = _pixels(device.x1(), device.x2(), half)
-        first_row, end_row = _pixels(device.y1(), device.y2(), half)
+        transform, ratio = painter.transform(), painter.device().devicePixelRatioF()
+        if self._line_device is None or self._line_device[:2] != (transform, ratio):
+            scales = (transform.type().value <= QtGui.QTransform.TransformationType.TxScale.value and ratio == 1.0)
+            self._line_device = (transform, ratio, (transform.m11(), transform.dx(), transform.m22(), transform.dy())
+                                 if scales else None)  # device x = m11 x + dx, y = m22 y + dy
+        scale = self._line_device[2]
+        if scale is None:
+            return False
+        sx, dx, sy, dy = scale
+        half, rgba = self._line_pen
+        first_column, end_column = _pixels(sx * line.x1() + dx, sx * line.x2() + dx, half)
+        first_row, end_row = _pixels(sy * line.y1() + dy, sy * line.y2() + dy, half)
         size = (end_column - first_column, end_row - first_row)
         if size[0] > 0 and size[1] > 0:
-            key = (*size, pen.color().rgba())
+            key = (*size, rgba)
             if self._line_image is None or self._line_image[0] != key:
                 image = QtGui.QImage(*size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
-                image.fill(pen.color())
+                image.fill(QtGui.QColor.fromRgba(rgba))
                 self._line_image = (key, image)
             painter.save()
             painter.resetTransform()
@@ -366,6 +381,8 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self.name = name
         self._colorblind = bool(colorblind)
         self._t0 = 0
+        self._rows = np.zeros((0, 0), np.float32)  # (T + room, H): the steps drawn, rows _first.. of it
+        self._first = 0
         self._img = np.zeros((0, 0), np.float32)  # (H, T) what is drawn
         self.ci.setContentsMargins(2, 2, 2, 2)
         self.plot = self.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
@@ -413,21 +430,50 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         if levels is None:
             levels = gate_levels(self.name, data)
         T, H = data.shape
-        self._t0 = int(t0)
-        rows, canvas = self._img.shape[0], self.image.boundingRect()
-        self._img = np.array(data, dtype=np.float32).T  # (H, T) view of a private (T, H) copy: a step's
-        # columns are rows of the copy, so copying and comparing them runs along memory
+        rows = np.empty((T + max(room, 0), H), np.float32)  # (T + room, H): room for ``extend``
+        rows[:T] = data
+        self._draw(rows, 0, T, int(t0), levels, room, kept=False)
+
+    def extend(self, data: np.ndarray, t0: int, levels: tuple, room: int = 0) -> None:
+        """Draw the steps drawn from absolute step ``t0`` on, followed by ``data (n, H)``, the
+        ``n`` steps right after the last one drawn (at ``levels``; ``room`` as for ``set_data``).
+        The steps kept are not compared with anything, for a caller that knows their values are
+        unchanged (``Session.records_revision``): a step reads and colours only its new steps,
+        not the whole window. Raises ValueError unless the drawn steps reach from at most ``t0``
+        to at least ``t0`` and ``data`` has their units."""
+        data = np.asarray(data)
+        H, T = self._img.shape
+        end = self._t0 + T  # the step after the last one drawn
+        if data.ndim != 2 or data.shape[1] != H or not self._t0 <= t0 <= end:
+            raise ValueError(f"can only extend steps {self._t0}..{end} of {H} units, "
+                             f"got data of shape {data.shape} from step {t0}")
+        n, kept = data.shape[0], end - t0
+        first = self._first + t0 - self._t0  # row of step t0
+        if self._first + T + n > self._rows.shape[0]:  # no room after the drawn rows: a new buffer (the
+            rows = np.empty((kept + n + max(room, 0), H), np.float32)  # image keeps the old one, unchanged)
+            rows[:kept] = self._rows[first : first + kept]  # (kept, H)
+            self._rows, first = rows, 0
+        self._rows[first + kept : first + kept + n] = data  # past the rows drawn: they stay as drawn
+        self._draw(self._rows, first, kept + n, int(t0), levels, room, kept=True)
+
+    def _draw(self, rows: np.ndarray, first: int, T: int, t0: int, levels: tuple, room: int, kept: bool) -> None:
+        """Draw ``rows[first : first + T]`` (``(T, H)`` float32, private) from absolute step ``t0``."""
+        H = rows.shape[1]
+        old_units, canvas = self._img.shape[0], self.image.boundingRect()
+        self._rows, self._first, self._t0 = rows, first, t0
+        self._img = rows[first : first + T].T  # (H, T) view of a private (T, H) buffer: a step's columns are
+        # rows of it, so copying and comparing them runs along memory
         if T and H:
-            self.image.set_image(self._img, self._t0, levels, room)
+            self.image.set_image(self._img, t0, levels, room, kept)
         else:
             self.image.clear()
         levels = (float(levels[0]), float(levels[1]))
         if levels != self._bar_levels:
             self._bar_levels = levels
             self.colorbar.setLevels(levels)
-        if H != rows:
+        if H != old_units:
             self._place_cursor()
-        if H != rows or self.image.boundingRect() != canvas:
+        if H != old_units or self.image.boundingRect() != canvas:
             self._place_marker()
 
     def displayed_image(self) -> np.ndarray:

@@ -180,6 +180,14 @@ class Session(QtCore.QObject):
             cached = self._one_step = (weakref.ref(stepper), stepper.version, lo, stepper.records(lo, hi))
         return cached[3]
 
+    @property
+    def records_revision(self) -> int | None:
+        """``Stepper.records_revision`` of the stepper (None without a model): a number unique in
+        the process that stays the same while every step's records read before are still its
+        records (same model, inputs and values), so a view may keep what it drew from them
+        and read only the steps it lacks."""
+        return None if self.stepper is None else self.stepper.records_revision
+
     def levels(self, name: str, layer: int) -> tuple:
         """Colour levels of ``name`` in ``layer`` (the cell state's come from the text's first
         LEVEL_STEPS_MAX steps, computed by the pass worker after a load or an edit of them;

@@ -10,6 +10,7 @@ follows by pages: when the cursor leaves the shown ``WINDOW`` steps the axis jum
 
 from __future__ import annotations
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
@@ -44,6 +45,7 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
         self._x_start = None  # first step of the followed x range (None: not set yet)
         self._units = None  # H the y ranges are set for
         self._laid_out = None  # the quantities the grid shows, in order
+        self._drawn = None  # (Session.records_revision, layer) of the records the views show
 
         bar = QtWidgets.QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
@@ -150,13 +152,30 @@ class GatesPanel(RefreshWhenShown, QtWidgets.QWidget):
             return
         t = s.t
         lo = self.window_start(t)
-        window = s.records(lo, t)  # row k is step lo + k
         H = s.hidden_size
         self._shown_layer = s.layer
+        reads = {}  # (first step, end) -> records: one read shared by the views
+
+        def gate(name: str, a: int, b: int) -> np.ndarray:
+            if (a, b) not in reads:
+                reads[a, b] = s.records(a, b)
+            return reads[a, b].gate(name, s.layer)  # (b - a, H)
+
+        drawn = self._drawn
         for name in s.names:
             view = self.views[name]
-            view.set_data(window.gate(name, s.layer), s.levels(name, s.layer), t0=lo, room=WINDOW)
+            units, T = view.displayed_image().shape
+            end = view.t0 + T  # the step after the last one drawn
+            kept = drawn == (s.records_revision, s.layer) and units == H and view.t0 <= lo <= end <= t <= end + WINDOW
+            if kept:  # the steps drawn keep their records: read and colour the new ones only
+                new = gate(name, end, t)  # (t - end, H)
+                kept = drawn[0] == s.records_revision  # the read stored no block again
+            if kept:
+                view.extend(new, lo, s.levels(name, s.layer), room=WINDOW)
+            else:
+                view.set_data(gate(name, lo, t), s.levels(name, s.layer), t0=lo, room=WINDOW)
             view.set_cursor(t - 1 if t else None)
+        self._drawn = (s.records_revision, s.layer)
         self._follow_cursor(t)
         if self._units != H:
             self._units = H

@@ -382,6 +382,7 @@ class RowLabels(QtWidgets.QGraphicsItem):
         self._rows: list = []  # [(character, probability)] as shown, row j at y = j in the view
         self._texts: dict = {}  # string -> QStaticText
         self.painted = 0  # paints so far (tests)
+        self._rows_at = None  # (top, pitch): row j at y = top + j * pitch in item coordinates (None: to map)
         self._view.sigResized.connect(self._geometry_changed)
         self._view.sigYRangeChanged.connect(self._geometry_changed)
         self._axis.geometryChanged.connect(self._geometry_changed)
@@ -417,6 +418,7 @@ class RowLabels(QtWidgets.QGraphicsItem):
         return text
 
     def _geometry_changed(self, *_):
+        self._rows_at = None
         self.prepareGeometryChange()
         self.update()
 
@@ -429,8 +431,11 @@ class RowLabels(QtWidgets.QGraphicsItem):
             return
         painter.setFont(self._font())
         painter.setPen(self._axis.textPen())
-        to_item = lambda j: self.mapFromScene(self._view.mapViewToScene(QtCore.QPointF(0, j))).y()  # noqa: E731
-        top, pitch = to_item(0), to_item(1) - to_item(0)  # row j is at top + j * pitch
+        if self._rows_at is None:  # mapped again after the view's size, y range or the axis' geometry change
+            to_item = lambda j: self.mapFromScene(self._view.mapViewToScene(QtCore.QPointF(0, j))).y()  # noqa: E731
+            top = to_item(0)
+            self._rows_at = (top, to_item(1) - top)
+        top, pitch = self._rows_at  # row j is at top + j * pitch
         numbers = self._axis.width() - LABEL_GAP  # right edge of the probabilities
         chars = numbers - self._text("0.00").size().width() - QtGui.QFontMetricsF(self._font()).horizontalAdvance("  ")
         for j, (char, probability) in enumerate(self._rows):

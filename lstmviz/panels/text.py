@@ -32,6 +32,7 @@ as a character is for text.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -382,6 +383,9 @@ class TextPanel(QtWidgets.QWidget):
             del self._styled[number]
         for number, items in wanted.items():
             shown = self._styled.get(number)
+            ranges = [item.range for _, item in items]
+            if shown is not None and len(shown) == len(ranges) and all(map(operator.is_, shown, ranges)):
+                continue  # the layout draws these already: the block is not even looked up
             block = doc.findBlockByNumber(number)
             if not block.isValid():
                 continue
@@ -391,10 +395,8 @@ class TextPanel(QtWidgets.QWidget):
                 if len(pending) <= LONG_LINE_PENDING and len(items) - len(pending) == len(shown):
                     selections.extend(self._item_selection(step, item) for step, item in pending)
                     continue  # the layout still draws only steps still coloured
-            ranges = [item.range for _, item in items]
-            if shown is None or len(shown) != len(ranges) or any(a is not b for a, b in zip(shown, ranges)):
-                doc.documentLayout().restyle(block, ranges)
-                self._styled[number] = ranges
+            doc.documentLayout().restyle(block, ranges)
+            self._styled[number] = ranges
         return selections
 
     def coloured(self) -> dict:

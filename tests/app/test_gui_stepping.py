@@ -7,7 +7,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from engine.data import display_char
 from lstmviz.panels.gates import WINDOW
 from lstmviz.core.levels import CELL_LEVEL_PERCENTILE
-from lstmviz.panels.step import TRUE_NEXT
+from lstmviz.panels.step import TOP_K, TRUE_NEXT
 from lstmviz.plots import GATE_STYLE
 
 from .conftest import TEXT
@@ -94,6 +94,41 @@ def test_editing_text_recomputes_from_edit_point(window, qtbot):
     assert_heatmaps_match(window, edited)
 
 
+def test_a_step_reads_only_the_new_step_and_an_edit_recolours_the_steps_it_changed(window, qtbot, monkeypatch):
+    """While the records drawn stay the records (``Session.records_revision``), a step reads one
+    step for the heatmaps, not the drawn window; an edit that changes steps already drawn makes
+    them read and coloured again: the heatmaps then equal the engine's trace of the edited text
+    and their cells are the colours of those values."""
+    from .test_plots import canvas_rgb
+    from lstmviz.plots import value_colours
+
+    s = window.session
+    s.seek(50)
+    QtWidgets.QApplication.processEvents()
+    read = []
+    records = s.records
+    monkeypatch.setattr(s, "records", lambda lo, hi: read.append(hi - lo) or records(lo, hi))
+    for _ in range(5):
+        read.clear()
+        assert s.step()
+        window.panel("gates").refresh()  # as the event loop would
+        assert read and max(read) == 1  # the new step only, shared with the other panels
+    views = window.panel("gates").views
+    written = {n: views[n].image.colours_written for n in NAMES}
+    edited = TEXT[:30] + ("x" if TEXT[30] != "x" else "y") + TEXT[31:]  # step 30 of the 55 drawn
+    s.set_text(edited)
+    window.panel("gates").refresh()
+    assert s.t == 55
+    assert_heatmaps_match(window, edited)
+    H = s.hidden_size
+    for n in NAMES:
+        view = views[n]
+        assert view.image.colours_written - written[n] >= 25 * H, n  # steps 30..54 changed
+        levels = view.image.getLevels()
+        expected = np.stack([value_colours(n, view.displayed_image()[u], levels) for u in range(H)])
+        assert np.array_equal(canvas_rgb(view, range(55)), expected), n
+
+
 def test_characters_outside_vocab_are_refused_and_reported(window, qtbot):
     s = window.session
     window.panel("text").editor.setPlainText("Q" + TEXT + "€")
@@ -139,6 +174,30 @@ def test_current_step_panel_shows_vectors_and_top_predictions(window):
     np.testing.assert_allclose(panel.bars.widths(), probs[best], rtol=1e-6)  # a bar per row, top first
     red = [item.brush().color().getRgb()[:3] == TRUE_NEXT for item in panel.bars.items if item.isVisible()]
     assert red == [i == s.vocab.index(TEXT[10]) for i in best]  # the true next character's bar is red
+
+
+def test_prediction_labels_are_painted_level_with_their_bars_after_resizes(window, qtbot):
+    """The row labels map their rows to the view once per geometry: after the plots are resized
+    or the rows' range changes (the rows move), each label is still painted at the height of
+    its bar's centre."""
+    s = window.session
+    s.seek(10)
+    panel = window.panel("step")
+    labels = panel.row_labels
+    seen = set()
+    for height, rows in ((300, TOP_K), (420, TOP_K + 2), (360, TOP_K)):
+        panel.plots.setFixedHeight(height)
+        panel.predictions.setYRange(-0.5, rows - 0.5, padding=0)
+        painted = labels.painted
+        qtbot.waitUntil(lambda: labels.painted > painted)
+        for _ in range(5):
+            QtWidgets.QApplication.processEvents()
+        top, pitch = labels._rows_at  # where the last paint put row j: top + j * pitch
+        seen.add((round(top, 3), round(pitch, 3)))
+        for j, bar in enumerate(item for item in panel.bars.items if item.isVisible()):
+            centre = labels.mapFromScene(bar.mapToScene(bar.rect().center())).y()
+            assert top + j * pitch == pytest.approx(centre, abs=1e-6), (height, j)
+    assert len(seen) == 3  # the rows moved each time
 
 
 def test_current_step_panel_behind_a_tab_waits_then_shows_the_current_step(window, qtbot):

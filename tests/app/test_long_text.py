@@ -210,6 +210,29 @@ def test_a_step_in_a_line_of_ordinary_length_restyles_that_line(window, qtbot, m
     assert text[s.t - 3:s.t - 1].count("\n") == 0 and restyled == [text[:s.t - 2].count("\n")] * 2
 
 
+def test_a_step_looks_up_only_the_lines_it_restyles(window, qtbot, monkeypatch):
+    """The lines on screen whose colours a step leaves as they are cost no lookup of their
+    block: a step looks up the line it restyles, whatever the number of coloured lines, and
+    the colours drawn stay the engine's values."""
+    s = window.session
+    text = TEXT * 60
+    coloured_by_unit_3_at(s, qtbot, text, len(text) - 30)
+    panel = window.panel("text")
+    lines = {panel.editor.document().findBlock(a).blockNumber() for a, _ in drawn(panel)}
+    assert len(lines) >= 4  # several coloured lines on screen
+    doc, looked_up = panel.editor.document(), []
+    find = doc.findBlockByNumber
+    monkeypatch.setattr(doc, "findBlockByNumber", lambda number: looked_up.append(number) or find(number))
+    restyled = count_restyles(monkeypatch)
+    for _ in range(4):
+        assert s.step()
+    assert restyled and sorted(set(looked_up)) == sorted(set(restyled))
+    h = s.model.trace(s.vocab.encode(text)).gate("h", 0)[:, 3]  # (T,)
+    expected = value_colours("h", h, s.levels("h", 0))  # (T, 3)
+    colours = drawn_colours(window)
+    assert colours == {a: tuple(int(v) for v in expected[a]) for a in colours} and max(colours) == s.t - 1
+
+
 # --- the command line in bounded memory -------------------------------------------------------
 def test_trace_writer_holds_one_chunk_at_a_time(tmp_path, model, vocab):
     """``save_trace_chunks`` drops each chunk before asking for the next (checked with weak

@@ -98,6 +98,34 @@ def test_changed_values_inside_the_window_are_recoloured(heatmap):
                                                                      for u in range(8)]))
 
 
+def test_extend_draws_what_set_data_draws_and_colours_only_the_new_steps(qtbot, heatmap):
+    """A window moved along by ``extend`` (the kept steps not compared) shows the same values
+    and pixels as ``set_data`` of the same window, across many moves (its buffer refilled),
+    colouring the new steps' cells only; a gap before the new steps is refused."""
+    rng = np.random.default_rng(2)
+    T, H, W = 400, 6, 30
+    values = rng.uniform(-1, 1, (T, H))  # (T, H) float64, drawn as float32
+    whole = HeatmapView("h")
+    qtbot.addWidget(whole)
+    heatmap.set_data(values[0:W], (-1, 1), t0=0, room=W)
+    moves = 0
+    for t in range(W + 3, T, 3):  # three steps per move
+        written, first = heatmap.image.colours_written, heatmap.image.first
+        heatmap.extend(values[t - 3 : t], t - W, (-1, 1), room=W)
+        if heatmap.image.first == first:  # the same canvas (a new one, every W steps, is coloured whole)
+            moves += 1
+            assert heatmap.image.colours_written - written == 3 * H
+        whole.set_data(values[t - W : t], (-1, 1), t0=t - W, room=W)
+        assert heatmap.t0 == whole.t0 == t - W
+        assert np.array_equal(heatmap.displayed_image(), values[t - W : t].T.astype(np.float32))
+        assert np.array_equal(canvas_rgb(heatmap, range(W)), canvas_rgb(whole, range(W)))
+    assert moves >= 100
+    with pytest.raises(ValueError, match="extend"):
+        heatmap.extend(values[:1], heatmap.t0 + W + 1, (-1, 1))  # would leave a step undrawn
+    with pytest.raises(ValueError, match="extend"):
+        heatmap.extend(values[:1, :2], heatmap.t0, (-1, 1))  # another number of units
+
+
 def test_steps_leaving_the_window_turn_blank_and_new_levels_recolour_everything(heatmap):
     values = np.linspace(-1, 1, 60 * 4, dtype=np.float32).reshape(60, 4)  # (T, H)
     heatmap.set_data(values[10:40], (-1, 1), t0=10, room=20)

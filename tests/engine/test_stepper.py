@@ -91,6 +91,37 @@ def test_back_then_forward_is_bit_identical_even_after_eviction():
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
+def test_records_revision_is_renewed_exactly_when_records_read_before_may_differ():
+    """Stepping, reading new blocks and reading cached ones keep the revision (the records read
+    stay the records); an edit, a block computed again after the cache dropped it, and a block
+    adopted over one read before renew it, to a number no other cursor has."""
+    model = make_model()
+    x = ids(64)
+    s = Stepper(model, x, every=8, cache_bytes=2 * 8 * Stepper(model, x[:1]).step_bytes)  # two blocks
+    other = Stepper(model, x, every=8)
+    assert s.records_revision != other.records_revision
+    first = s.records_revision
+    s.seek(20)
+    s.records(0, 20)  # blocks 0..2: the first read of each, block 0 dropped by the last
+    for _ in range(10):
+        assert s.step()
+    s.records(8, 24)  # blocks 1 and 2, still cached
+    assert s.records_revision == first
+    s.records(0, 8)  # block 0 again, computed after the cache dropped it
+    assert s.records_revision != first
+    second = s.records_revision
+    s.edit(np.r_[x[:40], (x[40] + 1) % 7, x[41:]])
+    assert s.records_revision not in (first, second)
+    third = s.records_revision
+    s.edit(s.inputs.copy())  # the same inputs: nothing changes
+    assert s.records_revision == third
+    fresh = Stepper(model, x, every=8)
+    fresh.records(0, 8)
+    before = fresh.records_revision
+    fresh.adopt(model.trace(x[:16]))  # block 0 read before, then adopted over; block 1 is new
+    assert fresh.records_revision != before
+
+
 def test_back_at_start_and_step_at_end_are_refused():
     s = Stepper(make_model(), ids(3))
     assert not s.back()
