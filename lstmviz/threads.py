@@ -31,14 +31,12 @@ thread is ever terminated.
 While any worker runs, Python's cyclic garbage collection happens on the GUI thread only:
 automatic collection is off and a GUI-thread timer collects each generation past its threshold
 every ``GC_INTERVAL_S`` (``_GuiThreadCollector``, pyqtgraph's ``GarbageCollector`` recipe; this
-module stays free of pyqtgraph); automatic collection is back (if it was on) once the last
-worker has finished. An automatic collection runs in whichever thread crosses the allocation
-threshold; one in a worker that reaches a closed window's Qt objects deletes them there, and a
-worker's ``QObject`` destructor waiting for the GIL while the GUI thread holds it and waits for
-the same Qt lock deadlocks the process (seen with ``py-spy dump --native``: the worker in
-``gc_collect_main`` -> ``QObject::~QObject`` -> ``Sbk_GetPyOverride``, the GUI thread in
-shiboken's ``runDeletionInMainThread`` -> ``QObject::~QObject`` ->
-``QBasicMutex::lockInternal``).
+module stays free of pyqtgraph). Automatic collection is back (if it was on) once the event
+loop, or ``stop_all``, has delivered the end of the last worker; a script that never runs the
+event loop keeps it off until ``stop_all`` at exit. An automatic collection runs in whichever
+thread crosses the allocation threshold: one in a worker that reaches a closed window's Qt
+objects deletes them there, its ``QObject`` destructor waits for the GIL inside a Qt lock, and
+the GUI thread, holding the GIL, waits for that lock to delete another object: a deadlock.
 
 Own module rather than superqt's thread workers: superqt's ``WorkerBase`` runs ``QRunnable``s
 on the global ``QThreadPool`` and keeps its signals on a separate object, its
@@ -196,9 +194,9 @@ class _Forget(QObject):
 
 
 class _GuiThreadCollector(QObject):
-    """Lives on the GUI thread (a child of the application): every ``GC_INTERVAL_S`` while
-    running, collects generation 0 when its count passes its threshold, then generation 1 and 2
-    likewise (``gc.get_threshold``), as Python's automatic collection would."""
+    """Lives on the GUI thread (a child of the application): every ``GC_INTERVAL_S`` while its
+    timer runs, collects generation 0 when its count passes its threshold, then generation 1 and
+    2 likewise (``gc.get_count`` against ``gc.get_threshold``: pyqtgraph's recipe)."""
 
     def __init__(self, parent: QObject):
         super().__init__(parent)
@@ -216,18 +214,21 @@ class _GuiThreadCollector(QObject):
 
 
 def _collect_on_gui_thread_only() -> None:
-    """Automatic garbage collection off, the GUI thread's timer collecting instead (first live worker)."""
+    """Automatic garbage collection off and the GUI thread's timer collecting instead (a worker
+    is about to start); remembers whether collection was on when the first live worker started."""
     global _gui_collector, _collection_was_automatic
     if _gui_collector is None or not shiboken6.isValid(_gui_collector):  # none yet, or its application ended
         _gui_collector = _GuiThreadCollector(QCoreApplication.instance())
-    _collection_was_automatic = gc.isenabled()
+    if not _live:
+        _collection_was_automatic = gc.isenabled()
     gc.disable()
-    _gui_collector.timer.start()
+    if not _gui_collector.timer.isActive():
+        _gui_collector.timer.start()
 
 
 def _resume_automatic_collection() -> None:
     """Automatic garbage collection as it was before the first live worker (no worker left)."""
-    if shiboken6.isValid(_gui_collector):
+    if _gui_collector is not None and shiboken6.isValid(_gui_collector):
         _gui_collector.timer.stop()
     if _collection_was_automatic:
         gc.enable()
@@ -252,8 +253,7 @@ def start(worker: Worker, name: str) -> QThread:
     worker.finished.connect(worker.deleteLater)
     thread.finished.connect(forget.forget)  # queued to the GUI thread, before the thread's deleteLater
     thread.finished.connect(thread.deleteLater)
-    if not _live:
-        _collect_on_gui_thread_only()
+    _collect_on_gui_thread_only()
     _live[key] = (thread, worker, worker.stop_requested, forget)
     thread.start()
     return thread

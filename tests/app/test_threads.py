@@ -1,6 +1,7 @@
 """lstmviz.threads: the worker wiring, failure reporting, the registry and stop_all; and the
 QThread-leak guard of tests/conftest.py catching a deliberately leaked thread."""
 
+import gc
 import threading
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
@@ -69,13 +70,19 @@ def test_failures_arrive_on_the_gui_thread_and_the_thread_ends(qtbot):
     qtbot.waitUntil(lambda: threads.live_threads() == [], timeout=10_000)
 
 
-def test_stop_all_stops_and_waits_for_every_worker(qtbot):
-    receiver = Receiver()
-    workers = [Blocking(), Blocking()]
+def start_blocking(qtbot, receiver, n: int = 2) -> tuple[list, list]:
+    """``n`` ``Blocking`` workers, started and working: (workers, their threads)."""
+    workers = [Blocking() for _ in range(n)]
     for worker in workers:
         worker.started_work.connect(receiver.on_started)
     started = [start(worker, receiver, f"blocking-{k}") for k, worker in enumerate(workers)]
-    qtbot.waitUntil(lambda: receiver.started == 2, timeout=10_000)
+    qtbot.waitUntil(lambda: receiver.started == n, timeout=10_000)
+    return workers, started
+
+
+def test_stop_all_stops_and_waits_for_every_worker(qtbot):
+    receiver = Receiver()
+    _, started = start_blocking(qtbot, receiver)
     assert set(threads.live_threads()) == set(started) and all(t.isRunning() for t in started)
     threads.stop_all()
     assert all(threads.is_finished(t) for t in started)
@@ -181,8 +188,6 @@ def test_cyclic_garbage_is_collected_on_the_gui_thread_while_workers_allocate(qt
     """Garbage in a reference cycle (as a closed window's Qt wrappers are) is finalised on the
     GUI thread, never by a collection a worker's allocations trigger: collecting a window's Qt
     objects in a worker deadlocks the process (see ``lstmviz.threads``)."""
-    import gc
-
     receiver = Receiver()
     Finalised.threads_seen = []
     gc.collect()
@@ -197,15 +202,9 @@ def test_cyclic_garbage_is_collected_on_the_gui_thread_while_workers_allocate(qt
 
 
 def test_automatic_collection_is_off_while_workers_run_and_back_once_the_last_has_finished(qtbot):
-    import gc
-
     assert gc.isenabled()
     receiver = Receiver()
-    workers = [Blocking(), Blocking()]
-    for worker in workers:
-        worker.started_work.connect(receiver.on_started)
-    started = [start(worker, receiver, f"blocking-{k}") for k, worker in enumerate(workers)]
-    qtbot.waitUntil(lambda: receiver.started == 2, timeout=10_000)
+    workers, started = start_blocking(qtbot, receiver)
     assert not gc.isenabled()
     workers[0].stop_requested.set()
     qtbot.waitUntil(lambda: threads.live_threads() == [started[1]], timeout=10_000)
