@@ -10,14 +10,12 @@ character's colour is a format range of its line's layout (``_StyledLayout.resty
 ``QSyntaxHighlighter`` colours, laid out with the line and drawn in one pass), except the current
 step's and a line end's, which are extra selections like the current step's highlight (bold,
 underlined). Qt draws a line's extra selections one after another, each clipped to its own
-region, so the line that a step repaints costs one pass per selection in it (measured offscreen,
-a line of about 60 coloured characters: 1.2 ms as selections, the panel's whole paint per step
-0.26 ms as format ranges). A restyle lays the whole line out again (1 ms at 1k characters, 45 ms
-at 300k), so a line longer than ``LONG_LINE`` is restyled at most once per ``LONG_LINE_PENDING``
-steps, the steps coloured meanwhile drawn as extra selections (``bench/long_text.py``, a step at
-the end of one line of 300k characters, three runs alternating with a restyle per step at load
-2.2-2.4: 18.3, 19.2, 29.7 ms against 55.1, 54.5, 54.6 ms; on lines of 500 characters the two
-cost the same, 9 against 10 ms at 2k, 11 against 21 ms at 60k). ``coloured()`` lists what is drawn.
+region, so the line that a step repaints costs one pass per selection in it (offscreen, a line
+of about 60 coloured characters: 1.2 ms as selections, 0.26 ms for the panel's whole paint as
+format ranges). A restyle lays the whole line out again (1 ms at 1k characters, 45 ms at 300k),
+so a line longer than ``LONG_LINE`` is restyled at most once per ``LONG_LINE_PENDING`` steps, the
+steps coloured meanwhile drawn as extra selections: a step at the end of a 300k-character line
+costs about 20 ms instead of 55 (``bench/long_text.py``). ``coloured()`` lists what is drawn.
 
 Edits are applied after a short pause (``EDIT_DEBOUNCE_MS``) and re-run the model from the first
 changed character. Characters outside the model's vocabulary are removed again and named in the
@@ -45,8 +43,7 @@ MARGIN = 60  # steps coloured beyond the ones on screen, on each side: every ste
 # list of selections (visible + 2 MARGIN), so a small margin is cheaper; a scroll colours the steps it
 # brings in anyway
 LONG_LINE = 2_000  # characters: a longer line is laid out again only every LONG_LINE_PENDING steps
-LONG_LINE_PENDING = 32  # (a restyle lays out the whole line: 1 ms at 1k characters, 45 ms at 300k),
-# the steps coloured meanwhile are extra selections
+LONG_LINE_PENDING = 32  # steps coloured as extra selections before a long line is restyled
 DOCUMENT_CHUNK = 65_536  # characters put into the editor per GUI event while a long text loads
 
 
