@@ -20,7 +20,11 @@ threads with one BLAS thread each (data parallelism), else unsplit with the BLAS
 trainer made and ran with (``Trainer.plan``), the load column the cores busy elsewhere it
 measured (``engine.runtime.load_elsewhere``; measured for the row when the size alone decided). The floor is the step's multiply-adds
 (``step_macs``) at the sgemm rate measured at the cores the step keeps busy: the time the matrix
-products alone would take.
+products alone would take. The last columns say what two cores could do at best with the
+engine's work: its CPU time per step on one core (``single_core_ms``: one BLAS thread, a split
+batch's parts in turn), the floor of its products at one thread, and half of that CPU time,
+the bound no sharing of the step between two cores can beat, against the faster torch (above
+0.9, the ratio target cannot be met without cutting the work itself).
 
 Also printed: single-timestep latency at batch 1 (``SequenceModel.step`` with its full gate
 record vs ``torch.nn.LSTMCell`` under ``no_grad``) and the peak memory of one training step.
@@ -120,6 +124,20 @@ def sgemm_rate(n: int = 1024, reps: int = 5, clock=time.perf_counter) -> float:
     return n**3 / best
 
 
+def single_core_ms(trainer: Trainer, reps: int) -> tuple[float, float]:
+    """The engine's training step on one core: median CPU milliseconds of the calling thread
+    (``time.thread_time``) over ``reps`` steps at one BLAS thread, a split batch's parts in
+    turn (the same work the trainer's plan does, without its threads), and the floor of its
+    products at the one-thread sgemm rate, milliseconds."""
+    with blas_threads(1):
+        trainer.plan = TrainingPlan(trainer.shards, 1, None, 1)
+        times = alternate({"engine": trainer.train_step}, reps, clock=time.thread_time, quiet=False)["engine"]
+        rate = sgemm_rate(clock=time.thread_time)  # multiply-adds per CPU second at one thread
+    trainer.plan = None
+    H, B, T = trainer.model.config.hidden_size, trainer.config.batch_size, trainer.config.seq_len
+    return float(np.median(times)) * 1e3, step_macs(H, B, T) / rate * 1e3
+
+
 def with_torch_threads(step, n: int):
     """``step`` run with torch at ``n`` threads (set before every call: the runs alternate)."""
     import torch
@@ -151,11 +169,17 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
           f"{what}, alternating ({', '.join(order)} in each round), "
           + ("each run once the machine is quiet (bench.common.settle)" if quiet else "back to back")
           + "; floor = the step's multiply-adds / the sgemm rate (1024^3) at the "
-          "cores the engine keeps busy, measured before each row:")
+          "cores the engine keeps busy, measured before each row"
+          + ("" if cpu_time else
+             "; 1 core = the engine's CPU ms per step at one thread (single_core_ms), its products' floor at "
+             "one thread, and half of it: the least two cores could take if every part of the step were "
+             "shared perfectly between them (bound), against the best torch")
+          + ":")
     print(f"{'H':>5} {'B':>4} {'T':>4} | {'load':>4} {'engine runs as':>16} {'GMAC/s':>6} {'floor ms':>8} | "
           f"{'engine ms/step':>22} {'x floor':>7} | "
           + " | ".join(f"{name + ' ms/step':>22}" for name in torch_names)
           + f" | {'engine/best torch':>17}"
+          + ("" if cpu_time else f" | {'1 core ms':>9} {'floor':>5} {'bound':>5} {'bound/torch':>11}")
           + (f" | quiet after, median ms; runs that started busy (waited {SETTLE_MAX_S:g} s)" if quiet else ""))
     for name in configs:
         H, B, T = CONFIGS[name]
@@ -179,6 +203,11 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         floor = step_macs(H, B, T) / rate * 1e3
         best = min((medians[n] for n in torch_names), default=None)
         ratio = f"{medians['engine'] / best:17.2f}" if best else f"{'-':>17}"
+        bound = ""
+        if not cpu_time:
+            one_core, one_core_floor = single_core_ms(trainer, reps)
+            bound_ratio = f"{one_core / 2 / best:11.2f}" if best else f"{'-':>11}"
+            bound = f" | {one_core:9.1f} {one_core_floor:5.1f} {one_core / 2:5.1f} {bound_ratio}"
         settled = ""
         if quiet:
             busy_starts = sum(int((w >= SETTLE_MAX_S).sum()) for w in waits.values())
@@ -186,7 +215,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
                        + f"; {busy_starts}/{sum(w.size for w in waits.values())}")
         print(f"{H:5d} {B:4d} {T:4d} | {load:4.1f} {plan.label:>16} {rate / 1e9:6.1f} {floor:8.1f} | "
               f"{cells['engine']} {medians['engine'] / floor:7.1f} | "
-              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}" + settled, flush=True)
+              + " | ".join(cells[n] for n in torch_names) + f" | {ratio}" + bound + settled, flush=True)
 
 
 def latency(calls: int, with_torch: bool) -> None:

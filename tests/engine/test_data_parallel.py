@@ -294,3 +294,24 @@ def test_the_benchmark_prints_the_plan_its_trainer_ran_with(monkeypatch, capsys)
     row = capsys.readouterr().out.splitlines()[-1]
     assert calls == [1.5] and set(ran) == {"2 parts in turn"}
     assert row.split("|")[1].split()[:4] == ["1.5", "2", "parts", "in"]
+
+
+def test_the_benchmarks_single_core_figure_runs_the_split_batch_in_turn_at_one_blas_thread(monkeypatch):
+    """bench/engine_vs_torch.py's "1 core" column (the two-core bound is half of it) times the
+    trainer's own work on one core: its parts in turn, no worker, one BLAS thread; afterwards
+    the trainer is as it was (no plan)."""
+    bench = pytest.importorskip("bench.engine_vs_torch")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    trainer = bench.engine_trainer(256, 64, 3)
+    seen = []
+    real_step = Trainer.train_step
+
+    def step(self):
+        blas = [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+        seen.append((self.plan.shards, self.plan.executor, set(blas)))
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", step)
+    one_core, floor = bench.single_core_ms(trainer, reps=2)
+    assert seen and set(map(str, seen)) == {str((2, None, {1}))}
+    assert trainer.plan is None and one_core > 0 and floor > 0
