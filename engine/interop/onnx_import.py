@@ -8,7 +8,9 @@ last one's ``Y`` (or ``Y_h``) forward to the output. Shape plumbing off that pat
 ``Gather`` of a shape, ``Concat``, ``Expand``, ... that exporters emit for initial states)
 carries no weights and is passed over. On the path, only ``Gather`` (embedding or one-hot
 table), ``Cast``, ``Div`` by a constant (scaled index), ``Unsqueeze``/``Squeeze`` with
-constant axes, ``Transpose``, ``Identity``, ``Dropout``, the recurrent nodes and the head
+constant axes, ``Transpose``, ``Identity``, ``Dropout``, a ``Reshape`` after a recurrent node
+that only drops size-one axes (``_reshaped``: ``torch.onnx.export``'s default exporter writes
+one for the direction axis), the recurrent nodes and the head
 (``MatMul``/``Gemm``, ``Add`` of a constant, ``Softmax`` over the outputs, ``Tanh``) are
 understood; any other node there is refused, naming it.
 
@@ -20,7 +22,7 @@ operator specification of ``LSTM``/``GRU``, opset 14), which fixes which graph-i
 batch and which the time; ``Transpose`` nodes on the way permute the labels. So a graph exported
 from ``nn.LSTM(batch_first=False)`` (input ``[T, B]``) and one from ``batch_first=True``
 (input ``[B, T]``, a ``Transpose`` before the node) are both fed and compared correctly. An
-arrangement that cannot be established (a ``Reshape`` on the path, ``Squeeze`` without axes,
+arrangement that cannot be established (any other ``Reshape``, ``Squeeze`` without axes,
 the time or batch axis landing on the features, a ``layout`` other than 0/1) is refused in one
 line naming the node and attribute.
 
@@ -157,7 +159,9 @@ class Graph:
                 if name != node.output[0]:
                     raise self.fail(before, f"reads {name!r}, the final state of {_label(node)}, not its sequence Y")
                 return nodes[::-1], node
-            if node.op_type not in PASS_THROUGH + ("Gather", "Div", "Unsqueeze", "Squeeze", "Transpose"):
+            known = node.op_type in PASS_THROUGH + ("Gather", "Div", "Unsqueeze", "Squeeze", "Transpose") or \
+                (node.op_type == "Reshape" and self.after_recurrent(node))
+            if not known:
                 where = "between or after the recurrent layers" if self.after_recurrent(node) else \
                     "before the recurrent layers"
                 raise InteropError(f"{self.source}: {_label(node)} {where} is not supported; only LSTM/GRU, a Gather "
@@ -165,6 +169,14 @@ class Graph:
             nodes.append(node)
             name = self.data_input(node)
         return nodes[::-1], name
+
+    def computes_shape(self, node) -> bool:
+        """True when ``node`` computes on tensor shapes only: each of its inputs is a constant,
+        a ``Shape`` node's output, or the output of a node that computes shapes."""
+        if node.op_type == "Shape":
+            return True
+        producers = [self.producer.get(i) for i in node.input if i and i not in self.consts]
+        return all(p is not None and self.computes_shape(p) for p in producers)
 
     def after_recurrent(self, node) -> bool:
         """True when a recurrent node is among ``node``'s ancestors."""
@@ -200,8 +212,8 @@ class Graph:
                 raise InteropError(f"{self.source}: {name!r} is read by {len(readers)} nodes "
                                    f"({', '.join(_label(n) for n in readers)}); only a chain can be stepped")
             node = readers[0]
-            known = node.op_type in PASS_THROUGH + ("Squeeze", "Unsqueeze", "Transpose", "MatMul", "Gemm", "Add",
-                                                    "Softmax", "Tanh")
+            known = node.op_type in PASS_THROUGH + ("Squeeze", "Unsqueeze", "Reshape", "Transpose", "MatMul", "Gemm",
+                                                    "Add", "Softmax", "Tanh")
             if not known or node.op_type in RECURRENT_OPS:
                 if stop_at_unknown:
                     return nodes, start
@@ -249,7 +261,8 @@ def recognise(proto, source: str, prefixes=()) -> tuple:
         raise InteropError(f"{source}: no ONNX LSTM or GRU node found")
     if len(found_stacks) == 1:
         for node in graph.node:
-            if node.op_type not in PLUMBING | {"MatMul", "Gemm", "Add", "Softmax", "Tanh", "Div", *RECURRENT_OPS}:
+            if node.op_type not in PLUMBING | {"MatMul", "Gemm", "Add", "Softmax", "Tanh", "Div", *RECURRENT_OPS} \
+                    and not g.computes_shape(node):
                 where = "between or after the recurrent layers" if g.after_recurrent(node) else \
                     "before the recurrent layers"
                 raise InteropError(f"{source}: {_label(node)} {where} is not supported; only LSTM/GRU, a Gather "
@@ -327,6 +340,74 @@ def _const_axes(node, g: Graph) -> list | None:
     return None if axes is None else [int(a) for a in axes]
 
 
+SHAPE_SAME_VALUES = ("Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten")  # on a 1-D shape vector
+
+
+def _shape_entries(g: Graph, name: str, seen: dict, size) -> list | None:
+    """The value of the 1-D shape tensor ``name``, entry by entry: an int, or the label of the
+    axis whose length it is when the graph leaves that length open (``seen``: tensor -> axis
+    labels along the data path; ``size``: an axis's stated length or None); None when it is
+    neither a constant nor computed by ``Shape``, ``Slice``, ``Gather``, ``Concat``, ``Mul`` (a
+    product with a length of 1) and the ops of ``SHAPE_SAME_VALUES``."""
+    if name in g.consts:
+        return [int(v) for v in np.asarray(g.consts[name]).reshape(-1)]
+    node = g.producer.get(name)
+    if node is None:
+        return None
+    op, args = node.op_type, [i for i in node.input if i]
+    if op == "Shape":
+        if args[0] not in seen:
+            return None
+        entries = [size(label) or label for label in seen[args[0]]]
+        attrs = _attrs(node)
+        return entries[attrs.get("start", 0) : attrs.get("end", len(entries))]
+    values = [_shape_entries(g, a, seen, size) for a in args]
+    if not values or any(v is None for v in values):
+        return None
+    if op in SHAPE_SAME_VALUES:
+        return values[0]
+    if op == "Concat":
+        return [v for value in values for v in value]
+    if op == "Gather" and all(isinstance(v, int) for v in values[1]) and not _attrs(node).get("axis", 0):
+        return [values[0][k] for k in values[1]]
+    if op == "Slice" and all(isinstance(v, int) for value in values[1:] for v in value) and \
+            all(a == 0 for a in (values[3] if len(values) > 3 else [0])):
+        step = values[4][0] if len(values) > 4 else 1
+        return values[0][slice(values[1][0], values[2][0], step)]
+    if op == "Mul" and len(values) == 2 and len(values[0]) == len(values[1]):
+        return [a * b if isinstance(a, int) and isinstance(b, int) else b if a == 1 else a if b == 1 else None
+                for a, b in zip(*values)]
+    return None
+
+
+def _reshaped(node, g: Graph, labels: list, resolve, size, seen: dict) -> list:
+    """The axis labels after a ``Reshape`` (ONNX operator specification, opset 14) that drops
+    size-one axes (the recurrent node's direction axis, an axis of size 1 added on the path)
+    and keeps every other axis as it is: what ``torch.onnx.export``'s default exporter emits
+    in place of a ``Squeeze``. Its ``shape`` (``_shape_entries``: a constant, or computed from
+    the data's dimensions) must give, axis for axis, the kept axis's stated length (``size``)
+    or the axis itself, 0 copying the same axis (``allowzero=0``) or one -1; any other
+    reshape raises ``InteropError`` naming the node."""
+    target = _shape_entries(g, node.input[1] if len(node.input) > 1 else "", seen, size)
+    if target is None:
+        raise g.fail(node, "a shape lstmviz cannot work out (neither a constant nor computed from the data's "
+                           "dimensions by Shape, Slice, Gather, Concat and Mul): cannot establish the batch and "
+                           "time axes")
+    kept = [label for label in labels if resolve([label])[0] not in SIZE_ONE]
+    copies = not _attrs(node).get("allowzero", 0)
+    lengths = [size(label) for label in kept]
+    fits = len(target) == len(kept) and all(
+        (isinstance(d, int) and (d == -1 or (d == 0 and copies and k < len(labels) and labels[k] == label)
+                                 or (d > 0 and d == n)))
+        or (not isinstance(d, int) and d is not None and resolve([d]) == resolve([label]))
+        for k, (d, label, n) in enumerate(zip(target, kept, lengths)))
+    if not fits:
+        names = [r if isinstance(r, str) else "?" for r in resolve(labels)]
+        raise g.fail(node, f"shape={target} does more than drop the size-one axes of [{', '.join(names)}]: cannot "
+                           "establish the batch and time axes")
+    return kept
+
+
 def _axes(g: Graph, graph_input: str, before: list, stack: list, after: list, start: str) -> DataPath:
     """Follow the axis labels along the path (module docstring) and return the ``DataPath``;
     ``InteropError`` naming the node and attribute where the arrangement cannot be established."""
@@ -337,11 +418,29 @@ def _axes(g: Graph, graph_input: str, before: list, stack: list, after: list, st
                            "batch and time axes")
     roles = {}  # unknown input axis -> role
     labels = [("input", k) for k in range(len(dims))]
+    hidden_size = None  # of the recurrent node whose Y the labels follow
+    seen = {graph_input: labels}  # tensor on the data path -> its axis labels (what a Shape node reads)
 
     def resolve(axes):
         return [roles.get(a, a) for a in axes]
 
+    def size(label) -> int | None:
+        """The length of an axis when the graph states it: the batch and time axes from the graph
+        input's dimensions, the hidden units from the recurrent node, 1 for a size-one axis."""
+        role = resolve([label])[0]
+        if role in SIZE_ONE:
+            return 1
+        if role == HIDDEN:
+            return hidden_size
+        axis = next((k for (_, k), r in roles.items() if r == role), None)
+        return None if axis is None else dims[axis]
+
     def step(node, labels):
+        out = step_labels(node, labels)
+        seen[node.output[0]] = out
+        return out
+
+    def step_labels(node, labels):
         op = node.op_type
         if op in PASS_THROUGH or op in ("Div", "Tanh") or (op == "Add"):
             return labels
@@ -368,6 +467,8 @@ def _axes(g: Graph, graph_input: str, before: list, stack: list, after: list, st
                 raise g.fail(node, f"axes={sorted(axes)} removes a batch, time or feature axis: cannot establish "
                                    "the arrangement")
             return [a for k, a in enumerate(labels) if k not in axes]
+        if op == "Reshape":
+            return _reshaped(node, g, labels, resolve, size, seen)
         if op in ("MatMul", "Gemm"):
             if resolve(labels)[-1] != HIDDEN:
                 raise g.fail(node, "the output layer does not read the hidden units on the last axis")
@@ -409,12 +510,15 @@ def _axes(g: Graph, graph_input: str, before: list, stack: list, after: list, st
                                    f"it is the {role_now} axis")
         if isinstance(labels[2], tuple):
             roles[labels[2]] = FEATURES
+        hidden_size = _attrs(node)["hidden_size"]
         y_labels = [TIME, DIRECTIONS, BATCH, HIDDEN] if layout == 0 else [BATCH, TIME, DIRECTIONS, HIDDEN]
+        seen[node.output[0]] = y_labels
     last_layout = _attrs(stack[-1]).get("layout", 0)
     if start == stack[-1].output[0]:
         labels = y_labels
     else:
         labels = [DIRECTIONS, BATCH, HIDDEN] if last_layout == 0 else [BATCH, DIRECTIONS, HIDDEN]
+        seen[start] = labels
     for node in after:
         labels = step(node, labels)
     input_axes = resolve([("input", k) for k in range(len(dims))])
@@ -542,13 +646,15 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
                       "compared")
     d_out = float(np.abs(expected - out).max())
     d_state = max((float(np.abs(ours.state[k][j] - results[name].reshape(B, -1)).max())
-                   for (k, j), name in finals.items()), default=0.0)
+                   for (k, j), name in finals.items()), default=None)
+    states = ("the recurrent nodes do not output their final states (Y_h, Y_c): not compared" if d_state is None
+              else f"max |d final state| = {d_state:.2e}")
     last = "" if TIME in kept else " (the graph reads the last step only)"
     axes = " x ".join({BATCH: "batch", TIME: "time", FEATURES: "features"}[a] for a in path.input_axes)
     rewritten = (f"; {len(batchwise)} layout=1 node(s) run as their specified equivalent, Transpose + layout=0 + "
                  "Transpose, which onnxruntime needs") if batchwise else ""
     return Parity(f"{where} (float32, {B}x{T} random inputs fed as [{axes}]{rewritten}): max |d outputs| = "
-                  f"{d_out:.2e}{last}, max |d final state| = {d_state:.2e}", max(d_out, d_state))
+                  f"{d_out:.2e}{last}, {states}", max(d_out, d_state or 0.0))
 
 
 def _zero_states(proto, sequence_input: str, B: int) -> dict:

@@ -21,24 +21,32 @@ def run_onnx(path, inputs) -> list:
     return session.run(None, {session.get_inputs()[0].name: inputs})
 
 
-def torch_export(tmp_path, cell, layers, V=7, E=3, H=5, T=6):
+def char_net(cell, layers, seed, batch_first=True, V=7, E=3, H=5):
+    """``nn.Embedding(V, E) -> nn.LSTM/nn.GRU(E, H, layers, batch_first) -> nn.Linear(H, V)``,
+    initialised from torch seed ``seed``, in eval mode."""
     torch = pytest.importorskip("torch")
-    torch.manual_seed(layers)
+    torch.manual_seed(seed)
 
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.embed = torch.nn.Embedding(V, E)
-            self.rnn = getattr(torch.nn, cell)(E, H, layers, batch_first=True)
+            self.rnn = getattr(torch.nn, cell)(E, H, layers, batch_first=batch_first)
             self.head = torch.nn.Linear(H, V)
 
         def forward(self, ids):
             return self.head(self.rnn(self.embed(ids))[0])
 
+    return Net().eval()
+
+
+def torch_export(tmp_path, cell, layers, T=6):
+    torch = pytest.importorskip("torch")
     path = tmp_path / "m.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(Net().eval(), (torch.zeros(1, T, dtype=torch.long),), str(path), dynamo=False)
+        torch.onnx.export(char_net(cell, layers, layers), (torch.zeros(1, T, dtype=torch.long),), str(path),
+                          dynamo=False)
     return path
 
 
@@ -145,23 +153,11 @@ def test_broken_files_are_refused(tmp_path):
 
 
 # --- input arrangement: time-major graphs, Transposes, the layout attribute ---------------------------
-def torch_export_arranged(tmp_path, cell, batch_first, V=7, E=3, H=5, T=6, B=2):
-    """``nn.Embedding -> 2-layer nn.LSTM/nn.GRU(batch_first) -> nn.Linear`` exported with ids of
-    shape ``(B, T)`` (batch_first) or ``(T, B)``; returns the path and the torch module."""
+def torch_export_arranged(tmp_path, cell, batch_first, T=6, B=2):
+    """``char_net`` with 2 layers exported with ids of shape ``(B, T)`` (batch_first) or
+    ``(T, B)``; returns the path and the torch module."""
     torch = pytest.importorskip("torch")
-    torch.manual_seed(3)
-
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.embed = torch.nn.Embedding(V, E)
-            self.rnn = getattr(torch.nn, cell)(E, H, 2, batch_first=batch_first)
-            self.head = torch.nn.Linear(H, V)
-
-        def forward(self, ids):
-            return self.head(self.rnn(self.embed(ids))[0])
-
-    net = Net().eval()
+    net = char_net(cell, 2, 3, batch_first)
     path = tmp_path / f"{cell}_{batch_first}.onnx"
     shape = (B, T) if batch_first else (T, B)
     with warnings.catch_warnings():
@@ -271,6 +267,67 @@ def test_arrangements_that_cannot_be_established_are_refused(tmp_path, edit, mes
         del first(proto, "Squeeze").input[1:]
     with pytest.raises(InteropError, match=message):
         import_model(save(tmp_path, proto, "edited.onnx"))
+
+
+def with_reshape(tmp_path, shape, name):
+    """``hand_built(layout=0)`` with its ``Squeeze`` of the direction axis replaced by a
+    ``Reshape`` to the constant ``shape`` (as torch.onnx.export's default exporter writes it)."""
+    path, model = hand_built(tmp_path, 0)
+    proto = onnx.load(str(path))
+    squeeze = first(proto, "Squeeze")
+    proto.graph.initializer.append(onnx.numpy_helper.from_array(np.array(shape, np.int64), "target"))
+    reshape = helper.make_node("Reshape", [squeeze.input[0], "target"], list(squeeze.output), name="drop_dirs")
+    nodes = [reshape if n is squeeze else n for n in proto.graph.node]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    onnx.checker.check_model(proto)
+    return save(tmp_path, proto, name), model
+
+
+def test_a_reshape_that_drops_the_direction_axis_imports_with_parity(tmp_path):
+    path, model = with_reshape(tmp_path, [0, -1, 4], "reshape.onnx")  # Y (T, 1, B, 4) -> (T, B, 4)
+    result = import_model(path)
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(result.model.params[name], value)
+    assert max(parity_numbers(result.report)) <= 1e-5
+    x = np.random.default_rng(7).standard_normal((3, 5, 3)).astype(np.float32)  # (B, T, D)
+    out = run_onnx(path, x.transpose(1, 0, 2))[0]  # (T, B, O)
+    np.testing.assert_allclose(out.transpose(1, 0, 2), model.forward(x).outputs, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,axes", [([-1, 4], "time, dirs, batch, hidden"),  # time and batch merged
+                                        ([0, 4, -1], "time, dirs, batch, hidden")])  # hidden units moved
+def test_a_reshape_that_does_more_than_drop_size_one_axes_is_refused(tmp_path, shape, axes):
+    path, _ = with_reshape(tmp_path, shape, "merged.onnx")
+    with pytest.raises(InteropError, match=re.escape(f"node 'drop_dirs' (Reshape): shape={shape} does more than "
+                                                     f"drop the size-one axes of [{axes}]")):
+        import_model(path)
+
+
+@pytest.mark.parametrize("cell,layers,B,dynamic", [("LSTM", 2, 2, True), ("GRU", 1, 1, False),
+                                                   ("LSTM", 1, 2, False)])
+def test_torch_default_exporter_graphs_import_with_parity(tmp_path, cell, layers, B, dynamic):
+    """``torch.onnx.export``'s default exporter (``dynamo=True``, through onnxscript) writes the
+    direction axis away with a ``Reshape``, computed from the data's shape when the batch and
+    time are left open (``dynamic_shapes``)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnxscript")
+    V, T = 7, 6
+    net, path = char_net(cell, layers, layers), tmp_path / "dynamo.onnx"
+    open_axes = {"dynamic_shapes": ({0: torch.export.Dim("batch"), 1: torch.export.Dim("time")},)} if dynamic else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(B, T, dtype=torch.long),), str(path), verbose=False, **open_axes)
+    assert "Reshape" in {n.op_type for n in onnx.load(str(path)).graph.node}
+    result = import_model(path, vocab_chars="abcdefg")
+    assert max(parity_numbers(result.report)) <= 1e-5
+    parity = next(line for line in result.report if line.startswith("parity with onnxruntime"))
+    assert "do not output their final states (Y_h, Y_c): not compared" in parity  # the graph outputs Y only
+    ids = np.random.default_rng(8).integers(0, V, (3, 4) if dynamic else (B, T))  # (B, T)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(ids)).numpy()  # (B, T, V)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)  # (B, T, V)
+    np.testing.assert_allclose(result.model.forward(ids).outputs, probs, atol=1e-6)
 
 
 @pytest.mark.parametrize("layout", (0, 1))
