@@ -45,7 +45,7 @@ def source_kind(path) -> str:
              ".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".onnx": "onnx"}
     if ext not in kinds:
         raise InteropError(f"{os.fspath(path)}: unknown model file type {ext or '(no extension)'!r}; expected "
-                           ".pt/.pth/.bin (torch.save state_dict), .safetensors, .keras, .h5 or .onnx")
+                           ".pt/.pth/.bin/.ckpt (torch.save state_dict or training checkpoint), .safetensors, .keras, .h5 or .onnx")
     return kinds[ext]
 
 

@@ -5,7 +5,9 @@ Reading: a ``.safetensors`` file is read by the ``safetensors`` package into Num
 needed, no code runs). A ``torch.save`` file is a pickle: it is read only with
 ``torch.load(path, weights_only=True)`` (torch's restricted unpickler, which builds tensors and
 plain containers and refuses anything else), and refused when torch is not installed; it is
-never handed to Python's ``pickle``.
+never handed to Python's ``pickle``. It holds a state_dict, or a training checkpoint with the
+state_dict under a key (``{"model": ..., "optimizer": ..., "epoch": ...}``). TorchScript
+archives (``torch.jit.save``: code) are refused.
 
 Recognition, by PyTorch's standard parameter names under any module prefix ``P``:
 ``P.weight_ih_l{k}``, ``P.weight_hh_l{k}``, ``P.bias_ih_l{k}``, ``P.bias_hh_l{k}`` (``nn.LSTM``
@@ -33,8 +35,14 @@ RNN_KEY = re.compile(r"^(?P<prefix>(?:.*\.)?)(?P<kind>weight_ih|weight_hh|bias_i
 
 
 def load(source: str, prefixes=()) -> Loaded:
-    """Read and recognise ``source``; the parity check runs torch's own modules when installed."""
-    return load_tensors(read_tensors(source), source, prefixes)
+    """Read and recognise ``source``; the parity check runs torch's own modules when installed.
+    A checkpoint holding its state_dict under a key (``_checkpoint_entry``) reads that entry; a
+    prefix naming the entry chooses it among several."""
+    tensors, entry, prefixes = read_state_dict(source, prefixes)
+    loaded = load_tensors(tensors, source, prefixes)
+    if entry is not None:
+        loaded.found.names = {"checkpoint entry": entry, **loaded.found.names}
+    return loaded
 
 
 def load_tensors(tensors: dict, source: str, prefixes=()) -> Loaded:
@@ -60,19 +68,20 @@ def torch_available() -> bool:
     return True
 
 
-def read_tensors(path) -> dict:
-    """``{name: ndarray}`` from a ``.safetensors`` file or a ``torch.save``d ``state_dict``
-    (module docstring); ``InteropError`` for anything else, never unpickling without torch."""
+def read_state_dict(path, prefixes=()) -> tuple[dict, str | None, list]:
+    """``({name: ndarray}, checkpoint entry or None, the prefixes left)`` from a ``.safetensors``
+    file or a ``torch.save`` file holding a state_dict or a checkpoint dict with one
+    (``_checkpoint_entry``); ``InteropError`` for anything else, never unpickling without torch."""
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise InteropError(f"{name}: no such file")
     if name.endswith(".safetensors"):
-        return _read_safetensors(name)
+        return _read_safetensors(name), None, list(prefixes)
     if not torch_available():
         raise InteropError(f"{name}: reading a torch.save file needs PyTorch (it is a pickle, never unpickled "
                            "without torch's weights_only loader); install torch, or save the state_dict with "
                            "safetensors.torch.save_file and import the .safetensors file")
-    return _read_torch_file(name)
+    return _checkpoint_entry(_read_torch_file(name), name, list(prefixes))
 
 
 def _read_safetensors(name: str) -> dict:
@@ -88,28 +97,63 @@ def _read_safetensors(name: str) -> dict:
 
 
 def _read_torch_file(name: str) -> dict:
+    """The dict a ``torch.save`` file holds, read by ``torch.load(weights_only=True)``."""
     import pickle
 
     import torch
 
     if not zipfile.is_zipfile(name):
         raise InteropError(f"{name}: not a torch.save file (a zip archive holding a pickle)")
+    with zipfile.ZipFile(name) as archive:
+        if any(entry.endswith("constants.pkl") or "/code/" in entry for entry in archive.namelist()):
+            raise InteropError(f"{name}: a TorchScript archive (torch.jit.save), which holds code; lstmviz reads "
+                               "weights only: save model.state_dict() with torch.save, or export the model with "
+                               "torch.onnx.export and import the .onnx file")
     try:
         data = torch.load(name, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        raise InteropError(f"{name}: refused: the pickle holds more than plain tensors ({_first_line(e)}); "
-                           "save model.state_dict(), not the module") from None
+        held = re.search(r"GLOBAL ([\w.]+)", str(e))
+        raise InteropError(f"{name}: refused: the pickle holds more than tensors and plain containers"
+                           + (f" (a {held[1]})" if held else "") + ", and lstmviz never runs a pickle's code; "
+                           "save model.state_dict() with torch.save, not the module") from None
     except Exception as e:  # truncated or corrupt archives raise RuntimeError, EOFError, ...
         raise InteropError(f"{name}: not a readable torch.save file ({_first_line(e)})") from None
     if not isinstance(data, dict) or not data:
         raise InteropError(f"{name}: expected a state_dict (a dict of tensors), got {type(data).__name__}")
-    tensors = {}
-    for key, value in data.items():
-        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
-            raise InteropError(f"{name}: expected a state_dict (names -> tensors), found {key!r}: "
-                               f"{type(value).__name__}")
-        tensors[key] = value.detach().cpu().numpy()
-    return tensors
+    return data
+
+
+def _is_state_dict(value) -> bool:
+    """True for a non-empty dict of names -> tensors."""
+    import torch
+
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _checkpoint_entry(data: dict, name: str, prefixes: list) -> tuple[dict, str | None, list]:
+    """The state_dict in what ``torch.load`` returned: ``data`` itself, or the one entry of a
+    checkpoint dict (``{"model": state_dict, "optimizer": ..., "epoch": ...}``, a Lightning
+    ``{"state_dict": ...}``) that holds nn.LSTM/nn.GRU weights; a prefix equal to an entry's
+    key chooses among several (``AmbiguousModules`` lists them otherwise). Returns ``({name:
+    ndarray}, the entry and what else the checkpoint holds or None, the prefixes left)``."""
+    if _is_state_dict(data):
+        return {k: v.detach().cpu().numpy() for k, v in data.items()}, None, prefixes
+    entries = [k for k, v in data.items() if isinstance(k, str) and _is_state_dict(v)
+               and any(RNN_KEY.match(key) for key in v)]
+    chosen = [k for k in entries if k in prefixes] or entries
+    if not entries:
+        held = ", ".join(f"{k!r}: {type(v).__name__}" for k, v in list(data.items())[:6])
+        raise InteropError(f"{name}: expected a state_dict (names -> tensors) or a checkpoint with one holding "
+                           f"nn.LSTM/nn.GRU weights; it holds {held}{', ...' if len(data) > 6 else ''}")
+    if len(chosen) > 1:
+        raise AmbiguousModules(f"{name}: several state_dicts with recurrent weights in this checkpoint: "
+                               f"{_listing(chosen)}; choose with --layer-prefix KEY", "checkpoint entry", chosen)
+    key = chosen[0]
+    others = [repr(k) for k in data if k != key]
+    entry = repr(key) + (f" (also in the checkpoint, not read: {', '.join(others)})" if others else "")
+    tensors = {k: v.detach().cpu().numpy() for k, v in data[key].items()}
+    return tensors, entry, [p for p in prefixes if p != key]
 
 
 def _first_line(error: BaseException) -> str:

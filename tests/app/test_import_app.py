@@ -154,6 +154,20 @@ def test_ambiguous_modules_are_chosen_by_the_user(qtbot, window, vocab, tmp_path
     assert errors == []
 
 
+def test_the_state_dict_of_a_checkpoint_is_chosen_by_the_user(qtbot, window, vocab, tmp_path, asked, errors):
+    V = len(vocab)
+    model, ema = (torch.nn.LSTM(V, 4).state_dict() for _ in range(2))
+    torch.save({"model": model, "ema": ema, "epoch": 12}, tmp_path / "ckpt.pt")
+    asked[0]["modules"] = ["ema"]
+    assert run_import(qtbot, window, tmp_path / "ckpt.pt", asked) == "opened"
+    assert asked[1]["modules"] == [("checkpoint entry", ["model", "ema"], False)]
+    assert any("checkpoint entry: 'ema' (also in the checkpoint, not read: 'model', 'epoch')" in line
+               for line in asked[1]["report"][0])
+    W_hh = ema["weight_hh_l0"].numpy()  # (4H, H) PyTorch gates i, f, g, o
+    np.testing.assert_array_equal(window.session.model.params["l0.Wh"], W_hh.T)  # (H, 4H) same gate order
+    assert errors == []
+
+
 def test_cancelling_the_module_choice_changes_nothing(qtbot, window, vocab, tmp_path, asked, errors):
     before = window.session.model
     state = {f"{p}.{k}": v for p in ("first", "second") for k, v in torch.nn.LSTM(len(vocab), 4).state_dict().items()}

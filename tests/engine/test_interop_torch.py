@@ -1,9 +1,11 @@
 """PyTorch import and export: state_dicts from ``torch.save`` and ``.safetensors`` (LSTM and GRU,
-1-3 layers, with and without nn.Embedding / nn.Linear, several module prefixes), round trips,
-every refusal, and a malicious pickle that must never run."""
+1-3 layers, with and without nn.Embedding / nn.Linear, several module prefixes), training
+checkpoints holding a state_dict, round trips, every refusal, and a malicious pickle that must
+never run."""
 
 import pickle
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -13,6 +15,7 @@ from engine import ModelConfig, SequenceModel
 from engine.interop import AmbiguousModules, InteropError, import_model
 from engine.interop import torch_import
 from engine.interop.export import export_weights, state_dict_arrays
+from engine.interop.layout import from_torch
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -206,8 +209,55 @@ def test_vocabulary_size_mismatch_is_refused_and_nothing_is_built(tmp_path):
 
 def test_a_pickled_module_is_refused(tmp_path):
     torch.save(torch.nn.LSTM(3, 4), tmp_path / "whole.pt")  # the module, not its state_dict
-    with pytest.raises(InteropError, match="more than plain tensors"):
+    with pytest.raises(InteropError, match=re.escape("more than tensors and plain containers (a "
+                                                     "torch.nn.modules.rnn.LSTM), and lstmviz never runs")):
         import_model(tmp_path / "whole.pt")
+
+
+def test_a_torchscript_archive_is_refused_without_torchs_warning(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's and torch.jit.save's own warnings
+        torch.jit.save(torch.jit.trace(build("LSTM", 1), torch.zeros(1, 3, dtype=torch.long)),
+                       str(tmp_path / "scripted.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch.load would warn that it dispatches to torch.jit.load
+        with pytest.raises(InteropError, match=r"scripted.pt: a TorchScript archive \(torch.jit.save\)"):
+            import_model(tmp_path / "scripted.pt")
+
+
+def test_a_training_checkpoint_imports_the_state_dict_it_holds(tmp_path):
+    net = build("GRU", 2, seed=4)
+    optimizer = torch.optim.Adam(net.parameters())
+    net(torch.zeros(1, 2, dtype=torch.long))[0].sum().backward()
+    optimizer.step()  # the optimizer's state holds tensors too
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 7}, tmp_path / "ckpt.pt")
+    result = import_model(tmp_path / "ckpt.pt", vocab_chars=CHARS)
+    assert "checkpoint entry: 'model' (also in the checkpoint, not read: 'optimizer', 'epoch')" in result.report
+    ids = np.random.default_rng(2).integers(0, 9, (2, 5))  # (B, T) source ids
+    with torch.no_grad():
+        expected = net(torch.from_numpy(ids))[0].numpy()  # (B, T, V)
+    sorted_ids = np.vectorize(lambda i: result.vocab.chars.index(CHARS[i]))(ids)  # (B, T)
+    columns = [CHARS.index(c) for c in result.vocab.chars]  # sorted id -> source id
+    np.testing.assert_allclose(result.model.forward(sorted_ids).outputs, expected[..., columns], atol=1e-6)
+
+
+def test_a_checkpoint_with_two_state_dicts_lists_them_and_a_prefix_chooses(tmp_path):
+    model, ema = build("LSTM", 1, seed=5), build("LSTM", 1, seed=6)
+    torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "step": 100}, tmp_path / "two.pt")
+    with pytest.raises(AmbiguousModules, match="several state_dicts with recurrent weights") as info:
+        import_model(tmp_path / "two.pt", vocab_chars=CHARS)
+    assert info.value.candidates == ["model", "ema"]
+    result = import_model(tmp_path / "two.pt", vocab_chars=CHARS, prefixes=["ema"])
+    source = {k: v.numpy() for k, v in ema.state_dict().items()}
+    np.testing.assert_array_equal(result.model.params["l0.Wh"],
+                                  from_torch("lstm", *(source[f"lstm.{s}_l0"] for s in (
+                                      "weight_ih", "weight_hh", "bias_ih", "bias_hh")))["Wh"])
+
+
+def test_a_checkpoint_without_recurrent_weights_says_what_it_holds(tmp_path):
+    torch.save({"epoch": 3, "lr": 0.1, "head": torch.nn.Linear(2, 2).state_dict()}, tmp_path / "none.pt")
+    with pytest.raises(InteropError, match="it holds 'epoch': int, 'lr': float, 'head': OrderedDict"):
+        import_model(tmp_path / "none.pt")
 
 
 def test_truncated_and_foreign_files_are_refused(tmp_path):
