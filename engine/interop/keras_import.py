@@ -6,7 +6,8 @@ Layers: ``InputLayer``; ``Embedding`` (first; ``mask_zero`` refused: masked step
 not stepped); ``LSTM`` / ``CuDNNLSTM`` (``kernel (D, 4H)``, ``recurrent_kernel (H, 4H)``, bias
 ``(4H,)`` or CuDNN ``(8H,)``, gates i, f, c, o); ``GRU`` with ``reset_after=True`` / ``CuDNNGRU``
 (gates z, r, h, bias ``(2, 3H)``); ``Dropout`` and ``SpatialDropout1D`` (identity at inference);
-``Dense`` last, with activation softmax, linear or tanh. Refused with the layer and attribute
+``Dense`` (or ``TimeDistributed(Dense)``: the same per step) last, with activation softmax,
+linear or tanh, optionally followed by an ``Activation`` layer of these. Refused with the layer and attribute
 named: ``Bidirectional``, ``go_backwards``, activations other than tanh / sigmoid (Keras 2's
 ``hard_sigmoid``), ``reset_after=False``, ``return_sequences=False`` before another recurrent
 layer, and any other layer. A first recurrent layer reading one number per step with a
@@ -28,6 +29,7 @@ from .layout import AmbiguousModules, InteropError, Loaded, Parity, Recognised, 
 IGNORED = ("InputLayer", "Dropout", "SpatialDropout1D")
 RECURRENT = {"LSTM": "lstm", "CuDNNLSTM": "lstm", "GRU": "gru", "CuDNNGRU": "gru"}
 HEAD_ACTIVATIONS = {"softmax": "softmax", "linear": "linear", None: "linear", "tanh": "tanh"}
+HEAD_LAYERS = ("Dense", "TimeDistributed")  # the output layer, a TimeDistributed one wrapping a Dense
 
 
 def _h5py(source: str):
@@ -74,11 +76,13 @@ def _layers(config: dict, source: str) -> list:
 
 
 def _keras3_weights(f) -> dict:
-    """Keras 3 ``model.weights.h5``: ``layers/<path>/vars/<i>`` (or ``cell/vars``); keyed by the
-    layer name stored in ``vars``' ``name`` attribute."""
+    """Keras 3 ``model.weights.h5``: ``layers/<path>/vars/<i>`` (or ``cell/vars``, or
+    ``layer/vars`` of a ``TimeDistributed``); keyed by the layer name stored in ``vars``' ``name``
+    attribute."""
     out = {}
     for path, group in f["layers"].items():
-        vars_group = group["cell"]["vars"] if "cell" in group else group["vars"]
+        inner = next((group[k] for k in ("cell", "layer") if k in group), group)  # an RNN's cell, a wrapped layer
+        vars_group = inner["vars"]
         name = group["vars"].attrs.get("name", path)
         out[name.decode() if isinstance(name, bytes) else str(name)] = [
             np.asarray(vars_group[str(i)]) for i in range(len(vars_group))]
@@ -220,10 +224,10 @@ def chain(layers: list, source: str, prefixes=()) -> list:
             else:
                 break
         kind = by_name[readers[0]].get("class_name")
-        if not strict and (head_seen or kind not in IGNORED + ("Dense",)):
+        if not strict and (kind not in IGNORED + HEAD_LAYERS + ("Activation",) or (head_seen and kind != "Activation")):
             break
         names.append(readers[0])
-        head_seen = head_seen or kind == "Dense"
+        head_seen = head_seen or kind in HEAD_LAYERS
         current = readers[0]
     return [by_name[name] for name in names]
 
@@ -248,8 +252,22 @@ def recognise(layers: list, weights: dict, source: str) -> tuple:
         label = f"layer {name!r} ({kind})"
         if kind in IGNORED:
             continue
+        if kind == "Activation" and head is not None:
+            act = cfg.get("activation")
+            if act not in HEAD_ACTIVATIONS or (activation != "linear" and HEAD_ACTIVATIONS[act] != "linear"):
+                raise InteropError(f"{source}: {label}: activation={act!r} after the output layer's "
+                                   f"{activation!r} is not supported (one of softmax, linear or tanh)")
+            activation = HEAD_ACTIVATIONS[act] if HEAD_ACTIVATIONS[act] != "linear" else activation
+            found.names["head activation"] = name
+            continue
         if head is not None:
             raise InteropError(f"{source}: {label} after the Dense output layer is not supported")
+        if kind == "TimeDistributed":  # the same Dense applied at every step; its weights under the wrapper's name
+            wrapped = cfg.get("layer", {})
+            if wrapped.get("class_name") != "Dense":
+                raise InteropError(f"{source}: {label} wraps a {wrapped.get('class_name')!r}; only a wrapped Dense "
+                                   "can be stepped")
+            kind, cfg = "Dense", {**wrapped.get("config", {}), "name": name}
         arrays = weights.get(name)
         if arrays is None:
             raise InteropError(f"{source}: {label} has no weights in the file")
@@ -288,10 +306,14 @@ def recognise(layers: list, weights: dict, source: str) -> tuple:
             raise InteropError(f"{source}: {label}: bidirectional layers are not supported")
         else:
             raise InteropError(f"{source}: {label} is not supported; only Embedding, LSTM, GRU, Dropout and a "
-                               "final Dense layer can be stepped exactly")
+                               "final Dense layer (or TimeDistributed Dense, and an Activation) can be stepped "
+                               "exactly")
     if found is None:
         raise InteropError(f"{source}: no LSTM or GRU layer found")
-    found.embed, found.head, found.head_activation = embed, head, activation
+    tokens_in = found.layers[0]["Wx"].shape[0] if embed is None else embed.shape[0]  # vocabulary size if tokens
+    logits = activation == "linear" and head is not None and head[0].shape[1] == tokens_in
+    # a linear output layer over the input's tokens gives logits: built with a softmax head (layout.build_model)
+    found.embed, found.head, found.head_activation = embed, head, None if logits else activation
     found.scaled_index = embed is None and found.layers[0]["Wx"].shape[0] == 1
     if embed is not None:
         found.names["embedding"] = next(l["config"]["name"] for l in layers if l.get("class_name") == "Embedding")
@@ -332,7 +354,8 @@ def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.
     cfg = model.config
     try:
         start = reference.inputs[0] if len(reference.inputs) == 1 else reference.get_layer(input_layer).output
-        end = reference.get_layer(found.names.get("head") or found.names["recurrent"][-1]).output
+        last = found.names.get("head activation") or found.names.get("head") or found.names["recurrent"][-1]
+        end = reference.get_layer(last).output
     except Exception as e:  # Keras raises ValueError or AttributeError for a graph it cannot cut
         return Parity(f"parity: keras {keras.__version__} could not take the imported layers out of the model "
                       f"({type(e).__name__}); not compared")
@@ -353,10 +376,15 @@ def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.
         return Parity(f"parity: keras {keras.__version__} could not run the model ({type(e).__name__}); not compared")
     ours = model.forward(inputs)
     expected = ours.outputs if last_sequences else ours.outputs[:, -1]  # (B, T, O) or (B, O)
+    logits = cfg.head == "softmax" and found.head_activation != "softmax"
+    if logits:  # the source's output layer gives logits: compare probabilities
+        outs[0] = np.exp(outs[0] - outs[0].max(-1, keepdims=True))
+        outs[0] /= outs[0].sum(-1, keepdims=True)
     d_out = float(np.abs(expected - outs[0]).max())
     d_state = max(float(np.abs(ours.state[k][0] - (h[:, -1] if h.ndim == 3 else h)).max())
                   for k, h in enumerate(outs[1:]))
-    where = "" if last_sequences else " (the source predicts at the last step only)"
+    where = ("" if last_sequences else " (the source predicts at the last step only)") + \
+        (" (the source's logits as probabilities)" if logits else "")
     return Parity(f"parity with keras {keras.__version__} ({keras.backend.backend()} backend, float32, {B}x{T} random "
                   f"inputs): max |d outputs| = {d_out:.2e}{where}, max |d final h| = {d_state:.2e}",
                   max(d_out, d_state))

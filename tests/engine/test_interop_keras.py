@@ -61,10 +61,44 @@ def test_embedding_recurrent_dense(tmp_path, layer):
     model.save(tmp_path / "m.keras")
     result = import_model(tmp_path / "m.keras", vocab_chars=CHARS)
     cfg = result.model.config
-    assert (cfg.cell, cfg.input_kind, cfg.head) == (layer.lower(), "embedding", "linear")
+    # a linear Dense over the vocabulary gives logits (from_logits=True training): a softmax head
+    assert (cfg.cell, cfg.input_kind, cfg.head) == (layer.lower(), "embedding", "softmax")
     assert max(parity_numbers(result.report)) <= 1e-5
+    assert "(the source's logits as probabilities)" in next(l for l in result.report if l.startswith("parity"))
     ids = np.random.default_rng(2).integers(0, V, (2, 9))  # (B, T)
-    np.testing.assert_allclose(result.model.forward(ids).outputs, model.predict(ids, verbose=0), atol=1e-5)
+    logits = model.predict(ids, verbose=0)  # (B, T, V)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))  # (B, T, V)
+    np.testing.assert_allclose(result.model.forward(ids).outputs, probs / probs.sum(-1, keepdims=True), atol=1e-6)
+
+
+def test_a_linear_dense_of_another_size_stays_a_linear_head(tmp_path):
+    keras = keras_or_skip()
+    keras.utils.set_random_seed(3)
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(V, 4),
+                              keras.layers.LSTM(5, return_sequences=True), keras.layers.Dense(2)])
+    model.save(tmp_path / "m.keras")
+    result = import_model(tmp_path / "m.keras")
+    assert result.model.config.head == "linear" and max(parity_numbers(result.report)) <= 1e-5
+    ids = np.random.default_rng(3).integers(0, V, (2, 6))  # (B, T)
+    np.testing.assert_allclose(result.model.forward(ids).outputs, model.predict(ids, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("ending", ("time_distributed", "activation"))
+def test_a_time_distributed_dense_or_an_activation_layer_ends_the_model(tmp_path, ending):
+    """Keras 2-era char models end in ``TimeDistributed(Dense(V, activation="softmax"))`` or
+    in ``Dense(V)`` + ``Activation("softmax")``; both are the model's softmax head."""
+    keras = keras_or_skip()
+    keras.utils.set_random_seed(4)
+    ends = ([keras.layers.TimeDistributed(keras.layers.Dense(V, activation="softmax"))] if ending == "time_distributed"
+            else [keras.layers.Dense(V), keras.layers.Activation("softmax")])
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(V, 4),
+                              keras.layers.GRU(5, return_sequences=True), *ends])
+    for suffix in (".keras", ".h5"):
+        model.save(tmp_path / f"m{suffix}")
+        result = import_model(tmp_path / f"m{suffix}", vocab_chars=CHARS)
+        assert result.model.config.head == "softmax" and max(parity_numbers(result.report)) <= 1e-5
+        ids = np.random.default_rng(5).integers(0, V, (2, 6))  # (B, T)
+        np.testing.assert_allclose(result.model.forward(ids).outputs, model.predict(ids, verbose=0), atol=1e-6)
 
 
 # --- files written by hand in the Keras 3 layout --------------------------------------------------
