@@ -39,6 +39,7 @@ _BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32"), (b"\x00\x00\xfe\xff", "ut
          (b"\xef\xbb\xbf", "utf-8", "UTF-8"), (b"\xff\xfe", "utf-16-le", "UTF-16"), (b"\xfe\xff", "utf-16-be", "UTF-16"))
 UTF16_NUL_SHARE = 0.3  # UTF-16 without a BOM: at least this share of high bytes NUL (and no low byte NUL)
 _UTF16_HINT_BYTES = 4096  # a NUL in the first bytes of a "binary" file suggests UTF-16/32
+LATIN_SAMPLE_BYTES = 65536  # bytes around a UTF-8 error read as Windows-1252 for the hint (_single_byte_latin)
 _ENCODE_CHUNK = 1 << 20  # characters encoded per chunk
 TEXT_BYTES_PER_BYTE = 6  # peak memory of decoding, per byte of file: the bytes, up to 4 per decoded
 # character for the str, and its copy with line endings normalised (ASCII text needs far less)
@@ -188,6 +189,18 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
+def _single_byte_latin(data: bytes, around: int) -> bool:
+    """True when the ``LATIN_SAMPLE_BYTES`` of ``data`` around offset ``around`` decode as
+    Windows-1252 into printable characters and whitespace: Western European text in a
+    single-byte encoding, not UTF-8."""
+    start = max(0, around - LATIN_SAMPLE_BYTES // 2)
+    try:
+        text = data[start : start + LATIN_SAMPLE_BYTES].decode("cp1252")
+    except UnicodeDecodeError:  # 0x81, 0x8d, 0x8f, 0x90, 0x9d are undefined in Windows-1252
+        return False
+    return text.translate({9: None, 10: None, 13: None}).isprintable()
+
+
 def decode_text(data: bytes, source: str = "<text>") -> str:
     """Decode a text file's bytes: UTF-8 (optional BOM), UTF-16 or UTF-32 with a BOM, or
     UTF-16 without a BOM recognised by its NUL bytes (``_utf16_without_bom``); line endings
@@ -218,7 +231,12 @@ def decode_text(data: bytes, source: str = "<text>") -> str:
         text = body.decode(encoding)
     except UnicodeDecodeError as e:
         offset = e.start + len(bom)
-        other = " (from UTF-16, for instance: iconv -f UTF-16LE -t UTF-8 FILE > FILE.txt)" if not bom else ""
+        other = ""
+        if not bom and _single_byte_latin(body, e.start):
+            other = (" (it reads as Windows-1252 / Latin-1, which Excel's 'CSV' and older Windows editors write: "
+                     "iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE.utf8)")
+        elif not bom:
+            other = " (from UTF-16, for instance: iconv -f UTF-16LE -t UTF-8 FILE > FILE.txt)"
         raise DataError(
             f"{source} is not valid {label}: first bad byte 0x{data[offset]:02x} at byte offset "
             f"{offset} ({e.reason}); save it as UTF-8{other} and try again"

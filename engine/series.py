@@ -71,9 +71,16 @@ def _check_csv_options(delimiter, decimal) -> None:
         raise ValueError(f"the delimiter and the decimal separator must differ (both {delimiter!r})")
 
 
+def _is_comment(line: str) -> bool:
+    """True for a line starting with ``#`` (after blanks): a note above the first row, as data
+    files from instruments and agencies carry, read as a comment."""
+    return line.lstrip().startswith("#")
+
+
 def _parse_rows(name: str, text: str, delimiter: str) -> list:
     """``[(line, cells)]`` of the non-blank rows of ``text`` read with ``delimiter`` and double
-    quotes (``csv`` module, strict: a stray quote is an error naming its line)."""
+    quotes (``csv`` module, strict: a stray quote is an error naming its line); comment lines
+    (``_is_comment``) before the first row are left out."""
     reader = csv.reader(io.StringIO(text), delimiter=delimiter, quotechar='"', doublequote=True, strict=True)
     rows, line = [], 1
     while True:
@@ -83,7 +90,7 @@ def _parse_rows(name: str, text: str, delimiter: str) -> list:
             return rows
         except csv.Error as e:
             raise DataError(f"{name}: row {line} is not readable CSV ({e}); check its quotes") from None
-        if any(cell.strip() for cell in cells):
+        if any(cell.strip() for cell in cells) and (rows or not _is_comment(delimiter.join(cells))):
             rows.append((line, cells))
         line = reader.line_num + 1
 
@@ -112,7 +119,8 @@ def read_csv(path, max_bytes: int = DEFAULT_MAX_BYTES, *, delimiter: str | None 
 
     ``delimiter`` None detects it: among ``CSV_DELIMITERS`` (minus ``decimal``) that occur in
     the first row, the one giving every row the first row's field count, the most fields
-    winning; a file whose first row has none of them is one column. ``decimal`` is the decimal
+    winning; a file whose first row has none of them is one column. Lines starting with ``#``
+    above the first row are comments, left out (row numbers stay the file's lines). ``decimal`` is the decimal
     separator of the numbers ("." or ","; only used to exclude it as a delimiter here).
 
     Raises ``DataError`` naming the file and the row for a row whose field count differs from
@@ -124,7 +132,7 @@ def read_csv(path, max_bytes: int = DEFAULT_MAX_BYTES, *, delimiter: str | None 
     name = str(path)
     text = load_text(path, max_bytes=max_bytes)
     candidates = [delimiter] if delimiter is not None else [d for d in CSV_DELIMITERS if d != decimal]
-    first_line = next((line for line in text.split("\n") if line.strip()), "")
+    first_line = next((line for line in text.split("\n") if line.strip() and not _is_comment(line)), "")
     parsed, first_error = {}, None
     for d in candidates:
         try:

@@ -81,9 +81,13 @@ def test_decode_refuses_invalid_utf8_naming_the_offset():
         decode_text(b"\xef\xbb\xbfa\xc3(", "x.txt")
 
 
-def test_decode_refuses_latin1_instead_of_guessing():
-    with pytest.raises(DataError, match=r"not valid UTF-8"):
-        decode_text("café".encode("latin-1"))
+def test_decode_refuses_latin1_instead_of_guessing_and_says_how_to_convert():
+    with pytest.raises(DataError, match=r"not valid UTF-8.*it reads as Windows-1252 / Latin-1.*"
+                                        r"iconv -f WINDOWS-1252 -t UTF-8"):
+        decode_text("Mois;Température\n1;20,5\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"not valid UTF-8") as refused:
+        decode_text(b"ab\x81\x8d\x90 cd")  # bytes that Windows-1252 leaves undefined
+    assert "Windows-1252" not in str(refused.value)
 
 
 def test_load_text_reads_a_file(tmp_path):

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.optim import make_optimizer
-from engine.series import (MinMaxScaler, SeriesDataset, forecast, load_csv_column, noisy_sine, predict_all, ramp,
-                           random_walk, sine)
+from engine.series import (MinMaxScaler, SeriesDataset, csv_columns, forecast, load_csv_column, noisy_sine,
+                           predict_all, ramp, random_walk, sine)
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -35,6 +35,17 @@ def test_csv_without_header_semicolons_and_blank_lines(tmp_path):
     path = write(tmp_path, "".join(f"{k};{v}\n\n" for k, v in enumerate(PRICES)))
     assert load_csv_column(path, 1).tolist() == PRICES
     assert load_csv_column(path, 0).tolist() == list(range(len(PRICES)))
+
+
+def test_csv_comment_lines_above_the_header_are_left_out_and_rows_keep_their_file_lines(tmp_path):
+    notes = "# station: Uccle, 1833-2024\n#\n  # units: degC; missing: none\n"
+    path = write(tmp_path, notes + "year;temp\n" + "".join(f"{1900 + k};{v}\n" for k, v in enumerate(PRICES))
+                 + "# not a comment once the rows have begun\n")
+    with pytest.raises(DataError, match=rf"row {4 + len(PRICES) + 1} has 1 field but the first row \(row 4\) has 2"):
+        load_csv_column(path, "temp")
+    path = write(tmp_path, notes + "year;temp\n" + "".join(f"{1900 + k};{v}\n" for k, v in enumerate(PRICES)))
+    assert csv_columns(path) == ["year", "temp"]
+    assert load_csv_column(path, "temp").tolist() == PRICES
 
 
 def test_csv_single_column_with_bom(tmp_path):
