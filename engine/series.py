@@ -30,6 +30,8 @@ from .errors import DataError
 from .settings import VAL_FRACTION
 
 MIN_VALUES = 10  # a CSV column needs at least this many values
+MISSING_MODES = ("refuse", "interpolate")  # what load_csv_column does with a missing value
+MISSING_MARKERS = frozenset({"", "na", "n/a", "#n/a", "nan", "null", "none", "-", "?"})  # missing cells, lower case
 CSV_DELIMITERS = (",", ";", "\t", "|")  # tried in this order when the delimiter is not given
 DECIMAL_SEPARATORS = (".", ",")
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)  # ASCII digits, "." decimal point
@@ -201,36 +203,76 @@ def _not_a_number(name: str, line: int, label: str, cell: str, decimal: str) -> 
     return DataError(f"{name}: row {line}, {label}: {cell!r} is not a finite number{hint}")
 
 
-def load_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
+class CsvColumn(NamedTuple):
+    """A numeric CSV column read by ``read_csv_column``: ``values (N,) float64`` in file order,
+    and the file lines (1-based) of the missing cells ``interpolated`` between two values and
+    of those ``dropped`` before the first value or after the last (``missing="interpolate"``)."""
+
+    values: np.ndarray
+    interpolated: list
+    dropped: list
+
+
+def read_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
                     min_values: int = MIN_VALUES, *, delimiter: str | None = None,
-                    decimal: str = ".") -> np.ndarray:
-    """One numeric column of a CSV file as ``(N,) float64``, in file order.
+                    decimal: str = ".", missing: str = "refuse") -> CsvColumn:
+    """One numeric column of a CSV file (``CsvColumn``).
 
     ``column``: a header name, or a 0-based index (the first row is then a header if its cell
     in that column is not a number). ``delimiter`` (None: detected) and ``decimal`` ("." or
     ",") as in ``read_csv``, which also reports rows of the wrong field count. Numbers are
-    plain ASCII decimals (``_parse_number``). Raises ``DataError`` naming the file, the row
-    (1-based line) and the column for a missing, non-numeric or non-finite cell, a column name
-    that is absent or repeated, and for fewer than ``min_values`` values or a constant column.
+    plain ASCII decimals (``_parse_number``). A cell that is empty or one of
+    ``MISSING_MARKERS`` (any case: ``NA``, ``null``, ``NaN``, ...) is missing: ``missing=
+    "refuse"`` raises, ``"interpolate"`` fills it linearly between the values on each side
+    (``numpy.interp`` over the row positions) and leaves out missing cells before the first
+    value or after the last. Raises ``DataError`` naming the file, the row (1-based line) and
+    the column for a refused missing cell or a non-numeric or non-finite one, a column name
+    that is absent or repeated, and for fewer than ``min_values`` values or a constant column;
+    ``ValueError`` for an unknown ``missing``.
     """
+    if missing not in MISSING_MODES:
+        raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
     name = str(path)
     rows = read_csv(path, max_bytes, delimiter=delimiter, decimal=decimal).rows
     index, label, has_header = _column_index(name, rows[0][1], column, decimal)
-    values = []
+    values, lines = [], []
     for line, cells in rows[1:] if has_header else rows:
         cell = cells[index].strip()
-        if not cell:
-            raise DataError(f"{name}: row {line}, {label}: missing value")
         value = _parse_number(cell, decimal)
-        if value is None:
+        if value is None and cell.lower() in MISSING_MARKERS:
+            if missing == "refuse":
+                shown = "missing value" if not cell else f"{cell!r} marks a missing value"
+                raise DataError(f"{name}: row {line}, {label}: {shown}; choose to interpolate missing values to "
+                                "fill such gaps linearly")
+            value = np.nan
+        elif value is None:
             raise _not_a_number(name, line, label, cell, decimal)
         values.append(value)
-    if len(values) < min_values:
-        raise DataError(f"{name}: {label} has {len(values)} value(s); at least {min_values} are needed")
-    series = np.array(values, dtype=np.float64)  # (N,)
+        lines.append(line)
+    series = np.array(values, dtype=np.float64)  # (N,) NaN where missing
+    present = np.flatnonzero(~np.isnan(series))  # (P,) positions of the values
+    interpolated, dropped = [], []
+    if present.size < len(series):
+        kept = slice(present[0], present[-1] + 1) if present.size else slice(0, 0)
+        dropped = [lines[k] for k in range(len(series)) if not kept.start <= k < kept.stop]
+        gaps = np.flatnonzero(np.isnan(series[kept])) + kept.start  # (G,) missing positions inside
+        interpolated = [lines[k] for k in gaps]
+        series[gaps] = np.interp(gaps, present, series[present])  # (G,)
+        series = series[kept]  # (N',)
+    if len(series) - len(interpolated) < min_values:
+        raise DataError(f"{name}: {label} has {len(series) - len(interpolated)} value(s); at least {min_values} "
+                        "are needed")
     if series.min() == series.max():
         raise DataError(f"{name}: {label} is constant ({series[0]:g}); a series needs values that change")
-    return series
+    return CsvColumn(series, interpolated, dropped)
+
+
+def load_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
+                    min_values: int = MIN_VALUES, *, delimiter: str | None = None,
+                    decimal: str = ".", missing: str = "refuse") -> np.ndarray:
+    """``read_csv_column(...).values``: the column as ``(N,) float64``."""
+    return read_csv_column(path, column, max_bytes, min_values, delimiter=delimiter, decimal=decimal,
+                           missing=missing).values
 
 
 # --- generators -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
-from engine.series import SeriesDataset, csv_columns, forecast, load_csv_column, predict_all
+from engine.series import SeriesDataset, csv_columns, forecast, predict_all, read_csv_column
 from engine.settings import settings_of
 from engine.train import TrainConfig
 
@@ -48,6 +48,7 @@ MODEL_SETTINGS, TRAIN_SETTINGS = settings_of(ModelConfig), settings_of(TrainConf
 # The delimiter and decimal-separator choices: label shown -> value passed to engine.series
 DELIMITERS = {"Auto": None, "comma ,": ",", "semicolon ;": ";", "tab": "\t", "pipe |": "|"}
 DECIMALS = {"point .": ".", "comma ,": ","}
+MISSING = {"refuse": "refuse", "interpolate": "interpolate"}  # engine.series.MISSING_MODES
 
 
 class SeriesPanel(QtWidgets.QWidget):
@@ -76,6 +77,9 @@ class SeriesPanel(QtWidgets.QWidget):
         self.delimiter_box = _choice(DELIMITERS, "The CSV file's delimiter (Auto: the one that gives every row "
                                                  "the same number of fields)")
         self.decimal_box = _choice(DECIMALS, "The decimal separator of the CSV file's numbers")
+        self.missing_box = _choice(MISSING, "Missing cells (empty, NA, null, NaN, n/a, -, ?): refuse the column, "
+                                            "or fill each gap linearly between its neighbours (gaps before the "
+                                            "first value or after the last are left out)")
         self.delimiter_box.currentIndexChanged.connect(self._reread_columns)
         self.decimal_box.currentIndexChanged.connect(self._reread_columns)
         self.column_box = QtWidgets.QComboBox()
@@ -116,7 +120,8 @@ class SeriesPanel(QtWidgets.QWidget):
 
         source = _row([self.generator_box, QtWidgets.QLabel("N"), self.length, generate_button])
         csv_file = _row([open_button, QtWidgets.QLabel("delimiter"), self.delimiter_box, QtWidgets.QLabel("decimal"),
-                         self.decimal_box, self.column_box, self.load_column_button])
+                         self.decimal_box, QtWidgets.QLabel("missing"), self.missing_box, self.column_box,
+                         self.load_column_button])
         params = _row([QtWidgets.QLabel("window"), self.window_size, QtWidgets.QLabel("horizon"), self.horizon,
                        QtWidgets.QLabel("hidden"), self.hidden, QtWidgets.QLabel("steps"), self.steps,
                        self.train_button, self.stop_button, self.step_button])
@@ -149,7 +154,7 @@ class SeriesPanel(QtWidgets.QWidget):
 
     def csv_options(self) -> dict:
         """The chosen ``delimiter`` (None: detected) and ``decimal`` separator, as keyword
-        arguments of ``engine.series.csv_columns`` and ``load_csv_column``."""
+        arguments of ``engine.series.csv_columns`` and ``read_csv_column``."""
         return {"delimiter": self.delimiter_box.currentData(), "decimal": self.decimal_box.currentData()}
 
     def open_csv(self, path) -> bool:
@@ -179,11 +184,16 @@ class SeriesPanel(QtWidgets.QWidget):
         if self.csv_path is None or column is None:
             return False
         try:
-            values = load_csv_column(self.csv_path, int(column), **self.csv_options())
+            read = read_csv_column(self.csv_path, int(column), **self.csv_options(),
+                                   missing=self.missing_box.currentData())
         except (ValueError, OSError, MemoryError) as e:
             dialogs.show_error(self, "Cannot use this column", one_line(e))
             return False
-        self.set_values(values, f"{self.column_box.currentText()} of {self.csv_path}")
+        notes = [f"{len(lines)} missing value{'s' * (len(lines) > 1)} {what} (row{'s' * (len(lines) > 1)} "
+                 f"{_rows(lines)})" for lines, what in ((read.interpolated, "interpolated"),
+                                                        (read.dropped, "left out at the ends")) if lines]
+        self.set_values(read.values, f"{self.column_box.currentText()} of {self.csv_path}"
+                        + (f"; {', '.join(notes)}" if notes else ""))
         return True
 
     def set_values(self, values: np.ndarray, description: str) -> None:
@@ -271,6 +281,12 @@ class SeriesPanel(QtWidgets.QWidget):
     def shutdown(self) -> None:
         """Stop training and wait for the thread."""
         self.controller.shutdown()
+
+
+def _rows(lines: list, shown: int = 5) -> str:
+    """``"8, 15, 22"``: the first ``shown`` file lines, then how many more."""
+    more = len(lines) - shown
+    return ", ".join(map(str, lines[:shown])) + (f" and {more} more" if more > 0 else "")
 
 
 def _choice(choices: dict, tip: str) -> QtWidgets.QComboBox:

@@ -43,7 +43,8 @@ class LessonsService(QObject):
             "lessons/series_steps": self.series.steps,
         }
         self.combos = {"lessons/series_delimiter": self.series.delimiter_box,
-                       "lessons/series_decimal": self.series.decimal_box}  # saved by their shown label
+                       "lessons/series_decimal": self.series.decimal_box,
+                       "lessons/series_missing": self.series.missing_box}  # saved by their shown label
         self._restore_settings()
         hooks.on_close(self._on_close)
 

@@ -84,17 +84,35 @@ def test_changing_the_delimiter_lists_the_columns_again(panel, tmp_path, errors)
     assert _columns(panel) == ["0: a|b", "1: c"]
 
 
-def test_delimiter_and_decimal_are_remembered(qtbot, settings_path, errors):
+def test_missing_values_are_refused_or_interpolated_as_chosen_and_the_status_says_where(panel, tmp_path, errors):
+    cells = ["null"] + [str(c) for c in COSTS[:3]] + ["", "NA"] + [str(c) for c in COSTS[5:]] + ["n/a"]
+    path = _csv(tmp_path, "date,close\n" + "".join(f"d{k},{c}\n" for k, c in enumerate(cells)))
+    assert panel.open_csv(path)
+    assert not _choose(panel, "1: close")
+    assert errors[-1] == ("Cannot use this column", f"{path}: row 2, column 'close': 'null' marks a missing value; "
+                                                    "choose to interpolate missing values to fill such gaps linearly")
+    assert panel.values is None
+    panel.missing_box.setCurrentText("interpolate")
+    assert _choose(panel, "1: close")
+    np.testing.assert_allclose(panel.values, COSTS)  # COSTS rise by 1 per row: the gaps lie on that line
+    assert panel.status.text() == (f"{len(COSTS)} values: 1: close of {path}; 2 missing values interpolated "
+                                   "(rows 6, 7), 2 missing values left out at the ends (rows 2, 15)")
+
+
+def test_delimiter_decimal_and_missing_are_remembered(qtbot, settings_path, errors):
     window = make_window(settings_path)
     series = lessons(window).series
     series.delimiter_box.setCurrentText("tab")
     series.decimal_box.setCurrentText("comma ,")
+    series.missing_box.setCurrentText("interpolate")
     window.close()
     ini = QtCore.QSettings(str(settings_path), QtCore.QSettings.IniFormat)
     assert ini.value("lessons/series_delimiter") == "tab" and ini.value("lessons/series_decimal") == "comma ,"
+    assert ini.value("lessons/series_missing") == "interpolate"
     second = make_window(settings_path)
     try:
         again = lessons(second).series
         assert again.csv_options() == {"delimiter": "\t", "decimal": ","}
+        assert again.missing_box.currentData() == "interpolate"
     finally:
         second.close()

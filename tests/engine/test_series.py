@@ -11,7 +11,7 @@ from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.optim import make_optimizer
 from engine.series import (MinMaxScaler, SeriesDataset, csv_columns, forecast, load_csv_column, noisy_sine,
-                           predict_all, ramp, random_walk, sine)
+                           predict_all, ramp, random_walk, read_csv_column, sine)
 
 
 # --- CSV ----------------------------------------------------------------------------------------
@@ -57,7 +57,9 @@ def test_csv_single_column_with_bom(tmp_path):
 @pytest.mark.parametrize("cells, column, message", [
     (["a"] * 3 + ["x"] + ["a"] * 7, "price", r"row 5, column 'price': 'x' is not a finite number"),
     (["a"] * 4 + [""] + ["a"] * 6, "price", r"row 6, column 'price': missing value"),
-    (["a"] * 2 + ["nan"] + ["a"] * 8, 1, r"row 4, column 'price': 'nan' is not a finite number"),
+    (["a"] * 2 + ["nan"] + ["a"] * 8, 1, r"row 4, column 'price': 'nan' marks a missing value; choose to "
+                                          r"interpolate"),
+    (["a"] * 2 + ["inf"] + ["a"] * 8, 1, r"row 4, column 'price': 'inf' is not a finite number"),
 ])
 def test_csv_bad_cells_name_file_row_and_column(tmp_path, cells, column, message):
     rows = [f"d,{v if c == 'a' else c}" for c, v in zip(cells, PRICES)]
@@ -65,6 +67,25 @@ def test_csv_bad_cells_name_file_row_and_column(tmp_path, cells, column, message
     with pytest.raises(DataError, match=message) as info:
         load_csv_column(path, column)
     assert str(path) in str(info.value)
+
+
+def test_missing_values_are_interpolated_between_their_neighbours_and_dropped_at_the_ends(tmp_path):
+    cells = ["NA", "1", "", "null", "4", "5", "n/a", "7", "8", "9", "10", "11", "12", "13", "?", "-"]
+    path = write(tmp_path, "date,close\n" + "".join(f"d{k},{c}\n" for k, c in enumerate(cells)))
+    column = read_csv_column(path, "close", missing="interpolate")
+    assert column.values.tolist() == list(range(1, 14))  # the gaps lie on the line
+    assert column.interpolated == [4, 5, 8] and column.dropped == [2, 16, 17]  # file lines
+    with pytest.raises(DataError, match=r"row 2, column 'close': 'NA' marks a missing value"):
+        read_csv_column(path, "close")  # refused by default
+    with pytest.raises(ValueError, match="missing must be one of"):
+        read_csv_column(path, "close", missing="zero")
+
+
+def test_interpolated_values_do_not_count_towards_the_minimum(tmp_path):
+    cells = ["1"] + [""] * 20 + ["3"] + ["5"] * 2
+    path = write(tmp_path, "v\n" + "\n".join(cells) + "\n")
+    with pytest.raises(DataError, match=r"column 'v' has 4 value\(s\); at least 10 are needed"):
+        read_csv_column(path, "v", missing="interpolate")
 
 
 def test_csv_short_row_is_refused_without_header(tmp_path):
