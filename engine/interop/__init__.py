@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data import CharVocab
+from ..errors import NotEnoughMemory
+from ..memory import check_fits
 from ..model import SequenceModel
+from ..safe_read import check_regular_file
 from .layout import AmbiguousModules, InteropError, Loaded, Recognised, build_model
 from .vocab import check_chars, chars_from_file, sort_ids
 
@@ -27,6 +30,9 @@ __all__ = ["AmbiguousModules", "ImportResult", "InteropError", "import_model", "
 
 PARITY_SEED = 1234
 PARITY_LIMIT = 1e-4  # float32 imports agree to ~1e-6; a larger difference means a wrong mapping
+IMPORT_BYTES_PER_FILE_BYTE = 4  # peak memory of an import per byte of the file: the framework's arrays, our
+#                                 reordered copies, the model built from them and the parity check's modules
+MAX_MODEL_FILE_BYTES = 1 << 36  # 64 GiB: a bound for the stat check; the memory check decides below it
 
 
 @dataclass
@@ -49,6 +55,18 @@ def source_kind(path) -> str:
     return kinds[ext]
 
 
+def check_model_file(source: str) -> None:
+    """``InteropError`` (one line) unless ``source`` is a regular file (not missing, a folder, a
+    FIFO or a device: ``engine.safe_read``) whose import fits in the memory available now
+    (``IMPORT_BYTES_PER_FILE_BYTE`` times its size, ``engine.memory.check_fits``)."""
+    check_regular_file(source, MAX_MODEL_FILE_BYTES, "model file", InteropError)
+    try:
+        check_fits(f"importing {source}", IMPORT_BYTES_PER_FILE_BYTE * os.path.getsize(source),
+                   detail=f"{IMPORT_BYTES_PER_FILE_BYTE} times the file's size")
+    except NotEnoughMemory as e:
+        raise InteropError(str(e)) from None
+
+
 def import_model(path, *, vocab_file=None, vocab_chars: str | None = None, prefixes=(),
                  check_parity: bool = True) -> ImportResult:
     """Read the model at ``path`` (kind from ``source_kind``) with an optional vocabulary
@@ -66,6 +84,7 @@ def import_model(path, *, vocab_file=None, vocab_chars: str | None = None, prefi
     elif vocab_chars is not None:
         chars = check_chars(list(vocab_chars), "--vocab-chars")
     kind = source_kind(source)
+    check_model_file(source)
     if kind == "torch":
         from . import torch_import as reader
     elif kind == "keras":

@@ -44,8 +44,6 @@ def _h5py(source: str):
 def read_keras(source: str) -> tuple:
     """``(layer configs [{"class_name", "config"}], {layer name: [arrays in Keras order]})``."""
     h5py = _h5py(source)
-    if not os.path.isfile(source):
-        raise InteropError(f"{source}: no such file")
     try:
         if zipfile.is_zipfile(source):
             with zipfile.ZipFile(source) as z:

@@ -42,7 +42,6 @@ runs that stack's path only.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,8 +63,6 @@ def read_onnx(source: str):
         import onnx
     except ImportError:
         raise InteropError(f"{source}: reading ONNX needs the 'onnx' package (pip install 'lstmviz[import]')") from None
-    if not os.path.isfile(source):
-        raise InteropError(f"{source}: no such file")
     try:
         proto = onnx.load(source)
     except Exception as e:  # protobuf DecodeError, ValueError, OSError for bad or truncated files

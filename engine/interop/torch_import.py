@@ -73,8 +73,6 @@ def read_state_dict(path, prefixes=()) -> tuple[dict, str | None, list]:
     file or a ``torch.save`` file holding a state_dict or a checkpoint dict with one
     (``_checkpoint_entry``); ``InteropError`` for anything else, never unpickling without torch."""
     name = os.fspath(path)
-    if not os.path.isfile(name):
-        raise InteropError(f"{name}: no such file")
     if name.endswith(".safetensors"):
         return _read_safetensors(name), None, list(prefixes)
     if not torch_available():

@@ -1,12 +1,13 @@
 """``lstmviz import`` and ``lstmviz export-weights`` through ``main([...])``: the report and
 checkpoint on success; one line, exit 2 and nothing written on bad input."""
 
+import os
 import re
 
 import numpy as np
 import pytest
 
-from engine import ModelConfig, SequenceModel
+from engine import ModelConfig, SequenceModel, memory
 from engine.checkpoint import load_char_checkpoint, save_checkpoint
 from engine.data import CharVocab
 from lstmviz.cli import main
@@ -74,10 +75,26 @@ def test_import_refusals_are_one_line_exit_2_and_write_nothing(capsys, tmp_path,
 
 def test_import_of_a_missing_or_foreign_file(capsys, tmp_path):
     code, _, err = run(capsys, "import", tmp_path / "none.pt", "--out", tmp_path / "m.npz")
-    assert code == 2 and "no such file" in err
+    assert code == 2 and err == f"lstmviz: error: {tmp_path / 'none.pt'}: no such model file\n"
+    os.mkfifo(tmp_path / "pipe.onnx")  # opening it would block: refused by its kind, unopened
+    (tmp_path / "folder.keras").mkdir()
+    for name, what in (("pipe.onnx", "is a named pipe (FIFO), not a regular file"), ("folder.keras", "is a folder")):
+        code, _, err = run(capsys, "import", tmp_path / name, "--out", tmp_path / "m.npz")
+        assert code == 2 and err.startswith(f"lstmviz: error: {tmp_path / name} {what}") and err.count("\n") == 1
     (tmp_path / "notes.txt").write_text("hello", encoding="utf-8")
     code, _, err = run(capsys, "import", tmp_path / "notes.txt", "--out", tmp_path / "m.npz")
     assert code == 2 and "unknown model file type '.txt'" in err
+
+
+def test_an_import_that_cannot_fit_in_memory_is_refused_before_reading(capsys, tmp_path, state_dict_file,
+                                                                         monkeypatch):
+    size = os.path.getsize(state_dict_file)
+    monkeypatch.setattr(memory, "available_bytes", lambda: 4 * size - 1)  # the import needs 4 times the file
+    code, _, err = run(capsys, "import", state_dict_file, "--out", tmp_path / "m.npz")
+    assert code == 2 and err.startswith(f"lstmviz: error: importing {state_dict_file} needs about ")
+    assert "(4 times the file's size); this machine has" in err and not (tmp_path / "m.npz").exists()
+    monkeypatch.setattr(memory, "available_bytes", lambda: 4 * size)
+    assert run(capsys, "import", state_dict_file, "--out", tmp_path / "m.npz")[0] == 0
 
 
 @pytest.mark.parametrize("fmt", ("torch", "safetensors", "onnx"))
