@@ -383,10 +383,17 @@ def test_user_overrides_delimiter_and_decimal(tmp_path):
         read_csv(forced, delimiter=";;")
 
 
-@pytest.mark.parametrize("cell", ["1_000", "\u0661\u0662", "nan", "inf", "0x10", "1.2.3", "--1"])
+@pytest.mark.parametrize("cell", ["1_000", "\u0661\u0662", "inf", "0x10", "1.2.3", "--1"])
 def test_only_plain_ascii_numbers_are_numbers(tmp_path, cell):
     path = _csv(tmp_path, f"v\n{cell}\n2\n")
     with pytest.raises(DataError, match=rf"row 2, column 'v': {re.escape(repr(cell))} is not a finite number"):
+        load_csv_column(path, "v", min_values=2)
+
+
+@pytest.mark.parametrize("cell", ["nan", "NaN", "NULL", "#N/A"])
+def test_missing_value_markers_are_missing_not_numbers(tmp_path, cell):
+    path = _csv(tmp_path, f"v\n{cell}\n2\n")
+    with pytest.raises(DataError, match=rf"row 2, column 'v': {re.escape(repr(cell))} marks a missing value"):
         load_csv_column(path, "v", min_values=2)
 
 
