@@ -349,7 +349,7 @@ class Session(QtCore.QObject):
         self._stop_seek()
         self.model, self.vocab, self.stepper, self.cell_levels = model, vocab, stepper, levels
         self._levels_pending = pending
-        self.sequence = TextSequence(text)
+        self.sequence = TextSequence(text, vocab.chars)
         if self.layer >= model.config.num_layers or self.unit >= model.config.hidden_size:
             self.layer, self.unit, self.selected_step = 0, -1, -1
         self._start_pass(first_pass)  # before the signals: a job they start waits for this pass
@@ -422,7 +422,7 @@ class Session(QtCore.QObject):
         if not np.array_equal(self._traced(self.stepper.inputs), self._traced(ids)):
             self._levels_pending = True  # the levels' sample changed: the pass worker computes them
         self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
-        self.sequence = TextSequence(kept)
+        self.sequence = TextSequence(kept, self.vocab.chars)
         if self.selected_step >= len(kept):
             self.selected_step = -1
         self._start_pass()  # from the first changed character; before the signal: a job it starts waits for it

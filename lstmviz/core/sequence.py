@@ -29,6 +29,7 @@ not know, and which they were) and ``dropped_message`` (a status line naming the
 from __future__ import annotations
 
 import bisect
+import re
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -70,8 +71,24 @@ def dropped_message(unknown) -> str:
     return f"Not in the model's vocabulary, left out: {shown}"
 
 
+WIDE_CHAR = re.compile("[\U00010000-\U0010FFFF]")  # outside the Basic Multilingual Plane: 2 UTF-16 units
+
+
+def wide_chars(text: str, alphabet=None) -> np.ndarray:
+    """``(K,) int64``: the indices of the characters of ``text`` outside the Basic Multilingual
+    Plane (emoji, many math and CJK Extension B letters), which a Qt document counts as two
+    positions (a UTF-16 surrogate pair). ``alphabet``: the characters ``text`` can hold (a
+    vocabulary's); when none of them is wide, ``text`` is not scanned (a scan takes about 6 ms
+    per million characters)."""
+    if alphabet is not None and not any(ord(c) > 0xFFFF for c in alphabet):
+        return np.empty(0, np.int64)
+    return np.fromiter((m.start() for m in WIDE_CHAR.finditer(text)), np.int64)  # (K,)
+
+
 class TextSequence:
-    """Characters of a text, stepped through a character model (one-hot input, softmax head)."""
+    """Characters of a text, stepped through a character model (one-hot input, softmax head).
+    Steps are the text's characters (code points); document positions are the Qt document's
+    (UTF-16 units): a character outside the Basic Multilingual Plane (``wide_chars``) spans two."""
 
     kind = "text"
     editable = True
@@ -80,8 +97,11 @@ class TextSequence:
     targets = None
     has_original_units = True  # nothing is scaled
 
-    def __init__(self, text: str = ""):
+    def __init__(self, text: str = "", alphabet=None):
+        """``alphabet``: the characters ``text`` can hold (see ``wide_chars``); None: any."""
         self.text = text
+        self.wide = wide_chars(text, alphabet)  # (K,) steps that span two document positions
+        self._wide_ends = self.wide + np.arange(1, len(self.wide) + 1)  # (K,) position of each one's second unit
 
     @property
     def parked_text(self) -> str:
@@ -106,12 +126,14 @@ class TextSequence:
         return self.text
 
     def span(self, t: int) -> tuple:
-        """``(start, end)`` of step ``t`` in ``document()``."""
-        return t, t + 1
+        """``(start, end)`` of step ``t`` in ``document()``, in the Qt document's positions."""
+        before = int(np.searchsorted(self.wide, t))  # wide characters before step t
+        start = t + before
+        return start, start + 1 + (before < len(self.wide) and int(self.wide[before]) == t)
 
     def step_at(self, position: int) -> int:
-        """The step whose span holds document position ``position``."""
-        return position
+        """The step whose span holds the Qt document position ``position``."""
+        return position - int(np.searchsorted(self._wide_ends, position, side="right"))
 
     def original(self, scaled) -> np.ndarray:
         return np.asarray(scaled, np.float64)  # (..., K)

@@ -25,6 +25,16 @@ def test_text_sequence_labels_captions_and_spans():
     assert seq.display_name(None, "/y/t.txt") == "no model — t.txt"
 
 
+def test_wide_characters_span_two_document_positions_and_map_back():
+    text = "a\U0001F600b\U0001D465\U0001F600c"  # a 😀 b 𝑥 😀 c
+    seq = TextSequence(text)
+    assert seq.wide.tolist() == [1, 3, 4]
+    assert [seq.span(t) for t in range(6)] == [(0, 1), (1, 3), (3, 4), (4, 6), (6, 8), (8, 9)]
+    assert [seq.step_at(p) for p in range(9)] == [0, 1, 1, 2, 3, 3, 4, 4, 5]
+    assert len(text.encode("utf-16-le")) // 2 == seq.span(5)[1]  # the document's length in UTF-16 units
+    assert TextSequence(text, alphabet="abc").wide.size == 0  # an alphabet without wide characters: not scanned
+
+
 def test_series_sequence_labels_spans_and_original_units():
     labels = ["1.5", "-20", "3"]
     targets = np.array([[0.0], [0.5], [-1.0]])  # (T, K) scaled
