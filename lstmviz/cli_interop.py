@@ -31,8 +31,9 @@ def add_parsers(subparsers) -> None:
     imp = subparsers.add_parser(
         "import", help="convert a PyTorch, Keras or ONNX recurrent model into an lstmviz checkpoint",
         description="Import an LSTM or GRU model (with an embedding before and a dense layer after, when "
-                    "present) from a PyTorch state_dict (.pt, .pth, .bin, .safetensors), Keras (.keras, .h5) "
-                    "or ONNX (.onnx) file; print the parity check against the source framework.")
+                    "present) from a PyTorch state_dict or training checkpoint (.pt, .pth, .bin, .ckpt, "
+                    ".safetensors), Keras (.keras, .h5) or ONNX (.onnx) file; print the parity check against the "
+                    "source framework.")
     imp.add_argument("source", metavar="SOURCE")
     imp.add_argument("--out", required=True, metavar="MODEL.npz")
     vocab = imp.add_mutually_exclusive_group()

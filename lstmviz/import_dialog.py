@@ -25,12 +25,12 @@ from pathlib import Path
 from PySide6 import QtCore, QtWidgets
 
 from engine.checkpoint import save_checkpoint
-from engine.interop import AmbiguousModules, ImportResult, import_model
+from engine.interop import SOURCE_KINDS, AmbiguousModules, ImportResult, import_model
 
 from . import dialogs, threads
 from .cli_interop import no_vocabulary_note
 
-IMPORTABLE = (".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".keras", ".h5", ".hdf5", ".onnx")
+IMPORTABLE = tuple(SOURCE_KINDS)  # the file extensions engine.interop reads
 IMPORT_FILTER = ("Models from PyTorch, Keras or ONNX (" + " ".join(f"*{ext}" for ext in IMPORTABLE)
                  + ");;All files (*)")
 SAVE_FILTER = "lstmviz models (*.npz)"

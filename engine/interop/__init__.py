@@ -26,7 +26,8 @@ from ..safe_read import check_regular_file
 from .layout import AmbiguousModules, InteropError, Loaded, Recognised, build_model
 from .vocab import check_chars, chars_from_file, sort_ids
 
-__all__ = ["AmbiguousModules", "ImportResult", "InteropError", "import_model", "import_state_dict", "source_kind"]
+__all__ = ["AmbiguousModules", "ImportResult", "InteropError", "SOURCE_KINDS", "import_model", "import_state_dict",
+           "source_kind"]
 
 PARITY_SEED = 1234
 PARITY_LIMIT = 1e-4  # float32 imports agree to ~1e-6; a larger difference means a wrong mapping
@@ -44,15 +45,18 @@ class ImportResult:
     report: list = field(default_factory=list)
 
 
+SOURCE_KINDS = {".pt": "torch", ".pth": "torch", ".bin": "torch", ".ckpt": "torch", ".safetensors": "torch",
+                ".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".onnx": "onnx"}  # importable extension -> reader
+
+
 def source_kind(path) -> str:
-    """"torch", "keras" or "onnx" from the file name's extension; ``InteropError`` otherwise."""
+    """"torch", "keras" or "onnx" from the file name's extension (``SOURCE_KINDS``);
+    ``InteropError`` otherwise."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
-    kinds = {".pt": "torch", ".pth": "torch", ".bin": "torch", ".ckpt": "torch", ".safetensors": "torch",
-             ".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".onnx": "onnx"}
-    if ext not in kinds:
+    if ext not in SOURCE_KINDS:
         raise InteropError(f"{os.fspath(path)}: unknown model file type {ext or '(no extension)'!r}; expected "
                            ".pt/.pth/.bin/.ckpt (torch.save state_dict or training checkpoint), .safetensors, .keras, .h5 or .onnx")
-    return kinds[ext]
+    return SOURCE_KINDS[ext]
 
 
 def check_model_file(source: str) -> None:
