@@ -204,6 +204,8 @@ class ExportActions(QtCore.QObject):
                                    "Save one heatmap of the selected layer as an SVG drawing")
         self.all_panels = self._add(menu, "Export &all panels…", self.export_all_panels,
                                     "Save every heatmap of the selected layer (or the whole window) to a folder")
+        self.panel_png.setShortcut(QtGui.QKeySequence("Ctrl+E"))
+        self.all_panels.setShortcut(QtGui.QKeySequence("Ctrl+Shift+E"))
         self.dock_picture = self._add(menu, "Export a p&anel's picture…", self.export_dock_picture,
                                       "Save any panel (the dock as shown) as a PNG image or SVG drawing")
         self.dock_data = self._add(menu, "Export a panel's &data (CSV)…", self.export_dock_data,

@@ -230,7 +230,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._action(file_menu, "Open &model…", self.ask_open_model, "Ctrl+O", "Open a trained model (.npz)")
         self._action(file_menu, "Open &text…", self.ask_open_text, "Ctrl+T", "Step through a text file (.txt)")
         self.importer = ModelImporter(self.session, self)
-        self._action(file_menu, "&Import model…", self.importer.ask, None,
+        self._action(file_menu, "&Import model…", self.importer.ask, "Ctrl+I",
                      "Open an LSTM or GRU trained with PyTorch, Keras or ONNX (.pt, .safetensors, .keras, .h5, .onnx)")
         self.recent_menu = file_menu.addMenu("&Recent files")
         self.recent_menu.setToolTipsVisible(True)
