@@ -35,6 +35,7 @@ import operator
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from ..core.sequence import TextSequence
 from ..plots import GATE_STYLE, value_colours
 from ..session import Session
 
@@ -185,12 +186,13 @@ class TextPanel(QtWidgets.QWidget):
         typed = self.editor.toPlainText()
         if typed == self.session.text:
             return
-        caret = self.editor.textCursor().position()
+        before_caret = TextSequence(typed).step_at(self.editor.textCursor().position())  # characters before it
         accepted = self.session.set_text(typed)  # text_changed has put ``accepted`` in the editor
         if accepted != typed:  # characters were refused: the caret stays after what the user typed
             known = set(accepted)
+            kept = sum(ch in known for ch in typed[:before_caret])  # accepted characters before the caret
             cursor = self.editor.textCursor()
-            cursor.setPosition(sum(ch in known for ch in typed[:caret]))
+            cursor.setPosition(self.session.sequence.span(kept)[0])  # the end of the text when kept is all
             self.editor.setTextCursor(cursor)
 
     def _on_selection_brushed(self):

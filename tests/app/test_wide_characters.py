@@ -71,3 +71,23 @@ def test_clicking_a_character_after_wide_ones_steps_to_it(wide_window, qtbot, er
     qtbot.mouseClick(editor.viewport(), QtCore.Qt.LeftButton, pos=QtCore.QPoint(rect.x() + 2, rect.center().y()))
     assert s.t == step + 1 and s.sequence.label(s.t - 1) == "d"
     assert errors == []
+
+
+def test_a_refused_character_typed_after_wide_ones_leaves_the_caret_where_it_was(wide_window, qtbot, errors):
+    """More wide characters before the caret than characters after it: a caret counted in code
+    points instead of document positions would land inside a surrogate pair."""
+    s, panel = wide_window.session, wide_window.panel("text")
+    editor = panel.editor
+    text = "ab" + "\U0001F600" * 4 + "\n"
+    s.set_text(text)
+    QtWidgets.QApplication.processEvents()
+    caret = 2 + 2 * 4  # after the fourth 😀
+    cursor = editor.textCursor()
+    cursor.setPosition(caret)
+    editor.setTextCursor(cursor)
+    qtbot.keyClicks(editor, "Q")  # not in the vocabulary: refused
+    panel.apply_edit()
+    assert s.text == text and editor.textCursor().position() == caret
+    qtbot.keyClicks(editor, "b")
+    panel.apply_edit()
+    assert s.text == editor.toPlainText() == text[:-1] + "b\n"
