@@ -192,7 +192,9 @@ def _utf16_without_bom(data: bytes) -> str | None:
 def _single_byte_latin(data: bytes, around: int) -> bool:
     """True when the ``LATIN_SAMPLE_BYTES`` of ``data`` around offset ``around`` decode as
     Windows-1252 into printable characters and whitespace: Western European text in a
-    single-byte encoding, not UTF-8."""
+    single-byte encoding, not UTF-8 (the caller checks that nothing before ``around`` is
+    UTF-8 beyond ASCII: a UTF-8 file with one stray byte converted as Windows-1252 would
+    garble every other accent)."""
     start = max(0, around - LATIN_SAMPLE_BYTES // 2)
     try:
         text = data[start : start + LATIN_SAMPLE_BYTES].decode("cp1252")
@@ -232,7 +234,7 @@ def decode_text(data: bytes, source: str = "<text>") -> str:
     except UnicodeDecodeError as e:
         offset = e.start + len(bom)
         other = ""
-        if not bom and _single_byte_latin(body, e.start):
+        if not bom and body[: e.start].isascii() and _single_byte_latin(body, e.start):
             other = (" (it reads as Windows-1252 / Latin-1, which Excel's 'CSV' and older Windows editors write: "
                      "iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE.utf8)")
         elif not bom:

@@ -30,7 +30,7 @@ from .errors import DataError
 from .settings import VAL_FRACTION
 
 MIN_VALUES = 10  # a CSV column needs at least this many values
-MISSING_MODES = ("refuse", "interpolate")  # what load_csv_column does with a missing value
+MISSING_MODES = ("refuse", "interpolate")  # what read_csv_column does with a missing value
 MISSING_MARKERS = frozenset({"", "na", "n/a", "#n/a", "nan", "null", "none", "-", "?"})  # missing cells, lower case
 CSV_DELIMITERS = (",", ";", "\t", "|")  # tried in this order when the delimiter is not given
 DECIMAL_SEPARATORS = (".", ",")
@@ -252,8 +252,10 @@ def read_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
     series = np.array(values, dtype=np.float64)  # (N,) NaN where missing
     present = np.flatnonzero(~np.isnan(series))  # (P,) positions of the values
     interpolated, dropped = [], []
+    if present.size == 0:
+        raise DataError(f"{name}: {label} has no values (every cell is missing); at least {min_values} are needed")
     if present.size < len(series):
-        kept = slice(present[0], present[-1] + 1) if present.size else slice(0, 0)
+        kept = slice(present[0], present[-1] + 1)
         dropped = [lines[k] for k in range(len(series)) if not kept.start <= k < kept.stop]
         gaps = np.flatnonzero(np.isnan(series[kept])) + kept.start  # (G,) missing positions inside
         interpolated = [lines[k] for k in gaps]

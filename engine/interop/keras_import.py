@@ -240,6 +240,20 @@ def choose_head(dense: list, prefixes, source: str) -> int:
                            "output layer (Dense)", dense)
 
 
+def _head_activation(cfg: dict, label: str, source: str, after: str = "linear") -> str:
+    """The output layer's activation in ``HEAD_ACTIVATIONS``' terms, from a ``Dense`` or
+    ``Activation`` config; ``after``: the one already applied (a second one must be linear).
+    Raises ``InteropError`` for any other activation, a custom function included (Keras 3
+    saves it as a dict)."""
+    act = cfg.get("activation")
+    known = act is None or isinstance(act, str)
+    if not known or act not in HEAD_ACTIVATIONS or (after != "linear" and HEAD_ACTIVATIONS[act] != "linear"):
+        shown = act.get("config", act) if isinstance(act, dict) else act
+        raise InteropError(f"{source}: {label}: activation={shown!r}" + (f" after {after!r}" if after != "linear" else "")
+                           + " is not supported (softmax, linear or tanh, once)")
+    return HEAD_ACTIVATIONS[act]
+
+
 def recognise(layers: list, weights: dict, source: str) -> tuple:
     """``(Recognised, last recurrent layer returns sequences)`` from the layer chain."""
     found, embed, head, activation = None, None, None, None
@@ -251,11 +265,8 @@ def recognise(layers: list, weights: dict, source: str) -> tuple:
         if kind in IGNORED:
             continue
         if kind == "Activation" and head is not None:
-            act = cfg.get("activation")
-            if act not in HEAD_ACTIVATIONS or (activation != "linear" and HEAD_ACTIVATIONS[act] != "linear"):
-                raise InteropError(f"{source}: {label}: activation={act!r} after the output layer's "
-                                   f"{activation!r} is not supported (one of softmax, linear or tanh)")
-            activation = HEAD_ACTIVATIONS[act] if HEAD_ACTIVATIONS[act] != "linear" else activation
+            act = _head_activation(cfg, label, source, after=activation)
+            activation = act if act != "linear" else activation
             found.names["head activation"] = name
             continue
         if head is not None:
@@ -293,12 +304,10 @@ def recognise(layers: list, weights: dict, source: str) -> tuple:
         elif kind == "Dense":
             if found is None:
                 raise InteropError(f"{source}: {label} before the recurrent layers is not supported")
-            act = cfg.get("activation")
-            if act not in HEAD_ACTIVATIONS:
-                raise InteropError(f"{source}: {label}: activation={act!r} is not supported (softmax, linear or tanh)")
+            act = _head_activation(cfg, label, source)
             W = arrays[0]  # (H, O)
             b = arrays[1] if len(arrays) > 1 else np.zeros(W.shape[1], W.dtype)  # (O,)
-            head, activation = (W.copy(), b.copy()), HEAD_ACTIVATIONS[act]
+            head, activation = (W.copy(), b.copy()), act
             found.names["head"] = name
         elif kind == "Bidirectional":
             raise InteropError(f"{source}: {label}: bidirectional layers are not supported")

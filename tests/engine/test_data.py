@@ -85,9 +85,11 @@ def test_decode_refuses_latin1_instead_of_guessing_and_says_how_to_convert():
     with pytest.raises(DataError, match=r"not valid UTF-8.*it reads as Windows-1252 / Latin-1.*"
                                         r"iconv -f WINDOWS-1252 -t UTF-8"):
         decode_text("Mois;Température\n1;20,5\n".encode("cp1252"))
-    with pytest.raises(DataError, match=r"not valid UTF-8") as refused:
-        decode_text(b"ab\x81\x8d\x90 cd")  # bytes that Windows-1252 leaves undefined
-    assert "Windows-1252" not in str(refused.value)
+    for data in (b"ab\x81\x8d\x90 cd",  # bytes that Windows-1252 leaves undefined
+                 "Café crème\n".encode() + b"caf\xe9\n"):  # UTF-8 with one stray Latin-1 byte: iconv would garble it
+        with pytest.raises(DataError, match=r"not valid UTF-8") as refused:
+            decode_text(data)
+        assert "Windows-1252" not in str(refused.value)
 
 
 def test_load_text_reads_a_file(tmp_path):

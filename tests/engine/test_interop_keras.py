@@ -83,6 +83,30 @@ def test_a_linear_dense_of_another_size_stays_a_linear_head(tmp_path):
     np.testing.assert_allclose(result.model.forward(ids).outputs, model.predict(ids, verbose=0), atol=1e-6)
 
 
+@pytest.mark.parametrize("ending,message", [
+    ("custom activation layer", r"layer 'activation\w*' \(Activation\): activation='lstmviz_test>doubled' is not"),
+    ("custom dense activation", r"layer 'dense\w*' \(Dense\): activation='lstmviz_test>doubled' is not supported"),
+    ("relu", r"activation='relu' is not supported \(softmax, linear or tanh, once\)"),
+    ("tanh after softmax", r"activation='tanh' after 'softmax' is not supported"),
+])
+def test_output_activations_that_cannot_be_stepped_are_refused(tmp_path, ending, message):
+    keras = keras_or_skip()
+
+    @keras.saving.register_keras_serializable(package="lstmviz_test")
+    def doubled(x):
+        return 2.0 * x
+
+    ends = {"custom activation layer": [keras.layers.Dense(V), keras.layers.Activation(doubled)],
+            "custom dense activation": [keras.layers.Dense(V, activation=doubled)],
+            "relu": [keras.layers.Dense(V), keras.layers.Activation("relu")],
+            "tanh after softmax": [keras.layers.Dense(V, activation="softmax"), keras.layers.Activation("tanh")]}
+    model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(V, 4),
+                              keras.layers.LSTM(5, return_sequences=True), *ends[ending]])
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(InteropError, match=message):
+        import_model(tmp_path / "m.keras", vocab_chars=CHARS)
+
+
 @pytest.mark.parametrize("ending", ("time_distributed", "activation"))
 def test_a_time_distributed_dense_or_an_activation_layer_ends_the_model(tmp_path, ending):
     """Keras 2-era char models end in ``TimeDistributed(Dense(V, activation="softmax"))`` or

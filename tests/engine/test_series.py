@@ -81,6 +81,12 @@ def test_missing_values_are_interpolated_between_their_neighbours_and_dropped_at
         read_csv_column(path, "close", missing="zero")
 
 
+def test_a_column_with_no_values_is_refused_when_interpolating(tmp_path):
+    path = write(tmp_path, "v\n" + "NA\n" * 20)
+    with pytest.raises(DataError, match=r"column 'v' has no values \(every cell is missing\); at least 10"):
+        read_csv_column(path, "v", missing="interpolate")
+
+
 def test_interpolated_values_do_not_count_towards_the_minimum(tmp_path):
     cells = ["1"] + [""] * 20 + ["3"] + ["5"] * 2
     path = write(tmp_path, "v\n" + "\n".join(cells) + "\n")
