@@ -124,13 +124,18 @@ def sgemm_rate(n: int = 1024, reps: int = 5, clock=time.perf_counter) -> float:
     return n**3 / best
 
 
+def one_core_plan(trainer: Trainer) -> TrainingPlan:
+    """The trainer's work on one core: its batch parts (if split) in turn, one BLAS thread."""
+    return TrainingPlan(trainer.shards, 1, None, 1)
+
+
 def single_core_ms(trainer: Trainer, reps: int) -> tuple[float, float]:
     """The engine's training step on one core: median CPU milliseconds of the calling thread
     (``time.thread_time``) over ``reps`` steps at one BLAS thread, a split batch's parts in
     turn (the same work the trainer's plan does, without its threads), and the floor of its
     products at the one-thread sgemm rate, milliseconds."""
     with blas_threads(1):
-        trainer.plan = TrainingPlan(trainer.shards, 1, None, 1)
+        trainer.plan = one_core_plan(trainer)
         times = alternate({"engine": trainer.train_step}, reps, clock=time.thread_time, quiet=False)["engine"]
         rate = sgemm_rate(clock=time.thread_time)  # multiply-adds per CPU second at one thread
     trainer.plan = None
@@ -186,7 +191,7 @@ def training_table(configs: list[str], reps: int, with_torch: bool, torch_thread
         trainer = engine_trainer(H, B, T)
         # as Trainer.run: one plan for the whole run, the one printed; by CPU time, a split batch's halves run in turn
         with blas_threads(1) if cpu_time else trainer._threads():
-            plan = TrainingPlan(trainer.shards, 1, None, 1) if cpu_time else trainer.plan
+            plan = one_core_plan(trainer) if cpu_time else trainer.plan
             load = load_elsewhere() if plan.load is None else plan.load  # cores busy elsewhere, at the row's start
             cores_used = plan.blas_threads if plan.executor is None else plan.shards
             with blas_threads(cores_used):

@@ -167,17 +167,21 @@ def read_csv(path, max_bytes: int = DEFAULT_MAX_BYTES, *, delimiter: str | None 
 def csv_columns(path, max_bytes: int = DEFAULT_MAX_BYTES, *, delimiter: str | None = None,
                 decimal: str = ".") -> list[str]:
     """The cells of the first row of the CSV file at ``path``, stripped (column names, or the
-    first values of a file without a header), parsed exactly as ``load_csv_column`` does."""
+    first values of a file without a header), parsed exactly as ``read_csv_column`` does."""
     return [cell.strip() for cell in read_csv(path, max_bytes, delimiter=delimiter, decimal=decimal).rows[0][1]]
 
 
-def _column_index(path: str, first_row: list, column: str | int, decimal: str) -> tuple[int, str, bool]:
-    """``(index, name for messages, first row is a header)`` of ``column``."""
+def _column_index(path: str, first_row: list, column: str | int, decimal: str,
+                  first_line: int = 1) -> tuple[int, str, bool]:
+    """``(index, name for messages, first row is a header)`` of ``column``; ``first_line``: the
+    file line of the first row (lines above it are blank or ``#`` comments)."""
     if isinstance(column, str):
         names = [cell.strip() for cell in first_row]
         wanted = column.strip()
         if wanted not in names:
-            raise DataError(f"{path}: no column named {column!r}; the first row has: {', '.join(map(repr, names))}")
+            above = f" (row {first_line}; the lines above it are blank or '#' comments)" if first_line > 1 else ""
+            raise DataError(f"{path}: no column named {column!r}; the first row{above} has: "
+                            f"{', '.join(map(repr, names))}")
         found = [i for i, n in enumerate(names) if n == wanted]
         if len(found) > 1:
             raise DataError(f"{path}: {len(found)} columns are named {wanted!r} (indices "
@@ -234,7 +238,7 @@ def read_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
         raise ValueError(f"missing must be one of {MISSING_MODES}, got {missing!r}")
     name = str(path)
     rows = read_csv(path, max_bytes, delimiter=delimiter, decimal=decimal).rows
-    index, label, has_header = _column_index(name, rows[0][1], column, decimal)
+    index, label, has_header = _column_index(name, rows[0][1], column, decimal, rows[0][0])
     values, lines = [], []
     for line, cells in rows[1:] if has_header else rows:
         cell = cells[index].strip()
@@ -267,14 +271,6 @@ def read_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
     if series.min() == series.max():
         raise DataError(f"{name}: {label} is constant ({series[0]:g}); a series needs values that change")
     return CsvColumn(series, interpolated, dropped)
-
-
-def load_csv_column(path, column: str | int, max_bytes: int = DEFAULT_MAX_BYTES,
-                    min_values: int = MIN_VALUES, *, delimiter: str | None = None,
-                    decimal: str = ".", missing: str = "refuse") -> np.ndarray:
-    """``read_csv_column(...).values``: the column as ``(N,) float64``."""
-    return read_csv_column(path, column, max_bytes, min_values, delimiter=delimiter, decimal=decimal,
-                           missing=missing).values
 
 
 # --- generators -------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from engine import memory
 from engine.data import TextCorpus, decode_text, load_text
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
-from engine.series import csv_columns, load_csv_column, read_csv
+from engine.series import csv_columns, read_csv, read_csv_column
 from engine.evaluation import evaluate
 from engine.train import TrainConfig, Trainer
 from lstmviz.cli import main
@@ -335,7 +335,7 @@ def _csv(tmp_path, text, name="f.csv"):
 def test_unquoted_thousands_separators_are_refused_naming_the_row(tmp_path):
     path = _csv(tmp_path, "date,price\n2024-01-02,10,012.6\n2024-01-03,9,876.5\n")
     with pytest.raises(DataError) as refused:
-        load_csv_column(path, "price", min_values=2)
+        read_csv_column(path, "price", min_values=2).values
     assert str(refused.value) == (
         f"{path}: row 2 has 3 fields but the first row (row 1) has 2 (delimiter ','); a \",\" inside a number "
         "(thousands separator or decimal comma) must be quoted (\"10,012.6\"), or the file saved with another "
@@ -346,13 +346,13 @@ def test_quoted_thousands_separators_are_not_numbers(tmp_path):
     path = _csv(tmp_path, 'date,price\n2024-01-02,"10,012.6"\n2024-01-03,"9,876.5"\n')
     with pytest.raises(DataError, match=r"row 2, column 'price': '10,012\.6' is not a finite number; remove "
                                         r"thousands separators, or if ',' is the decimal separator, choose decimal ','"):
-        load_csv_column(path, "price", min_values=2)
+        read_csv_column(path, "price", min_values=2).values
 
 
 def test_semicolons_with_commas_in_a_text_column(tmp_path):
     path = _csv(tmp_path, "id;note;cost\n1;a (b, c);10.5\n2;d, e;11.25\n3;f;-2\n")
     assert csv_columns(path) == ["id", "note", "cost"]
-    assert load_csv_column(path, "cost", min_values=3).tolist() == [10.5, 11.25, -2.0]
+    assert read_csv_column(path, "cost", min_values=3).values.tolist() == [10.5, 11.25, -2.0]
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
@@ -363,20 +363,20 @@ def test_each_delimiter_is_detected(tmp_path, delimiter):
     path = _csv(tmp_path, text)
     table = read_csv(path)
     assert table.delimiter == delimiter and [cells for _, cells in table.rows][1][2] == 'x "quoted" y'
-    assert load_csv_column(path, "value", min_values=2).tolist() == [2.5, -300.0]
+    assert read_csv_column(path, "value", min_values=2).values.tolist() == [2.5, -300.0]
 
 
 def test_user_overrides_delimiter_and_decimal(tmp_path):
     path = _csv(tmp_path, "date;price\n2024-01-02;10,5\n2024-01-03;9,75\n")
     with pytest.raises(DataError, match=r"'10,5' is not a finite number.*choose decimal ','"):
-        load_csv_column(path, "price", min_values=2)
-    assert load_csv_column(path, "price", min_values=2, decimal=",").tolist() == [10.5, 9.75]
-    assert load_csv_column(path, "price", min_values=2, delimiter=";", decimal=",").tolist() == [10.5, 9.75]
+        read_csv_column(path, "price", min_values=2).values
+    assert read_csv_column(path, "price", min_values=2, decimal=",").values.tolist() == [10.5, 9.75]
+    assert read_csv_column(path, "price", min_values=2, delimiter=";", decimal=",").values.tolist() == [10.5, 9.75]
     with pytest.raises(DataError, match=r"'1\.010,5' is not a finite number; remove thousands separators"):
-        load_csv_column(_csv(tmp_path, "p\n1.010,5\n2,5\n", "g.csv"), "p", min_values=2, decimal=",")
+        read_csv_column(_csv(tmp_path, "p\n1.010,5\n2,5\n", "g.csv"), "p", min_values=2, decimal=",").values
     forced = _csv(tmp_path, "a|b\n1|2\n3|4\n", "h.csv")
     with pytest.raises(DataError, match=r"no column named 'b'; the first row has: 'a\|b'"):
-        load_csv_column(forced, "b", min_values=2, delimiter=",")
+        read_csv_column(forced, "b", min_values=2, delimiter=",").values
     with pytest.raises(ValueError, match=r"the delimiter and the decimal separator must differ"):
         read_csv(forced, delimiter=",", decimal=",")
     with pytest.raises(ValueError, match=r"delimiter must be one character"):
@@ -387,14 +387,14 @@ def test_user_overrides_delimiter_and_decimal(tmp_path):
 def test_only_plain_ascii_numbers_are_numbers(tmp_path, cell):
     path = _csv(tmp_path, f"v\n{cell}\n2\n")
     with pytest.raises(DataError, match=rf"row 2, column 'v': {re.escape(repr(cell))} is not a finite number"):
-        load_csv_column(path, "v", min_values=2)
+        read_csv_column(path, "v", min_values=2).values
 
 
 @pytest.mark.parametrize("cell", ["nan", "NaN", "NULL", "#N/A"])
 def test_missing_value_markers_are_missing_not_numbers(tmp_path, cell):
     path = _csv(tmp_path, f"v\n{cell}\n2\n")
     with pytest.raises(DataError, match=rf"row 2, column 'v': {re.escape(repr(cell))} marks a missing value"):
-        load_csv_column(path, "v", min_values=2)
+        read_csv_column(path, "v", min_values=2).values
 
 
 def test_rows_with_other_field_counts_and_bad_quotes(tmp_path):
@@ -410,20 +410,20 @@ def test_rows_with_other_field_counts_and_bad_quotes(tmp_path):
 def test_repeated_column_names_are_refused(tmp_path):
     path = _csv(tmp_path, "v,v\n1,2\n3,4\n")
     with pytest.raises(DataError, match=r"2 columns are named 'v' \(indices 0, 1\); choose one by its index"):
-        load_csv_column(path, "v", min_values=2)
-    assert load_csv_column(path, 1, min_values=2).tolist() == [2.0, 4.0]
+        read_csv_column(path, "v", min_values=2).values
+    assert read_csv_column(path, 1, min_values=2).values.tolist() == [2.0, 4.0]
 
 
 def test_quoted_multiline_cells_keep_row_numbers(tmp_path):
     path = _csv(tmp_path, 'note,v\n"two\nlines",1\nx,oops\n')
     with pytest.raises(DataError, match=r"row 4, column 'v': 'oops' is not a finite number"):
-        load_csv_column(path, "v", min_values=1)
+        read_csv_column(path, "v", min_values=1).values
 
 
 def test_csv_from_a_fifo_is_refused(tmp_path, alarm):
     os.mkfifo(tmp_path / "f.csv")
     with pytest.raises(DataError, match=r"is a named pipe \(FIFO\)"):
-        load_csv_column(tmp_path / "f.csv", 0)
+        read_csv_column(tmp_path / "f.csv", 0).values
 
 
 # --- 5. text decoding ----------------------------------------------------------------------------

@@ -24,7 +24,8 @@ import zipfile
 
 import numpy as np
 
-from .layout import AmbiguousModules, InteropError, Loaded, Parity, Recognised, choose_stack, from_keras
+from .layout import (AmbiguousModules, InteropError, Loaded, Parity, Recognised, choose_stack, from_keras,
+                     logits_to_probabilities)
 
 IGNORED = ("InputLayer", "Dropout", "SpatialDropout1D")
 RECURRENT = {"LSTM": "lstm", "CuDNNLSTM": "lstm", "GRU": "gru", "CuDNNGRU": "gru"}
@@ -385,8 +386,7 @@ def parity(source: str, found: Recognised, last_sequences: bool, model, rng: np.
     expected = ours.outputs if last_sequences else ours.outputs[:, -1]  # (B, T, O) or (B, O)
     logits = cfg.head == "softmax" and found.head_activation != "softmax"
     if logits:  # the source's output layer gives logits: compare probabilities
-        outs[0] = np.exp(outs[0] - outs[0].max(-1, keepdims=True))
-        outs[0] /= outs[0].sum(-1, keepdims=True)
+        outs[0] = logits_to_probabilities(outs[0])  # (B, T, O) or (B, O)
     d_out = float(np.abs(expected - outs[0]).max())
     d_state = max(float(np.abs(ours.state[k][0] - (h[:, -1] if h.ndim == 3 else h)).max())
                   for k, h in enumerate(outs[1:]))

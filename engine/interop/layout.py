@@ -191,6 +191,14 @@ class Recognised:
     names: dict = field(default_factory=dict)
 
 
+def logits_to_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis of a source's output-layer logits ``(..., O)``, to compare
+    with a model built with a softmax head (``build_model`` makes a linear output layer over
+    the vocabulary one)."""
+    shifted = np.exp(scores - scores.max(-1, keepdims=True))  # (..., O)
+    return shifted / shifted.sum(-1, keepdims=True)  # (..., O)
+
+
 @dataclass(frozen=True)
 class Parity:
     """A parity check's report ``line`` and ``worst``, the largest absolute difference measured

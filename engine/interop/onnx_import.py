@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .layout import InteropError, Loaded, Parity, Recognised, choose_stack, from_onnx
+from .layout import InteropError, Loaded, Parity, Recognised, choose_stack, from_onnx, logits_to_probabilities
 
 PLUMBING = {"Shape", "Squeeze", "Unsqueeze", "Transpose", "Reshape", "Concat", "Constant", "ConstantOfShape",
             "Expand", "Slice", "Cast", "Identity", "Dropout", "Flatten", "Gather"}
@@ -347,7 +347,7 @@ def _shape_entries(g: Graph, name: str, seen: dict, size) -> list | None:
     neither a constant nor computed by ``Shape``, ``Slice``, ``Gather``, ``Concat``, ``Mul`` (a
     product with a length of 1) and the ops of ``SHAPE_SAME_VALUES``."""
     if name in g.consts:
-        return [int(v) for v in np.asarray(g.consts[name]).reshape(-1)]
+        return [int(v) for v in np.asarray(g.consts[name]).reshape(-1)]  # (n,) a constant shape vector
     node = g.producer.get(name)
     if node is None:
         return None
@@ -634,8 +634,7 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
     order = [a for a in (BATCH, TIME, OUTPUTS, HIDDEN) if a in kept]
     out = out.transpose([kept.index(a) for a in order])  # (B, T, O) or (B, O)
     if cfg.head == "softmax" and not path.ends_in_softmax:
-        out = np.exp(out - out.max(-1, keepdims=True))
-        out /= out.sum(-1, keepdims=True)  # the graph ends in logits: compare probabilities
+        out = logits_to_probabilities(out)  # (B, T, O) or (B, O): the graph ends in logits
     ours = model.forward(inputs)
     expected = ours.outputs if TIME in kept else ours.outputs[:, -1]  # (B, T, O) or (B, O)
     if out.shape != expected.shape:

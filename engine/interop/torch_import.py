@@ -117,7 +117,8 @@ def _read_torch_file(name: str) -> dict:
     except Exception as e:  # truncated or corrupt archives raise RuntimeError, EOFError, ...
         raise InteropError(f"{name}: not a readable torch.save file ({_first_line(e)})") from None
     if not isinstance(data, dict) or not data:
-        raise InteropError(f"{name}: expected a state_dict (a dict of tensors), got {type(data).__name__}")
+        got = "an empty dict" if isinstance(data, dict) else type(data).__name__
+        raise InteropError(f"{name}: expected a state_dict (a dict of tensors), got {got}")
     return data
 
 

@@ -23,7 +23,7 @@ from PySide6 import QtCore, QtWidgets
 
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
-from engine.series import SeriesDataset, csv_columns, forecast, predict_all, read_csv_column
+from engine.series import MISSING_MODES, SeriesDataset, csv_columns, forecast, predict_all, read_csv_column
 from engine.settings import settings_of
 from engine.train import TrainConfig
 
@@ -48,7 +48,7 @@ MODEL_SETTINGS, TRAIN_SETTINGS = settings_of(ModelConfig), settings_of(TrainConf
 # The delimiter and decimal-separator choices: label shown -> value passed to engine.series
 DELIMITERS = {"Auto": None, "comma ,": ",", "semicolon ;": ";", "tab": "\t", "pipe |": "|"}
 DECIMALS = {"point .": ".", "comma ,": ","}
-MISSING = {"refuse": "refuse", "interpolate": "interpolate"}  # engine.series.MISSING_MODES
+MISSING = {mode: mode for mode in MISSING_MODES}
 
 
 class SeriesPanel(QtWidgets.QWidget):

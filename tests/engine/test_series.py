@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from engine.errors import DataError
 from engine.model import ModelConfig, SequenceModel
 from engine.optim import make_optimizer
-from engine.series import (MinMaxScaler, SeriesDataset, csv_columns, forecast, load_csv_column, noisy_sine,
+from engine.series import (MinMaxScaler, SeriesDataset, csv_columns, forecast, noisy_sine,
                            predict_all, ramp, random_walk, read_csv_column, sine)
 
 
@@ -26,15 +26,15 @@ PRICES = [1.5, 2.0, -3.25, 4e2, 5, 6, 7, 8, 9, 10.5, 11]
 
 def test_csv_column_by_name_and_index(tmp_path):
     path = write(tmp_path, "date,price\n" + "".join(f"d{k},{v}\n" for k, v in enumerate(PRICES)) + "\n")
-    by_name = load_csv_column(path, "price")
+    by_name = read_csv_column(path, "price").values
     assert by_name.dtype == np.float64 and by_name.tolist() == PRICES
-    assert load_csv_column(path, 1).tolist() == PRICES  # header detected: "price" is not a number
+    assert read_csv_column(path, 1).values.tolist() == PRICES  # header detected: "price" is not a number
 
 
 def test_csv_without_header_semicolons_and_blank_lines(tmp_path):
     path = write(tmp_path, "".join(f"{k};{v}\n\n" for k, v in enumerate(PRICES)))
-    assert load_csv_column(path, 1).tolist() == PRICES
-    assert load_csv_column(path, 0).tolist() == list(range(len(PRICES)))
+    assert read_csv_column(path, 1).values.tolist() == PRICES
+    assert read_csv_column(path, 0).values.tolist() == list(range(len(PRICES)))
 
 
 def test_csv_comment_lines_above_the_header_are_left_out_and_rows_keep_their_file_lines(tmp_path):
@@ -42,16 +42,20 @@ def test_csv_comment_lines_above_the_header_are_left_out_and_rows_keep_their_fil
     path = write(tmp_path, notes + "year;temp\n" + "".join(f"{1900 + k};{v}\n" for k, v in enumerate(PRICES))
                  + "# not a comment once the rows have begun\n")
     with pytest.raises(DataError, match=rf"row {4 + len(PRICES) + 1} has 1 field but the first row \(row 4\) has 2"):
-        load_csv_column(path, "temp")
+        read_csv_column(path, "temp").values
     path = write(tmp_path, notes + "year;temp\n" + "".join(f"{1900 + k};{v}\n" for k, v in enumerate(PRICES)))
     assert csv_columns(path) == ["year", "temp"]
-    assert load_csv_column(path, "temp").tolist() == PRICES
+    assert read_csv_column(path, "temp").values.tolist() == PRICES
+    path = write(tmp_path, "#year;temp\n" + "".join(f"{1900 + k};{v}\n" for k, v in enumerate(PRICES)))
+    with pytest.raises(DataError, match=r"no column named 'temp'; the first row \(row 2; the lines above it are "
+                                        r"blank or '#' comments\) has: '1900', '1.5'"):
+        read_csv_column(path, "temp")  # a header written as a comment: the message says why it was not read
 
 
 def test_csv_single_column_with_bom(tmp_path):
     path = tmp_path / "one.csv"
     path.write_bytes(("\ufeffvalue\n" + "\n".join(map(str, PRICES))).encode("utf-8"))
-    assert load_csv_column(path, "value").tolist() == PRICES
+    assert read_csv_column(path, "value").values.tolist() == PRICES
 
 
 @pytest.mark.parametrize("cells, column, message", [
@@ -65,7 +69,7 @@ def test_csv_bad_cells_name_file_row_and_column(tmp_path, cells, column, message
     rows = [f"d,{v if c == 'a' else c}" for c, v in zip(cells, PRICES)]
     path = write(tmp_path, "date,price\n" + "\n".join(rows) + "\n")
     with pytest.raises(DataError, match=message) as info:
-        load_csv_column(path, column)
+        read_csv_column(path, column).values
     assert str(path) in str(info.value)
 
 
@@ -97,7 +101,7 @@ def test_interpolated_values_do_not_count_towards_the_minimum(tmp_path):
 def test_csv_short_row_is_refused_without_header(tmp_path):
     path = write(tmp_path, "1,2\n3,4\n5\n" + "7,8\n" * 10)
     with pytest.raises(DataError, match=r"row 3 has 1 field but the first row \(row 1\) has 2 .*missing fields"):
-        load_csv_column(path, 1)
+        read_csv_column(path, 1).values
 
 
 @pytest.mark.parametrize("text, column, message", [
@@ -109,17 +113,17 @@ def test_csv_short_row_is_refused_without_header(tmp_path):
 ])
 def test_csv_refusals(tmp_path, text, column, message):
     with pytest.raises(DataError, match=message):
-        load_csv_column(write(tmp_path, text), column)
+        read_csv_column(write(tmp_path, text), column).values
 
 
 def test_csv_file_problems_are_data_errors(tmp_path):
     with pytest.raises(DataError, match="no such file"):
-        load_csv_column(tmp_path / "missing.csv", 0)
+        read_csv_column(tmp_path / "missing.csv", 0).values
     big = write(tmp_path, "1\n" * 100)
     with pytest.raises(DataError, match="too big"):
-        load_csv_column(big, 0, max_bytes=50)
+        read_csv_column(big, 0, max_bytes=50).values
     with pytest.raises(ValueError, match="column must be a name"):
-        load_csv_column(big, 1.0)
+        read_csv_column(big, 1.0).values
 
 
 # --- generators ---------------------------------------------------------------------------------
