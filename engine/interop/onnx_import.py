@@ -167,6 +167,23 @@ class Graph:
             name = self.data_input(node)
         return nodes[::-1], name
 
+    def state_inputs(self, recurrent: list) -> list:
+        """The graph inputs that feed the ``initial_h``/``initial_c`` of the ``recurrent`` nodes,
+        directly or through other nodes (``torch.onnx.export`` of ``forward(ids, h0, c0)`` slices
+        each layer's state out of one input), in the order found."""
+        found, seen = [], set()
+        todo = [i for node in recurrent for i in list(node.input)[5:7] if i]
+        while todo:
+            name = todo.pop(0)
+            if name in seen:
+                continue
+            seen.add(name)
+            if name in self.inputs:
+                found.append(name)
+            elif name in self.producer and self.producer[name].op_type != "Shape":  # a shape is no state's value
+                todo += [i for i in self.producer[name].input if i]
+        return found
+
     def computes_shape(self, node) -> bool:
         """True when ``node`` computes on tensor shapes only: each of its inputs is a constant,
         a ``Shape`` node's output, or the output of a node that computes shapes."""
@@ -274,8 +291,7 @@ def recognise(proto, source: str, prefixes=()) -> tuple:
         raise g.fail(stack[1], "mixed LSTM and GRU layers are not supported")
     found = Recognised(cell=stack[0].op_type.lower(), layers=[_recurrent_layer(n, g) for n in stack])
     found.names = {"recurrent": [_name(n) for n in stack],
-                   "initial states from graph inputs, taken as zeros": [
-                       i for n in stack for i in list(n.input)[5:7] if i in g.inputs]}
+                   "initial states from graph inputs, taken as zeros": g.state_inputs(stack)}
     before, graph_input = g.back_to_source(stack[0].input[0], stack[0])
     after, start = g.forward(stack[-1], stop_at_unknown=len(found_stacks) > 1)
     path = _axes(g, graph_input, before, stack, after, start)
@@ -324,7 +340,7 @@ def _recognise_ends(g: Graph, found: Recognised, before: list, after: list) -> N
         if head_b is None:
             head_b = np.zeros(head_W.shape[1], head_W.dtype)  # (O,)
         found.head = (head_W, head_b)
-        found.head_activation = activation or ("softmax" if embed is not None or onehot_size else "linear")
+        found.head_activation = activation  # None: layout.build_model decides (a softmax over tokens)
 
 
 def _const_axes(node, g: Graph) -> list | None:
@@ -596,7 +612,8 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
     from onnx import helper
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # a copy to add outputs to
-    zeros = _zero_states(proto, path.input_name, path.input_dims[path.input_axes.index(BATCH)] or 2)
+    zeros = _zero_states(proto, found.names["initial states from graph inputs, taken as zeros"],
+                         path.input_dims[path.input_axes.index(BATCH)] or 2)
     batchwise = _as_time_major(proto)
     ours_axis = {BATCH: 0, TIME: 1, FEATURES: 2}
     B = path.input_dims[path.input_axes.index(BATCH)] or 2
@@ -607,7 +624,11 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
     else:
         inputs = rng.integers(0, cfg.input_size, (B, T))  # (B, T)
     elem = next(i for i in proto.graph.input if i.name == path.input_name).type.tensor_type.elem_type
-    feed = inputs.transpose([ours_axis[a] for a in path.input_axes]).astype(helper.tensor_dtype_to_np_dtype(elem))
+    source_inputs = inputs  # (B, T) ids or (B, T, D) values, as the graph reads them
+    if cfg.input_kind != "dense" and FEATURES in path.input_axes:  # a graph reading one-hot vectors, not ids
+        source_inputs = np.eye(cfg.input_size, dtype=np.float32)[inputs]  # (B, T, V)
+    feed = source_inputs.transpose([ours_axis[a] for a in path.input_axes]).astype(
+        helper.tensor_dtype_to_np_dtype(elem))
     finals = {(k, j): node.output[j + 1] for k, node in enumerate(path.recurrent) for j in (0, 1)
               if len(node.output) > j + 1 and node.output[j + 1]}  # (layer, state index) -> Y_h / Y_c
     existing = {o.name for o in proto.graph.output}
@@ -653,19 +674,23 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
                   f"{d_out:.2e}{last}, {states}", max(d_out, d_state or 0.0))
 
 
-def _zero_states(proto, sequence_input: str, B: int) -> dict:
-    """Zeros for the graph inputs other than the sequence that feed a recurrent node's
-    ``initial_h``/``initial_c`` (the imported model starts from zero states, as the viewer
-    does): ``{name: (1, B, H) float32}``, or ``(B, 1, H)`` for a ``layout=1`` node."""
-    inputs = {i.name for i in proto.graph.input} - {i.name for i in proto.graph.initializer} - {sequence_input}
+def _zero_states(proto, state_inputs: list, B: int) -> dict:
+    """Zeros for the graph inputs ``state_inputs`` (``Graph.state_inputs``: they feed the
+    recurrent nodes' ``initial_h``/``initial_c``; the imported model starts from zero states,
+    as the viewer does): ``{name: float32 array}`` of the shape the graph declares, its open
+    dimensions ``B`` (the batch); without a declared shape ``(1, B, H)``, or ``(B, 1, H)`` for
+    a ``layout=1`` node it feeds directly."""
+    declared = {i.name: i.type.tensor_type for i in proto.graph.input}
     zeros = {}
-    for node in proto.graph.node:
-        if node.op_type in RECURRENT_OPS:
+    for name in state_inputs:
+        if declared[name].HasField("shape"):
+            shape = [d.dim_value if d.dim_value > 0 else B for d in declared[name].shape.dim]
+        else:
+            recurrent = [n for n in proto.graph.node if n.op_type in RECURRENT_OPS]
+            node = next((n for n in recurrent if name in list(n.input)[5:7]), recurrent[0])
             H = _attrs(node)["hidden_size"]
-            for slot in (5, 6):
-                if len(node.input) > slot and node.input[slot] in inputs:
-                    shape = (B, 1, H) if _attrs(node).get("layout", 0) == 1 else (1, B, H)  # dirs = 1
-                    zeros[node.input[slot]] = np.zeros(shape, np.float32)
+            shape = (B, 1, H) if _attrs(node).get("layout", 0) == 1 else (1, B, H)  # dirs = 1
+        zeros[name] = np.zeros(shape, np.float32)
     return zeros
 
 

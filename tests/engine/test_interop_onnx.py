@@ -330,6 +330,72 @@ def test_torch_default_exporter_graphs_import_with_parity(tmp_path, cell, layers
     np.testing.assert_allclose(result.model.forward(ids).outputs, probs, atol=1e-6)
 
 
+@pytest.mark.parametrize("cell,dynamo", [("LSTM", True), ("LSTM", False), ("GRU", True)])
+def test_a_torch_forward_taking_its_state_imports_with_zeros_fed_for_it(tmp_path, cell, dynamo):
+    """``forward(ids, h0[, c0])`` of a 2-layer module: each layer's state is sliced out of one
+    graph input; the parity check feeds it zeros, as the viewer starts."""
+    torch = pytest.importorskip("torch")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+    net = char_net(cell, 2, 7)
+    states = ("h0", "c0") if cell == "LSTM" else ("h0",)
+
+    class WithState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = net
+
+        def forward(self, ids, *state):
+            hs, _ = self.net.rnn(self.net.embed(ids), state if cell == "LSTM" else state[0])
+            return self.net.head(hs)
+
+    B, T, H = 2, 6, 5
+    zeros = tuple(torch.zeros(2, B, H) for _ in states)
+    path = tmp_path / "stateful.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(WithState().eval(), (torch.zeros(B, T, dtype=torch.long), *zeros), str(path),
+                          input_names=["ids", *states], dynamo=dynamo)
+    result = import_model(path, vocab_chars="abcdefg")
+    assert f"initial states from graph inputs, taken as zeros: {', '.join(states)}" in result.report
+    assert max(parity_numbers(result.report)) <= 1e-5
+    ids = np.random.default_rng(9).integers(0, 7, (B, T))  # (B, T)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(ids)).numpy()  # (B, T, V) from zero states
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)  # (B, T, V)
+    np.testing.assert_allclose(result.model.forward(ids).outputs, probs, atol=1e-6)
+
+
+def test_a_graph_reading_one_hot_vectors_imports_with_a_vocabulary_as_a_softmax_model(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(11)
+    V, H = 7, 5
+    rnn, head = torch.nn.LSTM(V, H, batch_first=True), torch.nn.Linear(H, V)
+
+    class FloatIn(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn, self.head = rnn, head
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0])
+
+    path = tmp_path / "float_in.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(FloatIn().eval(), (torch.zeros(2, 6, V),), str(path), dynamo=False)
+    result = import_model(path, vocab_chars="abcdefg")
+    cfg = result.model.config
+    assert (cfg.input_kind, cfg.head) == ("onehot", "softmax")
+    assert "fed as [batch x time x features]" in next(l for l in result.report if l.startswith("parity"))
+    assert max(parity_numbers(result.report)) <= 1e-5
+    ids = np.random.default_rng(12).integers(0, V, (2, 6))  # (B, T)
+    with torch.no_grad():
+        logits = FloatIn()(torch.nn.functional.one_hot(torch.from_numpy(ids), V).float()).numpy()  # (B, T, V)
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)  # (B, T, V)
+    np.testing.assert_allclose(result.model.forward(ids).outputs, probs, atol=1e-6)
+
+
 @pytest.mark.parametrize("layout", (0, 1))
 def test_an_initial_state_fed_as_a_graph_input_is_taken_as_zeros(tmp_path, layout):
     path, model = hand_built(tmp_path, layout, state_input=True)
