@@ -229,9 +229,13 @@ def build_model(found: Recognised, vocab_size: int | None, source: str, dtype: s
     D0 = found.layers[0]["Wx"].shape[0]
     H = found.layers[0]["Wh"].shape[0]
     for k, layer in enumerate(found.layers[1:], 1):
-        if layer["Wx"].shape[0] != H or layer["Wh"].shape[0] != H:
+        below = found.layers[k - 1]["Wh"].shape[0]  # units of the layer feeding this one
+        if layer["Wx"].shape[0] != below:
             raise InteropError(f"{source}: recurrent layer {k} does not take layer {k - 1}'s output "
-                               f"({layer['Wx'].shape[0]} inputs, {H} expected)")
+                               f"({layer['Wx'].shape[0]} inputs, {below} expected)")
+        if layer["Wh"].shape[0] != H:
+            raise InteropError(f"{source}: recurrent layer {k} has {layer['Wh'].shape[0]} units and layer 0 has {H}; "
+                               "an lstmviz model has one hidden size for all its layers")
     V = vocab_size
     embed_size = 0
     if found.embed is not None:

@@ -170,6 +170,18 @@ def test_layer_prefix_chooses_among_several_modules_and_stacks_them(tmp_path):
     assert any("ignored: first." in line for line in only.report)
 
 
+@pytest.mark.parametrize("second,message", [
+    ((5, 4), r"recurrent layer 1 does not take layer 0's output \(5 inputs, 4 expected\)"),
+    ((4, 6), r"recurrent layer 1 has 6 units and layer 0 has 4; an lstmviz model has one hidden size"),
+])
+def test_stacked_modules_that_do_not_chain_are_refused_saying_why(tmp_path, second, message):
+    state = {**prefixed(torch.nn.LSTM(3, 4).state_dict(), "first."),
+             **prefixed(torch.nn.LSTM(*second).state_dict(), "second.")}
+    torch.save(state, tmp_path / "m.pt")
+    with pytest.raises(InteropError, match=message):
+        import_model(tmp_path / "m.pt", prefixes=["first", "second"])
+
+
 def test_ambiguous_output_layer_lists_candidates(tmp_path):
     state = {**prefixed(torch.nn.GRU(3, 4).state_dict(), "rnn."),
              **prefixed(torch.nn.Linear(4, 2).state_dict(), "out_a."),
