@@ -337,7 +337,35 @@ LABEL_GAP_PX = 12  # least room between neighbouring step labels, in pixels
 STEP_MANTISSAS = (1.0, 2.0, 5.0)  # step labels every 1, 2, 5, 10, 20, 50, ... steps
 
 
-class StepAxis(pg.AxisItem):
+class BoundedAxis(pg.AxisItem):
+    """A pyqtgraph axis that computes its bounding rectangle (pyqtgraph's
+    ``AxisItem.boundingRect``, about 5 us in Python) once per geometry and style, not on every
+    call: Qt asks every axis of a view for it on every repaint of the view, a step's included.
+    It depends on the axis' size, orientation, tick length and label overlap setting (set
+    through ``setStyle``), and with a grid on the view's rectangle: an axis with a grid
+    computes it on every call."""
+
+    def __init__(self, *args, **kwargs):
+        self._bounds = None  # QRectF computed for the current geometry and style, or None
+        super().__init__(*args, **kwargs)
+        self.geometryChanged.connect(self._forget_bounds)
+
+    def _forget_bounds(self) -> None:
+        self._bounds = None
+
+    def setStyle(self, **kwargs) -> None:  # noqa: N802 - pyqtgraph's name
+        self._bounds = None
+        super().setStyle(**kwargs)
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        if self.grid is not False:
+            return super().boundingRect()
+        if self._bounds is None:
+            self._bounds = super().boundingRect()
+        return QtCore.QRectF(self._bounds)
+
+
+class StepAxis(BoundedAxis):
     """A time axis of steps: ticks at whole steps, labelled as integers with thousands
     separators ("1,099,985", never "1.09985e+06"), the labelled ticks at least the widest
     label's width plus ``LABEL_GAP_PX`` apart (measured in the axis' tick font), so neighbouring
@@ -385,7 +413,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._first = 0
         self._img = np.zeros((0, 0), np.float32)  # (H, T) what is drawn
         self.ci.setContentsMargins(2, 2, 2, 2)
-        self.plot = self.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
+        self.plot = self.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom"), "left": BoundedAxis("left")})
         self.plot.setTitle(GATE_STYLE[name].label, size="9pt")
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)

@@ -19,7 +19,7 @@ from engine.data import display_char
 from engine.quantities import RECORDED_NAMES as PANEL_NAMES
 
 from ..core.labels import step_label
-from ..plots import argb_pixels, argb_table, colormap_for
+from ..plots import BoundedAxis, argb_pixels, argb_table, colormap_for
 from ..readout import Readout
 from ..session import Session
 from ..still_parts import cache_still_parts
@@ -65,7 +65,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.setAutoFillBackground(True)  # opaque: a step repaints the titles, not the dock under them
         self.plots.ci.setContentsMargins(2, 2, 2, 2)
 
-        self.vectors = self.plots.addPlot(row=0, col=0)
+        self.vectors = self.plots.addPlot(row=0, col=0, axisItems=bounded_axes())
         self.vectors.invertY(True)
         self.vectors.setMouseEnabled(x=False, y=False)
         self.vectors.hideButtons()
@@ -81,7 +81,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.unit_marker.hide()
         self.vectors.addItem(self.unit_marker, ignoreBounds=True)
 
-        self.predictions = self.plots.addPlot(row=0, col=1)
+        self.predictions = self.plots.addPlot(row=0, col=1, axisItems=bounded_axes())
         self.predictions.invertY(True)
         self.predictions.setMouseEnabled(x=False, y=False)
         self.predictions.hideButtons()
@@ -168,6 +168,12 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.unit_marker.setY(max(s.unit, 0))
         self.unit_marker.setVisible(s.unit >= 0)
         self._predicted.show(self, s, window.outputs[0], t)  # (V,) or (K,)
+
+
+def bounded_axes() -> dict:
+    """The left and bottom axes of a plot (``BoundedAxis``: a step repaints the plots without
+    computing their bounding rectangles again)."""
+    return {"left": BoundedAxis("left"), "bottom": BoundedAxis("bottom")}
 
 
 def vectors_reserve(s: Session) -> str:
