@@ -271,17 +271,18 @@ class ColumnImage(pg.GraphicsObject):
         exposed = option.exposedRect & drawn
         self.painted_area += exposed.width() * exposed.height()
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
-        if painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG:  # it ignores a source rectangle
+        engine = painter.paintEngine().type()
+        if engine == QtGui.QPaintEngine.Type.SVG:  # it ignores a source rectangle
             painter.drawImage(drawn, self.qimage.copy(self._t0 - self._first, 0, T, H))
         else:
-            painter.drawImage(self.boundingRect(), self.qimage)
+            painter.drawImage(self._bounds, self.qimage)
         if self._cursor is not None:
             line = QtCore.QLineF(self._cursor, -0.5, self._cursor, H - 0.5)
-            if not self._blit_line(painter, line, widget):
+            if not self._blit_line(painter, line, widget, engine):
                 painter.setPen(self._cursor_pen)
                 painter.drawLine(line)
 
-    def _blit_line(self, painter: QtGui.QPainter, line: QtCore.QLineF, widget) -> bool:
+    def _blit_line(self, painter: QtGui.QPainter, line: QtCore.QLineF, widget, engine) -> bool:
         """Draw the vertical cursor ``line`` (item coordinates) as the raster engine would draw
         it with the cursor's cosmetic pen, without antialiasing, on ``widget``: the pixels whose centres lie in
         the pen's square around the line (ends snapped to 1/64 pixel, centres on the lower edge
@@ -289,10 +290,10 @@ class ColumnImage(pg.GraphicsObject):
         colour, about 2 us instead of 70 us (the raster engine blends a thin translucent
         stroke scanline by scanline). Returns False, drawing nothing, where that rule does not
         hold (no widget, e.g. an export; antialiasing, a rotation, a scaled screen, another paint
-        engine, a dashed, non-cosmetic or hairline pen): draw the line instead. The pen is
-        checked when set (``set_cursor``), the transform once per transform and pixel ratio."""
-        if (widget is None or self._line_pen is None
-                or painter.paintEngine().type() != QtGui.QPaintEngine.Type.Raster
+        engine, a dashed, non-cosmetic or hairline pen): draw the line instead. ``engine``: the
+        painter's paint engine type. The pen is checked when set (``set_cursor``), the transform
+        once per transform and pixel ratio."""
+        if (widget is None or self._line_pen is None or engine != QtGui.QPaintEngine.Type.Raster
                 or painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)):
             return False
         transform, ratio = painter.transform(), painter.device().devicePixelRatioF()
@@ -314,11 +315,13 @@ class ColumnImage(pg.GraphicsObject):
                 image = QtGui.QImage(*size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
                 image.fill(QtGui.QColor.fromRgba(rgba))
                 self._line_image = (key, image)
-            painter.save()
-            painter.resetTransform()
+            painter.setWorldTransform(_IDENTITY)  # device pixels (nothing else of the state changes)
             painter.drawImage(QtCore.QPoint(first_column, first_row), self._line_image[1])
-            painter.restore()
+            painter.setWorldTransform(transform)
         return True
+
+
+_IDENTITY = QtGui.QTransform()
 
 
 def _pixels(a: float, b: float, half: float) -> tuple:
