@@ -386,7 +386,7 @@ class RowLabels(QtWidgets.QGraphicsItem):
         super().__init__(self._axis)
         self._view = plot.vb
         self._rows: list = []  # [(character, probability)] as shown, row j at y = j in the view
-        self._texts: dict = {}  # string -> QStaticText
+        self._texts: dict = {}  # string -> (QStaticText, width, height) in the tick font
         self.painted = 0  # paints so far (tests)
         self._rows_at = None  # (top, pitch): row j at y = top + j * pitch in item coordinates (None: to map)
         self._view.sigResized.connect(self._geometry_changed)
@@ -415,13 +415,16 @@ class RowLabels(QtWidgets.QGraphicsItem):
     def _font(self) -> QtGui.QFont:
         return self._axis.style.get("tickFont") or QtGui.QFont()
 
-    def _text(self, string: str) -> QtGui.QStaticText:
-        text = self._texts.get(string)
-        if text is None:
-            text = self._texts[string] = QtGui.QStaticText(string)
+    def _text(self, string: str) -> tuple:
+        """``(QStaticText, width, height)`` of ``string`` in the tick font (laid out once)."""
+        entry = self._texts.get(string)
+        if entry is None:
+            text = QtGui.QStaticText(string)
             text.setTextFormat(QtCore.Qt.PlainText)
             text.prepare(QtGui.QTransform(), self._font())
-        return text
+            size = text.size()
+            entry = self._texts[string] = (text, size.width(), size.height())
+        return entry
 
     def _geometry_changed(self, *_):
         self._rows_at = None
@@ -435,7 +438,8 @@ class RowLabels(QtWidgets.QGraphicsItem):
         self.painted += 1
         if not self._rows:
             return
-        painter.setFont(self._font())
+        font = self._font()
+        painter.setFont(font)
         painter.setPen(self._axis.textPen())
         if self._rows_at is None:  # mapped again after the view's size, y range or the axis' geometry change
             to_item = lambda j: self.mapFromScene(self._view.mapViewToScene(QtCore.QPointF(0, j))).y()  # noqa: E731
@@ -443,13 +447,12 @@ class RowLabels(QtWidgets.QGraphicsItem):
             self._rows_at = (top, to_item(1) - top)
         top, pitch = self._rows_at  # row j is at top + j * pitch
         numbers = self._axis.width() - LABEL_GAP  # right edge of the probabilities
-        chars = numbers - self._text("0.00").size().width() - QtGui.QFontMetricsF(self._font()).horizontalAdvance("  ")
+        chars = numbers - self._text("0.00")[1] - QtGui.QFontMetricsF(font).horizontalAdvance("  ")
         for j, (char, probability) in enumerate(self._rows):
             y = top + j * pitch
             for string, right in ((probability, numbers), (char, chars)):
-                text = self._text(string)
-                size = text.size()
-                painter.drawStaticText(QtCore.QPointF(right - size.width(), y - size.height() / 2), text)
+                text, width, height = self._text(string)
+                painter.drawStaticText(QtCore.QPointF(right - width, y - height / 2), text)
 
 
 class Strip:
