@@ -550,12 +550,13 @@ class Strips(pg.GraphicsObject):
         H = self._canvas.shape[0]
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
         vector = painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG
+        shown = option.exposedRect
         for k, name in enumerate(self._names):
             strip = self.strips[name]
             if strip.image is None:
                 continue
             target = QtCore.QRectF(k - STRIP_WIDTH / 2, -0.5, STRIP_WIDTH, H)
-            exposed = option.exposedRect & target
+            exposed = shown & target
             strip.painted_area += exposed.width() * exposed.height()
             if vector:
                 painter.drawImage(target, self.qimage.copy(k, 0, 1, H))
