@@ -344,9 +344,9 @@ class BoundedAxis(pg.AxisItem):
     """A pyqtgraph axis that computes its bounding rectangle (pyqtgraph's
     ``AxisItem.boundingRect``, about 5 us in Python) once per geometry and style, not on every
     call: Qt asks every axis of a view for it on every repaint of the view, a step's included.
-    It depends on the axis' size, orientation, tick length and label overlap setting (set
-    through ``setStyle``), and with a grid on the view's rectangle: an axis with a grid
-    computes it on every call."""
+    It depends on the axis' geometry (pyqtgraph gives an axis no transform), its orientation
+    (fixed), tick length and label overlap setting (set through ``setStyle``), and with a grid
+    on the view's rectangle: an axis with a grid computes it on every call."""
 
     def __init__(self, *args, **kwargs):
         self._bounds = None  # QRectF computed for the current geometry and style, or None
