@@ -271,17 +271,18 @@ class ColumnImage(pg.GraphicsObject):
         exposed = option.exposedRect & drawn
         self.painted_area += exposed.width() * exposed.height()
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
-        if painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG:  # it ignores a source rectangle
+        engine = painter.paintEngine().type()
+        if engine == QtGui.QPaintEngine.Type.SVG:  # it ignores a source rectangle
             painter.drawImage(drawn, self.qimage.copy(self._t0 - self._first, 0, T, H))
         else:
-            painter.drawImage(self.boundingRect(), self.qimage)
+            painter.drawImage(self._bounds, self.qimage)
         if self._cursor is not None:
             line = QtCore.QLineF(self._cursor, -0.5, self._cursor, H - 0.5)
-            if not self._blit_line(painter, line, widget):
+            if not self._blit_line(painter, line, widget, engine):
                 painter.setPen(self._cursor_pen)
                 painter.drawLine(line)
 
-    def _blit_line(self, painter: QtGui.QPainter, line: QtCore.QLineF, widget) -> bool:
+    def _blit_line(self, painter: QtGui.QPainter, line: QtCore.QLineF, widget, engine) -> bool:
         """Draw the vertical cursor ``line`` (item coordinates) as the raster engine would draw
         it with the cursor's cosmetic pen, without antialiasing, on ``widget``: the pixels whose centres lie in
         the pen's square around the line (ends snapped to 1/64 pixel, centres on the lower edge
@@ -289,10 +290,10 @@ class ColumnImage(pg.GraphicsObject):
         colour, about 2 us instead of 70 us (the raster engine blends a thin translucent
         stroke scanline by scanline). Returns False, drawing nothing, where that rule does not
         hold (no widget, e.g. an export; antialiasing, a rotation, a scaled screen, another paint
-        engine, a dashed, non-cosmetic or hairline pen): draw the line instead. The pen is
-        checked when set (``set_cursor``), the transform once per transform and pixel ratio."""
-        if (widget is None or self._line_pen is None
-                or painter.paintEngine().type() != QtGui.QPaintEngine.Type.Raster
+        engine, a dashed, non-cosmetic or hairline pen): draw the line instead. ``engine``: the
+        painter's paint engine type. The pen is checked when set (``set_cursor``), the transform
+        once per transform and pixel ratio."""
+        if (widget is None or self._line_pen is None or engine != QtGui.QPaintEngine.Type.Raster
                 or painter.testRenderHint(QtGui.QPainter.RenderHint.Antialiasing)):
             return False
         transform, ratio = painter.transform(), painter.device().devicePixelRatioF()
@@ -314,11 +315,13 @@ class ColumnImage(pg.GraphicsObject):
                 image = QtGui.QImage(*size, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
                 image.fill(QtGui.QColor.fromRgba(rgba))
                 self._line_image = (key, image)
-            painter.save()
-            painter.resetTransform()
+            painter.setWorldTransform(_IDENTITY)  # device pixels (nothing else of the state changes)
             painter.drawImage(QtCore.QPoint(first_column, first_row), self._line_image[1])
-            painter.restore()
+            painter.setWorldTransform(transform)
         return True
+
+
+_IDENTITY = QtGui.QTransform()
 
 
 def _pixels(a: float, b: float, half: float) -> tuple:
@@ -337,7 +340,35 @@ LABEL_GAP_PX = 12  # least room between neighbouring step labels, in pixels
 STEP_MANTISSAS = (1.0, 2.0, 5.0)  # step labels every 1, 2, 5, 10, 20, 50, ... steps
 
 
-class StepAxis(pg.AxisItem):
+class BoundedAxis(pg.AxisItem):
+    """A pyqtgraph axis that computes its bounding rectangle (pyqtgraph's
+    ``AxisItem.boundingRect``, about 5 us in Python) once per geometry and style, not on every
+    call: Qt asks every axis of a view for it on every repaint of the view, a step's included.
+    It depends on the axis' geometry (pyqtgraph gives an axis no transform), its orientation
+    (fixed), tick length and label overlap setting (set through ``setStyle``), and with a grid
+    on the view's rectangle: an axis with a grid computes it on every call."""
+
+    def __init__(self, *args, **kwargs):
+        self._bounds = None  # QRectF computed for the current geometry and style, or None
+        super().__init__(*args, **kwargs)
+        self.geometryChanged.connect(self._forget_bounds)
+
+    def _forget_bounds(self) -> None:
+        self._bounds = None
+
+    def setStyle(self, **kwargs) -> None:  # noqa: N802 - pyqtgraph's name
+        self._bounds = None
+        super().setStyle(**kwargs)
+
+    def boundingRect(self) -> QtCore.QRectF:  # noqa: N802 - Qt's name
+        if self.grid is not False:
+            return super().boundingRect()
+        if self._bounds is None:
+            self._bounds = super().boundingRect()
+        return QtCore.QRectF(self._bounds)
+
+
+class StepAxis(BoundedAxis):
     """A time axis of steps: ticks at whole steps, labelled as integers with thousands
     separators ("1,099,985", never "1.09985e+06"), the labelled ticks at least the widest
     label's width plus ``LABEL_GAP_PX`` apart (measured in the axis' tick font), so neighbouring
@@ -385,7 +416,7 @@ class HeatmapView(pg.GraphicsLayoutWidget):
         self._first = 0
         self._img = np.zeros((0, 0), np.float32)  # (H, T) what is drawn
         self.ci.setContentsMargins(2, 2, 2, 2)
-        self.plot = self.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom")})
+        self.plot = self.addPlot(row=0, col=0, axisItems={"bottom": StepAxis("bottom"), "left": BoundedAxis("left")})
         self.plot.setTitle(GATE_STYLE[name].label, size="9pt")
         self.plot.invertY(True)
         self.plot.setMouseEnabled(x=True, y=False)

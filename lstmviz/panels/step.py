@@ -19,7 +19,7 @@ from engine.data import display_char
 from engine.quantities import RECORDED_NAMES as PANEL_NAMES
 
 from ..core.labels import step_label
-from ..plots import argb_pixels, argb_table, colormap_for
+from ..plots import BoundedAxis, argb_pixels, argb_table, colormap_for
 from ..readout import Readout
 from ..session import Session
 from ..still_parts import cache_still_parts
@@ -65,7 +65,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.setAutoFillBackground(True)  # opaque: a step repaints the titles, not the dock under them
         self.plots.ci.setContentsMargins(2, 2, 2, 2)
 
-        self.vectors = self.plots.addPlot(row=0, col=0)
+        self.vectors = self.plots.addPlot(row=0, col=0, axisItems=bounded_axes())
         self.vectors.invertY(True)
         self.vectors.setMouseEnabled(x=False, y=False)
         self.vectors.hideButtons()
@@ -81,7 +81,7 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.unit_marker.hide()
         self.vectors.addItem(self.unit_marker, ignoreBounds=True)
 
-        self.predictions = self.plots.addPlot(row=0, col=1)
+        self.predictions = self.plots.addPlot(row=0, col=1, axisItems=bounded_axes())
         self.predictions.invertY(True)
         self.predictions.setMouseEnabled(x=False, y=False)
         self.predictions.hideButtons()
@@ -168,6 +168,12 @@ class CurrentStepPanel(RefreshWhenShown, QtWidgets.QWidget):
         self.unit_marker.setY(max(s.unit, 0))
         self.unit_marker.setVisible(s.unit >= 0)
         self._predicted.show(self, s, window.outputs[0], t)  # (V,) or (K,)
+
+
+def bounded_axes() -> dict:
+    """The left and bottom axes of a plot (``BoundedAxis``: a step repaints the plots without
+    computing their bounding rectangles again)."""
+    return {"left": BoundedAxis("left"), "bottom": BoundedAxis("bottom")}
 
 
 def vectors_reserve(s: Session) -> str:
@@ -380,7 +386,7 @@ class RowLabels(QtWidgets.QGraphicsItem):
         super().__init__(self._axis)
         self._view = plot.vb
         self._rows: list = []  # [(character, probability)] as shown, row j at y = j in the view
-        self._texts: dict = {}  # string -> QStaticText
+        self._texts: dict = {}  # string -> (QStaticText, width, height) in the tick font
         self.painted = 0  # paints so far (tests)
         self._rows_at = None  # (top, pitch): row j at y = top + j * pitch in item coordinates (None: to map)
         self._view.sigResized.connect(self._geometry_changed)
@@ -409,13 +415,16 @@ class RowLabels(QtWidgets.QGraphicsItem):
     def _font(self) -> QtGui.QFont:
         return self._axis.style.get("tickFont") or QtGui.QFont()
 
-    def _text(self, string: str) -> QtGui.QStaticText:
-        text = self._texts.get(string)
-        if text is None:
-            text = self._texts[string] = QtGui.QStaticText(string)
+    def _text(self, string: str) -> tuple:
+        """``(QStaticText, width, height)`` of ``string`` in the tick font (laid out once)."""
+        entry = self._texts.get(string)
+        if entry is None:
+            text = QtGui.QStaticText(string)
             text.setTextFormat(QtCore.Qt.PlainText)
             text.prepare(QtGui.QTransform(), self._font())
-        return text
+            size = text.size()
+            entry = self._texts[string] = (text, size.width(), size.height())
+        return entry
 
     def _geometry_changed(self, *_):
         self._rows_at = None
@@ -429,7 +438,8 @@ class RowLabels(QtWidgets.QGraphicsItem):
         self.painted += 1
         if not self._rows:
             return
-        painter.setFont(self._font())
+        font = self._font()
+        painter.setFont(font)
         painter.setPen(self._axis.textPen())
         if self._rows_at is None:  # mapped again after the view's size, y range or the axis' geometry change
             to_item = lambda j: self.mapFromScene(self._view.mapViewToScene(QtCore.QPointF(0, j))).y()  # noqa: E731
@@ -437,13 +447,12 @@ class RowLabels(QtWidgets.QGraphicsItem):
             self._rows_at = (top, to_item(1) - top)
         top, pitch = self._rows_at  # row j is at top + j * pitch
         numbers = self._axis.width() - LABEL_GAP  # right edge of the probabilities
-        chars = numbers - self._text("0.00").size().width() - QtGui.QFontMetricsF(self._font()).horizontalAdvance("  ")
+        chars = numbers - self._text("0.00")[1] - QtGui.QFontMetricsF(font).horizontalAdvance("  ")
         for j, (char, probability) in enumerate(self._rows):
             y = top + j * pitch
             for string, right in ((probability, numbers), (char, chars)):
-                text = self._text(string)
-                size = text.size()
-                painter.drawStaticText(QtCore.QPointF(right - size.width(), y - size.height() / 2), text)
+                text, width, height = self._text(string)
+                painter.drawStaticText(QtCore.QPointF(right - width, y - height / 2), text)
 
 
 class Strip:
@@ -541,12 +550,13 @@ class Strips(pg.GraphicsObject):
         H = self._canvas.shape[0]
         painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, False)
         vector = painter.paintEngine().type() == QtGui.QPaintEngine.Type.SVG
+        shown = option.exposedRect
         for k, name in enumerate(self._names):
             strip = self.strips[name]
             if strip.image is None:
                 continue
             target = QtCore.QRectF(k - STRIP_WIDTH / 2, -0.5, STRIP_WIDTH, H)
-            exposed = option.exposedRect & target
+            exposed = shown & target
             strip.painted_area += exposed.width() * exposed.height()
             if vector:
                 painter.drawImage(target, self.qimage.copy(k, 0, 1, H))

@@ -241,3 +241,23 @@ def test_the_cursor_is_drawn_at_its_step_and_moving_it_repaints_two_columns(qtbo
     heatmap.set_cursor(None)
     settle(heatmap.image)
     assert abs(brightness(21) - brightness(25)) < 30
+
+
+def test_repaints_reuse_the_axes_bounding_rectangles_until_their_geometry_changes(qtbot, heatmap, monkeypatch):
+    """Qt asks every axis for its bounding rectangle on each repaint of a view; the heatmap's
+    left and step axes (``BoundedAxis``) compute it once per geometry (pyqtgraph's
+    ``AxisItem.boundingRect``), and what they return is what pyqtgraph computes."""
+    heatmap.set_data(np.zeros((50, 8), np.float32), (-1, 1))
+    axes = [heatmap.plot.getAxis("left"), heatmap.plot.getAxis("bottom")]
+    for _ in range(3):
+        heatmap.viewport().repaint()
+    computed = []
+    compute = pg.AxisItem.boundingRect
+    monkeypatch.setattr(pg.AxisItem, "boundingRect", lambda self: computed.append(self) or compute(self))
+    for _ in range(5):
+        heatmap.viewport().repaint()
+    assert not set(computed) & set(axes)
+    assert [compute(axis) for axis in axes] == [axis.boundingRect() for axis in axes]
+    heatmap.resize(640, 360)  # new geometry: computed again
+    qtbot.waitUntil(lambda: set(axes) <= set(computed))
+    assert [compute(axis) for axis in axes] == [axis.boundingRect() for axis in axes]
