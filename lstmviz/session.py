@@ -421,12 +421,14 @@ class Session(QtCore.QObject):
         old_t = self.stepper.t
         if not np.array_equal(self._traced(self.stepper.inputs), self._traced(ids)):
             self._levels_pending = True  # the levels' sample changed: the pass worker computes them
-        self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
+        first_change = self.stepper.edit(ids, kept, run=False)  # rows before the first change stay as they were
         self.sequence = TextSequence(kept, self.vocab.chars)
         if self.selected_step >= len(kept):
             self.selected_step = -1
         self._start_pass()  # from the first changed character; before the signal: a job it starts waits for it
         self.text_changed.emit()
+        if first_change < self.brush_span[1]:
+            self.brush(0, 0)  # the brushed steps are no longer the characters brushed
         self._report_dropped(known)
         self.seek(min(old_t, self.stepper.steps))  # chunked beyond the adopted rows: never freezes
         return kept
