@@ -243,6 +243,8 @@ _DRAWING = re.compile(rb"<(?:path|polyline|polygon|image|text|rect|line|ellipse|
 _SCALED_GROUP = re.compile(rb'(<g\b[^>]*?)transform="matrix\(([^)]*)\)"([^>]*>)((?:(?!<g\b|</g>).)*)</g>', re.DOTALL)
 _COORDINATES = re.compile(rb'( points="| d=")([^"]*)"')
 _PAIR = re.compile(rb"(-?[\d.]+(?:e-?\d+)?),(-?[\d.]+(?:e-?\d+)?)")
+_NUMBER = rb'"(-?[\d.]+(?:e-?\d+)?)"'
+_RECT = re.compile(rb"(<rect\b[^>]*?) x=" + _NUMBER + rb" y=" + _NUMBER + rb" width=" + _NUMBER + rb" height=" + _NUMBER)
 
 
 def _fmt(value: float) -> bytes:
@@ -255,20 +257,30 @@ def _thin_cosmetic_lines(svg: bytes) -> bytes:
     Qt draws a cosmetic pen (pyqtgraph's curves, bars and axes) under the item's scaling
     transform with ``vector-effect="non-scaling-stroke"``; librsvg does not implement that and
     scales the stroke with the transform (a curve becomes a ribbon). In every group that holds
-    such lines and nothing that needs the transform (text, images, gradients), the transform is
-    applied to the coordinates instead (the same geometry in every renderer)."""
+    such lines and nothing that needs the transform (text, images, gradients, a rectangle under
+    a rotation), the transform is applied to the coordinates instead: the points of lines and
+    paths, and the corners of rectangles (the same geometry in every renderer)."""
     def bake(match: re.Match) -> bytes:
         head, matrix, rest, body = match.groups()
         a, b, c, d, e, f = (float(x) for x in matrix.split(b","))
         if (a, b, c, d) == (1.0, 0.0, 0.0, 1.0) or b"non-scaling-stroke" not in body \
-                or re.search(rb"<text\b|<image\b|url\(", head + rest + body):
+                or re.search(rb"<text\b|<image\b|url\(", head + rest + body) \
+                or (b"<rect" in body and (b, c) != (0.0, 0.0)):  # a rotated rectangle is no <rect>
             return match.group(0)
 
         def point(pair: re.Match) -> bytes:
             x, y = float(pair.group(1)), float(pair.group(2))
             return _fmt(a * x + c * y + e) + b"," + _fmt(b * x + d * y + f)
 
+        def rect(found: re.Match) -> bytes:  # (a, d) scale and (e, f) shift the rectangle's corners
+            x, y, w, h = (float(v) for v in found.group(2, 3, 4, 5))
+            x0, x1 = sorted((a * x + e, a * (x + w) + e))
+            y0, y1 = sorted((d * y + f, d * (y + h) + f))
+            return (found.group(1) + b' x="' + _fmt(x0) + b'" y="' + _fmt(y0) + b'" width="' + _fmt(x1 - x0)
+                    + b'" height="' + _fmt(y1 - y0) + b'"')
+
         body = _COORDINATES.sub(lambda m: m.group(1) + _PAIR.sub(point, m.group(2)) + b'"', body)
+        body = _RECT.sub(rect, body)
         return head + b'transform="matrix(1,0,0,1,0,0)"' + rest + body + b"</g>"
 
     return _SCALED_GROUP.sub(bake, svg)

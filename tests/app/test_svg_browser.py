@@ -173,3 +173,35 @@ def check_text_highlights(window, reference: np.ndarray, picture: np.ndarray, re
     highlighted = sum(np.abs(median(reference, *cell) - base).max() > 40 for cell in cells)
     assert highlighted > 20, ("the PNG shows highlights", highlighted)
     assert len(differ) <= 0.02 * len(cells), (renderer, len(differ), len(cells), differ[:3])
+
+
+BAR_COLOURS = ((0xDC, 0x3C, 0x3C), (0x5A, 0x8C, 0xDC))  # the Current step panel's probability bars
+
+
+def bar_pixels(image: np.ndarray) -> int:
+    """Pixels within 30 levels of a probability bar's colour."""
+    near = [(np.abs(image.astype(int) - colour).max(axis=2) <= 30) for colour in BAR_COLOURS]
+    return int(np.logical_or(*near).sum())
+
+
+def bar_bands(image: np.ndarray, band: int = 8) -> set:
+    """The ``band``-pixel rows of ``image`` that hold a blue probability bar."""
+    blue = (np.abs(image.astype(int) - BAR_COLOURS[1]).max(axis=2) <= 30).any(axis=1)  # (H,)
+    return set((np.flatnonzero(blue) // band).tolist())
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_the_current_step_svg_draws_its_probability_bars(window, tmp_path, renderer):
+    """The bars are ``<rect>``s under a scaling transform: baked into device coordinates like the
+    lines (``export._thin_cosmetic_lines``), in place and as long as in the PNG."""
+    window.session.seek(30)
+    panel = window.panel("step")
+    svg, png = tmp_path / "step.svg", tmp_path / "step.png"
+    export.export_svg(panel, svg)
+    export.export_png(panel, png)
+    reference = read_png(png)
+    h, w, _ = reference.shape
+    picture = render_svg(renderer, svg, w, h, tmp_path)[:h, :w]
+    drawn, expected = bar_pixels(picture), bar_pixels(reference)  # librsvg antialiases the bars' grey edges wider
+    assert expected > 200 and 0.5 * expected < drawn < 1.25 * expected, (drawn, expected)
+    assert bar_bands(picture) == bar_bands(reference)  # in place
