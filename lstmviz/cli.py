@@ -269,7 +269,10 @@ class _StopOnSigint:
 
     def __exit__(self, *exc):
         if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+            # forwarded and stopped: the process exits with 130 now; another copy of the same
+            # Ctrl+C from torchrun's agent may still come meanwhile, and must not interrupt the exit
+            late_copy = self.forwarded and self.stop.is_set()
+            signal.signal(signal.SIGINT, signal.SIG_IGN if late_copy else self._previous)
 
 
 def estimate_line(estimate) -> str:

@@ -434,3 +434,25 @@ def test_ctrl_c_under_a_two_process_torchrun_saves_on_rank_0(tmp_path):
     [line] = [line for line in err.splitlines() if "interrupted at step" in line]
     step = int(line.split("interrupted at step ")[1].split(";")[0])
     assert load_char_checkpoint(tmp_path / "m.npz").step == step >= 20
+
+
+@pytest.mark.parametrize("forwarded", [False, True], ids=["alone", "under torchrun"])
+def test_after_a_ctrl_c_under_torchrun_a_late_copy_of_it_is_ignored_while_the_process_exits(forwarded):
+    """The Ctrl+C handler's scope ends after the last save. Under torchrun the agent's copy of
+    the same Ctrl+C can arrive after that, while the process exits with 130: it is ignored (a
+    KeyboardInterrupt in the interpreter's finalisers printed a traceback). Alone, the handler
+    that was there before comes back."""
+    import signal
+    import threading
+
+    from lstmviz.cli import _StopOnSigint
+
+    before = signal.getsignal(signal.SIGINT)
+    stop = threading.Event()
+    try:
+        with _StopOnSigint(stop, forwarded):
+            signal.raise_signal(signal.SIGINT)  # the first Ctrl+C: stop after this step
+            assert stop.is_set()
+        assert signal.getsignal(signal.SIGINT) is (signal.SIG_IGN if forwarded else before)
+    finally:
+        signal.signal(signal.SIGINT, before)
