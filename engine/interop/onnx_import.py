@@ -168,14 +168,16 @@ class Graph:
         return nodes[::-1], name
 
     def state_inputs(self, recurrent: list) -> list:
-        """The graph inputs that feed the ``initial_h``/``initial_c`` of the ``recurrent`` nodes,
-        directly or through other nodes (``torch.onnx.export`` of ``forward(ids, h0, c0)`` slices
-        each layer's state out of one input), in the order found."""
+        """The graph inputs other than the data input that feed the ``initial_h``/``initial_c``
+        of the ``recurrent`` nodes (a stack, first node first), directly or through other nodes
+        (``torch.onnx.export`` of ``forward(ids, h0, c0)`` slices each layer's state out of one
+        input), in the order found; a ``Shape`` node's input is not followed (no value flows)."""
         found, seen = [], set()
         todo = [i for node in recurrent for i in list(node.input)[5:7] if i]
+        sequence = self.back_to_source(recurrent[0].input[0], recurrent[0])[1]  # the data input: never a state
         while todo:
             name = todo.pop(0)
-            if name in seen:
+            if name in seen or name == sequence:
                 continue
             seen.add(name)
             if name in self.inputs:
@@ -612,8 +614,10 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
     from onnx import helper
 
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # a copy to add outputs to
+    batch_axis = next(i for i in proto.graph.input if i.name == path.input_name).type.tensor_type.shape.dim[
+        path.input_axes.index(BATCH)]
     zeros = _zero_states(proto, found.names["initial states from graph inputs, taken as zeros"],
-                         path.input_dims[path.input_axes.index(BATCH)] or 2)
+                         path.input_dims[path.input_axes.index(BATCH)] or 2, batch_axis.dim_param)
     batchwise = _as_time_major(proto)
     ours_axis = {BATCH: 0, TIME: 1, FEATURES: 2}
     B = path.input_dims[path.input_axes.index(BATCH)] or 2
@@ -628,7 +632,7 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
     if cfg.input_kind != "dense" and FEATURES in path.input_axes:  # a graph reading one-hot vectors, not ids
         source_inputs = np.eye(cfg.input_size, dtype=np.float32)[inputs]  # (B, T, V)
     feed = source_inputs.transpose([ours_axis[a] for a in path.input_axes]).astype(
-        helper.tensor_dtype_to_np_dtype(elem))
+        helper.tensor_dtype_to_np_dtype(elem))  # the graph input's axes: (T, B), (B, T, V), ...
     finals = {(k, j): node.output[j + 1] for k, node in enumerate(path.recurrent) for j in (0, 1)
               if len(node.output) > j + 1 and node.output[j + 1]}  # (layer, state index) -> Y_h / Y_c
     existing = {o.name for o in proto.graph.output}
@@ -674,23 +678,25 @@ def parity(proto, path: DataPath, found: Recognised, model, rng: np.random.Gener
                   f"{d_out:.2e}{last}, {states}", max(d_out, d_state or 0.0))
 
 
-def _zero_states(proto, state_inputs: list, B: int) -> dict:
+def _zero_states(proto, state_inputs: list, B: int, batch_name: str = "") -> dict:
     """Zeros for the graph inputs ``state_inputs`` (``Graph.state_inputs``: they feed the
     recurrent nodes' ``initial_h``/``initial_c``; the imported model starts from zero states,
-    as the viewer does): ``{name: float32 array}`` of the shape the graph declares, its open
-    dimensions ``B`` (the batch); without a declared shape ``(1, B, H)``, or ``(B, 1, H)`` for
-    a ``layout=1`` node it feeds directly."""
+    as the viewer does): ``{name: float32 array}`` of the shape the graph declares, ``B`` for
+    a dimension named as the sequence's batch (``batch_name``) or unnamed and open, 1 for any
+    other open one; without a declared shape ``(1, B, H)``, or ``(B, 1, H)`` for a
+    ``layout=1`` node it feeds directly."""
     declared = {i.name: i.type.tensor_type for i in proto.graph.input}
     zeros = {}
     for name in state_inputs:
         if declared[name].HasField("shape"):
-            shape = [d.dim_value if d.dim_value > 0 else B for d in declared[name].shape.dim]
+            shape = [d.dim_value if d.dim_value > 0 else B if d.dim_param in ("", batch_name) else 1
+                     for d in declared[name].shape.dim]
         else:
             recurrent = [n for n in proto.graph.node if n.op_type in RECURRENT_OPS]
             node = next((n for n in recurrent if name in list(n.input)[5:7]), recurrent[0])
             H = _attrs(node)["hidden_size"]
             shape = (B, 1, H) if _attrs(node).get("layout", 0) == 1 else (1, B, H)  # dirs = 1
-        zeros[name] = np.zeros(shape, np.float32)
+        zeros[name] = np.zeros(shape, np.float32)  # e.g. (L, B, H)
     return zeros
 
 

@@ -26,5 +26,7 @@ def test_an_edit_after_the_brushed_steps_keeps_them(window):
     s.brush(5, 10)
     s.set_text(TEXT[:20] + "x" + TEXT[20:])
     assert s.brush_span == (5, 10)
+    s.set_text(TEXT[:10] + "x" + TEXT[10:])  # inserted right after the last brushed character
+    assert s.brush_span == (5, 10)
     s.set_text(TEXT[:9] + "y" + TEXT[10:])  # the last brushed character changes
     assert s.brush_span == (0, 0)

@@ -261,3 +261,7 @@ def test_repaints_reuse_the_axes_bounding_rectangles_until_their_geometry_change
     heatmap.resize(640, 360)  # new geometry: computed again
     qtbot.waitUntil(lambda: set(axes) <= set(computed))
     assert [compute(axis) for axis in axes] == [axis.boundingRect() for axis in axes]
+    for axis, style in zip(axes, ({"tickLength": -10}, {"hideOverlappingLabels": False})):
+        before = axis.boundingRect()
+        axis.setStyle(**style)  # a style the rectangle depends on: computed again
+        assert axis.boundingRect() == compute(axis) != before
