@@ -129,6 +129,7 @@ class Graph:
                 if name and node.op_type != "Shape":
                     self.consumers.setdefault(name, []).append(node)
         self.inputs = {i.name: i for i in graph.input if i.name not in self.consts}
+        self._shape_only = {}  # a node's outputs -> computes_shape(node)
         self.outputs = [o.name for o in graph.output]
 
     def fail(self, node, what: str):
@@ -188,11 +189,14 @@ class Graph:
 
     def computes_shape(self, node) -> bool:
         """True when ``node`` computes on tensor shapes only: each of its inputs is a constant,
-        a ``Shape`` node's output, or the output of a node that computes shapes."""
-        if node.op_type == "Shape":
-            return True
-        producers = [self.producer.get(i) for i in node.input if i and i not in self.consts]
-        return all(p is not None and self.computes_shape(p) for p in producers)
+        a ``Shape`` node's output, or the output of a node that computes shapes (each node
+        decided once, ``_shape_only``)."""
+        key = tuple(node.output)  # a node's outputs name it (each tensor has one producer)
+        if key not in self._shape_only:
+            producers = [self.producer.get(i) for i in node.input if i and i not in self.consts]
+            self._shape_only[key] = node.op_type == "Shape" or all(
+                p is not None and self.computes_shape(p) for p in producers)
+        return self._shape_only[key]
 
     def after_recurrent(self, node) -> bool:
         """True when a recurrent node is among ``node``'s ancestors."""
