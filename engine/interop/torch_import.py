@@ -91,7 +91,24 @@ def _read_safetensors(name: str) -> dict:
     try:
         return dict(load_file(name))
     except Exception as e:  # the package raises SafetensorError, OSError, ValueError... for bad files
-        raise InteropError(f"{name}: not a readable .safetensors file ({_first_line(e)})") from None
+        if "bfloat16" not in str(e):
+            raise InteropError(f"{name}: not a readable .safetensors file ({_first_line(e)})") from None
+    if not torch_available():  # NumPy has no bfloat16; torch reads it and widens it exactly
+        raise InteropError(f"{name}: holds bfloat16 tensors, which NumPy cannot read; install torch to import it "
+                           "(each value is widened to float32 exactly)")
+    from safetensors.torch import load_file as load_torch
+
+    return _arrays(load_torch(name))
+
+
+def _arrays(tensors: dict) -> dict:
+    """``{name: ndarray}`` of torch tensors; bfloat16 (and other floats NumPy lacks) widened to
+    float32, which holds every such value exactly."""
+    import torch
+
+    numpy_floats = (torch.float16, torch.float32, torch.float64)
+    return {k: (v.detach().cpu().float() if v.is_floating_point() and v.dtype not in numpy_floats
+                else v.detach().cpu()).numpy() for k, v in tensors.items()}
 
 
 def _read_torch_file(name: str) -> dict:
@@ -137,7 +154,7 @@ def _checkpoint_entry(data: dict, name: str, prefixes: list) -> tuple[dict, str 
     key chooses among several (``AmbiguousModules`` lists them otherwise). Returns ``({name:
     ndarray}, the entry and what else the checkpoint holds or None, the prefixes left)``."""
     if _is_state_dict(data):
-        return {k: v.detach().cpu().numpy() for k, v in data.items()}, None, prefixes
+        return _arrays(data), None, prefixes
     entries = [k for k, v in data.items() if isinstance(k, str) and _is_state_dict(v)
                and any(RNN_KEY.match(key) for key in v)]
     chosen = [k for k in entries if k in prefixes] or entries
@@ -151,7 +168,7 @@ def _checkpoint_entry(data: dict, name: str, prefixes: list) -> tuple[dict, str 
     key = chosen[0]
     others = [repr(k) for k in data if k != key]
     entry = repr(key) + (f" (also in the checkpoint, not read: {', '.join(others)})" if others else "")
-    tensors = {k: v.detach().cpu().numpy() for k, v in data[key].items()}
+    tensors = _arrays(data[key])
     return tensors, entry, [p for p in prefixes if p != key]
 
 

@@ -218,6 +218,29 @@ def test_vocabulary_size_mismatch_is_refused_and_nothing_is_built(tmp_path):
         import_model(tmp_path / "m.pt", vocab_chars="abc")
 
 
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_bfloat16_weights_import_widened_exactly(tmp_path, suffix, monkeypatch):
+    net = build("LSTM", 2, seed=8).to(torch.bfloat16)
+    state = net.state_dict()
+    if suffix == ".pt":
+        torch.save(state, tmp_path / "bf16.pt")
+    else:
+        safetensors_torch.save_file(state, str(tmp_path / "bf16.safetensors"))
+    result = import_model(tmp_path / f"bf16{suffix}", vocab_chars=CHARS)
+    W_hh = state["lstm.weight_hh_l1"].float().numpy()  # (4H, H) bfloat16 values, widened by torch
+    np.testing.assert_array_equal(result.model.params["l1.Wh"], W_hh.T)
+    ids = np.random.default_rng(3).integers(0, 9, (2, 5))  # (B, T) source ids
+    with torch.no_grad():
+        expected = net.float()(torch.from_numpy(ids))[0].numpy()  # (B, T, V) the same weights in float32
+    sorted_ids = np.vectorize(lambda i: result.vocab.chars.index(CHARS[i]))(ids)  # (B, T)
+    columns = [CHARS.index(c) for c in result.vocab.chars]  # sorted id -> source id
+    np.testing.assert_allclose(result.model.forward(sorted_ids).outputs, expected[..., columns], atol=1e-6)
+    if suffix == ".safetensors":  # without torch, NumPy cannot read bfloat16: said so
+        monkeypatch.setattr(torch_import, "torch_available", lambda: False)
+        with pytest.raises(InteropError, match=r"holds bfloat16 tensors, which NumPy cannot read; install torch"):
+            import_model(tmp_path / "bf16.safetensors", vocab_chars=CHARS)
+
+
 def test_a_pickled_module_is_refused(tmp_path):
     torch.save(torch.nn.LSTM(3, 4), tmp_path / "whole.pt")  # the module, not its state_dict
     with pytest.raises(InteropError, match=re.escape("more than tensors and plain containers (a "
