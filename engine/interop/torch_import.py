@@ -89,10 +89,12 @@ def _read_safetensors(name: str) -> dict:
         raise InteropError(f"{name}: reading .safetensors needs the 'safetensors' package "
                            "(pip install 'lstmviz[import]')") from None
     try:
-        return dict(load_file(name))
+        arrays = load_file(name)
     except Exception as e:  # the package raises SafetensorError, OSError, ValueError... for bad files
         if "bfloat16" not in str(e):
             raise InteropError(f"{name}: not a readable .safetensors file ({_first_line(e)})") from None
+    else:  # NumPy reads bfloat16 once ml_dtypes (a dependency of onnx and keras) is imported: widened here
+        return {k: a if a.dtype.kind in "fiub" else a.astype(np.float32) for k, a in arrays.items()}
     if not torch_available():  # NumPy has no bfloat16; torch reads it and widens it exactly
         raise InteropError(f"{name}: holds bfloat16 tensors, which NumPy cannot read; install torch to import it "
                            "(each value is widened to float32 exactly)")
