@@ -127,12 +127,16 @@ class TextSequence:
 
     def span(self, t: int) -> tuple:
         """``(start, end)`` of step ``t`` in ``document()``, in the Qt document's positions."""
+        if not len(self.wide):  # the usual text: one position per character, no search per step
+            return t, t + 1
         before = int(np.searchsorted(self.wide, t))  # wide characters before step t
         start = t + before
         return start, start + 1 + (before < len(self.wide) and int(self.wide[before]) == t)
 
     def step_at(self, position: int) -> int:
         """The step whose span holds the Qt document position ``position``."""
+        if not len(self.wide):
+            return position
         return position - int(np.searchsorted(self._wide_ends, position, side="right"))
 
     def original(self, scaled) -> np.ndarray:

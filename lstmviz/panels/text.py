@@ -186,10 +186,11 @@ class TextPanel(QtWidgets.QWidget):
         typed = self.editor.toPlainText()
         if typed == self.session.text:
             return
-        before_caret = TextSequence(typed).step_at(self.editor.textCursor().position())  # characters before it
+        caret = self.editor.textCursor().position()  # in document positions (UTF-16 units)
         accepted = self.session.set_text(typed)  # text_changed has put ``accepted`` in the editor
         if accepted != typed:  # characters were refused: the caret stays after what the user typed
             known = set(accepted)
+            before_caret = TextSequence(typed).step_at(caret)  # characters before it
             kept = sum(ch in known for ch in typed[:before_caret])  # accepted characters before the caret
             cursor = self.editor.textCursor()
             cursor.setPosition(self.session.sequence.span(kept)[0])  # the end of the text when kept is all
